@@ -1,0 +1,55 @@
+import { createHash } from 'node:crypto'
+import { utf8 } from '../util/index.js'
+
+/**
+ * Domain tags: every hash in radchain is sha256(tag || 0x00 || bytes), so a
+ * value hashed for one purpose can never be mistaken for another.
+ */
+export const DOMAIN = {
+  TX: 'radchain/tx/v1',
+  TX_SIGN: 'radchain/tx-sign/v1',
+  BLOCK_HEADER: 'radchain/block-header/v1',
+  MERKLE_LEAF: 'radchain/merkle-leaf/v1',
+  MERKLE_NODE: 'radchain/merkle-node/v1',
+  STATE: 'radchain/state/v1',
+  AUTHORITY_SET: 'radchain/authority-set/v1',
+  VOTE: 'radchain/vote/v1',
+  ORG_PROPOSAL: 'radchain/org-proposal/v1',
+  GENESIS: 'radchain/genesis/v1',
+} as const
+
+/** One of the DOMAIN tags. */
+export type DomainTag = (typeof DOMAIN)[keyof typeof DOMAIN]
+
+const TAG_PREFIX = new Map<string, Uint8Array>()
+
+function tagPrefix(tag: string): Uint8Array {
+  let p = TAG_PREFIX.get(tag)
+  if (p === undefined) {
+    p = new Uint8Array([...utf8(tag), 0])
+    TAG_PREFIX.set(tag, p)
+  }
+  return p
+}
+
+/** SHA-256 (FIPS 180-4) of `tag || 0x00 || parts...`, on node:crypto. */
+export function taggedHash(tag: DomainTag, ...parts: Uint8Array[]): Uint8Array {
+  const h = createHash('sha256')
+  h.update(tagPrefix(tag))
+  for (const p of parts) h.update(p)
+  return new Uint8Array(h.digest())
+}
+
+/** The bytes that get signed for `tag`: `tag || 0x00 || msg`. */
+export function signingBytes(tag: DomainTag, msg: Uint8Array): Uint8Array {
+  const p = tagPrefix(tag)
+  const out = new Uint8Array(p.length + msg.length)
+  out.set(p, 0)
+  out.set(msg, p.length)
+  return out
+}
+
+/** Plain SHA-256 (FIPS 180-4) on node:crypto. */
+export function sha256(data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(data).digest())
+}

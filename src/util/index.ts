@@ -1,0 +1,6 @@
+export * from './errors.js'
+export * from './bytes.js'
+export * from './assert.js'
+export * from './abort.js'
+export * from './logger.js'
+export * from './fs.js'
