@@ -1,0 +1,60 @@
+/**
+ * What the local HTTP API needs from a running node. The node implements it;
+ * the API layer only translates HTTP to these calls and back.
+ */
+
+/** Node status as the API reports it. */
+export interface NodeStatus {
+  readonly chainId: string
+  /** This node's organization id, or null if its key is not an admitted organization. */
+  readonly orgId: string | null
+  readonly role: 'authority' | 'member' | null
+  readonly height: number
+  readonly headHash: string
+  readonly headTime: number
+  readonly stateRoot: string
+  /** Connected peers (0 until the network issue). */
+  readonly peers: number
+  /** Base URL of this API. */
+  readonly api: string
+  readonly mempool: { readonly size: number; readonly bytes: number }
+  readonly authorities: number
+  readonly version: string
+}
+
+/** Where a transaction stands. */
+export interface TxStatus {
+  readonly hash: string
+  readonly status: 'pending' | 'final' | 'rejected' | 'unknown'
+  readonly height?: number
+  readonly index?: number
+  readonly blockHash?: string
+  /** Why a transaction was dropped after admission. */
+  readonly error?: { readonly code: string; readonly message: string }
+  /** JSON view of the transaction when known. */
+  readonly tx?: Record<string, unknown>
+}
+
+/** A block with its certificate, as JSON. */
+export type BlockView = Record<string, unknown>
+
+/** An event on the node's stream. */
+export type NodeEvent =
+  | { readonly type: 'block'; readonly data: Record<string, unknown> }
+  | { readonly type: 'tx'; readonly data: { readonly hash: string; readonly status: TxStatus['status']; readonly height?: number } }
+
+/** The node as the API sees it. Errors are RadErrors with a `code` (TX_* for transactions). */
+export interface ApiBackend {
+  status(): NodeStatus
+  /** Admits signed transaction bytes to the mempool; returns its hash. Throws TxError. */
+  submitTx(bytes: Uint8Array): string
+  /** Signs a note with the node's organization key and admits it; returns its hash. */
+  submitNote(text: string): string
+  txStatus(hash: string): Promise<TxStatus>
+  /** Resolves once the transaction is final or rejected, or with its current status after `timeoutMs`. */
+  waitTx(hash: string, timeoutMs: number, signal?: AbortSignal): Promise<TxStatus>
+  /** Block by height, 'head', or 64-hex hash; undefined if not found. */
+  block(ref: string): Promise<BlockView | undefined>
+  /** Subscribes to new blocks and transactions; returns the unsubscribe function. */
+  subscribe(listener: (ev: NodeEvent) => void): () => void
+}

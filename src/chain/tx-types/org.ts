@@ -1,0 +1,149 @@
+import { DOMAIN, taggedHash } from '../../crypto/index.js'
+import { toHex } from '../../util/index.js'
+import { CodecError, asArray, asBytes, asString, decodeCanonical, encodeTrusted, type Encodable } from '../codec.js'
+import { TxError } from '../errors.js'
+import {
+  ORG_ID_RE, authorityIds, deleteOrg, getOrg, orgBySignKey, orgFromWire, orgToJSON, orgToWire, putOrg, quorumSize, type OrgRecord,
+} from '../orgs.js'
+import type { StateOverlay } from '../state.js'
+import type { TxContext, TxType } from './types.js'
+
+/**
+ * Changes to the organization registry. Every `org` transaction is one
+ * authority's vote for one change; the change is made in the block where
+ * more than 2/3 of the current authorities have voted for it, and a change
+ * of the authority set takes effect from the next height.
+ */
+export type OrgAction =
+  /** Admit an organization as member or authority. */
+  | { readonly kind: 'admit'; readonly org: OrgRecord }
+  /** Remove an organization (member or authority). */
+  | { readonly kind: 'remove'; readonly id: string }
+  /** Replace an organization's keys. */
+  | { readonly kind: 'rekey'; readonly id: string; readonly signKey: Uint8Array; readonly encKey: Uint8Array }
+
+function actionToWire(a: OrgAction): Encodable {
+  switch (a.kind) {
+    case 'admit': return ['admit', orgToWire(a.org)]
+    case 'remove': return ['remove', a.id]
+    case 'rekey': return ['rekey', a.id, a.signKey, a.encKey]
+  }
+}
+
+function orgId(v: unknown, what: string): string {
+  const id = asString(v, what, 63)
+  if (!ORG_ID_RE.test(id)) throw new CodecError('CODEC_SCHEMA', `${what} must match ${ORG_ID_RE}`)
+  return id
+}
+
+function actionFromWire(v: unknown): OrgAction {
+  const a = asArray(v, 'org action', undefined, 4)
+  switch (a[0]) {
+    case 'admit':
+      asArray(v, 'org admit', 2)
+      return { kind: 'admit', org: orgFromWire(a[1]) }
+    case 'remove':
+      asArray(v, 'org remove', 2)
+      return { kind: 'remove', id: orgId(a[1], 'org remove id') }
+    case 'rekey':
+      asArray(v, 'org rekey', 4)
+      return { kind: 'rekey', id: orgId(a[1], 'org rekey id'), signKey: asBytes(a[2], 'org rekey signKey', 32), encKey: asBytes(a[3], 'org rekey encKey', 32) }
+    default:
+      throw new CodecError('CODEC_SCHEMA', 'org action: expected admit, remove or rekey')
+  }
+}
+
+/** Id of a proposed change: the hash its votes are collected under. */
+export function proposalId(a: OrgAction): Uint8Array {
+  return taggedHash(DOMAIN.ORG_PROPOSAL, encodeTrusted(actionToWire(a)))
+}
+
+const PROPOSAL_KEY = (id: Uint8Array): string => `p/${toHex(id)}`
+
+function loadVoters(s: StateOverlay, key: string): string[] {
+  const b = s.get(key)
+  if (b === undefined) return []
+  const a = asArray(decodeCanonical(b), 'proposal', 2)
+  return asArray(a[1], 'proposal voters').map((x) => asString(x, 'voter', 63))
+}
+
+// Checks that the action can be made on the current state.
+function checkAction(s: StateOverlay, a: OrgAction): void {
+  switch (a.kind) {
+    case 'admit':
+      if (getOrg(s, a.org.id) !== undefined) throw new TxError('TX_INVALID', `organization ${a.org.id} is already admitted`)
+      if (orgBySignKey(s, a.org.signKey) !== undefined) throw new TxError('TX_INVALID', 'that signing key belongs to another organization')
+      return
+    case 'remove':
+      if (getOrg(s, a.id) === undefined) throw new TxError('TX_INVALID', `organization ${a.id} is not admitted`)
+      return
+    case 'rekey': {
+      if (getOrg(s, a.id) === undefined) throw new TxError('TX_INVALID', `organization ${a.id} is not admitted`)
+      const other = orgBySignKey(s, a.signKey)
+      if (other !== undefined && other.id !== a.id) throw new TxError('TX_INVALID', 'that signing key belongs to another organization')
+      return
+    }
+  }
+}
+
+// Authority-set safety: a block may not remove more than a third of the set
+// in force at its start, nor bring a set of four or more below four.
+function checkAuthorityChange(ctx: TxContext): void {
+  const before = ctx.authorities.members.map((m) => m.id)
+  const after = new Set(authorityIds(ctx.state))
+  const removed = before.filter((id) => !after.has(id)).length
+  if (after.size === 0) throw new TxError('TX_INVALID', 'the change would leave no authority')
+  if (removed * 3 > before.length) throw new TxError('TX_INVALID', `the change would remove more than a third of the ${before.length} authorities at once`)
+  if (before.length >= 4 && after.size < 4) throw new TxError('TX_INVALID', 'the change would bring the authority set below four')
+}
+
+function makeChange(ctx: TxContext, a: OrgAction): void {
+  const s = ctx.state
+  checkAction(s, a)
+  switch (a.kind) {
+    case 'admit':
+      putOrg(s, a.org)
+      break
+    case 'remove':
+      deleteOrg(s, a.id)
+      break
+    case 'rekey': {
+      const o = getOrg(s, a.id) as OrgRecord
+      putOrg(s, { ...o, signKey: a.signKey, encKey: a.encKey })
+      break
+    }
+  }
+  checkAuthorityChange(ctx)
+}
+
+/** `org`: an authority's vote for a change to the organization registry. */
+export const orgTx: TxType<OrgAction> = {
+  name: 'org',
+  decode: actionFromWire,
+  encode: actionToWire,
+  toJSON(a) {
+    switch (a.kind) {
+      case 'admit': return { action: 'admit', org: orgToJSON(a.org), proposal: toHex(proposalId(a)) }
+      case 'remove': return { action: 'remove', id: a.id, proposal: toHex(proposalId(a)) }
+      case 'rekey': return { action: 'rekey', id: a.id, signKey: toHex(a.signKey), encKey: toHex(a.encKey), proposal: toHex(proposalId(a)) }
+    }
+  },
+  apply(ctx, a) {
+    const voter = orgBySignKey(ctx.state, ctx.sender)
+    if (voter === undefined || voter.role !== 'authority') throw new TxError('TX_UNAUTHORIZED', 'only an authority may vote on the organization registry')
+    checkAction(ctx.state, a)
+    const pid = proposalId(a)
+    const key = PROPOSAL_KEY(pid)
+    const current = new Set(authorityIds(ctx.state))
+    const voters = loadVoters(ctx.state, key).filter((v) => current.has(v))
+    if (voters.includes(voter.id)) throw new TxError('TX_INVALID', `${voter.id} already voted for this change`)
+    voters.push(voter.id)
+    voters.sort()
+    if (voters.length >= quorumSize(current.size)) {
+      ctx.state.delete(key)
+      makeChange(ctx, a)
+    } else {
+      ctx.state.set(key, encodeTrusted([actionToWire(a), voters]))
+    }
+  },
+}
