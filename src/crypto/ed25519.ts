@@ -1,4 +1,5 @@
 import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, randomBytes, type KeyObject } from 'node:crypto'
+import { ed25519 } from '@noble/curves/ed25519.js'
 import { assertBytes, asBuffer, concatBytes, toHex } from '../util/index.js'
 
 // DER prefixes that wrap a raw 32-byte Ed25519 key (RFC 8410).
@@ -44,7 +45,12 @@ function publicKeyObject(pub: Uint8Array): KeyObject | null {
   let k = keyCache.get(id)
   if (k !== undefined) return k
   try {
-    k = createPublicKey({ key: asBuffer(concatBytes(SPKI_PREFIX, pub)), format: 'der', type: 'spki' })
+    // Refuse keys that are not canonical encodings or have small order: with
+    // such a key (e.g. the identity) one forged signature verifies for every
+    // message, so nobody may hold one. Checked once per key, then cached.
+    const point = ed25519.Point.fromBytes(pub, false)
+    if (point.isSmallOrder() || toHex(point.toBytes()) !== toHex(pub)) k = null
+    else k = createPublicKey({ key: asBuffer(concatBytes(SPKI_PREFIX, pub)), format: 'der', type: 'spki' })
   } catch {
     k = null
   }
@@ -59,8 +65,10 @@ function publicKeyObject(pub: Uint8Array): KeyObject | null {
 /**
  * The one Ed25519 verifier for everything consensus-critical: RFC 8032
  * section 5.1.7 as OpenSSL implements it (canonical S < L required, cofactorless
- * equation), with KeyObjects cached per public key. Never throws: a malformed
- * key or signature verifies false.
+ * equation), with KeyObjects cached per public key, and stricter than the RFC
+ * on keys: a public key that is not a canonical point encoding, or that has
+ * small order, verifies nothing. Never throws: a malformed key or signature
+ * verifies false.
  */
 export function verifyEd25519(pub: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean {
   if (pub.length !== ED25519_PUBLIC_KEY_BYTES || sig.length !== ED25519_SIGNATURE_BYTES) return false

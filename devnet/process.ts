@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { openSync, closeSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ApiClient } from '../src/api/index.js'
+import { DATADIR_FILES, type DaemonInfo } from '../src/node/index.js'
+import { RadError, sleep } from '../src/util/index.js'
+
+/** The repository root, whether this file runs from source or from dist/. */
+export function repoRoot(): string {
+  const here = dirname(fileURLToPath(import.meta.url))
+  // devnet/ in the sources, dist/devnet/ once built.
+  return basename(dirname(here)) === 'dist' ? resolve(here, '..', '..') : resolve(here, '..')
+}
+
+/** Path of the built CLI entry point. */
+export function cliPath(): string {
+  return join(repoRoot(), 'dist', 'bin', 'radchain.js')
+}
+
+/** A daemon child process on one data dir. */
+export class DaemonProcess {
+  readonly dataDir: string
+  #child: ChildProcess | undefined
+  #exited: Promise<number | null> | undefined
+
+  constructor(dataDir: string) {
+    this.dataDir = dataDir
+  }
+
+  /** Process id while running. */
+  get pid(): number | undefined {
+    return this.#child?.pid
+  }
+
+  /** True while the process has not exited. */
+  get running(): boolean {
+    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null
+  }
+
+  /**
+   * Starts `radchain daemon --dir <dataDir>` with output appended to
+   * `<dataDir>/daemon.log`, and waits until its API answers.
+   */
+  async start(opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ApiClient> {
+    const log = openSync(join(this.dataDir, 'daemon.log'), 'a')
+    const child = spawn(process.execPath, [cliPath(), 'daemon', '--dir', this.dataDir], {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, ...opts.env },
+    })
+    closeSync(log)
+    this.#child = child
+    this.#exited = new Promise((res) => child.once('exit', (code) => res(code)))
+    const deadline = Date.now() + (opts.timeoutMs ?? 20_000)
+    let lastErr: unknown
+    while (Date.now() < deadline) {
+      if (!this.running) {
+        const tail = await readFile(join(this.dataDir, 'daemon.log'), 'utf8').catch(() => '')
+        throw new RadError('DEVNET_DAEMON_EXITED', `daemon for ${this.dataDir} exited: ${tail.trim().split('\n').slice(-3).join(' | ')}`)
+      }
+      try {
+        const info = JSON.parse(await readFile(join(this.dataDir, DATADIR_FILES.daemon), 'utf8')) as DaemonInfo
+        if (info.pid === child.pid) {
+          const token = (await readFile(join(this.dataDir, DATADIR_FILES.apiToken), 'utf8')).trim()
+          const client = new ApiClient({ url: info.api, token })
+          await client.status()
+          return client
+        }
+      } catch (err) {
+        lastErr = err
+      }
+      await sleep(50)
+    }
+    await this.kill()
+    throw new RadError('DEVNET_START_TIMEOUT', `daemon for ${this.dataDir} did not come up: ${String(lastErr)}`)
+  }
+
+  /** SIGTERM, then waits for a clean exit (SIGKILL after `timeoutMs`). Returns the exit code. */
+  async stop(timeoutMs = 10_000): Promise<number | null> {
+    if (!this.running) return this.#child?.exitCode ?? null
+    this.#child?.kill('SIGTERM')
+    const t = setTimeout(() => this.#child?.kill('SIGKILL'), timeoutMs)
+    const code = await this.#exited
+    clearTimeout(t)
+    return code ?? null
+  }
+
+  /** SIGKILL (kill -9) and wait for the process to be gone. */
+  async kill(): Promise<void> {
+    if (!this.running) return
+    this.#child?.kill('SIGKILL')
+    await this.#exited
+  }
+}

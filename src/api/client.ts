@@ -1,0 +1,285 @@
+import { errorMessage, toHex } from '../util/index.js'
+import type { BlockView, NodeEvent, NodeStatus, TxStatus } from './backend.js'
+import { ApiError } from './errors.js'
+import { SseParser, type SseMessage } from './sse.js'
+
+export { ApiError } from './errors.js'
+
+/** Default timeout of one API call. */
+export const DEFAULT_CLIENT_TIMEOUT_MS = 30_000
+/** Extra time a `tx(hash, waitMs)` call allows beyond `waitMs`. */
+export const WAIT_SLACK_MS = 10_000
+/** Largest response body the client reads. */
+export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+/** Largest single server-sent event the client buffers (characters). */
+export const MAX_EVENT_BYTES = 16 * 1024 * 1024
+// The server sends a keepalive every 15 s; three missed ones mean the stream is dead.
+const EVENTS_IDLE_MS = 45_000
+
+type TxEventData = Extract<NodeEvent, { type: 'tx' }>['data']
+
+/** Options of the API client. */
+export interface ApiClientOpts {
+  /** Base URL of the daemon's API, e.g. `http://127.0.0.1:7460`. */
+  url: string
+  /** Bearer token (the data dir's api.token). */
+  token: string
+  /** Timeout of each call in ms (default 30 s). */
+  timeoutMs?: number
+}
+
+/** Outcome of one transaction of a batch: its hash, or why it was refused. */
+export type SubmitResult = { hash: string } | { error: { code: string; message: string } }
+
+/**
+ * Client of the daemon's local HTTP API (see ApiServer), on the global fetch.
+ * Every failure is an ApiError: the server's code, message and HTTP status;
+ * API_UNREACHABLE when the daemon cannot be reached; API_TIMEOUT when it does
+ * not answer in time; API_BAD_RESPONSE when the answer makes no sense.
+ */
+export class ApiClient {
+  private readonly base: string
+  private readonly token: string
+  private readonly timeoutMs: number
+
+  constructor(opts: ApiClientOpts) {
+    let u: URL
+    try {
+      u = new URL(opts.url)
+    } catch {
+      throw new ApiError('API_BAD_CONFIG', `not a URL: ${opts.url}`, 0)
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ApiError('API_BAD_CONFIG', `not an http URL: ${opts.url}`, 0)
+    this.base = u.href.replace(/\/+$/, '')
+    this.token = opts.token
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS
+  }
+
+  /** `GET /v1/status`. */
+  async status(): Promise<NodeStatus> {
+    const body = await this.call('GET', '/v1/status')
+    if (!isRecord(body) || typeof body.chainId !== 'string' || typeof body.height !== 'number') throw badResponse('status')
+    return body as unknown as NodeStatus
+  }
+
+  /** `POST /v1/txs` with one signed transaction; returns its hash (admitted, pending). */
+  async submitTx(bytes: Uint8Array): Promise<string> {
+    return hashOf(await this.call('POST', '/v1/txs', { tx: toHex(bytes) }))
+  }
+
+  /** `POST /v1/txs` with a batch (at most 10,000); one result per transaction, in order. */
+  async submitTxs(list: Uint8Array[]): Promise<SubmitResult[]> {
+    const body = await this.call('POST', '/v1/txs', { txs: list.map(toHex) })
+    if (!isRecord(body) || !Array.isArray(body.results) || body.results.length !== list.length) throw badResponse('batch')
+    const results: unknown[] = body.results
+    return results.map((r) => {
+      if (isRecord(r) && typeof r.hash === 'string') return { hash: r.hash }
+      if (isErrorBody(r)) return { error: { code: r.error.code, message: r.error.message } }
+      throw badResponse('batch item')
+    })
+  }
+
+  /** `POST /v1/notes`: the node signs the note with its organization key; returns the hash. */
+  async submitNote(text: string): Promise<string> {
+    return hashOf(await this.call('POST', '/v1/notes', { text }))
+  }
+
+  /** `GET /v1/txs/:hash`; with `waitMs`, waits up to that long for the transaction to be final or rejected. */
+  async tx(hash: string, waitMs?: number): Promise<TxStatus> {
+    const path = `/v1/txs/${encodeURIComponent(hash)}${waitMs === undefined ? '' : `?wait=${waitMs}`}`
+    const body = await this.call('GET', path, undefined, waitMs === undefined ? this.timeoutMs : waitMs + WAIT_SLACK_MS)
+    if (!isRecord(body) || typeof body.hash !== 'string' || typeof body.status !== 'string') throw badResponse('transaction status')
+    return body as unknown as TxStatus
+  }
+
+  /** `GET /v1/blocks/:ref` with `head`, a height or a hash; API_NOT_FOUND (404) if there is none. */
+  async block(ref: string): Promise<BlockView> {
+    const body = await this.call('GET', `/v1/blocks/${encodeURIComponent(ref)}`)
+    if (!isRecord(body)) throw badResponse('block')
+    return body
+  }
+
+  /**
+   * `GET /v1/events`: yields `block` and `tx` events as they happen. Returns
+   * when `signal` aborts or the server ends the stream (shutdown). Throws
+   * API_STREAM_BROKEN when the connection breaks, which is how the server
+   * drops a consumer that fell too far behind, and API_TIMEOUT after 45 s
+   * without even a keepalive. Events in between are lost: after
+   * reconnecting, re-read the state that matters (status, tx).
+   */
+  async *events(signal: AbortSignal): AsyncGenerator<NodeEvent, void, undefined> {
+    if (signal.aborted) return
+    const ctl = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    const arm = (ms: number, what: string): void => {
+      clearTimeout(timer)
+      timer = setTimeout(() => ctl.abort(new ApiError('API_TIMEOUT', `${what} from the radchain daemon at ${this.base} within ${ms} ms`, 0)), ms)
+    }
+    const onAbort = (): void => ctl.abort(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined
+    try {
+      arm(this.timeoutMs, 'no answer')
+      let res: Response
+      try {
+        res = await fetch(`${this.base}/v1/events`, { headers: this.headers('text/event-stream'), signal: ctl.signal })
+      } catch (err) {
+        if (signal.aborted) return
+        throw this.fetchError(err, ctl.signal)
+      }
+      if (!res.ok) {
+        const text = await readText(res, MAX_RESPONSE_BYTES).catch((err: unknown) => {
+          throw this.fetchError(err, ctl.signal)
+        })
+        throw decodeError(res.status, text)
+      }
+      if (!(res.headers.get('content-type') ?? '').startsWith('text/event-stream') || res.body === null) throw badResponse('event stream')
+      reader = res.body.getReader()
+      const parser = new SseParser(MAX_EVENT_BYTES)
+      for (;;) {
+        arm(EVENTS_IDLE_MS, 'no event or keepalive')
+        let chunk: Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>
+        try {
+          chunk = await reader.read()
+        } catch (err) {
+          if (signal.aborted) return
+          if (ctl.signal.aborted) throw ctl.signal.reason
+          throw new ApiError('API_STREAM_BROKEN', `event stream from ${this.base} broke`, 0, { cause: err })
+        }
+        clearTimeout(timer)
+        if (chunk.done) return
+        let msgs: SseMessage[]
+        try {
+          msgs = parser.push(chunk.value)
+        } catch (err) {
+          throw new ApiError('API_BAD_RESPONSE', errorMessage(err), 0, { cause: err })
+        }
+        for (const msg of msgs) {
+          // Unknown event types are for newer clients.
+          const ev = toNodeEvent(msg)
+          if (ev !== undefined) yield ev
+        }
+      }
+    } finally {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+      // Closes the connection, so the server unsubscribes at once.
+      ctl.abort()
+      reader?.cancel().catch(() => {})
+    }
+  }
+
+  private headers(accept: string, json = false): Record<string, string> {
+    const h: Record<string, string> = { authorization: `Bearer ${this.token}`, accept }
+    if (json) h['content-type'] = 'application/json'
+    return h
+  }
+
+  private async call(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<unknown> {
+    const signal = AbortSignal.timeout(timeoutMs)
+    let res: Response
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers: this.headers('application/json', body !== undefined),
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      })
+    } catch (err) {
+      throw this.fetchError(err, signal)
+    }
+    let text: string
+    try {
+      text = await readText(res, MAX_RESPONSE_BYTES)
+    } catch (err) {
+      if (err instanceof ApiError) throw err
+      if (signal.aborted) throw this.fetchError(err, signal)
+      throw new ApiError('API_BAD_RESPONSE', `connection to the radchain daemon at ${this.base} broke`, res.status, { cause: err })
+    }
+    if (!res.ok) throw decodeError(res.status, text)
+    try {
+      return JSON.parse(text) as unknown
+    } catch {
+      throw new ApiError('API_BAD_RESPONSE', 'the radchain daemon answered with invalid JSON', res.status)
+    }
+  }
+
+  private fetchError(err: unknown, timeout: AbortSignal): ApiError {
+    if (err instanceof ApiError) return err
+    if (timeout.aborted) {
+      const reason: unknown = timeout.reason
+      if (reason instanceof ApiError) return reason
+      return new ApiError('API_TIMEOUT', `no answer from the radchain daemon at ${this.base} in time`, 0, { cause: err })
+    }
+    const cause = isRecord(err) && isRecord(err.cause) && typeof err.cause.code === 'string' ? ` (${err.cause.code})` : ''
+    return new ApiError('API_UNREACHABLE', `cannot reach the radchain daemon at ${this.base}: is it running?${cause}`, 0, { cause: err })
+  }
+}
+
+/** The NodeEvent an SSE message carries, or undefined for event types this client does not know. */
+function toNodeEvent(msg: SseMessage): NodeEvent | undefined {
+  if (msg.event !== 'block' && msg.event !== 'tx') return undefined
+  let data: unknown
+  try {
+    data = JSON.parse(msg.data)
+  } catch {
+    throw new ApiError('API_BAD_RESPONSE', `event ${msg.event} carries invalid JSON`, 0)
+  }
+  if (msg.event === 'block' && isRecord(data)) return { type: 'block', data }
+  if (msg.event === 'tx' && isRecord(data) && typeof data.hash === 'string' && typeof data.status === 'string') {
+    return { type: 'tx', data: data as TxEventData }
+  }
+  throw new ApiError('API_BAD_RESPONSE', `event ${msg.event} has an unexpected shape`, 0)
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function isErrorBody(v: unknown): v is { error: { code: string; message: string } } {
+  return isRecord(v) && isRecord(v.error) && typeof v.error.code === 'string' && typeof v.error.message === 'string'
+}
+
+function badResponse(what: string): ApiError {
+  return new ApiError('API_BAD_RESPONSE', `unexpected ${what} response from the radchain daemon`, 0)
+}
+
+function hashOf(body: unknown): string {
+  if (!isRecord(body) || typeof body.hash !== 'string') throw badResponse('submit')
+  return body.hash
+}
+
+function decodeError(status: number, text: string): ApiError {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    json = undefined
+  }
+  if (isErrorBody(json)) return new ApiError(json.error.code, json.error.message, status)
+  return new ApiError('API_BAD_RESPONSE', `HTTP ${status} from the radchain daemon`, status)
+}
+
+/** Reads a response body as UTF-8, refusing more than `max` bytes. */
+async function readText(res: Response, max: number): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? '0')
+  if (declared > max || res.body === null) {
+    await res.body?.cancel()
+    if (declared > max) throw new ApiError('API_BAD_RESPONSE', `response larger than ${max} bytes`, res.status)
+    return ''
+  }
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let n = 0
+  for (;;) {
+    const r = await reader.read()
+    if (r.done) break
+    n += r.value.length
+    if (n > max) {
+      await reader.cancel()
+      throw new ApiError('API_BAD_RESPONSE', `response larger than ${max} bytes`, res.status)
+    }
+    chunks.push(r.value)
+  }
+  return Buffer.concat(chunks, n).toString('utf8')
+}

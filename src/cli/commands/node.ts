@@ -1,0 +1,79 @@
+import type { Command } from 'commander'
+import { join } from 'node:path'
+import { readKeystorePublicKeys } from '../../crypto/index.js'
+import { DATADIR_FILES, initDataDir, loadConfig, resolveIn, runDaemon } from '../../node/index.js'
+import { toHex, RadError } from '../../util/index.js'
+import { action, asLogLevel, logLevelOption, type GlobalOpts } from '../main.js'
+import { print, table } from '../output.js'
+import { dataDirOf } from '../target.js'
+
+interface InitCmdOpts extends GlobalOpts {
+  dir?: string
+  genesis?: string
+  dev?: boolean
+  orgId?: string
+  name?: string
+  apiPort?: string
+}
+
+function parsePort(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new RadError('CLI_BAD_ARGUMENT', `--api-port must be a port number, got ${JSON.stringify(v)}`)
+  return n
+}
+
+/** init, daemon, keys show. */
+export function registerNodeCommands(program: Command): void {
+  program.command('init')
+    .description('create a node data dir: organization keys (encrypted keystore), passphrase file, config, genesis')
+    .option('--dir <dir>', 'data dir to create (default $RADCHAIN_HOME or the platform data dir)')
+    .option('--genesis <file>', 'genesis file of the network to join')
+    .option('--dev', 'make a one-organization development chain with this node as its authority')
+    .option('--org-id <id>', 'organization id in a --dev genesis', 'org1')
+    .option('--name <name>', 'organization name in a --dev genesis')
+    .option('--api-port <port>', 'local API port (0: any free port)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nThe keystore passphrase is taken from RADCHAIN_PASSPHRASE if set; otherwise a random one is written to <dir>/passphrase (mode 0600).')
+    .action(action(async (o: InitCmdOpts) => {
+      const dir = dataDirOf(o.dir)
+      const r = await initDataDir({
+        dir,
+        ...(o.genesis === undefined ? {} : { genesisPath: o.genesis }),
+        dev: o.dev === true,
+        ...(o.orgId === undefined ? {} : { orgId: o.orgId }),
+        ...(o.name === undefined ? {} : { orgName: o.name }),
+        ...(o.apiPort === undefined ? {} : { apiPort: parsePort(o.apiPort) }),
+      })
+      print(o.json === true, r, () => table([
+        ['data dir', r.dir],
+        ['signing key', r.signKey],
+        ['encryption key', r.encKey],
+        ['chain', r.chainId ?? '(no genesis yet: copy the network genesis to ' + join(r.dir, DATADIR_FILES.genesis) + ')'],
+        ['passphrase', r.passphraseFile ?? 'from RADCHAIN_PASSPHRASE'],
+      ]) + `\n\nstart the node with: radchain daemon --dir ${r.dir}`)
+    }))
+
+  program.command('daemon')
+    .description('run the node in the foreground (stop with Ctrl-C or SIGTERM)')
+    .option('--dir <dir>', 'data dir (default $RADCHAIN_HOME or the platform data dir)')
+    .addOption(logLevelOption())
+    .action(action(async (o: { dir?: string; logLevel?: string }) => {
+      const level = asLogLevel(o.logLevel)
+      await runDaemon({ dataDir: dataDirOf(o.dir), ...(level === undefined ? {} : { logLevel: level }) })
+    }))
+
+  const keys = program.command('keys').description('organization keys')
+  keys.command('show')
+    .description("print this node's public keys (no passphrase needed)")
+    .option('--dir <dir>', 'data dir')
+    .option('--node <datadir>', 'same as --dir')
+    .option('--json', 'machine-readable output')
+    .action(action(async (o: { dir?: string; node?: string; json?: boolean }) => {
+      const dir = dataDirOf(o.dir ?? o.node)
+      const config = await loadConfig(dir)
+      const k = await readKeystorePublicKeys(resolveIn(dir, config.keystore))
+      const out = { signKey: toHex(k.sign), encKey: toHex(k.enc) }
+      print(o.json === true, out, () => table([['signing key (Ed25519)', out.signKey], ['encryption key (X25519)', out.encKey]]))
+    }))
+}

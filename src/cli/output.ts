@@ -1,0 +1,22 @@
+import { errorMessage, isRadError } from '../util/index.js'
+
+/** Prints `value` as JSON (for --json) or `text` for people. */
+export function print(json: boolean, value: unknown, text: string | (() => string)): void {
+  if (json) process.stdout.write(JSON.stringify(value, null, 2) + '\n')
+  else process.stdout.write((typeof text === 'string' ? text : text()) + '\n')
+}
+
+/** Prints a failure as one line on stderr (and a JSON error object on stdout with --json); sets the exit code. */
+export function fail(err: unknown, json: boolean): void {
+  const code = isRadError(err) ? err.code : 'ERROR'
+  const message = errorMessage(err)
+  if (json) process.stdout.write(JSON.stringify({ error: { code, message } }) + '\n')
+  process.stderr.write(`radchain: ${message}\n`)
+  process.exitCode = 1
+}
+
+/** `label: value` lines, aligned. */
+export function table(rows: [string, unknown][]): string {
+  const w = Math.max(...rows.map(([k]) => k.length))
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${String(v)}`).join('\n')
+}

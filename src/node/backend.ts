@@ -1,0 +1,126 @@
+import { TxError, headerToJSON, noteTx, signTx, type Block } from '../chain/index.js'
+import type { ApiBackend, BlockView, NodeEvent, NodeStatus, TxStatus } from '../api/index.js'
+import { isHex, toHex } from '../util/index.js'
+import type { OrgKeys } from '../crypto/index.js'
+import type { ChainService } from './chain-service.js'
+
+/** The node seen through the API: chain queries, submission, events. */
+export class NodeBackend implements ApiBackend {
+  readonly #chain: ChainService
+  readonly #keys: OrgKeys
+  readonly #info: { version: string; apiUrl: () => string; peers: () => number }
+  readonly #waiters = new Map<string, Set<(s: TxStatus) => void>>()
+  readonly #listeners = new Set<(ev: NodeEvent) => void>()
+
+  constructor(modules: { chain: ChainService; keys: OrgKeys; version: string; apiUrl: () => string; peers: () => number }) {
+    this.#chain = modules.chain
+    this.#keys = modules.keys
+    this.#info = modules
+    this.#chain.on('block', (b) => this.#onBlock(b))
+    this.#chain.on('rejected', (tx, err) => {
+      const hash = toHex(tx.id)
+      this.#resolve(hash, { hash, status: 'rejected', error: { code: err.code, message: err.message } })
+      this.#emit(() => ({ type: 'tx', data: { hash, status: 'rejected' } }))
+    })
+    this.#chain.on('pending', (tx) => this.#emit(() => ({ type: 'tx', data: { hash: toHex(tx.id), status: 'pending' } })))
+  }
+
+  #emit(make: () => NodeEvent): void {
+    if (this.#listeners.size === 0) return
+    const ev = make()
+    for (const l of this.#listeners) l(ev)
+  }
+
+  #resolve(hash: string, s: TxStatus): void {
+    const ws = this.#waiters.get(hash)
+    if (ws === undefined) return
+    this.#waiters.delete(hash)
+    for (const w of ws) w(s)
+  }
+
+  #onBlock(b: Block): void {
+    const height = b.header.height
+    if (this.#waiters.size > 0) {
+      b.txs.forEach((tx, index) => {
+        const hash = toHex(tx.id)
+        if (this.#waiters.has(hash)) this.#resolve(hash, { hash, status: 'final', height, index, blockHash: toHex(b.hash) })
+      })
+    }
+    if (this.#listeners.size === 0) return
+    this.#emit(() => ({ type: 'block', data: { ...headerToJSON(b.header, b.hash), txCount: b.txs.length } }))
+    for (const tx of b.txs) this.#emit(() => ({ type: 'tx', data: { hash: toHex(tx.id), status: 'final', height } }))
+  }
+
+  status(): NodeStatus {
+    const head = this.#chain.head()
+    const org = this.#chain.orgByKey(this.#keys.signer.publicKey)
+    return {
+      chainId: this.#chain.chainId,
+      orgId: org?.id ?? null,
+      role: org?.role ?? null,
+      height: head.header.height,
+      headHash: toHex(head.hash),
+      headTime: head.header.time,
+      stateRoot: toHex(head.header.stateRoot),
+      peers: this.#info.peers(),
+      api: this.#info.apiUrl(),
+      mempool: { size: this.#chain.mempool.size, bytes: this.#chain.mempool.bytes },
+      authorities: this.#chain.authorities().members.length,
+      version: this.#info.version,
+    }
+  }
+
+  submitTx(bytes: Uint8Array): string {
+    return toHex(this.#chain.submitBytes(bytes).id)
+  }
+
+  submitNote(text: string): string {
+    if (typeof text !== 'string') throw new TxError('TX_MALFORMED', 'note text must be a string')
+    const signer = this.#keys.signer
+    const tx = signTx(signer, { chainId: this.#chain.chainId, type: noteTx.name, nonce: this.#chain.nextNonce(signer.publicKey), payload: { text } })
+    if (tx.bytes.length > this.#chain.params().maxTxBytes) throw new TxError('TX_TOO_LARGE', `note transaction of ${tx.bytes.length} bytes exceeds ${this.#chain.params().maxTxBytes}`)
+    this.#chain.submit(tx)
+    return toHex(tx.id)
+  }
+
+  txStatus(hash: string): Promise<TxStatus> {
+    return this.#chain.txStatus(hash.toLowerCase())
+  }
+
+  async waitTx(hash: string, timeoutMs: number, signal?: AbortSignal): Promise<TxStatus> {
+    const h = hash.toLowerCase()
+    if (!isHex(h, 32)) throw new TxError('TX_MALFORMED', 'transaction hash must be 64 hex digits')
+    let resolveFn: ((s: TxStatus) => void) | undefined
+    const waiting = new Promise<TxStatus | null>((resolve) => {
+      resolveFn = resolve
+      const set = this.#waiters.get(h) ?? new Set()
+      set.add(resolve)
+      this.#waiters.set(h, set)
+    })
+    const cleanup = (): void => {
+      const set = this.#waiters.get(h)
+      if (resolveFn !== undefined) set?.delete(resolveFn)
+      if (set?.size === 0) this.#waiters.delete(h)
+    }
+    try {
+      const now = await this.#chain.txStatus(h)
+      if (now.status === 'final' || now.status === 'rejected') return now
+      const timer = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(signal === undefined ? [] : [signal])])
+      const timedOut = new Promise<null>((resolve) => timer.addEventListener('abort', () => resolve(null), { once: true }))
+      const r = await Promise.race([waiting, timedOut])
+      if (r !== null && r.status !== 'final') return r
+      return this.#chain.txStatus(h)
+    } finally {
+      cleanup()
+    }
+  }
+
+  block(ref: string): Promise<BlockView | undefined> {
+    return this.#chain.blockView(ref)
+  }
+
+  subscribe(listener: (ev: NodeEvent) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+}

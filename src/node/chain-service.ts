@@ -1,0 +1,232 @@
+import { EventEmitter } from 'node:events'
+import {
+  Mempool, TxError, applyWrites, authoritySet, blockToJSON, buildBlock, certificateToJSON, checkTx, decodeBlock, decodeCertificate,
+  decodeTx, encodeCertificate, genesisBlock, getNonce, getParams, orgBySignKey, txToJSON,
+  type AuthoritySet, type Block, type BuildResult, type ChainParams, type CommitCertificate, type Genesis, type MempoolLimits,
+  type OrgRecord, type Parent, type Tx,
+} from '../chain/index.js'
+import { StoreError, type ChainStore } from '../storage/index.js'
+import { equalBytes, fromHex, isHex, toHex, type Logger } from '../util/index.js'
+import type { ConsensusHost } from '../consensus/index.js'
+import type { TxStatus } from '../api/index.js'
+
+/** Events of the chain service. */
+export interface ChainEvents {
+  block: [block: Block, cert: CommitCertificate]
+  pending: [tx: Tx]
+  rejected: [tx: Tx, error: TxError]
+}
+
+const RECENT_REJECTIONS = 10_000
+
+/**
+ * The node's view of the ledger: committed state in memory, blocks in the
+ * store, the mempool in front. Consensus calls `propose` and `commit`; the
+ * API calls the rest.
+ */
+export class ChainService extends EventEmitter<ChainEvents> implements ConsensusHost {
+  readonly chainId: string
+  readonly genesis: Genesis
+  readonly mempool: Mempool
+  readonly #store: ChainStore
+  readonly #logger: Logger
+  readonly #state: Map<string, Uint8Array>
+  #head: Parent
+  #params: ChainParams
+  #authorities: AuthoritySet
+  readonly #rejected = new Map<string, TxError>()
+  readonly #pendingWaiters = new Set<() => void>()
+
+  private constructor(genesis: Genesis, store: ChainStore, state: Map<string, Uint8Array>, head: Parent, mempoolLimits: MempoolLimits, logger: Logger) {
+    super()
+    this.setMaxListeners(0)
+    this.genesis = genesis
+    this.chainId = genesis.chainId
+    this.#store = store
+    this.#state = state
+    this.#head = head
+    this.#logger = logger
+    this.mempool = new Mempool(mempoolLimits)
+    this.#params = getParams(state)
+    this.#authorities = authoritySet(state)
+  }
+
+  /**
+   * Opens the ledger in `store`: writes the genesis block into an empty
+   * store, or resumes from the last committed block after checking that the
+   * store belongs to this genesis.
+   */
+  static async open(genesis: Genesis, store: ChainStore, opts: { mempool: MempoolLimits; logger: Logger }): Promise<ChainService> {
+    const g = genesisBlock(genesis)
+    let height = await store.headHeight()
+    if (height === null) {
+      await store.commitBlock({ height: 0, hash: g.block.hash, blockBytes: g.block.bytes, certBytes: new Uint8Array(0), txIds: [], stateWrites: g.writes })
+      height = 0
+    } else {
+      const stored0 = await store.hashAt(0)
+      if (stored0 === undefined || !equalBytes(stored0, g.block.hash)) {
+        throw new StoreError('STORE_GENESIS_MISMATCH', 'the database was made for another genesis: use a fresh data dir or the matching genesis file')
+      }
+    }
+    const state = await store.loadState()
+    const limits = { chainId: genesis.chainId, maxBlockBytes: Number.MAX_SAFE_INTEGER, maxBlockTxs: Number.MAX_SAFE_INTEGER, maxTxBytes: Number.MAX_SAFE_INTEGER, verify: false }
+    const hash = await store.hashAt(height)
+    const bytes = hash === undefined ? undefined : await store.blockBytes(hash)
+    if (bytes === undefined) throw new StoreError('STORE_CORRUPT', `block at height ${height} is missing`)
+    const head = decodeBlock(bytes, limits)
+    opts.logger.info('ledger opened', { chainId: genesis.chainId, height, head: toHex(head.hash) })
+    return new ChainService(genesis, store, state, { header: head.header, hash: head.hash }, opts.mempool, opts.logger)
+  }
+
+  /** The last final block. */
+  head(): Parent {
+    return this.#head
+  }
+
+  /** Authority set for the next height. */
+  authorities(): AuthoritySet {
+    return this.#authorities
+  }
+
+  params(): ChainParams {
+    return this.#params
+  }
+
+  /** Read-only committed state. */
+  get state(): ReadonlyMap<string, Uint8Array> {
+    return this.#state
+  }
+
+  /** The admitted organization with signing key `key`. */
+  orgByKey(key: Uint8Array): OrgRecord | undefined {
+    return orgBySignKey(this.#state, key)
+  }
+
+  /** Next nonce to sign with for `sender`, counting pending transactions. */
+  nextNonce(sender: Uint8Array): number {
+    return this.mempool.nextNonce(sender, getNonce(this.#state, sender))
+  }
+
+  /** Decodes, verifies and admits signed transaction bytes. Throws TxError. */
+  submitBytes(bytes: Uint8Array): Tx {
+    const tx = decodeTx(bytes, { chainId: this.chainId, maxBytes: this.#params.maxTxBytes })
+    this.submit(tx)
+    return tx
+  }
+
+  /** Admits a decoded, signature-checked transaction. Throws TxError. */
+  submit(tx: Tx): void {
+    if (this.mempool.get(tx.id) !== undefined) throw new TxError('TX_DUPLICATE', 'transaction is already pending')
+    const stateNonce = getNonce(this.#state, tx.sender)
+    if (tx.nonce === stateNonce) checkTx(this.#state, this.#head, tx)
+    this.mempool.add(tx, stateNonce)
+    this.#rejected.delete(toHex(tx.id))
+    this.emit('pending', tx)
+    for (const w of this.#pendingWaiters) w()
+    this.#pendingWaiters.clear()
+  }
+
+  hasPending(): boolean {
+    return this.mempool.size > 0
+  }
+
+  waitPending(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) {
+        reject(signal.reason)
+        return
+      }
+      const done = (): void => {
+        signal.removeEventListener('abort', onAbort)
+        resolve()
+      }
+      const onAbort = (): void => {
+        this.#pendingWaiters.delete(done)
+        reject(signal.reason)
+      }
+      this.#pendingWaiters.add(done)
+      signal.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  propose(time: number, proposer: Uint8Array): BuildResult {
+    const r = buildBlock(this.#state, this.#head, this.mempool.candidates((s) => getNonce(this.#state, s)), { time, proposer })
+    for (const { tx, error } of r.rejected) {
+      if (error.code === 'TX_NONCE_GAP') continue
+      for (const t of this.mempool.drop(tx)) {
+        const e = t === tx ? error : new TxError('TX_NONCE_GAP', 'an earlier transaction from this sender was rejected')
+        this.#remember(t, e)
+      }
+    }
+    return r
+  }
+
+  #remember(tx: Tx, error: TxError): void {
+    if (this.#rejected.size >= RECENT_REJECTIONS) {
+      const first = this.#rejected.keys().next()
+      if (first.done !== true) this.#rejected.delete(first.value)
+    }
+    this.#rejected.set(toHex(tx.id), error)
+    this.#logger.debug('transaction rejected', { tx: toHex(tx.id), code: error.code })
+    this.emit('rejected', tx, error)
+  }
+
+  async commit(result: BuildResult, cert: CommitCertificate): Promise<void> {
+    const b = result.block
+    if (b.header.height !== this.#head.header.height + 1 || !equalBytes(b.header.parentHash, this.#head.hash)) {
+      throw new Error('refusing to commit a block that does not extend the head')
+    }
+    await this.#store.commitBlock({
+      height: b.header.height, hash: b.hash, blockBytes: b.bytes, certBytes: encodeCertificate(cert),
+      txIds: b.txs.map((t) => t.id), stateWrites: result.writes,
+    })
+    applyWrites(this.#state, result.writes)
+    this.#head = { header: b.header, hash: b.hash }
+    this.#params = getParams(this.#state)
+    this.#authorities = authoritySet(this.#state)
+    this.mempool.prune(b.txs, (s) => getNonce(this.#state, s))
+    this.#logger.debug('block final', { height: b.header.height, txs: b.txs.length })
+    this.emit('block', b, cert)
+  }
+
+  /** Where transaction `hash` (64 hex) stands. */
+  async txStatus(hash: string): Promise<TxStatus> {
+    const pending = this.mempool.get(hash)
+    if (pending !== undefined) return { hash, status: 'pending', tx: txToJSON(pending) }
+    const loc = await this.#store.txLocation(hash)
+    if (loc !== undefined) {
+      const block = await this.blockAt(loc.height)
+      const tx = block?.txs[loc.index]
+      return { hash, status: 'final', height: loc.height, index: loc.index, ...(block === undefined ? {} : { blockHash: toHex(block.hash) }), ...(tx === undefined ? {} : { tx: txToJSON(tx) }) }
+    }
+    const err = this.#rejected.get(hash)
+    if (err !== undefined) return { hash, status: 'rejected', error: { code: err.code, message: err.message } }
+    return { hash, status: 'unknown' }
+  }
+
+  /** Block at `height`, or undefined. */
+  async blockAt(height: number): Promise<Block | undefined> {
+    const hash = await this.#store.hashAt(height)
+    return hash === undefined ? undefined : this.blockByHash(hash)
+  }
+
+  /** Block with hash `hash`, or undefined. */
+  async blockByHash(hash: Uint8Array): Promise<Block | undefined> {
+    const bytes = await this.#store.blockBytes(hash)
+    if (bytes === undefined) return undefined
+    return decodeBlock(bytes, { chainId: this.chainId, maxBlockBytes: Number.MAX_SAFE_INTEGER, maxBlockTxs: Number.MAX_SAFE_INTEGER, maxTxBytes: Number.MAX_SAFE_INTEGER, verify: false })
+  }
+
+  /** Block JSON with its certificate for a ref: 'head', a height, or a 64-hex hash. */
+  async blockView(ref: string): Promise<Record<string, unknown> | undefined> {
+    let block: Block | undefined
+    if (ref === 'head') block = await this.blockAt(this.#head.header.height)
+    else if (/^\d{1,15}$/.test(ref)) block = await this.blockAt(Number(ref))
+    else if (isHex(ref, 32)) block = await this.blockByHash(fromHex(ref))
+    else return undefined
+    if (block === undefined) return undefined
+    const certBytes = await this.#store.certBytes(block.header.height)
+    const cert = certBytes === undefined || certBytes.length === 0 ? null : certificateToJSON(decodeCertificate(certBytes))
+    return { ...blockToJSON(block), certificate: cert }
+  }
+}

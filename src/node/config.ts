@@ -1,0 +1,105 @@
+import { readFile } from 'node:fs/promises'
+import { isAbsolute, join } from 'node:path'
+import { z } from 'zod'
+import { RadError, LOG_LEVELS, writeFileAtomic, type LogLevel } from '../util/index.js'
+import { DEFAULT_MEMPOOL_LIMITS, type MempoolLimits } from '../chain/index.js'
+
+/** Configuration failure codes. */
+export type ConfigCode = 'CONFIG_NOT_FOUND' | 'CONFIG_INVALID' | 'CONFIG_EXISTS'
+
+/** A configuration failure. */
+export class ConfigError extends RadError<ConfigCode> {
+  constructor(code: ConfigCode, message: string, opts?: { cause?: unknown }) {
+    super(code, message, opts)
+    this.name = 'ConfigError'
+  }
+}
+
+/** Names of the files in a data dir. */
+export const DATADIR_FILES = {
+  config: 'config.json',
+  genesis: 'genesis.json',
+  keystore: 'keystore.json',
+  passphrase: 'passphrase',
+  db: 'db',
+  apiToken: 'api.token',
+  daemon: 'daemon.json',
+} as const
+
+/** Default API port. */
+export const DEFAULT_API_PORT = 7460
+
+const ConfigSchema = z.strictObject({
+  api: z.strictObject({
+    host: z.enum(['127.0.0.1', '::1', 'localhost']).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(DEFAULT_API_PORT),
+    maxBodyBytes: z.number().int().min(1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024),
+  }).prefault({}),
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+  genesis: z.string().min(1).default(DATADIR_FILES.genesis),
+  keystore: z.string().min(1).default(DATADIR_FILES.keystore),
+  passphraseFile: z.string().min(1).default(DATADIR_FILES.passphrase),
+  mempool: z.strictObject({
+    maxTxs: z.number().int().min(1).default(DEFAULT_MEMPOOL_LIMITS.maxTxs),
+    maxBytes: z.number().int().min(1024).default(DEFAULT_MEMPOOL_LIMITS.maxBytes),
+    maxPerSender: z.number().int().min(1).default(DEFAULT_MEMPOOL_LIMITS.maxPerSender),
+  }).prefault({}),
+  /** Heartbeat override in ms (the genesis blockIntervalMs otherwise). */
+  heartbeatMs: z.number().int().min(10).optional(),
+})
+
+/** A node's configuration (config.json in the data dir), with defaults filled in. */
+export interface NodeConfig {
+  readonly api: { readonly host: string; readonly port: number; readonly maxBodyBytes: number }
+  readonly logLevel: LogLevel
+  /** Paths relative to the data dir unless absolute. */
+  readonly genesis: string
+  readonly keystore: string
+  readonly passphraseFile: string
+  readonly mempool: MempoolLimits
+  readonly heartbeatMs?: number
+}
+
+/** The JSON a user may write (every field optional). */
+export type NodeConfigJSON = z.input<typeof ConfigSchema>
+
+/** Checks config JSON; CONFIG_INVALID names the first bad field. */
+export function parseConfig(json: unknown, source = 'config'): NodeConfig {
+  const r = ConfigSchema.safeParse(json)
+  if (!r.success) {
+    const i = r.error.issues[0]
+    const where = i === undefined ? '' : i.path.join('.')
+    throw new ConfigError('CONFIG_INVALID', `${source}: ${where === '' ? '' : where + ': '}${i?.message ?? 'invalid'}`)
+  }
+  return r.data
+}
+
+/** Reads `<dataDir>/config.json`. */
+export async function loadConfig(dataDir: string): Promise<NodeConfig> {
+  const path = join(dataDir, DATADIR_FILES.config)
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw new ConfigError('CONFIG_NOT_FOUND', `no radchain node in ${dataDir} (missing ${DATADIR_FILES.config}; run \`radchain init\`)`, { cause: err })
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError('CONFIG_INVALID', `${path} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`)
+  }
+  return parseConfig(json, path)
+}
+
+/** Writes a config file atomically. */
+export async function saveConfig(dataDir: string, json: NodeConfigJSON): Promise<void> {
+  // Written with every default filled in, so operators see what they can change.
+  const full = parseConfig(json)
+  await writeFileAtomic(join(dataDir, DATADIR_FILES.config), JSON.stringify(full, null, 2) + '\n', 0o644)
+}
+
+/** A config path resolved against the data dir. */
+export function resolveIn(dataDir: string, p: string): string {
+  return isAbsolute(p) ? p : join(dataDir, p)
+}

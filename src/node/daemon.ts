@@ -1,0 +1,48 @@
+import { loadGenesis } from '../chain/index.js'
+import { loadKeystore, readPassphrase } from '../crypto/index.js'
+import { ConfigError, DATADIR_FILES, loadConfig, resolveIn } from './config.js'
+import { RadNode } from './node.js'
+import { access } from 'node:fs/promises'
+import { createLogger, type Logger, type LogLevel } from '../util/index.js'
+
+/** Options of `radchain daemon`. */
+export interface DaemonOpts {
+  readonly dataDir: string
+  readonly logLevel?: LogLevel
+}
+
+/** Loads the data dir (config, genesis, keys) and builds a node, not yet started. */
+export async function loadNode(opts: DaemonOpts): Promise<{ node: RadNode; logger: Logger }> {
+  const config = await loadConfig(opts.dataDir)
+  const logger = createLogger({ level: opts.logLevel ?? config.logLevel })
+  const genesisPath = resolveIn(opts.dataDir, config.genesis)
+  try {
+    await access(genesisPath)
+  } catch {
+    throw new ConfigError('CONFIG_INVALID', `no genesis at ${genesisPath}: copy the network's ${DATADIR_FILES.genesis} there, or run \`radchain init --dev\` for a one-node chain`)
+  }
+  const genesis = await loadGenesis(genesisPath)
+  const passphrase = await readPassphrase(resolveIn(opts.dataDir, config.passphraseFile))
+  const keys = await loadKeystore(resolveIn(opts.dataDir, config.keystore), passphrase)
+  return { node: new RadNode({ dataDir: opts.dataDir, config, genesis }, { keys, logger }), logger }
+}
+
+/**
+ * Runs a node in the foreground until SIGINT or SIGTERM, then shuts it down
+ * cleanly. Resolves after shutdown.
+ */
+export async function runDaemon(opts: DaemonOpts): Promise<void> {
+  const { node, logger } = await loadNode(opts)
+  await node.start()
+  await new Promise<void>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals): void => {
+      logger.info('shutting down', { signal: sig })
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      resolve()
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+  await node.stop()
+}

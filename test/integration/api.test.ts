@@ -1,0 +1,497 @@
+import t from 'tap'
+import { createHash } from 'node:crypto'
+import { EventEmitter, once } from 'node:events'
+import { request } from 'node:http'
+import { connect } from 'node:net'
+import { ApiClient, ApiServer, MAX_BATCH_TXS, type ApiBackend, type ApiServerOpts, type BlockView, type NodeEvent, type NodeStatus, type TxStatus } from '../../src/api/index.js'
+import { TxError } from '../../src/chain/index.js'
+import { RadError, sleep, type Logger } from '../../src/util/index.js'
+
+const TOKEN = 'tok-' + 'k'.repeat(40)
+const NOTE_SECRET = 'note-body-that-must-not-be-logged'
+const HASH_B = 'bb'.repeat(32)
+const WAIT_LIMIT = { signal: AbortSignal.timeout(8_000) }
+
+interface LogLine { level: string; msg: string; ctx?: Record<string, unknown> }
+
+function captureLogger(lines: LogLine[]): Logger {
+  const log = (level: string) => (msg: string, ctx?: Record<string, unknown>): void => {
+    lines.push({ level, msg, ctx })
+  }
+  const l: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), child: () => l }
+  return l
+}
+
+function hashOf(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+/**
+ * In-memory node: first byte 0xff = bad signature, 0xfe = mempool full,
+ * 0xfd = a plain Error (a bug). Emits 'wait', 'subscribe' and 'unsubscribe'
+ * on `ee` so tests can wait for the server to reach it instead of sleeping.
+ */
+class FakeBackend implements ApiBackend {
+  readonly ee = new EventEmitter()
+  readonly txs = new Map<string, TxStatus>()
+  readonly listeners = new Set<(ev: NodeEvent) => void>()
+  private readonly waiters = new Map<string, Set<() => void>>()
+  private readonly blocks: BlockView[] = [
+    { height: 0, hash: 'aa'.repeat(32), txs: [] },
+    { height: 1, hash: HASH_B, txs: [], big: 2n ** 40n },
+  ]
+
+  status(): NodeStatus {
+    return {
+      chainId: 'test-chain', orgId: 'org-a', role: 'authority', height: 1, headHash: HASH_B, headTime: 1_700_000_000_000,
+      stateRoot: 'cc'.repeat(32), peers: 0, api: 'http://127.0.0.1:0', mempool: { size: this.txs.size, bytes: 0 }, authorities: 1, version: '0.1.0',
+    }
+  }
+
+  submitTx(bytes: Uint8Array): string {
+    if (bytes[0] === 0xff) throw new TxError('TX_BAD_SIGNATURE', 'signature does not verify')
+    if (bytes[0] === 0xfe) throw new TxError('TX_MEMPOOL_FULL', 'mempool is full')
+    if (bytes[0] === 0xfd) throw new Error('boom: internal detail')
+    const hash = hashOf(bytes)
+    this.txs.set(hash, { hash, status: 'pending' })
+    return hash
+  }
+
+  submitNote(text: string): string {
+    if (text === 'no-org') throw new RadError('ORG_NOT_FOUND', 'this node has no organization')
+    const hash = hashOf(text)
+    this.txs.set(hash, { hash, status: 'pending' })
+    return hash
+  }
+
+  async txStatus(hash: string): Promise<TxStatus> {
+    return this.txs.get(hash) ?? { hash, status: 'unknown' }
+  }
+
+  waitTx(hash: string, timeoutMs: number, signal?: AbortSignal): Promise<TxStatus> {
+    const cur = this.txs.get(hash)
+    if (cur !== undefined && (cur.status === 'final' || cur.status === 'rejected')) return Promise.resolve(cur)
+    return new Promise((resolve, reject) => {
+      const set = this.waiters.get(hash) ?? new Set()
+      this.waiters.set(hash, set)
+      const done = (): void => {
+        clearTimeout(timer)
+        set.delete(done)
+        signal?.removeEventListener('abort', onAbort)
+        resolve(this.txs.get(hash) ?? { hash, status: 'unknown' })
+      }
+      const onAbort = (): void => {
+        clearTimeout(timer)
+        set.delete(done)
+        reject(signal?.reason)
+      }
+      const timer = setTimeout(done, timeoutMs)
+      set.add(done)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.ee.emit('wait', hash, signal)
+    })
+  }
+
+  finalize(hash: string, height: number): void {
+    this.txs.set(hash, { hash, status: 'final', height, index: 0, blockHash: 'dd'.repeat(32) })
+    for (const w of [...(this.waiters.get(hash) ?? [])]) w()
+    this.emit({ type: 'tx', data: { hash, status: 'final', height } })
+  }
+
+  async block(ref: string): Promise<BlockView | undefined> {
+    if (ref === 'head') return this.blocks[this.blocks.length - 1]
+    if (/^[0-9]+$/.test(ref)) return this.blocks[Number(ref)]
+    return this.blocks.find((b) => b.hash === ref)
+  }
+
+  subscribe(listener: (ev: NodeEvent) => void): () => void {
+    this.listeners.add(listener)
+    this.ee.emit('subscribe')
+    return () => {
+      this.listeners.delete(listener)
+      this.ee.emit('unsubscribe')
+    }
+  }
+
+  emit(ev: NodeEvent): void {
+    for (const l of [...this.listeners]) l(ev)
+  }
+}
+
+interface Harness { server: ApiServer; backend: FakeBackend; client: ApiClient; url: string; logs: LogLine[] }
+
+async function harness(opts: Partial<ApiServerOpts> = {}): Promise<Harness> {
+  const backend = new FakeBackend()
+  const logs: LogLine[] = []
+  const server = new ApiServer({ host: '127.0.0.1', port: 0, token: TOKEN, logger: captureLogger(logs), ...opts }, { backend })
+  await server.start()
+  t.teardown(() => server.stop())
+  return { server, backend, logs, url: server.url, client: new ApiClient({ url: server.url, token: TOKEN, timeoutMs: 5_000 }) }
+}
+
+/** One request through fetch; the token is sent unless `token` is null. */
+async function raw(url: string, path: string, init: { method?: string; token?: string | null; body?: string; auth?: string } = {}): Promise<{ status: number; headers: Headers; body: unknown }> {
+  const headers: Record<string, string> = {}
+  if (init.auth !== undefined) headers.authorization = init.auth
+  else if (init.token !== null) headers.authorization = `Bearer ${init.token ?? TOKEN}`
+  if (init.body !== undefined) headers['content-type'] = 'application/json'
+  const res = await fetch(url + path, { method: init.method ?? 'GET', headers, body: init.body, signal: AbortSignal.timeout(5_000) })
+  return { status: res.status, headers: res.headers, body: await res.json() }
+}
+
+/** Sends raw bytes on a fresh socket and collects everything until the server closes it. */
+async function rawSocket(url: string, data: string | Buffer): Promise<string> {
+  const { port } = new URL(url)
+  const sock = connect(Number(port), '127.0.0.1')
+  const chunks: Buffer[] = []
+  sock.on('data', (c: Buffer) => chunks.push(c))
+  sock.on('error', () => {})
+  sock.write(data)
+  await once(sock, 'close', WAIT_LIMIT)
+  return Buffer.concat(chunks).toString('latin1')
+}
+
+const h = await harness()
+
+t.test('the server only listens on loopback', async (t) => {
+  for (const host of ['0.0.0.0', '192.168.1.10', '::', 'example.org']) {
+    t.throws(() => new ApiServer({ host, port: 0, token: TOKEN, logger: captureLogger([]) }, { backend: new FakeBackend() }), { code: 'API_BAD_CONFIG' }, host)
+  }
+})
+
+t.test('every request needs the bearer token', async (t) => {
+  for (const [what, init] of [
+    ['no header', { token: null }],
+    ['wrong token', { token: 'tok-' + 'x'.repeat(40) }],
+    ['wrong length', { token: 'short' }],
+    ['other scheme', { auth: `Basic ${TOKEN}` }],
+  ] as const) {
+    const r = await raw(h.url, '/v1/status', init)
+    t.equal(r.status, 401, what)
+    t.match(r.body, { error: { code: 'API_UNAUTHORIZED', message: String } }, what)
+  }
+  const unknownRoute = await raw(h.url, '/v1/nowhere', { token: null })
+  t.equal(unknownRoute.status, 401, 'auth before routing')
+  const bad = new ApiClient({ url: h.url, token: 'nope' })
+  await t.rejects(bad.status(), { name: 'ApiError', code: 'API_UNAUTHORIZED', status: 401 })
+})
+
+t.test('status via the client', async (t) => {
+  const s = await h.client.status()
+  t.match(s, { chainId: 'test-chain', height: 1, headHash: HASH_B, mempool: { size: Number } })
+})
+
+t.test('submit one transaction, a batch, and a note', async (t) => {
+  const ok = new Uint8Array([1, 2, 3])
+  const hash = await h.client.submitTx(ok)
+  t.equal(hash, hashOf(ok))
+  t.equal(h.backend.txs.get(hash)?.status, 'pending')
+
+  const single = await raw(h.url, '/v1/txs', { method: 'POST', body: JSON.stringify({ tx: '0a0b' }) })
+  t.equal(single.status, 202)
+  t.same(single.body, { hash: hashOf(new Uint8Array([10, 11])), status: 'pending' })
+
+  await t.rejects(h.client.submitTx(new Uint8Array([0xff, 1])), { name: 'ApiError', code: 'TX_BAD_SIGNATURE', status: 400 })
+  await t.rejects(h.client.submitTx(new Uint8Array([0xfe, 1])), { code: 'TX_MEMPOOL_FULL', status: 503 })
+
+  const a = new Uint8Array([4])
+  const c = new Uint8Array([5, 6])
+  const results = await h.client.submitTxs([a, new Uint8Array([0xff]), c])
+  t.equal(results.length, 3)
+  t.same(results[0], { hash: hashOf(a) })
+  t.match(results[1], { error: { code: 'TX_BAD_SIGNATURE', message: String } })
+  t.same(results[2], { hash: hashOf(c) }, 'a refused item does not stop the batch')
+  t.equal(h.backend.txs.get(hashOf(c))?.status, 'pending')
+
+  t.same(await h.client.submitTxs([]), [])
+
+  const note = await h.client.submitNote(NOTE_SECRET)
+  t.equal(note, hashOf(NOTE_SECRET))
+  await t.rejects(h.client.submitNote('no-org'), { code: 'ORG_NOT_FOUND', status: 404 })
+})
+
+t.test('a backend bug is a 500 without details, and is logged', async (t) => {
+  const r = await raw(h.url, '/v1/txs', { method: 'POST', body: JSON.stringify({ tx: 'fd00' }) })
+  t.equal(r.status, 500)
+  t.match(r.body, { error: { code: 'API_INTERNAL' } })
+  t.notMatch(JSON.stringify(r.body), /boom|\.ts:\d|at /, 'no message or stack of the internal error')
+  t.ok(h.logs.some((l) => l.level === 'error' && /boom/.test(String(l.ctx?.error))), 'logged at error level')
+
+  const batch = await h.client.submitTxs([new Uint8Array([0xfd]), new Uint8Array([7])])
+  t.match(batch[0], { error: { code: 'API_INTERNAL' } })
+  t.same(batch[1], { hash: hashOf(new Uint8Array([7])) })
+})
+
+t.test('bad request bodies are 400 API_BAD_REQUEST', async (t) => {
+  const cases: [string, string, string][] = [
+    ['/v1/txs', '{"tx":', 'malformed JSON'],
+    ['/v1/txs', '', 'empty body'],
+    ['/v1/txs', '[]', 'array'],
+    ['/v1/txs', '{"tx":5}', 'tx not a string'],
+    ['/v1/txs', '{"tx":"zz"}', 'not hex'],
+    ['/v1/txs', '{"tx":"abc"}', 'odd-length hex'],
+    ['/v1/txs', '{"tx":""}', 'empty tx'],
+    ['/v1/txs', '{"tx":"00","txs":["00"]}', 'both tx and txs'],
+    ['/v1/txs', '{}', 'neither tx nor txs'],
+    ['/v1/txs', '{"txs":["00","xyz"]}', 'bad hex in batch'],
+    ['/v1/txs', JSON.stringify({ txs: new Array<string>(MAX_BATCH_TXS + 1).fill('00') }), 'batch too long'],
+    ['/v1/notes', '{"text":1}', 'note text not a string'],
+    ['/v1/notes', '{"text":"a","extra":1}', 'unknown field'],
+  ]
+  const before = h.backend.txs.size
+  for (const [path, body, what] of cases) {
+    const r = await raw(h.url, path, { method: 'POST', body })
+    t.equal(r.status, 400, what)
+    t.match(r.body, { error: { code: 'API_BAD_REQUEST', message: String } }, what)
+  }
+  t.equal(h.backend.txs.size, before, 'nothing was submitted')
+})
+
+t.test('unknown routes are 404, wrong methods 405', async (t) => {
+  for (const path of ['/v1/nope', '/v2/status', '/', '/v1/status/', '/v1/txs/a/b']) {
+    const r = await raw(h.url, path)
+    t.equal(r.status, 404, path)
+    t.match(r.body, { error: { code: 'API_NOT_FOUND' } }, path)
+  }
+  for (const [method, path, allow] of [['GET', '/v1/txs', 'POST'], ['POST', '/v1/status', 'GET'], ['DELETE', `/v1/blocks/head`, 'GET'], ['PUT', '/v1/notes', 'POST']]) {
+    const r = await raw(h.url, path ?? '', { method })
+    t.equal(r.status, 405, `${method} ${path}`)
+    t.match(r.body, { error: { code: 'API_METHOD_NOT_ALLOWED' } })
+    t.equal(r.headers.get('allow'), allow)
+  }
+})
+
+t.test('blocks by height, head and hash', async (t) => {
+  t.match(await h.client.block('0'), { height: 0 })
+  t.match(await h.client.block('head'), { height: 1, hash: HASH_B, big: '1099511627776' })
+  t.match(await h.client.block(HASH_B), { height: 1 })
+  t.match(await h.client.block(HASH_B.toUpperCase()), { height: 1 }, 'hash case does not matter')
+  await t.rejects(h.client.block('7'), { code: 'API_NOT_FOUND', status: 404 })
+  await t.rejects(h.client.block('ee'.repeat(32)), { code: 'API_NOT_FOUND', status: 404 })
+  for (const ref of ['nope', '-1', '01', '1.5', 'ab', '99999999999999999999']) {
+    await t.rejects(h.client.block(ref), { code: 'API_BAD_REQUEST', status: 400 }, ref)
+  }
+})
+
+t.test('transaction status and wait', async (t) => {
+  const unknown = await h.client.tx('ee'.repeat(32))
+  t.same(unknown, { hash: 'ee'.repeat(32), status: 'unknown' })
+  await t.rejects(h.client.tx('abc'), { code: 'API_BAD_REQUEST', status: 400 })
+  for (const w of ['x', '-1', '60001', '1e3']) {
+    const r = await raw(h.url, `/v1/txs/${'ee'.repeat(32)}?wait=${w}`)
+    t.equal(r.status, 400, `wait=${w}`)
+  }
+
+  const bytes = new Uint8Array([9, 9, 9])
+  const hash = await h.client.submitTx(bytes)
+  const waiting = once(h.backend.ee, 'wait', WAIT_LIMIT)
+  const answer = h.client.tx(hash, 5_000)
+  const [waitedHash] = await waiting
+  t.equal(waitedHash, hash)
+  h.backend.finalize(hash, 2)
+  t.match(await answer, { hash, status: 'final', height: 2 })
+
+  const other = await h.client.submitTx(new Uint8Array([9, 9, 8]))
+  t.match(await h.client.tx(other, 30), { hash: other, status: 'pending' }, 'wait times out with the current status')
+})
+
+t.test('a waiting request is aborted when its client disconnects', async (t) => {
+  const hash = await h.client.submitTx(new Uint8Array([8, 8, 8]))
+  const ac = new AbortController()
+  const waiting = once(h.backend.ee, 'wait', WAIT_LIMIT)
+  const req = fetch(`${h.url}/v1/txs/${hash}?wait=30000`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: ac.signal })
+  const [, signal] = (await waiting) as [string, AbortSignal]
+  t.notOk(signal.aborted)
+  ac.abort()
+  await t.rejects(req)
+  if (!signal.aborted) await once(signal, 'abort', WAIT_LIMIT)
+  t.ok(signal.aborted, 'the backend saw the abort')
+  t.match(await h.client.status(), { height: 1 }, 'server still serves')
+})
+
+t.test('events: block then tx, in order, and unsubscribe on close', async (t) => {
+  const ac = new AbortController()
+  const subscribed = once(h.backend.ee, 'subscribe', WAIT_LIMIT)
+  const it = h.client.events(ac.signal)
+  const first = it.next()
+  await subscribed
+  const hash = await h.client.submitTx(new Uint8Array([7, 7]))
+  h.backend.emit({ type: 'block', data: { height: 2, hash: 'cc'.repeat(32), txs: [hash] } })
+  h.backend.finalize(hash, 2)
+  t.same((await first).value, { type: 'block', data: { height: 2, hash: 'cc'.repeat(32), txs: [hash] } })
+  t.same((await it.next()).value, { type: 'tx', data: { hash, status: 'final', height: 2 } })
+
+  const unsubscribed = once(h.backend.ee, 'unsubscribe', WAIT_LIMIT)
+  ac.abort()
+  await it.return(undefined)
+  await unsubscribed
+  t.equal(h.backend.listeners.size, 0)
+})
+
+t.test('a burst of events reaches a client that keeps up', async (t) => {
+  const ac = new AbortController()
+  const subscribed = once(h.backend.ee, 'subscribe', WAIT_LIMIT)
+  const it = h.client.events(ac.signal)
+  const first = it.next()
+  await subscribed
+  // One synchronous burst, as when a block of many transactions is finalized.
+  const N = 5_000
+  for (let i = 0; i < N; i++) h.backend.emit({ type: 'tx', data: { hash: i.toString(16).padStart(64, '0'), status: 'final', height: 3 } })
+  let n = 0
+  let inOrder = true
+  for (let r = await first; r.done !== true; r = await it.next()) {
+    if (r.value.type !== 'tx' || r.value.data.hash !== n.toString(16).padStart(64, '0')) inOrder = false
+    if (++n === N) break
+  }
+  t.equal(n, N, 'every event arrived')
+  t.ok(inOrder, 'in order')
+  t.equal(h.backend.listeners.size, 1, 'stream not cut')
+  const unsubscribed = once(h.backend.ee, 'unsubscribe', WAIT_LIMIT)
+  await it.return(undefined)
+  await unsubscribed
+})
+
+t.test('an event stream whose reader stalls is cut, not buffered without bound', async (t) => {
+  const s = await harness({ sseStallMs: 50 })
+  const { port } = new URL(s.url)
+  const sock = connect(Number(port), '127.0.0.1')
+  sock.on('error', () => {})
+  t.teardown(() => sock.destroy())
+  const subscribed = once(s.backend.ee, 'subscribe', WAIT_LIMIT)
+  // Never read: the kernel buffers fill, then res.write returns false and nothing drains.
+  sock.pause()
+  sock.write(`GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`)
+  await subscribed
+  const data = { pad: 'p'.repeat(10_000) }
+  let sent = 0
+  const deadline = performance.now() + 5_000
+  while (s.backend.listeners.size > 0 && performance.now() < deadline) {
+    for (let i = 0; i < 200; i++) s.backend.emit({ type: 'block', data })
+    sent += 200
+    await sleep(5)
+  }
+  t.equal(s.backend.listeners.size, 0, 'stream cut and unsubscribed')
+  t.ok(sent > 1_000, `cut only after more than 1,000 waiting events (${sent} sent)`)
+  t.ok(s.logs.some((l) => l.level === 'warn' && /slow/.test(l.msg)))
+  t.match(await s.client.status(), { chainId: 'test-chain' }, 'server still serving')
+})
+
+t.test('a client that stops reading its events gets API_STREAM_BROKEN, not a silent gap', async (t) => {
+  const s = await harness({ sseStallMs: 50 })
+  const subscribed = once(s.backend.ee, 'subscribe', WAIT_LIMIT)
+  const it = s.client.events(AbortSignal.timeout(8_000))
+  const first = it.next()
+  await subscribed
+  const data = { pad: 'q'.repeat(10_000) }
+  s.backend.emit({ type: 'block', data: { n: 0 } })
+  t.same((await first).value, { type: 'block', data: { n: 0 } })
+  // The consumer stops pulling; the server must give up on it.
+  const deadline = performance.now() + 5_000
+  while (s.backend.listeners.size > 0 && performance.now() < deadline) {
+    for (let i = 0; i < 200; i++) s.backend.emit({ type: 'block', data })
+    await sleep(5)
+  }
+  t.equal(s.backend.listeners.size, 0, 'server cut the stream')
+  let received = 0
+  await t.rejects(
+    (async () => {
+      for (let r = await it.next(); r.done !== true; r = await it.next()) received++
+    })(),
+    { name: 'ApiError', code: 'API_STREAM_BROKEN' },
+  )
+  t.ok(received > 0, `what was already delivered is still yielded first (${received})`)
+})
+
+t.test('garbage on the wire never stops the server', async (t) => {
+  const junk = await rawSocket(h.url, Buffer.from([0x00, 0xff, 0x13, 0x37, 0x0d, 0x0a, 0x0d, 0x0a, 0x80, 0x81]))
+  t.match(junk, /^HTTP\/1\.1 400 /)
+  t.match(junk, /"API_BAD_REQUEST"/)
+  const badLine = await rawSocket(h.url, 'GET /v1/status HTTP/9.9 what\r\n\r\n')
+  t.match(badLine, /^HTTP\/1\.1 400 /)
+  const hugeHeader = await rawSocket(h.url, `GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`)
+  t.match(hugeHeader, /^HTTP\/1\.1 431 /)
+  const badTarget = await rawSocket(h.url, `GET http://[::1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`)
+  t.match(badTarget, /^HTTP\/1\.1 (400|404) /)
+  // Half a request, then hang up.
+  const half = connect(Number(new URL(h.url).port), '127.0.0.1')
+  half.on('error', () => {})
+  half.write('POST /v1/txs HTTP/1.1\r\nContent-Length: 100\r\nAuthorization: Bearer ' + TOKEN + '\r\n\r\n{"tx":')
+  half.destroy()
+  t.match(await h.client.status(), { chainId: 'test-chain' }, 'still serving')
+})
+
+t.test('bodies over maxBodyBytes are 413 and the server goes on', async (t) => {
+  const s = await harness({ maxBodyBytes: 1024 })
+  const big = JSON.stringify({ tx: '00'.repeat(4096) })
+  const r = await raw(s.url, '/v1/txs', { method: 'POST', body: big })
+  t.equal(r.status, 413, 'declared length too large')
+  t.match(r.body, { error: { code: 'API_BODY_TOO_LARGE' } })
+
+  // Chunked: no declared length, the limit is hit while reading.
+  const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request(`${s.url}/v1/txs`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => (body += c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.write('{"tx":"')
+    for (let i = 0; i < 4; i++) req.write('00'.repeat(256))
+    req.end('"}')
+  })
+  t.equal(res.status, 413, 'streamed body too large')
+  t.match(JSON.parse(res.body), { error: { code: 'API_BODY_TOO_LARGE' } })
+
+  t.equal((await raw(s.url, '/v1/txs', { method: 'POST', body: JSON.stringify({ tx: '00'.repeat(100) }) })).status, 202, 'small bodies still pass')
+  t.equal(s.backend.txs.size, 1)
+})
+
+t.test('event streams send keepalive comments', async (t) => {
+  const s = await harness({ sseKeepaliveMs: 30 })
+  const { port } = new URL(s.url)
+  const sock = connect(Number(port), '127.0.0.1')
+  t.teardown(() => sock.destroy())
+  let text = ''
+  const seen = new Promise<void>((resolve) => {
+    sock.on('data', (c: Buffer) => {
+      text += c.toString('utf8')
+      if (text.includes(': keepalive')) resolve()
+    })
+  })
+  sock.write(`GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`)
+  await Promise.race([seen, once(sock, 'close', WAIT_LIMIT)])
+  t.match(text, /^HTTP\/1\.1 200 /)
+  t.match(text, /content-type: text\/event-stream/i)
+  t.match(text, /: keepalive\n\n/)
+})
+
+t.test('stop() ends event streams and waits promptly; then the daemon is unreachable', async (t) => {
+  const s = await harness()
+  const ac = new AbortController()
+  const subscribed = once(s.backend.ee, 'subscribe', WAIT_LIMIT)
+  const it = s.client.events(ac.signal)
+  const next = it.next()
+  await subscribed
+  const hash = await s.client.submitTx(new Uint8Array([1]))
+  const waiting = once(s.backend.ee, 'wait', WAIT_LIMIT)
+  const pendingWait = s.client.tx(hash, 30_000).then(
+    () => 'resolved',
+    (err: unknown) => (err instanceof Error && 'code' in err ? String(err.code) : 'other'),
+  )
+  await waiting
+  const started = performance.now()
+  await s.server.stop()
+  t.ok(performance.now() - started < 2_000, 'stop is prompt')
+  t.match(await next, { done: true }, 'event stream ended')
+  t.equal(s.backend.listeners.size, 0, 'unsubscribed')
+  t.match(await pendingWait, /^(API_BUSY|API_BAD_RESPONSE|API_UNREACHABLE)$/, 'the waiting request was answered or cut, not left hanging')
+  await t.rejects(s.client.status(), { name: 'ApiError', code: 'API_UNREACHABLE', status: 0 })
+})
+
+t.test('logs carry requests but never the token or bodies', async (t) => {
+  const text = JSON.stringify(h.logs)
+  t.notMatch(text, TOKEN)
+  t.notMatch(text, NOTE_SECRET)
+  t.ok(h.logs.some((l) => l.level === 'debug' && l.ctx?.method === 'GET' && l.ctx.path === '/v1/status' && l.ctx.status === 200 && typeof l.ctx.ms === 'number'))
+})
