@@ -38,7 +38,12 @@ export interface TxStatus {
 /** A block with its certificate, as JSON. */
 export type BlockView = Record<string, unknown>
 
-/** An event on the node's stream. */
+/**
+ * An event on the node's stream: `block` for each final block (its `txs`
+ * lists the hashes of the transactions final with it), `tx` when a
+ * transaction enters the mempool (pending) or is dropped (rejected).
+ * Listeners are called synchronously and may see large bursts; data is JSON-safe.
+ */
 export type NodeEvent =
   | { readonly type: 'block'; readonly data: Record<string, unknown> }
   | { readonly type: 'tx'; readonly data: { readonly hash: string; readonly status: TxStatus['status']; readonly height?: number } }
@@ -51,7 +56,7 @@ export interface ApiBackend {
   /** Signs a note with the node's organization key and admits it; returns its hash. */
   submitNote(text: string): string
   txStatus(hash: string): Promise<TxStatus>
-  /** Resolves once the transaction is final or rejected, or with its current status after `timeoutMs`. */
+  /** Resolves once the transaction is final or rejected, or with its current status after `timeoutMs` or when `signal` aborts. */
   waitTx(hash: string, timeoutMs: number, signal?: AbortSignal): Promise<TxStatus>
   /** Block by height, 'head', or 64-hex hash; undefined if not found. */
   block(ref: string): Promise<BlockView | undefined>

@@ -46,9 +46,8 @@ export class NodeBackend implements ApiBackend {
         if (this.#waiters.has(hash)) this.#resolve(hash, { hash, status: 'final', height, index, blockHash: toHex(b.hash) })
       })
     }
-    if (this.#listeners.size === 0) return
-    this.#emit(() => ({ type: 'block', data: { ...headerToJSON(b.header, b.hash), txCount: b.txs.length } }))
-    for (const tx of b.txs) this.#emit(() => ({ type: 'tx', data: { hash: toHex(tx.id), status: 'final', height } }))
+    // One event per block, listing its transactions: they are final with it.
+    this.#emit(() => ({ type: 'block', data: { ...headerToJSON(b.header, b.hash), txCount: b.txs.length, txs: b.txs.map((t) => toHex(t.id)) } }))
   }
 
   status(): NodeStatus {
