@@ -27,7 +27,16 @@ const packr = new Packr({ useRecords: false, int64AsType: 'bigint', mapsAsObject
 
 function checkEncodable(v: unknown, depth: number): void {
   if (depth > 32) throw new CodecError('CODEC_SCHEMA', 'value nested too deeply')
-  if (v === null || typeof v === 'boolean' || typeof v === 'string' || typeof v === 'bigint' || v instanceof Uint8Array) return
+  if (v === null || typeof v === 'boolean' || v instanceof Uint8Array) return
+  if (typeof v === 'string') {
+    // A lone surrogate would be written as U+FFFD: the bytes would not say what was signed.
+    if (!(v as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new CodecError('CODEC_SCHEMA', 'strings must be well-formed Unicode')
+    return
+  }
+  if (typeof v === 'bigint') {
+    if (v < -(1n << 63n) || v >= 1n << 64n) throw new CodecError('CODEC_SCHEMA', 'bigint outside the 64-bit range')
+    return
+  }
   if (typeof v === 'number') {
     if (!Number.isInteger(v) || v < -0x80000000 || v > 0xffffffff) throw new CodecError('CODEC_SCHEMA', 'numbers must be 32-bit integers; use bigint for wider ones')
     return

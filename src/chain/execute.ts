@@ -43,6 +43,7 @@ export interface Parent {
 }
 
 interface BlockEnv {
+  readonly chainId: string
   readonly height: number
   readonly time: number
   readonly params: ChainParams
@@ -51,6 +52,7 @@ interface BlockEnv {
 
 /** Applies one transaction on `s` (a child overlay the caller discards on error). Throws TxError. */
 function applyTx(env: BlockEnv, s: StateOverlay, tx: Tx): void {
+  if (tx.chainId !== env.chainId) throw new TxError('TX_WRONG_CHAIN', `transaction is for chain ${JSON.stringify(tx.chainId)}`)
   if (tx.bytes.length > env.params.maxTxBytes) throw new TxError('TX_TOO_LARGE', `transaction of ${tx.bytes.length} bytes exceeds ${env.params.maxTxBytes}`)
   const t = TX_TYPES.get(tx.type)
   if (t === undefined) throw new TxError('TX_UNKNOWN_TYPE', `unknown transaction type ${tx.type}`)
@@ -63,7 +65,7 @@ function applyTx(env: BlockEnv, s: StateOverlay, tx: Tx): void {
 
 /** Checks a transaction against state without keeping its effects (mempool admission). */
 export function checkTx(state: StateMap, parent: Parent, tx: Tx): void {
-  const env: BlockEnv = { height: parent.header.height + 1, time: parent.header.time + 1, params: getParams(state), authorities: authoritySet(state) }
+  const env: BlockEnv = { chainId: parent.header.chainId, height: parent.header.height + 1, time: parent.header.time + 1, params: getParams(state), authorities: authoritySet(state) }
   applyTx(env, new StateOverlay(state), tx)
 }
 
@@ -92,7 +94,7 @@ export function applyBlock(state: StateMap, parent: Parent, block: Block): Apply
   if (block.bytes.length > params.maxBlockBytes) throw new BlockError('BLOCK_TOO_LARGE', `block of ${block.bytes.length} bytes exceeds ${params.maxBlockBytes}`)
   if (block.txs.length > params.maxBlockTxs) throw new BlockError('BLOCK_TOO_LARGE', `block holds more than ${params.maxBlockTxs} transactions`)
   if (!equalBytes(h.txRoot, merkleRoot(block.txs.map((t) => t.id)))) throw new BlockError('BLOCK_BAD_TX_ROOT', 'transaction root does not match the transactions')
-  const env: BlockEnv = { height: h.height, time: h.time, params, authorities }
+  const env: BlockEnv = { chainId: h.chainId, height: h.height, time: h.time, params, authorities }
   const overlay = new StateOverlay(state)
   block.txs.forEach((tx, i) => {
     const s = overlay.child()
@@ -126,7 +128,7 @@ export function buildBlock(state: StateMap, parent: Parent, candidates: Iterable
   const params = getParams(state)
   const authorities = authoritySet(state)
   const height = parent.header.height + 1
-  const env: BlockEnv = { height, time: opts.time, params, authorities }
+  const env: BlockEnv = { chainId: parent.header.chainId, height, time: opts.time, params, authorities }
   const overlay = new StateOverlay(state)
   const included: Tx[] = []
   const rejected: { tx: Tx; error: TxError }[] = []

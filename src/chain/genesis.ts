@@ -67,7 +67,9 @@ export function parseGenesis(json: unknown, source = 'genesis'): Genesis {
   if (!orgs.some((o) => o.role === 'authority')) throw new GenesisError('GENESIS_INVALID', `${source}: at least one organization must be an authority`)
   const params: ChainParams = { ...DEFAULT_PARAMS, ...g.params }
   if (params.maxTxBytes * 2 > params.maxBlockBytes) throw new GenesisError('GENESIS_INVALID', `${source}: params.maxBlockBytes must be at least twice params.maxTxBytes`)
-  return { chainId: g.chainId, genesisTime: Date.parse(g.genesisTime), params, orgs }
+  const genesisTime = Date.parse(g.genesisTime)
+  if (!(genesisTime >= 0)) throw new GenesisError('GENESIS_INVALID', `${source}: genesisTime must not be before 1970-01-01`)
+  return { chainId: g.chainId, genesisTime, params, orgs }
 }
 
 /** Reads and parses a genesis file. */

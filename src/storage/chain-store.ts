@@ -67,10 +67,11 @@ export class ChainStore {
     try {
       await db.open()
     } catch (err) {
-      const cause = (err as { cause?: { message?: string } }).cause
-      if (/lock/i.test(cause?.message ?? '') || /lock/i.test(String(err))) {
+      const cause = (err as { cause?: { message?: string; code?: string } }).cause
+      if (cause?.code === 'LEVEL_LOCKED') {
         throw new StoreError('STORE_LOCKED', `database ${dir} is in use by another process (is a daemon already running on this data dir?)`, { cause: err })
       }
+      if (cause?.code === 'LEVEL_CORRUPTION') throw new StoreError('STORE_CORRUPT', `database ${dir} is corrupt: ${cause.message ?? ''}`, { cause: err })
       throw new StoreError('STORE_OPEN_FAILED', `cannot open database ${dir}: ${cause?.message ?? String(err)}`, { cause: err })
     }
     return new ChainStore(db)

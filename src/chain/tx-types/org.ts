@@ -1,9 +1,9 @@
 import { DOMAIN, taggedHash } from '../../crypto/index.js'
-import { toHex } from '../../util/index.js'
+import { equalBytes, toHex } from '../../util/index.js'
 import { CodecError, asArray, asBytes, asString, decodeCanonical, encodeTrusted, type Encodable } from '../codec.js'
 import { TxError } from '../errors.js'
 import {
-  ORG_ID_RE, authorityIds, deleteOrg, getOrg, orgBySignKey, orgFromWire, orgToJSON, orgToWire, putOrg, quorumSize, type OrgRecord,
+  ORG_ID_RE, authoritySet, deleteOrg, getOrg, orgBySignKey, orgFromWire, orgToJSON, orgToWire, putOrg, type OrgRecord,
 } from '../orgs.js'
 import type { StateOverlay } from '../state.js'
 import type { TxContext, TxType } from './types.js'
@@ -88,10 +88,11 @@ function checkAction(s: StateOverlay, a: OrgAction): void {
 
 // Authority-set safety: a block may not remove more than a third of the set
 // in force at its start, nor bring a set of four or more below four.
+// A re-keyed authority counts as one removed (its old key stops voting).
 function checkAuthorityChange(ctx: TxContext): void {
-  const before = ctx.authorities.members.map((m) => m.id)
-  const after = new Set(authorityIds(ctx.state))
-  const removed = before.filter((id) => !after.has(id)).length
+  const before = ctx.authorities.members.map((m) => toHex(m.signKey))
+  const after = new Set(authoritySet(ctx.state).members.map((m) => toHex(m.signKey)))
+  const removed = before.filter((k) => !after.has(k)).length
   if (after.size === 0) throw new TxError('TX_INVALID', 'the change would leave no authority')
   if (removed * 3 > before.length) throw new TxError('TX_INVALID', `the change would remove more than a third of the ${before.length} authorities at once`)
   if (before.length >= 4 && after.size < 4) throw new TxError('TX_INVALID', 'the change would bring the authority set below four')
@@ -129,17 +130,19 @@ export const orgTx: TxType<OrgAction> = {
     }
   },
   apply(ctx, a) {
-    const voter = orgBySignKey(ctx.state, ctx.sender)
-    if (voter === undefined || voter.role !== 'authority') throw new TxError('TX_UNAUTHORIZED', 'only an authority may vote on the organization registry')
+    // Votes count for the authority set in force for this block: a change
+    // made earlier in the same block does not alter who votes until the next height.
+    const voter = ctx.authorities.members.find((m) => equalBytes(m.signKey, ctx.sender))
+    if (voter === undefined) throw new TxError('TX_UNAUTHORIZED', 'only an authority may vote on the organization registry')
     checkAction(ctx.state, a)
     const pid = proposalId(a)
     const key = PROPOSAL_KEY(pid)
-    const current = new Set(authorityIds(ctx.state))
+    const current = new Set(ctx.authorities.members.map((m) => m.id))
     const voters = loadVoters(ctx.state, key).filter((v) => current.has(v))
     if (voters.includes(voter.id)) throw new TxError('TX_INVALID', `${voter.id} already voted for this change`)
     voters.push(voter.id)
     voters.sort()
-    if (voters.length >= quorumSize(current.size)) {
+    if (voters.length >= ctx.authorities.quorum) {
       ctx.state.delete(key)
       makeChange(ctx, a)
     } else {

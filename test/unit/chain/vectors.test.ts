@@ -1,0 +1,194 @@
+import t from 'tap'
+import fc from 'fast-check'
+import { readFileSync } from 'node:fs'
+import { z } from 'zod'
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
+import { ed25519 } from '@noble/curves/ed25519.js'
+import { Ed25519Signer } from '../../../src/crypto/index.js'
+import { concatBytes, fromHex, toHex, utf8 } from '../../../src/util/index.js'
+import {
+  applyBlock, applyWrites, authoritySet, buildBlock, decodeBlock, decodeCertificate, decodeTx, encodeCertificate, genesisBlock, merkleRoot,
+  parseGenesis, signPrecommit, signTx, verifyCertificate, type Genesis,
+} from '../../../src/chain/index.js'
+
+const hex = z.string().regex(/^(?:[0-9a-f]{2})*$/)
+const hex32 = hex.length(64)
+const Vectors = z.object({
+  description: z.string().regex(/never regenerate silently/),
+  tx: z.array(z.object({
+    name: z.string(), seed: hex32, chainId: z.string(), type: z.literal('note'), nonce: z.number().int().nonnegative(), text: z.string(),
+    sender: hex32, body: hex, bytes: hex, id: hex32, signature: hex.length(128),
+  })).length(2),
+  genesis: z.object({
+    orgSeeds: z.record(z.string(), z.object({ signSeed: hex32, encPrivate: hex32 })),
+    json: z.unknown(),
+    blockHash: hex32, blockBytes: hex, stateRoot: hex32, authoritySetHash: hex32, txRoot: hex32,
+  }),
+  block1: z.object({ time: z.number(), proposer: z.string(), txIds: z.array(hex32), blockHash: hex32, blockBytes: hex, stateRoot: hex32, txRoot: hex32 }),
+  certificate: z.object({ height: z.number(), round: z.number(), signers: z.array(z.string()), blockHash: hex32, bytes: hex }),
+  merkle: z.array(z.object({ leaves: z.number().int().nonnegative(), root: hex32 })).min(5),
+})
+const V = Vectors.parse(JSON.parse(readFileSync(new URL('../../vectors/chain.json', import.meta.url), 'utf8')))
+
+// Independent reference pieces: msgpack written by hand, hashes on @noble/hashes.
+const tagged = (tag: string, ...parts: Uint8Array[]): Uint8Array => nobleSha256(concatBytes(utf8(tag), new Uint8Array([0]), ...parts))
+const u8 = (...b: number[]): Uint8Array => new Uint8Array(b)
+function fixstr(s: string): Uint8Array {
+  const b = utf8(s)
+  if (b.length >= 32) throw new Error('fixstr only')
+  return concatBytes(u8(0xa0 | b.length), b)
+}
+function bin8(b: Uint8Array): Uint8Array {
+  if (b.length > 255) throw new Error('bin8 only')
+  return concatBytes(u8(0xc4, b.length), b)
+}
+function int64(n: bigint): Uint8Array {
+  const b = new Uint8Array(9)
+  b[0] = 0xd3
+  new DataView(b.buffer).setBigInt64(1, n)
+  return b
+}
+function refMerkle(leaves: Uint8Array[]): Uint8Array {
+  if (leaves.length === 0) return tagged('radchain/merkle-leaf/v1')
+  const rec = (xs: Uint8Array[]): Uint8Array => {
+    if (xs.length === 1) return tagged('radchain/merkle-leaf/v1', xs[0] as Uint8Array)
+    let k = 1
+    while (k * 2 < xs.length) k *= 2
+    return tagged('radchain/merkle-node/v1', rec(xs.slice(0, k)), rec(xs.slice(k)))
+  }
+  return rec(leaves)
+}
+const leaf = (i: number): Uint8Array => nobleSha256(u8(i))
+
+t.test('note transactions: pinned bytes, id and signature', async (t) => {
+  for (const v of V.tx) {
+    const signer = new Ed25519Signer(fromHex(v.seed))
+    t.equal(toHex(signer.publicKey), v.sender, `${v.name}: sender is the RFC 8032 TEST 1 public key`)
+    const tx = signTx(signer, { chainId: v.chainId, type: v.type, nonce: v.nonce, payload: { text: v.text } })
+    t.equal(toHex(tx.bytes), v.bytes, `${v.name}: bytes`)
+    t.equal(toHex(tx.id), v.id, `${v.name}: id`)
+    t.equal(toHex(tx.signature), v.signature, `${v.name}: signature`)
+
+    // Rebuilt without src/chain: body = [chainId, type, sender, nonce as int64, [text]], wire = [bin body, bin signature].
+    const body = concatBytes(u8(0x95), fixstr(v.chainId), fixstr(v.type), bin8(fromHex(v.sender)), int64(BigInt(v.nonce)), u8(0x91), fixstr(v.text))
+    t.equal(toHex(body), v.body, `${v.name}: body layout`)
+    t.equal(toHex(concatBytes(u8(0x92), bin8(body), bin8(fromHex(v.signature)))), v.bytes, `${v.name}: wire layout`)
+    t.equal(toHex(tagged('radchain/tx/v1', body)), v.id, `${v.name}: id = sha256(tag || 0 || body)`)
+    const msg = concatBytes(utf8('radchain/tx-sign/v1'), u8(0), body)
+    t.equal(toHex(ed25519.sign(msg, fromHex(v.seed))), v.signature, `${v.name}: @noble/curves signs the same`)
+
+    const d = decodeTx(fromHex(v.bytes), { chainId: v.chainId, maxBytes: 1024 })
+    t.equal(d.chainId, v.chainId)
+    t.equal(d.type, 'note')
+    t.equal(toHex(d.sender), v.sender)
+    t.equal(d.nonce, v.nonce)
+    t.same(d.payload, { text: v.text })
+    t.equal(toHex(d.id), v.id)
+    t.equal(toHex(d.signature), v.signature)
+  }
+})
+
+function orgSigner(g: typeof V.genesis, id: string): Ed25519Signer {
+  const s = g.orgSeeds[id]
+  if (s === undefined) throw new Error(`no seed for ${id}`)
+  return new Ed25519Signer(fromHex(s.signSeed))
+}
+
+t.test('genesis: pinned block hash, bytes, state root, authority set hash', async (t) => {
+  const g: Genesis = parseGenesis(V.genesis.json)
+  for (const o of g.orgs) t.equal(toHex(o.signKey), toHex(orgSigner(V.genesis, o.id).publicKey), `${o.id} key from its seed`)
+  const gb = genesisBlock(g)
+  t.equal(toHex(gb.block.hash), V.genesis.blockHash, 'block hash')
+  t.equal(toHex(gb.block.bytes), V.genesis.blockBytes, 'block bytes')
+  t.equal(toHex(gb.block.header.stateRoot), V.genesis.stateRoot, 'state root')
+  t.equal(toHex(gb.block.header.authoritySetHash), V.genesis.authoritySetHash, 'authority set hash')
+  t.equal(toHex(gb.block.header.txRoot), V.genesis.txRoot, 'tx root')
+  t.equal(toHex(genesisBlock(parseGenesis(V.genesis.json)).block.hash), V.genesis.blockHash, 'deterministic')
+
+  // Authority set hash by hand: sha256(tag || [[id, signKey] for authorities sorted by id]).
+  const auth = g.orgs.filter((o) => o.role === 'authority').sort((a, b) => (a.id < b.id ? -1 : 1))
+  const setBytes = concatBytes(u8(0x90 | auth.length), ...auth.map((o) => concatBytes(u8(0x92), fixstr(o.id), bin8(o.signKey))))
+  t.equal(toHex(tagged('radchain/authority-set/v1', setBytes)), V.genesis.authoritySetHash, 'authority set hash by hand')
+  // Block = [header, txs]; an empty tx list is the last byte (0x90), and the hash covers the header bytes.
+  const bytes = fromHex(V.genesis.blockBytes)
+  t.equal(bytes[0], 0x92)
+  t.equal(bytes[bytes.length - 1], 0x90)
+  t.equal(toHex(tagged('radchain/block-header/v1', bytes.subarray(1, bytes.length - 1))), V.genesis.blockHash, 'hash of the header bytes')
+  t.equal(toHex(refMerkle([])), V.genesis.txRoot, 'empty tx root')
+
+  const d = decodeBlock(bytes, { chainId: g.chainId, maxBlockBytes: 1 << 20, maxBlockTxs: 10, maxTxBytes: 1 << 14 })
+  t.equal(toHex(d.hash), V.genesis.blockHash, 'decodeBlock recomputes the hash')
+  t.equal(d.header.time, Date.parse('2024-01-01T00:00:00.000Z'))
+  t.equal(d.header.height, 0)
+})
+
+t.test('block 1: pinned, and valid on the genesis state', async (t) => {
+  const g = parseGenesis(V.genesis.json)
+  const gb = genesisBlock(g)
+  const state = new Map<string, Uint8Array>()
+  applyWrites(state, gb.writes)
+  const parent = { header: gb.block.header, hash: gb.block.hash }
+  const v0 = V.tx[0]
+  if (v0 === undefined) throw new Error('no tx vector')
+  const tx = decodeTx(fromHex(v0.bytes), { chainId: g.chainId, maxBytes: 1024 })
+  const r = buildBlock(state, parent, [tx], { time: V.block1.time, proposer: orgSigner(V.genesis, V.block1.proposer).publicKey })
+  t.same(r.rejected, [])
+  t.equal(toHex(r.block.hash), V.block1.blockHash, 'block hash')
+  t.equal(toHex(r.block.bytes), V.block1.blockBytes, 'block bytes')
+  t.equal(toHex(r.block.header.stateRoot), V.block1.stateRoot, 'state root')
+  t.equal(toHex(r.block.header.txRoot), V.block1.txRoot, 'tx root')
+  t.equal(toHex(refMerkle([fromHex(v0.id)])), V.block1.txRoot, 'tx root by hand')
+  t.same(r.block.txs.map((x) => toHex(x.id)), V.block1.txIds)
+
+  const d = decodeBlock(fromHex(V.block1.blockBytes), { chainId: g.chainId, maxBlockBytes: 1 << 20, maxBlockTxs: 10, maxTxBytes: 1 << 14 })
+  t.equal(toHex(d.hash), V.block1.blockHash)
+  t.equal(toHex(applyBlock(state, parent, d).stateRoot), V.block1.stateRoot, 'applyBlock agrees')
+  // Header bytes sit between the outer array byte and the tx list [bin8 tx].
+  const bytes = fromHex(V.block1.blockBytes)
+  const suffix = concatBytes(u8(0x91), bin8(fromHex(v0.bytes)))
+  t.equal(toHex(bytes.subarray(bytes.length - suffix.length)), toHex(suffix), 'tx list layout')
+  t.equal(toHex(tagged('radchain/block-header/v1', bytes.subarray(1, bytes.length - suffix.length))), V.block1.blockHash, 'hash of the header bytes')
+})
+
+t.test('commit certificate: pinned bytes, verifies against the genesis authorities', async (t) => {
+  const c = V.certificate
+  const blockHash = fromHex(c.blockHash)
+  const sigs = c.signers.map((id) => signPrecommit(orgSigner(V.genesis, id), 'radchain-test', c.height, c.round, blockHash))
+  const bytes = encodeCertificate({ height: c.height, round: c.round, blockHash, sigs })
+  t.equal(toHex(bytes), c.bytes, 'certificate bytes')
+  // By hand: [height int64, round, hash, [[signer, sig]...]], each sig over VOTE tag || [chainId, 'precommit', height, round, hash].
+  const vote = concatBytes(u8(0x95), fixstr('radchain-test'), fixstr('precommit'), int64(BigInt(c.height)), u8(c.round), bin8(blockHash))
+  const byHand = concatBytes(u8(0x94), int64(BigInt(c.height)), u8(c.round), bin8(blockHash), u8(0x90 | sigs.length),
+    ...sigs.map((s) => concatBytes(u8(0x92), bin8(s.signer), bin8(s.signature))))
+  t.equal(toHex(byHand), c.bytes, 'layout by hand')
+  for (const s of sigs) t.ok(ed25519.verify(s.signature, concatBytes(utf8('radchain/vote/v1'), u8(0), vote), s.signer), 'signature verifies on @noble/curves')
+
+  const d = decodeCertificate(fromHex(c.bytes))
+  t.equal(d.height, c.height)
+  t.equal(d.round, c.round)
+  t.equal(toHex(d.blockHash), c.blockHash)
+  t.same(d.sigs.map((s) => toHex(s.signer)), c.signers.map((id) => toHex(orgSigner(V.genesis, id).publicKey)))
+  t.equal(toHex(encodeCertificate(d)), c.bytes, 're-encodes identically')
+  const state = new Map<string, Uint8Array>()
+  applyWrites(state, genesisBlock(parseGenesis(V.genesis.json)).writes)
+  const set = authoritySet(state)
+  t.equal(set.quorum, 3, 'four authorities need three signatures')
+  t.doesNotThrow(() => verifyCertificate(d, 'radchain-test', c.height, fromHex(V.block1.blockHash), set))
+})
+
+t.test('merkle roots: pinned, and equal to an independent RFC 6962-shaped reference', async (t) => {
+  for (const v of V.merkle) {
+    const leaves = Array.from({ length: v.leaves }, (_, i) => leaf(i))
+    t.equal(toHex(merkleRoot(leaves)), v.root, `${v.leaves} leaves`)
+    t.equal(toHex(refMerkle(leaves)), v.root, `${v.leaves} leaves (reference)`)
+  }
+  fc.assert(
+    fc.property(fc.array(fc.uint8Array({ minLength: 32, maxLength: 32 }), { maxLength: 40 }), (leaves) => toHex(merkleRoot(leaves)) === toHex(refMerkle(leaves))),
+    { numRuns: 200 },
+  )
+  const four = [0, 1, 2, 3].map(leaf)
+  t.not(toHex(merkleRoot(four.slice(0, 3))), toHex(merkleRoot([...four.slice(0, 3), four[2] as Uint8Array])), 'no odd-leaf duplication: [a,b,c] differs from [a,b,c,c]')
+  t.not(toHex(merkleRoot([four[1] as Uint8Array, four[0] as Uint8Array])), toHex(merkleRoot(four.slice(0, 2))), 'order matters')
+  const nodeAsLeaf = tagged('radchain/merkle-node/v1', tagged('radchain/merkle-leaf/v1', four[0] as Uint8Array), tagged('radchain/merkle-leaf/v1', four[1] as Uint8Array))
+  t.not(toHex(merkleRoot([nodeAsLeaf])), toHex(merkleRoot(four.slice(0, 2))), 'an inner node is not a valid one-leaf tree')
+})
