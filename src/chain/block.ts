@@ -23,12 +23,20 @@ export interface BlockHeader {
   readonly stateRoot: Uint8Array
   /** Hash of the authority set that finalizes this block. */
   readonly authoritySetHash: Uint8Array
+  /** Hash of the parent's commit certificate carried in this block (zero at heights 0 and 1). */
+  readonly lastCommitHash: Uint8Array
 }
 
-/** A block: header and transactions, with its hash and wire bytes. */
+/**
+ * A block: header, transactions, and the commit certificate of its parent
+ * (so every block carries the proof that its parent is final). Wire form:
+ * `[header, [tx bytes...], parent certificate bytes (empty at heights 0 and 1)]`.
+ */
 export interface Block {
   readonly header: BlockHeader
   readonly txs: readonly Tx[]
+  /** Encoded commit certificate of the parent block. */
+  readonly lastCommit: Uint8Array
   readonly hash: Uint8Array
   readonly bytes: Uint8Array
 }
@@ -37,11 +45,16 @@ export interface Block {
 export const ZERO_HASH = new Uint8Array(32)
 
 function headerToWire(h: BlockHeader): Encodable {
-  return [h.version, h.chainId, u64(h.height), h.parentHash, u64(h.time), h.proposer, h.txRoot, h.stateRoot, h.authoritySetHash]
+  return [h.version, h.chainId, u64(h.height), h.parentHash, u64(h.time), h.proposer, h.txRoot, h.stateRoot, h.authoritySetHash, h.lastCommitHash]
+}
+
+/** Hash of an encoded commit certificate as a header names it; zero for none. */
+export function lastCommitHashOf(certBytes: Uint8Array): Uint8Array {
+  return certBytes.length === 0 ? ZERO_HASH : taggedHash(DOMAIN.COMMIT, certBytes)
 }
 
 function headerFromWire(v: unknown): BlockHeader {
-  const a = asArray(v, 'header', 9)
+  const a = asArray(v, 'header', 10)
   const version = asU32(a[0], 'header.version')
   if (version !== BLOCK_VERSION) throw new CodecError('CODEC_SCHEMA', `unsupported block version ${version}`)
   return {
@@ -54,6 +67,7 @@ function headerFromWire(v: unknown): BlockHeader {
     txRoot: asBytes(a[6], 'header.txRoot', 32),
     stateRoot: asBytes(a[7], 'header.stateRoot', 32),
     authoritySetHash: asBytes(a[8], 'header.authoritySetHash', 32),
+    lastCommitHash: asBytes(a[9], 'header.lastCommitHash', 32),
   }
 }
 
@@ -62,10 +76,10 @@ export function headerHash(h: BlockHeader): Uint8Array {
   return taggedHash(DOMAIN.BLOCK_HEADER, encodeTrusted(headerToWire(h)))
 }
 
-/** Assembles a block from a header and already-encoded transactions. */
-export function makeBlock(header: BlockHeader, txs: readonly Tx[]): Block {
-  const bytes = encodeTrusted([headerToWire(header), txs.map((t) => t.bytes)])
-  return { header, txs, hash: headerHash(header), bytes }
+/** Assembles a block from a header, decoded transactions and the parent's encoded certificate. */
+export function makeBlock(header: BlockHeader, txs: readonly Tx[], lastCommit: Uint8Array = new Uint8Array(0)): Block {
+  const bytes = encodeTrusted([headerToWire(header), txs.map((t) => t.bytes), lastCommit])
+  return { header, txs, lastCommit, hash: headerHash(header), bytes }
 }
 
 /** Limits for decoding a block. */
@@ -74,20 +88,29 @@ export interface DecodeBlockOpts {
   readonly maxBlockBytes: number
   readonly maxBlockTxs: number
   readonly maxTxBytes: number
-  /** Verify transaction signatures while decoding (default true). */
-  readonly verify?: boolean
+  /**
+   * Verify transaction signatures while decoding (default true); a function
+   * decides per transaction (false for ones already verified, e.g. in the mempool).
+   */
+  readonly verify?: boolean | ((txBytes: Uint8Array) => boolean)
 }
 
 /** Decodes a block's wire bytes, checking size, encoding and every transaction's form. */
 export function decodeBlock(bytes: Uint8Array, opts: DecodeBlockOpts): Block {
   if (bytes.length > opts.maxBlockBytes) throw new BlockError('BLOCK_TOO_LARGE', `block of ${bytes.length} bytes exceeds ${opts.maxBlockBytes}`)
   try {
-    const a = asArray(decodeCanonical(bytes), 'block', 2)
+    const a = asArray(decodeCanonical(bytes), 'block', 3)
     const header = headerFromWire(a[0])
     if (header.chainId !== opts.chainId) throw new BlockError('BLOCK_WRONG_CHAIN', `block is for chain ${JSON.stringify(header.chainId)}`)
     const raw = asArray(a[1], 'block.txs', undefined, opts.maxBlockTxs)
-    const txs = raw.map((t, i) => decodeTx(asBytes(t, `block.txs[${i}]`), { chainId: opts.chainId, maxBytes: opts.maxTxBytes, verify: opts.verify ?? true }))
-    return { header, txs, hash: headerHash(header), bytes }
+    const verify = opts.verify ?? true
+    const txs = raw.map((t, i) => {
+      const txBytes = asBytes(t, `block.txs[${i}]`)
+      const check = typeof verify === 'function' ? verify(txBytes) : verify
+      return decodeTx(txBytes, { chainId: opts.chainId, maxBytes: opts.maxTxBytes, verify: check })
+    })
+    const lastCommit = asBytes(a[2], 'block.lastCommit', undefined, 64 * 1024)
+    return { header, txs, lastCommit, hash: headerHash(header), bytes }
   } catch (err) {
     if (err instanceof BlockError) throw err
     if (err instanceof CodecError) throw new BlockError('BLOCK_MALFORMED', `malformed block: ${err.message}`, { cause: err })
@@ -111,6 +134,7 @@ export function headerToJSON(h: BlockHeader, hash: Uint8Array): Record<string, u
     txRoot: toHex(h.txRoot),
     stateRoot: toHex(h.stateRoot),
     authoritySetHash: toHex(h.authoritySetHash),
+    lastCommitHash: toHex(h.lastCommitHash),
   }
 }
 

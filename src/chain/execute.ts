@@ -1,9 +1,11 @@
 import { equalBytes, toHex } from '../util/index.js'
-import { decodeCanonical, encodeTrusted, u64, asU64Number } from './codec.js'
-import { makeBlock, BLOCK_VERSION, type Block, type BlockHeader } from './block.js'
+import { asArray, asBytes, decodeCanonical, encodeTrusted, u64, asU64Number } from './codec.js'
+import { makeBlock, lastCommitHashOf, BLOCK_VERSION, type Block, type BlockHeader } from './block.js'
+import { decodeCertificate, encodeCertificate, verifyCertificate, type CommitCertificate, type VoterSet } from './commit.js'
+import { proposerOrder, updateRotation } from './rotation.js'
 import { BlockError, TxError } from './errors.js'
 import { merkleRoot } from './merkle.js'
-import { authoritySet, type AuthoritySet } from './orgs.js'
+import { authoritySet, quorumSize, type AuthoritySet } from './orgs.js'
 import { paramsFromWire, paramsToWire, type ChainParams } from './params.js'
 import { StateOverlay, nextStateRoot, type StateMap, type StateWrites } from './state.js'
 import { TX_TYPES } from './tx-types/registry.js'
@@ -50,6 +52,32 @@ interface BlockEnv {
   readonly authorities: AuthoritySet
 }
 
+const PREV_SET_KEY = 'aset:prev'
+
+/**
+ * The voters that finalized the parent: the set in force at the parent's
+ * height. It differs from the current set only right after a block that
+ * changed the set; that block left the old set under PREV_SET_KEY.
+ */
+export function parentVoters(s: StateMap | StateOverlay): VoterSet {
+  const b = s.get(PREV_SET_KEY)
+  if (b === undefined) return authoritySet(s)
+  const members = asArray(decodeCanonical(b), 'previous authority set').map((x) => ({ signKey: asBytes(x, 'previous authority key', 32) }))
+  return { members, quorum: quorumSize(members.length) }
+}
+
+// Start of a block: rotation bookkeeping for its proposer and the signers of its parent's certificate.
+function beginBlock(env: BlockEnv, s: StateOverlay, proposer: Uint8Array, lastCommit: CommitCertificate | null): void {
+  updateRotation(s, proposerOrder(s), env.height, proposer, lastCommit === null ? [] : lastCommit.sigs.map((x) => x.signer))
+}
+
+// End of a block: remember the set that finalizes this block when the block changed it.
+function endBlock(env: BlockEnv, s: StateOverlay): void {
+  const after = authoritySet(s)
+  if (!equalBytes(after.hash, env.authorities.hash)) s.set(PREV_SET_KEY, encodeTrusted(env.authorities.members.map((m) => m.signKey)))
+  else if (s.get(PREV_SET_KEY) !== undefined) s.delete(PREV_SET_KEY)
+}
+
 /** Applies one transaction on `s` (a child overlay the caller discards on error). Throws TxError. */
 function applyTx(env: BlockEnv, s: StateOverlay, tx: Tx): void {
   if (tx.chainId !== env.chainId) throw new TxError('TX_WRONG_CHAIN', `transaction is for chain ${JSON.stringify(tx.chainId)}`)
@@ -60,7 +88,7 @@ function applyTx(env: BlockEnv, s: StateOverlay, tx: Tx): void {
   if (tx.nonce < expected) throw new TxError('TX_BAD_NONCE', `nonce ${tx.nonce} already used (next is ${expected})`)
   if (tx.nonce > expected) throw new TxError('TX_NONCE_GAP', `nonce ${tx.nonce} is ahead of the next expected ${expected}`)
   s.set(NONCE_KEY(tx.sender), encodeTrusted(u64(expected + 1)))
-  t.apply({ state: s, height: env.height, time: env.time, params: env.params, authorities: env.authorities, sender: tx.sender, txId: tx.id }, tx.payload)
+  t.apply({ chainId: env.chainId, state: s, height: env.height, time: env.time, params: env.params, authorities: env.authorities, sender: tx.sender, txId: tx.id }, tx.payload)
 }
 
 /** Checks a transaction against state without keeping its effects (mempool admission). */
@@ -77,8 +105,9 @@ export interface ApplyResult {
 
 /**
  * Validates `block` against its parent and applies it to `state`: header
- * fields, limits, transaction root, every transaction, and the state root.
- * Throws BlockError; `state` is not modified.
+ * fields, limits, the parent's commit certificate, transaction root, every
+ * transaction, and the state root. Throws BlockError; `state` is not modified.
+ * Which authority may propose at which round is the consensus engine's check.
  */
 export function applyBlock(state: StateMap, parent: Parent, block: Block): ApplyResult {
   const h = block.header
@@ -94,8 +123,18 @@ export function applyBlock(state: StateMap, parent: Parent, block: Block): Apply
   if (block.bytes.length > params.maxBlockBytes) throw new BlockError('BLOCK_TOO_LARGE', `block of ${block.bytes.length} bytes exceeds ${params.maxBlockBytes}`)
   if (block.txs.length > params.maxBlockTxs) throw new BlockError('BLOCK_TOO_LARGE', `block holds more than ${params.maxBlockTxs} transactions`)
   if (!equalBytes(h.txRoot, merkleRoot(block.txs.map((t) => t.id)))) throw new BlockError('BLOCK_BAD_TX_ROOT', 'transaction root does not match the transactions')
+  if (!equalBytes(h.lastCommitHash, lastCommitHashOf(block.lastCommit))) throw new BlockError('BLOCK_BAD_CERTIFICATE', 'parent certificate does not match the header')
+  let lastCommit: CommitCertificate | null = null
+  if (h.height >= 2) {
+    if (block.lastCommit.length === 0) throw new BlockError('BLOCK_BAD_CERTIFICATE', 'block does not carry its parent\'s commit certificate')
+    lastCommit = decodeCertificate(block.lastCommit)
+    verifyCertificate(lastCommit, h.chainId, parent.header.height, parent.hash, parentVoters(state))
+  } else if (block.lastCommit.length !== 0) {
+    throw new BlockError('BLOCK_BAD_CERTIFICATE', 'block 1 carries no parent certificate')
+  }
   const env: BlockEnv = { chainId: h.chainId, height: h.height, time: h.time, params, authorities }
   const overlay = new StateOverlay(state)
+  beginBlock(env, overlay, h.proposer, lastCommit)
   block.txs.forEach((tx, i) => {
     const s = overlay.child()
     try {
@@ -106,6 +145,7 @@ export function applyBlock(state: StateMap, parent: Parent, block: Block): Apply
     }
     s.mergeInto(overlay)
   })
+  endBlock(env, overlay)
   const writes = overlay.writes()
   const stateRoot = nextStateRoot(parent.header.stateRoot, writes)
   if (!equalBytes(stateRoot, h.stateRoot)) throw new BlockError('BLOCK_BAD_STATE_ROOT', 'state root after the block does not match its header')
@@ -119,21 +159,31 @@ export interface BuildResult extends ApplyResult {
   readonly rejected: readonly { readonly tx: Tx; readonly error: TxError }[]
 }
 
+/** Inputs of a new block besides the candidates. */
+export interface BuildOpts {
+  readonly time: number
+  readonly proposer: Uint8Array
+  /** The parent's commit certificate (null when building block 1). */
+  readonly lastCommit: CommitCertificate | null
+}
+
 /**
  * Builds the next block from `candidates` in order, keeping each one that
  * applies, within the block limits. Used by the proposer; voters re-check
  * the result with applyBlock.
  */
-export function buildBlock(state: StateMap, parent: Parent, candidates: Iterable<Tx>, opts: { time: number; proposer: Uint8Array }): BuildResult {
+export function buildBlock(state: StateMap, parent: Parent, candidates: Iterable<Tx>, opts: BuildOpts): BuildResult {
   const params = getParams(state)
   const authorities = authoritySet(state)
   const height = parent.header.height + 1
   const env: BlockEnv = { chainId: parent.header.chainId, height, time: opts.time, params, authorities }
   const overlay = new StateOverlay(state)
+  const lastCommitBytes = opts.lastCommit === null ? new Uint8Array(0) : encodeCertificate(opts.lastCommit)
+  beginBlock(env, overlay, opts.proposer, opts.lastCommit)
   const included: Tx[] = []
   const rejected: { tx: Tx; error: TxError }[] = []
-  // Header and framing take well under 1 KiB; keep that margin.
-  let bytes = 1024
+  // Header, framing and the parent certificate take well under this margin.
+  let bytes = 1024 + lastCommitBytes.length
   for (const tx of candidates) {
     if (included.length >= params.maxBlockTxs || bytes + tx.bytes.length + 5 > params.maxBlockBytes) break
     const s = overlay.child()
@@ -150,6 +200,7 @@ export function buildBlock(state: StateMap, parent: Parent, candidates: Iterable
     included.push(tx)
     bytes += tx.bytes.length + 5
   }
+  endBlock(env, overlay)
   const writes = overlay.writes()
   const stateRoot = nextStateRoot(parent.header.stateRoot, writes)
   const header: BlockHeader = {
@@ -162,6 +213,7 @@ export function buildBlock(state: StateMap, parent: Parent, candidates: Iterable
     txRoot: merkleRoot(included.map((t) => t.id)),
     stateRoot,
     authoritySetHash: authorities.hash,
+    lastCommitHash: lastCommitHashOf(lastCommitBytes),
   }
-  return { block: makeBlock(header, included), writes, stateRoot, rejected }
+  return { block: makeBlock(header, included, lastCommitBytes), writes, stateRoot, rejected }
 }

@@ -121,6 +121,7 @@ export function genesisBlock(g: Genesis): GenesisResult {
     txRoot: merkleRoot([]),
     stateRoot: nextStateRoot(ZERO_HASH, writes),
     authoritySetHash: authoritySet(s).hash,
+    lastCommitHash: ZERO_HASH,
   }, [])
   return { block, writes }
 }

@@ -47,7 +47,6 @@ export function buildProgram(): Command {
   const program = new Command('radchain')
     .description('radchain: share de-identified, encrypted imaging studies between radiology organizations on a proof-of-authority ledger')
     .version(VERSION)
-    .showHelpAfterError()
     .configureOutput({ outputError: (s, write) => write(`radchain: ${s.replace(/^error: /, '')}`) })
   registerNodeCommands(program)
   registerChainCommands(program)

@@ -14,6 +14,8 @@ export const DOMAIN = {
   STATE: 'radchain/state/v1',
   AUTHORITY_SET: 'radchain/authority-set/v1',
   VOTE: 'radchain/vote/v1',
+  PROPOSAL: 'radchain/proposal/v1',
+  COMMIT: 'radchain/commit/v1',
   ORG_PROPOSAL: 'radchain/org-proposal/v1',
   GENESIS: 'radchain/genesis/v1',
 } as const

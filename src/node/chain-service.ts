@@ -32,12 +32,14 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
   readonly #logger: Logger
   readonly #state: Map<string, Uint8Array>
   #head: Parent
+  /** Commit certificate of the head (null at genesis). */
+  #headCert: CommitCertificate | null
   #params: ChainParams
   #authorities: AuthoritySet
   readonly #rejected = new Map<string, TxError>()
   readonly #pendingWaiters = new Set<() => void>()
 
-  private constructor(genesis: Genesis, store: ChainStore, state: Map<string, Uint8Array>, head: Parent, mempoolLimits: MempoolLimits, logger: Logger) {
+  private constructor(genesis: Genesis, store: ChainStore, state: Map<string, Uint8Array>, head: Parent, headCert: CommitCertificate | null, mempoolLimits: MempoolLimits, logger: Logger) {
     super()
     this.setMaxListeners(0)
     this.genesis = genesis
@@ -45,6 +47,7 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     this.#store = store
     this.#state = state
     this.#head = head
+    this.#headCert = headCert
     this.#logger = logger
     this.mempool = new Mempool(mempoolLimits)
     this.#params = getParams(state)
@@ -74,8 +77,11 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     const bytes = hash === undefined ? undefined : await store.blockBytes(hash)
     if (bytes === undefined) throw new StoreError('STORE_CORRUPT', `block at height ${height} is missing`)
     const head = decodeBlock(bytes, limits)
+    const certBytes = height === 0 ? undefined : await store.certBytes(height)
+    if (height > 0 && (certBytes === undefined || certBytes.length === 0)) throw new StoreError('STORE_CORRUPT', `commit certificate of block ${height} is missing`)
+    const headCert = certBytes === undefined ? null : decodeCertificate(certBytes)
     opts.logger.info('ledger opened', { chainId: genesis.chainId, height, head: toHex(head.hash) })
-    return new ChainService(genesis, store, state, { header: head.header, hash: head.hash }, opts.mempool, opts.logger)
+    return new ChainService(genesis, store, state, { header: head.header, hash: head.hash }, headCert, opts.mempool, opts.logger)
   }
 
   /** The last final block. */
@@ -150,7 +156,7 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
   }
 
   propose(time: number, proposer: Uint8Array): BuildResult {
-    const r = buildBlock(this.#state, this.#head, this.mempool.candidates((s) => getNonce(this.#state, s)), { time, proposer })
+    const r = buildBlock(this.#state, this.#head, this.mempool.candidates((s) => getNonce(this.#state, s)), { time, proposer, lastCommit: this.#headCert })
     for (const { tx, error } of r.rejected) {
       if (error.code === 'TX_NONCE_GAP') continue
       for (const t of this.mempool.drop(tx)) {
@@ -182,6 +188,7 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     })
     applyWrites(this.#state, result.writes)
     this.#head = { header: b.header, hash: b.hash }
+    this.#headCert = cert
     this.#params = getParams(this.#state)
     this.#authorities = authoritySet(this.#state)
     this.mempool.prune(b.txs, (s) => getNonce(this.#state, s))

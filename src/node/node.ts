@@ -40,6 +40,9 @@ export class RadNode {
   #chain: ChainService | undefined
   #engine: ConsensusEngine | undefined
   #api: ApiServer | undefined
+  /** True once this node wrote daemon.json (so only it removes the file). */
+  #published = false
+  #started = false
 
   constructor(opts: RadNodeOpts, modules: { keys: OrgKeys; logger: Logger; clock?: Clock }) {
     this.#opts = opts
@@ -78,6 +81,8 @@ export class RadNode {
       await this.#engine.start()
       const info: DaemonInfo = { pid: process.pid, api: this.#api.url, chainId: genesis.chainId, startedAt: new Date(this.#clock()).toISOString() }
       await writeFileAtomic(join(dataDir, DATADIR_FILES.daemon), JSON.stringify(info, null, 2) + '\n', 0o644)
+      this.#published = true
+      this.#started = true
       const org = chain.orgByKey(this.#keys.signer.publicKey)
       this.#logger.info('node started', { chainId: genesis.chainId, org: org?.id ?? null, height: chain.head().header.height, api: this.#api.url })
     } catch (err) {
@@ -92,9 +97,11 @@ export class RadNode {
     this.#engine = undefined
     await this.#api?.stop()
     this.#api = undefined
-    await rm(join(this.#opts.dataDir, DATADIR_FILES.daemon), { force: true })
+    if (this.#published) await rm(join(this.#opts.dataDir, DATADIR_FILES.daemon), { force: true })
+    this.#published = false
     await this.#store?.close()
     this.#store = undefined
-    this.#logger.info('node stopped')
+    if (this.#started) this.#logger.info('node stopped')
+    this.#started = false
   }
 }

@@ -5,6 +5,7 @@ import type { AuthoritySet } from '../orgs.js'
 
 /** What a transaction type's `apply` may read and write. */
 export interface TxContext {
+  readonly chainId: string
   /** State as of this transaction; writes are rolled back if `apply` throws. */
   readonly state: StateOverlay
   /** Height of the block being applied. */
