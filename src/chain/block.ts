@@ -88,11 +88,10 @@ export interface DecodeBlockOpts {
   readonly maxBlockBytes: number
   readonly maxBlockTxs: number
   readonly maxTxBytes: number
-  /**
-   * Verify transaction signatures while decoding (default true); a function
-   * decides per transaction (false for ones already verified, e.g. in the mempool).
-   */
-  readonly verify?: boolean | ((txBytes: Uint8Array) => boolean)
+  /** Verify transaction signatures while decoding (default true). */
+  readonly verify?: boolean
+  /** Skips the signature check for ids this returns true for (already verified, e.g. in the mempool). */
+  readonly alreadyVerified?: (id: Uint8Array) => boolean
 }
 
 /** Decodes a block's wire bytes, checking size, encoding and every transaction's form. */
@@ -103,12 +102,8 @@ export function decodeBlock(bytes: Uint8Array, opts: DecodeBlockOpts): Block {
     const header = headerFromWire(a[0])
     if (header.chainId !== opts.chainId) throw new BlockError('BLOCK_WRONG_CHAIN', `block is for chain ${JSON.stringify(header.chainId)}`)
     const raw = asArray(a[1], 'block.txs', undefined, opts.maxBlockTxs)
-    const verify = opts.verify ?? true
-    const txs = raw.map((t, i) => {
-      const txBytes = asBytes(t, `block.txs[${i}]`)
-      const check = typeof verify === 'function' ? verify(txBytes) : verify
-      return decodeTx(txBytes, { chainId: opts.chainId, maxBytes: opts.maxTxBytes, verify: check })
-    })
+    const txOpts = { chainId: opts.chainId, maxBytes: opts.maxTxBytes, verify: opts.verify ?? true, ...(opts.alreadyVerified === undefined ? {} : { alreadyVerified: opts.alreadyVerified }) }
+    const txs = raw.map((t, i) => decodeTx(asBytes(t, `block.txs[${i}]`), txOpts))
     const lastCommit = asBytes(a[2], 'block.lastCommit', undefined, 64 * 1024)
     return { header, txs, lastCommit, hash: headerHash(header), bytes }
   } catch (err) {

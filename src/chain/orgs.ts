@@ -78,6 +78,18 @@ export function putOrg(s: StateOverlay, o: OrgRecord): void {
   syncAuthorities(s, o.id, o.role === 'authority')
 }
 
+/** Every admitted organization, by a scan of the state (use at start, then follow block writes). */
+export function listOrgs(s: StateMap): OrgRecord[] {
+  const out: OrgRecord[] = []
+  for (const [k, v] of s) if (k.startsWith('o/')) out.push(orgFromWire(decodeCanonical(v)))
+  return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+}
+
+/** True when a write to state key `key` may change the organization registry. */
+export function isOrgKey(key: string): boolean {
+  return key.startsWith('o/')
+}
+
 /** Removes organization `id`. */
 export function deleteOrg(s: StateOverlay, id: string): void {
   const prev = getOrg(s, id)

@@ -50,6 +50,8 @@ export interface DecodeTxOpts {
   readonly maxBytes: number
   /** Verify the signature (default true). */
   readonly verify?: boolean
+  /** Skips the signature check for ids this returns true for (already verified, e.g. in the mempool). */
+  readonly alreadyVerified?: (id: Uint8Array) => boolean
 }
 
 /**
@@ -77,7 +79,7 @@ export function decodeTx(bytes: Uint8Array, opts: DecodeTxOpts): Tx {
       bytes,
       signature,
     }
-    if (opts.verify !== false && !verifyEd25519(tx.sender, signingBytes(DOMAIN.TX_SIGN, bodyBytes), signature)) {
+    if (opts.verify !== false && opts.alreadyVerified?.(tx.id) !== true && !verifyEd25519(tx.sender, signingBytes(DOMAIN.TX_SIGN, bodyBytes), signature)) {
       throw new TxError('TX_BAD_SIGNATURE', 'transaction signature does not verify', { penalize: true })
     }
   } catch (err) {

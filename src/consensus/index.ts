@@ -1,2 +1,5 @@
 export * from './engine.js'
 export * from './solo.js'
+export * from './bft.js'
+export * from './messages.js'
+export * from './wal.js'

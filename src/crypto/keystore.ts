@@ -19,6 +19,8 @@ export class KeystoreError extends RadError<KeystoreCode> {
 export interface OrgKeys {
   readonly signer: Ed25519Signer
   readonly encryption: X25519KeyPair
+  /** The Ed25519 seed, for the libp2p identity (the node's peer id is the organization's signing key). */
+  readonly identitySeed: Uint8Array
 }
 
 /** Scrypt parameters (RFC 7914) used for new keystores. */
@@ -54,13 +56,14 @@ function aad(f: Pick<KeystoreFile, 'type' | 'version' | 'publicKeys' | 'kdf' | '
 export function generateOrgKeys(): { keys: OrgKeys; secret: Uint8Array } {
   const { signer, seed } = Ed25519Signer.generate()
   const encryption = generateX25519()
-  return { keys: { signer, encryption }, secret: concatBytes(seed, encryption.privateKey) }
+  return { keys: { signer, encryption, identitySeed: seed }, secret: concatBytes(seed, encryption.privateKey) }
 }
 
 /** Keys from the 64-byte secret (Ed25519 seed || X25519 private key). */
 export function orgKeysFromSecret(secret: Uint8Array): OrgKeys {
   if (secret.length !== 64) throw new KeystoreError('KEYSTORE_CORRUPT', 'keystore secret has the wrong length')
-  return { signer: new Ed25519Signer(secret.subarray(0, 32)), encryption: x25519FromPrivate(secret.slice(32, 64)) }
+  const seed = secret.slice(0, 32)
+  return { signer: new Ed25519Signer(seed), encryption: x25519FromPrivate(secret.slice(32, 64)), identitySeed: seed }
 }
 
 /**

@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events'
 import {
-  Mempool, TxError, applyWrites, authoritySet, blockToJSON, buildBlock, certificateToJSON, checkTx, decodeBlock, decodeCertificate,
-  decodeTx, encodeCertificate, genesisBlock, getNonce, getParams, orgBySignKey, txToJSON,
-  type AuthoritySet, type Block, type BuildResult, type ChainParams, type CommitCertificate, type Genesis, type MempoolLimits,
-  type OrgRecord, type Parent, type Tx,
+  BlockError, Mempool, TxError, applyBlock, applyWrites, authoritySet, blockToJSON, buildBlock, certificateToJSON, checkTx, decodeBlock,
+  decodeCertificate, decodeTx, encodeCertificate, evidenceTx, genesisBlock, getNonce, getParams, isOrgKey, listOrgs, orgBySignKey, proposerFor, signTx, txToJSON,
+  verifyCertificate,
+  type ApplyResult, type AuthoritySet, type Block, type BuildResult, type ChainParams, type CommitCertificate, type Genesis,
+  type MempoolLimits, type OrgRecord, type Parent, type SignedVote, type StateWrites, type Tx,
 } from '../chain/index.js'
+import type { Ed25519Signer } from '../crypto/index.js'
 import { StoreError, type ChainStore } from '../storage/index.js'
 import { equalBytes, fromHex, isHex, toHex, type Logger } from '../util/index.js'
 import type { ConsensusHost } from '../consensus/index.js'
@@ -13,7 +15,11 @@ import type { TxStatus } from '../api/index.js'
 /** Events of the chain service. */
 export interface ChainEvents {
   block: [block: Block, cert: CommitCertificate]
-  pending: [tx: Tx]
+  evidence: [tx: Tx]
+  /** The organization registry changed. */
+  orgs: [orgs: readonly OrgRecord[]]
+  /** A transaction entered the mempool; `local` when it came from this node's API rather than a peer. */
+  pending: [tx: Tx, local: boolean]
   rejected: [tx: Tx, error: TxError]
 }
 
@@ -36,7 +42,10 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
   #headCert: CommitCertificate | null
   #params: ChainParams
   #authorities: AuthoritySet
+  #orgs: OrgRecord[]
   readonly #rejected = new Map<string, TxError>()
+  #commitLock: Promise<unknown> = Promise.resolve()
+  #evidenceSigner: Ed25519Signer | undefined
   readonly #pendingWaiters = new Set<() => void>()
 
   private constructor(genesis: Genesis, store: ChainStore, state: Map<string, Uint8Array>, head: Parent, headCert: CommitCertificate | null, mempoolLimits: MempoolLimits, logger: Logger) {
@@ -52,6 +61,7 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     this.mempool = new Mempool(mempoolLimits)
     this.#params = getParams(state)
     this.#authorities = authoritySet(state)
+    this.#orgs = listOrgs(state)
   }
 
   /**
@@ -59,7 +69,7 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
    * store, or resumes from the last committed block after checking that the
    * store belongs to this genesis.
    */
-  static async open(genesis: Genesis, store: ChainStore, opts: { mempool: MempoolLimits; logger: Logger }): Promise<ChainService> {
+  static async open(genesis: Genesis, store: ChainStore, opts: { mempool: MempoolLimits; logger: Logger; evidenceSigner?: Ed25519Signer }): Promise<ChainService> {
     const g = genesisBlock(genesis)
     let height = await store.headHeight()
     if (height === null) {
@@ -81,7 +91,9 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     if (height > 0 && (certBytes === undefined || certBytes.length === 0)) throw new StoreError('STORE_CORRUPT', `commit certificate of block ${height} is missing`)
     const headCert = certBytes === undefined ? null : decodeCertificate(certBytes)
     opts.logger.info('ledger opened', { chainId: genesis.chainId, height, head: toHex(head.hash) })
-    return new ChainService(genesis, store, state, { header: head.header, hash: head.hash }, headCert, opts.mempool, opts.logger)
+    const svc = new ChainService(genesis, store, state, { header: head.header, hash: head.hash }, headCert, opts.mempool, opts.logger)
+    svc.#evidenceSigner = opts.evidenceSigner
+    return svc
   }
 
   /** The last final block. */
@@ -103,6 +115,11 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     return this.#state
   }
 
+  /** Every admitted organization. */
+  orgs(): readonly OrgRecord[] {
+    return this.#orgs
+  }
+
   /** The admitted organization with signing key `key`. */
   orgByKey(key: Uint8Array): OrgRecord | undefined {
     return orgBySignKey(this.#state, key)
@@ -114,20 +131,20 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
   }
 
   /** Decodes, verifies and admits signed transaction bytes. Throws TxError. */
-  submitBytes(bytes: Uint8Array): Tx {
+  submitBytes(bytes: Uint8Array, local = true): Tx {
     const tx = decodeTx(bytes, { chainId: this.chainId, maxBytes: this.#params.maxTxBytes })
-    this.submit(tx)
+    this.submit(tx, local)
     return tx
   }
 
   /** Admits a decoded, signature-checked transaction. Throws TxError. */
-  submit(tx: Tx): void {
+  submit(tx: Tx, local = true): void {
     if (this.mempool.get(tx.id) !== undefined) throw new TxError('TX_DUPLICATE', 'transaction is already pending')
     const stateNonce = getNonce(this.#state, tx.sender)
     if (tx.nonce === stateNonce) checkTx(this.#state, this.#head, tx)
     this.mempool.add(tx, stateNonce)
     this.#rejected.delete(toHex(tx.id))
-    this.emit('pending', tx)
+    this.emit('pending', tx, local)
     for (const w of this.#pendingWaiters) w()
     this.#pendingWaiters.clear()
   }
@@ -177,23 +194,112 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     this.emit('rejected', tx, error)
   }
 
-  async commit(result: BuildResult, cert: CommitCertificate): Promise<void> {
-    const b = result.block
-    if (b.header.height !== this.#head.header.height + 1 || !equalBytes(b.header.parentHash, this.#head.hash)) {
-      throw new Error('refusing to commit a block that does not extend the head')
+  /** Commit certificate of the head block (null at genesis). */
+  headCertificate(): CommitCertificate | null {
+    return this.#headCert
+  }
+
+  proposerFor(round: number): OrgRecord {
+    return proposerFor(this.#state, round)
+  }
+
+  decodeBlock(bytes: Uint8Array): Block {
+    const p = this.#params
+    return decodeBlock(bytes, { chainId: this.chainId, maxBlockBytes: p.maxBlockBytes, maxBlockTxs: p.maxBlockTxs, maxTxBytes: p.maxTxBytes, alreadyVerified: (id) => this.mempool.get(id) !== undefined })
+  }
+
+  validate(block: Block): ApplyResult {
+    return applyBlock(this.#state, this.#head, block)
+  }
+
+  reportEquivocation(a: SignedVote, b: SignedVote): void {
+    const signer = this.#evidenceSigner
+    if (signer === undefined) return
+    try {
+      const tx = signTx(signer, { chainId: this.chainId, type: evidenceTx.name, nonce: this.nextNonce(signer.publicKey), payload: { a, b } })
+      this.submit(tx)
+      this.emit('evidence', tx)
+    } catch (err) {
+      this.#logger.warn('could not submit equivocation evidence', { err: err instanceof Error ? err.message : String(err) })
     }
-    await this.#store.commitBlock({
-      height: b.header.height, hash: b.hash, blockBytes: b.bytes, certBytes: encodeCertificate(cert),
-      txIds: b.txs.map((t) => t.id), stateWrites: result.writes,
+  }
+
+  onCommitted(listener: (height: number) => void): () => void {
+    const l = (b: Block): void => listener(b.header.height)
+    this.on('block', l)
+    return () => this.off('block', l)
+  }
+
+  // Commits are serialized: consensus and sync may both finish the same height.
+  #locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#commitLock.then(fn, fn)
+    this.#commitLock = run.catch(() => {})
+    return run
+  }
+
+  /**
+   * Stores a final block with its certificate and applies it. Committing a
+   * block that is already final is a no-op; a different block at a final
+   * height means the safety invariant broke, and throws.
+   */
+  commit(result: { readonly block: Block; readonly writes: StateWrites }, cert: CommitCertificate): Promise<void> {
+    return this.#locked(async () => {
+      const b = result.block
+      if (b.header.height <= this.#head.header.height) {
+        const stored = await this.#store.hashAt(b.header.height)
+        if (stored !== undefined && equalBytes(stored, b.hash)) return
+        throw new Error(`SAFETY: a different block is already final at height ${b.header.height}`)
+      }
+      if (b.header.height !== this.#head.header.height + 1 || !equalBytes(b.header.parentHash, this.#head.hash)) {
+        throw new Error('refusing to commit a block that does not extend the head')
+      }
+      await this.#store.commitBlock({
+        height: b.header.height, hash: b.hash, blockBytes: b.bytes, certBytes: encodeCertificate(cert),
+        txIds: b.txs.map((t) => t.id), stateWrites: result.writes,
+      })
+      applyWrites(this.#state, result.writes)
+      this.#head = { header: b.header, hash: b.hash }
+      this.#headCert = cert
+      this.#params = getParams(this.#state)
+      this.#authorities = authoritySet(this.#state)
+      const orgsChanged = [...result.writes.keys()].some(isOrgKey)
+      if (orgsChanged) this.#orgs = listOrgs(this.#state)
+      this.mempool.prune(b.txs, (s) => getNonce(this.#state, s))
+      this.#logger.debug('block final', { height: b.header.height, txs: b.txs.length })
+      this.emit('block', b, cert)
+      if (orgsChanged) this.emit('orgs', this.#orgs)
     })
-    applyWrites(this.#state, result.writes)
-    this.#head = { header: b.header, hash: b.hash }
-    this.#headCert = cert
-    this.#params = getParams(this.#state)
-    this.#authorities = authoritySet(this.#state)
-    this.mempool.prune(b.txs, (s) => getNonce(this.#state, s))
-    this.#logger.debug('block final', { height: b.header.height, txs: b.txs.length })
-    this.emit('block', b, cert)
+  }
+
+  /**
+   * Imports a block fetched by sync: checks its certificate against the
+   * authority set in force at its height, validates and applies it.
+   * Throws BlockError (the sender is to be penalized).
+   */
+  importBlock(blockBytes: Uint8Array, certBytes: Uint8Array): Promise<boolean> {
+    return this.#locked(async () => {
+      const block = this.decodeBlock(blockBytes)
+      if (block.header.height <= this.#head.header.height) return false
+      if (block.header.height !== this.#head.header.height + 1) throw new BlockError('BLOCK_BAD_HEIGHT', `sync block ${block.header.height} does not follow ${this.#head.header.height}`)
+      const cert = decodeCertificate(certBytes)
+      verifyCertificate(cert, this.chainId, block.header.height, block.hash, this.#authorities)
+      const r = applyBlock(this.#state, this.#head, block)
+      return { block, writes: r.writes, cert }
+    }).then(async (v) => {
+      if (v === false) return false
+      await this.commit({ block: v.block, writes: v.writes }, v.cert)
+      return true
+    })
+  }
+
+  /** Encoded block and certificate at `height`, for peers that sync. */
+  async syncEntry(height: number): Promise<{ block: Uint8Array; cert: Uint8Array } | undefined> {
+    const hash = await this.#store.hashAt(height)
+    if (hash === undefined) return undefined
+    const block = await this.#store.blockBytes(hash)
+    const cert = await this.#store.certBytes(height)
+    if (block === undefined || cert === undefined) return undefined
+    return { block, cert }
   }
 
   /** Where transaction `hash` (64 hex) stands. */

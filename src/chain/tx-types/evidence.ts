@@ -2,7 +2,6 @@ import { toHex, equalBytes } from '../../util/index.js'
 import { asArray } from '../codec.js'
 import { voteFromWire, voteToWire, verifyVote, type SignedVote } from '../commit.js'
 import { TxError } from '../errors.js'
-import { authoritySet } from '../orgs.js'
 import type { TxType } from './types.js'
 
 /** Two conflicting signed votes from one authority: proof of equivocation. */
@@ -40,7 +39,7 @@ export const evidenceTx: TxType<EvidencePayload> = {
     const same = a.blockHash === null ? b.blockHash === null : b.blockHash !== null && equalBytes(a.blockHash, b.blockHash)
     if (same) throw new TxError('TX_INVALID', 'evidence votes do not conflict')
     if (a.height >= ctx.height) throw new TxError('TX_INVALID', 'evidence is for a height not yet reached')
-    if (!authoritySet(ctx.state).members.some((m) => equalBytes(m.signKey, a.signer))) throw new TxError('TX_INVALID', 'evidence names a key that is not an authority')
+    if (!ctx.authorities.members.some((m) => equalBytes(m.signKey, a.signer))) throw new TxError('TX_INVALID', 'evidence names a key that is not an authority')
     if (!verifyVote(a, ctx.chainId) || !verifyVote(b, ctx.chainId)) throw new TxError('TX_INVALID', 'evidence vote signature does not verify')
     const key = EVIDENCE_KEY(a)
     if (ctx.state.get(key) !== undefined) throw new TxError('TX_INVALID', 'this equivocation is already recorded')

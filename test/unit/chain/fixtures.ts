@@ -2,8 +2,8 @@
 import { Ed25519Signer, sha256 } from '../../../src/crypto/index.js'
 import { toHex, utf8 } from '../../../src/util/index.js'
 import {
-  applyWrites, buildBlock, genesisBlock, getNonce, parseGenesis, signTx,
-  type Block, type BuildResult, type ChainParams, type Genesis, type OrgAction, type OrgRole, type Parent, type StateWrites, type Tx,
+  applyWrites, authoritySet, buildBlock, encodeCertificate, genesisBlock, getNonce, lastCommitHashOf, parseGenesis, proposerFor, signPrecommit, signTx,
+  type Block, type BuildResult, type ChainParams, type CommitCertificate, type Genesis, type OrgAction, type OrgRole, type Parent, type StateWrites, type Tx,
 } from '../../../src/chain/index.js'
 
 /** Chain id of every test chain. */
@@ -12,9 +12,22 @@ export const CHAIN_ID = 'radchain-test'
 /** Small limits, so the limit paths are cheap to reach (the genesis schema's minimums). */
 export const SMALL_PARAMS: Partial<ChainParams> = { maxBlockBytes: 64 * 1024, maxTxBytes: 8 * 1024, maxBlockTxs: 8, blockIntervalMs: 100 }
 
+// Every signer made by testSigner, by public key, so a test chain can sign
+// precommits for authorities admitted or re-keyed along the way.
+const KNOWN_SIGNERS = new Map<string, Ed25519Signer>()
+
 /** Deterministic signer: seed = sha256(label), so failures reproduce. */
 export function testSigner(label: string): Ed25519Signer {
-  return new Ed25519Signer(sha256(utf8(`signer/${label}`)))
+  const s = new Ed25519Signer(sha256(utf8(`signer/${label}`)))
+  KNOWN_SIGNERS.set(toHex(s.publicKey), s)
+  return s
+}
+
+/** The test signer holding public key `key` (made by testSigner); throws for unknown keys. */
+export function signerOf(key: Uint8Array): Ed25519Signer {
+  const s = KNOWN_SIGNERS.get(toHex(key))
+  if (s === undefined) throw new Error(`no test signer for key ${toHex(key)}`)
+  return s
 }
 
 /** An organization of a test chain with its signing key. */
@@ -30,13 +43,18 @@ export function testOrg(id: string, role: OrgRole): TestOrg {
   return { id, role, signer: testSigner(id), encKey: sha256(utf8(`enc/${id}`)) }
 }
 
-/** A chain at genesis: its state map (mutable, updated by `commit`) and head. */
+/**
+ * A chain: its state map (mutable, updated by `commit`), head, and the
+ * commit certificate of the head (null at genesis), which the next block
+ * carries as its lastCommit.
+ */
 export interface TestChain {
   readonly genesis: Genesis
   readonly orgs: readonly TestOrg[]
   readonly authorities: readonly TestOrg[]
   readonly state: Map<string, Uint8Array>
   head: Parent
+  lastCommit: CommitCertificate | null
 }
 
 /** Genesis JSON of `orgs`. */
@@ -58,20 +76,79 @@ export function makeChain(opts: { authorities: number; members?: number; params?
   const g = genesisBlock(genesis)
   const state = new Map<string, Uint8Array>()
   applyWrites(state, g.writes)
-  return { genesis, orgs, authorities: orgs.filter((o) => o.role === 'authority'), state, head: { header: g.block.header, hash: g.block.hash } }
+  return { genesis, orgs, authorities: orgs.filter((o) => o.role === 'authority'), state, head: { header: g.block.header, hash: g.block.hash }, lastCommit: null }
 }
 
-/** Makes `block` (with its `writes`) the new head of `chain`. */
-export function commit(chain: TestChain, block: Block, writes: StateWrites): void {
+/** Who signs a certificate and at which round. */
+export interface CertOpts {
+  /** Decision round (default 0). */
+  readonly round?: number
+  /** The signers (default: the first quorum of the set in force, by id). */
+  readonly signers?: readonly Ed25519Signer[]
+}
+
+/**
+ * A commit certificate for `block`, signed at `round` by `signers` or by the
+ * first quorum (by id) of the authority set in force for it. `state` is the
+ * state the block was applied on, whose authority set finalizes it.
+ */
+export function certify(state: ReadonlyMap<string, Uint8Array>, block: Block, opts: CertOpts = {}): CommitCertificate {
+  const round = opts.round ?? 0
+  const set = authoritySet(state)
+  const signers = opts.signers ?? set.members.slice(0, set.quorum).map((m) => signerOf(m.signKey))
+  return {
+    height: block.header.height, round, blockHash: block.hash,
+    sigs: signers.map((s) => signPrecommit(s, block.header.chainId, block.header.height, round, block.hash)),
+  }
+}
+
+/** Encoded `c`, or no bytes for null: what a block's lastCommit holds. */
+export function certBytes(c: CommitCertificate | null): Uint8Array {
+  return c === null ? new Uint8Array(0) : encodeCertificate(c)
+}
+
+/** The lastCommitHash a block on `chain`'s head names. */
+export function lastCommitHashFor(chain: TestChain): Uint8Array {
+  return lastCommitHashOf(certBytes(chain.lastCommit))
+}
+
+/**
+ * Makes `block` (with its `writes`) the new head of `chain`, with a
+ * certificate (see certify) as the head's lastCommit for the next block.
+ */
+export function commit(chain: TestChain, block: Block, writes: StateWrites, opts: CertOpts = {}): CommitCertificate {
+  const cert = certify(chain.state, block, opts)
   applyWrites(chain.state, writes)
   chain.head = { header: block.header, hash: block.hash }
+  chain.lastCommit = cert
+  return cert
 }
 
-/** Builds the next block of `chain` from `txs` (1 s after the head, proposed by the first authority) and commits it. */
-export function advance(chain: TestChain, txs: readonly Tx[], opts: { proposer?: Uint8Array } = {}): BuildResult {
-  const proposer = opts.proposer ?? (chain.authorities[0] as TestOrg).signer.publicKey
-  const r = buildBlock(chain.state, chain.head, txs, { time: chain.head.header.time + 1000, proposer })
-  commit(chain, r.block, r.writes)
+/** Options of the next block. */
+export interface NextOpts extends CertOpts {
+  /** Proposer key (default: the rotation's proposer for `round`). */
+  readonly proposer?: Uint8Array
+  /** Milliseconds after the head (default 1000). */
+  readonly dt?: number
+  /** Parent certificate to carry (default: the chain's lastCommit). */
+  readonly lastCommit?: CommitCertificate | null
+}
+
+/** Builds (without committing) the next block of `chain` from `txs`, by default as production would at `round`. */
+export function build(chain: TestChain, txs: readonly Tx[], opts: NextOpts = {}): BuildResult {
+  const proposer = opts.proposer ?? proposerFor(chain.state, opts.round ?? 0).signKey
+  const lastCommit = opts.lastCommit === undefined ? chain.lastCommit : opts.lastCommit
+  return buildBlock(chain.state, chain.head, txs, { time: chain.head.header.time + (opts.dt ?? 1000), proposer, lastCommit })
+}
+
+/**
+ * Builds the next block of `chain` from `txs` (1 s after the head, proposed
+ * by the rotation's proposer for the round, carrying the head's certificate)
+ * and commits it with a certificate of its own.
+ */
+export function advance(chain: TestChain, txs: readonly Tx[], opts: NextOpts = {}): BuildResult {
+  const r = build(chain, txs, opts)
+  commit(chain, r.block, r.writes, opts)
   return r
 }
 

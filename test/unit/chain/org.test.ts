@@ -2,10 +2,12 @@ import t from 'tap'
 import { toHex } from '../../../src/util/index.js'
 import type { Ed25519Signer } from '../../../src/crypto/index.js'
 import {
-  StateOverlay, applyBlock, authorityIds, authoritySet, buildBlock, getNonce, getOrg, makeBlock, orgBySignKey, orgTx, proposalId, quorumSize,
+  StateOverlay, applyBlock, authorityIds, authoritySet, getNonce, getOrg, makeBlock, orgBySignKey, orgTx, proposalId, quorumSize,
   type BuildResult, type OrgAction, type OrgRecord, type Tx,
 } from '../../../src/chain/index.js'
-import { advance, codeOf, makeChain, testOrg, testSigner, vote, type TestChain, type TestOrg } from './fixtures.js'
+import {
+  CHAIN_ID, advance, build, certBytes, codeOf, lastCommitHashFor, makeChain, testOrg, testSigner, vote, type TestChain, type TestOrg,
+} from './fixtures.js'
 
 function orgNamed(c: TestChain, id: string): TestOrg {
   const o = c.orgs.find((x) => x.id === id)
@@ -128,7 +130,7 @@ t.test('admitting an authority changes the authority set from the next block', a
   const before = authoritySet(c.state)
   voteBlock(c, [[signer(c, 'auth-0'), admit], [signer(c, 'auth-1'), admit]])
   // A block proposed by the candidate is refused before it is admitted.
-  const early = buildBlock(c.state, c.head, [], { time: c.head.header.time + 1, proposer: org.signer.publicKey }).block
+  const early = build(c, [], { dt: 1, proposer: org.signer.publicKey }).block
   t.throws(() => applyBlock(c.state, c.head, early), { name: 'BlockError', code: 'BLOCK_BAD_PROPOSER' })
 
   const r = voteBlock(c, [[signer(c, 'auth-2'), admit]])
@@ -142,9 +144,11 @@ t.test('admitting an authority changes the authority set from the next block', a
   const next = advance(c, [], { proposer: org.signer.publicKey })
   t.equal(toHex(next.block.header.authoritySetHash), toHex(after.hash), 'the next block names the new set')
   t.equal(toHex(next.block.header.proposer), toHex(org.signer.publicKey), 'and the new authority may propose it')
-  const stale = makeBlock({ ...next.block.header, authoritySetHash: before.hash }, [])
-  t.throws(() => applyBlock(c.state, c.head, makeBlock({ ...stale.header, height: c.head.header.height + 1, parentHash: c.head.hash, time: c.head.header.time + 1 }, [])),
-    { name: 'BlockError', code: 'BLOCK_BAD_AUTHORITY_SET' }, 'a block naming the old set is refused')
+  const fresh = build(c, []).block
+  t.doesNotThrow(() => applyBlock(c.state, c.head, fresh), 'a block on the new head naming the new set applies')
+  const stale = makeBlock({ ...fresh.header, authoritySetHash: before.hash }, [], certBytes(c.lastCommit))
+  t.equal(toHex(stale.header.lastCommitHash), toHex(lastCommitHashFor(c)), 'the stale block carries the right parent certificate')
+  t.throws(() => applyBlock(c.state, c.head, stale), { name: 'BlockError', code: 'BLOCK_BAD_AUTHORITY_SET' }, 'a block naming the old set is refused')
 })
 
 t.test('quorum follows the current set: votes needed grow when an authority joins mid-proposal', async (t) => {
@@ -260,7 +264,7 @@ t.test('rekey moves the key index; rekeying an authority changes the set hash an
   const admit: OrgAction = { kind: 'admit', org: newOrg('after-rekey', 'member').record }
   t.same(rejectedCodes(voteBlock(c, [[a3old, admit]])), ['TX_UNAUTHORIZED'], 'the old key cannot vote')
   t.same(rejectedCodes(voteBlock(c, [[a3new, admit]])), [], 'the new key can')
-  const byOld = buildBlock(c.state, c.head, [], { time: c.head.header.time + 1, proposer: a3old.publicKey }).block
+  const byOld = build(c, [], { dt: 1, proposer: a3old.publicKey }).block
   t.throws(() => applyBlock(c.state, c.head, byOld), { name: 'BlockError', code: 'BLOCK_BAD_PROPOSER' }, 'nor propose')
 })
 
@@ -268,7 +272,7 @@ t.test('orgTx.apply on a hand-built TxContext', async (t) => {
   const c = makeChain({ authorities: 4, members: 1 })
   const s = new StateOverlay(c.state)
   const ctx = (sender: Ed25519Signer): Parameters<typeof orgTx.apply>[0] => ({
-    state: s, height: 1, time: 1, params: { blockIntervalMs: 1, maxBlockBytes: 1, maxTxBytes: 1, maxBlockTxs: 1, maxClockDriftMs: 1, replicationFactor: 1, chunkSize: 1 },
+    chainId: CHAIN_ID, state: s, height: 1, time: 1, params: { blockIntervalMs: 1, maxBlockBytes: 1, maxTxBytes: 1, maxBlockTxs: 1, maxClockDriftMs: 1, replicationFactor: 1, chunkSize: 1 },
     authorities: authoritySet(c.state), sender: sender.publicKey, txId: new Uint8Array(32),
   })
   const admit: OrgAction = { kind: 'admit', org: newOrg('direct', 'authority').record }

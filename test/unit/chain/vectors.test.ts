@@ -8,7 +8,7 @@ import { Ed25519Signer } from '../../../src/crypto/index.js'
 import { concatBytes, fromHex, toHex, utf8 } from '../../../src/util/index.js'
 import {
   applyBlock, applyWrites, authoritySet, buildBlock, decodeBlock, decodeCertificate, decodeTx, encodeCertificate, genesisBlock, merkleRoot,
-  parseGenesis, signPrecommit, signTx, verifyCertificate, type Genesis,
+  parseGenesis, proposerFor, signPrecommit, signTx, verifyCertificate, type Genesis, type Parent,
 } from '../../../src/chain/index.js'
 
 const hex = z.string().regex(/^(?:[0-9a-f]{2})*$/)
@@ -26,6 +26,10 @@ const Vectors = z.object({
   }),
   block1: z.object({ time: z.number(), proposer: z.string(), txIds: z.array(hex32), blockHash: hex32, blockBytes: hex, stateRoot: hex32, txRoot: hex32 }),
   certificate: z.object({ height: z.number(), round: z.number(), signers: z.array(z.string()), blockHash: hex32, bytes: hex }),
+  block2: z.object({
+    time: z.number(), proposer: z.string(), txIds: z.array(hex32).length(0), lastCommit: hex, lastCommitHash: hex32,
+    blockHash: hex32, blockBytes: hex, stateRoot: hex32, txRoot: hex32,
+  }),
   merkle: z.array(z.object({ leaves: z.number().int().nonnegative(), root: hex32 })).min(5),
 })
 const V = Vectors.parse(JSON.parse(readFileSync(new URL('../../vectors/chain.json', import.meta.url), 'utf8')))
@@ -41,6 +45,10 @@ function fixstr(s: string): Uint8Array {
 function bin8(b: Uint8Array): Uint8Array {
   if (b.length > 255) throw new Error('bin8 only')
   return concatBytes(u8(0xc4, b.length), b)
+}
+function bin16(b: Uint8Array): Uint8Array {
+  if (b.length < 256 || b.length > 0xffff) throw new Error('bin16 only')
+  return concatBytes(u8(0xc5, b.length >> 8, b.length & 0xff), b)
 }
 function int64(n: bigint): Uint8Array {
   const b = new Uint8Array(9)
@@ -109,11 +117,15 @@ t.test('genesis: pinned block hash, bytes, state root, authority set hash', asyn
   const auth = g.orgs.filter((o) => o.role === 'authority').sort((a, b) => (a.id < b.id ? -1 : 1))
   const setBytes = concatBytes(u8(0x90 | auth.length), ...auth.map((o) => concatBytes(u8(0x92), fixstr(o.id), bin8(o.signKey))))
   t.equal(toHex(tagged('radchain/authority-set/v1', setBytes)), V.genesis.authoritySetHash, 'authority set hash by hand')
-  // Block = [header, txs]; an empty tx list is the last byte (0x90), and the hash covers the header bytes.
+  // Block = [header, txs, lastCommit]; an empty tx list (0x90) and an empty
+  // lastCommit (bin8 of length 0: c4 00) end it, and the hash covers the header bytes.
   const bytes = fromHex(V.genesis.blockBytes)
-  t.equal(bytes[0], 0x92)
-  t.equal(bytes[bytes.length - 1], 0x90)
-  t.equal(toHex(tagged('radchain/block-header/v1', bytes.subarray(1, bytes.length - 1))), V.genesis.blockHash, 'hash of the header bytes')
+  t.equal(bytes[0], 0x93, 'three fields')
+  t.equal(toHex(bytes.subarray(bytes.length - 3)), '90c400', 'no transactions, no parent certificate')
+  const header = bytes.subarray(1, bytes.length - 3)
+  t.equal(header[0], 0x9a, 'the header has ten fields')
+  t.equal(toHex(header.subarray(header.length - 34)), toHex(bin8(new Uint8Array(32))), 'lastCommitHash, the last field, is zero at height 0')
+  t.equal(toHex(tagged('radchain/block-header/v1', header)), V.genesis.blockHash, 'hash of the header bytes')
   t.equal(toHex(refMerkle([])), V.genesis.txRoot, 'empty tx root')
 
   const d = decodeBlock(bytes, { chainId: g.chainId, maxBlockBytes: 1 << 20, maxBlockTxs: 10, maxTxBytes: 1 << 14 })
@@ -131,7 +143,8 @@ t.test('block 1: pinned, and valid on the genesis state', async (t) => {
   const v0 = V.tx[0]
   if (v0 === undefined) throw new Error('no tx vector')
   const tx = decodeTx(fromHex(v0.bytes), { chainId: g.chainId, maxBytes: 1024 })
-  const r = buildBlock(state, parent, [tx], { time: V.block1.time, proposer: orgSigner(V.genesis, V.block1.proposer).publicKey })
+  t.equal(proposerFor(state, 0).id, V.block1.proposer, 'the round-0 proposer of block 1')
+  const r = buildBlock(state, parent, [tx], { time: V.block1.time, proposer: orgSigner(V.genesis, V.block1.proposer).publicKey, lastCommit: null })
   t.same(r.rejected, [])
   t.equal(toHex(r.block.hash), V.block1.blockHash, 'block hash')
   t.equal(toHex(r.block.bytes), V.block1.blockBytes, 'block bytes')
@@ -139,15 +152,21 @@ t.test('block 1: pinned, and valid on the genesis state', async (t) => {
   t.equal(toHex(r.block.header.txRoot), V.block1.txRoot, 'tx root')
   t.equal(toHex(refMerkle([fromHex(v0.id)])), V.block1.txRoot, 'tx root by hand')
   t.same(r.block.txs.map((x) => toHex(x.id)), V.block1.txIds)
+  t.equal(r.block.lastCommit.length, 0, 'block 1 carries no parent certificate')
+  // The proposer's turn, by hand: [lastTurn u64 = 1, jailed = false].
+  t.equal(toHex(r.writes.get(`r/${V.block1.proposer}`) ?? new Uint8Array(0)), toHex(concatBytes(u8(0x92), int64(1n), u8(0xc2))), 'rotation record of the proposer')
 
   const d = decodeBlock(fromHex(V.block1.blockBytes), { chainId: g.chainId, maxBlockBytes: 1 << 20, maxBlockTxs: 10, maxTxBytes: 1 << 14 })
   t.equal(toHex(d.hash), V.block1.blockHash)
   t.equal(toHex(applyBlock(state, parent, d).stateRoot), V.block1.stateRoot, 'applyBlock agrees')
-  // Header bytes sit between the outer array byte and the tx list [bin8 tx].
+  // Header bytes sit between the outer array byte and the tx list [bin8 tx], then an empty lastCommit.
   const bytes = fromHex(V.block1.blockBytes)
-  const suffix = concatBytes(u8(0x91), bin8(fromHex(v0.bytes)))
-  t.equal(toHex(bytes.subarray(bytes.length - suffix.length)), toHex(suffix), 'tx list layout')
-  t.equal(toHex(tagged('radchain/block-header/v1', bytes.subarray(1, bytes.length - suffix.length))), V.block1.blockHash, 'hash of the header bytes')
+  t.equal(bytes[0], 0x93, 'three fields')
+  const suffix = concatBytes(u8(0x91), bin8(fromHex(v0.bytes)), u8(0xc4, 0))
+  t.equal(toHex(bytes.subarray(bytes.length - suffix.length)), toHex(suffix), 'tx list and empty lastCommit layout')
+  const header = bytes.subarray(1, bytes.length - suffix.length)
+  t.equal(toHex(header.subarray(header.length - 34)), toHex(bin8(new Uint8Array(32))), 'lastCommitHash is zero at height 1')
+  t.equal(toHex(tagged('radchain/block-header/v1', header)), V.block1.blockHash, 'hash of the header bytes')
 })
 
 t.test('commit certificate: pinned bytes, verifies against the genesis authorities', async (t) => {
@@ -174,6 +193,44 @@ t.test('commit certificate: pinned bytes, verifies against the genesis authoriti
   const set = authoritySet(state)
   t.equal(set.quorum, 3, 'four authorities need three signatures')
   t.doesNotThrow(() => verifyCertificate(d, 'radchain-test', c.height, fromHex(V.block1.blockHash), set))
+})
+
+t.test('block 2: pinned, carrying the pinned certificate of block 1 (lastCommitHash = COMMIT-tagged hash of its bytes)', async (t) => {
+  const g = parseGenesis(V.genesis.json)
+  const gb = genesisBlock(g)
+  const state = new Map<string, Uint8Array>()
+  applyWrites(state, gb.writes)
+  const b1 = decodeBlock(fromHex(V.block1.blockBytes), { chainId: g.chainId, maxBlockBytes: 1 << 20, maxBlockTxs: 10, maxTxBytes: 1 << 14 })
+  applyWrites(state, applyBlock(state, { header: gb.block.header, hash: gb.block.hash }, b1).writes)
+  const parent: Parent = { header: b1.header, hash: b1.hash }
+  t.equal(toHex(b1.hash), V.block1.blockHash)
+  t.equal(V.block2.lastCommit, V.certificate.bytes, 'block 2 carries the pinned certificate')
+  const cert = decodeCertificate(fromHex(V.block2.lastCommit))
+  t.equal(proposerFor(state, 0).id, V.block2.proposer, 'the round-0 proposer of block 2 (block 1\'s proposer moved to the back)')
+
+  const r = buildBlock(state, parent, [], { time: V.block2.time, proposer: orgSigner(V.genesis, V.block2.proposer).publicKey, lastCommit: cert })
+  t.equal(toHex(r.block.hash), V.block2.blockHash, 'block hash')
+  t.equal(toHex(r.block.bytes), V.block2.blockBytes, 'block bytes')
+  t.equal(toHex(r.block.header.stateRoot), V.block2.stateRoot, 'state root')
+  t.equal(toHex(r.block.header.txRoot), V.block2.txRoot, 'tx root')
+  t.equal(toHex(r.block.header.lastCommitHash), V.block2.lastCommitHash, 'lastCommitHash')
+  t.equal(toHex(r.block.lastCommit), V.block2.lastCommit, 'lastCommit bytes')
+  t.equal(toHex(tagged('radchain/commit/v1', fromHex(V.block2.lastCommit))), V.block2.lastCommitHash, 'lastCommitHash = sha256(COMMIT tag || 0 || certificate bytes)')
+
+  // Layout by hand: [header(10 fields, lastCommitHash last), [], bin16 certificate].
+  const bytes = fromHex(V.block2.blockBytes)
+  t.equal(bytes[0], 0x93, 'three fields')
+  const suffix = concatBytes(u8(0x90), bin16(fromHex(V.block2.lastCommit)))
+  t.equal(toHex(bytes.subarray(bytes.length - suffix.length)), toHex(suffix), 'empty tx list, then the certificate bytes')
+  const header = bytes.subarray(1, bytes.length - suffix.length)
+  t.equal(header[0], 0x9a, 'ten header fields')
+  t.equal(toHex(header.subarray(header.length - 34)), toHex(bin8(fromHex(V.block2.lastCommitHash))), 'lastCommitHash is the last header field')
+  t.equal(toHex(tagged('radchain/block-header/v1', header)), V.block2.blockHash, 'hash of the header bytes')
+
+  const d = decodeBlock(bytes, { chainId: g.chainId, maxBlockBytes: 1 << 20, maxBlockTxs: 10, maxTxBytes: 1 << 14 })
+  t.equal(toHex(d.hash), V.block2.blockHash)
+  t.equal(toHex(d.lastCommit), V.block2.lastCommit)
+  t.equal(toHex(applyBlock(state, parent, d).stateRoot), V.block2.stateRoot, 'applyBlock agrees (and accepts the certificate)')
 })
 
 t.test('merkle roots: pinned, and equal to an independent RFC 6962-shaped reference', async (t) => {

@@ -5,9 +5,9 @@ import { join } from 'node:path'
 import { toHex } from '../../../src/util/index.js'
 import { ChainStore, StoreError, type BlockCommit } from '../../../src/storage/index.js'
 import {
-  decodeBlock, encodeCertificate, genesisBlock, getParams, signPrecommit, type Block, type OrgAction, type StateWrites,
+  authoritySet, decodeBlock, decodeCertificate, genesisBlock, getParams, verifyCertificate, type Block, type OrgAction, type StateWrites,
 } from '../../../src/chain/index.js'
-import { CHAIN_ID, advance, dumpState, makeChain, note, testSigner, vote } from '../chain/fixtures.js'
+import { CHAIN_ID, advance, certBytes, dumpState, makeChain, note, testSigner, vote } from '../chain/fixtures.js'
 
 /** A fresh temporary directory, removed in teardown. */
 async function tempDir(t: Test): Promise<string> {
@@ -35,16 +35,13 @@ function sampleChain(): { commits: BlockCommit[]; state: Map<string, Uint8Array>
     if (a === undefined) throw new Error('no authority')
     return a.signer
   }
-  const cert = (b: Block): Uint8Array => encodeCertificate({
-    height: b.header.height, round: 0, blockHash: b.hash,
-    sigs: c.authorities.slice(0, 3).map((a) => signPrecommit(a.signer, CHAIN_ID, b.header.height, 0, b.hash)),
-  })
+  // Each block is stored with its own commit certificate (the one the next block carries).
   const writer = testSigner('writer')
   const r1 = advance(c, [vote(c, voter(0), admit), vote(c, voter(1), admit), note(writer, 0, 'one')])
-  commits.push(commitOf(r1.block, r1.writes, cert(r1.block)))
+  commits.push(commitOf(r1.block, r1.writes, certBytes(c.lastCommit)))
   blocks.push(r1.block)
   const r2 = advance(c, [vote(c, voter(2), admit), note(writer, 1, 'two')])
-  commits.push(commitOf(r2.block, r2.writes, cert(r2.block)))
+  commits.push(commitOf(r2.block, r2.writes, certBytes(c.lastCommit)))
   blocks.push(r2.block)
   if (r1.rejected.length + r2.rejected.length > 0 || r1.block.txs.length !== 3 || r2.block.txs.length !== 2) throw new Error('sample chain is not as planned')
   return { commits, state: c.state, blocks, deletes: [...r2.writes.values()].filter((v) => v === null).length }
@@ -83,7 +80,11 @@ t.test('commitBlock then read back everything, including deletions; reopen keeps
     const last = blocks[2] as Block
     const raw = await store.blockBytes(last.hash)
     const p = getParams(state)
-    t.equal(toHex(decodeBlock(raw ?? new Uint8Array(0), { chainId: CHAIN_ID, maxBlockBytes: p.maxBlockBytes, maxBlockTxs: p.maxBlockTxs, maxTxBytes: p.maxTxBytes }).hash), toHex(last.hash), `${label}: stored bytes decode to the block`)
+    const decoded = decodeBlock(raw ?? new Uint8Array(0), { chainId: CHAIN_ID, maxBlockBytes: p.maxBlockBytes, maxBlockTxs: p.maxBlockTxs, maxTxBytes: p.maxTxBytes })
+    t.equal(toHex(decoded.hash), toHex(last.hash), `${label}: stored bytes decode to the block`)
+    t.equal(toHex(decoded.lastCommit), toHex((await store.certBytes(1)) ?? new Uint8Array(1)), `${label}: block 2 carries the certificate stored for block 1`)
+    const cert2 = decodeCertificate((await store.certBytes(2)) ?? new Uint8Array(0))
+    t.doesNotThrow(() => verifyCertificate(cert2, CHAIN_ID, 2, last.hash, authoritySet(state)), `${label}: the stored certificate of block 2 verifies`)
   }
   await check('open')
   await store.close()
