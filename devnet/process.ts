@@ -45,7 +45,9 @@ export class DaemonProcess {
    */
   async start(opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ApiClient> {
     const log = openSync(join(this.dataDir, 'daemon.log'), 'a')
-    const child = spawn(process.execPath, [cliPath(), 'daemon', '--dir', this.dataDir], {
+    // RADCHAIN_DAEMON_NODE_ARGS passes extra Node.js flags to daemons (e.g. --cpu-prof for profiling).
+    const nodeArgs = (process.env.RADCHAIN_DAEMON_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
+    const child = spawn(process.execPath, [...nodeArgs, cliPath(), 'daemon', '--dir', this.dataDir], {
       stdio: ['ignore', log, log],
       env: { ...process.env, ...opts.env },
     })

@@ -20,6 +20,17 @@ export interface NodeStatus {
   readonly mempool: { readonly size: number; readonly bytes: number }
   readonly authorities: number
   readonly version: string
+  /** Where consensus stands: the height being decided, its round and step. */
+  readonly consensus: { readonly height: number; readonly round: number; readonly step: string } | null
+}
+
+/** A connected peer. */
+export interface PeerView {
+  /** Organization id, or null if the key is not (or no longer) admitted. */
+  readonly org: string | null
+  readonly publicKey: string
+  readonly peerId: string
+  readonly addr: string
 }
 
 /** Where a transaction stands. */
@@ -62,4 +73,8 @@ export interface ApiBackend {
   block(ref: string): Promise<BlockView | undefined>
   /** Subscribes to new blocks and transactions; returns the unsubscribe function. */
   subscribe(listener: (ev: NodeEvent) => void): () => void
+  /** Connected peers. */
+  peers(): PeerView[]
+  /** Devnet fault injection: refuse and disconnect these peers (hex public keys); an empty list heals. */
+  setBlockedPeers(keys: string[]): void
 }

@@ -1,5 +1,5 @@
 import { errorMessage, toHex } from '../util/index.js'
-import type { BlockView, NodeEvent, NodeStatus, TxStatus } from './backend.js'
+import type { BlockView, NodeEvent, NodeStatus, PeerView, TxStatus } from './backend.js'
 import { ApiError } from './errors.js'
 import { SseParser, type SseMessage } from './sse.js'
 
@@ -80,6 +80,18 @@ export class ApiClient {
   }
 
   /** `POST /v1/notes`: the node signs the note with its organization key; returns the hash. */
+  /** `GET /v1/peers`: connected peers. */
+  async peers(): Promise<PeerView[]> {
+    const body = await this.call('GET', '/v1/peers')
+    if (!isRecord(body) || !Array.isArray(body.peers)) throw badResponse('peers')
+    return body.peers as PeerView[]
+  }
+
+  /** Devnet fault injection: refuse and disconnect these peers (hex public keys); [] heals. */
+  async partition(blocked: string[]): Promise<void> {
+    await this.call('POST', '/v1/admin/partition', { blocked })
+  }
+
   async submitNote(text: string): Promise<string> {
     return hashOf(await this.call('POST', '/v1/notes', { text }))
   }

@@ -79,6 +79,7 @@ const SubmitBody = z
   .strictObject({ tx: HexTx.optional(), txs: z.array(HexTx).max(MAX_BATCH_TXS).optional() })
   .refine((b) => (b.tx === undefined) !== (b.txs === undefined), 'expected exactly one of "tx" or "txs"')
 const NoteBody = z.strictObject({ text: z.string() })
+const PartitionBody = z.strictObject({ blocked: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits')).max(1024) })
 
 /**
  * The daemon's local HTTP API (node:http only). JSON in and out, every request
@@ -225,6 +226,10 @@ export class ApiServer {
         return { handlers: { POST: (c) => this.postNote(c) }, param: '' }
       case '/v1/events':
         return { handlers: { GET: (c) => this.getEvents(c) }, param: '' }
+      case '/v1/peers':
+        return { handlers: { GET: async (c) => sendJson(c.res, 200, { peers: this.backend.peers() }) }, param: '' }
+      case '/v1/admin/partition':
+        return { handlers: { POST: (c) => this.postPartition(c) }, param: '' }
     }
     const m = /^\/v1\/(txs|blocks)\/([^/]+)$/.exec(path)
     if (m === null) return undefined
@@ -269,6 +274,13 @@ export class ApiServer {
       }
     }
     sendJson(c.res, 200, { results })
+  }
+
+  // Devnet fault injection: refuse and cut the given peers (an empty list heals).
+  private async postPartition(c: Ctx): Promise<void> {
+    const body = parseBody(PartitionBody, await readJson(c.req, this.opts.maxBodyBytes))
+    this.backend.setBlockedPeers(body.blocked.map((k) => k.toLowerCase()))
+    sendJson(c.res, 200, { blocked: body.blocked.length })
   }
 
   private async postNote(c: Ctx): Promise<void> {

@@ -1,6 +1,6 @@
 import { DOMAIN, taggedHash } from '../crypto/index.js'
 import { toHex } from '../util/index.js'
-import { CodecError, asArray, asBytes, asString, asU32, asU64Number, decodeCanonical, encodeTrusted, u64, type Encodable } from './codec.js'
+import { CodecError, asArray, asBytes, asString, asU32, asU64Number, decodeCanonical, decodeTrusted, encodeTrusted, u64, type Encodable } from './codec.js'
 import { BlockError } from './errors.js'
 import { decodeTx, txToJSON, type Tx } from './tx.js'
 
@@ -114,6 +114,17 @@ export function decodeBlock(bytes: Uint8Array, opts: DecodeBlockOpts): Block {
     }
     throw err
   }
+}
+
+/**
+ * One transaction of a stored block, without decoding the others: for the
+ * node's own store, whose blocks were verified before they were written.
+ */
+export function storedBlockTx(blockBytes: Uint8Array, index: number, chainId: string): Tx | undefined {
+  const a = asArray(decodeTrusted(blockBytes), 'block', 3)
+  const raw = asArray(a[1], 'block.txs')[index]
+  if (raw === undefined) return undefined
+  return decodeTx(asBytes(raw, 'block tx'), { chainId, maxBytes: Number.MAX_SAFE_INTEGER, verify: false })
 }
 
 /** JSON view of a header. */

@@ -82,6 +82,15 @@ export function decodeCanonical(bytes: Uint8Array): unknown {
   return v
 }
 
+/** Decodes bytes this node wrote itself (its own store) without the canonical check. */
+export function decodeTrusted(bytes: Uint8Array): unknown {
+  try {
+    return packr.unpack(bytes)
+  } catch (err) {
+    throw new CodecError('CODEC_MALFORMED', `malformed encoding: ${err instanceof Error ? err.message : String(err)}`)
+  }
+}
+
 // Schema helpers: each checks one field of a decoded value and names it in the error.
 
 /** `v` as an array of exactly `len` items (any length when omitted, at most `max`). */

@@ -5,6 +5,7 @@ import { fail } from './output.js'
 import { registerNodeCommands } from './commands/node.js'
 import { registerChainCommands } from './commands/chain.js'
 import { registerDemoCommand } from './commands/demo.js'
+import { registerDevnetCommands } from './commands/devnet.js'
 
 /** Options every command accepts. */
 export interface GlobalOpts {
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (s, write) => write(`radchain: ${s.replace(/^error: /, '')}`) })
   registerNodeCommands(program)
   registerChainCommands(program)
+  registerDevnetCommands(program)
   registerDemoCommand(program)
   return program
 }

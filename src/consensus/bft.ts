@@ -253,7 +253,7 @@ export class BftEngine implements ConsensusEngine {
           hs.validRound = e.round
           hs.validBlock = block
         } catch (err) {
-          throw new Error(`write-ahead log holds an unreadable locked block: ${errorMessage(err)}`)
+          throw new Error(`write-ahead log holds an unreadable locked block: ${errorMessage(err)}`, { cause: err })
         }
         continue
       }

@@ -1,5 +1,4 @@
 export * from './engine.js'
-export * from './solo.js'
 export * from './bft.js'
 export * from './messages.js'
 export * from './wal.js'

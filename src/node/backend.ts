@@ -1,21 +1,30 @@
 import { TxError, headerToJSON, noteTx, signTx, type Block } from '../chain/index.js'
-import type { ApiBackend, BlockView, NodeEvent, NodeStatus, TxStatus } from '../api/index.js'
+import type { ApiBackend, BlockView, NodeEvent, NodeStatus, PeerView, TxStatus } from '../api/index.js'
 import { isHex, toHex } from '../util/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import type { ChainService } from './chain-service.js'
+
+/** Runtime facts and hooks the node gives the API backend. */
+export interface NodeInfo {
+  readonly version: string
+  apiUrl(): string
+  peers(): { publicKey: Uint8Array; peerId: string; addr: string }[]
+  consensus(): { height: number; round: number; step: string } | null
+  setBlocked(keysHex: Set<string>): void
+}
 
 /** The node seen through the API: chain queries, submission, events. */
 export class NodeBackend implements ApiBackend {
   readonly #chain: ChainService
   readonly #keys: OrgKeys
-  readonly #info: { version: string; apiUrl: () => string; peers: () => number }
+  readonly #info: NodeInfo
   readonly #waiters = new Map<string, Set<(s: TxStatus) => void>>()
   readonly #listeners = new Set<(ev: NodeEvent) => void>()
 
-  constructor(modules: { chain: ChainService; keys: OrgKeys; version: string; apiUrl: () => string; peers: () => number }) {
+  constructor(modules: { chain: ChainService; keys: OrgKeys; info: NodeInfo }) {
     this.#chain = modules.chain
     this.#keys = modules.keys
-    this.#info = modules
+    this.#info = modules.info
     this.#chain.on('block', (b) => this.#onBlock(b))
     this.#chain.on('rejected', (tx, err) => {
       const hash = toHex(tx.id)
@@ -61,11 +70,12 @@ export class NodeBackend implements ApiBackend {
       headHash: toHex(head.hash),
       headTime: head.header.time,
       stateRoot: toHex(head.header.stateRoot),
-      peers: this.#info.peers(),
+      peers: this.#info.peers().length,
       api: this.#info.apiUrl(),
       mempool: { size: this.#chain.mempool.size, bytes: this.#chain.mempool.bytes },
       authorities: this.#chain.authorities().members.length,
       version: this.#info.version,
+      consensus: this.#info.consensus(),
     }
   }
 
@@ -116,6 +126,14 @@ export class NodeBackend implements ApiBackend {
 
   block(ref: string): Promise<BlockView | undefined> {
     return this.#chain.blockView(ref)
+  }
+
+  peers(): PeerView[] {
+    return this.#info.peers().map((p) => ({ org: this.#chain.orgByKey(p.publicKey)?.id ?? null, publicKey: toHex(p.publicKey), peerId: p.peerId, addr: p.addr }))
+  }
+
+  setBlockedPeers(keys: string[]): void {
+    this.#info.setBlocked(new Set(keys))
   }
 
   subscribe(listener: (ev: NodeEvent) => void): () => void {

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import {
   BlockError, Mempool, TxError, applyBlock, applyWrites, authoritySet, blockToJSON, buildBlock, certificateToJSON, checkTx, decodeBlock,
-  decodeCertificate, decodeTx, encodeCertificate, evidenceTx, genesisBlock, getNonce, getParams, isOrgKey, listOrgs, orgBySignKey, proposerFor, signTx, txToJSON,
+  decodeCertificate, decodeTx, encodeCertificate, evidenceTx, genesisBlock, getNonce, getParams, isOrgKey, listOrgs, orgBySignKey, proposerFor, signTx, storedBlockTx, txToJSON,
   verifyCertificate,
   type ApplyResult, type AuthoritySet, type Block, type BuildResult, type ChainParams, type CommitCertificate, type Genesis,
   type MempoolLimits, type OrgRecord, type Parent, type SignedVote, type StateWrites, type Tx,
@@ -308,9 +308,10 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     if (pending !== undefined) return { hash, status: 'pending', tx: txToJSON(pending) }
     const loc = await this.#store.txLocation(hash)
     if (loc !== undefined) {
-      const block = await this.blockAt(loc.height)
-      const tx = block?.txs[loc.index]
-      return { hash, status: 'final', height: loc.height, index: loc.index, ...(block === undefined ? {} : { blockHash: toHex(block.hash) }), ...(tx === undefined ? {} : { tx: txToJSON(tx) }) }
+      const blockHash = await this.#store.hashAt(loc.height)
+      const bytes = blockHash === undefined ? undefined : await this.#store.blockBytes(blockHash)
+      const tx = bytes === undefined ? undefined : storedBlockTx(bytes, loc.index, this.chainId)
+      return { hash, status: 'final', height: loc.height, index: loc.index, ...(blockHash === undefined ? {} : { blockHash: toHex(blockHash) }), ...(tx === undefined ? {} : { tx: txToJSON(tx) }) }
     }
     const err = this.#rejected.get(hash)
     if (err !== undefined) return { hash, status: 'rejected', error: { code: err.code, message: err.message } }

@@ -3,6 +3,7 @@ import { isAbsolute, join } from 'node:path'
 import { z } from 'zod'
 import { RadError, LOG_LEVELS, writeFileAtomic, type LogLevel } from '../util/index.js'
 import { DEFAULT_MEMPOOL_LIMITS, type MempoolLimits } from '../chain/index.js'
+import { DEFAULT_BFT_OPTS } from '../consensus/index.js'
 
 /** Configuration failure codes. */
 export type ConfigCode = 'CONFIG_NOT_FOUND' | 'CONFIG_INVALID' | 'CONFIG_EXISTS'
@@ -24,10 +25,13 @@ export const DATADIR_FILES = {
   db: 'db',
   apiToken: 'api.token',
   daemon: 'daemon.json',
+  wal: 'consensus.wal',
 } as const
 
 /** Default API port. */
 export const DEFAULT_API_PORT = 7460
+/** Default peer-to-peer listen address. */
+export const DEFAULT_P2P_LISTEN = '/ip4/127.0.0.1/tcp/7461'
 
 const ConfigSchema = z.strictObject({
   api: z.strictObject({
@@ -46,6 +50,21 @@ const ConfigSchema = z.strictObject({
   }).prefault({}),
   /** Heartbeat override in ms (the genesis blockIntervalMs otherwise). */
   heartbeatMs: z.number().int().min(10).optional(),
+  p2p: z.strictObject({
+    listen: z.array(z.string().min(1)).min(1).default([DEFAULT_P2P_LISTEN]),
+    dialIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+  }).prefault({}),
+  consensus: z.strictObject({
+    timeoutProposeMs: z.number().int().min(10).max(600_000).default(DEFAULT_BFT_OPTS.timeoutProposeMs),
+    timeoutVoteMs: z.number().int().min(10).max(600_000).default(DEFAULT_BFT_OPTS.timeoutVoteMs),
+    timeoutDeltaMs: z.number().int().min(0).max(600_000).default(DEFAULT_BFT_OPTS.timeoutDeltaMs),
+    timeoutCapMs: z.number().int().min(10).max(3_600_000).default(DEFAULT_BFT_OPTS.timeoutCapMs),
+    gossipMs: z.number().int().min(10).max(600_000).default(DEFAULT_BFT_OPTS.gossipMs),
+  }).prefault({}),
+  /** Fault injection for tests; never set in production. */
+  testing: z.strictObject({
+    equivocate: z.boolean().default(false),
+  }).prefault({}),
 })
 
 /** A node's configuration (config.json in the data dir), with defaults filled in. */
@@ -58,6 +77,9 @@ export interface NodeConfig {
   readonly passphraseFile: string
   readonly mempool: MempoolLimits
   readonly heartbeatMs?: number
+  readonly p2p: { readonly listen: readonly string[]; readonly dialIntervalMs: number }
+  readonly consensus: { readonly timeoutProposeMs: number; readonly timeoutVoteMs: number; readonly timeoutDeltaMs: number; readonly timeoutCapMs: number; readonly gossipMs: number }
+  readonly testing: { readonly equivocate: boolean }
 }
 
 /** The JSON a user may write (every field optional). */

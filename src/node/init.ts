@@ -18,6 +18,8 @@ export interface InitOpts {
   /** Organization display name in a dev genesis. */
   readonly orgName?: string
   readonly apiPort?: number
+  /** Peer-to-peer listen multiaddrs (default: any free loopback port for --dev, else the config default). */
+  readonly p2pListen?: readonly string[]
   /** Chain parameter overrides for a dev genesis. */
   readonly params?: Partial<ChainParams>
   /** Passphrase source; defaults to RADCHAIN_PASSPHRASE, else a generated passphrase file. */
@@ -93,7 +95,12 @@ export async function initDataDir(opts: InitOpts): Promise<InitResult> {
       }
     }
     if (genesis !== undefined) await write(DATADIR_FILES.genesis, JSON.stringify(genesisToJSON(genesis), null, 2) + '\n', 0o644)
-    const config: NodeConfigJSON = { ...opts.config, api: { ...opts.config?.api, port: opts.apiPort ?? opts.config?.api?.port } }
+    const listen = opts.p2pListen ?? opts.config?.p2p?.listen ?? (opts.dev === true ? ['/ip4/127.0.0.1/tcp/0'] : undefined)
+    const config: NodeConfigJSON = {
+      ...opts.config,
+      api: { ...opts.config?.api, port: opts.apiPort ?? opts.config?.api?.port },
+      p2p: { ...opts.config?.p2p, ...(listen === undefined ? {} : { listen: [...listen] }) },
+    }
     await saveConfig(dir, config)
     written.push(join(dir, DATADIR_FILES.config))
     return { dir, signKey: toHex(keys.signer.publicKey), encKey: toHex(keys.encryption.publicKey), chainId: genesis?.chainId ?? null, passphraseFile }

@@ -2,13 +2,14 @@ import { randomBytes } from 'node:crypto'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Genesis } from '../chain/index.js'
-import { SoloEngine, type Clock, type ConsensusEngine } from '../consensus/index.js'
+import { BftEngine, ConsensusWal, type Clock } from '../consensus/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import { ChainStore } from '../storage/index.js'
 import { writeFileAtomic, type Logger } from '../util/index.js'
 import { ApiServer } from '../api/index.js'
 import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
+import { NetworkService } from './network.js'
 import { DATADIR_FILES, type NodeConfig } from './config.js'
 import { VERSION } from './version.js'
 
@@ -24,12 +25,14 @@ export interface DaemonInfo {
   readonly pid: number
   readonly api: string
   readonly chainId: string
+  /** Peer-to-peer listen addresses (with the peer id). */
+  readonly p2p: readonly string[]
   readonly startedAt: string
 }
 
 /**
- * The composition root: builds store, chain, consensus and API, starts them
- * in that order and stops them in reverse.
+ * The composition root: builds store, chain, network, consensus and API,
+ * starts them in that order and stops them in reverse.
  */
 export class RadNode {
   readonly #opts: RadNodeOpts
@@ -38,7 +41,9 @@ export class RadNode {
   readonly #clock: Clock
   #store: ChainStore | undefined
   #chain: ChainService | undefined
-  #engine: ConsensusEngine | undefined
+  #network: NetworkService | undefined
+  #wal: ConsensusWal | undefined
+  #engine: BftEngine | undefined
   #api: ApiServer | undefined
   /** True once this node wrote daemon.json (so only it removes the file). */
   #published = false
@@ -67,24 +72,39 @@ export class RadNode {
     const { dataDir, config, genesis } = this.#opts
     try {
       this.#store = await ChainStore.open(join(dataDir, DATADIR_FILES.db))
-      this.#chain = await ChainService.open(genesis, this.#store, { mempool: config.mempool, logger: this.#logger.child({ mod: 'chain' }) })
+      this.#chain = await ChainService.open(genesis, this.#store, { mempool: config.mempool, logger: this.#logger.child({ mod: 'chain' }), evidenceSigner: this.#keys.signer })
       const chain = this.#chain
-      this.#engine = new SoloEngine(
-        config.heartbeatMs === undefined ? {} : { heartbeatMs: config.heartbeatMs },
-        { host: chain, signer: this.#keys.signer, clock: this.#clock, logger: this.#logger.child({ mod: 'consensus' }) },
+      this.#network = new NetworkService({ listen: config.p2p.listen, dialIntervalMs: config.p2p.dialIntervalMs }, { chain, keys: this.#keys, logger: this.#logger })
+      const network = this.#network
+      this.#wal = await ConsensusWal.open(join(dataDir, DATADIR_FILES.wal))
+      this.#engine = new BftEngine(
+        { ...config.consensus, ...(config.heartbeatMs === undefined ? {} : { heartbeatMs: config.heartbeatMs }), testEquivocate: config.testing.equivocate },
+        { host: chain, net: network.consensusNet(), signer: this.#keys.signer, clock: this.#clock, logger: this.#logger.child({ mod: 'consensus' }), wal: this.#wal },
       )
+      const engine = this.#engine
       const token = randomBytes(32).toString('base64url')
-      const backend = new NodeBackend({ chain, keys: this.#keys, version: VERSION, apiUrl: () => this.apiUrl, peers: () => 0 })
+      const backend = new NodeBackend({
+        chain,
+        keys: this.#keys,
+        info: {
+          version: VERSION,
+          apiUrl: () => this.apiUrl,
+          peers: () => network.peers(),
+          consensus: () => engine.position,
+          setBlocked: (keys) => network.p2p.setBlocked(keys),
+        },
+      })
       this.#api = new ApiServer({ host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, logger: this.#logger.child({ mod: 'api' }) }, { backend })
+      await network.start()
+      await engine.start()
       await writeFileAtomic(join(dataDir, DATADIR_FILES.apiToken), token + '\n', 0o600)
       await this.#api.start()
-      await this.#engine.start()
-      const info: DaemonInfo = { pid: process.pid, api: this.#api.url, chainId: genesis.chainId, startedAt: new Date(this.#clock()).toISOString() }
+      const info: DaemonInfo = { pid: process.pid, api: this.#api.url, chainId: genesis.chainId, p2p: network.addrs, startedAt: new Date(this.#clock()).toISOString() }
       await writeFileAtomic(join(dataDir, DATADIR_FILES.daemon), JSON.stringify(info, null, 2) + '\n', 0o644)
       this.#published = true
       this.#started = true
       const org = chain.orgByKey(this.#keys.signer.publicKey)
-      this.#logger.info('node started', { chainId: genesis.chainId, org: org?.id ?? null, height: chain.head().header.height, api: this.#api.url })
+      this.#logger.info('node started', { chainId: genesis.chainId, org: org?.id ?? null, height: chain.head().header.height, api: this.#api.url, p2p: network.addrs })
     } catch (err) {
       await this.stop()
       throw err
@@ -93,10 +113,14 @@ export class RadNode {
 
   /** Stops services in reverse order and closes the store. */
   async stop(): Promise<void> {
-    await this.#engine?.stop()
-    this.#engine = undefined
     await this.#api?.stop()
     this.#api = undefined
+    await this.#engine?.stop()
+    this.#engine = undefined
+    await this.#network?.stop()
+    this.#network = undefined
+    await this.#wal?.close()
+    this.#wal = undefined
     if (this.#published) await rm(join(this.#opts.dataDir, DATADIR_FILES.daemon), { force: true })
     this.#published = false
     await this.#store?.close()

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { EventEmitter, once } from 'node:events'
 import { request } from 'node:http'
 import { connect } from 'node:net'
-import { ApiClient, ApiServer, MAX_BATCH_TXS, type ApiBackend, type ApiServerOpts, type BlockView, type NodeEvent, type NodeStatus, type TxStatus } from '../../src/api/index.js'
+import { ApiClient, ApiServer, MAX_BATCH_TXS, type ApiBackend, type ApiServerOpts, type BlockView, type NodeEvent, type NodeStatus, type PeerView, type TxStatus } from '../../src/api/index.js'
 import { TxError } from '../../src/chain/index.js'
 import { RadError, sleep, type Logger } from '../../src/util/index.js'
 
@@ -45,6 +45,7 @@ class FakeBackend implements ApiBackend {
     return {
       chainId: 'test-chain', orgId: 'org-a', role: 'authority', height: 1, headHash: HASH_B, headTime: 1_700_000_000_000,
       stateRoot: 'cc'.repeat(32), peers: 0, api: 'http://127.0.0.1:0', mempool: { size: this.txs.size, bytes: 0 }, authorities: 1, version: '0.1.0',
+      consensus: { height: 2, round: 0, step: 'propose' },
     }
   }
 
@@ -55,6 +56,16 @@ class FakeBackend implements ApiBackend {
     const hash = hashOf(bytes)
     this.txs.set(hash, { hash, status: 'pending' })
     return hash
+  }
+
+  blocked: string[] = []
+
+  peers(): PeerView[] {
+    return [{ org: 'org-b', publicKey: 'bb'.repeat(32), peerId: '12D3KooWtest', addr: '/ip4/127.0.0.1/tcp/1' }]
+  }
+
+  setBlockedPeers(keys: string[]): void {
+    this.blocked = keys
   }
 
   submitNote(text: string): string {
@@ -494,4 +505,16 @@ t.test('logs carry requests but never the token or bodies', async (t) => {
   t.notMatch(text, TOKEN)
   t.notMatch(text, NOTE_SECRET)
   t.ok(h.logs.some((l) => l.level === 'debug' && l.ctx?.method === 'GET' && l.ctx.path === '/v1/status' && l.ctx.status === 200 && typeof l.ctx.ms === 'number'))
+})
+
+t.test('peers and the devnet partition switch', async (t) => {
+  const { backend, client } = await harness()
+  const peers = await client.peers()
+  t.equal(peers.length, 1)
+  t.equal(peers[0]?.org, 'org-b')
+  await client.partition(['AB'.repeat(32)])
+  t.same(backend.blocked, ['ab'.repeat(32)], 'keys are passed on, lower-cased')
+  await client.partition([])
+  t.same(backend.blocked, [], 'an empty list heals')
+  await t.rejects(client.partition(['xyz']), { code: 'API_BAD_REQUEST' }, 'keys must be hex')
 })

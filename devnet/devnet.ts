@@ -1,0 +1,303 @@
+import { spawn } from 'node:child_process'
+import { openSync, closeSync } from 'node:fs'
+import { access, mkdir, readFile, rm } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { genesisToJSON, type Genesis } from '../src/chain/index.js'
+import { ApiClient, type NodeStatus } from '../src/api/index.js'
+import { DATADIR_FILES, initDataDir, type DaemonInfo, type NodeConfigJSON } from '../src/node/index.js'
+import { RadError, fromHex, sleep, writeFileAtomic } from '../src/util/index.js'
+import { cliPath } from './process.js'
+
+/** Devnet failure codes. */
+export type DevnetCode = 'DEVNET_EXISTS' | 'DEVNET_NOT_FOUND' | 'DEVNET_BAD_ORG' | 'DEVNET_START_TIMEOUT' | 'DEVNET_DAEMON_EXITED' | 'DEVNET_NOT_RUNNING'
+
+/** A devnet failure. */
+export class DevnetError extends RadError<DevnetCode> {
+  constructor(code: DevnetCode, message: string) {
+    super(code, message)
+    this.name = 'DevnetError'
+  }
+}
+
+/** One organization of a devnet. */
+export interface DevnetOrg {
+  readonly id: string
+  readonly dir: string
+  readonly apiPort: number
+  readonly p2pPort: number
+  readonly signKey: string
+}
+
+/** The devnet manifest, `<dir>/devnet.json`. */
+export interface DevnetManifest {
+  readonly chainId: string
+  readonly orgs: readonly DevnetOrg[]
+  /** Current partition: for each org id, the org ids it refuses. */
+  readonly blocked: Readonly<Record<string, readonly string[]>>
+}
+
+/** Options of `devnet up`. */
+export interface DevnetUpOpts {
+  readonly dir: string
+  readonly orgs: number
+  readonly basePort: number
+  /** Consensus and chain timing suited to a local devnet (ms). */
+  readonly blockIntervalMs?: number
+  readonly timeoutProposeMs?: number
+  /** Extra config for every node (tests). */
+  readonly config?: NodeConfigJSON
+  /** Extra config per org id (tests: fault switches). */
+  readonly orgConfig?: Readonly<Record<string, NodeConfigJSON>>
+  readonly log?: (line: string) => void
+}
+
+/** Default first port: org k gets API port base + 2(k-1) and p2p port base + 2(k-1) + 1. */
+export const DEFAULT_BASE_PORT = 7600
+const MANIFEST = 'devnet.json'
+// Devnet scrypt cost: the keystores guard throwaway keys on one machine.
+const DEVNET_SCRYPT = { N: 1 << 12, r: 8, p: 1 }
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Reads `<dir>/devnet.json`. */
+export async function loadManifest(dir: string): Promise<DevnetManifest> {
+  try {
+    return JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as DevnetManifest
+  } catch {
+    throw new DevnetError('DEVNET_NOT_FOUND', `no devnet in ${dir} (run \`radchain devnet up --dir ${dir}\`)`)
+  }
+}
+
+async function saveManifest(dir: string, m: DevnetManifest): Promise<void> {
+  await writeFileAtomic(join(dir, MANIFEST), JSON.stringify(m, null, 2) + '\n')
+}
+
+/** The organization `id` ("org2" or "2") of a devnet. */
+export function orgOf(m: DevnetManifest, id: string): DevnetOrg {
+  const want = /^\d+$/.test(id) ? `org${id}` : id
+  const o = m.orgs.find((x) => x.id === want)
+  if (o === undefined) throw new DevnetError('DEVNET_BAD_ORG', `no organization ${JSON.stringify(id)} in this devnet (have ${m.orgs.map((x) => x.id).join(', ')})`)
+  return o
+}
+
+async function daemonInfo(o: DevnetOrg): Promise<DaemonInfo | undefined> {
+  try {
+    return JSON.parse(await readFile(join(o.dir, DATADIR_FILES.daemon), 'utf8')) as DaemonInfo
+  } catch {
+    return undefined
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The running daemon's pid for `o`, if any. */
+export async function pidOf(o: DevnetOrg): Promise<number | undefined> {
+  const info = await daemonInfo(o)
+  return info !== undefined && alive(info.pid) ? info.pid : undefined
+}
+
+/** An API client for `o`'s running daemon. */
+export async function clientOf(o: DevnetOrg): Promise<ApiClient> {
+  const info = await daemonInfo(o)
+  if (info === undefined || !alive(info.pid)) throw new DevnetError('DEVNET_NOT_RUNNING', `${o.id} is not running`)
+  const token = (await readFile(join(o.dir, DATADIR_FILES.apiToken), 'utf8')).trim()
+  return new ApiClient({ url: info.api, token, timeoutMs: 10_000 })
+}
+
+/**
+ * Starts `o`'s daemon as a detached process (it outlives the command that
+ * started it; logs go to `<org dir>/daemon.log`) and waits until its API
+ * answers.
+ */
+export async function startOrg(o: DevnetOrg, timeoutMs = 30_000): Promise<ApiClient> {
+  if ((await pidOf(o)) !== undefined) return clientOf(o)
+  await rm(join(o.dir, DATADIR_FILES.daemon), { force: true })
+  const log = openSync(join(o.dir, 'daemon.log'), 'a')
+  const nodeArgs = (process.env.RADCHAIN_DAEMON_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
+  const child = spawn(process.execPath, [...nodeArgs, cliPath(), 'daemon', '--dir', o.dir], { stdio: ['ignore', log, log], detached: true })
+  closeSync(log)
+  let exited = false
+  child.once('exit', () => {
+    exited = true
+  })
+  child.unref()
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (exited) {
+      const tail = await readFile(join(o.dir, 'daemon.log'), 'utf8').catch(() => '')
+      throw new DevnetError('DEVNET_DAEMON_EXITED', `${o.id} exited at start: ${tail.trim().split('\n').slice(-2).join(' | ')}`)
+    }
+    const info = await daemonInfo(o)
+    if (info !== undefined && info.pid === child.pid) {
+      try {
+        const c = await clientOf(o)
+        await c.status()
+        return c
+      } catch {
+        // not answering yet
+      }
+    }
+    await sleep(50)
+  }
+  throw new DevnetError('DEVNET_START_TIMEOUT', `${o.id} did not come up within ${timeoutMs / 1000} s`)
+}
+
+/** Sends `signal` to `o`'s daemon and waits until it is gone (SIGKILL after 10 s). */
+export async function stopOrg(o: DevnetOrg, signal: NodeJS.Signals = 'SIGTERM'): Promise<boolean> {
+  const pid = await pidOf(o)
+  if (pid === undefined) return false
+  process.kill(pid, signal)
+  const deadline = Date.now() + 10_000
+  while (alive(pid)) {
+    if (Date.now() > deadline) process.kill(pid, 'SIGKILL')
+    await sleep(20)
+  }
+  return true
+}
+
+/** Waits until every listed org's height reaches `height`. */
+export async function waitHeight(m: DevnetManifest, height: number, opts: { orgs?: readonly DevnetOrg[]; timeoutMs?: number } = {}): Promise<NodeStatus[]> {
+  const orgs = opts.orgs ?? m.orgs
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000)
+  for (;;) {
+    const st = await Promise.all(orgs.map(async (o) => (await clientOf(o)).status().catch(() => undefined)))
+    if (st.every((s) => s !== undefined && s.height >= height)) return st as NodeStatus[]
+    if (Date.now() > deadline) throw new DevnetError('DEVNET_START_TIMEOUT', `not every node reached height ${height}: ${st.map((s, i) => `${orgs[i]?.id}=${s?.height ?? 'down'}`).join(' ')}`)
+    await sleep(100)
+  }
+}
+
+/**
+ * `devnet up`: creates N organizations (keys, configs, one genesis naming
+ * them all as authorities) in `<dir>/org1..orgN` unless the devnet exists,
+ * starts every daemon on 127.0.0.1 and waits until blocks are final on all.
+ */
+export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
+  const dir = resolve(opts.dir)
+  const say = opts.log ?? (() => {})
+  let m: DevnetManifest
+  if (await exists(join(dir, MANIFEST))) {
+    m = await loadManifest(dir)
+    if (m.orgs.length !== opts.orgs) throw new DevnetError('DEVNET_EXISTS', `${dir} holds a devnet of ${m.orgs.length} organizations; use it as is, or \`radchain devnet down --dir ${dir} --purge\` first`)
+    say(`restarting the devnet in ${dir}`)
+  } else {
+    if (opts.orgs < 1 || opts.orgs > 32) throw new DevnetError('DEVNET_BAD_ORG', '--orgs must be between 1 and 32')
+    await mkdir(dir, { recursive: true })
+    say(`creating ${opts.orgs} organizations in ${dir}`)
+    const orgs: DevnetOrg[] = []
+    for (let i = 1; i <= opts.orgs; i++) {
+      const id = `org${i}`
+      const apiPort = opts.basePort + 2 * (i - 1)
+      const p2pPort = apiPort + 1
+      const orgDir = join(dir, id)
+      const config: NodeConfigJSON = {
+        logLevel: 'info',
+        ...opts.config,
+        ...opts.orgConfig?.[id],
+        consensus: { timeoutProposeMs: opts.timeoutProposeMs ?? 500, timeoutVoteMs: 250, timeoutDeltaMs: 250, timeoutCapMs: 5000, gossipMs: 500, ...opts.config?.consensus, ...opts.orgConfig?.[id]?.consensus },
+        p2p: { listen: [`/ip4/127.0.0.1/tcp/${p2pPort}`], dialIntervalMs: 250 },
+      }
+      const r = await initDataDir({ dir: orgDir, orgId: id, apiPort, p2pListen: [`/ip4/127.0.0.1/tcp/${p2pPort}`], scrypt: DEVNET_SCRYPT, config, env: {} })
+      orgs.push({ id, dir: orgDir, apiPort, p2pPort, signKey: r.signKey })
+    }
+    const encKeys = await Promise.all(orgs.map(async (o) => JSON.parse(await readFile(join(o.dir, DATADIR_FILES.keystore), 'utf8')) as { publicKeys: { enc: string } }))
+    const genesis: Genesis = {
+      chainId: `radchain-devnet-${Date.now().toString(36)}`,
+      genesisTime: Date.now(),
+      params: {
+        blockIntervalMs: opts.blockIntervalMs ?? 1000, maxBlockBytes: 8 * 1024 * 1024, maxTxBytes: 16 * 1024, maxBlockTxs: 10_000,
+        maxClockDriftMs: 2000, replicationFactor: 3, chunkSize: 1024 * 1024,
+      },
+      orgs: orgs.map((o, i) => ({
+        id: o.id, name: `Devnet Radiology ${i + 1}`, role: 'authority' as const,
+        signKey: fromHex(o.signKey), encKey: fromHex(encKeys[i]?.publicKeys.enc ?? ''), addrs: [`/ip4/127.0.0.1/tcp/${o.p2pPort}`],
+      })),
+    }
+    const text = JSON.stringify(genesisToJSON(genesis), null, 2) + '\n'
+    await writeFileAtomic(join(dir, 'genesis.json'), text)
+    for (const o of orgs) await writeFileAtomic(join(o.dir, DATADIR_FILES.genesis), text)
+    m = { chainId: genesis.chainId, orgs, blocked: {} }
+    await saveManifest(dir, m)
+  }
+  say(`starting ${m.orgs.length} daemons`)
+  await Promise.all(m.orgs.map((o) => startOrg(o)))
+  const start = Math.max(...(await Promise.all(m.orgs.map(async (o) => (await (await clientOf(o)).status()).height))))
+  await waitHeight(m, start + 2, { timeoutMs: 60_000 })
+  if (Object.keys(m.blocked).length > 0) await devnetHeal(dir)
+  return loadManifest(dir)
+}
+
+/** Status of every organization (null when down). */
+export async function devnetStatus(dir: string): Promise<{ org: DevnetOrg; pid: number | undefined; status: NodeStatus | null }[]> {
+  const m = await loadManifest(dir)
+  return Promise.all(m.orgs.map(async (org) => {
+    const pid = await pidOf(org)
+    const status = pid === undefined ? null : await clientOf(org).then((c) => c.status()).catch(() => null)
+    return { org, pid, status }
+  }))
+}
+
+/** `devnet down`: stops every daemon cleanly; with `purge`, deletes the devnet. */
+export async function devnetDown(dir: string, purge = false): Promise<number> {
+  const m = await loadManifest(dir)
+  const stopped = await Promise.all(m.orgs.map((o) => stopOrg(o)))
+  if (purge) await rm(resolve(dir), { recursive: true, force: true })
+  return stopped.filter(Boolean).length
+}
+
+async function applyBlocked(dir: string, m: DevnetManifest, blocked: Record<string, string[]>): Promise<void> {
+  const keyOf = new Map(m.orgs.map((o) => [o.id, o.signKey]))
+  await Promise.all(m.orgs.map(async (o) => {
+    if ((await pidOf(o)) === undefined) return
+    const keys = (blocked[o.id] ?? []).map((id) => keyOf.get(id) as string)
+    await (await clientOf(o)).partition(keys)
+  }))
+  await saveManifest(dir, { ...m, blocked })
+}
+
+/** `devnet partition A --from B`: cuts every connection between the two groups, without stopping anyone. */
+export async function devnetPartition(dir: string, a: readonly string[], b: readonly string[]): Promise<void> {
+  const m = await loadManifest(dir)
+  const ga = a.map((x) => orgOf(m, x).id)
+  const gb = b.map((x) => orgOf(m, x).id)
+  const blocked: Record<string, string[]> = Object.fromEntries(Object.entries(m.blocked).map(([k, v]) => [k, [...v]]))
+  const add = (x: string, y: string): void => {
+    const l = blocked[x] ?? []
+    if (!l.includes(y) && x !== y) l.push(y)
+    blocked[x] = l
+  }
+  for (const x of ga) for (const y of gb) {
+    add(x, y)
+    add(y, x)
+  }
+  await applyBlocked(dir, m, blocked)
+}
+
+/** `devnet heal`: restores every connection. */
+export async function devnetHeal(dir: string): Promise<void> {
+  const m = await loadManifest(dir)
+  await applyBlocked(dir, m, {})
+}
+
+/** Re-applies the recorded partition to one (re)started org. */
+export async function reapplyPartition(dir: string, o: DevnetOrg): Promise<void> {
+  const m = await loadManifest(dir)
+  const ids = m.blocked[o.id] ?? []
+  if (ids.length === 0) return
+  const keyOf = new Map(m.orgs.map((x) => [x.id, x.signKey]))
+  await (await clientOf(o)).partition(ids.map((id) => keyOf.get(id) as string))
+}

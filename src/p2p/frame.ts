@@ -1,0 +1,134 @@
+import { P2PError } from './errors.js'
+
+/**
+ * Framing of radchain streams: each message is a 4-byte big-endian unsigned
+ * length followed by that many payload bytes. Readers bound the length before
+ * buffering anything, so a peer can never make us hold more than one frame of
+ * the protocol's maximum size.
+ */
+
+/** Bytes of the length prefix. */
+export const FRAME_HEADER_BYTES = 4
+/** Largest length the prefix can carry. */
+export const MAX_FRAME_BYTES = 0xffff_ffff
+
+/** The 4-byte big-endian length prefix of a `length`-byte payload. */
+export function encodeFrameHeader(length: number): Uint8Array {
+  if (!Number.isInteger(length) || length < 0 || length > MAX_FRAME_BYTES) {
+    throw new P2PError('P2P_INVALID_ARGUMENT', `frame length ${length} is out of range`)
+  }
+  const h = new Uint8Array(FRAME_HEADER_BYTES)
+  new DataView(h.buffer).setUint32(0, length, false)
+  return h
+}
+
+/** Prefix and payload in one buffer (one copy of `payload`). */
+export function encodeFrame(payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_BYTES + payload.length)
+  out.set(encodeFrameHeader(payload.length), 0)
+  out.set(payload, FRAME_HEADER_BYTES)
+  return out
+}
+
+/**
+ * Incremental decoder: feed chunks as they arrive, get whole payloads back.
+ * A length above `maxBytes` throws P2P_TOO_LARGE (penalize) as soon as the
+ * prefix is complete, before any of the payload is buffered; after a throw the
+ * decoder refuses all further input. Payloads are fresh copies, never views of
+ * the input chunks.
+ */
+export class FrameDecoder {
+  readonly maxBytes: number
+  // Pending chunks from index #head on; a head index instead of shift() keeps
+  // a flood of tiny chunks linear.
+  #chunks: Uint8Array[] = []
+  #head = 0
+  #bytes = 0
+  #expected: number | undefined
+  #failed = false
+
+  constructor(maxBytes: number) {
+    if (!Number.isInteger(maxBytes) || maxBytes < 0 || maxBytes > MAX_FRAME_BYTES) {
+      throw new P2PError('P2P_INVALID_ARGUMENT', `frame bound ${maxBytes} is out of range`)
+    }
+    this.maxBytes = maxBytes
+  }
+
+  /** Bytes held for a frame not yet complete (prefix bytes included). */
+  get buffered(): number {
+    return this.#bytes
+  }
+
+  /** True while part of a frame (even one prefix byte) has been received but not the whole. */
+  get inFrame(): boolean {
+    return this.#bytes > 0 || this.#expected !== undefined
+  }
+
+  /** Appends `chunk` and returns every payload it completes, in order. */
+  push(chunk: Uint8Array): Uint8Array[] {
+    if (this.#failed) throw new P2PError('P2P_MALFORMED', 'frame decoder already failed', { penalize: true })
+    const out: Uint8Array[] = []
+    if (chunk.length === 0) return out
+    this.#chunks.push(chunk)
+    this.#bytes += chunk.length
+    for (;;) {
+      if (this.#expected === undefined) {
+        if (this.#bytes < FRAME_HEADER_BYTES) break
+        const h = this.#take(FRAME_HEADER_BYTES)
+        const length = new DataView(h.buffer, h.byteOffset, h.byteLength).getUint32(0, false)
+        if (length > this.maxBytes) {
+          this.#failed = true
+          this.#clear()
+          throw new P2PError('P2P_TOO_LARGE', `frame of ${length} bytes exceeds the bound of ${this.maxBytes}`, { penalize: true })
+        }
+        this.#expected = length
+      }
+      if (this.#bytes < this.#expected) break
+      out.push(this.#take(this.#expected))
+      this.#expected = undefined
+    }
+    return out
+  }
+
+  /**
+   * Declares the end of input: throws P2P_MALFORMED (penalize) when it falls
+   * inside a frame (a truncated frame).
+   */
+  end(): void {
+    if (this.inFrame) {
+      const held = this.#bytes
+      this.#failed = true
+      this.#clear()
+      throw new P2PError('P2P_MALFORMED', `input ended inside a frame (${held} bytes held)`, { penalize: true })
+    }
+  }
+
+  #clear(): void {
+    this.#chunks = []
+    this.#head = 0
+    this.#bytes = 0
+  }
+
+  // Removes the first n buffered bytes (n <= #bytes) into a fresh array.
+  #take(n: number): Uint8Array {
+    const out = new Uint8Array(n)
+    let o = 0
+    while (o < n) {
+      const c = this.#chunks[this.#head] as Uint8Array
+      const k = Math.min(c.length, n - o)
+      out.set(k === c.length ? c : c.subarray(0, k), o)
+      o += k
+      if (k === c.length) this.#head++
+      else this.#chunks[this.#head] = c.subarray(k)
+    }
+    this.#bytes -= n
+    if (this.#head === this.#chunks.length) {
+      this.#chunks = []
+      this.#head = 0
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#chunks.length) {
+      this.#chunks = this.#chunks.slice(this.#head)
+      this.#head = 0
+    }
+    return out
+  }
+}
