@@ -26,6 +26,7 @@ export interface DevnetOrg {
   readonly apiPort: number
   readonly p2pPort: number
   readonly signKey: string
+  readonly encKey: string
 }
 
 /** The devnet manifest, `<dir>/devnet.json`. */
@@ -182,6 +183,42 @@ export async function waitHeight(m: DevnetManifest, height: number, opts: { orgs
 }
 
 /**
+ * Creates organization number `i` (`org<i>`) in `<dir>/org<i>`: keys, and a
+ * config with devnet timing and ports base + 2(i-1) (API) and the next (p2p).
+ * Its genesis is written separately.
+ */
+export async function createOrgDir(dir: string, i: number, opts: Pick<DevnetUpOpts, 'basePort' | 'config' | 'orgConfig' | 'timeoutProposeMs'>): Promise<DevnetOrg> {
+  const id = `org${i}`
+  const apiPort = opts.basePort + 2 * (i - 1)
+  const p2pPort = apiPort + 1
+  const orgDir = join(resolve(dir), id)
+  const listen = [`/ip4/127.0.0.1/tcp/${p2pPort}`]
+  const config: NodeConfigJSON = {
+    logLevel: 'info',
+    ...opts.config,
+    ...opts.orgConfig?.[id],
+    consensus: { timeoutProposeMs: opts.timeoutProposeMs ?? 500, timeoutVoteMs: 250, timeoutDeltaMs: 250, timeoutCapMs: 5000, gossipMs: 500, ...opts.config?.consensus, ...opts.orgConfig?.[id]?.consensus },
+    p2p: { listen, dialIntervalMs: 250 },
+  }
+  const r = await initDataDir({ dir: orgDir, orgId: id, apiPort, p2pListen: listen, scrypt: DEVNET_SCRYPT, config, env: {} })
+  return { id, dir: orgDir, apiPort, p2pPort, signKey: r.signKey, encKey: r.encKey }
+}
+
+/**
+ * Adds organization `org<n+1>` to an existing devnet's folder (keys, config,
+ * the devnet's genesis) without admitting or starting it: the authorities
+ * admit it by vote (`radchain org admit`), then `devnet start` runs it.
+ */
+export async function devnetAddOrg(dir: string, opts: Pick<DevnetUpOpts, 'config' | 'orgConfig' | 'timeoutProposeMs'> & { basePort?: number } = {}): Promise<DevnetOrg> {
+  const m = await loadManifest(dir)
+  const first = m.orgs[0] as DevnetOrg
+  const o = await createOrgDir(dir, m.orgs.length + 1, { ...opts, basePort: opts.basePort ?? first.apiPort })
+  await writeFileAtomic(join(o.dir, DATADIR_FILES.genesis), await readFile(join(resolve(dir), 'genesis.json'), 'utf8'))
+  await saveManifest(dir, { ...m, orgs: [...m.orgs, o] })
+  return o
+}
+
+/**
  * `devnet up`: creates N organizations (keys, configs, one genesis naming
  * them all as authorities) in `<dir>/org1..orgN` unless the devnet exists,
  * starts every daemon on 127.0.0.1 and waits until blocks are final on all.
@@ -199,22 +236,8 @@ export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
     await mkdir(dir, { recursive: true })
     say(`creating ${opts.orgs} organizations in ${dir}`)
     const orgs: DevnetOrg[] = []
-    for (let i = 1; i <= opts.orgs; i++) {
-      const id = `org${i}`
-      const apiPort = opts.basePort + 2 * (i - 1)
-      const p2pPort = apiPort + 1
-      const orgDir = join(dir, id)
-      const config: NodeConfigJSON = {
-        logLevel: 'info',
-        ...opts.config,
-        ...opts.orgConfig?.[id],
-        consensus: { timeoutProposeMs: opts.timeoutProposeMs ?? 500, timeoutVoteMs: 250, timeoutDeltaMs: 250, timeoutCapMs: 5000, gossipMs: 500, ...opts.config?.consensus, ...opts.orgConfig?.[id]?.consensus },
-        p2p: { listen: [`/ip4/127.0.0.1/tcp/${p2pPort}`], dialIntervalMs: 250 },
-      }
-      const r = await initDataDir({ dir: orgDir, orgId: id, apiPort, p2pListen: [`/ip4/127.0.0.1/tcp/${p2pPort}`], scrypt: DEVNET_SCRYPT, config, env: {} })
-      orgs.push({ id, dir: orgDir, apiPort, p2pPort, signKey: r.signKey })
-    }
-    const encKeys = await Promise.all(orgs.map(async (o) => JSON.parse(await readFile(join(o.dir, DATADIR_FILES.keystore), 'utf8')) as { publicKeys: { enc: string } }))
+    for (let i = 1; i <= opts.orgs; i++) orgs.push(await createOrgDir(dir, i, opts))
+    const encKeys = orgs.map((o) => ({ publicKeys: { enc: o.encKey } }))
     const genesis: Genesis = {
       chainId: `radchain-devnet-${Date.now().toString(36)}`,
       genesisTime: Date.now(),

@@ -24,6 +24,18 @@ export interface NodeStatus {
   readonly consensus: { readonly height: number; readonly round: number; readonly step: string } | null
 }
 
+/** A vote for a change to the organization registry, as the API takes it. */
+export type OrgVote =
+  | { readonly action: 'admit'; readonly id: string; readonly name: string; readonly role: 'authority' | 'member'; readonly signKey: string; readonly encKey: string; readonly addrs: readonly string[] }
+  | { readonly action: 'remove'; readonly id: string }
+  | { readonly action: 'rekey'; readonly id: string; readonly signKey: string; readonly encKey: string }
+
+/** The organization registry as the API shows it. */
+export interface OrgsView {
+  readonly orgs: readonly Record<string, unknown>[]
+  readonly proposals: readonly { readonly proposal: string; readonly action: Record<string, unknown>; readonly voters: readonly string[] }[]
+}
+
 /** A connected peer. */
 export interface PeerView {
   /** Organization id, or null if the key is not (or no longer) admitted. */
@@ -75,6 +87,10 @@ export interface ApiBackend {
   subscribe(listener: (ev: NodeEvent) => void): () => void
   /** Connected peers. */
   peers(): PeerView[]
+  /** The organization registry: admitted organizations and the changes being voted on. */
+  orgs(): OrgsView
+  /** Signs this organization's vote for a registry change and admits it; returns the transaction hash. */
+  voteOrg(vote: OrgVote): string
   /** Devnet fault injection: refuse and disconnect these peers (hex public keys); an empty list heals. */
   setBlockedPeers(keys: string[]): void
 }

@@ -1,5 +1,5 @@
 import { errorMessage, toHex } from '../util/index.js'
-import type { BlockView, NodeEvent, NodeStatus, PeerView, TxStatus } from './backend.js'
+import type { BlockView, NodeEvent, NodeStatus, OrgVote, OrgsView, PeerView, TxStatus } from './backend.js'
 import { ApiError } from './errors.js'
 import { SseParser, type SseMessage } from './sse.js'
 
@@ -85,6 +85,18 @@ export class ApiClient {
     const body = await this.call('GET', '/v1/peers')
     if (!isRecord(body) || !Array.isArray(body.peers)) throw badResponse('peers')
     return body.peers as PeerView[]
+  }
+
+  /** `GET /v1/orgs`: admitted organizations and pending registry changes. */
+  async orgs(): Promise<OrgsView> {
+    const body = await this.call('GET', '/v1/orgs')
+    if (!isRecord(body) || !Array.isArray(body.orgs)) throw badResponse('orgs')
+    return body as unknown as OrgsView
+  }
+
+  /** `POST /v1/orgs/votes`: this organization votes for a registry change; returns the transaction hash. */
+  async voteOrg(vote: OrgVote): Promise<string> {
+    return hashOf(await this.call('POST', '/v1/orgs/votes', vote))
   }
 
   /** Devnet fault injection: refuse and disconnect these peers (hex public keys); [] heals. */

@@ -1,5 +1,5 @@
 /** Local HTTP API of the daemon: the backend contract, the server and its client. */
-export type { ApiBackend, NodeStatus, TxStatus, BlockView, NodeEvent, PeerView } from './backend.js'
+export type { ApiBackend, NodeStatus, TxStatus, BlockView, NodeEvent, PeerView, OrgVote, OrgsView } from './backend.js'
 export * from './errors.js'
 export * from './server.js'
 export * from './sse.js'

@@ -79,6 +79,12 @@ const SubmitBody = z
   .strictObject({ tx: HexTx.optional(), txs: z.array(HexTx).max(MAX_BATCH_TXS).optional() })
   .refine((b) => (b.tx === undefined) !== (b.txs === undefined), 'expected exactly one of "tx" or "txs"')
 const NoteBody = z.strictObject({ text: z.string() })
+const Hex32 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits')
+const OrgVoteBody = z.discriminatedUnion('action', [
+  z.strictObject({ action: z.literal('admit'), id: z.string().min(1).max(63), name: z.string().min(1).max(256), role: z.enum(['authority', 'member']), signKey: Hex32, encKey: Hex32, addrs: z.array(z.string().max(256)).max(16).default([]) }),
+  z.strictObject({ action: z.literal('remove'), id: z.string().min(1).max(63) }),
+  z.strictObject({ action: z.literal('rekey'), id: z.string().min(1).max(63), signKey: Hex32, encKey: Hex32 }),
+])
 const PartitionBody = z.strictObject({ blocked: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits')).max(1024) })
 
 /**
@@ -226,6 +232,10 @@ export class ApiServer {
         return { handlers: { POST: (c) => this.postNote(c) }, param: '' }
       case '/v1/events':
         return { handlers: { GET: (c) => this.getEvents(c) }, param: '' }
+      case '/v1/orgs':
+        return { handlers: { GET: async (c) => sendJson(c.res, 200, this.backend.orgs()) }, param: '' }
+      case '/v1/orgs/votes':
+        return { handlers: { POST: (c) => this.postOrgVote(c) }, param: '' }
       case '/v1/peers':
         return { handlers: { GET: async (c) => sendJson(c.res, 200, { peers: this.backend.peers() }) }, param: '' }
       case '/v1/admin/partition':
@@ -274,6 +284,12 @@ export class ApiServer {
       }
     }
     sendJson(c.res, 200, { results })
+  }
+
+  private async postOrgVote(c: Ctx): Promise<void> {
+    const body = parseBody(OrgVoteBody, await readJson(c.req, this.opts.maxBodyBytes))
+    const hash = this.backend.voteOrg(body)
+    sendJson(c.res, 202, { hash, status: 'pending' })
   }
 
   // Devnet fault injection: refuse and cut the given peers (an empty list heals).

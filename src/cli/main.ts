@@ -6,6 +6,7 @@ import { registerNodeCommands } from './commands/node.js'
 import { registerChainCommands } from './commands/chain.js'
 import { registerDemoCommand } from './commands/demo.js'
 import { registerDevnetCommands } from './commands/devnet.js'
+import { registerOrgCommands } from './commands/org.js'
 
 /** Options every command accepts. */
 export interface GlobalOpts {
@@ -51,6 +52,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (s, write) => write(`radchain: ${s.replace(/^error: /, '')}`) })
   registerNodeCommands(program)
   registerChainCommands(program)
+  registerOrgCommands(program)
   registerDevnetCommands(program)
   registerDemoCommand(program)
   return program

@@ -1,6 +1,6 @@
-import { TxError, headerToJSON, noteTx, signTx, type Block } from '../chain/index.js'
-import type { ApiBackend, BlockView, NodeEvent, NodeStatus, PeerView, TxStatus } from '../api/index.js'
-import { isHex, toHex } from '../util/index.js'
+import { TxError, decodeCanonical, encode, headerToJSON, listProposals, noteTx, orgToJSON, orgTx, signTx, type Block, type OrgAction } from '../chain/index.js'
+import type { ApiBackend, BlockView, NodeEvent, NodeStatus, OrgVote, OrgsView, PeerView, TxStatus } from '../api/index.js'
+import { fromHex, isHex, toHex } from '../util/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import type { ChainService } from './chain-service.js'
 
@@ -130,6 +130,30 @@ export class NodeBackend implements ApiBackend {
 
   peers(): PeerView[] {
     return this.#info.peers().map((p) => ({ org: this.#chain.orgByKey(p.publicKey)?.id ?? null, publicKey: toHex(p.publicKey), peerId: p.peerId, addr: p.addr }))
+  }
+
+  orgs(): OrgsView {
+    return {
+      orgs: this.#chain.orgs().map(orgToJSON),
+      proposals: listProposals(this.#chain.state).map((p) => ({ proposal: toHex(p.proposal), action: orgTx.toJSON(p.action) as Record<string, unknown>, voters: p.voters })),
+    }
+  }
+
+  voteOrg(vote: OrgVote): string {
+    let action: OrgAction
+    if (vote.action === 'admit') action = { kind: 'admit', org: { id: vote.id, name: vote.name, role: vote.role, signKey: fromHex(vote.signKey), encKey: fromHex(vote.encKey), addrs: [...vote.addrs] } }
+    else if (vote.action === 'remove') action = { kind: 'remove', id: vote.id }
+    else action = { kind: 'rekey', id: vote.id, signKey: fromHex(vote.signKey), encKey: fromHex(vote.encKey) }
+    // Round-trip through the codec so a malformed id or address fails here, not in a block.
+    try {
+      orgTx.decode(decodeCanonical(encode(orgTx.encode(action))))
+    } catch (err) {
+      throw new TxError('TX_MALFORMED', `invalid registry change: ${err instanceof Error ? err.message : String(err)}`)
+    }
+    const signer = this.#keys.signer
+    const tx = signTx(signer, { chainId: this.#chain.chainId, type: orgTx.name, nonce: this.#chain.nextNonce(signer.publicKey), payload: action })
+    this.#chain.submit(tx)
+    return toHex(tx.id)
   }
 
   setBlockedPeers(keys: string[]): void {

@@ -1,5 +1,6 @@
 import type { Stream, StreamMessageEvent } from '@libp2p/interface'
-import { errorMessage, withTimeout, type Logger } from '../util/index.js'
+import { errorMessage, type Logger } from '../util/index.js'
+import { scopedSignal } from './signals.js'
 import { P2PError } from './errors.js'
 import { BoundedQueue } from './bounded-queue.js'
 import { FrameDecoder } from './frame.js'
@@ -155,11 +156,14 @@ export class ChannelSender {
         continue
       }
       if (ready) continue
+      const drain = scopedSignal(DRAIN_TIMEOUT_MS, this.#signal)
       try {
-        await waitDrain(stream, withTimeout(DRAIN_TIMEOUT_MS, this.#signal))
+        await waitDrain(stream, drain.signal)
       } catch (err) {
         this.#dropStream(stream, err)
         this.#lost(err)
+      } finally {
+        drain.dispose()
       }
     }
   }
@@ -168,7 +172,13 @@ export class ChannelSender {
     const cur = this.#stream
     if (cur !== undefined && cur.status === 'open' && cur.writeStatus === 'writable') return cur
     if (cur !== undefined) this.#dropStream(cur, undefined)
-    const s = await this.#open(withTimeout(OPEN_STREAM_TIMEOUT_MS, this.#signal))
+    const open = scopedSignal(OPEN_STREAM_TIMEOUT_MS, this.#signal)
+    let s: Stream
+    try {
+      s = await this.#open(open.signal)
+    } finally {
+      open.dispose()
+    }
     if (this.#closed) {
       s.abort(new P2PError('P2P_ABORTED', 'channel sender closed'))
       throw new P2PError('P2P_ABORTED', 'channel sender closed')

@@ -9,7 +9,8 @@ import { ping, type Ping } from '@libp2p/ping'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { Ed25519Signer } from '../crypto/index.js'
-import { assertBytes, errorMessage, sleep, toHex, withTimeout, type Logger } from '../util/index.js'
+import { assertBytes, errorMessage, sleep, toHex, type Logger } from '../util/index.js'
+import { scopedSignal } from './signals.js'
 import { P2PError } from './errors.js'
 import { MAX_FRAME_BYTES } from './frame.js'
 import { DialBackoff } from './backoff.js'
@@ -341,7 +342,7 @@ export class P2PNode extends EventEmitter<P2PEvents> {
     if (this.#refusal(peerId) !== undefined || !this.#isConnected(peerId)) throw new P2PError('P2P_NO_PEER', 'peer is not connected')
     const local = this.#handlers.get(name)?.opts
     const maxResponseBytes = opts.maxResponseBytes ?? local?.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
-    const signal = withTimeout(opts.timeoutMs ?? local?.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, opts.signal, this.#abort.signal)
+    const { signal, dispose } = scopedSignal(opts.timeoutMs ?? local?.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, opts.signal, this.#abort.signal)
     const limiterKey = `${toHex(peerPublicKey)}/${name}`
     let limiter = this.#limiters.get(limiterKey)
     if (limiter === undefined) {
@@ -356,6 +357,7 @@ export class P2PNode extends EventEmitter<P2PEvents> {
       if (err instanceof P2PError && err.code === 'P2P_MALFORMED' && err.penalize) this.penalize(peerPublicKey, PENALTY.MALFORMED, `malformed ${name} response`)
       throw err
     } finally {
+      dispose()
       limiter.release()
       if (limiter.idle) this.#limiters.delete(limiterKey)
     }
@@ -417,12 +419,14 @@ export class P2PNode extends EventEmitter<P2PEvents> {
     if (libp2p === undefined || this.#state !== 'running') throw new P2PError('P2P_NOT_STARTED', 'p2p node is not running')
     const peerId = peerIdFromOrgKey(peerPublicKey)
     if (!this.#isConnected(peerId)) throw new P2PError('P2P_NO_PEER', 'peer is not connected')
-    const signal = withTimeout(DEFAULT_REQUEST_TIMEOUT_MS, opts.signal, this.#abort.signal)
+    const { signal, dispose } = scopedSignal(DEFAULT_REQUEST_TIMEOUT_MS, opts.signal, this.#abort.signal)
     try {
       return await libp2p.services.ping.ping(peerId, { signal })
     } catch (err) {
       if (signal.aborted) throw abortError(signal, 'ping')
       throw new P2PError('P2P_STREAM_ERROR', 'ping failed', { cause: err })
+    } finally {
+      dispose()
     }
   }
 
@@ -491,8 +495,9 @@ export class P2PNode extends EventEmitter<P2PEvents> {
   async #openStream(peerId: PeerId, protocol: string, signal: AbortSignal): Promise<Stream> {
     const conn = this.#libp2p?.getConnections(peerId).find((c) => c.status === 'open')
     if (conn === undefined) throw new P2PError('P2P_NO_PEER', 'peer is not connected')
+    const open = scopedSignal(OPEN_STREAM_TIMEOUT_MS, signal)
     try {
-      return await conn.newStream(protocol, { signal: withTimeout(OPEN_STREAM_TIMEOUT_MS, signal) })
+      return await conn.newStream(protocol, { signal: open.signal })
     } catch (err) {
       if (signal.aborted) throw abortError(signal, 'opening a stream')
       if (err instanceof Error && err.name === 'UnsupportedProtocolError') throw new P2PError('P2P_REFUSED', `peer does not serve ${protocol}`, { cause: err })
@@ -500,6 +505,8 @@ export class P2PNode extends EventEmitter<P2PEvents> {
       // A stream that closes during protocol selection rejects with its 'close' Event.
       const what = err instanceof Error ? err.name : err instanceof Event ? `stream ${err.type}` : 'unknown failure'
       throw new P2PError('P2P_STREAM_ERROR', `could not open a stream: ${what}`, { cause: err })
+    } finally {
+      open.dispose()
     }
   }
 
@@ -622,13 +629,17 @@ export class P2PNode extends EventEmitter<P2PEvents> {
       const addrs = dialAddrs(t.addrs, peerId)
       if (addrs.length === 0) continue
       this.#dialing.add(hex)
-      libp2p.dial(addrs, { signal: withTimeout(DIAL_TIMEOUT_MS, this.#abort.signal) }).then(
+      const dial = scopedSignal(DIAL_TIMEOUT_MS, this.#abort.signal)
+      libp2p.dial(addrs, { signal: dial.signal }).then(
         () => this.#backoff.success(hex),
         (err: unknown) => {
           const delay = this.#backoff.failure(hex)
           this.#log.debug('dial failed', { peer: peerId.toString(), retryInMs: delay, error: errorMessage(err) })
         },
-      ).finally(() => this.#dialing.delete(hex))
+      ).finally(() => {
+        dial.dispose()
+        this.#dialing.delete(hex)
+      })
     }
     this.#backoff.retain(wanted)
   }

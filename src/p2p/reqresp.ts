@@ -1,5 +1,6 @@
 import type { Stream } from '@libp2p/interface'
-import { RadError, errorMessage, withTimeout, type Logger } from '../util/index.js'
+import { RadError, errorMessage, type Logger } from '../util/index.js'
+import { scopedSignal } from './signals.js'
 import { P2PError } from './errors.js'
 import { PENALTY } from './scores.js'
 import { abortError, readOneFrame, waitClosed, waitRemoteEnd, writeFrame } from './stream-io.js'
@@ -52,9 +53,11 @@ export async function serveRequest(stream: Stream, from: Uint8Array, h: RequestH
   const gone = new AbortController()
   const onGone = (): void => gone.abort(new P2PError('P2P_STREAM_ERROR', 'requester closed the stream'))
   stream.addEventListener('close', onGone, { once: true })
+  const deadline = scopedSignal(h.timeoutMs, ctx.signal, gone.signal)
   try {
-    await serve(stream, from, h, ctx, withTimeout(h.timeoutMs, ctx.signal, gone.signal))
+    await serve(stream, from, h, ctx, deadline.signal)
   } finally {
+    deadline.dispose()
     stream.removeEventListener('close', onGone)
   }
 }
@@ -103,8 +106,13 @@ async function serve(stream: Stream, from: Uint8Array, h: RequestHandlerOpts, ct
     await writeFrame(stream, [Uint8Array.of(status), body], signal)
     // Wait for the requester's acknowledgement, with its own grace period: a
     // slow handler must not leave the response without time to arrive.
-    await waitRemoteEnd(stream, withTimeout(ACK_TIMEOUT_MS, ctx.signal))
-    await stream.close({ signal: AbortSignal.timeout(ACK_TIMEOUT_MS) })
+    const ack = scopedSignal(ACK_TIMEOUT_MS, ctx.signal)
+    try {
+      await waitRemoteEnd(stream, ack.signal)
+      await stream.close({ signal: ack.signal })
+    } finally {
+      ack.dispose()
+    }
   } catch (err) {
     if (err instanceof P2PError && err.penalize) ctx.onViolation(PENALTY.MALFORMED, `bad request stream: ${err.code}`)
     ctx.log.debug('response not completed', { error: errorMessage(err) })

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { EventEmitter, once } from 'node:events'
 import { request } from 'node:http'
 import { connect } from 'node:net'
-import { ApiClient, ApiServer, MAX_BATCH_TXS, type ApiBackend, type ApiServerOpts, type BlockView, type NodeEvent, type NodeStatus, type PeerView, type TxStatus } from '../../src/api/index.js'
+import { ApiClient, ApiServer, MAX_BATCH_TXS, type ApiBackend, type ApiServerOpts, type BlockView, type NodeEvent, type NodeStatus, type OrgVote, type OrgsView, type PeerView, type TxStatus } from '../../src/api/index.js'
 import { TxError } from '../../src/chain/index.js'
 import { RadError, sleep, type Logger } from '../../src/util/index.js'
 
@@ -59,6 +59,16 @@ class FakeBackend implements ApiBackend {
   }
 
   blocked: string[] = []
+  votes: OrgVote[] = []
+
+  orgs(): OrgsView {
+    return { orgs: [{ id: 'org-a', role: 'authority' }], proposals: [] }
+  }
+
+  voteOrg(vote: OrgVote): string {
+    this.votes.push(vote)
+    return hashOf(JSON.stringify(vote))
+  }
 
   peers(): PeerView[] {
     return [{ org: 'org-b', publicKey: 'bb'.repeat(32), peerId: '12D3KooWtest', addr: '/ip4/127.0.0.1/tcp/1' }]
@@ -517,4 +527,16 @@ t.test('peers and the devnet partition switch', async (t) => {
   await client.partition([])
   t.same(backend.blocked, [], 'an empty list heals')
   await t.rejects(client.partition(['xyz']), { code: 'API_BAD_REQUEST' }, 'keys must be hex')
+})
+
+t.test('organization registry: list and vote', async (t) => {
+  const { backend, client } = await harness()
+  t.equal((await client.orgs()).orgs.length, 1)
+  const hash = await client.voteOrg({ action: 'admit', id: 'org5', name: 'Org 5', role: 'authority', signKey: 'aa'.repeat(32), encKey: 'bb'.repeat(32), addrs: ['/ip4/127.0.0.1/tcp/1'] })
+  t.match(hash, /^[0-9a-f]{64}$/)
+  t.equal(backend.votes[0]?.action, 'admit')
+  await client.voteOrg({ action: 'remove', id: 'org2' })
+  t.equal(backend.votes.length, 2)
+  await t.rejects(client.voteOrg({ action: 'rekey', id: 'org2', signKey: 'zz', encKey: 'bb'.repeat(32) }), { code: 'API_BAD_REQUEST' }, 'keys must be 32 bytes of hex')
+  t.equal(backend.votes.length, 2, 'a refused vote reaches no backend')
 })

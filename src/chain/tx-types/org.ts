@@ -1,11 +1,11 @@
 import { DOMAIN, taggedHash } from '../../crypto/index.js'
-import { equalBytes, toHex } from '../../util/index.js'
+import { equalBytes, fromHex, toHex } from '../../util/index.js'
 import { CodecError, asArray, asBytes, asString, decodeCanonical, encodeTrusted, type Encodable } from '../codec.js'
 import { TxError } from '../errors.js'
 import {
   ORG_ID_RE, authoritySet, deleteOrg, getOrg, orgBySignKey, orgFromWire, orgToJSON, orgToWire, putOrg, type OrgRecord,
 } from '../orgs.js'
-import type { StateOverlay } from '../state.js'
+import type { StateMap, StateOverlay } from '../state.js'
 import type { TxContext, TxType } from './types.js'
 
 /**
@@ -115,6 +115,17 @@ function makeChange(ctx: TxContext, a: OrgAction): void {
     }
   }
   checkAuthorityChange(ctx)
+}
+
+/** Registry changes being voted on: proposal id, action and voters so far. */
+export function listProposals(s: StateMap): { proposal: Uint8Array; action: OrgAction; voters: string[] }[] {
+  const out: { proposal: Uint8Array; action: OrgAction; voters: string[] }[] = []
+  for (const [k, v] of s) {
+    if (!k.startsWith('p/')) continue
+    const a = asArray(decodeCanonical(v), 'proposal', 2)
+    out.push({ proposal: fromHex(k.slice(2)), action: actionFromWire(a[0]), voters: asArray(a[1], 'proposal voters').map((x) => asString(x, 'voter', 63)) })
+  }
+  return out
 }
 
 /** `org`: an authority's vote for a change to the organization registry. */
