@@ -44,6 +44,7 @@ export interface DevnetUpOpts {
   readonly basePort: number
   /** Consensus and chain timing suited to a local devnet (ms). */
   readonly blockIntervalMs?: number
+  readonly maxBlockTxs?: number
   readonly timeoutProposeMs?: number
   /** Extra config for every node (tests). */
   readonly config?: NodeConfigJSON
@@ -197,7 +198,7 @@ export async function createOrgDir(dir: string, i: number, opts: Pick<DevnetUpOp
     logLevel: 'info',
     ...opts.config,
     ...opts.orgConfig?.[id],
-    consensus: { timeoutProposeMs: opts.timeoutProposeMs ?? 500, timeoutVoteMs: 250, timeoutDeltaMs: 250, timeoutCapMs: 5000, gossipMs: 500, ...opts.config?.consensus, ...opts.orgConfig?.[id]?.consensus },
+    consensus: { timeoutProposeMs: opts.timeoutProposeMs ?? 1000, timeoutVoteMs: 500, timeoutDeltaMs: 250, timeoutCapMs: 5000, gossipMs: 500, ...opts.config?.consensus, ...opts.orgConfig?.[id]?.consensus },
     p2p: { listen, dialIntervalMs: 250 },
   }
   const r = await initDataDir({ dir: orgDir, orgId: id, apiPort, p2pListen: listen, scrypt: DEVNET_SCRYPT, config, env: {} })
@@ -242,7 +243,7 @@ export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
       chainId: `radchain-devnet-${Date.now().toString(36)}`,
       genesisTime: Date.now(),
       params: {
-        blockIntervalMs: opts.blockIntervalMs ?? 1000, maxBlockBytes: 8 * 1024 * 1024, maxTxBytes: 16 * 1024, maxBlockTxs: 10_000,
+        blockIntervalMs: opts.blockIntervalMs ?? 1000, maxBlockBytes: 4 * 1024 * 1024, maxTxBytes: 16 * 1024, maxBlockTxs: opts.maxBlockTxs ?? 4000,
         maxClockDriftMs: 2000, replicationFactor: 3, chunkSize: 1024 * 1024,
       },
       orgs: orgs.map((o, i) => ({

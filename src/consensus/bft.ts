@@ -335,7 +335,9 @@ export class BftEngine implements ConsensusEngine {
         block = hs.validBlock
       } else {
         const time = Math.max(this.#clock(), this.#host.head().header.time + 1)
+        const t0 = performance.now()
         const built = this.#host.propose(time, this.#signer.publicKey)
+        this.#logger.debug('block built', { height: hs.height, txs: built.block.txs.length, ms: Math.round(performance.now() - t0) })
         block = built.block
         hs.candidates.set(toHex(block.hash), { block, result: { writes: built.writes, stateRoot: built.stateRoot } })
       }
@@ -424,8 +426,10 @@ export class BftEngine implements ConsensusEngine {
     let cand = hs.candidates.get(id)
     if (cand === undefined) {
       let block: Block
+      const t0 = performance.now()
       try {
         block = this.#host.decodeBlock(p.blockBytes)
+        this.#logger.debug('proposal decoded', { height: hs.height, round: p.round, txs: block.txs.length, ms: Math.round(performance.now() - t0) })
       } catch (err) {
         if (err instanceof BlockError) return false
         throw err
@@ -476,8 +480,10 @@ export class BftEngine implements ConsensusEngine {
 
   #valid(c: Candidate): boolean {
     if (c.result === undefined) {
+      const t0 = performance.now()
       try {
         c.result = this.#host.validate(c.block)
+        this.#logger.debug('block validated', { height: c.block.header.height, txs: c.block.txs.length, ms: Math.round(performance.now() - t0) })
       } catch (err) {
         if (!(err instanceof BlockError)) throw err
         c.result = err
@@ -532,7 +538,9 @@ export class BftEngine implements ConsensusEngine {
         hs.decided = true
         const result = cand.result as ApplyResult
         this.#logger.debug('decided', { height: hs.height, round, txs: cand.block.txs.length })
+        const t0 = performance.now()
         await this.#host.commit({ block: cand.block, writes: result.writes }, cert)
+        this.#logger.debug('committed', { height: hs.height, ms: Math.round(performance.now() - t0) })
         await this.#enterHeight()
         return true
       }
@@ -632,6 +640,7 @@ export class BftEngine implements ConsensusEngine {
       bytes = encodeMessage({ type: 'vote', vote: v })
       await this.#wal.append({ height: hs.height, kind: 'message', bytes })
       hs.sent.set(key, bytes)
+      this.#logger.debug('voted', { height: hs.height, round, kind, nil: blockHash === null })
       this.#addVote(v)
       this.#seen(round, v.signer)
       if (this.#opts.testEquivocate === true && kind === 'prevote') {

@@ -25,6 +25,30 @@ export interface ChainEvents {
 
 const RECENT_REJECTIONS = 10_000
 
+/** Ids of transactions whose signatures were checked: two generations, so memory stays bounded. */
+class VerifiedIds {
+  readonly #max: number
+  #current = new Set<string>()
+  #previous = new Set<string>()
+
+  constructor(max: number) {
+    this.#max = max
+  }
+
+  add(id: Uint8Array): void {
+    if (this.#current.size >= this.#max) {
+      this.#previous = this.#current
+      this.#current = new Set()
+    }
+    this.#current.add(toHex(id))
+  }
+
+  has(id: Uint8Array): boolean {
+    const k = toHex(id)
+    return this.#current.has(k) || this.#previous.has(k)
+  }
+}
+
 /**
  * The node's view of the ledger: committed state in memory, blocks in the
  * store, the mempool in front. Consensus calls `propose` and `commit`; the
@@ -44,6 +68,7 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
   #authorities: AuthoritySet
   #orgs: OrgRecord[]
   readonly #rejected = new Map<string, TxError>()
+  readonly #verified = new VerifiedIds(200_000)
   #commitLock: Promise<unknown> = Promise.resolve()
   #evidenceSigner: Ed25519Signer | undefined
   readonly #pendingWaiters = new Set<() => void>()
@@ -132,10 +157,21 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
 
   /** Decodes, verifies and admits signed transaction bytes. Throws TxError. */
   submitBytes(bytes: Uint8Array, local = true): Tx {
-    const tx = decodeTx(bytes, { chainId: this.chainId, maxBytes: this.#params.maxTxBytes })
+    // Refuse before spending a signature check when there is no room. Local
+    // submissions may fill only half the mempool: the rest stays open to
+    // peers' gossip, so it is verified as it arrives rather than on the
+    // critical path of a proposal.
+    const room = local ? Math.floor(this.mempool.limits.maxTxs / 2) : this.mempool.limits.maxTxs
+    if (this.mempool.size >= room) throw new TxError('TX_MEMPOOL_FULL', 'mempool is full; retry later')
+    const tx = decodeTx(bytes, { chainId: this.chainId, maxBytes: this.#params.maxTxBytes, alreadyVerified: this.#alreadyVerified })
+    this.#verified.add(tx.id)
     this.submit(tx, local)
     return tx
   }
+
+  // A transaction whose signature this node checked before (in the mempool, or
+  // seen in a block or a proposal) is not checked again.
+  readonly #alreadyVerified = (id: Uint8Array): boolean => this.mempool.get(id) !== undefined || this.#verified.has(id)
 
   /** Admits a decoded, signature-checked transaction. Throws TxError. */
   submit(tx: Tx, local = true): void {
@@ -205,7 +241,9 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
 
   decodeBlock(bytes: Uint8Array): Block {
     const p = this.#params
-    return decodeBlock(bytes, { chainId: this.chainId, maxBlockBytes: p.maxBlockBytes, maxBlockTxs: p.maxBlockTxs, maxTxBytes: p.maxTxBytes, alreadyVerified: (id) => this.mempool.get(id) !== undefined })
+    const block = decodeBlock(bytes, { chainId: this.chainId, maxBlockBytes: p.maxBlockBytes, maxBlockTxs: p.maxBlockTxs, maxTxBytes: p.maxTxBytes, alreadyVerified: this.#alreadyVerified })
+    for (const tx of block.txs) this.#verified.add(tx.id)
+    return block
   }
 
   validate(block: Block): ApplyResult {

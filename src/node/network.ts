@@ -1,4 +1,4 @@
-import { TxError, asArray, asBytes, decodeCanonical, encodeTrusted, CodecError, type Tx } from '../chain/index.js'
+import { TxError, asArray, decodeCanonical, encodeTrusted, CodecError, type Tx } from '../chain/index.js'
 import type { ConsensusNet } from '../consensus/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import { P2PNode, type PeerInfo } from '../p2p/index.js'
@@ -16,6 +16,10 @@ export interface NetworkOpts {
 
 const TX_BATCH_MAX = 512
 const TX_BATCH_DELAY_MS = 5
+/** Gossiped transactions waiting for verification; beyond this, new batches are dropped. */
+const INGEST_MAX = 20_000
+/** Transactions verified per turn of the event loop, so consensus messages never wait long behind gossip. */
+const INGEST_CHUNK = 32
 
 /**
  * The node's network: a P2PNode whose gate admits only organizations in the
@@ -30,6 +34,10 @@ export class NetworkService {
   readonly #self: Uint8Array
   #consensusHandler: ((from: Uint8Array, bytes: Uint8Array) => void) | undefined
   #txBatch: Uint8Array[] = []
+  readonly #ingest: { from: Uint8Array; bytes: Uint8Array }[] = []
+  #ingestHead = 0
+  #draining = false
+  #dropped = 0
   #txTimer: NodeJS.Timeout | undefined
   readonly #onPending = (tx: Tx, local: boolean): void => {
     if (local) this.#queueTx(tx.bytes)
@@ -137,9 +145,32 @@ export class NetworkService {
       if (err instanceof CodecError) this.p2p.penalize(from, 20, `malformed transaction batch: ${err.message}`)
       return
     }
+    if (this.#ingest.length - this.#ingestHead + list.length > INGEST_MAX) {
+      // Overloaded: the sender still holds these and proposes them in its turn.
+      this.#dropped += list.length
+      if (this.#dropped % 10_000 < list.length) this.#logger.warn('gossip ingest full: transactions dropped', { dropped: this.#dropped })
+      return
+    }
     for (const item of list) {
+      if (!(item instanceof Uint8Array)) {
+        this.p2p.penalize(from, 20, 'transaction batch holds a non-bytes item')
+        return
+      }
+      this.#ingest.push({ from, bytes: item })
+    }
+    if (!this.#draining) {
+      this.#draining = true
+      setImmediate(() => this.#drain())
+    }
+  }
+
+  // Verifies queued gossip a chunk per turn of the event loop.
+  #drain(): void {
+    const end = Math.min(this.#ingest.length, this.#ingestHead + INGEST_CHUNK)
+    for (; this.#ingestHead < end; this.#ingestHead++) {
+      const { from, bytes } = this.#ingest[this.#ingestHead] as { from: Uint8Array; bytes: Uint8Array }
       try {
-        this.#chain.submitBytes(asBytes(item, 'tx'), false)
+        this.#chain.submitBytes(bytes, false)
       } catch (err) {
         if ((err instanceof TxError || err instanceof CodecError) && err.penalize) {
           this.p2p.penalize(from, 10, `bad transaction: ${err.message}`)
@@ -148,5 +179,16 @@ export class NetworkService {
         }
       }
     }
+    if (this.#ingestHead >= this.#ingest.length) {
+      this.#ingest.length = 0
+      this.#ingestHead = 0
+      this.#draining = false
+      return
+    }
+    if (this.#ingestHead > 4096) {
+      this.#ingest.splice(0, this.#ingestHead)
+      this.#ingestHead = 0
+    }
+    setImmediate(() => this.#drain())
   }
 }

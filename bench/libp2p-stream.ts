@@ -1,0 +1,183 @@
+// The polyfill comes first: this file is also the entry point of the receiver process.
+import '../src/util/polyfill.js'
+import { fork, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { tls } from '@libp2p/tls'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Stream, StreamMessageEvent } from '@libp2p/interface'
+
+/**
+ * One-stream libp2p throughput on loopback: TCP + Yamux + Noise or TLS 1.3.
+ *
+ * The receiver runs in a child process (node:child_process fork of this same
+ * file), so sender and receiver each have their own process, main thread,
+ * event loop and heap, as two organizations' daemons would. The sender writes
+ * `bytes` on one stream in 256 KiB chunks, waiting for the stream's 'drain'
+ * event whenever send() returns false (so at most a few windows are buffered);
+ * the receiver counts bytes and answers one ack byte when all have arrived.
+ * The clock runs from the first send to the ack, after a warm-up transfer on
+ * the same connection (JIT, Yamux window growth); the timed transfer runs
+ * `runs` times (default 3), each on a new stream, and the median is reported,
+ * since one run on a shared 2-core machine varies by a factor of two.
+ * MB = 10^6 bytes.
+ */
+
+const PROTOCOL = '/radchain-bench/stream/1'
+const RECEIVER_FLAG = '--libp2p-stream-receiver'
+const CHUNK_BYTES = 256 * 1024
+const HEADER_BYTES = 8
+const WARMUP_MAX_BYTES = 128 * 1024 * 1024
+const TIMEOUT_MS = 300_000
+
+/** Encryption of the benchmark connection. */
+export type BenchEncryption = 'noise' | 'tls'
+
+async function makeNode(encryption: BenchEncryption, listen: string[]): Promise<Libp2p> {
+  return createLibp2p({
+    addresses: { listen },
+    transports: [tcp()],
+    connectionEncrypters: [encryption === 'noise' ? noise() : tls()],
+    streamMuxers: [yamux()],
+  })
+}
+
+// Receiver side: each stream starts with an 8-byte big-endian byte count; when
+// that many bytes have followed, one ack byte goes back.
+async function runReceiver(encryption: BenchEncryption): Promise<void> {
+  const node = await makeNode(encryption, ['/ip4/127.0.0.1/tcp/0'])
+  await node.handle(PROTOCOL, (stream: Stream) => {
+    let header = new Uint8Array(0)
+    let expected = -1
+    let received = 0
+    const onMessage = (evt: StreamMessageEvent): void => {
+      for (const chunk of evt.data instanceof Uint8Array ? [evt.data] : evt.data) {
+        let c = chunk
+        if (expected < 0) {
+          const need = HEADER_BYTES - header.length
+          const merged = new Uint8Array(header.length + Math.min(need, c.length))
+          merged.set(header)
+          merged.set(c.subarray(0, need), header.length)
+          header = merged
+          c = c.subarray(need)
+          if (header.length < HEADER_BYTES) continue
+          expected = Number(new DataView(header.buffer).getBigUint64(0))
+        }
+        received += c.length
+      }
+      if (expected >= 0 && received >= expected) {
+        stream.removeEventListener('message', onMessage)
+        stream.send(Uint8Array.of(received === expected ? 1 : 0))
+        void stream.close().catch(() => stream.abort(new Error('close failed')))
+      }
+    }
+    stream.addEventListener('message', onMessage)
+  }, { maxInboundStreams: 4 })
+  const addr = node.getMultiaddrs()[0]?.toString()
+  process.send?.({ addr })
+  const stop = (): void => {
+    Promise.resolve(node.stop()).finally(() => process.exit(0)).catch(() => {})
+  }
+  process.on('message', (msg: unknown) => {
+    if ((msg as { stop?: boolean }).stop === true) stop()
+  })
+  process.on('disconnect', stop)
+}
+
+function waitDrain(stream: Stream): Promise<void> {
+  if (!stream.writableNeedsDrain) return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const onDrain = (): void => {
+      stream.removeEventListener('close', onClose)
+      resolve()
+    }
+    const onClose = (): void => {
+      stream.removeEventListener('drain', onDrain)
+      reject(new Error('stream closed while waiting for drain'))
+    }
+    stream.addEventListener('drain', onDrain, { once: true })
+    stream.addEventListener('close', onClose, { once: true })
+  })
+}
+
+// Sends `bytes` on a fresh stream and resolves with the seconds from the first
+// send to the receiver's ack.
+async function transfer(node: Libp2p, addr: string, bytes: number, chunk: Uint8Array): Promise<number> {
+  const stream = await node.dialProtocol(multiaddr(addr), PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+  const ack = new Promise<number>((resolve, reject) => {
+    stream.addEventListener('message', (evt) => {
+      const d = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
+      resolve(d[0] ?? 0)
+    }, { once: true })
+    stream.addEventListener('close', () => reject(new Error('stream closed before the ack')), { once: true })
+  })
+  ack.catch(() => {})
+  const header = new Uint8Array(HEADER_BYTES)
+  new DataView(header.buffer).setBigUint64(0, BigInt(bytes))
+  const start = process.hrtime.bigint()
+  let ok = stream.send(header)
+  let left = bytes
+  while (left > 0) {
+    if (!ok) await waitDrain(stream)
+    const n = Math.min(left, chunk.length)
+    ok = stream.send(n === chunk.length ? chunk : chunk.subarray(0, n))
+    left -= n
+  }
+  const code = await ack
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  if (code !== 1) throw new Error('receiver counted a different number of bytes')
+  await stream.close()
+  return seconds
+}
+
+/**
+ * Moves `bytes` over one libp2p stream between two processes on 127.0.0.1
+ * and returns the throughput (MB = 10^6 bytes) and the timed seconds of the
+ * median of `runs` transfers (default 3).
+ */
+export async function measureLibp2pStream(opts: { bytes: number; encryption: BenchEncryption; runs?: number }): Promise<{ mbPerSec: number; seconds: number }> {
+  if (!Number.isSafeInteger(opts.bytes) || opts.bytes <= 0) throw new RangeError('bytes must be a positive integer')
+  const runs = opts.runs ?? 3
+  if (!Number.isInteger(runs) || runs < 1) throw new RangeError('runs must be a positive integer')
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [RECEIVER_FLAG, opts.encryption], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  let node: Libp2p | undefined
+  const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS)
+  try {
+    const addr = await new Promise<string>((resolve, reject) => {
+      child.once('message', (m: unknown) => {
+        const a = (m as { addr?: unknown }).addr
+        if (typeof a === 'string') resolve(a)
+        else reject(new Error('receiver sent no address'))
+      })
+      child.once('exit', (code) => reject(new Error(`receiver exited early (code ${String(code)})`)))
+    })
+    node = await makeNode(opts.encryption, [])
+    const chunk = new Uint8Array(CHUNK_BYTES).fill(0x5a)
+    await transfer(node, addr, Math.min(opts.bytes, WARMUP_MAX_BYTES), chunk)
+    const used = node.getConnections()[0]?.encryption
+    const want = opts.encryption === 'noise' ? '/noise' : '/tls/1.0.0'
+    if (used !== want) throw new Error(`connection encrypted with ${String(used)}, not ${want}`)
+    const times: number[] = []
+    for (let i = 0; i < runs; i++) times.push(await transfer(node, addr, opts.bytes, chunk))
+    times.sort((a, b) => a - b)
+    const seconds = times[Math.floor(times.length / 2)] as number
+    return { mbPerSec: opts.bytes / 1e6 / seconds, seconds }
+  } finally {
+    clearTimeout(timer)
+    await node?.stop()
+    if (child.connected) child.send({ stop: true })
+    await exited
+  }
+}
+
+if (process.argv[2] === RECEIVER_FLAG && process.send !== undefined) {
+  const enc = process.argv[3] === 'tls' ? 'tls' : 'noise'
+  runReceiver(enc).catch((err: unknown) => {
+    process.stderr.write(`libp2p-stream receiver failed: ${String(err)}\n`)
+    process.exit(1)
+  })
+}

@@ -1,0 +1,151 @@
+import t from 'tap'
+import fc from 'fast-check'
+import { FrameDecoder, encodeFrame, encodeFrameHeader, FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from '../../../src/p2p/index.js'
+import { concatBytes, toHex } from '../../../src/util/index.js'
+
+/** Splits `bytes` at the given cut points (sorted, deduplicated, within range). */
+function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
+  const out: Uint8Array[] = []
+  let prev = 0
+  for (const p of [...points, bytes.length]) {
+    out.push(bytes.subarray(prev, p))
+    prev = p
+  }
+  return out
+}
+
+t.test('header is 4-byte big-endian length', async (t) => {
+  t.equal(FRAME_HEADER_BYTES, 4)
+  t.equal(toHex(encodeFrameHeader(0)), '00000000')
+  t.equal(toHex(encodeFrameHeader(0x01020304)), '01020304')
+  t.equal(toHex(encodeFrameHeader(MAX_FRAME_BYTES)), 'ffffffff')
+  t.equal(toHex(encodeFrame(Uint8Array.of(0xaa, 0xbb))), '00000002aabb')
+  t.throws(() => encodeFrameHeader(-1), { name: 'P2PError', code: 'P2P_INVALID_ARGUMENT' })
+  t.throws(() => encodeFrameHeader(MAX_FRAME_BYTES + 1), { name: 'P2PError', code: 'P2P_INVALID_ARGUMENT' })
+  t.throws(() => encodeFrameHeader(1.5), { name: 'P2PError', code: 'P2P_INVALID_ARGUMENT' })
+})
+
+t.test('decodes frames split across chunks at every position', async (t) => {
+  const payloads = [Uint8Array.of(1, 2, 3), new Uint8Array(0), Uint8Array.of(9), new Uint8Array(300).fill(5)]
+  const wire = concatBytes(...payloads.map(encodeFrame))
+  for (let a = 0; a <= wire.length; a++) {
+    for (const b of [a, a + 1, a + 7, wire.length]) {
+      const dec = new FrameDecoder(1000)
+      const got = split(wire, [a, b]).flatMap((c) => dec.push(c))
+      t.same(got.map(toHex), payloads.map(toHex), `cuts ${a},${b}`)
+      t.equal(dec.inFrame, false)
+    }
+  }
+})
+
+t.test('byte-at-a-time input and partial state', async (t) => {
+  const dec = new FrameDecoder(10)
+  const wire = encodeFrame(Uint8Array.of(7, 8, 9))
+  const got: Uint8Array[] = []
+  for (let i = 0; i < wire.length; i++) {
+    got.push(...dec.push(wire.subarray(i, i + 1)))
+    if (i < wire.length - 1) {
+      t.equal(dec.inFrame, true, `in frame after ${i + 1} bytes`)
+      t.equal(got.length, 0)
+    }
+  }
+  t.same(got.map(toHex), ['070809'])
+  t.equal(dec.inFrame, false)
+  t.equal(dec.buffered, 0)
+  t.same(dec.push(new Uint8Array(0)), [], 'empty chunk is a no-op')
+})
+
+t.test('payloads are copies, not views of the input', async (t) => {
+  const dec = new FrameDecoder(10)
+  const wire = encodeFrame(Uint8Array.of(1, 2, 3))
+  const [p] = dec.push(wire)
+  wire.fill(0)
+  t.same([...(p as Uint8Array)], [1, 2, 3])
+})
+
+t.test('an oversized length is refused before its payload is buffered', async (t) => {
+  const dec = new FrameDecoder(100)
+  t.same(dec.push(encodeFrame(new Uint8Array(100))).length, 1, 'exactly the bound is fine')
+  t.same(dec.push(Uint8Array.of(0, 0)), [])
+  t.throws(() => dec.push(Uint8Array.of(0, 101)), { name: 'P2PError', code: 'P2P_TOO_LARGE', penalize: true })
+  t.throws(() => dec.push(Uint8Array.of(1)), { name: 'P2PError', code: 'P2P_MALFORMED' }, 'decoder stays failed')
+  const dec2 = new FrameDecoder(100)
+  t.throws(() => dec2.push(Uint8Array.of(0xff, 0xff, 0xff, 0xff)), { code: 'P2P_TOO_LARGE' })
+  t.equal(dec2.buffered, 0, 'nothing held after the refusal')
+})
+
+t.test('frames after an oversized one in the same chunk are not delivered', async (t) => {
+  const dec = new FrameDecoder(4)
+  t.throws(() => dec.push(concatBytes(encodeFrame(Uint8Array.of(1)), encodeFrame(new Uint8Array(5)), encodeFrame(Uint8Array.of(2)))), { code: 'P2P_TOO_LARGE' })
+})
+
+t.test('end() inside a frame is a truncation', async (t) => {
+  const ok = new FrameDecoder(10)
+  ok.push(encodeFrame(Uint8Array.of(1)))
+  t.doesNotThrow(() => ok.end(), 'end on a boundary')
+  const inHeader = new FrameDecoder(10)
+  inHeader.push(Uint8Array.of(0, 0))
+  t.throws(() => inHeader.end(), { name: 'P2PError', code: 'P2P_MALFORMED', penalize: true })
+  const inPayload = new FrameDecoder(10)
+  inPayload.push(Uint8Array.of(0, 0, 0, 5, 1, 2))
+  t.equal(inPayload.buffered, 2)
+  t.throws(() => inPayload.end(), { code: 'P2P_MALFORMED' })
+  const emptyFrameHeader = new FrameDecoder(10)
+  emptyFrameHeader.push(Uint8Array.of(0, 0, 0))
+  t.equal(emptyFrameHeader.inFrame, true)
+})
+
+t.test('bound checks on construction', async (t) => {
+  t.throws(() => new FrameDecoder(-1), { code: 'P2P_INVALID_ARGUMENT' })
+  t.throws(() => new FrameDecoder(MAX_FRAME_BYTES + 1), { code: 'P2P_INVALID_ARGUMENT' })
+  const zero = new FrameDecoder(0)
+  t.same(zero.push(encodeFrame(new Uint8Array(0))).map(toHex), [''], 'empty frames under a zero bound')
+  t.throws(() => zero.push(encodeFrame(Uint8Array.of(1))), { code: 'P2P_TOO_LARGE' })
+})
+
+t.test('many tiny chunks decode in linear time', async (t) => {
+  const payload = new Uint8Array(200_000).fill(3)
+  const wire = encodeFrame(payload)
+  const dec = new FrameDecoder(payload.length)
+  const start = Date.now()
+  const got: Uint8Array[] = []
+  for (let i = 0; i < wire.length; i++) got.push(...dec.push(wire.subarray(i, i + 1)))
+  t.equal(got.length, 1)
+  t.equal(got[0]?.length, payload.length)
+  t.ok(Date.now() - start < 2_000, 'no quadratic blow-up')
+})
+
+t.test('property: any chunking of any frames decodes to the same frames', async () => {
+  fc.assert(fc.property(
+    fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 12 }),
+    fc.array(fc.nat(), { maxLength: 20 }),
+    (payloads, cuts) => {
+      const wire = concatBytes(...payloads.map(encodeFrame))
+      const dec = new FrameDecoder(64)
+      const got = split(wire, cuts).flatMap((c) => dec.push(c))
+      dec.end()
+      return got.map(toHex).join('|') === payloads.map(toHex).join('|')
+    },
+  ))
+})
+
+t.test('property: a cut inside the last frame is always detected by end()', async () => {
+  fc.assert(fc.property(
+    fc.array(fc.uint8Array({ maxLength: 32 }), { minLength: 1, maxLength: 6 }),
+    fc.nat(),
+    (payloads, cut) => {
+      const wire = concatBytes(...payloads.map(encodeFrame))
+      const last = encodeFrame(payloads[payloads.length - 1] as Uint8Array).length
+      const keep = wire.length - 1 - (cut % (last - 1)) // drop 1 to last-1 bytes: the cut falls inside the last frame
+      const dec = new FrameDecoder(32)
+      dec.push(wire.subarray(0, keep))
+      try {
+        dec.end()
+        return false
+      } catch (err) {
+        return (err as { code?: string }).code === 'P2P_MALFORMED'
+      }
+    },
+  ))
+})
