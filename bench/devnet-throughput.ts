@@ -38,7 +38,7 @@ function signStreams(chainId: string, clients: ApiClient[], sendersPerNode: numb
 function follow(client: ApiClient, signal: AbortSignal, onBlock: (b: { height: number; txs: string[]; at: number }) => void): Promise<void> {
   return (async () => {
     try {
-      for await (const ev of client.events(signal)) {
+      for await (const ev of client.events(signal, ['block'])) {
         if (ev.type !== 'block') continue
         const d = ev.data as { height: number; txs?: string[] }
         onBlock({ height: d.height, txs: d.txs ?? [], at: performance.now() })

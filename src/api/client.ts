@@ -131,7 +131,7 @@ export class ApiClient {
    * without even a keepalive. Events in between are lost: after
    * reconnecting, re-read the state that matters (status, tx).
    */
-  async *events(signal: AbortSignal): AsyncGenerator<NodeEvent, void, undefined> {
+  async *events(signal: AbortSignal, types?: readonly NodeEvent['type'][]): AsyncGenerator<NodeEvent, void, undefined> {
     if (signal.aborted) return
     const ctl = new AbortController()
     let timer: NodeJS.Timeout | undefined
@@ -146,7 +146,8 @@ export class ApiClient {
       arm(this.timeoutMs, 'no answer')
       let res: Response
       try {
-        res = await fetch(`${this.base}/v1/events`, { headers: this.headers('text/event-stream'), signal: ctl.signal })
+        const query = types === undefined ? '' : `?types=${types.join(',')}`
+        res = await fetch(`${this.base}/v1/events${query}`, { headers: this.headers('text/event-stream'), signal: ctl.signal })
       } catch (err) {
         if (signal.aborted) return
         throw this.fetchError(err, ctl.signal)

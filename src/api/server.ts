@@ -336,6 +336,10 @@ export class ApiServer {
 
   private async getEvents(c: Ctx): Promise<void> {
     if (this.streams.size >= MAX_EVENT_STREAMS) throw new ApiError('API_BUSY', 'too many event streams', 503)
+    // ?types=block,tx picks the kinds of events (default: all).
+    const typesParam = c.url.searchParams.get('types')
+    const types = typesParam === null ? null : new Set(typesParam.split(','))
+    if (types !== null && [...types].some((x) => x !== 'block' && x !== 'tx')) throw new ApiError('API_BAD_REQUEST', 'types must be a comma-separated list of block and tx', 400)
     const { res } = c
     res.statusCode = 200
     res.setHeader('content-type', 'text/event-stream; charset=utf-8')
@@ -344,7 +348,9 @@ export class ApiServer {
     this.streams.add(stream)
     try {
       // Subscribe before the headers go out: a client that sees the response sees every later event.
-      stream.attach(this.backend.subscribe((ev) => stream.push(ev)))
+      stream.attach(this.backend.subscribe((ev) => {
+        if (types === null || types.has(ev.type)) stream.push(ev)
+      }))
     } catch (err) {
       // Nothing was sent yet: leave the response to the error path.
       void stream.close('none')

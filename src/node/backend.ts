@@ -11,6 +11,8 @@ export interface NodeInfo {
   peers(): { publicKey: Uint8Array; peerId: string; addr: string }[]
   consensus(): { height: number; round: number; step: string } | null
   setBlocked(keysHex: Set<string>): void
+  /** True while the node is behind on checking its peers' transactions: new local ones wait. */
+  busy(): boolean
 }
 
 /** The node seen through the API: chain queries, submission, events. */
@@ -80,11 +82,19 @@ export class NodeBackend implements ApiBackend {
   }
 
   submitTx(bytes: Uint8Array): string {
+    this.#admit()
     return toHex(this.#chain.submitBytes(bytes).id)
+  }
+
+  // Backpressure: a transaction accepted here must be checked by every peer
+  // too; while this node is behind on theirs, so are they.
+  #admit(): void {
+    if (this.#info.busy()) throw new TxError('TX_MEMPOOL_FULL', 'node busy checking peers\' transactions; retry shortly')
   }
 
   submitNote(text: string): string {
     if (typeof text !== 'string') throw new TxError('TX_MALFORMED', 'note text must be a string')
+    this.#admit()
     const signer = this.#keys.signer
     const tx = signTx(signer, { chainId: this.#chain.chainId, type: noteTx.name, nonce: this.#chain.nextNonce(signer.publicKey), payload: { text } })
     if (tx.bytes.length > this.#chain.params().maxTxBytes) throw new TxError('TX_TOO_LARGE', `note transaction of ${tx.bytes.length} bytes exceeds ${this.#chain.params().maxTxBytes}`)

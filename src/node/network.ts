@@ -97,6 +97,11 @@ export class NetworkService {
     }
   }
 
+  /** Gossiped transactions waiting for their signature check. */
+  get ingestBacklog(): number {
+    return this.#ingest.length - this.#ingestHead
+  }
+
   /** Connected peers. */
   peers(): PeerInfo[] {
     return this.p2p.peers()

@@ -13,6 +13,9 @@ import { NetworkService } from './network.js'
 import { DATADIR_FILES, type NodeConfig } from './config.js'
 import { VERSION } from './version.js'
 
+/** Gossip backlog (transactions) above which the API refuses new local transactions for a moment. */
+const INGEST_BUSY = 3000
+
 /** What a node is built from. */
 export interface RadNodeOpts {
   readonly dataDir: string
@@ -92,6 +95,7 @@ export class RadNode {
           peers: () => network.peers(),
           consensus: () => engine.position,
           setBlocked: (keys) => network.p2p.setBlocked(keys),
+          busy: () => network.ingestBacklog > INGEST_BUSY,
         },
       })
       this.#api = new ApiServer({ host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, logger: this.#logger.child({ mod: 'api' }) }, { backend })
