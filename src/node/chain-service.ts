@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
   BlockError, Mempool, TxError, applyBlock, applyWrites, authoritySet, blockToJSON, buildBlock, certificateToJSON, checkTx, decodeBlock,
@@ -6,7 +7,7 @@ import {
   type ApplyResult, type AuthoritySet, type Block, type BuildResult, type ChainParams, type CommitCertificate, type Genesis,
   type MempoolLimits, type OrgRecord, type Parent, type SignedVote, type StateWrites, type Tx,
 } from '../chain/index.js'
-import type { Ed25519Signer } from '../crypto/index.js'
+import { Ed25519Signer } from '../crypto/index.js'
 import { StoreError, type ChainStore } from '../storage/index.js'
 import { equalBytes, fromHex, isHex, toHex, type Logger } from '../util/index.js'
 import type { ConsensusHost } from '../consensus/index.js'
@@ -24,6 +25,8 @@ export interface ChainEvents {
 }
 
 const RECENT_REJECTIONS = 10_000
+/** Most equivocations held until their height is final (a few per height are expected). */
+const MAX_DEFERRED_EVIDENCE = 1024
 
 /** Ids of transactions whose signatures were checked: two generations, so memory stays bounded. */
 class VerifiedIds {
@@ -70,7 +73,10 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
   readonly #rejected = new Map<string, TxError>()
   readonly #verified = new VerifiedIds(200_000)
   #commitLock: Promise<unknown> = Promise.resolve()
+  /** Set when this node reports equivocations (the reports are signed by one-time keys: #submitEvidence). */
   #evidenceSigner: Ed25519Signer | undefined
+  /** Equivocations seen at heights not yet final, submitted once they are. */
+  #deferredEvidence: { a: SignedVote; b: SignedVote }[] = []
   readonly #pendingWaiters = new Set<() => void>()
 
   private constructor(genesis: Genesis, store: ChainStore, state: Map<string, Uint8Array>, head: Parent, headCert: CommitCertificate | null, mempoolLimits: MempoolLimits, logger: Logger) {
@@ -261,10 +267,24 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
   }
 
   reportEquivocation(a: SignedVote, b: SignedVote): void {
-    const signer = this.#evidenceSigner
-    if (signer === undefined) return
+    if (this.#evidenceSigner === undefined) return
+    // Evidence is valid only in a block above its height (evidenceTx): hold
+    // it until that height is final, then submit it (commit()).
+    if (a.height > this.#head.header.height) {
+      if (this.#deferredEvidence.length < MAX_DEFERRED_EVIDENCE) this.#deferredEvidence.push({ a, b })
+      return
+    }
+    this.#submitEvidence(a, b)
+  }
+
+  #submitEvidence(a: SignedVote, b: SignedVote): void {
     try {
-      const tx = signTx(signer, { chainId: this.chainId, type: evidenceTx.name, nonce: this.nextNonce(signer.publicKey), payload: { a, b } })
+      // Every honest node reports the same equivocation and all but the first
+      // report are rejected as already recorded. Under the organization's key
+      // that rejection would drop the organization's later transactions with
+      // it (nonce gap), so each report is signed by a one-time key, nonce 0.
+      const signer = new Ed25519Signer(new Uint8Array(randomBytes(32)))
+      const tx = signTx(signer, { chainId: this.chainId, type: evidenceTx.name, nonce: 0, payload: { a, b } })
       this.submit(tx)
       this.emit('evidence', tx)
     } catch (err) {
@@ -316,6 +336,11 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
       this.#logger.debug('block final', { height: b.header.height, txs: b.txs.length })
       this.emit('block', b, cert)
       if (orgsChanged) this.emit('orgs', this.#orgs)
+      const due = this.#deferredEvidence.filter((e) => e.a.height <= b.header.height)
+      if (due.length > 0) {
+        this.#deferredEvidence = this.#deferredEvidence.filter((e) => e.a.height > b.header.height)
+        for (const e of due) this.#submitEvidence(e.a, e.b)
+      }
     })
   }
 
