@@ -4,7 +4,7 @@ export type { P2PInit, ChannelOpts, HandleOpts, RequestOpts, PeerInfo, P2PEvents
 export { P2PError, isP2PError } from './errors.js'
 export type { P2PErrorCode } from './errors.js'
 export { FrameDecoder, encodeFrame, encodeFrameHeader, FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './frame.js'
-export { PeerScores, PENALTY, BAN_THRESHOLD, BAN_MS, SCORE_AFTER_BAN } from './scores.js'
+export { PeerScores, PENALTY, BAN_THRESHOLD, BAN_MS, SCORE_AFTER_BAN, RECOVERY_PER_SECOND } from './scores.js'
 export type { PenaltyResult } from './scores.js'
 export { DialBackoff, MAX_DIAL_BACKOFF_MS } from './backoff.js'
 export { BoundedQueue } from './bounded-queue.js'

@@ -5,6 +5,9 @@ export const BAN_MS = 60_000
 /** The score a peer starts from once its ban has expired. */
 export const SCORE_AFTER_BAN = -50
 
+/** Points a score recovers per second toward 0, so rare small faults never add up to a ban. */
+export const RECOVERY_PER_SECOND = 1
+
 /** Points for each kind of misbehaviour the network layer detects itself. */
 export const PENALTY = {
   /** A frame longer than the protocol's bound. */
@@ -28,11 +31,14 @@ export interface PenaltyResult {
 interface Entry {
   score: number
   bannedUntil: number
+  /** When `score` was last brought up to date. */
+  at: number
 }
 
 /**
- * Per-peer scores keyed by hex public key. A score starts at 0 and only goes
- * down; at BAN_THRESHOLD or below the peer is banned for `banMs`, after which
+ * Per-peer scores keyed by hex public key. A score starts at 0, goes down
+ * with each penalty and recovers RECOVERY_PER_SECOND toward 0 (not while
+ * banned); at BAN_THRESHOLD or below the peer is banned for `banMs`, after which
  * it may come back with SCORE_AFTER_BAN. The clock is injected for tests.
  * Entries of peers at score 0 are not kept, so the map holds only peers that
  * misbehaved; it is bounded by `maxEntries` (the oldest entry that is not
@@ -52,7 +58,17 @@ export class PeerScores {
 
   /** Current score of `key` (0 for a peer never penalized). */
   score(key: string): number {
-    return this.#entries.get(key)?.score ?? 0
+    const e = this.#entries.get(key)
+    if (e === undefined) return 0
+    this.#recover(e)
+    return e.score
+  }
+
+  #recover(e: Entry): void {
+    const now = this.#now()
+    const from = Math.max(e.at, e.bannedUntil)
+    if (now > from && e.score < 0) e.score = Math.min(0, e.score + ((now - from) / 1000) * RECOVERY_PER_SECOND)
+    e.at = now
   }
 
   /** True while `key` is banned. */
@@ -73,9 +89,10 @@ export class PeerScores {
     let e = this.#entries.get(key)
     if (e === undefined) {
       this.#evictIfFull()
-      e = { score: 0, bannedUntil: 0 }
+      e = { score: 0, bannedUntil: 0, at: this.#now() }
       this.#entries.set(key, e)
     }
+    this.#recover(e)
     // While banned, further penalties change nothing: the peer is refused anyway.
     if (e.bannedUntil > this.#now()) return { score: e.score, banned: false }
     e.score -= points

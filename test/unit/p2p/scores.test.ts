@@ -1,5 +1,5 @@
 import t from 'tap'
-import { PeerScores, BAN_THRESHOLD, SCORE_AFTER_BAN, DialBackoff, BoundedQueue, MAX_DIAL_BACKOFF_MS } from '../../../src/p2p/index.js'
+import { PeerScores, BAN_THRESHOLD, SCORE_AFTER_BAN, RECOVERY_PER_SECOND, DialBackoff, BoundedQueue, MAX_DIAL_BACKOFF_MS } from '../../../src/p2p/index.js'
 import { Limiter } from '../../../src/p2p/limiter.js'
 
 function clock(): { now: () => number; advance: (ms: number) => void } {
@@ -110,4 +110,26 @@ t.test('limiter: at most max holders, FIFO waiters, abortable, bounded', async (
   l.release()
   l.release()
   t.ok(l.idle)
+})
+
+t.test('scores recover toward 0 over time, but not while banned', async (t) => {
+  let now = 1_000_000
+  const s = new PeerScores({ now: () => now, banMs: 60_000 })
+  s.penalize('p', 40)
+  t.equal(s.score('p'), -40)
+  now += 10_000
+  t.equal(s.score('p'), -40 + 10 * RECOVERY_PER_SECOND, 'recovers with time')
+  now += 1_000_000
+  t.equal(s.score('p'), 0, 'never above 0')
+  // Penalties spread out far enough never reach a ban.
+  for (let i = 0; i < 20; i++) {
+    t.notOk(s.penalize('q', 30).banned)
+    now += 60_000
+  }
+  const r = s.penalize('r', 100)
+  t.ok(r.banned)
+  now += 30_000
+  t.equal(s.score('r'), SCORE_AFTER_BAN, 'no recovery during the ban')
+  now += 40_000
+  t.equal(s.score('r'), SCORE_AFTER_BAN + 10 * RECOVERY_PER_SECOND, 'recovery starts when the ban ends')
 })
