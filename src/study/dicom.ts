@@ -1,0 +1,362 @@
+import { readFile, stat } from 'node:fs/promises'
+import { data, log } from 'dcmjs'
+import { StudyError } from './errors.js'
+import { TAG, cloneDataset, firstString, formatTag, type DicomDataset, type DicomInstance } from './dataset.js'
+
+// dcmjs prints its own diagnostics with console.* (e.g. "Invalid vr type xs"
+// for every implicit-VR file, or the lengths of a truncated value). radchain
+// reports problems as StudyError instead, and its logs go through the
+// structured logger only, so dcmjs's logging is turned off here.
+log.setLevel('error')
+log.getLogger('validation.dcmjs').setLevel('silent')
+
+/** Transfer Syntax UIDs of the native (uncompressed) encodings (PS3.5 A.1-A.5). */
+export const TRANSFER_SYNTAX = {
+  ImplicitVRLittleEndian: '1.2.840.10008.1.2',
+  ExplicitVRLittleEndian: '1.2.840.10008.1.2.1',
+  DeflatedExplicitVRLittleEndian: '1.2.840.10008.1.2.1.99',
+  ExplicitVRBigEndian: '1.2.840.10008.1.2.2',
+} as const
+
+/** radchain's Implementation Class UID (PS3.7 D.3.3.2), a UUID-derived UID (PS3.5 B.2). */
+export const IMPLEMENTATION_CLASS_UID = '2.25.90278739188228965215033521988826214026'
+/** radchain's Implementation Version Name (PS3.7 D.3.3.3; SH, at most 16 characters). */
+export const IMPLEMENTATION_VERSION_NAME = 'RADCHAIN_0_1'
+
+/**
+ * Image Storage SOP Classes (PS3.4 B.5, Table B.5-1) whose IODs require Pixel
+ * Data: an instance of one of them without Pixel Data was cut short.
+ */
+export const IMAGE_STORAGE_SOP_CLASSES: ReadonlySet<string> = new Set([
+  '1', '1.1', '1.1.1', '1.2', '1.2.1', '1.3', '1.3.1', // CR, DX, MG, IO
+  '2', '2.1', '2.2', // CT, Enhanced CT, Legacy Converted Enhanced CT
+  '3.1', '6.1', '6.2', // US Multi-frame, US, Enhanced US Volume
+  '4', '4.1', '4.3', '4.4', // MR, Enhanced MR, Enhanced MR Color, Legacy Converted Enhanced MR
+  '7', '7.1', '7.2', '7.3', '7.4', // Secondary Capture
+  '12.1', '12.1.1', '12.2', '12.2.1', '13.1.1', '13.1.2', '13.1.3', '13.1.4', '13.1.5', // XA, XRF, 3D, tomosynthesis
+  '20', '128', '128.1', '130', // NM, PET, Legacy Converted Enhanced PET, Enhanced PET
+  '30', '66.4', '481.1', // Parametric Map, Segmentation, RT Image
+  '77.1.1', '77.1.1.1', '77.1.2', '77.1.2.1', '77.1.3', '77.1.4', '77.1.4.1', // VL
+  '77.1.5.1', '77.1.5.2', '77.1.5.4', '77.1.5.7', '77.1.5.8', '77.1.6', // ophthalmic, WSI
+].map((s) => `1.2.840.10008.5.1.4.1.1.${s}`))
+
+/** Default bound on the size of one input file: 2 GiB. */
+export const DEFAULT_MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024
+
+/** True when `ts` encodes Pixel Data natively (not encapsulated), PS3.5 A.4. */
+export function isNativeTransferSyntax(ts: string): boolean {
+  return (Object.values(TRANSFER_SYNTAX) as string[]).includes(ts)
+}
+
+// VRs with a 2-byte reserved field and a 4-byte length in explicit VR (PS3.5 7.1.2).
+const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV'])
+const UNDEFINED_LENGTH = 0xffffffff
+const MAX_SEQUENCE_DEPTH = 32
+
+interface Encoding {
+  explicit: boolean
+  little: boolean
+}
+
+/**
+ * Structure check of a Part 10 byte string (PS3.10 7, PS3.5 7): every element,
+ * item and fragment must fit in the file. dcmjs reads past a short value
+ * silently (it keeps the bytes that are there), so a truncated file would
+ * otherwise parse; this walk finds it without allocating anything.
+ */
+class StructureWalker {
+  private readonly view: DataView
+
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly path: string | undefined,
+  ) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  }
+
+  private truncated(what: string): StudyError {
+    return new StudyError('DICOM_TRUNCATED', `file is truncated: ${what} runs past the end of the file (${this.bytes.length} bytes)`, { path: this.path })
+  }
+
+  private malformed(what: string): StudyError {
+    return new StudyError('DICOM_UNREADABLE', `malformed DICOM encoding: ${what}`, { path: this.path })
+  }
+
+  private need(end: number, limit: number, what: string): void {
+    if (end > limit) throw end > this.bytes.length || limit === this.bytes.length ? this.truncated(what) : this.malformed(`${what} overruns its container`)
+  }
+
+  private u16(off: number, little: boolean): number {
+    return this.view.getUint16(off, little)
+  }
+
+  private u32(off: number, little: boolean): number {
+    return this.view.getUint32(off, little)
+  }
+
+  private ascii(off: number, len: number): string {
+    return Buffer.from(this.bytes.buffer, this.bytes.byteOffset + off, len).toString('latin1')
+  }
+
+  /** Walks the file meta; returns the transfer syntax and where the dataset starts. */
+  meta(): { transferSyntax: string; datasetStart: number } {
+    const len = this.bytes.length
+    let off = 132
+    let ts: string | undefined
+    let groupEnd: number | undefined
+    while (off + 4 <= len && this.u16(off, true) === 0x0002) {
+      const elem = this.u16(off + 2, true)
+      this.need(off + 8, len, `file meta element (0002,${elem.toString(16).padStart(4, '0')})`)
+      const vr = this.ascii(off + 4, 2)
+      if (!/^[A-Z]{2}$/.test(vr)) throw this.malformed('file meta is not explicit VR little endian')
+      let length: number
+      let hdr: number
+      if (LONG_VRS.has(vr)) {
+        this.need(off + 12, len, 'file meta element header')
+        length = this.u32(off + 8, true)
+        hdr = 12
+      } else {
+        length = this.u16(off + 6, true)
+        hdr = 8
+      }
+      if (length === UNDEFINED_LENGTH) throw this.malformed('undefined length in file meta')
+      this.need(off + hdr + length, len, 'file meta element value')
+      if (elem === 0x0000 && length === 4) groupEnd = off + hdr + 4 + this.u32(off + hdr, true)
+      if (elem === 0x0010) ts = this.ascii(off + hdr, length).replace(/[\0 ]+$/, '')
+      off += hdr + length
+    }
+    if (groupEnd !== undefined && groupEnd > len) throw this.truncated('the file meta information')
+    if (off + 4 > len) throw this.truncated('the dataset (the file ends after its meta information)')
+    if (ts === undefined || ts === '') throw this.malformed('no Transfer Syntax UID (0002,0010) in the file meta')
+    return { transferSyntax: ts, datasetStart: off }
+  }
+
+  /** Walks a dataset in [off, end); with `delimited`, up to its Item Delimitation Item. */
+  dataset(off: number, end: number, enc: Encoding, depth: number, delimited: boolean): number {
+    if (depth > MAX_SEQUENCE_DEPTH) throw this.malformed('sequences nested too deep')
+    for (;;) {
+      if (!delimited && off === end) return off
+      this.need(off + 8, end, 'an element header')
+      const group = this.u16(off, enc.little)
+      const elem = this.u16(off + 2, enc.little)
+      if (group === 0xfffe) {
+        if (delimited && elem === 0xe00d) return off + 8
+        throw this.malformed(`unexpected delimiter (FFFE,${elem.toString(16).padStart(4, '0')})`)
+      }
+      const tag = `(${group.toString(16).padStart(4, '0')},${elem.toString(16).padStart(4, '0')})`
+      let vr: string | undefined
+      let length: number
+      let hdr: number
+      if (enc.explicit) {
+        vr = this.ascii(off + 4, 2)
+        if (!/^[A-Z]{2}$/.test(vr)) throw this.malformed(`bad VR at element ${tag}`)
+        if (LONG_VRS.has(vr)) {
+          this.need(off + 12, end, `the header of element ${tag}`)
+          length = this.u32(off + 8, enc.little)
+          hdr = 12
+        } else {
+          length = this.u16(off + 6, enc.little)
+          hdr = 8
+        }
+      } else {
+        length = this.u32(off + 4, enc.little)
+        hdr = 8
+      }
+      const start = off + hdr
+      if (length === UNDEFINED_LENGTH) {
+        if (group === 0x7fe0 && elem === 0x0010) off = this.fragments(start, end, enc)
+        else if (!enc.explicit || vr === 'SQ') off = this.sequence(start, end, enc, depth + 1)
+        // An undefined-length UN holds implicit VR little endian (PS3.5 6.2.2).
+        else if (vr === 'UN') off = this.sequence(start, end, { explicit: false, little: true }, depth + 1)
+        else throw this.malformed(`undefined length on VR ${vr ?? '??'} at element ${tag}`)
+      } else {
+        this.need(start + length, end, `the value of element ${tag}`)
+        if (vr === 'SQ') this.definedSequence(start, start + length, enc, depth + 1)
+        off = start + length
+      }
+    }
+  }
+
+  private item(off: number, end: number, enc: Encoding, depth: number): number {
+    const length = this.u32(off + 4, enc.little)
+    if (length === UNDEFINED_LENGTH) return this.dataset(off + 8, end, enc, depth, true)
+    this.need(off + 8 + length, end, 'a sequence item')
+    this.dataset(off + 8, off + 8 + length, enc, depth, false)
+    return off + 8 + length
+  }
+
+  private sequence(off: number, end: number, enc: Encoding, depth: number): number {
+    for (;;) {
+      this.need(off + 8, end, 'a sequence item header')
+      const group = this.u16(off, enc.little)
+      const elem = this.u16(off + 2, enc.little)
+      if (group === 0xfffe && elem === 0xe0dd) return off + 8
+      if (group !== 0xfffe || elem !== 0xe000) throw this.malformed('expected a sequence item')
+      off = this.item(off, end, enc, depth)
+    }
+  }
+
+  private definedSequence(off: number, end: number, enc: Encoding, depth: number): void {
+    while (off < end) {
+      this.need(off + 8, end, 'a sequence item header')
+      if (this.u16(off, enc.little) !== 0xfffe || this.u16(off + 2, enc.little) !== 0xe000) {
+        throw this.malformed('expected a sequence item')
+      }
+      off = this.item(off, end, enc, depth)
+    }
+  }
+
+  private fragments(off: number, end: number, enc: Encoding): number {
+    for (;;) {
+      this.need(off + 8, end, 'a pixel data fragment header')
+      const group = this.u16(off, enc.little)
+      const elem = this.u16(off + 2, enc.little)
+      if (group === 0xfffe && elem === 0xe0dd) return off + 8
+      if (group !== 0xfffe || elem !== 0xe000) throw this.malformed('expected a pixel data fragment')
+      const length = this.u32(off + 4, enc.little)
+      if (length === UNDEFINED_LENGTH) throw this.malformed('undefined length on a pixel data fragment')
+      this.need(off + 8 + length, end, 'a pixel data fragment')
+      off += 8 + length
+    }
+  }
+}
+
+/**
+ * Checks the structure of Part 10 bytes and returns their transfer syntax.
+ * Throws DICOM_NOT_PART10, DICOM_TRUNCATED or DICOM_UNREADABLE (PS3.10 7.1).
+ */
+export function checkPart10(bytes: Uint8Array, path?: string): string {
+  if (bytes.length < 132 || Buffer.from(bytes.buffer, bytes.byteOffset + 128, 4).toString('latin1') !== 'DICM') {
+    throw new StudyError('DICOM_NOT_PART10', 'not a DICOM Part 10 file (no "DICM" marker at offset 128)', { path })
+  }
+  const w = new StructureWalker(bytes, path)
+  const { transferSyntax, datasetStart } = w.meta()
+  // A deflated dataset is checked by inflating it in dcmjs.
+  if (transferSyntax !== TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) {
+    const enc: Encoding = {
+      explicit: transferSyntax !== TRANSFER_SYNTAX.ImplicitVRLittleEndian,
+      little: transferSyntax !== TRANSFER_SYNTAX.ExplicitVRBigEndian,
+    }
+    w.dataset(datasetStart, bytes.length, enc, 0, false)
+  }
+  return transferSyntax
+}
+
+/**
+ * Throws DICOM_MISSING_UID unless the instance has a Study, Series and SOP
+ * Instance UID (PS3.3 C.7.2.1, C.7.3.1, C.12.1).
+ */
+export function assertInstanceUids(inst: DicomInstance, path = inst.path): void {
+  const missing = [
+    ['Study Instance UID', TAG.StudyInstanceUID],
+    ['Series Instance UID', TAG.SeriesInstanceUID],
+    ['SOP Instance UID', TAG.SOPInstanceUID],
+  ].filter(([, tag]) => firstString(inst.dataset, tag as string) === undefined)
+  if (missing.length > 0) {
+    const names = missing.map(([name, tag]) => `${name} ${formatTag(tag as string)}`).join(', ')
+    throw new StudyError('DICOM_MISSING_UID', `missing ${names}`, { path })
+  }
+}
+
+/**
+ * Parses DICOM Part 10 bytes (PS3.10 7) into an instance. Checks the structure
+ * first (see {@link checkPart10}) and, unless `requireUids` is false, requires
+ * the Study, Series and SOP Instance UIDs. Throws StudyError with a DICOM_*
+ * code naming `path`.
+ */
+export function parseDicom(bytes: Uint8Array, path?: string, opts: { requireUids?: boolean } = {}): DicomInstance {
+  checkPart10(bytes, path)
+  const ab = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? (bytes.buffer as ArrayBuffer)
+    : (bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer)
+  let meta: DicomDataset
+  let dataset: DicomDataset
+  try {
+    const dict = data.DicomMessage.readFile(ab, { ignoreErrors: false, untilTag: null, includeUntilTagValue: false, noCopy: false })
+    meta = cloneDataset(dict.meta as DicomDataset)
+    dataset = cloneDataset(dict.dict as DicomDataset)
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : String(err)
+    throw new StudyError('DICOM_UNREADABLE', `cannot parse DICOM dataset (${detail})`, { path, cause: err })
+  }
+  const inst: DicomInstance = { meta, dataset }
+  if (path !== undefined) inst.path = path
+  // A file cut exactly between two elements passes the structure check (Part
+  // 10 has no overall length); an image whose Pixel Data is gone is the case
+  // that matters.
+  const hasPixels = dataset[TAG.PixelData] ?? dataset[TAG.FloatPixelData] ?? dataset[TAG.DoubleFloatPixelData]
+  const sopClass = firstString(dataset, TAG.SOPClassUID) ?? firstString(meta, TAG.MediaStorageSOPClassUID)
+  const isImage = (sopClass !== undefined && IMAGE_STORAGE_SOP_CLASSES.has(sopClass)) || dataset[TAG.Rows] !== undefined
+  if (isImage && hasPixels === undefined) {
+    throw new StudyError('DICOM_TRUNCATED', 'file is truncated: an image without Pixel Data (7FE0,0010)', { path })
+  }
+  if (opts.requireUids !== false) assertInstanceUids(inst, path)
+  return inst
+}
+
+/**
+ * Reads one DICOM Part 10 file (PS3.10 7). The whole file is read, one file at
+ * a time, bounded by `maxBytes`. Throws StudyError naming the file.
+ */
+export async function readDicom(path: string, opts: { maxBytes?: number; requireUids?: boolean } = {}): Promise<DicomInstance> {
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES
+  let bytes: Uint8Array
+  try {
+    const st = await stat(path)
+    if (!st.isFile()) throw new StudyError('DICOM_UNREADABLE', 'not a regular file', { path })
+    if (st.size > maxBytes) throw new StudyError('DICOM_TOO_LARGE', `file is ${st.size} bytes, more than the bound of ${maxBytes}`, { path })
+    bytes = await readFile(path)
+  } catch (err) {
+    if (err instanceof StudyError) throw err
+    const code = (err as NodeJS.ErrnoException).code ?? 'error'
+    throw new StudyError('DICOM_UNREADABLE', `cannot read file (${code})`, { path, cause: err })
+  }
+  return parseDicom(bytes, path, opts)
+}
+
+/**
+ * File meta for writing (PS3.10 7.1): the instance's meta without a group
+ * length (dcmjs writes its own), with the required elements filled in from the
+ * dataset when absent. A deflated transfer syntax becomes Explicit VR Little
+ * Endian: dcmjs reads deflated datasets but writes them uncompressed.
+ */
+function metaForWrite(inst: DicomInstance): DicomDataset {
+  const meta: DicomDataset = {}
+  for (const [tag, el] of Object.entries(inst.meta)) if (tag !== '00020000') meta[tag] = el
+  if (meta[TAG.FileMetaInformationVersion] === undefined) {
+    meta[TAG.FileMetaInformationVersion] = { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] }
+  }
+  const sopClass = firstString(inst.dataset, TAG.SOPClassUID)
+  if (meta[TAG.MediaStorageSOPClassUID] === undefined && sopClass !== undefined) {
+    meta[TAG.MediaStorageSOPClassUID] = { vr: 'UI', Value: [sopClass] }
+  }
+  const sop = firstString(inst.dataset, TAG.SOPInstanceUID)
+  if (meta[TAG.MediaStorageSOPInstanceUID] === undefined && sop !== undefined) {
+    meta[TAG.MediaStorageSOPInstanceUID] = { vr: 'UI', Value: [sop] }
+  }
+  const ts = firstString(meta, TAG.TransferSyntaxUID)
+  if (ts === undefined || ts === TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) {
+    meta[TAG.TransferSyntaxUID] = { vr: 'UI', Value: [TRANSFER_SYNTAX.ExplicitVRLittleEndian] }
+  }
+  if (meta[TAG.ImplementationClassUID] === undefined) {
+    meta[TAG.ImplementationClassUID] = { vr: 'UI', Value: [IMPLEMENTATION_CLASS_UID] }
+  }
+  return meta
+}
+
+/**
+ * Encodes an instance as DICOM Part 10 bytes (PS3.10 7) in the transfer syntax
+ * named by its meta (Explicit VR Little Endian when none, or when deflated).
+ * Binary values are written as held: a big-endian instance must hold its OW
+ * values big-endian, as {@link readDicom} gives them.
+ */
+export function writeDicom(inst: DicomInstance): Uint8Array {
+  try {
+    const dict = new data.DicomDict(metaForWrite(inst))
+    dict.dict = inst.dataset
+    return new Uint8Array(dict.write({ allowInvalidVRLength: true }))
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : String(err)
+    throw new StudyError('DICOM_UNSUPPORTED', `cannot encode DICOM dataset (${detail})`, { path: inst.path, cause: err })
+  }
+}

@@ -1,0 +1,153 @@
+import t from 'tap'
+import fc from 'fast-check'
+import { createHash } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { data } from 'dcmjs'
+import {
+  StudyError, TAG, TRANSFER_SYNTAX, cloneInstance, parseDicom, readDicom, toJsonDataset, writeDicom, checkPart10,
+} from '../../../src/study/index.js'
+import { SAMPLES, sample, sampleFiles } from './helpers.js'
+
+const tmp = mkdtempSync(join(tmpdir(), 'radchain-dicom-'))
+t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
+
+const PINNED: Record<string, string> = Object.fromEntries(
+  readFileSync(join(SAMPLES, 'README.md'), 'utf8').split('\n')
+    .map((l) => /^([0-9a-f]{64}) {2}(\S+)$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => [m[2] as string, m[1] as string]),
+)
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p
+    return 'OK'
+  } catch (err) {
+    if (err instanceof StudyError) return err.code
+    throw err
+  }
+}
+
+t.test('reads every sample file, with its UIDs and pixel data', async (t) => {
+  const files = sampleFiles()
+  t.equal(files.length, 10, 'ten sample files')
+  t.same(Object.keys(PINNED).sort(), files, 'README pins every sample')
+  for (const f of files) {
+    const bytes = readFileSync(sample(f))
+    t.equal(createHash('sha256').update(bytes).digest('hex'), PINNED[f], `${f}: bytes as pinned`)
+    const inst = await readDicom(sample(f))
+    t.equal(inst.path, sample(f))
+    for (const tag of [TAG.StudyInstanceUID, TAG.SeriesInstanceUID, TAG.SOPInstanceUID]) {
+      t.match(inst.dataset[tag]?.Value?.[0], /^[0-9.]+$/, `${f}: ${tag}`)
+    }
+    t.ok(inst.dataset[TAG.PixelData], `${f}: Pixel Data`)
+    t.equal(inst.meta[TAG.MediaStorageSOPInstanceUID]?.Value?.[0], inst.dataset[TAG.SOPInstanceUID]?.Value?.[0])
+  }
+  const ct = await readDicom(sample('CT_small.dcm'))
+  t.same(ct.dataset[TAG.PatientName]?.Value, [{ Alphabetic: 'CompressedSamples^CT1' }])
+  t.equal(ct.dataset['00101002']?.Value?.length, 2, 'nested Other Patient IDs Sequence read')
+  const implicit = await readDicom(sample('MR_small_implicit.dcm'))
+  t.equal(implicit.meta[TAG.TransferSyntaxUID]?.Value?.[0], TRANSFER_SYNTAX.ImplicitVRLittleEndian)
+})
+
+t.test('writeDicom gives Part 10 bytes that read back to the same dataset', async (t) => {
+  for (const f of sampleFiles()) {
+    const inst = await readDicom(sample(f))
+    const bytes = writeDicom(inst)
+    t.ok(bytes instanceof Uint8Array)
+    t.equal(Buffer.from(bytes.subarray(128, 132)).toString('latin1'), 'DICM', `${f}: DICM marker`)
+    t.equal(checkPart10(bytes), inst.meta[TAG.TransferSyntaxUID]?.Value?.[0], `${f}: same transfer syntax`)
+    const back = parseDicom(bytes)
+    t.same(toJsonDataset(back.dataset), toJsonDataset(inst.dataset), `${f}: dataset unchanged`)
+  }
+})
+
+t.test('bad files give the right DICOM_* code and name the file', async (t) => {
+  const ct = readFileSync(sample('CT_small.dcm'))
+  const cases: { name: string; bytes: Uint8Array; code: string }[] = [
+    { name: 'truncated.dcm', bytes: ct.subarray(0, Math.floor(ct.length / 2)), code: 'DICOM_TRUNCATED' },
+    { name: 'random.bin', bytes: new Uint8Array(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 251)), code: 'DICOM_NOT_PART10' },
+    { name: 'notes.txt', bytes: Buffer.from('Patient notes\n'.repeat(40)), code: 'DICOM_NOT_PART10' },
+    { name: 'empty.dcm', bytes: new Uint8Array(0), code: 'DICOM_NOT_PART10' },
+    { name: 'meta-only.dcm', bytes: ct.subarray(0, 132), code: 'DICOM_TRUNCATED' },
+    {
+      name: 'garbage-after-dicm.dcm',
+      bytes: Buffer.concat([ct.subarray(0, 132), Buffer.from('\x02\x00\x10\x00??\x10\x00' + 'x'.repeat(64), 'latin1')]),
+      code: 'DICOM_UNREADABLE',
+    },
+  ]
+  // Cut exactly before the Pixel Data element: no element is cut, the image is.
+  const pixelAt = ct.indexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x57]))
+  t.ok(pixelAt > 0)
+  cases.push({ name: 'cut-before-pixels.dcm', bytes: ct.subarray(0, pixelAt), code: 'DICOM_TRUNCATED' })
+  for (const c of cases) {
+    const p = join(tmp, c.name)
+    writeFileSync(p, c.bytes)
+    const err = await readDicom(p).then(() => undefined, (e: unknown) => e)
+    t.type(err, StudyError, c.name)
+    if (!(err instanceof StudyError)) continue
+    t.equal(err.name, 'StudyError')
+    t.equal(err.code, c.code, `${c.name}: ${err.message}`)
+    t.equal(err.path, p)
+    t.ok(err.message.startsWith(p), `${c.name}: message names the file`)
+  }
+  t.equal(await codeOf(readDicom(join(tmp, 'does-not-exist.dcm'))), 'DICOM_UNREADABLE')
+  t.equal(await codeOf(readDicom(tmp)), 'DICOM_UNREADABLE', 'a folder is not a file')
+  t.equal(await codeOf(readDicom(sample('CT_small.dcm'), { maxBytes: 1000 })), 'DICOM_TOO_LARGE')
+
+  const inst = await readDicom(sample('MR_small.dcm'))
+  const noSop = cloneInstance(inst)
+  delete noSop.dataset[TAG.SOPInstanceUID]
+  const p = join(tmp, 'no-sop.dcm')
+  writeFileSync(p, writeDicom(noSop))
+  const err = await readDicom(p).then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof StudyError && err.code === 'DICOM_MISSING_UID' && err.message.includes('(0008,0018)'), 'missing SOP Instance UID named')
+  t.equal((await readDicom(p, { requireUids: false })).dataset[TAG.SOPInstanceUID], undefined, 'readable when UIDs are not required')
+})
+
+t.test('a cut at any offset before the end of the pixel data is refused', async (t) => {
+  const ct = readFileSync(sample('CT_small.dcm'))
+  const pixelEnd = ct.indexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x57])) + 12 + 128 * 128 * 2
+  const seen = new Map<string, number>()
+  for (let n = 0; n < ct.length; n += 7) {
+    const code = await codeOf(Promise.resolve().then(() => parseDicom(ct.subarray(0, n), `cut-${n}`)))
+    seen.set(code, (seen.get(code) ?? 0) + 1)
+    if (code === 'OK' && n < pixelEnd) t.fail(`cut at ${n} parsed`)
+  }
+  t.ok((seen.get('DICOM_TRUNCATED') ?? 0) > 5000, 'most cuts are DICOM_TRUNCATED')
+  t.same([...seen.keys()].sort(), ['DICOM_NOT_PART10', 'DICOM_TRUNCATED'], 'no other outcome')
+  // Only the 126-byte Data Set Trailing Padding follows the pixels; cutting it
+  // at an element boundary loses nothing.
+  t.equal(await codeOf(Promise.resolve().then(() => parseDicom(ct.subarray(0, pixelEnd)))), 'OK')
+})
+
+t.test('corrupted bytes give a StudyError or a dataset, never another exception', async (t) => {
+  const mr = new Uint8Array(readFileSync(sample('MR_small.dcm')))
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(mr.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), (edits) => {
+      const b = mr.slice()
+      for (const [i, v] of edits) b[i] = v
+      try {
+        parseDicom(b)
+      } catch (err) {
+        if (!(err instanceof StudyError)) throw err
+      }
+    }),
+    { numRuns: 300, seed: 42 },
+  )
+  t.pass('300 corrupted copies handled')
+})
+
+t.test('Explicit VR Big Endian: dcmjs writes it, keeps binary values as held', async (t) => {
+  const mr = await readDicom(sample('MR_small.dcm'))
+  const be = cloneInstance(mr)
+  be.meta[TAG.TransferSyntaxUID] = { vr: 'UI', Value: [TRANSFER_SYNTAX.ExplicitVRBigEndian] }
+  const bytes = writeDicom(be)
+  const dict = data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer)
+  t.same(dict.dict[TAG.Rows]?.Value, [64], 'dcmjs reads its big-endian output')
+  const back = parseDicom(bytes)
+  t.same(back.dataset[TAG.Rows]?.Value, mr.dataset[TAG.Rows]?.Value)
+  t.same(new Uint8Array(back.dataset[TAG.PixelData]?.Value?.[0] as ArrayBuffer), new Uint8Array(mr.dataset[TAG.PixelData]?.Value?.[0] as ArrayBuffer))
+})

@@ -1,0 +1,78 @@
+import t from 'tap'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  MEDIA_STORAGE_DIRECTORY_SOP_CLASS, StudyError, TAG, scanInputs, writeDicom, type ScanProgress,
+} from '../../../src/study/index.js'
+import { SAMPLES, sample } from './helpers.js'
+
+const tmp = mkdtempSync(join(tmpdir(), 'radchain-scan-'))
+t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
+
+const CR_STUDY = '1.3.6.1.4.1.5962.1.1.0.0.0.1196527414.5534.0.1'
+const CT_STUDY_UID = '1.3.6.1.4.1.5962.1.1.0.0.0.1196530851.28319.0.1'
+
+t.test('study-77654033 groups into exactly two studies of 3 and 4 instances', async (t) => {
+  const progress: ScanProgress[] = []
+  const r = await scanInputs([sample('study-77654033')], { onProgress: (p) => progress.push(p) })
+  t.same(r.bad, [])
+  t.same(r.skipped, [])
+  t.equal(r.studies.size, 2)
+  t.same([...r.studies.values()].map((v) => v.length).sort(), [3, 4])
+  t.same(r.studies.get(CR_STUDY), ['CR1/6154', 'CR2/6247', 'CR3/6278'].map((f) => sample(`study-77654033/${f}`)))
+  t.same(r.studies.get(CT_STUDY_UID), ['17106', '17136', '17166', '17196'].map((f) => sample(`study-77654033/CT2/${f}`)))
+  t.equal(progress.length, 7)
+  t.same(progress.map((p) => p.scanned), [1, 2, 3, 4, 5, 6, 7])
+  t.ok(progress.every((p) => p.total === 7))
+})
+
+t.test('files and folders mixed; non-DICOM files reported, not thrown', async (t) => {
+  const r = await scanInputs([SAMPLES, sample('CT_small.dcm')])
+  t.equal(r.studies.size, 4, 'CT_small, MR_small (two encodings), and the two of study-77654033')
+  t.equal(r.studies.get('1.3.6.1.4.1.5962.1.2.4.20040826185059.5457')?.length, 2, 'both MR encodings in one study')
+  t.equal([...r.studies.values()].flat().length, 10, 'CT_small named twice is scanned once')
+  t.equal(r.bad.length, 1)
+  t.equal(r.bad[0]?.path, join(SAMPLES, 'README.md'))
+  t.equal(r.bad[0]?.error.code, 'DICOM_NOT_PART10')
+})
+
+t.test('bad, nested and DICOMDIR files', async (t) => {
+  const root = join(tmp, 'input')
+  mkdirSync(join(root, 'a', 'b'), { recursive: true })
+  copyFileSync(sample('MR_small.dcm'), join(root, 'a', 'b', 'IM0001'))
+  copyFileSync(sample('study-77654033/CR1/6154'), join(root, 'a', 'IM0002'))
+  const ct = readFileSync(sample('CT_small.dcm'))
+  writeFileSync(join(root, 'a', 'truncated'), ct.subarray(0, 20000))
+  writeFileSync(join(root, 'random.bin'), new Uint8Array(2048).map((_, i) => (i * 31 + 7) & 0xff))
+  writeFileSync(join(root, 'notes.txt'), 'not an image\n')
+  symlinkSync(join(root, 'a'), join(root, 'loop'))
+  // A DICOMDIR: Media Storage Directory, no study.
+  const dir = {
+    meta: { [TAG.MediaStorageSOPClassUID]: { vr: 'UI', Value: [MEDIA_STORAGE_DIRECTORY_SOP_CLASS] }, [TAG.MediaStorageSOPInstanceUID]: { vr: 'UI', Value: ['1.2.3.4'] } },
+    dataset: { '00041130': { vr: 'CS', Value: ['RADCHAIN'] } },
+  }
+  writeFileSync(join(root, 'DICOMDIR'), writeDicom(dir))
+
+  const r = await scanInputs([root, join(tmp, 'missing-folder')])
+  t.equal(r.studies.size, 2)
+  t.same([...r.studies.values()].flat().sort(), [join(root, 'a', 'IM0002'), join(root, 'a', 'b', 'IM0001')].sort(), 'symlinked folder not followed twice')
+  const codes = Object.fromEntries(r.bad.map((b) => [b.path, b.error.code]))
+  t.same(codes, {
+    [join(tmp, 'missing-folder')]: 'DICOM_UNREADABLE',
+    [join(root, 'a', 'truncated')]: 'DICOM_TRUNCATED',
+    [join(root, 'random.bin')]: 'DICOM_NOT_PART10',
+    [join(root, 'notes.txt')]: 'DICOM_NOT_PART10',
+  })
+  for (const b of r.bad) {
+    t.type(b.error, StudyError)
+    t.ok(b.error.message.includes(b.path), 'error names the file')
+  }
+  t.same(r.skipped.map((s) => s.path).sort(), [join(root, 'DICOMDIR'), join(root, 'loop')].sort())
+})
+
+t.test('an aborted scan rejects', async (t) => {
+  const ac = new AbortController()
+  ac.abort(new Error('stop'))
+  await t.rejects(scanInputs([SAMPLES], { signal: ac.signal }), { message: 'stop' })
+})
