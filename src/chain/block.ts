@@ -90,8 +90,8 @@ export interface DecodeBlockOpts {
   readonly maxTxBytes: number
   /** Verify transaction signatures while decoding (default true). */
   readonly verify?: boolean
-  /** Skips the signature check for ids this returns true for (already verified, e.g. in the mempool). */
-  readonly alreadyVerified?: (id: Uint8Array) => boolean
+  /** Skips the signature check of a transaction whose (id, signature) pair this returns true for. */
+  readonly alreadyVerified?: (id: Uint8Array, signature: Uint8Array) => boolean
 }
 
 /** Decodes a block's wire bytes, checking size, encoding and every transaction's form. */

@@ -50,8 +50,11 @@ export interface DecodeTxOpts {
   readonly maxBytes: number
   /** Verify the signature (default true). */
   readonly verify?: boolean
-  /** Skips the signature check for ids this returns true for (already verified, e.g. in the mempool). */
-  readonly alreadyVerified?: (id: Uint8Array) => boolean
+  /**
+   * Skips the signature check when this returns true for the transaction's
+   * id and signature (that exact pair was verified before, e.g. in the mempool).
+   */
+  readonly alreadyVerified?: (id: Uint8Array, signature: Uint8Array) => boolean
 }
 
 /**
@@ -79,7 +82,7 @@ export function decodeTx(bytes: Uint8Array, opts: DecodeTxOpts): Tx {
       bytes,
       signature,
     }
-    if (opts.verify !== false && opts.alreadyVerified?.(tx.id) !== true && !verifyEd25519(tx.sender, signingBytes(DOMAIN.TX_SIGN, bodyBytes), signature)) {
+    if (opts.verify !== false && opts.alreadyVerified?.(tx.id, tx.signature) !== true && !verifyEd25519(tx.sender, signingBytes(DOMAIN.TX_SIGN, bodyBytes), signature)) {
       throw new TxError('TX_BAD_SIGNATURE', 'transaction signature does not verify', { penalize: true })
     }
   } catch (err) {

@@ -1,6 +1,6 @@
 import {
-  BlockError, CodecError, signVote, verifyVote, type ApplyResult, type AuthoritySet, type Block, type CommitCertificate, type SignedVote,
-  type VoteKind,
+  BlockError, CodecError, lastCommitHashOf, merkleRoot, signVote, verifyVote, type ApplyResult, type AuthoritySet, type Block, type CommitCertificate,
+  type SignedVote, type VoteKind,
 } from '../chain/index.js'
 import type { Ed25519Signer } from '../crypto/index.js'
 import { equalBytes, errorMessage, toHex, type Logger } from '../util/index.js'
@@ -164,6 +164,9 @@ export class BftEngine implements ConsensusEngine {
     this.#timers.clear()
     this.#wake?.()
     await this.#loop
+    // The event being handled when stop came may have armed one more timer.
+    for (const t of this.#timers) clearTimeout(t)
+    this.#timers.clear()
   }
 
   // ---- event loop ----
@@ -200,6 +203,10 @@ export class BftEngine implements ConsensusEngine {
   }
 
   async #handle(ev: EngineEvent): Promise<void> {
+    // Sync may have made this height final while the event waited behind its
+    // 'committed' event: move on first, so no rule reads the new head's state
+    // (proposer order, validation) for the old height.
+    if (ev.type !== 'committed' && this.#host.head().header.height >= this.#hs.height) await this.#enterHeight()
     switch (ev.type) {
       case 'message':
         await this.#onMessage(ev.from, ev.bytes)
@@ -309,8 +316,15 @@ export class BftEngine implements ConsensusEngine {
     }
     const ac = new AbortController()
     this.#round0Abort = ac
-    const timer = AbortSignal.any([ac.signal, AbortSignal.timeout(wait)])
-    this.#host.waitPending(timer).catch(() => {}).finally(() => {
+    // A plain timer, not AbortSignal.any([.., AbortSignal.timeout()]): on
+    // Node.js 20 a garbage collection can drop a timeout signal held only by
+    // AbortSignal.any() before it fires (nodejs/node#57736), and then round 0
+    // would wait for a transaction forever.
+    const wake = new AbortController()
+    const timer = setTimeout(() => wake.abort(), wait)
+    ac.signal.addEventListener('abort', () => wake.abort(), { once: true })
+    this.#host.waitPending(wake.signal).catch(() => {}).finally(() => {
+      clearTimeout(timer)
       if (!ac.signal.aborted) this.#enqueue({ type: 'ready', height: hs.height, round: 0 })
     })
   }
@@ -435,6 +449,8 @@ export class BftEngine implements ConsensusEngine {
         throw err
       }
       if (!equalBytes(block.hash, p.blockHash) || block.header.height !== hs.height) return false
+      // The hash covers the header only: a body that does not match it (a relay's edit) must not become this id's candidate.
+      if (!equalBytes(block.header.txRoot, merkleRoot(block.txs.map((t) => t.id))) || !equalBytes(block.header.lastCommitHash, lastCommitHashOf(block.lastCommit))) return false
       // A fresh proposal is made by its proposer; a re-proposal carries an earlier round's block.
       if (p.validRound < 0 && !equalBytes(block.header.proposer, p.signer)) return false
       cand = { block }

@@ -124,9 +124,21 @@ export class NodeBackend implements ApiBackend {
     try {
       const now = await this.#chain.txStatus(h)
       if (now.status === 'final' || now.status === 'rejected') return now
-      const timer = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(signal === undefined ? [] : [signal])])
-      const timedOut = new Promise<null>((resolve) => timer.addEventListener('abort', () => resolve(null), { once: true }))
-      const r = await Promise.race([waiting, timedOut])
+      // A plain timer, not AbortSignal.timeout() inside AbortSignal.any(): on
+      // Node.js 20 a garbage collection can drop such a timeout before it
+      // fires (nodejs/node#57736), and the wait would outlive its deadline.
+      let timer: NodeJS.Timeout | undefined
+      let onAbort: (() => void) | undefined
+      const timedOut = new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), timeoutMs)
+        onAbort = () => resolve(null)
+        if (signal?.aborted === true) resolve(null)
+        else signal?.addEventListener('abort', onAbort, { once: true })
+      })
+      const r = await Promise.race([waiting, timedOut]).finally(() => {
+        clearTimeout(timer)
+        if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
+      })
       if (r !== null && r.status !== 'final') return r
       return this.#chain.txStatus(h)
     } finally {

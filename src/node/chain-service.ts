@@ -28,7 +28,7 @@ const RECENT_REJECTIONS = 10_000
 /** Most equivocations held until their height is final (a few per height are expected). */
 const MAX_DEFERRED_EVIDENCE = 1024
 
-/** Ids of transactions whose signatures were checked: two generations, so memory stays bounded. */
+/** (id, signature) pairs of transactions whose signatures were checked: two generations, so memory stays bounded. */
 class VerifiedIds {
   readonly #max: number
   #current = new Set<string>()
@@ -38,16 +38,16 @@ class VerifiedIds {
     this.#max = max
   }
 
-  add(id: Uint8Array): void {
+  add(id: Uint8Array, signature: Uint8Array): void {
     if (this.#current.size >= this.#max) {
       this.#previous = this.#current
       this.#current = new Set()
     }
-    this.#current.add(toHex(id))
+    this.#current.add(toHex(id) + toHex(signature))
   }
 
-  has(id: Uint8Array): boolean {
-    const k = toHex(id)
+  has(id: Uint8Array, signature: Uint8Array): boolean {
+    const k = toHex(id) + toHex(signature)
     return this.#current.has(k) || this.#previous.has(k)
   }
 }
@@ -170,14 +170,19 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     const room = local ? Math.floor(this.mempool.limits.maxTxs / 2) : this.mempool.limits.maxTxs
     if (this.mempool.size >= room) throw new TxError('TX_MEMPOOL_FULL', 'mempool is full; retry later')
     const tx = decodeTx(bytes, { chainId: this.chainId, maxBytes: this.#params.maxTxBytes, alreadyVerified: this.#alreadyVerified })
-    this.#verified.add(tx.id)
+    this.#verified.add(tx.id, tx.signature)
     this.submit(tx, local)
     return tx
   }
 
   // A transaction whose signature this node checked before (in the mempool, or
-  // seen in a block or a proposal) is not checked again.
-  readonly #alreadyVerified = (id: Uint8Array): boolean => this.mempool.get(id) !== undefined || this.#verified.has(id)
+  // seen in a block or a proposal) is not checked again. The id does not cover
+  // the signature, so the check is on the pair: a relay cannot swap in other bytes.
+  readonly #alreadyVerified = (id: Uint8Array, signature: Uint8Array): boolean => {
+    const pending = this.mempool.get(id)
+    if (pending !== undefined && equalBytes(pending.signature, signature)) return true
+    return this.#verified.has(id, signature)
+  }
 
   /** Admits a decoded, signature-checked transaction. Throws TxError. */
   submit(tx: Tx, local = true): void {
@@ -251,14 +256,14 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     const t0 = performance.now()
     const block = decodeBlock(bytes, {
       chainId: this.chainId, maxBlockBytes: p.maxBlockBytes, maxBlockTxs: p.maxBlockTxs, maxTxBytes: p.maxTxBytes,
-      alreadyVerified: (id) => {
-        const known = this.#alreadyVerified(id)
+      alreadyVerified: (id, signature) => {
+        const known = this.#alreadyVerified(id, signature)
         if (!known) checked++
         return known
       },
     })
     this.#logger.debug('block decoded', { height: block.header.height, txs: block.txs.length, signaturesChecked: checked, ms: Math.round(performance.now() - t0) })
-    for (const tx of block.txs) this.#verified.add(tx.id)
+    for (const tx of block.txs) this.#verified.add(tx.id, tx.signature)
     return block
   }
 

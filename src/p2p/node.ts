@@ -55,6 +55,8 @@ export interface P2PInit {
   dialIntervalMs?: number
   /** How long a peer whose score fell to -100 is refused (default 60 s; shorter in tests). */
   banMs?: number
+  /** Points a score recovers per second (default RECOVERY_PER_SECOND; 0 in tests that read exact scores). */
+  scoreRecoveryPerSecond?: number
   /** Deadline for finishing a channel frame once begun (default 10 s; shorter in tests). */
   frameTimeoutMs?: number
   /**
@@ -154,7 +156,7 @@ export class P2PNode extends EventEmitter<P2PEvents> {
     this.#log = modules.logger.child({ module: 'p2p' })
     this.#publicKey = new Ed25519Signer(init.identitySeed).publicKey
     this.#selfHex = toHex(this.#publicKey)
-    this.#scores = new PeerScores({ banMs: init.banMs ?? BAN_MS })
+    this.#scores = new PeerScores({ banMs: init.banMs ?? BAN_MS, ...(init.scoreRecoveryPerSecond === undefined ? {} : { recoveryPerSecond: init.scoreRecoveryPerSecond }) })
     this.#backoff = new DialBackoff({ baseMs: init.dialIntervalMs ?? DEFAULT_DIAL_INTERVAL_MS })
   }
 

@@ -48,11 +48,13 @@ export class PeerScores {
   readonly #now: () => number
   readonly #banMs: number
   readonly #maxEntries: number
+  readonly #recovery: number
   readonly #entries = new Map<string, Entry>()
 
-  constructor(opts: { now?: () => number; banMs?: number; maxEntries?: number } = {}) {
+  constructor(opts: { now?: () => number; banMs?: number; maxEntries?: number; recoveryPerSecond?: number } = {}) {
     this.#now = opts.now ?? Date.now
     this.#banMs = opts.banMs ?? BAN_MS
+    this.#recovery = opts.recoveryPerSecond ?? RECOVERY_PER_SECOND
     this.#maxEntries = opts.maxEntries ?? 10_000
   }
 
@@ -67,7 +69,7 @@ export class PeerScores {
   #recover(e: Entry): void {
     const now = this.#now()
     const from = Math.max(e.at, e.bannedUntil)
-    if (now > from && e.score < 0) e.score = Math.min(0, e.score + ((now - from) / 1000) * RECOVERY_PER_SECOND)
+    if (now > from && e.score < 0) e.score = Math.min(0, e.score + ((now - from) / 1000) * this.#recovery)
     e.at = now
   }
 

@@ -70,6 +70,7 @@ function makeOrg(name: string): Org {
     peersToDial: () => orgs.filter((o) => o.name !== name && o.node.addrs.length > 0).map((o) => ({ publicKey: o.publicKey, addrs: o.node.addrs })),
     dialIntervalMs: 200,
     banMs: BAN_MS,
+    scoreRecoveryPerSecond: 0,
     frameTimeoutMs: FRAME_TIMEOUT_MS,
   }
   const node = new P2PNode(init, { logger: captureLogger(logs) })
