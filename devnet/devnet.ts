@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process'
 import { openSync, closeSync } from 'node:fs'
-import { access, mkdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { genesisToJSON, type Genesis } from '../src/chain/index.js'
 import { ApiClient, type NodeStatus } from '../src/api/index.js'
 import { DATADIR_FILES, initDataDir, type DaemonInfo, type NodeConfigJSON } from '../src/node/index.js'
-import { RadError, fromHex, sleep, writeFileAtomic } from '../src/util/index.js'
+import { RadError, exists, fromHex, sleep, writeFileAtomic } from '../src/util/index.js'
 import { cliPath } from './process.js'
 
 /** Devnet failure codes. */
@@ -58,15 +58,6 @@ export const DEFAULT_BASE_PORT = 7600
 const MANIFEST = 'devnet.json'
 // Devnet scrypt cost: the keystores guard throwaway keys on one machine.
 const DEVNET_SCRYPT = { N: 1 << 12, r: 8, p: 1 }
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p)
-    return true
-  } catch {
-    return false
-  }
-}
 
 /** Reads `<dir>/devnet.json`. */
 export async function loadManifest(dir: string): Promise<DevnetManifest> {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { access, mkdir, unlink, rmdir } from 'node:fs/promises'
+import { mkdir, unlink, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { genesisToJSON, loadGenesis, ORG_ID_RE, DEFAULT_PARAMS, type ChainParams, type Genesis } from '../chain/index.js'
 import { PASSPHRASE_ENV, generateOrgKeys, generatePassphrase, saveKeystore } from '../crypto/index.js'
-import { toHex, writeFileAtomic } from '../util/index.js'
+import { exists, toHex, writeFileAtomic } from '../util/index.js'
 import { ConfigError, DATADIR_FILES, saveConfig, type NodeConfigJSON } from './config.js'
 
 /** Options of `radchain init`. */
@@ -37,15 +37,6 @@ export interface InitResult {
   readonly encKey: string
   readonly chainId: string | null
   readonly passphraseFile: string | null
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /**

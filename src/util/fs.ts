@@ -1,4 +1,4 @@
-import { open, rename, mkdir, unlink } from 'node:fs/promises'
+import { access, open, rename, mkdir, unlink } from 'node:fs/promises'
 import { dirname, basename, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 
@@ -28,5 +28,15 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await dh.sync()
   } finally {
     await dh.close()
+  }
+}
+
+/** True when `path` exists (and is reachable by this process). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path)
+    return true
+  } catch {
+    return false
   }
 }
