@@ -4,7 +4,7 @@ import { makeBlock, lastCommitHashOf, BLOCK_VERSION, type Block, type BlockHeade
 import { decodeCertificate, encodeCertificate, verifyCertificate, type CommitCertificate, type VoterSet } from './commit.js'
 import { proposerOrder, updateRotation } from './rotation.js'
 import { BlockError, TxError } from './errors.js'
-import { merkleRoot } from './merkle.js'
+import { merkleRoot } from '../crypto/index.js'
 import { authoritySet, quorumSize, type AuthoritySet } from './orgs.js'
 import { paramsFromWire, paramsToWire, type ChainParams } from './params.js'
 import { StateOverlay, nextStateRoot, type StateMap, type StateWrites } from './state.js'

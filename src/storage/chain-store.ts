@@ -134,6 +134,25 @@ export class ChainStore {
     return { height: Number(b.readBigUInt64BE(0)), index: b.readUInt32BE(8) }
   }
 
+  /**
+   * A keyspace of this database for another store; `space` is one lower-case
+   * letter other than the chain's own (m, h, b, c, t, s).
+   */
+  keyspace(space: string): KeyValueSpace {
+    if (!/^[a-z]$/.test(space) || 'mhbcts'.includes(space)) throw new StoreError('STORE_OPEN_FAILED', `keyspace ${JSON.stringify(space)} is reserved or invalid`)
+    const db = this.#db
+    const pre = `${space}:`
+    return {
+      get: (key) => db.get(pre + key),
+      put: (key, value, opts) => db.put(pre + key, value, { sync: opts?.sync ?? false }),
+      del: (key, opts) => db.del(pre + key, { sync: opts?.sync ?? false }),
+      entries: async function* (prefix = '') {
+        // Keys are ASCII: the bound above the prefix is its last character + 1.
+        for await (const [k, v] of db.iterator({ gte: pre + prefix, lt: pre + prefix + '\uffff' })) yield [k.slice(pre.length), v] as [string, Uint8Array]
+      },
+    }
+  }
+
   /** The whole committed state, read once at start. */
   async loadState(): Promise<Map<string, Uint8Array>> {
     const out = new Map<string, Uint8Array>()
@@ -142,4 +161,13 @@ export class ChainStore {
     }
     return out
   }
+}
+
+/** A keyspace of the node's database under a fixed prefix, for other stores (the chunk store's index). */
+export interface KeyValueSpace {
+  get(key: string): Promise<Uint8Array | undefined>
+  put(key: string, value: Uint8Array, opts?: { sync?: boolean }): Promise<void>
+  del(key: string, opts?: { sync?: boolean }): Promise<void>
+  /** Entries whose key starts with `prefix`, in key order. */
+  entries(prefix?: string): AsyncGenerator<[string, Uint8Array]>
 }

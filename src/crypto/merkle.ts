@@ -1,4 +1,4 @@
-import { DOMAIN, taggedHash } from '../crypto/index.js'
+import { DOMAIN, taggedHash } from './hash.js'
 
 /**
  * Merkle root over 32-byte leaves, split as in RFC 6962 section 2.1 (left
