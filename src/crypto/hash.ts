@@ -18,6 +18,12 @@ export const DOMAIN = {
   COMMIT: 'radchain/commit/v1',
   ORG_PROPOSAL: 'radchain/org-proposal/v1',
   GENESIS: 'radchain/genesis/v1',
+  /** HKDF-SHA256 info deriving an ML-KEM-768 seed from an X25519 private key (mlkem.ts). */
+  ML_KEM_SEED: 'radchain/ml-kem-768-seed/v1',
+  /** Transcript hash of a key envelope's public values, the HKDF salt (envelope.ts). */
+  ENVELOPE_KEM: 'radchain/envelope-kem/v1',
+  /** HKDF-SHA256 info of a key envelope's AES-256-GCM key (envelope.ts). */
+  ENVELOPE_KEY: 'radchain/envelope-key/v1',
 } as const
 
 /** One of the DOMAIN tags. */
