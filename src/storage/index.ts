@@ -1,1 +1,2 @@
 export * from './chain-store.js'
+export * from './chunk-store.js'

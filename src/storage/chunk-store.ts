@@ -1,0 +1,266 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { sha256 } from '../crypto/index.js'
+import { RadError, assertBytes, assertInt, equalBytes, toHex } from '../util/index.js'
+import { StoreError, type KeyValueSpace } from './chain-store.js'
+
+/**
+ * Why the chunk store refused or failed an operation.
+ * - CHUNK_BAD_ID: the bytes do not hash (SHA-256) to the id they were offered under.
+ * - CHUNK_CORRUPT: a stored file no longer hashes to its id (or is missing); the entry was dropped.
+ * - CHUNK_QUOTA_EXCEEDED: storing the chunk would take the store above its quota.
+ * - CHUNK_STORE_CLOSED: the store was closed.
+ */
+export type ChunkStoreCode = 'CHUNK_BAD_ID' | 'CHUNK_CORRUPT' | 'CHUNK_QUOTA_EXCEEDED' | 'CHUNK_STORE_CLOSED'
+
+/** A chunk store failure; CHUNK_BAD_ID is set to penalize the peer that sent the bytes. */
+export class ChunkStoreError extends RadError<ChunkStoreCode> {
+  constructor(code: ChunkStoreCode, message: string, opts: { cause?: unknown; penalize?: boolean } = {}) {
+    super(code, message, opts)
+    this.name = 'ChunkStoreError'
+  }
+}
+
+/**
+ * What any chunk backend offers (local files now, an object store later).
+ * Chunks are content-addressed: `id` is SHA-256 of the bytes, and every read
+ * is verified against it.
+ */
+export interface ChunkBackend {
+  /** Stores `bytes` under `id` durably; idempotent; refuses wrong ids and quota overruns. */
+  put(id: Uint8Array, bytes: Uint8Array): Promise<void>
+  /** The verified bytes of `id`, or undefined when not stored. */
+  get(id: Uint8Array): Promise<Uint8Array | undefined>
+  /** Whether `id` is stored. */
+  has(id: Uint8Array): Promise<boolean>
+  /** Removes `id`; true when it was stored. */
+  delete(id: Uint8Array): Promise<boolean>
+  /** Bytes held by stored chunks. */
+  readonly usedBytes: number
+  /** Waits for operations in flight and refuses further ones. */
+  close(): Promise<void>
+}
+
+/** Options of {@link ChunkStore.open}. */
+export interface ChunkStoreOptions {
+  /** Folder of the chunk files, created if needed. */
+  readonly dir: string
+  /** Largest total size of stored chunks, in bytes. */
+  readonly quotaBytes: number
+  /** Index keyspace (sizes of stored chunks), e.g. `chainStore.keyspace('k')`. */
+  readonly index: KeyValueSpace
+}
+
+// Index layout: 'c/<id hex>' -> u64 big-endian size of the chunk file.
+const INDEX_PREFIX = 'c/'
+const ID_BYTES = 32
+
+function sizeValue(n: number): Uint8Array {
+  const b = Buffer.alloc(8)
+  b.writeBigUInt64BE(BigInt(n))
+  return b
+}
+
+function readSize(key: string, v: Uint8Array): number {
+  if (v.length !== 8) throw new StoreError('STORE_CORRUPT', `chunk index entry ${key} is damaged`)
+  return Number(Buffer.from(v.buffer, v.byteOffset, v.byteLength).readBigUInt64BE())
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const dh = await open(dir, 'r')
+  try {
+    await dh.sync()
+  } finally {
+    await dh.close()
+  }
+}
+
+/**
+ * Content-addressed chunk files under `dir/<hex[0:2]>/<hex[2:4]>/<hex>`,
+ * written crash-safely (temporary file, fsync, rename, fsync of the folder)
+ * and indexed with their sizes in the node's database, so the used total is
+ * known at open without walking the folder. A file is written before its
+ * index entry: a crash in between leaves an unindexed file (not counted,
+ * overwritten by the next put), never an index entry without its file.
+ */
+export class ChunkStore implements ChunkBackend {
+  readonly #dir: string
+  readonly #quota: number
+  readonly #index: KeyValueSpace
+  #used: number
+  /** Bytes of puts in flight that passed the quota check. */
+  #reserved = 0
+  #closed = false
+  /** Per-id tail of the operation chain, so put/delete/drop of one id never interleave. */
+  readonly #locks = new Map<string, Promise<unknown>>()
+
+  private constructor(opts: ChunkStoreOptions, used: number) {
+    this.#dir = opts.dir
+    this.#quota = opts.quotaBytes
+    this.#index = opts.index
+    this.#used = used
+  }
+
+  /** Opens the store, creating `dir` if needed and summing the indexed sizes. */
+  static async open(opts: ChunkStoreOptions): Promise<ChunkStore> {
+    assertInt(opts.quotaBytes, 0, Number.MAX_SAFE_INTEGER, 'quotaBytes')
+    await mkdir(opts.dir, { recursive: true })
+    let used = 0
+    for await (const [k, v] of opts.index.entries(INDEX_PREFIX)) used += readSize(k, v)
+    return new ChunkStore(opts, used)
+  }
+
+  /** Bytes held by stored chunks. */
+  get usedBytes(): number {
+    return this.#used
+  }
+
+  /** The store's quota in bytes. */
+  get quotaBytes(): number {
+    return this.#quota
+  }
+
+  /** Path of the file of the chunk with hex id `hex`. */
+  #path(hex: string): string {
+    return join(this.#dir, hex.slice(0, 2), hex.slice(2, 4), hex)
+  }
+
+  #hex(id: Uint8Array): string {
+    this.#checkOpen()
+    assertBytes(id, ID_BYTES, 'chunk id')
+    return toHex(id)
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new ChunkStoreError('CHUNK_STORE_CLOSED', 'chunk store is closed')
+  }
+
+  async #locked<T>(hex: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#locks.get(hex) ?? Promise.resolve()
+    const run = prev.then(fn, fn)
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.#locks.set(hex, tail)
+    try {
+      return await run
+    } finally {
+      if (this.#locks.get(hex) === tail) this.#locks.delete(hex)
+    }
+  }
+
+  async #size(hex: string): Promise<number | undefined> {
+    const key = INDEX_PREFIX + hex
+    const v = await this.#index.get(key)
+    return v === undefined ? undefined : readSize(key, v)
+  }
+
+  /** Stores `bytes` under `id` (= SHA-256 of `bytes`) durably; a second put of a stored id does nothing. */
+  async put(id: Uint8Array, bytes: Uint8Array): Promise<void> {
+    const hex = this.#hex(id)
+    assertBytes(bytes, undefined, 'chunk bytes')
+    if (!equalBytes(sha256(bytes), id)) throw new ChunkStoreError('CHUNK_BAD_ID', `chunk ${hex} does not hash to its id`, { penalize: true })
+    await this.#locked(hex, async () => {
+      this.#checkOpen()
+      if ((await this.#size(hex)) !== undefined) return
+      const size = bytes.length
+      if (this.#used + this.#reserved + size > this.#quota) {
+        throw new ChunkStoreError(
+          'CHUNK_QUOTA_EXCEEDED',
+          `chunk store quota exceeded: storing ${size} bytes on top of ${this.#used + this.#reserved} bytes used would pass the quota of ${this.#quota} bytes`,
+        )
+      }
+      this.#reserved += size
+      try {
+        await this.#writeFile(hex, bytes)
+        await this.#index.put(INDEX_PREFIX + hex, sizeValue(size), { sync: true })
+        this.#used += size
+      } finally {
+        this.#reserved -= size
+      }
+    })
+  }
+
+  async #writeFile(hex: string, bytes: Uint8Array): Promise<void> {
+    const path = this.#path(hex)
+    const dir = join(this.#dir, hex.slice(0, 2), hex.slice(2, 4))
+    await mkdir(dir, { recursive: true })
+    const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`
+    const fh = await open(tmp, 'wx', 0o644)
+    try {
+      await fh.writeFile(bytes)
+      await fh.sync()
+      await fh.close()
+      await rename(tmp, path)
+    } catch (err) {
+      await fh.close().catch(() => {})
+      await unlink(tmp).catch(() => {})
+      throw err
+    }
+    await fsyncDir(dir)
+  }
+
+  /**
+   * The bytes of `id`, verified against it, or undefined when not stored. A
+   * file that no longer matches (or is gone) is dropped from the index and
+   * the call fails with CHUNK_CORRUPT, so the chunk can be fetched again.
+   */
+  async get(id: Uint8Array): Promise<Uint8Array | undefined> {
+    const hex = this.#hex(id)
+    const size = await this.#size(hex)
+    if (size === undefined) return undefined
+    let bytes: Uint8Array
+    try {
+      bytes = new Uint8Array(await readFile(this.#path(hex)))
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err
+      // A concurrent delete removes the index entry first: then the chunk is simply gone.
+      if ((await this.#size(hex)) === undefined) return undefined
+      await this.#drop(hex)
+      throw new ChunkStoreError('CHUNK_CORRUPT', `chunk ${hex} is indexed but its file is missing; entry dropped`, { cause: err })
+    }
+    if (bytes.length !== size || !equalBytes(sha256(bytes), id)) {
+      await this.#drop(hex)
+      throw new ChunkStoreError('CHUNK_CORRUPT', `chunk ${hex} on disk no longer matches its id; entry dropped`)
+    }
+    return bytes
+  }
+
+  /** Whether `id` is stored (per the index; `get` verifies the bytes). */
+  async has(id: Uint8Array): Promise<boolean> {
+    return (await this.#size(this.#hex(id))) !== undefined
+  }
+
+  /** Removes `id`; true when it was stored. */
+  async delete(id: Uint8Array): Promise<boolean> {
+    const hex = this.#hex(id)
+    return this.#locked(hex, async () => {
+      this.#checkOpen()
+      return this.#remove(hex)
+    })
+  }
+
+  async #drop(hex: string): Promise<void> {
+    await this.#locked(hex, () => this.#remove(hex))
+  }
+
+  /** Index entry first, then the file: a crash in between leaves an unindexed file, never a dangling entry. */
+  async #remove(hex: string): Promise<boolean> {
+    const size = await this.#size(hex)
+    if (size === undefined) return false
+    await this.#index.del(INDEX_PREFIX + hex, { sync: true })
+    this.#used -= size
+    await unlink(this.#path(hex)).catch((err: unknown) => {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err
+    })
+    return true
+  }
+
+  /** Waits for operations in flight and refuses further ones; the index database stays open (its owner closes it). */
+  async close(): Promise<void> {
+    this.#closed = true
+    await Promise.all([...this.#locks.values()])
+  }
+}

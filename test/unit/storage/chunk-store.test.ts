@@ -1,0 +1,162 @@
+import t, { type Test } from 'tap'
+import { mkdtemp, readdir, rm, unlink, writeFile, readFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createHash, randomBytes } from 'node:crypto'
+import { toHex } from '../../../src/util/index.js'
+import { ChainStore, ChunkStore } from '../../../src/storage/index.js'
+
+interface Fixture {
+  dir: string
+  chunkDir: string
+  chain: ChainStore
+  open(quotaBytes?: number): Promise<ChunkStore>
+}
+
+/** A temporary dir with a ChainStore for the index; everything is closed and removed in teardown. */
+async function fixture(t: Test): Promise<Fixture> {
+  const dir = await mkdtemp(join(tmpdir(), 'radchain-chunks-'))
+  const chunkDir = join(dir, 'chunks')
+  const f: Fixture = {
+    dir,
+    chunkDir,
+    chain: await ChainStore.open(join(dir, 'db')),
+    open: (quotaBytes = 1 << 20) => ChunkStore.open({ dir: chunkDir, quotaBytes, index: f.chain.keyspace('k') }),
+  }
+  t.teardown(async () => {
+    await f.chain.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+  return f
+}
+
+function chunk(n: number): { id: Uint8Array; bytes: Uint8Array } {
+  const bytes = new Uint8Array(randomBytes(n))
+  return { id: new Uint8Array(createHash('sha256').update(bytes).digest()), bytes }
+}
+
+function pathOf(f: Fixture, id: Uint8Array): string {
+  const hex = toHex(id)
+  return join(f.chunkDir, hex.slice(0, 2), hex.slice(2, 4), hex)
+}
+
+/** Every file under `dir`, relative. */
+async function files(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name))
+}
+
+t.test('put/get round trip, idempotent, at the content address', async (t) => {
+  const f = await fixture(t)
+  const s = await f.open()
+  const a = chunk(1000)
+  t.equal(await s.has(a.id), false)
+  t.equal(await s.get(a.id), undefined)
+  await s.put(a.id, a.bytes)
+  t.equal(await s.has(a.id), true)
+  t.same(Buffer.from((await s.get(a.id)) as Uint8Array), Buffer.from(a.bytes))
+  t.same(await readFile(pathOf(f, a.id)), Buffer.from(a.bytes), 'stored at dir/<hex[0:2]>/<hex[2:4]>/<hex>')
+  await s.put(a.id, a.bytes)
+  await Promise.all([s.put(a.id, a.bytes), s.put(a.id, a.bytes)])
+  t.equal(s.usedBytes, 1000, 'a repeated put is counted once')
+  const empty = chunk(0)
+  await s.put(empty.id, empty.bytes)
+  t.equal((await s.get(empty.id))?.length, 0)
+  await s.close()
+  await t.rejects(s.get(a.id), { name: 'ChunkStoreError', code: 'CHUNK_STORE_CLOSED' })
+})
+
+t.test('a wrong id is refused', async (t) => {
+  const f = await fixture(t)
+  const s = await f.open()
+  const a = chunk(100)
+  const b = chunk(100)
+  await t.rejects(s.put(b.id, a.bytes), { name: 'ChunkStoreError', code: 'CHUNK_BAD_ID', penalize: true })
+  t.equal(await s.has(b.id), false)
+  t.equal(s.usedBytes, 0)
+  t.same(await files(f.chunkDir), [], 'nothing written')
+  await t.rejects(s.put(new Uint8Array(31), a.bytes), TypeError)
+})
+
+t.test('quota is enforced with nothing written', async (t) => {
+  const f = await fixture(t)
+  const s = await f.open(1500)
+  const a = chunk(1000)
+  const b = chunk(600)
+  await s.put(a.id, a.bytes)
+  const err = await s.put(b.id, b.bytes).catch((e: unknown) => e)
+  t.match(err, { name: 'ChunkStoreError', code: 'CHUNK_QUOTA_EXCEEDED' })
+  t.match((err as Error).message, /1000 bytes used.*quota of 1500 bytes/, 'message gives used and quota')
+  t.equal(await s.has(b.id), false)
+  t.equal(s.usedBytes, 1000)
+  t.same(await files(f.chunkDir), [pathOf(f, a.id)], 'only the first chunk is on disk')
+  // Concurrent puts cannot together pass the quota.
+  const c = chunk(300)
+  const d = chunk(300)
+  const results = await Promise.allSettled([s.put(c.id, c.bytes), s.put(d.id, d.bytes)])
+  t.equal(results.filter((r) => r.status === 'fulfilled').length, 1, 'one of two concurrent 300-byte puts fits')
+  t.equal(s.usedBytes, 1300)
+})
+
+t.test('delete frees quota', async (t) => {
+  const f = await fixture(t)
+  const s = await f.open(1000)
+  const a = chunk(800)
+  const b = chunk(800)
+  await s.put(a.id, a.bytes)
+  await t.rejects(s.put(b.id, b.bytes), { code: 'CHUNK_QUOTA_EXCEEDED' })
+  t.equal(await s.delete(a.id), true)
+  t.equal(await s.delete(a.id), false, 'second delete finds nothing')
+  t.equal(s.usedBytes, 0)
+  t.equal(await s.get(a.id), undefined)
+  await s.put(b.id, b.bytes)
+  t.equal(s.usedBytes, 800)
+  t.same(await files(f.chunkDir), [pathOf(f, b.id)], 'the deleted file is gone')
+})
+
+t.test('a corrupted file is detected and not served', async (t) => {
+  const f = await fixture(t)
+  const s = await f.open()
+  const a = chunk(500)
+  const b = chunk(500)
+  await s.put(a.id, a.bytes)
+  await s.put(b.id, b.bytes)
+  const bad = Buffer.from(a.bytes)
+  bad[17] = (bad[17] as number) ^ 0x80
+  await writeFile(pathOf(f, a.id), bad)
+  await t.rejects(s.get(a.id), { name: 'ChunkStoreError', code: 'CHUNK_CORRUPT' })
+  t.equal(await s.has(a.id), false, 'the entry is dropped')
+  t.equal(await s.get(a.id), undefined, 'and never served afterwards')
+  t.equal(s.usedBytes, 500, 'its bytes are no longer counted')
+  await s.put(a.id, a.bytes)
+  t.same(Buffer.from((await s.get(a.id)) as Uint8Array), Buffer.from(a.bytes), 'it can be stored again')
+  await unlink(pathOf(f, b.id))
+  await t.rejects(s.get(b.id), { code: 'CHUNK_CORRUPT' }, 'a missing file is corrupt too')
+  t.equal(await s.has(b.id), false)
+})
+
+t.test('reopening keeps the used bytes', async (t) => {
+  const f = await fixture(t)
+  const s = await f.open()
+  const chunks = [chunk(100), chunk(2000), chunk(3)]
+  for (const c of chunks) await s.put(c.id, c.bytes)
+  await s.delete((chunks[2] as { id: Uint8Array }).id)
+  t.equal(s.usedBytes, 2100)
+  await s.close()
+  const again = await f.open()
+  t.equal(again.usedBytes, 2100)
+  t.equal(again.quotaBytes, 1 << 20)
+  t.same(Buffer.from((await again.get((chunks[1] as { id: Uint8Array }).id)) as Uint8Array), Buffer.from((chunks[1] as { bytes: Uint8Array }).bytes))
+  await again.close()
+})
+
+t.test('no temporary files are left after puts', async (t) => {
+  const f = await fixture(t)
+  const s = await f.open(1 << 24)
+  const chunks = Array.from({ length: 40 }, (_, i) => chunk(1 + i * 97))
+  await Promise.all(chunks.map((c) => s.put(c.id, c.bytes)))
+  await s.put(chunks[0]?.id as Uint8Array, chunks[0]?.bytes as Uint8Array)
+  const all = await files(f.chunkDir)
+  t.equal(all.length, 40)
+  t.same(all.filter((p) => p.includes('.tmp')), [], 'no .tmp files')
+  t.same(all.sort(), chunks.map((c) => pathOf(f, c.id)).sort())
+})
