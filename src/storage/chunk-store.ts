@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sha256 } from '../crypto/index.js'
 import { RadError, assertBytes, assertInt, equalBytes, toHex } from '../util/index.js'
@@ -106,9 +106,37 @@ export class ChunkStore implements ChunkBackend {
   static async open(opts: ChunkStoreOptions): Promise<ChunkStore> {
     assertInt(opts.quotaBytes, 0, Number.MAX_SAFE_INTEGER, 'quotaBytes')
     await mkdir(opts.dir, { recursive: true })
+    await ChunkStore.#recover(opts)
     let used = 0
     for await (const [k, v] of opts.index.entries(INDEX_PREFIX)) used += readSize(k, v)
     return new ChunkStore(opts, used)
+  }
+
+  // After a crash: temporary files are removed, and a chunk whose file was
+  // renamed into place but whose index entry was not yet written is verified
+  // and indexed (or removed if its bytes do not match its name).
+  static async #recover(opts: ChunkStoreOptions): Promise<void> {
+    const HEX64 = /^[0-9a-f]{64}$/
+    for (const a of await readdir(opts.dir).catch(() => [] as string[])) {
+      if (!/^[0-9a-f]{2}$/.test(a)) continue
+      for (const b of await readdir(join(opts.dir, a)).catch(() => [] as string[])) {
+        const folder = join(opts.dir, a, b)
+        for (const name of await readdir(folder).catch(() => [] as string[])) {
+          const path = join(folder, name)
+          if (name.includes('.tmp-')) {
+            await unlink(path).catch(() => {})
+            continue
+          }
+          if (!HEX64.test(name) || (await opts.index.get(INDEX_PREFIX + name)) !== undefined) continue
+          const bytes = await readFile(path)
+          if (toHex(sha256(bytes)) !== name) {
+            await unlink(path).catch(() => {})
+            continue
+          }
+          await opts.index.put(INDEX_PREFIX + name, sizeValue(bytes.length), { sync: true })
+        }
+      }
+    }
   }
 
   /** Bytes held by stored chunks. */

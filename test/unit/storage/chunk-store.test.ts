@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
-import { mkdtemp, readdir, rm, unlink, writeFile, readFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm, unlink, writeFile, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
 import { toHex } from '../../../src/util/index.js'
 import { ChainStore, ChunkStore } from '../../../src/storage/index.js'
@@ -159,4 +159,29 @@ t.test('no temporary files are left after puts', async (t) => {
   t.equal(all.length, 40)
   t.same(all.filter((p) => p.includes('.tmp')), [], 'no .tmp files')
   t.same(all.sort(), chunks.map((c) => pathOf(f, c.id)).sort())
+})
+
+t.test('after a crash: temporary files are swept, unindexed chunks verified and counted', async (t) => {
+  const f = await fixture(t)
+  const s = await f.open()
+  const kept = chunk(500)
+  await s.put(kept.id, kept.bytes)
+  await s.close()
+  // A crash mid-write leaves a temporary file; one between rename and index
+  // write leaves a chunk file with no index entry; a bad file has a wrong name.
+  const orphan = chunk(700)
+  const bad = chunk(300)
+  const orphanPath = pathOf(f, orphan.id)
+  const badPath = pathOf(f, bad.id)
+  for (const p of [orphanPath, badPath]) await mkdir(dirname(p), { recursive: true })
+  await writeFile(orphanPath, orphan.bytes)
+  await writeFile(orphanPath + '.tmp-abc123', orphan.bytes.subarray(0, 10))
+  await writeFile(badPath, new Uint8Array(300))
+  const again = await f.open()
+  t.equal(again.usedBytes, 1200, 'the orphan is counted')
+  t.same(Buffer.from((await again.get(orphan.id)) as Uint8Array), Buffer.from(orphan.bytes), 'and served')
+  t.notOk((await files(f.chunkDir)).some((p) => p.includes('.tmp-')), 'no temporary file left')
+  t.notOk(await again.has(bad.id), 'a file whose bytes do not match its name is dropped')
+  t.notOk((await files(f.chunkDir)).includes(badPath))
+  await again.close()
 })
