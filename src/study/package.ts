@@ -1,0 +1,383 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import type { RegisterStudyPayload } from '../chain/index.js'
+import { sha256, wrapKey, type EnvelopeRecipient } from '../crypto/index.js'
+import { asBuffer, assertBytes, concatBytes, equalBytes, fromHex, utf8 } from '../util/index.js'
+import { StudyError } from './errors.js'
+import { TAG, firstString } from './dataset.js'
+import { parseDicom, readDicom, writeDicom } from './dicom.js'
+import { StudyDeidentifier, type InstanceIdentityRecord, type StudyIdentityRecord } from './deid.js'
+import { pixelDigest, studyDigest } from './pixel.js'
+import { CHUNK_TAG_BYTES, contentRoot, decryptChunk, encryptChunks } from './pack.js'
+
+/*
+ * Pack format, version 1 ("RCPK1"): the plaintext that encryptChunks cuts into
+ * chunks. All integers are u32 big-endian.
+ *
+ *   magic    'RCPK1' (5 ASCII bytes)
+ *   frame*   u32 length || DICOM Part 10 bytes (PS3.10 7) of one de-identified instance
+ *   manifest u32 length || JSON (UTF-8, PackManifest) || u32 length (the same value again)
+ *
+ * The trailing length lets a reader holding the whole pack find the manifest
+ * from the end; a streaming reader knows the plaintext length (payload size
+ * minus one GCM tag per chunk) and recognises the manifest as the frame that
+ * ends exactly 4 bytes before the end. Manifest offsets point at the first
+ * Part 10 byte of a frame (after its length prefix), from the start of the pack.
+ */
+
+/** Magic bytes opening every pack. */
+export const PACK_MAGIC = 'RCPK1'
+/** Version of the pack manifest and of chunk encryption used for a study's first version. */
+export const PACK_VERSION = 1
+/** AAD prefix of the demographics ciphertext, followed by the 16-byte study id. */
+export const DEMOGRAPHICS_AAD_TAG = 'radchain/demographics/v1'
+/** Envelope context prefix of the study key, followed by the 16-byte study id. */
+export const STUDY_KEY_CONTEXT_TAG = 'radchain/study-key/v1'
+/** HKDF-SHA256 info of the chunk data key. */
+export const STUDY_DATA_KEY_INFO = 'radchain/study-data-key/v1'
+/** HKDF-SHA256 info of the demographics key. */
+export const STUDY_DEMOGRAPHICS_KEY_INFO = 'radchain/study-demographics-key/v1'
+/** Bound on the manifest frame a reader accepts (16 MiB). */
+export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+const MAGIC = utf8(PACK_MAGIC)
+const GCM_NONCE_BYTES = 12
+const GCM_TAG_BYTES = 16
+
+/** One instance's entry in the pack manifest. */
+export interface PackManifestInstance {
+  /** SOP Instance UID after de-identification. */
+  sopInstanceUid: string
+  /** Offset of the first Part 10 byte in the pack. */
+  offset: number
+  /** Length of the Part 10 bytes. */
+  length: number
+  /** Pixel digest, hex (see pixelDigest). */
+  pixelDigest: string
+  /** Transfer syntax the pixel digest was computed in. */
+  transferSyntax: string
+}
+
+/** The manifest frame closing a pack. */
+export interface PackManifest {
+  version: 1
+  instances: PackManifestInstance[]
+  /** studyDigest over the instances, hex. */
+  studyDigest: string
+}
+
+/** The demographics record of a study, encrypted apart from the pack. */
+export interface DemographicsRecord {
+  study: StudyIdentityRecord
+  instances: InstanceIdentityRecord[]
+}
+
+/** Where encrypted chunks go (ChunkStore satisfies it). */
+export interface ChunkSink {
+  put(id: Uint8Array, bytes: Uint8Array): Promise<void>
+}
+
+/** Options of {@link packageStudy}. */
+export interface PackageStudyOptions {
+  /** Plaintext bytes per chunk (see encryptChunks). */
+  chunkSize: number
+  /** Organization id of the custodian (the sender of the registration). */
+  custodianId: string
+  /** Custodian's envelope public keys. */
+  custodian: EnvelopeRecipient
+  /** The patient owning the study: Ed25519 key for the ledger, envelope keys for the study key. */
+  owner?: { key: Uint8Array; x25519: Uint8Array; mlkem: Uint8Array }
+  store: ChunkSink
+  /** Called after each instance: instances packed and pack bytes produced so far. */
+  onProgress?: (p: { files: number; bytes: number }) => void
+}
+
+/** Result of {@link packageStudy}. */
+export interface PackagedStudy {
+  payload: RegisterStudyPayload
+  /** The study key wrapped to the custodian and to the owner (null without one); the payload holds their sha256. */
+  envelopes: { custodian: Uint8Array; owner: Uint8Array | null }
+  /** Demographics record, nonce(12) || AES-256-GCM ciphertext || tag(16); and how its key is found. */
+  demographics: { ciphertext: Uint8Array; envelopeKeyNote: string }
+  /** Chunk ids in order. */
+  chunkIds: Uint8Array[]
+}
+
+/** The keys derived from a study key. */
+export interface StudyKeys {
+  dataKey: Uint8Array
+  demographicsKey: Uint8Array
+}
+
+function u32(n: number): Uint8Array {
+  const b = Buffer.alloc(4)
+  b.writeUInt32BE(n)
+  return b
+}
+
+/** Envelope context of a study key: utf8(STUDY_KEY_CONTEXT_TAG) || studyId. */
+export function studyKeyContext(studyId: Uint8Array): Uint8Array {
+  assertBytes(studyId, 16, 'studyId')
+  return concatBytes(utf8(STUDY_KEY_CONTEXT_TAG), studyId)
+}
+
+/**
+ * Data key and demographics key of a study: HKDF-SHA256 (RFC 5869) with
+ * ikm = study key, salt = studyId, info = STUDY_DATA_KEY_INFO or
+ * STUDY_DEMOGRAPHICS_KEY_INFO, 32 bytes each.
+ */
+export function deriveStudyKeys(studyKey: Uint8Array, studyId: Uint8Array): StudyKeys {
+  assertBytes(studyKey, 32, 'study key')
+  assertBytes(studyId, 16, 'studyId')
+  const derive = (info: string): Uint8Array => new Uint8Array(hkdfSync('sha256', studyKey, studyId, utf8(info), 32))
+  return { dataKey: derive(STUDY_DATA_KEY_INFO), demographicsKey: derive(STUDY_DEMOGRAPHICS_KEY_INFO) }
+}
+
+function demographicsAad(studyId: Uint8Array): Uint8Array {
+  return concatBytes(utf8(DEMOGRAPHICS_AAD_TAG), studyId)
+}
+
+/** Decrypts a demographics ciphertext made by packageStudy (AES-256-GCM, NIST SP 800-38D). */
+export function decryptDemographics(ciphertext: Uint8Array, studyKey: Uint8Array, studyId: Uint8Array): DemographicsRecord {
+  assertBytes(ciphertext, undefined, 'ciphertext')
+  if (ciphertext.length < GCM_NONCE_BYTES + GCM_TAG_BYTES) throw new StudyError('DICOM_RECORD_MISMATCH', 'demographics ciphertext is too short')
+  const { dataKey, demographicsKey } = deriveStudyKeys(studyKey, studyId)
+  dataKey.fill(0)
+  const ct = asBuffer(ciphertext)
+  try {
+    const d = createDecipheriv('aes-256-gcm', demographicsKey, ct.subarray(0, GCM_NONCE_BYTES), { authTagLength: GCM_TAG_BYTES })
+    d.setAAD(demographicsAad(studyId))
+    d.setAuthTag(ct.subarray(ct.length - GCM_TAG_BYTES))
+    const plain = Buffer.concat([d.update(ct.subarray(GCM_NONCE_BYTES, ct.length - GCM_TAG_BYTES)), d.final()])
+    return JSON.parse(plain.toString('utf8')) as DemographicsRecord
+  } catch (err) {
+    throw new StudyError('DICOM_RECORD_MISMATCH', 'demographics do not decrypt with this key and study', { cause: err })
+  } finally {
+    demographicsKey.fill(0)
+  }
+}
+
+function encryptDemographics(record: DemographicsRecord, key: Uint8Array, studyId: Uint8Array): Uint8Array {
+  const nonce = randomBytes(GCM_NONCE_BYTES)
+  const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES })
+  c.setAAD(demographicsAad(studyId))
+  const body = Buffer.concat([c.update(JSON.stringify(record), 'utf8'), c.final()])
+  return new Uint8Array(Buffer.concat([nonce, body, c.getAuthTag()]))
+}
+
+/** Reads every file once (one at a time) and checks they share one Study Instance UID. */
+async function checkOneStudy(files: string[]): Promise<void> {
+  let study: string | undefined
+  for (const path of files) {
+    const inst = await readDicom(path)
+    const uid = firstString(inst.dataset, TAG.StudyInstanceUID)
+    if (study !== undefined && uid !== study) {
+      throw new StudyError('DICOM_STUDY_MISMATCH', 'files belong to more than one study; package each study separately', { path })
+    }
+    study = uid
+  }
+}
+
+/**
+ * De-identifies one study (PS3.15 E.1, see StudyDeidentifier), writes it as a
+ * pack (format above) and encrypts the pack into chunks (encryptChunks,
+ * version 1) that go into `store`, one instance in memory at a time. A random
+ * 32-byte study key is wrapped (wrapKey, context studyKeyContext) to the
+ * custodian and the owner; the data key and demographics key are derived from
+ * it (deriveStudyKeys). Returns the ledger payload, the envelopes, the
+ * encrypted demographics record and the chunk ids. Throws StudyError
+ * DICOM_STUDY_MISMATCH, before storing anything, when the files hold more
+ * than one study.
+ */
+export async function packageStudy(files: string[], opts: PackageStudyOptions): Promise<PackagedStudy> {
+  if (files.length === 0) throw new TypeError('packageStudy needs at least one file')
+  if (opts.owner !== undefined) assertBytes(opts.owner.key, 32, 'owner key')
+  await checkOneStudy(files)
+
+  const studyId = new Uint8Array(randomBytes(16))
+  const studyKey = new Uint8Array(randomBytes(32))
+  const { dataKey, demographicsKey } = deriveStudyKeys(studyKey, studyId)
+  try {
+    const context = studyKeyContext(studyId)
+    const custodianEnvelope = wrapKey(studyKey, opts.custodian, context)
+    const ownerEnvelope = opts.owner === undefined ? null : wrapKey(studyKey, opts.owner, context)
+
+    const deid = new StudyDeidentifier()
+    const records: InstanceIdentityRecord[] = []
+    const manifest: PackManifest = { version: 1, instances: [], studyDigest: '' }
+    async function* pack(): AsyncGenerator<Uint8Array> {
+      let offset = 0
+      const emit = (b: Uint8Array): Uint8Array => {
+        offset += b.length
+        return b
+      }
+      yield emit(MAGIC)
+      for (const path of files) {
+        const d = deid.deidentify(await readDicom(path))
+        const bytes = writeDicom(d.instance)
+        if (bytes.length > 0xffffffff) throw new StudyError('DICOM_TOO_LARGE', 'instance too large for a pack frame', { path })
+        records.push(d.record)
+        yield emit(u32(bytes.length))
+        manifest.instances.push({
+          sopInstanceUid: d.record.sopInstanceUid, offset, length: bytes.length,
+          pixelDigest: d.pixelDigest, transferSyntax: d.pixel.transferSyntax,
+        })
+        yield emit(bytes)
+        opts.onProgress?.({ files: records.length, bytes: offset })
+      }
+      manifest.studyDigest = studyDigest(manifest.instances.map((i) => ({ sopInstanceUid: i.sopInstanceUid, digest: i.pixelDigest })))
+      const json = utf8(JSON.stringify(manifest))
+      yield emit(u32(json.length))
+      yield emit(json)
+      yield emit(u32(json.length))
+    }
+
+    const chunkIds: Uint8Array[] = []
+    let size = 0
+    for await (const c of encryptChunks(pack(), { dataKey, studyId, version: PACK_VERSION, chunkSize: opts.chunkSize })) {
+      await opts.store.put(c.id, c.ciphertext)
+      chunkIds.push(c.id)
+      size += c.ciphertext.length
+    }
+
+    const demographics: DemographicsRecord = { study: deid.studyRecord(), instances: records }
+    const payload: RegisterStudyPayload = {
+      studyId,
+      custodian: opts.custodianId,
+      owner: opts.owner?.key ?? null,
+      contentRoot: contentRoot(chunkIds),
+      size,
+      chunkCount: chunkIds.length,
+      chunkSize: opts.chunkSize,
+      studyDigest: fromHex(manifest.studyDigest),
+      custodianEnvelope: sha256(custodianEnvelope),
+      ownerEnvelope: ownerEnvelope === null ? null : sha256(ownerEnvelope),
+    }
+    return {
+      payload,
+      envelopes: { custodian: custodianEnvelope, owner: ownerEnvelope },
+      demographics: {
+        ciphertext: encryptDemographics(demographics, demographicsKey, studyId),
+        envelopeKeyNote: `HKDF-SHA256(study key from the custodian or owner envelope, salt = studyId, info = '${STUDY_DEMOGRAPHICS_KEY_INFO}'); AES-256-GCM nonce(12) || ciphertext || tag(16), AAD = '${DEMOGRAPHICS_AAD_TAG}' || studyId`,
+      },
+      chunkIds,
+    }
+  } finally {
+    studyKey.fill(0)
+    dataKey.fill(0)
+    demographicsKey.fill(0)
+  }
+}
+
+function badPack(msg: string, cause?: unknown): StudyError {
+  return new StudyError('DICOM_UNREADABLE', `pack: ${msg}`, { cause })
+}
+
+function parseManifest(json: Uint8Array): PackManifest {
+  let m: unknown
+  try {
+    m = JSON.parse(Buffer.from(json).toString('utf8'))
+  } catch (err) {
+    throw badPack('manifest is not JSON', err)
+  }
+  const man = m as PackManifest
+  if (man === null || typeof man !== 'object' || man.version !== 1 || !Array.isArray(man.instances) || typeof man.studyDigest !== 'string') {
+    throw badPack('manifest has the wrong shape')
+  }
+  return man
+}
+
+/**
+ * Parses a whole pack held in memory (tests, small studies): checks the magic,
+ * the frames and that the manifest offsets and lengths match them.
+ */
+export function readPack(plain: Uint8Array): { manifest: PackManifest; instances: Uint8Array[] } {
+  const b = asBuffer(plain)
+  if (b.length < MAGIC.length + 8 || !equalBytes(b.subarray(0, MAGIC.length), MAGIC)) throw badPack('bad magic or too short')
+  const mlen = b.readUInt32BE(b.length - 4)
+  if (mlen > MAX_MANIFEST_BYTES || mlen + 8 + MAGIC.length > b.length) throw badPack('bad manifest length')
+  const mstart = b.length - 4 - mlen
+  if (b.readUInt32BE(mstart - 4) !== mlen) throw badPack('manifest lengths disagree')
+  const manifest = parseManifest(b.subarray(mstart, b.length - 4))
+  const instances: Uint8Array[] = []
+  let pos = MAGIC.length
+  for (const e of manifest.instances) {
+    if (pos + 4 > mstart - 4) throw badPack('frame runs into the manifest')
+    const len = b.readUInt32BE(pos)
+    pos += 4
+    if (e.offset !== pos || e.length !== len || pos + len > mstart - 4) throw badPack('manifest does not match the frames')
+    instances.push(new Uint8Array(b.subarray(pos, pos + len)))
+    pos += len
+  }
+  if (pos !== mstart - 4) throw badPack('bytes between the last frame and the manifest')
+  return { manifest, instances }
+}
+
+/**
+ * Streams a registered study back: fetches chunk `i` from `chunks`, decrypts
+ * it with the data key derived from `studyKey`, and yields the Part 10 bytes
+ * of each instance (memory: one instance plus one chunk). At the end it checks
+ * the content root, each instance's pixel digest and the study digest against
+ * the manifest and the payload; a mismatch throws StudyError DICOM_UNREADABLE
+ * (after the instances were yielded: callers must not commit before the end).
+ */
+export async function* unpackStudy(
+  chunks: (index: number) => Promise<Uint8Array>,
+  payload: RegisterStudyPayload,
+  studyKey: Uint8Array,
+): AsyncGenerator<Uint8Array, PackManifest, undefined> {
+  const { dataKey, demographicsKey } = deriveStudyKeys(studyKey, payload.studyId)
+  demographicsKey.fill(0)
+  const total = payload.size - CHUNK_TAG_BYTES * payload.chunkCount
+  if (payload.chunkCount < 1 || total < MAGIC.length + 8) throw badPack('payload sizes cannot hold a pack')
+  const ids: Uint8Array[] = []
+  let next = 0
+  let buf: Buffer = Buffer.alloc(0)
+  let consumed = 0 // pack offset of buf[0]
+  const need = async (n: number): Promise<void> => {
+    while (buf.length < n) {
+      if (next >= payload.chunkCount) throw badPack('truncated')
+      const ct = await chunks(next)
+      ids.push(sha256(ct))
+      const plain = decryptChunk(ct, { dataKey, studyId: payload.studyId, version: PACK_VERSION, index: next, isLast: next === payload.chunkCount - 1, maxChunkSize: payload.chunkSize })
+      next++
+      buf = buf.length === 0 ? asBuffer(plain) : Buffer.concat([buf, plain])
+    }
+  }
+  const take = async (n: number): Promise<Buffer> => {
+    await need(n)
+    const out = buf.subarray(0, n)
+    buf = buf.subarray(n)
+    consumed += n
+    return out
+  }
+  try {
+    if (!equalBytes(await take(MAGIC.length), MAGIC)) throw badPack('bad magic')
+    const digests: { sopInstanceUid: string; digest: string; offset: number; length: number }[] = []
+    for (;;) {
+      const len = (await take(4)).readUInt32BE(0)
+      const offset = consumed
+      if (offset + len + 4 === total) {
+        if (len > MAX_MANIFEST_BYTES) throw badPack('manifest too large')
+        const manifest = parseManifest(await take(len))
+        if ((await take(4)).readUInt32BE(0) !== len) throw badPack('manifest lengths disagree')
+        if (!equalBytes(contentRoot(ids), payload.contentRoot)) throw badPack('chunks do not match the content root')
+        const ok = manifest.instances.length === digests.length && manifest.instances.every((e, i) => {
+          const d = digests[i]
+          return d !== undefined && e.sopInstanceUid === d.sopInstanceUid && e.pixelDigest === d.digest && e.offset === d.offset && e.length === d.length
+        })
+        if (!ok) throw badPack('instances do not match the manifest')
+        const sd = studyDigest(digests)
+        if (sd !== manifest.studyDigest || !equalBytes(fromHex(sd), payload.studyDigest)) throw badPack('study digest does not match')
+        return manifest
+      }
+      if (offset + len + 4 > total) throw badPack('frame runs past the end')
+      const bytes = new Uint8Array(await take(len))
+      const inst = parseDicom(bytes)
+      const sop = firstString(inst.dataset, TAG.SOPInstanceUID) ?? ''
+      digests.push({ sopInstanceUid: sop, digest: pixelDigest(inst).digest, offset, length: len })
+      yield bytes
+    }
+  } finally {
+    dataKey.fill(0)
+  }
+}
