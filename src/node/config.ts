@@ -26,10 +26,14 @@ export const DATADIR_FILES = {
   apiToken: 'api.token',
   daemon: 'daemon.json',
   wal: 'consensus.wal',
+  chunks: 'chunks',
 } as const
 
 /** Default API port. */
 export const DEFAULT_API_PORT = 7460
+/** Default chunk store quota: 100 GiB. */
+export const DEFAULT_CHUNK_QUOTA = 100 * 1024 ** 3
+
 /** Default peer-to-peer listen address. */
 export const DEFAULT_P2P_LISTEN = '/ip4/127.0.0.1/tcp/7461'
 
@@ -43,6 +47,12 @@ const ConfigSchema = z.strictObject({
   genesis: z.string().min(1).default(DATADIR_FILES.genesis),
   keystore: z.string().min(1).default(DATADIR_FILES.keystore),
   passphraseFile: z.string().min(1).default(DATADIR_FILES.passphrase),
+  chunks: z.strictObject({
+    /** Folder of the chunk store, relative to the data dir unless absolute. */
+    dir: z.string().min(1).default(DATADIR_FILES.chunks),
+    /** Largest total size of stored chunks and envelopes (bytes). */
+    quotaBytes: z.number().int().min(0).default(DEFAULT_CHUNK_QUOTA),
+  }).prefault({}),
   mempool: z.strictObject({
     maxTxs: z.number().int().min(1).default(DEFAULT_MEMPOOL_LIMITS.maxTxs),
     maxBytes: z.number().int().min(1024).default(DEFAULT_MEMPOOL_LIMITS.maxBytes),
@@ -76,6 +86,7 @@ export interface NodeConfig {
   readonly keystore: string
   readonly passphraseFile: string
   readonly mempool: MempoolLimits
+  readonly chunks: { readonly dir: string; readonly quotaBytes: number }
   readonly heartbeatMs?: number
   readonly p2p: { readonly listen: readonly string[]; readonly dialIntervalMs: number }
   readonly consensus: { readonly timeoutProposeMs: number; readonly timeoutVoteMs: number; readonly timeoutDeltaMs: number; readonly timeoutCapMs: number; readonly gossipMs: number }

@@ -4,13 +4,13 @@ import { join } from 'node:path'
 import type { Genesis } from '../chain/index.js'
 import { BftEngine, ConsensusWal, type Clock } from '../consensus/index.js'
 import type { OrgKeys } from '../crypto/index.js'
-import { ChainStore } from '../storage/index.js'
+import { ChainStore, ChunkStore } from '../storage/index.js'
 import { writeFileAtomic, type Logger } from '../util/index.js'
 import { ApiServer } from '../api/index.js'
 import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
 import { NetworkService } from './network.js'
-import { DATADIR_FILES, type NodeConfig } from './config.js'
+import { DATADIR_FILES, resolveIn, type NodeConfig } from './config.js'
 import { VERSION } from './version.js'
 
 /** Gossip backlog (transactions) above which the API refuses new local transactions for a moment. */
@@ -43,6 +43,7 @@ export class RadNode {
   readonly #logger: Logger
   readonly #clock: Clock
   #store: ChainStore | undefined
+  #chunks: ChunkStore | undefined
   #chain: ChainService | undefined
   #network: NetworkService | undefined
   #wal: ConsensusWal | undefined
@@ -65,6 +66,12 @@ export class RadNode {
     return this.#chain
   }
 
+  /** The chunk store (after start): study chunks, key envelopes, encrypted demographics, by content hash. */
+  get chunks(): ChunkStore {
+    if (this.#chunks === undefined) throw new Error('node not started')
+    return this.#chunks
+  }
+
   /** Base URL of the local API (after start). */
   get apiUrl(): string {
     return this.#api?.url ?? ''
@@ -75,6 +82,7 @@ export class RadNode {
     const { dataDir, config, genesis } = this.#opts
     try {
       this.#store = await ChainStore.open(join(dataDir, DATADIR_FILES.db))
+      this.#chunks = await ChunkStore.open({ dir: resolveIn(dataDir, config.chunks.dir), quotaBytes: config.chunks.quotaBytes, index: this.#store.keyspace('k') })
       this.#chain = await ChainService.open(genesis, this.#store, { mempool: config.mempool, logger: this.#logger.child({ mod: 'chain' }), evidenceSigner: this.#keys.signer })
       const chain = this.#chain
       this.#network = new NetworkService({ listen: config.p2p.listen, dialIntervalMs: config.p2p.dialIntervalMs }, { chain, keys: this.#keys, logger: this.#logger })
@@ -127,6 +135,8 @@ export class RadNode {
     this.#wal = undefined
     if (this.#published) await rm(join(this.#opts.dataDir, DATADIR_FILES.daemon), { force: true })
     this.#published = false
+    await this.#chunks?.close()
+    this.#chunks = undefined
     await this.#store?.close()
     this.#store = undefined
     if (this.#started) this.#logger.info('node stopped')

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
@@ -59,6 +59,13 @@ t.test('requests without the bearer token get 401', async (t) => {
   const res = await fetch(url + '/v1/notes', { method: 'POST', body: JSON.stringify({ text: 'x' }), headers: { 'content-type': 'application/json' } })
   t.equal(res.status, 401, 'a write without the token is refused')
   t.equal((await client.status()).mempool.size, 0, 'and nothing was admitted')
+})
+
+t.test('the daemon opens its chunk store under the data dir', async (t) => {
+  const { dir, daemon } = await newNode(t)
+  await daemon.start()
+  t.ok((await stat(join(dir, 'chunks'))).isDirectory(), 'chunks/ created at start')
+  t.equal(await daemon.stop(), 0)
 })
 
 t.test('1,000 notes through the API and the CLI all become final, once each', async (t) => {
