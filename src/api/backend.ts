@@ -93,4 +93,8 @@ export interface ApiBackend {
   voteOrg(vote: OrgVote): string
   /** Devnet fault injection: refuse and disconnect these peers (hex public keys); an empty list heals. */
   setBlockedPeers(keys: string[]): void
+  /** Starts adding studies from files and folders readable by the daemon; returns the job id. */
+  addStudies(paths: string[], opts: { skipBad: boolean }): string
+  /** A `study add` job, or undefined. */
+  studyJob(id: string): Record<string, unknown> | undefined
 }

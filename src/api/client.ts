@@ -87,6 +87,20 @@ export class ApiClient {
     return body.peers as PeerView[]
   }
 
+  /** `POST /v1/studies`: starts adding studies from paths the daemon can read; returns the job id. */
+  async addStudies(paths: string[], opts: { skipBad?: boolean } = {}): Promise<string> {
+    const body = await this.call('POST', '/v1/studies', { paths, skipBad: opts.skipBad === true })
+    if (!isRecord(body) || typeof body.job !== 'string') throw badResponse('study job')
+    return body.job
+  }
+
+  /** `GET /v1/jobs/:id`: where a `study add` job stands. */
+  async job(id: string): Promise<Record<string, unknown>> {
+    const body = await this.call('GET', `/v1/jobs/${encodeURIComponent(id)}`)
+    if (!isRecord(body)) throw badResponse('job')
+    return body
+  }
+
   /** `GET /v1/orgs`: admitted organizations and pending registry changes. */
   async orgs(): Promise<OrgsView> {
     const body = await this.call('GET', '/v1/orgs')

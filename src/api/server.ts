@@ -85,6 +85,7 @@ const OrgVoteBody = z.discriminatedUnion('action', [
   z.strictObject({ action: z.literal('remove'), id: z.string().min(1).max(63) }),
   z.strictObject({ action: z.literal('rekey'), id: z.string().min(1).max(63), signKey: Hex32, encKey: Hex32 }),
 ])
+const StudiesBody = z.strictObject({ paths: z.array(z.string().min(1).max(4096)).min(1).max(10_000), skipBad: z.boolean().default(false) })
 const PartitionBody = z.strictObject({ blocked: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits')).max(1024) })
 
 /**
@@ -236,10 +237,25 @@ export class ApiServer {
         return { handlers: { GET: async (c) => sendJson(c.res, 200, this.backend.orgs()) }, param: '' }
       case '/v1/orgs/votes':
         return { handlers: { POST: (c) => this.postOrgVote(c) }, param: '' }
+      case '/v1/studies':
+        return { handlers: { POST: (c) => this.postStudies(c) }, param: '' }
       case '/v1/peers':
         return { handlers: { GET: async (c) => sendJson(c.res, 200, { peers: this.backend.peers() }) }, param: '' }
       case '/v1/admin/partition':
         return { handlers: { POST: (c) => this.postPartition(c) }, param: '' }
+    }
+    const job = /^\/v1\/jobs\/([0-9a-f]{16})$/.exec(path)
+    if (job !== null) {
+      return {
+        handlers: {
+          GET: async (c) => {
+            const v = this.backend.studyJob(c.param)
+            if (v === undefined) throw new ApiError('API_NOT_FOUND', 'no such job', 404)
+            sendJson(c.res, 200, v)
+          },
+        },
+        param: job[1] ?? '',
+      }
     }
     const m = /^\/v1\/(txs|blocks)\/([^/]+)$/.exec(path)
     if (m === null) return undefined
@@ -284,6 +300,12 @@ export class ApiServer {
       }
     }
     sendJson(c.res, 200, { results })
+  }
+
+  private async postStudies(c: Ctx): Promise<void> {
+    const body = parseBody(StudiesBody, await readJson(c.req, this.opts.maxBodyBytes))
+    const job = this.backend.addStudies(body.paths, { skipBad: body.skipBad })
+    sendJson(c.res, 202, { job })
   }
 
   private async postOrgVote(c: Ctx): Promise<void> {

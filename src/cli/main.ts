@@ -7,6 +7,7 @@ import { registerChainCommands } from './commands/chain.js'
 import { registerDemoCommand } from './commands/demo.js'
 import { registerDevnetCommands } from './commands/devnet.js'
 import { registerOrgCommands } from './commands/org.js'
+import { registerStudyCommands } from './commands/study.js'
 
 /** Options every command accepts. */
 export interface GlobalOpts {
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
   registerNodeCommands(program)
   registerChainCommands(program)
   registerOrgCommands(program)
+  registerStudyCommands(program)
   registerDevnetCommands(program)
   registerDemoCommand(program)
   return program

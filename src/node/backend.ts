@@ -3,6 +3,7 @@ import type { ApiBackend, BlockView, NodeEvent, NodeStatus, OrgVote, OrgsView, P
 import { fromHex, isHex, toHex } from '../util/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import type { ChainService } from './chain-service.js'
+import type { StudyJobs } from './studies.js'
 
 /** Runtime facts and hooks the node gives the API backend. */
 export interface NodeInfo {
@@ -13,6 +14,8 @@ export interface NodeInfo {
   setBlocked(keysHex: Set<string>): void
   /** True while the node is behind on checking its peers' transactions: new local ones wait. */
   busy(): boolean
+  /** The `study add` jobs. */
+  studies(): StudyJobs
 }
 
 /** The node seen through the API: chain queries, submission, events. */
@@ -176,6 +179,15 @@ export class NodeBackend implements ApiBackend {
     const tx = signTx(signer, { chainId: this.#chain.chainId, type: orgTx.name, nonce: this.#chain.nextNonce(signer.publicKey), payload: action })
     this.#chain.submit(tx)
     return toHex(tx.id)
+  }
+
+  addStudies(paths: string[], opts: { skipBad: boolean }): string {
+    return this.#info.studies().start(paths, opts)
+  }
+
+  studyJob(id: string): Record<string, unknown> | undefined {
+    const v = this.#info.studies().get(id)
+    return v === undefined ? undefined : { ...v }
   }
 
   setBlockedPeers(keys: string[]): void {

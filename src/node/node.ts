@@ -10,6 +10,7 @@ import { ApiServer } from '../api/index.js'
 import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
 import { NetworkService } from './network.js'
+import { StudyJobs } from './studies.js'
 import { DATADIR_FILES, resolveIn, type NodeConfig } from './config.js'
 import { VERSION } from './version.js'
 
@@ -93,6 +94,7 @@ export class RadNode {
         { host: chain, net: network.consensusNet(), signer: this.#keys.signer, clock: this.#clock, logger: this.#logger.child({ mod: 'consensus' }), wal: this.#wal },
       )
       const engine = this.#engine
+      const studies = new StudyJobs({ chain, chunks: this.#chunks, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }) })
       const token = randomBytes(32).toString('base64url')
       const backend = new NodeBackend({
         chain,
@@ -104,6 +106,7 @@ export class RadNode {
           consensus: () => engine.position,
           setBlocked: (keys) => network.p2p.setBlocked(keys),
           busy: () => network.ingestBacklog > INGEST_BUSY,
+          studies: () => studies,
         },
       })
       this.#api = new ApiServer({ host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, logger: this.#logger.child({ mod: 'api' }) }, { backend })

@@ -60,6 +60,17 @@ class FakeBackend implements ApiBackend {
 
   blocked: string[] = []
   votes: OrgVote[] = []
+  jobs = new Map<string, Record<string, unknown>>()
+
+  addStudies(paths: string[], opts: { skipBad: boolean }): string {
+    const id = 'ab'.repeat(8)
+    this.jobs.set(id, { id, state: 'done', paths, skipBad: opts.skipBad })
+    return id
+  }
+
+  studyJob(id: string): Record<string, unknown> | undefined {
+    return this.jobs.get(id)
+  }
 
   orgs(): OrgsView {
     return { orgs: [{ id: 'org-a', role: 'authority' }], proposals: [] }
@@ -539,4 +550,15 @@ t.test('organization registry: list and vote', async (t) => {
   t.equal(backend.votes.length, 2)
   await t.rejects(client.voteOrg({ action: 'rekey', id: 'org2', signKey: 'zz', encKey: 'bb'.repeat(32) }), { code: 'API_BAD_REQUEST' }, 'keys must be 32 bytes of hex')
   t.equal(backend.votes.length, 2, 'a refused vote reaches no backend')
+})
+
+t.test('study jobs: start and follow', async (t) => {
+  const { client } = await harness()
+  const id = await client.addStudies(['/data/study1'], { skipBad: true })
+  const j = await client.job(id)
+  t.equal(j.state, 'done')
+  t.same(j.paths, ['/data/study1'])
+  t.equal(j.skipBad, true)
+  await t.rejects(client.job('cd'.repeat(8)), { code: 'API_NOT_FOUND' })
+  await t.rejects(client.addStudies([]), { code: 'API_BAD_REQUEST' }, 'at least one path')
 })

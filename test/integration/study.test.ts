@@ -1,0 +1,70 @@
+import t from 'tap'
+import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { spawn } from 'node:child_process'
+import { initDataDir } from '../../src/node/index.js'
+import { DaemonProcess, cliPath, repoRoot } from '../../devnet/process.js'
+
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [cliPath(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    p.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+async function allFiles(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name))
+}
+
+t.test('study add: de-identified, encrypted, registered; bad input refused unless skipped', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'radchain-study-'))
+  const daemon = new DaemonProcess(join(dir, 'node'))
+  t.teardown(async () => {
+    await daemon.kill()
+    await rm(dir, { recursive: true, force: true })
+  })
+  await initDataDir({ dir: join(dir, 'node'), dev: true, apiPort: 0, scrypt: { N: 1024, r: 8, p: 1 }, params: { blockIntervalMs: 500, chunkSize: 4096 } })
+  const client = await daemon.start()
+  const input = join(dir, 'input')
+  await cp(join(repoRoot(), 'test/vectors/dicom/study-77654033'), input, { recursive: true })
+  await writeFile(join(input, 'notes.txt'), 'not a DICOM file')
+
+  const refused = await cli(['study', 'add', input, '--node', join(dir, 'node'), '--json'])
+  t.equal(refused.code, 1, 'a bad file refuses the whole add')
+  t.equal(JSON.parse(refused.stdout).error.code, 'STUDY_BAD_INPUT')
+  t.match(refused.stderr, /notes\.txt/, 'the message names the file')
+  const h0 = (await client.status()).height
+  let registered = 0
+  for (let h = 1; h <= h0; h++) for (const tx of (await client.block(String(h))).txs as { type: string }[]) if (tx.type === 'study.register') registered++
+  t.equal(registered, 0, 'nothing was registered')
+
+  const ok = await cli(['study', 'add', input, '--skip-bad', '--node', join(dir, 'node'), '--json'])
+  t.equal(ok.code, 0, ok.stderr)
+  const studies = JSON.parse(ok.stdout) as { studyId: string; tx: string; height: number; instances: number; chunks: number }[]
+  t.same(studies.map((s) => s.instances).sort(), [3, 4], 'two studies: 3 CR and 4 CT instances')
+  t.match(ok.stderr, /skipped .*notes\.txt/, 'the skipped file is listed')
+  for (const s of studies) {
+    const st = await client.tx(s.tx)
+    t.equal(st.status, 'final')
+    const payload = (st.tx as { payload: { studyId: string; chunkCount: number; custodian: string } }).payload
+    t.equal(payload.studyId, s.studyId)
+    t.equal(payload.custodian, 'org1')
+    t.ok(payload.chunkCount >= 2, `several chunks at 4 KiB (${payload.chunkCount})`)
+  }
+  // Confidentiality: no patient identifier from the input in the chunks, the ledger store or the log.
+  const secrets = ['Doe^Archibald', 'Archibald', '77654033']
+  const files = [...(await allFiles(join(dir, 'node', 'chunks'))), ...(await allFiles(join(dir, 'node', 'db'))), join(dir, 'node', 'daemon.log')]
+  t.ok(files.length > 10, `${files.length} files checked`)
+  const leaks: string[] = []
+  for (const f of files) {
+    const bytes = await readFile(f)
+    for (const s of secrets) if (bytes.includes(Buffer.from(s))) leaks.push(`${s} in ${f}`)
+  }
+  t.same(leaks, [], 'no patient identifier on disk in the clear')
+  t.equal(await daemon.stop(), 0)
+})
