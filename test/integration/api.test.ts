@@ -5,22 +5,14 @@ import { request } from 'node:http'
 import { connect } from 'node:net'
 import { ApiClient, ApiServer, MAX_BATCH_TXS, type ApiBackend, type ApiServerOpts, type BlockView, type NodeEvent, type NodeStatus, type OrgVote, type OrgsView, type PeerView, type TxStatus } from '../../src/api/index.js'
 import { TxError } from '../../src/chain/index.js'
-import { RadError, sleep, type Logger } from '../../src/util/index.js'
+import { RadError, sleep } from '../../src/util/index.js'
+import { captureLogger, type LogLine } from './helpers/logger.js'
 
 const TOKEN = 'tok-' + 'k'.repeat(40)
 const NOTE_SECRET = 'note-body-that-must-not-be-logged'
 const HASH_B = 'bb'.repeat(32)
 const WAIT_LIMIT = { signal: AbortSignal.timeout(8_000) }
 
-interface LogLine { level: string; msg: string; ctx?: Record<string, unknown> }
-
-function captureLogger(lines: LogLine[]): Logger {
-  const log = (level: string) => (msg: string, ctx?: Record<string, unknown>): void => {
-    lines.push({ level, msg, ctx })
-  }
-  const l: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), child: () => l }
-  return l
-}
 
 function hashOf(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex')

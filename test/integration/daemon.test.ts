@@ -2,12 +2,12 @@ import t, { type Test } from 'tap'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { spawn } from 'node:child_process'
 import { noteTx, signTx } from '../../src/chain/index.js'
 import { Ed25519Signer } from '../../src/crypto/index.js'
 import { initDataDir } from '../../src/node/index.js'
 import type { ApiClient, TxStatus } from '../../src/api/index.js'
-import { DaemonProcess, cliPath } from '../../devnet/process.js'
+import { DaemonProcess } from '../../devnet/process.js'
+import { runCli } from './helpers/cli.js'
 
 const SCRYPT = { N: 1024, r: 8, p: 1 }
 
@@ -20,17 +20,6 @@ async function newNode(t: Test): Promise<{ dir: string; daemon: DaemonProcess; c
   })
   const init = await initDataDir({ dir, dev: true, apiPort: 0, scrypt: SCRYPT, params: { blockIntervalMs: 500 } })
   return { dir, daemon, chainId: init.chainId as string }
-}
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [cliPath(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    p.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
 }
 
 /** Every transaction id in blocks 1..head, in order. */
@@ -82,7 +71,7 @@ t.test('1,000 notes through the API and the CLI all become final, once each', as
       else hashes.push(r.hash)
     }
   }
-  const cliRuns = await Promise.all(Array.from({ length: 10 }, (_, i) => cli(['tx', 'note', `cli note ${i}`, '--node', dir, '--json'])))
+  const cliRuns = await Promise.all(Array.from({ length: 10 }, (_, i) => runCli(['tx', 'note', `cli note ${i}`, '--node', dir, '--json'])))
   for (const r of cliRuns) {
     t.equal(r.code, 0, `cli exit 0 ${r.stderr}`)
     const s = JSON.parse(r.stdout) as TxStatus

@@ -11,21 +11,13 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { P2PNode, PENALTY, encodeFrameHeader, privateKeyFromSeed, type P2PInit } from '../../src/p2p/index.js'
 import { Ed25519Signer } from '../../src/crypto/index.js'
-import { RadError, equalBytes, toHex, sleep, type Logger } from '../../src/util/index.js'
+import { RadError, equalBytes, toHex, sleep } from '../../src/util/index.js'
+import { captureLogger, type LogLine } from './helpers/logger.js'
 
 const NET = 'radchain-test'
 const BAN_MS = 1_500
 const FRAME_TIMEOUT_MS = 2_000 // short for the stalled-frame test, long enough for a loaded CI machine
 
-interface LogLine { level: string; msg: string; ctx?: Record<string, unknown> }
-
-function captureLogger(lines: LogLine[]): Logger {
-  const log = (level: string) => (msg: string, ctx?: Record<string, unknown>): void => {
-    lines.push({ level, msg, ctx })
-  }
-  const l: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), child: () => l }
-  return l
-}
 
 /** Polls `pred` every 20 ms until true; fails after `ms`. */
 async function waitUntil(pred: () => boolean, ms: number, what: string): Promise<void> {

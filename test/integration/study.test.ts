@@ -2,20 +2,9 @@ import t from 'tap'
 import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { spawn } from 'node:child_process'
 import { initDataDir } from '../../src/node/index.js'
-import { DaemonProcess, cliPath, repoRoot } from '../../devnet/process.js'
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [cliPath(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    p.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+import { DaemonProcess, repoRoot } from '../../devnet/process.js'
+import { runCli } from './helpers/cli.js'
 
 async function allFiles(dir: string): Promise<string[]> {
   return (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name))
@@ -34,7 +23,7 @@ t.test('study add: de-identified, encrypted, registered; bad input refused unles
   await cp(join(repoRoot(), 'test/vectors/dicom/study-77654033'), input, { recursive: true })
   await writeFile(join(input, 'notes.txt'), 'not a DICOM file')
 
-  const refused = await cli(['study', 'add', input, '--node', join(dir, 'node'), '--json'])
+  const refused = await runCli(['study', 'add', input, '--node', join(dir, 'node'), '--json'])
   t.equal(refused.code, 1, 'a bad file refuses the whole add')
   t.equal(JSON.parse(refused.stdout).error.code, 'STUDY_BAD_INPUT')
   t.match(refused.stderr, /notes\.txt/, 'the message names the file')
@@ -43,7 +32,7 @@ t.test('study add: de-identified, encrypted, registered; bad input refused unles
   for (let h = 1; h <= h0; h++) for (const tx of (await client.block(String(h))).txs as { type: string }[]) if (tx.type === 'study.register') registered++
   t.equal(registered, 0, 'nothing was registered')
 
-  const ok = await cli(['study', 'add', input, '--skip-bad', '--node', join(dir, 'node'), '--json'])
+  const ok = await runCli(['study', 'add', input, '--skip-bad', '--node', join(dir, 'node'), '--json'])
   t.equal(ok.code, 0, ok.stderr)
   const studies = JSON.parse(ok.stdout) as { studyId: string; tx: string; height: number; instances: number; chunks: number }[]
   t.same(studies.map((s) => s.instances).sort(), [3, 4], 'two studies: 3 CR and 4 CT instances')

@@ -110,7 +110,4 @@ export async function snapshot(dir: string, skip: readonly string[] = []): Promi
   return out
 }
 
-/** True if `p` exists. */
-export async function exists(p: string): Promise<boolean> {
-  return stat(p).then(() => true, () => false)
-}
+export { exists } from '../../../src/util/index.js'
