@@ -1,9 +1,11 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
+import cliProgress from 'cli-progress'
 import {
   DEFAULT_BASE_PORT, clientOf, devnetDown, devnetHeal, devnetPartition, devnetStatus, devnetUp, loadManifest, orgOf, reapplyPartition,
   startOrg, stopOrg,
 } from '../../../devnet/devnet.js'
+import { MAX_SYNTHETIC_DIM, MAX_SYNTHETIC_SLICES, generateCtStudy } from '../../study/index.js'
 import { RadError } from '../../util/index.js'
 import { action } from '../main.js'
 import { print } from '../output.js'
@@ -16,7 +18,7 @@ function int(v: string, what: string, min: number, max: number): number {
   return n
 }
 
-/** devnet up|status|down|kill|start|partition|heal. */
+/** devnet up|status|down|kill|start|partition|heal|gen-study. */
 export function registerDevnetCommands(program: Command): void {
   const devnet = program.command('devnet').description('a local multi-organization network on this machine (127.0.0.1), for testing')
 
@@ -97,5 +99,33 @@ export function registerDevnetCommands(program: Command): void {
     .action(action(async (o: { dir: string }) => {
       await devnetHeal(o.dir)
       print(false, {}, 'healed: every organization may connect to every other')
+    }))
+
+  devnet.command('gen-study')
+    .description('write a synthetic CT series (one study, one series, made-up patient data, one DICOM file per slice) for tests and benchmarks')
+    .requiredOption('--slices <n>', `number of slices, 1..${MAX_SYNTHETIC_SLICES}`)
+    .option('--rows <n>', `rows per slice, 1..${MAX_SYNTHETIC_DIM}`, '512')
+    .option('--cols <n>', `columns per slice, 1..${MAX_SYNTHETIC_DIM}`, '512')
+    .requiredOption('--out <dir>', 'output folder (new or empty)')
+    .option('--json', 'machine-readable output')
+    .action(action(async (o: { slices: string; rows: string; cols: string; out: string; json?: boolean }) => {
+      const slices = int(o.slices, '--slices', 1, MAX_SYNTHETIC_SLICES)
+      const rows = int(o.rows, '--rows', 1, MAX_SYNTHETIC_DIM)
+      const cols = int(o.cols, '--cols', 1, MAX_SYNTHETIC_DIM)
+      const tty = process.stderr.isTTY === true && o.json !== true
+      const bar = tty ? new cliProgress.SingleBar({ format: 'writing {bar} {value}/{total} slices, {mb} MB', hideCursor: true }, cliProgress.Presets.shades_classic) : null
+      bar?.start(slices, 0, { mb: '0.0' })
+      let study
+      try {
+        study = await generateCtStudy({
+          slices, rows, cols, out: o.out,
+          onProgress: (p) => bar?.update(p.written, { mb: (p.bytes / 1e6).toFixed(1) }),
+        })
+      } finally {
+        bar?.stop()
+      }
+      const s = study
+      print(o.json === true, { out: s.out, files: s.files.length, bytes: s.bytes, studyInstanceUid: s.studyInstanceUid },
+        () => `${s.files.length} file(s), ${s.bytes} bytes, in ${s.out}\nstudy ${s.studyInstanceUid}, synthetic patient ${s.demographics.patientName}`)
     }))
 }
