@@ -93,8 +93,14 @@ export interface ApiBackend {
   voteOrg(vote: OrgVote): string
   /** Devnet fault injection: refuse and disconnect these peers (hex public keys); an empty list heals. */
   setBlockedPeers(keys: string[]): void
-  /** Starts adding studies from files and folders readable by the daemon; returns the job id. */
-  addStudies(paths: string[], opts: { skipBad: boolean }): string
-  /** A `study add` job, or undefined. */
+  /** Starts adding studies from files and folders readable by the daemon; `patient` is the owner's public key text. Returns the job id. */
+  addStudies(paths: string[], opts: { skipBad: boolean; patient?: string }): string
+  /** Starts writing a study's DICOM files into the absolute folder `out` (scope `images` or `full`); returns the job id. */
+  getStudy(studyId: string, opts: { out: string; scope: string }): Promise<string>
+  /** Every registered study, with what this node holds of it. */
+  studies(): Promise<Record<string, unknown>[]>
+  /** One registered study, with what this node holds of it; throws STUDY_UNKNOWN or STUDY_BAD_ID. */
+  study(studyId: string): Promise<Record<string, unknown>>
+  /** A `study add` or `study get` job, or undefined. */
   studyJob(id: string): Record<string, unknown> | undefined
 }

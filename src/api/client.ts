@@ -88,13 +88,34 @@ export class ApiClient {
   }
 
   /** `POST /v1/studies`: starts adding studies from paths the daemon can read; returns the job id. */
-  async addStudies(paths: string[], opts: { skipBad?: boolean } = {}): Promise<string> {
-    const body = await this.call('POST', '/v1/studies', { paths, skipBad: opts.skipBad === true })
+  async addStudies(paths: string[], opts: { skipBad?: boolean; patient?: string } = {}): Promise<string> {
+    const body = await this.call('POST', '/v1/studies', { paths, skipBad: opts.skipBad === true, ...(opts.patient === undefined ? {} : { patient: opts.patient }) })
     if (!isRecord(body) || typeof body.job !== 'string') throw badResponse('study job')
     return body.job
   }
 
-  /** `GET /v1/jobs/:id`: where a `study add` job stands. */
+  /** `POST /v1/studies/:id/get`: starts writing a study's files into `out` (absolute, on the daemon's machine); returns the job id. */
+  async getStudy(studyId: string, opts: { out: string; scope?: string }): Promise<string> {
+    const body = await this.call('POST', `/v1/studies/${encodeURIComponent(studyId)}/get`, { out: opts.out, scope: opts.scope ?? 'images' })
+    if (!isRecord(body) || typeof body.job !== 'string') throw badResponse('study job')
+    return body.job
+  }
+
+  /** `GET /v1/studies`: registered studies with what this node holds of each. */
+  async studies(): Promise<Record<string, unknown>[]> {
+    const body = await this.call('GET', '/v1/studies')
+    if (!isRecord(body) || !Array.isArray(body.studies)) throw badResponse('studies')
+    return body.studies as Record<string, unknown>[]
+  }
+
+  /** `GET /v1/studies/:id`: one study's ledger record and local presence. */
+  async study(studyId: string): Promise<Record<string, unknown>> {
+    const body = await this.call('GET', `/v1/studies/${encodeURIComponent(studyId)}`)
+    if (!isRecord(body)) throw badResponse('study')
+    return body
+  }
+
+  /** `GET /v1/jobs/:id`: where a `study add` or `study get` job stands. */
   async job(id: string): Promise<Record<string, unknown>> {
     const body = await this.call('GET', `/v1/jobs/${encodeURIComponent(id)}`)
     if (!isRecord(body)) throw badResponse('job')

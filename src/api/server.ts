@@ -85,7 +85,12 @@ const OrgVoteBody = z.discriminatedUnion('action', [
   z.strictObject({ action: z.literal('remove'), id: z.string().min(1).max(63) }),
   z.strictObject({ action: z.literal('rekey'), id: z.string().min(1).max(63), signKey: Hex32, encKey: Hex32 }),
 ])
-const StudiesBody = z.strictObject({ paths: z.array(z.string().min(1).max(4096)).min(1).max(10_000), skipBad: z.boolean().default(false) })
+const StudiesBody = z.strictObject({
+  paths: z.array(z.string().min(1).max(4096)).min(1).max(10_000),
+  skipBad: z.boolean().default(false),
+  patient: z.string().min(1).max(4096).optional(),
+})
+const StudyGetBody = z.strictObject({ out: z.string().min(1).max(4096), scope: z.string().min(1).max(64).default('images') })
 const PartitionBody = z.strictObject({ blocked: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits')).max(1024) })
 
 /**
@@ -98,6 +103,9 @@ const PartitionBody = z.strictObject({ blocked: z.array(z.string().regex(/^[0-9a
  * - `GET /v1/txs/:hash[?wait=ms]`
  * - `GET /v1/blocks/:ref` (`head`, a height or a hash)
  * - `GET /v1/events` (server-sent events `block` and `tx`)
+ * - `GET /v1/studies`, `POST /v1/studies` with `{"paths":[...],"skipBad"?,"patient"?}` (202, a job)
+ * - `GET /v1/studies/:id`, `POST /v1/studies/:id/get` with `{"out":"/abs/dir","scope":"images"|"full"}` (202, a job)
+ * - `GET /v1/jobs/:id`
  */
 export class ApiServer {
   private readonly opts: Required<ApiServerOpts>
@@ -238,11 +246,18 @@ export class ApiServer {
       case '/v1/orgs/votes':
         return { handlers: { POST: (c) => this.postOrgVote(c) }, param: '' }
       case '/v1/studies':
-        return { handlers: { POST: (c) => this.postStudies(c) }, param: '' }
+        return { handlers: { GET: async (c) => sendJson(c.res, 200, { studies: await this.backend.studies() }), POST: (c) => this.postStudies(c) }, param: '' }
       case '/v1/peers':
         return { handlers: { GET: async (c) => sendJson(c.res, 200, { peers: this.backend.peers() }) }, param: '' }
       case '/v1/admin/partition':
         return { handlers: { POST: (c) => this.postPartition(c) }, param: '' }
+    }
+    const study = /^\/v1\/studies\/([^/]+)(\/get)?$/.exec(path)
+    if (study !== null) {
+      const param = study[1] ?? ''
+      return study[2] === undefined
+        ? { handlers: { GET: async (c) => sendJson(c.res, 200, await this.backend.study(c.param)) }, param }
+        : { handlers: { POST: (c) => this.postStudyGet(c) }, param }
     }
     const job = /^\/v1\/jobs\/([0-9a-f]{16})$/.exec(path)
     if (job !== null) {
@@ -304,7 +319,13 @@ export class ApiServer {
 
   private async postStudies(c: Ctx): Promise<void> {
     const body = parseBody(StudiesBody, await readJson(c.req, this.opts.maxBodyBytes))
-    const job = this.backend.addStudies(body.paths, { skipBad: body.skipBad })
+    const job = this.backend.addStudies(body.paths, { skipBad: body.skipBad, ...(body.patient === undefined ? {} : { patient: body.patient }) })
+    sendJson(c.res, 202, { job })
+  }
+
+  private async postStudyGet(c: Ctx): Promise<void> {
+    const body = parseBody(StudyGetBody, await readJson(c.req, this.opts.maxBodyBytes))
+    const job = await this.backend.getStudy(c.param, { out: body.out, scope: body.scope })
     sendJson(c.res, 202, { job })
   }
 
@@ -573,7 +594,8 @@ class EventStream {
 function statusOfCode(code: string): number {
   if (code === 'TX_MEMPOOL_FULL' || code === 'TX_SENDER_LIMIT') return 503
   if (code.startsWith('TX_')) return 400
-  if (code.endsWith('_NOT_FOUND')) return 404
+  if (code.endsWith('_NOT_FOUND') || code === 'STUDY_UNKNOWN') return 404
+  if (code === 'STUDY_NO_ACCESS') return 403
   return 400
 }
 

@@ -16,4 +16,4 @@ export { orgTx, proposalId, listProposals, type OrgAction } from './tx-types/org
 export * from './mempool.js'
 export { evidenceTx, type EvidencePayload } from './tx-types/evidence.js'
 export * from './rotation.js'
-export { registerStudyTx, getStudy, studyToJSON, type RegisterStudyPayload, type StudyRecord } from './tx-types/study.js'
+export { registerStudyTx, getStudy, listStudies, studyToJSON, type RegisterStudyPayload, type StudyRecord } from './tx-types/study.js'

@@ -8,6 +8,7 @@ import { registerDemoCommand } from './commands/demo.js'
 import { registerDevnetCommands } from './commands/devnet.js'
 import { registerOrgCommands } from './commands/org.js'
 import { registerStudyCommands } from './commands/study.js'
+import { registerPatientCommands } from './commands/patient.js'
 
 /** Options every command accepts. */
 export interface GlobalOpts {
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
   registerChainCommands(program)
   registerOrgCommands(program)
   registerStudyCommands(program)
+  registerPatientCommands(program)
   registerDevnetCommands(program)
   registerDemoCommand(program)
   return program

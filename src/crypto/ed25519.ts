@@ -62,6 +62,11 @@ function publicKeyObject(pub: Uint8Array): KeyObject | null {
   return k
 }
 
+/** True if `pub` is a canonical Ed25519 point encoding of large order (a key that can own anything). */
+export function isUsableEd25519PublicKey(pub: Uint8Array): boolean {
+  return pub.length === ED25519_PUBLIC_KEY_BYTES && publicKeyObject(pub) !== null
+}
+
 /**
  * The one Ed25519 verifier for everything consensus-critical: RFC 8032
  * section 5.1.7 as OpenSSL implements it (canonical S < L required, cofactorless

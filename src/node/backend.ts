@@ -181,8 +181,20 @@ export class NodeBackend implements ApiBackend {
     return toHex(tx.id)
   }
 
-  addStudies(paths: string[], opts: { skipBad: boolean }): string {
+  addStudies(paths: string[], opts: { skipBad: boolean; patient?: string }): string {
     return this.#info.studies().start(paths, opts)
+  }
+
+  getStudy(studyId: string, opts: { out: string; scope: string }): Promise<string> {
+    return this.#info.studies().startGet(studyId, opts)
+  }
+
+  studies(): Promise<Record<string, unknown>[]> {
+    return this.#info.studies().list()
+  }
+
+  study(studyId: string): Promise<Record<string, unknown>> {
+    return this.#info.studies().show(studyId)
   }
 
   studyJob(id: string): Record<string, unknown> | undefined {

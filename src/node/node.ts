@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Genesis } from '../chain/index.js'
 import { BftEngine, ConsensusWal, type Clock } from '../consensus/index.js'
 import type { OrgKeys } from '../crypto/index.js'
-import { ChainStore, ChunkStore } from '../storage/index.js'
+import { ChainStore, ChunkStore, StudyIndex } from '../storage/index.js'
 import { writeFileAtomic, type Logger } from '../util/index.js'
 import { ApiServer } from '../api/index.js'
 import { ChainService } from './chain-service.js'
@@ -94,7 +94,7 @@ export class RadNode {
         { host: chain, net: network.consensusNet(), signer: this.#keys.signer, clock: this.#clock, logger: this.#logger.child({ mod: 'consensus' }), wal: this.#wal },
       )
       const engine = this.#engine
-      const studies = new StudyJobs({ chain, chunks: this.#chunks, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }) })
+      const studies = new StudyJobs({ chain, chunks: this.#chunks, index: new StudyIndex(this.#store.keyspace('i')), keys: this.#keys, logger: this.#logger.child({ mod: 'study' }) })
       const token = randomBytes(32).toString('base64url')
       const backend = new NodeBackend({
         chain,

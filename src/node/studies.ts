@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto'
-import { resolve } from 'node:path'
-import { registerStudyTx, signTx, type RegisterStudyPayload } from '../chain/index.js'
-import { mlkemFromX25519Private, sha256, type OrgKeys } from '../crypto/index.js'
-import type { ChunkStore } from '../storage/index.js'
-import { packageStudy, scanInputs } from '../study/index.js'
-import { RadError, errorMessage, toHex, type Logger } from '../util/index.js'
+import { isAbsolute, resolve } from 'node:path'
+import { getStudy, listStudies, registerStudyTx, signTx, studyToJSON, type RegisterStudyPayload, type StudyRecord } from '../chain/index.js'
+import { mlkemFromX25519Private, parsePatientPublicKey, sha256, unwrapKey, type OrgKeys, type PatientPublicKey } from '../crypto/index.js'
+import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
+import { EXPORT_SCOPES, contentRoot, exportStudy, packageStudy, scanInputs, studyKeyContext, type ExportScope } from '../study/index.js'
+import { RadError, equalBytes, errorMessage, isHex, fromHex, toHex, type Logger } from '../util/index.js'
 import type { ChainService } from './chain-service.js'
 
 /** Where a `study add` job stands. */
-export interface StudyJobView {
+export interface StudyAddJobView {
   readonly id: string
+  readonly kind: 'add'
   readonly state: 'scanning' | 'packing' | 'registering' | 'done' | 'failed'
   /** Files found, files packed so far, bytes packed so far. */
   readonly files: number
@@ -17,43 +18,117 @@ export interface StudyJobView {
   readonly bytes: number
   /** Files that are not readable DICOM (skipped with skipBad, else the job fails naming them). */
   readonly bad: readonly { readonly path: string; readonly code: string; readonly message: string }[]
-  readonly studies: readonly { readonly studyId: string; readonly tx: string; readonly height: number | null; readonly instances: number; readonly chunks: number; readonly size: number }[]
+  readonly studies: readonly { readonly studyId: string; readonly tx: string; readonly height: number | null; readonly instances: number; readonly chunks: number; readonly size: number; readonly owner: string | null }[]
   readonly error: { readonly code: string; readonly message: string } | null
+}
+
+/** Where a `study get` job stands. */
+export interface StudyGetJobView {
+  readonly id: string
+  readonly kind: 'get'
+  readonly state: 'fetching' | 'done' | 'failed'
+  readonly studyId: string
+  readonly scope: ExportScope
+  readonly out: string
+  /** Chunks read and decrypted, of `chunkCount`. */
+  readonly chunks: number
+  readonly chunkCount: number
+  /** Files written, bytes written. */
+  readonly files: number
+  readonly bytes: number
+  readonly error: { readonly code: string; readonly message: string } | null
+}
+
+export type StudyJobView = StudyAddJobView | StudyGetJobView
+
+/** A study as `study ls` and `study show` see it: the ledger record and what this node holds of it. */
+export interface StudyView extends Record<string, unknown> {
+  readonly studyId: string
+  readonly height: number
+  readonly local: {
+    /** This node knows the chunk list. */
+    readonly chunkList: boolean
+    /** Chunks present in the chunk store (per its index; reads verify them). */
+    readonly chunksHeld: number
+    readonly chunkCount: number
+    readonly custodianEnvelope: boolean
+    readonly ownerEnvelope: boolean | null
+    readonly demographics: boolean
+    readonly complete: boolean
+  }
 }
 
 const MAX_JOBS = 100
 
+function jobError(err: unknown): { code: string; message: string } {
+  return { code: err instanceof RadError ? err.code : 'STUDY_FAILED', message: errorMessage(err) }
+}
+
 /**
- * `study add` in the daemon: scans the given files and folders, and for each
- * study found de-identifies, packs and encrypts it into the chunk store with
- * its key envelope and encrypted demographics record beside the chunks, then
- * registers it on the ledger and waits until the registration is final.
+ * The studies side of the daemon. `study add` jobs scan the given files and
+ * folders, and for each study found de-identify, pack and encrypt it into
+ * the chunk store with its key envelopes and encrypted demographics record
+ * beside the chunks, record the chunk list, register it on the ledger and
+ * wait until the registration is final; a study whose packing or
+ * registration fails leaves nothing behind. `study get` jobs decrypt a study
+ * this node holds and writes its files. Listing and showing read the ledger
+ * and the local stores.
  */
 export class StudyJobs {
   readonly #chain: ChainService
   readonly #chunks: ChunkStore
+  readonly #index: StudyIndex
   readonly #keys: OrgKeys
   readonly #logger: Logger
   readonly #jobs = new Map<string, StudyJobView>()
 
-  constructor(modules: { chain: ChainService; chunks: ChunkStore; keys: OrgKeys; logger: Logger }) {
+  constructor(modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; keys: OrgKeys; logger: Logger }) {
     this.#chain = modules.chain
     this.#chunks = modules.chunks
+    this.#index = modules.index
     this.#keys = modules.keys
     this.#logger = modules.logger
   }
 
-  /** Starts a job; returns its id at once. */
-  start(paths: readonly string[], opts: { skipBad: boolean }): string {
+  #orgId(): string {
     const org = this.#chain.orgByKey(this.#keys.signer.publicKey)
     if (org === undefined) throw new RadError('STUDY_NOT_ADMITTED', 'this node\'s organization is not admitted on the ledger: it cannot keep studies')
+    return org.id
+  }
+
+  /** Starts a `study add` job; returns its id at once. `patient`: the owner's public key in text form. */
+  start(paths: readonly string[], opts: { skipBad: boolean; patient?: string }): string {
+    const orgId = this.#orgId()
     if (paths.length === 0) throw new RadError('STUDY_NO_INPUT', 'no files or folders given')
+    const owner = opts.patient === undefined ? undefined : parsePatientPublicKey(opts.patient)
     const id = randomBytes(8).toString('hex')
-    this.#set(id, { id, state: 'scanning', files: 0, filesDone: 0, bytes: 0, bad: [], studies: [], error: null })
-    void this.#run(id, paths.map((p) => resolve(p)), opts.skipBad, org.id).catch((err: unknown) => {
-      const code = err instanceof RadError ? err.code : 'STUDY_FAILED'
-      this.#update(id, { state: 'failed', error: { code, message: errorMessage(err) } })
-      this.#logger.warn('study job failed', { job: id, code })
+    this.#set(id, { id, kind: 'add', state: 'scanning', files: 0, filesDone: 0, bytes: 0, bad: [], studies: [], error: null })
+    void this.#runAdd(id, paths.map((p) => resolve(p)), opts.skipBad, orgId, owner).catch((err: unknown) => {
+      const error = jobError(err)
+      this.#update(id, { state: 'failed', error })
+      this.#logger.warn('study add failed', { job: id, code: error.code })
+    })
+    return id
+  }
+
+  /** Starts a `study get` job writing the study's files into the absolute folder `out`; returns its id. */
+  async startGet(studyIdHex: string, opts: { out: string; scope: string }): Promise<string> {
+    const record = this.#record(studyIdHex)
+    const scope = opts.scope as ExportScope
+    if (!EXPORT_SCOPES.includes(scope)) throw new RadError('STUDY_BAD_SCOPE', `scope must be one of ${EXPORT_SCOPES.join(', ')}, not ${JSON.stringify(opts.scope)}`)
+    if (typeof opts.out !== 'string' || !isAbsolute(opts.out)) throw new RadError('STUDY_BAD_OUT', 'the output folder must be an absolute path')
+    const orgId = this.#orgId()
+    if (record.custodian !== orgId) {
+      throw new RadError('STUDY_NO_ACCESS', `study ${studyIdHex} is kept by ${record.custodian}: this organization holds no key for it (a lease is needed)`)
+    }
+    const list = await this.#index.chunkList(record.studyId)
+    if (list === undefined) throw new RadError('STUDY_NOT_HELD', `this node holds no copy of study ${studyIdHex}`)
+    const id = randomBytes(8).toString('hex')
+    this.#set(id, { id, kind: 'get', state: 'fetching', studyId: toHex(record.studyId), scope, out: opts.out, chunks: 0, chunkCount: record.chunkCount, files: 0, bytes: 0, error: null })
+    void this.#runGet(id, record, list, scope, opts.out).catch((err: unknown) => {
+      const error = jobError(err)
+      this.#update(id, { state: 'failed', error })
+      this.#logger.warn('study get failed', { job: id, study: toHex(record.studyId), code: error.code })
     })
     return id
   }
@@ -61,6 +136,42 @@ export class StudyJobs {
   /** A job's current view, if known. */
   get(id: string): StudyJobView | undefined {
     return this.#jobs.get(id)
+  }
+
+  /** Every registered study with what this node holds of it. */
+  async list(): Promise<StudyView[]> {
+    const out: StudyView[] = []
+    for (const r of listStudies(this.#chain.state)) out.push(await this.#view(r))
+    return out
+  }
+
+  /** One registered study with what this node holds of it. */
+  async show(studyIdHex: string): Promise<StudyView> {
+    return this.#view(this.#record(studyIdHex))
+  }
+
+  #record(studyIdHex: string): StudyRecord {
+    if (!isHex(studyIdHex, 16)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
+    const r = getStudy(this.#chain.state, fromHex(studyIdHex))
+    if (r === undefined) throw new RadError('STUDY_UNKNOWN', `no study ${studyIdHex.toLowerCase()} is registered on the ledger`)
+    return r
+  }
+
+  async #view(r: StudyRecord): Promise<StudyView> {
+    const list = await this.#index.chunkList(r.studyId)
+    let held = 0
+    for (const id of list ?? []) if (await this.#chunks.has(id)) held++
+    const custodianEnvelope = await this.#chunks.has(r.custodianEnvelope)
+    const ownerEnvelope = r.ownerEnvelope === null ? null : await this.#chunks.has(r.ownerEnvelope)
+    const demographics = await this.#chunks.has(r.demographics)
+    return {
+      ...studyToJSON(r),
+      height: r.height,
+      local: {
+        chunkList: list !== undefined, chunksHeld: held, chunkCount: r.chunkCount, custodianEnvelope, ownerEnvelope, demographics,
+        complete: list !== undefined && held === r.chunkCount && custodianEnvelope && ownerEnvelope !== false && demographics,
+      },
+    } as unknown as StudyView
   }
 
   #set(id: string, v: StudyJobView): void {
@@ -71,12 +182,12 @@ export class StudyJobs {
     this.#jobs.set(id, v)
   }
 
-  #update(id: string, patch: Partial<StudyJobView>): void {
+  #update(id: string, patch: Partial<StudyAddJobView> | Partial<StudyGetJobView>): void {
     const v = this.#jobs.get(id)
-    if (v !== undefined) this.#jobs.set(id, { ...v, ...patch })
+    if (v !== undefined) this.#jobs.set(id, { ...v, ...patch } as StudyJobView)
   }
 
-  async #run(id: string, paths: string[], skipBad: boolean, custodianId: string): Promise<void> {
+  async #runAdd(id: string, paths: string[], skipBad: boolean, custodianId: string, owner: PatientPublicKey | undefined): Promise<void> {
     const scan = await scanInputs(paths)
     const bad = scan.bad.map((b) => ({ path: b.path, code: b.error.code, message: b.error.message }))
     const files = [...scan.studies.values()].reduce((n, f) => n + f.length, 0)
@@ -86,30 +197,60 @@ export class StudyJobs {
     }
     if (scan.studies.size === 0) throw new RadError('STUDY_NO_INPUT', 'no DICOM study found in the given paths')
     const custodian = { x25519: this.#keys.encryption.publicKey, mlkem: mlkemFromX25519Private(this.#keys.encryption.privateKey).publicKey }
-    const studies: StudyJobView['studies'][number][] = []
+    const studies: StudyAddJobView['studies'][number][] = []
     let filesBefore = 0
     let bytesBefore = 0
     for (const studyFiles of scan.studies.values()) {
       this.#update(id, { state: 'packing' })
-      const packed = await packageStudy(studyFiles, {
-        chunkSize: this.#chain.params().chunkSize,
-        custodianId,
-        custodian,
-        store: this.#chunks,
-        onProgress: (p) => this.#update(id, { filesDone: filesBefore + p.files, bytes: bytesBefore + p.bytes }),
-      })
-      filesBefore += studyFiles.length
-      bytesBefore += packed.payload.size
-      // Envelope and demographics ciphertext sit beside the chunks under their own hashes.
-      await this.#chunks.put(sha256(packed.envelopes.custodian), packed.envelopes.custodian)
-      await this.#chunks.put(sha256(packed.demographics.ciphertext), packed.demographics.ciphertext)
-      this.#update(id, { state: 'registering' })
-      const { hash, height } = await this.#register(packed.payload)
-      studies.push({ studyId: toHex(packed.payload.studyId), tx: hash, height, instances: studyFiles.length, chunks: packed.payload.chunkCount, size: packed.payload.size })
-      this.#update(id, { studies: [...studies] })
-      this.#logger.info('study registered', { study: toHex(packed.payload.studyId), instances: studyFiles.length, chunks: packed.payload.chunkCount, height })
+      // Everything this study puts in the chunk store, to take back if it fails.
+      const written: Uint8Array[] = []
+      const store = {
+        put: async (cid: Uint8Array, bytes: Uint8Array): Promise<void> => {
+          await this.#chunks.put(cid, bytes)
+          written.push(cid)
+        },
+      }
+      let studyId: Uint8Array | undefined
+      try {
+        const packed = await packageStudy(studyFiles, {
+          chunkSize: this.#chain.params().chunkSize,
+          custodianId,
+          custodian,
+          ...(owner === undefined ? {} : { owner: { key: owner.sign, x25519: owner.x25519, mlkem: owner.mlkem } }),
+          store,
+          onProgress: (p) => this.#update(id, { filesDone: filesBefore + p.files, bytes: bytesBefore + p.bytes }),
+        })
+        studyId = packed.payload.studyId
+        // Envelopes and demographics ciphertext sit beside the chunks under their own hashes (on the ledger).
+        await store.put(sha256(packed.envelopes.custodian), packed.envelopes.custodian)
+        if (packed.envelopes.owner !== null) await store.put(sha256(packed.envelopes.owner), packed.envelopes.owner)
+        await store.put(packed.payload.demographics, packed.demographics.ciphertext)
+        await this.#index.putChunkList(studyId, packed.chunkIds)
+        filesBefore += studyFiles.length
+        bytesBefore += packed.payload.size
+        this.#update(id, { state: 'registering' })
+        const { hash, height } = await this.#register(packed.payload)
+        const sid = toHex(studyId)
+        studies.push({ studyId: sid, tx: hash, height, instances: studyFiles.length, chunks: packed.payload.chunkCount, size: packed.payload.size, owner: owner === undefined ? null : toHex(owner.sign) })
+        this.#update(id, { studies: [...studies] })
+        this.#logger.info('study registered', { study: sid, instances: studyFiles.length, chunks: packed.payload.chunkCount, height })
+      } catch (err) {
+        await this.#discard(written, studyId)
+        throw err
+      }
     }
     this.#update(id, { state: 'done' })
+  }
+
+  /** Takes back what a failed `study add` stored; a failure here is logged, the original error is what the user sees. */
+  async #discard(ids: Uint8Array[], studyId: Uint8Array | undefined): Promise<void> {
+    try {
+      for (const cid of ids) await this.#chunks.delete(cid)
+      if (studyId !== undefined) await this.#index.delete(studyId)
+      this.#logger.info('study add: stored objects taken back', { objects: ids.length })
+    } catch (err) {
+      this.#logger.warn('study add: could not take back stored objects', { objects: ids.length, err: errorMessage(err) })
+    }
   }
 
   async #register(payload: RegisterStudyPayload): Promise<{ hash: string; height: number | null }> {
@@ -134,6 +275,42 @@ export class StudyJobs {
         }, 1000)
       })
     }
+    // Still pending after a minute: it may yet be final, so its objects stay.
     return { hash, height: null }
+  }
+
+  async #object(id: Uint8Array, what: string, studyHex: string): Promise<Uint8Array> {
+    let b: Uint8Array | undefined
+    try {
+      b = await this.#chunks.get(id)
+    } catch (err) {
+      if (err instanceof ChunkStoreError && err.code === 'CHUNK_CORRUPT') throw new RadError('STUDY_INTEGRITY', `${what} (${toHex(id)}) of study ${studyHex} failed its integrity check: ${err.message}`, { cause: err })
+      throw err
+    }
+    if (b === undefined) throw new RadError('STUDY_NOT_HELD', `${what} (${toHex(id)}) of study ${studyHex} is not on this node`)
+    return b
+  }
+
+  async #runGet(id: string, record: StudyRecord, list: Uint8Array[], scope: ExportScope, out: string): Promise<void> {
+    const sid = toHex(record.studyId)
+    if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot)) {
+      throw new RadError('STUDY_INTEGRITY', `the local chunk list of study ${sid} does not match the content root on the ledger`)
+    }
+    const envelope = await this.#object(record.custodianEnvelope, 'the custodian key envelope', sid)
+    const kem = mlkemFromX25519Private(this.#keys.encryption.privateKey)
+    const studyKey = unwrapKey(envelope, { x25519Priv: this.#keys.encryption.privateKey, mlkemSecret: kem.secretKey }, studyKeyContext(record.studyId))
+    kem.secretKey.fill(0)
+    try {
+      const demographics = scope === 'full' ? await this.#object(record.demographics, 'the demographics record', sid) : undefined
+      const r = await exportStudy({
+        payload: record, studyKey, scope, out, ...(demographics === undefined ? {} : { demographics }),
+        chunk: (i) => this.#object(list[i] as Uint8Array, `chunk ${i}`, sid),
+        onProgress: (p) => this.#update(id, { chunks: p.chunks, files: p.files, bytes: p.bytes }),
+      })
+      this.#update(id, { state: 'done', chunks: record.chunkCount, files: r.files, bytes: r.bytes })
+      this.#logger.info('study written', { study: sid, scope, files: r.files })
+    } finally {
+      studyKey.fill(0)
+    }
   }
 }

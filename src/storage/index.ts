@@ -1,2 +1,3 @@
 export * from './chain-store.js'
 export * from './chunk-store.js'
+export * from './study-index.js'

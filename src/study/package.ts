@@ -240,6 +240,7 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
     }
 
     const demographics: DemographicsRecord = { study: deid.studyRecord(), instances: records }
+    const demographicsCiphertext = encryptDemographics(demographics, demographicsKey, studyId)
     const payload: RegisterStudyPayload = {
       studyId,
       custodian: opts.custodianId,
@@ -251,12 +252,13 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
       studyDigest: fromHex(manifest.studyDigest),
       custodianEnvelope: sha256(custodianEnvelope),
       ownerEnvelope: ownerEnvelope === null ? null : sha256(ownerEnvelope),
+      demographics: sha256(demographicsCiphertext),
     }
     return {
       payload,
       envelopes: { custodian: custodianEnvelope, owner: ownerEnvelope },
       demographics: {
-        ciphertext: encryptDemographics(demographics, demographicsKey, studyId),
+        ciphertext: demographicsCiphertext,
         envelopeKeyNote: `HKDF-SHA256(study key from the custodian or owner envelope, salt = studyId, info = '${STUDY_DEMOGRAPHICS_KEY_INFO}'); AES-256-GCM nonce(12) || ciphertext || tag(16), AAD = '${DEMOGRAPHICS_AAD_TAG}' || studyId`,
       },
       chunkIds,

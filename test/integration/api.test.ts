@@ -54,10 +54,28 @@ class FakeBackend implements ApiBackend {
   votes: OrgVote[] = []
   jobs = new Map<string, Record<string, unknown>>()
 
-  addStudies(paths: string[], opts: { skipBad: boolean }): string {
+  addStudies(paths: string[], opts: { skipBad: boolean; patient?: string }): string {
     const id = 'ab'.repeat(8)
-    this.jobs.set(id, { id, state: 'done', paths, skipBad: opts.skipBad })
+    this.jobs.set(id, { id, state: 'done', paths, skipBad: opts.skipBad, patient: opts.patient ?? null })
     return id
+  }
+
+  async getStudy(studyId: string, opts: { out: string; scope: string }): Promise<string> {
+    if (studyId !== '11'.repeat(16)) throw new RadError('STUDY_UNKNOWN', 'no such study')
+    if (opts.scope !== 'images' && opts.scope !== 'full') throw new RadError('STUDY_BAD_SCOPE', 'bad scope')
+    const id = 'ef'.repeat(8)
+    this.jobs.set(id, { id, state: 'done', studyId, ...opts })
+    return id
+  }
+
+  async studies(): Promise<Record<string, unknown>[]> {
+    return [{ studyId: '11'.repeat(16) }]
+  }
+
+  async study(studyId: string): Promise<Record<string, unknown>> {
+    if (studyId === 'nope') throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
+    if (studyId !== '11'.repeat(16)) throw new RadError('STUDY_UNKNOWN', 'no such study')
+    return { studyId }
   }
 
   studyJob(id: string): Record<string, unknown> | undefined {
@@ -553,4 +571,21 @@ t.test('study jobs: start and follow', async (t) => {
   t.equal(j.skipBad, true)
   await t.rejects(client.job('cd'.repeat(8)), { code: 'API_NOT_FOUND' })
   await t.rejects(client.addStudies([]), { code: 'API_BAD_REQUEST' }, 'at least one path')
+  const withOwner = await client.job(await client.addStudies(['/data/study1'], { patient: 'rcpatient1:AAAA' }))
+  t.equal(withOwner.patient, 'rcpatient1:AAAA', 'the patient key reaches the backend')
+})
+
+t.test('studies: list, show, get', async (t) => {
+  const { client } = await harness()
+  const sid = '11'.repeat(16)
+  t.same(await client.studies(), [{ studyId: sid }])
+  t.same(await client.study(sid), { studyId: sid })
+  await t.rejects(client.study('22'.repeat(16)), { code: 'STUDY_UNKNOWN', status: 404 }, 'unknown study: 404')
+  await t.rejects(client.study('nope'), { code: 'STUDY_BAD_ID', status: 400 })
+  const j = await client.job(await client.getStudy(sid, { out: '/tmp/x', scope: 'full' }))
+  t.same([j.studyId, j.out, j.scope], [sid, '/tmp/x', 'full'])
+  t.equal((await client.job(await client.getStudy(sid, { out: '/tmp/y' }))).scope, 'images', 'images is the default scope')
+  await t.rejects(client.getStudy(sid, { out: '/tmp/x', scope: 'everything' }), { code: 'STUDY_BAD_SCOPE', status: 400 })
+  await t.rejects(client.getStudy('22'.repeat(16), { out: '/tmp/x' }), { code: 'STUDY_UNKNOWN', status: 404 })
+  await t.rejects(client.getStudy(sid, { out: '' }), { code: 'API_BAD_REQUEST' }, 'an output folder is required')
 })

@@ -1,4 +1,4 @@
-import { toHex, equalBytes } from '../../util/index.js'
+import { equalBytes, fromHex, toHex } from '../../util/index.js'
 import { asArray, asBytes, asString, asU32, asU64Number, encodeTrusted, u64, decodeCanonical, type Encodable } from '../codec.js'
 import { TxError } from '../errors.js'
 import { getOrg, orgBySignKey } from '../orgs.js'
@@ -28,6 +28,8 @@ export interface RegisterStudyPayload {
   readonly custodianEnvelope: Uint8Array
   /** Hash of the key envelope for the owner, or null without an owner. */
   readonly ownerEnvelope: Uint8Array | null
+  /** Hash of the encrypted demographics record (kept off the ledger beside the chunks). */
+  readonly demographics: Uint8Array
 }
 
 /** A registered study as the state keeps it. */
@@ -40,7 +42,7 @@ const STUDY_KEY = (id: Uint8Array): string => `st/${toHex(id)}`
 const EMPTY = new Uint8Array(0)
 
 function payloadToWire(p: RegisterStudyPayload): Encodable {
-  return [p.studyId, p.custodian, p.owner ?? EMPTY, p.contentRoot, u64(p.size), p.chunkCount, p.chunkSize, p.studyDigest, p.custodianEnvelope, p.ownerEnvelope ?? EMPTY]
+  return [p.studyId, p.custodian, p.owner ?? EMPTY, p.contentRoot, u64(p.size), p.chunkCount, p.chunkSize, p.studyDigest, p.custodianEnvelope, p.ownerEnvelope ?? EMPTY, p.demographics]
 }
 
 function optional32(v: unknown, what: string): Uint8Array | null {
@@ -50,7 +52,7 @@ function optional32(v: unknown, what: string): Uint8Array | null {
 }
 
 function payloadFromWire(raw: unknown): RegisterStudyPayload {
-  const a = asArray(raw, 'study', 10)
+  const a = asArray(raw, 'study', 11)
   return {
     studyId: asBytes(a[0], 'study.studyId', 16),
     custodian: asString(a[1], 'study.custodian', 63),
@@ -62,6 +64,7 @@ function payloadFromWire(raw: unknown): RegisterStudyPayload {
     studyDigest: asBytes(a[7], 'study.studyDigest', 32),
     custodianEnvelope: asBytes(a[8], 'study.custodianEnvelope', 32),
     ownerEnvelope: optional32(a[9], 'study.ownerEnvelope'),
+    demographics: asBytes(a[10], 'study.demographics', 32),
   }
 }
 
@@ -71,6 +74,17 @@ export function getStudy(s: StateMap | StateOverlay, studyId: Uint8Array): Study
   if (b === undefined) return undefined
   const a = asArray(decodeCanonical(b), 'study record', 2)
   return { ...payloadFromWire(a[0]), height: asU64Number(a[1], 'study.height') }
+}
+
+/** Every registered study, in study id order (a scan of the state). */
+export function listStudies(s: StateMap): StudyRecord[] {
+  const out: StudyRecord[] = []
+  for (const k of s.keys()) {
+    if (!k.startsWith('st/')) continue
+    const r = getStudy(s, fromHex(k.slice(3)))
+    if (r !== undefined) out.push(r)
+  }
+  return out.sort((a, b) => Buffer.compare(a.studyId, b.studyId))
 }
 
 /** JSON view of a study registration. */
@@ -86,6 +100,7 @@ export function studyToJSON(p: RegisterStudyPayload): Record<string, unknown> {
     studyDigest: toHex(p.studyDigest),
     custodianEnvelope: toHex(p.custodianEnvelope),
     ownerEnvelope: p.ownerEnvelope === null ? null : toHex(p.ownerEnvelope),
+    demographics: toHex(p.demographics),
   }
 }
 

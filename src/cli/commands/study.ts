@@ -1,47 +1,150 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import cliProgress from 'cli-progress'
+import { encodePatientPublicKey, readPatientPublicKey } from '../../crypto/index.js'
 import { RadError, sleep } from '../../util/index.js'
+import type { ApiClient } from '../../api/index.js'
 import { action, withNodeOpts, type GlobalOpts } from '../main.js'
-import { print } from '../output.js'
+import { print, table } from '../output.js'
 import { clientFor } from '../target.js'
 
-interface JobView {
+interface AddJobView {
   state: string
   files: number
   filesDone: number
   bytes: number
   bad: { path: string; code: string; message: string }[]
-  studies: { studyId: string; tx: string; height: number | null; instances: number; chunks: number; size: number }[]
+  studies: { studyId: string; tx: string; height: number | null; instances: number; chunks: number; size: number; owner: string | null }[]
   error: { code: string; message: string } | null
 }
 
-/** study add. */
+interface GetJobView {
+  state: string
+  studyId: string
+  scope: string
+  out: string
+  chunks: number
+  chunkCount: number
+  files: number
+  bytes: number
+  error: { code: string; message: string } | null
+}
+
+interface StudyView {
+  studyId: string
+  custodian: string
+  owner: string | null
+  size: number
+  chunkCount: number
+  chunkSize: number
+  height: number
+  contentRoot: string
+  studyDigest: string
+  local: { chunkList: boolean; chunksHeld: number; chunkCount: number; custodianEnvelope: boolean; ownerEnvelope: boolean | null; demographics: boolean; complete: boolean }
+}
+
+/** Polls a job until it is done or failed, driving `onUpdate` (for a progress bar). */
+async function follow<J extends { state: string; error: { code: string; message: string } | null }>(client: ApiClient, id: string, onUpdate: (j: J) => void): Promise<J> {
+  for (;;) {
+    const job = (await client.job(id)) as unknown as J
+    onUpdate(job)
+    if (job.state === 'failed') throw new RadError(job.error?.code ?? 'STUDY_FAILED', job.error?.message ?? 'the study job failed')
+    if (job.state === 'done') return job
+    await sleep(200)
+  }
+}
+
+function mb(n: number): string {
+  return (n / 1e6).toFixed(1)
+}
+
+/** A progress bar on stderr when it is a terminal and output is for people; null otherwise. */
+function progressBar(o: GlobalOpts, format: string): cliProgress.SingleBar | null {
+  if (process.stderr.isTTY !== true || o.json === true) return null
+  return new cliProgress.SingleBar({ format, hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
+}
+
+/** study add | get | ls | show. */
 export function registerStudyCommands(program: Command): void {
   const study = program.command('study').description('imaging studies: de-identified, encrypted, chunked and registered on the ledger')
+
   withNodeOpts(study.command('add <paths...>').description('de-identify (DICOM PS3.15 Basic profile), encrypt and register every study found in these files and folders'))
     .option('--skip-bad', 'leave out files that are not readable DICOM (they are listed) instead of refusing')
-    .action(action(async (paths: string[], o: GlobalOpts & { skipBad?: boolean }) => {
+    .option('--patient <pubkey>', 'the patient who owns the studies: a public key (rcpatient1:...) or the .pub file `radchain patient keygen` wrote')
+    .action(action(async (paths: string[], o: GlobalOpts & { skipBad?: boolean; patient?: string }) => {
+      const patient = o.patient === undefined ? undefined : encodePatientPublicKey(await readPatientPublicKey(o.patient))
       const client = await clientFor(o.node)
       // The daemon reads the files: give it absolute paths.
-      const id = await client.addStudies(paths.map((p) => resolve(p)), { skipBad: o.skipBad === true })
-      const tty = process.stderr.isTTY === true && o.json !== true
-      const bar = tty ? new cliProgress.SingleBar({ format: '{state} {bar} {value}/{total} files, {mb} MB encrypted', hideCursor: true }, cliProgress.Presets.shades_classic) : null
+      const id = await client.addStudies(paths.map((p) => resolve(p)), { skipBad: o.skipBad === true, ...(patient === undefined ? {} : { patient }) })
+      const bar = progressBar(o, '{state} {bar} {value}/{total} files, {mb} MB encrypted')
       let started = false
-      let job: JobView
-      for (;;) {
-        job = (await client.job(id)) as unknown as JobView
-        if (bar !== null && job.files > 0) {
-          if (!started) bar.start(job.files, 0, { state: job.state, mb: '0.0' })
+      let job: AddJobView
+      try {
+        job = await follow<AddJobView>(client, id, (j) => {
+          if (bar === null || j.files === 0) return
+          if (!started) bar.start(j.files, 0, { state: j.state, mb: '0.0' })
           started = true
-          bar.update(job.filesDone, { state: job.state, mb: (job.bytes / 1e6).toFixed(1) })
-        }
-        if (job.state === 'done' || job.state === 'failed') break
-        await sleep(200)
+          bar.update(j.filesDone, { state: j.state, mb: mb(j.bytes) })
+        })
+      } finally {
+        bar?.stop()
       }
-      bar?.stop()
-      if (job.state === 'failed') throw new RadError(job.error?.code ?? 'STUDY_FAILED', job.error?.message ?? 'study add failed')
       for (const b of job.bad) process.stderr.write(`radchain: skipped ${b.path}: ${b.code}\n`)
-      print(o.json === true, job.studies, () => job.studies.map((s) => `${s.studyId}  ${s.instances} instance(s), ${s.chunks} chunk(s), ${s.size} bytes, final at height ${s.height ?? '?'}`).join('\n'))
+      print(o.json === true, job.studies, () => job.studies.map((s) =>
+        `${s.studyId}  ${s.instances} instance(s), ${s.chunks} chunk(s), ${s.size} bytes, final at height ${s.height ?? '?'}${s.owner === null ? '' : `, owned by patient ${s.owner.slice(0, 16)}…`}`).join('\n'))
+    }))
+
+  withNodeOpts(study.command('get <studyId>').description('decrypt a study and write its DICOM files into a new or empty folder'))
+    .requiredOption('--out <dir>', 'output folder (created if missing; must be empty)')
+    .option('--scope <scope>', 'images: de-identified images; full: demographics and original UIDs restored', 'images')
+    .action(action(async (studyId: string, o: GlobalOpts & { out: string; scope: string }) => {
+      if (o.scope !== 'images' && o.scope !== 'full') throw new RadError('STUDY_BAD_SCOPE', `--scope must be images or full, not ${JSON.stringify(o.scope)}`)
+      const client = await clientFor(o.node)
+      const out = resolve(o.out)
+      const id = await client.getStudy(studyId, { out, scope: o.scope })
+      const bar = progressBar(o, 'decrypting {bar} {value}/{total} chunks, {files} files, {mb} MB')
+      let started = false
+      let job: GetJobView
+      try {
+        job = await follow<GetJobView>(client, id, (j) => {
+          if (bar === null) return
+          if (!started) bar.start(j.chunkCount, 0, { files: 0, mb: '0.0' })
+          started = true
+          bar.update(j.chunks, { files: j.files, mb: mb(j.bytes) })
+        })
+      } finally {
+        bar?.stop()
+      }
+      print(o.json === true, { studyId: job.studyId, scope: job.scope, out: job.out, files: job.files, bytes: job.bytes }, () =>
+        `${job.files} DICOM file(s), ${mb(job.bytes)} MB, written to ${job.out} (${job.scope === 'full' ? 'with demographics and original UIDs: patient data, readable by you only' : 'de-identified'})\n` +
+        'these files are now yours to keep safe: radchain does not track or delete exported copies')
+    }))
+
+  withNodeOpts(study.command('ls').description('registered studies, and whether this node holds each one'))
+    .action(action(async (o: GlobalOpts) => {
+      const client = await clientFor(o.node)
+      const list = (await client.studies()) as unknown as StudyView[]
+      print(o.json === true, list, () => list.length === 0
+        ? 'no study is registered'
+        : list.map((s) => `${s.studyId}  ${s.custodian.padEnd(12)} ${String(s.chunkCount).padStart(6)} chunk(s) ${mb(s.size).padStart(9)} MB  height ${s.height}  ${s.local.complete ? 'held here' : s.local.chunksHeld > 0 ? `partly held (${s.local.chunksHeld}/${s.chunkCount})` : 'not held here'}`).join('\n'))
+    }))
+
+  withNodeOpts(study.command('show <studyId>').description("a study's ledger record and what this node holds of it"))
+    .action(action(async (studyId: string, o: GlobalOpts) => {
+      const client = await clientFor(o.node)
+      const s = (await client.study(studyId)) as unknown as StudyView
+      print(o.json === true, s, () => table([
+        ['study', s.studyId],
+        ['custodian', s.custodian],
+        ['owner', s.owner ?? '(none: the custodian decides)'],
+        ['registered at height', s.height],
+        ['size', `${s.size} bytes in ${s.chunkCount} chunk(s) of ${s.chunkSize}`],
+        ['content root', s.contentRoot],
+        ['study digest', s.studyDigest],
+        ['chunks held here', `${s.local.chunksHeld}/${s.chunkCount}${s.local.chunkList ? '' : ' (no chunk list)'}`],
+        ['key envelope', s.local.custodianEnvelope ? 'held' : 'missing'],
+        ['demographics', s.local.demographics ? 'held (encrypted)' : 'missing'],
+        ['complete here', s.local.complete ? 'yes' : 'no'],
+      ]))
     }))
 }

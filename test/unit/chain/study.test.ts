@@ -19,6 +19,7 @@ function payload(custodian: string, over: Partial<RegisterStudyPayload> = {}): R
     studyDigest: new Uint8Array(32).fill(2),
     custodianEnvelope: new Uint8Array(32).fill(3),
     ownerEnvelope: new Uint8Array(32).fill(4),
+    demographics: new Uint8Array(32).fill(5),
     ...over,
   }
 }

@@ -63,6 +63,7 @@ t.test('packages the 4-instance CT study into chunks that decrypt back to it', a
   t.same(payload.contentRoot, merkleRoot(chunkIds), 'contentRoot is the merkle root of the ids')
   t.same(payload.custodianEnvelope, sha256(res.envelopes.custodian))
   t.same(payload.ownerEnvelope, sha256(res.envelopes.owner as Uint8Array))
+  t.same(payload.demographics, sha256(res.demographics.ciphertext), 'the ledger holds the hash of the encrypted demographics')
 
   const context = studyKeyContext(payload.studyId)
   const studyKey = unwrapKey(res.envelopes.custodian, { x25519Priv: custodian.priv, mlkemSecret: custodian.mlkemSecret }, context)

@@ -1,0 +1,84 @@
+import { readFile } from 'node:fs/promises'
+import { RadError, concatBytes, toHex } from '../util/index.js'
+import { ED25519_PUBLIC_KEY_BYTES, isUsableEd25519PublicKey } from './ed25519.js'
+import { generateOrgKeys, type OrgKeys } from './keystore.js'
+import { MLKEM768_PUBLIC_KEY_BYTES, mlkemFromX25519Private } from './mlkem.js'
+import { X25519_KEY_BYTES } from './x25519.js'
+
+/*
+ * A patient key is shaped like an organization's: an Ed25519 key that signs
+ * (consent, approvals; its public half is the owner of a study on the ledger)
+ * and an X25519 key from which the ML-KEM-768 key pair is derived
+ * (mlkemFromX25519Private), for key envelopes. The secret lives in a keystore
+ * file (saveKeystore/loadKeystore) like an organization's. The public key
+ * travels as text:
+ *
+ *   'rcpatient1:' || base64url(ed25519 (32) || x25519 (32) || ML-KEM-768 encapsulation key (1184))
+ */
+
+/** Prefix of a patient public key in text form. */
+export const PATIENT_KEY_PREFIX = 'rcpatient1:'
+const PATIENT_KEY_BYTES = ED25519_PUBLIC_KEY_BYTES + X25519_KEY_BYTES + MLKEM768_PUBLIC_KEY_BYTES
+
+/** A patient's public keys: the Ed25519 key that owns studies, and the envelope keys. */
+export interface PatientPublicKey {
+  readonly sign: Uint8Array
+  readonly x25519: Uint8Array
+  readonly mlkem: Uint8Array
+}
+
+/** Fresh patient keys: the 64-byte secret for the keystore and the public key. */
+export function generatePatientKeys(): { keys: OrgKeys; secret: Uint8Array; publicKey: PatientPublicKey } {
+  const { keys, secret } = generateOrgKeys()
+  return { keys, secret, publicKey: patientPublicKey(keys) }
+}
+
+/** The public key of patient keys loaded from a keystore. */
+export function patientPublicKey(keys: OrgKeys): PatientPublicKey {
+  return { sign: keys.signer.publicKey, x25519: keys.encryption.publicKey, mlkem: mlkemFromX25519Private(keys.encryption.privateKey).publicKey }
+}
+
+/** Text form of a patient public key (see the format above). */
+export function encodePatientPublicKey(k: PatientPublicKey): string {
+  return PATIENT_KEY_PREFIX + Buffer.from(concatBytes(k.sign, k.x25519, k.mlkem)).toString('base64url')
+}
+
+/** Short printable fingerprint of a patient key: the hex of its Ed25519 key (what the ledger records as owner). */
+export function patientKeyId(k: PatientPublicKey): string {
+  return toHex(k.sign)
+}
+
+function badKey(msg: string): RadError {
+  return new RadError('PATIENT_BAD_KEY', `patient public key: ${msg}`)
+}
+
+/** Parses the text form; throws RadError PATIENT_BAD_KEY naming what is wrong. */
+export function parsePatientPublicKey(text: string): PatientPublicKey {
+  const t = text.trim()
+  if (!t.startsWith(PATIENT_KEY_PREFIX)) throw badKey(`expected text starting with '${PATIENT_KEY_PREFIX}' (made by \`radchain patient keygen\`)`)
+  const body = t.slice(PATIENT_KEY_PREFIX.length)
+  if (!/^[A-Za-z0-9_-]+$/.test(body)) throw badKey('not base64url')
+  const b = new Uint8Array(Buffer.from(body, 'base64url'))
+  if (b.length !== PATIENT_KEY_BYTES) throw badKey(`${b.length} bytes, expected ${PATIENT_KEY_BYTES}`)
+  const sign = b.slice(0, 32)
+  const x25519 = b.slice(32, 64)
+  const mlkem = b.slice(64)
+  if (!isUsableEd25519PublicKey(sign)) throw badKey('the Ed25519 key is not a valid point of large order')
+  if (x25519.every((v) => v === 0)) throw badKey('the X25519 key is zero')
+  return { sign, x25519, mlkem }
+}
+
+/**
+ * A patient public key given on the command line: the text itself, or the
+ * path of a file holding it (the `.pub` file `radchain patient keygen` writes).
+ */
+export async function readPatientPublicKey(arg: string): Promise<PatientPublicKey> {
+  if (arg.trim().startsWith(PATIENT_KEY_PREFIX)) return parsePatientPublicKey(arg)
+  let text: string
+  try {
+    text = await readFile(arg, 'utf8')
+  } catch (err) {
+    throw new RadError('PATIENT_BAD_KEY', `patient public key: '${arg}' is neither a key ('${PATIENT_KEY_PREFIX}...') nor a readable file`, { cause: err })
+  }
+  return parsePatientPublicKey(text)
+}
