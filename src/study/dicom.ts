@@ -345,6 +345,40 @@ function metaForWrite(inst: DicomInstance): DicomDataset {
 }
 
 /**
+ * Pixel Data (7FE0,0010) of a dataset when it can be written after the rest
+ * of it as raw bytes: native transfer syntax, OB or OW, one value of even
+ * length, no element after it. Returns the element header in the transfer
+ * syntax's encoding (PS3.5 7.1.1-7.1.3) and the value as held.
+ */
+function trailingNativePixelData(ds: DicomDataset, ts: string): { header: Uint8Array; value: Uint8Array } | undefined {
+  const el = ds[TAG.PixelData]
+  if (el === undefined || (el.vr !== 'OB' && el.vr !== 'OW') || el._rawValue !== undefined) return undefined
+  if (!isNativeTransferSyntax(ts) || ts === TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) return undefined
+  const v = el.Value
+  if (v === undefined || v.length !== 1 || !(v[0] instanceof ArrayBuffer) || v[0].byteLength % 2 !== 0) return undefined
+  for (const tag of Object.keys(ds)) if (tag.toUpperCase() > TAG.PixelData) return undefined
+  const value = new Uint8Array(v[0])
+  const little = ts !== TRANSFER_SYNTAX.ExplicitVRBigEndian
+  const explicit = ts !== TRANSFER_SYNTAX.ImplicitVRLittleEndian
+  const header = Buffer.alloc(explicit ? 12 : 8)
+  if (little) {
+    header.writeUInt16LE(0x7fe0, 0)
+    header.writeUInt16LE(0x0010, 2)
+  } else {
+    header.writeUInt16BE(0x7fe0, 0)
+    header.writeUInt16BE(0x0010, 2)
+  }
+  if (explicit) {
+    header.write(el.vr, 4, 'latin1')
+    if (little) header.writeUInt32LE(value.length, 8)
+    else header.writeUInt32BE(value.length, 8)
+  } else {
+    header.writeUInt32LE(value.length, 4)
+  }
+  return { header, value }
+}
+
+/**
  * Encodes an instance as DICOM Part 10 bytes (PS3.10 7) in the transfer syntax
  * named by its meta (Explicit VR Little Endian when none, or when deflated).
  * Binary values are written as held: a big-endian instance must hold its OW
@@ -352,9 +386,25 @@ function metaForWrite(inst: DicomInstance): DicomDataset {
  */
 export function writeDicom(inst: DicomInstance): Uint8Array {
   try {
-    const dict = new data.DicomDict(metaForWrite(inst))
-    dict.dict = inst.dataset
-    return new Uint8Array(dict.write({ allowInvalidVRLength: true }))
+    const meta = metaForWrite(inst)
+    const pixels = trailingNativePixelData(inst.dataset, firstString(meta, TAG.TransferSyntaxUID) as string)
+    const dict = new data.DicomDict(meta)
+    if (pixels === undefined) {
+      dict.dict = inst.dataset
+      return new Uint8Array(dict.write({ allowInvalidVRLength: true }))
+    }
+    // dcmjs copies a value several times over through small buffers as it
+    // writes it; Pixel Data, the bulk of an image, is appended here instead,
+    // giving the bytes dcmjs would have written (PS3.5 7.1.2).
+    const rest: DicomDataset = {}
+    for (const [tag, el] of Object.entries(inst.dataset)) if (tag !== TAG.PixelData) rest[tag] = el
+    dict.dict = rest
+    const head = new Uint8Array(dict.write({ allowInvalidVRLength: true }))
+    const out = new Uint8Array(head.length + pixels.header.length + pixels.value.length)
+    out.set(head, 0)
+    out.set(pixels.header, head.length)
+    out.set(pixels.value, head.length + pixels.header.length)
+    return out
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err)
     throw new StudyError('DICOM_UNSUPPORTED', `cannot encode DICOM dataset (${detail})`, { path: inst.path, cause: err })
