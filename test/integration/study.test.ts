@@ -57,3 +57,22 @@ t.test('study add: de-identified, encrypted, registered; bad input refused unles
   t.same(leaks, [], 'no patient identifier on disk in the clear')
   t.equal(await daemon.stop(), 0)
 })
+
+t.test('study add that fails midway (chunk store full) takes back every chunk it stored and registers nothing', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'radchain-study-quota-'))
+  const daemon = new DaemonProcess(join(dir, 'node'))
+  t.teardown(async () => {
+    await daemon.kill()
+    await rm(dir, { recursive: true, force: true })
+  })
+  // Room for one 4 KiB chunk (4,112 bytes with its tag), not two: the 4-instance CT study needs three.
+  await initDataDir({ dir: join(dir, 'node'), dev: true, apiPort: 0, scrypt: { N: 1024, r: 8, p: 1 }, params: { blockIntervalMs: 300, chunkSize: 4096 }, config: { chunks: { quotaBytes: 6000 } } })
+  const client = await daemon.start()
+  const r = await runCli(['study', 'add', join(repoRoot(), 'test/vectors/dicom/study-77654033/CT2'), '--node', join(dir, 'node'), '--json'])
+  t.equal(r.code, 1)
+  t.equal(JSON.parse(r.stdout).error.code, 'CHUNK_QUOTA_EXCEEDED')
+  t.match(r.stderr, /quota of 6000 bytes/, 'the message says the store is full')
+  t.same(await allFiles(join(dir, 'node', 'chunks')), [], 'no chunk, envelope or demographics object is left behind')
+  t.same(await client.studies(), [], 'nothing registered')
+  t.equal(await daemon.stop(), 0)
+})
