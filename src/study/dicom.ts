@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises'
+import { open, readFile, stat } from 'node:fs/promises'
 import { data, log } from 'dcmjs'
 import { StudyError } from './errors.js'
 import { TAG, cloneDataset, firstString, formatTag, type DicomDataset, type DicomInstance } from './dataset.js'
@@ -131,6 +131,54 @@ class StructureWalker {
     return { transferSyntax: ts, datasetStart: off }
   }
 
+  /** The header of the data element at `off` (PS3.5 7.1.2, 7.1.3); the caller has checked 8 bytes are there. */
+  private element(off: number, end: number, enc: Encoding, group: number, elem: number): { tag: string; vr: string | undefined; length: number; start: number } {
+    const tag = `(${group.toString(16).padStart(4, '0')},${elem.toString(16).padStart(4, '0')})`
+    let vr: string | undefined
+    let length: number
+    let hdr: number
+    if (enc.explicit) {
+      vr = this.ascii(off + 4, 2)
+      if (!/^[A-Z]{2}$/.test(vr)) throw this.malformed(`bad VR at element ${tag}`)
+      if (LONG_VRS.has(vr)) {
+        this.need(off + 12, end, `the header of element ${tag}`)
+        length = this.u32(off + 8, enc.little)
+        hdr = 12
+      } else {
+        length = this.u16(off + 6, enc.little)
+        hdr = 8
+      }
+    } else {
+      length = this.u32(off + 4, enc.little)
+      hdr = 8
+    }
+    return { tag, vr, length, start: off + hdr }
+  }
+
+  /**
+   * The value of the top-level element (group, elem), walking the dataset
+   * from `off` until a greater tag (tags ascend, PS3.5 7.1); undefined when
+   * absent. Throws like {@link dataset} when the bytes end first.
+   */
+  find(off: number, end: number, enc: Encoding, group: number, elem: number): Uint8Array | undefined {
+    while (off < end) {
+      this.need(off + 8, end, 'an element header')
+      const g = this.u16(off, enc.little)
+      const e = this.u16(off + 2, enc.little)
+      if (g > group || (g === group && e > elem)) return undefined
+      const { vr, length, start } = this.element(off, end, enc, g, e)
+      if (length === UNDEFINED_LENGTH) {
+        if (g === 0x7fe0 && e === 0x0010) return undefined
+        off = this.sequence(start, end, vr === 'UN' ? { explicit: false, little: true } : enc, 1)
+        continue
+      }
+      this.need(start + length, end, 'an element value')
+      if (g === group && e === elem) return this.bytes.subarray(start, start + length)
+      off = start + length
+    }
+    return undefined
+  }
+
   /** Walks a dataset in [off, end); with `delimited`, up to its Item Delimitation Item. */
   dataset(off: number, end: number, enc: Encoding, depth: number, delimited: boolean): number {
     if (depth > MAX_SEQUENCE_DEPTH) throw this.malformed('sequences nested too deep')
@@ -143,26 +191,7 @@ class StructureWalker {
         if (delimited && elem === 0xe00d) return off + 8
         throw this.malformed(`unexpected delimiter (FFFE,${elem.toString(16).padStart(4, '0')})`)
       }
-      const tag = `(${group.toString(16).padStart(4, '0')},${elem.toString(16).padStart(4, '0')})`
-      let vr: string | undefined
-      let length: number
-      let hdr: number
-      if (enc.explicit) {
-        vr = this.ascii(off + 4, 2)
-        if (!/^[A-Z]{2}$/.test(vr)) throw this.malformed(`bad VR at element ${tag}`)
-        if (LONG_VRS.has(vr)) {
-          this.need(off + 12, end, `the header of element ${tag}`)
-          length = this.u32(off + 8, enc.little)
-          hdr = 12
-        } else {
-          length = this.u16(off + 6, enc.little)
-          hdr = 8
-        }
-      } else {
-        length = this.u32(off + 4, enc.little)
-        hdr = 8
-      }
-      const start = off + hdr
+      const { tag, vr, length, start } = this.element(off, end, enc, group, elem)
       if (length === UNDEFINED_LENGTH) {
         if (group === 0x7fe0 && elem === 0x0010) off = this.fragments(start, end, enc)
         else if (!enc.explicit || vr === 'SQ') off = this.sequence(start, end, enc, depth + 1)
@@ -312,6 +341,65 @@ export async function readDicom(path: string, opts: { maxBytes?: number; require
     throw new StudyError('DICOM_UNREADABLE', `cannot read file (${code})`, { path, cause: err })
   }
   return parseDicom(bytes, path, opts)
+}
+
+/** Bytes {@link readStudyInstanceUid} reads from the start of a file before it reads the whole file. */
+export const STUDY_UID_HEAD_BYTES = 64 * 1024
+
+/** A UI value as compared across files: the first value, without its padding (PS3.5 6.2, 9.1). */
+function uidText(v: string): string {
+  return (v.split('\\')[0] ?? '').replace(/[\0 ]+$/, '').replace(/^ +/, '')
+}
+
+function studyUidFromHead(bytes: Uint8Array): string | undefined {
+  try {
+    if (bytes.length < 132 || Buffer.from(bytes.buffer, bytes.byteOffset + 128, 4).toString('latin1') !== 'DICM') return undefined
+    const w = new StructureWalker(bytes, undefined)
+    const { transferSyntax, datasetStart } = w.meta()
+    if (transferSyntax === TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) return undefined
+    const enc: Encoding = {
+      explicit: transferSyntax !== TRANSFER_SYNTAX.ImplicitVRLittleEndian,
+      little: transferSyntax !== TRANSFER_SYNTAX.ExplicitVRBigEndian,
+    }
+    const value = w.find(datasetStart, bytes.length, enc, 0x0020, 0x000d)
+    if (value === undefined) return undefined
+    const uid = uidText(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1'))
+    return uid === '' ? undefined : uid
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The Study Instance UID (0020,000D) of a Part 10 file (PS3.10 7): the first
+ * value without padding. Only the file's first STUDY_UID_HEAD_BYTES are read
+ * and walked up to that element; a file where it lies further, a deflated,
+ * malformed or oversized file is read whole with {@link readDicom}, which
+ * throws its StudyError. Cheap enough to check that files share a study
+ * before the real work reads them.
+ */
+export async function readStudyInstanceUid(path: string, opts: { maxBytes?: number } = {}): Promise<string> {
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES
+  let head: Uint8Array | undefined
+  try {
+    const fh = await open(path, 'r')
+    try {
+      const st = await fh.stat()
+      if (st.isFile() && st.size <= maxBytes) {
+        const buf = Buffer.allocUnsafe(Math.min(STUDY_UID_HEAD_BYTES, st.size))
+        const { bytesRead } = await fh.read(buf, 0, buf.length, 0)
+        head = buf.subarray(0, bytesRead)
+      }
+    } finally {
+      await fh.close()
+    }
+  } catch {
+    head = undefined
+  }
+  const uid = head === undefined ? undefined : studyUidFromHead(head)
+  if (uid !== undefined) return uid
+  const inst = await readDicom(path, { maxBytes })
+  return uidText(firstString(inst.dataset, TAG.StudyInstanceUID) as string)
 }
 
 /**

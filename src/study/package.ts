@@ -4,7 +4,7 @@ import { sha256, wrapKey, type EnvelopeRecipient } from '../crypto/index.js'
 import { asBuffer, assertBytes, concatBytes, equalBytes, fromHex, utf8 } from '../util/index.js'
 import { StudyError } from './errors.js'
 import { TAG, firstString } from './dataset.js'
-import { parseDicom, readDicom, writeDicom } from './dicom.js'
+import { parseDicom, readDicom, readStudyInstanceUid, writeDicom } from './dicom.js'
 import { StudyDeidentifier, type InstanceIdentityRecord, type StudyIdentityRecord } from './deid.js'
 import { pixelDigest, studyDigest } from './pixel.js'
 import { CHUNK_TAG_BYTES, contentRoot, decryptChunk, encryptChunks } from './pack.js'
@@ -36,6 +36,8 @@ export const STUDY_KEY_CONTEXT_TAG = 'radchain/study-key/v1'
 export const STUDY_DATA_KEY_INFO = 'radchain/study-data-key/v1'
 /** HKDF-SHA256 info of the demographics key. */
 export const STUDY_DEMOGRAPHICS_KEY_INFO = 'radchain/study-demographics-key/v1'
+/** Chunk puts packageStudy lets run while it makes the next chunks. */
+export const STORE_PUTS_IN_FLIGHT = 2
 /** Bound on the manifest frame a reader accepts (16 MiB). */
 export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
@@ -164,12 +166,11 @@ function encryptDemographics(record: DemographicsRecord, key: Uint8Array, studyI
   return new Uint8Array(Buffer.concat([nonce, body, c.getAuthTag()]))
 }
 
-/** Reads every file once (one at a time) and checks they share one Study Instance UID. */
+/** Checks the files share one Study Instance UID, reading as little of each as it can (see readStudyInstanceUid). */
 async function checkOneStudy(files: string[]): Promise<void> {
   let study: string | undefined
   for (const path of files) {
-    const inst = await readDicom(path)
-    const uid = firstString(inst.dataset, TAG.StudyInstanceUID)
+    const uid = await readStudyInstanceUid(path)
     if (study !== undefined && uid !== study) {
       throw new StudyError('DICOM_STUDY_MISMATCH', 'files belong to more than one study; package each study separately', { path })
     }
@@ -180,7 +181,8 @@ async function checkOneStudy(files: string[]): Promise<void> {
 /**
  * De-identifies one study (PS3.15 E.1, see StudyDeidentifier), writes it as a
  * pack (format above) and encrypts the pack into chunks (encryptChunks,
- * version 1) that go into `store`, one instance in memory at a time. A random
+ * version 1) that go into `store`, one instance in memory at a time (and up
+ * to STORE_PUTS_IN_FLIGHT chunks being stored while the next is made). A random
  * 32-byte study key is wrapped (wrapKey, context studyKeyContext) to the
  * custodian and the owner; the data key and demographics key are derived from
  * it (deriveStudyKeys). Returns the ledger payload, the envelopes, the
@@ -233,11 +235,31 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
 
     const chunkIds: Uint8Array[] = []
     let size = 0
-    for await (const c of encryptChunks(pack(), { dataKey, studyId, version: PACK_VERSION, chunkSize: opts.chunkSize })) {
-      await opts.store.put(c.id, c.ciphertext)
-      chunkIds.push(c.id)
-      size += c.ciphertext.length
+    // Stores run while the next chunk is made (a put mostly waits on fsync),
+    // at most STORE_PUTS_IN_FLIGHT at a time; every put has settled before
+    // this function returns or throws.
+    const inFlight = new Set<Promise<void>>()
+    let failed: { err: unknown } | undefined
+    try {
+      for await (const c of encryptChunks(pack(), { dataKey, studyId, version: PACK_VERSION, chunkSize: opts.chunkSize })) {
+        if (failed !== undefined) break
+        const put: Promise<void> = opts.store.put(c.id, c.ciphertext).then(
+          () => { inFlight.delete(put) },
+          (err: unknown) => {
+            inFlight.delete(put)
+            failed ??= { err }
+          },
+        )
+        inFlight.add(put)
+        chunkIds.push(c.id)
+        size += c.ciphertext.length
+        if (inFlight.size >= STORE_PUTS_IN_FLIGHT) await Promise.race(inFlight)
+        if (failed !== undefined) break
+      }
+    } finally {
+      await Promise.all(inFlight)
     }
+    if (failed !== undefined) throw failed.err
 
     const demographics: DemographicsRecord = { study: deid.studyRecord(), instances: records }
     const demographicsCiphertext = encryptDemographics(demographics, demographicsKey, studyId)

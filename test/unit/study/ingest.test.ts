@@ -1,0 +1,120 @@
+import t from 'tap'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateX25519, mlkemFromX25519Private, sha256 } from '../../../src/crypto/index.js'
+import { sleep, toHex } from '../../../src/util/index.js'
+import {
+  STORE_PUTS_IN_FLIGHT, STUDY_UID_HEAD_BYTES, TAG, TRANSFER_SYNTAX, cloneInstance, firstString, generateCtStudy, packageStudy,
+  readDicom, readStudyInstanceUid, writeDicom, type DicomInstance,
+} from '../../../src/study/index.js'
+import { sample, sampleFiles } from './helpers.js'
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'radchain-ingest-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+async function writeInstance(dir: string, name: string, inst: DicomInstance): Promise<string> {
+  const p = join(dir, name)
+  await writeFile(p, writeDicom(inst))
+  return p
+}
+
+t.test('readStudyInstanceUid agrees with readDicom on every sample and encoding', async (t) => {
+  const dir = await tempDir()
+  const paths: string[] = sampleFiles().map(sample)
+  const mr = await readDicom(sample('MR_small.dcm'))
+  for (const ts of [TRANSFER_SYNTAX.ImplicitVRLittleEndian, TRANSFER_SYNTAX.ExplicitVRBigEndian]) {
+    const x = cloneInstance(mr)
+    x.meta[TAG.TransferSyntaxUID] = { vr: 'UI', Value: [ts] }
+    paths.push(await writeInstance(dir, `mr-${ts}.dcm`, x))
+  }
+  for (const p of paths) {
+    const expected = firstString((await readDicom(p)).dataset, TAG.StudyInstanceUID)
+    t.equal(await readStudyInstanceUid(p), expected, p)
+  }
+})
+
+t.test('readStudyInstanceUid reads the whole file when the UID lies past the head, and refuses what readDicom refuses', async (t) => {
+  const dir = await tempDir()
+  const mr = await readDicom(sample('MR_small.dcm'))
+  const big = cloneInstance(mr)
+  // A private element before group 0020 pushes the Study Instance UID past the head.
+  big.dataset['00091010'] = { vr: 'OB', Value: [new Uint8Array(STUDY_UID_HEAD_BYTES + 1000).fill(0x41).buffer] }
+  big.dataset['00090010'] = { vr: 'LO', Value: ['RADCHAIN TEST'] }
+  const bigPath = await writeInstance(dir, 'big.dcm', big)
+  t.equal(await readStudyInstanceUid(bigPath), firstString(mr.dataset, TAG.StudyInstanceUID), 'found by the whole read')
+
+  const notDicom = join(dir, 'notes.txt')
+  await writeFile(notDicom, 'not DICOM at all')
+  await t.rejects(readStudyInstanceUid(notDicom), { name: 'StudyError', code: 'DICOM_NOT_PART10' })
+  const noUid = cloneInstance(mr)
+  delete noUid.dataset[TAG.StudyInstanceUID]
+  await t.rejects(readStudyInstanceUid(await writeInstance(dir, 'no-uid.dcm', noUid)), { name: 'StudyError', code: 'DICOM_MISSING_UID' })
+  await t.rejects(readStudyInstanceUid(join(dir, 'missing.dcm')), { name: 'StudyError', code: 'DICOM_UNREADABLE' })
+  await t.rejects(readStudyInstanceUid(dir), { name: 'StudyError', code: 'DICOM_UNREADABLE' }, 'a folder')
+})
+
+function recipient(): { x25519: Uint8Array; mlkem: Uint8Array } {
+  const x = generateX25519()
+  return { x25519: x.publicKey, mlkem: mlkemFromX25519Private(x.privateKey).publicKey }
+}
+
+/** A store whose puts take a while, recording how many run at once and failing the `failAt`-th put. */
+class SlowStore {
+  readonly chunks = new Map<string, Uint8Array>()
+  readonly order: string[] = []
+  running = 0
+  maxRunning = 0
+  settled = 0
+  /** Puts started when the failing one failed. */
+  startedAtFailure = -1
+  constructor(private readonly failAt = -1) {}
+
+  async put(id: Uint8Array, bytes: Uint8Array): Promise<void> {
+    const n = this.order.length
+    this.order.push(toHex(id))
+    this.running++
+    this.maxRunning = Math.max(this.maxRunning, this.running)
+    try {
+      await sleep(n % 3 === 0 ? 15 : 2)
+      if (n === this.failAt) {
+        this.startedAtFailure = this.order.length
+        throw new Error('disk full')
+      }
+      if (toHex(sha256(bytes)) !== toHex(id)) throw new Error('wrong id')
+      this.chunks.set(toHex(id), bytes)
+    } finally {
+      this.running--
+      this.settled++
+    }
+  }
+}
+
+t.test('packageStudy stores chunks while it makes the next, at most STORE_PUTS_IN_FLIGHT at once, in order', async (t) => {
+  const dir = await tempDir()
+  const study = await generateCtStudy({ slices: 6, rows: 32, cols: 32, out: join(dir, 'ct'), seed: 3 })
+  const store = new SlowStore()
+  const res = await packageStudy(study.files, { chunkSize: 2048, custodianId: 'org', custodian: recipient(), store })
+  t.ok(res.chunkIds.length > 10, `${res.chunkIds.length} chunks`)
+  t.ok(store.maxRunning > 1, `puts overlapped (${store.maxRunning} at once)`)
+  t.ok(store.maxRunning <= STORE_PUTS_IN_FLIGHT, `never more than ${STORE_PUTS_IN_FLIGHT} at once`)
+  t.equal(store.running, 0, 'every put settled before packageStudy returned')
+  t.same(res.chunkIds.map(toHex), store.order, 'chunk ids in pack order')
+  t.equal(store.chunks.size, res.chunkIds.length)
+  t.equal(await readStudyInstanceUid(study.files[0] as string), study.studyInstanceUid)
+})
+
+t.test('a failed put fails packageStudy once every put in flight has settled', async (t) => {
+  const dir = await tempDir()
+  const study = await generateCtStudy({ slices: 4, rows: 32, cols: 32, out: join(dir, 'ct'), seed: 4 })
+  const store = new SlowStore(3)
+  await t.rejects(packageStudy(study.files, { chunkSize: 1024, custodianId: 'org', custodian: recipient(), store }), { message: 'disk full' })
+  t.equal(store.running, 0, 'nothing still running')
+  t.equal(store.settled, store.order.length, 'every started put settled')
+  t.ok(store.startedAtFailure > 3, 'the put failed')
+  t.equal(store.order.length, store.startedAtFailure, 'no put started after the failure')
+})
+
