@@ -2,7 +2,7 @@ import t from 'tap'
 import { cp, readdir, readFile, stat, truncate, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { initDataDir } from '../../src/node/index.js'
-import { TAG, firstString, pixelDigest, readDicom, toJsonDataset, type DicomDataset, type DicomInstance } from '../../src/study/index.js'
+import { TAG, firstString, isPrivateTag, pixelDigest, readDicom, toJsonDataset, type DicomDataset, type DicomInstance } from '../../src/study/index.js'
 import { DaemonProcess, repoRoot } from '../../devnet/process.js'
 import { dcmdumpErrors, ensureDcmdump } from '../helpers/dcmtk.js'
 import { textValues } from '../unit/study/helpers.js'
@@ -28,6 +28,16 @@ function values(inst: DicomInstance, tags: readonly string[]): string[] {
   for (const tag of tags) {
     const el = inst.dataset[tag]
     if (el !== undefined) for (const v of textValues(el)) if (v.trim().length >= 4) out.push(v.trim())
+  }
+  return out
+}
+
+/** Tags of private elements (odd group), at any depth. */
+function privateTags(ds: DicomDataset): string[] {
+  const out: string[] = []
+  for (const [tag, el] of Object.entries(ds)) {
+    if (isPrivateTag(tag)) out.push(tag)
+    if (el.vr === 'SQ') for (const item of el.Value ?? []) out.push(...privateTags(item as DicomDataset))
   }
   return out
 }
@@ -133,6 +143,7 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
       t.equal(firstString(inst.dataset, TAG.PatientIdentityRemoved), 'YES')
       const kept = [...allTextValues(inst.dataset), ...allTextValues(inst.meta)]
       t.same(kept.filter((v) => secrets.has(v) || weak.has(v)), [], `${input}: no identifying element value left (nested sequences and file meta included)`)
+      t.same(privateTags(inst.dataset), [], `${input}: no private element left`)
     }
     // Full scope: every attribute and the file meta as in the input.
     const bySop = new Map(originals.map((o) => [firstString(o.dataset, TAG.SOPInstanceUID), o]))
