@@ -1,4 +1,5 @@
-import { open, readFile, stat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { open } from 'node:fs/promises'
 import { data, log } from 'dcmjs'
 import { StudyError } from './errors.js'
 import { TAG, cloneDataset, firstString, formatTag, type DicomDataset, type DicomInstance } from './dataset.js'
@@ -331,10 +332,25 @@ export async function readDicom(path: string, opts: { maxBytes?: number; require
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES
   let bytes: Uint8Array
   try {
-    const st = await stat(path)
-    if (!st.isFile()) throw new StudyError('DICOM_UNREADABLE', 'not a regular file', { path })
-    if (st.size > maxBytes) throw new StudyError('DICOM_TOO_LARGE', `file is ${st.size} bytes, more than the bound of ${maxBytes}`, { path })
-    bytes = await readFile(path)
+    // One open, stat and read into a buffer of the file's size: fewer trips
+    // to the thread pool than stat and readFile. O_NONBLOCK keeps the open of
+    // a FIFO from waiting for a writer; the stat then refuses it.
+    const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
+    try {
+      const st = await fh.stat()
+      if (!st.isFile()) throw new StudyError('DICOM_UNREADABLE', 'not a regular file', { path })
+      if (st.size > maxBytes) throw new StudyError('DICOM_TOO_LARGE', `file is ${st.size} bytes, more than the bound of ${maxBytes}`, { path })
+      const buf = Buffer.allocUnsafeSlow(st.size)
+      let n = 0
+      while (n < buf.length) {
+        const { bytesRead } = await fh.read(buf, n, buf.length - n, n)
+        if (bytesRead === 0) break
+        n += bytesRead
+      }
+      bytes = n === buf.length ? buf : buf.subarray(0, n)
+    } finally {
+      await fh.close()
+    }
   } catch (err) {
     if (err instanceof StudyError) throw err
     const code = (err as NodeJS.ErrnoException).code ?? 'error'

@@ -2,8 +2,8 @@ import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:cr
 import type { RegisterStudyPayload } from '../chain/index.js'
 import { sha256, wrapKey, type EnvelopeRecipient } from '../crypto/index.js'
 import { asBuffer, assertBytes, concatBytes, equalBytes, fromHex, utf8 } from '../util/index.js'
-import { StudyError } from './errors.js'
-import { TAG, firstString } from './dataset.js'
+import { StudyError, isStudyError } from './errors.js'
+import { TAG, firstString, type DicomInstance } from './dataset.js'
 import { parseDicom, readDicom, readStudyInstanceUid, writeDicom } from './dicom.js'
 import { StudyDeidentifier, type InstanceIdentityRecord, type StudyIdentityRecord } from './deid.js'
 import { pixelDigest, studyDigest } from './pixel.js'
@@ -36,6 +36,8 @@ export const STUDY_KEY_CONTEXT_TAG = 'radchain/study-key/v1'
 export const STUDY_DATA_KEY_INFO = 'radchain/study-data-key/v1'
 /** HKDF-SHA256 info of the demographics key. */
 export const STUDY_DEMOGRAPHICS_KEY_INFO = 'radchain/study-demographics-key/v1'
+/** Largest file packageStudy reads ahead of the one it is packing (16 MiB). */
+export const READ_AHEAD_MAX_BYTES = 16 * 1024 * 1024
 /** Chunk puts packageStudy lets run while it makes the next chunks. */
 export const STORE_PUTS_IN_FLIGHT = 2
 /** Bound on the manifest frame a reader accepts (16 MiB). */
@@ -181,8 +183,9 @@ async function checkOneStudy(files: string[]): Promise<void> {
 /**
  * De-identifies one study (PS3.15 E.1, see StudyDeidentifier), writes it as a
  * pack (format above) and encrypts the pack into chunks (encryptChunks,
- * version 1) that go into `store`, one instance in memory at a time (and up
- * to STORE_PUTS_IN_FLIGHT chunks being stored while the next is made). A random
+ * version 1) that go into `store`, one instance in memory at a time (plus the
+ * next file read ahead when it is at most READ_AHEAD_MAX_BYTES, and up to
+ * STORE_PUTS_IN_FLIGHT chunks being stored while the next is made). A random
  * 32-byte study key is wrapped (wrapKey, context studyKeyContext) to the
  * custodian and the owner; the data key and demographics key are derived from
  * it (deriveStudyKeys). Returns the ledger payload, the envelopes, the
@@ -213,8 +216,25 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
         return b
       }
       yield emit(MAGIC)
-      for (const path of files) {
-        const d = deid.deidentify(await readDicom(path))
+      // The next file is read while this one is de-identified, written and
+      // stored, when it is at most READ_AHEAD_MAX_BYTES (so memory stays
+      // bounded by one large file); a bigger one is read at its turn.
+      const readAhead = (i: number): Promise<DicomInstance | undefined> | undefined => {
+        const p = files[i]
+        if (p === undefined) return undefined
+        const r = readDicom(p, { maxBytes: READ_AHEAD_MAX_BYTES }).catch((err: unknown) => {
+          if (isStudyError(err, 'DICOM_TOO_LARGE')) return undefined
+          throw err
+        })
+        // Awaited at its turn; this keeps a failure from being unhandled if packing stops first.
+        r.catch(() => {})
+        return r
+      }
+      let next = readAhead(0)
+      for (const [i, path] of files.entries()) {
+        const inst = (await next) ?? (await readDicom(path))
+        next = readAhead(i + 1)
+        const d = deid.deidentify(inst)
         const bytes = writeDicom(d.instance)
         if (bytes.length > 0xffffffff) throw new StudyError('DICOM_TOO_LARGE', 'instance too large for a pack frame', { path })
         records.push(d.record)

@@ -1,11 +1,11 @@
 import t from 'tap'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateX25519, mlkemFromX25519Private, sha256 } from '../../../src/crypto/index.js'
 import { sleep, toHex } from '../../../src/util/index.js'
 import {
-  STORE_PUTS_IN_FLIGHT, STUDY_UID_HEAD_BYTES, TAG, TRANSFER_SYNTAX, cloneInstance, firstString, generateCtStudy, packageStudy,
+  READ_AHEAD_MAX_BYTES, STORE_PUTS_IN_FLIGHT, STUDY_UID_HEAD_BYTES, TAG, TRANSFER_SYNTAX, cloneInstance, firstString, generateCtStudy, packageStudy,
   readDicom, readStudyInstanceUid, writeDicom, type DicomInstance,
 } from '../../../src/study/index.js'
 import { sample, sampleFiles } from './helpers.js'
@@ -118,3 +118,24 @@ t.test('a failed put fails packageStudy once every put in flight has settled', a
   t.equal(store.order.length, store.startedAtFailure, 'no put started after the failure')
 })
 
+
+t.test('read-ahead: a file past READ_AHEAD_MAX_BYTES is read at its turn; a bad file ahead fails at its turn only', async (t) => {
+  const dir = await tempDir()
+  // Two slices of 4096 x 2100 x 2 bytes: each file just above 16 MiB.
+  const big = await generateCtStudy({ slices: 2, rows: 2100, cols: 4096, out: join(dir, 'big'), seed: 6 })
+  t.ok(big.bytes / 2 > READ_AHEAD_MAX_BYTES, 'files bigger than the read-ahead bound')
+  const res = await packageStudy(big.files, { chunkSize: 1024 * 1024, custodianId: 'org', custodian: recipient(), store: new SlowStore() })
+  t.equal(res.payload.size > big.bytes, true, 'both files packed')
+
+  const small = await generateCtStudy({ slices: 3, rows: 16, cols: 16, out: join(dir, 'small'), seed: 7 })
+  const cut = join(dir, 'cut.dcm')
+  const whole = await readFile(small.files[2] as string)
+  await writeFile(cut, whole.subarray(0, whole.length - 100))
+  const files = [small.files[0] as string, small.files[1] as string, cut]
+  await t.rejects(packageStudy(files, { chunkSize: 256, custodianId: 'org', custodian: recipient(), store: new SlowStore() }),
+    { name: 'StudyError', code: 'DICOM_TRUNCATED' }, 'the truncated file fails the package')
+  // The store fails on its first put while the truncated file is being read ahead: the put's error is reported, and the
+  // read-ahead's failure is not left unhandled (tap fails the test on an unhandled rejection).
+  await t.rejects(packageStudy(files, { chunkSize: 256, custodianId: 'org', custodian: recipient(), store: new SlowStore(0) }), { message: 'disk full' })
+  await sleep(50)
+})
