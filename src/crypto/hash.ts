@@ -18,6 +18,8 @@ export const DOMAIN = {
   COMMIT: 'radchain/commit/v1',
   ORG_PROPOSAL: 'radchain/org-proposal/v1',
   GENESIS: 'radchain/genesis/v1',
+  /** Rendezvous weight of an organization for a study (chain/placement.ts). */
+  PLACEMENT: 'radchain/placement/v1',
   /** HKDF-SHA256 info deriving an ML-KEM-768 seed from an X25519 private key (mlkem.ts). */
   ML_KEM_SEED: 'radchain/ml-kem-768-seed/v1',
   /** Transcript hash of a key envelope's public values, the HKDF salt (envelope.ts). */
