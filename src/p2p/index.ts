@@ -12,3 +12,4 @@ export { CHANNEL_QUEUE_MAX_MESSAGES, CHANNEL_QUEUE_MAX_BYTES, FRAME_TIMEOUT_MS, 
 export { STATUS_OK, STATUS_ERROR, ACK_TIMEOUT_MS } from './reqresp.js'
 export type { RequestHandlerOpts } from './reqresp.js'
 export { protocolId, peerIdFromOrgKey, orgKeyOf, privateKeyFromSeed, ORG_KEY_BYTES } from './identity.js'
+export * from './protocols/chunks/index.js'

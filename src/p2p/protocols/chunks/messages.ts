@@ -1,0 +1,166 @@
+import { RadError, assertBytes } from '../../../util/index.js'
+
+/*
+ * Wire formats of the chunk exchange protocols (request/response, see
+ * reqresp.ts), all integers u32 big-endian:
+ *
+ *   chunks/have    req: studyId(16)              res: u32 count || bitfield (ceil(count/8) bytes)
+ *   chunks/list    req: studyId(16)              res: chunk ids, 32 bytes each, in order
+ *   chunks/get     req: studyId(16) || u32 index res: the chunk's bytes
+ *   chunks/object  req: studyId(16) || hash(32)  res: the object's bytes (key envelope, demographics)
+ *
+ * Bitfields are BitTorrent's (BEP 3): bit i is byte i>>3, mask 0x80>>(i&7);
+ * spare bits at the end are zero. A refusal is an error response whose code
+ * says why (CHUNK_CODES).
+ */
+
+/** Protocol names (under /radchain/<network>/). */
+export const CHUNK_PROTOCOLS = { have: 'chunks/have', list: 'chunks/list', get: 'chunks/get', object: 'chunks/object' } as const
+
+/**
+ * Why a chunk exchange was refused or failed.
+ * - SWARM_UNKNOWN_STUDY: no such study on the ledger (of the peer that answers).
+ * - SWARM_NOT_HELD: the peer does not hold that chunk, list or object.
+ * - SWARM_NOT_ALLOWED: the requester has neither replication duty for the study nor a lease for it.
+ * - SWARM_BAD_REQUEST: a malformed request (penalized).
+ * - SWARM_UNAVAILABLE: no reachable peer holds what is missing.
+ * - SWARM_BAD_LIST: a chunk list that does not match the study's content root.
+ */
+export type SwarmCode = 'SWARM_UNKNOWN_STUDY' | 'SWARM_NOT_HELD' | 'SWARM_NOT_ALLOWED' | 'SWARM_BAD_REQUEST' | 'SWARM_UNAVAILABLE' | 'SWARM_BAD_LIST'
+
+/** A swarm failure or refusal. */
+export class SwarmError extends RadError<SwarmCode> {
+  constructor(code: SwarmCode, message: string, opts: { cause?: unknown; penalize?: boolean } = {}) {
+    super(code, message, opts)
+    this.name = 'SwarmError'
+  }
+}
+
+const STUDY_ID_BYTES = 16
+const HASH_BYTES = 32
+
+function badRequest(what: string): SwarmError {
+  return new SwarmError('SWARM_BAD_REQUEST', `malformed ${what} request`, { penalize: true })
+}
+
+/** Request of chunks/have and chunks/list. */
+export function encodeStudyRequest(studyId: Uint8Array): Uint8Array {
+  assertBytes(studyId, STUDY_ID_BYTES, 'studyId')
+  return studyId.slice()
+}
+
+/** Parses a chunks/have or chunks/list request. */
+export function decodeStudyRequest(b: Uint8Array): Uint8Array {
+  if (b.length !== STUDY_ID_BYTES) throw badRequest('study')
+  return b.slice()
+}
+
+/** Request of chunks/get. */
+export function encodeChunkRequest(studyId: Uint8Array, index: number): Uint8Array {
+  assertBytes(studyId, STUDY_ID_BYTES, 'studyId')
+  const b = Buffer.alloc(STUDY_ID_BYTES + 4)
+  b.set(studyId, 0)
+  b.writeUInt32BE(index, STUDY_ID_BYTES)
+  return new Uint8Array(b)
+}
+
+/** Parses a chunks/get request. */
+export function decodeChunkRequest(b: Uint8Array): { studyId: Uint8Array; index: number } {
+  if (b.length !== STUDY_ID_BYTES + 4) throw badRequest('chunk')
+  return { studyId: b.slice(0, STUDY_ID_BYTES), index: Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32BE(STUDY_ID_BYTES) }
+}
+
+/** Request of chunks/object. */
+export function encodeObjectRequest(studyId: Uint8Array, hash: Uint8Array): Uint8Array {
+  assertBytes(studyId, STUDY_ID_BYTES, 'studyId')
+  assertBytes(hash, HASH_BYTES, 'hash')
+  const b = new Uint8Array(STUDY_ID_BYTES + HASH_BYTES)
+  b.set(studyId, 0)
+  b.set(hash, STUDY_ID_BYTES)
+  return b
+}
+
+/** Parses a chunks/object request. */
+export function decodeObjectRequest(b: Uint8Array): { studyId: Uint8Array; hash: Uint8Array } {
+  if (b.length !== STUDY_ID_BYTES + HASH_BYTES) throw badRequest('object')
+  return { studyId: b.slice(0, STUDY_ID_BYTES), hash: b.slice(STUDY_ID_BYTES) }
+}
+
+/** A set of chunk indices as a BitTorrent-style bitfield. */
+export class Bitfield {
+  readonly size: number
+  readonly bytes: Uint8Array
+  #count = 0
+
+  constructor(size: number, bytes?: Uint8Array) {
+    if (!Number.isInteger(size) || size < 0) throw new TypeError('bitfield size must be a non-negative integer')
+    this.size = size
+    this.bytes = new Uint8Array(Math.ceil(size / 8))
+    if (bytes !== undefined) {
+      if (bytes.length !== this.bytes.length) throw new SwarmError('SWARM_BAD_REQUEST', 'bitfield has the wrong length', { penalize: true })
+      this.bytes.set(bytes)
+      if (size % 8 !== 0 && ((this.bytes[this.bytes.length - 1] ?? 0) & (0xff >> (size % 8))) !== 0) {
+        throw new SwarmError('SWARM_BAD_REQUEST', 'bitfield has spare bits set', { penalize: true })
+      }
+      for (let i = 0; i < size; i++) if (this.has(i)) this.#count++
+    }
+  }
+
+  /** Indices set. */
+  get count(): number {
+    return this.#count
+  }
+
+  /** Whether every index is set. */
+  get complete(): boolean {
+    return this.#count === this.size
+  }
+
+  has(i: number): boolean {
+    return i >= 0 && i < this.size && ((this.bytes[i >> 3] ?? 0) & (0x80 >> (i & 7))) !== 0
+  }
+
+  set(i: number): void {
+    if (i < 0 || i >= this.size) throw new RangeError('bitfield index out of range')
+    if (this.has(i)) return
+    this.bytes[i >> 3] = (this.bytes[i >> 3] ?? 0) | (0x80 >> (i & 7))
+    this.#count++
+  }
+
+  clear(i: number): void {
+    if (!this.has(i)) return
+    this.bytes[i >> 3] = (this.bytes[i >> 3] ?? 0) & ~(0x80 >> (i & 7))
+    this.#count--
+  }
+}
+
+/** Response of chunks/have. */
+export function encodeHave(b: Bitfield): Uint8Array {
+  const out = Buffer.alloc(4 + b.bytes.length)
+  out.writeUInt32BE(b.size, 0)
+  out.set(b.bytes, 4)
+  return new Uint8Array(out)
+}
+
+/** Parses a chunks/have response; `expected` is the study's chunk count from the ledger. */
+export function decodeHave(b: Uint8Array, expected: number): Bitfield {
+  if (b.length < 4) throw new SwarmError('SWARM_BAD_REQUEST', 'have response too short', { penalize: true })
+  const size = Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32BE(0)
+  if (size !== expected) throw new SwarmError('SWARM_BAD_REQUEST', `have response for ${size} chunks, the study has ${expected}`, { penalize: true })
+  return new Bitfield(size, b.subarray(4))
+}
+
+/** Response of chunks/list. */
+export function encodeList(ids: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(ids.length * HASH_BYTES)
+  ids.forEach((id, i) => out.set(id, i * HASH_BYTES))
+  return out
+}
+
+/** Parses a chunks/list response of `expected` ids. */
+export function decodeList(b: Uint8Array, expected: number): Uint8Array[] {
+  if (b.length !== expected * HASH_BYTES) throw new SwarmError('SWARM_BAD_LIST', `chunk list of ${b.length} bytes, expected ${expected} ids`, { penalize: true })
+  const out: Uint8Array[] = []
+  for (let i = 0; i < expected; i++) out.push(b.slice(i * HASH_BYTES, (i + 1) * HASH_BYTES))
+  return out
+}
