@@ -37,7 +37,7 @@ function fakeSwarm(chunks: Uint8Array[], fakes: Record<string, FakePeer>): { sou
       const e = byId.get(p.id)
       const b = new Bitfield(chunks.length)
       for (const i of e?.f.holds ?? []) b.set(i)
-      return decodeHave(encodeHave(b), chunks.length)
+      return decodeHave(encodeHave({ chunks: b, list: true, objects: true }), chunks.length).chunks
     },
     async fetch(p, index, signal) {
       const e = byId.get(p.id)
@@ -71,7 +71,7 @@ function fakeSwarm(chunks: Uint8Array[], fakes: Record<string, FakePeer>): { sou
 const all = (n: number): Set<number> => new Set(Array.from({ length: n }, (_, i) => i))
 const range = (a: number, b: number): Set<number> => new Set(Array.from({ length: b - a }, (_, i) => a + i))
 
-async function run(chunks: Uint8Array[], ids: Uint8Array[], swarm: ReturnType<typeof fakeSwarm>, extra: Partial<Parameters<typeof downloadChunks>[0]> = {}): Promise<{ stored: Map<number, Uint8Array>; res: Awaited<ReturnType<typeof downloadChunks>> }> {
+async function run(ids: Uint8Array[], swarm: ReturnType<typeof fakeSwarm>, extra: Partial<Parameters<typeof downloadChunks>[0]> = {}): Promise<{ stored: Map<number, Uint8Array>; res: Awaited<ReturnType<typeof downloadChunks>> }> {
   const stored = new Map<number, Uint8Array>()
   const res = await downloadChunks({
     chunkIds: ids, held: new Bitfield(ids.length), peers: () => swarm.peers, source: swarm.source, chunkBytes: CHUNK,
@@ -88,7 +88,7 @@ t.test('fetches every chunk from several peers at once, each verified', async (t
   const { chunks, ids } = makeChunks(120)
   const swarm = fakeSwarm(chunks, { a: { holds: all(120) }, b: { holds: all(120) }, c: { holds: all(120) } })
   const progress: number[] = []
-  const { stored, res } = await run(chunks, ids, swarm, { onProgress: (p) => progress.push(p.done) })
+  const { stored, res } = await run(ids, swarm, { onProgress: (p) => progress.push(p.done) })
   t.equal(stored.size, 120)
   for (const [i, b] of stored) t.same(sha256(b), ids[i], `chunk ${i} is the right one`)
   t.equal(res.fetched, 120)
@@ -102,7 +102,7 @@ t.test('fetches every chunk from several peers at once, each verified', async (t
 t.test('rarest first: chunks only one peer holds are asked of it before common ones', async (t) => {
   const { chunks, ids } = makeChunks(20)
   const swarm = fakeSwarm(chunks, { a: { holds: all(20) }, b: { holds: range(0, 15) }, c: { holds: range(0, 15) } })
-  await run(chunks, ids, swarm, { initialWindow: 1, maxWindow: 1 })
+  await run(ids, swarm, { initialWindow: 1, maxWindow: 1 })
   const first = (swarm.asked.get('a') ?? []).slice(0, 5)
   t.same([...first].sort((x, y) => x - y), [15, 16, 17, 18, 19], `a was asked for the rare chunks first (${first.join(', ')})`)
 })
@@ -111,7 +111,7 @@ t.test('a peer that sends garbage is reported, not asked again, and the download
   const { chunks, ids } = makeChunks(60)
   const swarm = fakeSwarm(chunks, { liar: { holds: all(60), liar: true }, b: { holds: all(60) }, c: { holds: all(60) } })
   const bad: string[] = []
-  const { stored } = await run(chunks, ids, swarm, { onBadChunk: (p) => bad.push(p.id) })
+  const { stored } = await run(ids, swarm, { onBadChunk: (p) => bad.push(p.id) })
   t.equal(stored.size, 60)
   for (const [i, b] of stored) if (!ids[i] || toHex(sha256(b)) !== toHex(ids[i] as Uint8Array)) t.fail(`chunk ${i} corrupt`)
   t.same([...new Set(bad)], [peer('liar').id], 'the liar was reported')
@@ -121,7 +121,7 @@ t.test('a peer that sends garbage is reported, not asked again, and the download
 t.test('a peer that dies midway: its chunks come from the others', async (t) => {
   const { chunks, ids } = makeChunks(80)
   const swarm = fakeSwarm(chunks, { dying: { holds: all(80), dieAfter: 5 }, b: { holds: all(80) } })
-  const { stored, res } = await run(chunks, ids, swarm)
+  const { stored, res } = await run(ids, swarm)
   t.equal(stored.size, 80)
   t.ok((res.perPeer[peer('dying').id]?.chunks ?? 0) <= 5)
 })
@@ -131,7 +131,7 @@ t.test('resume: chunks already held are not fetched again', async (t) => {
   const swarm = fakeSwarm(chunks, { a: { holds: all(40) } })
   const held = new Bitfield(40)
   for (let i = 0; i < 40; i += 2) held.set(i)
-  const { stored, res } = await run(chunks, ids, swarm, { held })
+  const { stored, res } = await run(ids, swarm, { held })
   t.equal(res.fetched, 20)
   t.ok([...stored.keys()].every((i) => i % 2 === 1), 'only the missing half was fetched')
   t.ok((swarm.asked.get('a') ?? []).every((i) => i % 2 === 1), 'held chunks were never asked for')
@@ -157,7 +157,7 @@ t.test('endgame: the last chunks are also asked of a fast peer, and the slow cop
   const { chunks, ids } = makeChunks(12)
   const swarm = fakeSwarm(chunks, { slow: { holds: all(12), delayMs: 3000 }, fast: { holds: all(12) } })
   const t0 = Date.now()
-  const { stored, res } = await run(chunks, ids, swarm)
+  const { stored, res } = await run(ids, swarm)
   const ms = Date.now() - t0
   t.equal(stored.size, 12)
   t.ok(ms < 2000, `done in ${ms} ms, without waiting for the slow peer`)
@@ -168,7 +168,7 @@ t.test('endgame: the last chunks are also asked of a fast peer, and the slow cop
 t.test('memory bound: never more than maxInFlightBytes of chunks in flight', async (t) => {
   const { chunks, ids } = makeChunks(60)
   const swarm = fakeSwarm(chunks, { a: { holds: all(60), delayMs: 5 }, b: { holds: all(60), delayMs: 5 }, c: { holds: all(60), delayMs: 5 } })
-  await run(chunks, ids, swarm, { maxInFlightBytes: 3 * CHUNK, maxWindow: 16 })
+  await run(ids, swarm, { maxInFlightBytes: 3 * CHUNK, maxWindow: 16 })
   t.ok(swarm.maxConcurrent() <= 3, `at most 3 in flight (saw ${swarm.maxConcurrent()})`)
   t.ok(swarm.maxConcurrent() >= 2, 'several in flight')
 })
@@ -192,5 +192,10 @@ t.test('bitfields: BitTorrent bit order, spare bits refused, counts', async (t) 
   b.clear(0)
   t.equal(b.count, 1)
   t.throws(() => new Bitfield(10, Uint8Array.of(0, 0x20)), { code: 'SWARM_BAD_REQUEST' }, 'a spare bit set')
-  t.throws(() => decodeHave(encodeHave(new Bitfield(9)), 10), { code: 'SWARM_BAD_REQUEST' }, 'wrong chunk count')
+  t.throws(() => decodeHave(encodeHave({ chunks: new Bitfield(9), list: true, objects: false }), 10), { code: 'SWARM_BAD_REQUEST' }, 'wrong chunk count')
+  const h = decodeHave(encodeHave({ chunks: b, list: true, objects: false }), 10)
+  t.same([h.list, h.objects, h.chunks.has(9), h.chunks.has(0)], [true, false, true, false])
+  const bytes = encodeHave({ chunks: b, list: false, objects: true })
+  bytes[4] = 0x80
+  t.throws(() => decodeHave(bytes, 10), { code: 'SWARM_BAD_REQUEST' }, 'unknown flags')
 })

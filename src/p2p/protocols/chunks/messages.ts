@@ -4,7 +4,8 @@ import { RadError, assertBytes } from '../../../util/index.js'
  * Wire formats of the chunk exchange protocols (request/response, see
  * reqresp.ts), all integers u32 big-endian:
  *
- *   chunks/have    req: studyId(16)              res: u32 count || bitfield (ceil(count/8) bytes)
+ *   chunks/have    req: studyId(16)              res: u32 count || u8 flags || bitfield (ceil(count/8) bytes)
+ *                  flags: bit 0 = the chunk list is known, bit 1 = every object of the study (key envelopes, demographics) is held
  *   chunks/list    req: studyId(16)              res: chunk ids, 32 bytes each, in order
  *   chunks/get     req: studyId(16) || u32 index res: the chunk's bytes
  *   chunks/object  req: studyId(16) || hash(32)  res: the object's bytes (key envelope, demographics)
@@ -134,20 +135,32 @@ export class Bitfield {
   }
 }
 
+/** What a peer holds of a study. */
+export interface HaveInfo {
+  readonly chunks: Bitfield
+  /** It knows the chunk list. */
+  readonly list: boolean
+  /** It holds every object of the study (key envelopes, demographics record). */
+  readonly objects: boolean
+}
+
 /** Response of chunks/have. */
-export function encodeHave(b: Bitfield): Uint8Array {
-  const out = Buffer.alloc(4 + b.bytes.length)
-  out.writeUInt32BE(b.size, 0)
-  out.set(b.bytes, 4)
+export function encodeHave(h: HaveInfo): Uint8Array {
+  const out = Buffer.alloc(5 + h.chunks.bytes.length)
+  out.writeUInt32BE(h.chunks.size, 0)
+  out[4] = (h.list ? 1 : 0) | (h.objects ? 2 : 0)
+  out.set(h.chunks.bytes, 5)
   return new Uint8Array(out)
 }
 
 /** Parses a chunks/have response; `expected` is the study's chunk count from the ledger. */
-export function decodeHave(b: Uint8Array, expected: number): Bitfield {
-  if (b.length < 4) throw new SwarmError('SWARM_BAD_REQUEST', 'have response too short', { penalize: true })
+export function decodeHave(b: Uint8Array, expected: number): HaveInfo {
+  if (b.length < 5) throw new SwarmError('SWARM_BAD_REQUEST', 'have response too short', { penalize: true })
   const size = Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32BE(0)
   if (size !== expected) throw new SwarmError('SWARM_BAD_REQUEST', `have response for ${size} chunks, the study has ${expected}`, { penalize: true })
-  return new Bitfield(size, b.subarray(4))
+  const flags = b[4] ?? 0
+  if ((flags & ~3) !== 0) throw new SwarmError('SWARM_BAD_REQUEST', 'have response with unknown flags', { penalize: true })
+  return { chunks: new Bitfield(size, b.subarray(5)), list: (flags & 1) !== 0, objects: (flags & 2) !== 0 }
 }
 
 /** Response of chunks/list. */
