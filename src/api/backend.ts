@@ -101,6 +101,8 @@ export interface ApiBackend {
   studies(): Promise<Record<string, unknown>[]>
   /** One registered study, with what this node holds of it; throws STUDY_UNKNOWN or STUDY_BAD_ID. */
   study(studyId: string): Promise<Record<string, unknown>>
+  /** Swarm transfers in progress, studies waiting for replication or repair, organizations considered down. */
+  swarmStatus(): Record<string, unknown>
   /** A `study add` or `study get` job, or undefined. */
   studyJob(id: string): Record<string, unknown> | undefined
 }

@@ -115,6 +115,13 @@ export class ApiClient {
     return body
   }
 
+  /** `GET /v1/swarm`: transfers, the replication queue, organizations considered down. */
+  async swarmStatus(): Promise<Record<string, unknown>> {
+    const body = await this.call('GET', '/v1/swarm')
+    if (!isRecord(body)) throw badResponse('swarm status')
+    return body
+  }
+
   /** `GET /v1/jobs/:id`: where a `study add` or `study get` job stands. */
   async job(id: string): Promise<Record<string, unknown>> {
     const body = await this.call('GET', `/v1/jobs/${encodeURIComponent(id)}`)

@@ -106,6 +106,7 @@ const PartitionBody = z.strictObject({ blocked: z.array(z.string().regex(/^[0-9a
  * - `GET /v1/studies`, `POST /v1/studies` with `{"paths":[...],"skipBad"?,"patient"?}` (202, a job)
  * - `GET /v1/studies/:id`, `POST /v1/studies/:id/get` with `{"out":"/abs/dir","scope":"images"|"full"}` (202, a job)
  * - `GET /v1/jobs/:id`
+ * - `GET /v1/swarm`
  */
 export class ApiServer {
   private readonly opts: Required<ApiServerOpts>
@@ -247,6 +248,8 @@ export class ApiServer {
         return { handlers: { POST: (c) => this.postOrgVote(c) }, param: '' }
       case '/v1/studies':
         return { handlers: { GET: async (c) => sendJson(c.res, 200, { studies: await this.backend.studies() }), POST: (c) => this.postStudies(c) }, param: '' }
+      case '/v1/swarm':
+        return { handlers: { GET: async (c) => sendJson(c.res, 200, this.backend.swarmStatus()) }, param: '' }
       case '/v1/peers':
         return { handlers: { GET: async (c) => sendJson(c.res, 200, { peers: this.backend.peers() }) }, param: '' }
       case '/v1/admin/partition':

@@ -7,7 +7,7 @@ import { registerChainCommands } from './commands/chain.js'
 import { registerDemoCommand } from './commands/demo.js'
 import { registerDevnetCommands } from './commands/devnet.js'
 import { registerOrgCommands } from './commands/org.js'
-import { registerStudyCommands } from './commands/study.js'
+import { registerStudyCommands, registerSwarmCommands } from './commands/study.js'
 import { registerPatientCommands } from './commands/patient.js'
 
 /** Options every command accepts. */
@@ -56,6 +56,7 @@ export function buildProgram(): Command {
   registerChainCommands(program)
   registerOrgCommands(program)
   registerStudyCommands(program)
+  registerSwarmCommands(program)
   registerPatientCommands(program)
   registerDevnetCommands(program)
   registerDemoCommand(program)

@@ -4,6 +4,7 @@ import { fromHex, isHex, toHex } from '../util/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import type { ChainService } from './chain-service.js'
 import type { StudyJobs } from './studies.js'
+import type { SwarmService } from './swarm.js'
 
 /** Runtime facts and hooks the node gives the API backend. */
 export interface NodeInfo {
@@ -16,6 +17,8 @@ export interface NodeInfo {
   busy(): boolean
   /** The `study add` jobs. */
   studies(): StudyJobs
+  /** The swarm (replication, transfers). */
+  swarm(): SwarmService
 }
 
 /** The node seen through the API: chain queries, submission, events. */
@@ -195,6 +198,10 @@ export class NodeBackend implements ApiBackend {
 
   study(studyId: string): Promise<Record<string, unknown>> {
     return this.#info.studies().show(studyId)
+  }
+
+  swarmStatus(): Record<string, unknown> {
+    return this.#info.swarm().status()
   }
 
   studyJob(id: string): Record<string, unknown> | undefined {

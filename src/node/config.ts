@@ -4,6 +4,7 @@ import { z } from 'zod'
 import { RadError, LOG_LEVELS, writeFileAtomic, type LogLevel } from '../util/index.js'
 import { DEFAULT_MEMPOOL_LIMITS, type MempoolLimits } from '../chain/index.js'
 import { DEFAULT_BFT_OPTS } from '../consensus/index.js'
+import { DEFAULT_SWARM_OPTS, type SwarmOpts } from './swarm.js'
 
 /** Configuration failure codes. */
 export type ConfigCode = 'CONFIG_NOT_FOUND' | 'CONFIG_INVALID' | 'CONFIG_EXISTS'
@@ -71,6 +72,18 @@ const ConfigSchema = z.strictObject({
     timeoutCapMs: z.number().int().min(10).max(3_600_000).default(DEFAULT_BFT_OPTS.timeoutCapMs),
     gossipMs: z.number().int().min(10).max(600_000).default(DEFAULT_BFT_OPTS.gossipMs),
   }).prefault({}),
+  swarm: z.strictObject({
+    /** A holder unreachable this long is replaced by the next organization in placement order. */
+    repairAfterMs: z.number().int().min(100).max(30 * 24 * 3600_000).default(DEFAULT_SWARM_OPTS.repairAfterMs),
+    reconcileMs: z.number().int().min(50).max(3_600_000).default(DEFAULT_SWARM_OPTS.reconcileMs),
+    /** How often a slice of the stored chunks is read back and verified; 0 turns it off. */
+    scrubIntervalMs: z.number().int().min(0).max(30 * 24 * 3600_000).default(DEFAULT_SWARM_OPTS.scrubIntervalMs),
+    scrubBytes: z.number().int().min(1024 * 1024).default(DEFAULT_SWARM_OPTS.scrubBytes),
+    /** Bytes in flight of one fetch (memory per transfer); replication and repair use a quarter. */
+    maxInFlightBytes: z.number().int().min(1024 * 1024).max(1024 * 1024 * 1024).default(DEFAULT_SWARM_OPTS.maxInFlightBytes),
+    /** How long `study add` waits for the replicas before reporting the study durable or not. */
+    durableTimeoutMs: z.number().int().min(0).max(3_600_000).default(60_000),
+  }).prefault({}),
   /** Fault injection for tests; never set in production. */
   testing: z.strictObject({
     equivocate: z.boolean().default(false),
@@ -90,6 +103,7 @@ export interface NodeConfig {
   readonly heartbeatMs?: number
   readonly p2p: { readonly listen: readonly string[]; readonly dialIntervalMs: number }
   readonly consensus: { readonly timeoutProposeMs: number; readonly timeoutVoteMs: number; readonly timeoutDeltaMs: number; readonly timeoutCapMs: number; readonly gossipMs: number }
+  readonly swarm: SwarmOpts & { readonly durableTimeoutMs: number }
   readonly testing: { readonly equivocate: boolean }
 }
 

@@ -11,6 +11,7 @@ import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
 import { NetworkService } from './network.js'
 import { StudyJobs } from './studies.js'
+import { SwarmService } from './swarm.js'
 import { DATADIR_FILES, resolveIn, type NodeConfig } from './config.js'
 import { VERSION } from './version.js'
 
@@ -49,6 +50,7 @@ export class RadNode {
   #network: NetworkService | undefined
   #wal: ConsensusWal | undefined
   #engine: BftEngine | undefined
+  #swarm: SwarmService | undefined
   #api: ApiServer | undefined
   /** True once this node wrote daemon.json (so only it removes the file). */
   #published = false
@@ -84,6 +86,7 @@ export class RadNode {
     try {
       this.#store = await ChainStore.open(join(dataDir, DATADIR_FILES.db))
       this.#chunks = await ChunkStore.open({ dir: resolveIn(dataDir, config.chunks.dir), quotaBytes: config.chunks.quotaBytes, index: this.#store.keyspace('k') })
+      if (this.#chunks.droppedAtOpen > 0) this.#logger.warn('chunk store: entries without a file dropped; the swarm fetches them again', { entries: this.#chunks.droppedAtOpen })
       this.#chain = await ChainService.open(genesis, this.#store, { mempool: config.mempool, logger: this.#logger.child({ mod: 'chain' }), evidenceSigner: this.#keys.signer })
       const chain = this.#chain
       this.#network = new NetworkService({ listen: config.p2p.listen, dialIntervalMs: config.p2p.dialIntervalMs }, { chain, keys: this.#keys, logger: this.#logger })
@@ -94,7 +97,10 @@ export class RadNode {
         { host: chain, net: network.consensusNet(), signer: this.#keys.signer, clock: this.#clock, logger: this.#logger.child({ mod: 'consensus' }), wal: this.#wal },
       )
       const engine = this.#engine
-      const studies = new StudyJobs({ chain, chunks: this.#chunks, index: new StudyIndex(this.#store.keyspace('i')), keys: this.#keys, logger: this.#logger.child({ mod: 'study' }) })
+      const index = new StudyIndex(this.#store.keyspace('i'))
+      this.#swarm = new SwarmService(config.swarm, { chain, chunks: this.#chunks, index, p2p: network.p2p, keys: this.#keys, logger: this.#logger.child({ mod: 'swarm' }) })
+      const swarm = this.#swarm
+      const studies = new StudyJobs({ durableTimeoutMs: config.swarm.durableTimeoutMs }, { chain, chunks: this.#chunks, index, swarm, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }) })
       const token = randomBytes(32).toString('base64url')
       const backend = new NodeBackend({
         chain,
@@ -107,10 +113,12 @@ export class RadNode {
           setBlocked: (keys) => network.p2p.setBlocked(keys),
           busy: () => network.ingestBacklog > INGEST_BUSY,
           studies: () => studies,
+          swarm: () => swarm,
         },
       })
       this.#api = new ApiServer({ host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, logger: this.#logger.child({ mod: 'api' }) }, { backend })
       await network.start()
+      swarm.start()
       await engine.start()
       await writeFileAtomic(join(dataDir, DATADIR_FILES.apiToken), token + '\n', 0o600)
       await this.#api.start()
@@ -132,6 +140,8 @@ export class RadNode {
     this.#api = undefined
     await this.#engine?.stop()
     this.#engine = undefined
+    this.#swarm?.stop()
+    this.#swarm = undefined
     await this.#network?.stop()
     this.#network = undefined
     await this.#wal?.close()

@@ -6,30 +6,52 @@ import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/in
 import { EXPORT_SCOPES, contentRoot, exportStudy, packageStudy, scanInputs, studyKeyContext, type ExportScope } from '../study/index.js'
 import { RadError, equalBytes, errorMessage, isHex, fromHex, toHex, type Logger } from '../util/index.js'
 import type { ChainService } from './chain-service.js'
+import type { ReplicationView, SwarmService } from './swarm.js'
 
 /** Where a `study add` job stands. */
 export interface StudyAddJobView {
   readonly id: string
   readonly kind: 'add'
-  readonly state: 'scanning' | 'packing' | 'registering' | 'done' | 'failed'
+  readonly state: 'scanning' | 'packing' | 'registering' | 'replicating' | 'done' | 'failed'
   /** Files found, files packed so far, bytes packed so far. */
   readonly files: number
   readonly filesDone: number
   readonly bytes: number
   /** Files that are not readable DICOM (skipped with skipBad, else the job fails naming them). */
   readonly bad: readonly { readonly path: string; readonly code: string; readonly message: string }[]
-  readonly studies: readonly { readonly studyId: string; readonly tx: string; readonly height: number | null; readonly instances: number; readonly chunks: number; readonly size: number; readonly owner: string | null }[]
+  readonly studies: readonly AddedStudy[]
   readonly error: { readonly code: string; readonly message: string } | null
+}
+
+/** A study registered by a `study add` job, and how far its replication got. */
+export interface AddedStudy {
+  readonly studyId: string
+  readonly tx: string
+  readonly height: number | null
+  readonly instances: number
+  readonly chunks: number
+  readonly size: number
+  readonly owner: string | null
+  /** Organizations that confirmed they hold all of it (this one included), in placement order. */
+  readonly holders: readonly string[]
+  /** Replicas wanted (the replication factor, or fewer organizations). */
+  readonly target: number
+  /** Whether `target` holders confirmed within the durable timeout. */
+  readonly durable: boolean
+  /** Assigned organizations that did not answer. */
+  readonly unreachable: readonly string[]
 }
 
 /** Where a `study get` job stands. */
 export interface StudyGetJobView {
   readonly id: string
   readonly kind: 'get'
-  readonly state: 'fetching' | 'done' | 'failed'
+  readonly state: 'fetching' | 'decrypting' | 'done' | 'failed'
   readonly studyId: string
   readonly scope: ExportScope
   readonly out: string
+  /** Chunks fetched from the swarm: held so far (of chunkCount), bytes this job fetched, peers sending. */
+  readonly fetch: { readonly done: number; readonly bytes: number; readonly peers: number }
   /** Chunks read and decrypted, of `chunkCount`. */
   readonly chunks: number
   readonly chunkCount: number
@@ -56,6 +78,8 @@ export interface StudyView extends Record<string, unknown> {
     readonly demographics: boolean
     readonly complete: boolean
   }
+  /** Present in `show`: who holds the study now. */
+  readonly replication?: ReplicationView
 }
 
 const MAX_JOBS = 100
@@ -78,14 +102,18 @@ export class StudyJobs {
   readonly #chain: ChainService
   readonly #chunks: ChunkStore
   readonly #index: StudyIndex
+  readonly #swarm: SwarmService
   readonly #keys: OrgKeys
   readonly #logger: Logger
+  readonly #durableTimeoutMs: number
   readonly #jobs = new Map<string, StudyJobView>()
 
-  constructor(modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; keys: OrgKeys; logger: Logger }) {
+  constructor(opts: { durableTimeoutMs: number }, modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; swarm: SwarmService; keys: OrgKeys; logger: Logger }) {
+    this.#durableTimeoutMs = opts.durableTimeoutMs
     this.#chain = modules.chain
     this.#chunks = modules.chunks
     this.#index = modules.index
+    this.#swarm = modules.swarm
     this.#keys = modules.keys
     this.#logger = modules.logger
   }
@@ -121,11 +149,9 @@ export class StudyJobs {
     if (record.custodian !== orgId) {
       throw new RadError('STUDY_NO_ACCESS', `study ${studyIdHex} is kept by ${record.custodian}: this organization holds no key for it (a lease is needed)`)
     }
-    const list = await this.#index.chunkList(record.studyId)
-    if (list === undefined) throw new RadError('STUDY_NOT_HELD', `this node holds no copy of study ${studyIdHex}`)
     const id = randomBytes(8).toString('hex')
-    this.#set(id, { id, kind: 'get', state: 'fetching', studyId: toHex(record.studyId), scope, out: opts.out, chunks: 0, chunkCount: record.chunkCount, files: 0, bytes: 0, error: null })
-    void this.#runGet(id, record, list, scope, opts.out).catch((err: unknown) => {
+    this.#set(id, { id, kind: 'get', state: 'fetching', studyId: toHex(record.studyId), scope, out: opts.out, fetch: { done: 0, bytes: 0, peers: 0 }, chunks: 0, chunkCount: record.chunkCount, files: 0, bytes: 0, error: null })
+    void this.#runGet(id, record, scope, opts.out).catch((err: unknown) => {
       const error = jobError(err)
       this.#update(id, { state: 'failed', error })
       this.#logger.warn('study get failed', { job: id, study: toHex(record.studyId), code: error.code })
@@ -145,9 +171,10 @@ export class StudyJobs {
     return out
   }
 
-  /** One registered study with what this node holds of it. */
+  /** One registered study with what this node holds of it, and who holds it now. */
   async show(studyIdHex: string): Promise<StudyView> {
-    return this.#view(this.#record(studyIdHex))
+    const r = this.#record(studyIdHex)
+    return { ...(await this.#view(r)), replication: await this.#swarm.replication(r) }
   }
 
   #record(studyIdHex: string): StudyRecord {
@@ -231,7 +258,11 @@ export class StudyJobs {
         this.#update(id, { state: 'registering' })
         const { hash, height } = await this.#register(packed.payload)
         const sid = toHex(studyId)
-        studies.push({ studyId: sid, tx: hash, height, instances: studyFiles.length, chunks: packed.payload.chunkCount, size: packed.payload.size, owner: owner === undefined ? null : toHex(owner.sign) })
+        const added: AddedStudy = {
+          studyId: sid, tx: hash, height, instances: studyFiles.length, chunks: packed.payload.chunkCount, size: packed.payload.size,
+          owner: owner === undefined ? null : toHex(owner.sign), holders: [], target: 0, durable: false, unreachable: [],
+        }
+        studies.push(added)
         this.#update(id, { studies: [...studies] })
         this.#logger.info('study registered', { study: sid, instances: studyFiles.length, chunks: packed.payload.chunkCount, height })
       } catch (err) {
@@ -239,7 +270,27 @@ export class StudyJobs {
         throw err
       }
     }
+    // Registered: now wait (all studies at once) until their holders confirm.
+    this.#update(id, { state: 'replicating' })
+    const done = await Promise.all(studies.map((s) => this.#waitDurable(s)))
+    this.#update(id, { studies: done })
     this.#update(id, { state: 'done' })
+  }
+
+  /** Waits until the study's placement holders confirm a full copy, or the durable timeout. */
+  async #waitDurable(s: AddedStudy): Promise<AddedStudy> {
+    const record = getStudy(this.#chain.state, fromHex(s.studyId))
+    if (record === undefined) return s
+    const deadline = Date.now() + this.#durableTimeoutMs
+    for (;;) {
+      const r = await this.#swarm.replication(record)
+      const durable = r.holders.length >= r.target
+      if (durable || Date.now() >= deadline) {
+        if (!durable) this.#logger.warn('study not yet durable', { study: s.studyId, holders: r.holders.length, target: r.target })
+        return { ...s, holders: r.holders, target: r.target, durable, unreachable: r.unreachable }
+      }
+      await new Promise((res) => setTimeout(res, 300))
+    }
   }
 
   /** Takes back what a failed `study add` stored; a failure here is logged, the original error is what the user sees. */
@@ -291,17 +342,23 @@ export class StudyJobs {
     return b
   }
 
-  async #runGet(id: string, record: StudyRecord, list: Uint8Array[], scope: ExportScope, out: string): Promise<void> {
+  async #runGet(id: string, record: StudyRecord, scope: ExportScope, out: string): Promise<void> {
     const sid = toHex(record.studyId)
+    // Whatever is missing here (list, chunks, envelope, demographics) comes from the other holders.
+    const list = await this.#swarm.fetchChunks(record, {
+      kind: 'fetch',
+      onProgress: (p) => this.#update(id, { fetch: { done: p.done, bytes: p.bytes, peers: p.activePeers } }),
+    })
     if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot)) {
       throw new RadError('STUDY_INTEGRITY', `the local chunk list of study ${sid} does not match the content root on the ledger`)
     }
-    const envelope = await this.#object(record.custodianEnvelope, 'the custodian key envelope', sid)
+    this.#update(id, { state: 'decrypting', fetch: { done: record.chunkCount, bytes: this.#getJob(id)?.fetch.bytes ?? 0, peers: 0 } })
+    const envelope = await this.#swarm.fetchObject(record, record.custodianEnvelope)
     const kem = mlkemFromX25519Private(this.#keys.encryption.privateKey)
     const studyKey = unwrapKey(envelope, { x25519Priv: this.#keys.encryption.privateKey, mlkemSecret: kem.secretKey }, studyKeyContext(record.studyId))
     kem.secretKey.fill(0)
     try {
-      const demographics = scope === 'full' ? await this.#object(record.demographics, 'the demographics record', sid) : undefined
+      const demographics = scope === 'full' ? await this.#swarm.fetchObject(record, record.demographics) : undefined
       const r = await exportStudy({
         payload: record, studyKey, scope, out, ...(demographics === undefined ? {} : { demographics }),
         chunk: (i) => this.#object(list[i] as Uint8Array, `chunk ${i}`, sid),
@@ -312,5 +369,10 @@ export class StudyJobs {
     } finally {
       studyKey.fill(0)
     }
+  }
+
+  #getJob(id: string): StudyGetJobView | undefined {
+    const j = this.#jobs.get(id)
+    return j?.kind === 'get' ? j : undefined
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sha256 } from '../crypto/index.js'
 import { RadError, assertBytes, assertInt, equalBytes, toHex } from '../util/index.js'
@@ -107,9 +107,21 @@ export class ChunkStore implements ChunkBackend {
     assertInt(opts.quotaBytes, 0, Number.MAX_SAFE_INTEGER, 'quotaBytes')
     await mkdir(opts.dir, { recursive: true })
     await ChunkStore.#recover(opts)
+    // Entries whose file is gone (a wiped or restored-from-elsewhere folder) are dropped, so
+    // `has` never claims a chunk that cannot be read; the swarm then fetches it again.
     let used = 0
-    for await (const [k, v] of opts.index.entries(INDEX_PREFIX)) used += readSize(k, v)
-    return new ChunkStore(opts, used)
+    const gone: string[] = []
+    for await (const [k, v] of opts.index.entries(INDEX_PREFIX)) {
+      const hex = k.slice(INDEX_PREFIX.length)
+      const size = readSize(k, v)
+      const st = await stat(join(opts.dir, hex.slice(0, 2), hex.slice(2, 4), hex)).catch(() => undefined)
+      if (st === undefined || st.size !== size) gone.push(k)
+      else used += size
+    }
+    for (const [i, k] of gone.entries()) await opts.index.del(k, { sync: i === gone.length - 1 })
+    const store = new ChunkStore(opts, used)
+    store.droppedAtOpen = gone.length
+    return store
   }
 
   // After a crash: temporary files are removed, and a chunk whose file was
@@ -138,6 +150,9 @@ export class ChunkStore implements ChunkBackend {
       }
     }
   }
+
+  /** Index entries dropped at open because their file was missing or had the wrong size. */
+  droppedAtOpen = 0
 
   /** Bytes held by stored chunks. */
   get usedBytes(): number {

@@ -68,6 +68,10 @@ class FakeBackend implements ApiBackend {
     return id
   }
 
+  swarmStatus(): Record<string, unknown> {
+    return { transfers: [], queue: ['11'.repeat(16)], down: [] }
+  }
+
   async studies(): Promise<Record<string, unknown>[]> {
     return [{ studyId: '11'.repeat(16) }]
   }
@@ -588,4 +592,5 @@ t.test('studies: list, show, get', async (t) => {
   await t.rejects(client.getStudy(sid, { out: '/tmp/x', scope: 'everything' }), { code: 'STUDY_BAD_SCOPE', status: 400 })
   await t.rejects(client.getStudy('22'.repeat(16), { out: '/tmp/x' }), { code: 'STUDY_UNKNOWN', status: 404 })
   await t.rejects(client.getStudy(sid, { out: '' }), { code: 'API_BAD_REQUEST' }, 'an output folder is required')
+  t.same(await client.swarmStatus(), { transfers: [], queue: [sid], down: [] })
 })

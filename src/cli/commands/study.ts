@@ -14,7 +14,7 @@ interface AddJobView {
   filesDone: number
   bytes: number
   bad: { path: string; code: string; message: string }[]
-  studies: { studyId: string; tx: string; height: number | null; instances: number; chunks: number; size: number; owner: string | null }[]
+  studies: { studyId: string; tx: string; height: number | null; instances: number; chunks: number; size: number; owner: string | null; holders: string[]; target: number; durable: boolean; unreachable: string[] }[]
   error: { code: string; message: string } | null
 }
 
@@ -23,6 +23,7 @@ interface GetJobView {
   studyId: string
   scope: string
   out: string
+  fetch: { done: number; bytes: number; peers: number }
   chunks: number
   chunkCount: number
   files: number
@@ -41,6 +42,7 @@ interface StudyView {
   contentRoot: string
   studyDigest: string
   local: { chunkList: boolean; chunksHeld: number; chunkCount: number; custodianEnvelope: boolean; ownerEnvelope: boolean | null; demographics: boolean; complete: boolean }
+  replication?: { holders: string[]; assigned: string[]; target: number; state: string; unreachable: string[] }
 }
 
 /** Polls a job until it is done or failed, driving `onUpdate` (for a progress bar). */
@@ -62,6 +64,21 @@ function mb(n: number): string {
 function progressBar(o: GlobalOpts, format: string): cliProgress.SingleBar | null {
   if (process.stderr.isTTY !== true || o.json === true) return null
   return new cliProgress.SingleBar({ format, hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
+}
+
+/** swarm status. */
+export function registerSwarmCommands(program: Command): void {
+  const swarm = program.command('swarm').description('replication of study chunks across organizations')
+  withNodeOpts(swarm.command('status').description('transfers in progress, studies waiting for replication or repair, organizations considered down'))
+    .action(action(async (o: GlobalOpts) => {
+      const client = await clientFor(o.node)
+      const st = (await client.swarmStatus()) as { transfers: { studyId: string; kind: string; done: number; total: number; bytes: number; peers: number }[]; queue: string[]; down: string[] }
+      print(o.json === true, st, () => [
+        st.transfers.length === 0 ? 'no transfer in progress' : st.transfers.map((x) => `${x.kind.padEnd(9)} ${x.studyId}  ${x.done}/${x.total} chunks, ${mb(x.bytes)} MB from ${x.peers} peer(s)`).join('\n'),
+        `waiting for replication or repair: ${st.queue.length === 0 ? 'none' : st.queue.join(', ')}`,
+        `organizations considered down: ${st.down.length === 0 ? 'none' : st.down.join(', ')}`,
+      ].join('\n'))
+    }))
 }
 
 /** study add | get | ls | show. */
@@ -90,8 +107,15 @@ export function registerStudyCommands(program: Command): void {
         bar?.stop()
       }
       for (const b of job.bad) process.stderr.write(`radchain: skipped ${b.path}: ${b.code}\n`)
+      for (const s of job.studies) {
+        if (!s.durable) {
+          process.stderr.write(`radchain: warning: study ${s.studyId} is held by ${s.holders.length} of ${s.target} organizations so far` +
+            `${s.unreachable.length > 0 ? ` (unreachable: ${s.unreachable.join(', ')})` : ''}; replication goes on in the background (radchain study show ${s.studyId})\n`)
+        }
+      }
       print(o.json === true, job.studies, () => job.studies.map((s) =>
-        `${s.studyId}  ${s.instances} instance(s), ${s.chunks} chunk(s), ${s.size} bytes, final at height ${s.height ?? '?'}${s.owner === null ? '' : `, owned by patient ${s.owner.slice(0, 16)}…`}`).join('\n'))
+        `${s.studyId}  ${s.instances} instance(s), ${s.chunks} chunk(s), ${s.size} bytes, final at height ${s.height ?? '?'}${s.owner === null ? '' : `, owned by patient ${s.owner.slice(0, 16)}…`}` +
+        `\n  ${s.durable ? 'durable' : 'not yet durable'}: held by ${s.holders.join(', ') || 'nobody yet'} (${s.holders.length} of ${s.target})`).join('\n'))
     }))
 
   withNodeOpts(study.command('get <studyId>').description('decrypt a study and write its DICOM files into a new or empty folder'))
@@ -102,15 +126,21 @@ export function registerStudyCommands(program: Command): void {
       const client = await clientFor(o.node)
       const out = resolve(o.out)
       const id = await client.getStudy(studyId, { out, scope: o.scope })
-      const bar = progressBar(o, 'decrypting {bar} {value}/{total} chunks, {files} files, {mb} MB')
+      const bar = progressBar(o, '{phase} {bar} {value}/{total} chunks {detail}')
       let started = false
       let job: GetJobView
+      const t0 = Date.now()
       try {
         job = await follow<GetJobView>(client, id, (j) => {
           if (bar === null) return
-          if (!started) bar.start(j.chunkCount, 0, { files: 0, mb: '0.0' })
+          if (!started) bar.start(j.chunkCount, 0, { phase: 'fetching  ', detail: '' })
           started = true
-          bar.update(j.chunks, { files: j.files, mb: mb(j.bytes) })
+          if (j.state === 'fetching') {
+            const s = (Date.now() - t0) / 1000
+            const rate = s > 0 ? j.fetch.bytes / 1e6 / s : 0
+            const left = rate > 0 ? ((j.chunkCount - j.fetch.done) * (j.fetch.bytes / Math.max(1, j.fetch.done))) / 1e6 / rate : 0
+            bar.update(j.fetch.done, { phase: 'fetching  ', detail: `from ${j.fetch.peers} peer(s), ${rate.toFixed(1)} MB/s${left > 0 ? `, ${Math.ceil(left)} s left` : ''}` })
+          } else bar.update(j.chunks, { phase: 'decrypting', detail: `${j.files} files, ${mb(j.bytes)} MB` })
         })
       } finally {
         bar?.stop()
@@ -145,6 +175,11 @@ export function registerStudyCommands(program: Command): void {
         ['key envelope', s.local.custodianEnvelope ? 'held' : 'missing'],
         ['demographics', s.local.demographics ? 'held (encrypted)' : 'missing'],
         ['complete here', s.local.complete ? 'yes' : 'no'],
+        ...(s.replication === undefined ? [] : [
+          ['holders', `${s.replication.holders.join(', ') || 'none reachable'} (${s.replication.holders.length} of ${s.replication.target}: ${s.replication.state})`] as [string, unknown],
+          ['assigned', s.replication.assigned.join(', ')] as [string, unknown],
+          ...(s.replication.unreachable.length > 0 ? [['unreachable', s.replication.unreachable.join(', ')] as [string, unknown]] : []),
+        ]),
       ]))
     }))
 }

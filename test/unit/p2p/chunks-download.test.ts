@@ -173,6 +173,21 @@ t.test('memory bound: never more than maxInFlightBytes of chunks in flight', asy
   t.ok(swarm.maxConcurrent() >= 2, 'several in flight')
 })
 
+t.test('it returns only once every verified chunk is stored', async (t) => {
+  const { chunks, ids } = makeChunks(20)
+  const swarm = fakeSwarm(chunks, { a: { holds: all(20) }, b: { holds: all(20) } })
+  let stored = 0
+  const res = await downloadChunks({
+    chunkIds: ids, held: new Bitfield(20), peers: () => swarm.peers, source: swarm.source, chunkBytes: CHUNK,
+    store: async () => {
+      await sleep(30)
+      stored++
+    },
+  })
+  t.equal(stored, 20, 'no store still pending')
+  t.equal(res.fetched, 20)
+})
+
 t.test('a failing store ends the download with its error', async (t) => {
   const { chunks, ids } = makeChunks(10)
   const swarm = fakeSwarm(chunks, { a: { holds: all(10) } })

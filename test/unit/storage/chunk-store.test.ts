@@ -149,6 +149,29 @@ t.test('reopening keeps the used bytes', async (t) => {
   await again.close()
 })
 
+t.test('a wiped or partly lost folder: entries without a file are dropped at open', async (t) => {
+  const f = await fixture(t)
+  const s = await f.open()
+  const chunks = [chunk(100), chunk(200), chunk(300)]
+  for (const c of chunks) await s.put(c.id, c.bytes)
+  await s.close()
+  await unlink(pathOf(f, (chunks[0] as { id: Uint8Array }).id))
+  const partly = await f.open()
+  t.equal(partly.droppedAtOpen, 1)
+  t.equal(partly.usedBytes, 500)
+  t.notOk(await partly.has((chunks[0] as { id: Uint8Array }).id), 'the lost chunk is no longer claimed')
+  t.ok(await partly.has((chunks[1] as { id: Uint8Array }).id))
+  await partly.close()
+  await rm(f.chunkDir, { recursive: true, force: true })
+  const wiped = await f.open()
+  t.equal(wiped.droppedAtOpen, 2)
+  t.equal(wiped.usedBytes, 0)
+  for (const c of chunks) t.notOk(await wiped.has(c.id))
+  await wiped.put((chunks[1] as { id: Uint8Array }).id, (chunks[1] as { bytes: Uint8Array }).bytes)
+  t.equal(wiped.usedBytes, 200, 'stored again')
+  await wiped.close()
+})
+
 t.test('no temporary files are left after puts', async (t) => {
   const f = await fixture(t)
   const s = await f.open(1 << 24)

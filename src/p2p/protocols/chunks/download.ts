@@ -120,6 +120,8 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
   const inFlight = new Map<number, Map<string, AbortController>>()
   const peers = new Map<string, PeerState>()
   let inFlightCount = 0
+  /** Verified chunks being stored (no longer missing, not yet counted). */
+  let storing = 0
   let fetched = 0
   let bytes = 0
   let duplicates = 0
@@ -237,6 +239,7 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
       return
     }
     missing.delete(index)
+    storing++
     // The other copies of this chunk in flight are no longer needed.
     for (const [id, ac] of inFlight.get(index) ?? []) {
       if (id === st.peer.id) continue
@@ -249,6 +252,9 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
     } catch (err) {
       missing.add(index)
       throw err
+    } finally {
+      storing--
+      poke()
     }
     held.set(index)
     fetched++
@@ -338,14 +344,14 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
 
   try {
     report()
-    while (missing.size > 0) {
+    while (missing.size > 0 || storing > 0) {
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new SwarmError('SWARM_UNAVAILABLE', 'download aborted')
       if (fatal !== undefined) throw fatal
       const now = Date.now()
       refresh(now)
       schedule(now)
       const anyRefreshing = [...peers.values()].some((p) => p.refreshing)
-      if (inFlightCount === 0 && !anyRefreshing && now - lastProgressAt > stallMs) {
+      if (missing.size > 0 && inFlightCount === 0 && storing === 0 && !anyRefreshing && now - lastProgressAt > stallMs) {
         throw new SwarmError('SWARM_UNAVAILABLE', `${missing.size} of ${total} chunk(s) are held by no reachable peer (asked ${peers.size})`)
       }
       await new Promise<void>((resolve) => {

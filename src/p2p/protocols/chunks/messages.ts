@@ -4,11 +4,11 @@ import { RadError, assertBytes } from '../../../util/index.js'
  * Wire formats of the chunk exchange protocols (request/response, see
  * reqresp.ts), all integers u32 big-endian:
  *
- *   chunks/have    req: studyId(16)              res: u32 count || u8 flags || bitfield (ceil(count/8) bytes)
+ *   chunks.have    req: studyId(16)              res: u32 count || u8 flags || bitfield (ceil(count/8) bytes)
  *                  flags: bit 0 = the chunk list is known, bit 1 = every object of the study (key envelopes, demographics) is held
- *   chunks/list    req: studyId(16)              res: chunk ids, 32 bytes each, in order
- *   chunks/get     req: studyId(16) || u32 index res: the chunk's bytes
- *   chunks/object  req: studyId(16) || hash(32)  res: the object's bytes (key envelope, demographics)
+ *   chunks.list    req: studyId(16)              res: chunk ids, 32 bytes each, in order
+ *   chunks.get     req: studyId(16) || u32 index res: the chunk's bytes
+ *   chunks.object  req: studyId(16) || hash(32)  res: the object's bytes (key envelope, demographics)
  *
  * Bitfields are BitTorrent's (BEP 3): bit i is byte i>>3, mask 0x80>>(i&7);
  * spare bits at the end are zero. A refusal is an error response whose code
@@ -16,7 +16,7 @@ import { RadError, assertBytes } from '../../../util/index.js'
  */
 
 /** Protocol names (under /radchain/<network>/). */
-export const CHUNK_PROTOCOLS = { have: 'chunks/have', list: 'chunks/list', get: 'chunks/get', object: 'chunks/object' } as const
+export const CHUNK_PROTOCOLS = { have: 'chunks.have', list: 'chunks.list', get: 'chunks.get', object: 'chunks.object' } as const
 
 /**
  * Why a chunk exchange was refused or failed.
@@ -44,19 +44,19 @@ function badRequest(what: string): SwarmError {
   return new SwarmError('SWARM_BAD_REQUEST', `malformed ${what} request`, { penalize: true })
 }
 
-/** Request of chunks/have and chunks/list. */
+/** Request of chunks.have and chunks.list. */
 export function encodeStudyRequest(studyId: Uint8Array): Uint8Array {
   assertBytes(studyId, STUDY_ID_BYTES, 'studyId')
   return studyId.slice()
 }
 
-/** Parses a chunks/have or chunks/list request. */
+/** Parses a chunks.have or chunks.list request. */
 export function decodeStudyRequest(b: Uint8Array): Uint8Array {
   if (b.length !== STUDY_ID_BYTES) throw badRequest('study')
   return b.slice()
 }
 
-/** Request of chunks/get. */
+/** Request of chunks.get. */
 export function encodeChunkRequest(studyId: Uint8Array, index: number): Uint8Array {
   assertBytes(studyId, STUDY_ID_BYTES, 'studyId')
   const b = Buffer.alloc(STUDY_ID_BYTES + 4)
@@ -65,13 +65,13 @@ export function encodeChunkRequest(studyId: Uint8Array, index: number): Uint8Arr
   return new Uint8Array(b)
 }
 
-/** Parses a chunks/get request. */
+/** Parses a chunks.get request. */
 export function decodeChunkRequest(b: Uint8Array): { studyId: Uint8Array; index: number } {
   if (b.length !== STUDY_ID_BYTES + 4) throw badRequest('chunk')
   return { studyId: b.slice(0, STUDY_ID_BYTES), index: Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32BE(STUDY_ID_BYTES) }
 }
 
-/** Request of chunks/object. */
+/** Request of chunks.object. */
 export function encodeObjectRequest(studyId: Uint8Array, hash: Uint8Array): Uint8Array {
   assertBytes(studyId, STUDY_ID_BYTES, 'studyId')
   assertBytes(hash, HASH_BYTES, 'hash')
@@ -81,7 +81,7 @@ export function encodeObjectRequest(studyId: Uint8Array, hash: Uint8Array): Uint
   return b
 }
 
-/** Parses a chunks/object request. */
+/** Parses a chunks.object request. */
 export function decodeObjectRequest(b: Uint8Array): { studyId: Uint8Array; hash: Uint8Array } {
   if (b.length !== STUDY_ID_BYTES + HASH_BYTES) throw badRequest('object')
   return { studyId: b.slice(0, STUDY_ID_BYTES), hash: b.slice(STUDY_ID_BYTES) }
@@ -144,7 +144,7 @@ export interface HaveInfo {
   readonly objects: boolean
 }
 
-/** Response of chunks/have. */
+/** Response of chunks.have. */
 export function encodeHave(h: HaveInfo): Uint8Array {
   const out = Buffer.alloc(5 + h.chunks.bytes.length)
   out.writeUInt32BE(h.chunks.size, 0)
@@ -153,7 +153,7 @@ export function encodeHave(h: HaveInfo): Uint8Array {
   return new Uint8Array(out)
 }
 
-/** Parses a chunks/have response; `expected` is the study's chunk count from the ledger. */
+/** Parses a chunks.have response; `expected` is the study's chunk count from the ledger. */
 export function decodeHave(b: Uint8Array, expected: number): HaveInfo {
   if (b.length < 5) throw new SwarmError('SWARM_BAD_REQUEST', 'have response too short', { penalize: true })
   const size = Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32BE(0)
@@ -163,14 +163,14 @@ export function decodeHave(b: Uint8Array, expected: number): HaveInfo {
   return { chunks: new Bitfield(size, b.subarray(5)), list: (flags & 1) !== 0, objects: (flags & 2) !== 0 }
 }
 
-/** Response of chunks/list. */
+/** Response of chunks.list. */
 export function encodeList(ids: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(ids.length * HASH_BYTES)
   ids.forEach((id, i) => out.set(id, i * HASH_BYTES))
   return out
 }
 
-/** Parses a chunks/list response of `expected` ids. */
+/** Parses a chunks.list response of `expected` ids. */
 export function decodeList(b: Uint8Array, expected: number): Uint8Array[] {
   if (b.length !== expected * HASH_BYTES) throw new SwarmError('SWARM_BAD_LIST', `chunk list of ${b.length} bytes, expected ${expected} ids`, { penalize: true })
   const out: Uint8Array[] = []
