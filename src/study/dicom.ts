@@ -1,5 +1,5 @@
 import { constants } from 'node:fs'
-import { open } from 'node:fs/promises'
+import { open, type FileHandle } from 'node:fs/promises'
 import { data, log } from 'dcmjs'
 import { StudyError } from './errors.js'
 import { TAG, cloneDataset, firstString, formatTag, type DicomDataset, type DicomInstance } from './dataset.js'
@@ -157,27 +157,37 @@ class StructureWalker {
   }
 
   /**
-   * The value of the top-level element (group, elem), walking the dataset
-   * from `off` until a greater tag (tags ascend, PS3.5 7.1); undefined when
-   * absent. Throws like {@link dataset} when the bytes end first.
+   * Where the top-level element (group, elem) is, walking the dataset from
+   * `off` until a greater tag (tags ascend, PS3.5 7.1): the start of its
+   * value, its length (UNDEFINED_LENGTH for an undefined length) and VR.
+   * Only its header need lie before `end`. Undefined when absent; throws like
+   * {@link dataset} when the bytes end before it.
    */
-  find(off: number, end: number, enc: Encoding, group: number, elem: number): Uint8Array | undefined {
+  locate(off: number, end: number, enc: Encoding, group: number, elem: number): { start: number; length: number; vr: string | undefined } | undefined {
     while (off < end) {
       this.need(off + 8, end, 'an element header')
       const g = this.u16(off, enc.little)
       const e = this.u16(off + 2, enc.little)
       if (g > group || (g === group && e > elem)) return undefined
       const { vr, length, start } = this.element(off, end, enc, g, e)
+      if (g === group && e === elem) return { start, length, vr }
       if (length === UNDEFINED_LENGTH) {
         if (g === 0x7fe0 && e === 0x0010) return undefined
         off = this.sequence(start, end, vr === 'UN' ? { explicit: false, little: true } : enc, 1)
         continue
       }
       this.need(start + length, end, 'an element value')
-      if (g === group && e === elem) return this.bytes.subarray(start, start + length)
       off = start + length
     }
     return undefined
+  }
+
+  /** The value of the top-level element (group, elem) (see {@link locate}), which must lie before `end`. */
+  find(off: number, end: number, enc: Encoding, group: number, elem: number): Uint8Array | undefined {
+    const at = this.locate(off, end, enc, group, elem)
+    if (at === undefined || at.length === UNDEFINED_LENGTH) return undefined
+    this.need(at.start + at.length, end, 'an element value')
+    return this.bytes.subarray(at.start, at.start + at.length)
   }
 
   /** Walks a dataset in [off, end); with `delimited`, up to its Item Delimitation Item. */
@@ -324,30 +334,86 @@ export function parseDicom(bytes: Uint8Array, path?: string, opts: { requireUids
   return inst
 }
 
+/** Bytes readDicom reads first, to find where native Pixel Data starts. */
+export const READ_HEAD_BYTES = 64 * 1024
+
+/** Reads into `buf` from file position `pos` until it is full or the file ends; returns the bytes read. */
+async function readFully(fh: FileHandle, buf: Uint8Array, pos: number): Promise<number> {
+  let n = 0
+  while (n < buf.length) {
+    const { bytesRead } = await fh.read(buf, n, buf.length - n, pos + n)
+    if (bytesRead === 0) break
+    n += bytesRead
+  }
+  return n
+}
+
 /**
- * Reads one DICOM Part 10 file (PS3.10 7). The whole file is read, one file at
- * a time, bounded by `maxBytes`. Throws StudyError naming the file.
+ * Where the native Pixel Data (7FE0,0010) of a file starts, from the file's
+ * first bytes, when it is the last element, of defined length, and runs
+ * exactly to the end of the file of `size` bytes: the common layout, whose
+ * pixels can be read straight into their own buffer. `start` is the offset of
+ * the value in the file; undefined for any other layout.
+ */
+export function locateTrailingPixelData(head: Uint8Array, size: number): { start: number; length: number } | undefined {
+  try {
+    if (head.length < 132 || Buffer.from(head.buffer, head.byteOffset + 128, 4).toString('latin1') !== 'DICM') return undefined
+    const w = new StructureWalker(head, undefined)
+    const { transferSyntax, datasetStart } = w.meta()
+    if (!isNativeTransferSyntax(transferSyntax) || transferSyntax === TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) return undefined
+    const enc: Encoding = {
+      explicit: transferSyntax !== TRANSFER_SYNTAX.ImplicitVRLittleEndian,
+      little: transferSyntax !== TRANSFER_SYNTAX.ExplicitVRBigEndian,
+    }
+    const at = w.locate(datasetStart, head.length, enc, 0x7fe0, 0x0010)
+    if (at === undefined || at.length === UNDEFINED_LENGTH || at.start + at.length !== size) return undefined
+    if (enc.explicit && at.vr !== 'OB' && at.vr !== 'OW') return undefined
+    return { start: at.start, length: at.length }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Reads one DICOM Part 10 file (PS3.10 7), bounded by `maxBytes`, one file at
+ * a time. When native Pixel Data ends the file, the pixels are read straight
+ * into their own buffer and the rest is parsed on its own (the same instance
+ * as parsing the whole file gives, without a second copy of the pixels);
+ * otherwise the whole file is read and parsed. Throws StudyError naming the file.
  */
 export async function readDicom(path: string, opts: { maxBytes?: number; requireUids?: boolean } = {}): Promise<DicomInstance> {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES
-  let bytes: Uint8Array
+  let bytes: Uint8Array | undefined
+  let pixels: ArrayBuffer | undefined
   try {
-    // One open, stat and read into a buffer of the file's size: fewer trips
-    // to the thread pool than stat and readFile. O_NONBLOCK keeps the open of
-    // a FIFO from waiting for a writer; the stat then refuses it.
+    // One open, stat and read into buffers of known size: fewer trips to the
+    // thread pool than stat and readFile. O_NONBLOCK keeps the open of a FIFO
+    // from waiting for a writer; the stat then refuses it.
     const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
     try {
       const st = await fh.stat()
       if (!st.isFile()) throw new StudyError('DICOM_UNREADABLE', 'not a regular file', { path })
       if (st.size > maxBytes) throw new StudyError('DICOM_TOO_LARGE', `file is ${st.size} bytes, more than the bound of ${maxBytes}`, { path })
-      const buf = Buffer.allocUnsafeSlow(st.size)
-      let n = 0
-      while (n < buf.length) {
-        const { bytesRead } = await fh.read(buf, n, buf.length - n, n)
-        if (bytesRead === 0) break
-        n += bytesRead
+      const head = Buffer.allocUnsafeSlow(Math.min(st.size, READ_HEAD_BYTES))
+      const inHead = await readFully(fh, head, 0)
+      const at = inHead === head.length ? locateTrailingPixelData(head, st.size) : undefined
+      if (at !== undefined) {
+        pixels = new ArrayBuffer(at.length)
+        const have = Math.min(head.length - at.start, at.length)
+        new Uint8Array(pixels).set(head.subarray(at.start, at.start + have))
+        if ((await readFully(fh, new Uint8Array(pixels, have), at.start + have)) !== at.length - have) pixels = undefined
+        if (pixels !== undefined) {
+          // The rest of the file with a zero-length Pixel Data: its length is the 4 bytes before the value (PS3.5 7.1.2).
+          bytes = Buffer.from(head.subarray(0, at.start))
+          bytes.fill(0, at.start - 4)
+        }
       }
-      bytes = n === buf.length ? buf : buf.subarray(0, n)
+      if (pixels === undefined || bytes === undefined) {
+        pixels = undefined
+        const buf = Buffer.allocUnsafeSlow(st.size)
+        const n = await readFully(fh, buf, 0)
+        bytes = n === buf.length ? buf : buf.subarray(0, n)
+      }
     } finally {
       await fh.close()
     }
@@ -356,7 +422,10 @@ export async function readDicom(path: string, opts: { maxBytes?: number; require
     const code = (err as NodeJS.ErrnoException).code ?? 'error'
     throw new StudyError('DICOM_UNREADABLE', `cannot read file (${code})`, { path, cause: err })
   }
-  return parseDicom(bytes, path, opts)
+  const inst = parseDicom(bytes as Uint8Array, path, opts)
+  const el = inst.dataset[TAG.PixelData]
+  if (pixels !== undefined) inst.dataset[TAG.PixelData] = { vr: el?.vr ?? 'OW', Value: [pixels] }
+  return inst
 }
 
 /** Bytes {@link readStudyInstanceUid} reads from the start of a file before it reads the whole file. */
@@ -483,19 +552,21 @@ function trailingNativePixelData(ds: DicomDataset, ts: string): { header: Uint8A
 }
 
 /**
- * Encodes an instance as DICOM Part 10 bytes (PS3.10 7) in the transfer syntax
- * named by its meta (Explicit VR Little Endian when none, or when deflated).
- * Binary values are written as held: a big-endian instance must hold its OW
- * values big-endian, as {@link readDicom} gives them.
+ * Encodes an instance as DICOM Part 10 bytes (PS3.10 7), as consecutive
+ * pieces whose concatenation is {@link writeDicom}'s result: native Pixel Data
+ * that ends the dataset comes as its own pieces (element header, then the
+ * instance's pixel buffer itself, not a copy), so a caller that streams the
+ * bytes need not copy the pixels into one buffer first. The pieces share the
+ * instance's buffers: they are valid while it is unchanged.
  */
-export function writeDicom(inst: DicomInstance): Uint8Array {
+export function encodeDicom(inst: DicomInstance): Uint8Array[] {
   try {
     const meta = metaForWrite(inst)
     const pixels = trailingNativePixelData(inst.dataset, firstString(meta, TAG.TransferSyntaxUID) as string)
     const dict = new data.DicomDict(meta)
     if (pixels === undefined) {
       dict.dict = inst.dataset
-      return new Uint8Array(dict.write({ allowInvalidVRLength: true }))
+      return [new Uint8Array(dict.write({ allowInvalidVRLength: true }))]
     }
     // dcmjs copies a value several times over through small buffers as it
     // writes it; Pixel Data, the bulk of an image, is appended here instead,
@@ -503,14 +574,27 @@ export function writeDicom(inst: DicomInstance): Uint8Array {
     const rest: DicomDataset = {}
     for (const [tag, el] of Object.entries(inst.dataset)) if (tag !== TAG.PixelData) rest[tag] = el
     dict.dict = rest
-    const head = new Uint8Array(dict.write({ allowInvalidVRLength: true }))
-    const out = new Uint8Array(head.length + pixels.header.length + pixels.value.length)
-    out.set(head, 0)
-    out.set(pixels.header, head.length)
-    out.set(pixels.value, head.length + pixels.header.length)
-    return out
+    return [new Uint8Array(dict.write({ allowInvalidVRLength: true })), pixels.header, pixels.value]
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err)
     throw new StudyError('DICOM_UNSUPPORTED', `cannot encode DICOM dataset (${detail})`, { path: inst.path, cause: err })
   }
+}
+
+/**
+ * Encodes an instance as DICOM Part 10 bytes (PS3.10 7) in the transfer syntax
+ * named by its meta (Explicit VR Little Endian when none, or when deflated).
+ * Binary values are written as held: a big-endian instance must hold its OW
+ * values big-endian, as {@link readDicom} gives them.
+ */
+export function writeDicom(inst: DicomInstance): Uint8Array {
+  const parts = encodeDicom(inst)
+  if (parts.length === 1) return parts[0] as Uint8Array
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let off = 0
+  for (const p of parts) {
+    out.set(p, off)
+    off += p.length
+  }
+  return out
 }

@@ -4,7 +4,7 @@ import { sha256, wrapKey, type EnvelopeRecipient } from '../crypto/index.js'
 import { asBuffer, assertBytes, concatBytes, equalBytes, fromHex, utf8 } from '../util/index.js'
 import { StudyError, isStudyError } from './errors.js'
 import { TAG, firstString, type DicomInstance } from './dataset.js'
-import { parseDicom, readDicom, readStudyInstanceUid, writeDicom } from './dicom.js'
+import { encodeDicom, parseDicom, readDicom, readStudyInstanceUid } from './dicom.js'
 import { StudyDeidentifier, type InstanceIdentityRecord, type StudyIdentityRecord } from './deid.js'
 import { pixelDigest, studyDigest } from './pixel.js'
 import { CHUNK_TAG_BYTES, contentRoot, decryptChunk, encryptChunks } from './pack.js'
@@ -235,15 +235,17 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
         const inst = (await next) ?? (await readDicom(path))
         next = readAhead(i + 1)
         const d = deid.deidentify(inst)
-        const bytes = writeDicom(d.instance)
-        if (bytes.length > 0xffffffff) throw new StudyError('DICOM_TOO_LARGE', 'instance too large for a pack frame', { path })
+        // The Part 10 bytes in pieces (the pixels not copied); encryptChunks copies each into its chunk.
+        const parts = encodeDicom(d.instance)
+        const length = parts.reduce((n, p) => n + p.length, 0)
+        if (length > 0xffffffff) throw new StudyError('DICOM_TOO_LARGE', 'instance too large for a pack frame', { path })
         records.push(d.record)
-        yield emit(u32(bytes.length))
+        yield emit(u32(length))
         manifest.instances.push({
-          sopInstanceUid: d.record.sopInstanceUid, offset, length: bytes.length,
+          sopInstanceUid: d.record.sopInstanceUid, offset, length,
           pixelDigest: d.pixelDigest, transferSyntax: d.pixel.transferSyntax,
         })
-        yield emit(bytes)
+        for (const part of parts) yield emit(part)
         opts.onProgress?.({ files: records.length, bytes: offset })
       }
       manifest.studyDigest = studyDigest(manifest.instances.map((i) => ({ sopInstanceUid: i.sopInstanceUid, digest: i.pixelDigest })))

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { data } from 'dcmjs'
 import {
-  StudyDeidentifier, TAG, TRANSFER_SYNTAX, cloneInstance, generateCtStudy, parseDicom, readDicom, writeDicom,
+  StudyDeidentifier, TAG, TRANSFER_SYNTAX, cloneInstance, encodeDicom, generateCtStudy, parseDicom, readDicom, writeDicom,
   type DicomDataset, type DicomInstance,
 } from '../../../src/study/index.js'
 import { sample, sampleFiles } from './helpers.js'
@@ -39,7 +39,12 @@ t.test('writeDicom gives the bytes dcmjs writes: samples, de-identified, every n
         const y = withSyntax(x, ts)
         const bytes = writeDicom(y)
         t.same(Buffer.from(bytes), Buffer.from(dcmjsBytes(y, bytes)), `${name} ${what} in ${ts}: same bytes as dcmjs`)
-        if (!Object.keys(y.dataset).some((k) => k > TAG.PixelData)) appended++
+        const parts = encodeDicom(y)
+        t.same(Buffer.concat(parts), Buffer.from(bytes), `${name} ${what} in ${ts}: encodeDicom's pieces make writeDicom's bytes`)
+        if (!Object.keys(y.dataset).some((k) => k > TAG.PixelData)) {
+          appended++
+          t.equal(parts.at(-1)?.buffer, y.dataset[TAG.PixelData]?.Value?.[0], 'the last piece is the pixel buffer itself')
+        }
       }
     }
   }

@@ -5,8 +5,8 @@ import { join } from 'node:path'
 import { generateX25519, mlkemFromX25519Private, sha256 } from '../../../src/crypto/index.js'
 import { sleep, toHex } from '../../../src/util/index.js'
 import {
-  READ_AHEAD_MAX_BYTES, STORE_PUTS_IN_FLIGHT, STUDY_UID_HEAD_BYTES, TAG, TRANSFER_SYNTAX, cloneInstance, firstString, generateCtStudy, packageStudy,
-  readDicom, readStudyInstanceUid, writeDicom, type DicomInstance,
+  READ_AHEAD_MAX_BYTES, READ_HEAD_BYTES, STORE_PUTS_IN_FLIGHT, STUDY_UID_HEAD_BYTES, TAG, TRANSFER_SYNTAX, cloneInstance, firstString,
+  generateCtStudy, locateTrailingPixelData, packageStudy, parseDicom, readDicom, readStudyInstanceUid, writeDicom, type DicomInstance,
 } from '../../../src/study/index.js'
 import { sample, sampleFiles } from './helpers.js'
 
@@ -138,4 +138,50 @@ t.test('read-ahead: a file past READ_AHEAD_MAX_BYTES is read at its turn; a bad 
   // read-ahead's failure is not left unhandled (tap fails the test on an unhandled rejection).
   await t.rejects(packageStudy(files, { chunkSize: 256, custodianId: 'org', custodian: recipient(), store: new SlowStore(0) }), { message: 'disk full' })
   await sleep(50)
+})
+
+t.test('readDicom reads trailing native Pixel Data into its own buffer: the same instance as parsing the whole file', async (t) => {
+  const dir = await tempDir()
+  const paths: string[] = sampleFiles().map(sample)
+  const mr = await readDicom(sample('MR_small.dcm'))
+  for (const ts of [TRANSFER_SYNTAX.ImplicitVRLittleEndian, TRANSFER_SYNTAX.ExplicitVRBigEndian]) {
+    const x = cloneInstance(mr)
+    x.meta[TAG.TransferSyntaxUID] = { vr: 'UI', Value: [ts] }
+    paths.push(await writeInstance(dir, `mr-${ts}.dcm`, x))
+  }
+  const big = cloneInstance(mr)
+  big.dataset['00090010'] = { vr: 'LO', Value: ['RADCHAIN TEST'] }
+  big.dataset['00091010'] = { vr: 'OB', Value: [new Uint8Array(READ_HEAD_BYTES).fill(0x41).buffer] }
+  paths.push(await writeInstance(dir, 'header-past-head.dcm', big))
+  const synthetic = await generateCtStudy({ slices: 1, rows: 200, cols: 256, out: join(dir, 'ct'), seed: 8 })
+  const tiny = await generateCtStudy({ slices: 1, rows: 8, cols: 8, out: join(dir, 'tiny'), seed: 8 })
+  paths.push(synthetic.files[0] as string, tiny.files[0] as string)
+  const padded = join(dir, 'padded.dcm')
+  // Data Set Trailing Padding (FFFC,FFFC) OB of 2 bytes after the Pixel Data (PS3.10 7.2).
+  const trailing = Buffer.from([0xfc, 0xff, 0xfc, 0xff, 0x4f, 0x42, 0, 0, 2, 0, 0, 0, 0, 0])
+  await writeFile(padded, Buffer.concat([await readFile(synthetic.files[0] as string), trailing]))
+  paths.push(padded)
+
+  let split = 0
+  for (const p of paths) {
+    const whole = await readFile(p)
+    const at = locateTrailingPixelData(whole.subarray(0, Math.min(whole.length, READ_HEAD_BYTES)), whole.length)
+    if (at !== undefined) split++
+    const fast = await readDicom(p)
+    const slow = parseDicom(whole, p)
+    t.same(fast, slow, `${p}: same instance${at === undefined ? ' (whole file)' : ' (pixels read apart)'}`)
+    t.same(Buffer.from(fast.dataset[TAG.PixelData]?.Value?.[0] as ArrayBuffer), Buffer.from(slow.dataset[TAG.PixelData]?.Value?.[0] as ArrayBuffer), `${p}: same pixels`)
+  }
+  t.ok(split >= 8, `pixels read apart for ${split} of ${paths.length} files`)
+  for (const p of [sample('CT_small.dcm'), join(dir, 'header-past-head.dcm'), padded]) {
+    const whole = await readFile(p)
+    t.equal(locateTrailingPixelData(whole.subarray(0, Math.min(whole.length, READ_HEAD_BYTES)), whole.length), undefined, `${p}: read whole`)
+  }
+
+  const cut = join(dir, 'cut.dcm')
+  const bytes = await readFile(synthetic.files[0] as string)
+  for (const n of [bytes.length - 1, bytes.length - 2, bytes.length - 1000, READ_HEAD_BYTES + 10, 70_000]) {
+    await writeFile(cut, bytes.subarray(0, n))
+    await t.rejects(readDicom(cut), { name: 'StudyError', code: 'DICOM_TRUNCATED' }, `cut at ${n}`)
+  }
 })
