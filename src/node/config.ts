@@ -87,6 +87,10 @@ const ConfigSchema = z.strictObject({
   /** Fault injection for tests; never set in production. */
   testing: z.strictObject({
     equivocate: z.boolean().default(false),
+    /** Swarm: wait this long before answering each chunk request (a slow peer). */
+    serveDelayMs: z.number().int().min(0).max(60_000).default(0),
+    /** Swarm: answer chunk requests with random bytes (a lying peer). */
+    serveGarbage: z.boolean().default(false),
   }).prefault({}),
 })
 
@@ -104,7 +108,7 @@ export interface NodeConfig {
   readonly p2p: { readonly listen: readonly string[]; readonly dialIntervalMs: number }
   readonly consensus: { readonly timeoutProposeMs: number; readonly timeoutVoteMs: number; readonly timeoutDeltaMs: number; readonly timeoutCapMs: number; readonly gossipMs: number }
   readonly swarm: SwarmOpts & { readonly durableTimeoutMs: number }
-  readonly testing: { readonly equivocate: boolean }
+  readonly testing: { readonly equivocate: boolean; readonly serveDelayMs: number; readonly serveGarbage: boolean }
 }
 
 /** The JSON a user may write (every field optional). */

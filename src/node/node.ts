@@ -98,7 +98,7 @@ export class RadNode {
       )
       const engine = this.#engine
       const index = new StudyIndex(this.#store.keyspace('i'))
-      this.#swarm = new SwarmService(config.swarm, { chain, chunks: this.#chunks, index, p2p: network.p2p, keys: this.#keys, logger: this.#logger.child({ mod: 'swarm' }) })
+      this.#swarm = new SwarmService({ ...config.swarm, testServeDelayMs: config.testing.serveDelayMs, testServeGarbage: config.testing.serveGarbage }, { chain, chunks: this.#chunks, index, p2p: network.p2p, keys: this.#keys, logger: this.#logger.child({ mod: 'swarm' }) })
       const swarm = this.#swarm
       const studies = new StudyJobs({ durableTimeoutMs: config.swarm.durableTimeoutMs }, { chain, chunks: this.#chunks, index, swarm, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }) })
       const token = randomBytes(32).toString('base64url')

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { holdersOf, listStudies, getStudy, placementOrder, type OrgRecord, type StudyRecord } from '../chain/index.js'
 import { sha256, type OrgKeys } from '../crypto/index.js'
 import {
@@ -21,6 +22,9 @@ export interface SwarmOpts {
   readonly scrubBytes: number
   /** Bytes in flight of a user's fetch; replication and repair use a quarter, so they never starve it. */
   readonly maxInFlightBytes: number
+  /** Fault injection (devnet tests only): delay before each chunk served, and random bytes instead of chunks. */
+  readonly testServeDelayMs?: number
+  readonly testServeGarbage?: boolean
 }
 
 /** Defaults of {@link SwarmOpts}. */
@@ -227,6 +231,8 @@ export class SwarmService {
     if (id === undefined) throw new SwarmError('SWARM_NOT_HELD', 'chunk not held')
     const b = await this.#read(id, study)
     if (b === undefined) throw new SwarmError('SWARM_NOT_HELD', 'chunk not held')
+    if ((this.#opts.testServeDelayMs ?? 0) > 0) await new Promise((r) => setTimeout(r, this.#opts.testServeDelayMs))
+    if (this.#opts.testServeGarbage === true) return new Uint8Array(randomBytes(b.length))
     return b
   }
 

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { sha256 } from '../../../crypto/index.js'
 import { equalBytes } from '../../../util/index.js'
 import { isP2PError } from '../../errors.js'
@@ -112,7 +113,15 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
   const stallMs = opts.stallMs ?? 30_000
   const copies = opts.endgameCopies ?? 2
   const random = opts.random ?? Math.random
-  const signal = opts.signal ?? new AbortController().signal
+  // One inner signal that every request listens to (many at once: no listener-count warning),
+  // linked once to the caller's.
+  const inner = new AbortController()
+  setMaxListeners(0, inner.signal)
+  const signal = inner.signal
+  const outer = opts.signal
+  const onOuterAbort = (): void => inner.abort(outer?.reason)
+  if (outer?.aborted === true) onOuterAbort()
+  else outer?.addEventListener('abort', onOuterAbort, { once: true })
 
   const held = new Bitfield(total, opts.held.bytes)
   const missing = new Set<number>()
@@ -362,6 +371,7 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
     if (fatal !== undefined) throw fatal
     return { fetched, bytes, perPeer: Object.fromEntries([...peers.values()].filter((p) => p.chunks > 0).map((p) => [p.peer.id, { chunks: p.chunks, bytes: p.bytes }])), duplicates }
   } finally {
+    outer?.removeEventListener('abort', onOuterAbort)
     signal.removeEventListener('abort', onAbort)
     for (const r of inFlight.values()) for (const ac of r.values()) {
       cancelled.set(ac, true)
