@@ -104,32 +104,47 @@ warm-up transfer, with an application-level acknowledgement at the end; median o
 if (only.has('ingest')) {
   const slices = env('RADCHAIN_BENCH_INGEST_SLICES', 512)
   const smallSlices = env('RADCHAIN_BENCH_INGEST_SMALL_SLICES', 128)
+  const rounds = env('RADCHAIN_BENCH_INGEST_ROUNDS', 3)
   log(`study ingest: synthetic CT of ${slices} and ${smallSlices} slices of 512x512, beside the raw pipeline`)
-  const r = await measureStudyIngest({ slices, smallSlices, log })
-  const L = r.large
+  const r = await measureStudyIngest({ slices, smallSlices, rounds, log })
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b)
+    const m = Math.floor(s.length / 2)
+    return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
+  }
+  const range = (xs: number[]): string => `${fmt(Math.min(...xs), 1)}–${fmt(Math.max(...xs), 1)}`
+  const rawRates = r.rounds.map((x) => x.raw.mbPerSec)
+  const ingestRates = r.rounds.map((x) => x.ingest.mbPerSec)
+  const rawMb = median(rawRates)
+  const ingestMb = median(ingestRates)
+  const ratio = ingestMb / rawMb
+  const large = r.rounds.map((x) => x.ingest)
+  const L = large[0] as (typeof large)[number]
   const S = r.small
-  const ratio = L.mbPerSec / r.raw.mbPerSec
-  const peak = Math.max(L.peakRssMib, S.peakRssMib)
+  const largePeak = Math.max(...large.map((x) => x.peakRssMib))
   const mb = (b: number): string => (b / 1e6).toFixed(0)
   const ratioMet = ratio >= TARGET_INGEST_RATIO
-  const peakMet = peak <= TARGET_INGEST_PEAK_MIB
-  log(`  ingest ${fmt(L.mbPerSec, 1)} MB/s, raw ${fmt(r.raw.mbPerSec, 1)} MB/s: ratio ${ratio.toFixed(2)} (target ${TARGET_INGEST_RATIO}: ${ratioMet ? 'met' : 'NOT met'}); daemon peak RSS ${fmt(L.peakRssMib)} MiB (${mb(L.bytes)} MB study), ${fmt(S.peakRssMib)} MiB (${mb(S.bytes)} MB study) (target ${TARGET_INGEST_PEAK_MIB} MiB: ${peakMet ? 'met' : 'NOT met'})`)
+  const peakMet = Math.max(largePeak, S.peakRssMib) <= TARGET_INGEST_PEAK_MIB
+  log(`  ingest ${fmt(ingestMb, 1)} MB/s, raw ${fmt(rawMb, 1)} MB/s (medians of ${rounds}): ratio ${ratio.toFixed(2)} (target ${TARGET_INGEST_RATIO}: ${ratioMet ? 'met' : 'NOT met'}); daemon peak RSS ${fmt(largePeak)} MiB (${mb(L.bytes)} MB study), ${fmt(S.peakRssMib)} MiB (${mb(S.bytes)} MB study) (target ${TARGET_INGEST_PEAK_MIB} MiB: ${peakMet ? 'met' : 'NOT met'})`)
   sections.push(`## Study ingest: de-identify, digest, encrypt, hash, write, register
 
 | figure | value | target |
 |---|---|---|
-| raw pipeline (baseline, same run): read, AES-256-GCM in ${r.chunkSize / 1024 / 1024} MiB chunks, SHA-256, write with fsync | ${fmt(r.raw.mbPerSec, 1)} MB/s (${mb(r.raw.bytes)} MB in ${r.raw.seconds.toFixed(2)} s) | |
-| \`study add\` of a ${mb(L.bytes)} MB CT study (${L.slices} slices of 512x512), submission to final | **${fmt(L.mbPerSec, 1)} MB/s** (${L.seconds.toFixed(2)} s, ${L.chunks} chunks) | |
+| raw pipeline (baseline, same run): read, AES-256-GCM in ${r.chunkSize / 1024 / 1024} MiB chunks, SHA-256, write with fsync | ${fmt(rawMb, 1)} MB/s (median of ${rounds}; ${range(rawRates)}) | |
+| \`study add\` of a ${mb(L.bytes)} MB CT study (${L.slices} slices of 512x512), submission to final | **${fmt(ingestMb, 1)} MB/s** (median of ${rounds}; ${range(ingestRates)}; ${L.chunks} chunks) | |
 | ratio to the raw pipeline | **${ratio.toFixed(2)}** | ≥ ${TARGET_INGEST_RATIO}: ${ratioMet ? 'met' : 'not met'} |
-| daemon peak RSS, ${mb(L.bytes)} MB study | **${fmt(L.peakRssMib)} MiB** (${fmt(L.startRssMib)} MiB before) | ≤ ${TARGET_INGEST_PEAK_MIB} MiB: ${L.peakRssMib <= TARGET_INGEST_PEAK_MIB ? 'met' : 'not met'} |
-| daemon peak RSS, ${mb(S.bytes)} MB study (${S.slices} slices) | **${fmt(S.peakRssMib)} MiB** (${fmt(S.startRssMib)} MiB before); ${fmt(S.mbPerSec, 1)} MB/s | ≤ ${TARGET_INGEST_PEAK_MIB} MiB: ${S.peakRssMib <= TARGET_INGEST_PEAK_MIB ? 'met' : 'not met'} |
+| daemon peak RSS, ${mb(L.bytes)} MB study | **${fmt(largePeak)} MiB** (highest of ${rounds}) | ≤ ${TARGET_INGEST_PEAK_MIB} MiB: ${largePeak <= TARGET_INGEST_PEAK_MIB ? 'met' : 'not met'} |
+| daemon peak RSS, ${mb(S.bytes)} MB study (${S.slices} slices) | **${fmt(S.peakRssMib)} MiB** | ≤ ${TARGET_INGEST_PEAK_MIB} MiB: ${S.peakRssMib <= TARGET_INGEST_PEAK_MIB ? 'met' : 'not met'} |
 
-One daemon process (dev chain, sole authority, chunk size ${r.chunkSize / 1024 / 1024} MiB, idle RSS ${fmt(r.idleRssMib)} MiB); synthetic
-CT series written by \`radchain devnet gen-study\`'s generator (phantom with seeded noise, made-up demographics);
-\`study add\` through the HTTP API, the job polled every 50 ms until the registration is final. The
-daemon's peak RSS is its VmHWM, reset before each study, checked against VmRSS polled every 50 ms.
-The smaller study runs first and warms the daemon up; the raw pipeline is warmed up on it too. MB = 10^6 bytes
-of input files.`)
+One daemon process (dev chain, sole authority, chunk size ${r.chunkSize / 1024 / 1024} MiB; idle RSS ${fmt(r.idleRssMib)} MiB, ${fmt(r.warmUp.peakRssMib)} MiB
+at the peak of a first, warm-up ingest of the small study); synthetic CT series from the generator behind
+\`radchain devnet gen-study\` (phantom with seeded noise, made-up demographics). \`study add\` goes through the
+HTTP API and the job is polled every 50 ms until the registration is final. ${rounds} rounds each run the raw
+pipeline (in the benchmark's process: one fsync per chunk, with as many writes in flight as the
+ingest's chunk store puts) and then the ingest over the same files, which
+sit in the page cache for both; each measurement starts after sync(1) has written back every dirty
+page. The daemon's peak RSS is its VmHWM, reset before each study, checked
+against VmRSS polled every 50 ms. MB = 10^6 bytes of input files.`)
 }
 
 const md = `# Benchmarks

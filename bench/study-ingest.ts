@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises'
@@ -5,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ApiClient } from '../src/api/index.js'
 import { initDataDir } from '../src/node/index.js'
-import { generateCtStudy } from '../src/study/index.js'
+import { STORE_PUTS_IN_FLIGHT, generateCtStudy } from '../src/study/index.js'
 import { sleep } from '../src/util/index.js'
 import { DaemonProcess } from '../devnet/process.js'
 
@@ -30,15 +31,33 @@ export interface IngestRun {
   readonly phases: { readonly scanned: number; readonly packed: number; readonly final: number }
 }
 
+/** One run of the raw pipeline. */
+export interface RawRun {
+  readonly bytes: number
+  readonly seconds: number
+  readonly mbPerSec: number
+}
+
 /** Result of {@link measureStudyIngest}. */
 export interface IngestResult {
   readonly chunkSize: number
-  /** Raw pipeline on the large study's files: read, AES-256-GCM in chunks, SHA-256, write with fsync. */
-  readonly raw: { readonly bytes: number; readonly seconds: number; readonly mbPerSec: number }
-  readonly large: IngestRun
+  /** Rounds of the raw pipeline then the ingest, both on the large study's files. */
+  readonly rounds: readonly { readonly raw: RawRun; readonly ingest: IngestRun }[]
+  /** The small study, ingested after a warm-up ingest of it. */
   readonly small: IngestRun
+  /** The warm-up: the small study ingested first by the fresh daemon. */
+  readonly warmUp: IngestRun
   /** Daemon resident memory once started, before any study, MiB. */
   readonly idleRssMib: number
+}
+
+/**
+ * Writes back every dirty page (sync(1)) and lets the machine settle, so a
+ * measurement does not pay for the write-back of the files made before it.
+ */
+async function settle(): Promise<void> {
+  execFileSync('sync')
+  await sleep(1000)
 }
 
 function procStatusKib(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -60,7 +79,9 @@ function resetPeak(pid: number): boolean {
 /**
  * The baseline: the same input files read one at a time, cut into `chunkSize`
  * pieces, each encrypted with AES-256-GCM, hashed with SHA-256 and written to
- * its own file with fsync. No DICOM parsing, no de-identification, no index.
+ * its own file with fsync, with up to STORE_PUTS_IN_FLIGHT writes running
+ * while the next chunk is made (as packageStudy stores its chunks). No DICOM
+ * parsing, no de-identification, no index.
  */
 async function rawPipeline(files: readonly string[], chunkSize: number, dir: string): Promise<{ bytes: number; seconds: number }> {
   await mkdir(dir, { recursive: true })
@@ -70,12 +91,8 @@ async function rawPipeline(files: readonly string[], chunkSize: number, dir: str
   let fill = 0
   let index = 0
   let bytes = 0
-  const flush = async (plain: Buffer): Promise<void> => {
-    const nonce = Buffer.alloc(12)
-    nonce.writeUInt32BE(index, 8)
-    const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 })
-    c.setAAD(aad)
-    const ct = Buffer.concat([c.update(plain), c.final(), c.getAuthTag()])
+  const inFlight = new Set<Promise<void>>()
+  const write = async (ct: Buffer): Promise<void> => {
     const id = createHash('sha256').update(ct).digest('hex')
     const fh = await open(join(dir, id), 'wx')
     try {
@@ -84,7 +101,16 @@ async function rawPipeline(files: readonly string[], chunkSize: number, dir: str
     } finally {
       await fh.close()
     }
-    index++
+  }
+  const flush = async (plain: Buffer): Promise<void> => {
+    const nonce = Buffer.alloc(12)
+    nonce.writeUInt32BE(index++, 8)
+    const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 })
+    c.setAAD(aad)
+    const ct = Buffer.concat([c.update(plain), c.final(), c.getAuthTag()])
+    const w: Promise<void> = write(ct).finally(() => inFlight.delete(w))
+    inFlight.add(w)
+    if (inFlight.size >= STORE_PUTS_IN_FLIGHT) await Promise.race(inFlight)
   }
   const t0 = performance.now()
   for (const f of files) {
@@ -103,6 +129,7 @@ async function rawPipeline(files: readonly string[], chunkSize: number, dir: str
     }
   }
   await flush(buf.subarray(0, fill))
+  await Promise.all(inFlight)
   return { bytes, seconds: (performance.now() - t0) / 1000 }
 }
 
@@ -113,8 +140,7 @@ interface JobView {
 }
 
 async function ingest(client: ApiClient, pid: number, dir: string, files: readonly string[], bytes: number): Promise<IngestRun> {
-  // Let the previous run's garbage go before measuring from the current RSS.
-  await sleep(1000)
+  await settle()
   const startRss = procStatusKib(pid, 'VmRSS')
   const hwmReset = resetPeak(pid)
   let sampled = startRss
@@ -154,15 +180,20 @@ async function ingest(client: ApiClient, pid: number, dir: string, files: readon
   }
 }
 
+function describe(label: string, r: IngestRun): string {
+  return `  ${label}: ${(r.bytes / 1e6).toFixed(0)} MB in ${r.seconds.toFixed(2)} s: ${r.mbPerSec.toFixed(1)} MB/s (scanned at ${r.phases.scanned.toFixed(2)} s, ` +
+    `packed at ${r.phases.packed.toFixed(2)} s), daemon peak RSS ${r.peakRssMib.toFixed(0)} MiB (${r.startRssMib.toFixed(0)} MiB before)`
+}
+
 /**
  * Ingest (`study add`: scan, de-identify, digest, pack, encrypt, hash, write
  * to the chunk store, register and wait until final) of a synthetic CT study
- * of `slices` 512x512 slices through a real daemon process, beside the raw
- * pipeline over the same files in the same run; and a smaller study of
- * `smallSlices` slices, to show the daemon's peak memory does not grow with
- * the study's size.
+ * of `slices` 512x512 slices through a real daemon process, in `rounds`
+ * rounds each beside the raw pipeline over the same files; and a smaller
+ * study of `smallSlices` slices (after a warm-up ingest of it), to show the
+ * daemon's peak memory does not grow with the study's size.
  */
-export async function measureStudyIngest(opts: { slices: number; smallSlices: number; log: (s: string) => void }): Promise<IngestResult> {
+export async function measureStudyIngest(opts: { slices: number; smallSlices: number; rounds: number; log: (s: string) => void }): Promise<IngestResult> {
   const dir = await mkdtemp(join(tmpdir(), 'radchain-bench-ingest-'))
   const daemon = new DaemonProcess(join(dir, 'node'))
   try {
@@ -174,24 +205,35 @@ export async function measureStudyIngest(opts: { slices: number; smallSlices: nu
     opts.log(`  generating ${opts.slices} + ${opts.smallSlices} slices of 512x512`)
     const large = await generateCtStudy({ slices: opts.slices, out: join(dir, 'large') })
     const small = await generateCtStudy({ slices: opts.smallSlices, out: join(dir, 'small') })
-
-    // Warm-up of the raw pipeline on the small study, then the measured run on the large one.
+    // The raw pipeline's files stay until the end: deleting them would make the
+    // file system discard their blocks (mounted with -o discard) during the
+    // next measurement.
+    let rawRuns = 0
+    const raw = async (): Promise<RawRun> => {
+      await settle()
+      const r = await rawPipeline(large.files, chunkSize, join(dir, `raw-${rawRuns++}`))
+      return { ...r, mbPerSec: r.bytes / 1e6 / r.seconds }
+    }
     await rawPipeline(small.files, chunkSize, join(dir, 'raw-warm-up'))
-    await rm(join(dir, 'raw-warm-up'), { recursive: true, force: true })
-    const raw = await rawPipeline(large.files, chunkSize, join(dir, 'raw'))
-    await rm(join(dir, 'raw'), { recursive: true, force: true })
-    opts.log(`  raw pipeline: ${(raw.bytes / 1e6).toFixed(0)} MB in ${raw.seconds.toFixed(2)} s: ${(raw.bytes / 1e6 / raw.seconds).toFixed(0)} MB/s`)
 
     const client = await daemon.start({ timeoutMs: 60_000 })
     const pid = daemon.pid
     if (pid === undefined) throw new Error('daemon has no pid')
     const idleRssMib = procStatusKib(pid, 'VmRSS') / 1024
+    const warmUp = await ingest(client, pid, small.out, small.files, small.bytes)
+    opts.log(describe(`warm-up, ingest ${small.files.length} slices`, warmUp))
     const smallRun = await ingest(client, pid, small.out, small.files, small.bytes)
-    opts.log(`  ingest ${smallRun.slices} slices: ${(smallRun.bytes / 1e6).toFixed(0)} MB in ${smallRun.seconds.toFixed(2)} s: ${smallRun.mbPerSec.toFixed(0)} MB/s, daemon peak RSS ${smallRun.peakRssMib.toFixed(0)} MiB; scanned at ${smallRun.phases.scanned.toFixed(2)} s, stored at ${smallRun.phases.packed.toFixed(2)} s`)
-    const largeRun = await ingest(client, pid, large.out, large.files, large.bytes)
-    opts.log(`  ingest ${largeRun.slices} slices: ${(largeRun.bytes / 1e6).toFixed(0)} MB in ${largeRun.seconds.toFixed(2)} s: ${largeRun.mbPerSec.toFixed(0)} MB/s, daemon peak RSS ${largeRun.peakRssMib.toFixed(0)} MiB; scanned at ${largeRun.phases.scanned.toFixed(2)} s, stored at ${largeRun.phases.packed.toFixed(2)} s`)
+    opts.log(describe(`ingest ${small.files.length} slices`, smallRun))
+    const rounds: { raw: RawRun; ingest: IngestRun }[] = []
+    for (let i = 0; i < opts.rounds; i++) {
+      const r = await raw()
+      opts.log(`  round ${i + 1}: raw pipeline ${(r.bytes / 1e6).toFixed(0)} MB in ${r.seconds.toFixed(2)} s: ${r.mbPerSec.toFixed(1)} MB/s`)
+      const g = await ingest(client, pid, large.out, large.files, large.bytes)
+      opts.log(describe(`round ${i + 1}: ingest ${large.files.length} slices`, g))
+      rounds.push({ raw: r, ingest: g })
+    }
     await daemon.stop()
-    return { chunkSize, raw: { ...raw, mbPerSec: raw.bytes / 1e6 / raw.seconds }, large: largeRun, small: smallRun, idleRssMib }
+    return { chunkSize, rounds, small: smallRun, warmUp, idleRssMib }
   } finally {
     await daemon.kill()
     await rm(dir, { recursive: true, force: true })
