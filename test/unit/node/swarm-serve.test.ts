@@ -1,0 +1,152 @@
+import t, { type Test } from 'tap'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { getNonce, getParams, listOrgs, orgBySignKey, placementOrder, registerStudyTx, signTx, type RegisterStudyPayload } from '../../../src/chain/index.js'
+import { generateX25519, sha256, type OrgKeys } from '../../../src/crypto/index.js'
+import { CHUNK_PROTOCOLS, decodeHave, encodeChunkRequest, encodeObjectRequest, encodeStudyRequest, type HandleOpts, type P2PNode } from '../../../src/p2p/index.js'
+import { ChainStore, ChunkStore, StudyIndex } from '../../../src/storage/index.js'
+import { contentRoot } from '../../../src/study/index.js'
+import { SwarmService } from '../../../src/node/swarm.js'
+import type { ChainService } from '../../../src/node/chain-service.js'
+import { nullLogger } from '../../../src/util/index.js'
+import { CHAIN_ID, advance, makeChain, type TestChain, type TestOrg } from '../chain/fixtures.js'
+
+const CHUNK = 4096
+
+/** The p2p surface SwarmService uses: handlers are kept to be called directly; peers are set by the test. */
+class FakeP2P {
+  readonly handlers = new Map<string, HandleOpts>()
+  connected: Uint8Array[] = []
+  penalties: string[] = []
+  handle(name: string, opts: HandleOpts): void {
+    this.handlers.set(name, opts)
+  }
+  on(): void {}
+  peers(): { publicKey: Uint8Array; peerId: string; addr: string }[] {
+    return this.connected.map((publicKey) => ({ publicKey, peerId: '', addr: '' }))
+  }
+  penalize(_k: Uint8Array, _p: number, reason: string): void {
+    this.penalties.push(reason)
+  }
+  call(name: string, from: Uint8Array, req: Uint8Array): Promise<Uint8Array> {
+    const h = this.handlers.get(name)
+    if (h === undefined) throw new Error(`no handler ${name}`)
+    return h.handler(from, req, new AbortController().signal)
+  }
+}
+
+interface Fixture {
+  chain: TestChain
+  p2p: FakeP2P
+  swarm: SwarmService
+  study: RegisterStudyPayload
+  chunks: Uint8Array[]
+  objects: Uint8Array[]
+  /** Organizations in the study's placement order (custodian first). */
+  order: TestOrg[]
+  chunkDir: string
+}
+
+async function fixture(t: Test, opts: { repairAfterMs?: number } = {}): Promise<Fixture> {
+  const chain = makeChain({ authorities: 4, members: 1, params: { chunkSize: CHUNK, replicationFactor: 3, maxBlockTxs: 8, maxBlockBytes: 64 * 1024, maxTxBytes: 8 * 1024, blockIntervalMs: 100 } })
+  const dir = await mkdtemp(join(tmpdir(), 'radchain-swarm-'))
+  const db = await ChainStore.open(join(dir, 'db'))
+  const chunkDir = join(dir, 'chunks')
+  const store = await ChunkStore.open({ dir: chunkDir, quotaBytes: 1 << 30, index: db.keyspace('k') })
+  t.teardown(async () => {
+    await store.close()
+    await db.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+  const index = new StudyIndex(db.keyspace('i'))
+  const custodian = chain.orgs[0] as TestOrg
+  const chunks = Array.from({ length: 5 }, () => new Uint8Array(randomBytes(CHUNK + 16)))
+  const ids = chunks.map((c) => sha256(c))
+  const objects = [new Uint8Array(randomBytes(1181)), new Uint8Array(randomBytes(700))]
+  for (const [i, c] of chunks.entries()) await store.put(ids[i] as Uint8Array, c)
+  for (const o of objects) await store.put(sha256(o), o)
+  const study: RegisterStudyPayload = {
+    studyId: new Uint8Array(randomBytes(16)), custodian: custodian.id, owner: null, contentRoot: contentRoot(ids),
+    size: 5 * (CHUNK + 16), chunkCount: 5, chunkSize: CHUNK, studyDigest: new Uint8Array(32), custodianEnvelope: sha256(objects[0] as Uint8Array),
+    ownerEnvelope: null, demographics: sha256(objects[1] as Uint8Array),
+  }
+  await index.putChunkList(study.studyId, ids)
+  const tx = signTx(custodian.signer, { chainId: CHAIN_ID, type: registerStudyTx.name, nonce: getNonce(chain.state, custodian.signer.publicKey), payload: study })
+  t.same(advance(chain, [tx]).rejected, [])
+  const p2p = new FakeP2P()
+  const chainView = {
+    get state() { return chain.state },
+    params: () => getParams(chain.state),
+    orgs: () => listOrgs(chain.state),
+    orgByKey: (k: Uint8Array) => orgBySignKey(chain.state, k),
+    on: () => undefined,
+    off: () => undefined,
+  } as unknown as ChainService
+  const keys = { signer: custodian.signer, encryption: generateX25519(), identitySeed: new Uint8Array(32) } as OrgKeys
+  const swarm = new SwarmService({ repairAfterMs: opts.repairAfterMs ?? 60_000, scrubIntervalMs: 0 }, { chain: chainView, chunks: store, index, p2p: p2p as unknown as P2PNode, keys, logger: nullLogger() })
+  const byId = new Map(chain.orgs.map((o) => [o.id, o]))
+  const order = placementOrder(study.studyId, custodian.id, chain.orgs.map((o) => o.id)).map((id) => byId.get(id) as TestOrg)
+  return { chain, p2p, swarm, study, chunks, objects, order, chunkDir }
+}
+
+t.test('have and list: any admitted organization; strangers refused', async (t) => {
+  const f = await fixture(t)
+  const outsider = f.order[4] as TestOrg
+  const have = decodeHave(await f.p2p.call(CHUNK_PROTOCOLS.have, outsider.signer.publicKey, encodeStudyRequest(f.study.studyId)), 5)
+  t.same([have.chunks.complete, have.list, have.objects], [true, true, true])
+  const list = await f.p2p.call(CHUNK_PROTOCOLS.list, outsider.signer.publicKey, encodeStudyRequest(f.study.studyId))
+  t.equal(list.length, 5 * 32)
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.have, sha256(new Uint8Array([1])), encodeStudyRequest(f.study.studyId)), { code: 'SWARM_NOT_ALLOWED' })
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.have, outsider.signer.publicKey, encodeStudyRequest(new Uint8Array(16))), { code: 'SWARM_UNKNOWN_STUDY' })
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.have, outsider.signer.publicKey, new Uint8Array(3)), { code: 'SWARM_BAD_REQUEST', penalize: true })
+})
+
+t.test('chunks and objects go to holders only; refusals say why', async (t) => {
+  const f = await fixture(t)
+  const holder = f.order[1] as TestOrg
+  const outsider = f.order[3] as TestOrg
+  t.same(await f.p2p.call(CHUNK_PROTOCOLS.get, holder.signer.publicKey, encodeChunkRequest(f.study.studyId, 2)), f.chunks[2], 'a holder gets the chunk')
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeChunkRequest(f.study.studyId, 2)),
+    { code: 'SWARM_NOT_ALLOWED', message: /no replication duty or lease/ }, 'an organization with no duty is refused')
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, holder.signer.publicKey, encodeChunkRequest(f.study.studyId, 5)), { code: 'SWARM_BAD_REQUEST', penalize: true }, 'index out of range')
+  t.same(await f.p2p.call(CHUNK_PROTOCOLS.object, holder.signer.publicKey, encodeObjectRequest(f.study.studyId, f.study.custodianEnvelope)), f.objects[0])
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.object, outsider.signer.publicKey, encodeObjectRequest(f.study.studyId, f.study.custodianEnvelope)), { code: 'SWARM_NOT_ALLOWED' }, 'no envelope for an organization with no duty')
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.object, holder.signer.publicKey, encodeObjectRequest(f.study.studyId, new Uint8Array(32))), { code: 'SWARM_NOT_HELD' }, 'not an object of this study')
+  // The leases hook opens serving to a lessee.
+  f.swarm.leaseAllows = (orgId) => orgId === outsider.id
+  t.same(await f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeChunkRequest(f.study.studyId, 0)), f.chunks[0], 'a lessee is served')
+})
+
+t.test('a holder down longer than the repair time: its replacement is served', async (t) => {
+  const f = await fixture(t, { repairAfterMs: 1 })
+  const [, h1, h2, next, last] = f.order as [TestOrg, TestOrg, TestOrg, TestOrg, TestOrg]
+  // h1 is gone; h2, next and last are connected: next takes h1's place.
+  f.p2p.connected = [h2, next, last].map((o) => o.signer.publicKey)
+  await new Promise((r) => setTimeout(r, 5))
+  const p = f.swarm.placement(getStudyRecord(f))
+  t.same(p.nominal, [f.order[0]?.id, h1.id, h2.id])
+  t.same(p.assigned, [f.order[0]?.id, h2.id, next.id], `${next.id} replaces ${h1.id}`)
+  t.same(await f.p2p.call(CHUNK_PROTOCOLS.get, next.signer.publicKey, encodeChunkRequest(f.study.studyId, 1)), f.chunks[1])
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, last.signer.publicKey, encodeChunkRequest(f.study.studyId, 1)), { code: 'SWARM_NOT_ALLOWED' })
+})
+
+t.test('a corrupt chunk on disk is not served and marks the study for repair', async (t) => {
+  const f = await fixture(t)
+  const holder = f.order[1] as TestOrg
+  const record = getStudyRecord(f)
+  t.equal(await f.swarm.isComplete(record), true)
+  const hex = Buffer.from(sha256(f.chunks[3] as Uint8Array)).toString('hex')
+  const path = join(f.chunkDir, hex.slice(0, 2), hex.slice(2, 4), hex)
+  t.ok((await readdir(join(f.chunkDir, hex.slice(0, 2), hex.slice(2, 4)))).includes(hex))
+  await writeFile(path, new Uint8Array(randomBytes(CHUNK + 16)))
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, holder.signer.publicKey, encodeChunkRequest(f.study.studyId, 3)), { code: 'SWARM_NOT_HELD' })
+  t.equal(await f.swarm.isComplete(record), false, 'no longer complete: the reconcile loop fetches it again')
+  const have = decodeHave(await f.p2p.call(CHUNK_PROTOCOLS.have, holder.signer.publicKey, encodeStudyRequest(f.study.studyId)), 5)
+  t.equal(have.chunks.has(3), false, 'and peers are told')
+})
+
+function getStudyRecord(f: Fixture): RegisterStudyPayload & { height: number } {
+  return { ...f.study, height: f.chain.head.header.height }
+}
