@@ -78,7 +78,8 @@ export interface StudyView extends Record<string, unknown> {
     readonly demographics: boolean
     readonly complete: boolean
   }
-  /** Present in `show`: who holds the study now. */
+  /** Present in `show`: organizations holding a verified full copy, and the replication health. */
+  readonly holders?: readonly string[]
   readonly replication?: ReplicationView
 }
 
@@ -174,7 +175,8 @@ export class StudyJobs {
   /** One registered study with what this node holds of it, and who holds it now. */
   async show(studyIdHex: string): Promise<StudyView> {
     const r = this.#record(studyIdHex)
-    return { ...(await this.#view(r)), replication: await this.#swarm.replication(r) }
+    const replication = await this.#swarm.replication(r)
+    return { ...(await this.#view(r)), holders: replication.holders, replication }
   }
 
   #record(studyIdHex: string): StudyRecord {

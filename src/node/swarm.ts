@@ -416,6 +416,22 @@ export class SwarmService {
     return { holders, assigned: p.assigned, target: p.target, state: holders.length >= p.target ? 'healthy' : 'under-replicated', unreachable }
   }
 
+  /**
+   * Removal hook (erasure): deletes every chunk, object and the chunk list
+   * this node keeps of a study, and stops replicating it. Returns how many
+   * stored objects were deleted.
+   */
+  async dropStudy(study: StudyRecord): Promise<number> {
+    const sid = toHex(study.studyId)
+    this.#complete.delete(sid)
+    let n = 0
+    const list = (await this.#index.chunkList(study.studyId)) ?? []
+    for (const id of [...list, ...this.#objectsOf(study)]) if (await this.#chunks.delete(id)) n++
+    await this.#index.delete(study.studyId)
+    this.#logger.info('study dropped from this node', { study: sid, objects: n })
+    return n
+  }
+
   /** Transfers in progress and studies waiting for replication or repair. */
   status(): { transfers: TransferView[]; queue: string[]; down: string[] } {
     const down = this.#chain.orgs().filter((o) => this.#isDown(o)).map((o) => o.id)

@@ -150,3 +150,13 @@ t.test('a corrupt chunk on disk is not served and marks the study for repair', a
 function getStudyRecord(f: Fixture): RegisterStudyPayload & { height: number } {
   return { ...f.study, height: f.chain.head.header.height }
 }
+
+t.test('the removal hook deletes every chunk, object and the chunk list', async (t) => {
+  const f = await fixture(t)
+  const holder = f.order[1] as TestOrg
+  t.equal(await f.swarm.dropStudy(getStudyRecord(f)), 7, 'five chunks and two objects deleted')
+  const files = (await readdir(f.chunkDir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile())
+  t.same(files, [], 'nothing of the study left on disk')
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.list, holder.signer.publicKey, encodeStudyRequest(f.study.studyId)), { code: 'SWARM_NOT_HELD' })
+  t.equal(await f.swarm.isComplete(getStudyRecord(f)), false)
+})
