@@ -2,7 +2,7 @@ import { constants } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { data, log } from 'dcmjs'
 import { StudyError } from './errors.js'
-import { TAG, cloneDataset, firstString, formatTag, type DicomDataset, type DicomInstance } from './dataset.js'
+import { TAG, cloneDataset, firstString, formatTag, type DicomDataset, type DicomElement, type DicomInstance } from './dataset.js'
 
 // dcmjs prints its own diagnostics with console.* (e.g. "Invalid vr type xs"
 // for every implicit-VR file, or the lengths of a truncated value). radchain
@@ -551,34 +551,154 @@ function trailingNativePixelData(ds: DicomDataset, ts: string): { header: Uint8A
   return { header, value }
 }
 
+// The part of dcmjs's writer DicomEncoder drives element by element (see
+// dcmjs-module.d.ts for the rest): DicomMessage.write writes the elements of
+// a dataset, sorted by tag, at the stream's end (Tag#write), each on its own.
+interface DcmjsWriteStream {
+  size: number
+  getBuffer(): ArrayBuffer
+}
+const dcmjsWriter = data as unknown as {
+  WriteBufferStream: new (defaultSize: number, littleEndian: boolean) => DcmjsWriteStream
+  DicomMessage: { write(ds: DicomDataset, stream: DcmjsWriteStream, syntax: string, opts: { allowInvalidVRLength: boolean }): number }
+}
+const WRITE_OPTS = { allowInvalidVRLength: true }
+const EMPTY = new Uint8Array(0)
+/** The 128-byte preamble and the "DICM" prefix of a Part 10 file (PS3.10 7.1). */
+const PREAMBLE = (() => {
+  const b = new Uint8Array(132)
+  b.set([0x44, 0x49, 0x43, 0x4d], 128)
+  return b
+})()
+/** Elements whose encoding a DicomEncoder remembers, at most, and the largest encoding it keeps. */
+const ENCODER_CACHE_ENTRIES = 4096
+const ENCODER_CACHE_ENTRY_BYTES = 1024
+
+/** A text form of a value that tells apart everything dcmjs may encode differently; undefined when not worth it (binary, nested). */
+function valueKey(v: unknown): string | undefined {
+  if (typeof v === 'string') return `s${JSON.stringify(v)}`
+  if (typeof v === 'number') return `n${Object.is(v, -0) ? '-0' : String(v)}`
+  if (v === null) return 'z'
+  if (v === undefined) return 'u'
+  if (Array.isArray(v)) {
+    const parts: string[] = []
+    for (const x of v) {
+      const k = valueKey(x)
+      if (k === undefined) return undefined
+      parts.push(k)
+    }
+    return `[${parts.join(',')}]`
+  }
+  if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    const o = v as Record<string, unknown>
+    if (Object.keys(o).some((k) => k !== 'Alphabetic' && k !== 'Ideographic' && k !== 'Phonetic')) return undefined
+    const k = valueKey([o.Alphabetic, o.Ideographic, o.Phonetic])
+    return k === undefined ? undefined : `p${k}`
+  }
+  return undefined
+}
+
+/**
+ * Encodes instances as DICOM Part 10 bytes (PS3.10 7) with dcmjs, element by
+ * element: the file meta (with its group length) in Explicit VR Little
+ * Endian, then the dataset in the transfer syntax named by the meta (see
+ * {@link writeDicom}), the same bytes dcmjs writes for the whole file. It
+ * remembers the encoding of each element with text, numeric or person-name
+ * values (by transfer syntax, tag, VR and value), so the many elements the
+ * instances of a study share are encoded once: dcmjs spends far more on each
+ * element than on its bytes. Native Pixel Data that ends the dataset is not
+ * copied but returned as its own pieces.
+ */
+export class DicomEncoder {
+  readonly #cache = new Map<string, Uint8Array>()
+  readonly #maxEntries: number
+
+  /** `cacheEntries` 0 remembers nothing (for one-off writes). */
+  constructor(cacheEntries = ENCODER_CACHE_ENTRIES) {
+    this.#maxEntries = cacheEntries
+  }
+
+  /**
+   * The Part 10 bytes of `inst` as consecutive pieces (their concatenation is
+   * {@link writeDicom}'s result): the preamble, meta and dataset, then, for
+   * trailing native Pixel Data, its element header and the instance's pixel
+   * buffer itself. The pieces share the instance's buffers: they are valid
+   * while it is unchanged.
+   */
+  encode(inst: DicomInstance): Uint8Array[] {
+    try {
+      const meta = metaForWrite(inst)
+      const ts = firstString(meta, TAG.TransferSyntaxUID) as string
+      const pixels = trailingNativePixelData(inst.dataset, ts)
+      let ds = inst.dataset
+      if (pixels !== undefined) {
+        ds = {}
+        for (const [tag, el] of Object.entries(inst.dataset)) if (tag !== TAG.PixelData) ds[tag] = el
+      }
+      const metaParts = this.#elements(meta, TRANSFER_SYNTAX.ExplicitVRLittleEndian)
+      const metaLength = metaParts.reduce((n, p) => n + p.length, 0)
+      const groupLength = this.#elements({ '00020000': { vr: 'UL', Value: [metaLength] } }, TRANSFER_SYNTAX.ExplicitVRLittleEndian)
+      const parts = [PREAMBLE, ...groupLength, ...metaParts, ...this.#elements(ds, ts)]
+      const head = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+      let off = 0
+      for (const p of parts) {
+        head.set(p, off)
+        off += p.length
+      }
+      return pixels === undefined ? [head] : [head, pixels.header, pixels.value]
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err)
+      throw new StudyError('DICOM_UNSUPPORTED', `cannot encode DICOM dataset (${detail})`, { path: inst.path, cause: err })
+    }
+  }
+
+  /** The encoding of each element of `ds` in tag order, from the cache or from dcmjs. */
+  #elements(ds: DicomDataset, ts: string): Uint8Array[] {
+    const out: Uint8Array[] = []
+    const misses: { index: number; start: number; end: number; key: string | undefined }[] = []
+    let stream: DcmjsWriteStream | undefined
+    for (const tag of Object.keys(ds).sort()) {
+      const el = ds[tag] as DicomElement
+      let key: string | undefined
+      if (this.#maxEntries > 0 && el.vr !== 'SQ') {
+        const v = valueKey(el.Value)
+        const raw = el._rawValue === undefined ? 'u' : valueKey(el._rawValue)
+        if (v !== undefined && raw !== undefined) key = `${ts}|${tag}|${el.vr}|${v}|${raw}`
+      }
+      const hit = key === undefined ? undefined : this.#cache.get(key)
+      if (hit !== undefined) {
+        out.push(hit)
+        continue
+      }
+      stream ??= new dcmjsWriter.WriteBufferStream(16 * 1024, true)
+      const start = stream.size
+      dcmjsWriter.DicomMessage.write({ [tag]: el }, stream, ts, WRITE_OPTS)
+      misses.push({ index: out.length, start, end: stream.size, key })
+      out.push(EMPTY)
+    }
+    if (stream !== undefined) {
+      const bytes = new Uint8Array(stream.getBuffer())
+      for (const m of misses) {
+        const piece = bytes.subarray(m.start, m.end)
+        out[m.index] = piece
+        if (m.key !== undefined && piece.length <= ENCODER_CACHE_ENTRY_BYTES) {
+          if (this.#cache.size >= this.#maxEntries) this.#cache.clear()
+          this.#cache.set(m.key, piece.slice())
+        }
+      }
+    }
+    return out
+  }
+}
+
 /**
  * Encodes an instance as DICOM Part 10 bytes (PS3.10 7), as consecutive
- * pieces whose concatenation is {@link writeDicom}'s result: native Pixel Data
- * that ends the dataset comes as its own pieces (element header, then the
- * instance's pixel buffer itself, not a copy), so a caller that streams the
- * bytes need not copy the pixels into one buffer first. The pieces share the
- * instance's buffers: they are valid while it is unchanged.
+ * pieces whose concatenation is {@link writeDicom}'s result (see
+ * {@link DicomEncoder.encode}; use one DicomEncoder for the instances of a
+ * study).
  */
 export function encodeDicom(inst: DicomInstance): Uint8Array[] {
-  try {
-    const meta = metaForWrite(inst)
-    const pixels = trailingNativePixelData(inst.dataset, firstString(meta, TAG.TransferSyntaxUID) as string)
-    const dict = new data.DicomDict(meta)
-    if (pixels === undefined) {
-      dict.dict = inst.dataset
-      return [new Uint8Array(dict.write({ allowInvalidVRLength: true }))]
-    }
-    // dcmjs copies a value several times over through small buffers as it
-    // writes it; Pixel Data, the bulk of an image, is appended here instead,
-    // giving the bytes dcmjs would have written (PS3.5 7.1.2).
-    const rest: DicomDataset = {}
-    for (const [tag, el] of Object.entries(inst.dataset)) if (tag !== TAG.PixelData) rest[tag] = el
-    dict.dict = rest
-    return [new Uint8Array(dict.write({ allowInvalidVRLength: true })), pixels.header, pixels.value]
-  } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err)
-    throw new StudyError('DICOM_UNSUPPORTED', `cannot encode DICOM dataset (${detail})`, { path: inst.path, cause: err })
-  }
+  return new DicomEncoder(0).encode(inst)
 }
 
 /**

@@ -4,7 +4,7 @@ import { sha256, wrapKey, type EnvelopeRecipient } from '../crypto/index.js'
 import { asBuffer, assertBytes, concatBytes, equalBytes, fromHex, utf8 } from '../util/index.js'
 import { StudyError, isStudyError } from './errors.js'
 import { TAG, firstString, type DicomInstance } from './dataset.js'
-import { encodeDicom, parseDicom, readDicom, readStudyInstanceUid } from './dicom.js'
+import { DicomEncoder, parseDicom, readDicom, readStudyInstanceUid } from './dicom.js'
 import { StudyDeidentifier, type InstanceIdentityRecord, type StudyIdentityRecord } from './deid.js'
 import { pixelDigest, studyDigest } from './pixel.js'
 import { CHUNK_TAG_BYTES, contentRoot, decryptChunk, encryptChunks } from './pack.js'
@@ -207,6 +207,7 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
     const ownerEnvelope = opts.owner === undefined ? null : wrapKey(studyKey, opts.owner, context)
 
     const deid = new StudyDeidentifier()
+    const encoder = new DicomEncoder()
     const records: InstanceIdentityRecord[] = []
     const manifest: PackManifest = { version: 1, instances: [], studyDigest: '' }
     async function* pack(): AsyncGenerator<Uint8Array> {
@@ -236,7 +237,7 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
         next = readAhead(i + 1)
         const d = deid.deidentify(inst)
         // The Part 10 bytes in pieces (the pixels not copied); encryptChunks copies each into its chunk.
-        const parts = encodeDicom(d.instance)
+        const parts = encoder.encode(d.instance)
         const length = parts.reduce((n, p) => n + p.length, 0)
         if (length > 0xffffffff) throw new StudyError('DICOM_TOO_LARGE', 'instance too large for a pack frame', { path })
         records.push(d.record)

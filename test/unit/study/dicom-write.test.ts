@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { data } from 'dcmjs'
 import {
-  StudyDeidentifier, TAG, TRANSFER_SYNTAX, cloneInstance, encodeDicom, generateCtStudy, parseDicom, readDicom, writeDicom,
+  DicomEncoder, StudyDeidentifier, TAG, TRANSFER_SYNTAX, cloneInstance, encodeDicom, generateCtStudy, parseDicom, readDicom, writeDicom,
   type DicomDataset, type DicomInstance,
 } from '../../../src/study/index.js'
 import { sample, sampleFiles } from './helpers.js'
@@ -32,6 +32,9 @@ t.test('writeDicom gives the bytes dcmjs writes: samples, de-identified, every n
   for (const f of sampleFiles()) inputs.push([f, await readDicom(sample(f))])
   for (const f of synthetic.files) inputs.push([f, await readDicom(f)])
   let appended = 0
+  // One encoder for everything (its cache sees every element many times), one that keeps almost nothing.
+  const shared = new DicomEncoder()
+  const tiny = new DicomEncoder(3)
   for (const [name, inst] of inputs) {
     const deid = new StudyDeidentifier({ secret: new Uint8Array(32).fill(1) }).deidentify(inst).instance
     for (const [what, x] of [['as read', inst], ['de-identified', deid]] as const) {
@@ -41,6 +44,10 @@ t.test('writeDicom gives the bytes dcmjs writes: samples, de-identified, every n
         t.same(Buffer.from(bytes), Buffer.from(dcmjsBytes(y, bytes)), `${name} ${what} in ${ts}: same bytes as dcmjs`)
         const parts = encodeDicom(y)
         t.same(Buffer.concat(parts), Buffer.from(bytes), `${name} ${what} in ${ts}: encodeDicom's pieces make writeDicom's bytes`)
+        for (let i = 0; i < 2; i++) {
+          t.same(Buffer.concat(shared.encode(y)), Buffer.from(bytes), `${name} ${what} in ${ts}: a shared DicomEncoder gives the same bytes (${i + 1})`)
+        }
+        t.same(Buffer.concat(tiny.encode(y)), Buffer.from(bytes), `${name} ${what} in ${ts}: a DicomEncoder with a tiny cache too`)
         if (!Object.keys(y.dataset).some((k) => k > TAG.PixelData)) {
           appended++
           t.equal(parts.at(-1)?.buffer, y.dataset[TAG.PixelData]?.Value?.[0], 'the last piece is the pixel buffer itself')
@@ -64,4 +71,34 @@ t.test('writeDicom falls back to dcmjs for elements after Pixel Data, odd length
     t.same(Buffer.from(bytes), Buffer.from(dcmjsBytes(x, bytes)), `${what}: dcmjs bytes`)
   }
   t.same(parseDicom(writeDicom(trailing)).dataset['FFFCFFFC']?.vr, 'OB', 'the trailing element is written')
+})
+
+t.test('DicomEncoder tells apart values dcmjs writes differently', async (t) => {
+  const mr = await readDicom(sample('MR_small.dcm'))
+  const enc = new DicomEncoder()
+  const variants: [string, DicomDataset[string]][] = [
+    ['DS 1', { vr: 'DS', Value: [1] }],
+    ['DS "1"', { vr: 'DS', Value: ['1'] }],
+    ['DS 1 held as "1.0"', { vr: 'DS', Value: [1], _rawValue: ['1.0'] }],
+    ['DS 1 held as "01"', { vr: 'DS', Value: [1], _rawValue: ['01'] }],
+    ['FD 0', { vr: 'FD', Value: [0] }],
+    ['FD -0', { vr: 'FD', Value: [-0] }],
+    ['LO two values', { vr: 'LO', Value: ['a', 'b'] }],
+    ['LO one value with a backslash', { vr: 'LO', Value: ['a\\b'] }],
+    ['PN', { vr: 'PN', Value: [{ Alphabetic: 'Doe^J' }] }],
+    ['PN ideographic', { vr: 'PN', Value: [{ Alphabetic: 'Doe^J', Ideographic: 'X' }] }],
+    ['empty', { vr: 'LO', Value: [] }],
+  ]
+  const outputs = new Set<string>()
+  for (let round = 0; round < 2; round++) {
+    for (const [what, el] of variants) {
+      const x = cloneInstance(mr)
+      x.dataset['00189999'] = el as DicomDataset[string]
+      const bytes = writeDicom(x)
+      t.same(Buffer.from(dcmjsBytes(x, bytes)), Buffer.from(bytes), `${what}: writeDicom gives dcmjs's bytes`)
+      t.same(Buffer.concat(enc.encode(x)), Buffer.from(bytes), `${what} (round ${round + 1}): the shared encoder gives them too`)
+      outputs.add(Buffer.from(bytes).toString('hex'))
+    }
+  }
+  t.ok(outputs.size >= 9, `the variants encode differently (${outputs.size} distinct)`)
 })
