@@ -48,6 +48,8 @@ export interface DevnetUpOpts {
   readonly timeoutProposeMs?: number
   /** Study chunk size of the chain (default 1 MiB; tests use smaller chunks to have many). */
   readonly chunkSize?: number
+  /** Organizations that hold each study (default 3). */
+  readonly replicationFactor?: number
   /** Extra config for every node (tests). */
   readonly config?: NodeConfigJSON
   /** Extra config per org id (tests: fault switches). */
@@ -237,7 +239,7 @@ export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
       genesisTime: Date.now(),
       params: {
         blockIntervalMs: opts.blockIntervalMs ?? 1000, maxBlockBytes: 4 * 1024 * 1024, maxTxBytes: 16 * 1024, maxBlockTxs: opts.maxBlockTxs ?? 4000,
-        maxClockDriftMs: 2000, replicationFactor: 3, chunkSize: opts.chunkSize ?? 1024 * 1024,
+        maxClockDriftMs: 2000, replicationFactor: opts.replicationFactor ?? 3, chunkSize: opts.chunkSize ?? 1024 * 1024,
       },
       orgs: orgs.map((o, i) => ({
         id: o.id, name: `Devnet Radiology ${i + 1}`, role: 'authority' as const,

@@ -347,6 +347,9 @@ export class SwarmService {
     for (let i = 0; i < list.length; i++) if (await this.#chunks.has(list[i] as Uint8Array)) held.set(i)
     if (held.complete) return list
     const sid = toHex(study.studyId)
+    if (this.#peersFor(study).length === 0) {
+      throw new SwarmError('SWARM_UNAVAILABLE', `${study.chunkCount - held.count} chunk(s) of study ${sid} are not on this node and no other organization is reachable`)
+    }
     const startedAt = Date.now()
     this.#transfers.set(`${opts.kind}:${sid}`, { studyId: sid, kind: opts.kind, done: held.count, total: study.chunkCount, bytes: 0, peers: 0, startedAt })
     try {

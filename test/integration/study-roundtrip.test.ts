@@ -223,8 +223,8 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
   t.equal(after.local.chunksHeld, victim.chunks - 1, 'the corrupt chunk is dropped from the store (to be fetched again)')
   t.equal(after.local.complete, false)
   const again = await cli(['study', 'get', victim.studyId, '--out', out, '--json'])
-  assertOneLineError(t, again, /is not on this node/, 'missing chunk')
-  t.equal(jsonOf<{ error: { code: string } }>(t, again).error.code, 'STUDY_NOT_HELD')
+  assertOneLineError(t, again, /1 chunk\(s\) of study \w+ are not on this node and no other organization is reachable/, 'missing chunk, nobody to fetch it from')
+  t.equal(jsonOf<{ error: { code: string } }>(t, again).error.code, 'SWARM_UNAVAILABLE')
 
   // Nothing the node wrote holds an identifier from the inputs.
   t.equal(await daemon.stop(), 0)

@@ -1,0 +1,124 @@
+import { execFileSync } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { ApiClient } from '../src/api/index.js'
+import { generateCtStudy } from '../src/study/index.js'
+import { sleep } from '../src/util/index.js'
+import { clientOf, devnetDown, devnetUp, startOrg, stopOrg, type DevnetOrg } from '../devnet/devnet.js'
+import { measureLibp2pStream } from './libp2p-stream.js'
+
+/** Result of {@link measureSwarm}. MB = 10^6 bytes. */
+export interface SwarmBenchResult {
+  /** Ciphertext bytes of the study. */
+  readonly bytes: number
+  readonly chunks: number
+  /** One bare libp2p stream (Noise + Yamux) moving the same bytes between two processes. */
+  readonly bare: { readonly mbPerSec: number; readonly seconds: number }
+  /** From the registration being final to the last of the 3 other holders holding all of it (replication uses a quarter of the fetch budget). */
+  readonly replicate: { readonly seconds: number; readonly perHolder: Readonly<Record<string, number>> }
+  /** The custodian, its store wiped, fetching the study from 3 holders, and from 1. */
+  readonly fetch3: { readonly mbPerSec: number; readonly seconds: number; readonly peers: number }
+  readonly fetch1: { readonly mbPerSec: number; readonly seconds: number; readonly peers: number }
+}
+
+interface LogLine { time: number; msg: string; study?: string; kind?: string; bytes?: number; ms?: number; peers?: number }
+
+async function logLines(o: DevnetOrg): Promise<LogLine[]> {
+  const text = await readFile(join(o.dir, 'daemon.log'), 'utf8')
+  const out: LogLine[] = []
+  for (const l of text.split('\n')) {
+    if (!l.startsWith('{')) continue
+    try {
+      out.push(JSON.parse(l) as LogLine)
+    } catch {
+      // a torn last line
+    }
+  }
+  return out
+}
+
+async function follow(c: ApiClient, id: string): Promise<Record<string, unknown>> {
+  for (;;) {
+    const j = await c.job(id)
+    if (j.state === 'done') return j
+    if (j.state === 'failed') throw new Error(`job failed: ${JSON.stringify(j.error)}`)
+    await sleep(50)
+  }
+}
+
+/** Wipes org1's chunk store, restarts it, fetches the study with `study get`, and reads the transfer figures from its log. */
+async function fetchAt(o1: DevnetOrg, sid: string, out: string): Promise<{ mbPerSec: number; seconds: number; peers: number }> {
+  await stopOrg(o1, 'SIGKILL')
+  await rm(join(o1.dir, 'chunks'), { recursive: true, force: true })
+  await rm(out, { recursive: true, force: true })
+  await startOrg(o1)
+  const c = await clientOf(o1)
+  // Let it reconnect to its peers before asking.
+  for (let i = 0; i < 100 && (await c.status()).peers === 0; i++) await sleep(100)
+  await sleep(1000)
+  const before = (await logLines(o1)).length
+  await follow(c, await c.getStudy(sid, { out }))
+  const line = (await logLines(o1)).slice(before).find((l) => l.msg === 'study chunks fetched' && l.study === sid && l.kind === 'fetch')
+  if (line?.bytes === undefined || line.ms === undefined) throw new Error('no fetch line in the log')
+  return { mbPerSec: line.bytes / 1e6 / (line.ms / 1000), seconds: line.ms / 1000, peers: line.peers ?? 0 }
+}
+
+/**
+ * On a 4-organization devnet where every organization holds every study
+ * (replication factor 4), org1 adds a synthetic CT study of `slices` slices
+ * of 512 x 512; the three others replicate it; then org1 loses its chunk
+ * store and fetches it back from the 3 holders, and again with two holders
+ * stopped, from 1. org1 does not replicate by itself (its reconcile period
+ * is an hour) so its fetch is the reader's `study get`. Beside them, a bare
+ * libp2p stream moves the same number of bytes between two processes.
+ */
+export async function measureSwarm(opts: { slices: number; basePort: number; log: (s: string) => void }): Promise<SwarmBenchResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'radchain-bench-swarm-'))
+  const input = join(dir, 'input')
+  try {
+    opts.log(`  generating a ${opts.slices}-slice CT study`)
+    await generateCtStudy({ slices: opts.slices, rows: 512, cols: 512, out: input, seed: 11 })
+    const swarm = { repairAfterMs: 3_600_000, reconcileMs: 200, scrubIntervalMs: 0, durableTimeoutMs: 600_000 }
+    const m = await devnetUp({
+      dir: join(dir, 'net'), orgs: 4, basePort: opts.basePort, blockIntervalMs: 500, replicationFactor: 4,
+      config: { logLevel: 'info', swarm }, orgConfig: { org1: { swarm: { ...swarm, reconcileMs: 3_600_000 } } },
+    })
+    const [o1, o2, o3, o4] = m.orgs as [DevnetOrg, DevnetOrg, DevnetOrg, DevnetOrg]
+    try {
+      execFileSync('sync')
+      const c1 = await clientOf(o1)
+      opts.log('  study add at org1, replication to org2, org3, org4')
+      const job = await follow(c1, await c1.addStudies([input]))
+      const added = (job.studies as { studyId: string; size: number; chunks: number; durable: boolean }[])[0]
+      if (added === undefined || !added.durable) throw new Error('the study did not become durable')
+      const sid = added.studyId
+      const final = (await logLines(o1)).find((l) => l.msg === 'study registered' && l.study === sid)?.time ?? 0
+      const perHolder: Record<string, number> = {}
+      for (const o of [o2, o3, o4]) {
+        const t = (await logLines(o)).find((l) => l.msg === 'study replicated' && l.study === sid)?.time
+        if (t === undefined) throw new Error(`${o.id} did not log the replication`)
+        perHolder[o.id] = (t - final) / 1000
+      }
+      const replicate = { seconds: Math.max(...Object.values(perHolder)), perHolder }
+      opts.log(`  replicated to 3 holders in ${replicate.seconds.toFixed(2)} s`)
+      execFileSync('sync')
+      opts.log('  org1 store wiped: fetch from 3 holders')
+      const fetch3 = await fetchAt(o1, sid, join(dir, 'out3'))
+      opts.log(`  ${fetch3.mbPerSec.toFixed(0)} MB/s from ${fetch3.peers} peers`)
+      await stopOrg(o3)
+      await stopOrg(o4)
+      execFileSync('sync')
+      opts.log('  org3, org4 stopped, org1 store wiped: fetch from 1 holder')
+      const fetch1 = await fetchAt(o1, sid, join(dir, 'out1'))
+      opts.log(`  ${fetch1.mbPerSec.toFixed(0)} MB/s from ${fetch1.peers} peer`)
+      opts.log('  bare libp2p stream of the same bytes')
+      const bare = await measureLibp2pStream({ bytes: added.size, encryption: 'noise', runs: 3 })
+      return { bytes: added.size, chunks: added.chunks, bare, replicate, fetch3, fetch1 }
+    } finally {
+      await devnetDown(join(dir, 'net'), true).catch(() => 0)
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
