@@ -117,7 +117,9 @@ if (only.has('ingest')) {
   const ingestRates = r.rounds.map((x) => x.ingest.mbPerSec)
   const rawMb = median(rawRates)
   const ingestMb = median(ingestRates)
-  const ratio = ingestMb / rawMb
+  // Each round's ingest against the raw pipeline run just before it: the disk's speed drifts between rounds.
+  const ratios = r.rounds.map((x) => x.ingest.mbPerSec / x.raw.mbPerSec)
+  const ratio = median(ratios)
   const large = r.rounds.map((x) => x.ingest)
   const L = large[0] as (typeof large)[number]
   const S = r.small
@@ -125,14 +127,14 @@ if (only.has('ingest')) {
   const mb = (b: number): string => (b / 1e6).toFixed(0)
   const ratioMet = ratio >= TARGET_INGEST_RATIO
   const peakMet = Math.max(largePeak, S.peakRssMib) <= TARGET_INGEST_PEAK_MIB
-  log(`  ingest ${fmt(ingestMb, 1)} MB/s, raw ${fmt(rawMb, 1)} MB/s (medians of ${rounds}): ratio ${ratio.toFixed(2)} (target ${TARGET_INGEST_RATIO}: ${ratioMet ? 'met' : 'NOT met'}); daemon peak RSS ${fmt(largePeak)} MiB (${mb(L.bytes)} MB study), ${fmt(S.peakRssMib)} MiB (${mb(S.bytes)} MB study) (target ${TARGET_INGEST_PEAK_MIB} MiB: ${peakMet ? 'met' : 'NOT met'})`)
+  log(`  ingest ${fmt(ingestMb, 1)} MB/s, raw ${fmt(rawMb, 1)} MB/s (medians of ${rounds}); ratio ${ratio.toFixed(2)} (median of the rounds' ratios ${ratios.map((x) => x.toFixed(2)).join(', ')}; target ${TARGET_INGEST_RATIO}: ${ratioMet ? 'met' : 'NOT met'}); daemon peak RSS ${fmt(largePeak)} MiB (${mb(L.bytes)} MB study), ${fmt(S.peakRssMib)} MiB (${mb(S.bytes)} MB study) (target ${TARGET_INGEST_PEAK_MIB} MiB: ${peakMet ? 'met' : 'NOT met'})`)
   sections.push(`## Study ingest: de-identify, digest, encrypt, hash, write, register
 
 | figure | value | target |
 |---|---|---|
 | raw pipeline (baseline, same run): read, AES-256-GCM in ${r.chunkSize / 1024 / 1024} MiB chunks, SHA-256, write with fsync | ${fmt(rawMb, 1)} MB/s (median of ${rounds}; ${range(rawRates)}) | |
 | \`study add\` of a ${mb(L.bytes)} MB CT study (${L.slices} slices of 512x512), submission to final | **${fmt(ingestMb, 1)} MB/s** (median of ${rounds}; ${range(ingestRates)}; ${L.chunks} chunks) | |
-| ratio to the raw pipeline | **${ratio.toFixed(2)}** | ≥ ${TARGET_INGEST_RATIO}: ${ratioMet ? 'met' : 'not met'} |
+| ratio to the raw pipeline, round by round | **${ratio.toFixed(2)}** (median of ${ratios.map((x) => x.toFixed(2)).join(', ')}) | ≥ ${TARGET_INGEST_RATIO}: ${ratioMet ? 'met' : 'not met'} |
 | daemon peak RSS, ${mb(L.bytes)} MB study | **${fmt(largePeak)} MiB** (highest of ${rounds}) | ≤ ${TARGET_INGEST_PEAK_MIB} MiB: ${largePeak <= TARGET_INGEST_PEAK_MIB ? 'met' : 'not met'} |
 | daemon peak RSS, ${mb(S.bytes)} MB study (${S.slices} slices) | **${fmt(S.peakRssMib)} MiB** | ≤ ${TARGET_INGEST_PEAK_MIB} MiB: ${S.peakRssMib <= TARGET_INGEST_PEAK_MIB ? 'met' : 'not met'} |
 
