@@ -16,5 +16,12 @@ export { orgTx, proposalId, listProposals, type OrgAction } from './tx-types/org
 export * from './mempool.js'
 export { evidenceTx, type EvidencePayload } from './tx-types/evidence.js'
 export * from './rotation.js'
-export { registerStudyTx, getStudy, listStudies, studyToJSON, type RegisterStudyPayload, type StudyRecord } from './tx-types/study.js'
+export { registerStudyTx, eraseStudyTx, getErased, isErased, listErased, ownsStudies, getStudy, listStudies, studyToJSON, type EraseStudyPayload, type RegisterStudyPayload, type StudyRecord } from './tx-types/study.js'
 export { placementOrder, holdersOf } from './placement.js'
+export { getEnvelopeKeys, kemKeyTx, type KemKeyPayload } from './tx-types/kem.js'
+export {
+  LEASE_SCOPES, MAX_LEASE_MS, MIN_LEASE_MS, MAX_PURPOSE_BYTES, accessTx, consentCovers, consentFor, consentTx, getLease, leaseActive, leaseApproveTx,
+  leaseDenyTx, leaseGrantTx, leaseIdFromHex, leaseRequestTx, leaseRevokeTx, leaseToJSON, listLeases,
+  type AccessKind, type AccessPayload, type ConsentPolicy, type LeaseDenyPayload, type LeaseGrantPayload, type LeaseRecord, type LeaseRef,
+  type LeaseRequestPayload, type LeaseScope, type LeaseStatus,
+} from './tx-types/lease.js'

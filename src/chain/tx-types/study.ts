@@ -39,6 +39,12 @@ export interface StudyRecord extends RegisterStudyPayload {
 }
 
 const STUDY_KEY = (id: Uint8Array): string => `st/${toHex(id)}`
+/** Studies a patient key owns (a count), so that only owners may set a policy for all their studies. */
+const OWNED_KEY = (owner: Uint8Array): string => `ow/${toHex(owner)}`
+/** Tombstone of an erased study: its registration, and the height and chain time of the erasure. */
+const ERASED_KEY = (id: Uint8Array): string => `sx/${toHex(id)}`
+/** Who signed an erasure so far: [custodian signed, owner signed]. */
+const ERASE_SIGS_KEY = (id: Uint8Array): string => `se/${toHex(id)}`
 const EMPTY = new Uint8Array(0)
 
 function payloadToWire(p: RegisterStudyPayload): Encodable {
@@ -121,6 +127,80 @@ export const registerStudyTx: TxType<RegisterStudyPayload> = {
     }
     if ((p.owner === null) !== (p.ownerEnvelope === null)) throw new TxError('TX_INVALID', 'an owner needs an owner envelope, and only an owner has one')
     if (p.owner !== null && equalBytes(p.owner, ctx.sender)) throw new TxError('TX_INVALID', 'the owner is a patient key, not the custodian')
+    if (ctx.state.get(ERASED_KEY(p.studyId)) !== undefined) throw new TxError('TX_INVALID', `study ${toHex(p.studyId)} was erased`)
     ctx.state.set(STUDY_KEY(p.studyId), encodeTrusted([payloadToWire(p), u64(ctx.height)]))
+    if (p.owner !== null) {
+      const b = ctx.state.get(OWNED_KEY(p.owner))
+      const n = b === undefined ? 0 : asU64Number(decodeCanonical(b), 'owned')
+      ctx.state.set(OWNED_KEY(p.owner), encodeTrusted(u64(n + 1)))
+    }
+  },
+}
+
+/** Whether `owner` owns at least one registered study. */
+export function ownsStudies(s: StateMap | StateOverlay, owner: Uint8Array): boolean {
+  return s.get(OWNED_KEY(owner)) !== undefined
+}
+
+/** Whether a study was erased. */
+export function isErased(s: StateMap | StateOverlay, studyId: Uint8Array): boolean {
+  return s.get(ERASED_KEY(studyId)) !== undefined
+}
+
+/** An erased study's tombstone: its registration, and when it was erased. */
+export function getErased(s: StateMap | StateOverlay, studyId: Uint8Array): { study: StudyRecord; erasedHeight: number; erasedAt: number } | undefined {
+  const b = s.get(ERASED_KEY(studyId))
+  if (b === undefined) return undefined
+  const a = asArray(decodeCanonical(b), 'tombstone', 4)
+  return { study: { ...payloadFromWire(a[0]), height: asU64Number(a[1], 'tombstone.height') }, erasedHeight: asU64Number(a[2], 'tombstone.erasedHeight'), erasedAt: asU64Number(a[3], 'tombstone.erasedAt') }
+}
+
+/** Every erased study. */
+export function listErased(s: StateMap): { study: StudyRecord; erasedHeight: number; erasedAt: number }[] {
+  const out: { study: StudyRecord; erasedHeight: number; erasedAt: number }[] = []
+  for (const k of s.keys()) {
+    if (!k.startsWith('sx/')) continue
+    const e = getErased(s, fromHex(k.slice(3)))
+    if (e !== undefined) out.push(e)
+  }
+  return out
+}
+
+/** Payload of an erasure. */
+export interface EraseStudyPayload {
+  readonly studyId: Uint8Array
+}
+
+/**
+ * `study.erase`: the custodian and the owner (when there is one) each sign
+ * one; with both, the study is erased: its record gives way to a tombstone,
+ * and every node deletes its chunks, envelopes and decrypted copies.
+ */
+export const eraseStudyTx: TxType<EraseStudyPayload> = {
+  name: 'study.erase',
+  decode(raw) {
+    const a = asArray(raw, 'study.erase', 1)
+    return { studyId: asBytes(a[0], 'study.erase.studyId', 16) }
+  },
+  encode: (p) => [p.studyId],
+  toJSON: (p) => ({ studyId: toHex(p.studyId) }),
+  apply(ctx, p) {
+    if (isErased(ctx.state, p.studyId)) throw new TxError('TX_INVALID', `study ${toHex(p.studyId)} was already erased`)
+    const st = getStudy(ctx.state, p.studyId)
+    if (st === undefined) throw new TxError('TX_INVALID', `no study ${toHex(p.studyId)} on the ledger`)
+    const byCustodian = orgBySignKey(ctx.state, ctx.sender)?.id === st.custodian
+    const byOwner = st.owner !== null && equalBytes(st.owner, ctx.sender)
+    if (!byCustodian && !byOwner) throw new TxError('TX_UNAUTHORIZED', 'only the custodian and the owner erase a study')
+    const b = ctx.state.get(ERASE_SIGS_KEY(p.studyId))
+    const sigs = b === undefined ? [false, false] : asArray(decodeCanonical(b), 'erase signatures', 2).map((x) => x === true)
+    const custodianSigned = sigs[0] === true || byCustodian
+    const ownerSigned = sigs[1] === true || byOwner
+    if (custodianSigned && (st.owner === null || ownerSigned)) {
+      ctx.state.delete(STUDY_KEY(p.studyId))
+      ctx.state.delete(ERASE_SIGS_KEY(p.studyId))
+      ctx.state.set(ERASED_KEY(p.studyId), encodeTrusted([payloadToWire(st), u64(st.height), u64(ctx.height), u64(ctx.time)]))
+    } else {
+      ctx.state.set(ERASE_SIGS_KEY(p.studyId), encodeTrusted([custodianSigned, ownerSigned]))
+    }
   },
 }
