@@ -398,7 +398,8 @@ export async function readDicom(path: string, opts: { maxBytes?: number; require
       const inHead = await readFully(fh, head, 0)
       const at = inHead === head.length ? locateTrailingPixelData(head, st.size) : undefined
       if (at !== undefined) {
-        pixels = new ArrayBuffer(at.length)
+        // Not zero-filled: every byte is read from the file below (or the whole file is read instead).
+        pixels = Buffer.allocUnsafeSlow(at.length).buffer as ArrayBuffer
         const have = Math.min(head.length - at.start, at.length)
         new Uint8Array(pixels).set(head.subarray(at.start, at.start + have))
         if ((await readFully(fh, new Uint8Array(pixels, have), at.start + have)) !== at.length - have) pixels = undefined
