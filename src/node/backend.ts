@@ -5,6 +5,7 @@ import type { OrgKeys } from '../crypto/index.js'
 import type { ChainService } from './chain-service.js'
 import type { StudyJobs } from './studies.js'
 import type { SwarmService } from './swarm.js'
+import type { LeaseService } from './leases.js'
 
 /** Runtime facts and hooks the node gives the API backend. */
 export interface NodeInfo {
@@ -19,6 +20,8 @@ export interface NodeInfo {
   studies(): StudyJobs
   /** The swarm (replication, transfers). */
   swarm(): SwarmService
+  /** Leases: grants, denials, revocations as custodian. */
+  leases(): LeaseService
 }
 
 /** The node seen through the API: chain queries, submission, events. */

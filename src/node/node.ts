@@ -12,6 +12,7 @@ import { NodeBackend } from './backend.js'
 import { NetworkService } from './network.js'
 import { StudyJobs } from './studies.js'
 import { SwarmService } from './swarm.js'
+import { LeaseService } from './leases.js'
 import { DATADIR_FILES, resolveIn, type NodeConfig } from './config.js'
 import { VERSION } from './version.js'
 
@@ -51,6 +52,7 @@ export class RadNode {
   #wal: ConsensusWal | undefined
   #engine: BftEngine | undefined
   #swarm: SwarmService | undefined
+  #leases: LeaseService | undefined
   #api: ApiServer | undefined
   /** True once this node wrote daemon.json (so only it removes the file). */
   #published = false
@@ -100,6 +102,8 @@ export class RadNode {
       const index = new StudyIndex(this.#store.keyspace('i'))
       this.#swarm = new SwarmService({ ...config.swarm, testServeDelayMs: config.testing.serveDelayMs, testServeGarbage: config.testing.serveGarbage }, { chain, chunks: this.#chunks, index, p2p: network.p2p, keys: this.#keys, logger: this.#logger.child({ mod: 'swarm' }) })
       const swarm = this.#swarm
+      this.#leases = new LeaseService({ chain, chunks: this.#chunks, swarm, keys: this.#keys, logger: this.#logger.child({ mod: 'lease' }) })
+      const leases = this.#leases
       const studies = new StudyJobs({ durableTimeoutMs: config.swarm.durableTimeoutMs }, { chain, chunks: this.#chunks, index, swarm, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }) })
       const token = randomBytes(32).toString('base64url')
       const backend = new NodeBackend({
@@ -114,11 +118,13 @@ export class RadNode {
           busy: () => network.ingestBacklog > INGEST_BUSY,
           studies: () => studies,
           swarm: () => swarm,
+          leases: () => leases,
         },
       })
       this.#api = new ApiServer({ host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, logger: this.#logger.child({ mod: 'api' }) }, { backend })
       await network.start()
       swarm.start()
+      leases.start()
       await engine.start()
       await writeFileAtomic(join(dataDir, DATADIR_FILES.apiToken), token + '\n', 0o600)
       await this.#api.start()
@@ -140,6 +146,8 @@ export class RadNode {
     this.#api = undefined
     await this.#engine?.stop()
     this.#engine = undefined
+    this.#leases?.stop()
+    this.#leases = undefined
     this.#swarm?.stop()
     this.#swarm = undefined
     await this.#network?.stop()

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { holdersOf, listStudies, getStudy, placementOrder, type OrgRecord, type StudyRecord } from '../chain/index.js'
+import {
+  getLease, holdersOf, leaseGrantTx, listLeases, listStudies, getStudy, placementOrder, type Block, type LeaseGrantPayload, type OrgRecord, type StudyRecord,
+} from '../chain/index.js'
 import { sha256, type OrgKeys } from '../crypto/index.js'
 import {
   Bitfield, CHUNK_PROTOCOLS, SwarmError, decodeChunkRequest, decodeHave, decodeList, decodeObjectRequest, decodeStudyRequest, downloadChunks,
@@ -92,6 +94,8 @@ export class SwarmService {
   #scrubCursor = 0
   /** Extra serving permission (leases); the leases issue fills it in. */
   leaseAllows: (orgId: string, study: StudyRecord) => boolean = () => false
+  /** Which objects a lessee may fetch (its own envelope, the demographics with the full scope); the leases service fills it in. */
+  leaseObjectAllows: (orgId: string, study: StudyRecord, hash: Uint8Array) => boolean = () => false
 
   constructor(opts: Partial<SwarmOpts>, modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; p2p: P2PNode; keys: OrgKeys; logger: Logger }) {
     this.#opts = { ...DEFAULT_SWARM_OPTS, ...opts }
@@ -140,7 +144,13 @@ export class SwarmService {
     clearTimeout(this.#scrubTimer)
   }
 
-  readonly #onBlock = (): void => {
+  readonly #onBlock = (b?: Block): void => {
+    // A grant adds a lease envelope to its study's objects: holders fetch it too.
+    for (const tx of b?.txs ?? []) {
+      if (tx.type !== leaseGrantTx.name) continue
+      const lease = getLease(this.#chain.state, (tx.payload as LeaseGrantPayload).leaseId)
+      if (lease !== undefined) this.#complete.delete(toHex(lease.studyId))
+    }
     // New registrations are pulled without waiting for the next tick.
     if (!this.#working) this.#reconcile()
   }
@@ -173,9 +183,14 @@ export class SwarmService {
     return { order, nominal, assigned, target: Math.min(k, order.length) }
   }
 
-  #mayReceive(peerOrg: OrgRecord, study: StudyRecord): boolean {
+  /** Replication duty: the custodian, the nominal holders and their replacements. */
+  #hasDuty(peerOrg: OrgRecord, study: StudyRecord): boolean {
     const p = this.placement(study)
-    return peerOrg.id === study.custodian || p.nominal.includes(peerOrg.id) || p.assigned.includes(peerOrg.id) || this.leaseAllows(peerOrg.id, study)
+    return peerOrg.id === study.custodian || p.nominal.includes(peerOrg.id) || p.assigned.includes(peerOrg.id)
+  }
+
+  #mayReceive(peerOrg: OrgRecord, study: StudyRecord): boolean {
+    return this.#hasDuty(peerOrg, study) || this.leaseAllows(peerOrg.id, study)
   }
 
   #study(studyId: Uint8Array): StudyRecord {
@@ -200,8 +215,10 @@ export class SwarmService {
     return { chunks, list: list !== undefined, objects }
   }
 
+  /** The study's small objects: key envelopes (custodian, owner, granted leases) and the demographics record. */
   #objectsOf(study: StudyRecord): Uint8Array[] {
-    return [study.custodianEnvelope, ...(study.ownerEnvelope === null ? [] : [study.ownerEnvelope]), study.demographics]
+    const leases = listLeases(this.#chain.state, study.studyId).flatMap((l) => (l.envelope === null ? [] : [l.envelope]))
+    return [study.custodianEnvelope, ...(study.ownerEnvelope === null ? [] : [study.ownerEnvelope]), study.demographics, ...leases]
   }
 
   async #serveHave(from: Uint8Array, req: Uint8Array): Promise<Uint8Array> {
@@ -241,8 +258,10 @@ export class SwarmService {
     const study = this.#study(studyId)
     const org = this.#peerOrg(from)
     if (!this.#objectsOf(study).some((h) => equalBytes(h, hash))) throw new SwarmError('SWARM_NOT_HELD', 'not an object of this study')
-    // A key envelope goes to the organization it is wrapped for, or to a holder keeping the study's copy.
-    if (!this.#mayReceive(org, study)) throw new SwarmError('SWARM_NOT_ALLOWED', 'no replication duty or lease for this study')
+    // Holders keep every object; a lessee gets only its own envelope (and, with the full scope, the demographics record).
+    if (!this.#hasDuty(org, study) && !this.leaseObjectAllows(org.id, study, hash)) {
+      throw new SwarmError('SWARM_NOT_ALLOWED', 'this object is not for this organization')
+    }
     const b = await this.#read(hash, study)
     if (b === undefined) throw new SwarmError('SWARM_NOT_HELD', 'object not held')
     return b

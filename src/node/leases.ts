@@ -1,0 +1,177 @@
+import {
+  getEnvelopeKeys, getLease, getStudy, kemKeyTx, leaseActive, leaseDenyTx, leaseGrantTx, leaseRevokeTx, listLeases, signTx, consentCovers, consentFor,
+  type LeaseRecord, type StudyRecord, type TxType,
+} from '../chain/index.js'
+import { mlkemFromX25519Private, sha256, unwrapKey, wrapKey, type OrgKeys } from '../crypto/index.js'
+import type { ChunkStore } from '../storage/index.js'
+import { leaseKeyContext, leaseKeyFor, studyKeyContext } from '../study/index.js'
+import { RadError, equalBytes, errorMessage, toHex, type Logger } from '../util/index.js'
+import type { ChainService } from './chain-service.js'
+import type { SwarmService } from './swarm.js'
+
+/** The study key from this organization's custodian envelope (the caller zeroes it). */
+export function unwrapStudyKey(keys: OrgKeys, envelope: Uint8Array, studyId: Uint8Array): Uint8Array {
+  const kem = mlkemFromX25519Private(keys.encryption.privateKey)
+  try {
+    return unwrapKey(envelope, { x25519Priv: keys.encryption.privateKey, mlkemSecret: kem.secretKey }, studyKeyContext(studyId))
+  } finally {
+    kem.secretKey.fill(0)
+  }
+}
+
+/**
+ * The custodian's and the lessee's side of leases in the daemon: publishes
+ * this organization's ML-KEM key on the ledger; as custodian, grants on its
+ * own the requests the patient's consent covers (or the patient approved),
+ * wrapping the lease key to the requester in an envelope kept beside the
+ * study's chunks, and grants, denies or revokes on command; tells the swarm
+ * which organizations hold an active lease.
+ */
+export class LeaseService {
+  readonly #chain: ChainService
+  readonly #chunks: ChunkStore
+  readonly #swarm: SwarmService
+  readonly #keys: OrgKeys
+  readonly #logger: Logger
+  /** Leases (hex) whose grant this node submitted and that are not final yet. */
+  readonly #granting = new Set<string>()
+  #kemPending: string | undefined
+
+  constructor(modules: { chain: ChainService; chunks: ChunkStore; swarm: SwarmService; keys: OrgKeys; logger: Logger }) {
+    this.#chain = modules.chain
+    this.#chunks = modules.chunks
+    this.#swarm = modules.swarm
+    this.#keys = modules.keys
+    this.#logger = modules.logger
+    this.#swarm.leaseAllows = (orgId, study) => this.activeLease(orgId, study) !== undefined
+    this.#swarm.leaseObjectAllows = (orgId, study, hash) => {
+      const l = this.activeLease(orgId, study)
+      return l !== undefined && ((l.envelope !== null && equalBytes(l.envelope, hash)) || (l.scope === 'full' && equalBytes(study.demographics, hash)))
+    }
+  }
+
+  start(): void {
+    this.#chain.on('block', this.#onBlock)
+    this.#onBlock()
+  }
+
+  stop(): void {
+    this.#chain.off('block', this.#onBlock)
+  }
+
+  readonly #onBlock = (): void => {
+    try {
+      this.#publishKem()
+      this.#autoGrant()
+    } catch (err) {
+      this.#logger.warn('lease duties failed; retried at the next block', { err: errorMessage(err) })
+    }
+  }
+
+  #org(): string | undefined {
+    return this.#chain.orgByKey(this.#keys.signer.publicKey)?.id
+  }
+
+  #submit<P>(type: TxType<P>, payload: P): string {
+    const signer = this.#keys.signer
+    const tx = signTx(signer, { chainId: this.#chain.chainId, type: type.name, nonce: this.#chain.nextNonce(signer.publicKey), payload })
+    this.#chain.submit(tx)
+    return toHex(tx.id)
+  }
+
+  /** Publishes this organization's ML-KEM-768 key when the ledger has none for its current X25519 key. */
+  #publishKem(): void {
+    const org = this.#org()
+    if (org === undefined) return
+    const mine = mlkemFromX25519Private(this.#keys.encryption.privateKey)
+    mine.secretKey.fill(0)
+    const onLedger = getEnvelopeKeys(this.#chain.state, org)
+    if (onLedger !== undefined && equalBytes(onLedger.mlkem, mine.publicKey)) {
+      this.#kemPending = undefined
+      return
+    }
+    if (this.#kemPending !== undefined && this.#chain.mempool.size > 0) return
+    this.#kemPending = this.#submit(kemKeyTx, { kemKey: mine.publicKey })
+    this.#logger.info('envelope key published', { org })
+  }
+
+  /** The active lease `orgId` holds on `study` at the head's chain time, if any. */
+  activeLease(orgId: string, study: StudyRecord, scope?: 'images' | 'full'): LeaseRecord | undefined {
+    const now = this.#chain.head().header.time
+    return listLeases(this.#chain.state, study.studyId).find((l) => l.requester === orgId && leaseActive(l, now) && (scope === undefined || scope === 'images' || l.scope === 'full'))
+  }
+
+  #autoGrant(): void {
+    const org = this.#org()
+    if (org === undefined) return
+    for (const l of listLeases(this.#chain.state)) {
+      if (l.status !== 'requested' || this.#granting.has(toHex(l.leaseId))) continue
+      const study = getStudy(this.#chain.state, l.studyId)
+      if (study?.custodian !== org || study.owner === null) continue
+      const covered = l.approved || consentCovers(consentFor(this.#chain.state, study.owner, study.studyId), l).ok
+      if (!covered) continue
+      void this.grant(toHex(l.leaseId)).catch((err: unknown) => this.#logger.warn('automatic grant failed', { lease: toHex(l.leaseId), err: errorMessage(err) }))
+    }
+  }
+
+  #lease(leaseIdHex: string): { lease: LeaseRecord; study: StudyRecord } {
+    if (!/^[0-9a-fA-F]{64}$/.test(leaseIdHex)) throw new RadError('LEASE_BAD_ID', 'a lease id is 64 hex digits')
+    const lease = getLease(this.#chain.state, Buffer.from(leaseIdHex, 'hex'))
+    if (lease === undefined) throw new RadError('LEASE_UNKNOWN', `no lease ${leaseIdHex.toLowerCase()} on the ledger`)
+    const study = getStudy(this.#chain.state, lease.studyId)
+    if (study === undefined) throw new RadError('LEASE_STUDY_ERASED', `the study of lease ${leaseIdHex.toLowerCase()} was erased`)
+    return { lease, study }
+  }
+
+  #asCustodian(study: StudyRecord): void {
+    if (study.custodian !== this.#org()) throw new RadError('LEASE_NOT_CUSTODIAN', `only the custodian (${study.custodian}) decides on leases of this study`)
+  }
+
+  /**
+   * Grants a requested lease as custodian: wraps the lease key (images: the
+   * data key; full: the study key) to the requester's published envelope
+   * keys, stores the envelope beside the study's chunks, and submits the
+   * grant. Returns the transaction hash.
+   */
+  async grant(leaseIdHex: string): Promise<string> {
+    const { lease, study } = this.#lease(leaseIdHex)
+    this.#asCustodian(study)
+    if (lease.status !== 'requested') throw new RadError('LEASE_NOT_PENDING', `lease is ${lease.status}, not waiting for a decision`)
+    const to = getEnvelopeKeys(this.#chain.state, lease.requester)
+    if (to === undefined) throw new RadError('LEASE_NO_KEY', `${lease.requester} has not published its envelope key yet; try again shortly`)
+    const id = toHex(lease.leaseId)
+    this.#granting.add(id)
+    try {
+      const custodianEnvelope = await this.#swarm.fetchObject(study, study.custodianEnvelope)
+      const studyKey = unwrapStudyKey(this.#keys, custodianEnvelope, study.studyId)
+      const leaseKey = leaseKeyFor(studyKey, study.studyId, lease.scope)
+      studyKey.fill(0)
+      const envelope = wrapKey(leaseKey, to, leaseKeyContext(lease.leaseId, lease.scope))
+      leaseKey.fill(0)
+      const hash = sha256(envelope)
+      await this.#chunks.put(hash, envelope)
+      const tx = this.#submit(leaseGrantTx, { leaseId: lease.leaseId, envelope: hash })
+      this.#logger.info('lease granted', { lease: id, study: toHex(study.studyId), requester: lease.requester, scope: lease.scope })
+      return tx
+    } catch (err) {
+      this.#granting.delete(id)
+      throw err
+    }
+  }
+
+  /** Denies a requested lease (custodian). */
+  deny(leaseIdHex: string, reason: string): string {
+    const { lease, study } = this.#lease(leaseIdHex)
+    this.#asCustodian(study)
+    if (lease.status !== 'requested') throw new RadError('LEASE_NOT_PENDING', `lease is ${lease.status}, not waiting for a decision`)
+    return this.#submit(leaseDenyTx, { leaseId: lease.leaseId, reason })
+  }
+
+  /** Revokes a granted lease (custodian). */
+  revoke(leaseIdHex: string): string {
+    const { lease, study } = this.#lease(leaseIdHex)
+    this.#asCustodian(study)
+    if (!leaseActive(lease, this.#chain.head().header.time)) throw new RadError('LEASE_NOT_ACTIVE', `lease is ${lease.status === 'granted' ? 'expired' : lease.status}`)
+    return this.#submit(leaseRevokeTx, { leaseId: lease.leaseId })
+  }
+}
