@@ -61,6 +61,7 @@ async function fetchAt(o1: DevnetOrg, sid: string, out: string): Promise<{ mbPer
   await follow(c, await c.getStudy(sid, { out }))
   const line = (await logLines(o1)).slice(before).find((l) => l.msg === 'study chunks fetched' && l.study === sid && l.kind === 'fetch')
   if (line?.bytes === undefined || line.ms === undefined) throw new Error('no fetch line in the log')
+  if (process.env.RADCHAIN_BENCH_DEBUG !== undefined) console.log(JSON.stringify(line))
   return { mbPerSec: line.bytes / 1e6 / (line.ms / 1000), seconds: line.ms / 1000, peers: line.peers ?? 0 }
 }
 
@@ -69,8 +70,8 @@ async function fetchAt(o1: DevnetOrg, sid: string, out: string): Promise<{ mbPer
  * (replication factor 4), org1 adds a synthetic CT study of `slices` slices
  * of 512 x 512; the three others replicate it; then org1 loses its chunk
  * store and fetches it back from the 3 holders, and again with two holders
- * stopped, from 1. org1 does not replicate by itself (its reconcile period
- * is an hour) so its fetch is the reader's `study get`. Beside them, a bare
+ * stopped, from 1. org1 does not pull by itself (testing.noPull), so its
+ * fetch is the reader's `study get` alone. Beside them, a bare
  * libp2p stream moves the same number of bytes between two processes.
  */
 export async function measureSwarm(opts: { slices: number; basePort: number; log: (s: string) => void }): Promise<SwarmBenchResult> {
@@ -82,7 +83,7 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
     const swarm = { repairAfterMs: 3_600_000, reconcileMs: 200, scrubIntervalMs: 0, durableTimeoutMs: 600_000 }
     const m = await devnetUp({
       dir: join(dir, 'net'), orgs: 4, basePort: opts.basePort, blockIntervalMs: 500, replicationFactor: 4,
-      config: { logLevel: 'info', swarm }, orgConfig: { org1: { swarm: { ...swarm, reconcileMs: 3_600_000 } } },
+      config: { logLevel: 'info', swarm }, orgConfig: { org1: { testing: { noPull: true } } },
     })
     const [o1, o2, o3, o4] = m.orgs as [DevnetOrg, DevnetOrg, DevnetOrg, DevnetOrg]
     try {

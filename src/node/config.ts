@@ -91,6 +91,8 @@ const ConfigSchema = z.strictObject({
     serveDelayMs: z.number().int().min(0).max(60_000).default(0),
     /** Swarm: answer chunk requests with random bytes (a lying peer). */
     serveGarbage: z.boolean().default(false),
+    /** Swarm: do not pull assigned studies (benchmarks measure a reader's fetch alone). */
+    noPull: z.boolean().default(false),
   }).prefault({}),
 })
 
@@ -108,7 +110,7 @@ export interface NodeConfig {
   readonly p2p: { readonly listen: readonly string[]; readonly dialIntervalMs: number }
   readonly consensus: { readonly timeoutProposeMs: number; readonly timeoutVoteMs: number; readonly timeoutDeltaMs: number; readonly timeoutCapMs: number; readonly gossipMs: number }
   readonly swarm: SwarmOpts & { readonly durableTimeoutMs: number }
-  readonly testing: { readonly equivocate: boolean; readonly serveDelayMs: number; readonly serveGarbage: boolean }
+  readonly testing: { readonly equivocate: boolean; readonly serveDelayMs: number; readonly serveGarbage: boolean; readonly noPull: boolean }
 }
 
 /** The JSON a user may write (every field optional). */

@@ -100,7 +100,7 @@ export class RadNode {
       )
       const engine = this.#engine
       const index = new StudyIndex(this.#store.keyspace('i'))
-      this.#swarm = new SwarmService({ ...config.swarm, testServeDelayMs: config.testing.serveDelayMs, testServeGarbage: config.testing.serveGarbage }, { chain, chunks: this.#chunks, index, p2p: network.p2p, keys: this.#keys, logger: this.#logger.child({ mod: 'swarm' }) })
+      this.#swarm = new SwarmService({ ...config.swarm, testServeDelayMs: config.testing.serveDelayMs, testServeGarbage: config.testing.serveGarbage, testNoPull: config.testing.noPull }, { chain, chunks: this.#chunks, index, p2p: network.p2p, keys: this.#keys, logger: this.#logger.child({ mod: 'swarm' }) })
       const swarm = this.#swarm
       this.#leases = new LeaseService({ chain, chunks: this.#chunks, swarm, keys: this.#keys, logger: this.#logger.child({ mod: 'lease' }) })
       const leases = this.#leases

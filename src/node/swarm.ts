@@ -27,6 +27,7 @@ export interface SwarmOpts {
   /** Fault injection (devnet tests only): delay before each chunk served, and random bytes instead of chunks. */
   readonly testServeDelayMs?: number
   readonly testServeGarbage?: boolean
+  readonly testNoPull?: boolean
 }
 
 /** Defaults of {@link SwarmOpts}. */
@@ -87,6 +88,8 @@ export class SwarmService {
   readonly #queue: string[] = []
   readonly #queued = new Set<string>()
   readonly #transfers = new Map<string, TransferView>()
+  /** The download running for each study (hex). */
+  readonly #active = new Map<string, { kind: 'fetch' | 'replicate'; ac: AbortController; done: Promise<Uint8Array[]> }>()
   readonly #abort = new AbortController()
   #timer: NodeJS.Timeout | undefined
   #scrubTimer: NodeJS.Timeout | undefined
@@ -346,17 +349,39 @@ export class SwarmService {
    * waiting) uses the whole in-flight budget, 'replicate' a quarter.
    */
   async fetchChunks(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void }): Promise<Uint8Array[]> {
+    // One download per study: a reader's fetch takes over a replication in
+    // progress (what it stored stays), and anything else waits for the one running.
+    const sid = toHex(study.studyId)
+    for (;;) {
+      const running = this.#active.get(sid)
+      if (running === undefined) break
+      if (opts.kind === 'fetch' && running.kind === 'replicate') running.ac.abort(new SwarmError('SWARM_UNAVAILABLE', 'a reader took over the transfer'))
+      await running.done.catch(() => undefined)
+    }
+    const mine = new AbortController()
+    const run = this.#fetchChunksLinked(study, opts, mine.signal)
+    const entry = { kind: opts.kind, ac: mine, done: run }
+    this.#active.set(sid, entry)
+    try {
+      return await run
+    } finally {
+      if (this.#active.get(sid) === entry) this.#active.delete(sid)
+    }
+  }
+
+  async #fetchChunksLinked(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void }, own: AbortSignal): Promise<Uint8Array[]> {
     // Both the caller's signal and this service's stop end the transfer (plain listeners, see NOTES on AbortSignal.any).
     const ac = new AbortController()
     const stop = (): void => ac.abort(new SwarmError('SWARM_UNAVAILABLE', 'transfer stopped'))
-    for (const s of [opts.signal, this.#abort.signal]) {
+    const signals = [opts.signal, this.#abort.signal, own]
+    for (const s of signals) {
       if (s?.aborted === true) stop()
       else s?.addEventListener('abort', stop, { once: true })
     }
     try {
       return await this.#fetchChunks(study, opts, ac.signal)
     } finally {
-      for (const s of [opts.signal, this.#abort.signal]) s?.removeEventListener('abort', stop)
+      for (const s of signals) s?.removeEventListener('abort', stop)
     }
   }
 
@@ -394,7 +419,10 @@ export class SwarmService {
           opts.onProgress?.(p)
         },
       })
-      this.#logger.info('study chunks fetched', { study: sid, kind: opts.kind, chunks: res.fetched, bytes: res.bytes, peers: Object.keys(res.perPeer).length, ms: Date.now() - startedAt })
+      this.#logger.info('study chunks fetched', {
+        study: sid, kind: opts.kind, chunks: res.fetched, bytes: res.bytes, peers: Object.keys(res.perPeer).length, ms: Date.now() - startedAt,
+        maxInFlight: res.maxInFlight, medianRequestMs: res.medianRequestMs, duplicates: res.duplicates,
+      })
       return list
     } finally {
       this.#transfers.delete(`${opts.kind}:${sid}`)
@@ -463,7 +491,7 @@ export class SwarmService {
   /** Studies this node is assigned and does not hold whole go into the queue, worked one at a time. */
   #reconcile(): void {
     const self = this.#selfOrg()
-    if (self === undefined || this.#abort.signal.aborted) return
+    if (self === undefined || this.#abort.signal.aborted || this.#opts.testNoPull === true) return
     for (const study of listStudies(this.#chain.state)) {
       const sid = toHex(study.studyId)
       if (this.#complete.has(sid) || this.#queued.has(sid)) continue

@@ -73,6 +73,9 @@ export interface DownloadResult {
   readonly perPeer: Readonly<Record<string, { chunks: number; bytes: number }>>
   /** Requests sent for chunks another peer had already delivered (endgame duplicates, cancelled or wasted). */
   readonly duplicates: number
+  /** Most requests in flight at once, and the median time of a successful request (ms). */
+  readonly maxInFlight: number
+  readonly medianRequestMs: number
 }
 
 interface PeerState {
@@ -131,6 +134,8 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
   let inFlightCount = 0
   /** Verified chunks being stored (no longer missing, not yet counted). */
   let storing = 0
+  let peakInFlight = 0
+  const requestMs: number[] = []
   let fetched = 0
   let bytes = 0
   let duplicates = 0
@@ -205,11 +210,16 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
     requesters.set(st.peer.id, ac)
     st.inFlight++
     inFlightCount++
+    peakInFlight = Math.max(peakInFlight, inFlightCount)
+    const sentAt = performance.now()
     const timer = setTimeout(() => ac.abort(), requestTimeoutMs)
     const stop = (): void => ac.abort()
     signal.addEventListener('abort', stop, { once: true })
     opts.source.fetch(st.peer, index, ac.signal).then(
-      (b) => onChunk(st, index, b),
+      (b) => {
+        if (requestMs.length < 100_000) requestMs.push(performance.now() - sentAt)
+        return onChunk(st, index, b)
+      },
       (err: unknown) => onFailure(st, index, err, ac.signal.aborted && !timedOut(ac)),
     ).catch((err: unknown) => {
       fatal ??= err
@@ -369,7 +379,11 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
       })
     }
     if (fatal !== undefined) throw fatal
-    return { fetched, bytes, perPeer: Object.fromEntries([...peers.values()].filter((p) => p.chunks > 0).map((p) => [p.peer.id, { chunks: p.chunks, bytes: p.bytes }])), duplicates }
+    requestMs.sort((a, b) => a - b)
+    return {
+      fetched, bytes, perPeer: Object.fromEntries([...peers.values()].filter((p) => p.chunks > 0).map((p) => [p.peer.id, { chunks: p.chunks, bytes: p.bytes }])), duplicates,
+      maxInFlight: peakInFlight, medianRequestMs: Math.round(requestMs[Math.floor(requestMs.length / 2)] ?? 0),
+    }
   } finally {
     outer?.removeEventListener('abort', onOuterAbort)
     signal.removeEventListener('abort', onAbort)
