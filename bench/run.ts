@@ -138,15 +138,15 @@ if (only.has('ingest')) {
 | daemon peak RSS, ${mb(L.bytes)} MB study | **${fmt(largePeak)} MiB** (highest of ${rounds}) | ≤ ${TARGET_INGEST_PEAK_MIB} MiB: ${largePeak <= TARGET_INGEST_PEAK_MIB ? 'met' : 'not met'} |
 | daemon peak RSS, ${mb(S.bytes)} MB study (${S.slices} slices) | **${fmt(S.peakRssMib)} MiB** | ≤ ${TARGET_INGEST_PEAK_MIB} MiB: ${S.peakRssMib <= TARGET_INGEST_PEAK_MIB ? 'met' : 'not met'} |
 
-One daemon process (dev chain, sole authority, chunk size ${r.chunkSize / 1024 / 1024} MiB; idle RSS ${fmt(r.idleRssMib)} MiB, ${fmt(r.warmUp.peakRssMib)} MiB
-at the peak of a first, warm-up ingest of the small study); synthetic CT series from the generator behind
-\`radchain devnet gen-study\` (phantom with seeded noise, made-up demographics). \`study add\` goes through the
-HTTP API and the job is polled every 50 ms until the registration is final. ${rounds} rounds each run the raw
-pipeline (in the benchmark's process: one fsync per chunk, with as many writes in flight as the
-ingest's chunk store puts) and then the ingest over the same files, which
-sit in the page cache for both; each measurement starts after sync(1) has written back every dirty
-page. The daemon's peak RSS is its VmHWM, reset before each study, checked
-against VmRSS polled every 50 ms. MB = 10^6 bytes of input files.`)
+One daemon process (dev chain, sole authority, chunk size ${r.chunkSize / 1024 / 1024} MiB; idle RSS ${fmt(r.idleRssMib)} MiB, ${fmt(r.warmUp.peakRssMib)} MiB at the
+peak of a first, warm-up ingest of the small study); synthetic CT series from the generator behind
+\`radchain devnet gen-study\` (phantom with seeded noise, made-up demographics). \`study add\` goes through
+the HTTP API and the job is polled every 50 ms until the registration is final. ${rounds} rounds each run the
+raw pipeline (in the benchmark's process: one fsync per chunk, with as many writes in flight as the
+ingest's chunk store puts) and then the ingest over the same files, which sit in the page cache for
+both; each measurement starts after sync(1) has written back every dirty page. The daemon's peak RSS
+is its VmHWM, reset before each study, checked against VmRSS polled every 50 ms. MB = 10^6 bytes of
+input files.`)
 }
 
 const md = `# Benchmarks
