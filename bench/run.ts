@@ -1,5 +1,5 @@
 import '../src/util/polyfill.js'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { cpus } from 'node:os'
 import { measureVerifyRate } from './verify-rate.js'
@@ -7,10 +7,12 @@ import { measureNodeThroughput } from './node-throughput.js'
 import { measureDevnet } from './devnet-throughput.js'
 import { measureLibp2pStream } from './libp2p-stream.js'
 import { measureStudyIngest } from './study-ingest.js'
+import { measureSwarm } from './swarm.js'
 import { repoRoot } from '../devnet/process.js'
 
-// Which benchmarks to run: RADCHAIN_BENCH=node,devnet,stream,ingest (default all).
-const only = new Set((process.env.RADCHAIN_BENCH ?? 'node,devnet,stream,ingest').split(','))
+// Which benchmarks to run: RADCHAIN_BENCH=node,devnet,stream,ingest,swarm (default all). Sections of
+// benchmarks not run are kept from BENCHMARKS.md, each with the date it was measured.
+const only = new Set((process.env.RADCHAIN_BENCH ?? 'node,devnet,stream,ingest,swarm').split(','))
 const env = (k: string, d: number): number => Number(process.env[k] ?? d)
 
 const log = (s: string): void => {
@@ -24,6 +26,8 @@ const TARGET_P50_MS = 250
 const TARGET_P99_MS = 1000
 const TARGET_INGEST_RATIO = 0.5
 const TARGET_INGEST_PEAK_MIB = 256
+const TARGET_SWARM_RATIO = 0.7
+const TARGET_REPLICATE_FACTOR = 3
 
 log('radchain benchmarks')
 log('baseline: one-core Ed25519 verify rate (node:crypto, cached KeyObject)')
@@ -39,6 +43,8 @@ if (only.has('node')) {
   const ratio = tp.tps / verify
   log(`  ${tp.txs} final in ${tp.seconds.toFixed(2)} s over ${tp.blocks} blocks: ${Math.round(tp.tps)} tx/s, ${ratio.toFixed(2)} of the verify rate (target ${TARGET_NODE_TPS}: ${tp.tps >= TARGET_NODE_TPS ? 'met' : 'NOT met'})`)
   sections.push(`## One node: submission to final
+
+_Measured ${date}._
 
 | figure | value |
 |---|---|
@@ -69,6 +75,8 @@ if (only.has('devnet')) {
   log(`  latency at ${Math.round(l.offeredTps)} tx/s offered: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, max ${fmt(l.max)} ms over ${l.final} transactions`)
   sections.push(`## Four organizations (devnet): throughput and finality latency
 
+_Measured ${date}._
+
 | figure | value | target |
 |---|---|---|
 | one-core Ed25519 verify rate (baseline, same run) | ${Math.round(verify)} /s | |
@@ -90,6 +98,8 @@ if (only.has('stream')) {
   const tls = await measureLibp2pStream({ bytes: mib * 1024 * 1024, encryption: 'tls' })
   log(`  TLS   ${fmt(tls.mbPerSec)} MB/s`)
   sections.push(`## Bare libp2p stream between two nodes
+
+_Measured ${date}._
 
 | secure channel | throughput |
 |---|---|
@@ -130,6 +140,8 @@ if (only.has('ingest')) {
   log(`  ingest ${fmt(ingestMb, 1)} MB/s, raw ${fmt(rawMb, 1)} MB/s (medians of ${rounds}); ratio ${ratio.toFixed(2)} (median of the rounds' ratios ${ratios.map((x) => x.toFixed(2)).join(', ')}; target ${TARGET_INGEST_RATIO}: ${ratioMet ? 'met' : 'NOT met'}); daemon peak RSS ${fmt(largePeak)} MiB (${mb(L.bytes)} MB study), ${fmt(S.peakRssMib)} MiB (${mb(S.bytes)} MB study) (target ${TARGET_INGEST_PEAK_MIB} MiB: ${peakMet ? 'met' : 'NOT met'})`)
   sections.push(`## Study ingest: de-identify, digest, encrypt, hash, write, register
 
+_Measured ${date}._
+
 | figure | value | target |
 |---|---|---|
 | raw pipeline (baseline, same run): read, AES-256-GCM in ${r.chunkSize / 1024 / 1024} MiB chunks, SHA-256, write with fsync | ${fmt(rawMb, 1)} MB/s (median of ${rounds}; ${range(rawRates)}) | |
@@ -149,11 +161,54 @@ is its VmHWM, reset before each study, checked against VmRSS polled every 50 ms.
 input files.`)
 }
 
+if (only.has('swarm')) {
+  const slices = env('RADCHAIN_BENCH_SWARM_SLICES', 512)
+  log(`swarm: a ${slices}-slice CT study on a 4-organization devnet, beside a bare libp2p stream`)
+  const r = await measureSwarm({ slices, basePort: env('RADCHAIN_BENCH_SWARM_PORT', 9500), log })
+  const mb = (r.bytes / 1e6).toFixed(0)
+  const ratio3 = r.fetch3.mbPerSec / r.bare.mbPerSec
+  const ratio1 = r.fetch1.mbPerSec / r.bare.mbPerSec
+  const repFactor = r.replicate.seconds / r.bare.seconds
+  const met = (ok: boolean): string => (ok ? 'met' : 'not met')
+  log(`  bare ${fmt(r.bare.mbPerSec)} MB/s; fetch from 3 ${fmt(r.fetch3.mbPerSec)} MB/s (${ratio3.toFixed(2)}), from 1 ${fmt(r.fetch1.mbPerSec)} MB/s (${ratio1.toFixed(2)}); replication to 3 in ${r.replicate.seconds.toFixed(2)} s = ${repFactor.toFixed(1)} bare transfers`)
+  sections.push(`## Swarm: replication and multi-source fetch
+
+_Measured ${date}._
+
+| figure | value | target |
+|---|---|---|
+| bare libp2p stream, Noise + Yamux, the same ${mb} MB between two processes (baseline, same run) | ${fmt(r.bare.mbPerSec)} MB/s (${r.bare.seconds.toFixed(2)} s) | |
+| fetch from 3 holders (\`study get\` at org1 after its store was wiped) | **${fmt(r.fetch3.mbPerSec)} MB/s**, ratio **${ratio3.toFixed(2)}** | ≥ ${TARGET_SWARM_RATIO}: ${met(ratio3 >= TARGET_SWARM_RATIO)} |
+| fetch from 1 holder | **${fmt(r.fetch1.mbPerSec)} MB/s**, ratio **${ratio1.toFixed(2)}** | ≥ ${TARGET_SWARM_RATIO}: ${met(ratio1 >= TARGET_SWARM_RATIO)} |
+| replication to 3 holders, registration final to the last holder complete | **${r.replicate.seconds.toFixed(2)} s** = ${repFactor.toFixed(1)} bare transfers (${Object.entries(r.replicate.perHolder).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}) | ≤ ${TARGET_REPLICATE_FACTOR} bare transfers: ${met(repFactor <= TARGET_REPLICATE_FACTOR)} |
+
+Four daemon processes on this machine (dev chain, replication factor 4 so that org2, org3 and org4
+all hold the study; ${r.chunks} chunks of 1 MiB); org1 adds a synthetic CT series and the three others
+pull it (replication uses a quarter of the in-flight budget and at most 4 requests per peer); then
+org1 loses its chunk store and \`study get\` fetches the study from the 3 holders, and again with
+two of them stopped, from 1 (org1 pulls nothing by itself: testing.noPull). Fetch figures come from
+org1's log (bytes and time of the transfer, chunk list to last chunk stored and synced).`)
+}
+
+// Sections of benchmarks not run this time are kept from the last file, with their own dates.
+const kept = new Map<string, string>()
+try {
+  const old = await readFile(join(repoRoot(), 'BENCHMARKS.md'), 'utf8')
+  for (const part of old.split(/^(?=## )/m).slice(1)) kept.set(part.split('\n')[0] ?? '', part.trimEnd())
+} catch {
+  // no earlier file
+}
+const fresh = new Map(sections.map((x) => [x.split('\n')[0] ?? '', x]))
+const order = [...new Set([...kept.keys(), ...fresh.keys()])]
+const all = order.map((h) => fresh.get(h) ?? kept.get(h) ?? '').filter((x) => x !== '')
+sections.length = 0
+sections.push(...all)
+
 const md = `# Benchmarks
 
 Written by \`npm run bench\` (bench/run.ts); every figure sits beside its baseline from the same run.
 
-Last run: ${date}, Node.js ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}).
+Last run: ${date} (${[...only].join(', ')}), Node.js ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}).
 
 ${sections.join('\n\n')}
 `

@@ -235,7 +235,7 @@ export class StudyJobs {
       const written: Uint8Array[] = []
       const store = {
         put: async (cid: Uint8Array, bytes: Uint8Array): Promise<void> => {
-          await this.#chunks.put(cid, bytes)
+          await this.#chunks.put(cid, bytes, { defer: true })
           written.push(cid)
         },
       }
@@ -254,6 +254,8 @@ export class StudyJobs {
         await store.put(sha256(packed.envelopes.custodian), packed.envelopes.custodian)
         if (packed.envelopes.owner !== null) await store.put(sha256(packed.envelopes.owner), packed.envelopes.owner)
         await store.put(packed.payload.demographics, packed.demographics.ciphertext)
+        // Every chunk durable before the study is registered (one sync of each folder, then the index).
+        await this.#chunks.flush()
         await this.#index.putChunkList(studyId, packed.chunkIds)
         filesBefore += studyFiles.length
         bytesBefore += packed.payload.size

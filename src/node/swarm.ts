@@ -405,7 +405,7 @@ export class SwarmService {
           have: async (peer, s) => (await this.#have(peer.key, study, s)).chunks,
           fetch: (peer, index, s) => this.#p2p.request(CHUNK_PROTOCOLS.get, peer.key, encodeChunkRequest(study.studyId, index), { signal: s, timeoutMs: 30_000, maxResponseBytes: study.chunkSize + 64 }),
         },
-        store: (index, bytes) => this.#chunks.put(list[index] as Uint8Array, bytes),
+        store: (index, bytes) => this.#chunks.put(list[index] as Uint8Array, bytes, { defer: true }),
         onBadChunk: (peer, index) => {
           this.#logger.warn('peer sent a chunk that does not match its id', { study: sid, index, peer: peer.id })
           this.#p2p.penalize(peer.key, 50, 'bad chunk')
@@ -425,6 +425,8 @@ export class SwarmService {
       })
       return list
     } finally {
+      // What arrived becomes durable (folders and index synced once for the whole transfer).
+      await this.#chunks.flush().catch((err: unknown) => this.#logger.warn('chunk store flush failed', { err: errorMessage(err) }))
       this.#transfers.delete(`${opts.kind}:${sid}`)
     }
   }

@@ -52,8 +52,9 @@ export interface ChunkStoreOptions {
   readonly index: KeyValueSpace
 }
 
-// Index layout: 'c/<id hex>' -> u64 big-endian size of the chunk file.
+// Index layout: 'c/<id hex>' -> u64 big-endian size of the chunk file; 'f' is written synced by flush().
 const INDEX_PREFIX = 'c/'
+const FLUSH_KEY = 'f'
 const ID_BYTES = 32
 
 function sizeValue(n: number): Uint8Array {
@@ -92,6 +93,10 @@ export class ChunkStore implements ChunkBackend {
   /** Bytes of puts in flight that passed the quota check. */
   #reserved = 0
   #closed = false
+  /** Folders holding deferred puts whose renames are not yet synced. */
+  readonly #pendingDirs = new Set<string>()
+  /** Index entries written without sync since the last flush. */
+  #deferred = false
   /** Per-id tail of the operation chain, so put/delete/drop of one id never interleave. */
   readonly #locks = new Map<string, Promise<unknown>>()
 
@@ -200,8 +205,15 @@ export class ChunkStore implements ChunkBackend {
     return v === undefined ? undefined : readSize(key, v)
   }
 
-  /** Stores `bytes` under `id` (= SHA-256 of `bytes`) durably; a second put of a stored id does nothing. */
-  async put(id: Uint8Array, bytes: Uint8Array): Promise<void> {
+  /**
+   * Stores `bytes` under `id` (= SHA-256 of `bytes`) durably; a second put of
+   * a stored id does nothing. With `defer`, the file is synced but its folder
+   * entry and index entry are made durable only by the next flush() (many
+   * puts then share those syncs); a crash before it may lose the chunk, which
+   * the next open notices (entries without a file are dropped, unindexed
+   * files verified and indexed).
+   */
+  async put(id: Uint8Array, bytes: Uint8Array, opts: { defer?: boolean } = {}): Promise<void> {
     const hex = this.#hex(id)
     assertBytes(bytes, undefined, 'chunk bytes')
     if (!equalBytes(sha256(bytes), id)) throw new ChunkStoreError('CHUNK_BAD_ID', `chunk ${hex} does not hash to its id`, { penalize: true })
@@ -216,9 +228,11 @@ export class ChunkStore implements ChunkBackend {
         )
       }
       this.#reserved += size
+      const defer = opts.defer === true
       try {
-        await this.#writeFile(hex, bytes)
-        await this.#index.put(INDEX_PREFIX + hex, sizeValue(size), { sync: true })
+        await this.#writeFile(hex, bytes, defer)
+        await this.#index.put(INDEX_PREFIX + hex, sizeValue(size), { sync: !defer })
+        if (defer) this.#deferred = true
         this.#used += size
       } finally {
         this.#reserved -= size
@@ -226,7 +240,20 @@ export class ChunkStore implements ChunkBackend {
     })
   }
 
-  async #writeFile(hex: string, bytes: Uint8Array): Promise<void> {
+  /**
+   * Makes every deferred put durable: syncs the folders they were renamed
+   * into, then the index.
+   */
+  async flush(): Promise<void> {
+    const dirs = [...this.#pendingDirs]
+    this.#pendingDirs.clear()
+    const wasDeferred = this.#deferred
+    this.#deferred = false
+    for (let i = 0; i < dirs.length; i += 16) await Promise.all(dirs.slice(i, i + 16).map((d) => fsyncDir(d)))
+    if (wasDeferred) await this.#index.put(FLUSH_KEY, Uint8Array.of(1), { sync: true })
+  }
+
+  async #writeFile(hex: string, bytes: Uint8Array, defer = false): Promise<void> {
     const path = this.#path(hex)
     const dir = join(this.#dir, hex.slice(0, 2), hex.slice(2, 4))
     await mkdir(dir, { recursive: true })
@@ -242,7 +269,8 @@ export class ChunkStore implements ChunkBackend {
       await unlink(tmp).catch(() => {})
       throw err
     }
-    await fsyncDir(dir)
+    if (defer) this.#pendingDirs.add(dir)
+    else await fsyncDir(dir)
   }
 
   /**
@@ -301,9 +329,10 @@ export class ChunkStore implements ChunkBackend {
     return true
   }
 
-  /** Waits for operations in flight and refuses further ones; the index database stays open (its owner closes it). */
+  /** Waits for operations in flight, flushes deferred puts and refuses further ones; the index database stays open (its owner closes it). */
   async close(): Promise<void> {
     this.#closed = true
     await Promise.all([...this.#locks.values()])
+    await this.flush()
   }
 }
