@@ -112,7 +112,8 @@ export class SwarmService {
     const p2p = this.#p2p
     p2p.handle(CHUNK_PROTOCOLS.have, { maxRequestBytes: 16, maxResponseBytes: 5 + Math.ceil(0xffffffff / 8), timeoutMs: 10_000, handler: (from, req) => this.#serveHave(from, req) })
     p2p.handle(CHUNK_PROTOCOLS.list, { maxRequestBytes: 16, maxResponseBytes: 32 * 4 * 1024 * 1024, timeoutMs: 10_000, handler: (from, req) => this.#serveList(from, req) })
-    p2p.handle(CHUNK_PROTOCOLS.get, { maxRequestBytes: 20, maxResponseBytes: chunkMax, timeoutMs: 30_000, handler: (from, req) => this.#serveChunk(from, req) })
+    // Chunks go over one long-lived stream per peer (pipelined): a fresh stream per chunk cost more than the chunk.
+    p2p.handlePipe(CHUNK_PROTOCOLS.get, { maxRequestBytes: 20, maxResponseBytes: chunkMax, timeoutMs: 30_000, concurrency: 4, handler: (from, req) => this.#serveChunk(from, req) })
     p2p.handle(CHUNK_PROTOCOLS.object, { maxRequestBytes: 48, maxResponseBytes: MAX_OBJECT_BYTES, timeoutMs: 30_000, handler: (from, req) => this.#serveObject(from, req) })
     p2p.on('peer:connect', (key) => this.#downSince.delete(toHex(key)))
     p2p.on('peer:disconnect', (key) => {
@@ -403,7 +404,7 @@ export class SwarmService {
         peers: () => this.#peersFor(study),
         source: {
           have: async (peer, s) => (await this.#have(peer.key, study, s)).chunks,
-          fetch: (peer, index, s) => this.#p2p.request(CHUNK_PROTOCOLS.get, peer.key, encodeChunkRequest(study.studyId, index), { signal: s, timeoutMs: 30_000, maxResponseBytes: study.chunkSize + 64 }),
+          fetch: (peer, index, s) => this.#p2p.pipeRequest(CHUNK_PROTOCOLS.get, peer.key, encodeChunkRequest(study.studyId, index), { signal: s, timeoutMs: 30_000, maxResponseBytes: study.chunkSize + 64 }),
         },
         store: (index, bytes) => this.#chunks.put(list[index] as Uint8Array, bytes, { defer: true }),
         onBadChunk: (peer, index) => {
@@ -412,7 +413,8 @@ export class SwarmService {
         },
         chunkBytes: study.chunkSize + 16,
         maxInFlightBytes: opts.kind === 'fetch' ? this.#opts.maxInFlightBytes : Math.max(study.chunkSize + 16, this.#opts.maxInFlightBytes / 4),
-        ...(opts.kind === 'fetch' ? {} : { maxWindow: 4 }),
+        // More than a few 1 MiB requests in flight per peer only queue up behind each other.
+        maxWindow: opts.kind === 'fetch' ? 6 : 4,
         signal,
         onProgress: (p) => {
           this.#transfers.set(`${opts.kind}:${sid}`, { studyId: sid, kind: opts.kind, done: p.done, total: p.total, bytes: p.bytes, peers: p.activePeers, startedAt })

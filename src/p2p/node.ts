@@ -18,6 +18,7 @@ import { ChannelSender, OPEN_STREAM_TIMEOUT_MS, receiveChannel, type ViolationRe
 import { ORG_KEY_BYTES, assertProtocolPart, orgKeyOf, peerIdFromOrgKey, privateKeyFromSeed, protocolId } from './identity.js'
 import { Limiter } from './limiter.js'
 import { exchange, serveRequest, type RequestHandlerOpts } from './reqresp.js'
+import { PipeClient, servePipe } from './pipe.js'
 import { BAN_MS, PeerScores, PENALTY } from './scores.js'
 import { abortError } from './stream-io.js'
 
@@ -38,6 +39,8 @@ const REQUEST_MAX_INBOUND_STREAMS = 64
 const REQUEST_MAX_OUTBOUND_STREAMS = 64
 /** Requests in flight to one peer on one protocol; more wait in line (within their deadline). */
 export const MAX_CONCURRENT_REQUESTS = 32
+/** Initial Yamux receive window of each stream (2 MiB: a chunk response fits). */
+export const STREAM_WINDOW_BYTES = 2 * 1024 * 1024
 
 /** Configuration of a P2PNode. */
 export interface P2PInit {
@@ -112,6 +115,8 @@ interface ChannelEntry {
 interface HandlerEntry {
   protocol: string
   opts: HandleOpts
+  /** Pipelined (one long-lived stream per peer): handlers run at once, at most. */
+  pipe?: number
 }
 
 type Services = { identify: Identify; ping: Ping }
@@ -134,6 +139,8 @@ export class P2PNode extends EventEmitter<P2PEvents> {
   readonly #backoff: DialBackoff
   readonly #channels = new Map<string, ChannelEntry>()
   readonly #handlers = new Map<string, HandlerEntry>()
+  /** Pipelined clients by `<peer key hex>/<name>`. */
+  readonly #pipes = new Map<string, PipeClient>()
   readonly #dialing = new Set<string>()
   readonly #inflight = new Set<Promise<void>>()
   readonly #limiters = new Map<string, Limiter>()
@@ -213,7 +220,9 @@ export class P2PNode extends EventEmitter<P2PEvents> {
       addresses: { listen: this.#init.listen },
       transports: [tcp()],
       connectionEncrypters: (this.#init.encryption ?? ['noise']).map((e) => (e === 'tls' ? tls() : noise())),
-      streamMuxers: [yamux()],
+      // A fresh stream may receive a whole 1 MiB chunk (and its frame) without waiting for
+      // window updates: the default 256 KiB window costs several round trips per chunk.
+      streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: STREAM_WINDOW_BYTES, maxStreamWindowSize: 16 * 1024 * 1024 } })],
       connectionGater: {
         denyDialPeer: gate,
         denyOutboundConnection: gate,
@@ -244,6 +253,8 @@ export class P2PNode extends EventEmitter<P2PEvents> {
    * messages get up to STOP_GRACE_MS, then every connection closes.
    */
   async stop(): Promise<void> {
+    for (const c of this.#pipes.values()) c.close()
+    this.#pipes.clear()
     if (this.#state === 'starting') {
       this.#state = 'stopped'
       await this.#starting?.catch(() => {})
@@ -300,6 +311,49 @@ export class P2PNode extends EventEmitter<P2PEvents> {
     const entry: HandlerEntry = { protocol, opts }
     this.#handlers.set(name, entry)
     if (this.#state === 'running') void this.#registerHandler(name, entry).catch((err: unknown) => this.#log.error('handler registration failed', { name, error: errorMessage(err) }))
+  }
+
+  /**
+   * Registers pipelined request/response protocol `name`: requests from one
+   * peer share one long-lived stream and are answered in completion order,
+   * at most `concurrency` handlers at once (see pipe.ts). For bulk transfers.
+   */
+  handlePipe(name: string, opts: HandleOpts & { concurrency: number }): void {
+    const protocol = this.#newProtocol(name)
+    for (const k of ['maxRequestBytes', 'maxResponseBytes'] as const) {
+      if (!Number.isInteger(opts[k]) || opts[k] < 0 || opts[k] >= MAX_FRAME_BYTES - 8) throw new P2PError('P2P_INVALID_ARGUMENT', `${k} must be an integer in [0, 2^32-10]`)
+    }
+    if (!(opts.timeoutMs > 0) || !Number.isInteger(opts.concurrency) || opts.concurrency < 1) throw new P2PError('P2P_INVALID_ARGUMENT', 'timeoutMs must be > 0 and concurrency a positive integer')
+    const entry: HandlerEntry = { protocol, opts, pipe: opts.concurrency }
+    this.#handlers.set(name, entry)
+    if (this.#state === 'running') void this.#registerHandler(name, entry).catch((err: unknown) => this.#log.error('handler registration failed', { name, error: errorMessage(err) }))
+  }
+
+  /**
+   * Sends `req` on pipelined protocol `name` to a connected peer (one stream
+   * per peer, opened on first use) and returns the answer; errors as request().
+   */
+  async pipeRequest(name: string, peerPublicKey: Uint8Array, req: Uint8Array, opts: RequestOpts = {}): Promise<Uint8Array> {
+    if (this.#state !== 'running') throw new P2PError('P2P_NOT_STARTED', 'p2p node is not running')
+    const peerId = peerIdFromOrgKey(peerPublicKey)
+    if (this.#refusal(peerId) !== undefined || !this.#isConnected(peerId)) throw new P2PError('P2P_NO_PEER', 'peer is not connected')
+    const local = this.#handlers.get(name)?.opts
+    const key = `${toHex(peerPublicKey)}/${name}`
+    let client = this.#pipes.get(key)
+    if (client === undefined) {
+      const protocol = protocolId(this.#init.networkId, name)
+      client = new PipeClient((signal) => this.#openStream(peerId, protocol, signal), { maxResponseBytes: opts.maxResponseBytes ?? local?.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
+      this.#pipes.set(key, client)
+    }
+    const { signal, dispose } = scopedSignal(opts.timeoutMs ?? local?.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, opts.signal, this.#abort.signal)
+    try {
+      return await client.request(req, signal)
+    } catch (err) {
+      if (err instanceof P2PError && err.code === 'P2P_MALFORMED' && err.penalize) this.penalize(peerPublicKey, PENALTY.MALFORMED, `malformed ${name} response`)
+      throw err
+    } finally {
+      dispose()
+    }
   }
 
   /**
@@ -561,11 +615,12 @@ export class P2PNode extends EventEmitter<P2PEvents> {
       try {
         const from = this.#admit(stream, connection)
         if (from === undefined) return
-        const p = serveRequest(stream, from, h.opts, {
+        const ctx = { signal: this.#abort.signal, onViolation: this.#reporter(connection.remotePeer), log: this.#log }
+        const p = (h.pipe !== undefined ? servePipe(stream, from, { ...h.opts, concurrency: h.pipe }, ctx) : serveRequest(stream, from, h.opts, {
           signal: this.#abort.signal,
           onViolation: this.#reporter(connection.remotePeer),
           log: this.#log,
-        }).catch((err: unknown) => {
+        })).catch((err: unknown) => {
           this.#log.error('request handler failed', { name, error: errorMessage(err) })
         }).finally(() => this.#inflight.delete(p))
         this.#inflight.add(p)
@@ -585,6 +640,11 @@ export class P2PNode extends EventEmitter<P2PEvents> {
         this.#backoff.success(hex)
         this.#log.info('peer connected', { peer: peerId.toString() })
       } else {
+        for (const [k, c] of this.#pipes) {
+          if (!k.startsWith(`${hex}/`)) continue
+          c.close()
+          this.#pipes.delete(k)
+        }
         for (const ch of this.#channels.values()) {
           const s = ch.senders.get(hex)
           ch.senders.delete(hex)

@@ -68,6 +68,22 @@ function readSize(key: string, v: Uint8Array): number {
   return Number(Buffer.from(v.buffer, v.byteOffset, v.byteLength).readBigUInt64BE())
 }
 
+/** fsync of a file that may have been deleted meanwhile (then there is nothing to sync). */
+async function fsyncPath(path: string): Promise<void> {
+  let fh
+  try {
+    fh = await open(path, 'r')
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return
+    throw err
+  }
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
 async function fsyncDir(dir: string): Promise<void> {
   const dh = await open(dir, 'r')
   try {
@@ -93,8 +109,9 @@ export class ChunkStore implements ChunkBackend {
   /** Bytes of puts in flight that passed the quota check. */
   #reserved = 0
   #closed = false
-  /** Folders holding deferred puts whose renames are not yet synced. */
+  /** Folders holding deferred puts whose renames are not yet synced, and the files not yet synced. */
   readonly #pendingDirs = new Set<string>()
+  readonly #pendingFiles = new Set<string>()
   /** Index entries written without sync since the last flush. */
   #deferred = false
   /** Per-id tail of the operation chain, so put/delete/drop of one id never interleave. */
@@ -207,11 +224,12 @@ export class ChunkStore implements ChunkBackend {
 
   /**
    * Stores `bytes` under `id` (= SHA-256 of `bytes`) durably; a second put of
-   * a stored id does nothing. With `defer`, the file is synced but its folder
-   * entry and index entry are made durable only by the next flush() (many
-   * puts then share those syncs); a crash before it may lose the chunk, which
-   * the next open notices (entries without a file are dropped, unindexed
-   * files verified and indexed).
+   * a stored id does nothing. With `defer`, the file, its folder entry and
+   * its index entry are made durable only by the next flush(), which syncs
+   * them in bulk; a crash before it may lose or tear the chunk, which the
+   * next open or read notices (entries without a file are dropped, unindexed
+   * files verified and indexed, torn files fail verification and are
+   * dropped).
    */
   async put(id: Uint8Array, bytes: Uint8Array, opts: { defer?: boolean } = {}): Promise<void> {
     const hex = this.#hex(id)
@@ -246,9 +264,13 @@ export class ChunkStore implements ChunkBackend {
    */
   async flush(): Promise<void> {
     const dirs = [...this.#pendingDirs]
+    const files = [...this.#pendingFiles]
     this.#pendingDirs.clear()
+    this.#pendingFiles.clear()
     const wasDeferred = this.#deferred
     this.#deferred = false
+    // Files first (their data), then the folders (their names), then the index.
+    for (let i = 0; i < files.length; i += 16) await Promise.all(files.slice(i, i + 16).map((f) => fsyncPath(f)))
     for (let i = 0; i < dirs.length; i += 16) await Promise.all(dirs.slice(i, i + 16).map((d) => fsyncDir(d)))
     if (wasDeferred) await this.#index.put(FLUSH_KEY, Uint8Array.of(1), { sync: true })
   }
@@ -261,7 +283,7 @@ export class ChunkStore implements ChunkBackend {
     const fh = await open(tmp, 'wx', 0o644)
     try {
       await fh.writeFile(bytes)
-      await fh.sync()
+      if (!defer) await fh.sync()
       await fh.close()
       await rename(tmp, path)
     } catch (err) {
@@ -269,8 +291,10 @@ export class ChunkStore implements ChunkBackend {
       await unlink(tmp).catch(() => {})
       throw err
     }
-    if (defer) this.#pendingDirs.add(dir)
-    else await fsyncDir(dir)
+    if (defer) {
+      this.#pendingDirs.add(dir)
+      this.#pendingFiles.add(path)
+    } else await fsyncDir(dir)
   }
 
   /**

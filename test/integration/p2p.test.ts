@@ -47,11 +47,13 @@ const rogueSeed = new Uint8Array(randomBytes(32))
 const rogueKey = new Ed25519Signer(rogueSeed).publicKey
 const rogue2Seed = new Uint8Array(randomBytes(32))
 const rogue2Key = new Ed25519Signer(rogue2Seed).publicKey
+const rogue3Seed = new Uint8Array(randomBytes(32))
+const rogue3Key = new Ed25519Signer(rogue3Seed).publicKey
 
 function makeOrg(name: string): Org {
   const seed = new Uint8Array(randomBytes(32))
   const publicKey = new Ed25519Signer(seed).publicKey
-  const allowed = new Set<string>([toHex(rogueKey), toHex(rogue2Key)])
+  const allowed = new Set<string>([toHex(rogueKey), toHex(rogue2Key), toHex(rogue3Key)])
   const logs: LogLine[] = []
   const inbox = new Map<string, { from: string; data: Uint8Array }[]>()
   const init: P2PInit = {
@@ -106,6 +108,20 @@ function makeOrg(name: string): Org {
       if (req[0] === 1) throw new RadError('THING_NOT_FOUND', 'no such thing')
       if (req[0] === 2) throw new Error('a bug with secret details')
       return new Uint8Array(1000) // above maxResponseBytes: a local bug
+    },
+  })
+  // Pipelined: byte 0 = delay in ms (out-of-order answers), byte 1 = 1 for an error; the answer echoes the request.
+  node.handlePipe('pipe', {
+    maxRequestBytes: 64,
+    maxResponseBytes: 1024 * 1024,
+    timeoutMs: 5_000,
+    concurrency: 3,
+    handler: async (_from, req, signal) => {
+      await sleep(req[0] ?? 0, signal)
+      if (req[1] === 1) throw new RadError('PIPE_REFUSED', 'refused')
+      const out = new Uint8Array(256 * 1024).fill(req[2] ?? 0)
+      out.set(req.subarray(0, 8), 0)
+      return out
     },
   })
   node.handle('slow', {
@@ -226,6 +242,39 @@ t.test('request/response', async (t) => {
   const many = await Promise.all(Array.from({ length: 100 }, (_, i) => a.node.request('echo', b.publicKey, Uint8Array.of(i))))
   t.same(many.map((r) => r[0]), Array.from({ length: 100 }, (_, i) => i))
   t.ok(fullMesh(), 'mesh intact after errors')
+})
+
+t.test('pipelined requests on one stream: answers matched by id, errors, timeouts, reconnect', async (t) => {
+  const [a, b] = orgs as [Org, Org]
+  const reqs = Array.from({ length: 60 }, (_, i) => Uint8Array.of((i * 7) % 23, 0, i, 0, 0, 0, 0, i))
+  const answers = await Promise.all(reqs.map((r) => a.node.pipeRequest('pipe', b.publicKey, r)))
+  t.ok(answers.every((x, i) => x.length === 256 * 1024 && x[2] === i && x[7] === i && x[100] === i), 'each request got its own answer, whatever the order of completion')
+  await t.rejects(a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(0, 1)), { name: 'P2PError', code: 'P2P_REMOTE_ERROR', remoteCode: 'PIPE_REFUSED' })
+  await t.rejects(a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(250, 0), { timeoutMs: 50 }), { name: 'P2PError', code: 'P2P_TIMEOUT' })
+  t.equal((await a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(0, 0, 9)))[2], 9, 'the pipe still works after an error and a timeout')
+  await t.rejects(a.node.pipeRequest('pipe', rogueKey, Uint8Array.of(0)), { name: 'P2PError', code: 'P2P_NO_PEER' })
+  // The peer goes away with requests in flight: they fail; after it is back a new stream is used.
+  const inFlight = Promise.allSettled(Array.from({ length: 5 }, () => a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(200, 0))))
+  await sleep(50)
+  a.node.setBlocked(new Set([b.hex]))
+  const settled = await inFlight
+  t.ok(settled.every((x) => x.status === 'rejected'), 'requests in flight fail when the peer is cut')
+  a.node.setBlocked(new Set())
+  await waitUntil(() => fullMesh(), 10_000, 'mesh back')
+  t.equal((await a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(0, 0, 11)))[2], 11, 'a new stream after the reconnect')
+})
+
+t.test('a pipe request frame without an id penalizes the sender', async (t) => {
+  const [a] = orgs as [Org]
+  const rogue = await rawNode(rogue3Seed)
+  rawNodes.push(rogue)
+  const before = a.node.score(rogue3Key)
+  const s = await rogue.dialProtocol(multiaddr(a.node.addrs[0]!), `/radchain/${NET}/pipe/1`)
+  const closed = once(s, 'close')
+  s.send(Uint8Array.of(0, 0, 0, 2, 1, 2))
+  await closed
+  t.equal(a.node.score(rogue3Key), before - PENALTY.MALFORMED, 'penalized')
+  await rogue.stop()
 })
 
 t.test('a peer with an unknown key cannot connect or open radchain protocols', async (t) => {

@@ -23,6 +23,9 @@ class FakeP2P {
   handle(name: string, opts: HandleOpts): void {
     this.handlers.set(name, opts)
   }
+  handlePipe(name: string, opts: HandleOpts): void {
+    this.handlers.set(name, opts)
+  }
   on(): void {}
   peers(): { publicKey: Uint8Array; peerId: string; addr: string }[] {
     return this.connected.map((publicKey) => ({ publicKey, peerId: '', addr: '' }))

@@ -215,15 +215,12 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
     const timer = setTimeout(() => ac.abort(), requestTimeoutMs)
     const stop = (): void => ac.abort()
     signal.addEventListener('abort', stop, { once: true })
-    opts.source.fetch(st.peer, index, ac.signal).then(
-      (b) => {
-        if (requestMs.length < 100_000) requestMs.push(performance.now() - sentAt)
-        return onChunk(st, index, b)
-      },
-      (err: unknown) => onFailure(st, index, err, ac.signal.aborted && !timedOut(ac)),
-    ).catch((err: unknown) => {
-      fatal ??= err
-    }).finally(() => {
+    // The request's slot is given back as soon as its response is here, so the next
+    // request goes out while this chunk is verified and stored.
+    let released = false
+    const release = (): void => {
+      if (released) return
+      released = true
       clearTimeout(timer)
       signal.removeEventListener('abort', stop)
       const r = inFlight.get(index)
@@ -232,7 +229,17 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
       st.inFlight--
       inFlightCount--
       poke()
-    })
+    }
+    opts.source.fetch(st.peer, index, ac.signal).then(
+      (b) => {
+        if (requestMs.length < 100_000) requestMs.push(performance.now() - sentAt)
+        release()
+        return onChunk(st, index, b)
+      },
+      (err: unknown) => onFailure(st, index, err, ac.signal.aborted && !timedOut(ac)),
+    ).catch((err: unknown) => {
+      fatal ??= err
+    }).finally(release)
     // Cancelled copies are told apart from timeouts by this mark.
     cancelled.set(ac, false)
   }
@@ -319,10 +326,11 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
     const list = candidates()
     let cursor = 0
     let progress = true
-    while (progress && inFlightCount < maxInFlight) {
+    // Chunks being stored count against the memory budget too.
+    while (progress && inFlightCount + storing < maxInFlight) {
       progress = false
       for (const st of order) {
-        if (inFlightCount >= maxInFlight) break
+        if (inFlightCount + storing >= maxInFlight) break
         if (st.inFlight >= st.window) continue
         // Next candidate this peer holds.
         let pick: number | undefined
