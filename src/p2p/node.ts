@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events'
+import { EventEmitter, setMaxListeners } from 'node:events'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -154,6 +154,8 @@ export class P2PNode extends EventEmitter<P2PEvents> {
   constructor(init: P2PInit, modules: { logger: Logger }) {
     super()
     assertBytes(init.identitySeed, ORG_KEY_BYTES, 'identity seed')
+    // Every request in flight listens to the node's stop signal: many at once is normal.
+    setMaxListeners(0, this.#abort.signal)
     assertProtocolPart(init.networkId, 'network id')
     if (!Array.isArray(init.listen)) throw new P2PError('P2P_INVALID_ARGUMENT', 'listen must be an array of multiaddrs')
     for (const a of init.listen) multiaddr(a)
