@@ -103,6 +103,16 @@ export interface ApiBackend {
   study(studyId: string): Promise<Record<string, unknown>>
   /** Swarm transfers in progress, studies waiting for replication or repair, organizations considered down. */
   swarmStatus(): Record<string, unknown>
+  /** Requests a lease (signed by this organization); returns the lease id (= the request's transaction hash). */
+  requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): string
+  /** Leases, optionally only incoming (on this organization's studies) or outgoing (its own). */
+  leases(direction?: 'incoming' | 'outgoing'): Record<string, unknown>[]
+  /** Custodian decisions; each returns the transaction hash. */
+  grantLease(leaseId: string): Promise<string>
+  denyLease(leaseId: string, reason: string): string
+  revokeLease(leaseId: string): string
+  /** Next nonce expected from a key (hex), pending transactions included: for transactions signed outside the node (a patient's). */
+  nonce(key: string): number
   /** A `study add` or `study get` job, or undefined. */
   studyJob(id: string): Record<string, unknown> | undefined
 }

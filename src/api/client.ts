@@ -115,6 +115,34 @@ export class ApiClient {
     return body
   }
 
+  /** `POST /v1/leases`: asks for a lease; returns the lease id (the request's transaction hash). */
+  async requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): Promise<string> {
+    const body = await this.call('POST', '/v1/leases', { studyId, ...opts })
+    if (!isRecord(body) || typeof body.leaseId !== 'string') throw badResponse('lease')
+    return body.leaseId
+  }
+
+  /** `GET /v1/leases`. */
+  async leases(direction?: 'incoming' | 'outgoing'): Promise<Record<string, unknown>[]> {
+    const body = await this.call('GET', `/v1/leases${direction === undefined ? '' : `?direction=${direction}`}`)
+    if (!isRecord(body) || !Array.isArray(body.leases)) throw badResponse('leases')
+    return body.leases as Record<string, unknown>[]
+  }
+
+  /** `POST /v1/leases/:id/grant|deny|revoke`: the custodian's decision; returns the transaction hash. */
+  async decideLease(leaseId: string, action: 'grant' | 'deny' | 'revoke', reason = ''): Promise<string> {
+    const body = await this.call('POST', `/v1/leases/${encodeURIComponent(leaseId)}/${action}`, action === 'deny' ? { reason } : {})
+    if (!isRecord(body) || typeof body.hash !== 'string') throw badResponse('lease decision')
+    return body.hash
+  }
+
+  /** `GET /v1/keys/:key/nonce`: the next nonce of a key, pending transactions included. */
+  async nonce(keyHex: string): Promise<number> {
+    const body = await this.call('GET', `/v1/keys/${encodeURIComponent(keyHex)}/nonce`)
+    if (!isRecord(body) || typeof body.nonce !== 'number') throw badResponse('nonce')
+    return body.nonce
+  }
+
   /** `GET /v1/swarm`: transfers, the replication queue, organizations considered down. */
   async swarmStatus(): Promise<Record<string, unknown>> {
     const body = await this.call('GET', '/v1/swarm')

@@ -90,6 +90,8 @@ const StudiesBody = z.strictObject({
   skipBad: z.boolean().default(false),
   patient: z.string().min(1).max(4096).optional(),
 })
+const LeaseBody = z.strictObject({ studyId: z.string().min(1).max(64), scope: z.string().min(1).max(16), durationMs: z.number().int().min(0), purpose: z.string().max(1024).default('') })
+const DenyBody = z.strictObject({ reason: z.string().max(1024).default('') })
 const StudyGetBody = z.strictObject({ out: z.string().min(1).max(4096), scope: z.string().min(1).max(64).default('images') })
 const PartitionBody = z.strictObject({ blocked: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits')).max(1024) })
 
@@ -107,6 +109,8 @@ const PartitionBody = z.strictObject({ blocked: z.array(z.string().regex(/^[0-9a
  * - `GET /v1/studies/:id`, `POST /v1/studies/:id/get` with `{"out":"/abs/dir","scope":"images"|"full"}` (202, a job)
  * - `GET /v1/jobs/:id`
  * - `GET /v1/swarm`
+ * - `GET /v1/leases[?direction=incoming|outgoing]`, `POST /v1/leases` with `{"studyId","scope","durationMs","purpose"}` (202, the lease id)
+ * - `POST /v1/leases/:id/grant|deny|revoke` (202), `GET /v1/keys/:key/nonce`
  */
 export class ApiServer {
   private readonly opts: Required<ApiServerOpts>
@@ -248,6 +252,22 @@ export class ApiServer {
         return { handlers: { POST: (c) => this.postOrgVote(c) }, param: '' }
       case '/v1/studies':
         return { handlers: { GET: async (c) => sendJson(c.res, 200, { studies: await this.backend.studies() }), POST: (c) => this.postStudies(c) }, param: '' }
+      case '/v1/leases':
+        return {
+          handlers: {
+            GET: async (c) => {
+              const d = c.url.searchParams.get('direction')
+              if (d !== null && d !== 'incoming' && d !== 'outgoing') throw new ApiError('API_BAD_REQUEST', 'direction must be incoming or outgoing', 400)
+              sendJson(c.res, 200, { leases: this.backend.leases(d ?? undefined) })
+            },
+            POST: async (c) => {
+              const b = parseBody(LeaseBody, await readJson(c.req, this.opts.maxBodyBytes))
+              const leaseId = this.backend.requestLease(b.studyId, { scope: b.scope, durationMs: b.durationMs, purpose: b.purpose })
+              sendJson(c.res, 202, { leaseId, hash: leaseId, status: 'pending' })
+            },
+          },
+          param: '',
+        }
       case '/v1/swarm':
         return { handlers: { GET: async (c) => sendJson(c.res, 200, this.backend.swarmStatus()) }, param: '' }
       case '/v1/peers':
@@ -255,6 +275,24 @@ export class ApiServer {
       case '/v1/admin/partition':
         return { handlers: { POST: (c) => this.postPartition(c) }, param: '' }
     }
+    const lease = /^\/v1\/leases\/([^/]+)\/(grant|deny|revoke)$/.exec(path)
+    if (lease !== null) {
+      const action = lease[2]
+      return {
+        handlers: {
+          POST: async (c) => {
+            let hash: string
+            if (action === 'grant') hash = await this.backend.grantLease(c.param)
+            else if (action === 'deny') hash = this.backend.denyLease(c.param, parseBody(DenyBody, await readJson(c.req, this.opts.maxBodyBytes)).reason)
+            else hash = this.backend.revokeLease(c.param)
+            sendJson(c.res, 202, { hash, status: 'pending' })
+          },
+        },
+        param: lease[1] ?? '',
+      }
+    }
+    const nonce = /^\/v1\/keys\/([^/]+)\/nonce$/.exec(path)
+    if (nonce !== null) return { handlers: { GET: async (c) => sendJson(c.res, 200, { nonce: this.backend.nonce(c.param) }) }, param: nonce[1] ?? '' }
     const study = /^\/v1\/studies\/([^/]+)(\/get)?$/.exec(path)
     if (study !== null) {
       const param = study[1] ?? ''
@@ -598,7 +636,8 @@ function statusOfCode(code: string): number {
   if (code === 'TX_MEMPOOL_FULL' || code === 'TX_SENDER_LIMIT') return 503
   if (code.startsWith('TX_')) return 400
   if (code.endsWith('_NOT_FOUND') || code === 'STUDY_UNKNOWN') return 404
-  if (code === 'STUDY_NO_ACCESS') return 403
+  if (code === 'STUDY_NO_ACCESS' || code === 'LEASE_NOT_CUSTODIAN') return 403
+  if (code === 'LEASE_UNKNOWN') return 404
   return 400
 }
 

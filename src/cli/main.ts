@@ -9,6 +9,7 @@ import { registerDevnetCommands } from './commands/devnet.js'
 import { registerOrgCommands } from './commands/org.js'
 import { registerStudyCommands, registerSwarmCommands } from './commands/study.js'
 import { registerPatientCommands } from './commands/patient.js'
+import { registerLeaseCommands } from './commands/lease.js'
 
 /** Options every command accepts. */
 export interface GlobalOpts {
@@ -58,6 +59,7 @@ export function buildProgram(): Command {
   registerStudyCommands(program)
   registerSwarmCommands(program)
   registerPatientCommands(program)
+  registerLeaseCommands(program)
   registerDevnetCommands(program)
   registerDemoCommand(program)
   return program

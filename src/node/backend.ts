@@ -203,6 +203,32 @@ export class NodeBackend implements ApiBackend {
     return this.#info.studies().show(studyId)
   }
 
+  requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): string {
+    this.#admit()
+    return this.#info.leases().request(studyId, opts)
+  }
+
+  leases(direction?: 'incoming' | 'outgoing'): Record<string, unknown>[] {
+    return this.#info.leases().list(direction)
+  }
+
+  grantLease(leaseId: string): Promise<string> {
+    return this.#info.leases().grant(leaseId)
+  }
+
+  denyLease(leaseId: string, reason: string): string {
+    return this.#info.leases().deny(leaseId, reason)
+  }
+
+  revokeLease(leaseId: string): string {
+    return this.#info.leases().revoke(leaseId)
+  }
+
+  nonce(key: string): number {
+    if (!isHex(key, 32)) throw new TxError('TX_MALFORMED', 'a key is 64 hex digits')
+    return this.#chain.nextNonce(fromHex(key))
+  }
+
   swarmStatus(): Record<string, unknown> {
     return this.#info.swarm().status()
   }

@@ -1,5 +1,5 @@
 import {
-  getEnvelopeKeys, getLease, getStudy, kemKeyTx, leaseActive, leaseDenyTx, leaseGrantTx, leaseRevokeTx, listLeases, signTx, consentCovers, consentFor,
+  MAX_LEASE_MS, MAX_PURPOSE_BYTES, MIN_LEASE_MS, isErased, leaseRequestTx, leaseToJSON, accessTx, getEnvelopeKeys, getLease, getStudy, kemKeyTx, leaseActive, leaseDenyTx, leaseGrantTx, leaseRevokeTx, listLeases, signTx, consentCovers, consentFor,
   type LeaseRecord, type StudyRecord, type TxType,
 } from '../chain/index.js'
 import { mlkemFromX25519Private, sha256, unwrapKey, wrapKey, type OrgKeys } from '../crypto/index.js'
@@ -14,6 +14,16 @@ export function unwrapStudyKey(keys: OrgKeys, envelope: Uint8Array, studyId: Uin
   const kem = mlkemFromX25519Private(keys.encryption.privateKey)
   try {
     return unwrapKey(envelope, { x25519Priv: keys.encryption.privateKey, mlkemSecret: kem.secretKey }, studyKeyContext(studyId))
+  } finally {
+    kem.secretKey.fill(0)
+  }
+}
+
+/** The key a lease hands over (images: the data key; full: the study key), from the lessee's envelope (the caller zeroes it). */
+export function unwrapLeaseKey(keys: OrgKeys, envelope: Uint8Array, lease: LeaseRecord): Uint8Array {
+  const kem = mlkemFromX25519Private(keys.encryption.privateKey)
+  try {
+    return unwrapKey(envelope, { x25519Priv: keys.encryption.privateKey, mlkemSecret: kem.secretKey }, leaseKeyContext(lease.leaseId, lease.scope))
   } finally {
     kem.secretKey.fill(0)
   }
@@ -157,6 +167,43 @@ export class LeaseService {
       this.#granting.delete(id)
       throw err
     }
+  }
+
+  /**
+   * Asks for a lease on a study kept by another organization; returns the
+   * request transaction's hash, which is the lease id.
+   */
+  request(studyIdHex: string, opts: { scope: string; durationMs: number; purpose: string }): string {
+    const org = this.#org()
+    if (org === undefined) throw new RadError('LEASE_NOT_ADMITTED', 'this node\'s organization is not admitted')
+    if (!/^[0-9a-fA-F]{32}$/.test(studyIdHex)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
+    const studyId = Buffer.from(studyIdHex, 'hex')
+    if (isErased(this.#chain.state, studyId)) throw new RadError('STUDY_ERASED', `study ${studyIdHex.toLowerCase()} was erased`)
+    const study = getStudy(this.#chain.state, studyId)
+    if (study === undefined) throw new RadError('STUDY_UNKNOWN', `no study ${studyIdHex.toLowerCase()} is registered on the ledger`)
+    if (study.custodian === org) throw new RadError('LEASE_OWN_STUDY', 'this organization keeps the study: it needs no lease')
+    if (opts.scope !== 'images' && opts.scope !== 'full') throw new RadError('LEASE_BAD_SCOPE', 'scope must be images or full')
+    if (!Number.isInteger(opts.durationMs) || opts.durationMs < MIN_LEASE_MS || opts.durationMs > MAX_LEASE_MS) {
+      throw new RadError('LEASE_BAD_DURATION', `duration must be between ${MIN_LEASE_MS / 60_000} minute(s) and ${MAX_LEASE_MS / 86_400_000} days`)
+    }
+    if (Buffer.byteLength(opts.purpose) > MAX_PURPOSE_BYTES) throw new RadError('LEASE_BAD_PURPOSE', `purpose longer than ${MAX_PURPOSE_BYTES} bytes`)
+    return this.#submit(leaseRequestTx, { studyId, scope: opts.scope, durationMs: opts.durationMs, purpose: opts.purpose })
+  }
+
+  /** Leases as JSON (status `expired` once past the expiry in chain time): incoming (on this organization's studies), outgoing (its own), or all. */
+  list(direction?: 'incoming' | 'outgoing'): Record<string, unknown>[] {
+    const org = this.#org()
+    const now = this.#chain.head().header.time
+    return listLeases(this.#chain.state).filter((l) => {
+      if (direction === 'outgoing') return l.requester === org
+      if (direction === 'incoming') return getStudy(this.#chain.state, l.studyId)?.custodian === org
+      return true
+    }).map((l) => ({ ...leaseToJSON(l, now), custodian: getStudy(this.#chain.state, l.studyId)?.custodian ?? null }))
+  }
+
+  /** Records a key unwrap or a completed retrieval under this organization's lease (an `access.record` transaction). */
+  recordAccess(lease: LeaseRecord, what: 'unwrap' | 'retrieve'): string {
+    return this.#submit(accessTx, { leaseId: lease.leaseId, what })
   }
 
   /** Denies a requested lease (custodian). */

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { isAbsolute, resolve } from 'node:path'
-import { getStudy, listStudies, registerStudyTx, signTx, studyToJSON, type RegisterStudyPayload, type StudyRecord } from '../chain/index.js'
-import { mlkemFromX25519Private, parsePatientPublicKey, sha256, unwrapKey, type OrgKeys, type PatientPublicKey } from '../crypto/index.js'
+import { getStudy, listStudies, registerStudyTx, signTx, studyToJSON, type LeaseRecord, type RegisterStudyPayload, type StudyRecord } from '../chain/index.js'
+import { mlkemFromX25519Private, parsePatientPublicKey, sha256, type OrgKeys, type PatientPublicKey } from '../crypto/index.js'
 import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
-import { EXPORT_SCOPES, contentRoot, exportStudy, packageStudy, scanInputs, studyKeyContext, type ExportScope } from '../study/index.js'
+import { EXPORT_SCOPES, contentRoot, exportStudy, packageStudy, scanInputs, type ExportScope } from '../study/index.js'
 import { RadError, equalBytes, errorMessage, isHex, fromHex, toHex, type Logger } from '../util/index.js'
 import type { ChainService } from './chain-service.js'
 import type { ReplicationView, SwarmService } from './swarm.js'
+import { unwrapLeaseKey, unwrapStudyKey, type LeaseService } from './leases.js'
 
 /** Where a `study add` job stands. */
 export interface StudyAddJobView {
@@ -104,17 +105,19 @@ export class StudyJobs {
   readonly #chunks: ChunkStore
   readonly #index: StudyIndex
   readonly #swarm: SwarmService
+  readonly #leases: LeaseService
   readonly #keys: OrgKeys
   readonly #logger: Logger
   readonly #durableTimeoutMs: number
   readonly #jobs = new Map<string, StudyJobView>()
 
-  constructor(opts: { durableTimeoutMs: number }, modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; swarm: SwarmService; keys: OrgKeys; logger: Logger }) {
+  constructor(opts: { durableTimeoutMs: number }, modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; swarm: SwarmService; leases: LeaseService; keys: OrgKeys; logger: Logger }) {
     this.#durableTimeoutMs = opts.durableTimeoutMs
     this.#chain = modules.chain
     this.#chunks = modules.chunks
     this.#index = modules.index
     this.#swarm = modules.swarm
+    this.#leases = modules.leases
     this.#keys = modules.keys
     this.#logger = modules.logger
   }
@@ -147,12 +150,19 @@ export class StudyJobs {
     if (!EXPORT_SCOPES.includes(scope)) throw new RadError('STUDY_BAD_SCOPE', `scope must be one of ${EXPORT_SCOPES.join(', ')}, not ${JSON.stringify(opts.scope)}`)
     if (typeof opts.out !== 'string' || !isAbsolute(opts.out)) throw new RadError('STUDY_BAD_OUT', 'the output folder must be an absolute path')
     const orgId = this.#orgId()
+    let lease: LeaseRecord | undefined
     if (record.custodian !== orgId) {
-      throw new RadError('STUDY_NO_ACCESS', `study ${studyIdHex} is kept by ${record.custodian}: this organization holds no key for it (a lease is needed)`)
+      lease = this.#leases.activeLease(orgId, record, scope)
+      if (lease === undefined) {
+        const images = this.#leases.activeLease(orgId, record)
+        throw new RadError('STUDY_NO_ACCESS', images !== undefined
+          ? `this organization's lease on study ${studyIdHex} is for images only: the full scope needs a full-scope lease`
+          : `study ${studyIdHex} is kept by ${record.custodian}: this organization has no active lease on it (radchain lease request ${studyIdHex} ...)`)
+      }
     }
     const id = randomBytes(8).toString('hex')
     this.#set(id, { id, kind: 'get', state: 'fetching', studyId: toHex(record.studyId), scope, out: opts.out, fetch: { done: 0, bytes: 0, peers: 0 }, chunks: 0, chunkCount: record.chunkCount, files: 0, bytes: 0, error: null })
-    void this.#runGet(id, record, scope, opts.out).catch((err: unknown) => {
+    void this.#runGet(id, record, scope, opts.out, lease).catch((err: unknown) => {
       const error = jobError(err)
       this.#update(id, { state: 'failed', error })
       this.#logger.warn('study get failed', { job: id, study: toHex(record.studyId), code: error.code })
@@ -346,7 +356,7 @@ export class StudyJobs {
     return b
   }
 
-  async #runGet(id: string, record: StudyRecord, scope: ExportScope, out: string): Promise<void> {
+  async #runGet(id: string, record: StudyRecord, scope: ExportScope, out: string, lease: LeaseRecord | undefined): Promise<void> {
     const sid = toHex(record.studyId)
     // Whatever is missing here (list, chunks, envelope, demographics) comes from the other holders.
     const list = await this.#swarm.fetchChunks(record, {
@@ -357,21 +367,27 @@ export class StudyJobs {
       throw new RadError('STUDY_INTEGRITY', `the local chunk list of study ${sid} does not match the content root on the ledger`)
     }
     this.#update(id, { state: 'decrypting', fetch: { done: record.chunkCount, bytes: this.#getJob(id)?.fetch.bytes ?? 0, peers: 0 } })
-    const envelope = await this.#swarm.fetchObject(record, record.custodianEnvelope)
-    const kem = mlkemFromX25519Private(this.#keys.encryption.privateKey)
-    const studyKey = unwrapKey(envelope, { x25519Priv: this.#keys.encryption.privateKey, mlkemSecret: kem.secretKey }, studyKeyContext(record.studyId))
-    kem.secretKey.fill(0)
+    // The custodian opens its own envelope; a lessee the envelope of its lease (and records that it did).
+    let key: { studyKey: Uint8Array } | { dataKey: Uint8Array }
+    if (lease === undefined || lease.envelope === null) {
+      key = { studyKey: unwrapStudyKey(this.#keys, await this.#swarm.fetchObject(record, record.custodianEnvelope), record.studyId) }
+    } else {
+      const k = unwrapLeaseKey(this.#keys, await this.#swarm.fetchObject(record, lease.envelope), lease)
+      key = lease.scope === 'full' ? { studyKey: k } : { dataKey: k }
+      this.#leases.recordAccess(lease, 'unwrap')
+    }
     try {
       const demographics = scope === 'full' ? await this.#swarm.fetchObject(record, record.demographics) : undefined
       const r = await exportStudy({
-        payload: record, studyKey, scope, out, ...(demographics === undefined ? {} : { demographics }),
+        payload: record, key, scope, out, ...(demographics === undefined ? {} : { demographics }),
         chunk: (i) => this.#object(list[i] as Uint8Array, `chunk ${i}`, sid),
         onProgress: (p) => this.#update(id, { chunks: p.chunks, files: p.files, bytes: p.bytes }),
       })
+      if (lease !== undefined) this.#leases.recordAccess(lease, 'retrieve')
       this.#update(id, { state: 'done', chunks: record.chunkCount, files: r.files, bytes: r.bytes })
-      this.#logger.info('study written', { study: sid, scope, files: r.files })
+      this.#logger.info('study written', { study: sid, scope, files: r.files, lease: lease === undefined ? null : toHex(lease.leaseId) })
     } finally {
-      studyKey.fill(0)
+      ('studyKey' in key ? key.studyKey : key.dataKey).fill(0)
     }
   }
 

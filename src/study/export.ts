@@ -18,8 +18,8 @@ export const EXPORT_SCOPES: readonly ExportScope[] = ['images', 'full']
 /** Options of {@link exportStudy}. */
 export interface ExportStudyOptions {
   readonly payload: RegisterStudyPayload
-  /** The study key, unwrapped from an envelope by the caller. */
-  readonly studyKey: Uint8Array
+  /** The study key (custodian, owner, full-scope lease) or the data key alone (images-scope lease), unwrapped by the caller. */
+  readonly key: { readonly studyKey: Uint8Array } | { readonly dataKey: Uint8Array }
   /** Encrypted chunk `index` of the study, already checked against its id by the caller. */
   readonly chunk: (index: number) => Promise<Uint8Array>
   readonly scope: ExportScope
@@ -64,7 +64,8 @@ export async function exportStudy(opts: ExportStudyOptions): Promise<{ files: nu
   let records: Map<string, InstanceIdentityRecord> | undefined
   if (opts.scope === 'full') {
     if (opts.demographics === undefined) throw new RadError('STUDY_NO_DEMOGRAPHICS', 'the full scope needs the study\'s demographics record')
-    const rec = decryptDemographics(opts.demographics, opts.studyKey, opts.payload.studyId)
+    if (!('studyKey' in opts.key)) throw new RadError('STUDY_NO_ACCESS', 'the full scope needs the study key (an images-scope lease opens the images only)')
+    const rec = decryptDemographics(opts.demographics, opts.key.studyKey, opts.payload.studyId)
     records = new Map(rec.instances.map((r) => [r.sopInstanceUid, r]))
   }
   const created = await prepareOut(opts.out)
@@ -79,7 +80,7 @@ export async function exportStudy(opts: ExportStudyOptions): Promise<{ files: nu
     return c
   }
   try {
-    for await (const part10 of unpackStudy(chunk, opts.payload, opts.studyKey)) {
+    for await (const part10 of unpackStudy(chunk, opts.payload, 'studyKey' in opts.key ? opts.key.studyKey : { dataKey: opts.key.dataKey })) {
       let out = part10
       if (records !== undefined) {
         const inst = parseDicom(part10)

@@ -370,10 +370,18 @@ export function readPack(plain: Uint8Array): { manifest: PackManifest; instances
 export async function* unpackStudy(
   chunks: (index: number) => Promise<Uint8Array>,
   payload: RegisterStudyPayload,
-  studyKey: Uint8Array,
+  key: Uint8Array | { readonly dataKey: Uint8Array },
 ): AsyncGenerator<Uint8Array, PackManifest, undefined> {
-  const { dataKey, demographicsKey } = deriveStudyKeys(studyKey, payload.studyId)
-  demographicsKey.fill(0)
+  // The study key (custodian, owner, full-scope lease), or the data key alone (images-scope lease).
+  let dataKey: Uint8Array
+  if (key instanceof Uint8Array) {
+    const k = deriveStudyKeys(key, payload.studyId)
+    k.demographicsKey.fill(0)
+    dataKey = k.dataKey
+  } else {
+    assertBytes(key.dataKey, 32, 'data key')
+    dataKey = key.dataKey.slice()
+  }
   const total = payload.size - CHUNK_TAG_BYTES * payload.chunkCount
   if (payload.chunkCount < 1 || total < MAGIC.length + 8) throw badPack('payload sizes cannot hold a pack')
   const ids: Uint8Array[] = []

@@ -68,6 +68,37 @@ class FakeBackend implements ApiBackend {
     return id
   }
 
+  readonly decisions: string[] = []
+  requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): string {
+    if (studyId !== '11'.repeat(16)) throw new RadError('STUDY_UNKNOWN', 'no such study')
+    if (opts.scope !== 'images' && opts.scope !== 'full') throw new RadError('LEASE_BAD_SCOPE', 'bad scope')
+    return 'aa'.repeat(32)
+  }
+
+  leases(direction?: 'incoming' | 'outgoing'): Record<string, unknown>[] {
+    return [{ leaseId: 'aa'.repeat(32), direction: direction ?? 'all' }]
+  }
+
+  async grantLease(leaseId: string): Promise<string> {
+    if (leaseId !== 'aa'.repeat(32)) throw new RadError('LEASE_UNKNOWN', 'no such lease')
+    this.decisions.push(`grant ${leaseId}`)
+    return 'cc'.repeat(32)
+  }
+
+  denyLease(leaseId: string, reason: string): string {
+    this.decisions.push(`deny ${leaseId} ${reason}`)
+    return 'cd'.repeat(32)
+  }
+
+  revokeLease(leaseId: string): string {
+    throw new RadError('LEASE_NOT_CUSTODIAN', `not the custodian of ${leaseId.slice(0, 4)}`)
+  }
+
+  nonce(key: string): number {
+    if (key.length !== 64) throw new TxError('TX_MALFORMED', 'a key is 64 hex digits')
+    return 7
+  }
+
   swarmStatus(): Record<string, unknown> {
     return { transfers: [], queue: ['11'.repeat(16)], down: [] }
   }
@@ -593,4 +624,20 @@ t.test('studies: list, show, get', async (t) => {
   await t.rejects(client.getStudy('22'.repeat(16), { out: '/tmp/x' }), { code: 'STUDY_UNKNOWN', status: 404 })
   await t.rejects(client.getStudy(sid, { out: '' }), { code: 'API_BAD_REQUEST' }, 'an output folder is required')
   t.same(await client.swarmStatus(), { transfers: [], queue: [sid], down: [] })
+})
+
+t.test('leases: request, list, decisions, nonces', async (t) => {
+  const { client, backend } = await harness()
+  t.equal(await client.requestLease('11'.repeat(16), { scope: 'images', durationMs: 3_600_000, purpose: 'second opinion' }), 'aa'.repeat(32))
+  await t.rejects(client.requestLease('22'.repeat(16), { scope: 'images', durationMs: 3_600_000, purpose: '' }), { code: 'STUDY_UNKNOWN', status: 404 })
+  await t.rejects(client.requestLease('11'.repeat(16), { scope: 'all', durationMs: 3_600_000, purpose: '' }), { code: 'LEASE_BAD_SCOPE', status: 400 })
+  t.same(await client.leases('incoming'), [{ leaseId: 'aa'.repeat(32), direction: 'incoming' }])
+  t.same(await client.leases(), [{ leaseId: 'aa'.repeat(32), direction: 'all' }])
+  t.equal(await client.decideLease('aa'.repeat(32), 'grant'), 'cc'.repeat(32))
+  await t.rejects(client.decideLease('bb'.repeat(32), 'grant'), { code: 'LEASE_UNKNOWN', status: 404 })
+  t.equal(await client.decideLease('aa'.repeat(32), 'deny', 'not now'), 'cd'.repeat(32))
+  await t.rejects(client.decideLease('aa'.repeat(32), 'revoke'), { code: 'LEASE_NOT_CUSTODIAN', status: 403 })
+  t.same(backend.decisions, [`grant ${'aa'.repeat(32)}`, `deny ${'aa'.repeat(32)} not now`])
+  t.equal(await client.nonce('ab'.repeat(32)), 7)
+  await t.rejects(client.nonce('ab'), { code: 'TX_MALFORMED', status: 400 })
 })

@@ -1,0 +1,141 @@
+import type { Command } from 'commander'
+import { consentTx, eraseStudyTx, leaseApproveTx, leaseRevokeTx, signTx, type ConsentPolicy, type TxType } from '../../chain/index.js'
+import { loadKeystore, readPassphrase } from '../../crypto/index.js'
+import { RadError, fromHex, isHex, toHex } from '../../util/index.js'
+import type { ApiClient } from '../../api/index.js'
+import { action, withNodeOpts, type GlobalOpts } from '../main.js'
+import { print } from '../output.js'
+import { clientFor } from '../target.js'
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** A duration like `7d`, `12h`, `30m`, `90s` or `1500ms`, in milliseconds. */
+export function parseDuration(v: string, what = 'duration'): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(v.trim())
+  if (m === null) throw new RadError('CLI_BAD_ARGUMENT', `${what} must look like 7d, 12h, 30m or 90s`)
+  return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1)
+}
+
+function leaseIdArg(v: string): string {
+  if (!isHex(v, 32)) throw new RadError('LEASE_BAD_ID', 'a lease id is 64 hex digits')
+  return v.toLowerCase()
+}
+
+async function waitFinal(client: ApiClient, hash: string): Promise<{ status: string; height?: number; error?: { code: string; message: string } }> {
+  const st = await client.tx(hash, 30_000)
+  if (st.status === 'rejected') throw new RadError(st.error?.code ?? 'TX_REJECTED', st.error?.message ?? 'refused by the ledger')
+  return st
+}
+
+interface LeaseView {
+  leaseId: string; studyId: string; requester: string; custodian: string | null; scope: string; purpose: string; status: string
+  expiry: number | null; reason: string | null
+}
+
+function describe(l: LeaseView): string {
+  const until = l.expiry === null ? '' : ` until ${new Date(l.expiry).toISOString()}`
+  return `${l.leaseId}  ${l.status.padEnd(9)} ${l.scope.padEnd(6)} study ${l.studyId} of ${l.custodian ?? '?'} for ${l.requester}${until}${l.purpose === '' ? '' : `  "${l.purpose}"`}${l.reason === null ? '' : ` (${l.reason})`}`
+}
+
+/** Signs a transaction with a patient's key file and submits it through the node; waits until it is final. */
+async function patientTx<P>(o: GlobalOpts & { key: string; passphraseFile?: string }, type: TxType<P>, payload: P): Promise<{ hash: string; height?: number }> {
+  const keys = await loadKeystore(o.key, await readPassphrase(o.passphraseFile))
+  const client = await clientFor(o.node)
+  const status = await client.status()
+  const nonce = await client.nonce(toHex(keys.signer.publicKey))
+  const tx = signTx(keys.signer, { chainId: status.chainId, type: type.name, nonce, payload })
+  const hash = await client.submitTx(tx.bytes)
+  const st = await waitFinal(client, hash)
+  return { hash, ...(st.height === undefined ? {} : { height: st.height }) }
+}
+
+/** lease request|ls|grant|deny|revoke, and the patient's consent|approve|revoke|erase. */
+export function registerLeaseCommands(program: Command): void {
+  const lease = program.command('lease').description('time-limited, scoped access to a study kept by another organization')
+
+  withNodeOpts(lease.command('request <studyId>').description("ask the study's custodian for a lease (granted at once when the patient's consent covers it)"))
+    .option('--scope <scope>', 'images (de-identified) or full (with demographics)', 'images')
+    .option('--duration <d>', 'how long, e.g. 7d, 12h, 30m', '7d')
+    .option('--purpose <text>', 'why (recorded on the ledger; no patient data)', '')
+    .action(action(async (studyId: string, o: GlobalOpts & { scope: string; duration: string; purpose: string }) => {
+      if (o.scope !== 'images' && o.scope !== 'full') throw new RadError('LEASE_BAD_SCOPE', '--scope must be images or full')
+      const durationMs = parseDuration(o.duration, '--duration')
+      const client = await clientFor(o.node)
+      const leaseId = await client.requestLease(studyId, { scope: o.scope, durationMs, purpose: o.purpose })
+      const st = await waitFinal(client, leaseId)
+      print(o.json === true, { leaseId, height: st.height ?? null }, `lease ${leaseId} requested (final at height ${st.height ?? '?'}); see it with: radchain lease ls --outgoing`)
+    }))
+
+  withNodeOpts(lease.command('ls').description('leases: on this organization\'s studies (--incoming), its own (--outgoing), or all'))
+    .option('--incoming', 'requests for studies this organization keeps')
+    .option('--outgoing', 'leases this organization asked for')
+    .action(action(async (o: GlobalOpts & { incoming?: boolean; outgoing?: boolean }) => {
+      if (o.incoming === true && o.outgoing === true) throw new RadError('CLI_BAD_ARGUMENT', 'give --incoming or --outgoing, not both')
+      const client = await clientFor(o.node)
+      const list = (await client.leases(o.incoming === true ? 'incoming' : o.outgoing === true ? 'outgoing' : undefined)) as unknown as LeaseView[]
+      print(o.json === true, list, () => (list.length === 0 ? 'no lease' : list.map(describe).join('\n')))
+    }))
+
+  for (const [name, what] of [['grant', 'grant a requested lease (custodian): the key is wrapped to the requester'], ['revoke', 'end a granted lease before its expiry (custodian)']] as const) {
+    withNodeOpts(lease.command(`${name} <leaseId>`).description(what))
+      .action(action(async (leaseId: string, o: GlobalOpts) => {
+        const client = await clientFor(o.node)
+        const hash = await client.decideLease(leaseIdArg(leaseId), name)
+        const st = await waitFinal(client, hash)
+        print(o.json === true, { leaseId: leaseId.toLowerCase(), tx: hash, height: st.height ?? null }, `lease ${leaseId.toLowerCase()}: ${name === 'grant' ? 'granted' : 'revoked'} (final at height ${st.height ?? '?'})`)
+      }))
+  }
+  withNodeOpts(lease.command('deny <leaseId>').description('refuse a requested lease (custodian)'))
+    .option('--reason <text>', 'why (recorded on the ledger)', '')
+    .action(action(async (leaseId: string, o: GlobalOpts & { reason: string }) => {
+      const client = await clientFor(o.node)
+      const hash = await client.decideLease(leaseIdArg(leaseId), 'deny', o.reason)
+      const st = await waitFinal(client, hash)
+      print(o.json === true, { leaseId: leaseId.toLowerCase(), tx: hash, height: st.height ?? null }, `lease ${leaseId.toLowerCase()}: denied (final at height ${st.height ?? '?'})`)
+    }))
+
+  const patient = program.commands.find((c) => c.name() === 'patient') ?? program.command('patient').description('patient keys: a patient who owns studies')
+  const withKey = (cmd: Command): Command => withNodeOpts(cmd)
+    .requiredOption('--key <file>', 'the patient key file (from `radchain patient keygen`)')
+    .option('--passphrase-file <file>', 'file holding its passphrase (else RADCHAIN_PASSPHRASE)')
+
+  withKey(patient.command('consent').description('set which leases on your studies are granted without asking you'))
+    .option('--study <studyId>', 'for this study only (default: all your studies)')
+    .option('--any-org', 'any admitted organization')
+    .option('--org <id...>', 'these organizations')
+    .option('--scope <scopes>', 'comma-separated: images, full', 'images')
+    .option('--max-duration <d>', 'longest lease, e.g. 30d', '30d')
+    .option('--purpose <text...>', 'only these purposes (default: any)')
+    .option('--research', 'opt in to the research pool')
+    .action(action(async (o: GlobalOpts & { key: string; passphraseFile?: string; study?: string; anyOrg?: boolean; org?: string[]; scope: string; maxDuration: string; purpose?: string[]; research?: boolean }) => {
+      if (o.study !== undefined && !isHex(o.study, 16)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
+      if (o.anyOrg !== true && (o.org ?? []).length === 0) throw new RadError('CLI_BAD_ARGUMENT', 'give --any-org or --org <id...>')
+      const scopes = o.scope.split(',').map((x) => x.trim())
+      if (scopes.length === 0 || scopes.some((x) => x !== 'images' && x !== 'full')) throw new RadError('CLI_BAD_ARGUMENT', '--scope takes images, full or images,full')
+      const policy: ConsentPolicy = {
+        studyId: o.study === undefined ? null : fromHex(o.study), anyOrg: o.anyOrg === true, orgs: o.org ?? [], purposes: o.purpose ?? [],
+        scopes: [...new Set(scopes)] as ('images' | 'full')[], maxDurationMs: parseDuration(o.maxDuration, '--max-duration'), researchPool: o.research === true,
+      }
+      const r = await patientTx(o, consentTx, policy)
+      print(o.json === true, { tx: r.hash, height: r.height ?? null }, `consent recorded (final at height ${r.height ?? '?'})`)
+    }))
+
+  withKey(patient.command('approve <leaseId>').description('approve a lease request your consent does not cover'))
+    .action(action(async (leaseId: string, o: GlobalOpts & { key: string; passphraseFile?: string }) => {
+      const r = await patientTx(o, leaseApproveTx, { leaseId: fromHex(leaseIdArg(leaseId)) })
+      print(o.json === true, { tx: r.hash, height: r.height ?? null }, `lease ${leaseId.toLowerCase()} approved; the custodian's node grants it`)
+    }))
+
+  withKey(patient.command('revoke <leaseId>').description('end a lease on one of your studies'))
+    .action(action(async (leaseId: string, o: GlobalOpts & { key: string; passphraseFile?: string }) => {
+      const r = await patientTx(o, leaseRevokeTx, { leaseId: fromHex(leaseIdArg(leaseId)) })
+      print(o.json === true, { tx: r.hash, height: r.height ?? null }, `lease ${leaseId.toLowerCase()} revoked`)
+    }))
+
+  withKey(patient.command('erase <studyId>').description('your half of erasing a study (the custodian signs the other half)'))
+    .action(action(async (studyId: string, o: GlobalOpts & { key: string; passphraseFile?: string }) => {
+      if (!isHex(studyId, 16)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
+      const r = await patientTx(o, eraseStudyTx, { studyId: fromHex(studyId) })
+      print(o.json === true, { tx: r.hash, height: r.height ?? null }, `erasure of study ${studyId.toLowerCase()} signed`)
+    }))
+}

@@ -1,0 +1,95 @@
+import t from 'tap'
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { clientOf, stopOrg } from '../../devnet/devnet.js'
+import { repoRoot } from '../../devnet/process.js'
+import { TAG, firstString, pixelDigest, readDicom } from '../../src/study/index.js'
+import { assertOneLineError, jsonOf, runCli } from '../integration/helpers/cli.js'
+import { newDevnet, org, waitFor } from './helpers.js'
+
+interface Lease { leaseId: string; status: string; scope: string; requester: string }
+
+t.test('a lease under the patient\'s consent: granted by the custodian\'s node, used while the custodian is offline, revoked by the patient', async (t) => {
+  const { m } = await newDevnet(t, 'lease', { orgs: 4, basePort: 8700, chunkSize: 64 * 1024, blockIntervalMs: 500, config: { swarm: { reconcileMs: 300, durableTimeoutMs: 30_000 } } })
+  const [o1, o2] = [org(m, 'org1'), org(m, 'org2')]
+  const work = await mkdtemp(join(tmpdir(), 'radchain-lease-'))
+  t.teardown(() => rm(work, { recursive: true, force: true }))
+  const env = { RADCHAIN_PASSPHRASE: 'patient pass' }
+  const cli = (o: { dir: string }, args: string[]): ReturnType<typeof runCli> => runCli([...args, '--node', o.dir], { env, timeoutMs: 90_000 })
+
+  const kg = await runCli(['patient', 'keygen', '--out', join(work, 'patient.key'), '--json'], { env })
+  t.equal(kg.code, 0, kg.stderr)
+  const input = join(work, 'input')
+  await cp(join(repoRoot(), 'test/vectors/dicom/study-77654033/CT2'), input, { recursive: true })
+  const originals = await Promise.all((await readdir(input)).map((f) => readDicom(join(input, f))))
+  const add = await cli(o1, ['study', 'add', input, '--patient', join(work, 'patient.key.pub'), '--json'])
+  t.equal(add.code, 0, add.stderr)
+  const sid = jsonOf<{ studyId: string }[]>(t, add)[0]?.studyId ?? ''
+
+  // org2 asks; the patient has no consent policy yet: the request waits.
+  const req = await cli(o2, ['lease', 'request', sid, '--scope', 'images', '--duration', '2h', '--purpose', 'second opinion', '--json'])
+  t.equal(req.code, 0, req.stderr)
+  const leaseId = jsonOf<{ leaseId: string }>(t, req).leaseId
+  t.match(leaseId, /^[0-9a-f]{64}$/)
+  const outgoing = jsonOf<Lease[]>(t, await cli(o2, ['lease', 'ls', '--outgoing', '--json']))
+  t.same(outgoing.map((l) => [l.leaseId, l.status, l.scope]), [[leaseId, 'requested', 'images']])
+  const early = await cli(o2, ['study', 'get', sid, '--out', join(work, 'early'), '--json'])
+  assertOneLineError(t, early, /no active lease/, 'no lease yet')
+  t.equal(jsonOf<{ error: { code: string } }>(t, early).error.code, 'STUDY_NO_ACCESS')
+
+  // The patient consents to images for any organization: org1's node grants on its own.
+  const consent = await cli(o2, ['patient', 'consent', '--key', join(work, 'patient.key'), '--any-org', '--scope', 'images', '--max-duration', '30d', '--json'])
+  t.equal(consent.code, 0, consent.stderr)
+  await waitFor('the lease granted', 30_000, async () => (await (await clientOf(o2)).leases('outgoing')).some((l) => l.leaseId === leaseId && l.status === 'granted'))
+  t.pass('granted by the custodian\'s node under the patient\'s consent')
+  // Let the holders take the lease envelope before the custodian goes away.
+  await waitFor('holders hold the lease envelope', 30_000, async () => {
+    const s = (await (await clientOf(o2)).study(sid)) as { replication: { holders: string[] } }
+    return s.replication.holders.filter((h) => h !== 'org1').length >= 2
+  }, 250)
+
+  // The custodian goes offline; org2 still gets the study from the other holders.
+  await stopOrg(o1)
+  const out = join(work, 'out')
+  const got = await cli(o2, ['study', 'get', sid, '--out', out, '--json'])
+  t.equal(got.code, 0, got.stderr)
+  const files = (await readdir(out)).map((f) => join(out, f))
+  t.equal(files.length, originals.length)
+  const digests = async (xs: string[]): Promise<string[]> => (await Promise.all(xs.map(async (f) => pixelDigest(await readDicom(f)).digest))).sort()
+  t.same(await digests(files), originals.map((o) => pixelDigest(o).digest).sort(), 'pixel-identical')
+  for (const f of files) {
+    const bytes = await readFile(f)
+    t.notOk(bytes.includes(Buffer.from('Doe^Archibald')) || bytes.includes(Buffer.from('77654033')), 'images scope: no demographics')
+    t.equal(firstString((await readDicom(f)).dataset, TAG.PatientIdentityRemoved), 'YES')
+  }
+  const full = await cli(o2, ['study', 'get', sid, '--out', join(work, 'full'), '--scope', 'full', '--json'])
+  assertOneLineError(t, full, /images only/, 'full scope with an images lease')
+
+  // Access records on the ledger: an unwrap and a retrieval, by org2.
+  const c2 = await clientOf(o2)
+  const head = (await c2.status()).height
+  const accesses: string[] = []
+  for (let h = 1; h <= head; h++) {
+    for (const tx of (await c2.block(String(h))).txs as { type: string; payload: { leaseId: string; what: string } }[]) {
+      if (tx.type === 'access.record' && tx.payload.leaseId === leaseId) accesses.push(tx.payload.what)
+    }
+  }
+  await waitFor('access records final', 20_000, async () => {
+    const st = (await c2.status()).height
+    for (let h = head + 1; h <= st; h++) {
+      for (const tx of (await c2.block(String(h))).txs as { type: string; payload: { leaseId: string; what: string } }[]) {
+        if (tx.type === 'access.record' && tx.payload.leaseId === leaseId) accesses.push(tx.payload.what)
+      }
+    }
+    return accesses.length >= 2
+  }, 500)
+  t.same([...accesses].sort(), ['retrieve', 'unwrap'], 'the key unwrap and the retrieval are on the ledger')
+
+  // The patient revokes: no more access.
+  const rv = await cli(o2, ['patient', 'revoke', leaseId, '--key', join(work, 'patient.key'), '--json'])
+  t.equal(rv.code, 0, rv.stderr)
+  const after = await cli(o2, ['study', 'get', sid, '--out', join(work, 'after'), '--json'])
+  assertOneLineError(t, after, /no active lease/, 'after revocation')
+  t.same((await c2.leases('outgoing')).map((l) => l.status), ['revoked'])
+})
