@@ -101,6 +101,13 @@ export class ApiClient {
     return body.job
   }
 
+  /** `POST /v1/studies/:id/erase`: this organization's half of an erasure; returns the transaction hash. */
+  async eraseStudy(studyId: string): Promise<string> {
+    const body = await this.call('POST', `/v1/studies/${encodeURIComponent(studyId)}/erase`, {})
+    if (!isRecord(body) || typeof body.hash !== 'string') throw badResponse('erase')
+    return body.hash
+  }
+
   /** `GET /v1/studies`: registered studies with what this node holds of each. */
   async studies(): Promise<Record<string, unknown>[]> {
     const body = await this.call('GET', '/v1/studies')

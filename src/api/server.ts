@@ -293,9 +293,10 @@ export class ApiServer {
     }
     const nonce = /^\/v1\/keys\/([^/]+)\/nonce$/.exec(path)
     if (nonce !== null) return { handlers: { GET: async (c) => sendJson(c.res, 200, { nonce: this.backend.nonce(c.param) }) }, param: nonce[1] ?? '' }
-    const study = /^\/v1\/studies\/([^/]+)(\/get)?$/.exec(path)
+    const study = /^\/v1\/studies\/([^/]+)(\/get|\/erase)?$/.exec(path)
     if (study !== null) {
       const param = study[1] ?? ''
+      if (study[2] === '/erase') return { handlers: { POST: async (c) => sendJson(c.res, 202, { hash: this.backend.eraseStudy(c.param), status: 'pending' }) }, param }
       return study[2] === undefined
         ? { handlers: { GET: async (c) => sendJson(c.res, 200, await this.backend.study(c.param)) }, param }
         : { handlers: { POST: (c) => this.postStudyGet(c) }, param }
@@ -636,6 +637,7 @@ function statusOfCode(code: string): number {
   if (code === 'TX_MEMPOOL_FULL' || code === 'TX_SENDER_LIMIT') return 503
   if (code.startsWith('TX_')) return 400
   if (code.endsWith('_NOT_FOUND') || code === 'STUDY_UNKNOWN') return 404
+  if (code === 'STUDY_ERASED') return 410
   if (code === 'STUDY_NO_ACCESS' || code === 'LEASE_NOT_CUSTODIAN') return 403
   if (code === 'LEASE_UNKNOWN') return 404
   return 400

@@ -203,6 +203,10 @@ export class NodeBackend implements ApiBackend {
     return this.#info.studies().show(studyId)
   }
 
+  eraseStudy(studyId: string): string {
+    return this.#info.studies().erase(studyId)
+  }
+
   requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): string {
     this.#admit()
     return this.#info.leases().request(studyId, opts)

@@ -46,6 +46,8 @@ export class LeaseService {
   /** Leases (hex) whose grant this node submitted and that are not final yet. */
   readonly #granting = new Set<string>()
   #kemPending: string | undefined
+  /** Ended leases of this organization whose local copy was dealt with. */
+  readonly #cleaned = new Set<string>()
 
   constructor(modules: { chain: ChainService; chunks: ChunkStore; swarm: SwarmService; keys: OrgKeys; logger: Logger }) {
     this.#chain = modules.chain
@@ -73,6 +75,7 @@ export class LeaseService {
     try {
       this.#publishKem()
       this.#autoGrant()
+      this.#cleanUp()
     } catch (err) {
       this.#logger.warn('lease duties failed; retried at the next block', { err: errorMessage(err) })
     }
@@ -103,6 +106,30 @@ export class LeaseService {
     if (this.#kemPending !== undefined && this.#chain.mempool.size > 0) return
     this.#kemPending = this.#submit(kemKeyTx, { kemKey: mine.publicKey })
     this.#logger.info('envelope key published', { org })
+  }
+
+  /**
+   * When this organization's lease ends (expiry in chain time, revocation),
+   * the copy it fetched under the lease is deleted, unless it keeps the
+   * study by replication duty. Exported files are the user's.
+   */
+  #cleanUp(): void {
+    const org = this.#org()
+    if (org === undefined) return
+    const now = this.#chain.head().header.time
+    for (const l of listLeases(this.#chain.state)) {
+      const id = toHex(l.leaseId)
+      if (l.requester !== org || l.status === 'requested' || leaseActive(l, now) || this.#cleaned.has(id)) continue
+      this.#cleaned.add(id)
+      const study = getStudy(this.#chain.state, l.studyId)
+      if (study === undefined || this.#swarm.hasDuty(org, study) || this.activeLease(org, study) !== undefined) continue
+      void this.#swarm.dropStudy(study).then((n) => {
+        if (n > 0) this.#logger.info('lease ended: the copy fetched under it is deleted', { lease: id, study: toHex(study.studyId), objects: n })
+      }, (err: unknown) => {
+        this.#cleaned.delete(id)
+        this.#logger.warn('lease clean-up failed; retried', { lease: id, err: errorMessage(err) })
+      })
+    }
   }
 
   /** The active lease `orgId` holds on `study` at the head's chain time, if any. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { isAbsolute, resolve } from 'node:path'
-import { getStudy, listStudies, registerStudyTx, signTx, studyToJSON, type LeaseRecord, type RegisterStudyPayload, type StudyRecord } from '../chain/index.js'
+import { eraseStudyTx, getErased, getStudy, listStudies, registerStudyTx, signTx, studyToJSON, type LeaseRecord, type RegisterStudyPayload, type StudyRecord } from '../chain/index.js'
 import { mlkemFromX25519Private, parsePatientPublicKey, sha256, type OrgKeys, type PatientPublicKey } from '../crypto/index.js'
 import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
 import { EXPORT_SCOPES, contentRoot, exportStudy, packageStudy, scanInputs, type ExportScope } from '../study/index.js'
@@ -175,6 +175,16 @@ export class StudyJobs {
     return this.#jobs.get(id)
   }
 
+  /** Signs this organization's half of erasing a study it keeps (the owner signs the other half); returns the transaction hash. */
+  erase(studyIdHex: string): string {
+    const r = this.#record(studyIdHex)
+    if (r.custodian !== this.#orgId()) throw new RadError('STUDY_NO_ACCESS', `only the custodian (${r.custodian}) erases study ${studyIdHex.toLowerCase()}`)
+    const signer = this.#keys.signer
+    const tx = signTx(signer, { chainId: this.#chain.chainId, type: eraseStudyTx.name, nonce: this.#chain.nextNonce(signer.publicKey), payload: { studyId: r.studyId } })
+    this.#chain.submit(tx)
+    return toHex(tx.id)
+  }
+
   /** Every registered study with what this node holds of it. */
   async list(): Promise<StudyView[]> {
     const out: StudyView[] = []
@@ -191,6 +201,8 @@ export class StudyJobs {
 
   #record(studyIdHex: string): StudyRecord {
     if (!isHex(studyIdHex, 16)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
+    const erased = getErased(this.#chain.state, fromHex(studyIdHex))
+    if (erased !== undefined) throw new RadError('STUDY_ERASED', `study ${studyIdHex.toLowerCase()} was erased (height ${erased.erasedHeight}): its data no longer exists`)
     const r = getStudy(this.#chain.state, fromHex(studyIdHex))
     if (r === undefined) throw new RadError('STUDY_UNKNOWN', `no study ${studyIdHex.toLowerCase()} is registered on the ledger`)
     return r

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import {
-  getLease, holdersOf, leaseGrantTx, listLeases, listStudies, getStudy, placementOrder, type Block, type LeaseGrantPayload, type OrgRecord, type StudyRecord,
+  getLease, holdersOf, leaseGrantTx, listErased, listLeases, listStudies, getStudy, placementOrder, type Block, type LeaseGrantPayload, type OrgRecord, type StudyRecord,
 } from '../chain/index.js'
 import { sha256, type OrgKeys } from '../crypto/index.js'
 import {
@@ -87,6 +87,8 @@ export class SwarmService {
   readonly #complete = new Set<string>()
   readonly #queue: string[] = []
   readonly #queued = new Set<string>()
+  /** Erased studies already deleted here. */
+  readonly #erased = new Set<string>()
   readonly #transfers = new Map<string, TransferView>()
   /** The download running for each study (hex). */
   readonly #active = new Map<string, { kind: 'fetch' | 'replicate'; ac: AbortController; done: Promise<Uint8Array[]> }>()
@@ -185,6 +187,12 @@ export class SwarmService {
       return o !== undefined && !this.#isDown(o)
     }).slice(0, k)
     return { order, nominal, assigned, target: Math.min(k, order.length) }
+  }
+
+  /** Whether organization `orgId` keeps a copy of the study by duty (custodian, nominal holder or replacement). */
+  hasDuty(orgId: string, study: StudyRecord): boolean {
+    const p = this.placement(study)
+    return orgId === study.custodian || p.nominal.includes(orgId) || p.assigned.includes(orgId)
   }
 
   /** Replication duty: the custodian, the nominal holders and their replacements. */
@@ -495,7 +503,19 @@ export class SwarmService {
   /** Studies this node is assigned and does not hold whole go into the queue, worked one at a time. */
   #reconcile(): void {
     const self = this.#selfOrg()
-    if (self === undefined || this.#abort.signal.aborted || this.#opts.testNoPull === true) return
+    if (self === undefined || this.#abort.signal.aborted) return
+    // Erased studies: every node deletes what it holds of them (crypto-shredding: chunks, envelopes, demographics).
+    for (const e of listErased(this.#chain.state)) {
+      const sid = toHex(e.study.studyId)
+      if (this.#erased.has(sid)) continue
+      this.#erased.add(sid)
+      this.#complete.delete(sid)
+      void this.dropStudy(e.study).catch((err: unknown) => {
+        this.#erased.delete(sid)
+        this.#logger.warn('erased study not yet deleted; retried', { study: sid, err: errorMessage(err) })
+      })
+    }
+    if (this.#opts.testNoPull === true) return
     for (const study of listStudies(this.#chain.state)) {
       const sid = toHex(study.studyId)
       if (this.#complete.has(sid) || this.#queued.has(sid)) continue

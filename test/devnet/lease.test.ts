@@ -2,7 +2,7 @@ import t from 'tap'
 import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { clientOf, stopOrg } from '../../devnet/devnet.js'
+import { clientOf, startOrg, stopOrg } from '../../devnet/devnet.js'
 import { repoRoot } from '../../devnet/process.js'
 import { TAG, firstString, pixelDigest, readDicom } from '../../src/study/index.js'
 import { assertOneLineError, jsonOf, runCli } from '../integration/helpers/cli.js'
@@ -92,4 +92,26 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   const after = await cli(o2, ['study', 'get', sid, '--out', join(work, 'after'), '--json'])
   assertOneLineError(t, after, /no active lease/, 'after revocation')
   t.same((await c2.leases('outgoing')).map((l) => l.status), ['revoked'])
+
+  // Erasure: the custodian (back online) and the patient both sign; then no node keeps anything of the study.
+  await startOrg(o1)
+  const e1 = await cli(o1, ['study', 'erase', sid, '--json'])
+  t.equal(e1.code, 0, e1.stderr)
+  t.equal((await cli(o2, ['study', 'show', sid, '--json'])).code, 0, 'one signature: not erased yet')
+  const e2 = await cli(o2, ['patient', 'erase', sid, '--key', join(work, 'patient.key'), '--json'])
+  t.equal(e2.code, 0, e2.stderr)
+  const chunkFiles = async (): Promise<number> => {
+    let n = 0
+    for (const o of m.orgs) n += (await readdir(join(o.dir, 'chunks'), { recursive: true, withFileTypes: true }).catch(() => [])).filter((e) => e.isFile()).length
+    return n
+  }
+  await waitFor('every node deleted the study', 30_000, async () => (await chunkFiles()) === 0, 250)
+  t.pass('no chunk, envelope or demographics file left on any node')
+  for (const o of [o1, o2]) {
+    const g = await cli(o, ['study', 'get', sid, '--out', join(work, `erased-${o.id}`), '--json'])
+    assertOneLineError(t, g, /was erased/, `get on ${o.id} after erasure`)
+    t.equal(jsonOf<{ error: { code: string } }>(t, g).error.code, 'STUDY_ERASED')
+  }
+  const again = await cli(o2, ['lease', 'request', sid, '--json'])
+  assertOneLineError(t, again, /erased/, 'a lease on an erased study')
 })

@@ -69,6 +69,12 @@ class FakeBackend implements ApiBackend {
   }
 
   readonly decisions: string[] = []
+  eraseStudy(studyId: string): string {
+    if (studyId === 'ee'.repeat(16)) throw new RadError('STUDY_ERASED', 'already erased')
+    this.decisions.push(`erase ${studyId}`)
+    return 'ef'.repeat(32)
+  }
+
   requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): string {
     if (studyId !== '11'.repeat(16)) throw new RadError('STUDY_UNKNOWN', 'no such study')
     if (opts.scope !== 'images' && opts.scope !== 'full') throw new RadError('LEASE_BAD_SCOPE', 'bad scope')
@@ -637,7 +643,9 @@ t.test('leases: request, list, decisions, nonces', async (t) => {
   await t.rejects(client.decideLease('bb'.repeat(32), 'grant'), { code: 'LEASE_UNKNOWN', status: 404 })
   t.equal(await client.decideLease('aa'.repeat(32), 'deny', 'not now'), 'cd'.repeat(32))
   await t.rejects(client.decideLease('aa'.repeat(32), 'revoke'), { code: 'LEASE_NOT_CUSTODIAN', status: 403 })
-  t.same(backend.decisions, [`grant ${'aa'.repeat(32)}`, `deny ${'aa'.repeat(32)} not now`])
+  t.same(backend.decisions.slice(0, 2), [`grant ${'aa'.repeat(32)}`, `deny ${'aa'.repeat(32)} not now`])
+  t.equal(await client.eraseStudy('11'.repeat(16)), 'ef'.repeat(32))
+  await t.rejects(client.eraseStudy('ee'.repeat(16)), { code: 'STUDY_ERASED', status: 410 })
   t.equal(await client.nonce('ab'.repeat(32)), 7)
   await t.rejects(client.nonce('ab'), { code: 'TX_MALFORMED', status: 400 })
 })

@@ -150,6 +150,15 @@ export function registerStudyCommands(program: Command): void {
         'these files are now yours to keep safe: radchain does not track or delete exported copies')
     }))
 
+  withNodeOpts(study.command('erase <studyId>').description("this organization's half of erasing a study it keeps; with the owner's half (radchain patient erase) every node deletes it"))
+    .action(action(async (studyId: string, o: GlobalOpts) => {
+      const client = await clientFor(o.node)
+      const hash = await client.eraseStudy(studyId)
+      const st = await client.tx(hash, 30_000)
+      if (st.status === 'rejected') throw new RadError(st.error?.code ?? 'TX_REJECTED', st.error?.message ?? 'refused by the ledger')
+      print(o.json === true, { studyId: studyId.toLowerCase(), tx: hash, height: st.height ?? null }, `erasure of study ${studyId.toLowerCase()} signed by this organization (final at height ${st.height ?? '?'}); it takes effect once the owner signs too, if the study has one`)
+    }))
+
   withNodeOpts(study.command('ls').description('registered studies, and whether this node holds each one'))
     .action(action(async (o: GlobalOpts) => {
       const client = await clientFor(o.node)
