@@ -103,6 +103,8 @@ export interface ApiBackend {
   study(studyId: string): Promise<Record<string, unknown>>
   /** Swarm transfers in progress, studies waiting for replication or repair, organizations considered down. */
   swarmStatus(): Record<string, unknown>
+  /** A study's audit trail in ledger order (erased studies too); throws STUDY_UNKNOWN or STUDY_BAD_ID. */
+  audit(studyId: string): Promise<Record<string, unknown>[]>
   /** Signs this organization's half of erasing a study it keeps; returns the transaction hash. */
   eraseStudy(studyId: string): string
   /** Requests a lease (signed by this organization); returns the lease id (= the request's transaction hash). */

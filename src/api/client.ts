@@ -101,6 +101,13 @@ export class ApiClient {
     return body.job
   }
 
+  /** `GET /v1/studies/:id/audit`: the study's events in ledger order. */
+  async audit(studyId: string): Promise<Record<string, unknown>[]> {
+    const body = await this.call('GET', `/v1/studies/${encodeURIComponent(studyId)}/audit`)
+    if (!isRecord(body) || !Array.isArray(body.events)) throw badResponse('audit')
+    return body.events as Record<string, unknown>[]
+  }
+
   /** `POST /v1/studies/:id/erase`: this organization's half of an erasure; returns the transaction hash. */
   async eraseStudy(studyId: string): Promise<string> {
     const body = await this.call('POST', `/v1/studies/${encodeURIComponent(studyId)}/erase`, {})

@@ -293,9 +293,10 @@ export class ApiServer {
     }
     const nonce = /^\/v1\/keys\/([^/]+)\/nonce$/.exec(path)
     if (nonce !== null) return { handlers: { GET: async (c) => sendJson(c.res, 200, { nonce: this.backend.nonce(c.param) }) }, param: nonce[1] ?? '' }
-    const study = /^\/v1\/studies\/([^/]+)(\/get|\/erase)?$/.exec(path)
+    const study = /^\/v1\/studies\/([^/]+)(\/get|\/erase|\/audit)?$/.exec(path)
     if (study !== null) {
       const param = study[1] ?? ''
+      if (study[2] === '/audit') return { handlers: { GET: async (c) => sendJson(c.res, 200, { events: await this.backend.audit(c.param) }) }, param }
       if (study[2] === '/erase') return { handlers: { POST: async (c) => sendJson(c.res, 202, { hash: this.backend.eraseStudy(c.param), status: 'pending' }) }, param }
       return study[2] === undefined
         ? { handlers: { GET: async (c) => sendJson(c.res, 200, await this.backend.study(c.param)) }, param }

@@ -13,6 +13,7 @@ import { NetworkService } from './network.js'
 import { StudyJobs } from './studies.js'
 import { SwarmService } from './swarm.js'
 import { LeaseService } from './leases.js'
+import { AuditService } from './audit.js'
 import { DATADIR_FILES, resolveIn, type NodeConfig } from './config.js'
 import { VERSION } from './version.js'
 
@@ -53,6 +54,7 @@ export class RadNode {
   #engine: BftEngine | undefined
   #swarm: SwarmService | undefined
   #leases: LeaseService | undefined
+  #audit: AuditService | undefined
   #api: ApiServer | undefined
   /** True once this node wrote daemon.json (so only it removes the file). */
   #published = false
@@ -104,6 +106,8 @@ export class RadNode {
       const swarm = this.#swarm
       this.#leases = new LeaseService({ chain, chunks: this.#chunks, swarm, keys: this.#keys, logger: this.#logger.child({ mod: 'lease' }) })
       const leases = this.#leases
+      this.#audit = new AuditService({ chain, kv: this.#store.keyspace('a'), logger: this.#logger.child({ mod: 'audit' }) })
+      const audit = this.#audit
       const studies = new StudyJobs({ durableTimeoutMs: config.swarm.durableTimeoutMs }, { chain, chunks: this.#chunks, index, swarm, leases, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }) })
       const token = randomBytes(32).toString('base64url')
       const backend = new NodeBackend({
@@ -119,10 +123,12 @@ export class RadNode {
           studies: () => studies,
           swarm: () => swarm,
           leases: () => leases,
+          audit: () => audit,
         },
       })
       this.#api = new ApiServer({ host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, logger: this.#logger.child({ mod: 'api' }) }, { backend })
       await network.start()
+      await audit.start()
       swarm.start()
       leases.start()
       await engine.start()
@@ -148,6 +154,8 @@ export class RadNode {
     this.#engine = undefined
     this.#leases?.stop()
     this.#leases = undefined
+    this.#audit?.stop()
+    this.#audit = undefined
     this.#swarm?.stop()
     this.#swarm = undefined
     await this.#network?.stop()

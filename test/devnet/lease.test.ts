@@ -12,7 +12,7 @@ interface Lease { leaseId: string; status: string; scope: string; requester: str
 
 t.test('a lease under the patient\'s consent: granted by the custodian\'s node, used while the custodian is offline, revoked by the patient', async (t) => {
   const { m } = await newDevnet(t, 'lease', { orgs: 4, basePort: 8700, chunkSize: 64 * 1024, blockIntervalMs: 500, config: { swarm: { reconcileMs: 300, durableTimeoutMs: 30_000 } } })
-  const [o1, o2] = [org(m, 'org1'), org(m, 'org2')]
+  const [o1, o2, o3] = [org(m, 'org1'), org(m, 'org2'), org(m, 'org3')]
   const work = await mkdtemp(join(tmpdir(), 'radchain-lease-'))
   t.teardown(() => rm(work, { recursive: true, force: true }))
   const env = { RADCHAIN_PASSPHRASE: 'patient pass' }
@@ -114,4 +114,20 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   }
   const again = await cli(o2, ['lease', 'request', sid, '--json'])
   assertOneLineError(t, again, /erased/, 'a lease on an erased study')
+
+  // The audit: the same events in the same order on every node, erased study included.
+  const trails: string[] = []
+  for (const o of m.orgs) {
+    const a = await cli(o, ['audit', sid, '--json'])
+    t.equal(a.code, 0, a.stderr)
+    trails.push(a.stdout)
+  }
+  t.equal(new Set(trails).size, 1, 'every node lists the same trail')
+  const events = JSON.parse(trails[0] ?? '[]') as { type: string; by: string; height: number }[]
+  t.same(events.map((e) => e.type), ['study.register', 'lease.request', 'lease.grant', 'access.record', 'access.record', 'lease.revoke', 'study.erase', 'study.erase'])
+  t.same(events.map((e) => e.by.startsWith('patient:') ? 'patient' : e.by), ['org1', 'org2', 'org1', 'org2', 'org2', 'patient', 'org1', 'patient'])
+  t.ok(events.every((e, i) => i === 0 || e.height >= (events[i - 1]?.height ?? 0)), 'in ledger order')
+  const text = await cli(o3, ['audit', sid])
+  t.match(text.stdout, /lease granted\s+by org1/)
+  t.notMatch(text.stdout, /Doe|Archibald|77654033/, 'no patient identifier in the trail')
 })

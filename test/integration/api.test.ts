@@ -69,6 +69,11 @@ class FakeBackend implements ApiBackend {
   }
 
   readonly decisions: string[] = []
+  async audit(studyId: string): Promise<Record<string, unknown>[]> {
+    if (studyId !== '11'.repeat(16)) throw new RadError('STUDY_UNKNOWN', 'no such study')
+    return [{ type: 'study.register', height: 3 }]
+  }
+
   eraseStudy(studyId: string): string {
     if (studyId === 'ee'.repeat(16)) throw new RadError('STUDY_ERASED', 'already erased')
     this.decisions.push(`erase ${studyId}`)
@@ -644,6 +649,8 @@ t.test('leases: request, list, decisions, nonces', async (t) => {
   t.equal(await client.decideLease('aa'.repeat(32), 'deny', 'not now'), 'cd'.repeat(32))
   await t.rejects(client.decideLease('aa'.repeat(32), 'revoke'), { code: 'LEASE_NOT_CUSTODIAN', status: 403 })
   t.same(backend.decisions.slice(0, 2), [`grant ${'aa'.repeat(32)}`, `deny ${'aa'.repeat(32)} not now`])
+  t.same(await client.audit('11'.repeat(16)), [{ type: 'study.register', height: 3 }])
+  await t.rejects(client.audit('22'.repeat(16)), { code: 'STUDY_UNKNOWN', status: 404 })
   t.equal(await client.eraseStudy('11'.repeat(16)), 'ef'.repeat(32))
   await t.rejects(client.eraseStudy('ee'.repeat(16)), { code: 'STUDY_ERASED', status: 410 })
   t.equal(await client.nonce('ab'.repeat(32)), 7)

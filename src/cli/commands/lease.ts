@@ -49,8 +49,34 @@ async function patientTx<P>(o: GlobalOpts & { key: string; passphraseFile?: stri
   return { hash, ...(st.height === undefined ? {} : { height: st.height }) }
 }
 
-/** lease request|ls|grant|deny|revoke, and the patient's consent|approve|revoke|erase. */
+interface AuditView { height: number; time: number; type: string; by: string; leaseId: string | null; detail: Record<string, unknown> }
+
+function auditLine(e: AuditView): string {
+  const d = e.detail
+  const what: Record<string, string> = {
+    'study.register': 'registered',
+    'study.erase': 'erasure signed',
+    'consent.set': 'consent set by the patient',
+    'lease.request': `lease requested (${String(d.scope)}, ${Math.round(Number(d.durationMs) / 3_600_000)} h${d.purpose === '' || d.purpose === undefined ? '' : `, "${String(d.purpose)}"`})`,
+    'lease.approve': 'lease approved by the patient',
+    'lease.grant': 'lease granted',
+    'lease.deny': `lease denied${d.reason === '' || d.reason === undefined ? '' : ` ("${String(d.reason)}")`}`,
+    'lease.revoke': 'lease revoked',
+    'access.record': d.what === 'unwrap' ? 'key unwrapped under the lease' : 'study retrieved under the lease',
+  }
+  const by = e.by.startsWith('patient:') ? 'the patient' : e.by
+  return `${String(e.height).padStart(6)}  ${new Date(e.time).toISOString()}  ${(what[e.type] ?? e.type).padEnd(40)} by ${by}${e.leaseId === null ? '' : `  lease ${e.leaseId.slice(0, 12)}…`}`
+}
+
+/** lease request|ls|grant|deny|revoke, audit, and the patient's consent|approve|revoke|erase. */
 export function registerLeaseCommands(program: Command): void {
+  withNodeOpts(program.command('audit <studyId>').description('every event of a study on the ledger, in order: registration, consent, requests, grants, denials, retrievals, revocations, erasure'))
+    .action(action(async (studyId: string, o: GlobalOpts) => {
+      const client = await clientFor(o.node)
+      const events = (await client.audit(studyId)) as unknown as AuditView[]
+      print(o.json === true, events, () => `${' height'}  ${'chain time'.padEnd(24)}  event\n${events.map(auditLine).join('\n')}`)
+    }))
+
   const lease = program.command('lease').description('time-limited, scoped access to a study kept by another organization')
 
   withNodeOpts(lease.command('request <studyId>').description("ask the study's custodian for a lease (granted at once when the patient's consent covers it)"))
