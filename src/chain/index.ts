@@ -20,7 +20,7 @@ export { registerStudyTx, eraseStudyTx, getErased, isErased, listErased, ownsStu
 export { placementOrder, holdersOf } from './placement.js'
 export { getEnvelopeKeys, kemKeyTx, type KemKeyPayload } from './tx-types/kem.js'
 export {
-  LEASE_SCOPES, MAX_LEASE_MS, MIN_LEASE_MS, MAX_PURPOSE_BYTES, accessTx, consentCovers, consentFor, consentTx, getLease, leaseActive, leaseApproveTx,
+  LEASE_SCOPES, leaseClaimBytes, leaseOpenAt, violationReported, violationTx, type ViolationPayload, MAX_LEASE_MS, MIN_LEASE_MS, MAX_PURPOSE_BYTES, accessTx, consentCovers, consentFor, consentTx, getLease, leaseActive, leaseApproveTx,
   leaseDenyTx, leaseGrantTx, leaseIdFromHex, leaseRequestTx, leaseRevokeTx, leaseToJSON, listLeases,
   type AccessKind, type AccessPayload, type ConsentPolicy, type LeaseDenyPayload, type LeaseGrantPayload, type LeaseRecord, type LeaseRef,
   type LeaseRequestPayload, type LeaseScope, type LeaseStatus,

@@ -18,6 +18,8 @@ export const DOMAIN = {
   COMMIT: 'radchain/commit/v1',
   ORG_PROPOSAL: 'radchain/org-proposal/v1',
   GENESIS: 'radchain/genesis/v1',
+  /** What a lessee signs when it asks a holder for a chunk under its lease (evidence of a violation once the lease has ended). */
+  LEASE_CHUNK_REQUEST: 'radchain/lease-chunk-request/v1',
   /** Rendezvous weight of an organization for a study (chain/placement.ts). */
   PLACEMENT: 'radchain/placement/v1',
   /** HKDF-SHA256 info deriving an ML-KEM-768 seed from an X25519 private key (mlkem.ts). */

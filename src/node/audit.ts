@@ -20,7 +20,7 @@ export interface AuditEvent {
 }
 
 const STUDY_TYPES = new Set(['study.register', 'study.erase', 'lease.request', 'consent.set'])
-const LEASE_TYPES = new Set(['lease.approve', 'lease.grant', 'lease.deny', 'lease.revoke', 'access.record'])
+const LEASE_TYPES = new Set(['lease.approve', 'lease.grant', 'lease.deny', 'lease.revoke', 'access.record', 'violation.report'])
 const LAST_KEY = 'last'
 
 function pad(n: number, w: number): string {

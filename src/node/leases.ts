@@ -1,5 +1,5 @@
 import {
-  MAX_LEASE_MS, MAX_PURPOSE_BYTES, MIN_LEASE_MS, isErased, leaseRequestTx, leaseToJSON, accessTx, getEnvelopeKeys, getLease, getStudy, kemKeyTx, leaseActive, leaseDenyTx, leaseGrantTx, leaseRevokeTx, listLeases, signTx, consentCovers, consentFor,
+  violationReported, violationTx, type ViolationPayload, MAX_LEASE_MS, MAX_PURPOSE_BYTES, MIN_LEASE_MS, isErased, leaseRequestTx, leaseToJSON, accessTx, getEnvelopeKeys, getLease, getStudy, kemKeyTx, leaseActive, leaseDenyTx, leaseGrantTx, leaseRevokeTx, listLeases, signTx, consentCovers, consentFor,
   type LeaseRecord, type StudyRecord, type TxType,
 } from '../chain/index.js'
 import { mlkemFromX25519Private, sha256, unwrapKey, wrapKey, type OrgKeys } from '../crypto/index.js'
@@ -46,6 +46,8 @@ export class LeaseService {
   /** Leases (hex) whose grant this node submitted and that are not final yet. */
   readonly #granting = new Set<string>()
   #kemPending: string | undefined
+  /** Leases whose violation this node reported. */
+  readonly #reported = new Set<string>()
   /** Ended leases of this organization whose local copy was dealt with. */
   readonly #cleaned = new Set<string>()
 
@@ -55,7 +57,7 @@ export class LeaseService {
     this.#swarm = modules.swarm
     this.#keys = modules.keys
     this.#logger = modules.logger
-    this.#swarm.leaseAllows = (orgId, study) => this.activeLease(orgId, study) !== undefined
+    this.#swarm.onLeaseViolation = (v) => this.#reportViolation(v)
     this.#swarm.leaseObjectAllows = (orgId, study, hash) => {
       const l = this.activeLease(orgId, study)
       return l !== undefined && ((l.envelope !== null && equalBytes(l.envelope, hash)) || (l.scope === 'full' && equalBytes(study.demographics, hash)))
@@ -130,6 +132,11 @@ export class LeaseService {
         this.#logger.warn('lease clean-up failed; retried', { lease: id, err: errorMessage(err) })
       })
     }
+  }
+
+  /** The latest lease `orgId` was granted on `study` (active, expired or revoked), if any. */
+  latestLease(orgId: string, study: StudyRecord): LeaseRecord | undefined {
+    return listLeases(this.#chain.state, study.studyId).filter((l) => l.requester === orgId && (l.status === 'granted' || l.status === 'revoked')).at(-1)
   }
 
   /** The active lease `orgId` holds on `study` at the head's chain time, if any. */
@@ -226,6 +233,20 @@ export class LeaseService {
       if (direction === 'incoming') return getStudy(this.#chain.state, l.studyId)?.custodian === org
       return true
     }).map((l) => ({ ...leaseToJSON(l, now), custodian: getStudy(this.#chain.state, l.studyId)?.custodian ?? null }))
+  }
+
+  /** Puts a lessee's request under an ended lease on the ledger (once per lease). */
+  #reportViolation(v: ViolationPayload): void {
+    const id = toHex(v.leaseId)
+    if (this.#reported.has(id) || violationReported(this.#chain.state, v.leaseId)) return
+    this.#reported.add(id)
+    try {
+      this.#submit(violationTx, v)
+      this.#logger.warn('lease violation reported', { lease: id, requester: v.requester })
+    } catch (err) {
+      this.#reported.delete(id)
+      this.#logger.warn('lease violation not reported', { lease: id, err: errorMessage(err) })
+    }
   }
 
   /** Records a key unwrap or a completed retrieval under this organization's lease (an `access.record` transaction). */

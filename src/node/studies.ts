@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { isAbsolute, resolve } from 'node:path'
-import { eraseStudyTx, getErased, getStudy, listStudies, registerStudyTx, signTx, studyToJSON, type LeaseRecord, type RegisterStudyPayload, type StudyRecord } from '../chain/index.js'
+import { eraseStudyTx, getErased, getStudy, leaseActive, listStudies, registerStudyTx, signTx, studyToJSON, type LeaseRecord, type RegisterStudyPayload, type StudyRecord } from '../chain/index.js'
 import { mlkemFromX25519Private, parsePatientPublicKey, sha256, type OrgKeys, type PatientPublicKey } from '../crypto/index.js'
 import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
 import { EXPORT_SCOPES, contentRoot, exportStudy, packageStudy, scanInputs, type ExportScope } from '../study/index.js'
@@ -152,12 +152,17 @@ export class StudyJobs {
     const orgId = this.#orgId()
     let lease: LeaseRecord | undefined
     if (record.custodian !== orgId) {
-      lease = this.#leases.activeLease(orgId, record, scope)
+      // A lessee asks the holders, which judge its lease in chain time (and report a request under an
+      // ended lease). A node that holds the study by duty has the chunks already: it checks itself.
+      lease = this.#leases.activeLease(orgId, record, scope) ?? this.#leases.latestLease(orgId, record)
       if (lease === undefined) {
-        const images = this.#leases.activeLease(orgId, record)
-        throw new RadError('STUDY_NO_ACCESS', images !== undefined
-          ? `this organization's lease on study ${studyIdHex} is for images only: the full scope needs a full-scope lease`
-          : `study ${studyIdHex} is kept by ${record.custodian}: this organization has no active lease on it (radchain lease request ${studyIdHex} ...)`)
+        throw new RadError('STUDY_NO_ACCESS', `study ${studyIdHex} is kept by ${record.custodian}: this organization has no lease on it (radchain lease request ${studyIdHex} ...)`)
+      }
+      if (scope === 'full' && lease.scope !== 'full') {
+        throw new RadError('STUDY_NO_ACCESS', `this organization's lease on study ${studyIdHex} is for images only: the full scope needs a full-scope lease`)
+      }
+      if (this.#swarm.hasDuty(orgId, record) && !leaseActive(lease, this.#chain.head().header.time)) {
+        throw new RadError('STUDY_NO_ACCESS', `this organization's lease on study ${studyIdHex} has ended`)
       }
     }
     const id = randomBytes(8).toString('hex')
@@ -373,6 +378,7 @@ export class StudyJobs {
     // Whatever is missing here (list, chunks, envelope, demographics) comes from the other holders.
     const list = await this.#swarm.fetchChunks(record, {
       kind: 'fetch',
+      ...(lease === undefined ? {} : { lease }),
       onProgress: (p) => this.#update(id, { fetch: { done: p.done, bytes: p.bytes, peers: p.activePeers } }),
     })
     if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot)) {

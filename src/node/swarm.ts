@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import {
-  getLease, holdersOf, leaseGrantTx, listErased, listLeases, listStudies, getStudy, placementOrder, type Block, type LeaseGrantPayload, type OrgRecord, type StudyRecord,
+  getLease, holdersOf, leaseActive, leaseGrantTx, leaseOpenAt, listErased, listLeases, type LeaseRecord, type ViolationPayload, listStudies, getStudy, placementOrder, type Block, type LeaseGrantPayload, type OrgRecord, type StudyRecord,
 } from '../chain/index.js'
-import { sha256, type OrgKeys } from '../crypto/index.js'
+import { DOMAIN, sha256, signingBytes, verifyEd25519, type OrgKeys } from '../crypto/index.js'
 import {
   Bitfield, CHUNK_PROTOCOLS, SwarmError, decodeChunkRequest, decodeHave, decodeList, decodeObjectRequest, decodeStudyRequest, downloadChunks,
-  encodeChunkRequest, encodeHave, encodeList, encodeObjectRequest, encodeStudyRequest, type ChunkPeer, type DownloadProgress, type HaveInfo, type P2PNode,
+  LEASE_CLAIM_SIGNED_BYTES, encodeChunkRequest, encodeLeaseChunkRequest, encodeHave, encodeList, encodeObjectRequest, encodeStudyRequest, type ChunkPeer, type DownloadProgress, type HaveInfo, type P2PNode,
 } from '../p2p/index.js'
 import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
 import { contentRoot } from '../study/index.js'
@@ -97,8 +97,8 @@ export class SwarmService {
   #scrubTimer: NodeJS.Timeout | undefined
   #working = false
   #scrubCursor = 0
-  /** Extra serving permission (leases); the leases issue fills it in. */
-  leaseAllows: (orgId: string, study: StudyRecord) => boolean = () => false
+  /** Evidence of a request under an ended lease, to put on the ledger; the leases service fills it in. */
+  onLeaseViolation: (v: ViolationPayload) => void = () => undefined
   /** Which objects a lessee may fetch (its own envelope, the demographics with the full scope); the leases service fills it in. */
   leaseObjectAllows: (orgId: string, study: StudyRecord, hash: Uint8Array) => boolean = () => false
 
@@ -115,7 +115,7 @@ export class SwarmService {
     p2p.handle(CHUNK_PROTOCOLS.have, { maxRequestBytes: 16, maxResponseBytes: 5 + Math.ceil(0xffffffff / 8), timeoutMs: 10_000, handler: (from, req) => this.#serveHave(from, req) })
     p2p.handle(CHUNK_PROTOCOLS.list, { maxRequestBytes: 16, maxResponseBytes: 32 * 4 * 1024 * 1024, timeoutMs: 10_000, handler: (from, req) => this.#serveList(from, req) })
     // Chunks go over one long-lived stream per peer (pipelined): a fresh stream per chunk cost more than the chunk.
-    p2p.handlePipe(CHUNK_PROTOCOLS.get, { maxRequestBytes: 20, maxResponseBytes: chunkMax, timeoutMs: 30_000, concurrency: 4, handler: (from, req) => this.#serveChunk(from, req) })
+    p2p.handlePipe(CHUNK_PROTOCOLS.get, { maxRequestBytes: LEASE_CLAIM_SIGNED_BYTES + 64, maxResponseBytes: chunkMax, timeoutMs: 30_000, concurrency: 4, handler: (from, req) => this.#serveChunk(from, req) })
     p2p.handle(CHUNK_PROTOCOLS.object, { maxRequestBytes: 48, maxResponseBytes: MAX_OBJECT_BYTES, timeoutMs: 30_000, handler: (from, req) => this.#serveObject(from, req) })
     p2p.on('peer:connect', (key) => this.#downSince.delete(toHex(key)))
     p2p.on('peer:disconnect', (key) => {
@@ -201,9 +201,6 @@ export class SwarmService {
     return peerOrg.id === study.custodian || p.nominal.includes(peerOrg.id) || p.assigned.includes(peerOrg.id)
   }
 
-  #mayReceive(peerOrg: OrgRecord, study: StudyRecord): boolean {
-    return this.#hasDuty(peerOrg, study) || this.leaseAllows(peerOrg.id, study)
-  }
 
   #study(studyId: Uint8Array): StudyRecord {
     const r = getStudy(this.#chain.state, studyId)
@@ -247,12 +244,25 @@ export class SwarmService {
   }
 
   async #serveChunk(from: Uint8Array, req: Uint8Array): Promise<Uint8Array> {
-    const { studyId, index } = decodeChunkRequest(req)
+    const { studyId, index, claim } = decodeChunkRequest(req)
     const study = this.#study(studyId)
     const org = this.#peerOrg(from)
-    if (!this.#mayReceive(org, study)) {
-      this.#logger.info('chunk request refused', { study: toHex(studyId), org: org.id, reason: 'no replication duty or lease' })
-      throw new SwarmError('SWARM_NOT_ALLOWED', 'no replication duty or lease for this study')
+    if (!this.#hasDuty(org, study)) {
+      // Not a holder: only a lessee, with its signed claim, judged in chain time.
+      if (claim === undefined) {
+        this.#logger.info('chunk request refused', { study: toHex(studyId), org: org.id, reason: 'no replication duty or lease' })
+        throw new SwarmError('SWARM_NOT_ALLOWED', 'no replication duty or lease for this study')
+      }
+      if (!verifyEd25519(org.signKey, signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, claim.signed), claim.signature)) {
+        throw new SwarmError('SWARM_BAD_REQUEST', 'lease claim signature does not verify', { penalize: true })
+      }
+      const lease = getLease(this.#chain.state, claim.leaseId)
+      if (lease === undefined || lease.requester !== org.id || !equalBytes(lease.studyId, studyId)) throw new SwarmError('SWARM_NOT_ALLOWED', 'not a lease of this organization on this study')
+      if (!leaseActive(lease, this.#chain.head().header.time)) {
+        this.#logger.warn('chunk request under an ended lease refused', { study: toHex(studyId), org: org.id, lease: toHex(lease.leaseId) })
+        if (!leaseOpenAt(lease, claim.time)) this.onLeaseViolation({ requester: org.id, studyId, index, leaseId: lease.leaseId, time: claim.time, signature: claim.signature })
+        throw new SwarmError('SWARM_LEASE_ENDED', 'the lease has ended (expired or revoked)')
+      }
     }
     if (index >= study.chunkCount) throw new SwarmError('SWARM_BAD_REQUEST', 'chunk index out of range', { penalize: true })
     const list = await this.#index.chunkList(studyId)
@@ -357,7 +367,7 @@ export class SwarmService {
    * what is missing from every peer holding it. `kind` 'fetch' (a reader
    * waiting) uses the whole in-flight budget, 'replicate' a quarter.
    */
-  async fetchChunks(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void }): Promise<Uint8Array[]> {
+  async fetchChunks(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void }): Promise<Uint8Array[]> {
     // One download per study: a reader's fetch takes over a replication in
     // progress (what it stored stays), and anything else waits for the one running.
     const sid = toHex(study.studyId)
@@ -378,7 +388,7 @@ export class SwarmService {
     }
   }
 
-  async #fetchChunksLinked(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void }, own: AbortSignal): Promise<Uint8Array[]> {
+  async #fetchChunksLinked(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void }, own: AbortSignal): Promise<Uint8Array[]> {
     // Both the caller's signal and this service's stop end the transfer (plain listeners, see NOTES on AbortSignal.any).
     const ac = new AbortController()
     const stop = (): void => ac.abort(new SwarmError('SWARM_UNAVAILABLE', 'transfer stopped'))
@@ -394,7 +404,7 @@ export class SwarmService {
     }
   }
 
-  async #fetchChunks(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; onProgress?: (p: DownloadProgress) => void }, signal: AbortSignal): Promise<Uint8Array[]> {
+  async #fetchChunks(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; onProgress?: (p: DownloadProgress) => void }, signal: AbortSignal): Promise<Uint8Array[]> {
     const list = await this.#ensureList(study, signal)
     const held = new Bitfield(study.chunkCount)
     for (let i = 0; i < list.length; i++) if (await this.#chunks.has(list[i] as Uint8Array)) held.set(i)
@@ -412,7 +422,7 @@ export class SwarmService {
         peers: () => this.#peersFor(study),
         source: {
           have: async (peer, s) => (await this.#have(peer.key, study, s)).chunks,
-          fetch: (peer, index, s) => this.#p2p.pipeRequest(CHUNK_PROTOCOLS.get, peer.key, encodeChunkRequest(study.studyId, index), { signal: s, timeoutMs: 30_000, maxResponseBytes: study.chunkSize + 64 }),
+          fetch: (peer, index, s) => this.#p2p.pipeRequest(CHUNK_PROTOCOLS.get, peer.key, this.#chunkRequest(study, index, opts.lease), { signal: s, timeoutMs: 30_000, maxResponseBytes: study.chunkSize + 64 }),
         },
         store: (index, bytes) => this.#chunks.put(list[index] as Uint8Array, bytes, { defer: true }),
         onBadChunk: (peer, index) => {
@@ -439,6 +449,12 @@ export class SwarmService {
       await this.#chunks.flush().catch((err: unknown) => this.#logger.warn('chunk store flush failed', { err: errorMessage(err) }))
       this.#transfers.delete(`${opts.kind}:${sid}`)
     }
+  }
+
+  /** A chunk request: plain for a holder; under a lease, signed with this organization's key and stamped with its chain head time. */
+  #chunkRequest(study: StudyRecord, index: number, lease: LeaseRecord | undefined): Uint8Array {
+    if (lease === undefined) return encodeChunkRequest(study.studyId, index)
+    return encodeLeaseChunkRequest(study.studyId, index, lease.leaseId, this.#chain.head().header.time, (m) => this.#keys.signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, m)))
   }
 
   /** Whether the study is whole here: chunk list, every chunk, every object. */

@@ -1,3 +1,4 @@
+import { DOMAIN, signingBytes, verifyEd25519 } from '../../crypto/index.js'
 import { equalBytes, fromHex, toHex } from '../../util/index.js'
 import { CodecError, asArray, asBool, asBytes, asEnum, asString, asU64Number, decodeCanonical, encodeTrusted, u64, type Encodable } from '../codec.js'
 import { TxError } from '../errors.js'
@@ -25,7 +26,7 @@ export type LeaseStatus = 'requested' | 'granted' | 'denied' | 'revoked'
 const STATUSES: readonly LeaseStatus[] = ['requested', 'granted', 'denied', 'revoked']
 
 /** Shortest and longest lease. */
-export const MIN_LEASE_MS = 60_000
+export const MIN_LEASE_MS = 10_000
 export const MAX_LEASE_MS = 366 * 24 * 3600_000
 /** Longest purpose or reason text, UTF-8 bytes. */
 export const MAX_PURPOSE_BYTES = 200
@@ -381,4 +382,74 @@ export const accessTx: TxType<AccessPayload> = {
 export function leaseIdFromHex(hex: string): Uint8Array {
   if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new CodecError('CODEC_SCHEMA', 'a lease id is 64 hex digits')
   return fromHex(hex)
+}
+
+/** Evidence that an organization asked for a chunk under a lease that had ended: its own signed request. */
+export interface ViolationPayload {
+  readonly requester: string
+  readonly studyId: Uint8Array
+  readonly index: number
+  readonly leaseId: Uint8Array
+  /** Chain time the requester put in its request. */
+  readonly time: number
+  /** Its Ed25519 signature over signingBytes(LEASE_CHUNK_REQUEST, studyId || u32 index || leaseId || u64 time). */
+  readonly signature: Uint8Array
+}
+
+const VIOLATION_KEY = (leaseId: Uint8Array): string => `vr/${toHex(leaseId)}`
+
+/** The bytes a lessee signs when it asks for a chunk under a lease (the p2p chunk request's first 60 bytes). */
+export function leaseClaimBytes(studyId: Uint8Array, index: number, leaseId: Uint8Array, time: number): Uint8Array {
+  const b = Buffer.alloc(16 + 4 + 32 + 8)
+  b.set(studyId, 0)
+  b.writeUInt32BE(index, 16)
+  b.set(leaseId, 20)
+  b.writeBigUInt64BE(BigInt(time), 52)
+  return new Uint8Array(b)
+}
+
+/** Whether a lease opened its study at chain time `time` (granted and not expired, or revoked later). */
+export function leaseOpenAt(l: LeaseRecord, time: number): boolean {
+  if (l.status === 'granted') return time < l.expiry
+  if (l.status === 'revoked') return time >= l.grantedAt && time < l.endedAt
+  return false
+}
+
+/** Whether a violation was already reported for a lease (one report per lease). */
+export function violationReported(s: StateMap | StateOverlay, leaseId: Uint8Array): boolean {
+  return s.get(VIOLATION_KEY(leaseId)) !== undefined
+}
+
+/**
+ * `violation.report`: a holder puts on the ledger the signed request of an
+ * organization that asked for a chunk under a lease that had ended at the
+ * time it stated. Any node checks the signature against the requester's key
+ * and the lease's state. One report per lease.
+ */
+export const violationTx: TxType<ViolationPayload> = {
+  name: 'violation.report',
+  decode(raw) {
+    const a = asArray(raw, 'violation.report', 6)
+    return {
+      requester: orgIdOf(a[0], 'violation.requester'), studyId: asBytes(a[1], 'violation.studyId', 16), index: asU64Number(a[2], 'violation.index'),
+      leaseId: asBytes(a[3], 'violation.leaseId', 32), time: asU64Number(a[4], 'violation.time'), signature: asBytes(a[5], 'violation.signature', 64),
+    }
+  },
+  encode: (p) => [p.requester, p.studyId, u64(p.index), p.leaseId, u64(p.time), p.signature],
+  toJSON: (p) => ({ requester: p.requester, studyId: toHex(p.studyId), index: p.index, leaseId: toHex(p.leaseId), time: p.time, signature: toHex(p.signature) }),
+  apply(ctx, p) {
+    if (senderOrg(ctx) === undefined) throw new TxError('TX_UNAUTHORIZED', 'a violation is reported by an admitted organization')
+    const lease = getLease(ctx.state, p.leaseId)
+    if (lease === undefined || lease.requester !== p.requester || !equalBytes(lease.studyId, p.studyId)) throw new TxError('TX_INVALID', 'the evidence does not match a lease of that organization on that study')
+    const requester = getOrg(ctx.state, p.requester)
+    if (requester === undefined) throw new TxError('TX_INVALID', `${p.requester} is not admitted`)
+    if (p.index > 0xffffffff) throw new TxError('TX_INVALID', 'chunk index out of range')
+    if (!verifyEd25519(requester.signKey, signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, leaseClaimBytes(p.studyId, p.index, p.leaseId, p.time)), p.signature)) {
+      throw new TxError('TX_INVALID', 'the request signature does not verify with the requester\'s key')
+    }
+    if (p.time > ctx.time) throw new TxError('TX_INVALID', 'the request is dated after this block')
+    if (leaseOpenAt(lease, p.time)) throw new TxError('TX_INVALID', 'the lease was open at the time of the request: no violation')
+    if (violationReported(ctx.state, p.leaseId)) throw new TxError('TX_INVALID', 'a violation of this lease is already on the ledger')
+    ctx.state.set(VIOLATION_KEY(p.leaseId), encodeTrusted([p.requester, u64(p.time)]))
+  },
 }

@@ -1,9 +1,9 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import {
-  decodeTx, getEnvelopeKeys, getErased, getLease, getNonce, getStudy, leaseActive, signTx, type ConsentPolicy, type RegisterStudyPayload, type Tx,
+  decodeTx, getEnvelopeKeys, leaseClaimBytes, getErased, getLease, getNonce, getStudy, leaseActive, signTx, type ConsentPolicy, type RegisterStudyPayload, type Tx,
 } from '../../../src/chain/index.js'
-import type { Ed25519Signer } from '../../../src/crypto/index.js'
+import { DOMAIN, signingBytes, type Ed25519Signer } from '../../../src/crypto/index.js'
 import { CHAIN_ID, advance, makeChain, testSigner, type TestChain } from './fixtures.js'
 
 const CHUNK = 4096
@@ -182,4 +182,27 @@ t.test('malformed lease payloads are refused at decode', async (t) => {
     }
     t.throws(() => decodeTx(x.bytes, { chainId: CHAIN_ID, maxBytes: 8192 }), { code: 'TX_MALFORMED' }, type)
   }
+})
+
+t.test('violation reports: the lessee\'s signed request under an ended lease, checked by every node, once per lease', async (t) => {
+  const { c, s } = setup()
+  t.equal(run(c, tx(c, patient, 'consent.set', policy())), undefined)
+  const { x, id } = request(c, s, { durationMs: 60_000 })
+  t.equal(run(c, x), undefined)
+  t.equal(run(c, tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: id, envelope: new Uint8Array(32) })), undefined)
+  const lease = getLease(c.state, id) as NonNullable<ReturnType<typeof getLease>>
+  const claim = (signer: Ed25519Signer, time: number, index = 0): { requester: string; studyId: Uint8Array; index: number; leaseId: Uint8Array; time: number; signature: Uint8Array } => ({
+    requester: 'auth-1', studyId: s.studyId, index, leaseId: id, time, signature: signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, leaseClaimBytes(s.studyId, index, id, time))),
+  })
+  // Move chain time past the expiry.
+  advance(c, [], { dt: 61_000 })
+  const report = (p: ReturnType<typeof claim>, by = 'auth-2'): string | undefined => run(c, tx(c, org(c, by), 'violation.report', p))
+  t.equal(report(claim(org(c, 'auth-1'), lease.expiry - 1)), 'TX_INVALID', 'a request while the lease was open is no violation')
+  t.equal(report(claim(org(c, 'auth-3'), lease.expiry + 5)), 'TX_INVALID', 'a signature by another key is no evidence')
+  t.equal(run(c, tx(c, stranger, 'violation.report', claim(org(c, 'auth-1'), lease.expiry + 5))), 'TX_UNAUTHORIZED', 'reported by an organization')
+  t.equal(report(claim(org(c, 'auth-1'), c.head.header.time + 100_000)), 'TX_INVALID', 'a request dated in the future')
+  const ok = tx(c, org(c, 'auth-2'), 'violation.report', claim(org(c, 'auth-1'), lease.expiry + 5))
+  t.equal(run(c, ok), undefined, 'evidence that verifies')
+  t.ok(ok.bytes.length <= 512, `violation report: ${ok.bytes.length} bytes`)
+  t.equal(report(claim(org(c, 'auth-1'), lease.expiry + 6, 1), 'auth-3'), 'TX_INVALID', 'one report per lease')
 })

@@ -4,8 +4,8 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { getNonce, getParams, listOrgs, orgBySignKey, placementOrder, registerStudyTx, signTx, type RegisterStudyPayload } from '../../../src/chain/index.js'
-import { generateX25519, sha256, type OrgKeys } from '../../../src/crypto/index.js'
-import { CHUNK_PROTOCOLS, decodeHave, encodeChunkRequest, encodeObjectRequest, encodeStudyRequest, type HandleOpts, type P2PNode } from '../../../src/p2p/index.js'
+import { DOMAIN, generateX25519, sha256, signingBytes, type OrgKeys } from '../../../src/crypto/index.js'
+import { CHUNK_PROTOCOLS, decodeHave, encodeChunkRequest, encodeLeaseChunkRequest, encodeObjectRequest, encodeStudyRequest, type HandleOpts, type P2PNode } from '../../../src/p2p/index.js'
 import { ChainStore, ChunkStore, StudyIndex } from '../../../src/storage/index.js'
 import { contentRoot } from '../../../src/study/index.js'
 import { SwarmService } from '../../../src/node/swarm.js'
@@ -117,9 +117,12 @@ t.test('chunks and objects go to holders only; refusals say why', async (t) => {
   t.same(await f.p2p.call(CHUNK_PROTOCOLS.object, holder.signer.publicKey, encodeObjectRequest(f.study.studyId, f.study.custodianEnvelope)), f.objects[0])
   await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.object, outsider.signer.publicKey, encodeObjectRequest(f.study.studyId, f.study.custodianEnvelope)), { code: 'SWARM_NOT_ALLOWED' }, 'no envelope for an organization with no duty')
   await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.object, holder.signer.publicKey, encodeObjectRequest(f.study.studyId, new Uint8Array(32))), { code: 'SWARM_NOT_HELD' }, 'not an object of this study')
-  // The leases hook opens serving to a lessee.
-  f.swarm.leaseAllows = (orgId) => orgId === outsider.id
-  t.same(await f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeChunkRequest(f.study.studyId, 0)), f.chunks[0], 'a lessee is served')
+  // A claim under a lease: the signature must verify, and the lease must exist.
+  const sign = (signer: TestOrg['signer']) => (m: Uint8Array): Uint8Array => signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, m))
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 0, new Uint8Array(32), 1, sign(holder.signer))),
+    { code: 'SWARM_BAD_REQUEST', penalize: true }, 'a claim signed by another key')
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 0, new Uint8Array(32), 1, sign(outsider.signer))),
+    { code: 'SWARM_NOT_ALLOWED', message: /not a lease of this organization/ }, 'a claim on a lease that does not exist')
 })
 
 t.test('a holder down longer than the repair time: its replacement is served', async (t) => {

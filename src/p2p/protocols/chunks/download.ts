@@ -300,6 +300,11 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
       st.have?.clear(index)
       return
     }
+    if (code === 'SWARM_LEASE_ENDED') {
+      // The holders judge the lease in chain time: no point asking the others.
+      fatal ??= new SwarmError('SWARM_LEASE_ENDED', 'the holders refused the request: the lease has ended (expired or revoked)')
+      return
+    }
     if (code === 'SWARM_NOT_ALLOWED' || code === 'SWARM_UNKNOWN_STUDY') {
       st.benchedUntil = Date.now() + 5 * refreshMs
       st.have = undefined

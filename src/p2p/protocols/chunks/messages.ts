@@ -7,7 +7,9 @@ import { RadError, assertBytes } from '../../../util/index.js'
  *   chunks.have    req: studyId(16)              res: u32 count || u8 flags || bitfield (ceil(count/8) bytes)
  *                  flags: bit 0 = the chunk list is known, bit 1 = every object of the study (key envelopes, demographics) is held
  *   chunks.list    req: studyId(16)              res: chunk ids, 32 bytes each, in order
- *   chunks.get     req: studyId(16) || u32 index res: the chunk's bytes
+ *   chunks.get     req: studyId(16) || u32 index [|| leaseId(32) || u64 time || sig(64)]   res: the chunk's bytes
+ *                  The lease part is sent by a lessee (no replication duty): Ed25519 over
+ *                  signingBytes(LEASE_CHUNK_REQUEST, the first 60 bytes), time = its chain head time.
  *   chunks.object  req: studyId(16) || hash(32)  res: the object's bytes (key envelope, demographics)
  *
  * Bitfields are BitTorrent's (BEP 3): bit i is byte i>>3, mask 0x80>>(i&7);
@@ -26,8 +28,9 @@ export const CHUNK_PROTOCOLS = { have: 'chunks.have', list: 'chunks.list', get: 
  * - SWARM_BAD_REQUEST: a malformed request (penalized).
  * - SWARM_UNAVAILABLE: no reachable peer holds what is missing.
  * - SWARM_BAD_LIST: a chunk list that does not match the study's content root.
+ * - SWARM_LEASE_ENDED: the lease a request was made under has expired or was revoked (the holder reports it).
  */
-export type SwarmCode = 'SWARM_UNKNOWN_STUDY' | 'SWARM_NOT_HELD' | 'SWARM_NOT_ALLOWED' | 'SWARM_BAD_REQUEST' | 'SWARM_UNAVAILABLE' | 'SWARM_BAD_LIST'
+export type SwarmCode = 'SWARM_UNKNOWN_STUDY' | 'SWARM_NOT_HELD' | 'SWARM_NOT_ALLOWED' | 'SWARM_BAD_REQUEST' | 'SWARM_UNAVAILABLE' | 'SWARM_BAD_LIST' | 'SWARM_LEASE_ENDED'
 
 /** A swarm failure or refusal. */
 export class SwarmError extends RadError<SwarmCode> {
@@ -65,10 +68,43 @@ export function encodeChunkRequest(studyId: Uint8Array, index: number): Uint8Arr
   return new Uint8Array(b)
 }
 
-/** Parses a chunks.get request. */
-export function decodeChunkRequest(b: Uint8Array): { studyId: Uint8Array; index: number } {
-  if (b.length !== STUDY_ID_BYTES + 4) throw badRequest('chunk')
-  return { studyId: b.slice(0, STUDY_ID_BYTES), index: Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32BE(STUDY_ID_BYTES) }
+/** A lessee's signed claim on a chunk request: which lease, at what chain time. */
+export interface LeaseClaim {
+  readonly leaseId: Uint8Array
+  readonly time: number
+  readonly signature: Uint8Array
+  /** The bytes the signature covers (studyId || index || leaseId || time). */
+  readonly signed: Uint8Array
+}
+
+/** Length of the signed part of a lease chunk request. */
+export const LEASE_CLAIM_SIGNED_BYTES = STUDY_ID_BYTES + 4 + 32 + 8
+
+/** Request of chunks.get under a lease, signed by the lessee: `sign` gets the signed bytes and returns the 64-byte signature. */
+export function encodeLeaseChunkRequest(studyId: Uint8Array, index: number, leaseId: Uint8Array, time: number, sign: (msg: Uint8Array) => Uint8Array): Uint8Array {
+  assertBytes(leaseId, 32, 'leaseId')
+  const b = Buffer.alloc(LEASE_CLAIM_SIGNED_BYTES + 64)
+  b.set(encodeChunkRequest(studyId, index), 0)
+  b.set(leaseId, STUDY_ID_BYTES + 4)
+  b.writeBigUInt64BE(BigInt(time), STUDY_ID_BYTES + 36)
+  const sig = sign(new Uint8Array(b.subarray(0, LEASE_CLAIM_SIGNED_BYTES)))
+  assertBytes(sig, 64, 'signature')
+  b.set(sig, LEASE_CLAIM_SIGNED_BYTES)
+  return new Uint8Array(b)
+}
+
+/** Parses a chunks.get request, with the lessee's claim when there is one. */
+export function decodeChunkRequest(b: Uint8Array): { studyId: Uint8Array; index: number; claim?: LeaseClaim } {
+  if (b.length !== STUDY_ID_BYTES + 4 && b.length !== LEASE_CLAIM_SIGNED_BYTES + 64) throw badRequest('chunk')
+  const v = Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+  const base = { studyId: b.slice(0, STUDY_ID_BYTES), index: v.readUInt32BE(STUDY_ID_BYTES) }
+  if (b.length === STUDY_ID_BYTES + 4) return base
+  const time = v.readBigUInt64BE(STUDY_ID_BYTES + 36)
+  if (time > BigInt(Number.MAX_SAFE_INTEGER)) throw badRequest('chunk')
+  return {
+    ...base,
+    claim: { leaseId: b.slice(STUDY_ID_BYTES + 4, STUDY_ID_BYTES + 36), time: Number(time), signature: b.slice(LEASE_CLAIM_SIGNED_BYTES), signed: b.slice(0, LEASE_CLAIM_SIGNED_BYTES) },
+  }
 }
 
 /** Request of chunks.object. */
