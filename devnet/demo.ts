@@ -1,9 +1,10 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ApiClient } from '../src/api/index.js'
-import { RadError, sleep } from '../src/util/index.js'
-import { encodePatientPublicKey, generatePatientKeys } from '../src/crypto/index.js'
+import { RadError, sleep, toHex } from '../src/util/index.js'
+import { encodePatientPublicKey, generatePatientKeys, type OrgKeys } from '../src/crypto/index.js'
+import { consentTx, signTx, type TxType } from '../src/chain/index.js'
 import { pixelDigest, readDicom } from '../src/study/index.js'
 import { repoRoot } from './process.js'
 import { clientOf, devnetDown, devnetHeal, devnetPartition, devnetUp, startOrg, stopOrg, waitHeight, type DevnetOrg } from './devnet.js'
@@ -36,31 +37,118 @@ async function follow(c: ApiClient, id: string): Promise<Record<string, unknown>
   for (;;) {
     const j = await c.job(id)
     if (j.state === 'done') return j
-    if (j.state === 'failed') throw new RadError('DEMO_FAILED', `study job failed: ${JSON.stringify(j.error)}`)
+    if (j.state === 'failed') {
+      const e = j.error as { code?: string; message?: string } | null
+      throw new RadError(e?.code ?? 'DEMO_FAILED', e?.message ?? 'study job failed')
+    }
     await sleep(200)
   }
 }
 
-/** org1 adds a CT study owned by a patient, every node sees the registration, org1 reads it back. */
-async function studyStep(dir: string, clients: readonly ApiClient[], say: (line: string) => void): Promise<void> {
-  const [c1, , c3] = clients as [ApiClient, ApiClient, ApiClient]
+/** A patient-signed transaction submitted through a node, waited for until final. */
+async function patientTx<P>(c: ApiClient, keys: OrgKeys, type: TxType<P>, payload: P): Promise<void> {
+  const st = await c.status()
+  const tx = signTx(keys.signer, { chainId: st.chainId, type: type.name, nonce: await c.nonce(toHex(keys.signer.publicKey)), payload })
+  const r = await c.tx(await c.submitTx(tx.bytes), 30_000)
+  if (r.status !== 'final') throw new RadError('DEMO_FAILED', `${type.name} not final: ${r.error?.message ?? r.status}`)
+}
+
+const EVENT_TEXT: Record<string, string> = {
+  'study.register': 'study registered', 'lease.request': 'lease requested', 'consent.set': 'consent set', 'lease.approve': 'lease approved by the patient',
+  'lease.grant': 'lease granted', 'lease.deny': 'lease denied', 'lease.revoke': 'lease revoked', 'violation.report': 'VIOLATION: request under an ended lease',
+  'study.erase': 'erasure signed',
+}
+
+function auditLines(events: Record<string, unknown>[]): string[] {
+  return events.map((e) => {
+    const d = e.detail as Record<string, unknown>
+    const what = e.type === 'access.record' ? (d.what === 'unwrap' ? 'key unwrapped under the lease' : 'study retrieved under the lease') : (EVENT_TEXT[String(e.type)] ?? String(e.type))
+    const by = String(e.by).startsWith('patient:') ? 'the patient' : String(e.by)
+    return `     height ${String(e.height).padStart(4)}  ${new Date(Number(e.time)).toISOString()}  ${what.padEnd(40)} by ${by}`
+  })
+}
+
+/**
+ * The imaging story: an imaging center (org1) adds a study for a patient who
+ * holds their own key; a hospital that does not hold it asks for a lease;
+ * the patient's consent grants it; the imaging center goes offline; the
+ * hospital fetches the study from the other holders, checks it and writes
+ * DICOM files; the audit trail; the lease expires and a further fetch is
+ * refused and put on the ledger as a violation.
+ */
+async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line: string) => void): Promise<void> {
+  const o1 = orgs[0] as DevnetOrg
+  const c1 = await clientOf(o1)
   const input = join(repoRoot(), 'test', 'vectors', 'dicom', 'study-77654033', 'CT2')
   const inputs = (await readdir(input)).map((f) => join(input, f))
-  say(`7. org1 adds a CT study (${inputs.length} images) for a patient who holds their own key`)
+  say(`7. The imaging center (org1) adds a CT study of ${inputs.length} images for a patient who holds their own key`)
   const patient = generatePatientKeys()
   patient.secret.fill(0)
   const job = await follow(c1, await c1.addStudies([input], { patient: encodePatientPublicKey(patient.publicKey) }))
-  const study = (job.studies as { studyId: string; height: number; chunks: number; size: number }[])[0]
+  const study = (job.studies as { studyId: string; height: number; chunks: number; size: number; holders: string[] }[])[0]
   if (study === undefined) throw new RadError('DEMO_FAILED', 'no study registered')
-  say(`   de-identified (PS3.15 Basic profile), encrypted into ${study.chunks} chunk(s), ${study.size} bytes; registered as ${study.studyId} at height ${study.height}`)
-  const seen = await c3.study(study.studyId)
-  say(`   org3's ledger shows it: custodian ${String(seen.custodian)}, owner ${short(String(seen.owner))}..., content root ${short(String(seen.contentRoot))}...; no patient data on the ledger`)
-  const out = join(dir, 'study-out')
-  const got = await follow(c1, await c1.getStudy(study.studyId, { out, scope: 'images' }))
+  const sid = study.studyId
+  say(`   de-identified (DICOM PS3.15 Basic profile), encrypted under a fresh key, ${study.size} bytes in ${study.chunks} chunk(s); registered as ${sid} at height ${study.height}`)
+  say(`   replicated to ${study.holders.join(', ')}; the ledger holds ids and hashes only, no patient data`)
+  const nro = orgs.find((o) => !study.holders.includes(o.id)) as DevnetOrg
+  const cn = await clientOf(nro)
+
+  say(`8. A hospital (${nro.id}) asks for a 20-second lease on the images, for a second opinion`)
+  const leaseId = await cn.requestLease(sid, { scope: 'images', durationMs: 20_000, purpose: 'second opinion' })
+  await cn.tx(leaseId, 30_000)
+  const early = await cn.getStudy(sid, { out: join(dir, 'early') }).then((id) => follow(cn, id)).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
+  say(`   lease ${short(leaseId)}... requested; the patient has not consented yet, so nothing is granted (a fetch now: ${early.includes('no lease') ? 'refused, no lease' : early})`)
+
+  say('9. The patient consents: images, for any organization, up to 30 days; the imaging center\'s node grants on its own')
+  await patientTx(cn, patient.keys, consentTx, { studyId: null, anyOrg: true, orgs: [], purposes: [], scopes: ['images'], maxDurationMs: 30 * 86_400_000, researchPool: false })
+  let granted: Record<string, unknown> | undefined
+  for (let i = 0; i < 150 && granted === undefined; i++) {
+    granted = (await cn.leases('outgoing')).find((l) => l.leaseId === leaseId && l.status === 'granted')
+    if (granted === undefined) await sleep(200)
+  }
+  if (granted === undefined) throw new RadError('DEMO_FAILED', 'the lease was not granted')
+  say(`   granted until ${new Date(Number(granted.expiry)).toISOString()} (chain time); the study key, wrapped to ${nro.id}'s public key, sits with the study's chunks at the holders`)
+  // The holders take the lease envelope before the imaging center goes away.
+  for (let i = 0; i < 150; i++) {
+    const r = (await cn.study(sid)) as { replication: { holders: string[] } }
+    if (r.replication.holders.filter((h) => h !== o1.id).length >= 2) break
+    await sleep(200)
+  }
+
+  say('10. The imaging center goes offline; the hospital fetches the study from the other holders')
+  await stopOrg(o1)
+  const out = join(dir, `${nro.id}-images`)
+  const t0 = performance.now()
+  const got = await follow(cn, await cn.getStudy(sid, { out, scope: 'images' }))
   const files = (await readdir(out)).map((f) => join(out, f))
   const same = JSON.stringify(await digestsOf(files)) === JSON.stringify(await digestsOf(inputs))
   if (!same) throw new RadError('DEMO_FAILED', 'pixel digests differ after the round trip')
-  say(`   org1 decrypts it back: ${String(got.files)} de-identified DICOM files, every pixel digest equal to the original's`)
+  const anyName = (await Promise.all(files.map(async (f) => (await readFile(f)).includes(Buffer.from('Doe^Archibald'))))).some((x) => x)
+  if (anyName) throw new RadError('DEMO_FAILED', 'a patient name reached the images scope')
+  say(`    ${String(got.files)} DICOM files written to ${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s; every pixel digest equals the original's; no demographics in them`)
+
+  const other = orgs.find((o) => o !== o1 && o !== nro) as DevnetOrg
+  const co = await clientOf(other)
+  say(`11. The audit trail, as any node (${other.id}) reads it from the ledger`)
+  await sleep(1500)
+  for (const l of auditLines(await co.audit(sid))) say(l)
+
+  say('12. The lease expires (chain time); a further fetch is refused by the holders and recorded as a violation')
+  const expiry = Number(granted.expiry)
+  for (let i = 0; i < 300 && (await cn.status()).headTime <= expiry; i++) await sleep(200)
+  const again = await cn.getStudy(sid, { out: join(dir, 'again') }).then((id) => follow(cn, id)).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
+  say(`    ${again === 'served' ? 'SERVED (unexpected)' : `refused: ${again.replace(/^study job failed: /, '')}`}`)
+  if (again === 'served') throw new RadError('DEMO_FAILED', 'a fetch after expiry was served')
+  let events: Record<string, unknown>[] = []
+  for (let i = 0; i < 100; i++) {
+    events = await co.audit(sid)
+    if (events.some((e) => e.type === 'violation.report')) break
+    await sleep(200)
+  }
+  const v = events.filter((e) => e.type === 'violation.report')
+  if (v.length === 0) throw new RadError('DEMO_FAILED', 'the violation did not reach the ledger')
+  for (const l of auditLines(v)) say(l)
+  say(`    the evidence is ${nro.id}'s own signed request: every node checked its signature and the lease's end before accepting it`)
 }
 
 function short(h: string): string {
@@ -143,8 +231,8 @@ export async function runDemo(opts: DemoOpts): Promise<void> {
     const head = await (now[0] as ApiClient).block(String(minTop))
     const cert = head.certificate as { signers: string[]; round: number } | null
     say(`   checked heights 1..${minTop} on all four; block ${minTop} is certified by ${cert?.signers.length ?? 0} of 4 authorities`)
-    await studyStep(dir, now, say)
-    say('Demo complete: four organizations, one ledger, no central broker.')
+    await imagingStory(dir, m.orgs, say)
+    say('Demo complete: four organizations, one ledger, no central broker; the patient decided, and every access is on the ledger.')
   } finally {
     await devnetDown(dir, !opts.keep && opts.dir === undefined).catch(() => 0)
     if (opts.keep || opts.dir !== undefined) say(`devnet kept in ${dir} (radchain devnet up --dir ${dir} restarts it)`)

@@ -3,10 +3,16 @@ import { runDemo } from '../../../devnet/demo.js'
 import { RadError } from '../../util/index.js'
 import { action } from '../main.js'
 
-/** demo. */
+/** demo, and the same as devnet demo. */
 export function registerDemoCommand(program: Command): void {
-  program.command('demo')
-    .description('the whole flow on a local 4-organization devnet: start, record notes, crash and restart a node, split and heal the network, check every node agrees')
+  demoCommand(program.command('demo'))
+  const devnet = program.commands.find((c) => c.name() === 'devnet')
+  if (devnet !== undefined) demoCommand(devnet.command('demo'))
+}
+
+function demoCommand(cmd: Command): void {
+  cmd
+    .description('the whole story on a local 4-organization devnet: the ledger survives a crash and a split; a study is added for a patient, leased under the patient\'s consent, fetched while its custodian is offline, audited; the lease expires and a further fetch is recorded as a violation')
     .option('--notes <n>', 'notes to record', '1000')
     .option('--dir <dir>', 'devnet folder (default: a fresh temporary one, removed afterwards)')
     .option('--base-port <port>', 'first port of the devnet', '7900')
