@@ -10,6 +10,7 @@ import { registerOrgCommands } from './commands/org.js'
 import { registerStudyCommands, registerSwarmCommands } from './commands/study.js'
 import { registerPatientCommands } from './commands/patient.js'
 import { registerLeaseCommands } from './commands/lease.js'
+import { registerWatchCommand } from './commands/watch.js'
 
 /** Options every command accepts. */
 export interface GlobalOpts {
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
   registerSwarmCommands(program)
   registerPatientCommands(program)
   registerLeaseCommands(program)
+  registerWatchCommand(program)
   registerDevnetCommands(program)
   registerDemoCommand(program)
   return program

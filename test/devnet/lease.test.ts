@@ -3,9 +3,11 @@ import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { clientOf, startOrg, stopOrg } from '../../devnet/devnet.js'
-import { repoRoot } from '../../devnet/process.js'
+import { cliPath, repoRoot } from '../../devnet/process.js'
+import { spawn } from 'node:child_process'
+import { sleep } from '../../src/util/index.js'
 import { TAG, firstString, pixelDigest, readDicom } from '../../src/study/index.js'
-import { assertOneLineError, jsonOf, runCli } from '../integration/helpers/cli.js'
+import { assertOneLineError, cleanEnv, jsonOf, runCli } from '../integration/helpers/cli.js'
 import { newDevnet, org, waitFor } from './helpers.js'
 
 interface Lease { leaseId: string; status: string; scope: string; requester: string }
@@ -30,6 +32,14 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   // The lessee is the organization that does not hold the study: everything it gets comes under its lease.
   const o2 = m.orgs.find((o) => !(added?.holders ?? []).includes(o.id)) as typeof o1
   t.ok(o2 !== undefined && o2.id !== 'org1', `the lessee is ${o2.id}`)
+
+  // The patient watches their studies through the lessee's node.
+  const watch = spawn(process.execPath, [cliPath(), 'watch', '--node', o2.dir, '--key', join(work, 'patient.key'), '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() })
+  let watched = ''
+  watch.stdout.setEncoding('utf8').on('data', (d: string) => { watched += d })
+  t.teardown(() => { watch.kill('SIGKILL') })
+  await waitFor('watch connected', 10_000, () => watch.stderr.readable && watch.pid !== undefined)
+  await sleep(1000)
 
   // org2 asks; the patient has no consent policy yet: the request waits.
   const req = await cli(o2, ['lease', 'request', sid, '--scope', 'images', '--duration', '2h', '--purpose', 'second opinion', '--json'])
@@ -134,7 +144,33 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   t.same(events.map((e) => e.type), ['study.register', 'lease.request', 'lease.grant', 'access.record', 'access.record', 'lease.revoke', 'violation.report', 'study.erase', 'study.erase'])
   t.same(events.map((e) => e.by.startsWith('patient:') ? 'patient' : e.by).filter((_, i) => i !== 6), ['org1', o2.id, 'org1', o2.id, o2.id, 'patient', 'org1', 'patient'])
   t.ok(events.every((e, i) => i === 0 || e.height >= (events[i - 1]?.height ?? 0)), 'in ledger order')
+  // What the patient's watch saw, in order.
+  await waitFor('the watch saw the erasure', 10_000, () => watched.includes('"erased"'), 200)
+  watch.kill('SIGTERM')
+  const kinds = watched.trim().split('\n').map((l) => (JSON.parse(l) as { kind: string; for: string[] }))
+  const seen = [...new Set(kinds.map((k) => k.kind))]
+  t.same(seen, ['lease-requested', 'lease-granted', 'access', 'lease-revoked', 'violation', 'erased'], 'the patient was told of every step')
+  t.ok(kinds.every((k) => k.for.includes('patient')), 'each notification concerns the patient\'s study')
   const text = await cli(o3.id === o2.id ? o1 : o3, ['audit', sid])
   t.match(text.stdout, /lease granted\s+by org1/)
   t.notMatch(text.stdout, /Doe|Archibald|77654033/, 'no patient identifier in the trail')
+
+  // After the whole run: no patient identifier from the input in any node's ledger, logs or chunk store.
+  const secrets = ['Doe^Archibald', 'Archibald', '77654033']
+  const leaks: string[] = []
+  let checked = 0
+  for (const o of m.orgs) {
+    const files = [
+      ...(await readdir(join(o.dir, 'db'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)),
+      ...(await readdir(join(o.dir, 'chunks'), { recursive: true, withFileTypes: true }).catch(() => [])).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)),
+      join(o.dir, 'daemon.log'),
+    ]
+    for (const f of files) {
+      const b = await readFile(f).catch(() => Buffer.alloc(0))
+      checked++
+      for (const x of secrets) if (b.includes(Buffer.from(x))) leaks.push(`${x} in ${f}`)
+    }
+  }
+  t.ok(checked > 20, `${checked} files checked`)
+  t.same(leaks, [], 'no patient identifier anywhere a node wrote')
 })
