@@ -8,11 +8,12 @@ import { measureDevnet } from './devnet-throughput.js'
 import { measureLibp2pStream } from './libp2p-stream.js'
 import { measureStudyIngest } from './study-ingest.js'
 import { measureSwarm } from './swarm.js'
+import { measureLease } from './lease.js'
 import { repoRoot } from '../devnet/process.js'
 
-// Which benchmarks to run: RADCHAIN_BENCH=node,devnet,stream,ingest,swarm (default all). Sections of
+// Which benchmarks to run: RADCHAIN_BENCH=node,devnet,stream,ingest,swarm,lease (default all). Sections of
 // benchmarks not run are kept from BENCHMARKS.md, each with the date it was measured.
-const only = new Set((process.env.RADCHAIN_BENCH ?? 'node,devnet,stream,ingest,swarm').split(','))
+const only = new Set((process.env.RADCHAIN_BENCH ?? 'node,devnet,stream,ingest,swarm,lease').split(','))
 const env = (k: string, d: number): number => Number(process.env[k] ?? d)
 
 const log = (s: string): void => {
@@ -188,6 +189,31 @@ pull it (replication uses a quarter of the in-flight budget and at most 4 reques
 org1 loses its chunk store and \`study get\` fetches the study from the 3 holders, and again with
 two of them stopped, from 1 (org1 pulls nothing by itself: testing.noPull). Fetch figures come from
 org1's log (bytes and time of the transfer, chunk list to last chunk stored and synced).`)
+}
+
+if (only.has('lease')) {
+  const slices = env('RADCHAIN_BENCH_LEASE_SLICES', 128)
+  log(`lease: ledger bytes per transaction, and request to retrieved files for a ${slices}-slice study on a 4-organization devnet`)
+  const r = await measureLease({ slices, basePort: env('RADCHAIN_BENCH_LEASE_PORT', 9600), log })
+  const met = (n: number): string => (n > 0 && n <= 512 ? 'met' : 'not met')
+  log(`  request ${r.bytes.request} B, grant ${r.bytes.grant} B, access record ${r.bytes.access} B; request to files ${r.seconds.total.toFixed(2)} s`)
+  sections.push(`## Leases: ledger bytes and time to a retrieved study
+
+_Measured ${date}._
+
+| figure | value | target |
+|---|---|---|
+| \`lease.request\`, signature included | **${r.bytes.request} B** | ≤ 512 B: ${met(r.bytes.request)} |
+| \`lease.grant\` | **${r.bytes.grant} B** | ≤ 512 B: ${met(r.bytes.grant)} |
+| \`access.record\` | **${r.bytes.access} B** | ≤ 512 B: ${met(r.bytes.access)} |
+| for reference: \`consent.set\`, \`study.register\` | ${r.bytes.consent} B, ${r.bytes.register} B | |
+| lease request to the ${(r.studyBytes / 1e6).toFixed(0)} MB study's files written at the lessee | **${r.seconds.total.toFixed(2)} s** (to the grant ${r.seconds.toGrant.toFixed(2)} s, then fetch, decrypt and write ${r.seconds.fetchAndWrite.toFixed(2)} s) | |
+
+Four daemon processes on this machine; the patient has consented beforehand to images for any
+organization, so the custodian's node grants on its own at the first block after the request; the
+lessee is the organization that holds no copy, so every chunk comes from the holders under its lease
+(signed chunk requests), then the lease envelope, then decryption and the DICOM files. Sizes are the
+largest of each type in the run, as the blocks carry them.`)
 }
 
 // Sections of benchmarks not run this time are kept from the last file, with their own dates.

@@ -130,8 +130,14 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   const other = orgs.find((o) => o !== o1 && o !== nro) as DevnetOrg
   const co = await clientOf(other)
   say(`11. The audit trail, as any node (${other.id}) reads it from the ledger`)
-  await sleep(1500)
-  for (const l of auditLines(await co.audit(sid))) say(l)
+  // The lessee's access records become final at the next blocks.
+  let trail: Record<string, unknown>[] = []
+  for (let i = 0; i < 150; i++) {
+    trail = await co.audit(sid)
+    if (trail.filter((e) => e.type === 'access.record').length >= 2) break
+    await sleep(200)
+  }
+  for (const l of auditLines(trail)) say(l)
 
   say('12. The lease expires (chain time); a further fetch is refused by the holders and recorded as a violation')
   const expiry = Number(granted.expiry)
