@@ -110,8 +110,28 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   await waitFor('the violation on the ledger', 20_000, async () => (await c2.audit(sid)).some((e) => e.type === 'violation.report'), 250)
   t.pass('the holder put the signed request on the ledger')
 
-  // Erasure: the custodian (back online) and the patient both sign; then no node keeps anything of the study.
+  // With the custodian back: a full-scope request waits for the patient's approval, another is denied.
   await startOrg(o1)
+  const third = m.orgs.find((o) => o !== o1 && o !== o2) as typeof o1
+  const fullReq = jsonOf<{ leaseId: string }>(t, await cli(o2, ['lease', 'request', sid, '--scope', 'full', '--duration', '1h', '--purpose', 'surgery planning', '--json'])).leaseId
+  const otherReq = jsonOf<{ leaseId: string }>(t, await cli(third, ['lease', 'request', sid, '--scope', 'full', '--duration', '1h', '--purpose', 'marketing', '--json'])).leaseId
+  const incoming = jsonOf<Lease[]>(t, await cli(o1, ['lease', 'ls', '--incoming', '--json']))
+  t.same(incoming.filter((l) => l.status === 'requested').map((l) => l.leaseId).sort(), [fullReq, otherReq].sort(), 'the custodian sees both requests waiting')
+  const denied = await cli(o1, ['lease', 'deny', otherReq, '--reason', 'not a care purpose', '--json'])
+  t.equal(denied.code, 0, denied.stderr)
+  const thirdGet = await cli(third, ['study', 'get', sid, '--out', join(work, 'third'), '--json'])
+  assertOneLineError(t, thirdGet, /no lease/, 'a denied requester gets no key and no chunks')
+  const approve = await cli(o2, ['patient', 'approve', fullReq, '--key', join(work, 'patient.key'), '--json'])
+  t.equal(approve.code, 0, approve.stderr)
+  await waitFor('the approved full-scope lease granted', 30_000, async () => (await c2.leases('outgoing')).some((l) => l.leaseId === fullReq && l.status === 'granted'), 250)
+  const fullOut = join(work, 'full-out')
+  const gf = await cli(o2, ['study', 'get', sid, '--out', fullOut, '--scope', 'full', '--json'])
+  t.equal(gf.code, 0, gf.stderr)
+  const restored = await Promise.all((await readdir(fullOut)).map((f) => readDicom(join(fullOut, f))))
+  t.same(restored.map((r) => firstString(r.dataset, TAG.PatientID)).sort(), originals.map((r) => firstString(r.dataset, TAG.PatientID)).sort(), 'the full scope restores the demographics')
+  t.same(restored.map((r) => firstString(r.dataset, TAG.SOPInstanceUID)).sort(), originals.map((r) => firstString(r.dataset, TAG.SOPInstanceUID)).sort(), 'and the original UIDs')
+
+  // Erasure: the custodian and the patient both sign; then no node keeps anything of the study.
   const e1 = await cli(o1, ['study', 'erase', sid, '--json'])
   t.equal(e1.code, 0, e1.stderr)
   t.equal((await cli(o2, ['study', 'show', sid, '--json'])).code, 0, 'one signature: not erased yet')
@@ -141,15 +161,20 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   }
   t.equal(new Set(trails).size, 1, 'every node lists the same trail')
   const events = JSON.parse(trails[0] ?? '[]') as { type: string; by: string; height: number }[]
-  t.same(events.map((e) => e.type), ['study.register', 'lease.request', 'lease.grant', 'access.record', 'access.record', 'lease.revoke', 'violation.report', 'study.erase', 'study.erase'])
-  t.same(events.map((e) => e.by.startsWith('patient:') ? 'patient' : e.by).filter((_, i) => i !== 6), ['org1', o2.id, 'org1', o2.id, o2.id, 'patient', 'org1', 'patient'])
+  t.same(events.map((e) => e.type), [
+    'study.register', 'lease.request', 'lease.grant', 'access.record', 'access.record', 'lease.revoke', 'violation.report',
+    'lease.request', 'lease.request', 'lease.deny', 'lease.approve', 'lease.grant', 'access.record', 'access.record', 'study.erase', 'study.erase',
+  ])
+  t.same(events.map((e) => e.by.startsWith('patient:') ? 'patient' : e.by).filter((_, i) => i !== 6), [
+    'org1', o2.id, 'org1', o2.id, o2.id, 'patient', o2.id, third.id, 'org1', 'patient', 'org1', o2.id, o2.id, 'org1', 'patient',
+  ])
   t.ok(events.every((e, i) => i === 0 || e.height >= (events[i - 1]?.height ?? 0)), 'in ledger order')
   // What the patient's watch saw, in order.
   await waitFor('the watch saw the erasure', 10_000, () => watched.includes('"erased"'), 200)
   watch.kill('SIGTERM')
   const kinds = watched.trim().split('\n').map((l) => (JSON.parse(l) as { kind: string; for: string[] }))
   const seen = [...new Set(kinds.map((k) => k.kind))]
-  t.same(seen, ['lease-requested', 'lease-granted', 'access', 'lease-revoked', 'violation', 'erased'], 'the patient was told of every step')
+  t.same(seen, ['lease-requested', 'lease-granted', 'access', 'lease-revoked', 'violation', 'lease-denied', 'erased'], 'the patient was told of every step')
   t.ok(kinds.every((k) => k.for.includes('patient')), 'each notification concerns the patient\'s study')
   const text = await cli(o3.id === o2.id ? o1 : o3, ['audit', sid])
   t.match(text.stdout, /lease granted\s+by org1/)
