@@ -109,6 +109,10 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   t.same((await c2.leases('outgoing')).map((l) => l.status), ['revoked'])
   await waitFor('the violation on the ledger', 20_000, async () => (await c2.audit(sid)).some((e) => e.type === 'violation.report'), 250)
   t.pass('the holder put the signed request on the ledger')
+  // The lease has ended: the lessee (no replica duty) no longer keeps the copy it fetched under it.
+  const lesseeFiles = async (): Promise<number> => (await readdir(join(o2.dir, 'chunks'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).length
+  await waitFor('the lessee deleted its copy', 20_000, async () => (await lesseeFiles()) === 0, 250)
+  t.pass('no chunk or envelope of the study left at the lessee')
 
   // With the custodian back: a full-scope request waits for the patient's approval, another is denied.
   await startOrg(o1)
