@@ -60,7 +60,8 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
   const node = join(dir, 'node')
   const daemon = new DaemonProcess(node)
   t.teardown(() => daemon.kill())
-  await initDataDir({ dir: node, dev: true, apiPort: 0, scrypt: { N: 1024, r: 8, p: 1 }, params: { blockIntervalMs: 300, chunkSize: CHUNK } })
+  // No periodic scrub: this test flips a byte and expects the read path to find it.
+  await initDataDir({ dir: node, dev: true, apiPort: 0, scrypt: { N: 1024, r: 8, p: 1 }, params: { blockIntervalMs: 300, chunkSize: CHUNK }, config: { swarm: { scrubIntervalMs: 0 } } })
   const client = await daemon.start()
   const env = { RADCHAIN_PASSPHRASE: 'patient passphrase' }
   const cli = (args: string[]): ReturnType<typeof runCli> => runCli([...args, '--node', node], { env, timeoutMs: 60_000 })
