@@ -1,12 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ApiClient } from '../src/api/index.js'
 import { consentTx, signTx } from '../src/chain/index.js'
 import { encodePatientPublicKey, generatePatientKeys } from '../src/crypto/index.js'
 import { generateCtStudy } from '../src/study/index.js'
 import { sleep, toHex } from '../src/util/index.js'
-import { clientOf, devnetDown, devnetUp, type DevnetOrg } from '../devnet/devnet.js'
+import { clientOf, devnetDown, devnetUp, waitJob, type DevnetOrg } from '../devnet/devnet.js'
 
 /** Result of {@link measureLease}. */
 export interface LeaseBenchResult {
@@ -18,14 +17,6 @@ export interface LeaseBenchResult {
   readonly seconds: { readonly total: number; readonly toGrant: number; readonly fetchAndWrite: number }
 }
 
-async function follow(c: ApiClient, id: string): Promise<Record<string, unknown>> {
-  for (;;) {
-    const j = await c.job(id)
-    if (j.state === 'done') return j
-    if (j.state === 'failed') throw new Error(`job failed: ${JSON.stringify(j.error)}`)
-    await sleep(20)
-  }
-}
 
 /**
  * On a 4-organization devnet, org1 adds a synthetic CT study of `slices`
@@ -44,7 +35,7 @@ export async function measureLease(opts: { slices: number; basePort: number; log
       const o1 = m.orgs[0] as DevnetOrg
       const c1 = await clientOf(o1)
       const patient = generatePatientKeys()
-      const job = await follow(c1, await c1.addStudies([join(dir, 'input')], { patient: encodePatientPublicKey(patient.publicKey) }))
+      const job = await waitJob(c1, await c1.addStudies([join(dir, 'input')], { patient: encodePatientPublicKey(patient.publicKey) }))
       const study = (job.studies as { studyId: string; size: number; holders: string[]; tx: string }[])[0]
       if (study === undefined) throw new Error('no study')
       const lessee = m.orgs.find((o) => !study.holders.includes(o.id)) as DevnetOrg
@@ -67,7 +58,7 @@ export async function measureLease(opts: { slices: number; basePort: number; log
         }
         await sleep(20)
       }
-      await follow(cl, await cl.getStudy(study.studyId, { out: join(dir, 'out') }))
+      await waitJob(cl, await cl.getStudy(study.studyId, { out: join(dir, 'out') }), 20)
       const t1 = performance.now()
       // Sizes of the transactions, as the blocks carry them.
       const size: Record<string, number> = {}

@@ -2,10 +2,9 @@ import { execFileSync } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ApiClient } from '../src/api/index.js'
 import { generateCtStudy } from '../src/study/index.js'
 import { sleep } from '../src/util/index.js'
-import { clientOf, devnetDown, devnetUp, startOrg, stopOrg, type DevnetOrg } from '../devnet/devnet.js'
+import { clientOf, devnetDown, devnetUp, startOrg, stopOrg, waitJob, type DevnetOrg } from '../devnet/devnet.js'
 import { measureLibp2pStream } from './libp2p-stream.js'
 
 /** Result of {@link measureSwarm}. MB = 10^6 bytes. */
@@ -38,14 +37,6 @@ async function logLines(o: DevnetOrg): Promise<LogLine[]> {
   return out
 }
 
-async function follow(c: ApiClient, id: string): Promise<Record<string, unknown>> {
-  for (;;) {
-    const j = await c.job(id)
-    if (j.state === 'done') return j
-    if (j.state === 'failed') throw new Error(`job failed: ${JSON.stringify(j.error)}`)
-    await sleep(50)
-  }
-}
 
 /** Wipes org1's chunk store, restarts it, fetches the study with `study get`, and reads the transfer figures from its log. */
 async function fetchAt(o1: DevnetOrg, sid: string, out: string): Promise<{ mbPerSec: number; seconds: number; peers: number }> {
@@ -58,7 +49,7 @@ async function fetchAt(o1: DevnetOrg, sid: string, out: string): Promise<{ mbPer
   for (let i = 0; i < 100 && (await c.status()).peers === 0; i++) await sleep(100)
   await sleep(1000)
   const before = (await logLines(o1)).length
-  await follow(c, await c.getStudy(sid, { out }))
+  await waitJob(c, await c.getStudy(sid, { out }))
   const line = (await logLines(o1)).slice(before).find((l) => l.msg === 'study chunks fetched' && l.study === sid && l.kind === 'fetch')
   if (line?.bytes === undefined || line.ms === undefined) throw new Error('no fetch line in the log')
   if (process.env.RADCHAIN_BENCH_DEBUG !== undefined) console.log(JSON.stringify(line))
@@ -90,7 +81,7 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
       execFileSync('sync')
       const c1 = await clientOf(o1)
       opts.log('  study add at org1, replication to org2, org3, org4')
-      const job = await follow(c1, await c1.addStudies([input]))
+      const job = await waitJob(c1, await c1.addStudies([input]))
       const added = (job.studies as { studyId: string; size: number; chunks: number; durable: boolean }[])[0]
       if (added === undefined || !added.durable) throw new Error('the study did not become durable')
       const sid = added.studyId

@@ -7,7 +7,7 @@ import { encodePatientPublicKey, generatePatientKeys, type OrgKeys } from '../sr
 import { consentTx, signTx, type TxType } from '../src/chain/index.js'
 import { pixelDigest, readDicom } from '../src/study/index.js'
 import { repoRoot } from './process.js'
-import { clientOf, devnetDown, devnetHeal, devnetPartition, devnetUp, startOrg, stopOrg, waitHeight, type DevnetOrg } from './devnet.js'
+import { clientOf, devnetDown, devnetHeal, devnetPartition, devnetUp, startOrg, stopOrg, waitHeight, waitJob, type DevnetOrg } from './devnet.js'
 
 /** Options of the devnet demo. */
 export interface DemoOpts {
@@ -33,17 +33,6 @@ async function digestsOf(files: readonly string[]): Promise<string[]> {
   return (await Promise.all(files.map(async (f) => pixelDigest(await readDicom(f)).digest))).sort()
 }
 
-async function follow(c: ApiClient, id: string): Promise<Record<string, unknown>> {
-  for (;;) {
-    const j = await c.job(id)
-    if (j.state === 'done') return j
-    if (j.state === 'failed') {
-      const e = j.error as { code?: string; message?: string } | null
-      throw new RadError(e?.code ?? 'DEMO_FAILED', e?.message ?? 'study job failed')
-    }
-    await sleep(200)
-  }
-}
 
 /** A patient-signed transaction submitted through a node, waited for until final. */
 async function patientTx<P>(c: ApiClient, keys: OrgKeys, type: TxType<P>, payload: P): Promise<void> {
@@ -84,7 +73,7 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   say(`7. The imaging center (org1) adds a CT study of ${inputs.length} images for a patient who holds their own key`)
   const patient = generatePatientKeys()
   patient.secret.fill(0)
-  const job = await follow(c1, await c1.addStudies([input], { patient: encodePatientPublicKey(patient.publicKey) }))
+  const job = await waitJob(c1, await c1.addStudies([input], { patient: encodePatientPublicKey(patient.publicKey) }))
   const study = (job.studies as { studyId: string; height: number; chunks: number; size: number; holders: string[] }[])[0]
   if (study === undefined) throw new RadError('DEMO_FAILED', 'no study registered')
   const sid = study.studyId
@@ -96,7 +85,7 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   say(`8. A hospital (${nro.id}) asks for a 20-second lease on the images, for a second opinion`)
   const leaseId = await cn.requestLease(sid, { scope: 'images', durationMs: 20_000, purpose: 'second opinion' })
   await cn.tx(leaseId, 30_000)
-  const early = await cn.getStudy(sid, { out: join(dir, 'early') }).then((id) => follow(cn, id)).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
+  const early = await cn.getStudy(sid, { out: join(dir, 'early') }).then((id) => waitJob(cn, id)).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
   say(`   lease ${short(leaseId)}... requested; the patient has not consented yet, so nothing is granted (a fetch now: ${early.includes('no lease') ? 'refused, no lease' : early})`)
 
   say('9. The patient consents: images, for any organization, up to 30 days; the imaging center\'s node grants on its own')
@@ -119,7 +108,7 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   await stopOrg(o1)
   const out = join(dir, `${nro.id}-images`)
   const t0 = performance.now()
-  const got = await follow(cn, await cn.getStudy(sid, { out, scope: 'images' }))
+  const got = await waitJob(cn, await cn.getStudy(sid, { out, scope: 'images' }))
   const files = (await readdir(out)).map((f) => join(out, f))
   const same = JSON.stringify(await digestsOf(files)) === JSON.stringify(await digestsOf(inputs))
   if (!same) throw new RadError('DEMO_FAILED', 'pixel digests differ after the round trip')
@@ -142,7 +131,7 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   say('12. The lease expires (chain time); a further fetch is refused by the holders and recorded as a violation')
   const expiry = Number(granted.expiry)
   for (let i = 0; i < 300 && (await cn.status()).headTime <= expiry; i++) await sleep(200)
-  const again = await cn.getStudy(sid, { out: join(dir, 'again') }).then((id) => follow(cn, id)).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
+  const again = await cn.getStudy(sid, { out: join(dir, 'again') }).then((id) => waitJob(cn, id)).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
   say(`    ${again === 'served' ? 'SERVED (unexpected)' : `refused: ${again.replace(/^study job failed: /, '')}`}`)
   if (again === 'served') throw new RadError('DEMO_FAILED', 'a fetch after expiry was served')
   let events: Record<string, unknown>[] = []

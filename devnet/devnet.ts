@@ -166,6 +166,23 @@ export async function stopOrg(o: DevnetOrg, signal: NodeJS.Signals = 'SIGTERM'):
   return true
 }
 
+/**
+ * Polls a daemon job (`study add`, `study get`) every `intervalMs` until it is
+ * done, and returns its view; a failed job throws a RadError with the job's
+ * code and message.
+ */
+export async function waitJob(client: ApiClient, id: string, intervalMs = 50): Promise<Record<string, unknown>> {
+  for (;;) {
+    const j = await client.job(id)
+    if (j.state === 'done') return j
+    if (j.state === 'failed') {
+      const e = j.error as { code?: string; message?: string } | null
+      throw new RadError(e?.code ?? 'JOB_FAILED', e?.message ?? 'the job failed')
+    }
+    await sleep(intervalMs)
+  }
+}
+
 /** Waits until every listed org's height reaches `height`. */
 export async function waitHeight(m: DevnetManifest, height: number, opts: { orgs?: readonly DevnetOrg[]; timeoutMs?: number } = {}): Promise<NodeStatus[]> {
   const orgs = opts.orgs ?? m.orgs

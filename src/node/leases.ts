@@ -9,24 +9,24 @@ import { RadError, equalBytes, errorMessage, toHex, type Logger } from '../util/
 import type { ChainService } from './chain-service.js'
 import type { SwarmService } from './swarm.js'
 
-/** The study key from this organization's custodian envelope (the caller zeroes it). */
-export function unwrapStudyKey(keys: OrgKeys, envelope: Uint8Array, studyId: Uint8Array): Uint8Array {
+/** Opens an envelope wrapped to this organization with `context` (the caller zeroes the key). */
+function unwrapOwn(keys: OrgKeys, envelope: Uint8Array, context: Uint8Array): Uint8Array {
   const kem = mlkemFromX25519Private(keys.encryption.privateKey)
   try {
-    return unwrapKey(envelope, { x25519Priv: keys.encryption.privateKey, mlkemSecret: kem.secretKey }, studyKeyContext(studyId))
+    return unwrapKey(envelope, { x25519Priv: keys.encryption.privateKey, mlkemSecret: kem.secretKey }, context)
   } finally {
     kem.secretKey.fill(0)
   }
 }
 
+/** The study key from this organization's custodian envelope (the caller zeroes it). */
+export function unwrapStudyKey(keys: OrgKeys, envelope: Uint8Array, studyId: Uint8Array): Uint8Array {
+  return unwrapOwn(keys, envelope, studyKeyContext(studyId))
+}
+
 /** The key a lease hands over (images: the data key; full: the study key), from the lessee's envelope (the caller zeroes it). */
 export function unwrapLeaseKey(keys: OrgKeys, envelope: Uint8Array, lease: LeaseRecord): Uint8Array {
-  const kem = mlkemFromX25519Private(keys.encryption.privateKey)
-  try {
-    return unwrapKey(envelope, { x25519Priv: keys.encryption.privateKey, mlkemSecret: kem.secretKey }, leaseKeyContext(lease.leaseId, lease.scope))
-  } finally {
-    kem.secretKey.fill(0)
-  }
+  return unwrapOwn(keys, envelope, leaseKeyContext(lease.leaseId, lease.scope))
 }
 
 /**
@@ -46,6 +46,8 @@ export class LeaseService {
   /** Leases (hex) whose grant this node submitted and that are not final yet. */
   readonly #granting = new Set<string>()
   #kemPending: string | undefined
+  /** This organization's ML-KEM-768 public key (derived once: key generation is not free, and this runs at every block). */
+  readonly #kemPublic: Uint8Array
   /** Leases whose violation this node reported. */
   readonly #reported = new Set<string>()
   /** Ended leases of this organization whose local copy was dealt with. */
@@ -57,6 +59,9 @@ export class LeaseService {
     this.#swarm = modules.swarm
     this.#keys = modules.keys
     this.#logger = modules.logger
+    const kem = mlkemFromX25519Private(this.#keys.encryption.privateKey)
+    kem.secretKey.fill(0)
+    this.#kemPublic = kem.publicKey
     this.#swarm.onLeaseViolation = (v) => this.#reportViolation(v)
     this.#swarm.leaseObjectAllows = (orgId, study, hash) => {
       const l = this.activeLease(orgId, study)
@@ -98,15 +103,13 @@ export class LeaseService {
   #publishKem(): void {
     const org = this.#org()
     if (org === undefined) return
-    const mine = mlkemFromX25519Private(this.#keys.encryption.privateKey)
-    mine.secretKey.fill(0)
     const onLedger = getEnvelopeKeys(this.#chain.state, org)
-    if (onLedger !== undefined && equalBytes(onLedger.mlkem, mine.publicKey)) {
+    if (onLedger !== undefined && equalBytes(onLedger.mlkem, this.#kemPublic)) {
       this.#kemPending = undefined
       return
     }
     if (this.#kemPending !== undefined && this.#chain.mempool.size > 0) return
-    this.#kemPending = this.#submit(kemKeyTx, { kemKey: mine.publicKey })
+    this.#kemPending = this.#submit(kemKeyTx, { kemKey: this.#kemPublic })
     this.#logger.info('envelope key published', { org })
   }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import {
-  getLease, holdersOf, leaseActive, leaseGrantTx, leaseOpenAt, listErased, listLeases, type LeaseRecord, type ViolationPayload, listStudies, getStudy, placementOrder, type Block, type LeaseGrantPayload, type OrgRecord, type StudyRecord,
+  getLease, leaseActive, leaseGrantTx, leaseOpenAt, listErased, listLeases, type LeaseRecord, type ViolationPayload, listStudies, getStudy, placementOrder, type Block, type LeaseGrantPayload, type OrgRecord, type StudyRecord,
 } from '../chain/index.js'
 import { DOMAIN, sha256, signingBytes, verifyEd25519, type OrgKeys } from '../crypto/index.js'
 import {
@@ -166,12 +166,17 @@ export class SwarmService {
   }
 
   /** Whether this node considers organization `org` gone long enough to be replaced. */
-  #isDown(org: OrgRecord): boolean {
+  #isDown(org: OrgRecord, connected: ReadonlySet<string> = this.#connectedKeys()): boolean {
     if (equalBytes(org.signKey, this.#keys.signer.publicKey)) return false
     const hex = toHex(org.signKey)
-    if (this.#p2p.peers().some((p) => toHex(p.publicKey) === hex)) return false
+    if (connected.has(hex)) return false
     const since = this.#downSince.get(hex) ?? this.#startedAt
     return Date.now() - since > this.#opts.repairAfterMs
+  }
+
+  /** Hex keys of the connected peers. */
+  #connectedKeys(): Set<string> {
+    return new Set(this.#p2p.peers().map((p) => toHex(p.publicKey)))
   }
 
   /** Placement for a study: the nominal holders and, from this node's view, who holds it now that some may be down. */
@@ -180,11 +185,13 @@ export class SwarmService {
     const ids = orgs.map((o) => o.id)
     const k = this.#chain.params().replicationFactor
     const order = placementOrder(study.studyId, study.custodian, ids)
-    const nominal = holdersOf(study.studyId, study.custodian, ids, k)
+    // holdersOf's definition (the first k of the order), without hashing again.
+    const nominal = order.slice(0, Math.max(1, k))
     const byId = new Map(orgs.map((o) => [o.id, o]))
+    const connected = this.#connectedKeys()
     const assigned = order.filter((id) => {
       const o = byId.get(id)
-      return o !== undefined && !this.#isDown(o)
+      return o !== undefined && !this.#isDown(o, connected)
     }).slice(0, k)
     return { order, nominal, assigned, target: Math.min(k, order.length) }
   }
