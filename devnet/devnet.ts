@@ -6,7 +6,7 @@ import { genesisToJSON, type Genesis } from '../src/chain/index.js'
 import { ApiClient, type NodeStatus } from '../src/api/index.js'
 import { DATADIR_FILES, initDataDir, type DaemonInfo, type NodeConfigJSON } from '../src/node/index.js'
 import { RadError, exists, fromHex, sleep, writeFileAtomic } from '../src/util/index.js'
-import { cliPath } from './process.js'
+import { cliPath, daemonNodeArgs } from './process.js'
 
 /** Devnet failure codes. */
 export type DevnetCode = 'DEVNET_EXISTS' | 'DEVNET_NOT_FOUND' | 'DEVNET_BAD_ORG' | 'DEVNET_START_TIMEOUT' | 'DEVNET_DAEMON_EXITED' | 'DEVNET_NOT_RUNNING'
@@ -124,8 +124,7 @@ export async function startOrg(o: DevnetOrg, timeoutMs = 30_000): Promise<ApiCli
   if ((await pidOf(o)) !== undefined) return clientOf(o)
   await rm(join(o.dir, DATADIR_FILES.daemon), { force: true })
   const log = openSync(join(o.dir, 'daemon.log'), 'a')
-  const nodeArgs = (process.env.RADCHAIN_DAEMON_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
-  const child = spawn(process.execPath, [...nodeArgs, cliPath(), 'daemon', '--dir', o.dir], { stdio: ['ignore', log, log], detached: true })
+  const child = spawn(process.execPath, [...daemonNodeArgs(), cliPath(), 'daemon', '--dir', o.dir], { stdio: ['ignore', log, log], detached: true })
   closeSync(log)
   let exited = false
   child.once('exit', () => {

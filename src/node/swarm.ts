@@ -421,6 +421,7 @@ export class SwarmService {
       throw new SwarmError('SWARM_UNAVAILABLE', `${study.chunkCount - held.count} chunk(s) of study ${sid} are not on this node and no other organization is reachable`)
     }
     const startedAt = Date.now()
+    const cpuAtStart = process.cpuUsage()
     this.#transfers.set(`${opts.kind}:${sid}`, { studyId: sid, kind: opts.kind, done: held.count, total: study.chunkCount, bytes: 0, peers: 0, startedAt })
     try {
       const res = await downloadChunks({
@@ -431,7 +432,7 @@ export class SwarmService {
           have: async (peer, s) => (await this.#have(peer.key, study, s)).chunks,
           fetch: (peer, index, s) => this.#p2p.pipeRequest(CHUNK_PROTOCOLS.get, peer.key, this.#chunkRequest(study, index, opts.lease), { signal: s, timeoutMs: 30_000, maxResponseBytes: study.chunkSize + 64 }),
         },
-        store: (index, bytes) => this.#chunks.put(list[index] as Uint8Array, bytes, { defer: true }),
+        store: (index, bytes) => this.#chunks.put(list[index] as Uint8Array, bytes, { defer: true, verified: true }), // downloadChunks verified them
         onBadChunk: (peer, index) => {
           this.#logger.warn('peer sent a chunk that does not match its id', { study: sid, index, peer: peer.id })
           this.#p2p.penalize(peer.key, 50, 'bad chunk')
@@ -448,7 +449,7 @@ export class SwarmService {
       })
       this.#logger.info('study chunks fetched', {
         study: sid, kind: opts.kind, chunks: res.fetched, bytes: res.bytes, peers: Object.keys(res.perPeer).length, ms: Date.now() - startedAt,
-        maxInFlight: res.maxInFlight, medianRequestMs: res.medianRequestMs, duplicates: res.duplicates,
+        maxInFlight: res.maxInFlight, medianRequestMs: res.medianRequestMs, duplicates: res.duplicates, cpuMs: cpuMs(process.cpuUsage(cpuAtStart)),
       })
       return list
     } finally {
@@ -596,4 +597,9 @@ export class SwarmService {
     }
     this.#scrubCursor++
   }
+}
+
+/** Milliseconds of CPU (user and system, every thread of the process) in a process.cpuUsage() difference. */
+function cpuMs(u: NodeJS.CpuUsage): number {
+  return Math.round((u.user + u.system) / 1000)
 }

@@ -55,6 +55,9 @@ export function waitDrain(stream: Stream, signal: AbortSignal): Promise<void> {
   })
 }
 
+/** Parts of a frame at most this long are copied together with the prefix into one send. */
+const COALESCE_BYTES = 16 * 1024
+
 /**
  * Hands one frame (length prefix, then the payload given as one buffer or as
  * consecutive parts) to `stream` without waiting. Returns false when the
@@ -65,11 +68,27 @@ export function sendFrame(stream: Stream, payload: Uint8Array | Uint8Array[]): b
   const parts = payload instanceof Uint8Array ? [payload] : payload
   let length = 0
   for (const p of parts) length += p.length
-  let ok: boolean
+  let ok = true
   try {
-    // Separate sends: the prefix is 4 bytes, and a large payload is not copied.
-    ok = stream.send(encodeFrameHeader(length))
-    for (const p of parts) if (p.length > 0) ok = stream.send(p)
+    // Every send() becomes its own muxer frame, encrypted message and socket
+    // write (and a window update from the receiver), so the prefix and the
+    // small parts are joined into one buffer; large parts are sent as they
+    // are, not copied.
+    let small: Uint8Array[] = [encodeFrameHeader(length)]
+    const flush = (): void => {
+      if (small.length > 0) ok = stream.send(small.length === 1 ? (small[0] as Uint8Array) : Buffer.concat(small))
+      small = []
+    }
+    for (const p of parts) {
+      if (p.length === 0) continue
+      if (p.length <= COALESCE_BYTES) {
+        small.push(p)
+        continue
+      }
+      flush()
+      ok = stream.send(p)
+    }
+    flush()
   } catch (err) {
     throw new P2PError('P2P_STREAM_ERROR', 'stream is not writable', { cause: err })
   }

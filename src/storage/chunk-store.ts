@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sha256 } from '../crypto/index.js'
 import { RadError, assertBytes, assertInt, equalBytes, toHex } from '../util/index.js'
@@ -84,6 +84,12 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
+/** Writes all of `bytes` at the file's current position (one write() call for most sizes; FileHandle.writeFile would split it in 512 KiB writes). */
+async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
+  let off = 0
+  while (off < bytes.length) off += (await fh.write(bytes, off, bytes.length - off)).bytesWritten
+}
+
 async function fsyncDir(dir: string): Promise<void> {
   const dh = await open(dir, 'r')
   try {
@@ -116,6 +122,8 @@ export class ChunkStore implements ChunkBackend {
   #deferred = false
   /** Per-id tail of the operation chain, so put/delete/drop of one id never interleave. */
   readonly #locks = new Map<string, Promise<unknown>>()
+  /** Fan-out folders known to exist. */
+  readonly #dirs = new Set<string>()
 
   private constructor(opts: ChunkStoreOptions, used: number) {
     this.#dir = opts.dir
@@ -229,12 +237,14 @@ export class ChunkStore implements ChunkBackend {
    * them in bulk; a crash before it may lose or tear the chunk, which the
    * next open or read notices (entries without a file are dropped, unindexed
    * files verified and indexed, torn files fail verification and are
-   * dropped).
+   * dropped). With `verified`, the caller has already checked that `bytes`
+   * hash to `id` (a downloader verifies every chunk as it arrives), and the
+   * store does not hash them again.
    */
-  async put(id: Uint8Array, bytes: Uint8Array, opts: { defer?: boolean } = {}): Promise<void> {
+  async put(id: Uint8Array, bytes: Uint8Array, opts: { defer?: boolean; verified?: boolean } = {}): Promise<void> {
     const hex = this.#hex(id)
     assertBytes(bytes, undefined, 'chunk bytes')
-    if (!equalBytes(sha256(bytes), id)) throw new ChunkStoreError('CHUNK_BAD_ID', `chunk ${hex} does not hash to its id`, { penalize: true })
+    if (opts.verified !== true && !equalBytes(sha256(bytes), id)) throw new ChunkStoreError('CHUNK_BAD_ID', `chunk ${hex} does not hash to its id`, { penalize: true })
     await this.#locked(hex, async () => {
       this.#checkOpen()
       if ((await this.#size(hex)) !== undefined) return
@@ -278,12 +288,34 @@ export class ChunkStore implements ChunkBackend {
   async #writeFile(hex: string, bytes: Uint8Array, defer = false): Promise<void> {
     const path = this.#path(hex)
     const dir = join(this.#dir, hex.slice(0, 2), hex.slice(2, 4))
-    await mkdir(dir, { recursive: true })
+    if (!this.#dirs.has(dir)) {
+      await mkdir(dir, { recursive: true })
+      if (this.#dirs.size >= 65_536) this.#dirs.clear() // at most 256 x 256 folders; bounded all the same
+      this.#dirs.add(dir)
+    }
+    if (defer) {
+      // Written in place, without a temporary name: until flush() nothing of
+      // it is durable anyway, its index entry comes only after the last byte,
+      // and a torn file left by a crash is caught at open (wrong size, or not
+      // indexed and failing verification) or at the first read (verified).
+      const fh = await open(path, 'w', 0o644)
+      try {
+        await writeAll(fh, bytes)
+      } catch (err) {
+        await fh.close().catch(() => {})
+        await unlink(path).catch(() => {})
+        throw err
+      }
+      await fh.close()
+      this.#pendingDirs.add(dir)
+      this.#pendingFiles.add(path)
+      return
+    }
     const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`
     const fh = await open(tmp, 'wx', 0o644)
     try {
-      await fh.writeFile(bytes)
-      if (!defer) await fh.sync()
+      await writeAll(fh, bytes)
+      await fh.sync()
       await fh.close()
       await rename(tmp, path)
     } catch (err) {
@@ -291,10 +323,7 @@ export class ChunkStore implements ChunkBackend {
       await unlink(tmp).catch(() => {})
       throw err
     }
-    if (defer) {
-      this.#pendingDirs.add(dir)
-      this.#pendingFiles.add(path)
-    } else await fsyncDir(dir)
+    await fsyncDir(dir)
   }
 
   /**
@@ -308,7 +337,8 @@ export class ChunkStore implements ChunkBackend {
     if (size === undefined) return undefined
     let bytes: Uint8Array
     try {
-      bytes = new Uint8Array(await readFile(this.#path(hex)))
+      const b = await readFile(this.#path(hex))
+      bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength) // a view, not a copy
     } catch (err) {
       if ((err as { code?: string }).code !== 'ENOENT') throw err
       // A concurrent delete removes the index entry first: then the chunk is simply gone.

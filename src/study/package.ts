@@ -75,7 +75,7 @@ export interface DemographicsRecord {
   instances: InstanceIdentityRecord[]
 }
 
-/** Where encrypted chunks go (ChunkStore satisfies it). */
+/** Where encrypted chunks go (ChunkStore satisfies it); `id` is always chunkId(bytes), computed by the packer. */
 export interface ChunkSink {
   put(id: Uint8Array, bytes: Uint8Array): Promise<void>
 }
