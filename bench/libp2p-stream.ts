@@ -83,6 +83,7 @@ async function runReceiver(encryption: BenchEncryption): Promise<void> {
   }
   process.on('message', (msg: unknown) => {
     if ((msg as { stop?: boolean }).stop === true) stop()
+    if ((msg as { cpu?: boolean }).cpu === true) process.send?.({ cpuMs: cpuMsOf(process.cpuUsage()) })
   })
   process.on('disconnect', stop)
 }
@@ -133,12 +134,33 @@ async function transfer(node: Libp2p, addr: string, bytes: number, chunk: Uint8A
   return seconds
 }
 
+/** Milliseconds of CPU (user and system, all threads) in a process.cpuUsage() value. */
+export function cpuMsOf(u: NodeJS.CpuUsage): number {
+  return (u.user + u.system) / 1000
+}
+
+function receiverCpuMs(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: unknown): void => {
+      const v = (m as { cpuMs?: unknown }).cpuMs
+      if (typeof v !== 'number') return
+      child.off('message', onMessage)
+      resolve(v)
+    }
+    child.on('message', onMessage)
+    child.send({ cpu: true }, (err) => {
+      if (err !== null) reject(err)
+    })
+  })
+}
+
 /**
  * Moves `bytes` over one libp2p stream between two processes on 127.0.0.1
  * and returns the throughput (MB = 10^6 bytes) and the timed seconds of the
- * median of `runs` transfers (default 3).
+ * median of `runs` transfers (default 3), and the CPU time both processes
+ * spent per MB over the timed runs (every thread, user and system).
  */
-export async function measureLibp2pStream(opts: { bytes: number; encryption: BenchEncryption; runs?: number }): Promise<{ mbPerSec: number; seconds: number }> {
+export async function measureLibp2pStream(opts: { bytes: number; encryption: BenchEncryption; runs?: number }): Promise<{ mbPerSec: number; seconds: number; cpuMsPerMB: number }> {
   if (!Number.isSafeInteger(opts.bytes) || opts.bytes <= 0) throw new RangeError('bytes must be a positive integer')
   const runs = opts.runs ?? 3
   if (!Number.isInteger(runs) || runs < 1) throw new RangeError('runs must be a positive integer')
@@ -162,10 +184,12 @@ export async function measureLibp2pStream(opts: { bytes: number; encryption: Ben
     const want = opts.encryption === 'noise' ? '/noise' : '/tls/1.0.0'
     if (used !== want) throw new Error(`connection encrypted with ${String(used)}, not ${want}`)
     const times: number[] = []
+    const cpu0 = cpuMsOf(process.cpuUsage()) + (await receiverCpuMs(child))
     for (let i = 0; i < runs; i++) times.push(await transfer(node, addr, opts.bytes, chunk))
+    const cpuMs = cpuMsOf(process.cpuUsage()) + (await receiverCpuMs(child)) - cpu0
     times.sort((a, b) => a - b)
     const seconds = times[Math.floor(times.length / 2)] as number
-    return { mbPerSec: opts.bytes / 1e6 / seconds, seconds }
+    return { mbPerSec: opts.bytes / 1e6 / seconds, seconds, cpuMsPerMB: cpuMs / ((runs * opts.bytes) / 1e6) }
   } finally {
     clearTimeout(timer)
     await node?.stop()

@@ -1,7 +1,7 @@
 import '../src/util/polyfill.js'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { cpus } from 'node:os'
+import { availableParallelism, cpus } from 'node:os'
 import { measureVerifyRate } from './verify-rate.js'
 import { measureNodeThroughput } from './node-throughput.js'
 import { measureDevnet } from './devnet-throughput.js'
@@ -172,6 +172,13 @@ if (only.has('swarm')) {
   const repFactor = r.replicate.seconds / r.bare.seconds
   const met = (ok: boolean): string => (ok ? 'met' : 'not met')
   log(`  bare ${fmt(r.bare.mbPerSec)} MB/s; fetch from 3 ${fmt(r.fetch3.mbPerSec)} MB/s (${ratio3.toFixed(2)}), from 1 ${fmt(r.fetch1.mbPerSec)} MB/s (${ratio1.toFixed(2)}); replication to 3 in ${r.replicate.seconds.toFixed(2)} s = ${repFactor.toFixed(1)} bare transfers`)
+  // CPU time per MB moved (every thread of every process taking part), and the throughput this many cores allow at that cost.
+  const cores = availableParallelism()
+  const cpu = (x: number): string => `${x.toFixed(1)} ms`
+  const cap = (msPerMB: number): string => fmt((cores * 1000) / msPerMB)
+  const f3 = r.fetch3.cpuMsPerMB.fetcher + r.fetch3.cpuMsPerMB.holders
+  const f1 = r.fetch1.cpuMsPerMB.fetcher + r.fetch1.cpuMsPerMB.holders
+  log(`  CPU per MB: bare ${cpu(r.bare.cpuMsPerMB)}, fetch from 3 ${cpu(f3)}, from 1 ${cpu(f1)} (${cores} cores)`)
   sections.push(`## Swarm: replication and multi-source fetch
 
 _Measured ${date}._
@@ -182,13 +189,21 @@ _Measured ${date}._
 | fetch from 3 holders (\`study get\` at org1 after its store was wiped) | **${fmt(r.fetch3.mbPerSec)} MB/s**, ratio **${ratio3.toFixed(2)}** | ≥ ${TARGET_SWARM_RATIO}: ${met(ratio3 >= TARGET_SWARM_RATIO)} |
 | fetch from 1 holder | **${fmt(r.fetch1.mbPerSec)} MB/s**, ratio **${ratio1.toFixed(2)}** | ≥ ${TARGET_SWARM_RATIO}: ${met(ratio1 >= TARGET_SWARM_RATIO)} |
 | replication to 3 holders, registration final to the last holder complete | **${r.replicate.seconds.toFixed(2)} s** = ${repFactor.toFixed(1)} bare transfers (${Object.entries(r.replicate.perHolder).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}) | ≤ ${TARGET_REPLICATE_FACTOR} bare transfers: ${met(repFactor <= TARGET_REPLICATE_FACTOR)} |
+| CPU time per MB moved, bare stream (sender and receiver) | ${cpu(r.bare.cpuMsPerMB)}: at most ${cap(r.bare.cpuMsPerMB)} MB/s on ${cores} cores | |
+| CPU time per MB, fetch from 3 (fetching daemon + holders) | ${cpu(f3)} (${cpu(r.fetch3.cpuMsPerMB.fetcher)} + ${cpu(r.fetch3.cpuMsPerMB.holders)}): at most ${cap(f3)} MB/s on ${cores} cores | |
+| CPU time per MB, fetch from 1 | ${cpu(f1)} (${cpu(r.fetch1.cpuMsPerMB.fetcher)} + ${cpu(r.fetch1.cpuMsPerMB.holders)}): at most ${cap(f1)} MB/s on ${cores} cores | |
 
 Four daemon processes on this machine (dev chain, replication factor 4 so that org2, org3 and org4
 all hold the study; ${r.chunks} chunks of 1 MiB); org1 adds a synthetic CT series and the three others
 pull it (replication uses a quarter of the in-flight budget and at most 4 requests per peer); then
 org1 loses its chunk store and \`study get\` fetches the study from the 3 holders, and again with
 two of them stopped, from 1 (org1 pulls nothing by itself: testing.noPull). Fetch figures come from
-org1's log (bytes and time of the transfer, chunk list to last chunk stored and synced).`)
+org1's log (bytes and time of the transfer, chunk list to last chunk stored and synced). CPU time
+counts every thread of a process, user and system: the fetching daemon's over the transfer (from
+its log), the holders' over the whole \`study get\` job (from /proc), the bare stream's over its timed
+runs. A chunk transfer does more per byte than the bare stream: each chunk is read from disk (and
+hashed) at the holder, and hashed, written and synced at the fetcher; and all the daemons share this
+machine's cores, so the CPU time per MB bounds the throughput.`)
 }
 
 if (only.has('lease')) {

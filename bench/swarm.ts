@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateCtStudy } from '../src/study/index.js'
 import { sleep } from '../src/util/index.js'
-import { clientOf, devnetDown, devnetUp, startOrg, stopOrg, waitJob, type DevnetOrg } from '../devnet/devnet.js'
+import { clientOf, devnetDown, devnetUp, pidOf, startOrg, stopOrg, waitJob, type DevnetOrg } from '../devnet/devnet.js'
 import { measureLibp2pStream } from './libp2p-stream.js'
 
 /** Result of {@link measureSwarm}. MB = 10^6 bytes. */
@@ -13,15 +13,29 @@ export interface SwarmBenchResult {
   readonly bytes: number
   readonly chunks: number
   /** One bare libp2p stream (Noise + Yamux) moving the same bytes between two processes. */
-  readonly bare: { readonly mbPerSec: number; readonly seconds: number }
+  readonly bare: { readonly mbPerSec: number; readonly seconds: number; readonly cpuMsPerMB: number }
   /** From the registration being final to the last of the 3 other holders holding all of it (replication uses a quarter of the fetch budget). */
   readonly replicate: { readonly seconds: number; readonly perHolder: Readonly<Record<string, number>> }
   /** The custodian, its store wiped, fetching the study from 3 holders, and from 1. */
-  readonly fetch3: { readonly mbPerSec: number; readonly seconds: number; readonly peers: number }
-  readonly fetch1: { readonly mbPerSec: number; readonly seconds: number; readonly peers: number }
+  readonly fetch3: FetchFigures
+  readonly fetch1: FetchFigures
 }
 
-interface LogLine { time: number; msg: string; study?: string; kind?: string; bytes?: number; ms?: number; peers?: number }
+interface LogLine { time: number; msg: string; study?: string; kind?: string; bytes?: number; ms?: number; peers?: number; cpuMs?: number }
+
+/** CPU milliseconds (user and system, every thread) a running daemon has used so far, from /proc; undefined where there is no /proc. */
+async function daemonCpuMs(o: DevnetOrg): Promise<number | undefined> {
+  try {
+    const pid = await pidOf(o)
+    if (pid === undefined) return undefined
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS
+  } catch {
+    return undefined
+  }
+}
+const CLOCK_TICKS = 100
 
 async function logLines(o: DevnetOrg): Promise<LogLine[]> {
   const text = await readFile(join(o.dir, 'daemon.log'), 'utf8')
@@ -38,8 +52,15 @@ async function logLines(o: DevnetOrg): Promise<LogLine[]> {
 }
 
 
-/** Wipes org1's chunk store, restarts it, fetches the study with `study get`, and reads the transfer figures from its log. */
-async function fetchAt(o1: DevnetOrg, sid: string, out: string): Promise<{ mbPerSec: number; seconds: number; peers: number }> {
+/** What one fetch measured: throughput, and CPU per MB of the fetching daemon (from its log) and of the holders serving it. */
+export interface FetchFigures { mbPerSec: number; seconds: number; peers: number; cpuMsPerMB: { fetcher: number; holders: number } }
+
+/**
+ * Wipes org1's chunk store, restarts it, fetches the study with `study get`,
+ * and reads the transfer figures from its log; `holders` are the daemons
+ * serving it, whose CPU time over the whole job is charged to the transfer.
+ */
+async function fetchAt(o1: DevnetOrg, holders: DevnetOrg[], sid: string, out: string): Promise<FetchFigures> {
   await stopOrg(o1, 'SIGKILL')
   await rm(join(o1.dir, 'chunks'), { recursive: true, force: true })
   await rm(out, { recursive: true, force: true })
@@ -49,11 +70,16 @@ async function fetchAt(o1: DevnetOrg, sid: string, out: string): Promise<{ mbPer
   for (let i = 0; i < 100 && (await c.status()).peers === 0; i++) await sleep(100)
   await sleep(1000)
   const before = (await logLines(o1)).length
+  const cpuBefore = await Promise.all(holders.map(daemonCpuMs))
   await waitJob(c, await c.getStudy(sid, { out }))
+  const cpuAfter = await Promise.all(holders.map(daemonCpuMs))
   const line = (await logLines(o1)).slice(before).find((l) => l.msg === 'study chunks fetched' && l.study === sid && l.kind === 'fetch')
-  if (line?.bytes === undefined || line.ms === undefined) throw new Error('no fetch line in the log')
+  if (line?.bytes === undefined || line.ms === undefined || line.cpuMs === undefined) throw new Error('no fetch line in the log')
   if (process.env.RADCHAIN_BENCH_DEBUG !== undefined) console.log(JSON.stringify(line))
-  return { mbPerSec: line.bytes / 1e6 / (line.ms / 1000), seconds: line.ms / 1000, peers: line.peers ?? 0 }
+  const mb = line.bytes / 1e6
+  let holdersMs = 0
+  for (const [i, a] of cpuAfter.entries()) holdersMs += (a ?? Number.NaN) - (cpuBefore[i] ?? Number.NaN)
+  return { mbPerSec: mb / (line.ms / 1000), seconds: line.ms / 1000, peers: line.peers ?? 0, cpuMsPerMB: { fetcher: line.cpuMs / mb, holders: holdersMs / mb } }
 }
 
 /**
@@ -96,13 +122,13 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
       opts.log(`  replicated to 3 holders in ${replicate.seconds.toFixed(2)} s`)
       execFileSync('sync')
       opts.log('  org1 store wiped: fetch from 3 holders')
-      const fetch3 = await fetchAt(o1, sid, join(dir, 'out3'))
+      const fetch3 = await fetchAt(o1, [o2, o3, o4], sid, join(dir, 'out3'))
       opts.log(`  ${fetch3.mbPerSec.toFixed(0)} MB/s from ${fetch3.peers} peers`)
       await stopOrg(o3)
       await stopOrg(o4)
       execFileSync('sync')
       opts.log('  org3, org4 stopped, org1 store wiped: fetch from 1 holder')
-      const fetch1 = await fetchAt(o1, sid, join(dir, 'out1'))
+      const fetch1 = await fetchAt(o1, [o2], sid, join(dir, 'out1'))
       opts.log(`  ${fetch1.mbPerSec.toFixed(0)} MB/s from ${fetch1.peers} peer`)
       opts.log('  bare libp2p stream of the same bytes')
       const bare = await measureLibp2pStream({ bytes: added.size, encryption: 'noise', runs: 3 })

@@ -272,8 +272,7 @@ export class SwarmService {
       }
     }
     if (index >= study.chunkCount) throw new SwarmError('SWARM_BAD_REQUEST', 'chunk index out of range', { penalize: true })
-    const list = await this.#index.chunkList(studyId)
-    const id = list?.[index]
+    const id = await this.#index.chunkIdAt(studyId, index)
     if (id === undefined) throw new SwarmError('SWARM_NOT_HELD', 'chunk not held')
     const b = await this.#read(id, study)
     if (b === undefined) throw new SwarmError('SWARM_NOT_HELD', 'chunk not held')
