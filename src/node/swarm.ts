@@ -448,7 +448,7 @@ export class SwarmService {
       })
       this.#logger.info('study chunks fetched', {
         study: sid, kind: opts.kind, chunks: res.fetched, bytes: res.bytes, peers: Object.keys(res.perPeer).length, ms: Date.now() - startedAt,
-        maxInFlight: res.maxInFlight, medianRequestMs: res.medianRequestMs, duplicates: res.duplicates, cpuMs: cpuMs(process.cpuUsage(cpuAtStart)),
+        maxInFlight: res.maxInFlight, medianRequestMs: res.medianRequestMs, duplicates: res.duplicates, ...cpuMs(process.cpuUsage(cpuAtStart)),
       })
       return list
     } finally {
@@ -598,7 +598,7 @@ export class SwarmService {
   }
 }
 
-/** Milliseconds of CPU (user and system, every thread of the process) in a process.cpuUsage() difference. */
-function cpuMs(u: NodeJS.CpuUsage): number {
-  return Math.round((u.user + u.system) / 1000)
+/** Milliseconds of CPU (every thread of the process) in a process.cpuUsage() difference: in all, and of it in the kernel. */
+function cpuMs(u: NodeJS.CpuUsage): { cpuMs: number; cpuSystemMs: number } {
+  return { cpuMs: Math.round((u.user + u.system) / 1000), cpuSystemMs: Math.round(u.system / 1000) }
 }

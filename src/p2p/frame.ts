@@ -111,7 +111,8 @@ export class FrameDecoder {
 
   // Removes the first n buffered bytes (n <= #bytes) into a fresh array.
   #take(n: number): Uint8Array {
-    const out = new Uint8Array(n)
+    // Every byte of `out` is written below, so a large one need not be zero-filled first.
+    const out = n >= UNFILLED_MIN_BYTES ? unfilled(n) : new Uint8Array(n)
     let o = 0
     while (o < n) {
       const c = this.#chunks[this.#head] as Uint8Array
@@ -131,4 +132,13 @@ export class FrameDecoder {
     }
     return out
   }
+}
+
+/** Frames at least this long are assembled in memory that is not zeroed first. */
+const UNFILLED_MIN_BYTES = 64 * 1024
+
+/** A plain Uint8Array of `n` bytes whose contents are not initialized (the caller overwrites all of it). */
+function unfilled(n: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(n)
+  return new Uint8Array(b.buffer, b.byteOffset, n)
 }

@@ -4,6 +4,9 @@ import { equalBytes } from '../../../util/index.js'
 import { isP2PError } from '../../errors.js'
 import { Bitfield, SwarmError } from './messages.js'
 
+/** How often a download asks for the peer list again (it also asks whenever it has none). */
+const PEERS_EVERY_MS = 250
+
 /** A peer a download may ask: its organization key, and that key in hex. */
 export interface ChunkPeer {
   readonly key: Uint8Array
@@ -154,8 +157,14 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
     total, done: total - missing.size, bytes, activePeers: [...peers.values()].filter((p) => p.inFlight > 0).length, inFlight: inFlightCount,
   })
 
+  // The peer list is asked for again at most every PEERS_EVERY_MS (the loop wakes at every chunk).
+  let current = new Map<string, ChunkPeer>()
+  let peersAt = -Infinity
   const refresh = (now: number): void => {
-    const current = new Map(opts.peers().map((p) => [p.id, p]))
+    if (now - peersAt >= Math.min(PEERS_EVERY_MS, refreshMs) || current.size === 0) {
+      current = new Map(opts.peers().map((p) => [p.id, p]))
+      peersAt = now
+    }
     for (const id of peers.keys()) if (!current.has(id) && (peers.get(id)?.inFlight ?? 0) === 0) peers.delete(id)
     for (const [id, peer] of current) {
       let st = peers.get(id)
@@ -387,8 +396,11 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
         throw new SwarmError('SWARM_UNAVAILABLE', `${missing.size} of ${total} chunk(s) are held by no reachable peer (asked ${peers.size})`)
       }
       await new Promise<void>((resolve) => {
-        wake = resolve
-        setTimeout(poke, Math.min(refreshMs, 250))
+        const timer = setTimeout(poke, Math.min(refreshMs, 250))
+        wake = () => {
+          clearTimeout(timer)
+          resolve()
+        }
       })
     }
     if (fatal !== undefined) throw fatal
