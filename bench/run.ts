@@ -200,8 +200,8 @@ org1 loses its chunk store and \`study get\` fetches the study from the 3 holder
 two of them stopped, from 1 (org1 pulls nothing by itself: testing.noPull). Fetch figures come from
 org1's log (bytes and time of the transfer, chunk list to last chunk stored and synced). CPU time
 counts every thread of a process, user and system: the fetching daemon's over the transfer (from
-its log), the holders' over the whole \`study get\` job (from /proc), the bare stream's over its timed
-runs. A chunk transfer does more per byte than the bare stream: each chunk is read from disk (and
+its log), the holders' over the whole \`study get\` job (from /proc) less their idle rate measured in the
+second before it, the bare stream's over its timed runs. A chunk transfer does more per byte than the bare stream: each chunk is read from disk (and
 hashed) at the holder, and hashed, written and synced at the fetcher; and all the daemons share this
 machine's cores, so the CPU time per MB bounds the throughput.`)
 }

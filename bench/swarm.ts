@@ -68,17 +68,25 @@ async function fetchAt(o1: DevnetOrg, holders: DevnetOrg[], sid: string, out: st
   const c = await clientOf(o1)
   // Let it reconnect to its peers before asking.
   for (let i = 0; i < 100 && (await c.status()).peers === 0; i++) await sleep(100)
+  // The holders' CPU time over this idle second is their background work (chain, reconcile), taken off below.
+  const idleFrom = await Promise.all(holders.map(daemonCpuMs))
   await sleep(1000)
   const before = (await logLines(o1)).length
   const cpuBefore = await Promise.all(holders.map(daemonCpuMs))
+  const jobStart = Date.now()
   await waitJob(c, await c.getStudy(sid, { out }))
+  const jobMs = Date.now() - jobStart
   const cpuAfter = await Promise.all(holders.map(daemonCpuMs))
   const line = (await logLines(o1)).slice(before).find((l) => l.msg === 'study chunks fetched' && l.study === sid && l.kind === 'fetch')
   if (line?.bytes === undefined || line.ms === undefined || line.cpuMs === undefined) throw new Error('no fetch line in the log')
   if (process.env.RADCHAIN_BENCH_DEBUG !== undefined) console.log(JSON.stringify(line))
   const mb = line.bytes / 1e6
   let holdersMs = 0
-  for (const [i, a] of cpuAfter.entries()) holdersMs += (a ?? Number.NaN) - (cpuBefore[i] ?? Number.NaN)
+  for (const [i, a] of cpuAfter.entries()) {
+    const b = cpuBefore[i] ?? Number.NaN
+    const idlePerMs = (b - (idleFrom[i] ?? Number.NaN)) / 1000
+    holdersMs += Math.max(0, (a ?? Number.NaN) - b - idlePerMs * jobMs)
+  }
   return { mbPerSec: mb / (line.ms / 1000), seconds: line.ms / 1000, peers: line.peers ?? 0, cpuMsPerMB: { fetcher: line.cpuMs / mb, holders: holdersMs / mb } }
 }
 
