@@ -90,8 +90,15 @@ async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
   while (off < bytes.length) off += (await fh.write(bytes, off, bytes.length - off)).bytesWritten
 }
 
+/** fsync of a folder; one removed meanwhile (with what was in it) has nothing left to sync. */
 async function fsyncDir(dir: string): Promise<void> {
-  const dh = await open(dir, 'r')
+  let dh
+  try {
+    dh = await open(dir, 'r')
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return
+    throw err
+  }
   try {
     await dh.sync()
   } finally {
@@ -101,7 +108,8 @@ async function fsyncDir(dir: string): Promise<void> {
 
 /**
  * Content-addressed chunk files under `dir/<hex[0:2]>/<hex[2:4]>/<hex>`,
- * written crash-safely (temporary file, fsync, rename, fsync of the folder)
+ * written crash-safely (temporary file, fsync, rename, fsync of the folder;
+ * deferred puts write in place and sync in bulk at flush(), see put())
  * and indexed with their sizes in the node's database, so the used total is
  * known at open without walking the folder. A file is written before its
  * index entry: a crash in between leaves an unindexed file (not counted,
@@ -285,20 +293,31 @@ export class ChunkStore implements ChunkBackend {
     if (wasDeferred) await this.#index.put(FLUSH_KEY, Uint8Array.of(1), { sync: true })
   }
 
+  /** Opens `path` for writing in fan-out folder `dir`, creating the folder the first time (and again if it went missing). */
+  async #create(dir: string, path: string, flags: 'w' | 'wx'): Promise<FileHandle> {
+    if (this.#dirs.has(dir)) {
+      try {
+        return await open(path, flags, 0o644)
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'ENOENT') throw err
+        this.#dirs.delete(dir)
+      }
+    }
+    await mkdir(dir, { recursive: true })
+    if (this.#dirs.size >= 65_536) this.#dirs.clear() // at most 256 x 256 folders; bounded all the same
+    this.#dirs.add(dir)
+    return open(path, flags, 0o644)
+  }
+
   async #writeFile(hex: string, bytes: Uint8Array, defer = false): Promise<void> {
     const path = this.#path(hex)
     const dir = join(this.#dir, hex.slice(0, 2), hex.slice(2, 4))
-    if (!this.#dirs.has(dir)) {
-      await mkdir(dir, { recursive: true })
-      if (this.#dirs.size >= 65_536) this.#dirs.clear() // at most 256 x 256 folders; bounded all the same
-      this.#dirs.add(dir)
-    }
     if (defer) {
       // Written in place, without a temporary name: until flush() nothing of
       // it is durable anyway, its index entry comes only after the last byte,
       // and a torn file left by a crash is caught at open (wrong size, or not
       // indexed and failing verification) or at the first read (verified).
-      const fh = await open(path, 'w', 0o644)
+      const fh = await this.#create(dir, path, 'w')
       try {
         await writeAll(fh, bytes)
       } catch (err) {
@@ -312,7 +331,7 @@ export class ChunkStore implements ChunkBackend {
       return
     }
     const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`
-    const fh = await open(tmp, 'wx', 0o644)
+    const fh = await this.#create(dir, tmp, 'wx')
     try {
       await writeAll(fh, bytes)
       await fh.sync()

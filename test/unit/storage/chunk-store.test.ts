@@ -264,3 +264,22 @@ t.test('put with verified: the caller vouches for the id; a read still verifies'
   t.notOk(await s.has(wrong))
   await s.close()
 })
+
+t.test('a fan-out folder removed behind the store is created again at the next put', async (t) => {
+  const f = await fixture(t)
+  const s = await f.open()
+  const a = chunk(100)
+  const b = chunk(100)
+  const idB = new Uint8Array(a.id)
+  idB[31] = (idB[31] as number) ^ 1 // the same folder as a, another name
+  await s.put(a.id, a.bytes, { defer: true })
+  await rm(dirname(pathOf(f, a.id)), { recursive: true, force: true })
+  await s.put(idB, b.bytes, { defer: true, verified: true })
+  t.ok(await s.has(idB))
+  t.ok((await files(f.chunkDir)).includes(pathOf(f, idB)), 'its file is there')
+  const c = chunk(100)
+  await rm(f.chunkDir, { recursive: true, force: true })
+  await s.put(c.id, c.bytes)
+  t.same(Buffer.from((await s.get(c.id)) as Uint8Array), Buffer.from(c.bytes), 'a synced put too')
+  await s.close()
+})
