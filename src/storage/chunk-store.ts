@@ -68,7 +68,7 @@ function readSize(key: string, v: Uint8Array): number {
   return Number(Buffer.from(v.buffer, v.byteOffset, v.byteLength).readBigUInt64BE())
 }
 
-/** fsync of a file that may have been deleted meanwhile (then there is nothing to sync). */
+/** fsync of a file or folder that may have been removed meanwhile (then there is nothing left to sync). */
 async function fsyncPath(path: string): Promise<void> {
   let fh
   try {
@@ -88,22 +88,6 @@ async function fsyncPath(path: string): Promise<void> {
 async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
   let off = 0
   while (off < bytes.length) off += (await fh.write(bytes, off, bytes.length - off)).bytesWritten
-}
-
-/** fsync of a folder; one removed meanwhile (with what was in it) has nothing left to sync. */
-async function fsyncDir(dir: string): Promise<void> {
-  let dh
-  try {
-    dh = await open(dir, 'r')
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return
-    throw err
-  }
-  try {
-    await dh.sync()
-  } finally {
-    await dh.close()
-  }
 }
 
 /**
@@ -289,7 +273,7 @@ export class ChunkStore implements ChunkBackend {
     this.#deferred = false
     // Files first (their data), then the folders (their names), then the index.
     for (let i = 0; i < files.length; i += 16) await Promise.all(files.slice(i, i + 16).map((f) => fsyncPath(f)))
-    for (let i = 0; i < dirs.length; i += 16) await Promise.all(dirs.slice(i, i + 16).map((d) => fsyncDir(d)))
+    for (let i = 0; i < dirs.length; i += 16) await Promise.all(dirs.slice(i, i + 16).map((d) => fsyncPath(d)))
     if (wasDeferred) await this.#index.put(FLUSH_KEY, Uint8Array.of(1), { sync: true })
   }
 
@@ -342,7 +326,7 @@ export class ChunkStore implements ChunkBackend {
       await unlink(tmp).catch(() => {})
       throw err
     }
-    await fsyncDir(dir)
+    await fsyncPath(dir)
   }
 
   /**
