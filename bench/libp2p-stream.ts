@@ -139,7 +139,8 @@ export function cpuMsOf(u: NodeJS.CpuUsage): number {
   return (u.user + u.system) / 1000
 }
 
-function receiverCpuMs(child: ChildProcess): Promise<number> {
+/** CPU milliseconds a child process has used so far: it answers { cpu: true } with { cpuMs }. */
+export function childCpuMs(child: ChildProcess): Promise<number> {
   return new Promise((resolve, reject) => {
     const onMessage = (m: unknown): void => {
       const v = (m as { cpuMs?: unknown }).cpuMs
@@ -184,9 +185,9 @@ export async function measureLibp2pStream(opts: { bytes: number; encryption: Ben
     const want = opts.encryption === 'noise' ? '/noise' : '/tls/1.0.0'
     if (used !== want) throw new Error(`connection encrypted with ${String(used)}, not ${want}`)
     const times: number[] = []
-    const cpu0 = cpuMsOf(process.cpuUsage()) + (await receiverCpuMs(child))
+    const cpu0 = cpuMsOf(process.cpuUsage()) + (await childCpuMs(child))
     for (let i = 0; i < runs; i++) times.push(await transfer(node, addr, opts.bytes, chunk))
-    const cpuMs = cpuMsOf(process.cpuUsage()) + (await receiverCpuMs(child)) - cpu0
+    const cpuMs = cpuMsOf(process.cpuUsage()) + (await childCpuMs(child)) - cpu0
     times.sort((a, b) => a - b)
     const seconds = times[Math.floor(times.length / 2)] as number
     return { mbPerSec: opts.bytes / 1e6 / seconds, seconds, cpuMsPerMB: cpuMs / ((runs * opts.bytes) / 1e6) }

@@ -178,7 +178,10 @@ if (only.has('swarm')) {
   const cap = (msPerMB: number): string => fmt((cores * 1000) / msPerMB)
   const f3 = r.fetch3.cpuMsPerMB.fetcher + r.fetch3.cpuMsPerMB.holders
   const f1 = r.fetch1.cpuMsPerMB.fetcher + r.fetch1.cpuMsPerMB.holders
+  const pp = r.pipe.cpuMsPerMB.fetcher + r.pipe.cpuMsPerMB.holder
+  const pipeRatio = r.pipe.mbPerSec / r.bare.mbPerSec
   log(`  CPU per MB: bare ${cpu(r.bare.cpuMsPerMB)}, fetch from 3 ${cpu(f3)}, from 1 ${cpu(f1)} (${cores} cores)`)
+  log(`  pipe and chunk stores alone ${fmt(r.pipe.mbPerSec)} MB/s (${pipeRatio.toFixed(2)} of bare, CPU per MB ${cpu(pp)}); fetch from 1 is ${(r.fetch1.mbPerSec / r.pipe.mbPerSec).toFixed(2)} of it`)
   sections.push(`## Swarm: replication and multi-source fetch
 
 _Measured ${date}._
@@ -192,18 +195,27 @@ _Measured ${date}._
 | CPU time per MB moved, bare stream (sender and receiver) | ${cpu(r.bare.cpuMsPerMB)}: at most ${cap(r.bare.cpuMsPerMB)} MB/s on ${cores} cores | |
 | CPU time per MB, fetch from 3 (fetching daemon + holders) | ${cpu(f3)} (${cpu(r.fetch3.cpuMsPerMB.fetcher)} + ${cpu(r.fetch3.cpuMsPerMB.holders)}): at most ${cap(f3)} MB/s on ${cores} cores | |
 | CPU time per MB, fetch from 1 | ${cpu(f1)} (${cpu(r.fetch1.cpuMsPerMB.fetcher)} + ${cpu(r.fetch1.cpuMsPerMB.holders)}): at most ${cap(f1)} MB/s on ${cores} cores | |
+| the same ${r.chunks} chunks through the pipe and two chunk stores alone, one holder, no swarm (the work every chunk needs) | ${fmt(r.pipe.mbPerSec)} MB/s, ratio to bare **${pipeRatio.toFixed(2)}**; CPU per MB ${cpu(pp)} (${cpu(r.pipe.cpuMsPerMB.fetcher)} + ${cpu(r.pipe.cpuMsPerMB.holder)}) | |
+| fetch from 1 holder against the pipe alone | **${(r.fetch1.mbPerSec / r.pipe.mbPerSec).toFixed(2)}** | |
 
 Four daemon processes on this machine (dev chain, replication factor 4 so that org2, org3 and org4
 all hold the study; ${r.chunks} chunks of 1 MiB); org1 adds a synthetic CT series and the three others
 pull it (replication uses a quarter of the in-flight budget and at most 4 requests per peer); then
 org1 loses its chunk store and \`study get\` fetches the study from the 3 holders, and again with
 two of them stopped, from 1 (org1 pulls nothing by itself: testing.noPull). Fetch figures come from
-org1's log (bytes and time of the transfer, chunk list to last chunk stored and synced). CPU time
+org1's log (bytes and time of the transfer, chunk list to last chunk stored and synced: the fetch
+ends with the chunk store's flush). CPU time
 counts every thread of a process, user and system: the fetching daemon's over the transfer (from
 its log), the holders' over the whole \`study get\` job (from /proc) less their idle rate measured in the
 second before it, the bare stream's over its timed runs. A chunk transfer does more per byte than the bare stream: each chunk is read from disk (and
 hashed) at the holder, and hashed, written and synced at the fetcher; and all the daemons share this
-machine's cores, so the CPU time per MB bounds the throughput.`)
+machine's cores, so the CPU time per MB bounds the throughput. The pipe row (bench/chunk-pipe.ts) does
+that work and nothing else: two processes with the daemons' Node.js flags, the product's pipe over
+Noise + Yamux, the holder serving each chunk from its chunk store (verified on read), the fetcher
+keeping 6 requests in flight (the fetch's window per peer), hashing each chunk and storing it deferred,
+then syncing the store; median of 3 runs into fresh stores after a warm-up. That row is what the
+per-chunk work alone allows on this machine, so its ratio to the bare stream bounds what a fetch
+through this pipe and these stores can reach here.`)
 }
 
 if (only.has('lease')) {

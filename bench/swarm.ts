@@ -2,9 +2,11 @@ import { execFileSync } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DEFAULT_PARAMS } from '../src/chain/index.js'
 import { generateCtStudy } from '../src/study/index.js'
 import { sleep } from '../src/util/index.js'
 import { clientOf, devnetDown, devnetUp, pidOf, startOrg, stopOrg, waitJob, type DevnetOrg } from '../devnet/devnet.js'
+import { measureChunkPipe, type ChunkPipeResult } from './chunk-pipe.js'
 import { measureLibp2pStream } from './libp2p-stream.js'
 
 /** Result of {@link measureSwarm}. MB = 10^6 bytes. */
@@ -14,6 +16,8 @@ export interface SwarmBenchResult {
   readonly chunks: number
   /** One bare libp2p stream (Noise + Yamux) moving the same bytes between two processes. */
   readonly bare: { readonly mbPerSec: number; readonly seconds: number; readonly cpuMsPerMB: number }
+  /** The same number of chunks through the product's pipe and chunk stores alone, one holder, no swarm (bench/chunk-pipe.ts): the work each chunk needs. */
+  readonly pipe: ChunkPipeResult
   /** From the registration being final to the last of the 3 other holders holding all of it (replication uses a quarter of the fetch budget). */
   readonly replicate: { readonly seconds: number; readonly perHolder: Readonly<Record<string, number>> }
   /** The custodian, its store wiped, fetching the study from 3 holders, and from 1. */
@@ -97,7 +101,9 @@ async function fetchAt(o1: DevnetOrg, holders: DevnetOrg[], sid: string, out: st
  * store and fetches it back from the 3 holders, and again with two holders
  * stopped, from 1. org1 does not pull by itself (testing.noPull), so its
  * fetch is the reader's `study get` alone. Beside them, a bare
- * libp2p stream moves the same number of bytes between two processes.
+ * libp2p stream moves the same number of bytes between two processes, and
+ * the same number of chunks goes through the pipe and two chunk stores
+ * with no swarm logic (the per-chunk work alone).
  */
 export async function measureSwarm(opts: { slices: number; basePort: number; log: (s: string) => void }): Promise<SwarmBenchResult> {
   const dir = await mkdtemp(join(tmpdir(), 'radchain-bench-swarm-'))
@@ -140,7 +146,10 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
       opts.log(`  ${fetch1.mbPerSec.toFixed(0)} MB/s from ${fetch1.peers} peer`)
       opts.log('  bare libp2p stream of the same bytes')
       const bare = await measureLibp2pStream({ bytes: added.size, encryption: 'noise', runs: 3 })
-      return { bytes: added.size, chunks: added.chunks, bare, replicate, fetch3, fetch1 }
+      opts.log('  the same chunks through the pipe and two chunk stores, no swarm')
+      // As many requests in flight as the fetch keeps on one peer (maxWindow), chunks of the study's size.
+      const pipe = await measureChunkPipe({ chunks: added.chunks, chunkBytes: DEFAULT_PARAMS.chunkSize, inFlight: 6, runs: 3 })
+      return { bytes: added.size, chunks: added.chunks, bare, pipe, replicate, fetch3, fetch1 }
     } finally {
       await devnetDown(join(dir, 'net'), true).catch(() => 0)
     }

@@ -446,13 +446,16 @@ export class SwarmService {
           opts.onProgress?.(p)
         },
       })
+      // Timed to the chunks being durable, not merely written.
+      await this.#chunks.flush()
       this.#logger.info('study chunks fetched', {
         study: sid, kind: opts.kind, chunks: res.fetched, bytes: res.bytes, peers: Object.keys(res.perPeer).length, ms: Date.now() - startedAt,
         maxInFlight: res.maxInFlight, medianRequestMs: res.medianRequestMs, duplicates: res.duplicates, ...cpuMs(process.cpuUsage(cpuAtStart)),
       })
       return list
     } finally {
-      // What arrived becomes durable (folders and index synced once for the whole transfer).
+      // What arrived becomes durable (folders and index synced once for the
+      // whole transfer); after a failure too, and at no cost after the flush above.
       await this.#chunks.flush().catch((err: unknown) => this.#logger.warn('chunk store flush failed', { err: errorMessage(err) }))
       this.#transfers.delete(`${opts.kind}:${sid}`)
     }
