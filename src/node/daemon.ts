@@ -2,6 +2,7 @@ import { loadGenesis } from '../chain/index.js'
 import { loadKeystore, readPassphrase } from '../crypto/index.js'
 import { ConfigError, DATADIR_FILES, loadConfig, resolveIn } from './config.js'
 import { RadNode } from './node.js'
+import { tuneDaemonHeap } from './heap.js'
 import { access } from 'node:fs/promises'
 import { createLogger, type Logger, type LogLevel } from '../util/index.js'
 
@@ -32,7 +33,9 @@ export async function loadNode(opts: DaemonOpts): Promise<{ node: RadNode; logge
  * cleanly. Resolves after shutdown.
  */
 export async function runDaemon(opts: DaemonOpts): Promise<void> {
+  const heapGrowingPercent = tuneDaemonHeap()
   const { node, logger } = await loadNode(opts)
+  logger.debug('heap growth', heapGrowingPercent === undefined ? { heapGrowingPercent: 'from the command line' } : { heapGrowingPercent })
   await node.start()
   await new Promise<void>((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {
