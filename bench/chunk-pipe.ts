@@ -110,7 +110,7 @@ async function runFetcher(): Promise<void> {
           const i = next++
           const req = new Uint8Array(4)
           new DataView(req.buffer).setUint32(0, i)
-          const b = await node.pipeRequest(PROTOCOL, holderKey, req, { timeoutMs: 30_000, maxResponseBytes: 64 << 20 })
+          const b = await node.pipeRequestParts(PROTOCOL, holderKey, req, { timeoutMs: 30_000, maxResponseBytes: 64 << 20 }) // as the swarm fetches
           const id = ids[i] as Uint8Array
           if (!equalBytes(sha256(b), id)) throw new Error(`chunk ${i} does not match its id`)
           await store.put(id, b, { defer: true, verified: true })

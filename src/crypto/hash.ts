@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { utf8 } from '../util/index.js'
+import { utf8, type Bytes } from '../util/index.js'
 
 /**
  * Domain tags: every hash in radchain is sha256(tag || 0x00 || bytes), so a
@@ -61,7 +61,10 @@ export function signingBytes(tag: DomainTag, msg: Uint8Array): Uint8Array {
   return out
 }
 
-/** Plain SHA-256 (FIPS 180-4) on node:crypto. */
-export function sha256(data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(data).digest())
+/** Plain SHA-256 (FIPS 180-4) on node:crypto, of one array or of consecutive parts. */
+export function sha256(data: Bytes): Uint8Array {
+  if (data instanceof Uint8Array) return new Uint8Array(createHash('sha256').update(data).digest())
+  const h = createHash('sha256')
+  for (const p of data) h.update(p)
+  return new Uint8Array(h.digest())
 }

@@ -429,7 +429,7 @@ export class SwarmService {
         peers: () => this.#peersFor(study),
         source: {
           have: async (peer, s) => (await this.#have(peer.key, study, s)).chunks,
-          fetch: (peer, index, s) => this.#p2p.pipeRequest(CHUNK_PROTOCOLS.get, peer.key, this.#chunkRequest(study, index, opts.lease), { signal: s, timeoutMs: 30_000, maxResponseBytes: study.chunkSize + 64 }),
+          fetch: (peer, index, s) => this.#p2p.pipeRequestParts(CHUNK_PROTOCOLS.get, peer.key, this.#chunkRequest(study, index, opts.lease), { signal: s, timeoutMs: 30_000, maxResponseBytes: study.chunkSize + 64 }),
         },
         store: (index, bytes) => this.#chunks.put(list[index] as Uint8Array, bytes, { defer: true, verified: true }), // downloadChunks verified them
         onBadChunk: (peer, index) => {

@@ -34,8 +34,9 @@ export function encodeFrame(payload: Uint8Array): Uint8Array {
  * Incremental decoder: feed chunks as they arrive, get whole payloads back.
  * A length above `maxBytes` throws P2P_TOO_LARGE (penalize) as soon as the
  * prefix is complete, before any of the payload is buffered; after a throw the
- * decoder refuses all further input. Payloads are fresh copies, never views of
- * the input chunks.
+ * decoder refuses all further input. push() returns payloads as fresh copies,
+ * never views of the input chunks; pushParts() returns each payload as the
+ * views of the input chunks that hold it, without copying.
  */
 export class FrameDecoder {
   readonly maxBytes: number
@@ -66,8 +67,24 @@ export class FrameDecoder {
 
   /** Appends `chunk` and returns every payload it completes, in order. */
   push(chunk: Uint8Array): Uint8Array[] {
+    return this.#push(chunk, (n) => this.#take(n))
+  }
+
+  /**
+   * Appends `chunk` and returns every payload it completes, in order, each
+   * as consecutive views of the input chunks (an empty payload is an empty
+   * list). For a caller that consumes a large payload at once (hashes it,
+   * writes it): it saves assembling a copy. The views keep the input chunks'
+   * buffers alive and see any later change to them; input must not be
+   * reused by its producer.
+   */
+  pushParts(chunk: Uint8Array): Uint8Array[][] {
+    return this.#push(chunk, (n) => this.#takeParts(n))
+  }
+
+  #push<T>(chunk: Uint8Array, take: (n: number) => T): T[] {
     if (this.#failed) throw new P2PError('P2P_MALFORMED', 'frame decoder already failed', { penalize: true })
-    const out: Uint8Array[] = []
+    const out: T[] = []
     if (chunk.length === 0) return out
     this.#chunks.push(chunk)
     this.#bytes += chunk.length
@@ -84,7 +101,7 @@ export class FrameDecoder {
         this.#expected = length
       }
       if (this.#bytes < this.#expected) break
-      out.push(this.#take(this.#expected))
+      out.push(take(this.#expected))
       this.#expected = undefined
     }
     return out
@@ -114,10 +131,27 @@ export class FrameDecoder {
     // Every byte of `out` is written below, so a large one need not be zero-filled first.
     const out = n >= UNFILLED_MIN_BYTES ? unfilled(n) : new Uint8Array(n)
     let o = 0
+    this.#consume(n, (piece) => {
+      out.set(piece, o)
+      o += piece.length
+    })
+    return out
+  }
+
+  // Removes the first n buffered bytes (n <= #bytes) as views of the chunks holding them.
+  #takeParts(n: number): Uint8Array[] {
+    const out: Uint8Array[] = []
+    this.#consume(n, (piece) => out.push(piece))
+    return out
+  }
+
+  // Hands the first n buffered bytes (n <= #bytes) to `sink`, piece by piece in order, and drops them.
+  #consume(n: number, sink: (piece: Uint8Array) => void): void {
+    let o = 0
     while (o < n) {
       const c = this.#chunks[this.#head] as Uint8Array
       const k = Math.min(c.length, n - o)
-      out.set(k === c.length ? c : c.subarray(0, k), o)
+      sink(k === c.length ? c : c.subarray(0, k))
       o += k
       if (k === c.length) this.#head++
       else this.#chunks[this.#head] = c.subarray(k)
@@ -130,7 +164,6 @@ export class FrameDecoder {
       this.#chunks = this.#chunks.slice(this.#head)
       this.#head = 0
     }
-    return out
   }
 }
 

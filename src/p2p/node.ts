@@ -9,7 +9,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { Ed25519Signer } from '../crypto/index.js'
-import { assertBytes, errorMessage, sleep, toHex, type Logger } from '../util/index.js'
+import { assertBytes, errorMessage, joinBytes, sleep, toHex, type Logger } from '../util/index.js'
 import { scopedSignal } from './signals.js'
 import { P2PError } from './errors.js'
 import { MAX_FRAME_BYTES } from './frame.js'
@@ -336,6 +336,14 @@ export class P2PNode extends EventEmitter<P2PEvents> {
    * per peer, opened on first use) and returns the answer; errors as request().
    */
   async pipeRequest(name: string, peerPublicKey: Uint8Array, req: Uint8Array, opts: RequestOpts = {}): Promise<Uint8Array> {
+    return joinBytes(await this.pipeRequestParts(name, peerPublicKey, req, opts))
+  }
+
+  /**
+   * As pipeRequest(), with the answer as consecutive views of the received
+   * buffers: a large answer (a chunk) is not copied into one array first.
+   */
+  async pipeRequestParts(name: string, peerPublicKey: Uint8Array, req: Uint8Array, opts: RequestOpts = {}): Promise<Uint8Array[]> {
     if (this.#state !== 'running') throw new P2PError('P2P_NOT_STARTED', 'p2p node is not running')
     const peerId = peerIdFromOrgKey(peerPublicKey)
     if (this.#refusal(peerId) !== undefined || !this.#isConnected(peerId)) throw new P2PError('P2P_NO_PEER', 'peer is not connected')
@@ -349,7 +357,7 @@ export class P2PNode extends EventEmitter<P2PEvents> {
     }
     const { signal, dispose } = scopedSignal(opts.timeoutMs ?? local?.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, opts.signal, this.#abort.signal)
     try {
-      return await client.request(req, signal)
+      return await client.requestParts(req, signal)
     } catch (err) {
       if (err instanceof P2PError && err.code === 'P2P_MALFORMED' && err.penalize) this.penalize(peerPublicKey, PENALTY.MALFORMED, `malformed ${name} response`)
       throw err

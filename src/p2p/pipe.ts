@@ -1,5 +1,5 @@
 import type { Stream, StreamMessageEvent } from '@libp2p/interface'
-import { RadError, errorMessage, type Logger } from '../util/index.js'
+import { RadError, dropBytes, errorMessage, headBytes, joinBytes, type Logger } from '../util/index.js'
 import { P2PError } from './errors.js'
 import { FrameDecoder } from './frame.js'
 import { PENALTY } from './scores.js'
@@ -133,7 +133,7 @@ export function servePipe(stream: Stream, from: Uint8Array, h: RequestHandlerOpt
 }
 
 interface Pending {
-  resolve(b: Uint8Array): void
+  resolve(b: Uint8Array[]): void
   reject(e: Error): void
 }
 
@@ -181,16 +181,20 @@ export class PipeClient {
     const onMessage = (evt: StreamMessageEvent): void => {
       try {
         for (const chunk of chunksOf(evt.data)) {
-          for (const f of decoder.push(chunk)) {
-            if (f.length < 5) throw new P2PError('P2P_MALFORMED', 'pipe response too short', { penalize: true })
-            const p = this.#pending.get(readU32(f))
+          // Responses are taken as views of the received buffers: a chunk body is hashed and
+          // written from them, never assembled into one copy.
+          for (const f of decoder.pushParts(chunk)) {
+            const head = headBytes(f, 5)
+            if (head.length < 5) throw new P2PError('P2P_MALFORMED', 'pipe response too short', { penalize: true })
+            const id = readU32(head)
+            const p = this.#pending.get(id)
             if (p === undefined) continue // answered after the requester gave up
-            this.#pending.delete(readU32(f))
-            const status = f[4]
-            const body = f.subarray(5)
+            this.#pending.delete(id)
+            const status = head[4]
+            const body = dropBytes(f, 5)
             if (status === 0) p.resolve(body)
             else if (status === 1) {
-              const code = Buffer.from(body).toString('latin1')
+              const code = Buffer.from(joinBytes(body)).toString('latin1')
               const remoteCode = ERROR_CODE_RE.test(code) ? code : 'INVALID'
               p.reject(new P2PError('P2P_REMOTE_ERROR', `peer answered with error ${remoteCode}`, { remoteCode }))
             } else throw new P2PError('P2P_MALFORMED', `unknown pipe status ${String(status)}`, { penalize: true })
@@ -209,10 +213,15 @@ export class PipeClient {
 
   /** Sends `req` and resolves with the answer; P2P_REMOTE_ERROR, P2P_STREAM_ERROR, P2P_MALFORMED, P2P_TIMEOUT, P2P_ABORTED as for request(). */
   async request(req: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+    return joinBytes(await this.requestParts(req, signal))
+  }
+
+  /** As request(), with the answer as consecutive views of the received buffers (no copy joins them). */
+  async requestParts(req: Uint8Array, signal: AbortSignal): Promise<Uint8Array[]> {
     const stream = await this.#ensure(signal)
     const id = this.#nextId
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1
-    return new Promise<Uint8Array>((resolve, reject) => {
+    return new Promise<Uint8Array[]>((resolve, reject) => {
       const onAbort = (): void => {
         this.#pending.delete(id)
         reject(abortError(signal, 'request'))

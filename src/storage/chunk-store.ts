@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sha256 } from '../crypto/index.js'
-import { RadError, assertBytes, assertInt, equalBytes, toHex } from '../util/index.js'
+import { RadError, assertBytes, assertInt, bytesLength, dropBytes, equalBytes, partsOf, toHex, type Bytes } from '../util/index.js'
 import { StoreError, type KeyValueSpace } from './chain-store.js'
 
 /**
@@ -84,10 +84,22 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-/** Writes all of `bytes` at the file's current position (one write() call for most sizes; FileHandle.writeFile would split it in 512 KiB writes). */
-async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
-  let off = 0
-  while (off < bytes.length) off += (await fh.write(bytes, off, bytes.length - off)).bytesWritten
+/**
+ * Writes all of `bytes` at the file's current position: one write() call for
+ * most sizes (FileHandle.writeFile would split it in 512 KiB writes), or one
+ * writev() of all the parts.
+ */
+async function writeAll(fh: FileHandle, bytes: Bytes): Promise<void> {
+  if (bytes instanceof Uint8Array) {
+    let off = 0
+    while (off < bytes.length) off += (await fh.write(bytes, off, bytes.length - off)).bytesWritten
+    return
+  }
+  let left = bytes.filter((p) => p.length > 0)
+  while (left.length > 0) {
+    const { bytesWritten } = await fh.writev(left)
+    left = dropBytes(left, bytesWritten)
+  }
 }
 
 /**
@@ -231,16 +243,17 @@ export class ChunkStore implements ChunkBackend {
    * files verified and indexed, torn files fail verification and are
    * dropped). With `verified`, the caller has already checked that `bytes`
    * hash to `id` (a downloader verifies every chunk as it arrives), and the
-   * store does not hash them again.
+   * store does not hash them again. `bytes` may come as consecutive parts
+   * (views of received buffers), written with one writev().
    */
-  async put(id: Uint8Array, bytes: Uint8Array, opts: { defer?: boolean; verified?: boolean } = {}): Promise<void> {
+  async put(id: Uint8Array, bytes: Bytes, opts: { defer?: boolean; verified?: boolean } = {}): Promise<void> {
     const hex = this.#hex(id)
-    assertBytes(bytes, undefined, 'chunk bytes')
+    for (const p of partsOf(bytes)) assertBytes(p, undefined, 'chunk bytes')
     if (opts.verified !== true && !equalBytes(sha256(bytes), id)) throw new ChunkStoreError('CHUNK_BAD_ID', `chunk ${hex} does not hash to its id`, { penalize: true })
     await this.#locked(hex, async () => {
       this.#checkOpen()
       if ((await this.#size(hex)) !== undefined) return
-      const size = bytes.length
+      const size = bytesLength(bytes)
       if (this.#used + this.#reserved + size > this.#quota) {
         throw new ChunkStoreError(
           'CHUNK_QUOTA_EXCEEDED',
@@ -293,7 +306,7 @@ export class ChunkStore implements ChunkBackend {
     return open(path, flags, 0o644)
   }
 
-  async #writeFile(hex: string, bytes: Uint8Array, defer = false): Promise<void> {
+  async #writeFile(hex: string, bytes: Bytes, defer = false): Promise<void> {
     const path = this.#path(hex)
     const dir = join(this.#dir, hex.slice(0, 2), hex.slice(2, 4))
     if (defer) {

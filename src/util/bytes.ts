@@ -48,3 +48,59 @@ export function asBuffer(b: Uint8Array): Buffer {
 export function utf8(s: string): Uint8Array {
   return new TextEncoder().encode(s)
 }
+
+/**
+ * Bytes held as one array or as consecutive parts (views of received
+ * buffers, for example), to hash and write large payloads without first
+ * copying them into one array.
+ */
+export type Bytes = Uint8Array | readonly Uint8Array[]
+
+/** The parts of `b`: itself as the only part, or its list. */
+export function partsOf(b: Bytes): readonly Uint8Array[] {
+  return b instanceof Uint8Array ? [b] : b
+}
+
+/** Total length of `b`. */
+export function bytesLength(b: Bytes): number {
+  if (b instanceof Uint8Array) return b.length
+  let n = 0
+  for (const p of b) n += p.length
+  return n
+}
+
+/** `b` as one array: itself, its only part, or a copy joining its parts. */
+export function joinBytes(b: Bytes): Uint8Array {
+  if (b instanceof Uint8Array) return b
+  if (b.length === 1) return b[0] as Uint8Array
+  return concatBytes(...b)
+}
+
+/** The parts of `b` after its first `n` bytes (views, no copy); `n` must not pass its length. */
+export function dropBytes(b: Bytes, n: number): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let skip = n
+  for (const p of partsOf(b)) {
+    if (skip >= p.length) {
+      skip -= p.length
+      continue
+    }
+    out.push(skip === 0 ? p : p.subarray(skip))
+    skip = 0
+  }
+  if (skip > 0) throw new RangeError(`cannot drop ${n} bytes from ${bytesLength(b)}`)
+  return out
+}
+
+/** A copy of the first `n` bytes of `b` (or all of it when shorter). */
+export function headBytes(b: Bytes, n: number): Uint8Array {
+  const out = new Uint8Array(Math.min(n, bytesLength(b)))
+  let o = 0
+  for (const p of partsOf(b)) {
+    if (o === out.length) break
+    const k = Math.min(p.length, out.length - o)
+    out.set(k === p.length ? p : p.subarray(0, k), o)
+    o += k
+  }
+  return out
+}

@@ -11,7 +11,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { P2PNode, PENALTY, encodeFrameHeader, privateKeyFromSeed, type P2PInit } from '../../src/p2p/index.js'
 import { Ed25519Signer } from '../../src/crypto/index.js'
-import { RadError, equalBytes, toHex, sleep } from '../../src/util/index.js'
+import { RadError, concatBytes, equalBytes, toHex, sleep } from '../../src/util/index.js'
 import { captureLogger, type LogLine } from './helpers/logger.js'
 
 const NET = 'radchain-test'
@@ -252,6 +252,10 @@ t.test('pipelined requests on one stream: answers matched by id, errors, timeout
   await t.rejects(a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(0, 1)), { name: 'P2PError', code: 'P2P_REMOTE_ERROR', remoteCode: 'PIPE_REFUSED' })
   await t.rejects(a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(250, 0), { timeoutMs: 50 }), { name: 'P2PError', code: 'P2P_TIMEOUT' })
   t.equal((await a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(0, 0, 9)))[2], 9, 'the pipe still works after an error and a timeout')
+  // The same answers as the views of the received buffers: 256 KiB crosses Noise in several messages.
+  const partsAnswers = await Promise.all(reqs.slice(0, 8).map((r) => a.node.pipeRequestParts('pipe', b.publicKey, r)))
+  t.ok(partsAnswers.every((p) => p.length > 1), `answers in parts (${partsAnswers.map((p) => p.length).join(', ')})`)
+  t.ok(partsAnswers.every((p, i) => toHex(concatBytes(...p)) === toHex(answers[i] as Uint8Array)), 'joined, the parts are the answer')
   await t.rejects(a.node.pipeRequest('pipe', rogueKey, Uint8Array.of(0)), { name: 'P2PError', code: 'P2P_NO_PEER' })
   // The peer goes away with requests in flight: they fail; after it is back a new stream is used.
   const inFlight = Promise.allSettled(Array.from({ length: 5 }, () => a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(200, 0))))

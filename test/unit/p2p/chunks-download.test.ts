@@ -2,7 +2,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { sha256 } from '../../../src/crypto/index.js'
 import { Bitfield, P2PError, SwarmError, decodeHave, downloadChunks, encodeHave, type ChunkPeer, type ChunkSource } from '../../../src/p2p/index.js'
-import { sleep, toHex } from '../../../src/util/index.js'
+import { joinBytes, sleep, toHex } from '../../../src/util/index.js'
 
 const CHUNK = 1024
 
@@ -24,6 +24,14 @@ interface FakePeer {
   liar?: boolean
   /** Fails every request after this many chunks served. */
   dieAfter?: number
+  /** Answers each chunk as this many consecutive parts (views), as a pipe does. */
+  parts?: number
+}
+
+/** `b` cut into `n` consecutive views of nearly equal length. */
+function cut(b: Uint8Array, n: number): Uint8Array[] {
+  const step = Math.ceil(b.length / n)
+  return Array.from({ length: n }, (_, k) => b.subarray(k * step, Math.min(b.length, (k + 1) * step)))
 }
 
 /** An in-memory swarm: peers by name, with counters of what each was asked. */
@@ -59,7 +67,8 @@ function fakeSwarm(chunks: Uint8Array[], fakes: Record<string, FakePeer>): { sou
         if (e.f.dieAfter !== undefined && e.served >= e.f.dieAfter) throw new P2PError('P2P_STREAM_ERROR', 'gone')
         if (!e.f.holds.has(index)) throw new P2PError('P2P_REMOTE_ERROR', 'not held', { remoteCode: 'SWARM_NOT_HELD' })
         e.served++
-        return e.f.liar === true ? new Uint8Array(randomBytes(CHUNK)) : (chunks[index] as Uint8Array)
+        const b = e.f.liar === true ? new Uint8Array(randomBytes(CHUNK)) : (chunks[index] as Uint8Array)
+        return e.f.parts === undefined ? b : cut(b, e.f.parts)
       } finally {
         concurrent--
       }
@@ -77,7 +86,7 @@ async function run(ids: Uint8Array[], swarm: ReturnType<typeof fakeSwarm>, extra
     chunkIds: ids, held: new Bitfield(ids.length), peers: () => swarm.peers, source: swarm.source, chunkBytes: CHUNK,
     store: async (i, b) => {
       if (stored.has(i)) throw new Error(`chunk ${i} stored twice`)
-      stored.set(i, b)
+      stored.set(i, joinBytes(b))
     },
     refreshMs: 50, stallMs: 500, ...extra,
   })
@@ -118,6 +127,17 @@ t.test('a peer that sends garbage is reported, not asked again, and the download
   t.ok((swarm.asked.get('liar')?.length ?? 0) <= 2, `the liar was asked ${swarm.asked.get('liar')?.length} time(s): its first window only`)
 })
 
+t.test('chunks answered in parts are verified and stored whole; a liar answering in parts is caught', async (t) => {
+  const { chunks, ids } = makeChunks(40)
+  const swarm = fakeSwarm(chunks, { liar: { holds: all(40), liar: true, parts: 5 }, b: { holds: all(40), parts: 7 } })
+  const bad: string[] = []
+  const { stored, res } = await run(ids, swarm, { onBadChunk: (p) => bad.push(p.id) })
+  t.equal(stored.size, 40)
+  for (const [i, b] of stored) if (toHex(b) !== toHex(chunks[i] as Uint8Array)) t.fail(`chunk ${i} differs`)
+  t.same([...new Set(bad)], [peer('liar').id], 'the liar was reported')
+  t.equal(res.bytes, 40 * CHUNK, 'bytes counted over the parts')
+})
+
 t.test('a peer that dies midway: its chunks come from the others', async (t) => {
   const { chunks, ids } = makeChunks(80)
   const swarm = fakeSwarm(chunks, { dying: { holds: all(80), dieAfter: 5 }, b: { holds: all(80) } })
@@ -146,7 +166,7 @@ t.test('a chunk nobody holds: SWARM_UNAVAILABLE after the stall time, what arriv
   const t0 = Date.now()
   await t.rejects(downloadChunks({
     chunkIds: ids, held: new Bitfield(10), peers: () => swarm.peers, source: swarm.source, chunkBytes: CHUNK,
-    store: async (i, b) => { stored.set(i, b) }, refreshMs: 50, stallMs: 300,
+    store: async (i, b) => { stored.set(i, joinBytes(b)) }, refreshMs: 50, stallMs: 300,
   }), { name: 'SwarmError', code: 'SWARM_UNAVAILABLE', message: /1 of 10 chunk/ })
   t.ok(Date.now() - t0 < 5000, 'gives up in bounded time')
   t.equal(stored.size, 9, 'the nine reachable chunks were stored')

@@ -130,6 +130,35 @@ t.test('property: any chunking of any frames decodes to the same frames', async 
   ))
 })
 
+t.test('pushParts: payloads as views of the input, no copy', async (t) => {
+  const dec = new FrameDecoder(1000)
+  const wire = concatBytes(encodeFrame(Uint8Array.of(1, 2, 3, 4, 5, 6)), encodeFrame(new Uint8Array(0)), encodeFrame(Uint8Array.of(7)))
+  // The first payload arrives in three pieces, the header of the second with its tail.
+  const pieces = [wire.subarray(0, 6), wire.subarray(6, 8), wire.subarray(8, 13), wire.subarray(13)]
+  const got = pieces.flatMap((c) => dec.pushParts(c))
+  t.equal(got.length, 3)
+  t.same(got.map((f) => f.map((p) => [...p])), [[[1, 2], [3, 4], [5, 6]], [], [[7]]], 'each payload as the pieces that hold it')
+  t.equal(dec.inFrame, false)
+  // Views: a later change to the input shows through.
+  pieces[1]?.fill(0xee)
+  t.same([...(got[0]?.[1] ?? [])], [0xee, 0xee])
+  t.throws(() => new FrameDecoder(2).pushParts(encodeFrame(Uint8Array.of(1, 2, 3))), { code: 'P2P_TOO_LARGE' })
+})
+
+t.test('property: push and pushParts decode any chunking to the same frames', async () => {
+  fc.assert(fc.property(
+    fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 12 }),
+    fc.array(fc.nat(), { maxLength: 20 }),
+    (payloads, cuts) => {
+      const wire = concatBytes(...payloads.map(encodeFrame))
+      const dec = new FrameDecoder(64)
+      const got = split(wire, cuts).flatMap((c) => dec.pushParts(c)).map((parts) => toHex(concatBytes(...parts)))
+      dec.end()
+      return got.join('|') === payloads.map(toHex).join('|')
+    },
+  ))
+})
+
 t.test('property: a cut inside the last frame is always detected by end()', async () => {
   fc.assert(fc.property(
     fc.array(fc.uint8Array({ maxLength: 32 }), { minLength: 1, maxLength: 6 }),

@@ -283,3 +283,22 @@ t.test('a fan-out folder removed behind the store is created again at the next p
   t.same(Buffer.from((await s.get(c.id)) as Uint8Array), Buffer.from(c.bytes), 'a synced put too')
   await s.close()
 })
+
+t.test('a chunk given as parts is stored whole (synced and deferred), checked like one array', async (t) => {
+  const f = await fixture(t)
+  const s = await f.open(1 << 22)
+  const a = chunk(300_000)
+  // Uneven parts, an empty one among them, as a pipe hands over the views of what it received.
+  const parts = [a.bytes.subarray(0, 1), a.bytes.subarray(1, 65_537), new Uint8Array(0), a.bytes.subarray(65_537, 200_000), a.bytes.subarray(200_000)]
+  await s.put(a.id, parts)
+  t.same(await readFile(pathOf(f, a.id)), Buffer.from(a.bytes), 'the file holds the parts in order')
+  t.equal(s.usedBytes, 300_000)
+  const b = chunk(70_000)
+  const many = Array.from({ length: 1400 }, (_, i) => b.bytes.subarray(i * 50, i * 50 + 50)) // more parts than one writev takes
+  await s.put(b.id, many, { defer: true, verified: true })
+  await s.flush()
+  t.same(Buffer.from((await s.get(b.id)) as Uint8Array), Buffer.from(b.bytes))
+  const c = chunk(1000)
+  await t.rejects(s.put(c.id, [c.bytes.subarray(0, 500), chunk(500).bytes]), { code: 'CHUNK_BAD_ID' }, 'parts that do not hash to the id are refused')
+  t.equal(await s.has(c.id), false)
+})

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events'
 import { sha256 } from '../../../crypto/index.js'
-import { equalBytes } from '../../../util/index.js'
+import { bytesLength, equalBytes, type Bytes } from '../../../util/index.js'
 import { isP2PError } from '../../errors.js'
 import { Bitfield, SwarmError } from './messages.js'
 
@@ -17,8 +17,8 @@ export interface ChunkPeer {
 export interface ChunkSource {
   /** Which chunks `peer` holds. */
   have(peer: ChunkPeer, signal: AbortSignal): Promise<Bitfield>
-  /** Chunk `index` from `peer` (unverified). */
-  fetch(peer: ChunkPeer, index: number, signal: AbortSignal): Promise<Uint8Array>
+  /** Chunk `index` from `peer` (unverified), as one array or consecutive parts. */
+  fetch(peer: ChunkPeer, index: number, signal: AbortSignal): Promise<Bytes>
 }
 
 /** Where a download stands. */
@@ -42,8 +42,8 @@ export interface DownloadOpts {
   /** Peers to ask now; called again at every refresh, so peers may come and go. */
   peers(): ChunkPeer[]
   readonly source: ChunkSource
-  /** Stores a verified chunk; a failure here ends the download. */
-  store(index: number, bytes: Uint8Array): Promise<void>
+  /** Stores a verified chunk (as fetched: one array or its parts); a failure here ends the download. */
+  store(index: number, bytes: Bytes): Promise<void>
   /** A peer sent bytes that do not hash to the chunk id: penalize it (it is not asked again in this download). */
   onBadChunk?(peer: ChunkPeer, index: number): void
   /** Largest chunk, for the memory budget. */
@@ -255,7 +255,7 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
   const cancelled = new WeakMap<AbortController, boolean>()
   const timedOut = (ac: AbortController): boolean => cancelled.get(ac) !== true
 
-  const onChunk = async (st: PeerState, index: number, b: Uint8Array): Promise<void> => {
+  const onChunk = async (st: PeerState, index: number, b: Bytes): Promise<void> => {
     if (!missing.has(index)) {
       duplicates++
       return
@@ -293,9 +293,10 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
     }
     held.set(index)
     fetched++
-    bytes += b.length
+    const n = bytesLength(b)
+    bytes += n
     st.chunks++
-    st.bytes += b.length
+    st.bytes += n
     st.failures = 0
     st.window = Math.min(maxWindow, st.window + 1)
     lastProgressAt = Date.now()
