@@ -21,7 +21,8 @@ import type { Stream, StreamMessageEvent } from '@libp2p/interface'
  * the receiver counts bytes and answers one ack byte when all have arrived.
  * The clock runs from the first send to the ack, after a warm-up transfer on
  * the same connection (JIT, Yamux window growth); the timed transfer runs
- * `runs` times (default 3), each on a new stream, and the median is reported,
+ * `runs` times (default 3), each on a new stream, in each of `pairs` (default
+ * 3) fresh pairs of processes, and the median of all of them is reported,
  * since one run on a shared 2-core machine varies by a factor of two.
  * MB = 10^6 bytes.
  */
@@ -155,17 +156,21 @@ export function childCpuMs(child: ChildProcess): Promise<number> {
   })
 }
 
-/**
- * Moves `bytes` over one libp2p stream between two processes on 127.0.0.1
- * and returns the throughput (MB = 10^6 bytes) and the timed seconds of the
- * median of `runs` transfers (default 3), and the CPU time both processes
- * spent per MB over the timed runs (every thread, user and system).
- */
-export async function measureLibp2pStream(opts: { bytes: number; encryption: BenchEncryption; runs?: number }): Promise<{ mbPerSec: number; seconds: number; cpuMsPerMB: number }> {
-  if (!Number.isSafeInteger(opts.bytes) || opts.bytes <= 0) throw new RangeError('bytes must be a positive integer')
-  const runs = opts.runs ?? 3
-  if (!Number.isInteger(runs) || runs < 1) throw new RangeError('runs must be a positive integer')
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [RECEIVER_FLAG, opts.encryption], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+/** What {@link measureLibp2pStream} measured. MB = 10^6 bytes. */
+export interface StreamResult {
+  /** Throughput of the median timed transfer, over all pairs. */
+  mbPerSec: number
+  /** Seconds of that transfer. */
+  seconds: number
+  /** CPU time both processes spent per MB over all timed transfers (every thread, user and system). */
+  cpuMsPerMB: number
+  /** Slowest and fastest timed transfer, MB/s. */
+  range: { min: number; max: number }
+}
+
+// One receiver process and one sending node: a warm-up, then `runs` timed transfers.
+async function measurePair(bytes: number, encryption: BenchEncryption, runs: number): Promise<{ times: number[]; cpuMs: number }> {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [RECEIVER_FLAG, encryption], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   let node: Libp2p | undefined
   const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS)
@@ -178,24 +183,55 @@ export async function measureLibp2pStream(opts: { bytes: number; encryption: Ben
       })
       child.once('exit', (code) => reject(new Error(`receiver exited early (code ${String(code)})`)))
     })
-    node = await makeNode(opts.encryption, [])
+    node = await makeNode(encryption, [])
     const chunk = new Uint8Array(CHUNK_BYTES).fill(0x5a)
-    await transfer(node, addr, Math.min(opts.bytes, WARMUP_MAX_BYTES), chunk)
+    await transfer(node, addr, Math.min(bytes, WARMUP_MAX_BYTES), chunk)
     const used = node.getConnections()[0]?.encryption
-    const want = opts.encryption === 'noise' ? '/noise' : '/tls/1.0.0'
+    const want = encryption === 'noise' ? '/noise' : '/tls/1.0.0'
     if (used !== want) throw new Error(`connection encrypted with ${String(used)}, not ${want}`)
     const times: number[] = []
     const cpu0 = cpuMsOf(process.cpuUsage()) + (await childCpuMs(child))
-    for (let i = 0; i < runs; i++) times.push(await transfer(node, addr, opts.bytes, chunk))
+    for (let i = 0; i < runs; i++) times.push(await transfer(node, addr, bytes, chunk))
     const cpuMs = cpuMsOf(process.cpuUsage()) + (await childCpuMs(child)) - cpu0
-    times.sort((a, b) => a - b)
-    const seconds = times[Math.floor(times.length / 2)] as number
-    return { mbPerSec: opts.bytes / 1e6 / seconds, seconds, cpuMsPerMB: cpuMs / ((runs * opts.bytes) / 1e6) }
+    return { times, cpuMs }
   } finally {
     clearTimeout(timer)
     await node?.stop()
     if (child.connected) child.send({ stop: true })
     await exited
+  }
+}
+
+/**
+ * Moves `bytes` over one libp2p stream between two processes on 127.0.0.1:
+ * `pairs` (default 3) fresh pairs of processes, each timing `runs` (default
+ * 3) transfers after a warm-up, and reports the median of all timed
+ * transfers. Fresh pairs because on a small shared machine one pair of
+ * processes can run a third slower than the next for its whole life (how
+ * the scheduler places them), which repeating transfers within the pair
+ * does not average out.
+ */
+export async function measureLibp2pStream(opts: { bytes: number; encryption: BenchEncryption; runs?: number; pairs?: number }): Promise<StreamResult> {
+  if (!Number.isSafeInteger(opts.bytes) || opts.bytes <= 0) throw new RangeError('bytes must be a positive integer')
+  const runs = opts.runs ?? 3
+  const pairs = opts.pairs ?? 3
+  if (!Number.isInteger(runs) || runs < 1) throw new RangeError('runs must be a positive integer')
+  if (!Number.isInteger(pairs) || pairs < 1) throw new RangeError('pairs must be a positive integer')
+  const times: number[] = []
+  let cpuMs = 0
+  for (let i = 0; i < pairs; i++) {
+    const r = await measurePair(opts.bytes, opts.encryption, runs)
+    times.push(...r.times)
+    cpuMs += r.cpuMs
+  }
+  times.sort((a, b) => a - b)
+  const seconds = times[Math.floor(times.length / 2)] as number
+  const mb = opts.bytes / 1e6
+  return {
+    mbPerSec: mb / seconds,
+    seconds,
+    cpuMsPerMB: cpuMs / (times.length * mb),
+    range: { min: mb / (times[times.length - 1] as number), max: mb / (times[0] as number) },
   }
 }
 

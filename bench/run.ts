@@ -104,12 +104,13 @@ _Measured ${date}._
 
 | secure channel | throughput |
 |---|---|
-| Noise (@chainsafe/libp2p-noise) | **${fmt(noise.mbPerSec)} MB/s** |
-| TLS (@libp2p/tls) | **${fmt(tls.mbPerSec)} MB/s** |
+| Noise (@chainsafe/libp2p-noise) | **${fmt(noise.mbPerSec)} MB/s** (${fmt(noise.range.min)}–${fmt(noise.range.max)}) |
+| TLS (@libp2p/tls) | **${fmt(tls.mbPerSec)} MB/s** (${fmt(tls.range.min)}–${fmt(tls.range.max)}) |
 | ratio TLS / Noise | ${(tls.mbPerSec / noise.mbPerSec).toFixed(2)} |
 
 One stream of ${mib} MiB over TCP + Yamux on 127.0.0.1, receiver in a child process, timed after a
-warm-up transfer, with an application-level acknowledgement at the end; median of 3.`)
+warm-up transfer, with an application-level acknowledgement at the end; median of 9 transfers,
+3 in each of 3 fresh pairs of processes (slowest and fastest in brackets).`)
 }
 
 if (only.has('ingest')) {
@@ -188,32 +189,36 @@ _Measured ${date}._
 
 | figure | value | target |
 |---|---|---|
-| bare libp2p stream, Noise + Yamux, the same ${mb} MB between two processes (baseline, same run) | ${fmt(r.bare.mbPerSec)} MB/s (${r.bare.seconds.toFixed(2)} s) | |
-| fetch from 3 holders (\`study get\` at org1 after its store was wiped) | **${fmt(r.fetch3.mbPerSec)} MB/s**, ratio **${ratio3.toFixed(2)}** | ≥ ${TARGET_SWARM_RATIO}: ${met(ratio3 >= TARGET_SWARM_RATIO)} |
-| fetch from 1 holder | **${fmt(r.fetch1.mbPerSec)} MB/s**, ratio **${ratio1.toFixed(2)}** | ≥ ${TARGET_SWARM_RATIO}: ${met(ratio1 >= TARGET_SWARM_RATIO)} |
+| bare libp2p stream, Noise + Yamux, the same ${mb} MB between two processes (baseline, same run; median of 9 transfers in 3 pairs of processes) | ${fmt(r.bare.mbPerSec)} MB/s (${r.bare.seconds.toFixed(2)} s; ${fmt(r.bare.range.min)}–${fmt(r.bare.range.max)}) | |
+| fetch from 3 holders (\`study get\` at org1 after its store was wiped; median of ${r.fetch3.runs}) | **${fmt(r.fetch3.mbPerSec)} MB/s** (${fmt(r.fetch3.range.min)}–${fmt(r.fetch3.range.max)}), ratio **${ratio3.toFixed(2)}** | ≥ ${TARGET_SWARM_RATIO}: ${met(ratio3 >= TARGET_SWARM_RATIO)} |
+| fetch from 1 holder (median of ${r.fetch1.runs}) | **${fmt(r.fetch1.mbPerSec)} MB/s** (${fmt(r.fetch1.range.min)}–${fmt(r.fetch1.range.max)}), ratio **${ratio1.toFixed(2)}** | ≥ ${TARGET_SWARM_RATIO}: ${met(ratio1 >= TARGET_SWARM_RATIO)} |
 | replication to 3 holders, registration final to the last holder complete | **${r.replicate.seconds.toFixed(2)} s** = ${repFactor.toFixed(1)} bare transfers (${Object.entries(r.replicate.perHolder).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}) | ≤ ${TARGET_REPLICATE_FACTOR} bare transfers: ${met(repFactor <= TARGET_REPLICATE_FACTOR)} |
 | CPU time per MB moved, bare stream (sender and receiver) | ${cpu(r.bare.cpuMsPerMB)}: at most ${cap(r.bare.cpuMsPerMB)} MB/s on ${cores} cores | |
 | CPU time per MB, fetch from 3 (fetching daemon + holders) | ${cpu(f3)} (${cpu(r.fetch3.cpuMsPerMB.fetcher)} + ${cpu(r.fetch3.cpuMsPerMB.holders)}): at most ${cap(f3)} MB/s on ${cores} cores | |
 | CPU time per MB, fetch from 1 | ${cpu(f1)} (${cpu(r.fetch1.cpuMsPerMB.fetcher)} + ${cpu(r.fetch1.cpuMsPerMB.holders)}): at most ${cap(f1)} MB/s on ${cores} cores | |
-| the same ${r.chunks} chunks through the pipe and two chunk stores alone, one holder, no swarm (the work every chunk needs) | ${fmt(r.pipe.mbPerSec)} MB/s, ratio to bare **${pipeRatio.toFixed(2)}**; CPU per MB ${cpu(pp)} (${cpu(r.pipe.cpuMsPerMB.fetcher)} + ${cpu(r.pipe.cpuMsPerMB.holder)}) | |
+| the same ${r.chunks} chunks through the pipe and two chunk stores alone, one holder, no swarm (the work every chunk needs) | ${fmt(r.pipe.mbPerSec)} MB/s (${fmt(r.pipe.range.min)}–${fmt(r.pipe.range.max)}), ratio to bare **${pipeRatio.toFixed(2)}**; CPU per MB ${cpu(pp)} (${cpu(r.pipe.cpuMsPerMB.fetcher)} + ${cpu(r.pipe.cpuMsPerMB.holder)}) | |
 | fetch from 1 holder against the pipe alone | **${(r.fetch1.mbPerSec / r.pipe.mbPerSec).toFixed(2)}** | |
 
 Four daemon processes on this machine (dev chain, replication factor 4 so that org2, org3 and org4
-all hold the study; ${r.chunks} chunks of 1 MiB); org1 adds a synthetic CT series and the three others
-pull it (replication uses a quarter of the in-flight budget and at most 4 requests per peer); then
-org1 loses its chunk store and \`study get\` fetches the study from the 3 holders, and again with
-two of them stopped, from 1 (org1 pulls nothing by itself: testing.noPull). Fetch figures come from
-org1's log (bytes and time of the transfer, chunk list to last chunk stored and synced: the fetch
-ends with the chunk store's flush). CPU time
-counts every thread of a process, user and system: the fetching daemon's over the transfer (from
-its log), the holders' over the whole \`study get\` job (from /proc) less their idle rate measured in the
-second before it, the bare stream's over its timed runs. A chunk transfer does more per byte than the bare stream: each chunk is read from disk (and
-hashed) at the holder, and hashed, written and synced at the fetcher; and all the daemons share this
-machine's cores, so the CPU time per MB bounds the throughput. The pipe row (bench/chunk-pipe.ts) does
-that work and nothing else: two processes with the daemons' Node.js flags, the product's pipe over
-Noise + Yamux, the holder serving each chunk from its chunk store (verified on read), the fetcher
-keeping 6 requests in flight (the fetch's window per peer), hashing each chunk and storing it deferred,
-then syncing the store; median of 3 runs into fresh stores after a warm-up. That row is what the
+all hold the study; ${r.chunks} chunks of 1 MiB). org1 adds a synthetic CT series and the three others
+pull it (replication uses a quarter of the in-flight budget and at most 4 requests per peer). Then
+org1 loses its chunk store and \`study get\` fetches the study from the 3 holders, ${r.fetch3.runs} times, each
+time in a freshly started org1; then, with two holders stopped, from 1, ${r.fetch1.runs} times (org1 pulls
+nothing by itself: testing.noPull). Fetch figures come from org1's log: bytes, and time from the
+chunk list to the last chunk stored and synced (the fetch ends with the chunk store's flush).
+
+CPU time counts every thread of a process, user and system: the fetching daemon's over the transfer
+(from its log), the holders' over the whole \`study get\` job (from /proc) less their idle rate measured
+in the second before it, averaged over the fetches; the bare stream's over its timed runs. A chunk
+transfer does more per byte than the bare stream: each chunk is read from disk and hashed at the
+holder, and hashed, written and synced at the fetcher; and all the daemons share this machine's
+cores, so the CPU time per MB bounds the throughput.
+
+The pipe row (bench/chunk-pipe.ts) does that per-chunk work and nothing else: two processes with
+the daemons' Node.js flags and heap growth, the product's pipe over Noise + Yamux, the holder serving
+each chunk from its chunk store (verified on read), the fetcher keeping 6 requests in flight (the
+fetch's window per peer), hashing each chunk and storing it deferred, then syncing the store; median
+of 9 runs into fresh stores, 3 in each of 3 fresh pairs of processes, after a warm-up. It is what the
 per-chunk work alone allows on this machine, so its ratio to the bare stream bounds what a fetch
 through this pipe and these stores can reach here.`)
 }

@@ -7,7 +7,7 @@ import { generateCtStudy } from '../src/study/index.js'
 import { sleep } from '../src/util/index.js'
 import { clientOf, devnetDown, devnetUp, pidOf, startOrg, stopOrg, waitJob, type DevnetOrg } from '../devnet/devnet.js'
 import { measureChunkPipe, type ChunkPipeResult } from './chunk-pipe.js'
-import { measureLibp2pStream } from './libp2p-stream.js'
+import { measureLibp2pStream, type StreamResult } from './libp2p-stream.js'
 
 /** Result of {@link measureSwarm}. MB = 10^6 bytes. */
 export interface SwarmBenchResult {
@@ -15,14 +15,14 @@ export interface SwarmBenchResult {
   readonly bytes: number
   readonly chunks: number
   /** One bare libp2p stream (Noise + Yamux) moving the same bytes between two processes. */
-  readonly bare: { readonly mbPerSec: number; readonly seconds: number; readonly cpuMsPerMB: number }
+  readonly bare: StreamResult
   /** The same number of chunks through the product's pipe and chunk stores alone, one holder, no swarm (bench/chunk-pipe.ts): the work each chunk needs. */
   readonly pipe: ChunkPipeResult
   /** From the registration being final to the last of the 3 other holders holding all of it (replication uses a quarter of the fetch budget). */
   readonly replicate: { readonly seconds: number; readonly perHolder: Readonly<Record<string, number>> }
   /** The custodian, its store wiped, fetching the study from 3 holders, and from 1. */
-  readonly fetch3: FetchFigures
-  readonly fetch1: FetchFigures
+  readonly fetch3: FetchSeries
+  readonly fetch1: FetchSeries
 }
 
 interface LogLine { time: number; msg: string; study?: string; kind?: string; bytes?: number; ms?: number; peers?: number; cpuMs?: number }
@@ -40,6 +40,8 @@ async function daemonCpuMs(o: DevnetOrg): Promise<number | undefined> {
   }
 }
 const CLOCK_TICKS = 100
+/** Fetches measured for each figure (each in a freshly started process), the median reported. */
+const FETCH_RUNS = 3
 
 async function logLines(o: DevnetOrg): Promise<LogLine[]> {
   const text = await readFile(join(o.dir, 'daemon.log'), 'utf8')
@@ -58,6 +60,24 @@ async function logLines(o: DevnetOrg): Promise<LogLine[]> {
 
 /** What one fetch measured: throughput, and CPU per MB of the fetching daemon (from its log) and of the holders serving it. */
 export interface FetchFigures { mbPerSec: number; seconds: number; peers: number; cpuMsPerMB: { fetcher: number; holders: number } }
+
+/** Several fetches: the median one's figures, the slowest and fastest (MB/s), and CPU per MB averaged over all. */
+export interface FetchSeries extends FetchFigures { runs: number; range: { min: number; max: number } }
+
+/** `runs` fetches with fetchAt (each in a freshly started org1 process) summed up as a series. */
+async function fetchSeries(runs: number, ...args: Parameters<typeof fetchAt>): Promise<FetchSeries> {
+  const all: FetchFigures[] = []
+  for (let i = 0; i < runs; i++) all.push(await fetchAt(...args))
+  const sorted = [...all].sort((a, b) => a.mbPerSec - b.mbPerSec)
+  const median = sorted[Math.floor(sorted.length / 2)] as FetchFigures
+  const mean = (f: (x: FetchFigures) => number): number => all.reduce((s, x) => s + f(x), 0) / all.length
+  return {
+    ...median,
+    cpuMsPerMB: { fetcher: mean((x) => x.cpuMsPerMB.fetcher), holders: mean((x) => x.cpuMsPerMB.holders) },
+    runs,
+    range: { min: (sorted[0] as FetchFigures).mbPerSec, max: (sorted[sorted.length - 1] as FetchFigures).mbPerSec },
+  }
+}
 
 /**
  * Wipes org1's chunk store, restarts it, fetches the study with `study get`,
@@ -136,19 +156,23 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
       opts.log(`  replicated to 3 holders in ${replicate.seconds.toFixed(2)} s`)
       execFileSync('sync')
       opts.log('  org1 store wiped: fetch from 3 holders')
-      const fetch3 = await fetchAt(o1, [o2, o3, o4], sid, join(dir, 'out3'))
-      opts.log(`  ${fetch3.mbPerSec.toFixed(0)} MB/s from ${fetch3.peers} peers`)
+      const fetch3 = await fetchSeries(FETCH_RUNS, o1, [o2, o3, o4], sid, join(dir, 'out3'))
+      opts.log(`  ${fetch3.mbPerSec.toFixed(0)} MB/s from ${fetch3.peers} peers (median of ${fetch3.runs})`)
       await stopOrg(o3)
       await stopOrg(o4)
       execFileSync('sync')
       opts.log('  org3, org4 stopped, org1 store wiped: fetch from 1 holder')
-      const fetch1 = await fetchAt(o1, [o2], sid, join(dir, 'out1'))
-      opts.log(`  ${fetch1.mbPerSec.toFixed(0)} MB/s from ${fetch1.peers} peer`)
+      const fetch1 = await fetchSeries(FETCH_RUNS, o1, [o2], sid, join(dir, 'out1'))
+      opts.log(`  ${fetch1.mbPerSec.toFixed(0)} MB/s from ${fetch1.peers} peer (median of ${fetch1.runs})`)
+      // Each measurement starts with nothing left to write back from the one before (the
+      // fetch's export writes the study's files), so the kernel's flushing does not take CPU from it.
+      execFileSync('sync')
       opts.log('  bare libp2p stream of the same bytes')
-      const bare = await measureLibp2pStream({ bytes: added.size, encryption: 'noise', runs: 3 })
+      const bare = await measureLibp2pStream({ bytes: added.size, encryption: 'noise', runs: 3, pairs: 3 })
+      execFileSync('sync')
       opts.log('  the same chunks through the pipe and two chunk stores, no swarm')
       // As many requests in flight as the fetch keeps on one peer (maxWindow), chunks of the study's size.
-      const pipe = await measureChunkPipe({ chunks: added.chunks, chunkBytes: DEFAULT_PARAMS.chunkSize, inFlight: 6, runs: 3 })
+      const pipe = await measureChunkPipe({ chunks: added.chunks, chunkBytes: DEFAULT_PARAMS.chunkSize, inFlight: 6, runs: 3, pairs: 3 })
       return { bytes: added.size, chunks: added.chunks, bare, pipe, replicate, fetch3, fetch1 }
     } finally {
       await devnetDown(join(dir, 'net'), true).catch(() => 0)
