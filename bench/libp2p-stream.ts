@@ -13,9 +13,10 @@ import type { Stream, StreamMessageEvent } from '@libp2p/interface'
 /**
  * One-stream libp2p throughput on loopback: TCP + Yamux + Noise or TLS 1.3.
  *
- * The receiver runs in a child process (node:child_process fork of this same
- * file), so sender and receiver each have their own process, main thread,
- * event loop and heap, as two organizations' daemons would. The sender writes
+ * Receiver and sender each run in a fresh child process (node:child_process
+ * fork of this same file), so each has its own process, main thread, event
+ * loop and heap, as two organizations' daemons would, and neither carries
+ * the heap of the process running the benchmarks. The sender writes
  * `bytes` on one stream in 256 KiB chunks, waiting for the stream's 'drain'
  * event whenever send() returns false (so at most a few windows are buffered);
  * the receiver counts bytes and answers one ack byte when all have arrived.
@@ -29,6 +30,7 @@ import type { Stream, StreamMessageEvent } from '@libp2p/interface'
 
 const PROTOCOL = '/radchain-bench/stream/1'
 const RECEIVER_FLAG = '--libp2p-stream-receiver'
+const SENDER_FLAG = '--libp2p-stream-sender'
 const CHUNK_BYTES = 256 * 1024
 const HEADER_BYTES = 8
 const WARMUP_MAX_BYTES = 128 * 1024 * 1024
@@ -168,37 +170,105 @@ export interface StreamResult {
   range: { min: number; max: number }
 }
 
-// One receiver process and one sending node: a warm-up, then `runs` timed transfers.
+// Sender side: on { addr, bytes, runs }, a warm-up transfer, then { warmed }; on { go }, the timed
+// transfers, then { times, cpuMs } (its own CPU over them).
+async function runSender(encryption: BenchEncryption): Promise<void> {
+  const node = await makeNode(encryption, [])
+  const chunk = new Uint8Array(CHUNK_BYTES).fill(0x5a)
+  let job: { addr: string; bytes: number; runs: number } | undefined
+  const fail = (err: unknown): void => {
+    process.send?.({ error: String(err) })
+  }
+  process.on('message', (msg: unknown) => {
+    const m = msg as { addr?: string; bytes?: number; runs?: number; go?: boolean; stop?: boolean }
+    if (m.stop === true) {
+      Promise.resolve(node.stop()).finally(() => process.exit(0)).catch(() => {})
+      return
+    }
+    if (typeof m.addr === 'string' && typeof m.bytes === 'number' && typeof m.runs === 'number') {
+      const j = { addr: m.addr, bytes: m.bytes, runs: m.runs }
+      job = j
+      void (async () => {
+        await transfer(node, j.addr, Math.min(j.bytes, WARMUP_MAX_BYTES), chunk)
+        const used = node.getConnections()[0]?.encryption
+        const want = encryption === 'noise' ? '/noise' : '/tls/1.0.0'
+        if (used !== want) throw new Error(`connection encrypted with ${String(used)}, not ${want}`)
+        process.send?.({ warmed: true })
+      })().catch(fail)
+    }
+    if (m.go === true && job !== undefined) {
+      const j = job
+      void (async () => {
+        const times: number[] = []
+        const cpu0 = process.cpuUsage()
+        for (let i = 0; i < j.runs; i++) times.push(await transfer(node, j.addr, j.bytes, chunk))
+        process.send?.({ times, cpuMs: cpuMsOf(process.cpuUsage(cpu0)) })
+      })().catch(fail)
+    }
+  })
+  process.on('disconnect', () => process.exit(0))
+  process.send?.({ ready: true })
+}
+
+/** The next IPC message from `child` that has `key`; rejects on an { error } message or if the child exits first. */
+function nextMessage<T>(child: ChildProcess, key: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: unknown): void => {
+      if (typeof m !== 'object' || m === null) return
+      if ('error' in m) {
+        done()
+        reject(new Error(`stream benchmark child failed: ${String((m as { error: unknown }).error)}`))
+      } else if (key in m) {
+        done()
+        resolve(m as T)
+      }
+    }
+    const onExit = (code: number | null): void => {
+      done()
+      reject(new Error(`stream benchmark child exited early (code ${String(code)})`))
+    }
+    const done = (): void => {
+      child.off('message', onMessage)
+      child.off('exit', onExit)
+    }
+    child.on('message', onMessage)
+    child.on('exit', onExit)
+  })
+}
+
+// One receiver process and one sender process, both fresh: a warm-up, then `runs` timed transfers.
 async function measurePair(bytes: number, encryption: BenchEncryption, runs: number): Promise<{ times: number[]; cpuMs: number }> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [RECEIVER_FLAG, encryption], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  let node: Libp2p | undefined
-  const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS)
+  const self = fileURLToPath(import.meta.url)
+  const spawn = (flag: string): ChildProcess => fork(self, [flag, encryption], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const receiver = spawn(RECEIVER_FLAG)
+  let sender: ChildProcess | undefined
+  const timer = setTimeout(() => {
+    receiver.kill('SIGKILL')
+    sender?.kill('SIGKILL')
+  }, TIMEOUT_MS)
   try {
-    const addr = await new Promise<string>((resolve, reject) => {
-      child.once('message', (m: unknown) => {
-        const a = (m as { addr?: unknown }).addr
-        if (typeof a === 'string') resolve(a)
-        else reject(new Error('receiver sent no address'))
-      })
-      child.once('exit', (code) => reject(new Error(`receiver exited early (code ${String(code)})`)))
-    })
-    node = await makeNode(encryption, [])
-    const chunk = new Uint8Array(CHUNK_BYTES).fill(0x5a)
-    await transfer(node, addr, Math.min(bytes, WARMUP_MAX_BYTES), chunk)
-    const used = node.getConnections()[0]?.encryption
-    const want = encryption === 'noise' ? '/noise' : '/tls/1.0.0'
-    if (used !== want) throw new Error(`connection encrypted with ${String(used)}, not ${want}`)
-    const times: number[] = []
-    const cpu0 = cpuMsOf(process.cpuUsage()) + (await childCpuMs(child))
-    for (let i = 0; i < runs; i++) times.push(await transfer(node, addr, bytes, chunk))
-    const cpuMs = cpuMsOf(process.cpuUsage()) + (await childCpuMs(child)) - cpu0
-    return { times, cpuMs }
+    const { addr } = await nextMessage<{ addr: string }>(receiver, 'addr')
+    const s = spawn(SENDER_FLAG)
+    sender = s
+    await nextMessage(s, 'ready')
+    const warmed = nextMessage(s, 'warmed')
+    s.send({ addr, bytes, runs })
+    await warmed
+    const r0 = await childCpuMs(receiver)
+    const result = nextMessage<{ times: number[]; cpuMs: number }>(s, 'times')
+    s.send({ go: true })
+    const { times, cpuMs } = await result
+    const receiverMs = (await childCpuMs(receiver)) - r0
+    return { times, cpuMs: cpuMs + receiverMs }
   } finally {
     clearTimeout(timer)
-    await node?.stop()
-    if (child.connected) child.send({ stop: true })
-    await exited
+    for (const c of [sender, receiver]) {
+      if (c === undefined || c.exitCode !== null) continue
+      const exited = new Promise((r) => c.once('exit', r))
+      if (c.connected) c.send({ stop: true })
+      else c.kill('SIGTERM')
+      await exited
+    }
   }
 }
 
@@ -235,10 +305,12 @@ export async function measureLibp2pStream(opts: { bytes: number; encryption: Ben
   }
 }
 
-if (process.argv[2] === RECEIVER_FLAG && process.send !== undefined) {
+if ((process.argv[2] === RECEIVER_FLAG || process.argv[2] === SENDER_FLAG) && process.send !== undefined) {
   const enc = process.argv[3] === 'tls' ? 'tls' : 'noise'
-  runReceiver(enc).catch((err: unknown) => {
-    process.stderr.write(`libp2p-stream receiver failed: ${String(err)}\n`)
+  const role = process.argv[2] === RECEIVER_FLAG ? 'receiver' : 'sender'
+  const main = role === 'receiver' ? runReceiver(enc) : runSender(enc)
+  main.catch((err: unknown) => {
+    process.stderr.write(`libp2p-stream ${role} failed: ${String(err)}\n`)
     process.exit(1)
   })
 }
