@@ -11,7 +11,7 @@ import { P2PNode } from '../src/p2p/index.js'
 import { ChainStore, ChunkStore } from '../src/storage/index.js'
 import { equalBytes, fromHex, nullLogger, toHex } from '../src/util/index.js'
 import { daemonNodeArgs } from '../devnet/process.js'
-import { tuneDaemonHeap } from '../src/node/heap.js'
+import { chunkTrafficHeap } from '../src/node/heap.js'
 import { childCpuMs, cpuMsOf } from './libp2p-stream.js'
 
 /**
@@ -23,7 +23,7 @@ import { childCpuMs, cpuMsOf } from './libp2p-stream.js'
  * each chunk against its id, stores it (deferred, as the swarm does) and
  * syncs the store at the end. No chain, no placement, no bitfields, no
  * scheduling, one peer. Both processes start with the devnet daemons' Node.js
- * flags and a daemon's heap growth (src/node/heap.ts). What this reaches bounds any chunk transfer on this machine; the
+ * flags and a daemon's heap growth during chunk traffic (src/node/heap.ts). What this reaches bounds any chunk transfer on this machine; the
  * gap to a bare stream is the cost of verifying and storing the bytes.
  */
 
@@ -245,7 +245,8 @@ export async function measureChunkPipe(opts: PipeOpts & { runs?: number; pairs?:
 
 if (process.send !== undefined && (process.argv[2] === HOLDER_FLAG || process.argv[2] === FETCHER_FLAG)) {
   const role = process.argv[2] === HOLDER_FLAG ? 'holder' : 'fetcher'
-  tuneDaemonHeap() // as `radchain daemon` does
+  // All this process does is chunk traffic: the heap grows as a daemon's does during it.
+  if (chunkTrafficHeap.enable(process.execArgv)) chunkTrafficHeap.hold()
   const main = role === 'holder' ? runHolder(Number(process.argv[3]), Number(process.argv[4])) : runFetcher()
   main.catch((err: unknown) => {
     process.stderr.write(`chunk pipe ${role} failed: ${String(err)}\n`)

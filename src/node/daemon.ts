@@ -2,7 +2,7 @@ import { loadGenesis } from '../chain/index.js'
 import { loadKeystore, readPassphrase } from '../crypto/index.js'
 import { ConfigError, DATADIR_FILES, loadConfig, resolveIn } from './config.js'
 import { RadNode } from './node.js'
-import { tuneDaemonHeap } from './heap.js'
+import { chunkTrafficHeap } from './heap.js'
 import { access } from 'node:fs/promises'
 import { createLogger, type Logger, type LogLevel } from '../util/index.js'
 
@@ -33,9 +33,9 @@ export async function loadNode(opts: DaemonOpts): Promise<{ node: RadNode; logge
  * cleanly. Resolves after shutdown.
  */
 export async function runDaemon(opts: DaemonOpts): Promise<void> {
-  const heapGrowingPercent = tuneDaemonHeap()
   const { node, logger } = await loadNode(opts)
-  logger.debug('heap growth', heapGrowingPercent === undefined ? { heapGrowingPercent: 'from the command line' } : { heapGrowingPercent })
+  // Chunk traffic lets the heap grow further (src/node/heap.ts), unless the command line chose.
+  if (!chunkTrafficHeap.enable()) logger.info('heap growth left to the command line (--heap-growing-percent)')
   await node.start()
   await new Promise<void>((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {
@@ -48,4 +48,5 @@ export async function runDaemon(opts: DaemonOpts): Promise<void> {
     process.on('SIGTERM', onSignal)
   })
   await node.stop()
+  chunkTrafficHeap.reset()
 }

@@ -10,6 +10,7 @@ import {
 import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
 import { contentRoot } from '../study/index.js'
 import { equalBytes, errorMessage, toHex, type Logger } from '../util/index.js'
+import { chunkTrafficHeap } from './heap.js'
 import type { ChainService } from './chain-service.js'
 
 /** Swarm settings (config `swarm`). */
@@ -272,6 +273,7 @@ export class SwarmService {
       }
     }
     if (index >= study.chunkCount) throw new SwarmError('SWARM_BAD_REQUEST', 'chunk index out of range', { penalize: true })
+    chunkTrafficHeap.touch()
     const id = await this.#index.chunkIdAt(studyId, index)
     if (id === undefined) throw new SwarmError('SWARM_NOT_HELD', 'chunk not held')
     const b = await this.#read(id, study)
@@ -421,6 +423,7 @@ export class SwarmService {
     }
     const startedAt = Date.now()
     const cpuAtStart = process.cpuUsage()
+    const releaseHeap = chunkTrafficHeap.hold()
     this.#transfers.set(`${opts.kind}:${sid}`, { studyId: sid, kind: opts.kind, done: held.count, total: study.chunkCount, bytes: 0, peers: 0, startedAt })
     try {
       const res = await downloadChunks({
@@ -458,6 +461,7 @@ export class SwarmService {
       // whole transfer); after a failure too, and at no cost after the flush above.
       await this.#chunks.flush().catch((err: unknown) => this.#logger.warn('chunk store flush failed', { err: errorMessage(err) }))
       this.#transfers.delete(`${opts.kind}:${sid}`)
+      releaseHeap()
     }
   }
 
