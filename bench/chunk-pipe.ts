@@ -12,7 +12,7 @@ import { ChainStore, ChunkStore } from '../src/storage/index.js'
 import { equalBytes, fromHex, nullLogger, toHex } from '../src/util/index.js'
 import { daemonNodeArgs } from '../devnet/process.js'
 import { chunkTrafficHeap } from '../src/node/heap.js'
-import { childCpuMs, cpuMsOf } from './libp2p-stream.js'
+import { childCpuMs, cpuMsOf, nextMessage, stopChildren } from './child-ipc.js'
 
 /**
  * The work every chunk transfer does, and nothing of the swarm: the
@@ -136,32 +136,6 @@ async function runFetcher(): Promise<void> {
   process.send?.({ connected: true })
 }
 
-/** The first IPC message from `child` that has `key`; rejects if the child exits first. */
-function nextMessage<T>(child: ChildProcess, key: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: unknown): void => {
-      if (typeof m !== 'object' || m === null) return
-      if ('error' in m) {
-        done()
-        reject(new Error(`chunk pipe child failed: ${String((m as { error: unknown }).error)}`))
-      } else if (key in m) {
-        done()
-        resolve(m as T)
-      }
-    }
-    const onExit = (code: number | null): void => {
-      done()
-      reject(new Error(`chunk pipe child exited early (code ${String(code)})`))
-    }
-    const done = (): void => {
-      child.off('message', onMessage)
-      child.off('exit', onExit)
-    }
-    child.on('message', onMessage)
-    child.on('exit', onExit)
-  })
-}
-
 /** Result of {@link measureChunkPipe}: the median run's throughput (MB = 10^6 bytes) and seconds, the slowest and fastest run, and CPU time per MB of each process over all timed runs. */
 export interface ChunkPipeResult { mbPerSec: number; seconds: number; range: { min: number; max: number }; cpuMsPerMB: { fetcher: number; holder: number } }
 
@@ -200,13 +174,7 @@ async function measurePair(opts: PipeOpts, runs: number): Promise<{ results: Run
     return { results, holderMs }
   } finally {
     clearTimeout(timer)
-    for (const c of [fetcher, holder]) {
-      if (c === undefined || c.exitCode !== null) continue
-      const exited = new Promise((r) => c.once('exit', r))
-      if (c.connected) c.send({ stop: true })
-      else c.kill('SIGTERM')
-      await exited
-    }
+    await stopChildren([fetcher, holder])
   }
 }
 

@@ -2,6 +2,7 @@
 import '../src/util/polyfill.js'
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { childCpuMs, cpuMsOf, nextMessage, stopChildren } from './child-ipc.js'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -137,27 +138,6 @@ async function transfer(node: Libp2p, addr: string, bytes: number, chunk: Uint8A
   return seconds
 }
 
-/** Milliseconds of CPU (user and system, all threads) in a process.cpuUsage() value. */
-export function cpuMsOf(u: NodeJS.CpuUsage): number {
-  return (u.user + u.system) / 1000
-}
-
-/** CPU milliseconds a child process has used so far: it answers { cpu: true } with { cpuMs }. */
-export function childCpuMs(child: ChildProcess): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: unknown): void => {
-      const v = (m as { cpuMs?: unknown }).cpuMs
-      if (typeof v !== 'number') return
-      child.off('message', onMessage)
-      resolve(v)
-    }
-    child.on('message', onMessage)
-    child.send({ cpu: true }, (err) => {
-      if (err !== null) reject(err)
-    })
-  })
-}
-
 /** What {@link measureLibp2pStream} measured. MB = 10^6 bytes. */
 export interface StreamResult {
   /** Throughput of the median timed transfer, over all pairs. */
@@ -210,32 +190,6 @@ async function runSender(encryption: BenchEncryption): Promise<void> {
   process.send?.({ ready: true })
 }
 
-/** The next IPC message from `child` that has `key`; rejects on an { error } message or if the child exits first. */
-function nextMessage<T>(child: ChildProcess, key: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: unknown): void => {
-      if (typeof m !== 'object' || m === null) return
-      if ('error' in m) {
-        done()
-        reject(new Error(`stream benchmark child failed: ${String((m as { error: unknown }).error)}`))
-      } else if (key in m) {
-        done()
-        resolve(m as T)
-      }
-    }
-    const onExit = (code: number | null): void => {
-      done()
-      reject(new Error(`stream benchmark child exited early (code ${String(code)})`))
-    }
-    const done = (): void => {
-      child.off('message', onMessage)
-      child.off('exit', onExit)
-    }
-    child.on('message', onMessage)
-    child.on('exit', onExit)
-  })
-}
-
 // One receiver process and one sender process, both fresh: a warm-up, then `runs` timed transfers.
 async function measurePair(bytes: number, encryption: BenchEncryption, runs: number): Promise<{ times: number[]; cpuMs: number }> {
   const self = fileURLToPath(import.meta.url)
@@ -262,13 +216,7 @@ async function measurePair(bytes: number, encryption: BenchEncryption, runs: num
     return { times, cpuMs: cpuMs + receiverMs }
   } finally {
     clearTimeout(timer)
-    for (const c of [sender, receiver]) {
-      if (c === undefined || c.exitCode !== null) continue
-      const exited = new Promise((r) => c.once('exit', r))
-      if (c.connected) c.send({ stop: true })
-      else c.kill('SIGTERM')
-      await exited
-    }
+    await stopChildren([sender, receiver])
   }
 }
 

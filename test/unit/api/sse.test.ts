@@ -1,6 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { SSE_KEEPALIVE, SseParser, encodeSseEvent, type SseMessage } from '../../../src/api/index.js'
+import { splitAt as split } from '../split.js' // anywhere, inside UTF-8 sequences and CRLF too
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
 
@@ -9,17 +10,6 @@ function parseAll(chunks: Uint8Array[], max = 1 << 20): SseMessage[] {
   return chunks.flatMap((c) => p.push(c))
 }
 
-/** Splits `bytes` at the given cut points (anywhere, including inside UTF-8 sequences and CRLF). */
-function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
-  const out: Uint8Array[] = []
-  let prev = 0
-  for (const c of [...at, bytes.length]) {
-    out.push(bytes.subarray(prev, c))
-    prev = c
-  }
-  return out
-}
 
 t.test('encode then parse gives the events back, however the bytes are split', async (t) => {
   const eventArb = fc.record({

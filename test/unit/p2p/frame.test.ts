@@ -2,18 +2,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { FrameDecoder, encodeFrame, encodeFrameHeader, FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from '../../../src/p2p/index.js'
 import { concatBytes, toHex } from '../../../src/util/index.js'
-
-/** Splits `bytes` at the given cut points (sorted, deduplicated, within range). */
-function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
-  const out: Uint8Array[] = []
-  let prev = 0
-  for (const p of [...points, bytes.length]) {
-    out.push(bytes.subarray(prev, p))
-    prev = p
-  }
-  return out
-}
+import { splitAt as split } from '../split.js'
 
 t.test('header is 4-byte big-endian length', async (t) => {
   t.equal(FRAME_HEADER_BYTES, 4)
@@ -116,16 +105,20 @@ t.test('many tiny chunks decode in linear time', async (t) => {
   t.ok(Date.now() - start < 2_000, 'no quadratic blow-up')
 })
 
-t.test('property: any chunking of any frames decodes to the same frames', async () => {
+t.test('property: any chunking of any frames decodes to the same frames, with push and with pushParts', async () => {
   fc.assert(fc.property(
     fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 12 }),
     fc.array(fc.nat(), { maxLength: 20 }),
     (payloads, cuts) => {
       const wire = concatBytes(...payloads.map(encodeFrame))
       const dec = new FrameDecoder(64)
+      const decParts = new FrameDecoder(64)
       const got = split(wire, cuts).flatMap((c) => dec.push(c))
+      const gotParts = split(wire, cuts).flatMap((c) => decParts.pushParts(c)).map((parts) => concatBytes(...parts))
       dec.end()
-      return got.map(toHex).join('|') === payloads.map(toHex).join('|')
+      decParts.end()
+      const want = payloads.map(toHex).join('|')
+      return got.map(toHex).join('|') === want && gotParts.map(toHex).join('|') === want
     },
   ))
 })
@@ -143,20 +136,6 @@ t.test('pushParts: payloads as views of the input, no copy', async (t) => {
   pieces[1]?.fill(0xee)
   t.same([...(got[0]?.[1] ?? [])], [0xee, 0xee])
   t.throws(() => new FrameDecoder(2).pushParts(encodeFrame(Uint8Array.of(1, 2, 3))), { code: 'P2P_TOO_LARGE' })
-})
-
-t.test('property: push and pushParts decode any chunking to the same frames', async () => {
-  fc.assert(fc.property(
-    fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 12 }),
-    fc.array(fc.nat(), { maxLength: 20 }),
-    (payloads, cuts) => {
-      const wire = concatBytes(...payloads.map(encodeFrame))
-      const dec = new FrameDecoder(64)
-      const got = split(wire, cuts).flatMap((c) => dec.pushParts(c)).map((parts) => toHex(concatBytes(...parts)))
-      dec.end()
-      return got.join('|') === payloads.map(toHex).join('|')
-    },
-  ))
 })
 
 t.test('property: a cut inside the last frame is always detected by end()', async () => {

@@ -3,18 +3,7 @@ import fc from 'fast-check'
 import { createHash } from 'node:crypto'
 import { sha256 } from '../../../src/crypto/index.js'
 import { bytesLength, concatBytes, dropBytes, headBytes, joinBytes, partsOf, toHex } from '../../../src/util/index.js'
-
-/** `b` cut at the given points into consecutive views. */
-function cut(b: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (b.length + 1)))].sort((x, y) => x - y)
-  const out: Uint8Array[] = []
-  let prev = 0
-  for (const p of [...points, b.length]) {
-    out.push(b.subarray(prev, p))
-    prev = p
-  }
-  return out
-}
+import { splitAt } from '../split.js'
 
 t.test('bytes held as parts: length, join, head, drop', async (t) => {
   const parts = [Uint8Array.of(1, 2), new Uint8Array(0), Uint8Array.of(3, 4, 5)]
@@ -38,7 +27,7 @@ t.test('bytes held as parts: length, join, head, drop', async (t) => {
 
 t.test('property: parts agree with the joined bytes, and SHA-256 of parts is that of the whole', async () => {
   fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.array(fc.nat(), { maxLength: 8 }), fc.nat(), (b, cuts, n) => {
-    const parts = cut(b, cuts)
+    const parts = splitAt(b, cuts)
     const k = n % (b.length + 1)
     return bytesLength(parts) === b.length &&
       toHex(joinBytes(parts)) === toHex(b) &&
