@@ -211,7 +211,12 @@ export class PipeClient {
     stream.addEventListener('close', onClose)
   }
 
-  /** Sends `req` and resolves with the answer; P2P_REMOTE_ERROR, P2P_STREAM_ERROR, P2P_MALFORMED, P2P_TIMEOUT, P2P_ABORTED as for request(). */
+  /**
+   * Sends `req` and resolves with the answer (a view of the received buffer
+   * when it arrived in one piece, else a copy joining the pieces);
+   * P2P_REMOTE_ERROR, P2P_STREAM_ERROR, P2P_MALFORMED, P2P_TIMEOUT, P2P_ABORTED
+   * as for request().
+   */
   async request(req: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
     return joinBytes(await this.requestParts(req, signal))
   }
