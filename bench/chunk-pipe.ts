@@ -10,7 +10,7 @@ import { Ed25519Signer, sha256 } from '../src/crypto/index.js'
 import { P2PNode } from '../src/p2p/index.js'
 import { ChainStore, ChunkStore } from '../src/storage/index.js'
 import { equalBytes, fromHex, nullLogger, toHex } from '../src/util/index.js'
-import { daemonNodeArgs } from '../devnet/process.js'
+import { daemonNodeArgs } from '../src/devnet/index.js'
 import { chunkTrafficHeap } from '../src/node/heap.js'
 import { childCpuMs, cpuMsOf, nextMessage, stopChildren } from './child-ipc.js'
 

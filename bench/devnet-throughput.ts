@@ -5,7 +5,7 @@ import type { ApiClient } from '../src/api/index.js'
 import { noteTx, signTx } from '../src/chain/index.js'
 import { Ed25519Signer } from '../src/crypto/index.js'
 import { sleep } from '../src/util/index.js'
-import { clientOf, devnetDown, devnetUp, type DevnetManifest } from '../devnet/devnet.js'
+import { clientOf, devnetDown, devnetUp, type DevnetManifest } from '../src/devnet/index.js'
 
 /** Results of the 4-organization devnet benchmark. */
 export interface DevnetBenchResult {

@@ -5,7 +5,7 @@ import { consentTx, signTx } from '../src/chain/index.js'
 import { encodePatientPublicKey, generatePatientKeys } from '../src/crypto/index.js'
 import { generateCtStudy } from '../src/study/index.js'
 import { sleep, toHex } from '../src/util/index.js'
-import { clientOf, devnetDown, devnetUp, waitJob, type DevnetOrg } from '../devnet/devnet.js'
+import { clientOf, devnetDown, devnetUp, waitJob, type DevnetOrg } from '../src/devnet/index.js'
 
 /** Result of {@link measureLease}. */
 export interface LeaseBenchResult {

@@ -5,7 +5,7 @@ import { noteTx, signTx } from '../src/chain/index.js'
 import { Ed25519Signer } from '../src/crypto/index.js'
 import { initDataDir } from '../src/node/index.js'
 import type { ApiClient } from '../src/api/index.js'
-import { DaemonProcess } from '../devnet/process.js'
+import { DaemonProcess } from '../src/devnet/index.js'
 
 /** Result of the one-node throughput run. */
 export interface ThroughputResult {

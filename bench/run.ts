@@ -9,7 +9,7 @@ import { measureLibp2pStream } from './libp2p-stream.js'
 import { measureStudyIngest } from './study-ingest.js'
 import { measureSwarm } from './swarm.js'
 import { measureLease } from './lease.js'
-import { repoRoot } from '../devnet/process.js'
+import { repoRoot } from '../src/devnet/index.js'
 
 // Which benchmarks to run: RADCHAIN_BENCH=node,devnet,stream,ingest,swarm,lease (default all). Sections of
 // benchmarks not run are kept from BENCHMARKS.md, each with the date it was measured.

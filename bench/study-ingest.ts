@@ -8,7 +8,7 @@ import type { ApiClient } from '../src/api/index.js'
 import { initDataDir } from '../src/node/index.js'
 import { STORE_PUTS_IN_FLIGHT, generateCtStudy } from '../src/study/index.js'
 import { sleep } from '../src/util/index.js'
-import { DaemonProcess } from '../devnet/process.js'
+import { DaemonProcess } from '../src/devnet/index.js'
 
 const MIB = 1024 * 1024
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { DEFAULT_PARAMS } from '../src/chain/index.js'
 import { generateCtStudy } from '../src/study/index.js'
 import { sleep } from '../src/util/index.js'
-import { clientOf, devnetDown, devnetUp, pidOf, startOrg, stopOrg, waitJob, type DevnetOrg } from '../devnet/devnet.js'
+import { clientOf, devnetDown, devnetUp, pidOf, startOrg, stopOrg, waitJob, type DevnetOrg } from '../src/devnet/index.js'
 import { measureChunkPipe, type ChunkPipeResult } from './chunk-pipe.js'
 import { measureLibp2pStream, type StreamResult } from './libp2p-stream.js'
 

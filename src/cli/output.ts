@@ -15,6 +15,11 @@ export function fail(err: unknown, json: boolean): void {
   process.exitCode = 1
 }
 
+/** Bytes as megabytes with one decimal. */
+export function mb(n: number): string {
+  return (n / 1e6).toFixed(1)
+}
+
 /** `label: value` lines, aligned. */
 export function table(rows: [string, unknown][]): string {
   const w = Math.max(...rows.map(([k]) => k.length))

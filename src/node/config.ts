@@ -3,6 +3,7 @@ import { isAbsolute, join } from 'node:path'
 import { z } from 'zod'
 import { RadError, LOG_LEVELS, writeFileAtomic, type LogLevel } from '../util/index.js'
 import { DEFAULT_MEMPOOL_LIMITS, type MempoolLimits } from '../chain/index.js'
+import { API_TOKEN_FILE, DAEMON_INFO_FILE } from '../api/index.js'
 import { DEFAULT_BFT_OPTS } from '../consensus/index.js'
 import { DEFAULT_SWARM_OPTS, type SwarmOpts } from './swarm.js'
 
@@ -24,8 +25,8 @@ export const DATADIR_FILES = {
   keystore: 'keystore.json',
   passphrase: 'passphrase',
   db: 'db',
-  apiToken: 'api.token',
-  daemon: 'daemon.json',
+  apiToken: API_TOKEN_FILE,
+  daemon: DAEMON_INFO_FILE,
   wal: 'consensus.wal',
   chunks: 'chunks',
 } as const

@@ -1,7 +1,7 @@
 import { loadGenesis } from '../chain/index.js'
 import { loadKeystore, readPassphrase } from '../crypto/index.js'
 import { ConfigError, DATADIR_FILES, loadConfig, resolveIn } from './config.js'
-import { RadNode } from './node.js'
+import type { RadNode } from './node.js'
 import { chunkTrafficHeap } from './heap.js'
 import { access } from 'node:fs/promises'
 import { createLogger, type Logger, type LogLevel } from '../util/index.js'
@@ -25,6 +25,8 @@ export async function loadNode(opts: DaemonOpts): Promise<{ node: RadNode; logge
   const genesis = await loadGenesis(genesisPath)
   const passphrase = await readPassphrase(resolveIn(opts.dataDir, config.passphraseFile))
   const keys = await loadKeystore(resolveIn(opts.dataDir, config.keystore), passphrase)
+  // The node and its network stack load only when a daemon starts, so CLI commands start fast.
+  const { RadNode } = await import('./node.js')
   return { node: new RadNode({ dataDir: opts.dataDir, config, genesis }, { keys, logger }), logger }
 }
 

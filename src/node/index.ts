@@ -1,6 +1,5 @@
 export * from './config.js'
 export * from './init.js'
-export * from './node.js'
+export type { RadNode, RadNodeOpts } from './node.js'
 export * from './daemon.js'
 export * from './chain-service.js'
-export { VERSION } from './version.js'

@@ -5,8 +5,8 @@ import type { Genesis } from '../chain/index.js'
 import { BftEngine, ConsensusWal, type Clock } from '../consensus/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import { ChainStore, ChunkStore, StudyIndex } from '../storage/index.js'
-import { writeFileAtomic, type Logger } from '../util/index.js'
-import { ApiServer } from '../api/index.js'
+import { VERSION, writeFileAtomic, type Logger } from '../util/index.js'
+import { ApiServer, type DaemonInfo } from '../api/index.js'
 import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
 import { NetworkService } from './network.js'
@@ -15,7 +15,6 @@ import { SwarmService } from './swarm.js'
 import { LeaseService } from './leases.js'
 import { AuditService } from './audit.js'
 import { DATADIR_FILES, resolveIn, type NodeConfig } from './config.js'
-import { VERSION } from './version.js'
 
 /** Gossip backlog (transactions) above which the API refuses new local transactions for a moment. */
 const INGEST_BUSY = 3000
@@ -25,16 +24,6 @@ export interface RadNodeOpts {
   readonly dataDir: string
   readonly config: NodeConfig
   readonly genesis: Genesis
-}
-
-/** Runtime facts a running daemon publishes in `<datadir>/daemon.json`. */
-export interface DaemonInfo {
-  readonly pid: number
-  readonly api: string
-  readonly chainId: string
-  /** Peer-to-peer listen addresses (with the peer id). */
-  readonly p2p: readonly string[]
-  readonly startedAt: string
 }
 
 /**

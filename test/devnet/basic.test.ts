@@ -16,7 +16,7 @@ import { encodeMessage } from '../../src/consensus/messages.js'
 import { Ed25519Signer, loadKeystore, readPassphrase } from '../../src/crypto/index.js'
 import { P2PNode, peerIdFromOrgKey, protocolId } from '../../src/p2p/index.js'
 import { fromHex, nullLogger, sleep, toHex } from '../../src/util/index.js'
-import { clientOf, pidOf, startOrg, stopOrg } from '../../devnet/devnet.js'
+import { clientOf, pidOf, startOrg, stopOrg } from '../../src/devnet/index.js'
 import { BlockWatch, allAtLeast, badLogLines, logLines, maxGap, newDevnet, org, sameHead, statuses, waitFor } from './helpers.js'
 
 const BASE_PORT = 8100

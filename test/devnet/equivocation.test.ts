@@ -4,7 +4,7 @@
 // Needs `npx tsc -p .` first (daemons run from dist/).
 import './helpers.js'
 import t from 'tap'
-import { clientOf, type DevnetOrg } from '../../devnet/devnet.js'
+import { clientOf, type DevnetOrg } from '../../src/devnet/index.js'
 import { sleep } from '../../src/util/index.js'
 import { allAtLeast, assertSameChain, badLogLines, maxHeight, newDevnet, org, sameHead, waitFor } from './helpers.js'
 

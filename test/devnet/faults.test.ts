@@ -6,7 +6,7 @@ import './helpers.js'
 import t from 'tap'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { clientOf, devnetHeal, devnetPartition, pidOf, startOrg, stopOrg, type DevnetOrg } from '../../devnet/devnet.js'
+import { clientOf, devnetHeal, devnetPartition, pidOf, startOrg, stopOrg, type DevnetOrg } from '../../src/devnet/index.js'
 import { DATADIR_FILES, loadConfig } from '../../src/node/index.js'
 import { sleep } from '../../src/util/index.js'
 import {

@@ -8,9 +8,9 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { ApiClient, NodeStatus } from '../../src/api/index.js'
-import { clientOf, devnetDown, devnetUp, loadManifest, type DevnetManifest, type DevnetOrg, type DevnetUpOpts } from '../../devnet/devnet.js'
-import { DATADIR_FILES, type DaemonInfo } from '../../src/node/index.js'
+import type { ApiClient, DaemonInfo, NodeStatus } from '../../src/api/index.js'
+import { clientOf, devnetDown, devnetUp, loadManifest, type DevnetManifest, type DevnetOrg, type DevnetUpOpts } from '../../src/devnet/index.js'
+import { DATADIR_FILES } from '../../src/node/index.js'
 import { sleep } from '../../src/util/index.js'
 
 /** A block as seen on a node's event stream, with the local arrival time. */

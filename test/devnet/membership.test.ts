@@ -4,7 +4,7 @@
 import './helpers.js'
 import t from 'tap'
 import type { ApiClient } from '../../src/api/index.js'
-import { clientOf, devnetAddOrg, startOrg, type DevnetOrg } from '../../devnet/devnet.js'
+import { clientOf, devnetAddOrg, startOrg, type DevnetOrg } from '../../src/devnet/index.js'
 import { sleep } from '../../src/util/index.js'
 import { BlockWatch, assertSameChain, badLogLines, certSigners, maxGap, maxHeight, newDevnet, org, sameHead, statuses, waitFor } from './helpers.js'
 

@@ -3,7 +3,7 @@ import { readdir, readFile, rm, stat, writeFile, mkdtemp } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
-import { clientOf, startOrg, stopOrg, type DevnetOrg } from '../../devnet/devnet.js'
+import { clientOf, startOrg, stopOrg, type DevnetOrg } from '../../src/devnet/index.js'
 import { generateCtStudy, pixelDigest, readDicom } from '../../src/study/index.js'
 import { jsonOf, runCli } from '../integration/helpers/cli.js'
 import { newDevnet, org, waitFor } from './helpers.js'

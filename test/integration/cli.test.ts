@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DaemonProcess, cliPath } from '../../devnet/process.js'
+import { DaemonProcess, cliPath } from '../../src/devnet/index.js'
 import { assertOneLineError, exists, jsonOf, runCli, snapshot, tempDir, type CliResult } from './helpers/cli.js'
 
 // Runs the built CLI (dist/bin/radchain.js) as a user would: build first with `npx tsc -p .`.

@@ -6,7 +6,7 @@ import { noteTx, signTx } from '../../src/chain/index.js'
 import { Ed25519Signer } from '../../src/crypto/index.js'
 import { initDataDir } from '../../src/node/index.js'
 import type { ApiClient, TxStatus } from '../../src/api/index.js'
-import { DaemonProcess } from '../../devnet/process.js'
+import { DaemonProcess } from '../../src/devnet/index.js'
 import { runCli } from './helpers/cli.js'
 
 const SCRYPT = { N: 1024, r: 8, p: 1 }

@@ -3,7 +3,7 @@ import { cp, readdir, readFile, stat, truncate, writeFile, mkdir } from 'node:fs
 import { join } from 'node:path'
 import { initDataDir } from '../../src/node/index.js'
 import { TAG, firstString, isPrivateTag, pixelDigest, readDicom, toJsonDataset, type DicomDataset, type DicomInstance } from '../../src/study/index.js'
-import { DaemonProcess, repoRoot } from '../../devnet/process.js'
+import { DaemonProcess, repoRoot } from '../../src/devnet/index.js'
 import { dcmdumpErrors, ensureDcmdump } from '../helpers/dcmtk.js'
 import { textValues } from '../unit/study/helpers.js'
 import { assertOneLineError, exists, jsonOf, runCli, tempDir } from './helpers/cli.js'

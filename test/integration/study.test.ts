@@ -3,7 +3,7 @@ import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { initDataDir } from '../../src/node/index.js'
-import { DaemonProcess, repoRoot } from '../../devnet/process.js'
+import { DaemonProcess, repoRoot } from '../../src/devnet/index.js'
 import { runCli } from './helpers/cli.js'
 
 async function allFiles(dir: string): Promise<string[]> {

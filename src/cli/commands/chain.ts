@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { RadError } from '../../util/index.js'
-import { action, withNodeOpts, type GlobalOpts } from '../main.js'
+import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { print, table } from '../output.js'
 import { clientFor } from '../target.js'
 

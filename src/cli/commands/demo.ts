@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
-import { runDemo } from '../../../devnet/demo.js'
 import { RadError } from '../../util/index.js'
-import { action } from '../main.js'
+import { action } from '../program.js'
 
 /** demo, and the same as devnet demo. */
 export function registerDemoCommand(program: Command): void {
@@ -22,6 +21,7 @@ function demoCommand(cmd: Command): void {
       if (!Number.isInteger(notes) || notes < 1 || notes > 1_000_000) throw new RadError('CLI_BAD_ARGUMENT', '--notes must be an integer between 1 and 1000000')
       const basePort = Number(o.basePort)
       if (!Number.isInteger(basePort) || basePort < 1024 || basePort > 65000) throw new RadError('CLI_BAD_ARGUMENT', '--base-port must be between 1024 and 65000')
+      const { runDemo } = await import('../../devnet/index.js')
       await runDemo({ notes, keep: o.keep === true, basePort, ...(o.dir === undefined ? {} : { dir: o.dir }), say: (l) => process.stdout.write(l + '\n') })
     }))
 }

@@ -1,16 +1,16 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
-import cliProgress from 'cli-progress'
-import {
-  DEFAULT_BASE_PORT, clientOf, devnetDown, devnetHeal, devnetPartition, devnetStatus, devnetUp, loadManifest, orgOf, reapplyPartition,
-  startOrg, stopOrg,
-} from '../../../devnet/devnet.js'
-import { MAX_SYNTHETIC_DIM, MAX_SYNTHETIC_SLICES, generateCtStudy } from '../../study/index.js'
+import type * as DevnetModule from '../../devnet/index.js'
 import { RadError } from '../../util/index.js'
-import { action } from '../main.js'
+import { action } from '../program.js'
 import { print } from '../output.js'
 
 const DEFAULT_DIR = 'devnet-data'
+
+/** The devnet module, loaded when a devnet command runs. */
+function devnetModule(): Promise<typeof DevnetModule> {
+  return import('../../devnet/index.js')
+}
 
 function int(v: string, what: string, min: number, max: number): number {
   const n = Number(v)
@@ -26,11 +26,12 @@ export function registerDevnetCommands(program: Command): void {
     .description('create (first time) and start N organizations, each an authority, and wait until blocks are final')
     .option('--orgs <n>', 'number of organizations', '4')
     .option('--dir <dir>', 'devnet folder', DEFAULT_DIR)
-    .option('--base-port <port>', 'first port: org k uses base+2(k-1) for its API and the next for p2p', String(DEFAULT_BASE_PORT))
+    .option('--base-port <port>', 'first port: org k uses base+2(k-1) for its API and the next for p2p (default 7600)')
     .option('--json', 'machine-readable output')
-    .action(action(async (o: { orgs: string; dir: string; basePort: string; json?: boolean }) => {
+    .action(action(async (o: { orgs: string; dir: string; basePort?: string; json?: boolean }) => {
+      const { DEFAULT_BASE_PORT, devnetStatus, devnetUp } = await devnetModule()
       const m = await devnetUp({
-        dir: o.dir, orgs: int(o.orgs, '--orgs', 1, 32), basePort: int(o.basePort, '--base-port', 1024, 65000),
+        dir: o.dir, orgs: int(o.orgs, '--orgs', 1, 32), basePort: o.basePort === undefined ? DEFAULT_BASE_PORT : int(o.basePort, '--base-port', 1024, 65000),
         log: (l) => { if (o.json !== true) process.stdout.write(l + '\n') },
       })
       const st = await devnetStatus(o.dir)
@@ -45,6 +46,7 @@ export function registerDevnetCommands(program: Command): void {
     .option('--dir <dir>', 'devnet folder', DEFAULT_DIR)
     .option('--json', 'machine-readable output')
     .action(action(async (o: { dir: string; json?: boolean }) => {
+      const { devnetStatus } = await devnetModule()
       const st = await devnetStatus(o.dir)
       const rows = st.map((s) => ({ org: s.org.id, running: s.pid !== undefined, pid: s.pid ?? null, height: s.status?.height ?? null, headHash: s.status?.headHash ?? null, stateRoot: s.status?.stateRoot ?? null, peers: s.status?.peers ?? null, api: s.status?.api ?? null, consensus: s.status?.consensus ?? null }))
       print(o.json === true, rows, () => rows.map((r) => r.running
@@ -58,6 +60,7 @@ export function registerDevnetCommands(program: Command): void {
     .option('--purge', 'also delete the devnet folder')
     .option('--json', 'machine-readable output')
     .action(action(async (o: { dir: string; purge?: boolean; json?: boolean }) => {
+      const { devnetDown } = await devnetModule()
       const n = await devnetDown(o.dir, o.purge === true)
       print(o.json === true, { stopped: n }, `stopped ${n} daemon(s)${o.purge === true ? ', devnet deleted' : ''}`)
     }))
@@ -66,6 +69,7 @@ export function registerDevnetCommands(program: Command): void {
     .description('kill one organization\'s daemon with SIGKILL (as a crash would)')
     .option('--dir <dir>', 'devnet folder', DEFAULT_DIR)
     .action(action(async (org: string, o: { dir: string }) => {
+      const { loadManifest, orgOf, stopOrg } = await devnetModule()
       const m = await loadManifest(o.dir)
       const x = orgOf(m, org)
       const killed = await stopOrg(x, 'SIGKILL')
@@ -76,6 +80,7 @@ export function registerDevnetCommands(program: Command): void {
     .description('start one organization\'s daemon again')
     .option('--dir <dir>', 'devnet folder', DEFAULT_DIR)
     .action(action(async (org: string, o: { dir: string }) => {
+      const { clientOf, loadManifest, orgOf, reapplyPartition, startOrg } = await devnetModule()
       const m = await loadManifest(o.dir)
       const x = orgOf(m, org)
       await startOrg(x)
@@ -89,6 +94,7 @@ export function registerDevnetCommands(program: Command): void {
     .requiredOption('--from <orgs...>', 'the other group')
     .option('--dir <dir>', 'devnet folder', DEFAULT_DIR)
     .action(action(async (orgs: string[], o: { from: string[]; dir: string }) => {
+      const { devnetPartition } = await devnetModule()
       await devnetPartition(o.dir, orgs, o.from)
       print(false, {}, `partitioned ${orgs.join(' ')} from ${o.from.join(' ')}`)
     }))
@@ -97,18 +103,20 @@ export function registerDevnetCommands(program: Command): void {
     .description('restore every connection')
     .option('--dir <dir>', 'devnet folder', DEFAULT_DIR)
     .action(action(async (o: { dir: string }) => {
+      const { devnetHeal } = await devnetModule()
       await devnetHeal(o.dir)
       print(false, {}, 'healed: every organization may connect to every other')
     }))
 
   devnet.command('gen-study')
     .description('write a synthetic CT series (one study, one series, made-up patient data, one DICOM file per slice) for tests and benchmarks')
-    .requiredOption('--slices <n>', `number of slices, 1..${MAX_SYNTHETIC_SLICES}`)
-    .option('--rows <n>', `rows per slice, 1..${MAX_SYNTHETIC_DIM}`, '512')
-    .option('--cols <n>', `columns per slice, 1..${MAX_SYNTHETIC_DIM}`, '512')
+    .requiredOption('--slices <n>', 'number of slices')
+    .option('--rows <n>', 'rows per slice', '512')
+    .option('--cols <n>', 'columns per slice', '512')
     .requiredOption('--out <dir>', 'output folder (new or empty)')
     .option('--json', 'machine-readable output')
     .action(action(async (o: { slices: string; rows: string; cols: string; out: string; json?: boolean }) => {
+      const [{ MAX_SYNTHETIC_DIM, MAX_SYNTHETIC_SLICES, generateCtStudy }, cliProgress] = await Promise.all([import('../../study/index.js'), import('cli-progress')])
       const slices = int(o.slices, '--slices', 1, MAX_SYNTHETIC_SLICES)
       const rows = int(o.rows, '--rows', 1, MAX_SYNTHETIC_DIM)
       const cols = int(o.cols, '--cols', 1, MAX_SYNTHETIC_DIM)

@@ -1,9 +1,7 @@
 import type { Command } from 'commander'
-import { consentTx, eraseStudyTx, leaseApproveTx, leaseRevokeTx, signTx, type ConsentPolicy, type TxType } from '../../chain/index.js'
-import { loadKeystore, readPassphrase } from '../../crypto/index.js'
-import { RadError, fromHex, isHex, toHex } from '../../util/index.js'
+import { RadError, isHex } from '../../util/index.js'
 import type { ApiClient } from '../../api/index.js'
-import { action, withNodeOpts, type GlobalOpts } from '../main.js'
+import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { print } from '../output.js'
 import { clientFor } from '../target.js'
 
@@ -16,12 +14,14 @@ export function parseDuration(v: string, what = 'duration'): number {
   return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1)
 }
 
-function leaseIdArg(v: string): string {
+/** A lease id argument: 64 hex digits, lower-cased. */
+export function leaseIdArg(v: string): string {
   if (!isHex(v, 32)) throw new RadError('LEASE_BAD_ID', 'a lease id is 64 hex digits')
   return v.toLowerCase()
 }
 
-async function waitFinal(client: ApiClient, hash: string): Promise<{ status: string; height?: number; error?: { code: string; message: string } }> {
+/** Waits until a transaction is final (30 s); a rejection becomes an error with the ledger's code. */
+export async function waitFinal(client: ApiClient, hash: string): Promise<{ status: string; height?: number; error?: { code: string; message: string } }> {
   const st = await client.tx(hash, 30_000)
   if (st.status === 'rejected') throw new RadError(st.error?.code ?? 'TX_REJECTED', st.error?.message ?? 'refused by the ledger')
   return st
@@ -35,18 +35,6 @@ interface LeaseView {
 function describe(l: LeaseView): string {
   const until = l.expiry === null ? '' : ` until ${new Date(l.expiry).toISOString()}`
   return `${l.leaseId}  ${l.status.padEnd(9)} ${l.scope.padEnd(6)} study ${l.studyId} of ${l.custodian ?? '?'} for ${l.requester}${until}${l.purpose === '' ? '' : `  "${l.purpose}"`}${l.reason === null ? '' : ` (${l.reason})`}`
-}
-
-/** Signs a transaction with a patient's key file and submits it through the node; waits until it is final. */
-async function patientTx<P>(o: GlobalOpts & { key: string; passphraseFile?: string }, type: TxType<P>, payload: P): Promise<{ hash: string; height?: number }> {
-  const keys = await loadKeystore(o.key, await readPassphrase(o.passphraseFile))
-  const client = await clientFor(o.node)
-  const status = await client.status()
-  const nonce = await client.nonce(toHex(keys.signer.publicKey))
-  const tx = signTx(keys.signer, { chainId: status.chainId, type: type.name, nonce, payload })
-  const hash = await client.submitTx(tx.bytes)
-  const st = await waitFinal(client, hash)
-  return { hash, ...(st.height === undefined ? {} : { height: st.height }) }
 }
 
 interface AuditView { height: number; time: number; type: string; by: string; leaseId: string | null; detail: Record<string, unknown> }
@@ -68,7 +56,7 @@ function auditLine(e: AuditView): string {
   return `${String(e.height).padStart(6)}  ${new Date(e.time).toISOString()}  ${(what[e.type] ?? e.type).padEnd(40)} by ${by}${e.leaseId === null ? '' : `  lease ${e.leaseId.slice(0, 12)}…`}`
 }
 
-/** lease request|ls|grant|deny|revoke, audit, and the patient's consent|approve|revoke|erase. */
+/** lease request|ls|grant|deny|revoke, and audit. */
 export function registerLeaseCommands(program: Command): void {
   withNodeOpts(program.command('audit <studyId>').description('every event of a study on the ledger, in order: registration, consent, requests, grants, denials, retrievals, revocations, erasure'))
     .action(action(async (studyId: string, o: GlobalOpts) => {
@@ -118,50 +106,5 @@ export function registerLeaseCommands(program: Command): void {
       const hash = await client.decideLease(leaseIdArg(leaseId), 'deny', o.reason)
       const st = await waitFinal(client, hash)
       print(o.json === true, { leaseId: leaseId.toLowerCase(), tx: hash, height: st.height ?? null }, `lease ${leaseId.toLowerCase()}: denied (final at height ${st.height ?? '?'})`)
-    }))
-
-  const patient = program.commands.find((c) => c.name() === 'patient') ?? program.command('patient').description('patient keys: a patient who owns studies')
-  const withKey = (cmd: Command): Command => withNodeOpts(cmd)
-    .requiredOption('--key <file>', 'the patient key file (from `radchain patient keygen`)')
-    .option('--passphrase-file <file>', 'file holding its passphrase (else RADCHAIN_PASSPHRASE)')
-
-  withKey(patient.command('consent').description('set which leases on your studies are granted without asking you'))
-    .option('--study <studyId>', 'for this study only (default: all your studies)')
-    .option('--any-org', 'any admitted organization')
-    .option('--org <id...>', 'these organizations')
-    .option('--scope <scopes>', 'comma-separated: images, full', 'images')
-    .option('--max-duration <d>', 'longest lease, e.g. 30d', '30d')
-    .option('--purpose <text...>', 'only these purposes (default: any)')
-    .option('--research', 'opt in to the research pool')
-    .action(action(async (o: GlobalOpts & { key: string; passphraseFile?: string; study?: string; anyOrg?: boolean; org?: string[]; scope: string; maxDuration: string; purpose?: string[]; research?: boolean }) => {
-      if (o.study !== undefined && !isHex(o.study, 16)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
-      if (o.anyOrg !== true && (o.org ?? []).length === 0) throw new RadError('CLI_BAD_ARGUMENT', 'give --any-org or --org <id...>')
-      const scopes = o.scope.split(',').map((x) => x.trim())
-      if (scopes.length === 0 || scopes.some((x) => x !== 'images' && x !== 'full')) throw new RadError('CLI_BAD_ARGUMENT', '--scope takes images, full or images,full')
-      const policy: ConsentPolicy = {
-        studyId: o.study === undefined ? null : fromHex(o.study), anyOrg: o.anyOrg === true, orgs: o.org ?? [], purposes: o.purpose ?? [],
-        scopes: [...new Set(scopes)] as ('images' | 'full')[], maxDurationMs: parseDuration(o.maxDuration, '--max-duration'), researchPool: o.research === true,
-      }
-      const r = await patientTx(o, consentTx, policy)
-      print(o.json === true, { tx: r.hash, height: r.height ?? null }, `consent recorded (final at height ${r.height ?? '?'})`)
-    }))
-
-  withKey(patient.command('approve <leaseId>').description('approve a lease request your consent does not cover'))
-    .action(action(async (leaseId: string, o: GlobalOpts & { key: string; passphraseFile?: string }) => {
-      const r = await patientTx(o, leaseApproveTx, { leaseId: fromHex(leaseIdArg(leaseId)) })
-      print(o.json === true, { tx: r.hash, height: r.height ?? null }, `lease ${leaseId.toLowerCase()} approved; the custodian's node grants it`)
-    }))
-
-  withKey(patient.command('revoke <leaseId>').description('end a lease on one of your studies'))
-    .action(action(async (leaseId: string, o: GlobalOpts & { key: string; passphraseFile?: string }) => {
-      const r = await patientTx(o, leaseRevokeTx, { leaseId: fromHex(leaseIdArg(leaseId)) })
-      print(o.json === true, { tx: r.hash, height: r.height ?? null }, `lease ${leaseId.toLowerCase()} revoked`)
-    }))
-
-  withKey(patient.command('erase <studyId>').description('your half of erasing a study (the custodian signs the other half)'))
-    .action(action(async (studyId: string, o: GlobalOpts & { key: string; passphraseFile?: string }) => {
-      if (!isHex(studyId, 16)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
-      const r = await patientTx(o, eraseStudyTx, { studyId: fromHex(studyId) })
-      print(o.json === true, { tx: r.hash, height: r.height ?? null }, `erasure of study ${studyId.toLowerCase()} signed`)
     }))
 }

@@ -1,9 +1,7 @@
 import type { Command } from 'commander'
 import { join } from 'node:path'
-import { readKeystorePublicKeys } from '../../crypto/index.js'
-import { DATADIR_FILES, initDataDir, loadConfig, resolveIn, runDaemon } from '../../node/index.js'
 import { toHex, RadError } from '../../util/index.js'
-import { action, asLogLevel, logLevelOption, type GlobalOpts } from '../main.js'
+import { action, asLogLevel, logLevelOption, type GlobalOpts } from '../program.js'
 import { print, table } from '../output.js'
 import { dataDirOf } from '../target.js'
 
@@ -37,6 +35,7 @@ export function registerNodeCommands(program: Command): void {
     .addHelpText('after', '\nThe keystore passphrase is taken from RADCHAIN_PASSPHRASE if set; otherwise a random one is written to <dir>/passphrase (mode 0600).')
     .action(action(async (o: InitCmdOpts) => {
       const dir = dataDirOf(o.dir)
+      const { DATADIR_FILES, initDataDir } = await import('../../node/index.js')
       const r = await initDataDir({
         dir,
         ...(o.genesis === undefined ? {} : { genesisPath: o.genesis }),
@@ -60,6 +59,7 @@ export function registerNodeCommands(program: Command): void {
     .addOption(logLevelOption())
     .action(action(async (o: { dir?: string; logLevel?: string }) => {
       const level = asLogLevel(o.logLevel)
+      const { runDaemon } = await import('../../node/index.js')
       await runDaemon({ dataDir: dataDirOf(o.dir), ...(level === undefined ? {} : { logLevel: level }) })
     }))
 
@@ -71,6 +71,7 @@ export function registerNodeCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(action(async (o: { dir?: string; node?: string; json?: boolean }) => {
       const dir = dataDirOf(o.dir ?? o.node)
+      const [{ loadConfig, resolveIn }, { readKeystorePublicKeys }] = await Promise.all([import('../../node/index.js'), import('../../crypto/index.js')])
       const config = await loadConfig(dir)
       const k = await readKeystorePublicKeys(resolveIn(dir, config.keystore))
       const out = { signKey: toHex(k.sign), encKey: toHex(k.enc) }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import type { OrgVote } from '../../api/index.js'
 import { RadError } from '../../util/index.js'
-import { action, withNodeOpts, type GlobalOpts } from '../main.js'
+import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { print } from '../output.js'
 import { clientFor } from '../target.js'
 

@@ -1,11 +1,10 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
-import cliProgress from 'cli-progress'
-import { encodePatientPublicKey, readPatientPublicKey } from '../../crypto/index.js'
+import type cliProgress from 'cli-progress'
 import { RadError, sleep } from '../../util/index.js'
 import type { ApiClient } from '../../api/index.js'
-import { action, withNodeOpts, type GlobalOpts } from '../main.js'
-import { print, table } from '../output.js'
+import { action, withNodeOpts, type GlobalOpts } from '../program.js'
+import { mb, print, table } from '../output.js'
 import { clientFor } from '../target.js'
 
 interface AddJobView {
@@ -56,29 +55,11 @@ async function follow<J extends { state: string; error: { code: string; message:
   }
 }
 
-function mb(n: number): string {
-  return (n / 1e6).toFixed(1)
-}
-
 /** A progress bar on stderr when it is a terminal and output is for people; null otherwise. */
-function progressBar(o: GlobalOpts, format: string): cliProgress.SingleBar | null {
+async function progressBar(o: GlobalOpts, format: string): Promise<cliProgress.SingleBar | null> {
   if (process.stderr.isTTY !== true || o.json === true) return null
+  const cliProgress = await import('cli-progress')
   return new cliProgress.SingleBar({ format, hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
-}
-
-/** swarm status. */
-export function registerSwarmCommands(program: Command): void {
-  const swarm = program.command('swarm').description('replication of study chunks across organizations')
-  withNodeOpts(swarm.command('status').description('transfers in progress, studies waiting for replication or repair, organizations considered down'))
-    .action(action(async (o: GlobalOpts) => {
-      const client = await clientFor(o.node)
-      const st = (await client.swarmStatus()) as { transfers: { studyId: string; kind: string; done: number; total: number; bytes: number; peers: number }[]; queue: string[]; down: string[] }
-      print(o.json === true, st, () => [
-        st.transfers.length === 0 ? 'no transfer in progress' : st.transfers.map((x) => `${x.kind.padEnd(9)} ${x.studyId}  ${x.done}/${x.total} chunks, ${mb(x.bytes)} MB from ${x.peers} peer(s)`).join('\n'),
-        `waiting for replication or repair: ${st.queue.length === 0 ? 'none' : st.queue.join(', ')}`,
-        `organizations considered down: ${st.down.length === 0 ? 'none' : st.down.join(', ')}`,
-      ].join('\n'))
-    }))
 }
 
 /** study add | get | ls | show. */
@@ -89,11 +70,12 @@ export function registerStudyCommands(program: Command): void {
     .option('--skip-bad', 'leave out files that are not readable DICOM (they are listed) instead of refusing')
     .option('--patient <pubkey>', 'the patient who owns the studies: a public key (rcpatient1:...) or the .pub file `radchain patient keygen` wrote')
     .action(action(async (paths: string[], o: GlobalOpts & { skipBad?: boolean; patient?: string }) => {
+      const { encodePatientPublicKey, readPatientPublicKey } = await import('../../crypto/index.js')
       const patient = o.patient === undefined ? undefined : encodePatientPublicKey(await readPatientPublicKey(o.patient))
       const client = await clientFor(o.node)
       // The daemon reads the files: give it absolute paths.
       const id = await client.addStudies(paths.map((p) => resolve(p)), { skipBad: o.skipBad === true, ...(patient === undefined ? {} : { patient }) })
-      const bar = progressBar(o, '{state} {bar} {value}/{total} files, {mb} MB encrypted')
+      const bar = await progressBar(o, '{state} {bar} {value}/{total} files, {mb} MB encrypted')
       let started = false
       let job: AddJobView
       try {
@@ -126,7 +108,7 @@ export function registerStudyCommands(program: Command): void {
       const client = await clientFor(o.node)
       const out = resolve(o.out)
       const id = await client.getStudy(studyId, { out, scope: o.scope })
-      const bar = progressBar(o, '{phase} {bar} {value}/{total} chunks {detail}')
+      const bar = await progressBar(o, '{phase} {bar} {value}/{total} chunks {detail}')
       let started = false
       let job: GetJobView
       const t0 = Date.now()

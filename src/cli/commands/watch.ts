@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
-import { readKeystorePublicKeys } from '../../crypto/index.js'
 import { toHex } from '../../util/index.js'
-import { action, withNodeOpts, type GlobalOpts } from '../main.js'
+import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { clientFor } from '../target.js'
 
 /** One notification of `radchain watch`. */
@@ -23,6 +22,7 @@ export function registerWatchCommand(program: Command): void {
     .action(action(async (o: GlobalOpts & { key?: string }) => {
       const client = await clientFor(o.node)
       const me = (await client.status()).orgId
+      const { readKeystorePublicKeys } = await import('../../crypto/index.js')
       const patient = o.key === undefined ? null : toHex((await readKeystorePublicKeys(o.key)).sign)
       const ac = new AbortController()
       const stop = (): void => ac.abort()

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { cliPath } from '../../../devnet/process.js'
+import { cliPath } from '../../../src/devnet/index.js'
 
 /** What one CLI run did. */
 export interface CliResult {

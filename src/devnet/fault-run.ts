@@ -1,8 +1,8 @@
-import '../src/util/polyfill.js'
+import '../util/polyfill.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { sleep } from '../src/util/index.js'
+import { sleep } from '../util/index.js'
 import {
   clientOf, devnetDown, devnetHeal, devnetPartition, devnetUp, pidOf, reapplyPartition, startOrg, stopOrg, type DevnetManifest, type DevnetOrg,
 } from './devnet.js'

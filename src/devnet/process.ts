@@ -4,15 +4,16 @@ import { readFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ApiClient } from '../src/api/index.js'
-import { DATADIR_FILES, type DaemonInfo } from '../src/node/index.js'
-import { RadError, sleep } from '../src/util/index.js'
+import { ApiClient, type DaemonInfo } from '../api/index.js'
+import { DATADIR_FILES } from '../node/index.js'
+import { RadError, sleep } from '../util/index.js'
 
 /** The repository root, whether this file runs from source or from dist/. */
 export function repoRoot(): string {
   const here = dirname(fileURLToPath(import.meta.url))
-  // devnet/ in the sources, dist/devnet/ once built.
-  return basename(dirname(here)) === 'dist' ? resolve(here, '..', '..') : resolve(here, '..')
+  // src/devnet/ in the sources, dist/src/devnet/ once built.
+  const root = resolve(here, '..', '..')
+  return basename(root) === 'dist' ? resolve(root, '..') : root
 }
 
 /** Path of the built CLI entry point. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 
 function readVersion(): string {
-  // src/node and dist/src/node both sit below the package root.
+  // src/util and dist/src/util both sit below the package root.
   for (const rel of ['../../package.json', '../../../package.json']) {
     try {
       const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string }

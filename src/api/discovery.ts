@@ -1,0 +1,46 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { RadError } from '../util/index.js'
+
+// How a client on the same machine finds a running daemon's API: the daemon
+// publishes its address in <datadir>/daemon.json and its bearer token in
+// <datadir>/api.token (mode 0600) once its API listens, and removes
+// daemon.json when it stops.
+
+/** File in the data dir where a running daemon publishes its DaemonInfo. */
+export const DAEMON_INFO_FILE = 'daemon.json'
+/** File in the data dir holding the API's bearer token (mode 0600). */
+export const API_TOKEN_FILE = 'api.token'
+
+/** Runtime facts a running daemon publishes in `<datadir>/daemon.json`. */
+export interface DaemonInfo {
+  readonly pid: number
+  /** Base URL of the local API, e.g. http://127.0.0.1:7600. */
+  readonly api: string
+  readonly chainId: string
+  /** Peer-to-peer listen addresses (with the peer id). */
+  readonly p2p: readonly string[]
+  readonly startedAt: string
+}
+
+/**
+ * The API address and token of the daemon running on `dir`. Fails with
+ * API_UNREACHABLE, in words a user can act on, when no daemon runs there or
+ * its token cannot be read.
+ */
+export async function readDaemonEndpoint(dir: string): Promise<{ url: string; token: string }> {
+  let url: string
+  try {
+    url = (JSON.parse(await readFile(join(dir, DAEMON_INFO_FILE), 'utf8')) as DaemonInfo).api
+  } catch {
+    throw new RadError('API_UNREACHABLE', `the radchain daemon for ${dir} is not running; start it with \`radchain daemon --dir ${dir}\``)
+  }
+  if (typeof url !== 'string') throw new RadError('API_UNREACHABLE', `${join(dir, DAEMON_INFO_FILE)} names no API address: is it a radchain data dir?`)
+  let token: string
+  try {
+    token = (await readFile(join(dir, API_TOKEN_FILE), 'utf8')).trim()
+  } catch {
+    throw new RadError('API_UNREACHABLE', `cannot read ${join(dir, API_TOKEN_FILE)}: is the daemon for ${dir} running, and may this user read its data dir?`)
+  }
+  return { url, token }
+}
