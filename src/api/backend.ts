@@ -13,7 +13,7 @@ export interface NodeStatus {
   readonly headHash: string
   readonly headTime: number
   readonly stateRoot: string
-  /** Connected peers (0 until the network issue). */
+  /** Connected peers. */
   readonly peers: number
   /** Base URL of this API. */
   readonly api: string

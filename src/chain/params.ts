@@ -12,9 +12,9 @@ export interface ChainParams {
   readonly maxBlockTxs: number
   /** How far a block's time may run ahead of a voter's clock (ms). */
   readonly maxClockDriftMs: number
-  /** Organizations that keep each study's chunks (the swarm issue). */
+  /** Organizations that keep each study's chunks (chain/placement.ts). */
   readonly replicationFactor: number
-  /** Study chunk size in bytes (the studies issue). */
+  /** Study chunk size in bytes. */
   readonly chunkSize: number
 }
 

@@ -26,7 +26,7 @@ export interface BftOpts {
   readonly testEquivocate?: boolean
 }
 
-/** Defaults: about 1 s to propose (CONSENSUS.md), 0.5 s per vote step, +0.5 s per round, capped at 10 s. */
+/** Defaults: about 1 s to propose, 0.5 s per vote step, +0.5 s per round, capped at 10 s (docs/CONSENSUS.md "Timeouts and heartbeat"). */
 export const DEFAULT_BFT_OPTS: BftOpts = { timeoutProposeMs: 1000, timeoutVoteMs: 500, timeoutDeltaMs: 500, timeoutCapMs: 10_000, gossipMs: 1000 }
 
 type Step = 'propose' | 'prevote' | 'precommit'
@@ -49,7 +49,7 @@ const MAX_ROUND_AHEAD = 10_000
 
 const idOf = (hash: Uint8Array | null): string => (hash === null ? NIL : toHex(hash))
 
-/** State of one height (CONSENSUS.md "Terms"). */
+/** State of one height (docs/CONSENSUS.md "Terms"). */
 class HeightState {
   readonly height: number
   readonly set: AuthoritySet
@@ -104,7 +104,7 @@ type EngineEvent =
 
 /**
  * Tendermint BFT ("The latest gossip on BFT consensus", restated in
- * CONSENSUS.md) among the authorities. One loop serializes peer messages,
+ * docs/CONSENSUS.md) among the authorities. One loop serializes peer messages,
  * timeouts and own actions; every rule first guards on (height, round,
  * step); every message this node signs and every lock is written to the
  * write-ahead log and fsynced before it is sent. A member organization runs
@@ -492,7 +492,7 @@ export class BftEngine implements ConsensusEngine {
     s.add(toHex(signer))
   }
 
-  // ---- the rules of CONSENSUS.md ----
+  // ---- the rules of docs/CONSENSUS.md ----
 
   #valid(c: Candidate): boolean {
     if (c.result === undefined) {

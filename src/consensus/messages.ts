@@ -15,7 +15,7 @@ import {
 export interface Proposal {
   readonly height: number
   readonly round: number
-  /** Round in which the proposed block got a prevote quorum before, or -1 (CONSENSUS.md rule 3). */
+  /** Round in which the proposed block got a prevote quorum before, or -1 (docs/CONSENSUS.md rule 3). */
   readonly validRound: number
   readonly blockHash: Uint8Array
   readonly blockBytes: Uint8Array

@@ -6,7 +6,7 @@ import { asArray, asBytes, asString, asU32, asU64Number, decodeCanonical, encode
 export type WalEntry =
   /** A consensus message this node signed (its encoded bytes). */
   | { readonly height: number; readonly kind: 'message'; readonly bytes: Uint8Array }
-  /** A lock on a block at a round (CONSENSUS.md rule 5). */
+  /** A lock on a block at a round (docs/CONSENSUS.md rule 5). */
   | { readonly height: number; readonly kind: 'lock'; readonly round: number; readonly blockBytes: Uint8Array }
 
 const MAX_ENTRY = 64 * 1024 * 1024
@@ -29,7 +29,7 @@ function entryFromWire(v: unknown): WalEntry {
 }
 
 /**
- * The consensus write-ahead log (CONSENSUS.md "What keeps it safe"): every
+ * The consensus write-ahead log (docs/CONSENSUS.md "Write-ahead log"): every
  * message this node signs, and every lock, is appended and fsynced before it
  * is sent, so a restarted node resends what it signed instead of signing
  * something else. Frames: 4-byte length, 4-byte checksum, entry. A torn last

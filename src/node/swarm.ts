@@ -397,7 +397,7 @@ export class SwarmService {
   }
 
   async #fetchChunksLinked(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void }, own: AbortSignal): Promise<Uint8Array[]> {
-    // Both the caller's signal and this service's stop end the transfer (plain listeners, see NOTES on AbortSignal.any).
+    // Both the caller's signal and this service's stop end the transfer (plain listeners, see docs/ARCHITECTURE.md "Platform pitfalls").
     const ac = new AbortController()
     const stop = (): void => ac.abort(new SwarmError('SWARM_UNAVAILABLE', 'transfer stopped'))
     const signals = [opts.signal, this.#abort.signal, own]

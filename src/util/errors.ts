@@ -5,7 +5,7 @@
 export class RadError<C extends string = string> extends Error {
   /** Machine-readable code of this failure. */
   readonly code: C
-  /** For errors caused by a remote peer: whether to penalize it (issue 3 uses this). */
+  /** For errors caused by a remote peer: whether to penalize it (the network layer lowers the peer's score). */
   readonly penalize: boolean
 
   constructor(code: C, message: string, opts: { cause?: unknown; penalize?: boolean } = {}) {

@@ -1,5 +1,6 @@
 // Crashes, a lost quorum, a 2|2 partition and a wiped node on a real devnet
-// of four daemon processes (CONSENSUS.md; BRIEF.md "Safety", "Liveness").
+// of four daemon processes (docs/CONSENSUS.md "Invariants and the tests that show them";
+// docs/ARCHITECTURE.md "Product invariants": Safety, Liveness).
 // One devnet, each subtest starting from the state the previous one left.
 // Needs `npx tsc -p .` first (daemons run from dist/).
 import './helpers.js'
