@@ -213,9 +213,11 @@ export class ApiClient {
    * API_STREAM_BROKEN when the connection breaks, which is how the server
    * drops a consumer that fell too far behind, and API_TIMEOUT after 45 s
    * without even a keepalive. Events in between are lost: after
-   * reconnecting, re-read the state that matters (status, tx).
+   * reconnecting, re-read the state that matters (status, tx). `onOpen` is
+   * called once the server has answered: from then on every event reaches
+   * this stream (the server subscribes before it answers).
    */
-  async *events(signal: AbortSignal, types?: readonly NodeEvent['type'][]): AsyncGenerator<NodeEvent, void, undefined> {
+  async *events(signal: AbortSignal, types?: readonly NodeEvent['type'][], onOpen?: () => void): AsyncGenerator<NodeEvent, void, undefined> {
     if (signal.aborted) return
     const ctl = new AbortController()
     let timer: NodeJS.Timeout | undefined
@@ -244,6 +246,7 @@ export class ApiClient {
       }
       if (!(res.headers.get('content-type') ?? '').startsWith('text/event-stream') || res.body === null) throw badResponse('event stream')
       reader = res.body.getReader()
+      onOpen?.()
       const parser = new SseParser(MAX_EVENT_BYTES)
       for (;;) {
         arm(EVENTS_IDLE_MS, 'no event or keepalive')

@@ -21,6 +21,18 @@ export const CHUNK_TRAFFIC_HEAP_GROWING_PERCENT = 100
 /** How long after the last chunk fetched or served V8's own heap growth comes back. */
 export const CHUNK_TRAFFIC_IDLE_MS = 2000
 
+/** The timer of the idle switch-off (injected by tests). */
+export interface IdleTimers {
+  set(fn: () => void, ms: number): unknown
+  clear(handle: unknown): void
+}
+
+const REAL_TIMERS: IdleTimers = {
+  // Unreferenced: a pending switch-off never keeps the process alive.
+  set: (fn, ms) => setTimeout(fn, ms).unref(),
+  clear: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+}
+
 /**
  * Switches the heap growth for chunk traffic on and off: on at the first
  * hold() or touch(), off once no hold is left and nothing was touched for
@@ -31,14 +43,16 @@ export const CHUNK_TRAFFIC_IDLE_MS = 2000
 export class ChunkTrafficHeap {
   readonly #apply: (percent: number) => void
   readonly #idleMs: number
+  readonly #timers: IdleTimers
   #enabled = false
   #on = false
   #holds = 0
-  #idle: ReturnType<typeof setTimeout> | undefined
+  #idle: unknown
 
-  constructor(opts: { apply?: (percent: number) => void; idleMs?: number } = {}) {
+  constructor(opts: { apply?: (percent: number) => void; idleMs?: number; timers?: IdleTimers } = {}) {
     this.#apply = opts.apply ?? ((percent) => setFlagsFromString(`--heap-growing-percent=${percent}`))
     this.#idleMs = opts.idleMs ?? CHUNK_TRAFFIC_IDLE_MS
+    this.#timers = opts.timers ?? REAL_TIMERS
   }
 
   /** Starts applying, unless `execArgv` already sets the heap growth (which then wins). Returns whether it applies. */
@@ -74,7 +88,7 @@ export class ChunkTrafficHeap {
 
   /** Switches off now (at shutdown) and drops the idle timer. */
   reset(): void {
-    if (this.#idle !== undefined) clearTimeout(this.#idle)
+    if (this.#idle !== undefined) this.#timers.clear(this.#idle)
     this.#idle = undefined
     this.#holds = 0
     if (this.#on) this.#set(false)
@@ -82,7 +96,7 @@ export class ChunkTrafficHeap {
 
   #switchOn(): void {
     if (this.#idle !== undefined) {
-      clearTimeout(this.#idle)
+      this.#timers.clear(this.#idle)
       this.#idle = undefined
     }
     if (!this.#on && this.#enabled) this.#set(true)
@@ -90,12 +104,11 @@ export class ChunkTrafficHeap {
 
   #armIdle(): void {
     if (!this.#on || this.#holds > 0) return
-    if (this.#idle !== undefined) clearTimeout(this.#idle)
-    this.#idle = setTimeout(() => {
+    if (this.#idle !== undefined) this.#timers.clear(this.#idle)
+    this.#idle = this.#timers.set(() => {
       this.#idle = undefined
       if (this.#holds === 0 && this.#on) this.#set(false)
     }, this.#idleMs)
-    this.#idle.unref()
   }
 
   #set(on: boolean): void {

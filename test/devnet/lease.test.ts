@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { clientOf, cliPath, repoRoot, startOrg, stopOrg } from '../../src/devnet/index.js'
 import { spawn } from 'node:child_process'
-import { sleep } from '../../src/util/index.js'
 import { TAG, firstString, pixelDigest, readDicom } from '../../src/study/index.js'
 import { assertOneLineError, cleanEnv, jsonOf, runCli } from '../integration/helpers/cli.js'
 import { newDevnet, org, waitFor } from './helpers.js'
@@ -37,8 +36,10 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   let watched = ''
   watch.stdout.setEncoding('utf8').on('data', (d: string) => { watched += d })
   t.teardown(() => { watch.kill('SIGKILL') })
-  await waitFor('watch connected', 10_000, () => watch.stderr.readable && watch.pid !== undefined)
-  await sleep(1000)
+  let watchErr = ''
+  watch.stderr.setEncoding('utf8').on('data', (d: string) => { watchErr += d })
+  // The watch says "watching for ..." once the node streams events to it.
+  await waitFor('watch subscribed', 20_000, () => watchErr.includes('watching for'))
 
   // org2 asks; the patient has no consent policy yet: the request waits.
   const req = await cli(o2, ['lease', 'request', sid, '--scope', 'images', '--duration', '2h', '--purpose', 'second opinion', '--json'])

@@ -87,14 +87,20 @@ t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid
   await wipeChunks(o1)
   const [victim, survivor] = others as [DevnetOrg, DevnetOrg]
   const c1 = await clientOf(o1)
-  await waitFor('org1 part-way through fetching', 60_000, async () => {
+  const transfer = async (): Promise<{ done: number } | undefined> => {
     const s = (await c1.swarmStatus().catch(() => undefined)) as { transfers: { studyId: string; done: number }[] } | undefined
-    const x = s?.transfers.find((tr) => tr.studyId === sid)
-    return x !== undefined && x.done >= 10 && x.done < study.chunks - 30
+    return s?.transfers.find((tr) => tr.studyId === sid)
+  }
+  // The kill happens on an event (the fetch seen part-way), and the fetch is
+  // seen still running just after it: whatever the machine's speed, the
+  // holder is lost in the middle of the transfer, never after it.
+  await waitFor('org1 part-way through fetching', 60_000, async () => {
+    const x = await transfer()
+    return x !== undefined && x.done >= 10 && x.done < study.chunks / 2
   }, 50)
   await stopOrg(victim, 'SIGKILL')
-  const midway = (await show(o1, sid)).local.chunksHeld
-  t.ok(midway < study.chunks, `${victim.id} killed with ${midway} of ${study.chunks} chunks at org1`)
+  const after = await transfer()
+  t.ok(after !== undefined && after.done < study.chunks, `${victim.id} killed while org1's fetch was running (${after?.done ?? 'finished'} of ${study.chunks} chunks)`)
   await waitFor('org1 complete again', 90_000, async () => (await show(o1, sid)).local.complete)
   t.pass(`org1 finished from ${survivor.id} alone`)
 

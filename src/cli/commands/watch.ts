@@ -28,7 +28,6 @@ export function registerWatchCommand(program: Command): void {
       const stop = (): void => ac.abort()
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
-      if (o.json !== true) process.stderr.write(`watching for ${[me === null ? null : `organization ${me}`, patient === null ? null : `patient ${patient.slice(0, 16)}…`].filter((x) => x !== null).join(' and ')} (Ctrl-C stops)\n`)
       const studies = new Map<string, { custodian: string; owner: string | null }>()
       const studyOf = async (id: string): Promise<{ custodian: string; owner: string | null } | undefined> => {
         const known = studies.get(id)
@@ -44,7 +43,11 @@ export function registerWatchCommand(program: Command): void {
         else process.stdout.write(`height ${n.height}  ${n.text}\n`)
       }
       try {
-        for await (const ev of client.events(ac.signal, ['block'])) {
+        // Said on stderr once the node streams to us (with --json too: stdout stays JSON lines only).
+        const opened = (): void => {
+          process.stderr.write(`watching for ${[me === null ? null : `organization ${me}`, patient === null ? null : `patient ${patient.slice(0, 16)}…`].filter((x) => x !== null).join(' and ')} (Ctrl-C stops)\n`)
+        }
+        for await (const ev of client.events(ac.signal, ['block'], opened)) {
           if (ev.type !== 'block') continue
           const height = Number(ev.data.height)
           const txCount = Number(ev.data.txCount ?? 0)

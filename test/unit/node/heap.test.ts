@@ -1,14 +1,41 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { CHUNK_TRAFFIC_HEAP_GROWING_PERCENT, ChunkTrafficHeap } from '../../../src/node/heap.js'
-import { sleep } from '../../../src/util/index.js'
+import { CHUNK_TRAFFIC_HEAP_GROWING_PERCENT, ChunkTrafficHeap, type IdleTimers } from '../../../src/node/heap.js'
 
-/** A switch recording what it applies. */
-function recorded(idleMs = 40): { heap: ChunkTrafficHeap; applied: number[] } {
+/** Timers on a clock that moves only when the test says so. */
+class ManualTimers implements IdleTimers {
+  now = 0
+  readonly #pending = new Map<number, { at: number; fn: () => void }>()
+  #next = 1
+  set(fn: () => void, ms: number): unknown {
+    const id = this.#next++
+    this.#pending.set(id, { at: this.now + ms, fn })
+    return id
+  }
+  clear(handle: unknown): void {
+    this.#pending.delete(handle as number)
+  }
+  /** Moves the clock by `ms`, running every timer due on the way, in order. */
+  advance(ms: number): void {
+    const end = this.now + ms
+    for (;;) {
+      const due = [...this.#pending.entries()].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0]
+      if (due === undefined) break
+      this.#pending.delete(due[0])
+      this.now = due[1].at
+      due[1].fn()
+    }
+    this.now = end
+  }
+}
+
+/** A switch recording what it applies, on a manual clock. */
+function recorded(idleMs = 40): { heap: ChunkTrafficHeap; applied: number[]; clock: ManualTimers } {
   const applied: number[] = []
-  const heap = new ChunkTrafficHeap({ apply: (p) => applied.push(p), idleMs })
-  return { heap, applied }
+  const clock = new ManualTimers()
+  const heap = new ChunkTrafficHeap({ apply: (p) => applied.push(p), idleMs, timers: clock })
+  return { heap, applied, clock }
 }
 
 t.test('nothing is applied until enabled', async (t) => {
@@ -30,35 +57,38 @@ t.test('a command line that sets the heap growth wins', async (t) => {
 })
 
 t.test('holds: on at the first, off after the idle time once all are released', async (t) => {
-  const { heap, applied } = recorded(40)
+  const { heap, applied, clock } = recorded(40)
   heap.enable([])
   const a = heap.hold()
   const b = heap.hold()
   t.same(applied, [CHUNK_TRAFFIC_HEAP_GROWING_PERCENT], 'switched on once')
   a()
   a() // a second call does nothing
-  await sleep(80)
+  clock.advance(80)
   t.equal(heap.active, true, 'still on while one hold is left')
   b()
+  clock.advance(39)
   t.equal(heap.active, true, 'on for the idle time after the last release')
-  await sleep(100)
-  t.equal(heap.active, false)
+  clock.advance(1)
+  t.equal(heap.active, false, 'off once the idle time has passed')
   t.same(applied, [CHUNK_TRAFFIC_HEAP_GROWING_PERCENT, 0], "then back to V8's own choice (0)")
 })
 
 t.test('touches keep it on while chunks keep being served; a hold meanwhile keeps it on', async (t) => {
-  const { heap, applied } = recorded(250)
+  const { heap, applied, clock } = recorded(250)
   heap.enable([])
   for (let i = 0; i < 12; i++) {
     heap.touch()
-    await sleep(25)
+    clock.advance(25)
   }
   t.equal(heap.active, true, 'served every 25 ms for 300 ms: never idle for 250 ms')
   const release = heap.hold()
-  await sleep(350)
+  clock.advance(350)
   t.equal(heap.active, true, 'a hold outlasts the idle time of the touches')
   release()
-  await sleep(400)
+  clock.advance(249)
+  t.equal(heap.active, true, 'on until the idle time after the release')
+  clock.advance(1)
   t.same(applied, [CHUNK_TRAFFIC_HEAP_GROWING_PERCENT, 0], 'one switch on, one off')
   heap.touch()
   heap.reset()
