@@ -1,5 +1,6 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
+import { layersPlugin } from './lint/layers.js'
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.tap/**'] },
@@ -15,6 +16,12 @@ export default tseslint.config(
       'no-restricted-syntax': ['error', { selector: 'ExportDefaultDeclaration', message: 'No default exports.' }],
       'no-throw-literal': 'error',
     },
+  },
+  {
+    // The dependency direction of docs/ARCHITECTURE.md.
+    files: ['src/**/*.ts'],
+    plugins: { radchain: layersPlugin },
+    rules: { 'radchain/layers': 'error' },
   },
   {
     files: ['src/chain/**/*.ts', 'src/consensus/**/*.ts'],
