@@ -2,7 +2,8 @@ import { opendir, realpath, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StudyError } from './errors.js'
 import { TAG, firstString } from './dataset.js'
-import { DEFAULT_MAX_FILE_BYTES, assertInstanceUids, readDicom } from './dicom.js'
+import { assertInstanceUids } from './dicom.js'
+import { DEFAULT_MAX_FILE_BYTES, readDicom } from './dicom-file.js'
 
 /** Media Storage Directory Storage SOP Class (PS3.4 B.5): a DICOMDIR, which indexes files and holds no study. */
 export const MEDIA_STORAGE_DIRECTORY_SOP_CLASS = '1.2.840.10008.1.3.10'
