@@ -22,7 +22,8 @@ async function readFully(fh: FileHandle, buf: Uint8Array, pos: number): Promise<
 }
 
 /**
- * Reads one DICOM Part 10 file (PS3.10 7), bounded by `maxBytes`, one file at
+ * Reads one DICOM Part 10 file (PS3.10 7), or a bare Implicit VR Little
+ * Endian dataset (see {@link parseDicom}), bounded by `maxBytes`, one file at
  * a time. When native Pixel Data ends the file, the pixels are read straight
  * into their own buffer and the rest is parsed on its own (the same instance
  * as parsing the whole file gives, without a second copy of the pixels);
@@ -80,11 +81,11 @@ export async function readDicom(path: string, opts: { maxBytes?: number; require
 export const STUDY_UID_HEAD_BYTES = 64 * 1024
 
 /**
- * The Study Instance UID (0020,000D) of a Part 10 file (PS3.10 7): the first
- * value without padding. Only the file's first STUDY_UID_HEAD_BYTES are read
- * and walked up to that element; a file where it lies further, a deflated,
- * malformed or oversized file is read whole with {@link readDicom}, which
- * throws its StudyError. Cheap enough to check that files share a study
+ * The Study Instance UID (0020,000D) of a Part 10 file (PS3.10 7) or a bare
+ * dataset (see {@link readDicom}): the first value without padding. Only the
+ * file's first STUDY_UID_HEAD_BYTES are read and walked up to that element;
+ * a file where it lies further, a deflated, malformed or oversized file is
+ * read whole with {@link readDicom}, which throws its StudyError. Cheap enough to check that files share a study
  * before the real work reads them.
  */
 export async function readStudyInstanceUid(path: string, opts: { maxBytes?: number } = {}): Promise<string> {

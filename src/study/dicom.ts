@@ -49,6 +49,49 @@ interface Encoding {
   little: boolean
 }
 
+/** How the dataset of some bytes is encoded (PS3.5 A.1-A.3), from their transfer syntax. */
+function encodingOf(transferSyntax: string): Encoding {
+  return {
+    explicit: transferSyntax !== TRANSFER_SYNTAX.ImplicitVRLittleEndian,
+    little: transferSyntax !== TRANSFER_SYNTAX.ExplicitVRBigEndian,
+  }
+}
+
+/** Where the dataset of some bytes starts and how it is encoded; `bare` when they hold a dataset alone (see {@link isBareDataset}). */
+interface Layout {
+  transferSyntax: string
+  datasetStart: number
+  bare: boolean
+}
+
+const IMPLICIT_LE: Encoding = { explicit: false, little: true }
+
+/** True when `bytes` hold the 128-byte preamble and the "DICM" prefix of a Part 10 file (PS3.10 7.1). */
+function hasPart10Prefix(bytes: Uint8Array): boolean {
+  return bytes.length >= 132 && Buffer.from(bytes.buffer, bytes.byteOffset + 128, 4).toString('latin1') === 'DICM'
+}
+
+// SOP Instance UID (0008,0018) is in every composite instance (PS3.3 C.12.1)
+// and elements ascend (PS3.5 7.1): a bare dataset starts at or before it.
+const BARE_FIRST_ELEMENT_MAX = 0x0018
+
+/**
+ * True when `bytes` look like a bare dataset in Implicit VR Little Endian, the
+ * default transfer syntax (PS3.5 10.1, A.1), without preamble or file meta, as
+ * DIMSE storage SCPs write the Data Set of a C-STORE request (PS3.7 9.1.1):
+ * the first element is in group 0008, at or before SOP Instance UID
+ * (0008,0018), and its header is an implicit VR one (PS3.5 7.1.3): no VR
+ * where explicit VR would have one, an even defined length that fits.
+ */
+function isBareDataset(bytes: Uint8Array): boolean {
+  if (bytes.length < 8) return false
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 8)
+  const length = view.getUint32(4, true)
+  const vrLike = /^[A-Z]{2}$/.test(Buffer.from(bytes.buffer, bytes.byteOffset + 4, 2).toString('latin1'))
+  return view.getUint16(0, true) === 0x0008 && view.getUint16(2, true) <= BARE_FIRST_ELEMENT_MAX &&
+    !vrLike && length % 2 === 0 && length <= bytes.length - 8
+}
+
 /**
  * Structure check of a Part 10 byte string (PS3.10 7, PS3.5 7): every element,
  * item and fragment must fit in the file. dcmjs reads past a short value
@@ -89,8 +132,29 @@ class StructureWalker {
     return Buffer.from(this.bytes.buffer, this.bytes.byteOffset + off, len).toString('latin1')
   }
 
+  /**
+   * Where the dataset starts and its transfer syntax: after the file meta of
+   * Part 10 bytes, or at 0 for a bare Implicit VR Little Endian dataset (see
+   * {@link isBareDataset}). Throws DICOM_NOT_PART10 for anything else.
+   */
+  layout(): Layout {
+    if (hasPart10Prefix(this.bytes)) return { ...this.meta(), bare: false }
+    if (isBareDataset(this.bytes)) return { transferSyntax: TRANSFER_SYNTAX.ImplicitVRLittleEndian, datasetStart: 0, bare: true }
+    throw new StudyError('DICOM_NOT_PART10', 'not a DICOM Part 10 file (no "DICM" marker at offset 128) nor a bare implicit VR little endian dataset', { path: this.path })
+  }
+
+  /** Checks the structure of the whole bytes (see {@link checkPart10}); returns their layout. */
+  check(): Layout {
+    const layout = this.layout()
+    // A deflated dataset is checked by inflating it in dcmjs.
+    if (layout.transferSyntax !== TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) {
+      this.dataset(layout.datasetStart, this.bytes.length, encodingOf(layout.transferSyntax), 0, false)
+    }
+    return layout
+  }
+
   /** Walks the file meta; returns the transfer syntax and where the dataset starts. */
-  meta(): { transferSyntax: string; datasetStart: number } {
+  private meta(): { transferSyntax: string; datasetStart: number } {
     const len = this.bytes.length
     let off = 132
     let ts: string | undefined
@@ -252,24 +316,57 @@ class StructureWalker {
 }
 
 /**
- * Checks the structure of Part 10 bytes and returns their transfer syntax.
- * Throws DICOM_NOT_PART10, DICOM_TRUNCATED or DICOM_UNREADABLE (PS3.10 7.1).
+ * Checks the structure of Part 10 bytes (PS3.10 7.1) and returns their
+ * transfer syntax; bytes without the Part 10 prefix are taken for a bare
+ * Implicit VR Little Endian dataset when they look like one (see
+ * {@link isBareDataset}). Throws DICOM_NOT_PART10, DICOM_TRUNCATED or
+ * DICOM_UNREADABLE.
  */
 export function checkPart10(bytes: Uint8Array, path?: string): string {
-  if (bytes.length < 132 || Buffer.from(bytes.buffer, bytes.byteOffset + 128, 4).toString('latin1') !== 'DICM') {
-    throw new StudyError('DICOM_NOT_PART10', 'not a DICOM Part 10 file (no "DICM" marker at offset 128)', { path })
+  return new StructureWalker(bytes, path).check().transferSyntax
+}
+
+/** One file meta element in Explicit VR Little Endian (PS3.10 7.1, PS3.5 7.1.2). */
+function metaElement(elem: number, vr: 'OB' | 'UI' | 'UL', value: Uint8Array): Buffer {
+  const hdr = vr === 'OB' ? 12 : 8
+  const b = Buffer.alloc(hdr + value.length)
+  b.writeUInt16LE(0x0002, 0)
+  b.writeUInt16LE(elem, 2)
+  b.write(vr, 4, 'latin1')
+  if (hdr === 12) b.writeUInt32LE(value.length, 8)
+  else b.writeUInt16LE(value.length, 6)
+  b.set(value, hdr)
+  return b
+}
+
+/**
+ * Part 10 bytes for a bare Implicit VR Little Endian dataset (see
+ * {@link isBareDataset}) whose structure `w` checked: the preamble, "DICM"
+ * and a file meta (PS3.10 7.1) made from the dataset: Transfer Syntax UID
+ * Implicit VR Little Endian, Media Storage SOP Class and Instance UID from
+ * its SOP Class UID (0008,0016) and SOP Instance UID (0008,0018) when it has
+ * them.
+ */
+function withFileMeta(w: StructureWalker, bytes: Uint8Array): Uint8Array {
+  const ui = (uid: string): Uint8Array => Buffer.from(uid.length % 2 === 0 ? uid : `${uid}\0`, 'latin1')
+  const fromDataset = (elem: number): Uint8Array | undefined => {
+    const value = w.find(0, bytes.length, IMPLICIT_LE, 0x0008, elem)
+    if (value === undefined) return undefined
+    const uid = uidText(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1'))
+    // A UID has at most 64 characters (PS3.5 9.1); anything else is left to the dataset's own checks.
+    return uid === '' || uid.length > 64 ? undefined : ui(uid)
   }
-  const w = new StructureWalker(bytes, path)
-  const { transferSyntax, datasetStart } = w.meta()
-  // A deflated dataset is checked by inflating it in dcmjs.
-  if (transferSyntax !== TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) {
-    const enc: Encoding = {
-      explicit: transferSyntax !== TRANSFER_SYNTAX.ImplicitVRLittleEndian,
-      little: transferSyntax !== TRANSFER_SYNTAX.ExplicitVRBigEndian,
-    }
-    w.dataset(datasetStart, bytes.length, enc, 0, false)
-  }
-  return transferSyntax
+  const elements = [metaElement(0x0001, 'OB', new Uint8Array([0, 1]))]
+  const sopClass = fromDataset(0x0016)
+  if (sopClass !== undefined) elements.push(metaElement(0x0002, 'UI', sopClass))
+  const sop = fromDataset(0x0018)
+  if (sop !== undefined) elements.push(metaElement(0x0003, 'UI', sop))
+  elements.push(metaElement(0x0010, 'UI', ui(TRANSFER_SYNTAX.ImplicitVRLittleEndian)))
+  const groupLength = Buffer.alloc(4)
+  groupLength.writeUInt32LE(elements.reduce((n, e) => n + e.length, 0))
+  const prefix = Buffer.alloc(132)
+  prefix.write('DICM', 128, 'latin1')
+  return Buffer.concat([prefix, metaElement(0x0000, 'UL', groupLength), ...elements, bytes])
 }
 
 /**
@@ -291,14 +388,17 @@ export function assertInstanceUids(inst: DicomInstance, path = inst.path): void 
 /**
  * Parses DICOM Part 10 bytes (PS3.10 7) into an instance. Checks the structure
  * first (see {@link checkPart10}) and, unless `requireUids` is false, requires
- * the Study, Series and SOP Instance UIDs. Throws StudyError with a DICOM_*
- * code naming `path`.
+ * the Study, Series and SOP Instance UIDs. A bare Implicit VR Little Endian
+ * dataset gets the file meta a Part 10 file of it would have (Transfer Syntax
+ * UID, Media Storage SOP Class and Instance UID from the dataset). Throws
+ * StudyError with a DICOM_* code naming `path`.
  */
 export function parseDicom(bytes: Uint8Array, path?: string, opts: { requireUids?: boolean } = {}): DicomInstance {
-  checkPart10(bytes, path)
-  const ab = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
-    ? (bytes.buffer as ArrayBuffer)
-    : (bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer)
+  const w = new StructureWalker(bytes, path)
+  const part10 = w.check().bare ? withFileMeta(w, bytes) : bytes
+  const ab = part10.byteOffset === 0 && part10.byteLength === part10.buffer.byteLength
+    ? (part10.buffer as ArrayBuffer)
+    : (part10.buffer.slice(part10.byteOffset, part10.byteOffset + part10.byteLength) as ArrayBuffer)
   let meta: DicomDataset
   let dataset: DicomDataset
   try {
@@ -333,14 +433,10 @@ export function parseDicom(bytes: Uint8Array, path?: string, opts: { requireUids
  */
 export function locateTrailingPixelData(head: Uint8Array, size: number): { start: number; length: number } | undefined {
   try {
-    if (head.length < 132 || Buffer.from(head.buffer, head.byteOffset + 128, 4).toString('latin1') !== 'DICM') return undefined
     const w = new StructureWalker(head, undefined)
-    const { transferSyntax, datasetStart } = w.meta()
+    const { transferSyntax, datasetStart } = w.layout()
     if (!isNativeTransferSyntax(transferSyntax) || transferSyntax === TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) return undefined
-    const enc: Encoding = {
-      explicit: transferSyntax !== TRANSFER_SYNTAX.ImplicitVRLittleEndian,
-      little: transferSyntax !== TRANSFER_SYNTAX.ExplicitVRBigEndian,
-    }
+    const enc = encodingOf(transferSyntax)
     const at = w.locate(datasetStart, head.length, enc, 0x7fe0, 0x0010)
     if (at === undefined || at.length === UNDEFINED_LENGTH || at.start + at.length !== size) return undefined
     if (enc.explicit && at.vr !== 'OB' && at.vr !== 'OW') return undefined
@@ -356,21 +452,16 @@ export function uidText(v: string): string {
 }
 
 /**
- * The Study Instance UID (0020,000D) of Part 10 bytes, from the bytes alone
- * (see {@link uidText}): undefined when the element lies past their end, or
- * the bytes are deflated, malformed or not Part 10.
+ * The Study Instance UID (0020,000D) of Part 10 bytes or a bare dataset, from
+ * the bytes alone (see {@link uidText}): undefined when the element lies past
+ * their end, or the bytes are deflated, malformed or neither.
  */
 export function studyUidFromHead(bytes: Uint8Array): string | undefined {
   try {
-    if (bytes.length < 132 || Buffer.from(bytes.buffer, bytes.byteOffset + 128, 4).toString('latin1') !== 'DICM') return undefined
     const w = new StructureWalker(bytes, undefined)
-    const { transferSyntax, datasetStart } = w.meta()
+    const { transferSyntax, datasetStart } = w.layout()
     if (transferSyntax === TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) return undefined
-    const enc: Encoding = {
-      explicit: transferSyntax !== TRANSFER_SYNTAX.ImplicitVRLittleEndian,
-      little: transferSyntax !== TRANSFER_SYNTAX.ExplicitVRBigEndian,
-    }
-    const value = w.find(datasetStart, bytes.length, enc, 0x0020, 0x000d)
+    const value = w.find(datasetStart, bytes.length, encodingOf(transferSyntax), 0x0020, 0x000d)
     if (value === undefined) return undefined
     const uid = uidText(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1'))
     return uid === '' ? undefined : uid

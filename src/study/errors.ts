@@ -2,7 +2,8 @@ import { RadError } from '../util/index.js'
 
 /**
  * Why a DICOM input or a de-identification step was refused.
- * - DICOM_NOT_PART10: no "DICM" marker at offset 128 (PS3.10 7.1): not a Part 10 file.
+ * - DICOM_NOT_PART10: no "DICM" marker at offset 128 (PS3.10 7.1): not a Part 10 file, nor a
+ *   bare Implicit VR Little Endian dataset (a first element in group 0008 that fits the file).
  * - DICOM_TRUNCATED: an element, item or the file meta runs past the end of the file.
  * - DICOM_UNREADABLE: the file cannot be read or parsed (I/O error, malformed encoding).
  * - DICOM_TOO_LARGE: the file is bigger than the configured bound.
