@@ -5,7 +5,9 @@ import {
   type DicomDataset, type DicomElement, type DicomInstance, type DicomValue, type JsonDataset, type JsonElement,
 } from './dataset.js'
 import { DEID_TABLE_EDITION, PRIVATE_ATTRIBUTES_ACTION, deidTableRow, type DeidActionCode } from './deid-table.js'
-import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, TRANSFER_SYNTAX, readDicom } from './dicom.js'
+import { TRANSFER_SYNTAX } from './dicom.js'
+import { readDicom } from './dicom-file.js'
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from './dicom-write.js'
 import { pixelDigest, type PixelDigest } from './pixel.js'
 import { UidMapper, newStudySecret, patientPseudonym } from './uid.js'
 

@@ -1,8 +1,6 @@
-import { constants } from 'node:fs'
-import { open, type FileHandle } from 'node:fs/promises'
 import { data, log } from 'dcmjs'
 import { StudyError } from './errors.js'
-import { TAG, cloneDataset, firstString, formatTag, type DicomDataset, type DicomElement, type DicomInstance } from './dataset.js'
+import { TAG, cloneDataset, firstString, formatTag, type DicomDataset, type DicomInstance } from './dataset.js'
 
 // dcmjs prints its own diagnostics with console.* (e.g. "Invalid vr type xs"
 // for every implicit-VR file, or the lengths of a truncated value). radchain
@@ -18,11 +16,6 @@ export const TRANSFER_SYNTAX = {
   DeflatedExplicitVRLittleEndian: '1.2.840.10008.1.2.1.99',
   ExplicitVRBigEndian: '1.2.840.10008.1.2.2',
 } as const
-
-/** radchain's Implementation Class UID (PS3.7 D.3.3.2), a UUID-derived UID (PS3.5 B.2). */
-export const IMPLEMENTATION_CLASS_UID = '2.25.90278739188228965215033521988826214026'
-/** radchain's Implementation Version Name (PS3.7 D.3.3.3; SH, at most 16 characters). */
-export const IMPLEMENTATION_VERSION_NAME = 'RADCHAIN_0_1'
 
 /**
  * Image Storage SOP Classes (PS3.4 B.5, Table B.5-1) whose IODs require Pixel
@@ -41,9 +34,6 @@ export const IMAGE_STORAGE_SOP_CLASSES: ReadonlySet<string> = new Set([
   '77.1.5.1', '77.1.5.2', '77.1.5.4', '77.1.5.7', '77.1.5.8', '77.1.6', // ophthalmic, WSI
 ].map((s) => `1.2.840.10008.5.1.4.1.1.${s}`))
 
-/** Default bound on the size of one input file: 2 GiB. */
-export const DEFAULT_MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024
-
 /** True when `ts` encodes Pixel Data natively (not encapsulated), PS3.5 A.4. */
 export function isNativeTransferSyntax(ts: string): boolean {
   return (Object.values(TRANSFER_SYNTAX) as string[]).includes(ts)
@@ -57,6 +47,49 @@ const MAX_SEQUENCE_DEPTH = 32
 interface Encoding {
   explicit: boolean
   little: boolean
+}
+
+/** How the dataset of some bytes is encoded (PS3.5 A.1-A.3), from their transfer syntax. */
+function encodingOf(transferSyntax: string): Encoding {
+  return {
+    explicit: transferSyntax !== TRANSFER_SYNTAX.ImplicitVRLittleEndian,
+    little: transferSyntax !== TRANSFER_SYNTAX.ExplicitVRBigEndian,
+  }
+}
+
+/** Where the dataset of some bytes starts and how it is encoded; `bare` when they hold a dataset alone (see {@link isBareDataset}). */
+interface Layout {
+  transferSyntax: string
+  datasetStart: number
+  bare: boolean
+}
+
+const IMPLICIT_LE: Encoding = { explicit: false, little: true }
+
+/** True when `bytes` hold the 128-byte preamble and the "DICM" prefix of a Part 10 file (PS3.10 7.1). */
+function hasPart10Prefix(bytes: Uint8Array): boolean {
+  return bytes.length >= 132 && Buffer.from(bytes.buffer, bytes.byteOffset + 128, 4).toString('latin1') === 'DICM'
+}
+
+// SOP Instance UID (0008,0018) is in every composite instance (PS3.3 C.12.1)
+// and elements ascend (PS3.5 7.1): a bare dataset starts at or before it.
+const BARE_FIRST_ELEMENT_MAX = 0x0018
+
+/**
+ * True when `bytes` look like a bare dataset in Implicit VR Little Endian, the
+ * default transfer syntax (PS3.5 10.1, A.1), without preamble or file meta, as
+ * DIMSE storage SCPs write the Data Set of a C-STORE request (PS3.7 9.1.1):
+ * the first element is in group 0008, at or before SOP Instance UID
+ * (0008,0018), and its header is an implicit VR one (PS3.5 7.1.3): no VR
+ * where explicit VR would have one, an even defined length that fits.
+ */
+function isBareDataset(bytes: Uint8Array): boolean {
+  if (bytes.length < 8) return false
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 8)
+  const length = view.getUint32(4, true)
+  const vrLike = /^[A-Z]{2}$/.test(Buffer.from(bytes.buffer, bytes.byteOffset + 4, 2).toString('latin1'))
+  return view.getUint16(0, true) === 0x0008 && view.getUint16(2, true) <= BARE_FIRST_ELEMENT_MAX &&
+    !vrLike && length % 2 === 0 && length <= bytes.length - 8
 }
 
 /**
@@ -99,8 +132,29 @@ class StructureWalker {
     return Buffer.from(this.bytes.buffer, this.bytes.byteOffset + off, len).toString('latin1')
   }
 
+  /**
+   * Where the dataset starts and its transfer syntax: after the file meta of
+   * Part 10 bytes, or at 0 for a bare Implicit VR Little Endian dataset (see
+   * {@link isBareDataset}). Throws DICOM_NOT_PART10 for anything else.
+   */
+  layout(): Layout {
+    if (hasPart10Prefix(this.bytes)) return { ...this.meta(), bare: false }
+    if (isBareDataset(this.bytes)) return { transferSyntax: TRANSFER_SYNTAX.ImplicitVRLittleEndian, datasetStart: 0, bare: true }
+    throw new StudyError('DICOM_NOT_PART10', 'not a DICOM Part 10 file (no "DICM" marker at offset 128) nor a bare implicit VR little endian dataset', { path: this.path })
+  }
+
+  /** Checks the structure of the whole bytes (see {@link checkPart10}); returns their layout. */
+  check(): Layout {
+    const layout = this.layout()
+    // A deflated dataset is checked by inflating it in dcmjs.
+    if (layout.transferSyntax !== TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) {
+      this.dataset(layout.datasetStart, this.bytes.length, encodingOf(layout.transferSyntax), 0, false)
+    }
+    return layout
+  }
+
   /** Walks the file meta; returns the transfer syntax and where the dataset starts. */
-  meta(): { transferSyntax: string; datasetStart: number } {
+  private meta(): { transferSyntax: string; datasetStart: number } {
     const len = this.bytes.length
     let off = 132
     let ts: string | undefined
@@ -262,24 +316,57 @@ class StructureWalker {
 }
 
 /**
- * Checks the structure of Part 10 bytes and returns their transfer syntax.
- * Throws DICOM_NOT_PART10, DICOM_TRUNCATED or DICOM_UNREADABLE (PS3.10 7.1).
+ * Checks the structure of Part 10 bytes (PS3.10 7.1) and returns their
+ * transfer syntax; bytes without the Part 10 prefix are taken for a bare
+ * Implicit VR Little Endian dataset when they look like one (see
+ * {@link isBareDataset}). Throws DICOM_NOT_PART10, DICOM_TRUNCATED or
+ * DICOM_UNREADABLE.
  */
 export function checkPart10(bytes: Uint8Array, path?: string): string {
-  if (bytes.length < 132 || Buffer.from(bytes.buffer, bytes.byteOffset + 128, 4).toString('latin1') !== 'DICM') {
-    throw new StudyError('DICOM_NOT_PART10', 'not a DICOM Part 10 file (no "DICM" marker at offset 128)', { path })
+  return new StructureWalker(bytes, path).check().transferSyntax
+}
+
+/** One file meta element in Explicit VR Little Endian (PS3.10 7.1, PS3.5 7.1.2). */
+function metaElement(elem: number, vr: 'OB' | 'UI' | 'UL', value: Uint8Array): Buffer {
+  const hdr = vr === 'OB' ? 12 : 8
+  const b = Buffer.alloc(hdr + value.length)
+  b.writeUInt16LE(0x0002, 0)
+  b.writeUInt16LE(elem, 2)
+  b.write(vr, 4, 'latin1')
+  if (hdr === 12) b.writeUInt32LE(value.length, 8)
+  else b.writeUInt16LE(value.length, 6)
+  b.set(value, hdr)
+  return b
+}
+
+/**
+ * Part 10 bytes for a bare Implicit VR Little Endian dataset (see
+ * {@link isBareDataset}) whose structure `w` checked: the preamble, "DICM"
+ * and a file meta (PS3.10 7.1) made from the dataset: Transfer Syntax UID
+ * Implicit VR Little Endian, Media Storage SOP Class and Instance UID from
+ * its SOP Class UID (0008,0016) and SOP Instance UID (0008,0018) when it has
+ * them.
+ */
+function withFileMeta(w: StructureWalker, bytes: Uint8Array): Uint8Array {
+  const ui = (uid: string): Uint8Array => Buffer.from(uid.length % 2 === 0 ? uid : `${uid}\0`, 'latin1')
+  const fromDataset = (elem: number): Uint8Array | undefined => {
+    const value = w.find(0, bytes.length, IMPLICIT_LE, 0x0008, elem)
+    if (value === undefined) return undefined
+    const uid = uidText(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1'))
+    // A UID has at most 64 characters (PS3.5 9.1); anything else is left to the dataset's own checks.
+    return uid === '' || uid.length > 64 ? undefined : ui(uid)
   }
-  const w = new StructureWalker(bytes, path)
-  const { transferSyntax, datasetStart } = w.meta()
-  // A deflated dataset is checked by inflating it in dcmjs.
-  if (transferSyntax !== TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) {
-    const enc: Encoding = {
-      explicit: transferSyntax !== TRANSFER_SYNTAX.ImplicitVRLittleEndian,
-      little: transferSyntax !== TRANSFER_SYNTAX.ExplicitVRBigEndian,
-    }
-    w.dataset(datasetStart, bytes.length, enc, 0, false)
-  }
-  return transferSyntax
+  const elements = [metaElement(0x0001, 'OB', new Uint8Array([0, 1]))]
+  const sopClass = fromDataset(0x0016)
+  if (sopClass !== undefined) elements.push(metaElement(0x0002, 'UI', sopClass))
+  const sop = fromDataset(0x0018)
+  if (sop !== undefined) elements.push(metaElement(0x0003, 'UI', sop))
+  elements.push(metaElement(0x0010, 'UI', ui(TRANSFER_SYNTAX.ImplicitVRLittleEndian)))
+  const groupLength = Buffer.alloc(4)
+  groupLength.writeUInt32LE(elements.reduce((n, e) => n + e.length, 0))
+  const prefix = Buffer.alloc(132)
+  prefix.write('DICM', 128, 'latin1')
+  return Buffer.concat([prefix, metaElement(0x0000, 'UL', groupLength), ...elements, bytes])
 }
 
 /**
@@ -301,14 +388,17 @@ export function assertInstanceUids(inst: DicomInstance, path = inst.path): void 
 /**
  * Parses DICOM Part 10 bytes (PS3.10 7) into an instance. Checks the structure
  * first (see {@link checkPart10}) and, unless `requireUids` is false, requires
- * the Study, Series and SOP Instance UIDs. Throws StudyError with a DICOM_*
- * code naming `path`.
+ * the Study, Series and SOP Instance UIDs. A bare Implicit VR Little Endian
+ * dataset gets the file meta a Part 10 file of it would have (Transfer Syntax
+ * UID, Media Storage SOP Class and Instance UID from the dataset). Throws
+ * StudyError with a DICOM_* code naming `path`.
  */
 export function parseDicom(bytes: Uint8Array, path?: string, opts: { requireUids?: boolean } = {}): DicomInstance {
-  checkPart10(bytes, path)
-  const ab = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
-    ? (bytes.buffer as ArrayBuffer)
-    : (bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer)
+  const w = new StructureWalker(bytes, path)
+  const part10 = w.check().bare ? withFileMeta(w, bytes) : bytes
+  const ab = part10.byteOffset === 0 && part10.byteLength === part10.buffer.byteLength
+    ? (part10.buffer as ArrayBuffer)
+    : (part10.buffer.slice(part10.byteOffset, part10.byteOffset + part10.byteLength) as ArrayBuffer)
   let meta: DicomDataset
   let dataset: DicomDataset
   try {
@@ -334,20 +424,6 @@ export function parseDicom(bytes: Uint8Array, path?: string, opts: { requireUids
   return inst
 }
 
-/** Bytes readDicom reads first, to find where native Pixel Data starts. */
-export const READ_HEAD_BYTES = 64 * 1024
-
-/** Reads into `buf` from file position `pos` until it is full or the file ends; returns the bytes read. */
-async function readFully(fh: FileHandle, buf: Uint8Array, pos: number): Promise<number> {
-  let n = 0
-  while (n < buf.length) {
-    const { bytesRead } = await fh.read(buf, n, buf.length - n, pos + n)
-    if (bytesRead === 0) break
-    n += bytesRead
-  }
-  return n
-}
-
 /**
  * Where the native Pixel Data (7FE0,0010) of a file starts, from the file's
  * first bytes, when it is the last element, of defined length, and runs
@@ -357,14 +433,10 @@ async function readFully(fh: FileHandle, buf: Uint8Array, pos: number): Promise<
  */
 export function locateTrailingPixelData(head: Uint8Array, size: number): { start: number; length: number } | undefined {
   try {
-    if (head.length < 132 || Buffer.from(head.buffer, head.byteOffset + 128, 4).toString('latin1') !== 'DICM') return undefined
     const w = new StructureWalker(head, undefined)
-    const { transferSyntax, datasetStart } = w.meta()
+    const { transferSyntax, datasetStart } = w.layout()
     if (!isNativeTransferSyntax(transferSyntax) || transferSyntax === TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) return undefined
-    const enc: Encoding = {
-      explicit: transferSyntax !== TRANSFER_SYNTAX.ImplicitVRLittleEndian,
-      little: transferSyntax !== TRANSFER_SYNTAX.ExplicitVRBigEndian,
-    }
+    const enc = encodingOf(transferSyntax)
     const at = w.locate(datasetStart, head.length, enc, 0x7fe0, 0x0010)
     if (at === undefined || at.length === UNDEFINED_LENGTH || at.start + at.length !== size) return undefined
     if (enc.explicit && at.vr !== 'OB' && at.vr !== 'OW') return undefined
@@ -374,348 +446,26 @@ export function locateTrailingPixelData(head: Uint8Array, size: number): { start
   }
 }
 
-/**
- * Reads one DICOM Part 10 file (PS3.10 7), bounded by `maxBytes`, one file at
- * a time. When native Pixel Data ends the file, the pixels are read straight
- * into their own buffer and the rest is parsed on its own (the same instance
- * as parsing the whole file gives, without a second copy of the pixels);
- * otherwise the whole file is read and parsed. Throws StudyError naming the file.
- */
-export async function readDicom(path: string, opts: { maxBytes?: number; requireUids?: boolean } = {}): Promise<DicomInstance> {
-  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES
-  let bytes: Uint8Array | undefined
-  let pixels: ArrayBuffer | undefined
-  try {
-    // One open, stat and read into buffers of known size: fewer trips to the
-    // thread pool than stat and readFile. O_NONBLOCK keeps the open of a FIFO
-    // from waiting for a writer; the stat then refuses it.
-    const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
-    try {
-      const st = await fh.stat()
-      if (!st.isFile()) throw new StudyError('DICOM_UNREADABLE', 'not a regular file', { path })
-      if (st.size > maxBytes) throw new StudyError('DICOM_TOO_LARGE', `file is ${st.size} bytes, more than the bound of ${maxBytes}`, { path })
-      const head = Buffer.allocUnsafeSlow(Math.min(st.size, READ_HEAD_BYTES))
-      const inHead = await readFully(fh, head, 0)
-      const at = inHead === head.length ? locateTrailingPixelData(head, st.size) : undefined
-      if (at !== undefined) {
-        // Not zero-filled: every byte is read from the file below (or the whole file is read instead).
-        pixels = Buffer.allocUnsafeSlow(at.length).buffer as ArrayBuffer
-        const have = Math.min(head.length - at.start, at.length)
-        new Uint8Array(pixels).set(head.subarray(at.start, at.start + have))
-        if ((await readFully(fh, new Uint8Array(pixels, have), at.start + have)) !== at.length - have) pixels = undefined
-        if (pixels !== undefined) {
-          // The rest of the file with a zero-length Pixel Data: its length is the 4 bytes before the value (PS3.5 7.1.2).
-          bytes = Buffer.from(head.subarray(0, at.start))
-          bytes.fill(0, at.start - 4)
-        }
-      }
-      if (pixels === undefined || bytes === undefined) {
-        pixels = undefined
-        const buf = Buffer.allocUnsafeSlow(st.size)
-        const n = await readFully(fh, buf, 0)
-        bytes = n === buf.length ? buf : buf.subarray(0, n)
-      }
-    } finally {
-      await fh.close()
-    }
-  } catch (err) {
-    if (err instanceof StudyError) throw err
-    const code = (err as NodeJS.ErrnoException).code ?? 'error'
-    throw new StudyError('DICOM_UNREADABLE', `cannot read file (${code})`, { path, cause: err })
-  }
-  const inst = parseDicom(bytes as Uint8Array, path, opts)
-  const el = inst.dataset[TAG.PixelData]
-  if (pixels !== undefined) inst.dataset[TAG.PixelData] = { vr: el?.vr ?? 'OW', Value: [pixels] }
-  return inst
-}
-
-/** Bytes {@link readStudyInstanceUid} reads from the start of a file before it reads the whole file. */
-export const STUDY_UID_HEAD_BYTES = 64 * 1024
-
 /** A UI value as compared across files: the first value, without its padding (PS3.5 6.2, 9.1). */
-function uidText(v: string): string {
+export function uidText(v: string): string {
   return (v.split('\\')[0] ?? '').replace(/[\0 ]+$/, '').replace(/^ +/, '')
 }
 
-function studyUidFromHead(bytes: Uint8Array): string | undefined {
+/**
+ * The Study Instance UID (0020,000D) of Part 10 bytes or a bare dataset, from
+ * the bytes alone (see {@link uidText}): undefined when the element lies past
+ * their end, or the bytes are deflated, malformed or neither.
+ */
+export function studyUidFromHead(bytes: Uint8Array): string | undefined {
   try {
-    if (bytes.length < 132 || Buffer.from(bytes.buffer, bytes.byteOffset + 128, 4).toString('latin1') !== 'DICM') return undefined
     const w = new StructureWalker(bytes, undefined)
-    const { transferSyntax, datasetStart } = w.meta()
+    const { transferSyntax, datasetStart } = w.layout()
     if (transferSyntax === TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) return undefined
-    const enc: Encoding = {
-      explicit: transferSyntax !== TRANSFER_SYNTAX.ImplicitVRLittleEndian,
-      little: transferSyntax !== TRANSFER_SYNTAX.ExplicitVRBigEndian,
-    }
-    const value = w.find(datasetStart, bytes.length, enc, 0x0020, 0x000d)
+    const value = w.find(datasetStart, bytes.length, encodingOf(transferSyntax), 0x0020, 0x000d)
     if (value === undefined) return undefined
     const uid = uidText(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1'))
     return uid === '' ? undefined : uid
   } catch {
     return undefined
   }
-}
-
-/**
- * The Study Instance UID (0020,000D) of a Part 10 file (PS3.10 7): the first
- * value without padding. Only the file's first STUDY_UID_HEAD_BYTES are read
- * and walked up to that element; a file where it lies further, a deflated,
- * malformed or oversized file is read whole with {@link readDicom}, which
- * throws its StudyError. Cheap enough to check that files share a study
- * before the real work reads them.
- */
-export async function readStudyInstanceUid(path: string, opts: { maxBytes?: number } = {}): Promise<string> {
-  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES
-  let head: Uint8Array | undefined
-  try {
-    const fh = await open(path, 'r')
-    try {
-      const st = await fh.stat()
-      if (st.isFile() && st.size <= maxBytes) {
-        const buf = Buffer.allocUnsafe(Math.min(STUDY_UID_HEAD_BYTES, st.size))
-        const { bytesRead } = await fh.read(buf, 0, buf.length, 0)
-        head = buf.subarray(0, bytesRead)
-      }
-    } finally {
-      await fh.close()
-    }
-  } catch {
-    head = undefined
-  }
-  const uid = head === undefined ? undefined : studyUidFromHead(head)
-  if (uid !== undefined) return uid
-  const inst = await readDicom(path, { maxBytes })
-  return uidText(firstString(inst.dataset, TAG.StudyInstanceUID) as string)
-}
-
-/**
- * File meta for writing (PS3.10 7.1): the instance's meta without a group
- * length (dcmjs writes its own), with the required elements filled in from the
- * dataset when absent. A deflated transfer syntax becomes Explicit VR Little
- * Endian: dcmjs reads deflated datasets but writes them uncompressed.
- */
-function metaForWrite(inst: DicomInstance): DicomDataset {
-  const meta: DicomDataset = {}
-  for (const [tag, el] of Object.entries(inst.meta)) if (tag !== '00020000') meta[tag] = el
-  if (meta[TAG.FileMetaInformationVersion] === undefined) {
-    meta[TAG.FileMetaInformationVersion] = { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] }
-  }
-  const sopClass = firstString(inst.dataset, TAG.SOPClassUID)
-  if (meta[TAG.MediaStorageSOPClassUID] === undefined && sopClass !== undefined) {
-    meta[TAG.MediaStorageSOPClassUID] = { vr: 'UI', Value: [sopClass] }
-  }
-  const sop = firstString(inst.dataset, TAG.SOPInstanceUID)
-  if (meta[TAG.MediaStorageSOPInstanceUID] === undefined && sop !== undefined) {
-    meta[TAG.MediaStorageSOPInstanceUID] = { vr: 'UI', Value: [sop] }
-  }
-  const ts = firstString(meta, TAG.TransferSyntaxUID)
-  if (ts === undefined || ts === TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) {
-    meta[TAG.TransferSyntaxUID] = { vr: 'UI', Value: [TRANSFER_SYNTAX.ExplicitVRLittleEndian] }
-  }
-  if (meta[TAG.ImplementationClassUID] === undefined) {
-    meta[TAG.ImplementationClassUID] = { vr: 'UI', Value: [IMPLEMENTATION_CLASS_UID] }
-  }
-  return meta
-}
-
-/**
- * Pixel Data (7FE0,0010) of a dataset when it can be written after the rest
- * of it as raw bytes: native transfer syntax, OB or OW, one value of even
- * length, no element after it. Returns the element header in the transfer
- * syntax's encoding (PS3.5 7.1.1-7.1.3) and the value as held.
- */
-function trailingNativePixelData(ds: DicomDataset, ts: string): { header: Uint8Array; value: Uint8Array } | undefined {
-  const el = ds[TAG.PixelData]
-  if (el === undefined || (el.vr !== 'OB' && el.vr !== 'OW') || el._rawValue !== undefined) return undefined
-  if (!isNativeTransferSyntax(ts) || ts === TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) return undefined
-  const v = el.Value
-  if (v === undefined || v.length !== 1 || !(v[0] instanceof ArrayBuffer) || v[0].byteLength % 2 !== 0) return undefined
-  for (const tag of Object.keys(ds)) if (tag.toUpperCase() > TAG.PixelData) return undefined
-  const value = new Uint8Array(v[0])
-  const little = ts !== TRANSFER_SYNTAX.ExplicitVRBigEndian
-  const explicit = ts !== TRANSFER_SYNTAX.ImplicitVRLittleEndian
-  const header = Buffer.alloc(explicit ? 12 : 8)
-  if (little) {
-    header.writeUInt16LE(0x7fe0, 0)
-    header.writeUInt16LE(0x0010, 2)
-  } else {
-    header.writeUInt16BE(0x7fe0, 0)
-    header.writeUInt16BE(0x0010, 2)
-  }
-  if (explicit) {
-    header.write(el.vr, 4, 'latin1')
-    if (little) header.writeUInt32LE(value.length, 8)
-    else header.writeUInt32BE(value.length, 8)
-  } else {
-    header.writeUInt32LE(value.length, 4)
-  }
-  return { header, value }
-}
-
-// The part of dcmjs's writer DicomEncoder drives element by element (see
-// dcmjs-module.d.ts for the rest): DicomMessage.write writes the elements of
-// a dataset, sorted by tag, at the stream's end (Tag#write), each on its own.
-interface DcmjsWriteStream {
-  size: number
-  getBuffer(): ArrayBuffer
-}
-const dcmjsWriter = data as unknown as {
-  WriteBufferStream: new (defaultSize: number, littleEndian: boolean) => DcmjsWriteStream
-  DicomMessage: { write(ds: DicomDataset, stream: DcmjsWriteStream, syntax: string, opts: { allowInvalidVRLength: boolean }): number }
-}
-const WRITE_OPTS = { allowInvalidVRLength: true }
-const EMPTY = new Uint8Array(0)
-/** The 128-byte preamble and the "DICM" prefix of a Part 10 file (PS3.10 7.1). */
-const PREAMBLE = (() => {
-  const b = new Uint8Array(132)
-  b.set([0x44, 0x49, 0x43, 0x4d], 128)
-  return b
-})()
-/** Elements whose encoding a DicomEncoder remembers, at most, and the largest encoding it keeps. */
-const ENCODER_CACHE_ENTRIES = 4096
-const ENCODER_CACHE_ENTRY_BYTES = 1024
-
-/** A text form of a value that tells apart everything dcmjs may encode differently; undefined when not worth it (binary, nested). */
-function valueKey(v: unknown): string | undefined {
-  if (typeof v === 'string') return `s${JSON.stringify(v)}`
-  if (typeof v === 'number') return `n${Object.is(v, -0) ? '-0' : String(v)}`
-  if (v === null) return 'z'
-  if (v === undefined) return 'u'
-  if (Array.isArray(v)) {
-    const parts: string[] = []
-    for (const x of v) {
-      const k = valueKey(x)
-      if (k === undefined) return undefined
-      parts.push(k)
-    }
-    return `[${parts.join(',')}]`
-  }
-  if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
-    const o = v as Record<string, unknown>
-    if (Object.keys(o).some((k) => k !== 'Alphabetic' && k !== 'Ideographic' && k !== 'Phonetic')) return undefined
-    const k = valueKey([o.Alphabetic, o.Ideographic, o.Phonetic])
-    return k === undefined ? undefined : `p${k}`
-  }
-  return undefined
-}
-
-/**
- * Encodes instances as DICOM Part 10 bytes (PS3.10 7) with dcmjs, element by
- * element: the file meta (with its group length) in Explicit VR Little
- * Endian, then the dataset in the transfer syntax named by the meta (see
- * {@link writeDicom}), the same bytes dcmjs writes for the whole file. It
- * remembers the encoding of each element with text, numeric or person-name
- * values (by transfer syntax, tag, VR and value), so the many elements the
- * instances of a study share are encoded once: dcmjs spends far more on each
- * element than on its bytes. Native Pixel Data that ends the dataset is not
- * copied but returned as its own pieces.
- */
-export class DicomEncoder {
-  readonly #cache = new Map<string, Uint8Array>()
-  readonly #maxEntries: number
-
-  /** `cacheEntries` 0 remembers nothing (for one-off writes). */
-  constructor(cacheEntries = ENCODER_CACHE_ENTRIES) {
-    this.#maxEntries = cacheEntries
-  }
-
-  /**
-   * The Part 10 bytes of `inst` as consecutive pieces (their concatenation is
-   * {@link writeDicom}'s result): the preamble, meta and dataset, then, for
-   * trailing native Pixel Data, its element header and the instance's pixel
-   * buffer itself. The pieces share the instance's buffers: they are valid
-   * while it is unchanged.
-   */
-  encode(inst: DicomInstance): Uint8Array[] {
-    try {
-      const meta = metaForWrite(inst)
-      const ts = firstString(meta, TAG.TransferSyntaxUID) as string
-      const pixels = trailingNativePixelData(inst.dataset, ts)
-      let ds = inst.dataset
-      if (pixels !== undefined) {
-        ds = {}
-        for (const [tag, el] of Object.entries(inst.dataset)) if (tag !== TAG.PixelData) ds[tag] = el
-      }
-      const metaParts = this.#elements(meta, TRANSFER_SYNTAX.ExplicitVRLittleEndian)
-      const metaLength = metaParts.reduce((n, p) => n + p.length, 0)
-      const groupLength = this.#elements({ '00020000': { vr: 'UL', Value: [metaLength] } }, TRANSFER_SYNTAX.ExplicitVRLittleEndian)
-      const parts = [PREAMBLE, ...groupLength, ...metaParts, ...this.#elements(ds, ts)]
-      const head = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-      let off = 0
-      for (const p of parts) {
-        head.set(p, off)
-        off += p.length
-      }
-      return pixels === undefined ? [head] : [head, pixels.header, pixels.value]
-    } catch (err) {
-      const detail = err instanceof Error ? err.message : String(err)
-      throw new StudyError('DICOM_UNSUPPORTED', `cannot encode DICOM dataset (${detail})`, { path: inst.path, cause: err })
-    }
-  }
-
-  /** The encoding of each element of `ds` in tag order, from the cache or from dcmjs. */
-  #elements(ds: DicomDataset, ts: string): Uint8Array[] {
-    const out: Uint8Array[] = []
-    const misses: { index: number; start: number; end: number; key: string | undefined }[] = []
-    let stream: DcmjsWriteStream | undefined
-    for (const tag of Object.keys(ds).sort()) {
-      const el = ds[tag] as DicomElement
-      let key: string | undefined
-      if (this.#maxEntries > 0 && el.vr !== 'SQ') {
-        const v = valueKey(el.Value)
-        const raw = el._rawValue === undefined ? 'u' : valueKey(el._rawValue)
-        if (v !== undefined && raw !== undefined) key = `${ts}|${tag}|${el.vr}|${v}|${raw}`
-      }
-      const hit = key === undefined ? undefined : this.#cache.get(key)
-      if (hit !== undefined) {
-        out.push(hit)
-        continue
-      }
-      stream ??= new dcmjsWriter.WriteBufferStream(16 * 1024, true)
-      const start = stream.size
-      dcmjsWriter.DicomMessage.write({ [tag]: el }, stream, ts, WRITE_OPTS)
-      misses.push({ index: out.length, start, end: stream.size, key })
-      out.push(EMPTY)
-    }
-    if (stream !== undefined) {
-      const bytes = new Uint8Array(stream.getBuffer())
-      for (const m of misses) {
-        const piece = bytes.subarray(m.start, m.end)
-        out[m.index] = piece
-        if (m.key !== undefined && piece.length <= ENCODER_CACHE_ENTRY_BYTES) {
-          if (this.#cache.size >= this.#maxEntries) this.#cache.clear()
-          this.#cache.set(m.key, piece.slice())
-        }
-      }
-    }
-    return out
-  }
-}
-
-/**
- * Encodes an instance as DICOM Part 10 bytes (PS3.10 7), as consecutive
- * pieces whose concatenation is {@link writeDicom}'s result (see
- * {@link DicomEncoder.encode}; use one DicomEncoder for the instances of a
- * study).
- */
-export function encodeDicom(inst: DicomInstance): Uint8Array[] {
-  return new DicomEncoder(0).encode(inst)
-}
-
-/**
- * Encodes an instance as DICOM Part 10 bytes (PS3.10 7) in the transfer syntax
- * named by its meta (Explicit VR Little Endian when none, or when deflated).
- * Binary values are written as held: a big-endian instance must hold its OW
- * values big-endian, as {@link readDicom} gives them.
- */
-export function writeDicom(inst: DicomInstance): Uint8Array {
-  const parts = encodeDicom(inst)
-  if (parts.length === 1) return parts[0] as Uint8Array
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let off = 0
-  for (const p of parts) {
-    out.set(p, off)
-    off += p.length
-  }
-  return out
 }

@@ -2,14 +2,18 @@ import { RadError } from '../util/index.js'
 
 /**
  * Why a DICOM input or a de-identification step was refused.
- * - DICOM_NOT_PART10: no "DICM" marker at offset 128 (PS3.10 7.1): not a Part 10 file.
+ * - DICOM_NOT_PART10: no "DICM" marker at offset 128 (PS3.10 7.1): not a Part 10 file, nor a
+ *   bare Implicit VR Little Endian dataset (a first element in group 0008 that fits the file).
  * - DICOM_TRUNCATED: an element, item or the file meta runs past the end of the file.
  * - DICOM_UNREADABLE: the file cannot be read or parsed (I/O error, malformed encoding).
  * - DICOM_TOO_LARGE: the file is bigger than the configured bound.
  * - DICOM_MISSING_UID: Study, Series or SOP Instance UID is absent or empty.
  * - DICOM_UNSUPPORTED: valid DICOM that radchain cannot process (e.g. pixel data it cannot frame).
  * - DICOM_STUDY_MISMATCH: an instance given to a study's de-identifier belongs to another study.
- * - DICOM_DUPLICATE_UID: two instances given to one study's de-identifier share a SOP Instance UID.
+ * - DICOM_DUPLICATE_UID: two instances of one study share a SOP Instance UID: given to one study's
+ *   de-identifier, or two input files whose pixel data differ.
+ * - DICOM_DUPLICATE_INSTANCE: an input file holds an instance an earlier file holds already (same
+ *   SOP Instance UID, same pixel digest, perhaps another transfer syntax): leaving it out loses nothing.
  * - DICOM_RECORD_MISMATCH: a demographics record does not fit the dataset it is applied to.
  */
 export type DicomErrorCode =
@@ -21,6 +25,7 @@ export type DicomErrorCode =
   | 'DICOM_UNSUPPORTED'
   | 'DICOM_STUDY_MISMATCH'
   | 'DICOM_DUPLICATE_UID'
+  | 'DICOM_DUPLICATE_INSTANCE'
   | 'DICOM_RECORD_MISMATCH'
 
 /**

@@ -1,7 +1,11 @@
 export * from './errors.js'
 export * from './dataset.js'
 export * from './deid-table.js'
-export * from './dicom.js'
+export {
+  IMAGE_STORAGE_SOP_CLASSES, TRANSFER_SYNTAX, assertInstanceUids, checkPart10, isNativeTransferSyntax, locateTrailingPixelData, parseDicom,
+} from './dicom.js'
+export * from './dicom-file.js'
+export * from './dicom-write.js'
 export * from './uid.js'
 export * from './pixel.js'
 export * from './deid.js'

@@ -1,8 +1,10 @@
 import { opendir, realpath, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StudyError } from './errors.js'
-import { TAG, firstString } from './dataset.js'
-import { DEFAULT_MAX_FILE_BYTES, assertInstanceUids, readDicom } from './dicom.js'
+import { TAG, firstString, type DicomInstance } from './dataset.js'
+import { assertInstanceUids, uidText } from './dicom.js'
+import { DEFAULT_MAX_FILE_BYTES, readDicom } from './dicom-file.js'
+import { pixelDigest } from './pixel.js'
 
 /** Media Storage Directory Storage SOP Class (PS3.4 B.5): a DICOMDIR, which indexes files and holds no study. */
 export const MEDIA_STORAGE_DIRECTORY_SOP_CLASS = '1.2.840.10008.1.3.10'
@@ -28,7 +30,11 @@ export interface ScanOptions {
 export interface ScanResult {
   /** Study Instance UID → paths of its files, sorted. */
   studies: Map<string, string[]>
-  /** Files that are not readable DICOM, each with its StudyError (the caller decides whether to skip them). */
+  /**
+   * Files that are not readable DICOM, each with its StudyError, and later
+   * copies of an instance (see {@link scanInputs}); the caller decides
+   * whether to leave them out.
+   */
   bad: { path: string; error: StudyError }[]
   /** Files that hold no study (DICOMDIR) and links to folders, which are not followed, with the reason. */
   skipped: { path: string; reason: string }[]
@@ -92,18 +98,50 @@ async function listFiles(inputs: string[], signal: AbortSignal | undefined, resu
 }
 
 /**
- * Finds the DICOM Part 10 files (PS3.10 7) under `inputs` (files and folders,
- * recursively) and groups them by Study Instance UID (0020,000D). Files are
- * read one at a time and whole, so that a truncated file is found here
- * rather than halfway through adding a study; only paths and UIDs stay in
- * memory. Unreadable, truncated, non-DICOM files and files without UIDs are
- * returned in `bad` with a StudyError naming them; DICOMDIR files and
- * symbolic links to folders in `skipped`.
+ * The StudyError for `path`, whose instance `inst` has the SOP Instance UID of
+ * the instance in `earlier`: DICOM_DUPLICATE_INSTANCE when both have one pixel
+ * digest (see pixelDigest: the same image, in any native encoding),
+ * DICOM_DUPLICATE_UID otherwise; or the error that keeps `inst` from being
+ * digested. Messages name both files, never the UID.
+ */
+async function duplicateError(path: string, inst: DicomInstance, earlier: string, maxBytes: number): Promise<StudyError> {
+  const digest = pixelDigest(inst).digest
+  let same: boolean | undefined
+  try {
+    same = pixelDigest(await readDicom(earlier, { maxBytes, requireUids: false })).digest === digest
+  } catch (err) {
+    // The earlier file changed since it was read, or its pixels cannot be digested: not known to be the same.
+    if (!(err instanceof StudyError)) throw err
+  }
+  if (same === true) {
+    return new StudyError('DICOM_DUPLICATE_INSTANCE', `same instance as ${earlier} (same SOP Instance UID and pixel data), which is kept`, { path })
+  }
+  const pixels = same === false ? 'with different pixel data' : 'whose pixel data cannot be compared'
+  return new StudyError('DICOM_DUPLICATE_UID', `same SOP Instance UID as ${earlier}, ${pixels}`, { path })
+}
+
+/**
+ * Finds the DICOM files (Part 10, PS3.10 7, or bare datasets, see readDicom)
+ * under `inputs` (files and folders, recursively) and groups them by Study
+ * Instance UID (0020,000D). Files are scanned in path order, one at a time
+ * and whole, so that a truncated file is found here rather than halfway
+ * through adding a study; only paths and UIDs stay in memory. Unreadable,
+ * truncated, non-DICOM files and files without UIDs are returned in `bad`
+ * with a StudyError naming them; DICOMDIR files and symbolic links to folders
+ * in `skipped`. A file whose SOP Instance UID (0008,0018) an earlier file of
+ * its study has (as when one image is exported in two transfer syntaxes) is
+ * left out of `studies` and returned in `bad`: DICOM_DUPLICATE_INSTANCE when
+ * both files have one pixel digest (leaving it out loses nothing),
+ * DICOM_DUPLICATE_UID when they differ; the message names the earlier file,
+ * which stays.
  */
 export async function scanInputs(inputs: string[], opts: ScanOptions = {}): Promise<ScanResult> {
   const result: ScanResult = { studies: new Map(), bad: [], skipped: [] }
-  const files = await listFiles(inputs, opts.signal, result)
+  // Path order, whatever the order of `inputs`: which of two copies is the later one must not depend on it.
+  const files = (await listFiles(inputs, opts.signal, result)).sort()
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES
+  // Study Instance UID, NUL, SOP Instance UID (neither holds a NUL, PS3.5 9.1) → the first file holding it.
+  const firstFile = new Map<string, string>()
   let scanned = 0
   for (const path of files) {
     opts.signal?.throwIfAborted()
@@ -114,9 +152,16 @@ export async function scanInputs(inputs: string[], opts: ScanOptions = {}): Prom
       } else {
         assertInstanceUids(inst)
         const study = firstString(inst.dataset, TAG.StudyInstanceUID) as string
-        const list = result.studies.get(study)
-        if (list === undefined) result.studies.set(study, [path])
-        else list.push(path)
+        const key = `${uidText(study)}\0${uidText(firstString(inst.dataset, TAG.SOPInstanceUID) as string)}`
+        const earlier = firstFile.get(key)
+        if (earlier !== undefined) {
+          result.bad.push({ path, error: await duplicateError(path, inst, earlier, maxBytes) })
+        } else {
+          firstFile.set(key, path)
+          const list = result.studies.get(study)
+          if (list === undefined) result.studies.set(study, [path])
+          else list.push(path)
+        }
       }
     } catch (err) {
       if (!(err instanceof StudyError)) throw err

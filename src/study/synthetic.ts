@@ -3,7 +3,8 @@ import { mkdir, readdir, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { RadError } from '../util/index.js'
 import { TAG, type DicomDataset, type DicomElement } from './dataset.js'
-import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, TRANSFER_SYNTAX, writeDicom } from './dicom.js'
+import { TRANSFER_SYNTAX } from './dicom.js'
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, writeDicom } from './dicom-write.js'
 import { randomUid } from './uid.js'
 
 /**

@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { data } from 'dcmjs'
 import {
-  StudyError, TAG, TRANSFER_SYNTAX, cloneInstance, parseDicom, readDicom, toJsonDataset, writeDicom, checkPart10,
+  StudyDeidentifier, StudyError, TAG, TRANSFER_SYNTAX, cloneInstance, firstString, locateTrailingPixelData, parseDicom, pixelDigest, readDicom,
+  readStudyInstanceUid, toJsonDataset, writeDicom, checkPart10,
 } from '../../../src/study/index.js'
-import { SAMPLES, sample, sampleFiles } from './helpers.js'
+import { CT_STUDY, SAMPLES, bareDataset, reencoded, sample, sampleFiles } from './helpers.js'
 
 const tmp = mkdtempSync(join(tmpdir(), 'radchain-dicom-'))
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
@@ -150,4 +151,103 @@ t.test('Explicit VR Big Endian: dcmjs writes it, keeps binary values as held', a
   const back = parseDicom(bytes)
   t.same(back.dataset[TAG.Rows]?.Value, mr.dataset[TAG.Rows]?.Value)
   t.same(new Uint8Array(back.dataset[TAG.PixelData]?.Value?.[0] as ArrayBuffer), new Uint8Array(mr.dataset[TAG.PixelData]?.Value?.[0] as ArrayBuffer))
+})
+
+t.test('a bare implicit VR little endian dataset (no preamble, no file meta) is read, de-identifies and round-trips', async (t) => {
+  let fastPath = 0
+  for (const file of [sample('MR_small.dcm'), sample('CT_small.dcm'), ...CT_STUDY]) {
+    const orig = await readDicom(file)
+    const bare = bareDataset(orig)
+    t.not(Buffer.from(bare.subarray(128, 132)).toString('latin1'), 'DICM', `${file}: no Part 10 prefix`)
+    t.same([...bare.subarray(0, 2)], [0x08, 0x00], 'the first element is in group 0008')
+    const p = join(tmp, `bare-${createHash('sha256').update(file).digest('hex').slice(0, 8)}`)
+    writeFileSync(p, bare)
+    if (locateTrailingPixelData(bare.subarray(0, 64 * 1024), bare.length) !== undefined) fastPath++
+
+    t.equal(checkPart10(bare), TRANSFER_SYNTAX.ImplicitVRLittleEndian)
+    const inst = await readDicom(p)
+    t.equal(inst.path, p)
+    t.equal(firstString(inst.meta, TAG.TransferSyntaxUID), TRANSFER_SYNTAX.ImplicitVRLittleEndian, 'implicit VR little endian')
+    t.equal(firstString(inst.meta, TAG.MediaStorageSOPClassUID), firstString(orig.dataset, TAG.SOPClassUID), 'Media Storage SOP Class UID from (0008,0016)')
+    t.equal(firstString(inst.meta, TAG.MediaStorageSOPInstanceUID), firstString(orig.dataset, TAG.SOPInstanceUID), 'Media Storage SOP Instance UID from (0008,0018)')
+    // The dataset a Part 10 implicit VR file of it gives (implicit VR reads some VRs differently from the explicit original).
+    const implicit = parseDicom(writeDicom(reencoded(orig, TRANSFER_SYNTAX.ImplicitVRLittleEndian)))
+    t.same(toJsonDataset(inst.dataset), toJsonDataset(implicit.dataset), 'the same dataset as its Part 10 file')
+    t.same(toJsonDataset(parseDicom(bare, p).dataset), toJsonDataset(inst.dataset), 'parseDicom gives it too')
+    t.equal(pixelDigest(inst).digest, pixelDigest(orig).digest, 'the same pixel digest')
+    t.equal(await readStudyInstanceUid(p), firstString(orig.dataset, TAG.StudyInstanceUID))
+
+    const deid = new StudyDeidentifier({ secret: new Uint8Array(32).fill(3) }).deidentify(inst)
+    t.equal(deid.pixelDigest, pixelDigest(orig).digest, 'de-identifies with its pixels')
+    t.not(firstString(deid.instance.dataset, TAG.SOPInstanceUID), firstString(orig.dataset, TAG.SOPInstanceUID), 'new UIDs')
+    t.equal(firstString(deid.instance.meta, TAG.MediaStorageSOPInstanceUID), firstString(deid.instance.dataset, TAG.SOPInstanceUID))
+
+    const written = writeDicom(inst)
+    t.equal(Buffer.from(written.subarray(128, 132)).toString('latin1'), 'DICM', 'written as a Part 10 file')
+    const back = parseDicom(written)
+    t.same(toJsonDataset(back.dataset), toJsonDataset(inst.dataset), 'reads back to the same dataset')
+    for (const tag of [TAG.TransferSyntaxUID, TAG.MediaStorageSOPClassUID, TAG.MediaStorageSOPInstanceUID]) {
+      t.equal(firstString(back.meta, tag), firstString(inst.meta, tag), `with the file meta it was given: ${tag}`)
+    }
+  }
+  t.ok(fastPath > 0, 'the pixels of a bare dataset can be read on their own as well')
+})
+
+t.test('bytes that are neither Part 10 nor a bare implicit VR dataset are refused as before', async (t) => {
+  const mr = await readDicom(sample('MR_small.dcm'))
+  const part10 = Buffer.from(writeDicom(mr))
+  const explicitBare = part10.subarray(132 + 12 + part10.readUInt32LE(140))
+  t.equal(explicitBare.subarray(4, 6).toString('latin1'), 'CS', 'the explicit VR dataset alone starts with a VR')
+  const bare = Buffer.from(bareDataset(mr))
+  const header = (group: number, elem: number, length: number): Buffer => {
+    const b = Buffer.alloc(8)
+    b.writeUInt16LE(group, 0)
+    b.writeUInt16LE(elem, 2)
+    b.writeUInt32LE(length, 4)
+    return b
+  }
+  const filler = Buffer.alloc(64, 0x31)
+  const cases: [string, Uint8Array, string][] = [
+    ['explicit VR dataset without meta', explicitBare, 'DICOM_NOT_PART10'],
+    ['first element outside group 0008', Buffer.concat([header(0x0010, 0x0010, 8), filler]), 'DICOM_NOT_PART10'],
+    ['first element after SOP Instance UID', Buffer.concat([header(0x0008, 0x0020, 8), filler]), 'DICOM_NOT_PART10'],
+    ['first length past the end', Buffer.concat([header(0x0008, 0x0005, 1000), filler]), 'DICOM_NOT_PART10'],
+    ['odd first length', Buffer.concat([header(0x0008, 0x0005, 9), filler]), 'DICOM_NOT_PART10'],
+    ['undefined first length', Buffer.concat([header(0x0008, 0x0005, 0xffffffff), filler]), 'DICOM_NOT_PART10'],
+    ['one empty element of group 0008: read, but without UIDs', header(0x0008, 0x0005, 0), 'DICOM_MISSING_UID'],
+    ['a bare dataset cut short', bare.subarray(0, Math.floor(bare.length / 2)), 'DICOM_TRUNCATED'],
+    ['a bare dataset with garbage after its first element', Buffer.concat([bare.subarray(0, 8 + bare.readUInt32LE(4)), Buffer.from([0xfe, 0xff, 0x0d, 0xe0, 0, 0, 0, 0])]), 'DICOM_UNREADABLE'],
+  ]
+  for (const [name, bytes, code] of cases) {
+    t.equal(await codeOf(Promise.resolve().then(() => parseDicom(bytes, name))), code, name)
+  }
+  // Random bytes, and random bytes behind a plausible first element: a StudyError (mostly DICOM_NOT_PART10) or a dataset, nothing else.
+  const seen = new Set<string>()
+  fc.assert(
+    fc.property(fc.boolean(), fc.uint8Array({ minLength: 0, maxLength: 600 }), (plausible, rest) => {
+      const bytes = plausible ? Buffer.concat([header(0x0008, 0x0005, 10), rest]) : rest
+      try {
+        parseDicom(bytes)
+        seen.add('OK')
+      } catch (err) {
+        if (!(err instanceof StudyError)) throw err
+        seen.add(err.code)
+      }
+    }),
+    { numRuns: 500, seed: 7 },
+  )
+  t.ok(seen.has('DICOM_NOT_PART10'), `random bytes refused (${[...seen].join(', ')})`)
+  const mutated = new Uint8Array(bare)
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(mutated.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), (edits) => {
+      const b = mutated.slice()
+      for (const [i, v] of edits) b[i] = v
+      try {
+        parseDicom(b)
+      } catch (err) {
+        if (!(err instanceof StudyError)) throw err
+      }
+    }),
+    { numRuns: 300, seed: 43 },
+  )
 })

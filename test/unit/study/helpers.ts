@@ -1,7 +1,9 @@
 import { readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { DicomDataset, DicomElement } from '../../../src/study/index.js'
+import {
+  TAG, TRANSFER_SYNTAX, cloneInstance, firstNumber, writeDicom, type DicomDataset, type DicomElement, type DicomInstance,
+} from '../../../src/study/index.js'
 
 /** Folder of the sample DICOM files (a pinned copy of the shared samples, see its README). */
 export const SAMPLES = fileURLToPath(new URL('../../vectors/dicom/', import.meta.url))
@@ -47,4 +49,35 @@ export function textValues(el: DicomElement): string[] {
     }
   }
   return out
+}
+
+/**
+ * `inst` in another native transfer syntax. dcmjs writes OW values as held,
+ * so for big endian the 16-bit pixel words are swapped, as a big-endian file
+ * holds them: the pixel digest stays the same.
+ */
+export function reencoded(inst: DicomInstance, ts: string): DicomInstance {
+  const out = cloneInstance(inst)
+  out.meta[TAG.TransferSyntaxUID] = { vr: 'UI', Value: [ts] }
+  const px = inst.dataset[TAG.PixelData]
+  if (ts === TRANSFER_SYNTAX.ExplicitVRBigEndian && px?.vr === 'OW' && firstNumber(inst.dataset, TAG.BitsAllocated) === 16) {
+    const le = new Uint8Array(px.Value?.[0] as ArrayBuffer)
+    const be = new Uint8Array(le.length)
+    for (let i = 0; i + 1 < le.length; i += 2) {
+      be[i] = le[i + 1] as number
+      be[i + 1] = le[i] as number
+    }
+    out.dataset[TAG.PixelData] = { vr: 'OW', Value: [be.buffer] }
+  }
+  return out
+}
+
+/**
+ * The dataset of `inst` alone in Implicit VR Little Endian, without preamble
+ * or file meta, as a DIMSE storage SCP writes what it receives.
+ */
+export function bareDataset(inst: DicomInstance): Uint8Array {
+  const part10 = Buffer.from(writeDicom(reencoded(inst, TRANSFER_SYNTAX.ImplicitVRLittleEndian)))
+  // Preamble and "DICM" (132 bytes), then (0002,0000) UL (12 bytes) holding the length of the rest of the meta.
+  return part10.subarray(132 + 12 + part10.readUInt32LE(132 + 8))
 }

@@ -3,9 +3,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  MEDIA_STORAGE_DIRECTORY_SOP_CLASS, StudyError, TAG, scanInputs, writeDicom, type ScanProgress,
+  MEDIA_STORAGE_DIRECTORY_SOP_CLASS, StudyError, TAG, TRANSFER_SYNTAX, cloneInstance, pixelDigest, readDicom, scanInputs, writeDicom,
+  type ScanProgress, type ScanResult,
 } from '../../../src/study/index.js'
-import { SAMPLES, sample } from './helpers.js'
+import { CT_STUDY, SAMPLES, bareDataset, reencoded, sample } from './helpers.js'
 
 const tmp = mkdtempSync(join(tmpdir(), 'radchain-scan-'))
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
@@ -29,12 +30,74 @@ t.test('study-77654033 groups into exactly two studies of 3 and 4 instances', as
 
 t.test('files and folders mixed; non-DICOM files reported, not thrown', async (t) => {
   const r = await scanInputs([SAMPLES, sample('CT_small.dcm')])
-  t.equal(r.studies.size, 4, 'CT_small, MR_small (two encodings), and the two of study-77654033')
-  t.equal(r.studies.get('1.3.6.1.4.1.5962.1.2.4.20040826185059.5457')?.length, 2, 'both MR encodings in one study')
-  t.equal([...r.studies.values()].flat().length, 10, 'CT_small named twice is scanned once')
-  t.equal(r.bad.length, 1)
-  t.equal(r.bad[0]?.path, join(SAMPLES, 'README.md'))
-  t.equal(r.bad[0]?.error.code, 'DICOM_NOT_PART10')
+  t.equal(r.studies.size, 4, 'CT_small, MR_small, and the two of study-77654033')
+  t.same(r.studies.get('1.3.6.1.4.1.5962.1.2.4.20040826185059.5457'), [sample('MR_small.dcm')], 'one image of MR_small in two encodings: kept once')
+  t.equal([...r.studies.values()].flat().length, 9, 'CT_small named twice is scanned once')
+  t.same(r.bad.map((b) => [b.path, b.error.code]), [
+    [sample('MR_small_implicit.dcm'), 'DICOM_DUPLICATE_INSTANCE'],
+    [join(SAMPLES, 'README.md'), 'DICOM_NOT_PART10'],
+  ])
+})
+
+t.test('the same SOP Instance UID twice in a study: the later file is left out, and says which file it repeats', async (t) => {
+  const root = join(tmp, 'duplicates')
+  const first = CT_STUDY[0] as string
+  const orig = await readDicom(first)
+  const otherPixels = cloneInstance(orig)
+  const px = new Uint8Array(orig.dataset[TAG.PixelData]?.Value?.[0] as ArrayBuffer).slice()
+  px[0] = (px[0] as number) ^ 0xff
+  otherPixels.dataset[TAG.PixelData] = { vr: 'OW', Value: [px.buffer] }
+  t.not(pixelDigest(otherPixels).digest, pixelDigest(orig).digest)
+  // As a PACS exports it: the study once as stored, and the first image again in other transfer syntaxes.
+  const files = {
+    original: join(root, 'a', 'IM1'),
+    implicit: join(root, 'b', 'IM1'),
+    bigEndian: join(root, 'c', 'IM1'),
+    bare: join(root, 'd', 'IM1'),
+    otherPixels: join(root, 'e', 'IM1'),
+  }
+  for (const d of ['a', 'b', 'c', 'd', 'e']) mkdirSync(join(root, d), { recursive: true })
+  copyFileSync(first, files.original)
+  writeFileSync(files.implicit, writeDicom(reencoded(orig, TRANSFER_SYNTAX.ImplicitVRLittleEndian)))
+  writeFileSync(files.bigEndian, writeDicom(reencoded(orig, TRANSFER_SYNTAX.ExplicitVRBigEndian)))
+  writeFileSync(files.bare, bareDataset(orig))
+  writeFileSync(files.otherPixels, writeDicom(otherPixels))
+  for (const [i, f] of CT_STUDY.slice(1).entries()) copyFileSync(f, join(root, 'a', `IM${i + 2}`))
+
+  const expect = (r: ScanResult, what: string): void => {
+    t.same([...r.studies.values()], [[files.original, ...[2, 3, 4].map((i) => join(root, 'a', `IM${i}`))]], `${what}: the study once, with the first copy`)
+    t.same(r.bad.map((b) => [b.path, b.error.code]), [
+      [files.implicit, 'DICOM_DUPLICATE_INSTANCE'],
+      [files.bigEndian, 'DICOM_DUPLICATE_INSTANCE'],
+      [files.bare, 'DICOM_DUPLICATE_INSTANCE'],
+      [files.otherPixels, 'DICOM_DUPLICATE_UID'],
+    ], `${what}: same pixels, a duplicate instance; other pixels, a duplicate UID`)
+    for (const b of r.bad) {
+      t.type(b.error, StudyError)
+      t.equal(b.error.path, b.path)
+      t.ok(b.error.message.startsWith(b.path) && b.error.message.includes(files.original), `${what}: ${b.path}: the message names both files`)
+      t.notOk(b.error.message.includes(orig.dataset[TAG.SOPInstanceUID]?.Value?.[0] as string), 'and not the UID')
+    }
+    t.same(r.skipped, [])
+  }
+  expect(await scanInputs([root]), 'the folder')
+  // Which copy is the later one follows the paths, not the order they are given in.
+  expect(await scanInputs([...Object.values(files)].reverse().concat([2, 3, 4].map((i) => join(root, 'a', `IM${i}`)))), 'the files in reverse order')
+
+  // The copy with other pixels first: it is kept, and every other copy differs from it.
+  const early = join(root, '0-other', 'IM1')
+  mkdirSync(join(root, '0-other'))
+  writeFileSync(early, writeDicom(otherPixels))
+  const r = await scanInputs([root])
+  t.same(r.studies.get(orig.dataset[TAG.StudyInstanceUID]?.Value?.[0] as string)?.[0], early)
+  t.same(r.bad.map((b) => [b.path, b.error.code]), [
+    [files.original, 'DICOM_DUPLICATE_UID'],
+    [files.implicit, 'DICOM_DUPLICATE_UID'],
+    [files.bigEndian, 'DICOM_DUPLICATE_UID'],
+    [files.bare, 'DICOM_DUPLICATE_UID'],
+    [files.otherPixels, 'DICOM_DUPLICATE_INSTANCE'],
+  ])
+  t.ok(r.bad.every((b) => b.error.message.includes(early)), 'each names the kept file')
 })
 
 t.test('bad, nested and DICOMDIR files', async (t) => {
