@@ -15,12 +15,12 @@ import type { SwarmOpts } from './swarm.js'
 /** Largest object (key envelope, demographics record) served or fetched. */
 export const MAX_OBJECT_BYTES = 16 * 1024 * 1024
 
-/** What the serving side asks of the leases: they decide what a lessee (an organization with no duty) may get. */
-export interface SwarmLeaseHooks {
-  /** Evidence of a request under an ended lease, to put on the ledger. */
-  onLeaseViolation(v: ViolationPayload): void
-  /** Which objects a lessee may fetch (its own envelope, the demographics with the full scope). */
-  leaseObjectAllows(orgId: string, study: StudyRecord, hash: Uint8Array): boolean
+/** What the serving side asks of the leases about a lessee (an organization with no replication duty for the study). */
+export interface SwarmLeasePolicy {
+  /** Puts evidence of a request under an ended lease on the ledger. */
+  reportViolation(v: ViolationPayload): void
+  /** Whether lessee `orgId` may fetch object `hash` of `study` (its own envelope, and the demographics record with the full scope). */
+  objectAllowed(orgId: string, study: StudyRecord, hash: Uint8Array): boolean
 }
 
 /**
@@ -37,10 +37,10 @@ export class SwarmServePolicy {
   readonly #logger: Logger
   readonly #local: SwarmLocal
   readonly #placement: SwarmPlacement
-  readonly #leases: SwarmLeaseHooks
+  readonly #leases: SwarmLeasePolicy
 
   constructor(opts: Pick<SwarmOpts, 'testServeDelayMs' | 'testServeGarbage'>, modules: {
-    chain: ChainService; index: StudyIndex; p2p: P2PNode; logger: Logger; local: SwarmLocal; placement: SwarmPlacement; leases: SwarmLeaseHooks
+    chain: ChainService; index: StudyIndex; p2p: P2PNode; logger: Logger; local: SwarmLocal; placement: SwarmPlacement; leases: SwarmLeasePolicy
   }) {
     this.#opts = opts
     this.#chain = modules.chain
@@ -100,7 +100,7 @@ export class SwarmServePolicy {
       if (lease === undefined || lease.requester !== org.id || !equalBytes(lease.studyId, studyId)) throw new SwarmError('SWARM_NOT_ALLOWED', 'not a lease of this organization on this study')
       if (!leaseActive(lease, this.#chain.head().header.time)) {
         this.#logger.warn('chunk request under an ended lease refused', { study: toHex(studyId), org: org.id, lease: toHex(lease.leaseId) })
-        if (!leaseOpenAt(lease, claim.time)) this.#leases.onLeaseViolation({ requester: org.id, studyId, index, leaseId: lease.leaseId, time: claim.time, signature: claim.signature })
+        if (!leaseOpenAt(lease, claim.time)) this.#leases.reportViolation({ requester: org.id, studyId, index, leaseId: lease.leaseId, time: claim.time, signature: claim.signature })
         throw new SwarmError('SWARM_LEASE_ENDED', 'the lease has ended (expired or revoked)')
       }
     }
@@ -121,7 +121,7 @@ export class SwarmServePolicy {
     const org = this.#peerOrg(from)
     if (!this.#local.objectsOf(study).some((h) => equalBytes(h, hash))) throw new SwarmError('SWARM_NOT_HELD', 'not an object of this study')
     // Holders keep every object; a lessee gets only its own envelope (and, with the full scope, the demographics record).
-    if (!this.#placement.hasDuty(org.id, study) && !this.#leases.leaseObjectAllows(org.id, study, hash)) {
+    if (!this.#placement.hasDuty(org.id, study) && !this.#leases.objectAllowed(org.id, study, hash)) {
       throw new SwarmError('SWARM_NOT_ALLOWED', 'this object is not for this organization')
     }
     const b = await this.#local.read(hash, study)

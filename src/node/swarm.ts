@@ -1,4 +1,4 @@
-import type { LeaseRecord, StudyRecord, ViolationPayload } from '../chain/index.js'
+import type { LeaseRecord, StudyRecord } from '../chain/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import type { DownloadProgress, HaveInfo, P2PNode } from '../p2p/index.js'
 import type { ChunkStore, StudyIndex } from '../storage/index.js'
@@ -9,7 +9,9 @@ import { SwarmLocal } from './swarm-local.js'
 import { SwarmPlacement } from './swarm-placement.js'
 import { SwarmReplicator } from './swarm-replicate.js'
 import { SwarmScrubber } from './swarm-scrub.js'
-import { SwarmServePolicy } from './swarm-serve.js'
+import { SwarmServePolicy, type SwarmLeasePolicy } from './swarm-serve.js'
+
+export type { SwarmLeasePolicy } from './swarm-serve.js'
 
 /** Swarm settings (config `swarm`). */
 export interface SwarmOpts {
@@ -65,7 +67,7 @@ export interface ReplicationView {
 /**
  * The swarm: keeps each study on the organizations placement assigns
  * (chain/placement.ts), pulls what this node is assigned, serves chunks to
- * peers that have a duty (or, later, a lease), repairs lost or corrupt
+ * peers that have a duty or a lease, repairs lost or corrupt
  * copies, and fetches a study for a local reader from every holder at once.
  * Its parts: placement (swarm-placement.ts), the local copy
  * (swarm-local.ts), the serving policy (swarm-serve.ts), fetching
@@ -80,14 +82,11 @@ export class SwarmService {
   readonly #replicator: SwarmReplicator
   readonly #scrubber: SwarmScrubber
   readonly #abort = new AbortController()
-  /** Evidence of a request under an ended lease, to put on the ledger; the leases service fills it in. */
-  onLeaseViolation: (v: ViolationPayload) => void = () => undefined
-  /** Which objects a lessee may fetch (its own envelope, the demographics with the full scope); the leases service fills it in. */
-  leaseObjectAllows: (orgId: string, study: StudyRecord, hash: Uint8Array) => boolean = () => false
 
-  constructor(opts: Partial<SwarmOpts>, modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; p2p: P2PNode; keys: OrgKeys; logger: Logger }) {
+  /** `leases`: what a lessee may get, and where a request under an ended lease is reported. */
+  constructor(opts: Partial<SwarmOpts>, modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; p2p: P2PNode; keys: OrgKeys; logger: Logger; leases: SwarmLeasePolicy }) {
     const o = { ...DEFAULT_SWARM_OPTS, ...opts }
-    const { chain, chunks, index, p2p, keys, logger } = modules
+    const { chain, chunks, index, p2p, keys, logger, leases } = modules
     const signal = this.#abort.signal
     this.#chain = chain
     this.#placement = new SwarmPlacement(o, { chain, p2p, keys })
@@ -95,10 +94,7 @@ export class SwarmService {
     const local = this.#local
     const placement = this.#placement
     // Registers the chunk protocols' handlers: nothing else calls it.
-    new SwarmServePolicy(o, {
-      chain, index, p2p, logger, local, placement,
-      leases: { onLeaseViolation: (v) => this.onLeaseViolation(v), leaseObjectAllows: (orgId, study, hash) => this.leaseObjectAllows(orgId, study, hash) },
-    })
+    new SwarmServePolicy(o, { chain, index, p2p, logger, local, placement, leases })
     this.#fetcher = new SwarmFetcher(o, { chain, chunks, index, p2p, keys, logger, local, signal })
     this.#replicator = new SwarmReplicator(o, { chain, chunks, p2p, logger, local, placement, fetcher: this.#fetcher, signal })
     this.#scrubber = new SwarmScrubber(o, { chain, index, logger, local, signal })
