@@ -2,7 +2,7 @@ import { placementOrder, type LeaseRecord, type StudyRecord } from '../chain/ind
 import { DOMAIN, sha256, signingBytes, type OrgKeys } from '../crypto/index.js'
 import {
   Bitfield, CHUNK_PROTOCOLS, SwarmError, decodeHave, decodeList, downloadChunks, encodeChunkRequest, encodeLeaseChunkRequest, encodeObjectRequest, encodeStudyRequest,
-  type ChunkPeer, type DownloadProgress, type HaveInfo, type P2PNode,
+  haveResponseBytes, listResponseBytes, type ChunkPeer, type DownloadProgress, type HaveInfo, type P2PNode,
 } from '../p2p/index.js'
 import type { ChunkStore, StudyIndex } from '../storage/index.js'
 import { contentRoot } from '../study/index.js'
@@ -63,19 +63,26 @@ export class SwarmFetcher {
       .map((x) => ({ key: x.p.publicKey, id: toHex(x.p.publicKey) }))
   }
 
-  /** What `peer` holds of the study. */
+  /** What `peer` holds of the study; an answer larger than the study's bitfield is a protocol violation (penalized). */
   async have(peer: Uint8Array, study: StudyRecord, signal: AbortSignal): Promise<HaveInfo> {
-    const res = await this.#p2p.request(CHUNK_PROTOCOLS.have, peer, encodeStudyRequest(study.studyId), { signal, timeoutMs: HAVE_TIMEOUT_MS })
+    const res = await this.#p2p.request(CHUNK_PROTOCOLS.have, peer, encodeStudyRequest(study.studyId), {
+      signal, timeoutMs: HAVE_TIMEOUT_MS, maxResponseBytes: haveResponseBytes(study.chunkCount), penalizeOversize: true,
+    })
     return decodeHave(res, study.chunkCount)
   }
 
-  /** The chunk list, from the local index or from a peer (checked against the content root). */
+  /**
+   * The chunk list, from the local index or from a peer (checked against the
+   * content root; an answer larger than the study's list is a protocol violation, penalized).
+   */
   async #ensureList(study: StudyRecord, signal: AbortSignal): Promise<Uint8Array[]> {
     const local = await this.#index.chunkList(study.studyId)
     if (local !== undefined) return local
     for (const peer of this.peersFor(study)) {
       try {
-        const res = await this.#p2p.request(CHUNK_PROTOCOLS.list, peer.key, encodeStudyRequest(study.studyId), { signal, timeoutMs: 10_000 })
+        const res = await this.#p2p.request(CHUNK_PROTOCOLS.list, peer.key, encodeStudyRequest(study.studyId), {
+          signal, timeoutMs: 10_000, maxResponseBytes: listResponseBytes(study.chunkCount), penalizeOversize: true,
+        })
         const list = decodeList(res, study.chunkCount)
         if (!equalBytes(contentRoot(list), study.contentRoot)) {
           this.#p2p.penalize(peer.key, 25, 'chunk list does not match the content root')

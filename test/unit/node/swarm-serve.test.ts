@@ -7,7 +7,10 @@ import {
   MIN_LEASE_MS, getNonce, getParams, listOrgs, orgBySignKey, placementOrder, registerStudyTx, signTx, type RegisterStudyPayload, type StudyRecord, type ViolationPayload,
 } from '../../../src/chain/index.js'
 import { DOMAIN, generateX25519, sha256, signingBytes, type OrgKeys } from '../../../src/crypto/index.js'
-import { CHUNK_PROTOCOLS, decodeHave, encodeChunkRequest, encodeLeaseChunkRequest, encodeObjectRequest, encodeStudyRequest, type HandleOpts, type P2PNode } from '../../../src/p2p/index.js'
+import {
+  Bitfield, CHUNK_PROTOCOLS, P2PError, PENALTY, decodeChunkRequest, decodeHave, encodeChunkRequest, encodeHave, encodeLeaseChunkRequest, encodeList, encodeObjectRequest, encodeStudyRequest,
+  type HandleOpts, type P2PNode, type RequestOpts,
+} from '../../../src/p2p/index.js'
 import { ChainStore, ChunkStore, StudyIndex } from '../../../src/storage/index.js'
 import { contentRoot } from '../../../src/study/index.js'
 import { SwarmService, type SwarmLeasePolicy } from '../../../src/node/swarm.js'
@@ -17,11 +20,36 @@ import { CHAIN_ID, advance, makeChain, type TestChain, type TestOrg } from '../c
 
 const CHUNK = 4096
 
-/** The p2p surface SwarmService uses: handlers are kept to be called directly; peers are set by the test. */
+/** How another peer answers a request (the test's in-memory peers). */
+type Answer = (peer: Uint8Array, req: Uint8Array) => Uint8Array
+
+/** The p2p surface SwarmService uses: handlers are kept to be called directly; peers and their answers are set by the test. */
 class FakeP2P {
   readonly handlers = new Map<string, HandleOpts>()
   connected: Uint8Array[] = []
   penalties: string[] = []
+  /** Other peers' answers, by protocol. */
+  readonly answers = new Map<string, Answer>()
+  /** The requests sent, with their bounds. */
+  readonly requests: { name: string; maxResponseBytes?: number; penalizeOversize?: boolean }[] = []
+  async request(name: string, peer: Uint8Array, req: Uint8Array, opts: RequestOpts = {}): Promise<Uint8Array> {
+    this.requests.push({ name, maxResponseBytes: opts.maxResponseBytes, penalizeOversize: opts.penalizeOversize })
+    const res = this.#answer(name, peer, req)
+    // As P2PNode.request: an answer above the bound fails, and costs the peer when the bound is the protocol's.
+    if (opts.maxResponseBytes !== undefined && res.length > opts.maxResponseBytes) {
+      if (opts.penalizeOversize === true) this.penalize(peer, PENALTY.FRAME_TOO_LARGE, `oversized ${name} response`)
+      throw new P2PError('P2P_TOO_LARGE', `response exceeds ${opts.maxResponseBytes} bytes`, { penalize: opts.penalizeOversize === true })
+    }
+    return res
+  }
+  async pipeRequestParts(name: string, peer: Uint8Array, req: Uint8Array): Promise<Uint8Array[]> {
+    return [this.#answer(name, peer, req)]
+  }
+  #answer(name: string, peer: Uint8Array, req: Uint8Array): Uint8Array {
+    const answer = this.answers.get(name)
+    if (answer === undefined) throw new P2PError('P2P_REMOTE_ERROR', 'not served', { remoteCode: 'SWARM_NOT_HELD' })
+    return answer(peer, req)
+  }
   handle(name: string, opts: HandleOpts): void {
     this.handlers.set(name, opts)
   }
@@ -206,6 +234,39 @@ t.test('a lessee: the objects the lease policy allows; a request under an ended 
   t.equal(f.leases.violations.length, 1, 'a claim stamped after the end is reported')
   t.same([f.leases.violations[0]?.requester, f.leases.violations[0]?.index, f.leases.violations[0]?.time], [lessee.id, 2, late])
   t.same(f.leases.violations[0]?.leaseId, request.id)
+})
+
+t.test('have and list answers are bounded by the study\'s chunk count: a peer answering more is refused and penalized', async (t) => {
+  const f = await fixture(t)
+  const record = getStudyRecord(f)
+  const [, liar, honest] = f.order as [TestOrg, TestOrg, TestOrg]
+  f.p2p.connected = [liar, honest].map((o) => o.signer.publicKey)
+  const isLiar = (peer: Uint8Array): boolean => Buffer.from(peer).equals(liar.signer.publicKey)
+  const all = new Bitfield(5)
+  for (let i = 0; i < 5; i++) all.set(i)
+  const ids = f.chunks.map((c) => sha256(c))
+  // The liar answers for a study of 4000 chunks: a longer bitfield, a longer list.
+  const big = new Bitfield(4000)
+  f.p2p.answers.set(CHUNK_PROTOCOLS.have, (peer) => encodeHave({ chunks: isLiar(peer) ? big : all, list: true, objects: true }))
+  f.p2p.answers.set(CHUNK_PROTOCOLS.list, (peer) => encodeList(isLiar(peer) ? Array.from({ length: 4000 }, (_, i) => ids[i % 5] as Uint8Array) : ids))
+  f.p2p.answers.set(CHUNK_PROTOCOLS.get, (_peer, req) => f.chunks[decodeChunkRequest(req).index] as Uint8Array)
+
+  const r = await f.swarm.replication(record)
+  t.same(r.holders, [f.order[0]?.id, honest.id], 'the honest peer is a holder')
+  t.same(r.unreachable, [liar.id], 'the liar\'s answer is refused')
+  const haves = f.p2p.requests.filter((x) => x.name === CHUNK_PROTOCOLS.have)
+  t.ok(haves.length >= 2)
+  t.ok(haves.every((x) => x.maxResponseBytes === 5 + 1 && x.penalizeOversize === true), 'have: count, flags and a 1-byte bitfield, no more')
+  t.same(f.p2p.penalties, ['oversized chunks.have response'])
+
+  // Fetching the study again: the liar is asked for the list first (placement order), then the honest peer.
+  await f.swarm.dropStudy(record)
+  f.p2p.penalties = []
+  f.p2p.requests.length = 0
+  t.same(await f.swarm.fetchChunks(record, { kind: 'fetch' }), ids, 'the list from the honest peer, the chunks after it')
+  const lists = f.p2p.requests.filter((x) => x.name === CHUNK_PROTOCOLS.list)
+  t.same(lists, [{ name: CHUNK_PROTOCOLS.list, maxResponseBytes: 5 * 32, penalizeOversize: true }, { name: CHUNK_PROTOCOLS.list, maxResponseBytes: 5 * 32, penalizeOversize: true }], 'list: five ids, no more')
+  t.same(f.p2p.penalties.filter((p) => p.includes('list')), ['oversized chunks.list response'])
 })
 
 function getStudyRecord(f: Fixture): RegisterStudyPayload & { height: number } {
