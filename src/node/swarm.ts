@@ -100,6 +100,11 @@ export class SwarmService {
     this.#scrubber = new SwarmScrubber(o, { chain, index, logger, local, signal })
   }
 
+  /** Aborted when the service stops: waits on the swarm (a study's replicas) end with it. */
+  get stopped(): AbortSignal {
+    return this.#abort.signal
+  }
+
   /** Starts the reconcile and scrub loops. */
   start(): void {
     this.#replicator.start()
