@@ -7,7 +7,7 @@ import type { ChunkStore } from '../storage/index.js'
 import { leaseKeyContext, leaseKeyFor, studyKeyContext } from '../study/index.js'
 import { RadError, equalBytes, errorMessage, toHex, type Logger } from '../util/index.js'
 import type { ChainService } from './chain-service.js'
-import type { SwarmService } from './swarm.js'
+import type { SwarmLeasePolicy, SwarmService } from './swarm.js'
 
 /** Opens an envelope wrapped to this organization with `context` (the caller zeroes the key). */
 function unwrapOwn(keys: OrgKeys, envelope: Uint8Array, context: Uint8Array): Uint8Array {
@@ -29,13 +29,60 @@ export function unwrapLeaseKey(keys: OrgKeys, envelope: Uint8Array, lease: Lease
   return unwrapOwn(keys, envelope, leaseKeyContext(lease.leaseId, lease.scope))
 }
 
+/** The active lease `orgId` holds on `study` at the head's chain time, if any (with `scope` 'full': a full-scope one). */
+function activeLeaseOf(chain: ChainService, orgId: string, study: StudyRecord, scope?: 'images' | 'full'): LeaseRecord | undefined {
+  const now = chain.head().header.time
+  return listLeases(chain.state, study.studyId).find((l) => l.requester === orgId && leaseActive(l, now) && (scope === undefined || scope === 'images' || l.scope === 'full'))
+}
+
+/**
+ * The leases' side of serving a study to an organization with no
+ * replication duty for it: which objects a lessee may fetch under its
+ * active lease, and the ledger report of a request made under an ended one
+ * (once per lease). Given to the swarm when it is built.
+ */
+export class LeasePolicy implements SwarmLeasePolicy {
+  readonly #chain: ChainService
+  readonly #keys: OrgKeys
+  readonly #logger: Logger
+  /** Leases whose violation this node reported. */
+  readonly #reported = new Set<string>()
+
+  constructor(modules: { chain: ChainService; keys: OrgKeys; logger: Logger }) {
+    this.#chain = modules.chain
+    this.#keys = modules.keys
+    this.#logger = modules.logger
+  }
+
+  /** Its own envelope, and with the full scope the demographics record, while its lease is active. */
+  objectAllowed(orgId: string, study: StudyRecord, hash: Uint8Array): boolean {
+    const l = activeLeaseOf(this.#chain, orgId, study)
+    return l !== undefined && ((l.envelope !== null && equalBytes(l.envelope, hash)) || (l.scope === 'full' && equalBytes(study.demographics, hash)))
+  }
+
+  /** Puts a lessee's request under an ended lease on the ledger (once per lease). */
+  reportViolation(v: ViolationPayload): void {
+    const id = toHex(v.leaseId)
+    if (this.#reported.has(id) || violationReported(this.#chain.state, v.leaseId)) return
+    this.#reported.add(id)
+    try {
+      const signer = this.#keys.signer
+      this.#chain.submit(signTx(signer, { chainId: this.#chain.chainId, type: violationTx.name, nonce: this.#chain.nextNonce(signer.publicKey), payload: v }))
+      this.#logger.warn('lease violation reported', { lease: id, requester: v.requester })
+    } catch (err) {
+      this.#reported.delete(id)
+      this.#logger.warn('lease violation not reported', { lease: id, err: errorMessage(err) })
+    }
+  }
+}
+
 /**
  * The custodian's and the lessee's side of leases in the daemon: publishes
  * this organization's ML-KEM key on the ledger; as custodian, grants on its
  * own the requests the patient's consent covers (or the patient approved),
  * wrapping the lease key to the requester in an envelope kept beside the
- * study's chunks, and grants, denies or revokes on command; tells the swarm
- * which organizations hold an active lease.
+ * study's chunks, and grants, denies or revokes on command (what the swarm
+ * serves to a lessee is LeasePolicy's).
  */
 export class LeaseService {
   readonly #chain: ChainService
@@ -48,8 +95,6 @@ export class LeaseService {
   #kemPending: string | undefined
   /** This organization's ML-KEM-768 public key (derived once: key generation is not free, and this runs at every block). */
   readonly #kemPublic: Uint8Array
-  /** Leases whose violation this node reported. */
-  readonly #reported = new Set<string>()
   /** Ended leases of this organization whose local copy was dealt with. */
   readonly #cleaned = new Set<string>()
 
@@ -62,11 +107,6 @@ export class LeaseService {
     const kem = mlkemFromX25519Private(this.#keys.encryption.privateKey)
     kem.secretKey.fill(0)
     this.#kemPublic = kem.publicKey
-    this.#swarm.onLeaseViolation = (v) => this.#reportViolation(v)
-    this.#swarm.leaseObjectAllows = (orgId, study, hash) => {
-      const l = this.activeLease(orgId, study)
-      return l !== undefined && ((l.envelope !== null && equalBytes(l.envelope, hash)) || (l.scope === 'full' && equalBytes(study.demographics, hash)))
-    }
   }
 
   start(): void {
@@ -144,8 +184,7 @@ export class LeaseService {
 
   /** The active lease `orgId` holds on `study` at the head's chain time, if any. */
   activeLease(orgId: string, study: StudyRecord, scope?: 'images' | 'full'): LeaseRecord | undefined {
-    const now = this.#chain.head().header.time
-    return listLeases(this.#chain.state, study.studyId).find((l) => l.requester === orgId && leaseActive(l, now) && (scope === undefined || scope === 'images' || l.scope === 'full'))
+    return activeLeaseOf(this.#chain, orgId, study, scope)
   }
 
   #autoGrant(): void {
@@ -236,20 +275,6 @@ export class LeaseService {
       if (direction === 'incoming') return getStudy(this.#chain.state, l.studyId)?.custodian === org
       return true
     }).map((l) => ({ ...leaseToJSON(l, now), custodian: getStudy(this.#chain.state, l.studyId)?.custodian ?? null }))
-  }
-
-  /** Puts a lessee's request under an ended lease on the ledger (once per lease). */
-  #reportViolation(v: ViolationPayload): void {
-    const id = toHex(v.leaseId)
-    if (this.#reported.has(id) || violationReported(this.#chain.state, v.leaseId)) return
-    this.#reported.add(id)
-    try {
-      this.#submit(violationTx, v)
-      this.#logger.warn('lease violation reported', { lease: id, requester: v.requester })
-    } catch (err) {
-      this.#reported.delete(id)
-      this.#logger.warn('lease violation not reported', { lease: id, err: errorMessage(err) })
-    }
   }
 
   /** Records a key unwrap or a completed retrieval under this organization's lease (an `access.record` transaction). */

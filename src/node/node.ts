@@ -12,7 +12,7 @@ import { NodeBackend } from './backend.js'
 import { NetworkService } from './network.js'
 import { StudyJobs } from './studies.js'
 import { SwarmService } from './swarm.js'
-import { LeaseService } from './leases.js'
+import { LeasePolicy, LeaseService } from './leases.js'
 import { AuditService } from './audit.js'
 import { DATADIR_FILES, resolveIn, type NodeConfig } from './config.js'
 
@@ -91,7 +91,11 @@ export class RadNode {
       )
       const engine = this.#engine
       const index = new StudyIndex(this.#store.keyspace('i'))
-      this.#swarm = new SwarmService({ ...config.swarm, testServeDelayMs: config.testing.serveDelayMs, testServeGarbage: config.testing.serveGarbage, testNoPull: config.testing.noPull }, { chain, chunks: this.#chunks, index, p2p: network.p2p, keys: this.#keys, logger: this.#logger.child({ mod: 'swarm' }) })
+      const leasePolicy = new LeasePolicy({ chain, keys: this.#keys, logger: this.#logger.child({ mod: 'lease' }) })
+      this.#swarm = new SwarmService(
+        { ...config.swarm, testServeDelayMs: config.testing.serveDelayMs, testServeGarbage: config.testing.serveGarbage, testNoPull: config.testing.noPull },
+        { chain, chunks: this.#chunks, index, p2p: network.p2p, keys: this.#keys, logger: this.#logger.child({ mod: 'swarm' }), leases: leasePolicy },
+      )
       const swarm = this.#swarm
       this.#leases = new LeaseService({ chain, chunks: this.#chunks, swarm, keys: this.#keys, logger: this.#logger.child({ mod: 'lease' }) })
       const leases = this.#leases

@@ -1,11 +1,15 @@
 import { randomBytes } from 'node:crypto'
+import type { EventEmitter } from 'node:events'
 import { isAbsolute, resolve } from 'node:path'
-import { eraseStudyTx, getErased, getStudy, leaseActive, listStudies, registerStudyTx, signTx, studyToJSON, type LeaseRecord, type RegisterStudyPayload, type StudyRecord } from '../chain/index.js'
+import {
+  eraseStudyTx, getErased, getStudy, leaseActive, listStudies, registerStudyTx, signTx, studyToJSON, type LeaseRecord, type RegisterStudyPayload, type StudyRecord, type Tx,
+} from '../chain/index.js'
 import { mlkemFromX25519Private, parsePatientPublicKey, sha256, type OrgKeys, type PatientPublicKey } from '../crypto/index.js'
 import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
 import { EXPORT_SCOPES, contentRoot, exportStudy, packageStudy, scanInputs, type ExportScope } from '../study/index.js'
 import { RadError, equalBytes, errorMessage, isHex, fromHex, toHex, type Logger } from '../util/index.js'
-import type { ChainService } from './chain-service.js'
+import type { TxStatus } from '../api/index.js'
+import type { ChainEvents, ChainService } from './chain-service.js'
 import type { ReplicationView, SwarmService } from './swarm.js'
 import { unwrapLeaseKey, unwrapStudyKey, type LeaseService } from './leases.js'
 
@@ -85,6 +89,80 @@ export interface StudyView extends Record<string, unknown> {
 }
 
 const MAX_JOBS = 100
+/** How long `study add` waits for a registration to be final before it reports it pending. */
+const REGISTER_TIMEOUT_MS = 60_000
+
+/** The chain's events a wait listens to. */
+export type ChainEventSource = Pick<EventEmitter<ChainEvents>, 'on' | 'off'>
+
+/**
+ * Runs `check` now and again after each block the chain commits (and each
+ * event `wakeOn` subscribes to), until `settled` accepts its result, the
+ * deadline `timeoutMs` passes (one last check then) or `signal` aborts;
+ * resolves with the last result. An event during a check is not lost: one
+ * more check follows. No timer other than the deadline.
+ */
+export async function recheckOnBlocks<T>(chain: ChainEventSource, check: () => Promise<T>, settled: (r: T) => boolean, opts: {
+  timeoutMs: number
+  signal?: AbortSignal
+  wakeOn?: (wake: () => void) => () => void
+}): Promise<T> {
+  const deadline = Date.now() + opts.timeoutMs
+  const aborted = (): boolean => opts.signal?.aborted === true
+  let woken = false
+  let wake: (() => void) | undefined
+  const onEvent = (): void => {
+    woken = true
+    wake?.()
+  }
+  const nextEvent = (): Promise<void> => new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      opts.signal?.removeEventListener('abort', done)
+      wake = undefined
+      resolve()
+    }
+    const timer = setTimeout(done, Math.max(0, deadline - Date.now()))
+    wake = done
+    opts.signal?.addEventListener('abort', done, { once: true })
+    if (aborted()) done()
+  })
+  chain.on('block', onEvent)
+  const offExtra = opts.wakeOn?.(onEvent)
+  try {
+    let r = await check()
+    while (!settled(r) && Date.now() < deadline && !aborted()) {
+      if (!woken) await nextEvent()
+      if (aborted()) break
+      woken = false
+      r = await check()
+    }
+    return r
+  } finally {
+    chain.off('block', onEvent)
+    offExtra?.()
+  }
+}
+
+/**
+ * Waits until transaction `hash` (64 hex) is final, rejected or gone: its
+ * status is read again at each block the chain commits and when it is
+ * rejected, as NodeBackend.waitTx does for the API. Resolves with that
+ * status, or with the current one ('pending') at the deadline or when
+ * `signal` aborts.
+ */
+export function waitTxSettled(chain: ChainEventSource & Pick<ChainService, 'txStatus'>, hash: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<TxStatus> {
+  return recheckOnBlocks(chain, () => chain.txStatus(hash), (s) => s.status !== 'pending', {
+    ...opts,
+    wakeOn: (wake) => {
+      const onRejected = (tx: Tx): void => {
+        if (toHex(tx.id) === hash) wake()
+      }
+      chain.on('rejected', onRejected)
+      return () => chain.off('rejected', onRejected)
+    },
+  })
+}
 
 function jobError(err: unknown): { code: string; message: string } {
   return { code: err instanceof RadError ? err.code : 'STUDY_FAILED', message: errorMessage(err) }
@@ -109,10 +187,13 @@ export class StudyJobs {
   readonly #keys: OrgKeys
   readonly #logger: Logger
   readonly #durableTimeoutMs: number
+  readonly #registerTimeoutMs: number
   readonly #jobs = new Map<string, StudyJobView>()
 
-  constructor(opts: { durableTimeoutMs: number }, modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; swarm: SwarmService; leases: LeaseService; keys: OrgKeys; logger: Logger }) {
+  /** `registerTimeoutMs`: how long a registration may take to be final before the job reports it pending (default 60 s). */
+  constructor(opts: { durableTimeoutMs: number; registerTimeoutMs?: number }, modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; swarm: SwarmService; leases: LeaseService; keys: OrgKeys; logger: Logger }) {
     this.#durableTimeoutMs = opts.durableTimeoutMs
+    this.#registerTimeoutMs = opts.registerTimeoutMs ?? REGISTER_TIMEOUT_MS
     this.#chain = modules.chain
     this.#chunks = modules.chunks
     this.#index = modules.index
@@ -309,20 +390,19 @@ export class StudyJobs {
     this.#update(id, { state: 'done' })
   }
 
-  /** Waits until the study's placement holders confirm a full copy, or the durable timeout. */
+  /**
+   * Waits until the study's placement holders confirm a full copy, or the
+   * durable timeout. A holder finishing its copy sends no notice: they are
+   * asked again at each block the chain commits (the heartbeat bounds the
+   * time between two), and the swarm stopping ends the wait.
+   */
   async #waitDurable(s: AddedStudy): Promise<AddedStudy> {
     const record = getStudy(this.#chain.state, fromHex(s.studyId))
     if (record === undefined) return s
-    const deadline = Date.now() + this.#durableTimeoutMs
-    for (;;) {
-      const r = await this.#swarm.replication(record)
-      const durable = r.holders.length >= r.target
-      if (durable || Date.now() >= deadline) {
-        if (!durable) this.#logger.warn('study not yet durable', { study: s.studyId, holders: r.holders.length, target: r.target })
-        return { ...s, holders: r.holders, target: r.target, durable, unreachable: r.unreachable }
-      }
-      await new Promise((res) => setTimeout(res, 300))
-    }
+    const r = await recheckOnBlocks(this.#chain, () => this.#swarm.replication(record), (v) => v.holders.length >= v.target, { timeoutMs: this.#durableTimeoutMs, signal: this.#swarm.stopped })
+    const durable = r.holders.length >= r.target
+    if (!durable) this.#logger.warn('study not yet durable', { study: s.studyId, holders: r.holders.length, target: r.target })
+    return { ...s, holders: r.holders, target: r.target, durable, unreachable: r.unreachable }
   }
 
   /** Takes back what a failed `study add` stored; a failure here is logged, the original error is what the user sees. */
@@ -341,24 +421,11 @@ export class StudyJobs {
     const tx = signTx(signer, { chainId: this.#chain.chainId, type: registerStudyTx.name, nonce: this.#chain.nextNonce(signer.publicKey), payload })
     this.#chain.submit(tx)
     const hash = toHex(tx.id)
-    // Wait (up to a minute) until the registration is final or refused.
-    const deadline = Date.now() + 60_000
-    while (Date.now() < deadline) {
-      const s = await this.#chain.txStatus(hash)
-      if (s.status === 'final') return { hash, height: s.height ?? null }
-      if (s.status === 'rejected' || s.status === 'unknown') throw new RadError(s.error?.code ?? 'TX_REJECTED', `registration of the study was refused: ${s.error?.message ?? s.status}`)
-      await new Promise<void>((r) => {
-        const off = this.#chain.onCommitted(() => {
-          off()
-          r()
-        })
-        setTimeout(() => {
-          off()
-          r()
-        }, 1000)
-      })
-    }
-    // Still pending after a minute: it may yet be final, so its objects stay.
+    // Wait until the registration is final or refused (or the swarm stops).
+    const s = await waitTxSettled(this.#chain, hash, { timeoutMs: this.#registerTimeoutMs, signal: this.#swarm.stopped })
+    if (s.status === 'final') return { hash, height: s.height ?? null }
+    if (s.status === 'rejected' || s.status === 'unknown') throw new RadError(s.error?.code ?? 'TX_REJECTED', `registration of the study was refused: ${s.error?.message ?? s.status}`)
+    // Still pending at the deadline: it may yet be final, so its objects stay.
     return { hash, height: null }
   }
 

@@ -80,6 +80,13 @@ export interface RequestOpts {
   timeoutMs?: number
   /** Default: the local handler's maxResponseBytes for this name, else DEFAULT_MAX_RESPONSE_BYTES. */
   maxResponseBytes?: number
+  /**
+   * `maxResponseBytes` is the protocol's bound for this request (the size of
+   * the answer follows from what was asked), not a local limit: a larger
+   * answer breaks the protocol, fails with P2P_TOO_LARGE (penalize) and costs
+   * the peer PENALTY.FRAME_TOO_LARGE. request() only; default false.
+   */
+  penalizeOversize?: boolean
 }
 
 /** A connected peer. */
@@ -419,9 +426,10 @@ export class P2PNode extends EventEmitter<P2PEvents> {
     await limiter.acquire(signal)
     try {
       const stream = await this.#openStream(peerId, protocol, signal)
-      return await exchange(stream, req, maxResponseBytes, signal)
+      return await exchange(stream, req, maxResponseBytes, signal, { penalizeOversize: opts.penalizeOversize === true })
     } catch (err) {
       if (err instanceof P2PError && err.code === 'P2P_MALFORMED' && err.penalize) this.penalize(peerPublicKey, PENALTY.MALFORMED, `malformed ${name} response`)
+      if (err instanceof P2PError && err.code === 'P2P_TOO_LARGE' && err.penalize) this.penalize(peerPublicKey, PENALTY.FRAME_TOO_LARGE, `oversized ${name} response`)
       throw err
     } finally {
       dispose()

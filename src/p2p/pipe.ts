@@ -48,9 +48,16 @@ export function servePipe(stream: Stream, from: Uint8Array, h: RequestHandlerOpt
     let active = 0
     let closed = false
     let writing: Promise<void> = Promise.resolve()
+    /** Waiting for nothing to be queued or running, or for the pipe to close. */
+    const idleWaiters: (() => void)[] = []
+    const checkIdle = (): void => {
+      if (!closed && (active > 0 || queue.length > 0)) return
+      for (const w of idleWaiters.splice(0)) w()
+    }
     const stop = (err?: Error): void => {
       if (closed) return
       closed = true
+      checkIdle()
       life.abort(new P2PError('P2P_STREAM_ERROR', 'pipe closed'))
       stream.removeEventListener('message', onMessage)
       stream.removeEventListener('close', onClose)
@@ -91,6 +98,7 @@ export function servePipe(stream: Stream, from: Uint8Array, h: RequestHandlerOpt
           deadline.dispose()
           active--
           pump()
+          checkIdle()
         })
       }
     }
@@ -112,9 +120,14 @@ export function servePipe(stream: Stream, from: Uint8Array, h: RequestHandlerOpt
       pump()
     }
     const onRemoteEnd = (): void => {
-      // The requester is done: finish what is queued and running, then close.
+      // The requester is done: finish what is queued and running (each handler
+      // within its deadline), then close; the stream closing or the node
+      // stopping ends the wait too.
       void (async () => {
-        while (!closed && (active > 0 || queue.length > 0)) await new Promise((r) => setTimeout(r, 5))
+        await new Promise<void>((resolve) => {
+          idleWaiters.push(resolve)
+          checkIdle()
+        })
         await writing
         if (!closed) {
           await stream.close().catch(() => undefined)

@@ -122,21 +122,23 @@ async function serve(stream: Stream, from: Uint8Array, h: RequestHandlerOpts, ct
 
 /**
  * Sends `req` on a fresh `stream` and returns the response body. Errors:
- * P2P_TOO_LARGE (response above `maxResponseBytes`; `penalize` false, since
- * the bound may be the caller's own), P2P_MALFORMED (penalize),
- * P2P_REMOTE_ERROR (with `remoteCode`), P2P_STREAM_ERROR, P2P_TIMEOUT,
- * P2P_ABORTED. Always leaves the stream closing or aborted.
+ * P2P_TOO_LARGE (an answer above `maxResponseBytes`; `penalize` only with
+ * `penalizeOversize`, when the bound is the protocol's for this request
+ * rather than the caller's own), P2P_MALFORMED (penalize),
+ * P2P_REMOTE_ERROR (with `remoteCode`; an error code up to
+ * MAX_ERROR_CODE_CHARS always fits, whatever the bound), P2P_STREAM_ERROR,
+ * P2P_TIMEOUT, P2P_ABORTED. Always leaves the stream closing or aborted.
  */
-export async function exchange(stream: Stream, req: Uint8Array, maxResponseBytes: number, signal: AbortSignal): Promise<Uint8Array> {
+export async function exchange(stream: Stream, req: Uint8Array, maxResponseBytes: number, signal: AbortSignal, opts: { penalizeOversize?: boolean } = {}): Promise<Uint8Array> {
+  const tooLarge = (cause?: unknown): P2PError => new P2PError('P2P_TOO_LARGE', `response exceeds ${maxResponseBytes} bytes`, { cause, penalize: opts.penalizeOversize === true })
   let frame: Uint8Array
   try {
     await writeFrame(stream, req, signal)
-    frame = await readOneFrame(stream, maxResponseBytes + 1, signal)
+    // Status byte, then the answer or an error code.
+    frame = await readOneFrame(stream, Math.max(maxResponseBytes, MAX_ERROR_CODE_CHARS) + 1, signal)
   } catch (err) {
     stream.abort(err instanceof Error ? err : new P2PError('P2P_STREAM_ERROR', 'request failed'))
-    if (err instanceof P2PError && err.code === 'P2P_TOO_LARGE') {
-      throw new P2PError('P2P_TOO_LARGE', `response exceeds ${maxResponseBytes} bytes`, { cause: err })
-    }
+    if (err instanceof P2PError && err.code === 'P2P_TOO_LARGE') throw tooLarge(err)
     throw err
   }
   // Acknowledge: the whole response is here. Then let the responder close.
@@ -149,7 +151,10 @@ export async function exchange(stream: Stream, req: Uint8Array, maxResponseBytes
   if (frame.length === 0) throw new P2PError('P2P_MALFORMED', 'empty response frame', { penalize: true })
   const status = frame[0]
   const body = frame.subarray(1)
-  if (status === STATUS_OK) return body
+  if (status === STATUS_OK) {
+    if (body.length > maxResponseBytes) throw tooLarge()
+    return body
+  }
   if (status === STATUS_ERROR) {
     const code = Buffer.from(body).toString('latin1')
     const remoteCode = ERROR_CODE_RE.test(code) ? code : 'INVALID'

@@ -18,9 +18,3 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true })
   })
 }
-
-/** A signal that aborts when any of `signals` aborts or after `ms`. */
-export function withTimeout(ms: number, ...signals: (AbortSignal | undefined)[]): AbortSignal {
-  const all = [AbortSignal.timeout(ms), ...signals.filter((s): s is AbortSignal => s !== undefined)]
-  return AbortSignal.any(all)
-}

@@ -244,6 +244,21 @@ t.test('request/response', async (t) => {
   t.ok(fullMesh(), 'mesh intact after errors')
 })
 
+t.test('an answer above the protocol\'s bound for the request penalizes the responder; above a local limit it does not', async (t) => {
+  const [a, , c] = orgs as [Org, Org, Org]
+  const sizeReq = new Uint8Array(4)
+  new DataView(sizeReq.buffer).setUint32(0, 100)
+  const before = a.node.score(c.publicKey)
+  await t.rejects(a.node.request('blob', c.publicKey, sizeReq, { maxResponseBytes: 99 }), { name: 'P2PError', code: 'P2P_TOO_LARGE', penalize: false })
+  t.equal(a.node.score(c.publicKey), before, 'a local limit: no penalty')
+  await t.rejects(a.node.request('blob', c.publicKey, sizeReq, { maxResponseBytes: 99, penalizeOversize: true }), { name: 'P2PError', code: 'P2P_TOO_LARGE', penalize: true })
+  t.equal(a.node.score(c.publicKey), before - PENALTY.FRAME_TOO_LARGE, 'the protocol\'s bound: penalized as an oversized frame')
+  t.ok(a.logs.some((l) => l.level === 'warn' && l.msg === 'peer penalized' && l.ctx?.reason === 'oversized blob response'))
+  t.equal((await a.node.request('blob', c.publicKey, sizeReq, { maxResponseBytes: 100, penalizeOversize: true })).length, 100, 'an answer of the bound itself is fine')
+  await t.rejects(a.node.request('fail', c.publicKey, Uint8Array.of(1), { maxResponseBytes: 4, penalizeOversize: true }), { name: 'P2PError', code: 'P2P_REMOTE_ERROR', remoteCode: 'THING_NOT_FOUND' }, 'an error code fits a small bound')
+  t.equal(a.node.score(c.publicKey), before - PENALTY.FRAME_TOO_LARGE)
+})
+
 t.test('pipelined requests on one stream: answers matched by id, errors, timeouts, reconnect', async (t) => {
   const [a, b] = orgs as [Org, Org]
   const reqs = Array.from({ length: 60 }, (_, i) => Uint8Array.of((i * 7) % 23, 0, i, 0, 0, 0, 0, i))

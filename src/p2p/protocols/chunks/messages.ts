@@ -180,9 +180,19 @@ export interface HaveInfo {
   readonly objects: boolean
 }
 
+/** Size of the chunks.have answer for a study of `chunkCount` chunks (count, flags, bitfield): the bound its requester sets. */
+export function haveResponseBytes(chunkCount: number): number {
+  return 5 + Math.ceil(chunkCount / 8)
+}
+
+/** Size of the chunks.list answer for a study of `chunkCount` chunks (their ids): the bound its requester sets. */
+export function listResponseBytes(chunkCount: number): number {
+  return chunkCount * HASH_BYTES
+}
+
 /** Response of chunks.have. */
 export function encodeHave(h: HaveInfo): Uint8Array {
-  const out = Buffer.alloc(5 + h.chunks.bytes.length)
+  const out = Buffer.alloc(haveResponseBytes(h.chunks.size))
   out.writeUInt32BE(h.chunks.size, 0)
   out[4] = (h.list ? 1 : 0) | (h.objects ? 2 : 0)
   out.set(h.chunks.bytes, 5)

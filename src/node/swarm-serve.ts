@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto'
+import { getLease, getStudy, leaseActive, leaseOpenAt, type OrgRecord, type StudyRecord, type ViolationPayload } from '../chain/index.js'
+import { DOMAIN, signingBytes, verifyEd25519 } from '../crypto/index.js'
+import {
+  CHUNK_PROTOCOLS, LEASE_CLAIM_SIGNED_BYTES, SwarmError, decodeChunkRequest, decodeObjectRequest, decodeStudyRequest, encodeHave, encodeList, type P2PNode,
+} from '../p2p/index.js'
+import type { StudyIndex } from '../storage/index.js'
+import { equalBytes, toHex, type Logger } from '../util/index.js'
+import { chunkTrafficHeap } from './heap.js'
+import type { ChainService } from './chain-service.js'
+import type { SwarmLocal } from './swarm-local.js'
+import type { SwarmPlacement } from './swarm-placement.js'
+import type { SwarmOpts } from './swarm.js'
+
+/** Largest object (key envelope, demographics record) served or fetched. */
+export const MAX_OBJECT_BYTES = 16 * 1024 * 1024
+
+/** What the serving side asks of the leases about a lessee (an organization with no replication duty for the study). */
+export interface SwarmLeasePolicy {
+  /** Puts evidence of a request under an ended lease on the ledger. */
+  reportViolation(v: ViolationPayload): void
+  /** Whether lessee `orgId` may fetch object `hash` of `study` (its own envelope, and the demographics record with the full scope). */
+  objectAllowed(orgId: string, study: StudyRecord, hash: Uint8Array): boolean
+}
+
+/**
+ * The serving policy of the chunk exchange: any admitted organization may
+ * ask what this node holds of a study and its chunk list; chunks and objects
+ * go to organizations with a replication duty, or to a lessee under an
+ * active lease (judged in chain time; a request under an ended lease is
+ * reported as a violation); everyone else is refused with a code that says why.
+ */
+export class SwarmServePolicy {
+  readonly #opts: Pick<SwarmOpts, 'testServeDelayMs' | 'testServeGarbage'>
+  readonly #chain: ChainService
+  readonly #index: StudyIndex
+  readonly #logger: Logger
+  readonly #local: SwarmLocal
+  readonly #placement: SwarmPlacement
+  readonly #leases: SwarmLeasePolicy
+
+  constructor(opts: Pick<SwarmOpts, 'testServeDelayMs' | 'testServeGarbage'>, modules: {
+    chain: ChainService; index: StudyIndex; p2p: P2PNode; logger: Logger; local: SwarmLocal; placement: SwarmPlacement; leases: SwarmLeasePolicy
+  }) {
+    this.#opts = opts
+    this.#chain = modules.chain
+    this.#index = modules.index
+    this.#logger = modules.logger
+    this.#local = modules.local
+    this.#placement = modules.placement
+    this.#leases = modules.leases
+    const chunkMax = this.#chain.params().chunkSize + 64
+    const p2p = modules.p2p
+    p2p.handle(CHUNK_PROTOCOLS.have, { maxRequestBytes: 16, maxResponseBytes: 5 + Math.ceil(0xffffffff / 8), timeoutMs: 10_000, handler: (from, req) => this.#serveHave(from, req) })
+    p2p.handle(CHUNK_PROTOCOLS.list, { maxRequestBytes: 16, maxResponseBytes: 32 * 4 * 1024 * 1024, timeoutMs: 10_000, handler: (from, req) => this.#serveList(from, req) })
+    // Chunks go over one long-lived stream per peer (pipelined): a fresh stream per chunk cost more than the chunk.
+    p2p.handlePipe(CHUNK_PROTOCOLS.get, { maxRequestBytes: LEASE_CLAIM_SIGNED_BYTES + 64, maxResponseBytes: chunkMax, timeoutMs: 30_000, concurrency: 4, handler: (from, req) => this.#serveChunk(from, req) })
+    p2p.handle(CHUNK_PROTOCOLS.object, { maxRequestBytes: 48, maxResponseBytes: MAX_OBJECT_BYTES, timeoutMs: 30_000, handler: (from, req) => this.#serveObject(from, req) })
+  }
+
+  #study(studyId: Uint8Array): StudyRecord {
+    const r = getStudy(this.#chain.state, studyId)
+    if (r === undefined) throw new SwarmError('SWARM_UNKNOWN_STUDY', 'no such study on the ledger')
+    return r
+  }
+
+  #peerOrg(from: Uint8Array): OrgRecord {
+    const o = this.#chain.orgByKey(from)
+    if (o === undefined) throw new SwarmError('SWARM_NOT_ALLOWED', 'not an admitted organization')
+    return o
+  }
+
+  async #serveHave(from: Uint8Array, req: Uint8Array): Promise<Uint8Array> {
+    this.#peerOrg(from)
+    return encodeHave(await this.#local.localHave(this.#study(decodeStudyRequest(req))))
+  }
+
+  async #serveList(from: Uint8Array, req: Uint8Array): Promise<Uint8Array> {
+    this.#peerOrg(from)
+    const study = this.#study(decodeStudyRequest(req))
+    const list = await this.#index.chunkList(study.studyId)
+    if (list === undefined) throw new SwarmError('SWARM_NOT_HELD', 'chunk list not held')
+    return encodeList(list)
+  }
+
+  async #serveChunk(from: Uint8Array, req: Uint8Array): Promise<Uint8Array> {
+    const { studyId, index, claim } = decodeChunkRequest(req)
+    const study = this.#study(studyId)
+    const org = this.#peerOrg(from)
+    if (!this.#placement.hasDuty(org.id, study)) {
+      // Not a holder: only a lessee, with its signed claim, judged in chain time.
+      if (claim === undefined) {
+        this.#logger.info('chunk request refused', { study: toHex(studyId), org: org.id, reason: 'no replication duty or lease' })
+        throw new SwarmError('SWARM_NOT_ALLOWED', 'no replication duty or lease for this study')
+      }
+      if (!verifyEd25519(org.signKey, signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, claim.signed), claim.signature)) {
+        throw new SwarmError('SWARM_BAD_REQUEST', 'lease claim signature does not verify', { penalize: true })
+      }
+      const lease = getLease(this.#chain.state, claim.leaseId)
+      if (lease === undefined || lease.requester !== org.id || !equalBytes(lease.studyId, studyId)) throw new SwarmError('SWARM_NOT_ALLOWED', 'not a lease of this organization on this study')
+      if (!leaseActive(lease, this.#chain.head().header.time)) {
+        this.#logger.warn('chunk request under an ended lease refused', { study: toHex(studyId), org: org.id, lease: toHex(lease.leaseId) })
+        if (!leaseOpenAt(lease, claim.time)) this.#leases.reportViolation({ requester: org.id, studyId, index, leaseId: lease.leaseId, time: claim.time, signature: claim.signature })
+        throw new SwarmError('SWARM_LEASE_ENDED', 'the lease has ended (expired or revoked)')
+      }
+    }
+    if (index >= study.chunkCount) throw new SwarmError('SWARM_BAD_REQUEST', 'chunk index out of range', { penalize: true })
+    chunkTrafficHeap.touch()
+    const id = await this.#index.chunkIdAt(studyId, index)
+    if (id === undefined) throw new SwarmError('SWARM_NOT_HELD', 'chunk not held')
+    const b = await this.#local.read(id, study)
+    if (b === undefined) throw new SwarmError('SWARM_NOT_HELD', 'chunk not held')
+    if ((this.#opts.testServeDelayMs ?? 0) > 0) await new Promise((r) => setTimeout(r, this.#opts.testServeDelayMs))
+    if (this.#opts.testServeGarbage === true) return new Uint8Array(randomBytes(b.length))
+    return b
+  }
+
+  async #serveObject(from: Uint8Array, req: Uint8Array): Promise<Uint8Array> {
+    const { studyId, hash } = decodeObjectRequest(req)
+    const study = this.#study(studyId)
+    const org = this.#peerOrg(from)
+    if (!this.#local.objectsOf(study).some((h) => equalBytes(h, hash))) throw new SwarmError('SWARM_NOT_HELD', 'not an object of this study')
+    // Holders keep every object; a lessee gets only its own envelope (and, with the full scope, the demographics record).
+    if (!this.#placement.hasDuty(org.id, study) && !this.#leases.objectAllowed(org.id, study, hash)) {
+      throw new SwarmError('SWARM_NOT_ALLOWED', 'this object is not for this organization')
+    }
+    const b = await this.#local.read(hash, study)
+    if (b === undefined) throw new SwarmError('SWARM_NOT_HELD', 'object not held')
+    return b
+  }
+}
