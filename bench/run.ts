@@ -9,11 +9,12 @@ import { measureLibp2pStream } from './libp2p-stream.js'
 import { measureStudyIngest } from './study-ingest.js'
 import { measureSwarm } from './swarm.js'
 import { measureLease } from './lease.js'
+import { measureCliStartup } from './cli-startup.js'
 import { repoRoot } from '../src/devnet/index.js'
 
-// Which benchmarks to run: RADCHAIN_BENCH=node,devnet,stream,ingest,swarm,lease (default all). Sections of
+// Which benchmarks to run: RADCHAIN_BENCH=cli,node,devnet,stream,ingest,swarm,lease (default all). Sections of
 // benchmarks not run are kept from BENCHMARKS.md, each with the date it was measured.
-const only = new Set((process.env.RADCHAIN_BENCH ?? 'node,devnet,stream,ingest,swarm,lease').split(','))
+const only = new Set((process.env.RADCHAIN_BENCH ?? 'cli,node,devnet,stream,ingest,swarm,lease').split(','))
 const env = (k: string, d: number): number => Number(process.env[k] ?? d)
 
 const log = (s: string): void => {
@@ -29,6 +30,7 @@ const TARGET_INGEST_RATIO = 0.5
 const TARGET_INGEST_PEAK_MIB = 256
 const TARGET_SWARM_RATIO = 0.7
 const TARGET_REPLICATE_FACTOR = 3
+const TARGET_CLI_OVER_NODE_MS = 300
 
 log('radchain benchmarks')
 log('baseline: one-core Ed25519 verify rate (node:crypto, cached KeyObject)')
@@ -37,6 +39,29 @@ log(`  ${Math.round(verify)} verifications/s`)
 
 const sections: string[] = []
 const date = new Date().toISOString()
+
+if (only.has('cli')) {
+  log('CLI start-up: radchain --version and radchain status, beside node -e 0')
+  const c = await measureCliStartup({ runs: env('RADCHAIN_BENCH_CLI_RUNS', 15) })
+  const over = (x: { median: number }): number => x.median - c.node.median
+  const met = (x: { median: number }): string => (over(x) <= TARGET_CLI_OVER_NODE_MS ? 'met' : 'not met')
+  const row = (x: { median: number; min: number; max: number }): string => `${fmt(x.median)} ms (${fmt(x.min)}–${fmt(x.max)})`
+  log(`  node -e 0 ${fmt(c.node.median)} ms; --version ${fmt(c.version.median)} ms (+${fmt(over(c.version))}); status ${fmt(c.status.median)} ms (+${fmt(over(c.status))}) (target +${TARGET_CLI_OVER_NODE_MS} ms: ${met(c.version)}, ${met(c.status)})`)
+  sections.push(`## CLI start-up
+
+_Measured ${date}._
+
+| command | wall time, median of ${c.runs} (fastest–slowest) | over \`node -e 0\` | ratio | target |
+|---|---|---|---|---|
+| \`node -e 0\` (baseline, same run) | ${row(c.node)} | | 1.00 | |
+| \`radchain --version\` | **${row(c.version)}** | **+${fmt(over(c.version))} ms** | ${(c.version.median / c.node.median).toFixed(2)} | ≤ +${TARGET_CLI_OVER_NODE_MS} ms: ${met(c.version)} |
+| \`radchain status --node <datadir>\` (a running one-node daemon) | **${row(c.status)}** | **+${fmt(over(c.status))} ms** | ${(c.status.median / c.node.median).toFixed(2)} | ≤ +${TARGET_CLI_OVER_NODE_MS} ms: ${met(c.status)} |
+
+Each command a fresh process, as a user or a script runs it (after one warm-up run each); three rounds
+in turn so that any drift of the machine hits every command alike; the median of the rounds' medians.
+The CLI loads the node's modules (libp2p, the store, the DICOM code) only inside the commands that need
+them: \`status\` reads \`daemon.json\` and \`api.token\` and makes one API call.`)
+}
 
 if (only.has('node')) {
   log('one node: transactions per second from submission to final')
