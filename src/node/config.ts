@@ -5,7 +5,7 @@ import { RadError, LOG_LEVELS, writeFileAtomic, type LogLevel } from '../util/in
 import { DEFAULT_MEMPOOL_LIMITS, type MempoolLimits } from '../chain/index.js'
 import { API_TOKEN_FILE, DAEMON_INFO_FILE } from '../api/index.js'
 import { DEFAULT_BFT_OPTS } from '../consensus/index.js'
-import { DEFAULT_SWARM_OPTS, type SwarmOpts } from './swarm.js'
+import { DEFAULT_SWARM_OPTS, type SwarmOpts } from './swarm-opts.js'
 
 /** Configuration failure codes. */
 export type ConfigCode = 'CONFIG_NOT_FOUND' | 'CONFIG_INVALID' | 'CONFIG_EXISTS'

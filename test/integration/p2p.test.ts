@@ -42,6 +42,8 @@ interface Org {
 
 const orgs: Org[] = []
 const slowStarted = new Set<string>()
+/** Pipe requests with a delay of 200 ms or more that a node's handler has begun, by node name. */
+const slowPipeStarted = new Map<string, number>()
 // An admitted key that only a raw libp2p node (a misbehaving client) uses.
 const rogueSeed = new Uint8Array(randomBytes(32))
 const rogueKey = new Ed25519Signer(rogueSeed).publicKey
@@ -117,6 +119,7 @@ function makeOrg(name: string): Org {
     timeoutMs: 5_000,
     concurrency: 3,
     handler: async (_from, req, signal) => {
+      if ((req[0] ?? 0) >= 200) slowPipeStarted.set(name, (slowPipeStarted.get(name) ?? 0) + 1)
       await sleep(req[0] ?? 0, signal)
       if (req[1] === 1) throw new RadError('PIPE_REFUSED', 'refused')
       const out = new Uint8Array(256 * 1024).fill(req[2] ?? 0)
@@ -273,8 +276,9 @@ t.test('pipelined requests on one stream: answers matched by id, errors, timeout
   t.ok(partsAnswers.every((p, i) => toHex(concatBytes(...p)) === toHex(answers[i] as Uint8Array)), 'joined, the parts are the answer')
   await t.rejects(a.node.pipeRequest('pipe', rogueKey, Uint8Array.of(0)), { name: 'P2PError', code: 'P2P_NO_PEER' })
   // The peer goes away with requests in flight: they fail; after it is back a new stream is used.
+  const startedBefore = slowPipeStarted.get('b') ?? 0
   const inFlight = Promise.allSettled(Array.from({ length: 5 }, () => a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(200, 0))))
-  await sleep(50)
+  await waitUntil(() => (slowPipeStarted.get('b') ?? 0) > startedBefore, 5_000, 'b working on the requests')
   a.node.setBlocked(new Set([b.hex]))
   const settled = await inFlight
   t.ok(settled.every((x) => x.status === 'rejected'), 'requests in flight fail when the peer is cut')

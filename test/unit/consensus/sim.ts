@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { BftEngine, ConsensusWal, decodeMessage, type BftOpts, type ConsensusNet } from '../../../src/consensus/index.js'
 import { DEFAULT_MEMPOOL_LIMITS, parseGenesis, type Genesis } from '../../../src/chain/index.js'
 import { ChainStore } from '../../../src/storage/index.js'
-import { ChainService } from '../../../src/node/index.js'
+import { ChainService } from '../../../src/node/chain-service.js'
 import { nullLogger, sleep, toHex, type Logger } from '../../../src/util/index.js'
 import { genesisJSON, testOrg, type TestOrg } from '../chain/fixtures.js'
 
