@@ -229,7 +229,7 @@ all hold the study; ${r.chunks} chunks of 1 MiB). org1 adds a synthetic CT serie
 pull it (replication uses a quarter of the in-flight budget and at most 4 requests per peer). Then
 org1 loses its chunk store and \`study get\` fetches the study from the 3 holders, ${r.fetch3.runs} times, each
 time in a freshly started org1; then, with two holders stopped, from 1, ${r.fetch1.runs} times (org1 pulls
-nothing by itself: testing.noPull). Fetch figures come from org1's log: bytes, and time from the
+nothing by itself: its noPull fault switch). Fetch figures come from org1's log: bytes, and time from the
 chunk list to the last chunk stored and synced (the fetch ends with the chunk store's flush).
 
 CPU time counts every thread of a process, user and system: the fetching daemon's over the transfer

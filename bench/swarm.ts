@@ -119,7 +119,7 @@ async function fetchAt(o1: DevnetOrg, holders: DevnetOrg[], sid: string, out: st
  * (replication factor 4), org1 adds a synthetic CT study of `slices` slices
  * of 512 x 512; the three others replicate it; then org1 loses its chunk
  * store and fetches it back from the 3 holders, and again with two holders
- * stopped, from 1. org1 does not pull by itself (testing.noPull), so its
+ * stopped, from 1. org1 does not pull by itself (its noPull fault switch), so its
  * fetch is the reader's `study get` alone. Beside them, a bare
  * libp2p stream moves the same number of bytes between two processes, and
  * the same number of chunks goes through the pipe and two chunk stores
@@ -134,7 +134,7 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
     const swarm = { repairAfterMs: 3_600_000, reconcileMs: 200, scrubIntervalMs: 0, durableTimeoutMs: 600_000 }
     const m = await devnetUp({
       dir: join(dir, 'net'), orgs: 4, basePort: opts.basePort, blockIntervalMs: 500, replicationFactor: 4,
-      config: { logLevel: 'info', swarm }, orgConfig: { org1: { testing: { noPull: true } } },
+      config: { logLevel: 'info', swarm }, orgFaults: { org1: { noPull: true } },
     })
     const [o1, o2, o3, o4] = m.orgs as [DevnetOrg, DevnetOrg, DevnetOrg, DevnetOrg]
     try {

@@ -4,9 +4,9 @@ import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { genesisToJSON, type Genesis } from '../chain/index.js'
 import { ApiClient, type DaemonInfo, type NodeStatus } from '../api/index.js'
-import { DATADIR_FILES, initDataDir, type NodeConfigJSON } from '../node/index.js'
+import { DATADIR_FILES, FAULTS_FILE, initDataDir, parseFaults, type FaultsJSON, type NodeConfigJSON } from '../node/index.js'
 import { RadError, exists, fromHex, sleep, writeFileAtomic } from '../util/index.js'
-import { cliPath, daemonNodeArgs } from './process.js'
+import { daemonNodeArgs, devnetDaemonPath } from './process.js'
 
 /** Devnet failure codes. */
 export type DevnetCode = 'DEVNET_EXISTS' | 'DEVNET_NOT_FOUND' | 'DEVNET_BAD_ORG' | 'DEVNET_START_TIMEOUT' | 'DEVNET_DAEMON_EXITED' | 'DEVNET_NOT_RUNNING'
@@ -52,8 +52,10 @@ export interface DevnetUpOpts {
   readonly replicationFactor?: number
   /** Extra config for every node (tests). */
   readonly config?: NodeConfigJSON
-  /** Extra config per org id (tests: fault switches). */
+  /** Extra config per org id. */
   readonly orgConfig?: Readonly<Record<string, NodeConfigJSON>>
+  /** Fault switches per org id, written to its faults.json (tests and benchmarks; see src/node/faults.ts). */
+  readonly orgFaults?: Readonly<Record<string, FaultsJSON>>
   readonly log?: (line: string) => void
 }
 
@@ -124,7 +126,8 @@ export async function startOrg(o: DevnetOrg, timeoutMs = 30_000): Promise<ApiCli
   if ((await pidOf(o)) !== undefined) return clientOf(o)
   await rm(join(o.dir, DATADIR_FILES.daemon), { force: true })
   const log = openSync(join(o.dir, 'daemon.log'), 'a')
-  const child = spawn(process.execPath, [...daemonNodeArgs(), cliPath(), 'daemon', '--dir', o.dir], { stdio: ['ignore', log, log], detached: true })
+  // The devnet's own daemon entry: `radchain daemon` with the fault switches of faults.json and the partition route.
+  const child = spawn(process.execPath, [...daemonNodeArgs(), devnetDaemonPath(), '--dir', o.dir], { stdio: ['ignore', log, log], detached: true })
   closeSync(log)
   let exited = false
   child.once('exit', () => {
@@ -199,7 +202,7 @@ export async function waitHeight(m: DevnetManifest, height: number, opts: { orgs
  * config with devnet timing and ports base + 2(i-1) (API) and the next (p2p).
  * Its genesis is written separately.
  */
-export async function createOrgDir(dir: string, i: number, opts: Pick<DevnetUpOpts, 'basePort' | 'config' | 'orgConfig' | 'timeoutProposeMs'>): Promise<DevnetOrg> {
+export async function createOrgDir(dir: string, i: number, opts: Pick<DevnetUpOpts, 'basePort' | 'config' | 'orgConfig' | 'orgFaults' | 'timeoutProposeMs'>): Promise<DevnetOrg> {
   const id = `org${i}`
   const apiPort = opts.basePort + 2 * (i - 1)
   const p2pPort = apiPort + 1
@@ -213,7 +216,19 @@ export async function createOrgDir(dir: string, i: number, opts: Pick<DevnetUpOp
     p2p: { listen, dialIntervalMs: 250 },
   }
   const r = await initDataDir({ dir: orgDir, orgId: id, apiPort, p2pListen: listen, scrypt: DEVNET_SCRYPT, config, env: {} })
-  return { id, dir: orgDir, apiPort, p2pPort, signKey: r.signKey, encKey: r.encKey }
+  const o = { id, dir: orgDir, apiPort, p2pPort, signKey: r.signKey, encKey: r.encKey }
+  const faults = opts.orgFaults?.[id]
+  if (faults !== undefined) await setOrgFaults(o, faults)
+  return o
+}
+
+/**
+ * Writes `o`'s fault switches (faults.json, checked first); they apply from
+ * its next start. Tests and benchmarks only.
+ */
+export async function setOrgFaults(o: DevnetOrg, faults: FaultsJSON): Promise<void> {
+  parseFaults(faults)
+  await writeFileAtomic(join(o.dir, FAULTS_FILE), JSON.stringify(faults, null, 2) + '\n')
 }
 
 /**
@@ -221,7 +236,7 @@ export async function createOrgDir(dir: string, i: number, opts: Pick<DevnetUpOp
  * the devnet's genesis) without admitting or starting it: the authorities
  * admit it by vote (`radchain org admit`), then `devnet start` runs it.
  */
-export async function devnetAddOrg(dir: string, opts: Pick<DevnetUpOpts, 'config' | 'orgConfig' | 'timeoutProposeMs'> & { basePort?: number } = {}): Promise<DevnetOrg> {
+export async function devnetAddOrg(dir: string, opts: Pick<DevnetUpOpts, 'config' | 'orgConfig' | 'orgFaults' | 'timeoutProposeMs'> & { basePort?: number } = {}): Promise<DevnetOrg> {
   const m = await loadManifest(dir)
   const first = m.orgs[0] as DevnetOrg
   const o = await createOrgDir(dir, m.orgs.length + 1, { ...opts, basePort: opts.basePort ?? first.apiPort })

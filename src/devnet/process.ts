@@ -21,6 +21,11 @@ export function cliPath(): string {
   return join(repoRoot(), 'dist', 'bin', 'radchain.js')
 }
 
+/** Path of the built devnet daemon entry (fault switches and the partition route; src/devnet/daemon-main.ts). */
+export function devnetDaemonPath(): string {
+  return join(repoRoot(), 'dist', 'src', 'devnet', 'daemon-main.js')
+}
+
 /** At most this many cores: the devnet's daemons collect garbage on their main thread only (see daemonNodeArgs). */
 const SHARED_CORES_MAX = 4
 

@@ -14,7 +14,8 @@ export interface NodeInfo {
   apiUrl(): string
   peers(): { publicKey: Uint8Array; peerId: string; addr: string }[]
   consensus(): { height: number; round: number; step: string } | null
-  setBlocked(keysHex: Set<string>): void
+  /** The devnet's partition switch: present on devnet daemons only (src/node/faults.ts). */
+  setBlocked?(keysHex: Set<string>): void
   /** True while the node is behind on checking its peers' transactions: new local ones wait. */
   busy(): boolean
   /** The `study add` jobs. */
@@ -253,6 +254,8 @@ export class NodeBackend implements ApiBackend {
   }
 
   setBlockedPeers(keys: string[]): void {
+    // A production daemon has no partition switch: the route does not exist there.
+    if (this.#info.setBlocked === undefined) throw new RadError('API_NOT_FOUND', 'no such route')
     this.#info.setBlocked(new Set(keys))
   }
 

@@ -85,16 +85,6 @@ const ConfigSchema = z.strictObject({
     /** How long `study add` waits for the replicas before reporting the study durable or not. */
     durableTimeoutMs: z.number().int().min(0).max(3_600_000).default(60_000),
   }).prefault({}),
-  /** Fault injection for tests; never set in production. */
-  testing: z.strictObject({
-    equivocate: z.boolean().default(false),
-    /** Swarm: wait this long before answering each chunk request (a slow peer). */
-    serveDelayMs: z.number().int().min(0).max(60_000).default(0),
-    /** Swarm: answer chunk requests with random bytes (a lying peer). */
-    serveGarbage: z.boolean().default(false),
-    /** Swarm: do not pull assigned studies (benchmarks measure a reader's fetch alone). */
-    noPull: z.boolean().default(false),
-  }).prefault({}),
 })
 
 /** A node's configuration (config.json in the data dir), with defaults filled in. */
@@ -111,7 +101,6 @@ export interface NodeConfig {
   readonly p2p: { readonly listen: readonly string[]; readonly dialIntervalMs: number }
   readonly consensus: { readonly timeoutProposeMs: number; readonly timeoutVoteMs: number; readonly timeoutDeltaMs: number; readonly timeoutCapMs: number; readonly gossipMs: number }
   readonly swarm: SwarmOpts & { readonly durableTimeoutMs: number }
-  readonly testing: { readonly equivocate: boolean; readonly serveDelayMs: number; readonly serveGarbage: boolean; readonly noPull: boolean }
 }
 
 /** The JSON a user may write (every field optional). */
@@ -119,6 +108,10 @@ export type NodeConfigJSON = z.input<typeof ConfigSchema>
 
 /** Checks config JSON; CONFIG_INVALID names the first bad field. */
 export function parseConfig(json: unknown, source = 'config'): NodeConfig {
+  if (typeof json === 'object' && json !== null && 'testing' in json) {
+    // Fault injection lives outside the product: only a devnet daemon reads it, from faults.json.
+    throw new ConfigError('CONFIG_INVALID', `${source}: testing: fault injection is for devnet daemons only and a production daemon refuses it; remove the testing section`)
+  }
   const r = ConfigSchema.safeParse(json)
   if (!r.success) {
     const i = r.error.issues[0]

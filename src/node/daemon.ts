@@ -3,6 +3,7 @@ import { loadKeystore, readPassphrase } from '../crypto/index.js'
 import { ConfigError, DATADIR_FILES, loadConfig, resolveIn } from './config.js'
 import type { RadNode } from './node.js'
 import { chunkTrafficHeap } from './heap.js'
+import type { Faults } from './faults.js'
 import { access } from 'node:fs/promises'
 import { createLogger, type Logger, type LogLevel } from '../util/index.js'
 
@@ -10,6 +11,8 @@ import { createLogger, type Logger, type LogLevel } from '../util/index.js'
 export interface DaemonOpts {
   readonly dataDir: string
   readonly logLevel?: LogLevel
+  /** Fault injection and the partition route: the devnet's daemon entry only (src/devnet/daemon-main.ts). */
+  readonly faults?: Faults
 }
 
 /** Loads the data dir (config, genesis, keys) and builds a node, not yet started. */
@@ -27,7 +30,7 @@ export async function loadNode(opts: DaemonOpts): Promise<{ node: RadNode; logge
   const keys = await loadKeystore(resolveIn(opts.dataDir, config.keystore), passphrase)
   // The node and its network stack load only when a daemon starts, so CLI commands start fast.
   const { RadNode } = await import('./node.js')
-  return { node: new RadNode({ dataDir: opts.dataDir, config, genesis }, { keys, logger }), logger }
+  return { node: new RadNode({ dataDir: opts.dataDir, config, genesis }, { keys, logger, ...(opts.faults === undefined ? {} : { faults: opts.faults }) }), logger }
 }
 
 /**

@@ -15,6 +15,7 @@ import { SwarmService } from './swarm.js'
 import { LeasePolicy, LeaseService } from './leases.js'
 import { AuditService } from './audit.js'
 import { DATADIR_FILES, resolveIn, type NodeConfig } from './config.js'
+import type { Faults } from './faults.js'
 
 /** Gossip backlog (transactions) above which the API refuses new local transactions for a moment. */
 const INGEST_BUSY = 3000
@@ -48,11 +49,17 @@ export class RadNode {
   /** True once this node wrote daemon.json (so only it removes the file). */
   #published = false
   #started = false
+  readonly #faults: Faults | undefined
 
-  constructor(opts: RadNodeOpts, modules: { keys: OrgKeys; logger: Logger; clock?: Clock }) {
+  /**
+   * `faults` (src/node/faults.ts) only from the devnet's daemon entry: fault
+   * injection and the partition route. A production daemon passes none.
+   */
+  constructor(opts: RadNodeOpts, modules: { keys: OrgKeys; logger: Logger; clock?: Clock; faults?: Faults }) {
     this.#opts = opts
     this.#keys = modules.keys
     this.#logger = modules.logger
+    this.#faults = modules.faults
     this.#clock = modules.clock ?? Date.now
   }
 
@@ -76,6 +83,12 @@ export class RadNode {
   /** Opens the store and starts every service; writes api.token and daemon.json. */
   async start(): Promise<void> {
     const { dataDir, config, genesis } = this.#opts
+    const faults = this.#faults
+    if (faults !== undefined) {
+      const on = Object.entries(faults).filter(([, v]) => v !== false && v !== 0)
+      this.#logger.info('devnet daemon: the partition route is on', { faults: Object.fromEntries(on) })
+      if (on.length > 0) this.#logger.warn('fault injection on (devnet tests only)', { faults: Object.fromEntries(on) })
+    }
     try {
       this.#store = await ChainStore.open(join(dataDir, DATADIR_FILES.db))
       this.#chunks = await ChunkStore.open({ dir: resolveIn(dataDir, config.chunks.dir), quotaBytes: config.chunks.quotaBytes, index: this.#store.keyspace('k') })
@@ -86,14 +99,14 @@ export class RadNode {
       const network = this.#network
       this.#wal = await ConsensusWal.open(join(dataDir, DATADIR_FILES.wal))
       this.#engine = new BftEngine(
-        { ...config.consensus, ...(config.heartbeatMs === undefined ? {} : { heartbeatMs: config.heartbeatMs }), testEquivocate: config.testing.equivocate },
+        { ...config.consensus, ...(config.heartbeatMs === undefined ? {} : { heartbeatMs: config.heartbeatMs }), testEquivocate: faults?.equivocate === true },
         { host: chain, net: network.consensusNet(), signer: this.#keys.signer, clock: this.#clock, logger: this.#logger.child({ mod: 'consensus' }), wal: this.#wal },
       )
       const engine = this.#engine
       const index = new StudyIndex(this.#store.keyspace('i'))
       const leasePolicy = new LeasePolicy({ chain, keys: this.#keys, logger: this.#logger.child({ mod: 'lease' }) })
       this.#swarm = new SwarmService(
-        { ...config.swarm, testServeDelayMs: config.testing.serveDelayMs, testServeGarbage: config.testing.serveGarbage, testNoPull: config.testing.noPull },
+        { ...config.swarm, ...(faults === undefined ? {} : { testServeDelayMs: faults.serveDelayMs, testServeGarbage: faults.serveGarbage, testNoPull: faults.noPull }) },
         { chain, chunks: this.#chunks, index, p2p: network.p2p, keys: this.#keys, logger: this.#logger.child({ mod: 'swarm' }), leases: leasePolicy },
       )
       const swarm = this.#swarm
@@ -111,7 +124,8 @@ export class RadNode {
           apiUrl: () => this.apiUrl,
           peers: () => network.peers(),
           consensus: () => engine.position,
-          setBlocked: (keys) => network.p2p.setBlocked(keys),
+          // The partition switch exists on devnet daemons only.
+          ...(faults === undefined ? {} : { setBlocked: (keys: Set<string>) => network.p2p.setBlocked(keys) }),
           busy: () => network.ingestBacklog > INGEST_BUSY,
           studies: () => studies,
           swarm: () => swarm,

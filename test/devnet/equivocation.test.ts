@@ -10,7 +10,7 @@ import { allAtLeast, assertSameChain, badLogLines, maxHeight, newDevnet, org, sa
 
 const BASE_PORT = 8400
 
-const { m } = await newDevnet(t, 'equivocation', { orgs: 4, basePort: BASE_PORT, orgConfig: { org4: { testing: { equivocate: true } } } })
+const { m } = await newDevnet(t, 'equivocation', { orgs: 4, basePort: BASE_PORT, orgFaults: { org4: { equivocate: true } } })
 const all = [...m.orgs]
 const o4 = org(m, 'org4')
 const honest = all.filter((o) => o !== o4)

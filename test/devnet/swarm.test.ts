@@ -3,7 +3,8 @@ import { readdir, readFile, rm, stat, writeFile, mkdtemp } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
-import { clientOf, startOrg, stopOrg, type DevnetOrg } from '../../src/devnet/index.js'
+import { clientOf, setOrgFaults, startOrg, stopOrg, type DevnetOrg } from '../../src/devnet/index.js'
+import type { FaultsJSON } from '../../src/node/index.js'
 import { generateCtStudy, pixelDigest, readDicom } from '../../src/study/index.js'
 import { jsonOf, runCli } from '../integration/helpers/cli.js'
 import { newDevnet, org, waitFor } from './helpers.js'
@@ -35,12 +36,9 @@ t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid
     if (r.code !== 0) throw new Error(`study show on ${o.id}: ${r.stderr}`)
     return JSON.parse(r.stdout) as Show
   }
-  const setTesting = async (o: DevnetOrg, testing: Record<string, unknown>): Promise<void> => {
+  const setFaults = async (o: DevnetOrg, faults: FaultsJSON): Promise<void> => {
     await stopOrg(o)
-    const path = join(o.dir, 'config.json')
-    const c = JSON.parse(await readFile(path, 'utf8')) as { testing: Record<string, unknown> }
-    c.testing = { ...c.testing, ...testing }
-    await writeFile(path, JSON.stringify(c, null, 2))
+    await setOrgFaults(o, faults)
     await startOrg(o)
   }
   const wipeChunks = async (o: DevnetOrg): Promise<void> => {
@@ -83,7 +81,7 @@ t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid
   t.same(await digests(await files(out1)), want, 'rebuilt from the swarm: pixel-identical')
 
   // 3. A holder killed in the middle of a transfer: the download completes from the other.
-  for (const o of others) await setTesting(o, { serveDelayMs: 400 })
+  for (const o of others) await setFaults(o, { serveDelayMs: 400 })
   await wipeChunks(o1)
   const [victim, survivor] = others as [DevnetOrg, DevnetOrg]
   const c1 = await clientOf(o1)
@@ -128,7 +126,7 @@ t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid
   t.match(log, /corrupt chunk dropped; the study will be repaired/, 'the scrub found it')
 
   // 6. A peer that serves garbage: penalized, and the download completes from the others.
-  await setTesting(victim, { serveGarbage: true, serveDelayMs: 0 })
+  await setFaults(victim, { serveGarbage: true, serveDelayMs: 0 })
   await wipeChunks(o1)
   const out2 = join(input, '..', `${sid}-2`)
   t.teardown(() => rm(out2, { recursive: true, force: true }))

@@ -177,6 +177,12 @@ t.test('daemon refuses a data dir it cannot use, quickly and in one line', async
   await writeFile(join(badConfig, 'config.json'), '{"api": {"port": "x"}}')
   await check('bad config', badConfig, /config\.json.*api\.port/)
 
+  // Fault injection is the devnet's: a production daemon refuses a config that carries it.
+  const withTesting = await copy('with-testing')
+  const cfg = JSON.parse(await readFile(join(withTesting, 'config.json'), 'utf8')) as Record<string, unknown>
+  await writeFile(join(withTesting, 'config.json'), JSON.stringify({ ...cfg, testing: { serveGarbage: true } }))
+  await check('a testing section in the config', withTesting, /config\.json: testing: fault injection is for devnet daemons only/)
+
   const noGenesis = join(tmp, 'no-genesis')
   const r = await runCli(['init', '--dir', noGenesis, '--api-port', '0', '--json'])
   ok(t, r, 'init without --dev or --genesis')
@@ -290,6 +296,15 @@ t.test('with a running daemon', async (t) => {
     const show = await runCli(['tx', 'show', noteHash, '--node', url, '--json'], { env: { RADCHAIN_API_TOKEN: token } })
     ok(t, show, 'tx show via URL')
     t.match(jsonOf(t, show), { status: 'final' })
+  })
+
+  t.test('a production daemon has no partition route', async (t) => {
+    const res = await fetch(`${url}/v1/admin/partition`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ blocked: ['ab'.repeat(32)] }) })
+    t.equal(res.status, 404, 'POST /v1/admin/partition: 404')
+    t.equal(((await res.json()) as ErrorOut).error.code, 'API_NOT_FOUND')
+    const s = await runCli(['status', '--node', dir, '--json'])
+    ok(t, s, 'status after the refused partition')
+    t.ok(jsonOf<{ peers: number }>(t, s).peers >= 0)
   })
 
   t.test('a second daemon on the same dir fails and leaves the first alone', async (t) => {
