@@ -330,7 +330,9 @@ export class StudyJobs {
     const files = [...scan.studies.values()].reduce((n, f) => n + f.length, 0)
     this.#update(id, { files, bad })
     if (bad.length > 0 && !skipBad) {
-      throw new RadError('STUDY_BAD_INPUT', `${bad.length} file(s) are not readable DICOM (first: ${bad[0]?.message ?? ''}); nothing was registered. Fix them, or pass --skip-bad to leave them out`)
+      const dup = bad.filter((x) => x.code === 'DICOM_DUPLICATE_INSTANCE' || x.code === 'DICOM_DUPLICATE_UID').length
+      const what = dup === bad.length ? 'repeat an instance of an earlier file' : dup === 0 ? 'are not readable DICOM' : 'are not readable DICOM or repeat an instance of an earlier file'
+      throw new RadError('STUDY_BAD_INPUT', `${bad.length} file(s) ${what} (first: ${bad[0]?.message ?? ''}); nothing was registered. Fix them, or pass --skip-bad to leave them out`)
     }
     if (scan.studies.size === 0) throw new RadError('STUDY_NO_INPUT', 'no DICOM study found in the given paths')
     const custodian = { x25519: this.#keys.encryption.publicKey, mlkem: mlkemFromX25519Private(this.#keys.encryption.privateKey).publicKey }
