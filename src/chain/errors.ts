@@ -1,10 +1,14 @@
 import { RadError } from '../util/index.js'
 
-/** Why a transaction was refused. */
+/**
+ * Why a transaction was refused. TX_REJECTED stands for a refusal reported
+ * without a reason (a client waiting on a transaction's status uses it when
+ * the status carries no code).
+ */
 export type TxCode =
   | 'TX_MALFORMED' | 'TX_TOO_LARGE' | 'TX_WRONG_CHAIN' | 'TX_UNKNOWN_TYPE' | 'TX_BAD_SIGNATURE'
   | 'TX_BAD_NONCE' | 'TX_NONCE_GAP' | 'TX_UNAUTHORIZED' | 'TX_INVALID' | 'TX_DUPLICATE'
-  | 'TX_MEMPOOL_FULL' | 'TX_SENDER_LIMIT'
+  | 'TX_MEMPOOL_FULL' | 'TX_SENDER_LIMIT' | 'TX_REJECTED'
 
 /** A refused transaction. */
 export class TxError extends RadError<TxCode> {

@@ -2,10 +2,11 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ApiClient } from '../api/index.js'
-import { RadError, sleep, toHex } from '../util/index.js'
+import { sleep, toHex } from '../util/index.js'
 import { encodePatientPublicKey, generatePatientKeys, type OrgKeys } from '../crypto/index.js'
 import { consentTx, signTx, type TxType } from '../chain/index.js'
 import { pixelDigest, readDicom } from '../study/index.js'
+import { DevnetError } from './errors.js'
 import { repoRoot } from './process.js'
 import { clientOf, devnetDown, devnetHeal, devnetPartition, devnetUp, startOrg, stopOrg, waitHeight, waitJob, type DevnetOrg } from './devnet.js'
 
@@ -39,7 +40,7 @@ async function patientTx<P>(c: ApiClient, keys: OrgKeys, type: TxType<P>, payloa
   const st = await c.status()
   const tx = signTx(keys.signer, { chainId: st.chainId, type: type.name, nonce: await c.nonce(toHex(keys.signer.publicKey)), payload })
   const r = await c.tx(await c.submitTx(tx.bytes), 30_000)
-  if (r.status !== 'final') throw new RadError('DEMO_FAILED', `${type.name} not final: ${r.error?.message ?? r.status}`)
+  if (r.status !== 'final') throw new DevnetError('DEMO_FAILED', `${type.name} not final: ${r.error?.message ?? r.status}`)
 }
 
 const EVENT_TEXT: Record<string, string> = {
@@ -75,7 +76,7 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   patient.secret.fill(0)
   const job = await waitJob(c1, await c1.addStudies([input], { patient: encodePatientPublicKey(patient.publicKey) }))
   const study = (job.studies as { studyId: string; height: number; chunks: number; size: number; holders: string[] }[])[0]
-  if (study === undefined) throw new RadError('DEMO_FAILED', 'no study registered')
+  if (study === undefined) throw new DevnetError('DEMO_FAILED', 'no study registered')
   const sid = study.studyId
   say(`   de-identified (DICOM PS3.15 Basic profile), encrypted under a fresh key, ${study.size} bytes in ${study.chunks} chunk(s); registered as ${sid} at height ${study.height}`)
   say(`   replicated to ${study.holders.join(', ')}; the ledger holds ids and hashes only, no patient data`)
@@ -95,7 +96,7 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
     granted = (await cn.leases('outgoing')).find((l) => l.leaseId === leaseId && l.status === 'granted')
     if (granted === undefined) await sleep(200)
   }
-  if (granted === undefined) throw new RadError('DEMO_FAILED', 'the lease was not granted')
+  if (granted === undefined) throw new DevnetError('DEMO_FAILED', 'the lease was not granted')
   say(`   granted until ${new Date(Number(granted.expiry)).toISOString()} (chain time); the study key, wrapped to ${nro.id}'s public key, sits with the study's chunks at the holders`)
   // The holders take the lease envelope before the imaging center goes away.
   for (let i = 0; i < 150; i++) {
@@ -111,9 +112,9 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   const got = await waitJob(cn, await cn.getStudy(sid, { out, scope: 'images' }))
   const files = (await readdir(out)).map((f) => join(out, f))
   const same = JSON.stringify(await digestsOf(files)) === JSON.stringify(await digestsOf(inputs))
-  if (!same) throw new RadError('DEMO_FAILED', 'pixel digests differ after the round trip')
+  if (!same) throw new DevnetError('DEMO_FAILED', 'pixel digests differ after the round trip')
   const anyName = (await Promise.all(files.map(async (f) => (await readFile(f)).includes(Buffer.from('Doe^Archibald'))))).some((x) => x)
-  if (anyName) throw new RadError('DEMO_FAILED', 'a patient name reached the images scope')
+  if (anyName) throw new DevnetError('DEMO_FAILED', 'a patient name reached the images scope')
   say(`    ${String(got.files)} DICOM files written to ${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s; every pixel digest equals the original's; no demographics in them`)
 
   const other = orgs.find((o) => o !== o1 && o !== nro) as DevnetOrg
@@ -133,7 +134,7 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   for (let i = 0; i < 300 && (await cn.status()).headTime <= expiry; i++) await sleep(200)
   const again = await cn.getStudy(sid, { out: join(dir, 'again') }).then((id) => waitJob(cn, id)).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
   say(`    ${again === 'served' ? 'SERVED (unexpected)' : `refused: ${again.replace(/^study job failed: /, '')}`}`)
-  if (again === 'served') throw new RadError('DEMO_FAILED', 'a fetch after expiry was served')
+  if (again === 'served') throw new DevnetError('DEMO_FAILED', 'a fetch after expiry was served')
   let events: Record<string, unknown>[] = []
   for (let i = 0; i < 100; i++) {
     events = await co.audit(sid)
@@ -141,7 +142,7 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
     await sleep(200)
   }
   const v = events.filter((e) => e.type === 'violation.report')
-  if (v.length === 0) throw new RadError('DEMO_FAILED', 'the violation did not reach the ledger')
+  if (v.length === 0) throw new DevnetError('DEMO_FAILED', 'the violation did not reach the ledger')
   for (const l of auditLines(v)) say(l)
   say(`    the evidence is ${nro.id}'s own signed request: every node checked its signature and the lease's end before accepting it`)
 }
@@ -185,7 +186,7 @@ export async function runDemo(opts: DemoOpts): Promise<void> {
     for (const c of clients) {
       for (const { hash } of hashes.slice(-20)) if ((await c.tx(hash, 10_000)).status === 'final') final++
     }
-    if (final !== 20 * clients.length) throw new RadError('DEMO_FAILED', 'notes did not become final on every node')
+    if (final !== 20 * clients.length) throw new DevnetError('DEMO_FAILED', 'notes did not become final on every node')
     const h1 = await heads(m.orgs)
     say(`   ${hashes.length} notes final in ${((performance.now() - t0) / 1000).toFixed(1)} s; every node agrees: height ${h1[0]?.height}, state root ${short(h1[0]?.root ?? '')}`)
 
@@ -221,7 +222,7 @@ export async function runDemo(opts: DemoOpts): Promise<void> {
     const minTop = Math.min(...healed.map((s) => s.height))
     for (let h = 1; h <= minTop; h++) {
       const hs = await Promise.all(now.map(async (c) => String((await c.block(String(h))).hash)))
-      if (new Set(hs).size !== 1) throw new RadError('DEMO_FAILED', `nodes disagree at height ${h}`)
+      if (new Set(hs).size !== 1) throw new DevnetError('DEMO_FAILED', `nodes disagree at height ${h}`)
     }
     const head = await (now[0] as ApiClient).block(String(minTop))
     const cert = head.certificate as { signers: string[]; round: number } | null

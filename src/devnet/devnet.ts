@@ -7,17 +7,7 @@ import { ApiClient, type DaemonInfo, type NodeStatus } from '../api/index.js'
 import { DATADIR_FILES, initDataDir, type NodeConfigJSON } from '../node/index.js'
 import { RadError, exists, fromHex, sleep, writeFileAtomic } from '../util/index.js'
 import { cliPath, daemonNodeArgs } from './process.js'
-
-/** Devnet failure codes. */
-export type DevnetCode = 'DEVNET_EXISTS' | 'DEVNET_NOT_FOUND' | 'DEVNET_BAD_ORG' | 'DEVNET_START_TIMEOUT' | 'DEVNET_DAEMON_EXITED' | 'DEVNET_NOT_RUNNING'
-
-/** A devnet failure. */
-export class DevnetError extends RadError<DevnetCode> {
-  constructor(code: DevnetCode, message: string) {
-    super(code, message)
-    this.name = 'DevnetError'
-  }
-}
+import { DevnetError, type DevnetCode } from './errors.js'
 
 /** One organization of a devnet. */
 export interface DevnetOrg {
@@ -176,7 +166,7 @@ export async function waitJob(client: ApiClient, id: string, intervalMs = 50): P
     if (j.state === 'done') return j
     if (j.state === 'failed') {
       const e = j.error as { code?: string; message?: string } | null
-      throw new RadError(e?.code ?? 'JOB_FAILED', e?.message ?? 'the job failed')
+      throw new RadError(e?.code ?? ('JOB_FAILED' satisfies DevnetCode), e?.message ?? 'the job failed')
     }
     await sleep(intervalMs)
   }

@@ -1,12 +1,13 @@
 import { TxError, decodeCanonical, encode, headerToJSON, listProposals, noteTx, orgToJSON, orgTx, signTx, type Block, type OrgAction } from '../chain/index.js'
 import type { ApiBackend, BlockView, NodeEvent, NodeStatus, OrgVote, OrgsView, PeerView, TxStatus } from '../api/index.js'
-import { RadError, fromHex, isHex, toHex } from '../util/index.js'
+import { fromHex, isHex, toHex } from '../util/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import type { ChainService } from './chain-service.js'
 import type { StudyJobs } from './studies.js'
 import type { SwarmService } from './swarm.js'
 import type { LeaseService } from './leases.js'
 import type { AuditService } from './audit.js'
+import { StudyServiceError } from './errors.js'
 
 /** Runtime facts and hooks the node gives the API backend. */
 export interface NodeInfo {
@@ -207,9 +208,9 @@ export class NodeBackend implements ApiBackend {
   }
 
   async audit(studyId: string): Promise<Record<string, unknown>[]> {
-    if (!isHex(studyId, 16)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
+    if (!isHex(studyId, 16)) throw new StudyServiceError('STUDY_BAD_ID', 'a study id is 32 hex digits')
     const events = await this.#info.audit().events(studyId)
-    if (events.length === 0) throw new RadError('STUDY_UNKNOWN', `no study ${studyId.toLowerCase()} on the ledger`)
+    if (events.length === 0) throw new StudyServiceError('STUDY_UNKNOWN', `no study ${studyId.toLowerCase()} on the ledger`)
     return events as unknown as Record<string, unknown>[]
   }
 

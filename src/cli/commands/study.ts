@@ -6,6 +6,8 @@ import type { ApiClient } from '../../api/index.js'
 import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { mb, print, table } from '../output.js'
 import { clientFor } from '../target.js'
+import type { StudyCode } from '../../node/index.js'
+import type { TxCode } from '../../chain/index.js'
 
 interface AddJobView {
   state: string
@@ -49,7 +51,7 @@ async function follow<J extends { state: string; error: { code: string; message:
   for (;;) {
     const job = (await client.job(id)) as unknown as J
     onUpdate(job)
-    if (job.state === 'failed') throw new RadError(job.error?.code ?? 'STUDY_FAILED', job.error?.message ?? 'the study job failed')
+    if (job.state === 'failed') throw new RadError(job.error?.code ?? ('STUDY_FAILED' satisfies StudyCode), job.error?.message ?? 'the study job failed')
     if (job.state === 'done') return job
     await sleep(200)
   }
@@ -104,7 +106,7 @@ export function registerStudyCommands(program: Command): void {
     .requiredOption('--out <dir>', 'output folder (created if missing; must be empty)')
     .option('--scope <scope>', 'images: de-identified images; full: demographics and original UIDs restored', 'images')
     .action(action(async (studyId: string, o: GlobalOpts & { out: string; scope: string }) => {
-      if (o.scope !== 'images' && o.scope !== 'full') throw new RadError('STUDY_BAD_SCOPE', `--scope must be images or full, not ${JSON.stringify(o.scope)}`)
+      if (o.scope !== 'images' && o.scope !== 'full') throw new RadError<StudyCode>('STUDY_BAD_SCOPE', `--scope must be images or full, not ${JSON.stringify(o.scope)}`)
       const client = await clientFor(o.node)
       const out = resolve(o.out)
       const id = await client.getStudy(studyId, { out, scope: o.scope })
@@ -137,7 +139,7 @@ export function registerStudyCommands(program: Command): void {
       const client = await clientFor(o.node)
       const hash = await client.eraseStudy(studyId)
       const st = await client.tx(hash, 30_000)
-      if (st.status === 'rejected') throw new RadError(st.error?.code ?? 'TX_REJECTED', st.error?.message ?? 'refused by the ledger')
+      if (st.status === 'rejected') throw new RadError(st.error?.code ?? ('TX_REJECTED' satisfies TxCode), st.error?.message ?? 'refused by the ledger')
       print(o.json === true, { studyId: studyId.toLowerCase(), tx: hash, height: st.height ?? null }, `erasure of study ${studyId.toLowerCase()} signed by this organization (final at height ${st.height ?? '?'}); it takes effect once the owner signs too, if the study has one`)
     }))
 
