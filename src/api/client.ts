@@ -1,5 +1,6 @@
 import { errorMessage, toHex } from '../util/index.js'
 import type { BlockView, NodeEvent, NodeStatus, OrgVote, OrgsView, PeerView, TxStatus } from './backend.js'
+import type { ErrorCode } from './error-codes.js'
 import { ApiError } from './errors.js'
 import { SseParser, type SseMessage } from './sse.js'
 
@@ -365,7 +366,8 @@ function decodeError(status: number, text: string): ApiError {
   } catch {
     json = undefined
   }
-  if (isErrorBody(json)) return new ApiError(json.error.code, json.error.message, status)
+  // The daemon's code is kept as sent, even one this client's registry does not list (a newer daemon's).
+  if (isErrorBody(json)) return new ApiError(json.error.code as ErrorCode, json.error.message, status)
   return new ApiError('API_BAD_RESPONSE', `HTTP ${status} from the radchain daemon`, status)
 }
 

@@ -1,43 +1,43 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { errorMessage, isRadError, type Logger } from '../util/index.js'
-import { ApiError, type ApiErrorBody } from './errors.js'
+import { ERROR_CODES, statusOfCode, type ErrorCode } from './error-codes.js'
+import type { ApiErrorBody } from './errors.js'
 import { sendJson } from './response.js'
 
 /**
  * Answers a failed request with `{"error":{"code","message"}}` and the status
- * of its code. `stopping` tells that the request failed because the server is
- * stopping (503 API_BUSY). An error that is not a RadError is a bug: logged
- * with its stack and answered as a 500 API_INTERNAL without details.
+ * the registry gives its code (ERROR_CODES). `stopping` tells that the request
+ * failed because the server is stopping (503 API_BUSY). An error that is not
+ * a RadError is a bug: logged with its stack and answered as a 500
+ * API_INTERNAL without details; a RadError whose code the registry does not
+ * list is a bug too: logged, and answered as a 500 with its code.
  */
 export function sendError(req: IncomingMessage, res: ServerResponse, err: unknown, opts: { stopping: boolean; logger: Logger }): void {
   const { logger } = opts
   if (res.headersSent || res.destroyed || res.writableEnded) {
     // Client gone, or an event stream already started: nobody left to tell.
-    logger.debug('api error after response started', { path: req.url?.split('?', 1)[0]?.slice(0, 200), error: errorMessage(err) })
+    logger.debug('api error after response started', { path: pathOf(req), error: errorMessage(err) })
     if (!res.destroyed) res.destroy()
     return
   }
-  let status: number
   let code: string
   let message: string
-  if (err instanceof ApiError && err.status > 0) {
-    status = err.status
+  if (isRadError(err)) {
     code = err.code
     message = err.message
-  } else if (isRadError(err)) {
-    code = err.code
-    message = err.message
-    status = statusOfCode(code)
   } else if (opts.stopping) {
-    status = 503
-    code = 'API_BUSY'
+    code = 'API_BUSY' satisfies ErrorCode
     message = 'API server is stopping'
   } else {
-    logger.error('api backend failure', { method: req.method, path: req.url?.split('?', 1)[0]?.slice(0, 200), error: errorMessage(err), stack: stackOf(err) })
-    status = 500
-    code = 'API_INTERNAL'
+    logger.error('api backend failure', { method: req.method, path: pathOf(req), error: errorMessage(err), stack: stackOf(err) })
+    code = 'API_INTERNAL' satisfies ErrorCode
     message = 'internal error'
+  }
+  let status = statusOfCode(code)
+  if (status === undefined) {
+    logger.error('api error code not in the registry', { code, path: pathOf(req), stack: stackOf(err) })
+    status = 500
   }
   // An unread body (401, 413, ...) is not drained on a kept-alive connection: close it instead.
   if (hasUnreadBody(req)) res.setHeader('connection', 'close')
@@ -49,7 +49,7 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: unknow
 export function itemError(err: unknown, where: { method: string | undefined; path: string }, logger: Logger): ApiErrorBody['error'] {
   if (isRadError(err)) return { code: err.code, message: err.message }
   logger.error('api backend failure', { method: where.method, path: where.path, error: errorMessage(err), stack: stackOf(err) })
-  return { code: 'API_INTERNAL', message: 'internal error' }
+  return { code: 'API_INTERNAL' satisfies ErrorCode, message: 'internal error' }
 }
 
 /** Answers a request node:http could not parse (400, 408, 431) and closes the socket. */
@@ -60,28 +60,23 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
     socket.destroy()
     return
   }
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
-  const body = JSON.stringify({ error: { code: status === 408 ? 'API_TIMEOUT' : 'API_BAD_REQUEST', message: 'malformed HTTP request' } })
+  const code: ErrorCode = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'API_TIMEOUT' : 'API_BAD_REQUEST'
+  // Headers too large get the status HTTP has for them, whatever the code's usual status.
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : ERROR_CODES[code].status
+  const body = JSON.stringify({ error: { code, message: 'malformed HTTP request' } })
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   )
 }
 
-/** HTTP status for an error code raised by the node. */
-function statusOfCode(code: string): number {
-  if (code === 'TX_MEMPOOL_FULL' || code === 'TX_SENDER_LIMIT') return 503
-  if (code.startsWith('TX_')) return 400
-  if (code.endsWith('_NOT_FOUND') || code === 'STUDY_UNKNOWN') return 404
-  if (code === 'STUDY_ERASED') return 410
-  if (code === 'STUDY_NO_ACCESS' || code === 'LEASE_NOT_CUSTODIAN') return 403
-  if (code === 'LEASE_UNKNOWN') return 404
-  return 400
-}
-
 function hasUnreadBody(req: IncomingMessage): boolean {
   if (req.complete) return false
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? '0') > 0
+}
+
+function pathOf(req: IncomingMessage): string | undefined {
+  return req.url?.split('?', 1)[0]?.slice(0, 200)
 }
 
 function stackOf(err: unknown): string | undefined {

@@ -1,6 +1,7 @@
 /** Local HTTP API of the daemon: the backend contract, the server and its client. */
 export type { ApiBackend, NodeStatus, TxStatus, BlockView, NodeEvent, PeerView, OrgVote, OrgsView } from './backend.js'
 export * from './errors.js'
+export * from './error-codes.js'
 export * from './discovery.js'
 export * from './server.js'
 export { DEFAULT_MAX_BODY_BYTES } from './request-body.js'

@@ -7,7 +7,7 @@ export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 /** Reads at most `max` bytes of body; past that, stops buffering and throws API_BODY_TOO_LARGE. */
 export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  const tooLarge = (): ApiError => new ApiError('API_BODY_TOO_LARGE', `request body exceeds ${max} bytes`, 413)
+  const tooLarge = (): ApiError => new ApiError('API_BODY_TOO_LARGE', `request body exceeds ${max} bytes`)
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > max) return Promise.reject(tooLarge())
   return new Promise((resolve, reject) => {
@@ -35,7 +35,7 @@ export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
     }
     const onError = (err: Error): void => {
       cleanup()
-      reject(new ApiError('API_BAD_REQUEST', 'request body aborted', 400, { cause: err }))
+      reject(new ApiError('API_BAD_REQUEST', 'request body aborted', undefined, { cause: err }))
     }
     const onClose = (): void => onError(new Error('closed before end'))
     req.on('data', onData)
@@ -52,12 +52,12 @@ export async function readJson(req: IncomingMessage, max: number): Promise<unkno
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(buf)
   } catch {
-    throw new ApiError('API_BAD_REQUEST', 'request body is not UTF-8', 400)
+    throw new ApiError('API_BAD_REQUEST', 'request body is not UTF-8')
   }
   try {
     return JSON.parse(text) as unknown
   } catch {
-    throw new ApiError('API_BAD_REQUEST', 'request body is not valid JSON', 400)
+    throw new ApiError('API_BAD_REQUEST', 'request body is not valid JSON')
   }
 }
 
@@ -67,5 +67,5 @@ export function parseBody<T>(schema: z.ZodType<T>, json: unknown): T {
   if (r.success) return r.data
   const issue = r.error.issues[0]
   const where = issue === undefined || issue.path.length === 0 ? '' : `${issue.path.join('.')}: `
-  throw new ApiError('API_BAD_REQUEST', `invalid request body: ${where}${issue?.message ?? 'invalid'}`, 400)
+  throw new ApiError('API_BAD_REQUEST', `invalid request body: ${where}${issue?.message ?? 'invalid'}`)
 }

@@ -143,7 +143,7 @@ export class ApiServer {
   async stop(): Promise<void> {
     const server = this.server
     if (server === undefined) return
-    this.lifetime.abort(new ApiError('API_BUSY', 'API server is stopping', 503))
+    this.lifetime.abort(new ApiError('API_BUSY', 'API server is stopping'))
     const ended = [...this.streams].map((s) => s.close())
     const closed = new Promise<void>((resolve) => server.close(() => resolve()))
     server.closeIdleConnections()
@@ -181,19 +181,19 @@ export class ApiServer {
     })
     const signal = ac.signal
     try {
-      if (!this.authorized(req)) throw new ApiError('API_UNAUTHORIZED', 'missing or invalid bearer token', 401)
+      if (!this.authorized(req)) throw new ApiError('API_UNAUTHORIZED', 'missing or invalid bearer token')
       let url: URL
       try {
         url = new URL(req.url ?? '/', 'http://localhost')
       } catch {
-        throw new ApiError('API_BAD_REQUEST', 'malformed request target', 400)
+        throw new ApiError('API_BAD_REQUEST', 'malformed request target')
       }
       const route = this.router.match(url.pathname)
-      if (route === undefined) throw new ApiError('API_NOT_FOUND', 'no such route', 404)
+      if (route === undefined) throw new ApiError('API_NOT_FOUND', 'no such route')
       const handler = route.handlers[req.method ?? '']
       if (handler === undefined) {
         res.setHeader('allow', Object.keys(route.handlers).join(', '))
-        throw new ApiError('API_METHOD_NOT_ALLOWED', `method ${req.method ?? ''} not allowed here`, 405)
+        throw new ApiError('API_METHOD_NOT_ALLOWED', `method ${req.method ?? ''} not allowed here`)
       }
       await handler({ req, res, url, param: route.param, signal })
     } catch (err) {

@@ -146,7 +146,8 @@ class FakeBackend implements ApiBackend {
   }
 
   submitNote(text: string): string {
-    if (text === 'no-org') throw new RadError('ORG_NOT_FOUND', 'this node has no organization')
+    if (text === 'no-org') throw new TxError('TX_UNAUTHORIZED', 'this node has no organization')
+    if (text === 'unlisted') throw new RadError('ORG_NOT_FOUND', 'a code the registry does not list')
     const hash = hashOf(text)
     this.txs.set(hash, { hash, status: 'pending' })
     return hash
@@ -295,7 +296,12 @@ t.test('submit one transaction, a batch, and a note', async (t) => {
 
   const note = await h.client.submitNote(NOTE_SECRET)
   t.equal(note, hashOf(NOTE_SECRET))
-  await t.rejects(h.client.submitNote('no-org'), { code: 'ORG_NOT_FOUND', status: 404 })
+  await t.rejects(h.client.submitNote('no-org'), { code: 'TX_UNAUTHORIZED', status: 403 }, 'a node error gets the status the registry gives its code')
+})
+
+t.test('an error code the registry does not list is a 500 that keeps its code, and is logged', async (t) => {
+  await t.rejects(h.client.submitNote('unlisted'), { name: 'ApiError', code: 'ORG_NOT_FOUND', status: 500, message: 'a code the registry does not list' })
+  t.ok(h.logs.some((l) => l.level === 'error' && l.msg === 'api error code not in the registry' && l.ctx?.code === 'ORG_NOT_FOUND'), 'logged at error level')
 })
 
 t.test('a backend bug is a 500 without details, and is logged', async (t) => {

@@ -65,7 +65,7 @@ export function chainRoutes(env: RouteEnv): Route[] {
 
   const getTx = async (c: Ctx): Promise<void> => {
     const hash = c.param.toLowerCase()
-    if (!HASH_RE.test(hash)) throw new ApiError('API_BAD_REQUEST', 'transaction hash must be 64 hex digits', 400)
+    if (!HASH_RE.test(hash)) throw new ApiError('API_BAD_REQUEST', 'transaction hash must be 64 hex digits')
     const wait = c.url.searchParams.get('wait')
     let status: TxStatus
     if (wait === null) {
@@ -73,7 +73,7 @@ export function chainRoutes(env: RouteEnv): Route[] {
     } else {
       const ms = Number(wait)
       if (!WAIT_RE.test(wait) || ms > MAX_WAIT_MS) {
-        throw new ApiError('API_BAD_REQUEST', `wait must be an integer number of ms in [0, ${MAX_WAIT_MS}]`, 400)
+        throw new ApiError('API_BAD_REQUEST', `wait must be an integer number of ms in [0, ${MAX_WAIT_MS}]`)
       }
       status = await backend.waitTx(hash, ms, c.signal)
     }
@@ -86,9 +86,9 @@ export function chainRoutes(env: RouteEnv): Route[] {
     if (raw === 'head') ref = raw
     else if (HEIGHT_RE.test(raw) && Number.isSafeInteger(Number(raw))) ref = raw
     else if (HASH_RE.test(raw.toLowerCase())) ref = raw.toLowerCase()
-    else throw new ApiError('API_BAD_REQUEST', 'block reference must be "head", a height or a 64-hex hash', 400)
+    else throw new ApiError('API_BAD_REQUEST', 'block reference must be "head", a height or a 64-hex hash')
     const block = await backend.block(ref)
-    if (block === undefined) throw new ApiError('API_NOT_FOUND', `no block ${ref}`, 404)
+    if (block === undefined) throw new ApiError('API_NOT_FOUND', `no block ${ref}`)
     sendJson(c.res, 200, block)
   }
 

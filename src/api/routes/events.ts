@@ -20,11 +20,11 @@ export function eventRoutes(env: EventsEnv): Route[] {
     path: '/v1/events',
     handlers: {
       GET: async (c) => {
-        if (streams.size >= MAX_EVENT_STREAMS) throw new ApiError('API_BUSY', 'too many event streams', 503)
+        if (streams.size >= MAX_EVENT_STREAMS) throw new ApiError('API_BUSY', 'too many event streams')
         // ?types=block,tx picks the kinds of events (default: all).
         const typesParam = c.url.searchParams.get('types')
         const types = typesParam === null ? null : new Set(typesParam.split(','))
-        if (types !== null && [...types].some((x) => x !== 'block' && x !== 'tx')) throw new ApiError('API_BAD_REQUEST', 'types must be a comma-separated list of block and tx', 400)
+        if (types !== null && [...types].some((x) => x !== 'block' && x !== 'tx')) throw new ApiError('API_BAD_REQUEST', 'types must be a comma-separated list of block and tx')
         const { res } = c
         res.statusCode = 200
         res.setHeader('content-type', 'text/event-stream; charset=utf-8')

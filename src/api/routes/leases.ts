@@ -19,7 +19,7 @@ export function leaseRoutes(env: RouteEnv): Route[] {
       handlers: {
         GET: async (c) => {
           const d = c.url.searchParams.get('direction')
-          if (d !== null && d !== 'incoming' && d !== 'outgoing') throw new ApiError('API_BAD_REQUEST', 'direction must be incoming or outgoing', 400)
+          if (d !== null && d !== 'incoming' && d !== 'outgoing') throw new ApiError('API_BAD_REQUEST', 'direction must be incoming or outgoing')
           sendJson(c.res, 200, { leases: backend.leases(d ?? undefined) })
         },
         POST: async (c) => {

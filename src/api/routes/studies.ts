@@ -48,7 +48,7 @@ export function studyRoutes(env: RouteEnv): Route[] {
       handlers: {
         GET: async (c) => {
           const v = backend.studyJob(c.param)
-          if (v === undefined) throw new ApiError('API_NOT_FOUND', 'no such job', 404)
+          if (v === undefined) throw new ApiError('API_NOT_FOUND', 'no such job')
           sendJson(c.res, 200, v)
         },
       },
