@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ERROR_CODES, isErrorCode, statusOfCode } from '../../../src/api/index.js'
+import { ERROR_TABLE_BEGIN, ERROR_TABLE_END, errorTable, withErrorTable } from '../../../scripts/error-table.js'
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 const CODE_LITERAL = /'([A-Z][A-Z0-9]*_[A-Z0-9_]+)'/g
@@ -103,4 +104,15 @@ t.test('every code the sources throw is registered, and every registered code is
     t.ok(isErrorCode(code), `${code} (${[...files].join(', ')}) is in the registry`)
   }
   for (const code of Object.keys(ERROR_CODES)) t.ok(thrown.has(code), `${code} is thrown somewhere`)
+})
+
+t.test('the README\'s table of error codes is the registry (npm run docs:errors)', async (t) => {
+  const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
+  t.equal(readme.split(ERROR_TABLE_BEGIN).length, 2, 'one begin marker')
+  t.equal(readme.split(ERROR_TABLE_END).length, 2, 'one end marker')
+  const inside = readme.slice(readme.indexOf(ERROR_TABLE_BEGIN) + ERROR_TABLE_BEGIN.length, readme.indexOf(ERROR_TABLE_END))
+  t.equal(inside, `\n${errorTable()}\n`, 'the table between the markers is the one the registry gives; run `npm run docs:errors`')
+  t.equal(withErrorTable(readme), readme, 'regenerating changes nothing')
+  for (const [code, { status }] of Object.entries(ERROR_CODES)) t.match(inside, `| \`${code}\` | ${status} |`, `${code} is in the table with its status`)
+  t.throws(() => withErrorTable('# no markers'), /needs the lines/, 'a README without the markers is refused')
 })
