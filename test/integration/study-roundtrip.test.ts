@@ -192,7 +192,7 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
   ]
   for (const [what, args, msg, code] of cases) {
     const r = await cli(args)
-    assertOneLineError(t, r, msg, what)
+    assertOneLineError(t, r, msg, what, code)
     t.equal(jsonOf<{ error: { code: string } }>(t, r).error.code, code, `${what}: ${code}`)
   }
   t.same(await readdir(used), ['keep.txt'], 'nothing written into a folder that was not empty')
