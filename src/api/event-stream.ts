@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { errorMessage, type Logger } from '../util/index.js'
-import type { NodeEvent } from './backend.js'
+import type { NodeEvent } from './views.js'
 import { stringify } from './response.js'
 import { SSE_KEEPALIVE, encodeSseEvent } from './sse.js'
 

@@ -1,5 +1,6 @@
 /** Local HTTP API of the daemon: the backend contract, the server and its client. */
-export type { ApiBackend, NodeStatus, TxStatus, BlockView, NodeEvent, PeerView, OrgVote, OrgsView } from './backend.js'
+export type { ApiBackend, OrgVote } from './backend.js'
+export * from './views.js'
 export * from './errors.js'
 export * from './error-codes.js'
 export * from './discovery.js'

@@ -6,6 +6,7 @@ import { mlkemFromX25519Private, sha256, unwrapKey, wrapKey, type OrgKeys } from
 import type { ChunkStore } from '../storage/index.js'
 import { leaseKeyContext, leaseKeyFor, studyKeyContext } from '../study/index.js'
 import { equalBytes, errorMessage, toHex, type Logger } from '../util/index.js'
+import type { LeaseView } from '../api/index.js'
 import type { ChainService } from './chain-service.js'
 import { LeaseError, StudyServiceError } from './errors.js'
 import type { SwarmService } from './swarm.js'
@@ -228,8 +229,8 @@ export class LeaseService {
     return this.#submit(leaseRequestTx, { studyId, scope: opts.scope, durationMs: opts.durationMs, purpose: opts.purpose })
   }
 
-  /** Leases as JSON (status `expired` once past the expiry in chain time): incoming (on this organization's studies), outgoing (its own), or all. */
-  list(direction?: 'incoming' | 'outgoing'): Record<string, unknown>[] {
+  /** Leases (status `expired` once past the expiry in chain time): incoming (on this organization's studies), outgoing (its own), or all. */
+  list(direction?: 'incoming' | 'outgoing'): LeaseView[] {
     const org = this.#org()
     const now = this.#chain.head().header.time
     return listLeases(this.#chain.state).filter((l) => {

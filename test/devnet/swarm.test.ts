@@ -88,7 +88,7 @@ t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid
   const [victim, survivor] = others as [DevnetOrg, DevnetOrg]
   const c1 = await clientOf(o1)
   await waitFor('org1 part-way through fetching', 60_000, async () => {
-    const s = (await c1.swarmStatus().catch(() => undefined)) as { transfers: { studyId: string; done: number }[] } | undefined
+    const s = await c1.swarmStatus().catch(() => undefined)
     const x = s?.transfers.find((tr) => tr.studyId === sid)
     return x !== undefined && x.done >= 10 && x.done < study.chunks - 30
   }, 50)

@@ -1,7 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { z } from 'zod'
 import { fromHex } from '../../util/index.js'
-import type { TxStatus } from '../backend.js'
+import type { TxStatus } from '../views.js'
 import { ApiError, type ApiErrorBody } from '../errors.js'
 import { itemError } from '../error-response.js'
 import { parseBody, readJson } from '../request-body.js'

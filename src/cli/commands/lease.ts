@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { RadError, isHex } from '../../util/index.js'
-import type { ApiClient } from '../../api/index.js'
+import type { ApiClient, AuditEventView, LeaseView } from '../../api/index.js'
 import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { print } from '../output.js'
 import { clientFor } from '../target.js'
@@ -30,19 +30,12 @@ export async function waitFinal(client: ApiClient, hash: string): Promise<{ stat
   return st
 }
 
-interface LeaseView {
-  leaseId: string; studyId: string; requester: string; custodian: string | null; scope: string; purpose: string; status: string
-  expiry: number | null; reason: string | null
-}
-
 function describe(l: LeaseView): string {
   const until = l.expiry === null ? '' : ` until ${new Date(l.expiry).toISOString()}`
   return `${l.leaseId}  ${l.status.padEnd(9)} ${l.scope.padEnd(6)} study ${l.studyId} of ${l.custodian ?? '?'} for ${l.requester}${until}${l.purpose === '' ? '' : `  "${l.purpose}"`}${l.reason === null ? '' : ` (${l.reason})`}`
 }
 
-interface AuditView { height: number; time: number; type: string; by: string; leaseId: string | null; detail: Record<string, unknown> }
-
-function auditLine(e: AuditView): string {
+function auditLine(e: AuditEventView): string {
   const d = e.detail
   const what: Record<string, string> = {
     'study.register': 'registered',
@@ -64,7 +57,7 @@ export function registerLeaseCommands(program: Command): void {
   withNodeOpts(program.command('audit <studyId>').description('every event of a study on the ledger, in order: registration, consent, requests, grants, denials, retrievals, revocations, erasure'))
     .action(action(async (studyId: string, o: GlobalOpts) => {
       const client = await clientFor(o.node)
-      const events = (await client.audit(studyId)) as unknown as AuditView[]
+      const events = await client.audit(studyId)
       print(o.json === true, events, () => `${' height'}  ${'chain time'.padEnd(24)}  event\n${events.map(auditLine).join('\n')}`)
     }))
 
@@ -89,7 +82,7 @@ export function registerLeaseCommands(program: Command): void {
     .action(action(async (o: GlobalOpts & { incoming?: boolean; outgoing?: boolean }) => {
       if (o.incoming === true && o.outgoing === true) throw new CliError('CLI_BAD_ARGUMENT', 'give --incoming or --outgoing, not both')
       const client = await clientFor(o.node)
-      const list = (await client.leases(o.incoming === true ? 'incoming' : o.outgoing === true ? 'outgoing' : undefined)) as unknown as LeaseView[]
+      const list = await client.leases(o.incoming === true ? 'incoming' : o.outgoing === true ? 'outgoing' : undefined)
       print(o.json === true, list, () => (list.length === 0 ? 'no lease' : list.map(describe).join('\n')))
     }))
 
