@@ -35,8 +35,8 @@ export async function measureLease(opts: { slices: number; basePort: number; log
       const o1 = m.orgs[0] as DevnetOrg
       const c1 = await clientOf(o1)
       const patient = generatePatientKeys()
-      const job = await waitJob(c1, await c1.addStudies([join(dir, 'input')], { patient: encodePatientPublicKey(patient.publicKey) }))
-      const study = (job.studies as { studyId: string; size: number; holders: string[]; tx: string }[])[0]
+      const job = await waitJob(c1, await c1.addStudies([join(dir, 'input')], { patient: encodePatientPublicKey(patient.publicKey) }), 'add')
+      const study = job.studies[0]
       if (study === undefined) throw new Error('no study')
       const lessee = m.orgs.find((o) => !study.holders.includes(o.id)) as DevnetOrg
       const cl = await clientOf(lessee)
@@ -58,7 +58,7 @@ export async function measureLease(opts: { slices: number; basePort: number; log
         }
         await sleep(20)
       }
-      await waitJob(cl, await cl.getStudy(study.studyId, { out: join(dir, 'out') }), 20)
+      await waitJob(cl, await cl.getStudy(study.studyId, { out: join(dir, 'out') }), 'get', 20)
       const t1 = performance.now()
       // Sizes of the transactions, as the blocks carry them.
       const size: Record<string, number> = {}

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ApiClient } from '../src/api/index.js'
+import { isJobOfKind, type ApiClient, type StudyAddJobView } from '../src/api/index.js'
 import { initDataDir } from '../src/node/index.js'
 import { STORE_PUTS_IN_FLIGHT, generateCtStudy } from '../src/study/index.js'
 import { sleep } from '../src/util/index.js'
@@ -133,11 +133,6 @@ async function rawPipeline(files: readonly string[], chunkSize: number, dir: str
   return { bytes, seconds: (performance.now() - t0) / 1000 }
 }
 
-interface JobView {
-  state: string
-  error: { code: string; message: string } | null
-  studies: { height: number | null; chunks: number }[]
-}
 
 async function ingest(client: ApiClient, pid: number, dir: string, files: readonly string[], bytes: number): Promise<IngestRun> {
   await settle()
@@ -154,11 +149,13 @@ async function ingest(client: ApiClient, pid: number, dir: string, files: readon
   try {
     const t0 = performance.now()
     const id = await client.addStudies([dir])
-    let job: JobView
+    let job: StudyAddJobView
     let scanned: number | undefined
     let packed: number | undefined
     for (;;) {
-      job = (await client.job(id)) as unknown as JobView
+      const j = await client.job(id)
+      if (!isJobOfKind(j, 'add')) throw new Error(`job ${id} is not a study add job`)
+      job = j
       const now = (performance.now() - t0) / 1000
       if (job.state !== 'scanning') scanned ??= now
       if (job.state !== 'scanning' && job.state !== 'packing') packed ??= now

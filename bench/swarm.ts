@@ -98,7 +98,7 @@ async function fetchAt(o1: DevnetOrg, holders: DevnetOrg[], sid: string, out: st
   const before = (await logLines(o1)).length
   const cpuBefore = await Promise.all(holders.map(daemonCpuMs))
   const jobStart = Date.now()
-  await waitJob(c, await c.getStudy(sid, { out }))
+  await waitJob(c, await c.getStudy(sid, { out }), 'get')
   const jobMs = Date.now() - jobStart
   const cpuAfter = await Promise.all(holders.map(daemonCpuMs))
   const line = (await logLines(o1)).slice(before).find((l) => l.msg === 'study chunks fetched' && l.study === sid && l.kind === 'fetch')
@@ -141,8 +141,8 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
       execFileSync('sync')
       const c1 = await clientOf(o1)
       opts.log('  study add at org1, replication to org2, org3, org4')
-      const job = await waitJob(c1, await c1.addStudies([input]))
-      const added = (job.studies as { studyId: string; size: number; chunks: number; durable: boolean }[])[0]
+      const job = await waitJob(c1, await c1.addStudies([input]), 'add')
+      const added = job.studies[0]
       if (added === undefined || !added.durable) throw new Error('the study did not become durable')
       const sid = added.studyId
       const final = (await logLines(o1)).find((l) => l.msg === 'study registered' && l.study === sid)?.time ?? 0

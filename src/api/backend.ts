@@ -2,74 +2,15 @@
  * What the local HTTP API needs from a running node. The node implements it;
  * the API layer only translates HTTP to these calls and back.
  */
-
-/** Node status as the API reports it. */
-export interface NodeStatus {
-  readonly chainId: string
-  /** This node's organization id, or null if its key is not an admitted organization. */
-  readonly orgId: string | null
-  readonly role: 'authority' | 'member' | null
-  readonly height: number
-  readonly headHash: string
-  readonly headTime: number
-  readonly stateRoot: string
-  /** Connected peers. */
-  readonly peers: number
-  /** Base URL of this API. */
-  readonly api: string
-  readonly mempool: { readonly size: number; readonly bytes: number }
-  readonly authorities: number
-  readonly version: string
-  /** Where consensus stands: the height being decided, its round and step. */
-  readonly consensus: { readonly height: number; readonly round: number; readonly step: string } | null
-}
+import type {
+  AuditEventView, BlockView, LeaseView, NodeEvent, NodeStatus, OrgsView, PeerView, StudyJobView, StudyView, SwarmStatusView, TxStatus,
+} from './views.js'
 
 /** A vote for a change to the organization registry, as the API takes it. */
 export type OrgVote =
   | { readonly action: 'admit'; readonly id: string; readonly name: string; readonly role: 'authority' | 'member'; readonly signKey: string; readonly encKey: string; readonly addrs: readonly string[] }
   | { readonly action: 'remove'; readonly id: string }
   | { readonly action: 'rekey'; readonly id: string; readonly signKey: string; readonly encKey: string }
-
-/** The organization registry as the API shows it. */
-export interface OrgsView {
-  readonly orgs: readonly Record<string, unknown>[]
-  readonly proposals: readonly { readonly proposal: string; readonly action: Record<string, unknown>; readonly voters: readonly string[] }[]
-}
-
-/** A connected peer. */
-export interface PeerView {
-  /** Organization id, or null if the key is not (or no longer) admitted. */
-  readonly org: string | null
-  readonly publicKey: string
-  readonly peerId: string
-  readonly addr: string
-}
-
-/** Where a transaction stands. */
-export interface TxStatus {
-  readonly hash: string
-  readonly status: 'pending' | 'final' | 'rejected' | 'unknown'
-  readonly height?: number
-  readonly index?: number
-  readonly blockHash?: string
-  /** Why a transaction was dropped after admission. */
-  readonly error?: { readonly code: string; readonly message: string }
-  /** JSON view of the transaction when known. */
-  readonly tx?: Record<string, unknown>
-}
-
-/** A block with its certificate, as JSON. */
-export type BlockView = Record<string, unknown>
-
-/**
- * An event on the node's stream: `block` for each final block (its `txs`
- * lists the hashes of the transactions final with it), `tx` when a
- * transaction enters the mempool (pending) or is dropped (rejected).
- * Listeners are called synchronously and may see large bursts; data is JSON-safe.
- */
-export type NodeEvent =
-  | { readonly type: 'block'; readonly data: Record<string, unknown> }
-  | { readonly type: 'tx'; readonly data: { readonly hash: string; readonly status: TxStatus['status']; readonly height?: number } }
 
 /** The node as the API sees it. Errors are RadErrors with a `code` (TX_* for transactions). */
 export interface ApiBackend {
@@ -98,19 +39,19 @@ export interface ApiBackend {
   /** Starts writing a study's DICOM files into the absolute folder `out` (scope `images` or `full`); returns the job id. */
   getStudy(studyId: string, opts: { out: string; scope: string }): Promise<string>
   /** Every registered study, with what this node holds of it. */
-  studies(): Promise<Record<string, unknown>[]>
+  studies(): Promise<StudyView[]>
   /** One registered study, with what this node holds of it; throws STUDY_UNKNOWN or STUDY_BAD_ID. */
-  study(studyId: string): Promise<Record<string, unknown>>
+  study(studyId: string): Promise<StudyView>
   /** Swarm transfers in progress, studies waiting for replication or repair, organizations considered down. */
-  swarmStatus(): Record<string, unknown>
+  swarmStatus(): SwarmStatusView
   /** A study's audit trail in ledger order (erased studies too); throws STUDY_UNKNOWN or STUDY_BAD_ID. */
-  audit(studyId: string): Promise<Record<string, unknown>[]>
+  audit(studyId: string): Promise<AuditEventView[]>
   /** Signs this organization's half of erasing a study it keeps; returns the transaction hash. */
   eraseStudy(studyId: string): string
   /** Requests a lease (signed by this organization); returns the lease id (= the request's transaction hash). */
   requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): string
   /** Leases, optionally only incoming (on this organization's studies) or outgoing (its own). */
-  leases(direction?: 'incoming' | 'outgoing'): Record<string, unknown>[]
+  leases(direction?: 'incoming' | 'outgoing'): LeaseView[]
   /** Custodian decisions; each returns the transaction hash. */
   grantLease(leaseId: string): Promise<string>
   denyLease(leaseId: string, reason: string): string
@@ -118,5 +59,5 @@ export interface ApiBackend {
   /** Next nonce expected from a key (hex), pending transactions included: for transactions signed outside the node (a patient's). */
   nonce(key: string): number
   /** A `study add` or `study get` job, or undefined. */
-  studyJob(id: string): Record<string, unknown> | undefined
+  studyJob(id: string): StudyJobView | undefined
 }

@@ -1,5 +1,10 @@
 import { errorMessage, toHex } from '../util/index.js'
-import type { BlockView, NodeEvent, NodeStatus, OrgVote, OrgsView, PeerView, TxStatus } from './backend.js'
+import type { OrgVote } from './backend.js'
+import type {
+  AuditEventView, BlockView, LeaseView, NodeEvent, NodeStatus, OrgsView, PeerView, StudyJobView, StudyView,
+  SwarmStatusView, TxStatus,
+} from './views.js'
+import type { ErrorCode } from '../util/index.js'
 import { ApiError } from './errors.js'
 import { SseParser, type SseMessage } from './sse.js'
 
@@ -58,8 +63,8 @@ export class ApiClient {
   /** `GET /v1/status`. */
   async status(): Promise<NodeStatus> {
     const body = await this.call('GET', '/v1/status')
-    if (!isRecord(body) || typeof body.chainId !== 'string' || typeof body.height !== 'number') throw badResponse('status')
-    return body as unknown as NodeStatus
+    if (!isNodeStatus(body)) throw badResponse('status')
+    return body
   }
 
   /** `POST /v1/txs` with one signed transaction; returns its hash (admitted, pending). */
@@ -102,10 +107,10 @@ export class ApiClient {
   }
 
   /** `GET /v1/studies/:id/audit`: the study's events in ledger order. */
-  async audit(studyId: string): Promise<Record<string, unknown>[]> {
+  async audit(studyId: string): Promise<AuditEventView[]> {
     const body = await this.call('GET', `/v1/studies/${encodeURIComponent(studyId)}/audit`)
-    if (!isRecord(body) || !Array.isArray(body.events)) throw badResponse('audit')
-    return body.events as Record<string, unknown>[]
+    if (!isRecord(body) || !Array.isArray(body.events) || !body.events.every(isAuditEventView)) throw badResponse('audit')
+    return body.events
   }
 
   /** `POST /v1/studies/:id/erase`: this organization's half of an erasure; returns the transaction hash. */
@@ -116,16 +121,16 @@ export class ApiClient {
   }
 
   /** `GET /v1/studies`: registered studies with what this node holds of each. */
-  async studies(): Promise<Record<string, unknown>[]> {
+  async studies(): Promise<StudyView[]> {
     const body = await this.call('GET', '/v1/studies')
-    if (!isRecord(body) || !Array.isArray(body.studies)) throw badResponse('studies')
-    return body.studies as Record<string, unknown>[]
+    if (!isRecord(body) || !Array.isArray(body.studies) || !body.studies.every(isStudyView)) throw badResponse('studies')
+    return body.studies
   }
 
   /** `GET /v1/studies/:id`: one study's ledger record and local presence. */
-  async study(studyId: string): Promise<Record<string, unknown>> {
+  async study(studyId: string): Promise<StudyView> {
     const body = await this.call('GET', `/v1/studies/${encodeURIComponent(studyId)}`)
-    if (!isRecord(body)) throw badResponse('study')
+    if (!isStudyView(body)) throw badResponse('study')
     return body
   }
 
@@ -137,10 +142,10 @@ export class ApiClient {
   }
 
   /** `GET /v1/leases`. */
-  async leases(direction?: 'incoming' | 'outgoing'): Promise<Record<string, unknown>[]> {
+  async leases(direction?: 'incoming' | 'outgoing'): Promise<LeaseView[]> {
     const body = await this.call('GET', `/v1/leases${direction === undefined ? '' : `?direction=${direction}`}`)
-    if (!isRecord(body) || !Array.isArray(body.leases)) throw badResponse('leases')
-    return body.leases as Record<string, unknown>[]
+    if (!isRecord(body) || !Array.isArray(body.leases) || !body.leases.every(isLeaseView)) throw badResponse('leases')
+    return body.leases
   }
 
   /** `POST /v1/leases/:id/grant|deny|revoke`: the custodian's decision; returns the transaction hash. */
@@ -158,24 +163,24 @@ export class ApiClient {
   }
 
   /** `GET /v1/swarm`: transfers, the replication queue, organizations considered down. */
-  async swarmStatus(): Promise<Record<string, unknown>> {
+  async swarmStatus(): Promise<SwarmStatusView> {
     const body = await this.call('GET', '/v1/swarm')
-    if (!isRecord(body)) throw badResponse('swarm status')
+    if (!isSwarmStatusView(body)) throw badResponse('swarm status')
     return body
   }
 
   /** `GET /v1/jobs/:id`: where a `study add` or `study get` job stands. */
-  async job(id: string): Promise<Record<string, unknown>> {
+  async job(id: string): Promise<StudyJobView> {
     const body = await this.call('GET', `/v1/jobs/${encodeURIComponent(id)}`)
-    if (!isRecord(body)) throw badResponse('job')
+    if (!isStudyJobView(body)) throw badResponse('job')
     return body
   }
 
   /** `GET /v1/orgs`: admitted organizations and pending registry changes. */
   async orgs(): Promise<OrgsView> {
     const body = await this.call('GET', '/v1/orgs')
-    if (!isRecord(body) || !Array.isArray(body.orgs)) throw badResponse('orgs')
-    return body as unknown as OrgsView
+    if (!isOrgsView(body)) throw badResponse('orgs')
+    return body
   }
 
   /** `POST /v1/orgs/votes`: this organization votes for a registry change; returns the transaction hash. */
@@ -196,8 +201,8 @@ export class ApiClient {
   async tx(hash: string, waitMs?: number): Promise<TxStatus> {
     const path = `/v1/txs/${encodeURIComponent(hash)}${waitMs === undefined ? '' : `?wait=${waitMs}`}`
     const body = await this.call('GET', path, undefined, waitMs === undefined ? this.timeoutMs : waitMs + WAIT_SLACK_MS)
-    if (!isRecord(body) || typeof body.hash !== 'string' || typeof body.status !== 'string') throw badResponse('transaction status')
-    return body as unknown as TxStatus
+    if (!isTxStatus(body)) throw badResponse('transaction status')
+    return body
   }
 
   /** `GET /v1/blocks/:ref` with `head`, a height or a hash; API_NOT_FOUND (404) if there is none. */
@@ -348,6 +353,41 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
+// The views' guards check the fields that tell one view from another and that
+// callers branch on; the daemon is trusted for the rest of the shape.
+
+function isNodeStatus(v: unknown): v is NodeStatus {
+  return isRecord(v) && typeof v.chainId === 'string' && typeof v.height === 'number'
+}
+
+function isTxStatus(v: unknown): v is TxStatus {
+  return isRecord(v) && typeof v.hash === 'string' && typeof v.status === 'string'
+}
+
+function isOrgsView(v: unknown): v is OrgsView {
+  return isRecord(v) && Array.isArray(v.orgs) && Array.isArray(v.proposals)
+}
+
+function isStudyView(v: unknown): v is StudyView {
+  return isRecord(v) && typeof v.studyId === 'string' && typeof v.custodian === 'string' && typeof v.chunkCount === 'number' && isRecord(v.local)
+}
+
+function isLeaseView(v: unknown): v is LeaseView {
+  return isRecord(v) && typeof v.leaseId === 'string' && typeof v.studyId === 'string' && typeof v.status === 'string'
+}
+
+function isAuditEventView(v: unknown): v is AuditEventView {
+  return isRecord(v) && typeof v.type === 'string' && typeof v.height === 'number' && isRecord(v.detail)
+}
+
+function isSwarmStatusView(v: unknown): v is SwarmStatusView {
+  return isRecord(v) && Array.isArray(v.transfers) && Array.isArray(v.queue) && Array.isArray(v.down)
+}
+
+function isStudyJobView(v: unknown): v is StudyJobView {
+  return isRecord(v) && typeof v.id === 'string' && (v.kind === 'add' || v.kind === 'get') && typeof v.state === 'string'
+}
+
 function isErrorBody(v: unknown): v is { error: { code: string; message: string } } {
   return isRecord(v) && isRecord(v.error) && typeof v.error.code === 'string' && typeof v.error.message === 'string'
 }
@@ -368,7 +408,8 @@ function decodeError(status: number, text: string): ApiError {
   } catch {
     json = undefined
   }
-  if (isErrorBody(json)) return new ApiError(json.error.code, json.error.message, status)
+  // The daemon's code is kept as sent, even one this client's registry does not list (a newer daemon's).
+  if (isErrorBody(json)) return new ApiError(json.error.code as ErrorCode, json.error.message, status)
   return new ApiError('API_BAD_RESPONSE', `HTTP ${status} from the radchain daemon`, status)
 }
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { RadError } from '../util/index.js'
+import { ApiError } from './errors.js'
 
 // How a client on the same machine finds a running daemon's API: the daemon
 // publishes its address in <datadir>/daemon.json and its bearer token in
@@ -33,14 +33,14 @@ export async function readDaemonEndpoint(dir: string): Promise<{ url: string; to
   try {
     url = (JSON.parse(await readFile(join(dir, DAEMON_INFO_FILE), 'utf8')) as DaemonInfo).api
   } catch {
-    throw new RadError('API_UNREACHABLE', `the radchain daemon for ${dir} is not running; start it with \`radchain daemon --dir ${dir}\``)
+    throw new ApiError('API_UNREACHABLE', `the radchain daemon for ${dir} is not running; start it with \`radchain daemon --dir ${dir}\``, 0)
   }
-  if (typeof url !== 'string') throw new RadError('API_UNREACHABLE', `${join(dir, DAEMON_INFO_FILE)} names no API address: is it a radchain data dir?`)
+  if (typeof url !== 'string') throw new ApiError('API_UNREACHABLE', `${join(dir, DAEMON_INFO_FILE)} names no API address: is it a radchain data dir?`, 0)
   let token: string
   try {
     token = (await readFile(join(dir, API_TOKEN_FILE), 'utf8')).trim()
   } catch {
-    throw new RadError('API_UNREACHABLE', `cannot read ${join(dir, API_TOKEN_FILE)}: is the daemon for ${dir} running, and may this user read its data dir?`)
+    throw new ApiError('API_UNREACHABLE', `cannot read ${join(dir, API_TOKEN_FILE)}: is the daemon for ${dir} running, and may this user read its data dir?`, 0)
   }
   return { url, token }
 }

@@ -1,7 +1,12 @@
 /** Local HTTP API of the daemon: the backend contract, the server and its client. */
-export type { ApiBackend, NodeStatus, TxStatus, BlockView, NodeEvent, PeerView, OrgVote, OrgsView } from './backend.js'
+export type { ApiBackend, OrgVote } from './backend.js'
+export * from './views.js'
 export * from './errors.js'
 export * from './discovery.js'
 export * from './server.js'
+export { DEFAULT_MAX_BODY_BYTES } from './request-body.js'
+export { SSE_KEEPALIVE_MS, SSE_MAX_QUEUED, SSE_STALL_MS, SSE_MAX_QUEUED_BYTES } from './event-stream.js'
+export { MAX_BATCH_TXS, MAX_WAIT_MS } from './routes/chain.js'
+export { MAX_EVENT_STREAMS } from './routes/events.js'
 export * from './sse.js'
 export { ApiClient, DEFAULT_CLIENT_TIMEOUT_MS, WAIT_SLACK_MS, MAX_RESPONSE_BYTES, MAX_EVENT_BYTES, type ApiClientOpts, type SubmitResult } from './client.js'

@@ -3,7 +3,18 @@
  * section 9.2 "Server-sent events"): encoding on the server, an incremental
  * parser on the client. Only the `event` and `data` fields are used.
  */
-import { RadError } from '../util/index.js'
+import { RadError, type ErrorCodes } from '../util/index.js'
+
+/** Why an event stream could not be parsed: SSE_EVENT_TOO_LARGE, one event (or one unterminated line) over the bound. */
+export type SseCode = ErrorCodes<'SSE_EVENT_TOO_LARGE'>
+
+/** An event stream the parser refuses. */
+export class SseError extends RadError<SseCode> {
+  constructor(code: SseCode, message: string) {
+    super(code, message)
+    this.name = 'SseError'
+  }
+}
 
 /** One dispatched event: its type (`message` when the stream named none) and its data. */
 export interface SseMessage {
@@ -25,7 +36,7 @@ export function encodeSseEvent(event: string, data: string): string {
 /**
  * Incremental `text/event-stream` parser (9.2.6 "Interpreting an event
  * stream"): feed it the body in chunks as they come, in any split; it returns
- * the events each chunk completes. Throws a RadError `SSE_EVENT_TOO_LARGE`
+ * the events each chunk completes. Throws an SseError `SSE_EVENT_TOO_LARGE`
  * when one event (or one unterminated line) exceeds `maxEventChars`.
  */
 export class SseParser {
@@ -65,7 +76,7 @@ export class SseParser {
     }
     this.buf = this.buf.slice(from)
     if (this.buf.length + this.size > this.maxEventChars) {
-      throw new RadError('SSE_EVENT_TOO_LARGE', `server-sent event larger than ${this.maxEventChars} characters`)
+      throw new SseError('SSE_EVENT_TOO_LARGE', `server-sent event larger than ${this.maxEventChars} characters`)
     }
     return out
   }
@@ -83,7 +94,7 @@ export class SseParser {
       this.data.push(value)
       this.size += value.length + 1
       if (this.size > this.maxEventChars) {
-        throw new RadError('SSE_EVENT_TOO_LARGE', `server-sent event larger than ${this.maxEventChars} characters`)
+        throw new SseError('SSE_EVENT_TOO_LARGE', `server-sent event larger than ${this.maxEventChars} characters`)
       }
     }
     // `id`, `retry` and unknown fields are ignored: this client does not resume streams.

@@ -1,5 +1,5 @@
 import { Packr } from 'msgpackr'
-import { RadError, equalBytes } from '../util/index.js'
+import { RadError, equalBytes, type ErrorCodes } from '../util/index.js'
 
 /**
  * The one codec for consensus-critical bytes. Objects are fixed-order arrays;
@@ -10,7 +10,7 @@ import { RadError, equalBytes } from '../util/index.js'
  */
 
 /** Failure codes of the codec. */
-export type CodecCode = 'CODEC_MALFORMED' | 'CODEC_NON_CANONICAL' | 'CODEC_SCHEMA'
+export type CodecCode = ErrorCodes<'CODEC_MALFORMED' | 'CODEC_NON_CANONICAL' | 'CODEC_SCHEMA'>
 
 /** A decoding failure; input from a peer that fails here is penalized. */
 export class CodecError extends RadError<CodecCode> {

@@ -23,5 +23,5 @@ export {
   LEASE_SCOPES, leaseClaimBytes, leaseOpenAt, violationReported, violationTx, type ViolationPayload, MAX_LEASE_MS, MIN_LEASE_MS, MAX_PURPOSE_BYTES, accessTx, consentCovers, consentFor, consentTx, getLease, leaseActive, leaseApproveTx,
   leaseDenyTx, leaseGrantTx, leaseIdFromHex, leaseRequestTx, leaseRevokeTx, leaseToJSON, listLeases,
   type AccessKind, type AccessPayload, type ConsentPolicy, type LeaseDenyPayload, type LeaseGrantPayload, type LeaseRecord, type LeaseRef,
-  type LeaseRequestPayload, type LeaseScope, type LeaseStatus,
+  type LeaseRequestPayload, type LeaseScope, type LeaseStatus, type LeaseJSON,
 } from './tx-types/lease.js'

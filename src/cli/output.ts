@@ -6,12 +6,17 @@ export function print(json: boolean, value: unknown, text: string | (() => strin
   else process.stdout.write((typeof text === 'string' ? text : text()) + '\n')
 }
 
-/** Prints a failure as one line on stderr (and a JSON error object on stdout with --json); sets the exit code. */
+/**
+ * Prints a failure as one line on stderr, `radchain: <message> [CODE]` (and
+ * `{"error":{"code","message"}}` on stdout with --json); sets the exit code.
+ * The code is the error's (the daemon's, for an error the API relays), or
+ * `ERROR` for a failure that is not one of radchain's own.
+ */
 export function fail(err: unknown, json: boolean): void {
   const code = isRadError(err) ? err.code : 'ERROR'
   const message = errorMessage(err)
   if (json) process.stdout.write(JSON.stringify({ error: { code, message } }) + '\n')
-  process.stderr.write(`radchain: ${message}\n`)
+  process.stderr.write(`radchain: ${message} [${code}]\n`)
   process.exitCode = 1
 }
 

@@ -22,7 +22,7 @@ export function withNodeOpts(cmd: Command): Command {
 
 /** The log-level option. */
 export function logLevelOption(): Option {
-  return new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as unknown as string[])
+  return new Option('--log-level <level>', 'log level').choices(LOG_LEVELS)
 }
 
 /** Wraps a command action: any error becomes one line on stderr and exit code 1. */

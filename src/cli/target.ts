@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import envPaths from 'env-paths'
 import type { ApiClient } from '../api/index.js'
-import { RadError } from '../util/index.js'
+import { CliError } from './errors.js'
 
 /** Environment variable that overrides the default data dir. */
 export const HOME_ENV = 'RADCHAIN_HOME'
@@ -30,7 +30,7 @@ export async function clientFor(node: string | undefined, env: NodeJS.ProcessEnv
   const { ApiClient, readDaemonEndpoint } = await import('../api/index.js')
   if (node !== undefined && /^https?:\/\//.test(node)) {
     const token = env[TOKEN_ENV]
-    if (token === undefined || token === '') throw new RadError('CLI_NO_TOKEN', `set ${TOKEN_ENV} to the daemon's api.token to use --node with a URL`)
+    if (token === undefined || token === '') throw new CliError('CLI_NO_TOKEN', `set ${TOKEN_ENV} to the daemon's api.token to use --node with a URL`)
     return new ApiClient({ url: node.replace(/\/+$/, ''), token })
   }
   return new ApiClient(await readDaemonEndpoint(dataDirOf(node)))

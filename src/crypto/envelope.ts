@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
 import { x25519 } from '@noble/curves/ed25519.js'
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js'
-import { RadError, assertBytes, concatBytes, utf8 } from '../util/index.js'
+import { RadError, assertBytes, concatBytes, utf8, type ErrorCodes } from '../util/index.js'
 import { DOMAIN, taggedHash } from './hash.js'
 import { X25519_KEY_BYTES } from './x25519.js'
 import { MLKEM768_CIPHERTEXT_BYTES, MLKEM768_PUBLIC_KEY_BYTES, MLKEM768_SECRET_KEY_BYTES } from './mlkem.js'
@@ -30,7 +30,7 @@ const O_SK_EK = 1152
  * Failure codes of key envelopes. A wrong context cannot be told apart from
  * tampering (both only fail the AES-GCM tag), so it is ENVELOPE_DECRYPT_FAILED.
  */
-export type EnvelopeCode = 'ENVELOPE_MALFORMED' | 'ENVELOPE_DECRYPT_FAILED'
+export type EnvelopeCode = ErrorCodes<'ENVELOPE_MALFORMED' | 'ENVELOPE_DECRYPT_FAILED'>
 
 /** A key envelope that cannot be opened. */
 export class EnvelopeError extends RadError<EnvelopeCode> {

@@ -1,11 +1,11 @@
 import { scrypt as scryptCb, randomBytes, createCipheriv, createDecipheriv, type ScryptOptions } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { RadError, toHex, fromHex, isHex, utf8, writeFileAtomic, equalBytes, concatBytes } from '../util/index.js'
+import { RadError, toHex, fromHex, isHex, utf8, writeFileAtomic, equalBytes, concatBytes, type ErrorCodes } from '../util/index.js'
 import { Ed25519Signer } from './ed25519.js'
 import { x25519FromPrivate, generateX25519, type X25519KeyPair } from './x25519.js'
 
 /** Failure codes of the keystore. */
-export type KeystoreCode = 'KEYSTORE_NOT_FOUND' | 'KEYSTORE_CORRUPT' | 'KEYSTORE_BAD_PASSPHRASE' | 'KEYSTORE_NO_PASSPHRASE' | 'KEYSTORE_EXISTS'
+export type KeystoreCode = ErrorCodes<'KEYSTORE_NOT_FOUND' | 'KEYSTORE_CORRUPT' | 'KEYSTORE_BAD_PASSPHRASE' | 'KEYSTORE_NO_PASSPHRASE' | 'KEYSTORE_EXISTS'>
 
 /** A keystore failure. */
 export class KeystoreError extends RadError<KeystoreCode> {

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { RadError, concatBytes, toHex } from '../util/index.js'
+import { RadError, concatBytes, toHex, type ErrorCodes } from '../util/index.js'
 import { ED25519_PUBLIC_KEY_BYTES, isUsableEd25519PublicKey } from './ed25519.js'
 import { generateOrgKeys, type OrgKeys } from './keystore.js'
 import { MLKEM768_PUBLIC_KEY_BYTES, mlkemFromX25519Private } from './mlkem.js'
@@ -48,11 +48,22 @@ export function patientKeyId(k: PatientPublicKey): string {
   return toHex(k.sign)
 }
 
-function badKey(msg: string): RadError {
-  return new RadError('PATIENT_BAD_KEY', `patient public key: ${msg}`)
+/** Why a patient public key was refused: PATIENT_BAD_KEY, not a key in the text form, or not a readable file holding one. */
+export type PatientKeyCode = ErrorCodes<'PATIENT_BAD_KEY'>
+
+/** A refused patient public key. */
+export class PatientKeyError extends RadError<PatientKeyCode> {
+  constructor(code: PatientKeyCode, message: string, opts?: { cause?: unknown }) {
+    super(code, message, opts)
+    this.name = 'PatientKeyError'
+  }
 }
 
-/** Parses the text form; throws RadError PATIENT_BAD_KEY naming what is wrong. */
+function badKey(msg: string): PatientKeyError {
+  return new PatientKeyError('PATIENT_BAD_KEY', `patient public key: ${msg}`)
+}
+
+/** Parses the text form; throws PatientKeyError PATIENT_BAD_KEY naming what is wrong. */
 export function parsePatientPublicKey(text: string): PatientPublicKey {
   const t = text.trim()
   if (!t.startsWith(PATIENT_KEY_PREFIX)) throw badKey(`expected text starting with '${PATIENT_KEY_PREFIX}' (made by \`radchain patient keygen\`)`)
@@ -78,7 +89,7 @@ export async function readPatientPublicKey(arg: string): Promise<PatientPublicKe
   try {
     text = await readFile(arg, 'utf8')
   } catch (err) {
-    throw new RadError('PATIENT_BAD_KEY', `patient public key: '${arg}' is neither a key ('${PATIENT_KEY_PREFIX}...') nor a readable file`, { cause: err })
+    throw new PatientKeyError('PATIENT_BAD_KEY', `patient public key: '${arg}' is neither a key ('${PATIENT_KEY_PREFIX}...') nor a readable file`, { cause: err })
   }
   return parsePatientPublicKey(text)
 }

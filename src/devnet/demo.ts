@@ -1,11 +1,12 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ApiClient } from '../api/index.js'
-import { RadError, sleep, toHex } from '../util/index.js'
+import type { ApiClient, AuditEventView, LeaseView } from '../api/index.js'
+import { sleep, toHex } from '../util/index.js'
 import { encodePatientPublicKey, generatePatientKeys, type OrgKeys } from '../crypto/index.js'
 import { consentTx, signTx, type TxType } from '../chain/index.js'
 import { pixelDigest, readDicom } from '../study/index.js'
+import { DevnetError } from './errors.js'
 import { repoRoot } from './process.js'
 import { clientOf, devnetDown, devnetHeal, devnetPartition, devnetUp, startOrg, stopOrg, waitHeight, waitJob, type DevnetOrg } from './devnet.js'
 
@@ -39,7 +40,7 @@ async function patientTx<P>(c: ApiClient, keys: OrgKeys, type: TxType<P>, payloa
   const st = await c.status()
   const tx = signTx(keys.signer, { chainId: st.chainId, type: type.name, nonce: await c.nonce(toHex(keys.signer.publicKey)), payload })
   const r = await c.tx(await c.submitTx(tx.bytes), 30_000)
-  if (r.status !== 'final') throw new RadError('DEMO_FAILED', `${type.name} not final: ${r.error?.message ?? r.status}`)
+  if (r.status !== 'final') throw new DevnetError('DEMO_FAILED', `${type.name} not final: ${r.error?.message ?? r.status}`)
 }
 
 const EVENT_TEXT: Record<string, string> = {
@@ -48,12 +49,11 @@ const EVENT_TEXT: Record<string, string> = {
   'study.erase': 'erasure signed',
 }
 
-function auditLines(events: Record<string, unknown>[]): string[] {
+function auditLines(events: readonly AuditEventView[]): string[] {
   return events.map((e) => {
-    const d = e.detail as Record<string, unknown>
-    const what = e.type === 'access.record' ? (d.what === 'unwrap' ? 'key unwrapped under the lease' : 'study retrieved under the lease') : (EVENT_TEXT[String(e.type)] ?? String(e.type))
-    const by = String(e.by).startsWith('patient:') ? 'the patient' : String(e.by)
-    return `     height ${String(e.height).padStart(4)}  ${new Date(Number(e.time)).toISOString()}  ${what.padEnd(40)} by ${by}`
+    const what = e.type === 'access.record' ? (e.detail.what === 'unwrap' ? 'key unwrapped under the lease' : 'study retrieved under the lease') : (EVENT_TEXT[e.type] ?? e.type)
+    const by = e.by.startsWith('patient:') ? 'the patient' : e.by
+    return `     height ${String(e.height).padStart(4)}  ${new Date(e.time).toISOString()}  ${what.padEnd(40)} by ${by}`
   })
 }
 
@@ -73,9 +73,9 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   say(`7. The imaging center (org1) adds a CT study of ${inputs.length} images for a patient who holds their own key`)
   const patient = generatePatientKeys()
   patient.secret.fill(0)
-  const job = await waitJob(c1, await c1.addStudies([input], { patient: encodePatientPublicKey(patient.publicKey) }))
-  const study = (job.studies as { studyId: string; height: number; chunks: number; size: number; holders: string[] }[])[0]
-  if (study === undefined) throw new RadError('DEMO_FAILED', 'no study registered')
+  const job = await waitJob(c1, await c1.addStudies([input], { patient: encodePatientPublicKey(patient.publicKey) }), 'add')
+  const study = job.studies[0]
+  if (study === undefined) throw new DevnetError('DEMO_FAILED', 'no study registered')
   const sid = study.studyId
   say(`   de-identified (DICOM PS3.15 Basic profile), encrypted under a fresh key, ${study.size} bytes in ${study.chunks} chunk(s); registered as ${sid} at height ${study.height}`)
   say(`   replicated to ${study.holders.join(', ')}; the ledger holds ids and hashes only, no patient data`)
@@ -85,22 +85,22 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   say(`8. A hospital (${nro.id}) asks for a 20-second lease on the images, for a second opinion`)
   const leaseId = await cn.requestLease(sid, { scope: 'images', durationMs: 20_000, purpose: 'second opinion' })
   await cn.tx(leaseId, 30_000)
-  const early = await cn.getStudy(sid, { out: join(dir, 'early') }).then((id) => waitJob(cn, id)).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
+  const early = await cn.getStudy(sid, { out: join(dir, 'early') }).then((id) => waitJob(cn, id, 'get')).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
   say(`   lease ${short(leaseId)}... requested; the patient has not consented yet, so nothing is granted (a fetch now: ${early.includes('no lease') ? 'refused, no lease' : early})`)
 
   say('9. The patient consents: images, for any organization, up to 30 days; the imaging center\'s node grants on its own')
   await patientTx(cn, patient.keys, consentTx, { studyId: null, anyOrg: true, orgs: [], purposes: [], scopes: ['images'], maxDurationMs: 30 * 86_400_000, researchPool: false })
-  let granted: Record<string, unknown> | undefined
+  let granted: LeaseView | undefined
   for (let i = 0; i < 150 && granted === undefined; i++) {
     granted = (await cn.leases('outgoing')).find((l) => l.leaseId === leaseId && l.status === 'granted')
     if (granted === undefined) await sleep(200)
   }
-  if (granted === undefined) throw new RadError('DEMO_FAILED', 'the lease was not granted')
-  say(`   granted until ${new Date(Number(granted.expiry)).toISOString()} (chain time); the study key, wrapped to ${nro.id}'s public key, sits with the study's chunks at the holders`)
+  if (granted === undefined) throw new DevnetError('DEMO_FAILED', 'the lease was not granted')
+  say(`   granted until ${new Date(granted.expiry ?? 0).toISOString()} (chain time); the study key, wrapped to ${nro.id}'s public key, sits with the study's chunks at the holders`)
   // The holders take the lease envelope before the imaging center goes away.
   for (let i = 0; i < 150; i++) {
-    const r = (await cn.study(sid)) as { replication: { holders: string[] } }
-    if (r.replication.holders.filter((h) => h !== o1.id).length >= 2) break
+    const r = await cn.study(sid)
+    if ((r.replication?.holders ?? []).filter((h) => h !== o1.id).length >= 2) break
     await sleep(200)
   }
 
@@ -108,19 +108,19 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   await stopOrg(o1)
   const out = join(dir, `${nro.id}-images`)
   const t0 = performance.now()
-  const got = await waitJob(cn, await cn.getStudy(sid, { out, scope: 'images' }))
+  const got = await waitJob(cn, await cn.getStudy(sid, { out, scope: 'images' }), 'get')
   const files = (await readdir(out)).map((f) => join(out, f))
   const same = JSON.stringify(await digestsOf(files)) === JSON.stringify(await digestsOf(inputs))
-  if (!same) throw new RadError('DEMO_FAILED', 'pixel digests differ after the round trip')
+  if (!same) throw new DevnetError('DEMO_FAILED', 'pixel digests differ after the round trip')
   const anyName = (await Promise.all(files.map(async (f) => (await readFile(f)).includes(Buffer.from('Doe^Archibald'))))).some((x) => x)
-  if (anyName) throw new RadError('DEMO_FAILED', 'a patient name reached the images scope')
-  say(`    ${String(got.files)} DICOM files written to ${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s; every pixel digest equals the original's; no demographics in them`)
+  if (anyName) throw new DevnetError('DEMO_FAILED', 'a patient name reached the images scope')
+  say(`    ${got.files} DICOM files written to ${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s; every pixel digest equals the original's; no demographics in them`)
 
   const other = orgs.find((o) => o !== o1 && o !== nro) as DevnetOrg
   const co = await clientOf(other)
   say(`11. The audit trail, as any node (${other.id}) reads it from the ledger`)
   // The lessee's access records become final at the next blocks.
-  let trail: Record<string, unknown>[] = []
+  let trail: AuditEventView[] = []
   for (let i = 0; i < 150; i++) {
     trail = await co.audit(sid)
     if (trail.filter((e) => e.type === 'access.record').length >= 2) break
@@ -129,19 +129,19 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   for (const l of auditLines(trail)) say(l)
 
   say('12. The lease expires (chain time); a further fetch is refused by the holders and recorded as a violation')
-  const expiry = Number(granted.expiry)
+  const expiry = granted.expiry ?? 0
   for (let i = 0; i < 300 && (await cn.status()).headTime <= expiry; i++) await sleep(200)
-  const again = await cn.getStudy(sid, { out: join(dir, 'again') }).then((id) => waitJob(cn, id)).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
+  const again = await cn.getStudy(sid, { out: join(dir, 'again') }).then((id) => waitJob(cn, id, 'get')).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
   say(`    ${again === 'served' ? 'SERVED (unexpected)' : `refused: ${again.replace(/^study job failed: /, '')}`}`)
-  if (again === 'served') throw new RadError('DEMO_FAILED', 'a fetch after expiry was served')
-  let events: Record<string, unknown>[] = []
+  if (again === 'served') throw new DevnetError('DEMO_FAILED', 'a fetch after expiry was served')
+  let events: AuditEventView[] = []
   for (let i = 0; i < 100; i++) {
     events = await co.audit(sid)
     if (events.some((e) => e.type === 'violation.report')) break
     await sleep(200)
   }
   const v = events.filter((e) => e.type === 'violation.report')
-  if (v.length === 0) throw new RadError('DEMO_FAILED', 'the violation did not reach the ledger')
+  if (v.length === 0) throw new DevnetError('DEMO_FAILED', 'the violation did not reach the ledger')
   for (const l of auditLines(v)) say(l)
   say(`    the evidence is ${nro.id}'s own signed request: every node checked its signature and the lease's end before accepting it`)
 }
@@ -185,7 +185,7 @@ export async function runDemo(opts: DemoOpts): Promise<void> {
     for (const c of clients) {
       for (const { hash } of hashes.slice(-20)) if ((await c.tx(hash, 10_000)).status === 'final') final++
     }
-    if (final !== 20 * clients.length) throw new RadError('DEMO_FAILED', 'notes did not become final on every node')
+    if (final !== 20 * clients.length) throw new DevnetError('DEMO_FAILED', 'notes did not become final on every node')
     const h1 = await heads(m.orgs)
     say(`   ${hashes.length} notes final in ${((performance.now() - t0) / 1000).toFixed(1)} s; every node agrees: height ${h1[0]?.height}, state root ${short(h1[0]?.root ?? '')}`)
 
@@ -221,7 +221,7 @@ export async function runDemo(opts: DemoOpts): Promise<void> {
     const minTop = Math.min(...healed.map((s) => s.height))
     for (let h = 1; h <= minTop; h++) {
       const hs = await Promise.all(now.map(async (c) => String((await c.block(String(h))).hash)))
-      if (new Set(hs).size !== 1) throw new RadError('DEMO_FAILED', `nodes disagree at height ${h}`)
+      if (new Set(hs).size !== 1) throw new DevnetError('DEMO_FAILED', `nodes disagree at height ${h}`)
     }
     const head = await (now[0] as ApiClient).block(String(minTop))
     const cert = head.certificate as { signers: string[]; round: number } | null

@@ -3,21 +3,11 @@ import { openSync, closeSync } from 'node:fs'
 import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { genesisToJSON, type Genesis } from '../chain/index.js'
-import { ApiClient, type DaemonInfo, type NodeStatus } from '../api/index.js'
+import { ApiClient, ApiError, isJobOfKind, type DaemonInfo, type NodeStatus, type StudyJobView } from '../api/index.js'
 import { DATADIR_FILES, FAULTS_FILE, initDataDir, parseFaults, type FaultsJSON, type NodeConfigJSON } from '../node/index.js'
 import { RadError, exists, fromHex, sleep, writeFileAtomic } from '../util/index.js'
 import { daemonNodeArgs, devnetDaemonPath } from './process.js'
-
-/** Devnet failure codes. */
-export type DevnetCode = 'DEVNET_EXISTS' | 'DEVNET_NOT_FOUND' | 'DEVNET_BAD_ORG' | 'DEVNET_START_TIMEOUT' | 'DEVNET_DAEMON_EXITED' | 'DEVNET_NOT_RUNNING'
-
-/** A devnet failure. */
-export class DevnetError extends RadError<DevnetCode> {
-  constructor(code: DevnetCode, message: string) {
-    super(code, message)
-    this.name = 'DevnetError'
-  }
-}
+import { DevnetError, type DevnetCode } from './errors.js'
 
 /** One organization of a devnet. */
 export interface DevnetOrg {
@@ -169,18 +159,16 @@ export async function stopOrg(o: DevnetOrg, signal: NodeJS.Signals = 'SIGTERM'):
 }
 
 /**
- * Polls a daemon job (`study add`, `study get`) every `intervalMs` until it is
- * done, and returns its view; a failed job throws a RadError with the job's
- * code and message.
+ * Polls a daemon job of the given kind (`add` for `study add`, `get` for
+ * `study get`) every `intervalMs` until it is done, and returns its view; a
+ * failed job throws a RadError with the job's code and message.
  */
-export async function waitJob(client: ApiClient, id: string, intervalMs = 50): Promise<Record<string, unknown>> {
+export async function waitJob<K extends StudyJobView['kind']>(client: ApiClient, id: string, kind: K, intervalMs = 50): Promise<Extract<StudyJobView, { kind: K }>> {
   for (;;) {
     const j = await client.job(id)
+    if (!isJobOfKind(j, kind)) throw new ApiError('API_BAD_RESPONSE', `job ${id} is a study ${j.kind} job, not a study ${kind} job`, 0)
     if (j.state === 'done') return j
-    if (j.state === 'failed') {
-      const e = j.error as { code?: string; message?: string } | null
-      throw new RadError(e?.code ?? 'JOB_FAILED', e?.message ?? 'the job failed')
-    }
+    if (j.state === 'failed') throw new RadError(j.error?.code ?? ('JOB_FAILED' satisfies DevnetCode), j.error?.message ?? 'the job failed')
     await sleep(intervalMs)
   }
 }

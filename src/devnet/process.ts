@@ -6,7 +6,8 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ApiClient, type DaemonInfo } from '../api/index.js'
 import { DATADIR_FILES } from '../node/index.js'
-import { RadError, sleep } from '../util/index.js'
+import { sleep } from '../util/index.js'
+import { DevnetError } from './errors.js'
 
 /** The repository root, whether this file runs from source or from dist/. */
 export function repoRoot(): string {
@@ -84,7 +85,7 @@ export class DaemonProcess {
     while (Date.now() < deadline) {
       if (!this.running) {
         const tail = await readFile(join(this.dataDir, 'daemon.log'), 'utf8').catch(() => '')
-        throw new RadError('DEVNET_DAEMON_EXITED', `daemon for ${this.dataDir} exited: ${tail.trim().split('\n').slice(-3).join(' | ')}`)
+        throw new DevnetError('DEVNET_DAEMON_EXITED', `daemon for ${this.dataDir} exited: ${tail.trim().split('\n').slice(-3).join(' | ')}`)
       }
       try {
         const info = JSON.parse(await readFile(join(this.dataDir, DATADIR_FILES.daemon), 'utf8')) as DaemonInfo
@@ -100,7 +101,7 @@ export class DaemonProcess {
       await sleep(50)
     }
     await this.kill()
-    throw new RadError('DEVNET_START_TIMEOUT', `daemon for ${this.dataDir} did not come up: ${String(lastErr)}`)
+    throw new DevnetError('DEVNET_START_TIMEOUT', `daemon for ${this.dataDir} did not come up: ${String(lastErr)}`)
   }
 
   /** SIGTERM, then waits for a clean exit (SIGKILL after `timeoutMs`). Returns the exit code. */

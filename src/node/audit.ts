@@ -1,23 +1,8 @@
 import { TX_TYPES, getLease, orgBySignKey, type Block, type Tx } from '../chain/index.js'
 import type { KeyValueSpace } from '../storage/index.js'
 import { errorMessage, toHex, utf8, type Logger } from '../util/index.js'
+import type { AuditEventView } from '../api/index.js'
 import type { ChainService } from './chain-service.js'
-
-/** One event of a study's audit trail. */
-export interface AuditEvent {
-  readonly height: number
-  /** Chain time of the block (ms since the Unix epoch). */
-  readonly time: number
-  readonly index: number
-  /** The transaction type: study.register, lease.request, lease.grant, access.record, study.erase, ... */
-  readonly type: string
-  readonly tx: string
-  /** Who signed it: an organization id, or `patient:<key hex>`. */
-  readonly by: string
-  readonly leaseId: string | null
-  /** The transaction's own fields (ids, hashes, scope, purpose; never patient data). */
-  readonly detail: Record<string, unknown>
-}
 
 const STUDY_TYPES = new Set(['study.register', 'study.erase', 'lease.request', 'consent.set'])
 const LEASE_TYPES = new Set(['lease.approve', 'lease.grant', 'lease.deny', 'lease.revoke', 'access.record', 'violation.report'])
@@ -92,7 +77,7 @@ export class AuditService {
       if (s === undefined) continue
       const org = orgBySignKey(this.#chain.state, tx.sender)
       const detail = (TX_TYPES.get(tx.type)?.toJSON(tx.payload) ?? {}) as Record<string, unknown>
-      const ev: AuditEvent = {
+      const ev: AuditEventView = {
         height: b.header.height, time: b.header.time, index: i, type: tx.type, tx: toHex(tx.id),
         by: org?.id ?? `patient:${toHex(tx.sender)}`, leaseId: s.lease, detail,
       }
@@ -101,10 +86,10 @@ export class AuditService {
   }
 
   /** The audit trail of a study, in ledger order. */
-  async events(studyIdHex: string): Promise<AuditEvent[]> {
+  async events(studyIdHex: string): Promise<AuditEventView[]> {
     await this.#queue
-    const out: AuditEvent[] = []
-    for await (const [, v] of this.#kv.entries(`e/${studyIdHex.toLowerCase()}/`)) out.push(JSON.parse(Buffer.from(v).toString('utf8')) as AuditEvent)
+    const out: AuditEventView[] = []
+    for await (const [, v] of this.#kv.entries(`e/${studyIdHex.toLowerCase()}/`)) out.push(JSON.parse(Buffer.from(v).toString('utf8')) as AuditEventView)
     return out
   }
 }

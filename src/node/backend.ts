@@ -1,12 +1,16 @@
 import { TxError, decodeCanonical, encode, headerToJSON, listProposals, noteTx, orgToJSON, orgTx, signTx, type Block, type OrgAction } from '../chain/index.js'
-import type { ApiBackend, BlockView, NodeEvent, NodeStatus, OrgVote, OrgsView, PeerView, TxStatus } from '../api/index.js'
-import { RadError, fromHex, isHex, toHex } from '../util/index.js'
+import { ApiError } from '../api/index.js'
+import type {
+  ApiBackend, AuditEventView, BlockView, LeaseView, NodeEvent, NodeStatus, OrgVote, OrgsView, PeerView, StudyJobView, StudyView, SwarmStatusView, TxStatus,
+} from '../api/index.js'
+import { fromHex, isHex, toHex } from '../util/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import type { ChainService } from './chain-service.js'
-import type { StudyJobs } from './studies.js'
+import type { StudyJobs, StudyView as StudiesServiceView } from './studies.js'
 import type { SwarmService } from './swarm.js'
 import type { LeaseService } from './leases.js'
 import type { AuditService } from './audit.js'
+import { StudyServiceError } from './errors.js'
 
 /** Runtime facts and hooks the node gives the API backend. */
 export interface NodeInfo {
@@ -199,19 +203,19 @@ export class NodeBackend implements ApiBackend {
     return this.#info.studies().startGet(studyId, opts)
   }
 
-  studies(): Promise<Record<string, unknown>[]> {
-    return this.#info.studies().list()
+  async studies(): Promise<StudyView[]> {
+    return (await this.#info.studies().list()).map(studyView)
   }
 
-  study(studyId: string): Promise<Record<string, unknown>> {
-    return this.#info.studies().show(studyId)
+  async study(studyId: string): Promise<StudyView> {
+    return studyView(await this.#info.studies().show(studyId))
   }
 
-  async audit(studyId: string): Promise<Record<string, unknown>[]> {
-    if (!isHex(studyId, 16)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
+  async audit(studyId: string): Promise<AuditEventView[]> {
+    if (!isHex(studyId, 16)) throw new StudyServiceError('STUDY_BAD_ID', 'a study id is 32 hex digits')
     const events = await this.#info.audit().events(studyId)
-    if (events.length === 0) throw new RadError('STUDY_UNKNOWN', `no study ${studyId.toLowerCase()} on the ledger`)
-    return events as unknown as Record<string, unknown>[]
+    if (events.length === 0) throw new StudyServiceError('STUDY_UNKNOWN', `no study ${studyId.toLowerCase()} on the ledger`)
+    return events
   }
 
   eraseStudy(studyId: string): string {
@@ -223,7 +227,7 @@ export class NodeBackend implements ApiBackend {
     return this.#info.leases().request(studyId, opts)
   }
 
-  leases(direction?: 'incoming' | 'outgoing'): Record<string, unknown>[] {
+  leases(direction?: 'incoming' | 'outgoing'): LeaseView[] {
     return this.#info.leases().list(direction)
   }
 
@@ -244,23 +248,51 @@ export class NodeBackend implements ApiBackend {
     return this.#chain.nextNonce(fromHex(key))
   }
 
-  swarmStatus(): Record<string, unknown> {
+  swarmStatus(): SwarmStatusView {
     return this.#info.swarm().status()
   }
 
-  studyJob(id: string): Record<string, unknown> | undefined {
-    const v = this.#info.studies().get(id)
+  studyJob(id: string): StudyJobView | undefined {
+    const v: StudyJobView | undefined = this.#info.studies().get(id)
     return v === undefined ? undefined : { ...v }
   }
 
   setBlockedPeers(keys: string[]): void {
     // A production daemon has no partition switch: the route does not exist there.
-    if (this.#info.setBlocked === undefined) throw new RadError('API_NOT_FOUND', 'no such route')
+    if (this.#info.setBlocked === undefined) throw new ApiError('API_NOT_FOUND', 'no such route')
     this.#info.setBlocked(new Set(keys))
   }
 
   subscribe(listener: (ev: NodeEvent) => void): () => void {
     this.#listeners.add(listener)
     return () => this.#listeners.delete(listener)
+  }
+}
+
+/**
+ * The API's view of a study, from the studies service's. That view carries
+ * the ledger fields as `studyToJSON` made them, untyped: they are read back
+ * with their types checked, so a change of shape fails here (a 500) instead
+ * of reaching clients.
+ */
+function studyView(v: StudiesServiceView): StudyView {
+  const str = (k: string): string => {
+    const x = v[k]
+    if (typeof x !== 'string') throw new TypeError(`study view ${v.studyId}: ${k} is not a string`)
+    return x
+  }
+  const strOrNull = (k: string): string | null => (v[k] === null ? null : str(k))
+  const num = (k: string): number => {
+    const x = v[k]
+    if (typeof x !== 'number') throw new TypeError(`study view ${v.studyId}: ${k} is not a number`)
+    return x
+  }
+  return {
+    studyId: v.studyId, custodian: str('custodian'), owner: strOrNull('owner'), contentRoot: str('contentRoot'),
+    size: num('size'), chunkCount: num('chunkCount'), chunkSize: num('chunkSize'), studyDigest: str('studyDigest'),
+    custodianEnvelope: str('custodianEnvelope'), ownerEnvelope: strOrNull('ownerEnvelope'), demographics: str('demographics'),
+    height: v.height, local: v.local,
+    ...(v.holders === undefined ? {} : { holders: v.holders }),
+    ...(v.replication === undefined ? {} : { replication: v.replication }),
   }
 }

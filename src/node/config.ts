@@ -1,14 +1,14 @@
 import { readFile } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'
 import { z } from 'zod'
-import { RadError, LOG_LEVELS, writeFileAtomic, type LogLevel } from '../util/index.js'
+import { RadError, LOG_LEVELS, writeFileAtomic, type LogLevel, type ErrorCodes } from '../util/index.js'
 import { DEFAULT_MEMPOOL_LIMITS, type MempoolLimits } from '../chain/index.js'
 import { API_TOKEN_FILE, DAEMON_INFO_FILE } from '../api/index.js'
 import { DEFAULT_BFT_OPTS } from '../consensus/index.js'
 import { DEFAULT_SWARM_OPTS, type SwarmOpts } from './swarm-opts.js'
 
 /** Configuration failure codes. */
-export type ConfigCode = 'CONFIG_NOT_FOUND' | 'CONFIG_INVALID' | 'CONFIG_EXISTS'
+export type ConfigCode = ErrorCodes<'CONFIG_NOT_FOUND' | 'CONFIG_INVALID' | 'CONFIG_EXISTS'>
 
 /** A configuration failure. */
 export class ConfigError extends RadError<ConfigCode> {

@@ -5,8 +5,10 @@ import {
 import { mlkemFromX25519Private, sha256, unwrapKey, wrapKey, type OrgKeys } from '../crypto/index.js'
 import type { ChunkStore } from '../storage/index.js'
 import { leaseKeyContext, leaseKeyFor, studyKeyContext } from '../study/index.js'
-import { RadError, equalBytes, errorMessage, toHex, type Logger } from '../util/index.js'
+import { equalBytes, errorMessage, toHex, type Logger } from '../util/index.js'
+import type { LeaseView } from '../api/index.js'
 import type { ChainService } from './chain-service.js'
+import { LeaseError, StudyServiceError } from './errors.js'
 import type { SwarmLeasePolicy, SwarmService } from './swarm.js'
 
 /** Opens an envelope wrapped to this organization with `context` (the caller zeroes the key). */
@@ -201,16 +203,16 @@ export class LeaseService {
   }
 
   #lease(leaseIdHex: string): { lease: LeaseRecord; study: StudyRecord } {
-    if (!/^[0-9a-fA-F]{64}$/.test(leaseIdHex)) throw new RadError('LEASE_BAD_ID', 'a lease id is 64 hex digits')
+    if (!/^[0-9a-fA-F]{64}$/.test(leaseIdHex)) throw new LeaseError('LEASE_BAD_ID', 'a lease id is 64 hex digits')
     const lease = getLease(this.#chain.state, Buffer.from(leaseIdHex, 'hex'))
-    if (lease === undefined) throw new RadError('LEASE_UNKNOWN', `no lease ${leaseIdHex.toLowerCase()} on the ledger`)
+    if (lease === undefined) throw new LeaseError('LEASE_UNKNOWN', `no lease ${leaseIdHex.toLowerCase()} on the ledger`)
     const study = getStudy(this.#chain.state, lease.studyId)
-    if (study === undefined) throw new RadError('LEASE_STUDY_ERASED', `the study of lease ${leaseIdHex.toLowerCase()} was erased`)
+    if (study === undefined) throw new LeaseError('LEASE_STUDY_ERASED', `the study of lease ${leaseIdHex.toLowerCase()} was erased`)
     return { lease, study }
   }
 
   #asCustodian(study: StudyRecord): void {
-    if (study.custodian !== this.#org()) throw new RadError('LEASE_NOT_CUSTODIAN', `only the custodian (${study.custodian}) decides on leases of this study`)
+    if (study.custodian !== this.#org()) throw new LeaseError('LEASE_NOT_CUSTODIAN', `only the custodian (${study.custodian}) decides on leases of this study`)
   }
 
   /**
@@ -222,9 +224,9 @@ export class LeaseService {
   async grant(leaseIdHex: string): Promise<string> {
     const { lease, study } = this.#lease(leaseIdHex)
     this.#asCustodian(study)
-    if (lease.status !== 'requested') throw new RadError('LEASE_NOT_PENDING', `lease is ${lease.status}, not waiting for a decision`)
+    if (lease.status !== 'requested') throw new LeaseError('LEASE_NOT_PENDING', `lease is ${lease.status}, not waiting for a decision`)
     const to = getEnvelopeKeys(this.#chain.state, lease.requester)
-    if (to === undefined) throw new RadError('LEASE_NO_KEY', `${lease.requester} has not published its envelope key yet; try again shortly`)
+    if (to === undefined) throw new LeaseError('LEASE_NO_KEY', `${lease.requester} has not published its envelope key yet; try again shortly`)
     const id = toHex(lease.leaseId)
     this.#granting.add(id)
     try {
@@ -251,23 +253,23 @@ export class LeaseService {
    */
   request(studyIdHex: string, opts: { scope: string; durationMs: number; purpose: string }): string {
     const org = this.#org()
-    if (org === undefined) throw new RadError('LEASE_NOT_ADMITTED', 'this node\'s organization is not admitted')
-    if (!/^[0-9a-fA-F]{32}$/.test(studyIdHex)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
+    if (org === undefined) throw new LeaseError('LEASE_NOT_ADMITTED', 'this node\'s organization is not admitted')
+    if (!/^[0-9a-fA-F]{32}$/.test(studyIdHex)) throw new StudyServiceError('STUDY_BAD_ID', 'a study id is 32 hex digits')
     const studyId = Buffer.from(studyIdHex, 'hex')
-    if (isErased(this.#chain.state, studyId)) throw new RadError('STUDY_ERASED', `study ${studyIdHex.toLowerCase()} was erased`)
+    if (isErased(this.#chain.state, studyId)) throw new StudyServiceError('STUDY_ERASED', `study ${studyIdHex.toLowerCase()} was erased`)
     const study = getStudy(this.#chain.state, studyId)
-    if (study === undefined) throw new RadError('STUDY_UNKNOWN', `no study ${studyIdHex.toLowerCase()} is registered on the ledger`)
-    if (study.custodian === org) throw new RadError('LEASE_OWN_STUDY', 'this organization keeps the study: it needs no lease')
-    if (opts.scope !== 'images' && opts.scope !== 'full') throw new RadError('LEASE_BAD_SCOPE', 'scope must be images or full')
+    if (study === undefined) throw new StudyServiceError('STUDY_UNKNOWN', `no study ${studyIdHex.toLowerCase()} is registered on the ledger`)
+    if (study.custodian === org) throw new LeaseError('LEASE_OWN_STUDY', 'this organization keeps the study: it needs no lease')
+    if (opts.scope !== 'images' && opts.scope !== 'full') throw new LeaseError('LEASE_BAD_SCOPE', 'scope must be images or full')
     if (!Number.isInteger(opts.durationMs) || opts.durationMs < MIN_LEASE_MS || opts.durationMs > MAX_LEASE_MS) {
-      throw new RadError('LEASE_BAD_DURATION', `duration must be between ${MIN_LEASE_MS / 60_000} minute(s) and ${MAX_LEASE_MS / 86_400_000} days`)
+      throw new LeaseError('LEASE_BAD_DURATION', `duration must be between ${MIN_LEASE_MS / 60_000} minute(s) and ${MAX_LEASE_MS / 86_400_000} days`)
     }
-    if (Buffer.byteLength(opts.purpose) > MAX_PURPOSE_BYTES) throw new RadError('LEASE_BAD_PURPOSE', `purpose longer than ${MAX_PURPOSE_BYTES} bytes`)
+    if (Buffer.byteLength(opts.purpose) > MAX_PURPOSE_BYTES) throw new LeaseError('LEASE_BAD_PURPOSE', `purpose longer than ${MAX_PURPOSE_BYTES} bytes`)
     return this.#submit(leaseRequestTx, { studyId, scope: opts.scope, durationMs: opts.durationMs, purpose: opts.purpose })
   }
 
-  /** Leases as JSON (status `expired` once past the expiry in chain time): incoming (on this organization's studies), outgoing (its own), or all. */
-  list(direction?: 'incoming' | 'outgoing'): Record<string, unknown>[] {
+  /** Leases (status `expired` once past the expiry in chain time): incoming (on this organization's studies), outgoing (its own), or all. */
+  list(direction?: 'incoming' | 'outgoing'): LeaseView[] {
     const org = this.#org()
     const now = this.#chain.head().header.time
     return listLeases(this.#chain.state).filter((l) => {
@@ -286,7 +288,7 @@ export class LeaseService {
   deny(leaseIdHex: string, reason: string): string {
     const { lease, study } = this.#lease(leaseIdHex)
     this.#asCustodian(study)
-    if (lease.status !== 'requested') throw new RadError('LEASE_NOT_PENDING', `lease is ${lease.status}, not waiting for a decision`)
+    if (lease.status !== 'requested') throw new LeaseError('LEASE_NOT_PENDING', `lease is ${lease.status}, not waiting for a decision`)
     return this.#submit(leaseDenyTx, { leaseId: lease.leaseId, reason })
   }
 
@@ -294,7 +296,7 @@ export class LeaseService {
   revoke(leaseIdHex: string): string {
     const { lease, study } = this.#lease(leaseIdHex)
     this.#asCustodian(study)
-    if (!leaseActive(lease, this.#chain.head().header.time)) throw new RadError('LEASE_NOT_ACTIVE', `lease is ${lease.status === 'granted' ? 'expired' : lease.status}`)
+    if (!leaseActive(lease, this.#chain.head().header.time)) throw new LeaseError('LEASE_NOT_ACTIVE', `lease is ${lease.status === 'granted' ? 'expired' : lease.status}`)
     return this.#submit(leaseRevokeTx, { leaseId: lease.leaseId })
   }
 }

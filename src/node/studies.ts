@@ -6,7 +6,7 @@ import {
 } from '../chain/index.js'
 import { mlkemFromX25519Private, parsePatientPublicKey, sha256, type OrgKeys, type PatientPublicKey } from '../crypto/index.js'
 import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
-import { EXPORT_SCOPES, contentRoot, exportStudy, packageStudy, scanInputs, type ExportScope } from '../study/index.js'
+import { EXPORT_SCOPES, StudyServiceError, contentRoot, exportStudy, packageStudy, scanInputs, type ExportScope } from '../study/index.js'
 import { RadError, equalBytes, errorMessage, isHex, fromHex, toHex, type Logger } from '../util/index.js'
 import type { TxStatus } from '../api/index.js'
 import type { ChainEvents, ChainService } from './chain-service.js'
@@ -205,14 +205,14 @@ export class StudyJobs {
 
   #orgId(): string {
     const org = this.#chain.orgByKey(this.#keys.signer.publicKey)
-    if (org === undefined) throw new RadError('STUDY_NOT_ADMITTED', 'this node\'s organization is not admitted on the ledger: it cannot keep studies')
+    if (org === undefined) throw new StudyServiceError('STUDY_NOT_ADMITTED', 'this node\'s organization is not admitted on the ledger: it cannot keep studies')
     return org.id
   }
 
   /** Starts a `study add` job; returns its id at once. `patient`: the owner's public key in text form. */
   start(paths: readonly string[], opts: { skipBad: boolean; patient?: string }): string {
     const orgId = this.#orgId()
-    if (paths.length === 0) throw new RadError('STUDY_NO_INPUT', 'no files or folders given')
+    if (paths.length === 0) throw new StudyServiceError('STUDY_NO_INPUT', 'no files or folders given')
     const owner = opts.patient === undefined ? undefined : parsePatientPublicKey(opts.patient)
     const id = randomBytes(8).toString('hex')
     this.#set(id, { id, kind: 'add', state: 'scanning', files: 0, filesDone: 0, bytes: 0, bad: [], studies: [], error: null })
@@ -228,8 +228,8 @@ export class StudyJobs {
   async startGet(studyIdHex: string, opts: { out: string; scope: string }): Promise<string> {
     const record = this.#record(studyIdHex)
     const scope = opts.scope as ExportScope
-    if (!EXPORT_SCOPES.includes(scope)) throw new RadError('STUDY_BAD_SCOPE', `scope must be one of ${EXPORT_SCOPES.join(', ')}, not ${JSON.stringify(opts.scope)}`)
-    if (typeof opts.out !== 'string' || !isAbsolute(opts.out)) throw new RadError('STUDY_BAD_OUT', 'the output folder must be an absolute path')
+    if (!EXPORT_SCOPES.includes(scope)) throw new StudyServiceError('STUDY_BAD_SCOPE', `scope must be one of ${EXPORT_SCOPES.join(', ')}, not ${JSON.stringify(opts.scope)}`)
+    if (typeof opts.out !== 'string' || !isAbsolute(opts.out)) throw new StudyServiceError('STUDY_BAD_OUT', 'the output folder must be an absolute path')
     const orgId = this.#orgId()
     let lease: LeaseRecord | undefined
     if (record.custodian !== orgId) {
@@ -237,13 +237,13 @@ export class StudyJobs {
       // ended lease). A node that holds the study by duty has the chunks already: it checks itself.
       lease = this.#leases.activeLease(orgId, record, scope) ?? this.#leases.latestLease(orgId, record)
       if (lease === undefined) {
-        throw new RadError('STUDY_NO_ACCESS', `study ${studyIdHex} is kept by ${record.custodian}: this organization has no lease on it (radchain lease request ${studyIdHex} ...)`)
+        throw new StudyServiceError('STUDY_NO_ACCESS', `study ${studyIdHex} is kept by ${record.custodian}: this organization has no lease on it (radchain lease request ${studyIdHex} ...)`)
       }
       if (scope === 'full' && lease.scope !== 'full') {
-        throw new RadError('STUDY_NO_ACCESS', `this organization's lease on study ${studyIdHex} is for images only: the full scope needs a full-scope lease`)
+        throw new StudyServiceError('STUDY_NO_ACCESS', `this organization's lease on study ${studyIdHex} is for images only: the full scope needs a full-scope lease`)
       }
       if (this.#swarm.hasDuty(orgId, record) && !leaseActive(lease, this.#chain.head().header.time)) {
-        throw new RadError('STUDY_NO_ACCESS', `this organization's lease on study ${studyIdHex} has ended`)
+        throw new StudyServiceError('STUDY_NO_ACCESS', `this organization's lease on study ${studyIdHex} has ended`)
       }
     }
     const id = randomBytes(8).toString('hex')
@@ -264,7 +264,7 @@ export class StudyJobs {
   /** Signs this organization's half of erasing a study it keeps (the owner signs the other half); returns the transaction hash. */
   erase(studyIdHex: string): string {
     const r = this.#record(studyIdHex)
-    if (r.custodian !== this.#orgId()) throw new RadError('STUDY_NO_ACCESS', `only the custodian (${r.custodian}) erases study ${studyIdHex.toLowerCase()}`)
+    if (r.custodian !== this.#orgId()) throw new StudyServiceError('STUDY_NO_ACCESS', `only the custodian (${r.custodian}) erases study ${studyIdHex.toLowerCase()}`)
     const signer = this.#keys.signer
     const tx = signTx(signer, { chainId: this.#chain.chainId, type: eraseStudyTx.name, nonce: this.#chain.nextNonce(signer.publicKey), payload: { studyId: r.studyId } })
     this.#chain.submit(tx)
@@ -286,11 +286,11 @@ export class StudyJobs {
   }
 
   #record(studyIdHex: string): StudyRecord {
-    if (!isHex(studyIdHex, 16)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
+    if (!isHex(studyIdHex, 16)) throw new StudyServiceError('STUDY_BAD_ID', 'a study id is 32 hex digits')
     const erased = getErased(this.#chain.state, fromHex(studyIdHex))
-    if (erased !== undefined) throw new RadError('STUDY_ERASED', `study ${studyIdHex.toLowerCase()} was erased (height ${erased.erasedHeight}): its data no longer exists`)
+    if (erased !== undefined) throw new StudyServiceError('STUDY_ERASED', `study ${studyIdHex.toLowerCase()} was erased (height ${erased.erasedHeight}): its data no longer exists`)
     const r = getStudy(this.#chain.state, fromHex(studyIdHex))
-    if (r === undefined) throw new RadError('STUDY_UNKNOWN', `no study ${studyIdHex.toLowerCase()} is registered on the ledger`)
+    if (r === undefined) throw new StudyServiceError('STUDY_UNKNOWN', `no study ${studyIdHex.toLowerCase()} is registered on the ledger`)
     return r
   }
 
@@ -332,9 +332,9 @@ export class StudyJobs {
     if (bad.length > 0 && !skipBad) {
       const dup = bad.filter((x) => x.code === 'DICOM_DUPLICATE_INSTANCE' || x.code === 'DICOM_DUPLICATE_UID').length
       const what = dup === bad.length ? 'repeat an instance of an earlier file' : dup === 0 ? 'are not readable DICOM' : 'are not readable DICOM or repeat an instance of an earlier file'
-      throw new RadError('STUDY_BAD_INPUT', `${bad.length} file(s) ${what} (first: ${bad[0]?.message ?? ''}); nothing was registered. Fix them, or pass --skip-bad to leave them out`)
+      throw new StudyServiceError('STUDY_BAD_INPUT', `${bad.length} file(s) ${what} (first: ${bad[0]?.message ?? ''}); nothing was registered. Fix them, or pass --skip-bad to leave them out`)
     }
-    if (scan.studies.size === 0) throw new RadError('STUDY_NO_INPUT', 'no DICOM study found in the given paths')
+    if (scan.studies.size === 0) throw new StudyServiceError('STUDY_NO_INPUT', 'no DICOM study found in the given paths')
     const custodian = { x25519: this.#keys.encryption.publicKey, mlkem: mlkemFromX25519Private(this.#keys.encryption.privateKey).publicKey }
     const studies: StudyAddJobView['studies'][number][] = []
     let filesBefore = 0
@@ -436,10 +436,10 @@ export class StudyJobs {
     try {
       b = await this.#chunks.get(id)
     } catch (err) {
-      if (err instanceof ChunkStoreError && err.code === 'CHUNK_CORRUPT') throw new RadError('STUDY_INTEGRITY', `${what} (${toHex(id)}) of study ${studyHex} failed its integrity check: ${err.message}`, { cause: err })
+      if (err instanceof ChunkStoreError && err.code === 'CHUNK_CORRUPT') throw new StudyServiceError('STUDY_INTEGRITY', `${what} (${toHex(id)}) of study ${studyHex} failed its integrity check: ${err.message}`, { cause: err })
       throw err
     }
-    if (b === undefined) throw new RadError('STUDY_NOT_HELD', `${what} (${toHex(id)}) of study ${studyHex} is not on this node`)
+    if (b === undefined) throw new StudyServiceError('STUDY_NOT_HELD', `${what} (${toHex(id)}) of study ${studyHex} is not on this node`)
     return b
   }
 
@@ -452,7 +452,7 @@ export class StudyJobs {
       onProgress: (p) => this.#update(id, { fetch: { done: p.done, bytes: p.bytes, peers: p.activePeers } }),
     })
     if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot)) {
-      throw new RadError('STUDY_INTEGRITY', `the local chunk list of study ${sid} does not match the content root on the ledger`)
+      throw new StudyServiceError('STUDY_INTEGRITY', `the local chunk list of study ${sid} does not match the content root on the ledger`)
     }
     this.#update(id, { state: 'decrypting', fetch: { done: record.chunkCount, bytes: this.#getJob(id)?.fetch.bytes ?? 0, peers: 0 } })
     // The custodian opens its own envelope; a lessee the envelope of its lease (and records that it did).

@@ -1,4 +1,4 @@
-import { RadError } from '../util/index.js'
+import { RadError, type ErrorCodes } from '../util/index.js'
 
 /**
  * Why a network operation failed.
@@ -13,9 +13,10 @@ import { RadError } from '../util/index.js'
  * - P2P_NOT_STARTED: the node is not running.
  * - P2P_INVALID_ARGUMENT: a local caller passed a bad name, size or key.
  */
-export type P2PErrorCode =
+export type P2PErrorCode = ErrorCodes<
   | 'P2P_TIMEOUT' | 'P2P_ABORTED' | 'P2P_TOO_LARGE' | 'P2P_MALFORMED' | 'P2P_NO_PEER' | 'P2P_REFUSED'
   | 'P2P_REMOTE_ERROR' | 'P2P_STREAM_ERROR' | 'P2P_NOT_STARTED' | 'P2P_INVALID_ARGUMENT'
+>
 
 /**
  * A network-layer failure. `penalize` is true when the remote peer broke the

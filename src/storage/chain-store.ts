@@ -1,8 +1,8 @@
 import { ClassicLevel } from 'classic-level'
-import { RadError, toHex } from '../util/index.js'
+import { RadError, toHex, type ErrorCodes } from '../util/index.js'
 
 /** Storage failure codes. */
-export type StoreCode = 'STORE_LOCKED' | 'STORE_OPEN_FAILED' | 'STORE_CORRUPT' | 'STORE_GENESIS_MISMATCH'
+export type StoreCode = ErrorCodes<'STORE_LOCKED' | 'STORE_OPEN_FAILED' | 'STORE_CORRUPT' | 'STORE_GENESIS_MISMATCH'>
 
 /** A storage failure. */
 export class StoreError extends RadError<StoreCode> {

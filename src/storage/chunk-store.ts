@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sha256 } from '../crypto/index.js'
-import { RadError, assertBytes, assertInt, bytesLength, dropBytes, equalBytes, partsOf, toHex, type Bytes } from '../util/index.js'
+import { RadError, assertBytes, assertInt, bytesLength, dropBytes, equalBytes, partsOf, toHex, type Bytes, type ErrorCodes } from '../util/index.js'
 import { StoreError, type KeyValueSpace } from './chain-store.js'
 
 /**
@@ -12,7 +12,7 @@ import { StoreError, type KeyValueSpace } from './chain-store.js'
  * - CHUNK_QUOTA_EXCEEDED: storing the chunk would take the store above its quota.
  * - CHUNK_STORE_CLOSED: the store was closed.
  */
-export type ChunkStoreCode = 'CHUNK_BAD_ID' | 'CHUNK_CORRUPT' | 'CHUNK_QUOTA_EXCEEDED' | 'CHUNK_STORE_CLOSED'
+export type ChunkStoreCode = ErrorCodes<'CHUNK_BAD_ID' | 'CHUNK_CORRUPT' | 'CHUNK_QUOTA_EXCEEDED' | 'CHUNK_STORE_CLOSED'>
 
 /** A chunk store failure; CHUNK_BAD_ID is set to penalize the peer that sent the bytes. */
 export class ChunkStoreError extends RadError<ChunkStoreCode> {

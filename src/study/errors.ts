@@ -1,4 +1,4 @@
-import { RadError } from '../util/index.js'
+import { RadError, type ErrorCodes } from '../util/index.js'
 
 /**
  * Why a DICOM input or a de-identification step was refused.
@@ -16,7 +16,7 @@ import { RadError } from '../util/index.js'
  *   SOP Instance UID, same pixel digest, perhaps another transfer syntax): leaving it out loses nothing.
  * - DICOM_RECORD_MISMATCH: a demographics record does not fit the dataset it is applied to.
  */
-export type DicomErrorCode =
+export type DicomErrorCode = ErrorCodes<
   | 'DICOM_NOT_PART10'
   | 'DICOM_TRUNCATED'
   | 'DICOM_UNREADABLE'
@@ -27,6 +27,7 @@ export type DicomErrorCode =
   | 'DICOM_DUPLICATE_UID'
   | 'DICOM_DUPLICATE_INSTANCE'
   | 'DICOM_RECORD_MISMATCH'
+>
 
 /**
  * A study or DICOM failure. `path` names the file when there is one, and the
@@ -46,4 +47,38 @@ export class StudyError extends RadError<DicomErrorCode> {
 /** True when `err` is a StudyError, optionally with the given code. */
 export function isStudyError(err: unknown, code?: DicomErrorCode): err is StudyError {
   return err instanceof StudyError && (code === undefined || err.code === code)
+}
+
+/**
+ * Why a request about a study was refused, or a `study add` / `study get`
+ * job failed. Thrown by the study export (`export.ts`), the node's studies
+ * service, lease service and API backend (`src/node/`), and the CLI's own
+ * checks.
+ * - STUDY_BAD_ID: a study id is not 32 hex digits.
+ * - STUDY_UNKNOWN: no such study is registered on the ledger.
+ * - STUDY_ERASED: the study was erased; its data no longer exists.
+ * - STUDY_NO_ACCESS: not the custodian, and no (or no fitting, or an ended) lease.
+ * - STUDY_NOT_ADMITTED: this node's organization is not admitted on the ledger.
+ * - STUDY_NO_INPUT: no paths given, or no DICOM study found in them.
+ * - STUDY_BAD_INPUT: some files are not readable DICOM (without --skip-bad).
+ * - STUDY_BAD_SCOPE: an export scope other than images or full.
+ * - STUDY_BAD_OUT: the output folder is not an absolute path.
+ * - STUDY_OUT_NOT_EMPTY: the output folder holds something, or is not a folder.
+ * - STUDY_NO_DEMOGRAPHICS: a full-scope export was started without the demographics record.
+ * - STUDY_NOT_HELD: a chunk the export needs is not on this node.
+ * - STUDY_INTEGRITY: a local chunk or chunk list failed its integrity check.
+ * - STUDY_FAILED: a study job failed with an error that carries no code.
+ */
+export type StudyCode = ErrorCodes<
+  | 'STUDY_BAD_ID' | 'STUDY_UNKNOWN' | 'STUDY_ERASED' | 'STUDY_NO_ACCESS' | 'STUDY_NOT_ADMITTED'
+  | 'STUDY_NO_INPUT' | 'STUDY_BAD_INPUT' | 'STUDY_BAD_SCOPE' | 'STUDY_BAD_OUT' | 'STUDY_OUT_NOT_EMPTY'
+  | 'STUDY_NO_DEMOGRAPHICS' | 'STUDY_NOT_HELD' | 'STUDY_INTEGRITY' | 'STUDY_FAILED'
+>
+
+/** A refused study request or a failed study job (the DICOM failures are `StudyError`s, `DICOM_*`). */
+export class StudyServiceError extends RadError<StudyCode> {
+  constructor(code: StudyCode, message: string, opts?: { cause?: unknown }) {
+    super(code, message, opts)
+    this.name = 'StudyServiceError'
+  }
 }

@@ -2,12 +2,11 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { RegisterStudyPayload } from '../chain/index.js'
-import { RadError } from '../util/index.js'
 import { TAG, firstString } from './dataset.js'
 import { restoreIdentity, type InstanceIdentityRecord } from './deid.js'
 import { parseDicom } from './dicom.js'
 import { writeDicom } from './dicom-write.js'
-import { StudyError } from './errors.js'
+import { StudyError, StudyServiceError } from './errors.js'
 import { decryptDemographics, unpackStudy } from './package.js'
 
 /** What a retrieval writes: de-identified images, or images with the demographics and original UIDs restored. */
@@ -45,8 +44,8 @@ async function prepareOut(out: string): Promise<boolean> {
     await mkdir(out, { recursive: true })
     return true
   }
-  if (!st.isDirectory()) throw new RadError('STUDY_OUT_NOT_EMPTY', `${out} exists and is not a folder`)
-  if ((await readdir(out)).length > 0) throw new RadError('STUDY_OUT_NOT_EMPTY', `${out} is not empty: give a new or empty folder (nothing is overwritten)`)
+  if (!st.isDirectory()) throw new StudyServiceError('STUDY_OUT_NOT_EMPTY', `${out} exists and is not a folder`)
+  if ((await readdir(out)).length > 0) throw new StudyServiceError('STUDY_OUT_NOT_EMPTY', `${out} is not empty: give a new or empty folder (nothing is overwritten)`)
   return false
 }
 
@@ -61,11 +60,11 @@ async function prepareOut(out: string): Promise<boolean> {
  * plus the demographics record.
  */
 export async function exportStudy(opts: ExportStudyOptions): Promise<{ files: number; bytes: number }> {
-  if (!EXPORT_SCOPES.includes(opts.scope)) throw new RadError('STUDY_BAD_SCOPE', `scope must be one of ${EXPORT_SCOPES.join(', ')}`)
+  if (!EXPORT_SCOPES.includes(opts.scope)) throw new StudyServiceError('STUDY_BAD_SCOPE', `scope must be one of ${EXPORT_SCOPES.join(', ')}`)
   let records: Map<string, InstanceIdentityRecord> | undefined
   if (opts.scope === 'full') {
-    if (opts.demographics === undefined) throw new RadError('STUDY_NO_DEMOGRAPHICS', 'the full scope needs the study\'s demographics record')
-    if (!('studyKey' in opts.key)) throw new RadError('STUDY_NO_ACCESS', 'the full scope needs the study key (an images-scope lease opens the images only)')
+    if (opts.demographics === undefined) throw new StudyServiceError('STUDY_NO_DEMOGRAPHICS', 'the full scope needs the study\'s demographics record')
+    if (!('studyKey' in opts.key)) throw new StudyServiceError('STUDY_NO_ACCESS', 'the full scope needs the study key (an images-scope lease opens the images only)')
     const rec = decryptDemographics(opts.demographics, opts.key.studyKey, opts.payload.studyId)
     records = new Map(rec.instances.map((r) => [r.sopInstanceUid, r]))
   }

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto'
 import { merkleRoot, sha256 } from '../crypto/index.js'
-import { RadError, asBuffer, assertBytes, assertInt, equalBytes, utf8 } from '../util/index.js'
+import { RadError, asBuffer, assertBytes, assertInt, equalBytes, utf8, type ErrorCodes } from '../util/index.js'
 
 /**
  * Why a chunk was refused.
@@ -10,7 +10,7 @@ import { RadError, asBuffer, assertBytes, assertInt, equalBytes, utf8 } from '..
  * - CHUNK_TOO_LARGE: the ciphertext is longer than any chunk may be.
  * - CHUNK_BAD_PARAMS: key, study id, version, index or chunk size out of range.
  */
-export type ChunkCode = 'CHUNK_DECRYPT_FAILED' | 'CHUNK_BAD_ID' | 'CHUNK_TOO_LARGE' | 'CHUNK_BAD_PARAMS'
+export type ChunkCode = ErrorCodes<'CHUNK_DECRYPT_FAILED' | 'CHUNK_BAD_ID' | 'CHUNK_TOO_LARGE' | 'CHUNK_BAD_PARAMS'>
 
 /** A chunk encryption or decryption failure; `penalize` is set when a peer must have sent the bytes wrongly. */
 export class ChunkError extends RadError<ChunkCode> {

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto'
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { RadError } from '../util/index.js'
+import { RadError, type ErrorCodes } from '../util/index.js'
 import { TAG, type DicomDataset, type DicomElement } from './dataset.js'
 import { TRANSFER_SYNTAX } from './dicom.js'
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, writeDicom } from './dicom-write.js'
@@ -12,7 +12,7 @@ import { randomUid } from './uid.js'
  * - SYNTHETIC_BAD_OPTIONS: slices, rows, columns, seed or pixel representation out of range.
  * - SYNTHETIC_OUT_NOT_EMPTY: the output folder exists and holds something, or is not a folder.
  */
-export type SyntheticErrorCode = 'SYNTHETIC_BAD_OPTIONS' | 'SYNTHETIC_OUT_NOT_EMPTY'
+export type SyntheticErrorCode = ErrorCodes<'SYNTHETIC_BAD_OPTIONS' | 'SYNTHETIC_OUT_NOT_EMPTY'>
 
 /** CT Image Storage SOP Class UID (PS3.4 B.5, Table B.5-1). */
 export const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2'

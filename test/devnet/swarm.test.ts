@@ -86,7 +86,7 @@ t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid
   const [victim, survivor] = others as [DevnetOrg, DevnetOrg]
   const c1 = await clientOf(o1)
   const transfer = async (): Promise<{ done: number } | undefined> => {
-    const s = (await c1.swarmStatus().catch(() => undefined)) as { transfers: { studyId: string; done: number }[] } | undefined
+    const s = await c1.swarmStatus().catch(() => undefined)
     return s?.transfers.find((tr) => tr.studyId === sid)
   }
   // The kill happens on an event (the fetch seen part-way), and the fetch is

@@ -3,7 +3,10 @@ import { createHash } from 'node:crypto'
 import { EventEmitter, once } from 'node:events'
 import { request } from 'node:http'
 import { connect } from 'node:net'
-import { ApiClient, ApiServer, MAX_BATCH_TXS, type ApiBackend, type ApiServerOpts, type BlockView, type NodeEvent, type NodeStatus, type OrgVote, type OrgsView, type PeerView, type TxStatus } from '../../src/api/index.js'
+import {
+  ApiClient, ApiServer, MAX_BATCH_TXS, isJobOfKind, type ApiBackend, type ApiServerOpts, type AuditEventView, type BlockView, type LeaseView, type NodeEvent, type NodeStatus,
+  type OrgVote, type OrgsView, type PeerView, type StudyJobView, type StudyView, type SwarmStatusView, type TxStatus,
+} from '../../src/api/index.js'
 import { TxError } from '../../src/chain/index.js'
 import { RadError, sleep } from '../../src/util/index.js'
 import { captureLogger, type LogLine } from './helpers/logger.js'
@@ -13,6 +16,21 @@ const NOTE_SECRET = 'note-body-that-must-not-be-logged'
 const HASH_B = 'bb'.repeat(32)
 const WAIT_LIMIT = { signal: AbortSignal.timeout(8_000) }
 
+
+function studyViewOf(studyId: string): StudyView {
+  return {
+    studyId, custodian: 'org-a', owner: null, contentRoot: 'c1'.repeat(32), size: 1000, chunkCount: 1, chunkSize: 1 << 20, studyDigest: 'd1'.repeat(32),
+    custodianEnvelope: 'e1'.repeat(32), ownerEnvelope: null, demographics: 'e2'.repeat(32), height: 3,
+    local: { chunkList: true, chunksHeld: 1, chunkCount: 1, custodianEnvelope: true, ownerEnvelope: null, demographics: true, complete: true },
+  }
+}
+
+function leaseViewOf(leaseId: string): LeaseView {
+  return {
+    leaseId, studyId: '11'.repeat(16), requester: 'org-b', custodian: 'org-a', scope: 'images', durationMs: 3_600_000, purpose: 'second opinion', status: 'requested',
+    requestedAt: 1_700_000_000_000, requestHeight: 4, approved: false, grantedAt: null, expiry: null, envelope: null, endedAt: null, reason: null,
+  }
+}
 
 function hashOf(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex')
@@ -52,11 +70,14 @@ class FakeBackend implements ApiBackend {
 
   blocked: string[] = []
   votes: OrgVote[] = []
-  jobs = new Map<string, Record<string, unknown>>()
+  jobs = new Map<string, StudyJobView>()
+  readonly added: { paths: string[]; skipBad: boolean; patient: string | null }[] = []
+  readonly leaseQueries: (string | undefined)[] = []
 
   addStudies(paths: string[], opts: { skipBad: boolean; patient?: string }): string {
     const id = 'ab'.repeat(8)
-    this.jobs.set(id, { id, state: 'done', paths, skipBad: opts.skipBad, patient: opts.patient ?? null })
+    this.added.push({ paths, skipBad: opts.skipBad, patient: opts.patient ?? null })
+    this.jobs.set(id, { id, kind: 'add', state: 'done', files: paths.length, filesDone: paths.length, bytes: 0, bad: [], studies: [], error: null })
     return id
   }
 
@@ -64,14 +85,14 @@ class FakeBackend implements ApiBackend {
     if (studyId !== '11'.repeat(16)) throw new RadError('STUDY_UNKNOWN', 'no such study')
     if (opts.scope !== 'images' && opts.scope !== 'full') throw new RadError('STUDY_BAD_SCOPE', 'bad scope')
     const id = 'ef'.repeat(8)
-    this.jobs.set(id, { id, state: 'done', studyId, ...opts })
+    this.jobs.set(id, { id, kind: 'get', state: 'done', studyId, scope: opts.scope, out: opts.out, fetch: { done: 1, bytes: 0, peers: 0 }, chunks: 1, chunkCount: 1, files: 1, bytes: 0, error: null })
     return id
   }
 
   readonly decisions: string[] = []
-  async audit(studyId: string): Promise<Record<string, unknown>[]> {
+  async audit(studyId: string): Promise<AuditEventView[]> {
     if (studyId !== '11'.repeat(16)) throw new RadError('STUDY_UNKNOWN', 'no such study')
-    return [{ type: 'study.register', height: 3 }]
+    return [{ type: 'study.register', height: 3, time: 1_700_000_000_000, index: 0, tx: 'a1'.repeat(32), by: 'org-a', leaseId: null, detail: { studyId } }]
   }
 
   eraseStudy(studyId: string): string {
@@ -86,8 +107,9 @@ class FakeBackend implements ApiBackend {
     return 'aa'.repeat(32)
   }
 
-  leases(direction?: 'incoming' | 'outgoing'): Record<string, unknown>[] {
-    return [{ leaseId: 'aa'.repeat(32), direction: direction ?? 'all' }]
+  leases(direction?: 'incoming' | 'outgoing'): LeaseView[] {
+    this.leaseQueries.push(direction)
+    return [leaseViewOf('aa'.repeat(32))]
   }
 
   async grantLease(leaseId: string): Promise<string> {
@@ -110,21 +132,21 @@ class FakeBackend implements ApiBackend {
     return 7
   }
 
-  swarmStatus(): Record<string, unknown> {
+  swarmStatus(): SwarmStatusView {
     return { transfers: [], queue: ['11'.repeat(16)], down: [] }
   }
 
-  async studies(): Promise<Record<string, unknown>[]> {
-    return [{ studyId: '11'.repeat(16) }]
+  async studies(): Promise<StudyView[]> {
+    return [studyViewOf('11'.repeat(16))]
   }
 
-  async study(studyId: string): Promise<Record<string, unknown>> {
+  async study(studyId: string): Promise<StudyView> {
     if (studyId === 'nope') throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
     if (studyId !== '11'.repeat(16)) throw new RadError('STUDY_UNKNOWN', 'no such study')
-    return { studyId }
+    return studyViewOf(studyId)
   }
 
-  studyJob(id: string): Record<string, unknown> | undefined {
+  studyJob(id: string): StudyJobView | undefined {
     return this.jobs.get(id)
   }
 
@@ -146,7 +168,8 @@ class FakeBackend implements ApiBackend {
   }
 
   submitNote(text: string): string {
-    if (text === 'no-org') throw new RadError('ORG_NOT_FOUND', 'this node has no organization')
+    if (text === 'no-org') throw new TxError('TX_UNAUTHORIZED', 'this node has no organization')
+    if (text === 'unlisted') throw new RadError('ORG_NOT_FOUND', 'a code the registry does not list')
     const hash = hashOf(text)
     this.txs.set(hash, { hash, status: 'pending' })
     return hash
@@ -295,7 +318,12 @@ t.test('submit one transaction, a batch, and a note', async (t) => {
 
   const note = await h.client.submitNote(NOTE_SECRET)
   t.equal(note, hashOf(NOTE_SECRET))
-  await t.rejects(h.client.submitNote('no-org'), { code: 'ORG_NOT_FOUND', status: 404 })
+  await t.rejects(h.client.submitNote('no-org'), { code: 'TX_UNAUTHORIZED', status: 403 }, 'a node error gets the status the registry gives its code')
+})
+
+t.test('an error code the registry does not list is a 500 that keeps its code, and is logged', async (t) => {
+  await t.rejects(h.client.submitNote('unlisted'), { name: 'ApiError', code: 'ORG_NOT_FOUND', status: 500, message: 'a code the registry does not list' })
+  t.ok(h.logs.some((l) => l.level === 'error' && l.msg === 'api error code not in the registry' && l.ctx?.code === 'ORG_NOT_FOUND'), 'logged at error level')
 })
 
 t.test('a backend bug is a 500 without details, and is logged', async (t) => {
@@ -609,32 +637,44 @@ t.test('organization registry: list and vote', async (t) => {
 })
 
 t.test('study jobs: start and follow', async (t) => {
-  const { client } = await harness()
+  const { client, backend } = await harness()
   const id = await client.addStudies(['/data/study1'], { skipBad: true })
   const j = await client.job(id)
-  t.equal(j.state, 'done')
-  t.same(j.paths, ['/data/study1'])
-  t.equal(j.skipBad, true)
+  t.same(j, backend.jobs.get(id), 'the job view as the backend made it')
+  t.ok(isJobOfKind(j, 'add') && j.state === 'done' && j.files === 1, 'a study add job, done')
+  t.same(backend.added[0], { paths: ['/data/study1'], skipBad: true, patient: null })
   await t.rejects(client.job('cd'.repeat(8)), { code: 'API_NOT_FOUND' })
   await t.rejects(client.addStudies([]), { code: 'API_BAD_REQUEST' }, 'at least one path')
-  const withOwner = await client.job(await client.addStudies(['/data/study1'], { patient: 'rcpatient1:AAAA' }))
-  t.equal(withOwner.patient, 'rcpatient1:AAAA', 'the patient key reaches the backend')
+  await client.job(await client.addStudies(['/data/study1'], { patient: 'rcpatient1:AAAA' }))
+  t.equal(backend.added[1]?.patient, 'rcpatient1:AAAA', 'the patient key reaches the backend')
 })
 
 t.test('studies: list, show, get', async (t) => {
   const { client } = await harness()
   const sid = '11'.repeat(16)
-  t.same(await client.studies(), [{ studyId: sid }])
-  t.same(await client.study(sid), { studyId: sid })
+  t.same(await client.studies(), [studyViewOf(sid)])
+  t.same(await client.study(sid), studyViewOf(sid))
   await t.rejects(client.study('22'.repeat(16)), { code: 'STUDY_UNKNOWN', status: 404 }, 'unknown study: 404')
   await t.rejects(client.study('nope'), { code: 'STUDY_BAD_ID', status: 400 })
   const j = await client.job(await client.getStudy(sid, { out: '/tmp/x', scope: 'full' }))
-  t.same([j.studyId, j.out, j.scope], [sid, '/tmp/x', 'full'])
-  t.equal((await client.job(await client.getStudy(sid, { out: '/tmp/y' }))).scope, 'images', 'images is the default scope')
+  t.ok(isJobOfKind(j, 'get') && j.studyId === sid && j.out === '/tmp/x' && j.scope === 'full', 'a study get job with the study, folder and scope asked for')
+  const dflt = await client.job(await client.getStudy(sid, { out: '/tmp/y' }))
+  t.ok(isJobOfKind(dflt, 'get') && dflt.scope === 'images', 'images is the default scope')
   await t.rejects(client.getStudy(sid, { out: '/tmp/x', scope: 'everything' }), { code: 'STUDY_BAD_SCOPE', status: 400 })
   await t.rejects(client.getStudy('22'.repeat(16), { out: '/tmp/x' }), { code: 'STUDY_UNKNOWN', status: 404 })
   await t.rejects(client.getStudy(sid, { out: '' }), { code: 'API_BAD_REQUEST' }, 'an output folder is required')
   t.same(await client.swarmStatus(), { transfers: [], queue: [sid], down: [] })
+})
+
+t.test('the client refuses an answer that is not the view it asked for', async (t) => {
+  const { client, backend } = await harness()
+  // A daemon of another version, as it were: the shapes are wrong on purpose.
+  backend.studies = async () => [{ id: 'x' }] as unknown as StudyView[]
+  backend.swarmStatus = () => ({ transfers: 'none' }) as unknown as SwarmStatusView
+  backend.jobs.set('cd'.repeat(8), { id: 'cd'.repeat(8), kind: 'copy' } as unknown as StudyJobView)
+  await t.rejects(client.studies(), { name: 'ApiError', code: 'API_BAD_RESPONSE' })
+  await t.rejects(client.swarmStatus(), { name: 'ApiError', code: 'API_BAD_RESPONSE' })
+  await t.rejects(client.job('cd'.repeat(8)), { name: 'ApiError', code: 'API_BAD_RESPONSE' })
 })
 
 t.test('leases: request, list, decisions, nonces', async (t) => {
@@ -642,14 +682,15 @@ t.test('leases: request, list, decisions, nonces', async (t) => {
   t.equal(await client.requestLease('11'.repeat(16), { scope: 'images', durationMs: 3_600_000, purpose: 'second opinion' }), 'aa'.repeat(32))
   await t.rejects(client.requestLease('22'.repeat(16), { scope: 'images', durationMs: 3_600_000, purpose: '' }), { code: 'STUDY_UNKNOWN', status: 404 })
   await t.rejects(client.requestLease('11'.repeat(16), { scope: 'all', durationMs: 3_600_000, purpose: '' }), { code: 'LEASE_BAD_SCOPE', status: 400 })
-  t.same(await client.leases('incoming'), [{ leaseId: 'aa'.repeat(32), direction: 'incoming' }])
-  t.same(await client.leases(), [{ leaseId: 'aa'.repeat(32), direction: 'all' }])
+  t.same(await client.leases('incoming'), [leaseViewOf('aa'.repeat(32))])
+  t.same(await client.leases(), [leaseViewOf('aa'.repeat(32))])
+  t.same(backend.leaseQueries, ['incoming', undefined], 'the direction reaches the backend')
   t.equal(await client.decideLease('aa'.repeat(32), 'grant'), 'cc'.repeat(32))
   await t.rejects(client.decideLease('bb'.repeat(32), 'grant'), { code: 'LEASE_UNKNOWN', status: 404 })
   t.equal(await client.decideLease('aa'.repeat(32), 'deny', 'not now'), 'cd'.repeat(32))
   await t.rejects(client.decideLease('aa'.repeat(32), 'revoke'), { code: 'LEASE_NOT_CUSTODIAN', status: 403 })
   t.same(backend.decisions.slice(0, 2), [`grant ${'aa'.repeat(32)}`, `deny ${'aa'.repeat(32)} not now`])
-  t.same(await client.audit('11'.repeat(16)), [{ type: 'study.register', height: 3 }])
+  t.match(await client.audit('11'.repeat(16)), [{ type: 'study.register', height: 3, by: 'org-a', detail: { studyId: '11'.repeat(16) } }])
   await t.rejects(client.audit('22'.repeat(16)), { code: 'STUDY_UNKNOWN', status: 404 })
   t.equal(await client.eraseStudy('11'.repeat(16)), 'ef'.repeat(32))
   await t.rejects(client.eraseStudy('ee'.repeat(16)), { code: 'STUDY_ERASED', status: 410 })

@@ -4,7 +4,7 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DaemonProcess, cliPath } from '../../src/devnet/index.js'
-import { assertOneLineError, exists, jsonOf, runCli, snapshot, tempDir, type CliResult } from './helpers/cli.js'
+import { assertOneLineError, exists, jsonOf, linesOf, runCli, snapshot, tempDir, type CliResult } from './helpers/cli.js'
 
 // Runs the built CLI (dist/bin/radchain.js) as a user would: build first with `npx tsc -p .`.
 
@@ -68,7 +68,7 @@ t.test('init --dev creates a complete data dir, and a second init changes nothin
 
   // Same, with the dir from RADCHAIN_HOME and a genesis that would be valid.
   const viaHome = await runCli(['init', '--genesis', join(dir, 'genesis.json')], { env: { RADCHAIN_HOME: dir } })
-  assertOneLineError(t, viaHome, /already holds a radchain node/, 'second init via RADCHAIN_HOME')
+  assertOneLineError(t, viaHome, /already holds a radchain node/, 'second init via RADCHAIN_HOME', 'CONFIG_EXISTS')
   t.same(await snapshot(dir), before, 'files byte-identical after an init via RADCHAIN_HOME')
 
   t.test('keys show prints the keys init made', async (t) => {
@@ -84,7 +84,7 @@ t.test('init --dev creates a complete data dir, and a second init changes nothin
     t.match(text.stdout, out.signKey)
     t.match(text.stdout, out.encKey)
     const none = await runCli(['keys', 'show', '--dir', join(tmp, 'nothing-here')])
-    assertOneLineError(t, none, /radchain init/, 'keys show on an empty dir')
+    assertOneLineError(t, none, /radchain init/, 'keys show on an empty dir', 'CONFIG_NOT_FOUND')
     t.notOk(await exists(join(tmp, 'nothing-here')), 'keys show creates nothing')
   })
 })
@@ -281,12 +281,12 @@ t.test('with a running daemon', async (t) => {
     ok(t, r, 'tx note --no-wait')
     t.match(jsonOf(t, r), { hash: HEX32, status: 'pending' })
     const bad = await runCli(['tx', 'note', 'x', '--timeout', 'soon', '--node', dir])
-    assertOneLineError(t, bad, /--timeout/, 'tx note --timeout soon')
+    assertOneLineError(t, bad, /--timeout/, 'tx note --timeout soon', 'CLI_BAD_ARGUMENT')
   })
 
   t.test('--node <url> needs the right RADCHAIN_API_TOKEN', async (t) => {
     const none = await runCli(['status', '--node', url])
-    assertOneLineError(t, none, /RADCHAIN_API_TOKEN/, 'URL without a token')
+    assertOneLineError(t, none, /RADCHAIN_API_TOKEN/, 'URL without a token', 'CLI_NO_TOKEN')
     const wrong = await runCli(['status', '--node', url, '--json'], { env: { RADCHAIN_API_TOKEN: 'not-the-token' } })
     assertOneLineError(t, wrong, /token/, 'URL with a wrong token')
     t.equal(jsonOf<ErrorOut>(t, wrong).error.code, 'API_UNAUTHORIZED')
@@ -311,7 +311,7 @@ t.test('with a running daemon', async (t) => {
     const skip = ['db', 'daemon.log']
     const before = await snapshot(dir, skip)
     const r = await runCli(['daemon', '--dir', dir], { timeoutMs: 20_000 })
-    assertOneLineError(t, r, /in use by another process/, 'second daemon')
+    assertOneLineError(t, r, /in use by another process/, 'second daemon', 'STORE_LOCKED')
     t.ok(daemon.running, 'the first daemon still runs')
     t.same(await snapshot(dir, skip), before, 'daemon.json and api.token untouched')
     const s = await runCli(['status', '--node', dir, '--json'])
@@ -324,7 +324,7 @@ t.test('with a running daemon', async (t) => {
     t.equal(await daemon.stop(), 0, 'exit code 0 after SIGTERM')
     t.notOk(await exists(join(dir, 'daemon.json')), 'daemon.json removed')
     const r = await runCli(['status', '--node', dir])
-    assertOneLineError(t, r, /is not running; start it with `radchain daemon --dir /, 'status of a stopped daemon')
+    assertOneLineError(t, r, /is not running; start it with `radchain daemon --dir /, 'status of a stopped daemon', 'API_UNREACHABLE')
 
     await daemon.start()
     const show = await runCli(['tx', 'show', noteHash, '--node', dir, '--json'])
@@ -352,8 +352,9 @@ t.test('--help works for every command; usage errors start with "radchain: "', a
     const r = await runCli(args)
     t.equal(r.code, 1, `${args.join(' ')}: exit code 1`)
     t.match(r.stderr, /^radchain: \S/, `${args.join(' ')}: first stderr line starts with "radchain: "`)
+    t.notMatch(linesOf(r.stderr)[0] ?? '', /\[[A-Z0-9_]+\]$/, `${args.join(' ')}: a usage error carries no code`)
     t.notMatch(r.stderr, /^\s+at\s/m, `${args.join(' ')}: no stack trace`)
   }
   const demo = await runCli(['demo', '--notes', '0'])
-  assertOneLineError(t, demo, /--notes/, 'demo --notes 0')
+  assertOneLineError(t, demo, /--notes/, 'demo --notes 0', 'CLI_BAD_ARGUMENT')
 })

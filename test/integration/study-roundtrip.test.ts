@@ -1,6 +1,7 @@
 import t from 'tap'
 import { cp, readdir, readFile, stat, truncate, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { AddedStudyView, StudyView } from '../../src/api/index.js'
 import { initDataDir } from '../../src/node/index.js'
 import { TAG, firstString, isPrivateTag, pixelDigest, readDicom, toJsonDataset, type DicomDataset, type DicomInstance } from '../../src/study/index.js'
 import { DaemonProcess, repoRoot } from '../../src/devnet/index.js'
@@ -52,7 +53,6 @@ function allTextValues(ds: DicomDataset): string[] {
   return out
 }
 
-interface Added { studyId: string; tx: string; height: number; instances: number; chunks: number; size: number; owner: string | null }
 
 t.test('study add, then get (images and full scope), ls and show, for every sample; errors; integrity; no identifier on disk', async (t) => {
   await ensureDcmdump()
@@ -76,7 +76,7 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
 
   const secrets = new Set<string>()
   const weak = new Set<string>()
-  const studies: { input: string; study: Added; originals: DicomInstance[] }[] = []
+  const studies: { input: string; study: AddedStudyView; originals: DicomInstance[] }[] = []
   for (const input of INPUTS) {
     const originals = await Promise.all((await filesUnder(join(VECTORS, input))).map((f) => readDicom(f)))
     for (const o of originals) {
@@ -86,7 +86,7 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
     const args = ['study', 'add', join(VECTORS, input), '--json', ...(input === 'CT_small.dcm' ? ['--patient', patient.publicKeyFile] : [])]
     const r = await cli(args)
     t.equal(r.code, 0, `${input}: ${r.stderr}`)
-    const added = jsonOf<Added[]>(t, r)
+    const added = jsonOf<AddedStudyView[]>(t, r)
     const byStudy = new Map<string, DicomInstance[]>()
     for (const o of originals) {
       const uid = firstString(o.dataset, TAG.StudyInstanceUID) ?? ''
@@ -107,10 +107,10 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
   // ls and show
   const ls = await cli(['study', 'ls', '--json'])
   t.equal(ls.code, 0, ls.stderr)
-  const listed = jsonOf<{ studyId: string; local: { complete: boolean } }[]>(t, ls)
+  const listed = jsonOf<StudyView[]>(t, ls)
   t.same(listed.map((s) => s.studyId).sort(), studies.map((s) => s.study.studyId).sort(), 'ls lists every registered study')
   t.ok(listed.every((s) => s.local.complete), 'every study is complete on its custodian')
-  const show = jsonOf<Record<string, unknown> & { local: Record<string, unknown> }>(t, await cli(['study', 'show', ct?.study.studyId ?? '', '--json']))
+  const show = jsonOf<StudyView>(t, await cli(['study', 'show', ct?.study.studyId ?? '', '--json']))
   t.equal(show.owner, patient.owner)
   t.equal(show.custodian, 'org1')
   t.same(show.local, { chunkList: true, chunksHeld: ct?.study.chunks, chunkCount: ct?.study.chunks, custodianEnvelope: true, ownerEnvelope: true, demographics: true, complete: true })
@@ -192,7 +192,7 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
   ]
   for (const [what, args, msg, code] of cases) {
     const r = await cli(args)
-    assertOneLineError(t, r, msg, what)
+    assertOneLineError(t, r, msg, what, code)
     t.equal(jsonOf<{ error: { code: string } }>(t, r).error.code, code, `${what}: ${code}`)
   }
   t.same(await readdir(used), ['keep.txt'], 'nothing written into a folder that was not empty')
@@ -205,7 +205,7 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
   const beforeAdd = new Set(await filesUnder(chunksDir))
   const r = await cli(['study', 'add', join(VECTORS, 'study-77654033/CT2'), '--json'])
   t.equal(r.code, 0, r.stderr)
-  const victim = jsonOf<Added[]>(t, r)[0] as Added
+  const victim = jsonOf<AddedStudyView[]>(t, r)[0] as AddedStudyView
   t.ok(victim.chunks >= 2, `several chunks (${victim.chunks})`)
   const newFiles = (await filesUnder(chunksDir)).filter((f) => !beforeAdd.has(f))
   const sizes = await Promise.all(newFiles.map(async (f) => ({ f, size: (await stat(f)).size })))
@@ -220,7 +220,7 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
   assertOneLineError(t, bad, new RegExp(`chunk \\d+ \\(${chunkHex}\\) of study ${victim.studyId} failed its integrity check`), 'corrupt chunk')
   t.equal(jsonOf<{ error: { code: string } }>(t, bad).error.code, 'STUDY_INTEGRITY')
   t.notOk(await exists(out), 'no partial output is left')
-  const after = jsonOf<{ local: { chunksHeld: number; complete: boolean } }>(t, await cli(['study', 'show', victim.studyId, '--json']))
+  const after = jsonOf<StudyView>(t, await cli(['study', 'show', victim.studyId, '--json']))
   t.equal(after.local.chunksHeld, victim.chunks - 1, 'the corrupt chunk is dropped from the store (to be fetched again)')
   t.equal(after.local.complete, false)
   const again = await cli(['study', 'get', victim.studyId, '--out', out, '--json'])

@@ -130,8 +130,28 @@ function leaseFromWire(raw: unknown): LeaseRecord {
   }
 }
 
-/** JSON view of a lease. */
-export function leaseToJSON(l: LeaseRecord, now?: number): Record<string, unknown> {
+/** A lease as JSON: ids and hashes in hex, times in ms, null for what is not set yet. */
+export interface LeaseJSON {
+  readonly leaseId: string
+  readonly studyId: string
+  readonly requester: string
+  readonly scope: LeaseScope
+  readonly durationMs: number
+  readonly purpose: string
+  /** `expired` once `now` is past the expiry of a granted lease. */
+  readonly status: LeaseStatus | 'expired'
+  readonly requestedAt: number
+  readonly requestHeight: number
+  readonly approved: boolean
+  readonly grantedAt: number | null
+  readonly expiry: number | null
+  readonly envelope: string | null
+  readonly endedAt: number | null
+  readonly reason: string | null
+}
+
+/** JSON view of a lease (its status `expired` when `now`, in chain time, is past the expiry of a granted lease). */
+export function leaseToJSON(l: LeaseRecord, now?: number): LeaseJSON {
   return {
     leaseId: toHex(l.leaseId), studyId: toHex(l.studyId), requester: l.requester, scope: l.scope, durationMs: l.durationMs, purpose: l.purpose,
     status: now !== undefined && l.status === 'granted' && now >= l.expiry ? 'expired' : l.status,

@@ -3,10 +3,12 @@ import { RadError } from '../../util/index.js'
 import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { print, table } from '../output.js'
 import { clientFor } from '../target.js'
+import { CliError } from '../errors.js'
+import type { TxCode } from '../../chain/index.js'
 
 function parseTimeout(v: string): number {
   const n = Number(v)
-  if (!Number.isFinite(n) || n <= 0 || n > 3600) throw new RadError('CLI_BAD_ARGUMENT', `--timeout must be seconds between 0 and 3600, got ${JSON.stringify(v)}`)
+  if (!Number.isFinite(n) || n <= 0 || n > 3600) throw new CliError('CLI_BAD_ARGUMENT', `--timeout must be seconds between 0 and 3600, got ${JSON.stringify(v)}`)
   return n
 }
 
@@ -61,8 +63,8 @@ export function registerChainCommands(program: Command): void {
         print(o.json === true, s, `${hash} final at height ${s.height ?? '?'}`)
         return
       }
-      if (s.status === 'rejected') throw new RadError(s.error?.code ?? 'TX_REJECTED', `transaction ${hash} was rejected: ${s.error?.message ?? ''}`)
-      throw new RadError('CLI_TIMEOUT', `transaction ${hash} is still ${s.status} after ${timeoutMs / 1000} s`)
+      if (s.status === 'rejected') throw new RadError(s.error?.code ?? ('TX_REJECTED' satisfies TxCode), `transaction ${hash} was rejected: ${s.error?.message ?? ''}`)
+      throw new CliError('CLI_TIMEOUT', `transaction ${hash} is still ${s.status} after ${timeoutMs / 1000} s`)
     }))
 
   withNodeOpts(tx.command('show <hash>').description('show a transaction and where it stands (pending, final, rejected, unknown)'))

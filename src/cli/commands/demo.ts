@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
-import { RadError } from '../../util/index.js'
 import { action } from '../program.js'
+import { CliError } from '../errors.js'
 
 /** demo, and the same as devnet demo. */
 export function registerDemoCommand(program: Command): void {
@@ -18,9 +18,9 @@ function demoCommand(cmd: Command): void {
     .option('--keep', 'keep the devnet folder')
     .action(action(async (o: { notes: string; dir?: string; keep?: boolean; basePort: string }) => {
       const notes = Number(o.notes)
-      if (!Number.isInteger(notes) || notes < 1 || notes > 1_000_000) throw new RadError('CLI_BAD_ARGUMENT', '--notes must be an integer between 1 and 1000000')
+      if (!Number.isInteger(notes) || notes < 1 || notes > 1_000_000) throw new CliError('CLI_BAD_ARGUMENT', '--notes must be an integer between 1 and 1000000')
       const basePort = Number(o.basePort)
-      if (!Number.isInteger(basePort) || basePort < 1024 || basePort > 65000) throw new RadError('CLI_BAD_ARGUMENT', '--base-port must be between 1024 and 65000')
+      if (!Number.isInteger(basePort) || basePort < 1024 || basePort > 65000) throw new CliError('CLI_BAD_ARGUMENT', '--base-port must be between 1024 and 65000')
       const { runDemo } = await import('../../devnet/index.js')
       await runDemo({ notes, keep: o.keep === true, basePort, ...(o.dir === undefined ? {} : { dir: o.dir }), say: (l) => process.stdout.write(l + '\n') })
     }))

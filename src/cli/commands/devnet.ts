@@ -1,9 +1,9 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import type * as DevnetModule from '../../devnet/index.js'
-import { RadError } from '../../util/index.js'
 import { action } from '../program.js'
 import { print } from '../output.js'
+import { CliError } from '../errors.js'
 
 const DEFAULT_DIR = 'devnet-data'
 
@@ -14,7 +14,7 @@ function devnetModule(): Promise<typeof DevnetModule> {
 
 function int(v: string, what: string, min: number, max: number): number {
   const n = Number(v)
-  if (!Number.isInteger(n) || n < min || n > max) throw new RadError('CLI_BAD_ARGUMENT', `${what} must be an integer between ${min} and ${max}`)
+  if (!Number.isInteger(n) || n < min || n > max) throw new CliError('CLI_BAD_ARGUMENT', `${what} must be an integer between ${min} and ${max}`)
   return n
 }
 

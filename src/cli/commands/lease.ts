@@ -1,35 +1,33 @@
 import type { Command } from 'commander'
 import { RadError, isHex } from '../../util/index.js'
-import type { ApiClient } from '../../api/index.js'
+import type { ApiClient, AuditEventView, LeaseView } from '../../api/index.js'
 import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { print } from '../output.js'
 import { clientFor } from '../target.js'
+import { CliError } from '../errors.js'
+import type { LeaseCode } from '../../node/index.js'
+import type { TxCode } from '../../chain/index.js'
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
 /** A duration like `7d`, `12h`, `30m`, `90s` or `1500ms`, in milliseconds. */
 export function parseDuration(v: string, what = 'duration'): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(v.trim())
-  if (m === null) throw new RadError('CLI_BAD_ARGUMENT', `${what} must look like 7d, 12h, 30m or 90s`)
+  if (m === null) throw new CliError('CLI_BAD_ARGUMENT', `${what} must look like 7d, 12h, 30m or 90s`)
   return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1)
 }
 
 /** A lease id argument: 64 hex digits, lower-cased. */
 export function leaseIdArg(v: string): string {
-  if (!isHex(v, 32)) throw new RadError('LEASE_BAD_ID', 'a lease id is 64 hex digits')
+  if (!isHex(v, 32)) throw new RadError<LeaseCode>('LEASE_BAD_ID', 'a lease id is 64 hex digits')
   return v.toLowerCase()
 }
 
 /** Waits until a transaction is final (30 s); a rejection becomes an error with the ledger's code. */
 export async function waitFinal(client: ApiClient, hash: string): Promise<{ status: string; height?: number; error?: { code: string; message: string } }> {
   const st = await client.tx(hash, 30_000)
-  if (st.status === 'rejected') throw new RadError(st.error?.code ?? 'TX_REJECTED', st.error?.message ?? 'refused by the ledger')
+  if (st.status === 'rejected') throw new RadError(st.error?.code ?? ('TX_REJECTED' satisfies TxCode), st.error?.message ?? 'refused by the ledger')
   return st
-}
-
-interface LeaseView {
-  leaseId: string; studyId: string; requester: string; custodian: string | null; scope: string; purpose: string; status: string
-  expiry: number | null; reason: string | null
 }
 
 function describe(l: LeaseView): string {
@@ -37,9 +35,7 @@ function describe(l: LeaseView): string {
   return `${l.leaseId}  ${l.status.padEnd(9)} ${l.scope.padEnd(6)} study ${l.studyId} of ${l.custodian ?? '?'} for ${l.requester}${until}${l.purpose === '' ? '' : `  "${l.purpose}"`}${l.reason === null ? '' : ` (${l.reason})`}`
 }
 
-interface AuditView { height: number; time: number; type: string; by: string; leaseId: string | null; detail: Record<string, unknown> }
-
-function auditLine(e: AuditView): string {
+function auditLine(e: AuditEventView): string {
   const d = e.detail
   const what: Record<string, string> = {
     'study.register': 'registered',
@@ -61,7 +57,7 @@ export function registerLeaseCommands(program: Command): void {
   withNodeOpts(program.command('audit <studyId>').description('every event of a study on the ledger, in order: registration, consent, requests, grants, denials, retrievals, revocations, erasure'))
     .action(action(async (studyId: string, o: GlobalOpts) => {
       const client = await clientFor(o.node)
-      const events = (await client.audit(studyId)) as unknown as AuditView[]
+      const events = await client.audit(studyId)
       print(o.json === true, events, () => `${' height'}  ${'chain time'.padEnd(24)}  event\n${events.map(auditLine).join('\n')}`)
     }))
 
@@ -72,7 +68,7 @@ export function registerLeaseCommands(program: Command): void {
     .option('--duration <d>', 'how long, e.g. 7d, 12h, 30m', '7d')
     .option('--purpose <text>', 'why (recorded on the ledger; no patient data)', '')
     .action(action(async (studyId: string, o: GlobalOpts & { scope: string; duration: string; purpose: string }) => {
-      if (o.scope !== 'images' && o.scope !== 'full') throw new RadError('LEASE_BAD_SCOPE', '--scope must be images or full')
+      if (o.scope !== 'images' && o.scope !== 'full') throw new RadError<LeaseCode>('LEASE_BAD_SCOPE', '--scope must be images or full')
       const durationMs = parseDuration(o.duration, '--duration')
       const client = await clientFor(o.node)
       const leaseId = await client.requestLease(studyId, { scope: o.scope, durationMs, purpose: o.purpose })
@@ -84,9 +80,9 @@ export function registerLeaseCommands(program: Command): void {
     .option('--incoming', 'requests for studies this organization keeps')
     .option('--outgoing', 'leases this organization asked for')
     .action(action(async (o: GlobalOpts & { incoming?: boolean; outgoing?: boolean }) => {
-      if (o.incoming === true && o.outgoing === true) throw new RadError('CLI_BAD_ARGUMENT', 'give --incoming or --outgoing, not both')
+      if (o.incoming === true && o.outgoing === true) throw new CliError('CLI_BAD_ARGUMENT', 'give --incoming or --outgoing, not both')
       const client = await clientFor(o.node)
-      const list = (await client.leases(o.incoming === true ? 'incoming' : o.outgoing === true ? 'outgoing' : undefined)) as unknown as LeaseView[]
+      const list = await client.leases(o.incoming === true ? 'incoming' : o.outgoing === true ? 'outgoing' : undefined)
       print(o.json === true, list, () => (list.length === 0 ? 'no lease' : list.map(describe).join('\n')))
     }))
 

@@ -1,9 +1,10 @@
 import type { Command } from 'commander'
 import { join } from 'node:path'
-import { toHex, RadError } from '../../util/index.js'
+import { toHex } from '../../util/index.js'
 import { action, asLogLevel, logLevelOption, type GlobalOpts } from '../program.js'
 import { print, table } from '../output.js'
 import { dataDirOf } from '../target.js'
+import { CliError } from '../errors.js'
 
 interface InitCmdOpts extends GlobalOpts {
   dir?: string
@@ -17,7 +18,7 @@ interface InitCmdOpts extends GlobalOpts {
 function parsePort(v: string | undefined): number | undefined {
   if (v === undefined) return undefined
   const n = Number(v)
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new RadError('CLI_BAD_ARGUMENT', `--api-port must be a port number, got ${JSON.stringify(v)}`)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError('CLI_BAD_ARGUMENT', `--api-port must be a port number, got ${JSON.stringify(v)}`)
   return n
 }
 

@@ -4,6 +4,8 @@ import { RadError } from '../../util/index.js'
 import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { print } from '../output.js'
 import { clientFor } from '../target.js'
+import { CliError } from '../errors.js'
+import type { TxCode } from '../../chain/index.js'
 
 async function submitVote(o: GlobalOpts & { wait: boolean }, vote: OrgVote): Promise<void> {
   const client = await clientFor(o.node)
@@ -13,8 +15,8 @@ async function submitVote(o: GlobalOpts & { wait: boolean }, vote: OrgVote): Pro
     return
   }
   const s = await client.tx(hash, 30_000)
-  if (s.status === 'rejected') throw new RadError(s.error?.code ?? 'TX_REJECTED', `vote ${hash} was rejected: ${s.error?.message ?? ''}`)
-  if (s.status !== 'final') throw new RadError('CLI_TIMEOUT', `vote ${hash} is still ${s.status}`)
+  if (s.status === 'rejected') throw new RadError(s.error?.code ?? ('TX_REJECTED' satisfies TxCode), `vote ${hash} was rejected: ${s.error?.message ?? ''}`)
+  if (s.status !== 'final') throw new CliError('CLI_TIMEOUT', `vote ${hash} is still ${s.status}`)
   print(o.json === true, s, `vote ${hash} final at height ${s.height ?? '?'}: the change is made once more than 2/3 of the authorities voted for it`)
 }
 
@@ -39,7 +41,7 @@ export function registerOrgCommands(program: Command): void {
     .option('--addr <multiaddr...>', 'where its node listens, e.g. /ip4/10.0.0.5/tcp/7461')
     .option('--no-wait', 'do not wait until the vote is final')
     .action(action(async (id: string, o: GlobalOpts & { wait: boolean; signKey: string; encKey: string; name?: string; role: string; addr?: string[] }) => {
-      if (o.role !== 'member' && o.role !== 'authority') throw new RadError('CLI_BAD_ARGUMENT', '--role must be member or authority')
+      if (o.role !== 'member' && o.role !== 'authority') throw new CliError('CLI_BAD_ARGUMENT', '--role must be member or authority')
       await submitVote(o, { action: 'admit', id, name: o.name ?? id, role: o.role, signKey: o.signKey, encKey: o.encKey, addrs: o.addr ?? [] })
     }))
 

@@ -7,6 +7,8 @@ import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { print } from '../output.js'
 import { clientFor } from '../target.js'
 import { leaseIdArg, parseDuration, waitFinal } from './lease.js'
+import { CliError } from '../errors.js'
+import type { StudyCode } from '../../node/index.js'
 
 /** Signs a transaction with a patient's key file and submits it through the node; waits until it is final. */
 async function patientTx<P>(o: GlobalOpts & { key: string; passphraseFile?: string }, type: TxType<P>, payload: P): Promise<{ hash: string; height?: number }> {
@@ -67,10 +69,10 @@ export function registerPatientCommands(program: Command): void {
     .option('--purpose <text...>', 'only these purposes (default: any)')
     .option('--research', 'opt in to the research pool')
     .action(action(async (o: GlobalOpts & { key: string; passphraseFile?: string; study?: string; anyOrg?: boolean; org?: string[]; scope: string; maxDuration: string; purpose?: string[]; research?: boolean }) => {
-      if (o.study !== undefined && !isHex(o.study, 16)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
-      if (o.anyOrg !== true && (o.org ?? []).length === 0) throw new RadError('CLI_BAD_ARGUMENT', 'give --any-org or --org <id...>')
+      if (o.study !== undefined && !isHex(o.study, 16)) throw new RadError<StudyCode>('STUDY_BAD_ID', 'a study id is 32 hex digits')
+      if (o.anyOrg !== true && (o.org ?? []).length === 0) throw new CliError('CLI_BAD_ARGUMENT', 'give --any-org or --org <id...>')
       const scopes = o.scope.split(',').map((x) => x.trim())
-      if (scopes.length === 0 || scopes.some((x) => x !== 'images' && x !== 'full')) throw new RadError('CLI_BAD_ARGUMENT', '--scope takes images, full or images,full')
+      if (scopes.length === 0 || scopes.some((x) => x !== 'images' && x !== 'full')) throw new CliError('CLI_BAD_ARGUMENT', '--scope takes images, full or images,full')
       const policy: ConsentPolicy = {
         studyId: o.study === undefined ? null : fromHex(o.study), anyOrg: o.anyOrg === true, orgs: o.org ?? [], purposes: o.purpose ?? [],
         scopes: [...new Set(scopes)] as ('images' | 'full')[], maxDurationMs: parseDuration(o.maxDuration, '--max-duration'), researchPool: o.research === true,
@@ -93,7 +95,7 @@ export function registerPatientCommands(program: Command): void {
 
   withKey(patient.command('erase <studyId>').description('your half of erasing a study (the custodian signs the other half)'))
     .action(action(async (studyId: string, o: GlobalOpts & { key: string; passphraseFile?: string }) => {
-      if (!isHex(studyId, 16)) throw new RadError('STUDY_BAD_ID', 'a study id is 32 hex digits')
+      if (!isHex(studyId, 16)) throw new RadError<StudyCode>('STUDY_BAD_ID', 'a study id is 32 hex digits')
       const r = await patientTx(o, (await chainModule()).eraseStudyTx, { studyId: fromHex(studyId) })
       print(o.json === true, { tx: r.hash, height: r.height ?? null }, `erasure of study ${studyId.toLowerCase()} signed`)
     }))

@@ -2,54 +2,21 @@ import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import type cliProgress from 'cli-progress'
 import { RadError, sleep } from '../../util/index.js'
-import type { ApiClient } from '../../api/index.js'
+import type { ApiClient, StudyAddJobView, StudyGetJobView, StudyJobView } from '../../api/index.js'
 import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { mb, print, table } from '../output.js'
 import { clientFor } from '../target.js'
+import type { StudyCode } from '../../node/index.js'
+import type { TxCode } from '../../chain/index.js'
 
-interface AddJobView {
-  state: string
-  files: number
-  filesDone: number
-  bytes: number
-  bad: { path: string; code: string; message: string }[]
-  studies: { studyId: string; tx: string; height: number | null; instances: number; chunks: number; size: number; owner: string | null; holders: string[]; target: number; durable: boolean; unreachable: string[] }[]
-  error: { code: string; message: string } | null
-}
-
-interface GetJobView {
-  state: string
-  studyId: string
-  scope: string
-  out: string
-  fetch: { done: number; bytes: number; peers: number }
-  chunks: number
-  chunkCount: number
-  files: number
-  bytes: number
-  error: { code: string; message: string } | null
-}
-
-interface StudyView {
-  studyId: string
-  custodian: string
-  owner: string | null
-  size: number
-  chunkCount: number
-  chunkSize: number
-  height: number
-  contentRoot: string
-  studyDigest: string
-  local: { chunkList: boolean; chunksHeld: number; chunkCount: number; custodianEnvelope: boolean; ownerEnvelope: boolean | null; demographics: boolean; complete: boolean }
-  replication?: { holders: string[]; assigned: string[]; target: number; state: string; unreachable: string[] }
-}
-
-/** Polls a job until it is done or failed, driving `onUpdate` (for a progress bar). */
-async function follow<J extends { state: string; error: { code: string; message: string } | null }>(client: ApiClient, id: string, onUpdate: (j: J) => void): Promise<J> {
+/** Polls a job of the given kind until it is done or failed, driving `onUpdate` (for a progress bar). */
+async function follow<K extends StudyJobView['kind']>(client: ApiClient, id: string, kind: K, onUpdate: (j: Extract<StudyJobView, { kind: K }>) => void): Promise<Extract<StudyJobView, { kind: K }>> {
+  const { ApiError, isJobOfKind } = await import('../../api/index.js')
   for (;;) {
-    const job = (await client.job(id)) as unknown as J
+    const job = await client.job(id)
+    if (!isJobOfKind(job, kind)) throw new ApiError('API_BAD_RESPONSE', `job ${id} is a study ${job.kind} job, not a study ${kind} job`, 0)
     onUpdate(job)
-    if (job.state === 'failed') throw new RadError(job.error?.code ?? 'STUDY_FAILED', job.error?.message ?? 'the study job failed')
+    if (job.state === 'failed') throw new RadError(job.error?.code ?? ('STUDY_FAILED' satisfies StudyCode), job.error?.message ?? 'the study job failed')
     if (job.state === 'done') return job
     await sleep(200)
   }
@@ -77,9 +44,9 @@ export function registerStudyCommands(program: Command): void {
       const id = await client.addStudies(paths.map((p) => resolve(p)), { skipBad: o.skipBad === true, ...(patient === undefined ? {} : { patient }) })
       const bar = await progressBar(o, '{state} {bar} {value}/{total} files, {mb} MB encrypted')
       let started = false
-      let job: AddJobView
+      let job: StudyAddJobView
       try {
-        job = await follow<AddJobView>(client, id, (j) => {
+        job = await follow(client, id, 'add', (j) => {
           if (bar === null || j.files === 0) return
           if (!started) bar.start(j.files, 0, { state: j.state, mb: '0.0' })
           started = true
@@ -104,16 +71,16 @@ export function registerStudyCommands(program: Command): void {
     .requiredOption('--out <dir>', 'output folder (created if missing; must be empty)')
     .option('--scope <scope>', 'images: de-identified images; full: demographics and original UIDs restored', 'images')
     .action(action(async (studyId: string, o: GlobalOpts & { out: string; scope: string }) => {
-      if (o.scope !== 'images' && o.scope !== 'full') throw new RadError('STUDY_BAD_SCOPE', `--scope must be images or full, not ${JSON.stringify(o.scope)}`)
+      if (o.scope !== 'images' && o.scope !== 'full') throw new RadError<StudyCode>('STUDY_BAD_SCOPE', `--scope must be images or full, not ${JSON.stringify(o.scope)}`)
       const client = await clientFor(o.node)
       const out = resolve(o.out)
       const id = await client.getStudy(studyId, { out, scope: o.scope })
       const bar = await progressBar(o, '{phase} {bar} {value}/{total} chunks {detail}')
       let started = false
-      let job: GetJobView
+      let job: StudyGetJobView
       const t0 = Date.now()
       try {
-        job = await follow<GetJobView>(client, id, (j) => {
+        job = await follow(client, id, 'get', (j) => {
           if (bar === null) return
           if (!started) bar.start(j.chunkCount, 0, { phase: 'fetching  ', detail: '' })
           started = true
@@ -137,14 +104,14 @@ export function registerStudyCommands(program: Command): void {
       const client = await clientFor(o.node)
       const hash = await client.eraseStudy(studyId)
       const st = await client.tx(hash, 30_000)
-      if (st.status === 'rejected') throw new RadError(st.error?.code ?? 'TX_REJECTED', st.error?.message ?? 'refused by the ledger')
+      if (st.status === 'rejected') throw new RadError(st.error?.code ?? ('TX_REJECTED' satisfies TxCode), st.error?.message ?? 'refused by the ledger')
       print(o.json === true, { studyId: studyId.toLowerCase(), tx: hash, height: st.height ?? null }, `erasure of study ${studyId.toLowerCase()} signed by this organization (final at height ${st.height ?? '?'}); it takes effect once the owner signs too, if the study has one`)
     }))
 
   withNodeOpts(study.command('ls').description('registered studies, and whether this node holds each one'))
     .action(action(async (o: GlobalOpts) => {
       const client = await clientFor(o.node)
-      const list = (await client.studies()) as unknown as StudyView[]
+      const list = await client.studies()
       print(o.json === true, list, () => list.length === 0
         ? 'no study is registered'
         : list.map((s) => `${s.studyId}  ${s.custodian.padEnd(12)} ${String(s.chunkCount).padStart(6)} chunk(s) ${mb(s.size).padStart(9)} MB  height ${s.height}  ${s.local.complete ? 'held here' : s.local.chunksHeld > 0 ? `partly held (${s.local.chunksHeld}/${s.chunkCount})` : 'not held here'}`).join('\n'))
@@ -153,7 +120,7 @@ export function registerStudyCommands(program: Command): void {
   withNodeOpts(study.command('show <studyId>').description("a study's ledger record and what this node holds of it"))
     .action(action(async (studyId: string, o: GlobalOpts) => {
       const client = await clientFor(o.node)
-      const s = (await client.study(studyId)) as unknown as StudyView
+      const s = await client.study(studyId)
       print(o.json === true, s, () => table([
         ['study', s.studyId],
         ['custodian', s.custodian],

@@ -34,7 +34,7 @@ export function registerWatchCommand(program: Command): void {
         if (known !== undefined) return known
         const s = await client.study(id).catch(() => undefined)
         if (s === undefined) return undefined
-        const v = { custodian: String(s.custodian), owner: s.owner === null ? null : String(s.owner) }
+        const v = { custodian: s.custodian, owner: s.owner }
         studies.set(id, v)
         return v
       }
@@ -53,11 +53,11 @@ export function registerWatchCommand(program: Command): void {
           const txCount = Number(ev.data.txCount ?? 0)
           if (txCount === 0) continue
           const block = await client.block(String(height))
-          const leases = new Map((await client.leases()).map((l) => [String(l.leaseId), l]))
+          const leases = new Map((await client.leases()).map((l) => [l.leaseId, l]))
           for (const tx of block.txs as { type: string; sender: string; payload: Record<string, unknown>; hash: string }[]) {
             const leaseId = typeof tx.payload.leaseId === 'string' ? tx.payload.leaseId : tx.type === 'lease.request' ? tx.hash : null
             const lease = leaseId === null ? undefined : leases.get(leaseId)
-            const studyId = typeof tx.payload.studyId === 'string' ? tx.payload.studyId : lease === undefined ? null : String(lease.studyId)
+            const studyId = typeof tx.payload.studyId === 'string' ? tx.payload.studyId : lease === undefined ? null : lease.studyId
             if (studyId === null) continue
             const st = tx.type === 'study.erase' ? studies.get(studyId) : await studyOf(studyId)
             if (st === undefined) continue
@@ -65,7 +65,7 @@ export function registerWatchCommand(program: Command): void {
             if (me !== null && (st.custodian === me || lease?.requester === me)) why.push('organization')
             if (patient !== null && st.owner === patient) why.push('patient')
             if (why.length === 0) continue
-            const requester = lease === undefined ? '?' : String(lease.requester)
+            const requester = lease === undefined ? '?' : lease.requester
             const who = String(tx.payload.requester ?? requester)
             const map: Record<string, [Note['kind'], string] | undefined> = {
               'study.register': ['study-added', `study ${studyId} added by ${st.custodian}`],

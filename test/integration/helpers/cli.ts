@@ -65,10 +65,11 @@ export function linesOf(s: string): string[] {
 
 /**
  * Asserts a failed run that explained itself in one line: non-zero exit
- * code, exactly one stderr line starting with `radchain: `, no stack trace.
- * Returns that line.
+ * code, exactly one stderr line `radchain: <message> [CODE]`, no stack trace.
+ * With `code`, the line must end with that code; a run with --json must end
+ * it with the code of its `{"error":{"code"}}`. Returns that line.
  */
-export function assertOneLineError(t: Test, r: CliResult, match?: RegExp, what = 'command'): string {
+export function assertOneLineError(t: Test, r: CliResult, match?: RegExp, what = 'command', code?: string): string {
   t.equal(r.signal, null, `${what}: exited by itself, not killed`)
   t.not(r.code, 0, `${what}: non-zero exit code`)
   t.not(r.code, null, `${what}: has an exit code`)
@@ -79,7 +80,20 @@ export function assertOneLineError(t: Test, r: CliResult, match?: RegExp, what =
   t.notMatch(r.stderr, /^\s+at\s/m, `${what}: no stack trace`)
   t.notMatch(r.stderr, /node:internal|file:\/\//, `${what}: no stack trace`)
   if (match !== undefined) t.match(line, match, `${what}: the line says what is wrong`)
+  const jsonCode = errorCodeOf(r.stdout)
+  if (jsonCode !== undefined) t.ok(line.endsWith(` [${jsonCode}]`), `${what}: the line ends with the code --json gives, [${jsonCode}]`, { line })
+  if (code !== undefined) t.ok(line.endsWith(` [${code}]`), `${what}: the line ends with [${code}]`, { line })
   return line
+}
+
+/** The `error.code` of a run's JSON output, if it printed one. */
+function errorCodeOf(stdout: string): string | undefined {
+  try {
+    const v = JSON.parse(stdout) as { error?: { code?: unknown } }
+    return typeof v.error?.code === 'string' ? v.error.code : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** A fresh temporary directory, removed in teardown. */

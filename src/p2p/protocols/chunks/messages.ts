@@ -1,4 +1,4 @@
-import { RadError, assertBytes } from '../../../util/index.js'
+import { RadError, assertBytes, type ErrorCodes } from '../../../util/index.js'
 
 /*
  * Wire formats of the chunk exchange protocols (request/response, see
@@ -30,7 +30,7 @@ export const CHUNK_PROTOCOLS = { have: 'chunks.have', list: 'chunks.list', get: 
  * - SWARM_BAD_LIST: a chunk list that does not match the study's content root.
  * - SWARM_LEASE_ENDED: the lease a request was made under has expired or was revoked (the holder reports it).
  */
-export type SwarmCode = 'SWARM_UNKNOWN_STUDY' | 'SWARM_NOT_HELD' | 'SWARM_NOT_ALLOWED' | 'SWARM_BAD_REQUEST' | 'SWARM_UNAVAILABLE' | 'SWARM_BAD_LIST' | 'SWARM_LEASE_ENDED'
+export type SwarmCode = ErrorCodes<'SWARM_UNKNOWN_STUDY' | 'SWARM_NOT_HELD' | 'SWARM_NOT_ALLOWED' | 'SWARM_BAD_REQUEST' | 'SWARM_UNAVAILABLE' | 'SWARM_BAD_LIST' | 'SWARM_LEASE_ENDED'>
 
 /** A swarm failure or refusal. */
 export class SwarmError extends RadError<SwarmCode> {

@@ -1,0 +1,57 @@
+import { z } from 'zod'
+import { ApiError } from '../errors.js'
+import { parseBody, readJson } from '../request-body.js'
+import { sendJson } from '../response.js'
+import type { Route, RouteEnv } from '../router.js'
+
+const StudiesBody = z.strictObject({
+  paths: z.array(z.string().min(1).max(4096)).min(1).max(10_000),
+  skipBad: z.boolean().default(false),
+  patient: z.string().min(1).max(4096).optional(),
+})
+const StudyGetBody = z.strictObject({ out: z.string().min(1).max(4096), scope: z.string().min(1).max(64).default('images') })
+
+/**
+ * Studies and their jobs: `GET|POST /v1/studies`, `GET /v1/studies/:id`,
+ * `POST /v1/studies/:id/get`, `POST /v1/studies/:id/erase`,
+ * `GET /v1/studies/:id/audit`, `GET /v1/jobs/:id`.
+ */
+export function studyRoutes(env: RouteEnv): Route[] {
+  const { backend, maxBodyBytes } = env
+  return [
+    {
+      path: '/v1/studies',
+      handlers: {
+        GET: async (c) => sendJson(c.res, 200, { studies: await backend.studies() }),
+        POST: async (c) => {
+          const body = parseBody(StudiesBody, await readJson(c.req, maxBodyBytes))
+          const job = backend.addStudies(body.paths, { skipBad: body.skipBad, ...(body.patient === undefined ? {} : { patient: body.patient }) })
+          sendJson(c.res, 202, { job })
+        },
+      },
+    },
+    { path: /^\/v1\/studies\/([^/]+)$/, handlers: { GET: async (c) => sendJson(c.res, 200, await backend.study(c.param)) } },
+    {
+      path: /^\/v1\/studies\/([^/]+)\/get$/,
+      handlers: {
+        POST: async (c) => {
+          const body = parseBody(StudyGetBody, await readJson(c.req, maxBodyBytes))
+          const job = await backend.getStudy(c.param, { out: body.out, scope: body.scope })
+          sendJson(c.res, 202, { job })
+        },
+      },
+    },
+    { path: /^\/v1\/studies\/([^/]+)\/erase$/, handlers: { POST: async (c) => sendJson(c.res, 202, { hash: backend.eraseStudy(c.param), status: 'pending' }) } },
+    { path: /^\/v1\/studies\/([^/]+)\/audit$/, handlers: { GET: async (c) => sendJson(c.res, 200, { events: await backend.audit(c.param) }) } },
+    {
+      path: /^\/v1\/jobs\/([0-9a-f]{16})$/,
+      handlers: {
+        GET: async (c) => {
+          const v = backend.studyJob(c.param)
+          if (v === undefined) throw new ApiError('API_NOT_FOUND', 'no such job')
+          sendJson(c.res, 200, v)
+        },
+      },
+    },
+  ]
+}
