@@ -34,7 +34,7 @@ export function registerStudyCommands(program: Command): void {
   const study = program.command('study').description('imaging studies: de-identified, encrypted, chunked and registered on the ledger')
 
   withNodeOpts(study.command('add <paths...>').description('de-identify (DICOM PS3.15 Basic profile), encrypt and register every study found in these files and folders'))
-    .option('--skip-bad', 'leave out files that are not readable DICOM (they are listed) instead of refusing')
+    .option('--skip-bad', 'leave out files that are not readable DICOM, or that repeat an instance of an earlier file (they are listed with why), instead of refusing')
     .option('--patient <pubkey>', 'the patient who owns the studies: a public key (rcpatient1:...) or the .pub file `radchain patient keygen` wrote')
     .action(action(async (paths: string[], o: GlobalOpts & { skipBad?: boolean; patient?: string }) => {
       const { encodePatientPublicKey, readPatientPublicKey } = await import('../../crypto/index.js')
@@ -55,7 +55,7 @@ export function registerStudyCommands(program: Command): void {
       } finally {
         bar?.stop()
       }
-      for (const b of job.bad) process.stderr.write(`radchain: skipped ${b.path}: ${b.code}\n`)
+      for (const b of job.bad) process.stderr.write(`radchain: skipped ${b.path}: ${b.message} [${b.code}]\n`)
       for (const s of job.studies) {
         if (!s.durable) {
           process.stderr.write(`radchain: warning: study ${s.studyId} is held by ${s.holders.length} of ${s.target} organizations so far` +
