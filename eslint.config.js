@@ -26,9 +26,11 @@ export default tseslint.config(
   {
     files: ['src/chain/**/*.ts', 'src/consensus/**/*.ts'],
     rules: {
-      'no-restricted-properties': ['error',
+      'no-restricted-properties': [
+        'error',
         { object: 'Date', property: 'now', message: 'Chain and consensus take time from block headers or an injected clock.' },
-        { object: 'Math', property: 'random', message: 'Chain and consensus are deterministic.' }],
+        { object: 'Math', property: 'random', message: 'Chain and consensus are deterministic.' },
+      ],
     },
   },
 )

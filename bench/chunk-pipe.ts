@@ -34,8 +34,15 @@ const TIMEOUT_MS = 300_000
 const HOLDER_SEED = new Uint8Array(32).fill(0x48)
 const FETCHER_SEED = new Uint8Array(32).fill(0x46)
 
-interface HolderReady { addr: string; publicKey: string; ids: string[] }
-interface RunResult { seconds: number; cpuMs: number }
+interface HolderReady {
+  addr: string
+  publicKey: string
+  ids: string[]
+}
+interface RunResult {
+  seconds: number
+  cpuMs: number
+}
 
 async function openStore(dir: string): Promise<{ db: ChainStore; store: ChunkStore }> {
   const db = await ChainStore.open(join(dir, 'db'))
@@ -55,9 +62,15 @@ async function runHolder(count: number, chunkBytes: number): Promise<void> {
     ids.push(id)
   }
   await store.flush()
-  const node = new P2PNode({ listen: ['/ip4/127.0.0.1/tcp/0'], identitySeed: HOLDER_SEED.slice(), networkId: 'bench', isAllowed: () => true, peersToDial: () => [] }, { logger: nullLogger() })
+  const node = new P2PNode(
+    { listen: ['/ip4/127.0.0.1/tcp/0'], identitySeed: HOLDER_SEED.slice(), networkId: 'bench', isAllowed: () => true, peersToDial: () => [] },
+    { logger: nullLogger() },
+  )
   node.handlePipe(PROTOCOL, {
-    maxRequestBytes: 4, maxResponseBytes: chunkBytes, timeoutMs: 30_000, concurrency: 4,
+    maxRequestBytes: 4,
+    maxResponseBytes: chunkBytes,
+    timeoutMs: 30_000,
+    concurrency: 4,
     handler: async (_from, req) => {
       const id = ids[new DataView(req.buffer, req.byteOffset, req.byteLength).getUint32(0)]
       const chunk = id === undefined ? undefined : await store.get(id)
@@ -85,13 +98,21 @@ async function runHolder(count: number, chunkBytes: number): Promise<void> {
 
 // Fetcher: on each { run: n }, fetches the first n chunks into a fresh store and answers { result }.
 async function runFetcher(): Promise<void> {
-  const ready = await new Promise<HolderReady & { inFlight: number }>((resolve) => process.once('message', (m) => resolve(m as HolderReady & { inFlight: number })))
+  const ready = await new Promise<HolderReady & { inFlight: number }>((resolve) =>
+    process.once('message', (m) => resolve(m as HolderReady & { inFlight: number })),
+  )
   const holderKey = fromHex(ready.publicKey)
   const ids = ready.ids.map(fromHex)
-  const node = new P2PNode({
-    listen: [], identitySeed: FETCHER_SEED.slice(), networkId: 'bench', isAllowed: () => true,
-    peersToDial: () => [{ publicKey: holderKey, addrs: [ready.addr] }],
-  }, { logger: nullLogger() })
+  const node = new P2PNode(
+    {
+      listen: [],
+      identitySeed: FETCHER_SEED.slice(),
+      networkId: 'bench',
+      isAllowed: () => true,
+      peersToDial: () => [{ publicKey: holderKey, addrs: [ready.addr] }],
+    },
+    { logger: nullLogger() },
+  )
   await node.start()
   const deadline = Date.now() + 10_000
   while (node.peers().length === 0) {
@@ -105,17 +126,19 @@ async function runFetcher(): Promise<void> {
       const cpu0 = process.cpuUsage()
       const start = process.hrtime.bigint()
       let next = 0
-      await Promise.all(Array.from({ length: ready.inFlight }, async () => {
-        while (next < n) {
-          const i = next++
-          const req = new Uint8Array(4)
-          new DataView(req.buffer).setUint32(0, i)
-          const b = await node.pipeRequestParts(PROTOCOL, holderKey, req, { timeoutMs: 30_000, maxResponseBytes: 64 << 20 }) // as the swarm fetches
-          const id = ids[i] as Uint8Array
-          if (!equalBytes(sha256(b), id)) throw new Error(`chunk ${i} does not match its id`)
-          await store.put(id, b, { defer: true, verified: true })
-        }
-      }))
+      await Promise.all(
+        Array.from({ length: ready.inFlight }, async () => {
+          while (next < n) {
+            const i = next++
+            const req = new Uint8Array(4)
+            new DataView(req.buffer).setUint32(0, i)
+            const b = await node.pipeRequestParts(PROTOCOL, holderKey, req, { timeoutMs: 30_000, maxResponseBytes: 64 << 20 }) // as the swarm fetches
+            const id = ids[i] as Uint8Array
+            if (!equalBytes(sha256(b), id)) throw new Error(`chunk ${i} does not match its id`)
+            await store.put(id, b, { defer: true, verified: true })
+          }
+        }),
+      )
       await store.flush()
       const seconds = Number(process.hrtime.bigint() - start) / 1e9
       return { seconds, cpuMs: cpuMsOf(process.cpuUsage(cpu0)) }
@@ -128,7 +151,10 @@ async function runFetcher(): Promise<void> {
   process.on('message', (msg: unknown) => {
     const n = (msg as { run?: unknown }).run
     if (typeof n === 'number') {
-      fetchAll(n).then((result) => process.send?.({ result }), (err: unknown) => process.send?.({ error: String(err) }))
+      fetchAll(n).then(
+        (result) => process.send?.({ result }),
+        (err: unknown) => process.send?.({ error: String(err) }),
+      )
     }
     if ((msg as { stop?: boolean }).stop === true) void node.stop().finally(() => process.exit(0))
   })
@@ -137,7 +163,12 @@ async function runFetcher(): Promise<void> {
 }
 
 /** Result of {@link measureChunkPipe}: the median run's throughput (MB = 10^6 bytes) and seconds, the slowest and fastest run, and CPU time per MB of each process over all timed runs. */
-export interface ChunkPipeResult { mbPerSec: number; seconds: number; range: { min: number; max: number }; cpuMsPerMB: { fetcher: number; holder: number } }
+export interface ChunkPipeResult {
+  mbPerSec: number
+  seconds: number
+  range: { min: number; max: number }
+  cpuMsPerMB: { fetcher: number; holder: number }
+}
 
 type PipeOpts = { chunks: number; chunkBytes: number; inFlight: number }
 
@@ -189,7 +220,13 @@ async function measurePair(opts: PipeOpts, runs: number): Promise<{ results: Run
 export async function measureChunkPipe(opts: PipeOpts & { runs?: number; pairs?: number }): Promise<ChunkPipeResult> {
   const runs = opts.runs ?? 3
   const pairs = opts.pairs ?? 3
-  for (const [k, v] of [['chunks', opts.chunks], ['chunkBytes', opts.chunkBytes], ['inFlight', opts.inFlight], ['runs', runs], ['pairs', pairs]] as const) {
+  for (const [k, v] of [
+    ['chunks', opts.chunks],
+    ['chunkBytes', opts.chunkBytes],
+    ['inFlight', opts.inFlight],
+    ['runs', runs],
+    ['pairs', pairs],
+  ] as const) {
     if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${k} must be a positive integer`)
   }
   const results: RunResult[] = []

@@ -10,7 +10,14 @@ import { clientOf, devnetDown, devnetUp, type DevnetManifest } from '../src/devn
 /** Results of the 4-organization devnet benchmark. */
 export interface DevnetBenchResult {
   readonly saturation: { readonly seconds: number; readonly final: number; readonly tps: number; readonly blocks: number }
-  readonly latency: { readonly offeredTps: number; readonly seconds: number; readonly final: number; readonly p50: number; readonly p99: number; readonly max: number }
+  readonly latency: {
+    readonly offeredTps: number
+    readonly seconds: number
+    readonly final: number
+    readonly p50: number
+    readonly p99: number
+    readonly max: number
+  }
 }
 
 interface Stream {
@@ -67,23 +74,25 @@ async function saturate(m: DevnetManifest, seconds: number, log: (s: string) => 
   counting = true
   const t0 = performance.now()
   const end = t0 + seconds * 1000
-  await Promise.all(streams.map(async (s) => {
-    while (performance.now() < end && s.next < s.txs.length) {
-      const batch = s.txs.slice(s.next, s.next + 250)
-      const res = await s.client.submitTxs(batch.map((x) => x.bytes)).catch(() => null)
-      if (res === null) {
-        await sleep(50)
-        continue
+  await Promise.all(
+    streams.map(async (s) => {
+      while (performance.now() < end && s.next < s.txs.length) {
+        const batch = s.txs.slice(s.next, s.next + 250)
+        const res = await s.client.submitTxs(batch.map((x) => x.bytes)).catch(() => null)
+        if (res === null) {
+          await sleep(50)
+          continue
+        }
+        let accepted = 0
+        for (const r of res) {
+          if ('error' in r && (r.error.code === 'TX_MEMPOOL_FULL' || r.error.code === 'TX_SENDER_LIMIT')) break
+          accepted++
+        }
+        s.next += accepted
+        if (accepted < batch.length) await sleep(20)
       }
-      let accepted = 0
-      for (const r of res) {
-        if ('error' in r && (r.error.code === 'TX_MEMPOOL_FULL' || r.error.code === 'TX_SENDER_LIMIT')) break
-        accepted++
-      }
-      s.next += accepted
-      if (accepted < batch.length) await sleep(20)
-    }
-  }))
+    }),
+  )
   const elapsed = (performance.now() - t0) / 1000
   counting = false
   ac.abort()
@@ -113,14 +122,16 @@ async function latency(m: DevnetManifest, offeredTps: number, seconds: number, l
   const t0 = performance.now()
   let sent = 0
   for (let tick = 0; performance.now() - t0 < seconds * 1000; tick++) {
-    await Promise.all(streams.map(async (s) => {
-      const batch = s.txs.slice(s.next, s.next + perTickPerNode)
-      s.next += batch.length
-      const at = performance.now()
-      for (const x of batch) submitted.set(x.hash, at)
-      sent += batch.length
-      await s.client.submitTxs(batch.map((x) => x.bytes)).catch(() => null)
-    }))
+    await Promise.all(
+      streams.map(async (s) => {
+        const batch = s.txs.slice(s.next, s.next + perTickPerNode)
+        s.next += batch.length
+        const at = performance.now()
+        for (const x of batch) submitted.set(x.hash, at)
+        sent += batch.length
+        await s.client.submitTxs(batch.map((x) => x.bytes)).catch(() => null)
+      }),
+    )
     const due = t0 + (tick + 1) * tickMs
     const wait = due - performance.now()
     if (wait > 0) await sleep(wait)
@@ -139,11 +150,21 @@ async function latency(m: DevnetManifest, offeredTps: number, seconds: number, l
  * at saturation, and finality latency (submission to the block event on
  * one node) at a steady offered load.
  */
-export async function measureDevnet(opts: { saturationSeconds: number; latencySeconds: number; offeredTps: number; basePort: number; log: (s: string) => void }): Promise<DevnetBenchResult> {
+export async function measureDevnet(opts: {
+  saturationSeconds: number
+  latencySeconds: number
+  offeredTps: number
+  basePort: number
+  log: (s: string) => void
+}): Promise<DevnetBenchResult> {
   const dir = await mkdtemp(join(tmpdir(), 'radchain-bench-devnet-'))
   try {
     const m = await devnetUp({
-      dir, orgs: 4, basePort: opts.basePort, blockIntervalMs: 1000, maxBlockTxs: Number(process.env.RADCHAIN_BENCH_BLOCK_TXS ?? 10_000),
+      dir,
+      orgs: 4,
+      basePort: opts.basePort,
+      blockIntervalMs: 1000,
+      maxBlockTxs: Number(process.env.RADCHAIN_BENCH_BLOCK_TXS ?? 10_000),
       config: { logLevel: 'warn', mempool: { maxTxs: 40_000, maxBytes: 64 * 1024 * 1024, maxPerSender: 20_000 } },
     })
     const lat = await latency(m, opts.offeredTps, opts.latencySeconds, opts.log)

@@ -17,7 +17,6 @@ export interface LeaseBenchResult {
   readonly seconds: { readonly total: number; readonly toGrant: number; readonly fetchAndWrite: number }
 }
 
-
 /**
  * On a 4-organization devnet, org1 adds a synthetic CT study of `slices`
  * slices (512 x 512) for a patient who already consented to images for any
@@ -30,7 +29,13 @@ export async function measureLease(opts: { slices: number; basePort: number; log
   const dir = await mkdtemp(join(tmpdir(), 'radchain-bench-lease-'))
   try {
     await generateCtStudy({ slices: opts.slices, rows: 512, cols: 512, out: join(dir, 'input'), seed: 5 })
-    const m = await devnetUp({ dir: join(dir, 'net'), orgs: 4, basePort: opts.basePort, blockIntervalMs: 500, config: { logLevel: 'warn', swarm: { durableTimeoutMs: 300_000 } } })
+    const m = await devnetUp({
+      dir: join(dir, 'net'),
+      orgs: 4,
+      basePort: opts.basePort,
+      blockIntervalMs: 500,
+      config: { logLevel: 'warn', swarm: { durableTimeoutMs: 300_000 } },
+    })
     try {
       const o1 = m.orgs[0] as DevnetOrg
       const c1 = await clientOf(o1)
@@ -42,7 +47,9 @@ export async function measureLease(opts: { slices: number; basePort: number; log
       const cl = await clientOf(lessee)
       const st = await cl.status()
       const consent = signTx(patient.keys.signer, {
-        chainId: st.chainId, type: consentTx.name, nonce: await cl.nonce(toHex(patient.keys.signer.publicKey)),
+        chainId: st.chainId,
+        type: consentTx.name,
+        nonce: await cl.nonce(toHex(patient.keys.signer.publicKey)),
         payload: { studyId: null, anyOrg: true, orgs: [], purposes: [], scopes: ['images' as const], maxDurationMs: 30 * 86_400_000, researchPool: false },
       })
       await cl.tx(await cl.submitTx(consent.bytes), 30_000)
@@ -75,7 +82,13 @@ export async function measureLease(opts: { slices: number; basePort: number; log
         if (accessSeen < 2) await sleep(300)
       }
       return {
-        bytes: { request: size['lease.request'] ?? 0, grant: size['lease.grant'] ?? 0, access: size['access.record'] ?? 0, consent: size['consent.set'] ?? 0, register: size['study.register'] ?? 0 },
+        bytes: {
+          request: size['lease.request'] ?? 0,
+          grant: size['lease.grant'] ?? 0,
+          access: size['access.record'] ?? 0,
+          consent: size['consent.set'] ?? 0,
+          register: size['study.register'] ?? 0,
+        },
         studyBytes: study.size,
         seconds: { total: (t1 - t0) / 1000, toGrant: (grantAt - t0) / 1000, fetchAndWrite: (t1 - grantAt) / 1000 },
       }

@@ -53,37 +53,43 @@ async function makeNode(encryption: BenchEncryption, listen: string[]): Promise<
 // that many bytes have followed, one ack byte goes back.
 async function runReceiver(encryption: BenchEncryption): Promise<void> {
   const node = await makeNode(encryption, ['/ip4/127.0.0.1/tcp/0'])
-  await node.handle(PROTOCOL, (stream: Stream) => {
-    let header = new Uint8Array(0)
-    let expected = -1
-    let received = 0
-    const onMessage = (evt: StreamMessageEvent): void => {
-      for (const chunk of evt.data instanceof Uint8Array ? [evt.data] : evt.data) {
-        let c = chunk
-        if (expected < 0) {
-          const need = HEADER_BYTES - header.length
-          const merged = new Uint8Array(header.length + Math.min(need, c.length))
-          merged.set(header)
-          merged.set(c.subarray(0, need), header.length)
-          header = merged
-          c = c.subarray(need)
-          if (header.length < HEADER_BYTES) continue
-          expected = Number(new DataView(header.buffer).getBigUint64(0))
+  await node.handle(
+    PROTOCOL,
+    (stream: Stream) => {
+      let header = new Uint8Array(0)
+      let expected = -1
+      let received = 0
+      const onMessage = (evt: StreamMessageEvent): void => {
+        for (const chunk of evt.data instanceof Uint8Array ? [evt.data] : evt.data) {
+          let c = chunk
+          if (expected < 0) {
+            const need = HEADER_BYTES - header.length
+            const merged = new Uint8Array(header.length + Math.min(need, c.length))
+            merged.set(header)
+            merged.set(c.subarray(0, need), header.length)
+            header = merged
+            c = c.subarray(need)
+            if (header.length < HEADER_BYTES) continue
+            expected = Number(new DataView(header.buffer).getBigUint64(0))
+          }
+          received += c.length
         }
-        received += c.length
+        if (expected >= 0 && received >= expected) {
+          stream.removeEventListener('message', onMessage)
+          stream.send(Uint8Array.of(received === expected ? 1 : 0))
+          void stream.close().catch(() => stream.abort(new Error('close failed')))
+        }
       }
-      if (expected >= 0 && received >= expected) {
-        stream.removeEventListener('message', onMessage)
-        stream.send(Uint8Array.of(received === expected ? 1 : 0))
-        void stream.close().catch(() => stream.abort(new Error('close failed')))
-      }
-    }
-    stream.addEventListener('message', onMessage)
-  }, { maxInboundStreams: 4 })
+      stream.addEventListener('message', onMessage)
+    },
+    { maxInboundStreams: 4 },
+  )
   const addr = node.getMultiaddrs()[0]?.toString()
   process.send?.({ addr })
   const stop = (): void => {
-    Promise.resolve(node.stop()).finally(() => process.exit(0)).catch(() => {})
+    Promise.resolve(node.stop())
+      .finally(() => process.exit(0))
+      .catch(() => {})
   }
   process.on('message', (msg: unknown) => {
     if ((msg as { stop?: boolean }).stop === true) stop()
@@ -113,10 +119,14 @@ function waitDrain(stream: Stream): Promise<void> {
 async function transfer(node: Libp2p, addr: string, bytes: number, chunk: Uint8Array): Promise<number> {
   const stream = await node.dialProtocol(multiaddr(addr), PROTOCOL, { signal: AbortSignal.timeout(10_000) })
   const ack = new Promise<number>((resolve, reject) => {
-    stream.addEventListener('message', (evt) => {
-      const d = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
-      resolve(d[0] ?? 0)
-    }, { once: true })
+    stream.addEventListener(
+      'message',
+      (evt) => {
+        const d = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
+        resolve(d[0] ?? 0)
+      },
+      { once: true },
+    )
     stream.addEventListener('close', () => reject(new Error('stream closed before the ack')), { once: true })
   })
   ack.catch(() => {})
@@ -162,7 +172,9 @@ async function runSender(encryption: BenchEncryption): Promise<void> {
   process.on('message', (msg: unknown) => {
     const m = msg as { addr?: string; bytes?: number; runs?: number; go?: boolean; stop?: boolean }
     if (m.stop === true) {
-      Promise.resolve(node.stop()).finally(() => process.exit(0)).catch(() => {})
+      Promise.resolve(node.stop())
+        .finally(() => process.exit(0))
+        .catch(() => {})
       return
     }
     if (typeof m.addr === 'string' && typeof m.bytes === 'number' && typeof m.runs === 'number') {

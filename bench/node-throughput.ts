@@ -35,17 +35,19 @@ async function push(client: ApiClient, streams: Uint8Array[][][]): Promise<{ has
   const hashes: string[] = []
   let rejected = 0
   let firstError: string | undefined
-  await Promise.all(streams.map(async (batches) => {
-    for (const b of batches) {
-      for (const r of await client.submitTxs(b)) {
-        if ('hash' in r) hashes.push(r.hash)
-        else {
-          rejected++
-          firstError ??= `${r.error.code}: ${r.error.message}`
+  await Promise.all(
+    streams.map(async (batches) => {
+      for (const b of batches) {
+        for (const r of await client.submitTxs(b)) {
+          if ('hash' in r) hashes.push(r.hash)
+          else {
+            rejected++
+            firstError ??= `${r.error.code}: ${r.error.message}`
+          }
         }
       }
-    }
-  }))
+    }),
+  )
   return { hashes, rejected, ...(firstError === undefined ? {} : { firstError }) }
 }
 

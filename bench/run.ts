@@ -46,7 +46,9 @@ if (only.has('cli')) {
   const over = (x: { median: number }): number => x.median - c.node.median
   const met = (x: { median: number }): string => (over(x) <= TARGET_CLI_OVER_NODE_MS ? 'met' : 'not met')
   const row = (x: { median: number; min: number; max: number }): string => `${fmt(x.median)} ms (${fmt(x.min)}–${fmt(x.max)})`
-  log(`  node -e 0 ${fmt(c.node.median)} ms; --version ${fmt(c.version.median)} ms (+${fmt(over(c.version))}); status ${fmt(c.status.median)} ms (+${fmt(over(c.status))}) (target +${TARGET_CLI_OVER_NODE_MS} ms: ${met(c.version)}, ${met(c.status)})`)
+  log(
+    `  node -e 0 ${fmt(c.node.median)} ms; --version ${fmt(c.version.median)} ms (+${fmt(over(c.version))}); status ${fmt(c.status.median)} ms (+${fmt(over(c.status))}) (target +${TARGET_CLI_OVER_NODE_MS} ms: ${met(c.version)}, ${met(c.status)})`,
+  )
   sections.push(`## CLI start-up
 
 _Measured ${date}._
@@ -67,7 +69,9 @@ if (only.has('node')) {
   log('one node: transactions per second from submission to final')
   const tp = await measureNodeThroughput({ txs: env('RADCHAIN_BENCH_TXS', 64_000), log })
   const ratio = tp.tps / verify
-  log(`  ${tp.txs} final in ${tp.seconds.toFixed(2)} s over ${tp.blocks} blocks: ${Math.round(tp.tps)} tx/s, ${ratio.toFixed(2)} of the verify rate (target ${TARGET_NODE_TPS}: ${tp.tps >= TARGET_NODE_TPS ? 'met' : 'NOT met'})`)
+  log(
+    `  ${tp.txs} final in ${tp.seconds.toFixed(2)} s over ${tp.blocks} blocks: ${Math.round(tp.tps)} tx/s, ${ratio.toFixed(2)} of the verify rate (target ${TARGET_NODE_TPS}: ${tp.tps >= TARGET_NODE_TPS ? 'met' : 'NOT met'})`,
+  )
   sections.push(`## One node: submission to final
 
 _Measured ${date}._
@@ -97,7 +101,9 @@ if (only.has('devnet')) {
   })
   const s = d.saturation
   const l = d.latency
-  log(`  saturation: ${s.final} final in ${s.seconds.toFixed(1)} s over ${s.blocks} blocks: ${Math.round(s.tps)} tx/s (${(s.tps / verify).toFixed(2)} of the verify rate; target ${TARGET_DEVNET_TPS}: ${s.tps >= TARGET_DEVNET_TPS ? 'met' : 'NOT met'})`)
+  log(
+    `  saturation: ${s.final} final in ${s.seconds.toFixed(1)} s over ${s.blocks} blocks: ${Math.round(s.tps)} tx/s (${(s.tps / verify).toFixed(2)} of the verify rate; target ${TARGET_DEVNET_TPS}: ${s.tps >= TARGET_DEVNET_TPS ? 'met' : 'NOT met'})`,
+  )
   log(`  latency at ${Math.round(l.offeredTps)} tx/s offered: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, max ${fmt(l.max)} ms over ${l.final} transactions`)
   sections.push(`## Four organizations (devnet): throughput and finality latency
 
@@ -164,7 +170,9 @@ if (only.has('ingest')) {
   const mb = (b: number): string => (b / 1e6).toFixed(0)
   const ratioMet = ratio >= TARGET_INGEST_RATIO
   const peakMet = Math.max(largePeak, S.peakRssMib) <= TARGET_INGEST_PEAK_MIB
-  log(`  ingest ${fmt(ingestMb, 1)} MB/s, raw ${fmt(rawMb, 1)} MB/s (medians of ${rounds}); ratio ${ratio.toFixed(2)} (median of the rounds' ratios ${ratios.map((x) => x.toFixed(2)).join(', ')}; target ${TARGET_INGEST_RATIO}: ${ratioMet ? 'met' : 'NOT met'}); daemon peak RSS ${fmt(largePeak)} MiB (${mb(L.bytes)} MB study), ${fmt(S.peakRssMib)} MiB (${mb(S.bytes)} MB study) (target ${TARGET_INGEST_PEAK_MIB} MiB: ${peakMet ? 'met' : 'NOT met'})`)
+  log(
+    `  ingest ${fmt(ingestMb, 1)} MB/s, raw ${fmt(rawMb, 1)} MB/s (medians of ${rounds}); ratio ${ratio.toFixed(2)} (median of the rounds' ratios ${ratios.map((x) => x.toFixed(2)).join(', ')}; target ${TARGET_INGEST_RATIO}: ${ratioMet ? 'met' : 'NOT met'}); daemon peak RSS ${fmt(largePeak)} MiB (${mb(L.bytes)} MB study), ${fmt(S.peakRssMib)} MiB (${mb(S.bytes)} MB study) (target ${TARGET_INGEST_PEAK_MIB} MiB: ${peakMet ? 'met' : 'NOT met'})`,
+  )
   sections.push(`## Study ingest: de-identify, digest, encrypt, hash, write, register
 
 _Measured ${date}._
@@ -197,7 +205,9 @@ if (only.has('swarm')) {
   const ratio1 = r.fetch1.mbPerSec / r.bare.mbPerSec
   const repFactor = r.replicate.seconds / r.bare.seconds
   const met = (ok: boolean): string => (ok ? 'met' : 'not met')
-  log(`  bare ${fmt(r.bare.mbPerSec)} MB/s; fetch from 3 ${fmt(r.fetch3.mbPerSec)} MB/s (${ratio3.toFixed(2)}), from 1 ${fmt(r.fetch1.mbPerSec)} MB/s (${ratio1.toFixed(2)}); replication to 3 in ${r.replicate.seconds.toFixed(2)} s = ${repFactor.toFixed(1)} bare transfers`)
+  log(
+    `  bare ${fmt(r.bare.mbPerSec)} MB/s; fetch from 3 ${fmt(r.fetch3.mbPerSec)} MB/s (${ratio3.toFixed(2)}), from 1 ${fmt(r.fetch1.mbPerSec)} MB/s (${ratio1.toFixed(2)}); replication to 3 in ${r.replicate.seconds.toFixed(2)} s = ${repFactor.toFixed(1)} bare transfers`,
+  )
   // CPU time per MB moved (every thread of every process taking part), and the throughput this many cores allow at that cost.
   const cores = availableParallelism()
   const cpu = (x: number): string => `${x.toFixed(1)} ms`
@@ -207,7 +217,9 @@ if (only.has('swarm')) {
   const pp = r.pipe.cpuMsPerMB.fetcher + r.pipe.cpuMsPerMB.holder
   const pipeRatio = r.pipe.mbPerSec / r.bare.mbPerSec
   log(`  CPU per MB: bare ${cpu(r.bare.cpuMsPerMB)}, fetch from 3 ${cpu(f3)}, from 1 ${cpu(f1)} (${cores} cores)`)
-  log(`  pipe and chunk stores alone ${fmt(r.pipe.mbPerSec)} MB/s (${pipeRatio.toFixed(2)} of bare, CPU per MB ${cpu(pp)}); fetch from 1 is ${(r.fetch1.mbPerSec / r.pipe.mbPerSec).toFixed(2)} of it`)
+  log(
+    `  pipe and chunk stores alone ${fmt(r.pipe.mbPerSec)} MB/s (${pipeRatio.toFixed(2)} of bare, CPU per MB ${cpu(pp)}); fetch from 1 is ${(r.fetch1.mbPerSec / r.pipe.mbPerSec).toFixed(2)} of it`,
+  )
   sections.push(`## Swarm: replication and multi-source fetch
 
 _Measured ${date}._
@@ -217,7 +229,11 @@ _Measured ${date}._
 | bare libp2p stream, Noise + Yamux, the same ${mb} MB between two processes (baseline, same run; median of 9 transfers in 3 pairs of processes) | ${fmt(r.bare.mbPerSec)} MB/s (${r.bare.seconds.toFixed(2)} s; ${fmt(r.bare.range.min)}–${fmt(r.bare.range.max)}) | |
 | fetch from 3 holders (\`study get\` at org1 after its store was wiped; median of ${r.fetch3.runs}) | **${fmt(r.fetch3.mbPerSec)} MB/s** (${fmt(r.fetch3.range.min)}–${fmt(r.fetch3.range.max)}), ratio **${ratio3.toFixed(2)}** | ≥ ${TARGET_SWARM_RATIO}: ${met(ratio3 >= TARGET_SWARM_RATIO)} |
 | fetch from 1 holder (median of ${r.fetch1.runs}) | **${fmt(r.fetch1.mbPerSec)} MB/s** (${fmt(r.fetch1.range.min)}–${fmt(r.fetch1.range.max)}), ratio **${ratio1.toFixed(2)}** | ≥ ${TARGET_SWARM_RATIO}: ${met(ratio1 >= TARGET_SWARM_RATIO)} |
-| replication to 3 holders, registration final to the last holder complete | **${r.replicate.seconds.toFixed(2)} s** = ${repFactor.toFixed(1)} bare transfers (${Object.entries(r.replicate.perHolder).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}) | ≤ ${TARGET_REPLICATE_FACTOR} bare transfers: ${met(repFactor <= TARGET_REPLICATE_FACTOR)} |
+| replication to 3 holders, registration final to the last holder complete | **${r.replicate.seconds.toFixed(2)} s** = ${repFactor.toFixed(1)} bare transfers (${Object.entries(
+    r.replicate.perHolder,
+  )
+    .map(([k, v]) => `${k} ${v.toFixed(2)} s`)
+    .join(', ')}) | ≤ ${TARGET_REPLICATE_FACTOR} bare transfers: ${met(repFactor <= TARGET_REPLICATE_FACTOR)} |
 | CPU time per MB moved, bare stream (sender and receiver) | ${cpu(r.bare.cpuMsPerMB)}: at most ${cap(r.bare.cpuMsPerMB)} MB/s on ${cores} cores | |
 | CPU time per MB, fetch from 3 (fetching daemon + holders) | ${cpu(f3)} (${cpu(r.fetch3.cpuMsPerMB.fetcher)} + ${cpu(r.fetch3.cpuMsPerMB.holders)}): at most ${cap(f3)} MB/s on ${cores} cores | |
 | CPU time per MB, fetch from 1 | ${cpu(f1)} (${cpu(r.fetch1.cpuMsPerMB.fetcher)} + ${cpu(r.fetch1.cpuMsPerMB.holders)}): at most ${cap(f1)} MB/s on ${cores} cores | |

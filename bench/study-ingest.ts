@@ -133,7 +133,6 @@ async function rawPipeline(files: readonly string[], chunkSize: number, dir: str
   return { bytes, seconds: (performance.now() - t0) / 1000 }
 }
 
-
 async function ingest(client: ApiClient, pid: number, dir: string, files: readonly string[], bytes: number): Promise<IngestRun> {
   await settle()
   const startRss = procStatusKib(pid, 'VmRSS')
@@ -168,8 +167,14 @@ async function ingest(client: ApiClient, pid: number, dir: string, files: readon
     if (job.studies.length !== 1 || s === undefined || s.height === null) throw new Error('study add did not end with one final registration')
     const hwm = hwmReset ? procStatusKib(pid, 'VmHWM') : sampled
     return {
-      slices: files.length, bytes, seconds, mbPerSec: bytes / 1e6 / seconds,
-      peakRssMib: Math.max(hwm, sampled) / 1024, sampledPeakRssMib: sampled / 1024, startRssMib: startRss / 1024, chunks: s.chunks,
+      slices: files.length,
+      bytes,
+      seconds,
+      mbPerSec: bytes / 1e6 / seconds,
+      peakRssMib: Math.max(hwm, sampled) / 1024,
+      sampledPeakRssMib: sampled / 1024,
+      startRssMib: startRss / 1024,
+      chunks: s.chunks,
       phases: { scanned: scanned ?? seconds, packed: packed ?? seconds, final: seconds },
     }
   } finally {
@@ -178,8 +183,10 @@ async function ingest(client: ApiClient, pid: number, dir: string, files: readon
 }
 
 function describe(label: string, r: IngestRun): string {
-  return `  ${label}: ${(r.bytes / 1e6).toFixed(0)} MB in ${r.seconds.toFixed(2)} s: ${r.mbPerSec.toFixed(1)} MB/s (scanned at ${r.phases.scanned.toFixed(2)} s, ` +
+  return (
+    `  ${label}: ${(r.bytes / 1e6).toFixed(0)} MB in ${r.seconds.toFixed(2)} s: ${r.mbPerSec.toFixed(1)} MB/s (scanned at ${r.phases.scanned.toFixed(2)} s, ` +
     `packed at ${r.phases.packed.toFixed(2)} s), daemon peak RSS ${r.peakRssMib.toFixed(0)} MiB (${r.startRssMib.toFixed(0)} MiB before)`
+  )
 }
 
 /**
@@ -196,8 +203,12 @@ export async function measureStudyIngest(opts: { slices: number; smallSlices: nu
   try {
     const chunkSize = MIB
     await initDataDir({
-      dir: join(dir, 'node'), dev: true, apiPort: 0, scrypt: { N: 1024, r: 8, p: 1 },
-      params: { chunkSize }, config: { logLevel: 'warn' },
+      dir: join(dir, 'node'),
+      dev: true,
+      apiPort: 0,
+      scrypt: { N: 1024, r: 8, p: 1 },
+      params: { chunkSize },
+      config: { logLevel: 'warn' },
     })
     opts.log(`  generating ${opts.slices} + ${opts.smallSlices} slices of 512x512`)
     const large = await generateCtStudy({ slices: opts.slices, out: join(dir, 'large') })

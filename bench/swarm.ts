@@ -25,7 +25,16 @@ export interface SwarmBenchResult {
   readonly fetch1: FetchSeries
 }
 
-interface LogLine { time: number; msg: string; study?: string; kind?: string; bytes?: number; ms?: number; peers?: number; cpuMs?: number }
+interface LogLine {
+  time: number
+  msg: string
+  study?: string
+  kind?: string
+  bytes?: number
+  ms?: number
+  peers?: number
+  cpuMs?: number
+}
 
 /** CPU milliseconds (user and system, every thread) a running daemon has used so far, from /proc; undefined where there is no /proc. */
 async function daemonCpuMs(o: DevnetOrg): Promise<number | undefined> {
@@ -57,12 +66,19 @@ async function logLines(o: DevnetOrg): Promise<LogLine[]> {
   return out
 }
 
-
 /** What one fetch measured: throughput, and CPU per MB of the fetching daemon (from its log) and of the holders serving it. */
-export interface FetchFigures { mbPerSec: number; seconds: number; peers: number; cpuMsPerMB: { fetcher: number; holders: number } }
+export interface FetchFigures {
+  mbPerSec: number
+  seconds: number
+  peers: number
+  cpuMsPerMB: { fetcher: number; holders: number }
+}
 
 /** Several fetches: the median one's figures, the slowest and fastest (MB/s), and CPU per MB averaged over all. */
-export interface FetchSeries extends FetchFigures { runs: number; range: { min: number; max: number } }
+export interface FetchSeries extends FetchFigures {
+  runs: number
+  range: { min: number; max: number }
+}
 
 /** `runs` fetches with fetchAt (each in a freshly started org1 process) summed up as a series. */
 async function fetchSeries(runs: number, ...args: Parameters<typeof fetchAt>): Promise<FetchSeries> {
@@ -133,8 +149,13 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
     await generateCtStudy({ slices: opts.slices, rows: 512, cols: 512, out: input, seed: 11 })
     const swarm = { repairAfterMs: 3_600_000, reconcileMs: 200, scrubIntervalMs: 0, durableTimeoutMs: 600_000 }
     const m = await devnetUp({
-      dir: join(dir, 'net'), orgs: 4, basePort: opts.basePort, blockIntervalMs: 500, replicationFactor: 4,
-      config: { logLevel: 'info', swarm }, orgFaults: { org1: { noPull: true } },
+      dir: join(dir, 'net'),
+      orgs: 4,
+      basePort: opts.basePort,
+      blockIntervalMs: 500,
+      replicationFactor: 4,
+      config: { logLevel: 'info', swarm },
+      orgFaults: { org1: { noPull: true } },
     })
     const [o1, o2, o3, o4] = m.orgs as [DevnetOrg, DevnetOrg, DevnetOrg, DevnetOrg]
     try {

@@ -1,7 +1,8 @@
 import { ERROR_CODES } from '../src/util/index.js'
 
 /** The line before the generated table in README.md. */
-export const ERROR_TABLE_BEGIN = '<!-- error-codes:begin (generated from src/util/error-codes.ts by `npm run docs:errors`: edit the registry, not this table) -->'
+export const ERROR_TABLE_BEGIN =
+  '<!-- error-codes:begin (generated from src/util/error-codes.ts by `npm run docs:errors`: edit the registry, not this table) -->'
 /** The line after it. */
 export const ERROR_TABLE_END = '<!-- error-codes:end -->'
 

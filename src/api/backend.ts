@@ -3,12 +3,30 @@
  * the API layer only translates HTTP to these calls and back.
  */
 import type {
-  AuditEventView, BlockView, LeaseView, NodeEvent, NodeStatus, OrgsView, PeerView, StudyJobView, StudyView, SwarmStatusView, TxStatus,
+  AuditEventView,
+  BlockView,
+  LeaseView,
+  NodeEvent,
+  NodeStatus,
+  OrgsView,
+  PeerView,
+  StudyJobView,
+  StudyView,
+  SwarmStatusView,
+  TxStatus,
 } from './views.js'
 
 /** A vote for a change to the organization registry, as the API takes it. */
 export type OrgVote =
-  | { readonly action: 'admit'; readonly id: string; readonly name: string; readonly role: 'authority' | 'member'; readonly signKey: string; readonly encKey: string; readonly addrs: readonly string[] }
+  | {
+      readonly action: 'admit'
+      readonly id: string
+      readonly name: string
+      readonly role: 'authority' | 'member'
+      readonly signKey: string
+      readonly encKey: string
+      readonly addrs: readonly string[]
+    }
   | { readonly action: 'remove'; readonly id: string }
   | { readonly action: 'rekey'; readonly id: string; readonly signKey: string; readonly encKey: string }
 

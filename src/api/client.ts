@@ -1,8 +1,17 @@
 import { errorMessage, toHex } from '../util/index.js'
 import type { OrgVote } from './backend.js'
 import type {
-  AuditEventView, BlockView, LeaseView, NodeEvent, NodeStatus, OrgsView, PeerView, StudyJobView, StudyView,
-  SwarmStatusView, TxStatus,
+  AuditEventView,
+  BlockView,
+  LeaseView,
+  NodeEvent,
+  NodeStatus,
+  OrgsView,
+  PeerView,
+  StudyJobView,
+  StudyView,
+  SwarmStatusView,
+  TxStatus,
 } from './views.js'
 import type { ErrorCode } from '../util/index.js'
 import { ApiError } from './errors.js'
@@ -94,7 +103,11 @@ export class ApiClient {
 
   /** `POST /v1/studies`: starts adding studies from paths the daemon can read; returns the job id. */
   async addStudies(paths: string[], opts: { skipBad?: boolean; patient?: string } = {}): Promise<string> {
-    const body = await this.call('POST', '/v1/studies', { paths, skipBad: opts.skipBad === true, ...(opts.patient === undefined ? {} : { patient: opts.patient }) })
+    const body = await this.call('POST', '/v1/studies', {
+      paths,
+      skipBad: opts.skipBad === true,
+      ...(opts.patient === undefined ? {} : { patient: opts.patient }),
+    })
     if (!isRecord(body) || typeof body.job !== 'string') throw badResponse('study job')
     return body.job
   }

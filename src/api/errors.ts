@@ -6,10 +6,19 @@ import { ERROR_CODES, RadError, type ErrorCode, type ErrorCodes } from '../util/
  * node's code (TX_*, STUDY_*, ...).
  */
 export type ApiCode = ErrorCodes<
-  | 'API_UNAUTHORIZED' | 'API_BAD_REQUEST' | 'API_NOT_FOUND' | 'API_METHOD_NOT_ALLOWED'
-  | 'API_BODY_TOO_LARGE' | 'API_BUSY' | 'API_INTERNAL'
-  | 'API_UNREACHABLE' | 'API_TIMEOUT' | 'API_BAD_RESPONSE' | 'API_STREAM_BROKEN'
-  | 'API_BAD_CONFIG' | 'API_NOT_STARTED'
+  | 'API_UNAUTHORIZED'
+  | 'API_BAD_REQUEST'
+  | 'API_NOT_FOUND'
+  | 'API_METHOD_NOT_ALLOWED'
+  | 'API_BODY_TOO_LARGE'
+  | 'API_BUSY'
+  | 'API_INTERNAL'
+  | 'API_UNREACHABLE'
+  | 'API_TIMEOUT'
+  | 'API_BAD_RESPONSE'
+  | 'API_STREAM_BROKEN'
+  | 'API_BAD_CONFIG'
+  | 'API_NOT_STARTED'
 >
 
 /**

@@ -30,7 +30,10 @@ const NEWLINE_RE = /\r\n|\r|\n/
 /** Encodes one event; data with line breaks becomes several `data:` lines (9.2.5). */
 export function encodeSseEvent(event: string, data: string): string {
   if (event === '' || NEWLINE_RE.test(event)) throw new TypeError('event type must be one non-empty line')
-  return `event: ${event}\n${data.split(NEWLINE_RE).map((l) => `data: ${l}\n`).join('')}\n`
+  return `event: ${event}\n${data
+    .split(NEWLINE_RE)
+    .map((l) => `data: ${l}\n`)
+    .join('')}\n`
 }
 
 /**

@@ -102,7 +102,12 @@ export function decodeBlock(bytes: Uint8Array, opts: DecodeBlockOpts): Block {
     const header = headerFromWire(a[0])
     if (header.chainId !== opts.chainId) throw new BlockError('BLOCK_WRONG_CHAIN', `block is for chain ${JSON.stringify(header.chainId)}`)
     const raw = asArray(a[1], 'block.txs', undefined, opts.maxBlockTxs)
-    const txOpts = { chainId: opts.chainId, maxBytes: opts.maxTxBytes, verify: opts.verify ?? true, ...(opts.alreadyVerified === undefined ? {} : { alreadyVerified: opts.alreadyVerified }) }
+    const txOpts = {
+      chainId: opts.chainId,
+      maxBytes: opts.maxTxBytes,
+      verify: opts.verify ?? true,
+      ...(opts.alreadyVerified === undefined ? {} : { alreadyVerified: opts.alreadyVerified }),
+    }
     const txs = raw.map((t, i) => decodeTx(asBytes(t, `block.txs[${i}]`), txOpts))
     const lastCommit = asBytes(a[2], 'block.lastCommit', undefined, 64 * 1024)
     return { header, txs, lastCommit, hash: headerHash(header), bytes }

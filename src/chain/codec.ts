@@ -38,7 +38,8 @@ function checkEncodable(v: unknown, depth: number): void {
     return
   }
   if (typeof v === 'number') {
-    if (!Number.isInteger(v) || v < -0x80000000 || v > 0xffffffff) throw new CodecError('CODEC_SCHEMA', 'numbers must be 32-bit integers; use bigint for wider ones')
+    if (!Number.isInteger(v) || v < -0x80000000 || v > 0xffffffff)
+      throw new CodecError('CODEC_SCHEMA', 'numbers must be 32-bit integers; use bigint for wider ones')
     return
   }
   if (Array.isArray(v)) {
@@ -118,13 +119,15 @@ export function asString(v: unknown, what: string, maxBytes = 1024): string {
 
 /** `v` as a 32-bit unsigned number. */
 export function asU32(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new CodecError('CODEC_SCHEMA', `${what}: expected a 32-bit unsigned integer`)
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff)
+    throw new CodecError('CODEC_SCHEMA', `${what}: expected a 32-bit unsigned integer`)
   return v
 }
 
 /** `v` (a bigint on the wire) as a safe JS integer >= 0. */
 export function asU64Number(v: unknown, what: string): number {
-  if (typeof v !== 'bigint' || v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw new CodecError('CODEC_SCHEMA', `${what}: expected a 64-bit unsigned integer`)
+  if (typeof v !== 'bigint' || v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new CodecError('CODEC_SCHEMA', `${what}: expected a 64-bit unsigned integer`)
   return Number(v)
 }
 
@@ -136,7 +139,8 @@ export function asBool(v: unknown, what: string): boolean {
 
 /** `v` as one of `options`. */
 export function asEnum<T extends string>(v: unknown, what: string, options: readonly T[]): T {
-  if (typeof v !== 'string' || !(options as readonly string[]).includes(v)) throw new CodecError('CODEC_SCHEMA', `${what}: expected one of ${options.join(', ')}`)
+  if (typeof v !== 'string' || !(options as readonly string[]).includes(v))
+    throw new CodecError('CODEC_SCHEMA', `${what}: expected one of ${options.join(', ')}`)
   return v as T
 }
 

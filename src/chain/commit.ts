@@ -49,7 +49,12 @@ export function decodeCertificate(bytes: Uint8Array): CommitCertificate {
       const p = asArray(x, `certificate.sigs[${i}]`, 2)
       return { signer: asBytes(p[0], 'signer', 32), signature: asBytes(p[1], 'signature', 64) }
     })
-    return { height: asU64Number(a[0], 'certificate.height'), round: asU32(a[1], 'certificate.round'), blockHash: asBytes(a[2], 'certificate.blockHash', 32), sigs }
+    return {
+      height: asU64Number(a[0], 'certificate.height'),
+      round: asU32(a[1], 'certificate.round'),
+      blockHash: asBytes(a[2], 'certificate.blockHash', 32),
+      sigs,
+    }
   } catch (err) {
     if (err instanceof CodecError) throw new BlockError('BLOCK_BAD_CERTIFICATE', `malformed certificate: ${err.message}`, { cause: err })
     throw err

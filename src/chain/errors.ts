@@ -6,9 +6,19 @@ import { RadError, type ErrorCodes } from '../util/index.js'
  * the status carries no code).
  */
 export type TxCode = ErrorCodes<
-  | 'TX_MALFORMED' | 'TX_TOO_LARGE' | 'TX_WRONG_CHAIN' | 'TX_UNKNOWN_TYPE' | 'TX_BAD_SIGNATURE'
-  | 'TX_BAD_NONCE' | 'TX_NONCE_GAP' | 'TX_UNAUTHORIZED' | 'TX_INVALID' | 'TX_DUPLICATE'
-  | 'TX_MEMPOOL_FULL' | 'TX_SENDER_LIMIT' | 'TX_REJECTED'
+  | 'TX_MALFORMED'
+  | 'TX_TOO_LARGE'
+  | 'TX_WRONG_CHAIN'
+  | 'TX_UNKNOWN_TYPE'
+  | 'TX_BAD_SIGNATURE'
+  | 'TX_BAD_NONCE'
+  | 'TX_NONCE_GAP'
+  | 'TX_UNAUTHORIZED'
+  | 'TX_INVALID'
+  | 'TX_DUPLICATE'
+  | 'TX_MEMPOOL_FULL'
+  | 'TX_SENDER_LIMIT'
+  | 'TX_REJECTED'
 >
 
 /** A refused transaction. */
@@ -21,9 +31,18 @@ export class TxError extends RadError<TxCode> {
 
 /** Why a block was refused. */
 export type BlockCode = ErrorCodes<
-  | 'BLOCK_MALFORMED' | 'BLOCK_TOO_LARGE' | 'BLOCK_WRONG_CHAIN' | 'BLOCK_BAD_HEIGHT' | 'BLOCK_BAD_PARENT'
-  | 'BLOCK_BAD_TIME' | 'BLOCK_BAD_PROPOSER' | 'BLOCK_BAD_AUTHORITY_SET' | 'BLOCK_BAD_TX_ROOT'
-  | 'BLOCK_BAD_STATE_ROOT' | 'BLOCK_INVALID_TX' | 'BLOCK_BAD_CERTIFICATE'
+  | 'BLOCK_MALFORMED'
+  | 'BLOCK_TOO_LARGE'
+  | 'BLOCK_WRONG_CHAIN'
+  | 'BLOCK_BAD_HEIGHT'
+  | 'BLOCK_BAD_PARENT'
+  | 'BLOCK_BAD_TIME'
+  | 'BLOCK_BAD_PROPOSER'
+  | 'BLOCK_BAD_AUTHORITY_SET'
+  | 'BLOCK_BAD_TX_ROOT'
+  | 'BLOCK_BAD_STATE_ROOT'
+  | 'BLOCK_INVALID_TX'
+  | 'BLOCK_BAD_CERTIFICATE'
 >
 
 /** A refused block. Blocks come from peers, so these penalize by default. */

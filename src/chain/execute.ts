@@ -88,12 +88,21 @@ function applyTx(env: BlockEnv, s: StateOverlay, tx: Tx): void {
   if (tx.nonce < expected) throw new TxError('TX_BAD_NONCE', `nonce ${tx.nonce} already used (next is ${expected})`)
   if (tx.nonce > expected) throw new TxError('TX_NONCE_GAP', `nonce ${tx.nonce} is ahead of the next expected ${expected}`)
   s.set(NONCE_KEY(tx.sender), encodeTrusted(u64(expected + 1)))
-  t.apply({ chainId: env.chainId, state: s, height: env.height, time: env.time, params: env.params, authorities: env.authorities, sender: tx.sender, txId: tx.id }, tx.payload)
+  t.apply(
+    { chainId: env.chainId, state: s, height: env.height, time: env.time, params: env.params, authorities: env.authorities, sender: tx.sender, txId: tx.id },
+    tx.payload,
+  )
 }
 
 /** Checks a transaction against state without keeping its effects (mempool admission). */
 export function checkTx(state: StateMap, parent: Parent, tx: Tx): void {
-  const env: BlockEnv = { chainId: parent.header.chainId, height: parent.header.height + 1, time: parent.header.time + 1, params: getParams(state), authorities: authoritySet(state) }
+  const env: BlockEnv = {
+    chainId: parent.header.chainId,
+    height: parent.header.height + 1,
+    time: parent.header.time + 1,
+    params: getParams(state),
+    authorities: authoritySet(state),
+  }
   applyTx(env, new StateOverlay(state), tx)
 }
 
@@ -122,11 +131,13 @@ export function applyBlock(state: StateMap, parent: Parent, block: Block): Apply
   if (!authorities.members.some((m) => equalBytes(m.signKey, h.proposer))) throw new BlockError('BLOCK_BAD_PROPOSER', 'block proposer is not an authority')
   if (block.bytes.length > params.maxBlockBytes) throw new BlockError('BLOCK_TOO_LARGE', `block of ${block.bytes.length} bytes exceeds ${params.maxBlockBytes}`)
   if (block.txs.length > params.maxBlockTxs) throw new BlockError('BLOCK_TOO_LARGE', `block holds more than ${params.maxBlockTxs} transactions`)
-  if (!equalBytes(h.txRoot, merkleRoot(block.txs.map((t) => t.id)))) throw new BlockError('BLOCK_BAD_TX_ROOT', 'transaction root does not match the transactions')
-  if (!equalBytes(h.lastCommitHash, lastCommitHashOf(block.lastCommit))) throw new BlockError('BLOCK_BAD_CERTIFICATE', 'parent certificate does not match the header')
+  if (!equalBytes(h.txRoot, merkleRoot(block.txs.map((t) => t.id))))
+    throw new BlockError('BLOCK_BAD_TX_ROOT', 'transaction root does not match the transactions')
+  if (!equalBytes(h.lastCommitHash, lastCommitHashOf(block.lastCommit)))
+    throw new BlockError('BLOCK_BAD_CERTIFICATE', 'parent certificate does not match the header')
   let lastCommit: CommitCertificate | null = null
   if (h.height >= 2) {
-    if (block.lastCommit.length === 0) throw new BlockError('BLOCK_BAD_CERTIFICATE', 'block does not carry its parent\'s commit certificate')
+    if (block.lastCommit.length === 0) throw new BlockError('BLOCK_BAD_CERTIFICATE', "block does not carry its parent's commit certificate")
     lastCommit = decodeCertificate(block.lastCommit)
     verifyCertificate(lastCommit, h.chainId, parent.header.height, parent.hash, parentVoters(state))
   } else if (block.lastCommit.length !== 0) {

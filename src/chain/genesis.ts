@@ -24,23 +24,30 @@ const u32 = (min: number): z.ZodNumber => z.number().int().min(min).max(0xffffff
 const GenesisSchema = z.strictObject({
   chainId: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/, 'chain id: letters, digits, dot, dash, underscore; up to 64'),
   genesisTime: z.iso.datetime({ offset: true }),
-  params: z.strictObject({
-    blockIntervalMs: u32(10),
-    maxBlockBytes: u32(64 * 1024),
-    maxTxBytes: u32(1024),
-    maxBlockTxs: u32(1),
-    maxClockDriftMs: u32(1),
-    replicationFactor: u32(1),
-    chunkSize: u32(4096),
-  }).partial().default({}),
-  orgs: z.array(z.strictObject({
-    id: z.string().regex(ORG_ID_RE, 'organization id: lower-case letters, digits and dashes'),
-    name: z.string().min(1).max(256),
-    role: z.enum(['authority', 'member']).default('authority'),
-    signKey: hex32,
-    encKey: hex32,
-    addrs: z.array(z.string().max(256)).max(16).default([]),
-  })).min(1),
+  params: z
+    .strictObject({
+      blockIntervalMs: u32(10),
+      maxBlockBytes: u32(64 * 1024),
+      maxTxBytes: u32(1024),
+      maxBlockTxs: u32(1),
+      maxClockDriftMs: u32(1),
+      replicationFactor: u32(1),
+      chunkSize: u32(4096),
+    })
+    .partial()
+    .default({}),
+  orgs: z
+    .array(
+      z.strictObject({
+        id: z.string().regex(ORG_ID_RE, 'organization id: lower-case letters, digits and dashes'),
+        name: z.string().min(1).max(256),
+        role: z.enum(['authority', 'member']).default('authority'),
+        signKey: hex32,
+        encKey: hex32,
+        addrs: z.array(z.string().max(256)).max(16).default([]),
+      }),
+    )
+    .min(1),
 })
 
 /** The JSON form of a genesis, as written to genesis.json. */
@@ -66,7 +73,8 @@ export function parseGenesis(json: unknown, source = 'genesis'): Genesis {
   }
   if (!orgs.some((o) => o.role === 'authority')) throw new GenesisError('GENESIS_INVALID', `${source}: at least one organization must be an authority`)
   const params: ChainParams = { ...DEFAULT_PARAMS, ...g.params }
-  if (params.maxTxBytes * 2 > params.maxBlockBytes) throw new GenesisError('GENESIS_INVALID', `${source}: params.maxBlockBytes must be at least twice params.maxTxBytes`)
+  if (params.maxTxBytes * 2 > params.maxBlockBytes)
+    throw new GenesisError('GENESIS_INVALID', `${source}: params.maxBlockBytes must be at least twice params.maxTxBytes`)
   const genesisTime = Date.parse(g.genesisTime)
   if (!(genesisTime >= 0)) throw new GenesisError('GENESIS_INVALID', `${source}: genesisTime must not be before 1970-01-01`)
   return { chainId: g.chainId, genesisTime, params, orgs }
@@ -111,17 +119,20 @@ export function genesisBlock(g: Genesis): GenesisResult {
   putParams(s, g.params)
   for (const o of g.orgs) putOrg(s, o)
   const writes = s.writes()
-  const block = makeBlock({
-    version: BLOCK_VERSION,
-    chainId: g.chainId,
-    height: 0,
-    parentHash: ZERO_HASH,
-    time: g.genesisTime,
-    proposer: ZERO_HASH,
-    txRoot: merkleRoot([]),
-    stateRoot: nextStateRoot(ZERO_HASH, writes),
-    authoritySetHash: authoritySet(s).hash,
-    lastCommitHash: ZERO_HASH,
-  }, [])
+  const block = makeBlock(
+    {
+      version: BLOCK_VERSION,
+      chainId: g.chainId,
+      height: 0,
+      parentHash: ZERO_HASH,
+      time: g.genesisTime,
+      proposer: ZERO_HASH,
+      txRoot: merkleRoot([]),
+      stateRoot: nextStateRoot(ZERO_HASH, writes),
+      authoritySetHash: authoritySet(s).hash,
+      lastCommitHash: ZERO_HASH,
+    },
+    [],
+  )
   return { block, writes }
 }

@@ -58,7 +58,8 @@ export class Mempool {
     const queue = this.#bySender.get(sender)
     if (queue?.has(tx.nonce) === true) throw new TxError('TX_BAD_NONCE', `another pending transaction from this sender has nonce ${tx.nonce}`)
     if (tx.nonce > stateNonce && queue?.has(tx.nonce - 1) !== true) throw new TxError('TX_NONCE_GAP', `nonce ${tx.nonce} leaves a gap (next is ${stateNonce})`)
-    if ((queue?.size ?? 0) >= this.limits.maxPerSender) throw new TxError('TX_SENDER_LIMIT', `sender already has ${this.limits.maxPerSender} pending transactions`)
+    if ((queue?.size ?? 0) >= this.limits.maxPerSender)
+      throw new TxError('TX_SENDER_LIMIT', `sender already has ${this.limits.maxPerSender} pending transactions`)
     if (this.#byId.size >= this.limits.maxTxs || this.#bytes + tx.bytes.length > this.limits.maxBytes) {
       throw new TxError('TX_MEMPOOL_FULL', 'mempool is full; retry later')
     }
@@ -89,7 +90,7 @@ export class Mempool {
       runs.push({ queue, next: stateNonce(first.sender) })
     }
     while (runs.length > 0) {
-      for (let i = 0; i < runs.length; ) {
+      for (let i = 0; i < runs.length;) {
         const r = runs[i] as { queue: Map<number, Tx>; next: number }
         const tx = r.queue.get(r.next)
         if (tx === undefined) {

@@ -63,7 +63,13 @@ export function isJailed(s: StateMap | StateOverlay, id: string): boolean {
  * seen voting in the last commit, then jail those that let their turn pass
  * before `proposer`, and record the proposer's turn.
  */
-export function updateRotation(s: StateOverlay, order: readonly OrgRecord[], height: number, proposer: Uint8Array, lastCommitSigners: readonly Uint8Array[]): void {
+export function updateRotation(
+  s: StateOverlay,
+  order: readonly OrgRecord[],
+  height: number,
+  proposer: Uint8Array,
+  lastCommitSigners: readonly Uint8Array[],
+): void {
   for (const m of order) {
     if (!lastCommitSigners.some((k) => equalBytes(k, m.signKey))) continue
     const r = readRecord(s, m.id)

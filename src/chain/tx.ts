@@ -62,7 +62,8 @@ export interface DecodeTxOpts {
  * known type, payload shape, chain id and (unless `verify: false`) signature.
  */
 export function decodeTx(bytes: Uint8Array, opts: DecodeTxOpts): Tx {
-  if (bytes.length > opts.maxBytes) throw new TxError('TX_TOO_LARGE', `transaction of ${bytes.length} bytes exceeds the limit of ${opts.maxBytes}`, { penalize: true })
+  if (bytes.length > opts.maxBytes)
+    throw new TxError('TX_TOO_LARGE', `transaction of ${bytes.length} bytes exceeds the limit of ${opts.maxBytes}`, { penalize: true })
   let tx: Tx
   try {
     const outer = asArray(decodeCanonical(bytes), 'tx', 2)
@@ -82,14 +83,19 @@ export function decodeTx(bytes: Uint8Array, opts: DecodeTxOpts): Tx {
       bytes,
       signature,
     }
-    if (opts.verify !== false && opts.alreadyVerified?.(tx.id, tx.signature) !== true && !verifyEd25519(tx.sender, signingBytes(DOMAIN.TX_SIGN, bodyBytes), signature)) {
+    if (
+      opts.verify !== false &&
+      opts.alreadyVerified?.(tx.id, tx.signature) !== true &&
+      !verifyEd25519(tx.sender, signingBytes(DOMAIN.TX_SIGN, bodyBytes), signature)
+    ) {
       throw new TxError('TX_BAD_SIGNATURE', 'transaction signature does not verify', { penalize: true })
     }
   } catch (err) {
     if (err instanceof CodecError) throw new TxError('TX_MALFORMED', `malformed transaction: ${err.message}`, { cause: err, penalize: true })
     throw err
   }
-  if (tx.chainId !== opts.chainId) throw new TxError('TX_WRONG_CHAIN', `transaction is for chain ${JSON.stringify(tx.chainId)}, not ${JSON.stringify(opts.chainId)}`, { penalize: true })
+  if (tx.chainId !== opts.chainId)
+    throw new TxError('TX_WRONG_CHAIN', `transaction is for chain ${JSON.stringify(tx.chainId)}, not ${JSON.stringify(opts.chainId)}`, { penalize: true })
   return tx
 }
 

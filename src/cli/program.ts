@@ -16,7 +16,10 @@ export interface GlobalOpts {
 /** The `--node` and `--json` options, added to each command that talks to a node. */
 export function withNodeOpts(cmd: Command): Command {
   return cmd
-    .option('--node <datadir|url>', 'node to talk to: its data dir, or its API URL (token in RADCHAIN_API_TOKEN); default $RADCHAIN_HOME or the platform data dir')
+    .option(
+      '--node <datadir|url>',
+      'node to talk to: its data dir, or its API URL (token in RADCHAIN_API_TOKEN); default $RADCHAIN_HOME or the platform data dir',
+    )
     .option('--json', 'machine-readable output')
 }
 

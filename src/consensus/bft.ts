@@ -1,6 +1,16 @@
 import {
-  BlockError, CodecError, lastCommitHashOf, merkleRoot, signVote, verifyVote, type ApplyResult, type AuthoritySet, type Block, type CommitCertificate,
-  type SignedVote, type VoteKind,
+  BlockError,
+  CodecError,
+  lastCommitHashOf,
+  merkleRoot,
+  signVote,
+  verifyVote,
+  type ApplyResult,
+  type AuthoritySet,
+  type Block,
+  type CommitCertificate,
+  type SignedVote,
+  type VoteKind,
 } from '../chain/index.js'
 import type { Ed25519Signer } from '../crypto/index.js'
 import { equalBytes, errorMessage, toHex, type Logger } from '../util/index.js'
@@ -227,10 +237,13 @@ export class BftEngine implements ConsensusEngine {
   }
 
   #schedule(ms: number, height: number, round: number, step: Step): void {
-    const t = setTimeout(() => {
-      this.#timers.delete(t)
-      this.#enqueue({ type: 'timeout', height, round, step })
-    }, Math.max(0, ms))
+    const t = setTimeout(
+      () => {
+        this.#timers.delete(t)
+        this.#enqueue({ type: 'timeout', height, round, step })
+      },
+      Math.max(0, ms),
+    )
     this.#timers.add(t)
   }
 
@@ -274,7 +287,8 @@ export class BftEngine implements ConsensusEngine {
         this.#addVote(msg.vote)
       }
     }
-    if (hs.sent.size > 0) this.#logger.info('resumed from the write-ahead log', { height: hs.height, round: hs.round, signed: hs.sent.size, locked: hs.lockedRound })
+    if (hs.sent.size > 0)
+      this.#logger.info('resumed from the write-ahead log', { height: hs.height, round: hs.round, signed: hs.sent.size, locked: hs.lockedRound })
   }
 
   async #enterHeight(): Promise<void> {
@@ -323,10 +337,13 @@ export class BftEngine implements ConsensusEngine {
     const wake = new AbortController()
     const timer = setTimeout(() => wake.abort(), wait)
     ac.signal.addEventListener('abort', () => wake.abort(), { once: true })
-    this.#host.waitPending(wake.signal).catch(() => {}).finally(() => {
-      clearTimeout(timer)
-      if (!ac.signal.aborted) this.#enqueue({ type: 'ready', height: hs.height, round: 0 })
-    })
+    this.#host
+      .waitPending(wake.signal)
+      .catch(() => {})
+      .finally(() => {
+        clearTimeout(timer)
+        if (!ac.signal.aborted) this.#enqueue({ type: 'ready', height: hs.height, round: 0 })
+      })
   }
 
   async #roundReady(round: number): Promise<void> {
@@ -355,7 +372,13 @@ export class BftEngine implements ConsensusEngine {
         block = built.block
         hs.candidates.set(toHex(block.hash), { block, result: { writes: built.writes, stateRoot: built.stateRoot } })
       }
-      const p = signProposal(this.#signer, this.#host.chainId, { height: hs.height, round, validRound: hs.validBlock !== null ? hs.validRound : -1, blockHash: block.hash, blockBytes: block.bytes })
+      const p = signProposal(this.#signer, this.#host.chainId, {
+        height: hs.height,
+        round,
+        validRound: hs.validBlock !== null ? hs.validRound : -1,
+        blockHash: block.hash,
+        blockBytes: block.bytes,
+      })
       bytes = encodeMessage({ type: 'proposal', proposal: p })
       await this.#wal.append({ height: hs.height, kind: 'message', bytes })
       hs.sent.set(key, bytes)
@@ -450,7 +473,11 @@ export class BftEngine implements ConsensusEngine {
       }
       if (!equalBytes(block.hash, p.blockHash) || block.header.height !== hs.height) return false
       // The hash covers the header only: a body that does not match it (a relay's edit) must not become this id's candidate.
-      if (!equalBytes(block.header.txRoot, merkleRoot(block.txs.map((t) => t.id))) || !equalBytes(block.header.lastCommitHash, lastCommitHashOf(block.lastCommit))) return false
+      if (
+        !equalBytes(block.header.txRoot, merkleRoot(block.txs.map((t) => t.id))) ||
+        !equalBytes(block.header.lastCommitHash, lastCommitHashOf(block.lastCommit))
+      )
+        return false
       // A fresh proposal is made by its proposer; a re-proposal carries an earlier round's block.
       if (p.validRound < 0 && !equalBytes(block.header.proposer, p.signer)) return false
       cand = { block }
@@ -578,7 +605,8 @@ export class BftEngine implements ConsensusEngine {
         await this.#vote('prevote', r, ok ? cand.block.hash : null)
         hs.step = 'prevote'
       } else if (p.validRound < r && this.#quorumFor(hs.prevotes.get(p.validRound), toHex(p.blockHash))) {
-        const ok = this.#validForPrevote(cand) && (hs.lockedRound <= p.validRound || (hs.lockedBlock !== null && equalBytes(hs.lockedBlock.hash, cand.block.hash)))
+        const ok =
+          this.#validForPrevote(cand) && (hs.lockedRound <= p.validRound || (hs.lockedBlock !== null && equalBytes(hs.lockedBlock.hash, cand.block.hash)))
         await this.#vote('prevote', r, ok ? cand.block.hash : null)
         hs.step = 'prevote'
       }
@@ -590,7 +618,14 @@ export class BftEngine implements ConsensusEngine {
     }
 
     // Rule 5: a prevote quorum for the proposal's block: lock and precommit it.
-    if (p !== undefined && cand !== undefined && hs.step !== 'propose' && this.#quorumFor(prevotes, toHex(cand.block.hash)) && this.#valid(cand) && hs.once(`lock:${r}`)) {
+    if (
+      p !== undefined &&
+      cand !== undefined &&
+      hs.step !== 'propose' &&
+      this.#quorumFor(prevotes, toHex(cand.block.hash)) &&
+      this.#valid(cand) &&
+      hs.once(`lock:${r}`)
+    ) {
       if (hs.step === 'prevote') {
         hs.lockedRound = r
         hs.lockedBlock = cand.block

@@ -1,6 +1,4 @@
-import type {
-  ApplyResult, AuthoritySet, Block, BuildResult, CommitCertificate, ChainParams, OrgRecord, Parent, SignedVote,
-} from '../chain/index.js'
+import type { ApplyResult, AuthoritySet, Block, BuildResult, CommitCertificate, ChainParams, OrgRecord, Parent, SignedVote } from '../chain/index.js'
 
 /**
  * What a consensus engine needs from the node's chain. The single-authority

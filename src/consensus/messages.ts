@@ -1,6 +1,15 @@
 import { DOMAIN, signingBytes, verifyEd25519, type Ed25519Signer } from '../crypto/index.js'
 import {
-  CodecError, asArray, asBytes, asU32, asU64Number, decodeCanonical, encodeTrusted, u64, voteFromWire, voteToWire,
+  CodecError,
+  asArray,
+  asBytes,
+  asU32,
+  asU64Number,
+  decodeCanonical,
+  encodeTrusted,
+  u64,
+  voteFromWire,
+  voteToWire,
   type SignedVote,
 } from '../chain/index.js'
 

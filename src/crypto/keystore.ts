@@ -49,7 +49,9 @@ function scrypt(pass: string, salt: Uint8Array, p: { N: number; r: number; p: nu
 // The header fields are bound to the ciphertext as associated data, so a
 // keystore whose public keys or KDF parameters were edited fails to open.
 function aad(f: Pick<KeystoreFile, 'type' | 'version' | 'publicKeys' | 'kdf' | 'cipher'>): Uint8Array {
-  return utf8(JSON.stringify([f.type, f.version, f.publicKeys.sign, f.publicKeys.enc, f.kdf.name, f.kdf.N, f.kdf.r, f.kdf.p, f.kdf.salt, f.cipher.name, f.cipher.iv]))
+  return utf8(
+    JSON.stringify([f.type, f.version, f.publicKeys.sign, f.publicKeys.enc, f.kdf.name, f.kdf.N, f.kdf.r, f.kdf.p, f.kdf.salt, f.cipher.name, f.cipher.iv]),
+  )
 }
 
 /** Fresh random organization keys. */
@@ -70,7 +72,12 @@ export function orgKeysFromSecret(secret: Uint8Array): OrgKeys {
  * Encrypts the organization secret under a passphrase (scrypt, RFC 7914, then
  * AES-256-GCM, NIST SP 800-38D) and writes it atomically with mode 0600.
  */
-export async function saveKeystore(path: string, secret: Uint8Array, passphrase: string, params: { N: number; r: number; p: number } = SCRYPT_PARAMS): Promise<OrgKeys> {
+export async function saveKeystore(
+  path: string,
+  secret: Uint8Array,
+  passphrase: string,
+  params: { N: number; r: number; p: number } = SCRYPT_PARAMS,
+): Promise<OrgKeys> {
   if (passphrase.length === 0) throw new KeystoreError('KEYSTORE_NO_PASSPHRASE', 'the keystore passphrase is empty')
   const keys = orgKeysFromSecret(secret)
   const salt = randomBytes(16)
@@ -100,13 +107,27 @@ function parseKeystore(text: string, path: string): KeystoreFile {
   }
   const f = j as Partial<KeystoreFile>
   const ok =
-    typeof f === 'object' && f !== null &&
-    f.type === 'radchain-keystore' && f.version === 1 &&
-    isHex(f.publicKeys?.sign, 32) && isHex(f.publicKeys?.enc, 32) &&
-    f.kdf?.name === 'scrypt' && Number.isInteger(f.kdf.N) && f.kdf.N >= 1024 && f.kdf.N <= 1 << 22 &&
-    Number.isInteger(f.kdf.r) && f.kdf.r >= 1 && f.kdf.r <= 32 && Number.isInteger(f.kdf.p) && f.kdf.p >= 1 && f.kdf.p <= 16 &&
-    isHex(f.kdf.salt) && f.cipher?.name === 'aes-256-gcm' && isHex(f.cipher.iv, 12) &&
-    isHex(f.ciphertext, 64) && isHex(f.tag, 16)
+    typeof f === 'object' &&
+    f !== null &&
+    f.type === 'radchain-keystore' &&
+    f.version === 1 &&
+    isHex(f.publicKeys?.sign, 32) &&
+    isHex(f.publicKeys?.enc, 32) &&
+    f.kdf?.name === 'scrypt' &&
+    Number.isInteger(f.kdf.N) &&
+    f.kdf.N >= 1024 &&
+    f.kdf.N <= 1 << 22 &&
+    Number.isInteger(f.kdf.r) &&
+    f.kdf.r >= 1 &&
+    f.kdf.r <= 32 &&
+    Number.isInteger(f.kdf.p) &&
+    f.kdf.p >= 1 &&
+    f.kdf.p <= 16 &&
+    isHex(f.kdf.salt) &&
+    f.cipher?.name === 'aes-256-gcm' &&
+    isHex(f.cipher.iv, 12) &&
+    isHex(f.ciphertext, 64) &&
+    isHex(f.tag, 16)
   if (!ok) throw new KeystoreError('KEYSTORE_CORRUPT', `keystore ${path} is malformed`)
   return f as KeystoreFile
 }

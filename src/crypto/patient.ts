@@ -89,7 +89,9 @@ export async function readPatientPublicKey(arg: string): Promise<PatientPublicKe
   try {
     text = await readFile(arg, 'utf8')
   } catch (err) {
-    throw new PatientKeyError('PATIENT_BAD_KEY', `patient public key: '${arg}' is neither a key ('${PATIENT_KEY_PREFIX}...') nor a readable file`, { cause: err })
+    throw new PatientKeyError('PATIENT_BAD_KEY', `patient public key: '${arg}' is neither a key ('${PATIENT_KEY_PREFIX}...') nor a readable file`, {
+      cause: err,
+    })
   }
   return parsePatientPublicKey(text)
 }

@@ -23,17 +23,18 @@ export interface DemoOpts {
 }
 
 async function heads(orgs: readonly DevnetOrg[]): Promise<{ id: string; height: number; head: string; root: string }[]> {
-  return Promise.all(orgs.map(async (o) => {
-    const s = await (await clientOf(o)).status()
-    return { id: o.id, height: s.height, head: s.headHash, root: s.stateRoot }
-  }))
+  return Promise.all(
+    orgs.map(async (o) => {
+      const s = await (await clientOf(o)).status()
+      return { id: o.id, height: s.height, head: s.headHash, root: s.stateRoot }
+    }),
+  )
 }
 
 /** Sorted pixel digests of DICOM files. */
 async function digestsOf(files: readonly string[]): Promise<string[]> {
   return (await Promise.all(files.map(async (f) => pixelDigest(await readDicom(f)).digest))).sort()
 }
-
 
 /** A patient-signed transaction submitted through a node, waited for until final. */
 async function patientTx<P>(c: ApiClient, keys: OrgKeys, type: TxType<P>, payload: P): Promise<void> {
@@ -44,14 +45,25 @@ async function patientTx<P>(c: ApiClient, keys: OrgKeys, type: TxType<P>, payloa
 }
 
 const EVENT_TEXT: Record<string, string> = {
-  'study.register': 'study registered', 'lease.request': 'lease requested', 'consent.set': 'consent set', 'lease.approve': 'lease approved by the patient',
-  'lease.grant': 'lease granted', 'lease.deny': 'lease denied', 'lease.revoke': 'lease revoked', 'violation.report': 'VIOLATION: request under an ended lease',
+  'study.register': 'study registered',
+  'lease.request': 'lease requested',
+  'consent.set': 'consent set',
+  'lease.approve': 'lease approved by the patient',
+  'lease.grant': 'lease granted',
+  'lease.deny': 'lease denied',
+  'lease.revoke': 'lease revoked',
+  'violation.report': 'VIOLATION: request under an ended lease',
   'study.erase': 'erasure signed',
 }
 
 function auditLines(events: readonly AuditEventView[]): string[] {
   return events.map((e) => {
-    const what = e.type === 'access.record' ? (e.detail.what === 'unwrap' ? 'key unwrapped under the lease' : 'study retrieved under the lease') : (EVENT_TEXT[e.type] ?? e.type)
+    const what =
+      e.type === 'access.record'
+        ? e.detail.what === 'unwrap'
+          ? 'key unwrapped under the lease'
+          : 'study retrieved under the lease'
+        : (EVENT_TEXT[e.type] ?? e.type)
     const by = e.by.startsWith('patient:') ? 'the patient' : e.by
     return `     height ${String(e.height).padStart(4)}  ${new Date(e.time).toISOString()}  ${what.padEnd(40)} by ${by}`
   })
@@ -77,7 +89,9 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   const study = job.studies[0]
   if (study === undefined) throw new DevnetError('DEMO_FAILED', 'no study registered')
   const sid = study.studyId
-  say(`   de-identified (DICOM PS3.15 Basic profile), encrypted under a fresh key, ${study.size} bytes in ${study.chunks} chunk(s); registered as ${sid} at height ${study.height}`)
+  say(
+    `   de-identified (DICOM PS3.15 Basic profile), encrypted under a fresh key, ${study.size} bytes in ${study.chunks} chunk(s); registered as ${sid} at height ${study.height}`,
+  )
   say(`   replicated to ${study.holders.join(', ')}; the ledger holds ids and hashes only, no patient data`)
   const nro = orgs.find((o) => !study.holders.includes(o.id)) as DevnetOrg
   const cn = await clientOf(nro)
@@ -85,18 +99,36 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   say(`8. A hospital (${nro.id}) asks for a 20-second lease on the images, for a second opinion`)
   const leaseId = await cn.requestLease(sid, { scope: 'images', durationMs: 20_000, purpose: 'second opinion' })
   await cn.tx(leaseId, 30_000)
-  const early = await cn.getStudy(sid, { out: join(dir, 'early') }).then((id) => waitJob(cn, id, 'get')).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
-  say(`   lease ${short(leaseId)}... requested; the patient has not consented yet, so nothing is granted (a fetch now: ${early.includes('no lease') ? 'refused, no lease' : early})`)
+  const early = await cn
+    .getStudy(sid, { out: join(dir, 'early') })
+    .then((id) => waitJob(cn, id, 'get'))
+    .then(
+      () => 'served',
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    )
+  say(
+    `   lease ${short(leaseId)}... requested; the patient has not consented yet, so nothing is granted (a fetch now: ${early.includes('no lease') ? 'refused, no lease' : early})`,
+  )
 
-  say('9. The patient consents: images, for any organization, up to 30 days; the imaging center\'s node grants on its own')
-  await patientTx(cn, patient.keys, consentTx, { studyId: null, anyOrg: true, orgs: [], purposes: [], scopes: ['images'], maxDurationMs: 30 * 86_400_000, researchPool: false })
+  say("9. The patient consents: images, for any organization, up to 30 days; the imaging center's node grants on its own")
+  await patientTx(cn, patient.keys, consentTx, {
+    studyId: null,
+    anyOrg: true,
+    orgs: [],
+    purposes: [],
+    scopes: ['images'],
+    maxDurationMs: 30 * 86_400_000,
+    researchPool: false,
+  })
   let granted: LeaseView | undefined
   for (let i = 0; i < 150 && granted === undefined; i++) {
     granted = (await cn.leases('outgoing')).find((l) => l.leaseId === leaseId && l.status === 'granted')
     if (granted === undefined) await sleep(200)
   }
   if (granted === undefined) throw new DevnetError('DEMO_FAILED', 'the lease was not granted')
-  say(`   granted until ${new Date(granted.expiry ?? 0).toISOString()} (chain time); the study key, wrapped to ${nro.id}'s public key, sits with the study's chunks at the holders`)
+  say(
+    `   granted until ${new Date(granted.expiry ?? 0).toISOString()} (chain time); the study key, wrapped to ${nro.id}'s public key, sits with the study's chunks at the holders`,
+  )
   // The holders take the lease envelope before the imaging center goes away.
   for (let i = 0; i < 150; i++) {
     const r = await cn.study(sid)
@@ -114,7 +146,9 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   if (!same) throw new DevnetError('DEMO_FAILED', 'pixel digests differ after the round trip')
   const anyName = (await Promise.all(files.map(async (f) => (await readFile(f)).includes(Buffer.from('Doe^Archibald'))))).some((x) => x)
   if (anyName) throw new DevnetError('DEMO_FAILED', 'a patient name reached the images scope')
-  say(`    ${got.files} DICOM files written to ${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s; every pixel digest equals the original's; no demographics in them`)
+  say(
+    `    ${got.files} DICOM files written to ${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s; every pixel digest equals the original's; no demographics in them`,
+  )
 
   const other = orgs.find((o) => o !== o1 && o !== nro) as DevnetOrg
   const co = await clientOf(other)
@@ -131,7 +165,13 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   say('12. The lease expires (chain time); a further fetch is refused by the holders and recorded as a violation')
   const expiry = granted.expiry ?? 0
   for (let i = 0; i < 300 && (await cn.status()).headTime <= expiry; i++) await sleep(200)
-  const again = await cn.getStudy(sid, { out: join(dir, 'again') }).then((id) => waitJob(cn, id, 'get')).then(() => 'served', (err: unknown) => (err instanceof Error ? err.message : String(err)))
+  const again = await cn
+    .getStudy(sid, { out: join(dir, 'again') })
+    .then((id) => waitJob(cn, id, 'get'))
+    .then(
+      () => 'served',
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    )
   say(`    ${again === 'served' ? 'SERVED (unexpected)' : `refused: ${again.replace(/^study job failed: /, '')}`}`)
   if (again === 'served') throw new DevnetError('DEMO_FAILED', 'a fetch after expiry was served')
   let events: AuditEventView[] = []
@@ -173,10 +213,12 @@ export async function runDemo(opts: DemoOpts): Promise<void> {
     const t0 = performance.now()
     const hashes: { hash: string; client: ApiClient }[] = []
     for (let i = 0; i < opts.notes; i += 50) {
-      const burst = await Promise.all(Array.from({ length: Math.min(50, opts.notes - i) }, (_, k) => {
-        const c = clients[(i + k) % 4] as ApiClient
-        return c.submitNote(`note ${i + k + 1}`).then((hash) => ({ hash, client: c }))
-      }))
+      const burst = await Promise.all(
+        Array.from({ length: Math.min(50, opts.notes - i) }, (_, k) => {
+          const c = clients[(i + k) % 4] as ApiClient
+          return c.submitNote(`note ${i + k + 1}`).then((hash) => ({ hash, client: c }))
+        }),
+      )
       hashes.push(...burst)
     }
     const last = hashes[hashes.length - 1]
@@ -187,7 +229,9 @@ export async function runDemo(opts: DemoOpts): Promise<void> {
     }
     if (final !== 20 * clients.length) throw new DevnetError('DEMO_FAILED', 'notes did not become final on every node')
     const h1 = await heads(m.orgs)
-    say(`   ${hashes.length} notes final in ${((performance.now() - t0) / 1000).toFixed(1)} s; every node agrees: height ${h1[0]?.height}, state root ${short(h1[0]?.root ?? '')}`)
+    say(
+      `   ${hashes.length} notes final in ${((performance.now() - t0) / 1000).toFixed(1)} s; every node agrees: height ${h1[0]?.height}, state root ${short(h1[0]?.root ?? '')}`,
+    )
 
     say('3. org1 crashes (kill -9); the other three keep finalizing')
     await stopOrg(o1, 'SIGKILL')
@@ -208,7 +252,9 @@ export async function runDemo(opts: DemoOpts): Promise<void> {
     await sleep(3000)
     const still = await heads(m.orgs)
     const moved = still.some((s, i) => s.height !== split[i]?.height)
-    say(`   heights after 3 s of split: ${still.map((s) => `${s.id}=${s.height}`).join(' ')}${moved ? ' (a block in flight finished)' : ' (unchanged)'}; no conflicting blocks`)
+    say(
+      `   heights after 3 s of split: ${still.map((s) => `${s.id}=${s.height}`).join(' ')}${moved ? ' (a block in flight finished)' : ' (unchanged)'}; no conflicting blocks`,
+    )
     await devnetHeal(dir)
     const top = Math.max(...still.map((s) => s.height))
     await waitHeight(m, top + 2, { timeoutMs: 20_000 })

@@ -72,7 +72,8 @@ async function saveManifest(dir: string, m: DevnetManifest): Promise<void> {
 export function orgOf(m: DevnetManifest, id: string): DevnetOrg {
   const want = /^\d+$/.test(id) ? `org${id}` : id
   const o = m.orgs.find((x) => x.id === want)
-  if (o === undefined) throw new DevnetError('DEVNET_BAD_ORG', `no organization ${JSON.stringify(id)} in this devnet (have ${m.orgs.map((x) => x.id).join(', ')})`)
+  if (o === undefined)
+    throw new DevnetError('DEVNET_BAD_ORG', `no organization ${JSON.stringify(id)} in this devnet (have ${m.orgs.map((x) => x.id).join(', ')})`)
   return o
 }
 
@@ -163,7 +164,12 @@ export async function stopOrg(o: DevnetOrg, signal: NodeJS.Signals = 'SIGTERM'):
  * `study get`) every `intervalMs` until it is done, and returns its view; a
  * failed job throws a RadError with the job's code and message.
  */
-export async function waitJob<K extends StudyJobView['kind']>(client: ApiClient, id: string, kind: K, intervalMs = 50): Promise<Extract<StudyJobView, { kind: K }>> {
+export async function waitJob<K extends StudyJobView['kind']>(
+  client: ApiClient,
+  id: string,
+  kind: K,
+  intervalMs = 50,
+): Promise<Extract<StudyJobView, { kind: K }>> {
   for (;;) {
     const j = await client.job(id)
     if (!isJobOfKind(j, kind)) throw new ApiError('API_BAD_RESPONSE', `job ${id} is a study ${j.kind} job, not a study ${kind} job`, 0)
@@ -180,7 +186,11 @@ export async function waitHeight(m: DevnetManifest, height: number, opts: { orgs
   for (;;) {
     const st = await Promise.all(orgs.map(async (o) => (await clientOf(o)).status().catch(() => undefined)))
     if (st.every((s) => s !== undefined && s.height >= height)) return st as NodeStatus[]
-    if (Date.now() > deadline) throw new DevnetError('DEVNET_START_TIMEOUT', `not every node reached height ${height}: ${st.map((s, i) => `${orgs[i]?.id}=${s?.height ?? 'down'}`).join(' ')}`)
+    if (Date.now() > deadline)
+      throw new DevnetError(
+        'DEVNET_START_TIMEOUT',
+        `not every node reached height ${height}: ${st.map((s, i) => `${orgs[i]?.id}=${s?.height ?? 'down'}`).join(' ')}`,
+      )
     await sleep(100)
   }
 }
@@ -190,7 +200,11 @@ export async function waitHeight(m: DevnetManifest, height: number, opts: { orgs
  * config with devnet timing and ports base + 2(i-1) (API) and the next (p2p).
  * Its genesis is written separately.
  */
-export async function createOrgDir(dir: string, i: number, opts: Pick<DevnetUpOpts, 'basePort' | 'config' | 'orgConfig' | 'orgFaults' | 'timeoutProposeMs'>): Promise<DevnetOrg> {
+export async function createOrgDir(
+  dir: string,
+  i: number,
+  opts: Pick<DevnetUpOpts, 'basePort' | 'config' | 'orgConfig' | 'orgFaults' | 'timeoutProposeMs'>,
+): Promise<DevnetOrg> {
   const id = `org${i}`
   const apiPort = opts.basePort + 2 * (i - 1)
   const p2pPort = apiPort + 1
@@ -200,7 +214,15 @@ export async function createOrgDir(dir: string, i: number, opts: Pick<DevnetUpOp
     logLevel: 'info',
     ...opts.config,
     ...opts.orgConfig?.[id],
-    consensus: { timeoutProposeMs: opts.timeoutProposeMs ?? 1000, timeoutVoteMs: 500, timeoutDeltaMs: 250, timeoutCapMs: 5000, gossipMs: 500, ...opts.config?.consensus, ...opts.orgConfig?.[id]?.consensus },
+    consensus: {
+      timeoutProposeMs: opts.timeoutProposeMs ?? 1000,
+      timeoutVoteMs: 500,
+      timeoutDeltaMs: 250,
+      timeoutCapMs: 5000,
+      gossipMs: 500,
+      ...opts.config?.consensus,
+      ...opts.orgConfig?.[id]?.consensus,
+    },
     p2p: { listen, dialIntervalMs: 250 },
   }
   const r = await initDataDir({ dir: orgDir, orgId: id, apiPort, p2pListen: listen, scrypt: DEVNET_SCRYPT, config, env: {} })
@@ -224,7 +246,10 @@ export async function setOrgFaults(o: DevnetOrg, faults: FaultsJSON): Promise<vo
  * the devnet's genesis) without admitting or starting it: the authorities
  * admit it by vote (`radchain org admit`), then `devnet start` runs it.
  */
-export async function devnetAddOrg(dir: string, opts: Pick<DevnetUpOpts, 'config' | 'orgConfig' | 'orgFaults' | 'timeoutProposeMs'> & { basePort?: number } = {}): Promise<DevnetOrg> {
+export async function devnetAddOrg(
+  dir: string,
+  opts: Pick<DevnetUpOpts, 'config' | 'orgConfig' | 'orgFaults' | 'timeoutProposeMs'> & { basePort?: number } = {},
+): Promise<DevnetOrg> {
   const m = await loadManifest(dir)
   const first = m.orgs[0] as DevnetOrg
   const o = await createOrgDir(dir, m.orgs.length + 1, { ...opts, basePort: opts.basePort ?? first.apiPort })
@@ -244,7 +269,11 @@ export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
   let m: DevnetManifest
   if (await exists(join(dir, MANIFEST))) {
     m = await loadManifest(dir)
-    if (m.orgs.length !== opts.orgs) throw new DevnetError('DEVNET_EXISTS', `${dir} holds a devnet of ${m.orgs.length} organizations; use it as is, or \`radchain devnet down --dir ${dir} --purge\` first`)
+    if (m.orgs.length !== opts.orgs)
+      throw new DevnetError(
+        'DEVNET_EXISTS',
+        `${dir} holds a devnet of ${m.orgs.length} organizations; use it as is, or \`radchain devnet down --dir ${dir} --purge\` first`,
+      )
     say(`restarting the devnet in ${dir}`)
   } else {
     if (opts.orgs < 1 || opts.orgs > 32) throw new DevnetError('DEVNET_BAD_ORG', '--orgs must be between 1 and 32')
@@ -257,12 +286,21 @@ export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
       chainId: `radchain-devnet-${Date.now().toString(36)}`,
       genesisTime: Date.now(),
       params: {
-        blockIntervalMs: opts.blockIntervalMs ?? 1000, maxBlockBytes: 4 * 1024 * 1024, maxTxBytes: 16 * 1024, maxBlockTxs: opts.maxBlockTxs ?? 4000,
-        maxClockDriftMs: 2000, replicationFactor: opts.replicationFactor ?? 3, chunkSize: opts.chunkSize ?? 1024 * 1024,
+        blockIntervalMs: opts.blockIntervalMs ?? 1000,
+        maxBlockBytes: 4 * 1024 * 1024,
+        maxTxBytes: 16 * 1024,
+        maxBlockTxs: opts.maxBlockTxs ?? 4000,
+        maxClockDriftMs: 2000,
+        replicationFactor: opts.replicationFactor ?? 3,
+        chunkSize: opts.chunkSize ?? 1024 * 1024,
       },
       orgs: orgs.map((o, i) => ({
-        id: o.id, name: `Devnet Radiology ${i + 1}`, role: 'authority' as const,
-        signKey: fromHex(o.signKey), encKey: fromHex(encKeys[i]?.publicKeys.enc ?? ''), addrs: [`/ip4/127.0.0.1/tcp/${o.p2pPort}`],
+        id: o.id,
+        name: `Devnet Radiology ${i + 1}`,
+        role: 'authority' as const,
+        signKey: fromHex(o.signKey),
+        encKey: fromHex(encKeys[i]?.publicKeys.enc ?? ''),
+        addrs: [`/ip4/127.0.0.1/tcp/${o.p2pPort}`],
       })),
     }
     const text = JSON.stringify(genesisToJSON(genesis), null, 2) + '\n'
@@ -282,11 +320,18 @@ export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
 /** Status of every organization (null when down). */
 export async function devnetStatus(dir: string): Promise<{ org: DevnetOrg; pid: number | undefined; status: NodeStatus | null }[]> {
   const m = await loadManifest(dir)
-  return Promise.all(m.orgs.map(async (org) => {
-    const pid = await pidOf(org)
-    const status = pid === undefined ? null : await clientOf(org).then((c) => c.status()).catch(() => null)
-    return { org, pid, status }
-  }))
+  return Promise.all(
+    m.orgs.map(async (org) => {
+      const pid = await pidOf(org)
+      const status =
+        pid === undefined
+          ? null
+          : await clientOf(org)
+              .then((c) => c.status())
+              .catch(() => null)
+      return { org, pid, status }
+    }),
+  )
 }
 
 /** `devnet down`: stops every daemon cleanly; with `purge`, deletes the devnet. */
@@ -299,11 +344,13 @@ export async function devnetDown(dir: string, purge = false): Promise<number> {
 
 async function applyBlocked(dir: string, m: DevnetManifest, blocked: Record<string, string[]>): Promise<void> {
   const keyOf = new Map(m.orgs.map((o) => [o.id, o.signKey]))
-  await Promise.all(m.orgs.map(async (o) => {
-    if ((await pidOf(o)) === undefined) return
-    const keys = (blocked[o.id] ?? []).map((id) => keyOf.get(id) as string)
-    await (await clientOf(o)).partition(keys)
-  }))
+  await Promise.all(
+    m.orgs.map(async (o) => {
+      if ((await pidOf(o)) === undefined) return
+      const keys = (blocked[o.id] ?? []).map((id) => keyOf.get(id) as string)
+      await (await clientOf(o)).partition(keys)
+    }),
+  )
   await saveManifest(dir, { ...m, blocked })
 }
 
@@ -318,10 +365,11 @@ export async function devnetPartition(dir: string, a: readonly string[], b: read
     if (!l.includes(y) && x !== y) l.push(y)
     blocked[x] = l
   }
-  for (const x of ga) for (const y of gb) {
-    add(x, y)
-    add(y, x)
-  }
+  for (const x of ga)
+    for (const y of gb) {
+      add(x, y)
+      add(y, x)
+    }
   await applyBlocked(dir, m, blocked)
 }
 

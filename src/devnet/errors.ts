@@ -6,8 +6,14 @@ import { RadError, type ErrorCodes } from '../util/index.js'
  * without a code of its own (`waitJob`).
  */
 export type DevnetCode = ErrorCodes<
-  | 'DEVNET_EXISTS' | 'DEVNET_NOT_FOUND' | 'DEVNET_BAD_ORG' | 'DEVNET_START_TIMEOUT' | 'DEVNET_DAEMON_EXITED' | 'DEVNET_NOT_RUNNING'
-  | 'DEMO_FAILED' | 'JOB_FAILED'
+  | 'DEVNET_EXISTS'
+  | 'DEVNET_NOT_FOUND'
+  | 'DEVNET_BAD_ORG'
+  | 'DEVNET_START_TIMEOUT'
+  | 'DEVNET_DAEMON_EXITED'
+  | 'DEVNET_NOT_RUNNING'
+  | 'DEMO_FAILED'
+  | 'JOB_FAILED'
 >
 
 /** A devnet failure. */

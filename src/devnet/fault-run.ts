@@ -4,7 +4,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sleep } from '../util/index.js'
 import {
-  clientOf, devnetDown, devnetHeal, devnetPartition, devnetUp, pidOf, reapplyPartition, startOrg, stopOrg, type DevnetManifest, type DevnetOrg,
+  clientOf,
+  devnetDown,
+  devnetHeal,
+  devnetPartition,
+  devnetUp,
+  pidOf,
+  reapplyPartition,
+  startOrg,
+  stopOrg,
+  type DevnetManifest,
+  type DevnetOrg,
 } from './devnet.js'
 
 /**
@@ -178,7 +188,9 @@ async function main(): Promise<number> {
     }
   }
   say(`faults: ${faults.kills} kills, ${faults.restarts} restarts, ${faults.partitions} partitions, ${faults.heals} heals, ${faults.freezes} freezes`)
-  say(`figures: ${top} heights compared on 4 nodes, ${conflicts} conflicting; ${submitted} notes submitted, ${acked.size} acknowledged final, ${lost} missing or moved`)
+  say(
+    `figures: ${top} heights compared on 4 nodes, ${conflicts} conflicting; ${submitted} notes submitted, ${acked.size} acknowledged final, ${lost} missing or moved`,
+  )
   const ok = conflicts === 0 && lost === 0 && resumed
   say(ok ? `PASS (seed ${seed})` : `FAIL (seed ${seed}); devnet kept in ${dir}`)
   await devnetDown(dir, false)

@@ -43,7 +43,8 @@ const SHARED_CORES_MAX = 4
  */
 export function daemonNodeArgs(): string[] {
   const args = (process.env.RADCHAIN_DAEMON_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
-  if (availableParallelism() <= SHARED_CORES_MAX && !args.some((a) => a.includes('single-threaded-gc') || a.includes('concurrent-marking'))) args.push('--single-threaded-gc')
+  if (availableParallelism() <= SHARED_CORES_MAX && !args.some((a) => a.includes('single-threaded-gc') || a.includes('concurrent-marking')))
+    args.push('--single-threaded-gc')
   return args
 }
 

@@ -44,7 +44,9 @@ export class AuditService {
   }
 
   readonly #onBlock = (): void => {
-    this.#queue = this.#queue.then(() => this.#catchUp()).catch((err: unknown) => this.#logger.warn('audit index behind; retried at the next block', { err: errorMessage(err) }))
+    this.#queue = this.#queue
+      .then(() => this.#catchUp())
+      .catch((err: unknown) => this.#logger.warn('audit index behind; retried at the next block', { err: errorMessage(err) }))
   }
 
   async #catchUp(): Promise<void> {
@@ -78,8 +80,14 @@ export class AuditService {
       const org = orgBySignKey(this.#chain.state, tx.sender)
       const detail = (TX_TYPES.get(tx.type)?.toJSON(tx.payload) ?? {}) as Record<string, unknown>
       const ev: AuditEventView = {
-        height: b.header.height, time: b.header.time, index: i, type: tx.type, tx: toHex(tx.id),
-        by: org?.id ?? `patient:${toHex(tx.sender)}`, leaseId: s.lease, detail,
+        height: b.header.height,
+        time: b.header.time,
+        index: i,
+        type: tx.type,
+        tx: toHex(tx.id),
+        by: org?.id ?? `patient:${toHex(tx.sender)}`,
+        leaseId: s.lease,
+        detail,
       }
       await this.#kv.put(`e/${s.study}/${pad(b.header.height, 16)}/${pad(i, 6)}`, utf8(JSON.stringify(ev)))
     }

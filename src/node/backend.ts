@@ -1,7 +1,19 @@
 import { TxError, decodeCanonical, encode, headerToJSON, listProposals, noteTx, orgToJSON, orgTx, signTx, type Block, type OrgAction } from '../chain/index.js'
 import { ApiError } from '../api/index.js'
 import type {
-  ApiBackend, AuditEventView, BlockView, LeaseView, NodeEvent, NodeStatus, OrgVote, OrgsView, PeerView, StudyJobView, StudyView, SwarmStatusView, TxStatus,
+  ApiBackend,
+  AuditEventView,
+  BlockView,
+  LeaseView,
+  NodeEvent,
+  NodeStatus,
+  OrgVote,
+  OrgsView,
+  PeerView,
+  StudyJobView,
+  StudyView,
+  SwarmStatusView,
+  TxStatus,
 } from '../api/index.js'
 import { fromHex, isHex, toHex } from '../util/index.js'
 import type { OrgKeys } from '../crypto/index.js'
@@ -106,7 +118,7 @@ export class NodeBackend implements ApiBackend {
   // Backpressure: a transaction accepted here must be checked by every peer
   // too; while this node is behind on theirs, so are they.
   #admit(): void {
-    if (this.#info.busy()) throw new TxError('TX_MEMPOOL_FULL', 'node busy checking peers\' transactions; retry shortly')
+    if (this.#info.busy()) throw new TxError('TX_MEMPOOL_FULL', "node busy checking peers' transactions; retry shortly")
   }
 
   submitNote(text: string): string {
@@ -114,7 +126,8 @@ export class NodeBackend implements ApiBackend {
     this.#admit()
     const signer = this.#keys.signer
     const tx = signTx(signer, { chainId: this.#chain.chainId, type: noteTx.name, nonce: this.#chain.nextNonce(signer.publicKey), payload: { text } })
-    if (tx.bytes.length > this.#chain.params().maxTxBytes) throw new TxError('TX_TOO_LARGE', `note transaction of ${tx.bytes.length} bytes exceeds ${this.#chain.params().maxTxBytes}`)
+    if (tx.bytes.length > this.#chain.params().maxTxBytes)
+      throw new TxError('TX_TOO_LARGE', `note transaction of ${tx.bytes.length} bytes exceeds ${this.#chain.params().maxTxBytes}`)
     this.#chain.submit(tx)
     return toHex(tx.id)
   }
@@ -168,19 +181,29 @@ export class NodeBackend implements ApiBackend {
   }
 
   peers(): PeerView[] {
-    return this.#info.peers().map((p) => ({ org: this.#chain.orgByKey(p.publicKey)?.id ?? null, publicKey: toHex(p.publicKey), peerId: p.peerId, addr: p.addr }))
+    return this.#info
+      .peers()
+      .map((p) => ({ org: this.#chain.orgByKey(p.publicKey)?.id ?? null, publicKey: toHex(p.publicKey), peerId: p.peerId, addr: p.addr }))
   }
 
   orgs(): OrgsView {
     return {
       orgs: this.#chain.orgs().map(orgToJSON),
-      proposals: listProposals(this.#chain.state).map((p) => ({ proposal: toHex(p.proposal), action: orgTx.toJSON(p.action) as Record<string, unknown>, voters: p.voters })),
+      proposals: listProposals(this.#chain.state).map((p) => ({
+        proposal: toHex(p.proposal),
+        action: orgTx.toJSON(p.action) as Record<string, unknown>,
+        voters: p.voters,
+      })),
     }
   }
 
   voteOrg(vote: OrgVote): string {
     let action: OrgAction
-    if (vote.action === 'admit') action = { kind: 'admit', org: { id: vote.id, name: vote.name, role: vote.role, signKey: fromHex(vote.signKey), encKey: fromHex(vote.encKey), addrs: [...vote.addrs] } }
+    if (vote.action === 'admit')
+      action = {
+        kind: 'admit',
+        org: { id: vote.id, name: vote.name, role: vote.role, signKey: fromHex(vote.signKey), encKey: fromHex(vote.encKey), addrs: [...vote.addrs] },
+      }
     else if (vote.action === 'remove') action = { kind: 'remove', id: vote.id }
     else action = { kind: 'rekey', id: vote.id, signKey: fromHex(vote.signKey), encKey: fromHex(vote.encKey) }
     // Round-trip through the codec so a malformed id or address fails here, not in a block.
@@ -288,10 +311,19 @@ function studyView(v: StudiesServiceView): StudyView {
     return x
   }
   return {
-    studyId: v.studyId, custodian: str('custodian'), owner: strOrNull('owner'), contentRoot: str('contentRoot'),
-    size: num('size'), chunkCount: num('chunkCount'), chunkSize: num('chunkSize'), studyDigest: str('studyDigest'),
-    custodianEnvelope: str('custodianEnvelope'), ownerEnvelope: strOrNull('ownerEnvelope'), demographics: str('demographics'),
-    height: v.height, local: v.local,
+    studyId: v.studyId,
+    custodian: str('custodian'),
+    owner: strOrNull('owner'),
+    contentRoot: str('contentRoot'),
+    size: num('size'),
+    chunkCount: num('chunkCount'),
+    chunkSize: num('chunkSize'),
+    studyDigest: str('studyDigest'),
+    custodianEnvelope: str('custodianEnvelope'),
+    ownerEnvelope: strOrNull('ownerEnvelope'),
+    demographics: str('demographics'),
+    height: v.height,
+    local: v.local,
     ...(v.holders === undefined ? {} : { holders: v.holders }),
     ...(v.replication === undefined ? {} : { replication: v.replication }),
   }

@@ -1,11 +1,45 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
-  BlockError, Mempool, TxError, applyBlock, applyWrites, authoritySet, blockToJSON, buildBlock, certificateToJSON, checkTx, decodeBlock,
-  decodeCertificate, decodeTx, encodeCertificate, evidenceTx, genesisBlock, getNonce, getParams, isOrgKey, listOrgs, orgBySignKey, proposerFor, signTx, storedBlockTx, txToJSON,
+  BlockError,
+  Mempool,
+  TxError,
+  applyBlock,
+  applyWrites,
+  authoritySet,
+  blockToJSON,
+  buildBlock,
+  certificateToJSON,
+  checkTx,
+  decodeBlock,
+  decodeCertificate,
+  decodeTx,
+  encodeCertificate,
+  evidenceTx,
+  genesisBlock,
+  getNonce,
+  getParams,
+  isOrgKey,
+  listOrgs,
+  orgBySignKey,
+  proposerFor,
+  signTx,
+  storedBlockTx,
+  txToJSON,
   verifyCertificate,
-  type ApplyResult, type AuthoritySet, type Block, type BuildResult, type ChainParams, type CommitCertificate, type Genesis,
-  type MempoolLimits, type OrgRecord, type Parent, type SignedVote, type StateWrites, type Tx,
+  type ApplyResult,
+  type AuthoritySet,
+  type Block,
+  type BuildResult,
+  type ChainParams,
+  type CommitCertificate,
+  type Genesis,
+  type MempoolLimits,
+  type OrgRecord,
+  type Parent,
+  type SignedVote,
+  type StateWrites,
+  type Tx,
 } from '../chain/index.js'
 import { Ed25519Signer } from '../crypto/index.js'
 import { StoreError, type ChainStore } from '../storage/index.js'
@@ -79,7 +113,15 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
   #deferredEvidence: { a: SignedVote; b: SignedVote }[] = []
   readonly #pendingWaiters = new Set<() => void>()
 
-  private constructor(genesis: Genesis, store: ChainStore, state: Map<string, Uint8Array>, head: Parent, headCert: CommitCertificate | null, mempoolLimits: MempoolLimits, logger: Logger) {
+  private constructor(
+    genesis: Genesis,
+    store: ChainStore,
+    state: Map<string, Uint8Array>,
+    head: Parent,
+    headCert: CommitCertificate | null,
+    mempoolLimits: MempoolLimits,
+    logger: Logger,
+  ) {
     super()
     this.setMaxListeners(0)
     this.genesis = genesis
@@ -100,7 +142,11 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
    * store, or resumes from the last committed block after checking that the
    * store belongs to this genesis.
    */
-  static async open(genesis: Genesis, store: ChainStore, opts: { mempool: MempoolLimits; logger: Logger; evidenceSigner?: Ed25519Signer }): Promise<ChainService> {
+  static async open(
+    genesis: Genesis,
+    store: ChainStore,
+    opts: { mempool: MempoolLimits; logger: Logger; evidenceSigner?: Ed25519Signer },
+  ): Promise<ChainService> {
     const g = genesisBlock(genesis)
     let height = await store.headHeight()
     if (height === null) {
@@ -113,13 +159,20 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
       }
     }
     const state = await store.loadState()
-    const limits = { chainId: genesis.chainId, maxBlockBytes: Number.MAX_SAFE_INTEGER, maxBlockTxs: Number.MAX_SAFE_INTEGER, maxTxBytes: Number.MAX_SAFE_INTEGER, verify: false }
+    const limits = {
+      chainId: genesis.chainId,
+      maxBlockBytes: Number.MAX_SAFE_INTEGER,
+      maxBlockTxs: Number.MAX_SAFE_INTEGER,
+      maxTxBytes: Number.MAX_SAFE_INTEGER,
+      verify: false,
+    }
     const hash = await store.hashAt(height)
     const bytes = hash === undefined ? undefined : await store.blockBytes(hash)
     if (bytes === undefined) throw new StoreError('STORE_CORRUPT', `block at height ${height} is missing`)
     const head = decodeBlock(bytes, limits)
     const certBytes = height === 0 ? undefined : await store.certBytes(height)
-    if (height > 0 && (certBytes === undefined || certBytes.length === 0)) throw new StoreError('STORE_CORRUPT', `commit certificate of block ${height} is missing`)
+    if (height > 0 && (certBytes === undefined || certBytes.length === 0))
+      throw new StoreError('STORE_CORRUPT', `commit certificate of block ${height} is missing`)
     const headCert = certBytes === undefined ? null : decodeCertificate(certBytes)
     opts.logger.info('ledger opened', { chainId: genesis.chainId, height, head: toHex(head.hash) })
     const svc = new ChainService(genesis, store, state, { header: head.header, hash: head.hash }, headCert, opts.mempool, opts.logger)
@@ -220,7 +273,12 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
   }
 
   propose(time: number, proposer: Uint8Array): BuildResult {
-    const r = buildBlock(this.#state, this.#head, this.mempool.candidates((s) => getNonce(this.#state, s)), { time, proposer, lastCommit: this.#headCert })
+    const r = buildBlock(
+      this.#state,
+      this.#head,
+      this.mempool.candidates((s) => getNonce(this.#state, s)),
+      { time, proposer, lastCommit: this.#headCert },
+    )
     for (const { tx, error } of r.rejected) {
       if (error.code === 'TX_NONCE_GAP') continue
       for (const t of this.mempool.drop(tx)) {
@@ -255,14 +313,22 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     let checked = 0
     const t0 = performance.now()
     const block = decodeBlock(bytes, {
-      chainId: this.chainId, maxBlockBytes: p.maxBlockBytes, maxBlockTxs: p.maxBlockTxs, maxTxBytes: p.maxTxBytes,
+      chainId: this.chainId,
+      maxBlockBytes: p.maxBlockBytes,
+      maxBlockTxs: p.maxBlockTxs,
+      maxTxBytes: p.maxTxBytes,
       alreadyVerified: (id, signature) => {
         const known = this.#alreadyVerified(id, signature)
         if (!known) checked++
         return known
       },
     })
-    this.#logger.debug('block decoded', { height: block.header.height, txs: block.txs.length, signaturesChecked: checked, ms: Math.round(performance.now() - t0) })
+    this.#logger.debug('block decoded', {
+      height: block.header.height,
+      txs: block.txs.length,
+      signaturesChecked: checked,
+      ms: Math.round(performance.now() - t0),
+    })
     for (const tx of block.txs) this.#verified.add(tx.id, tx.signature)
     return block
   }
@@ -327,8 +393,12 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
         throw new Error('refusing to commit a block that does not extend the head')
       }
       await this.#store.commitBlock({
-        height: b.header.height, hash: b.hash, blockBytes: b.bytes, certBytes: encodeCertificate(cert),
-        txIds: b.txs.map((t) => t.id), stateWrites: result.writes,
+        height: b.header.height,
+        hash: b.hash,
+        blockBytes: b.bytes,
+        certBytes: encodeCertificate(cert),
+        txIds: b.txs.map((t) => t.id),
+        stateWrites: result.writes,
       })
       applyWrites(this.#state, result.writes)
       this.#head = { header: b.header, hash: b.hash }
@@ -358,7 +428,8 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     return this.#locked(async () => {
       const block = this.decodeBlock(blockBytes)
       if (block.header.height <= this.#head.header.height) return false
-      if (block.header.height !== this.#head.header.height + 1) throw new BlockError('BLOCK_BAD_HEIGHT', `sync block ${block.header.height} does not follow ${this.#head.header.height}`)
+      if (block.header.height !== this.#head.header.height + 1)
+        throw new BlockError('BLOCK_BAD_HEIGHT', `sync block ${block.header.height} does not follow ${this.#head.header.height}`)
       const cert = decodeCertificate(certBytes)
       verifyCertificate(cert, this.chainId, block.header.height, block.hash, this.#authorities)
       const r = applyBlock(this.#state, this.#head, block)
@@ -389,7 +460,14 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
       const blockHash = await this.#store.hashAt(loc.height)
       const bytes = blockHash === undefined ? undefined : await this.#store.blockBytes(blockHash)
       const tx = bytes === undefined ? undefined : storedBlockTx(bytes, loc.index, this.chainId)
-      return { hash, status: 'final', height: loc.height, index: loc.index, ...(blockHash === undefined ? {} : { blockHash: toHex(blockHash) }), ...(tx === undefined ? {} : { tx: txToJSON(tx) }) }
+      return {
+        hash,
+        status: 'final',
+        height: loc.height,
+        index: loc.index,
+        ...(blockHash === undefined ? {} : { blockHash: toHex(blockHash) }),
+        ...(tx === undefined ? {} : { tx: txToJSON(tx) }),
+      }
     }
     const err = this.#rejected.get(hash)
     if (err !== undefined) return { hash, status: 'rejected', error: { code: err.code, message: err.message } }
@@ -406,7 +484,13 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
   async blockByHash(hash: Uint8Array): Promise<Block | undefined> {
     const bytes = await this.#store.blockBytes(hash)
     if (bytes === undefined) return undefined
-    return decodeBlock(bytes, { chainId: this.chainId, maxBlockBytes: Number.MAX_SAFE_INTEGER, maxBlockTxs: Number.MAX_SAFE_INTEGER, maxTxBytes: Number.MAX_SAFE_INTEGER, verify: false })
+    return decodeBlock(bytes, {
+      chainId: this.chainId,
+      maxBlockBytes: Number.MAX_SAFE_INTEGER,
+      maxBlockTxs: Number.MAX_SAFE_INTEGER,
+      maxTxBytes: Number.MAX_SAFE_INTEGER,
+      verify: false,
+    })
   }
 
   /** Block JSON with its certificate for a ref: 'head', a height, or a 64-hex hash. */

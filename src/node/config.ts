@@ -40,51 +40,87 @@ export const DEFAULT_CHUNK_QUOTA = 100 * 1024 ** 3
 export const DEFAULT_P2P_LISTEN = '/ip4/127.0.0.1/tcp/7461'
 
 const ConfigSchema = z.strictObject({
-  api: z.strictObject({
-    host: z.enum(['127.0.0.1', '::1', 'localhost']).default('127.0.0.1'),
-    port: z.number().int().min(0).max(65535).default(DEFAULT_API_PORT),
-    maxBodyBytes: z.number().int().min(1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024),
-  }).prefault({}),
+  api: z
+    .strictObject({
+      host: z.enum(['127.0.0.1', '::1', 'localhost']).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(DEFAULT_API_PORT),
+      maxBodyBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(256 * 1024 * 1024)
+        .default(8 * 1024 * 1024),
+    })
+    .prefault({}),
   logLevel: z.enum(LOG_LEVELS).default('info'),
   genesis: z.string().min(1).default(DATADIR_FILES.genesis),
   keystore: z.string().min(1).default(DATADIR_FILES.keystore),
   passphraseFile: z.string().min(1).default(DATADIR_FILES.passphrase),
-  chunks: z.strictObject({
-    /** Folder of the chunk store, relative to the data dir unless absolute. */
-    dir: z.string().min(1).default(DATADIR_FILES.chunks),
-    /** Largest total size of stored chunks and envelopes (bytes). */
-    quotaBytes: z.number().int().min(0).default(DEFAULT_CHUNK_QUOTA),
-  }).prefault({}),
-  mempool: z.strictObject({
-    maxTxs: z.number().int().min(1).default(DEFAULT_MEMPOOL_LIMITS.maxTxs),
-    maxBytes: z.number().int().min(1024).default(DEFAULT_MEMPOOL_LIMITS.maxBytes),
-    maxPerSender: z.number().int().min(1).default(DEFAULT_MEMPOOL_LIMITS.maxPerSender),
-  }).prefault({}),
+  chunks: z
+    .strictObject({
+      /** Folder of the chunk store, relative to the data dir unless absolute. */
+      dir: z.string().min(1).default(DATADIR_FILES.chunks),
+      /** Largest total size of stored chunks and envelopes (bytes). */
+      quotaBytes: z.number().int().min(0).default(DEFAULT_CHUNK_QUOTA),
+    })
+    .prefault({}),
+  mempool: z
+    .strictObject({
+      maxTxs: z.number().int().min(1).default(DEFAULT_MEMPOOL_LIMITS.maxTxs),
+      maxBytes: z.number().int().min(1024).default(DEFAULT_MEMPOOL_LIMITS.maxBytes),
+      maxPerSender: z.number().int().min(1).default(DEFAULT_MEMPOOL_LIMITS.maxPerSender),
+    })
+    .prefault({}),
   /** Heartbeat override in ms (the genesis blockIntervalMs otherwise). */
   heartbeatMs: z.number().int().min(10).optional(),
-  p2p: z.strictObject({
-    listen: z.array(z.string().min(1)).min(1).default([DEFAULT_P2P_LISTEN]),
-    dialIntervalMs: z.number().int().min(50).max(60_000).default(1000),
-  }).prefault({}),
-  consensus: z.strictObject({
-    timeoutProposeMs: z.number().int().min(10).max(600_000).default(DEFAULT_BFT_OPTS.timeoutProposeMs),
-    timeoutVoteMs: z.number().int().min(10).max(600_000).default(DEFAULT_BFT_OPTS.timeoutVoteMs),
-    timeoutDeltaMs: z.number().int().min(0).max(600_000).default(DEFAULT_BFT_OPTS.timeoutDeltaMs),
-    timeoutCapMs: z.number().int().min(10).max(3_600_000).default(DEFAULT_BFT_OPTS.timeoutCapMs),
-    gossipMs: z.number().int().min(10).max(600_000).default(DEFAULT_BFT_OPTS.gossipMs),
-  }).prefault({}),
-  swarm: z.strictObject({
-    /** A holder unreachable this long is replaced by the next organization in placement order. */
-    repairAfterMs: z.number().int().min(100).max(30 * 24 * 3600_000).default(DEFAULT_SWARM_OPTS.repairAfterMs),
-    reconcileMs: z.number().int().min(50).max(3_600_000).default(DEFAULT_SWARM_OPTS.reconcileMs),
-    /** How often a slice of the stored chunks is read back and verified; 0 turns it off. */
-    scrubIntervalMs: z.number().int().min(0).max(30 * 24 * 3600_000).default(DEFAULT_SWARM_OPTS.scrubIntervalMs),
-    scrubBytes: z.number().int().min(1024 * 1024).default(DEFAULT_SWARM_OPTS.scrubBytes),
-    /** Bytes in flight of one fetch (memory per transfer); replication and repair use a quarter. */
-    maxInFlightBytes: z.number().int().min(1024 * 1024).max(1024 * 1024 * 1024).default(DEFAULT_SWARM_OPTS.maxInFlightBytes),
-    /** How long `study add` waits for the replicas before reporting the study durable or not. */
-    durableTimeoutMs: z.number().int().min(0).max(3_600_000).default(60_000),
-  }).prefault({}),
+  p2p: z
+    .strictObject({
+      listen: z.array(z.string().min(1)).min(1).default([DEFAULT_P2P_LISTEN]),
+      dialIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+    })
+    .prefault({}),
+  consensus: z
+    .strictObject({
+      timeoutProposeMs: z.number().int().min(10).max(600_000).default(DEFAULT_BFT_OPTS.timeoutProposeMs),
+      timeoutVoteMs: z.number().int().min(10).max(600_000).default(DEFAULT_BFT_OPTS.timeoutVoteMs),
+      timeoutDeltaMs: z.number().int().min(0).max(600_000).default(DEFAULT_BFT_OPTS.timeoutDeltaMs),
+      timeoutCapMs: z.number().int().min(10).max(3_600_000).default(DEFAULT_BFT_OPTS.timeoutCapMs),
+      gossipMs: z.number().int().min(10).max(600_000).default(DEFAULT_BFT_OPTS.gossipMs),
+    })
+    .prefault({}),
+  swarm: z
+    .strictObject({
+      /** A holder unreachable this long is replaced by the next organization in placement order. */
+      repairAfterMs: z
+        .number()
+        .int()
+        .min(100)
+        .max(30 * 24 * 3600_000)
+        .default(DEFAULT_SWARM_OPTS.repairAfterMs),
+      reconcileMs: z.number().int().min(50).max(3_600_000).default(DEFAULT_SWARM_OPTS.reconcileMs),
+      /** How often a slice of the stored chunks is read back and verified; 0 turns it off. */
+      scrubIntervalMs: z
+        .number()
+        .int()
+        .min(0)
+        .max(30 * 24 * 3600_000)
+        .default(DEFAULT_SWARM_OPTS.scrubIntervalMs),
+      scrubBytes: z
+        .number()
+        .int()
+        .min(1024 * 1024)
+        .default(DEFAULT_SWARM_OPTS.scrubBytes),
+      /** Bytes in flight of one fetch (memory per transfer); replication and repair use a quarter. */
+      maxInFlightBytes: z
+        .number()
+        .int()
+        .min(1024 * 1024)
+        .max(1024 * 1024 * 1024)
+        .default(DEFAULT_SWARM_OPTS.maxInFlightBytes),
+      /** How long `study add` waits for the replicas before reporting the study durable or not. */
+      durableTimeoutMs: z.number().int().min(0).max(3_600_000).default(60_000),
+    })
+    .prefault({}),
 })
 
 /** A node's configuration (config.json in the data dir), with defaults filled in. */
@@ -99,7 +135,13 @@ export interface NodeConfig {
   readonly chunks: { readonly dir: string; readonly quotaBytes: number }
   readonly heartbeatMs?: number
   readonly p2p: { readonly listen: readonly string[]; readonly dialIntervalMs: number }
-  readonly consensus: { readonly timeoutProposeMs: number; readonly timeoutVoteMs: number; readonly timeoutDeltaMs: number; readonly timeoutCapMs: number; readonly gossipMs: number }
+  readonly consensus: {
+    readonly timeoutProposeMs: number
+    readonly timeoutVoteMs: number
+    readonly timeoutDeltaMs: number
+    readonly timeoutCapMs: number
+    readonly gossipMs: number
+  }
   readonly swarm: SwarmOpts & { readonly durableTimeoutMs: number }
 }
 
@@ -110,7 +152,10 @@ export type NodeConfigJSON = z.input<typeof ConfigSchema>
 export function parseConfig(json: unknown, source = 'config'): NodeConfig {
   if (typeof json === 'object' && json !== null && 'testing' in json) {
     // Fault injection lives outside the product: only a devnet daemon reads it, from faults.json.
-    throw new ConfigError('CONFIG_INVALID', `${source}: testing: fault injection is for devnet daemons only and a production daemon refuses it; remove the testing section`)
+    throw new ConfigError(
+      'CONFIG_INVALID',
+      `${source}: testing: fault injection is for devnet daemons only and a production daemon refuses it; remove the testing section`,
+    )
   }
   const r = ConfigSchema.safeParse(json)
   if (!r.success) {

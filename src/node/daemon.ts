@@ -23,14 +23,20 @@ export async function loadNode(opts: DaemonOpts): Promise<{ node: RadNode; logge
   try {
     await access(genesisPath)
   } catch {
-    throw new ConfigError('CONFIG_INVALID', `no genesis at ${genesisPath}: copy the network's ${DATADIR_FILES.genesis} there, or run \`radchain init --dev\` for a one-node chain`)
+    throw new ConfigError(
+      'CONFIG_INVALID',
+      `no genesis at ${genesisPath}: copy the network's ${DATADIR_FILES.genesis} there, or run \`radchain init --dev\` for a one-node chain`,
+    )
   }
   const genesis = await loadGenesis(genesisPath)
   const passphrase = await readPassphrase(resolveIn(opts.dataDir, config.passphraseFile))
   const keys = await loadKeystore(resolveIn(opts.dataDir, config.keystore), passphrase)
   // The node and its network stack load only when a daemon starts, so CLI commands start fast.
   const { RadNode } = await import('./node.js')
-  return { node: new RadNode({ dataDir: opts.dataDir, config, genesis }, { keys, logger, ...(opts.faults === undefined ? {} : { faults: opts.faults }) }), logger }
+  return {
+    node: new RadNode({ dataDir: opts.dataDir, config, genesis }, { keys, logger, ...(opts.faults === undefined ? {} : { faults: opts.faults }) }),
+    logger,
+  }
 }
 
 /**

@@ -18,9 +18,18 @@ export { StudyServiceError, type StudyCode } from '../study/index.js'
  * - LEASE_BAD_SCOPE, LEASE_BAD_DURATION, LEASE_BAD_PURPOSE: a request field out of bounds.
  */
 export type LeaseCode = ErrorCodes<
-  | 'LEASE_BAD_ID' | 'LEASE_UNKNOWN' | 'LEASE_STUDY_ERASED' | 'LEASE_NOT_CUSTODIAN' | 'LEASE_NOT_PENDING'
-  | 'LEASE_NOT_ACTIVE' | 'LEASE_NO_KEY' | 'LEASE_NOT_ADMITTED' | 'LEASE_OWN_STUDY'
-  | 'LEASE_BAD_SCOPE' | 'LEASE_BAD_DURATION' | 'LEASE_BAD_PURPOSE'
+  | 'LEASE_BAD_ID'
+  | 'LEASE_UNKNOWN'
+  | 'LEASE_STUDY_ERASED'
+  | 'LEASE_NOT_CUSTODIAN'
+  | 'LEASE_NOT_PENDING'
+  | 'LEASE_NOT_ACTIVE'
+  | 'LEASE_NO_KEY'
+  | 'LEASE_NOT_ADMITTED'
+  | 'LEASE_OWN_STUDY'
+  | 'LEASE_BAD_SCOPE'
+  | 'LEASE_BAD_DURATION'
+  | 'LEASE_BAD_PURPOSE'
 >
 
 /** A refused lease request or decision. */

@@ -1,6 +1,29 @@
 import {
-  violationReported, violationTx, type ViolationPayload, MAX_LEASE_MS, MAX_PURPOSE_BYTES, MIN_LEASE_MS, isErased, leaseRequestTx, leaseToJSON, accessTx, getEnvelopeKeys, getLease, getStudy, kemKeyTx, leaseActive, leaseDenyTx, leaseGrantTx, leaseRevokeTx, listLeases, signTx, consentCovers, consentFor,
-  type LeaseRecord, type StudyRecord, type TxType,
+  violationReported,
+  violationTx,
+  type ViolationPayload,
+  MAX_LEASE_MS,
+  MAX_PURPOSE_BYTES,
+  MIN_LEASE_MS,
+  isErased,
+  leaseRequestTx,
+  leaseToJSON,
+  accessTx,
+  getEnvelopeKeys,
+  getLease,
+  getStudy,
+  kemKeyTx,
+  leaseActive,
+  leaseDenyTx,
+  leaseGrantTx,
+  leaseRevokeTx,
+  listLeases,
+  signTx,
+  consentCovers,
+  consentFor,
+  type LeaseRecord,
+  type StudyRecord,
+  type TxType,
 } from '../chain/index.js'
 import { mlkemFromX25519Private, sha256, unwrapKey, wrapKey, type OrgKeys } from '../crypto/index.js'
 import type { ChunkStore } from '../storage/index.js'
@@ -34,7 +57,9 @@ export function unwrapLeaseKey(keys: OrgKeys, envelope: Uint8Array, lease: Lease
 /** The active lease `orgId` holds on `study` at the head's chain time, if any (with `scope` 'full': a full-scope one). */
 function activeLeaseOf(chain: ChainService, orgId: string, study: StudyRecord, scope?: 'images' | 'full'): LeaseRecord | undefined {
   const now = chain.head().header.time
-  return listLeases(chain.state, study.studyId).find((l) => l.requester === orgId && leaseActive(l, now) && (scope === undefined || scope === 'images' || l.scope === 'full'))
+  return listLeases(chain.state, study.studyId).find(
+    (l) => l.requester === orgId && leaseActive(l, now) && (scope === undefined || scope === 'images' || l.scope === 'full'),
+  )
 }
 
 /**
@@ -170,18 +195,23 @@ export class LeaseService {
       this.#cleaned.add(id)
       const study = getStudy(this.#chain.state, l.studyId)
       if (study === undefined || this.#swarm.hasDuty(org, study) || this.activeLease(org, study) !== undefined) continue
-      void this.#swarm.dropStudy(study).then((n) => {
-        if (n > 0) this.#logger.info('lease ended: the copy fetched under it is deleted', { lease: id, study: toHex(study.studyId), objects: n })
-      }, (err: unknown) => {
-        this.#cleaned.delete(id)
-        this.#logger.warn('lease clean-up failed; retried', { lease: id, err: errorMessage(err) })
-      })
+      void this.#swarm.dropStudy(study).then(
+        (n) => {
+          if (n > 0) this.#logger.info('lease ended: the copy fetched under it is deleted', { lease: id, study: toHex(study.studyId), objects: n })
+        },
+        (err: unknown) => {
+          this.#cleaned.delete(id)
+          this.#logger.warn('lease clean-up failed; retried', { lease: id, err: errorMessage(err) })
+        },
+      )
     }
   }
 
   /** The latest lease `orgId` was granted on `study` (active, expired or revoked), if any. */
   latestLease(orgId: string, study: StudyRecord): LeaseRecord | undefined {
-    return listLeases(this.#chain.state, study.studyId).filter((l) => l.requester === orgId && (l.status === 'granted' || l.status === 'revoked')).at(-1)
+    return listLeases(this.#chain.state, study.studyId)
+      .filter((l) => l.requester === orgId && (l.status === 'granted' || l.status === 'revoked'))
+      .at(-1)
   }
 
   /** The active lease `orgId` holds on `study` at the head's chain time, if any. */
@@ -198,7 +228,9 @@ export class LeaseService {
       if (study?.custodian !== org || study.owner === null) continue
       const covered = l.approved || consentCovers(consentFor(this.#chain.state, study.owner, study.studyId), l).ok
       if (!covered) continue
-      void this.grant(toHex(l.leaseId)).catch((err: unknown) => this.#logger.warn('automatic grant failed', { lease: toHex(l.leaseId), err: errorMessage(err) }))
+      void this.grant(toHex(l.leaseId)).catch((err: unknown) =>
+        this.#logger.warn('automatic grant failed', { lease: toHex(l.leaseId), err: errorMessage(err) }),
+      )
     }
   }
 
@@ -253,7 +285,7 @@ export class LeaseService {
    */
   request(studyIdHex: string, opts: { scope: string; durationMs: number; purpose: string }): string {
     const org = this.#org()
-    if (org === undefined) throw new LeaseError('LEASE_NOT_ADMITTED', 'this node\'s organization is not admitted')
+    if (org === undefined) throw new LeaseError('LEASE_NOT_ADMITTED', "this node's organization is not admitted")
     if (!/^[0-9a-fA-F]{32}$/.test(studyIdHex)) throw new StudyServiceError('STUDY_BAD_ID', 'a study id is 32 hex digits')
     const studyId = Buffer.from(studyIdHex, 'hex')
     if (isErased(this.#chain.state, studyId)) throw new StudyServiceError('STUDY_ERASED', `study ${studyIdHex.toLowerCase()} was erased`)
@@ -272,11 +304,13 @@ export class LeaseService {
   list(direction?: 'incoming' | 'outgoing'): LeaseView[] {
     const org = this.#org()
     const now = this.#chain.head().header.time
-    return listLeases(this.#chain.state).filter((l) => {
-      if (direction === 'outgoing') return l.requester === org
-      if (direction === 'incoming') return getStudy(this.#chain.state, l.studyId)?.custodian === org
-      return true
-    }).map((l) => ({ ...leaseToJSON(l, now), custodian: getStudy(this.#chain.state, l.studyId)?.custodian ?? null }))
+    return listLeases(this.#chain.state)
+      .filter((l) => {
+        if (direction === 'outgoing') return l.requester === org
+        if (direction === 'incoming') return getStudy(this.#chain.state, l.studyId)?.custodian === org
+        return true
+      })
+      .map((l) => ({ ...leaseToJSON(l, now), custodian: getStudy(this.#chain.state, l.studyId)?.custodian ?? null }))
   }
 
   /** Records a key unwrap or a completed retrieval under this organization's lease (an `access.record` transaction). */
@@ -296,7 +330,8 @@ export class LeaseService {
   revoke(leaseIdHex: string): string {
     const { lease, study } = this.#lease(leaseIdHex)
     this.#asCustodian(study)
-    if (!leaseActive(lease, this.#chain.head().header.time)) throw new LeaseError('LEASE_NOT_ACTIVE', `lease is ${lease.status === 'granted' ? 'expired' : lease.status}`)
+    if (!leaseActive(lease, this.#chain.head().header.time))
+      throw new LeaseError('LEASE_NOT_ACTIVE', `lease is ${lease.status === 'granted' ? 'expired' : lease.status}`)
     return this.#submit(leaseRevokeTx, { leaseId: lease.leaseId })
   }
 }

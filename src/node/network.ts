@@ -49,20 +49,28 @@ export class NetworkService {
     this.#logger = modules.logger
     this.#self = modules.keys.signer.publicKey
     const chain = this.#chain
-    this.p2p = new P2PNode({
-      listen: [...opts.listen],
-      identitySeed: modules.keys.identitySeed,
-      networkId: chain.chainId,
-      isAllowed: (key) => chain.orgByKey(key) !== undefined,
-      peersToDial: () => chain.orgs().filter((o) => !equalBytes(o.signKey, this.#self) && o.addrs.length > 0).map((o) => ({ publicKey: o.signKey, addrs: [...o.addrs] })),
-      ...(opts.dialIntervalMs === undefined ? {} : { dialIntervalMs: opts.dialIntervalMs }),
-    }, { logger: modules.logger.child({ mod: 'p2p' }) })
+    this.p2p = new P2PNode(
+      {
+        listen: [...opts.listen],
+        identitySeed: modules.keys.identitySeed,
+        networkId: chain.chainId,
+        isAllowed: (key) => chain.orgByKey(key) !== undefined,
+        peersToDial: () =>
+          chain
+            .orgs()
+            .filter((o) => !equalBytes(o.signKey, this.#self) && o.addrs.length > 0)
+            .map((o) => ({ publicKey: o.signKey, addrs: [...o.addrs] })),
+        ...(opts.dialIntervalMs === undefined ? {} : { dialIntervalMs: opts.dialIntervalMs }),
+      },
+      { logger: modules.logger.child({ mod: 'p2p' }) },
+    )
     this.sync = new SyncService(opts.syncIntervalMs === undefined ? {} : { intervalMs: opts.syncIntervalMs }, {
       chain,
       logger: modules.logger.child({ mod: 'sync' }),
       net: {
         peers: () => this.p2p.peers().map((p) => p.publicKey),
-        request: (peer, req, o) => this.p2p.request('sync', peer, req, { timeoutMs: o.timeoutMs, signal: o.signal, maxResponseBytes: SYNC_MAX_RESPONSE_BYTES + 1024 * 1024 }),
+        request: (peer, req, o) =>
+          this.p2p.request('sync', peer, req, { timeoutMs: o.timeoutMs, signal: o.signal, maxResponseBytes: SYNC_MAX_RESPONSE_BYTES + 1024 * 1024 }),
         penalize: (peer, points, reason) => this.p2p.penalize(peer, points, reason),
       },
     })

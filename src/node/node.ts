@@ -91,22 +91,44 @@ export class RadNode {
     }
     try {
       this.#store = await ChainStore.open(join(dataDir, DATADIR_FILES.db))
-      this.#chunks = await ChunkStore.open({ dir: resolveIn(dataDir, config.chunks.dir), quotaBytes: config.chunks.quotaBytes, index: this.#store.keyspace('k') })
-      if (this.#chunks.droppedAtOpen > 0) this.#logger.warn('chunk store: entries without a file dropped; the swarm fetches them again', { entries: this.#chunks.droppedAtOpen })
-      this.#chain = await ChainService.open(genesis, this.#store, { mempool: config.mempool, logger: this.#logger.child({ mod: 'chain' }), evidenceSigner: this.#keys.signer })
+      this.#chunks = await ChunkStore.open({
+        dir: resolveIn(dataDir, config.chunks.dir),
+        quotaBytes: config.chunks.quotaBytes,
+        index: this.#store.keyspace('k'),
+      })
+      if (this.#chunks.droppedAtOpen > 0)
+        this.#logger.warn('chunk store: entries without a file dropped; the swarm fetches them again', { entries: this.#chunks.droppedAtOpen })
+      this.#chain = await ChainService.open(genesis, this.#store, {
+        mempool: config.mempool,
+        logger: this.#logger.child({ mod: 'chain' }),
+        evidenceSigner: this.#keys.signer,
+      })
       const chain = this.#chain
-      this.#network = new NetworkService({ listen: config.p2p.listen, dialIntervalMs: config.p2p.dialIntervalMs }, { chain, keys: this.#keys, logger: this.#logger })
+      this.#network = new NetworkService(
+        { listen: config.p2p.listen, dialIntervalMs: config.p2p.dialIntervalMs },
+        { chain, keys: this.#keys, logger: this.#logger },
+      )
       const network = this.#network
       this.#wal = await ConsensusWal.open(join(dataDir, DATADIR_FILES.wal))
       this.#engine = new BftEngine(
         { ...config.consensus, ...(config.heartbeatMs === undefined ? {} : { heartbeatMs: config.heartbeatMs }), testEquivocate: faults?.equivocate === true },
-        { host: chain, net: network.consensusNet(), signer: this.#keys.signer, clock: this.#clock, logger: this.#logger.child({ mod: 'consensus' }), wal: this.#wal },
+        {
+          host: chain,
+          net: network.consensusNet(),
+          signer: this.#keys.signer,
+          clock: this.#clock,
+          logger: this.#logger.child({ mod: 'consensus' }),
+          wal: this.#wal,
+        },
       )
       const engine = this.#engine
       const index = new StudyIndex(this.#store.keyspace('i'))
       const leasePolicy = new LeasePolicy({ chain, keys: this.#keys, logger: this.#logger.child({ mod: 'lease' }) })
       this.#swarm = new SwarmService(
-        { ...config.swarm, ...(faults === undefined ? {} : { testServeDelayMs: faults.serveDelayMs, testServeGarbage: faults.serveGarbage, testNoPull: faults.noPull }) },
+        {
+          ...config.swarm,
+          ...(faults === undefined ? {} : { testServeDelayMs: faults.serveDelayMs, testServeGarbage: faults.serveGarbage, testNoPull: faults.noPull }),
+        },
         { chain, chunks: this.#chunks, index, p2p: network.p2p, keys: this.#keys, logger: this.#logger.child({ mod: 'swarm' }), leases: leasePolicy },
       )
       const swarm = this.#swarm
@@ -114,7 +136,10 @@ export class RadNode {
       const leases = this.#leases
       this.#audit = new AuditService({ chain, kv: this.#store.keyspace('a'), logger: this.#logger.child({ mod: 'audit' }) })
       const audit = this.#audit
-      const studies = new StudyJobs({ durableTimeoutMs: config.swarm.durableTimeoutMs }, { chain, chunks: this.#chunks, index, swarm, leases, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }) })
+      const studies = new StudyJobs(
+        { durableTimeoutMs: config.swarm.durableTimeoutMs },
+        { chain, chunks: this.#chunks, index, swarm, leases, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }) },
+      )
       const token = randomBytes(32).toString('base64url')
       const backend = new NodeBackend({
         chain,
@@ -133,7 +158,10 @@ export class RadNode {
           audit: () => audit,
         },
       })
-      this.#api = new ApiServer({ host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, logger: this.#logger.child({ mod: 'api' }) }, { backend })
+      this.#api = new ApiServer(
+        { host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, logger: this.#logger.child({ mod: 'api' }) },
+        { backend },
+      )
       await network.start()
       await audit.start()
       swarm.start()
@@ -141,12 +169,24 @@ export class RadNode {
       await engine.start()
       await writeFileAtomic(join(dataDir, DATADIR_FILES.apiToken), token + '\n', 0o600)
       await this.#api.start()
-      const info: DaemonInfo = { pid: process.pid, api: this.#api.url, chainId: genesis.chainId, p2p: network.addrs, startedAt: new Date(this.#clock()).toISOString() }
+      const info: DaemonInfo = {
+        pid: process.pid,
+        api: this.#api.url,
+        chainId: genesis.chainId,
+        p2p: network.addrs,
+        startedAt: new Date(this.#clock()).toISOString(),
+      }
       await writeFileAtomic(join(dataDir, DATADIR_FILES.daemon), JSON.stringify(info, null, 2) + '\n', 0o644)
       this.#published = true
       this.#started = true
       const org = chain.orgByKey(this.#keys.signer.publicKey)
-      this.#logger.info('node started', { chainId: genesis.chainId, org: org?.id ?? null, height: chain.head().header.height, api: this.#api.url, p2p: network.addrs })
+      this.#logger.info('node started', {
+        chainId: genesis.chainId,
+        org: org?.id ?? null,
+        height: chain.head().header.height,
+        api: this.#api.url,
+        p2p: network.addrs,
+      })
     } catch (err) {
       await this.stop()
       throw err

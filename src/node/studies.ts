@@ -2,7 +2,18 @@ import { randomBytes } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
 import { isAbsolute, resolve } from 'node:path'
 import {
-  eraseStudyTx, getErased, getStudy, leaseActive, listStudies, registerStudyTx, signTx, studyToJSON, type LeaseRecord, type RegisterStudyPayload, type StudyRecord, type Tx,
+  eraseStudyTx,
+  getErased,
+  getStudy,
+  leaseActive,
+  listStudies,
+  registerStudyTx,
+  signTx,
+  studyToJSON,
+  type LeaseRecord,
+  type RegisterStudyPayload,
+  type StudyRecord,
+  type Tx,
 } from '../chain/index.js'
 import { mlkemFromX25519Private, parsePatientPublicKey, sha256, type OrgKeys, type PatientPublicKey } from '../crypto/index.js'
 import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
@@ -102,11 +113,16 @@ export type ChainEventSource = Pick<EventEmitter<ChainEvents>, 'on' | 'off'>
  * resolves with the last result. An event during a check is not lost: one
  * more check follows. No timer other than the deadline.
  */
-export async function recheckOnBlocks<T>(chain: ChainEventSource, check: () => Promise<T>, settled: (r: T) => boolean, opts: {
-  timeoutMs: number
-  signal?: AbortSignal
-  wakeOn?: (wake: () => void) => () => void
-}): Promise<T> {
+export async function recheckOnBlocks<T>(
+  chain: ChainEventSource,
+  check: () => Promise<T>,
+  settled: (r: T) => boolean,
+  opts: {
+    timeoutMs: number
+    signal?: AbortSignal
+    wakeOn?: (wake: () => void) => () => void
+  },
+): Promise<T> {
   const deadline = Date.now() + opts.timeoutMs
   const aborted = (): boolean => opts.signal?.aborted === true
   let woken = false
@@ -115,18 +131,19 @@ export async function recheckOnBlocks<T>(chain: ChainEventSource, check: () => P
     woken = true
     wake?.()
   }
-  const nextEvent = (): Promise<void> => new Promise<void>((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer)
-      opts.signal?.removeEventListener('abort', done)
-      wake = undefined
-      resolve()
-    }
-    const timer = setTimeout(done, Math.max(0, deadline - Date.now()))
-    wake = done
-    opts.signal?.addEventListener('abort', done, { once: true })
-    if (aborted()) done()
-  })
+  const nextEvent = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        opts.signal?.removeEventListener('abort', done)
+        wake = undefined
+        resolve()
+      }
+      const timer = setTimeout(done, Math.max(0, deadline - Date.now()))
+      wake = done
+      opts.signal?.addEventListener('abort', done, { once: true })
+      if (aborted()) done()
+    })
   chain.on('block', onEvent)
   const offExtra = opts.wakeOn?.(onEvent)
   try {
@@ -151,17 +168,26 @@ export async function recheckOnBlocks<T>(chain: ChainEventSource, check: () => P
  * status, or with the current one ('pending') at the deadline or when
  * `signal` aborts.
  */
-export function waitTxSettled(chain: ChainEventSource & Pick<ChainService, 'txStatus'>, hash: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<TxStatus> {
-  return recheckOnBlocks(chain, () => chain.txStatus(hash), (s) => s.status !== 'pending', {
-    ...opts,
-    wakeOn: (wake) => {
-      const onRejected = (tx: Tx): void => {
-        if (toHex(tx.id) === hash) wake()
-      }
-      chain.on('rejected', onRejected)
-      return () => chain.off('rejected', onRejected)
+export function waitTxSettled(
+  chain: ChainEventSource & Pick<ChainService, 'txStatus'>,
+  hash: string,
+  opts: { timeoutMs: number; signal?: AbortSignal },
+): Promise<TxStatus> {
+  return recheckOnBlocks(
+    chain,
+    () => chain.txStatus(hash),
+    (s) => s.status !== 'pending',
+    {
+      ...opts,
+      wakeOn: (wake) => {
+        const onRejected = (tx: Tx): void => {
+          if (toHex(tx.id) === hash) wake()
+        }
+        chain.on('rejected', onRejected)
+        return () => chain.off('rejected', onRejected)
+      },
     },
-  })
+  )
 }
 
 function jobError(err: unknown): { code: string; message: string } {
@@ -191,7 +217,10 @@ export class StudyJobs {
   readonly #jobs = new Map<string, StudyJobView>()
 
   /** `registerTimeoutMs`: how long a registration may take to be final before the job reports it pending (default 60 s). */
-  constructor(opts: { durableTimeoutMs: number; registerTimeoutMs?: number }, modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; swarm: SwarmService; leases: LeaseService; keys: OrgKeys; logger: Logger }) {
+  constructor(
+    opts: { durableTimeoutMs: number; registerTimeoutMs?: number },
+    modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; swarm: SwarmService; leases: LeaseService; keys: OrgKeys; logger: Logger },
+  ) {
     this.#durableTimeoutMs = opts.durableTimeoutMs
     this.#registerTimeoutMs = opts.registerTimeoutMs ?? REGISTER_TIMEOUT_MS
     this.#chain = modules.chain
@@ -205,7 +234,7 @@ export class StudyJobs {
 
   #orgId(): string {
     const org = this.#chain.orgByKey(this.#keys.signer.publicKey)
-    if (org === undefined) throw new StudyServiceError('STUDY_NOT_ADMITTED', 'this node\'s organization is not admitted on the ledger: it cannot keep studies')
+    if (org === undefined) throw new StudyServiceError('STUDY_NOT_ADMITTED', "this node's organization is not admitted on the ledger: it cannot keep studies")
     return org.id
   }
 
@@ -216,7 +245,13 @@ export class StudyJobs {
     const owner = opts.patient === undefined ? undefined : parsePatientPublicKey(opts.patient)
     const id = randomBytes(8).toString('hex')
     this.#set(id, { id, kind: 'add', state: 'scanning', files: 0, filesDone: 0, bytes: 0, bad: [], studies: [], error: null })
-    void this.#runAdd(id, paths.map((p) => resolve(p)), opts.skipBad, orgId, owner).catch((err: unknown) => {
+    void this.#runAdd(
+      id,
+      paths.map((p) => resolve(p)),
+      opts.skipBad,
+      orgId,
+      owner,
+    ).catch((err: unknown) => {
       const error = jobError(err)
       this.#update(id, { state: 'failed', error })
       this.#logger.warn('study add failed', { job: id, code: error.code })
@@ -228,7 +263,8 @@ export class StudyJobs {
   async startGet(studyIdHex: string, opts: { out: string; scope: string }): Promise<string> {
     const record = this.#record(studyIdHex)
     const scope = opts.scope as ExportScope
-    if (!EXPORT_SCOPES.includes(scope)) throw new StudyServiceError('STUDY_BAD_SCOPE', `scope must be one of ${EXPORT_SCOPES.join(', ')}, not ${JSON.stringify(opts.scope)}`)
+    if (!EXPORT_SCOPES.includes(scope))
+      throw new StudyServiceError('STUDY_BAD_SCOPE', `scope must be one of ${EXPORT_SCOPES.join(', ')}, not ${JSON.stringify(opts.scope)}`)
     if (typeof opts.out !== 'string' || !isAbsolute(opts.out)) throw new StudyServiceError('STUDY_BAD_OUT', 'the output folder must be an absolute path')
     const orgId = this.#orgId()
     let lease: LeaseRecord | undefined
@@ -237,17 +273,36 @@ export class StudyJobs {
       // ended lease). A node that holds the study by duty has the chunks already: it checks itself.
       lease = this.#leases.activeLease(orgId, record, scope) ?? this.#leases.latestLease(orgId, record)
       if (lease === undefined) {
-        throw new StudyServiceError('STUDY_NO_ACCESS', `study ${studyIdHex} is kept by ${record.custodian}: this organization has no lease on it (radchain lease request ${studyIdHex} ...)`)
+        throw new StudyServiceError(
+          'STUDY_NO_ACCESS',
+          `study ${studyIdHex} is kept by ${record.custodian}: this organization has no lease on it (radchain lease request ${studyIdHex} ...)`,
+        )
       }
       if (scope === 'full' && lease.scope !== 'full') {
-        throw new StudyServiceError('STUDY_NO_ACCESS', `this organization's lease on study ${studyIdHex} is for images only: the full scope needs a full-scope lease`)
+        throw new StudyServiceError(
+          'STUDY_NO_ACCESS',
+          `this organization's lease on study ${studyIdHex} is for images only: the full scope needs a full-scope lease`,
+        )
       }
       if (this.#swarm.hasDuty(orgId, record) && !leaseActive(lease, this.#chain.head().header.time)) {
         throw new StudyServiceError('STUDY_NO_ACCESS', `this organization's lease on study ${studyIdHex} has ended`)
       }
     }
     const id = randomBytes(8).toString('hex')
-    this.#set(id, { id, kind: 'get', state: 'fetching', studyId: toHex(record.studyId), scope, out: opts.out, fetch: { done: 0, bytes: 0, peers: 0 }, chunks: 0, chunkCount: record.chunkCount, files: 0, bytes: 0, error: null })
+    this.#set(id, {
+      id,
+      kind: 'get',
+      state: 'fetching',
+      studyId: toHex(record.studyId),
+      scope,
+      out: opts.out,
+      fetch: { done: 0, bytes: 0, peers: 0 },
+      chunks: 0,
+      chunkCount: record.chunkCount,
+      files: 0,
+      bytes: 0,
+      error: null,
+    })
     void this.#runGet(id, record, scope, opts.out, lease).catch((err: unknown) => {
       const error = jobError(err)
       this.#update(id, { state: 'failed', error })
@@ -264,9 +319,15 @@ export class StudyJobs {
   /** Signs this organization's half of erasing a study it keeps (the owner signs the other half); returns the transaction hash. */
   erase(studyIdHex: string): string {
     const r = this.#record(studyIdHex)
-    if (r.custodian !== this.#orgId()) throw new StudyServiceError('STUDY_NO_ACCESS', `only the custodian (${r.custodian}) erases study ${studyIdHex.toLowerCase()}`)
+    if (r.custodian !== this.#orgId())
+      throw new StudyServiceError('STUDY_NO_ACCESS', `only the custodian (${r.custodian}) erases study ${studyIdHex.toLowerCase()}`)
     const signer = this.#keys.signer
-    const tx = signTx(signer, { chainId: this.#chain.chainId, type: eraseStudyTx.name, nonce: this.#chain.nextNonce(signer.publicKey), payload: { studyId: r.studyId } })
+    const tx = signTx(signer, {
+      chainId: this.#chain.chainId,
+      type: eraseStudyTx.name,
+      nonce: this.#chain.nextNonce(signer.publicKey),
+      payload: { studyId: r.studyId },
+    })
     this.#chain.submit(tx)
     return toHex(tx.id)
   }
@@ -288,7 +349,8 @@ export class StudyJobs {
   #record(studyIdHex: string): StudyRecord {
     if (!isHex(studyIdHex, 16)) throw new StudyServiceError('STUDY_BAD_ID', 'a study id is 32 hex digits')
     const erased = getErased(this.#chain.state, fromHex(studyIdHex))
-    if (erased !== undefined) throw new StudyServiceError('STUDY_ERASED', `study ${studyIdHex.toLowerCase()} was erased (height ${erased.erasedHeight}): its data no longer exists`)
+    if (erased !== undefined)
+      throw new StudyServiceError('STUDY_ERASED', `study ${studyIdHex.toLowerCase()} was erased (height ${erased.erasedHeight}): its data no longer exists`)
     const r = getStudy(this.#chain.state, fromHex(studyIdHex))
     if (r === undefined) throw new StudyServiceError('STUDY_UNKNOWN', `no study ${studyIdHex.toLowerCase()} is registered on the ledger`)
     return r
@@ -305,7 +367,12 @@ export class StudyJobs {
       ...studyToJSON(r),
       height: r.height,
       local: {
-        chunkList: list !== undefined, chunksHeld: held, chunkCount: r.chunkCount, custodianEnvelope, ownerEnvelope, demographics,
+        chunkList: list !== undefined,
+        chunksHeld: held,
+        chunkCount: r.chunkCount,
+        custodianEnvelope,
+        ownerEnvelope,
+        demographics,
         complete: list !== undefined && held === r.chunkCount && custodianEnvelope && ownerEnvelope !== false && demographics,
       },
     } as unknown as StudyView
@@ -331,8 +398,16 @@ export class StudyJobs {
     this.#update(id, { files, bad })
     if (bad.length > 0 && !skipBad) {
       const dup = bad.filter((x) => x.code === 'DICOM_DUPLICATE_INSTANCE' || x.code === 'DICOM_DUPLICATE_UID').length
-      const what = dup === bad.length ? 'repeat an instance of an earlier file' : dup === 0 ? 'are not readable DICOM' : 'are not readable DICOM or repeat an instance of an earlier file'
-      throw new StudyServiceError('STUDY_BAD_INPUT', `${bad.length} file(s) ${what} (first: ${bad[0]?.message ?? ''}); nothing was registered. Fix them, or pass --skip-bad to leave them out`)
+      const what =
+        dup === bad.length
+          ? 'repeat an instance of an earlier file'
+          : dup === 0
+            ? 'are not readable DICOM'
+            : 'are not readable DICOM or repeat an instance of an earlier file'
+      throw new StudyServiceError(
+        'STUDY_BAD_INPUT',
+        `${bad.length} file(s) ${what} (first: ${bad[0]?.message ?? ''}); nothing was registered. Fix them, or pass --skip-bad to leave them out`,
+      )
     }
     if (scan.studies.size === 0) throw new StudyServiceError('STUDY_NO_INPUT', 'no DICOM study found in the given paths')
     const custodian = { x25519: this.#keys.encryption.publicKey, mlkem: mlkemFromX25519Private(this.#keys.encryption.privateKey).publicKey }
@@ -374,8 +449,17 @@ export class StudyJobs {
         const { hash, height } = await this.#register(packed.payload)
         const sid = toHex(studyId)
         const added: AddedStudy = {
-          studyId: sid, tx: hash, height, instances: studyFiles.length, chunks: packed.payload.chunkCount, size: packed.payload.size,
-          owner: owner === undefined ? null : toHex(owner.sign), holders: [], target: 0, durable: false, unreachable: [],
+          studyId: sid,
+          tx: hash,
+          height,
+          instances: studyFiles.length,
+          chunks: packed.payload.chunkCount,
+          size: packed.payload.size,
+          owner: owner === undefined ? null : toHex(owner.sign),
+          holders: [],
+          target: 0,
+          durable: false,
+          unreachable: [],
         }
         studies.push(added)
         this.#update(id, { studies: [...studies] })
@@ -401,7 +485,12 @@ export class StudyJobs {
   async #waitDurable(s: AddedStudy): Promise<AddedStudy> {
     const record = getStudy(this.#chain.state, fromHex(s.studyId))
     if (record === undefined) return s
-    const r = await recheckOnBlocks(this.#chain, () => this.#swarm.replication(record), (v) => v.holders.length >= v.target, { timeoutMs: this.#durableTimeoutMs, signal: this.#swarm.stopped })
+    const r = await recheckOnBlocks(
+      this.#chain,
+      () => this.#swarm.replication(record),
+      (v) => v.holders.length >= v.target,
+      { timeoutMs: this.#durableTimeoutMs, signal: this.#swarm.stopped },
+    )
     const durable = r.holders.length >= r.target
     if (!durable) this.#logger.warn('study not yet durable', { study: s.studyId, holders: r.holders.length, target: r.target })
     return { ...s, holders: r.holders, target: r.target, durable, unreachable: r.unreachable }
@@ -426,7 +515,8 @@ export class StudyJobs {
     // Wait until the registration is final or refused (or the swarm stops).
     const s = await waitTxSettled(this.#chain, hash, { timeoutMs: this.#registerTimeoutMs, signal: this.#swarm.stopped })
     if (s.status === 'final') return { hash, height: s.height ?? null }
-    if (s.status === 'rejected' || s.status === 'unknown') throw new RadError(s.error?.code ?? 'TX_REJECTED', `registration of the study was refused: ${s.error?.message ?? s.status}`)
+    if (s.status === 'rejected' || s.status === 'unknown')
+      throw new RadError(s.error?.code ?? 'TX_REJECTED', `registration of the study was refused: ${s.error?.message ?? s.status}`)
     // Still pending at the deadline: it may yet be final, so its objects stay.
     return { hash, height: null }
   }
@@ -436,7 +526,8 @@ export class StudyJobs {
     try {
       b = await this.#chunks.get(id)
     } catch (err) {
-      if (err instanceof ChunkStoreError && err.code === 'CHUNK_CORRUPT') throw new StudyServiceError('STUDY_INTEGRITY', `${what} (${toHex(id)}) of study ${studyHex} failed its integrity check: ${err.message}`, { cause: err })
+      if (err instanceof ChunkStoreError && err.code === 'CHUNK_CORRUPT')
+        throw new StudyServiceError('STUDY_INTEGRITY', `${what} (${toHex(id)}) of study ${studyHex} failed its integrity check: ${err.message}`, { cause: err })
       throw err
     }
     if (b === undefined) throw new StudyServiceError('STUDY_NOT_HELD', `${what} (${toHex(id)}) of study ${studyHex} is not on this node`)
@@ -467,7 +558,11 @@ export class StudyJobs {
     try {
       const demographics = scope === 'full' ? await this.#swarm.fetchObject(record, record.demographics) : undefined
       const r = await exportStudy({
-        payload: record, key, scope, out, ...(demographics === undefined ? {} : { demographics }),
+        payload: record,
+        key,
+        scope,
+        out,
+        ...(demographics === undefined ? {} : { demographics }),
         chunk: (i) => this.#object(list[i] as Uint8Array, `chunk ${i}`, sid),
         onProgress: (p) => this.#update(id, { chunks: p.chunks, files: p.files, bytes: p.bytes }),
       })
@@ -475,7 +570,7 @@ export class StudyJobs {
       this.#update(id, { state: 'done', chunks: record.chunkCount, files: r.files, bytes: r.bytes })
       this.#logger.info('study written', { study: sid, scope, files: r.files, lease: lease === undefined ? null : toHex(lease.leaseId) })
     } finally {
-      ('studyKey' in key ? key.studyKey : key.dataKey).fill(0)
+      ;('studyKey' in key ? key.studyKey : key.dataKey).fill(0)
     }
   }
 

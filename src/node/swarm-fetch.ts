@@ -1,8 +1,22 @@
 import { placementOrder, type LeaseRecord, type StudyRecord } from '../chain/index.js'
 import { DOMAIN, sha256, signingBytes, type OrgKeys } from '../crypto/index.js'
 import {
-  Bitfield, CHUNK_PROTOCOLS, SwarmError, decodeHave, decodeList, downloadChunks, encodeChunkRequest, encodeLeaseChunkRequest, encodeObjectRequest, encodeStudyRequest,
-  haveResponseBytes, listResponseBytes, type ChunkPeer, type DownloadProgress, type HaveInfo, type P2PNode,
+  Bitfield,
+  CHUNK_PROTOCOLS,
+  SwarmError,
+  decodeHave,
+  decodeList,
+  downloadChunks,
+  encodeChunkRequest,
+  encodeLeaseChunkRequest,
+  encodeObjectRequest,
+  encodeStudyRequest,
+  haveResponseBytes,
+  listResponseBytes,
+  type ChunkPeer,
+  type DownloadProgress,
+  type HaveInfo,
+  type P2PNode,
 } from '../p2p/index.js'
 import type { ChunkStore, StudyIndex } from '../storage/index.js'
 import { contentRoot } from '../study/index.js'
@@ -38,9 +52,19 @@ export class SwarmFetcher {
   /** The download running for each study (hex). */
   readonly #active = new Map<string, { kind: 'fetch' | 'replicate'; ac: AbortController; done: Promise<Uint8Array[]> }>()
 
-  constructor(opts: Pick<SwarmOpts, 'maxInFlightBytes'>, modules: {
-    chain: ChainService; chunks: ChunkStore; index: StudyIndex; p2p: P2PNode; keys: OrgKeys; logger: Logger; local: SwarmLocal; signal: AbortSignal
-  }) {
+  constructor(
+    opts: Pick<SwarmOpts, 'maxInFlightBytes'>,
+    modules: {
+      chain: ChainService
+      chunks: ChunkStore
+      index: StudyIndex
+      p2p: P2PNode
+      keys: OrgKeys
+      logger: Logger
+      local: SwarmLocal
+      signal: AbortSignal
+    },
+  ) {
     this.#opts = opts
     this.#chain = modules.chain
     this.#chunks = modules.chunks
@@ -54,9 +78,14 @@ export class SwarmFetcher {
 
   /** Connected admitted peers in the study's placement order first. */
   peersFor(study: StudyRecord): ChunkPeer[] {
-    const order = placementOrder(study.studyId, study.custodian, this.#chain.orgs().map((o) => o.id))
+    const order = placementOrder(
+      study.studyId,
+      study.custodian,
+      this.#chain.orgs().map((o) => o.id),
+    )
     const rank = new Map(order.map((id, i) => [id, i]))
-    return this.#p2p.peers()
+    return this.#p2p
+      .peers()
       .map((p) => ({ p, org: this.#chain.orgByKey(p.publicKey) }))
       .filter((x) => x.org !== undefined)
       .sort((a, b) => (rank.get(a.org?.id ?? '') ?? 1e9) - (rank.get(b.org?.id ?? '') ?? 1e9))
@@ -66,7 +95,10 @@ export class SwarmFetcher {
   /** What `peer` holds of the study; an answer larger than the study's bitfield is a protocol violation (penalized). */
   async have(peer: Uint8Array, study: StudyRecord, signal: AbortSignal): Promise<HaveInfo> {
     const res = await this.#p2p.request(CHUNK_PROTOCOLS.have, peer, encodeStudyRequest(study.studyId), {
-      signal, timeoutMs: HAVE_TIMEOUT_MS, maxResponseBytes: haveResponseBytes(study.chunkCount), penalizeOversize: true,
+      signal,
+      timeoutMs: HAVE_TIMEOUT_MS,
+      maxResponseBytes: haveResponseBytes(study.chunkCount),
+      penalizeOversize: true,
     })
     return decodeHave(res, study.chunkCount)
   }
@@ -81,7 +113,10 @@ export class SwarmFetcher {
     for (const peer of this.peersFor(study)) {
       try {
         const res = await this.#p2p.request(CHUNK_PROTOCOLS.list, peer.key, encodeStudyRequest(study.studyId), {
-          signal, timeoutMs: 10_000, maxResponseBytes: listResponseBytes(study.chunkCount), penalizeOversize: true,
+          signal,
+          timeoutMs: 10_000,
+          maxResponseBytes: listResponseBytes(study.chunkCount),
+          penalizeOversize: true,
         })
         const list = decodeList(res, study.chunkCount)
         if (!equalBytes(contentRoot(list), study.contentRoot)) {
@@ -104,7 +139,11 @@ export class SwarmFetcher {
     if (local !== undefined) return local
     for (const peer of this.peersFor(study)) {
       try {
-        const b = await this.#p2p.request(CHUNK_PROTOCOLS.object, peer.key, encodeObjectRequest(study.studyId, hash), { signal, timeoutMs: 10_000, maxResponseBytes: MAX_OBJECT_BYTES })
+        const b = await this.#p2p.request(CHUNK_PROTOCOLS.object, peer.key, encodeObjectRequest(study.studyId, hash), {
+          signal,
+          timeoutMs: 10_000,
+          maxResponseBytes: MAX_OBJECT_BYTES,
+        })
         if (!equalBytes(sha256(b), hash)) {
           this.#p2p.penalize(peer.key, 25, 'object does not match its hash')
           continue
@@ -124,7 +163,10 @@ export class SwarmFetcher {
    * what is missing from every peer holding it. `kind` 'fetch' (a reader
    * waiting) uses the whole in-flight budget, 'replicate' a quarter.
    */
-  async fetchChunks(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void }): Promise<Uint8Array[]> {
+  async fetchChunks(
+    study: StudyRecord,
+    opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void },
+  ): Promise<Uint8Array[]> {
     // One download per study: a reader's fetch takes over a replication in
     // progress (what it stored stays), and anything else waits for the one running.
     const sid = toHex(study.studyId)
@@ -145,7 +187,11 @@ export class SwarmFetcher {
     }
   }
 
-  async #fetchChunksLinked(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void }, own: AbortSignal): Promise<Uint8Array[]> {
+  async #fetchChunksLinked(
+    study: StudyRecord,
+    opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void },
+    own: AbortSignal,
+  ): Promise<Uint8Array[]> {
     // Both the caller's signal and this service's stop end the transfer (plain listeners, see docs/ARCHITECTURE.md "Platform pitfalls").
     const ac = new AbortController()
     const stop = (): void => ac.abort(new SwarmError('SWARM_UNAVAILABLE', 'transfer stopped'))
@@ -161,14 +207,21 @@ export class SwarmFetcher {
     }
   }
 
-  async #fetchChunks(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; onProgress?: (p: DownloadProgress) => void }, signal: AbortSignal): Promise<Uint8Array[]> {
+  async #fetchChunks(
+    study: StudyRecord,
+    opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; onProgress?: (p: DownloadProgress) => void },
+    signal: AbortSignal,
+  ): Promise<Uint8Array[]> {
     const list = await this.#ensureList(study, signal)
     const held = new Bitfield(study.chunkCount)
     for (let i = 0; i < list.length; i++) if (await this.#chunks.has(list[i] as Uint8Array)) held.set(i)
     if (held.complete) return list
     const sid = toHex(study.studyId)
     if (this.peersFor(study).length === 0) {
-      throw new SwarmError('SWARM_UNAVAILABLE', `${study.chunkCount - held.count} chunk(s) of study ${sid} are not on this node and no other organization is reachable`)
+      throw new SwarmError(
+        'SWARM_UNAVAILABLE',
+        `${study.chunkCount - held.count} chunk(s) of study ${sid} are not on this node and no other organization is reachable`,
+      )
     }
     const startedAt = Date.now()
     const cpuAtStart = process.cpuUsage()
@@ -181,7 +234,12 @@ export class SwarmFetcher {
         peers: () => this.peersFor(study),
         source: {
           have: async (peer, s) => (await this.have(peer.key, study, s)).chunks,
-          fetch: (peer, index, s) => this.#p2p.pipeRequestParts(CHUNK_PROTOCOLS.get, peer.key, this.#chunkRequest(study, index, opts.lease), { signal: s, timeoutMs: 30_000, maxResponseBytes: study.chunkSize + 64 }),
+          fetch: (peer, index, s) =>
+            this.#p2p.pipeRequestParts(CHUNK_PROTOCOLS.get, peer.key, this.#chunkRequest(study, index, opts.lease), {
+              signal: s,
+              timeoutMs: 30_000,
+              maxResponseBytes: study.chunkSize + 64,
+            }),
         },
         store: (index, bytes) => this.#chunks.put(list[index] as Uint8Array, bytes, { defer: true, verified: true }), // downloadChunks verified them
         onBadChunk: (peer, index) => {
@@ -194,15 +252,31 @@ export class SwarmFetcher {
         maxWindow: opts.kind === 'fetch' ? 6 : 4,
         signal,
         onProgress: (p) => {
-          this.transfers.set(`${opts.kind}:${sid}`, { studyId: sid, kind: opts.kind, done: p.done, total: p.total, bytes: p.bytes, peers: p.activePeers, startedAt })
+          this.transfers.set(`${opts.kind}:${sid}`, {
+            studyId: sid,
+            kind: opts.kind,
+            done: p.done,
+            total: p.total,
+            bytes: p.bytes,
+            peers: p.activePeers,
+            startedAt,
+          })
           opts.onProgress?.(p)
         },
       })
       // Timed to the chunks being durable, not merely written.
       await this.#chunks.flush()
       this.#logger.info('study chunks fetched', {
-        study: sid, kind: opts.kind, chunks: res.fetched, bytes: res.bytes, peers: Object.keys(res.perPeer).length, ms: Date.now() - startedAt,
-        maxInFlight: res.maxInFlight, medianRequestMs: res.medianRequestMs, duplicates: res.duplicates, ...cpuMs(process.cpuUsage(cpuAtStart)),
+        study: sid,
+        kind: opts.kind,
+        chunks: res.fetched,
+        bytes: res.bytes,
+        peers: Object.keys(res.perPeer).length,
+        ms: Date.now() - startedAt,
+        maxInFlight: res.maxInFlight,
+        medianRequestMs: res.medianRequestMs,
+        duplicates: res.duplicates,
+        ...cpuMs(process.cpuUsage(cpuAtStart)),
       })
       return list
     } finally {
@@ -217,7 +291,9 @@ export class SwarmFetcher {
   /** A chunk request: plain for a holder; under a lease, signed with this organization's key and stamped with its chain head time. */
   #chunkRequest(study: StudyRecord, index: number, lease: LeaseRecord | undefined): Uint8Array {
     if (lease === undefined) return encodeChunkRequest(study.studyId, index)
-    return encodeLeaseChunkRequest(study.studyId, index, lease.leaseId, this.#chain.head().header.time, (m) => this.#keys.signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, m)))
+    return encodeLeaseChunkRequest(study.studyId, index, lease.leaseId, this.#chain.head().header.time, (m) =>
+      this.#keys.signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, m)),
+    )
   }
 }
 

@@ -61,10 +61,12 @@ export class SwarmPlacement {
     const nominal = order.slice(0, Math.max(1, k))
     const byId = new Map(orgs.map((o) => [o.id, o]))
     const connected = this.#connectedKeys()
-    const assigned = order.filter((id) => {
-      const o = byId.get(id)
-      return o !== undefined && !this.isDown(o, connected)
-    }).slice(0, k)
+    const assigned = order
+      .filter((id) => {
+        const o = byId.get(id)
+        return o !== undefined && !this.isDown(o, connected)
+      })
+      .slice(0, k)
     return { order, nominal, assigned, target: Math.min(k, order.length) }
   }
 

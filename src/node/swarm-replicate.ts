@@ -33,9 +33,19 @@ export class SwarmReplicator {
   #timer: NodeJS.Timeout | undefined
   #working = false
 
-  constructor(opts: Pick<SwarmOpts, 'reconcileMs' | 'testNoPull'>, modules: {
-    chain: ChainService; chunks: ChunkStore; p2p: P2PNode; logger: Logger; local: SwarmLocal; placement: SwarmPlacement; fetcher: SwarmFetcher; signal: AbortSignal
-  }) {
+  constructor(
+    opts: Pick<SwarmOpts, 'reconcileMs' | 'testNoPull'>,
+    modules: {
+      chain: ChainService
+      chunks: ChunkStore
+      p2p: P2PNode
+      logger: Logger
+      local: SwarmLocal
+      placement: SwarmPlacement
+      fetcher: SwarmFetcher
+      signal: AbortSignal
+    },
+  ) {
     this.#opts = opts
     this.#chain = modules.chain
     this.#chunks = modules.chunks
@@ -87,18 +97,23 @@ export class SwarmReplicator {
     const unreachable: string[] = []
     if (self !== undefined && (await this.#local.isComplete(study))) holders.push(self.id)
     const connected = new Set(this.#p2p.peers().map((x) => toHex(x.publicKey)))
-    await Promise.all(this.#chain.orgs().filter((o) => o.id !== self?.id).map(async (o) => {
-      if (!connected.has(toHex(o.signKey))) {
-        if (p.nominal.includes(o.id) || p.assigned.includes(o.id)) unreachable.push(o.id)
-        return
-      }
-      try {
-        const h = await this.#fetcher.have(o.signKey, study, this.#signal)
-        if (h.list && h.chunks.complete && h.objects) holders.push(o.id)
-      } catch {
-        unreachable.push(o.id)
-      }
-    }))
+    await Promise.all(
+      this.#chain
+        .orgs()
+        .filter((o) => o.id !== self?.id)
+        .map(async (o) => {
+          if (!connected.has(toHex(o.signKey))) {
+            if (p.nominal.includes(o.id) || p.assigned.includes(o.id)) unreachable.push(o.id)
+            return
+          }
+          try {
+            const h = await this.#fetcher.have(o.signKey, study, this.#signal)
+            if (h.list && h.chunks.complete && h.objects) holders.push(o.id)
+          } catch {
+            unreachable.push(o.id)
+          }
+        }),
+    )
     const order = new Map(p.order.map((id, i) => [id, i]))
     const byRank = (a: string, b: string): number => (order.get(a) ?? 0) - (order.get(b) ?? 0)
     holders.sort(byRank)
@@ -142,7 +157,8 @@ export class SwarmReplicator {
         try {
           if (study !== undefined && !(await this.#local.isComplete(study))) await this.#replicate(study)
         } catch (err) {
-          if (!this.#signal.aborted) this.#logger.warn('replication not finished; retried later', { study: sid, err: errorMessage(err), code: (err as { code?: string }).code })
+          if (!this.#signal.aborted)
+            this.#logger.warn('replication not finished; retried later', { study: sid, err: errorMessage(err), code: (err as { code?: string }).code })
         } finally {
           this.#queue.shift()
           this.#queued.delete(sid)

@@ -21,7 +21,10 @@ export class SwarmScrubber {
   #scrubTimer: NodeJS.Timeout | undefined
   #scrubCursor = 0
 
-  constructor(opts: Pick<SwarmOpts, 'scrubIntervalMs' | 'scrubBytes'>, modules: { chain: ChainService; index: StudyIndex; logger: Logger; local: SwarmLocal; signal: AbortSignal }) {
+  constructor(
+    opts: Pick<SwarmOpts, 'scrubIntervalMs' | 'scrubBytes'>,
+    modules: { chain: ChainService; index: StudyIndex; logger: Logger; local: SwarmLocal; signal: AbortSignal },
+  ) {
     this.#opts = opts
     this.#chain = modules.chain
     this.#index = modules.index
@@ -34,9 +37,11 @@ export class SwarmScrubber {
   start(): void {
     if (this.#opts.scrubIntervalMs > 0) {
       const scrub = (): void => {
-        void this.#scrub().catch((err: unknown) => this.#logger.warn('scrub failed', { err: errorMessage(err) })).finally(() => {
-          if (!this.#signal.aborted) this.#scrubTimer = setTimeout(scrub, this.#opts.scrubIntervalMs)
-        })
+        void this.#scrub()
+          .catch((err: unknown) => this.#logger.warn('scrub failed', { err: errorMessage(err) }))
+          .finally(() => {
+            if (!this.#signal.aborted) this.#scrubTimer = setTimeout(scrub, this.#opts.scrubIntervalMs)
+          })
       }
       this.#scrubTimer = setTimeout(scrub, this.#opts.scrubIntervalMs)
     }

@@ -2,7 +2,15 @@ import { randomBytes } from 'node:crypto'
 import { getLease, getStudy, leaseActive, leaseOpenAt, type OrgRecord, type StudyRecord, type ViolationPayload } from '../chain/index.js'
 import { DOMAIN, signingBytes, verifyEd25519 } from '../crypto/index.js'
 import {
-  CHUNK_PROTOCOLS, LEASE_CLAIM_SIGNED_BYTES, SwarmError, decodeChunkRequest, decodeObjectRequest, decodeStudyRequest, encodeHave, encodeList, type P2PNode,
+  CHUNK_PROTOCOLS,
+  LEASE_CLAIM_SIGNED_BYTES,
+  SwarmError,
+  decodeChunkRequest,
+  decodeObjectRequest,
+  decodeStudyRequest,
+  encodeHave,
+  encodeList,
+  type P2PNode,
 } from '../p2p/index.js'
 import type { StudyIndex } from '../storage/index.js'
 import { equalBytes, toHex, type Logger } from '../util/index.js'
@@ -39,9 +47,18 @@ export class SwarmServePolicy {
   readonly #placement: SwarmPlacement
   readonly #leases: SwarmLeasePolicy
 
-  constructor(opts: Pick<SwarmOpts, 'testServeDelayMs' | 'testServeGarbage'>, modules: {
-    chain: ChainService; index: StudyIndex; p2p: P2PNode; logger: Logger; local: SwarmLocal; placement: SwarmPlacement; leases: SwarmLeasePolicy
-  }) {
+  constructor(
+    opts: Pick<SwarmOpts, 'testServeDelayMs' | 'testServeGarbage'>,
+    modules: {
+      chain: ChainService
+      index: StudyIndex
+      p2p: P2PNode
+      logger: Logger
+      local: SwarmLocal
+      placement: SwarmPlacement
+      leases: SwarmLeasePolicy
+    },
+  ) {
     this.#opts = opts
     this.#chain = modules.chain
     this.#index = modules.index
@@ -51,11 +68,32 @@ export class SwarmServePolicy {
     this.#leases = modules.leases
     const chunkMax = this.#chain.params().chunkSize + 64
     const p2p = modules.p2p
-    p2p.handle(CHUNK_PROTOCOLS.have, { maxRequestBytes: 16, maxResponseBytes: 5 + Math.ceil(0xffffffff / 8), timeoutMs: 10_000, handler: (from, req) => this.#serveHave(from, req) })
-    p2p.handle(CHUNK_PROTOCOLS.list, { maxRequestBytes: 16, maxResponseBytes: 32 * 4 * 1024 * 1024, timeoutMs: 10_000, handler: (from, req) => this.#serveList(from, req) })
+    p2p.handle(CHUNK_PROTOCOLS.have, {
+      maxRequestBytes: 16,
+      maxResponseBytes: 5 + Math.ceil(0xffffffff / 8),
+      timeoutMs: 10_000,
+      handler: (from, req) => this.#serveHave(from, req),
+    })
+    p2p.handle(CHUNK_PROTOCOLS.list, {
+      maxRequestBytes: 16,
+      maxResponseBytes: 32 * 4 * 1024 * 1024,
+      timeoutMs: 10_000,
+      handler: (from, req) => this.#serveList(from, req),
+    })
     // Chunks go over one long-lived stream per peer (pipelined): a fresh stream per chunk cost more than the chunk.
-    p2p.handlePipe(CHUNK_PROTOCOLS.get, { maxRequestBytes: LEASE_CLAIM_SIGNED_BYTES + 64, maxResponseBytes: chunkMax, timeoutMs: 30_000, concurrency: 4, handler: (from, req) => this.#serveChunk(from, req) })
-    p2p.handle(CHUNK_PROTOCOLS.object, { maxRequestBytes: 48, maxResponseBytes: MAX_OBJECT_BYTES, timeoutMs: 30_000, handler: (from, req) => this.#serveObject(from, req) })
+    p2p.handlePipe(CHUNK_PROTOCOLS.get, {
+      maxRequestBytes: LEASE_CLAIM_SIGNED_BYTES + 64,
+      maxResponseBytes: chunkMax,
+      timeoutMs: 30_000,
+      concurrency: 4,
+      handler: (from, req) => this.#serveChunk(from, req),
+    })
+    p2p.handle(CHUNK_PROTOCOLS.object, {
+      maxRequestBytes: 48,
+      maxResponseBytes: MAX_OBJECT_BYTES,
+      timeoutMs: 30_000,
+      handler: (from, req) => this.#serveObject(from, req),
+    })
   }
 
   #study(studyId: Uint8Array): StudyRecord {
@@ -97,10 +135,12 @@ export class SwarmServePolicy {
         throw new SwarmError('SWARM_BAD_REQUEST', 'lease claim signature does not verify', { penalize: true })
       }
       const lease = getLease(this.#chain.state, claim.leaseId)
-      if (lease === undefined || lease.requester !== org.id || !equalBytes(lease.studyId, studyId)) throw new SwarmError('SWARM_NOT_ALLOWED', 'not a lease of this organization on this study')
+      if (lease === undefined || lease.requester !== org.id || !equalBytes(lease.studyId, studyId))
+        throw new SwarmError('SWARM_NOT_ALLOWED', 'not a lease of this organization on this study')
       if (!leaseActive(lease, this.#chain.head().header.time)) {
         this.#logger.warn('chunk request under an ended lease refused', { study: toHex(studyId), org: org.id, lease: toHex(lease.leaseId) })
-        if (!leaseOpenAt(lease, claim.time)) this.#leases.reportViolation({ requester: org.id, studyId, index, leaseId: lease.leaseId, time: claim.time, signature: claim.signature })
+        if (!leaseOpenAt(lease, claim.time))
+          this.#leases.reportViolation({ requester: org.id, studyId, index, leaseId: lease.leaseId, time: claim.time, signature: claim.signature })
         throw new SwarmError('SWARM_LEASE_ENDED', 'the lease has ended (expired or revoked)')
       }
     }

@@ -60,7 +60,10 @@ export class SwarmService {
   readonly #abort = new AbortController()
 
   /** `leases`: what a lessee may get, and where a request under an ended lease is reported. */
-  constructor(opts: Partial<SwarmOpts>, modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; p2p: P2PNode; keys: OrgKeys; logger: Logger; leases: SwarmLeasePolicy }) {
+  constructor(
+    opts: Partial<SwarmOpts>,
+    modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; p2p: P2PNode; keys: OrgKeys; logger: Logger; leases: SwarmLeasePolicy },
+  ) {
     const o = { ...DEFAULT_SWARM_OPTS, ...opts }
     const { chain, chunks, index, p2p, keys, logger, leases } = modules
     const signal = this.#abort.signal
@@ -119,7 +122,10 @@ export class SwarmService {
    * what is missing from every peer holding it. `kind` 'fetch' (a reader
    * waiting) uses the whole in-flight budget, 'replicate' a quarter.
    */
-  fetchChunks(study: StudyRecord, opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void }): Promise<Uint8Array[]> {
+  fetchChunks(
+    study: StudyRecord,
+    opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void },
+  ): Promise<Uint8Array[]> {
     return this.#fetcher.fetchChunks(study, opts)
   }
 
@@ -144,7 +150,10 @@ export class SwarmService {
 
   /** Transfers in progress and studies waiting for replication or repair. */
   status(): { transfers: TransferView[]; queue: string[]; down: string[] } {
-    const down = this.#chain.orgs().filter((o) => this.#placement.isDown(o)).map((o) => o.id)
+    const down = this.#chain
+      .orgs()
+      .filter((o) => this.#placement.isDown(o))
+      .map((o) => o.id)
     return { transfers: [...this.#fetcher.transfers.values()], queue: [...this.#replicator.queue], down }
   }
 }

@@ -110,7 +110,14 @@ export class SyncService {
   async #round(signal: AbortSignal): Promise<void> {
     const peers = this.#net.peers()
     if (peers.length === 0) return
-    const heights = await Promise.all(peers.map((p) => this.#status(p, signal).then((h) => ({ p, h }), () => ({ p, h: -1 }))))
+    const heights = await Promise.all(
+      peers.map((p) =>
+        this.#status(p, signal).then(
+          (h) => ({ p, h }),
+          () => ({ p, h: -1 }),
+        ),
+      ),
+    )
     heights.sort((a, b) => b.h - a.h)
     const best = heights[0]
     if (best === undefined || best.h <= this.#chain.head().header.height) return

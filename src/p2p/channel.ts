@@ -96,7 +96,12 @@ export class ChannelSender {
     if (this.#closed) return
     if (graceMs > 0 && this.#pumping !== undefined) {
       let timer: ReturnType<typeof setTimeout> | undefined
-      await Promise.race([this.#pumping, new Promise<void>((r) => { timer = setTimeout(r, graceMs) })])
+      await Promise.race([
+        this.#pumping,
+        new Promise<void>((r) => {
+          timer = setTimeout(r, graceMs)
+        }),
+      ])
       clearTimeout(timer)
     }
     this.#closed = true
@@ -189,10 +194,14 @@ export class ChannelSender {
       this.#dropStream(s, new P2PError('P2P_MALFORMED', 'unexpected data', { penalize: true }))
     }
     s.addEventListener('message', onMessage)
-    s.addEventListener('close', () => {
-      s.removeEventListener('message', onMessage)
-      if (this.#stream === s) this.#stream = undefined
-    }, { once: true })
+    s.addEventListener(
+      'close',
+      () => {
+        s.removeEventListener('message', onMessage)
+        if (this.#stream === s) this.#stream = undefined
+      },
+      { once: true },
+    )
     this.#openFailures = 0
     this.#reopenAt = 0
     this.#stream = s
@@ -216,13 +225,16 @@ export class ChannelSender {
  * and a frame left unfinished for `frameTimeoutMs`, penalize the sender and
  * close the stream. Exceptions of `onMessage` are logged, never propagated.
  */
-export function receiveChannel(stream: Stream, opts: {
-  maxMessageBytes: number
-  onMessage: (data: Uint8Array) => void
-  onViolation: ViolationReporter
-  log: Logger
-  frameTimeoutMs?: number
-}): void {
+export function receiveChannel(
+  stream: Stream,
+  opts: {
+    maxMessageBytes: number
+    onMessage: (data: Uint8Array) => void
+    onViolation: ViolationReporter
+    log: Logger
+    frameTimeoutMs?: number
+  },
+): void {
   const frameTimeoutMs = opts.frameTimeoutMs ?? FRAME_TIMEOUT_MS
   const decoder = new FrameDecoder(opts.maxMessageBytes)
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -270,7 +282,12 @@ export function receiveChannel(stream: Stream, opts: {
       }
     } catch (err) {
       if (err instanceof P2PError && err.code === 'P2P_TOO_LARGE') fail(PENALTY.FRAME_TOO_LARGE, 'channel frame too large', err)
-      else fail(PENALTY.MALFORMED, 'malformed channel framing', err instanceof P2PError ? err : new P2PError('P2P_MALFORMED', 'malformed framing', { cause: err, penalize: true }))
+      else
+        fail(
+          PENALTY.MALFORMED,
+          'malformed channel framing',
+          err instanceof P2PError ? err : new P2PError('P2P_MALFORMED', 'malformed framing', { cause: err, penalize: true }),
+        )
     }
   }
   stream.addEventListener('message', onMessage)

@@ -14,8 +14,16 @@ import { RadError, type ErrorCodes } from '../util/index.js'
  * - P2P_INVALID_ARGUMENT: a local caller passed a bad name, size or key.
  */
 export type P2PErrorCode = ErrorCodes<
-  | 'P2P_TIMEOUT' | 'P2P_ABORTED' | 'P2P_TOO_LARGE' | 'P2P_MALFORMED' | 'P2P_NO_PEER' | 'P2P_REFUSED'
-  | 'P2P_REMOTE_ERROR' | 'P2P_STREAM_ERROR' | 'P2P_NOT_STARTED' | 'P2P_INVALID_ARGUMENT'
+  | 'P2P_TIMEOUT'
+  | 'P2P_ABORTED'
+  | 'P2P_TOO_LARGE'
+  | 'P2P_MALFORMED'
+  | 'P2P_NO_PEER'
+  | 'P2P_REFUSED'
+  | 'P2P_REMOTE_ERROR'
+  | 'P2P_STREAM_ERROR'
+  | 'P2P_NOT_STARTED'
+  | 'P2P_INVALID_ARGUMENT'
 >
 
 /**

@@ -162,12 +162,16 @@ export class P2PNode extends EventEmitter<P2PEvents> {
     if (!Array.isArray(init.listen)) throw new P2PError('P2P_INVALID_ARGUMENT', 'listen must be an array of multiaddrs')
     for (const a of init.listen) multiaddr(a)
     const enc = init.encryption ?? ['noise']
-    if (enc.length === 0 || enc.some((e) => e !== 'noise' && e !== 'tls')) throw new P2PError('P2P_INVALID_ARGUMENT', "encryption must list 'noise' and/or 'tls'")
+    if (enc.length === 0 || enc.some((e) => e !== 'noise' && e !== 'tls'))
+      throw new P2PError('P2P_INVALID_ARGUMENT', "encryption must list 'noise' and/or 'tls'")
     this.#init = { ...init, identitySeed: new Uint8Array(init.identitySeed) }
     this.#log = modules.logger.child({ module: 'p2p' })
     this.#publicKey = new Ed25519Signer(init.identitySeed).publicKey
     this.#selfHex = toHex(this.#publicKey)
-    this.#scores = new PeerScores({ banMs: init.banMs ?? BAN_MS, ...(init.scoreRecoveryPerSecond === undefined ? {} : { recoveryPerSecond: init.scoreRecoveryPerSecond }) })
+    this.#scores = new PeerScores({
+      banMs: init.banMs ?? BAN_MS,
+      ...(init.scoreRecoveryPerSecond === undefined ? {} : { recoveryPerSecond: init.scoreRecoveryPerSecond }),
+    })
     this.#backoff = new DialBackoff({ baseMs: init.dialIntervalMs ?? DEFAULT_DIAL_INTERVAL_MS })
   }
 
@@ -222,8 +226,13 @@ export class P2PNode extends EventEmitter<P2PEvents> {
     // The libp2p stack loads when a node is created, not when this module is
     // imported: commands that never open the network start several times faster.
     const [{ createLibp2p }, { tcp }, { noise }, { tls }, { yamux }, { identify }, { ping }] = await Promise.all([
-      import('libp2p'), import('@libp2p/tcp'), import('@chainsafe/libp2p-noise'), import('@libp2p/tls'),
-      import('@chainsafe/libp2p-yamux'), import('@libp2p/identify'), import('@libp2p/ping'),
+      import('libp2p'),
+      import('@libp2p/tcp'),
+      import('@chainsafe/libp2p-noise'),
+      import('@libp2p/tls'),
+      import('@chainsafe/libp2p-yamux'),
+      import('@libp2p/identify'),
+      import('@libp2p/ping'),
     ])
     const libp2p = await createLibp2p<Services>({
       privateKey,
@@ -305,7 +314,8 @@ export class P2PNode extends EventEmitter<P2PEvents> {
     }
     const entry: ChannelEntry = { protocol, opts, senders: new Map() }
     this.#channels.set(name, entry)
-    if (this.#state === 'running') void this.#registerChannel(name, entry).catch((err: unknown) => this.#log.error('channel registration failed', { name, error: errorMessage(err) }))
+    if (this.#state === 'running')
+      void this.#registerChannel(name, entry).catch((err: unknown) => this.#log.error('channel registration failed', { name, error: errorMessage(err) }))
   }
 
   /**
@@ -315,12 +325,14 @@ export class P2PNode extends EventEmitter<P2PEvents> {
   handle(name: string, opts: HandleOpts): void {
     const protocol = this.#newProtocol(name)
     for (const k of ['maxRequestBytes', 'maxResponseBytes'] as const) {
-      if (!Number.isInteger(opts[k]) || opts[k] < 0 || opts[k] >= MAX_FRAME_BYTES) throw new P2PError('P2P_INVALID_ARGUMENT', `${k} must be an integer in [0, 2^32-2]`)
+      if (!Number.isInteger(opts[k]) || opts[k] < 0 || opts[k] >= MAX_FRAME_BYTES)
+        throw new P2PError('P2P_INVALID_ARGUMENT', `${k} must be an integer in [0, 2^32-2]`)
     }
     if (!(opts.timeoutMs > 0)) throw new P2PError('P2P_INVALID_ARGUMENT', 'timeoutMs must be > 0')
     const entry: HandlerEntry = { protocol, opts }
     this.#handlers.set(name, entry)
-    if (this.#state === 'running') void this.#registerHandler(name, entry).catch((err: unknown) => this.#log.error('handler registration failed', { name, error: errorMessage(err) }))
+    if (this.#state === 'running')
+      void this.#registerHandler(name, entry).catch((err: unknown) => this.#log.error('handler registration failed', { name, error: errorMessage(err) }))
   }
 
   /**
@@ -331,12 +343,15 @@ export class P2PNode extends EventEmitter<P2PEvents> {
   handlePipe(name: string, opts: HandleOpts & { concurrency: number }): void {
     const protocol = this.#newProtocol(name)
     for (const k of ['maxRequestBytes', 'maxResponseBytes'] as const) {
-      if (!Number.isInteger(opts[k]) || opts[k] < 0 || opts[k] >= MAX_FRAME_BYTES - 8) throw new P2PError('P2P_INVALID_ARGUMENT', `${k} must be an integer in [0, 2^32-10]`)
+      if (!Number.isInteger(opts[k]) || opts[k] < 0 || opts[k] >= MAX_FRAME_BYTES - 8)
+        throw new P2PError('P2P_INVALID_ARGUMENT', `${k} must be an integer in [0, 2^32-10]`)
     }
-    if (!(opts.timeoutMs > 0) || !Number.isInteger(opts.concurrency) || opts.concurrency < 1) throw new P2PError('P2P_INVALID_ARGUMENT', 'timeoutMs must be > 0 and concurrency a positive integer')
+    if (!(opts.timeoutMs > 0) || !Number.isInteger(opts.concurrency) || opts.concurrency < 1)
+      throw new P2PError('P2P_INVALID_ARGUMENT', 'timeoutMs must be > 0 and concurrency a positive integer')
     const entry: HandlerEntry = { protocol, opts, pipe: opts.concurrency }
     this.#handlers.set(name, entry)
-    if (this.#state === 'running') void this.#registerHandler(name, entry).catch((err: unknown) => this.#log.error('handler registration failed', { name, error: errorMessage(err) }))
+    if (this.#state === 'running')
+      void this.#registerHandler(name, entry).catch((err: unknown) => this.#log.error('handler registration failed', { name, error: errorMessage(err) }))
   }
 
   /**
@@ -360,7 +375,9 @@ export class P2PNode extends EventEmitter<P2PEvents> {
     let client = this.#pipes.get(key)
     if (client === undefined) {
       const protocol = protocolId(this.#init.networkId, name)
-      client = new PipeClient((signal) => this.#openStream(peerId, protocol, signal), { maxResponseBytes: opts.maxResponseBytes ?? local?.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES })
+      client = new PipeClient((signal) => this.#openStream(peerId, protocol, signal), {
+        maxResponseBytes: opts.maxResponseBytes ?? local?.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+      })
       this.#pipes.set(key, client)
     }
     const { signal, dispose } = scopedSignal(opts.timeoutMs ?? local?.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, opts.signal, this.#abort.signal)
@@ -429,7 +446,8 @@ export class P2PNode extends EventEmitter<P2PEvents> {
       return await exchange(stream, req, maxResponseBytes, signal, { penalizeOversize: opts.penalizeOversize === true })
     } catch (err) {
       if (err instanceof P2PError && err.code === 'P2P_MALFORMED' && err.penalize) this.penalize(peerPublicKey, PENALTY.MALFORMED, `malformed ${name} response`)
-      if (err instanceof P2PError && err.code === 'P2P_TOO_LARGE' && err.penalize) this.penalize(peerPublicKey, PENALTY.FRAME_TOO_LARGE, `oversized ${name} response`)
+      if (err instanceof P2PError && err.code === 'P2P_TOO_LARGE' && err.penalize)
+        this.penalize(peerPublicKey, PENALTY.FRAME_TOO_LARGE, `oversized ${name} response`)
       throw err
     } finally {
       dispose()
@@ -533,7 +551,8 @@ export class P2PNode extends EventEmitter<P2PEvents> {
     const ch = this.#channels.get(name)
     if (ch === undefined) throw new P2PError('P2P_INVALID_ARGUMENT', `unknown channel ${name}`)
     assertBytes(data, undefined, 'message')
-    if (data.length > ch.opts.maxMessageBytes) throw new P2PError('P2P_TOO_LARGE', `message of ${data.length} bytes exceeds the channel bound of ${ch.opts.maxMessageBytes}`)
+    if (data.length > ch.opts.maxMessageBytes)
+      throw new P2PError('P2P_TOO_LARGE', `message of ${data.length} bytes exceeds the channel bound of ${ch.opts.maxMessageBytes}`)
     return this.#state === 'running' ? ch : undefined
   }
 
@@ -609,45 +628,59 @@ export class P2PNode extends EventEmitter<P2PEvents> {
   async #registerChannel(name: string, ch: ChannelEntry): Promise<void> {
     const libp2p = this.#libp2p
     if (libp2p === undefined) return
-    await libp2p.handle(ch.protocol, (stream, connection) => {
-      try {
-        const from = this.#admit(stream, connection)
-        if (from === undefined) return
-        receiveChannel(stream, {
-          maxMessageBytes: ch.opts.maxMessageBytes,
-          onMessage: (data) => ch.opts.onMessage(from, data),
-          onViolation: this.#reporter(connection.remotePeer),
-          log: this.#log,
-          frameTimeoutMs: this.#init.frameTimeoutMs,
-        })
-      } catch (err) {
-        this.#log.error('channel stream handler failed', { name, error: errorMessage(err) })
-        stream.abort(err instanceof Error ? err : new P2PError('P2P_STREAM_ERROR', 'handler failed'))
-      }
-    }, { maxInboundStreams: CHANNEL_MAX_INBOUND_STREAMS })
+    await libp2p.handle(
+      ch.protocol,
+      (stream, connection) => {
+        try {
+          const from = this.#admit(stream, connection)
+          if (from === undefined) return
+          receiveChannel(stream, {
+            maxMessageBytes: ch.opts.maxMessageBytes,
+            onMessage: (data) => ch.opts.onMessage(from, data),
+            onViolation: this.#reporter(connection.remotePeer),
+            log: this.#log,
+            frameTimeoutMs: this.#init.frameTimeoutMs,
+          })
+        } catch (err) {
+          this.#log.error('channel stream handler failed', { name, error: errorMessage(err) })
+          stream.abort(err instanceof Error ? err : new P2PError('P2P_STREAM_ERROR', 'handler failed'))
+        }
+      },
+      { maxInboundStreams: CHANNEL_MAX_INBOUND_STREAMS },
+    )
   }
 
   async #registerHandler(name: string, h: HandlerEntry): Promise<void> {
     const libp2p = this.#libp2p
     if (libp2p === undefined) return
-    await libp2p.handle(h.protocol, (stream, connection) => {
-      try {
-        const from = this.#admit(stream, connection)
-        if (from === undefined) return
-        const ctx = { signal: this.#abort.signal, onViolation: this.#reporter(connection.remotePeer), log: this.#log }
-        const p = (h.pipe !== undefined ? servePipe(stream, from, { ...h.opts, concurrency: h.pipe }, ctx) : serveRequest(stream, from, h.opts, {
-          signal: this.#abort.signal,
-          onViolation: this.#reporter(connection.remotePeer),
-          log: this.#log,
-        })).catch((err: unknown) => {
-          this.#log.error('request handler failed', { name, error: errorMessage(err) })
-        }).finally(() => this.#inflight.delete(p))
-        this.#inflight.add(p)
-      } catch (err) {
-        this.#log.error('request stream handler failed', { name, error: errorMessage(err) })
-        stream.abort(err instanceof Error ? err : new P2PError('P2P_STREAM_ERROR', 'handler failed'))
-      }
-    }, { maxInboundStreams: REQUEST_MAX_INBOUND_STREAMS, maxOutboundStreams: REQUEST_MAX_OUTBOUND_STREAMS })
+    await libp2p.handle(
+      h.protocol,
+      (stream, connection) => {
+        try {
+          const from = this.#admit(stream, connection)
+          if (from === undefined) return
+          const ctx = { signal: this.#abort.signal, onViolation: this.#reporter(connection.remotePeer), log: this.#log }
+          const p = (
+            h.pipe !== undefined
+              ? servePipe(stream, from, { ...h.opts, concurrency: h.pipe }, ctx)
+              : serveRequest(stream, from, h.opts, {
+                  signal: this.#abort.signal,
+                  onViolation: this.#reporter(connection.remotePeer),
+                  log: this.#log,
+                })
+          )
+            .catch((err: unknown) => {
+              this.#log.error('request handler failed', { name, error: errorMessage(err) })
+            })
+            .finally(() => this.#inflight.delete(p))
+          this.#inflight.add(p)
+        } catch (err) {
+          this.#log.error('request stream handler failed', { name, error: errorMessage(err) })
+          stream.abort(err instanceof Error ? err : new P2PError('P2P_STREAM_ERROR', 'handler failed'))
+        }
+      },
+      { maxInboundStreams: REQUEST_MAX_INBOUND_STREAMS, maxOutboundStreams: REQUEST_MAX_OUTBOUND_STREAMS },
+    )
   }
 
   #onPeerEvent(event: keyof P2PEvents, peerId: PeerId): void {
@@ -711,16 +744,19 @@ export class P2PNode extends EventEmitter<P2PEvents> {
       if (addrs.length === 0) continue
       this.#dialing.add(hex)
       const dial = scopedSignal(DIAL_TIMEOUT_MS, this.#abort.signal)
-      libp2p.dial(addrs, { signal: dial.signal }).then(
-        () => this.#backoff.success(hex),
-        (err: unknown) => {
-          const delay = this.#backoff.failure(hex)
-          this.#log.debug('dial failed', { peer: peerId.toString(), retryInMs: delay, error: errorMessage(err) })
-        },
-      ).finally(() => {
-        dial.dispose()
-        this.#dialing.delete(hex)
-      })
+      libp2p
+        .dial(addrs, { signal: dial.signal })
+        .then(
+          () => this.#backoff.success(hex),
+          (err: unknown) => {
+            const delay = this.#backoff.failure(hex)
+            this.#log.debug('dial failed', { peer: peerId.toString(), retryInMs: delay, error: errorMessage(err) })
+          },
+        )
+        .finally(() => {
+          dial.dispose()
+          this.#dialing.delete(hex)
+        })
     }
     this.#backoff.retain(wanted)
   }

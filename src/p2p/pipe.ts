@@ -36,11 +36,16 @@ function readU32(b: Uint8Array): number {
 }
 
 /** Serves pipelined requests on an inbound stream until it closes. Never throws. */
-export function servePipe(stream: Stream, from: Uint8Array, h: RequestHandlerOpts & { concurrency: number }, ctx: {
-  signal: AbortSignal
-  onViolation: ViolationReporter
-  log: Logger
-}): Promise<void> {
+export function servePipe(
+  stream: Stream,
+  from: Uint8Array,
+  h: RequestHandlerOpts & { concurrency: number },
+  ctx: {
+    signal: AbortSignal
+    onViolation: ViolationReporter
+    log: Logger
+  },
+): Promise<void> {
   return new Promise((resolve) => {
     const decoder = new FrameDecoder(h.maxRequestBytes + 4)
     const queue: { id: number; req: Uint8Array }[] = []
@@ -67,39 +72,47 @@ export function servePipe(stream: Stream, from: Uint8Array, h: RequestHandlerOpt
       resolve()
     }
     const respond = (id: number, status: number, body: Uint8Array): void => {
-      writing = writing.then(async () => {
-        if (closed) return
-        if (!sendFrame(stream, [u32(id), Uint8Array.of(status), body])) await waitDrain(stream, life.signal)
-      }).catch((err: unknown) => {
-        ctx.log.debug('pipe response not sent', { error: errorMessage(err) })
-        stop(err instanceof Error ? err : undefined)
-      })
+      writing = writing
+        .then(async () => {
+          if (closed) return
+          if (!sendFrame(stream, [u32(id), Uint8Array.of(status), body])) await waitDrain(stream, life.signal)
+        })
+        .catch((err: unknown) => {
+          ctx.log.debug('pipe response not sent', { error: errorMessage(err) })
+          stop(err instanceof Error ? err : undefined)
+        })
     }
     const pump = (): void => {
       while (!closed && active < h.concurrency && queue.length > 0) {
         const { id, req } = queue.shift() as { id: number; req: Uint8Array }
         active++
         const deadline = scopedSignal(h.timeoutMs, life.signal, ctx.signal)
-        void h.handler(from, req, deadline.signal).then((res) => {
-          if (res.length > h.maxResponseBytes) {
-            ctx.log.error('pipe handler returned more than maxResponseBytes', { bytes: res.length, max: h.maxResponseBytes })
-            respond(id, 1, ascii('P2P_TOO_LARGE'))
-          } else respond(id, 0, res)
-        }, (err: unknown) => {
-          if (deadline.signal.aborted) respond(id, 1, ascii(abortError(deadline.signal, 'request').code))
-          else if (err instanceof RadError && ERROR_CODE_RE.test(err.code)) {
-            if (err.penalize) ctx.onViolation(PENALTY.BAD_REQUEST, `request refused: ${err.code}`)
-            respond(id, 1, ascii(err.code))
-          } else {
-            ctx.log.error('pipe handler failed', { error: errorMessage(err) })
-            respond(id, 1, ascii('INTERNAL'))
-          }
-        }).finally(() => {
-          deadline.dispose()
-          active--
-          pump()
-          checkIdle()
-        })
+        void h
+          .handler(from, req, deadline.signal)
+          .then(
+            (res) => {
+              if (res.length > h.maxResponseBytes) {
+                ctx.log.error('pipe handler returned more than maxResponseBytes', { bytes: res.length, max: h.maxResponseBytes })
+                respond(id, 1, ascii('P2P_TOO_LARGE'))
+              } else respond(id, 0, res)
+            },
+            (err: unknown) => {
+              if (deadline.signal.aborted) respond(id, 1, ascii(abortError(deadline.signal, 'request').code))
+              else if (err instanceof RadError && ERROR_CODE_RE.test(err.code)) {
+                if (err.penalize) ctx.onViolation(PENALTY.BAD_REQUEST, `request refused: ${err.code}`)
+                respond(id, 1, ascii(err.code))
+              } else {
+                ctx.log.error('pipe handler failed', { error: errorMessage(err) })
+                respond(id, 1, ascii('INTERNAL'))
+              }
+            },
+          )
+          .finally(() => {
+            deadline.dispose()
+            active--
+            pump()
+            checkIdle()
+          })
       }
     }
     const onMessage = (evt: StreamMessageEvent): void => {
@@ -171,12 +184,14 @@ export class PipeClient {
 
   async #ensure(signal: AbortSignal): Promise<Stream> {
     if (this.#stream !== undefined) return this.#stream
-    this.#opening ??= this.#open(signal).then((s) => {
-      this.#attach(s)
-      return s
-    }).finally(() => {
-      this.#opening = undefined
-    })
+    this.#opening ??= this.#open(signal)
+      .then((s) => {
+        this.#attach(s)
+        return s
+      })
+      .finally(() => {
+        this.#opening = undefined
+      })
     return this.#opening
   }
 

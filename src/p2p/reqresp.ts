@@ -44,11 +44,16 @@ export interface RequestHandlerOpts {
 }
 
 /** Serves one inbound request stream. Never throws. */
-export async function serveRequest(stream: Stream, from: Uint8Array, h: RequestHandlerOpts, ctx: {
-  signal: AbortSignal
-  onViolation: ViolationReporter
-  log: Logger
-}): Promise<void> {
+export async function serveRequest(
+  stream: Stream,
+  from: Uint8Array,
+  h: RequestHandlerOpts,
+  ctx: {
+    signal: AbortSignal
+    onViolation: ViolationReporter
+    log: Logger
+  },
+): Promise<void> {
   // The handler stops when the requester goes away, not only at the deadline.
   const gone = new AbortController()
   const onGone = (): void => gone.abort(new P2PError('P2P_STREAM_ERROR', 'requester closed the stream'))
@@ -62,11 +67,17 @@ export async function serveRequest(stream: Stream, from: Uint8Array, h: RequestH
   }
 }
 
-async function serve(stream: Stream, from: Uint8Array, h: RequestHandlerOpts, ctx: {
-  signal: AbortSignal
-  onViolation: ViolationReporter
-  log: Logger
-}, signal: AbortSignal): Promise<void> {
+async function serve(
+  stream: Stream,
+  from: Uint8Array,
+  h: RequestHandlerOpts,
+  ctx: {
+    signal: AbortSignal
+    onViolation: ViolationReporter
+    log: Logger
+  },
+  signal: AbortSignal,
+): Promise<void> {
   let req: Uint8Array
   try {
     req = await readOneFrame(stream, h.maxRequestBytes, signal)
@@ -129,8 +140,15 @@ async function serve(stream: Stream, from: Uint8Array, h: RequestHandlerOpts, ct
  * MAX_ERROR_CODE_CHARS always fits, whatever the bound), P2P_STREAM_ERROR,
  * P2P_TIMEOUT, P2P_ABORTED. Always leaves the stream closing or aborted.
  */
-export async function exchange(stream: Stream, req: Uint8Array, maxResponseBytes: number, signal: AbortSignal, opts: { penalizeOversize?: boolean } = {}): Promise<Uint8Array> {
-  const tooLarge = (cause?: unknown): P2PError => new P2PError('P2P_TOO_LARGE', `response exceeds ${maxResponseBytes} bytes`, { cause, penalize: opts.penalizeOversize === true })
+export async function exchange(
+  stream: Stream,
+  req: Uint8Array,
+  maxResponseBytes: number,
+  signal: AbortSignal,
+  opts: { penalizeOversize?: boolean } = {},
+): Promise<Uint8Array> {
+  const tooLarge = (cause?: unknown): P2PError =>
+    new P2PError('P2P_TOO_LARGE', `response exceeds ${maxResponseBytes} bytes`, { cause, penalize: opts.penalizeOversize === true })
   let frame: Uint8Array
   try {
     await writeFrame(stream, req, signal)
@@ -142,12 +160,15 @@ export async function exchange(stream: Stream, req: Uint8Array, maxResponseBytes
     throw err
   }
   // Acknowledge: the whole response is here. Then let the responder close.
-  void stream.close().then(
-    () => waitClosed(stream, ACK_TIMEOUT_MS),
-    () => false,
-  ).then((closed) => {
-    if (!closed) stream.abort(new P2PError('P2P_TIMEOUT', 'responder did not close'))
-  })
+  void stream
+    .close()
+    .then(
+      () => waitClosed(stream, ACK_TIMEOUT_MS),
+      () => false,
+    )
+    .then((closed) => {
+      if (!closed) stream.abort(new P2PError('P2P_TIMEOUT', 'responder did not close'))
+    })
   if (frame.length === 0) throw new P2PError('P2P_MALFORMED', 'empty response frame', { penalize: true })
   const status = frame[0]
   const body = frame.subarray(1)

@@ -15,9 +15,7 @@ export function abortError(signal: AbortSignal, what: string): P2PError {
   const reason: unknown = signal.reason
   if (reason instanceof P2PError) return reason
   const timedOut = reason instanceof Error && reason.name === 'TimeoutError'
-  return timedOut
-    ? new P2PError('P2P_TIMEOUT', `${what} timed out`, { cause: reason })
-    : new P2PError('P2P_ABORTED', `${what} aborted`, { cause: reason })
+  return timedOut ? new P2PError('P2P_TIMEOUT', `${what} timed out`, { cause: reason }) : new P2PError('P2P_ABORTED', `${what} aborted`, { cause: reason })
 }
 
 /**

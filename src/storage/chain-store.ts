@@ -139,7 +139,8 @@ export class ChainStore {
    * letter other than the chain's own (m, h, b, c, t, s).
    */
   keyspace(space: string): KeyValueSpace {
-    if (!/^[a-z]$/.test(space) || 'mhbcts'.includes(space)) throw new StoreError('STORE_OPEN_FAILED', `keyspace ${JSON.stringify(space)} is reserved or invalid`)
+    if (!/^[a-z]$/.test(space) || 'mhbcts'.includes(space))
+      throw new StoreError('STORE_OPEN_FAILED', `keyspace ${JSON.stringify(space)} is reserved or invalid`)
     const db = this.#db
     const pre = `${space}:`
     return {

@@ -249,7 +249,8 @@ export class ChunkStore implements ChunkBackend {
   async put(id: Uint8Array, bytes: Bytes, opts: { defer?: boolean; verified?: boolean } = {}): Promise<void> {
     const hex = this.#hex(id)
     for (const p of partsOf(bytes)) assertBytes(p, undefined, 'chunk bytes')
-    if (opts.verified !== true && !equalBytes(sha256(bytes), id)) throw new ChunkStoreError('CHUNK_BAD_ID', `chunk ${hex} does not hash to its id`, { penalize: true })
+    if (opts.verified !== true && !equalBytes(sha256(bytes), id))
+      throw new ChunkStoreError('CHUNK_BAD_ID', `chunk ${hex} does not hash to its id`, { penalize: true })
     await this.#locked(hex, async () => {
       this.#checkOpen()
       if ((await this.#size(hex)) !== undefined) return

@@ -27,9 +27,7 @@
  */
 
 /** An action code of PS3.15 Table E.1-1 (PS3.15 E.1.1, "Action codes"). */
-export type DeidActionCode =
-  | 'D' | 'Z' | 'X' | 'K' | 'C' | 'U'
-  | 'Z/D' | 'X/Z' | 'X/D' | 'X/Z/D' | 'X/Z/U*'
+export type DeidActionCode = 'D' | 'Z' | 'X' | 'K' | 'C' | 'U' | 'Z/D' | 'X/Z' | 'X/D' | 'X/Z/D' | 'X/Z/U*'
 
 /** One row of PS3.15 Table E.1-1: the attribute and its Basic Profile action. */
 export interface DeidTableRow {
@@ -708,9 +706,7 @@ const ROWS: readonly Row[] = [
 ]
 
 /** PS3.15 Table E.1-1, Basic Profile column, one row per attribute, sorted by tag. */
-export const BASIC_PROFILE_TABLE: readonly DeidTableRow[] = ROWS.map(([tag, action, name]) =>
-  Object.freeze({ tag, action, name }),
-)
+export const BASIC_PROFILE_TABLE: readonly DeidTableRow[] = ROWS.map(([tag, action, name]) => Object.freeze({ tag, action, name }))
 
 const EXACT = new Map<string, DeidTableRow>()
 const MASKED: DeidTableRow[] = []

@@ -1,8 +1,25 @@
 import { StudyError } from './errors.js'
 import {
-  TAG, childPath, cloneElement, cloneInstance, firstString, fromJsonDataset, fromJsonElement, isPrivateTag, itemPath,
-  resolvePath, tagElement, tagGroup, toJsonDataset, toJsonElement,
-  type DicomDataset, type DicomElement, type DicomInstance, type DicomValue, type JsonDataset, type JsonElement,
+  TAG,
+  childPath,
+  cloneElement,
+  cloneInstance,
+  firstString,
+  fromJsonDataset,
+  fromJsonElement,
+  isPrivateTag,
+  itemPath,
+  resolvePath,
+  tagElement,
+  tagGroup,
+  toJsonDataset,
+  toJsonElement,
+  type DicomDataset,
+  type DicomElement,
+  type DicomInstance,
+  type DicomValue,
+  type JsonDataset,
+  type JsonElement,
 } from './dataset.js'
 import { DEID_TABLE_EDITION, PRIVATE_ATTRIBUTES_ACTION, deidTableRow, type DeidActionCode } from './deid-table.js'
 import { TRANSFER_SYNTAX } from './dicom.js'
@@ -106,13 +123,24 @@ type Op = 'K' | 'X' | 'Z' | 'D' | 'C' | 'U' | 'U*' | 'PSEUDONYM'
  */
 function opFor(code: DeidActionCode): Op {
   switch (code) {
-    case 'X': case 'X/Z': case 'X/D': case 'X/Z/D': return 'X'
-    case 'Z': case 'Z/D': return 'Z'
-    case 'D': return 'D'
-    case 'C': return 'C'
-    case 'U': return 'U'
-    case 'X/Z/U*': return 'U*'
-    case 'K': return 'K'
+    case 'X':
+    case 'X/Z':
+    case 'X/D':
+    case 'X/Z/D':
+      return 'X'
+    case 'Z':
+    case 'Z/D':
+      return 'Z'
+    case 'D':
+      return 'D'
+    case 'C':
+      return 'C'
+    case 'U':
+      return 'U'
+    case 'X/Z/U*':
+      return 'U*'
+    case 'K':
+      return 'K'
   }
 }
 
@@ -121,17 +149,43 @@ const DUMMY_TEXT = 'ANONYMIZED'
 /** A dummy value consistent with a VR (PS3.15 E.1.1 action D; also used for C). */
 function dummyValue(vr: string): DicomValue {
   switch (vr) {
-    case 'DA': return '19000101'
-    case 'TM': return '000000'
-    case 'DT': return '19000101000000'
-    case 'AS': return '000Y'
-    case 'PN': return { Alphabetic: DUMMY_TEXT }
-    case 'UR': return 'urn:anonymized'
-    case 'DS': case 'IS': case 'FL': case 'FD': case 'SL': case 'SS': case 'UL': case 'US': case 'AT': return 0
-    case 'SV': case 'UV': return 0n
-    case 'OB': case 'OD': case 'OF': case 'OL': case 'OV': case 'OW': case 'UN': return new ArrayBuffer(8)
-    case 'SQ': return {}
-    default: return DUMMY_TEXT
+    case 'DA':
+      return '19000101'
+    case 'TM':
+      return '000000'
+    case 'DT':
+      return '19000101000000'
+    case 'AS':
+      return '000Y'
+    case 'PN':
+      return { Alphabetic: DUMMY_TEXT }
+    case 'UR':
+      return 'urn:anonymized'
+    case 'DS':
+    case 'IS':
+    case 'FL':
+    case 'FD':
+    case 'SL':
+    case 'SS':
+    case 'UL':
+    case 'US':
+    case 'AT':
+      return 0
+    case 'SV':
+    case 'UV':
+      return 0n
+    case 'OB':
+    case 'OD':
+    case 'OF':
+    case 'OL':
+    case 'OV':
+    case 'OW':
+    case 'UN':
+      return new ArrayBuffer(8)
+    case 'SQ':
+      return {}
+    default:
+      return DUMMY_TEXT
   }
 }
 
@@ -287,8 +341,7 @@ export class StudyDeidentifier {
         case 'K':
         case 'U*':
           if (el.vr === 'SQ') {
-            const items = (el.Value ?? []).map((item, i) =>
-              this.walk(item as DicomDataset, itemPath(path, i), depth + 1, changes))
+            const items = (el.Value ?? []).map((item, i) => this.walk(item as DicomDataset, itemPath(path, i), depth + 1, changes))
             out[tag] = { vr: 'SQ', Value: items }
           } else {
             out[tag] = cloneElement(el)

@@ -21,18 +21,61 @@ export const TRANSFER_SYNTAX = {
  * Image Storage SOP Classes (PS3.4 B.5, Table B.5-1) whose IODs require Pixel
  * Data: an instance of one of them without Pixel Data was cut short.
  */
-export const IMAGE_STORAGE_SOP_CLASSES: ReadonlySet<string> = new Set([
-  '1', '1.1', '1.1.1', '1.2', '1.2.1', '1.3', '1.3.1', // CR, DX, MG, IO
-  '2', '2.1', '2.2', // CT, Enhanced CT, Legacy Converted Enhanced CT
-  '3.1', '6.1', '6.2', // US Multi-frame, US, Enhanced US Volume
-  '4', '4.1', '4.3', '4.4', // MR, Enhanced MR, Enhanced MR Color, Legacy Converted Enhanced MR
-  '7', '7.1', '7.2', '7.3', '7.4', // Secondary Capture
-  '12.1', '12.1.1', '12.2', '12.2.1', '13.1.1', '13.1.2', '13.1.3', '13.1.4', '13.1.5', // XA, XRF, 3D, tomosynthesis
-  '20', '128', '128.1', '130', // NM, PET, Legacy Converted Enhanced PET, Enhanced PET
-  '30', '66.4', '481.1', // Parametric Map, Segmentation, RT Image
-  '77.1.1', '77.1.1.1', '77.1.2', '77.1.2.1', '77.1.3', '77.1.4', '77.1.4.1', // VL
-  '77.1.5.1', '77.1.5.2', '77.1.5.4', '77.1.5.7', '77.1.5.8', '77.1.6', // ophthalmic, WSI
-].map((s) => `1.2.840.10008.5.1.4.1.1.${s}`))
+export const IMAGE_STORAGE_SOP_CLASSES: ReadonlySet<string> = new Set(
+  [
+    '1',
+    '1.1',
+    '1.1.1',
+    '1.2',
+    '1.2.1',
+    '1.3',
+    '1.3.1', // CR, DX, MG, IO
+    '2',
+    '2.1',
+    '2.2', // CT, Enhanced CT, Legacy Converted Enhanced CT
+    '3.1',
+    '6.1',
+    '6.2', // US Multi-frame, US, Enhanced US Volume
+    '4',
+    '4.1',
+    '4.3',
+    '4.4', // MR, Enhanced MR, Enhanced MR Color, Legacy Converted Enhanced MR
+    '7',
+    '7.1',
+    '7.2',
+    '7.3',
+    '7.4', // Secondary Capture
+    '12.1',
+    '12.1.1',
+    '12.2',
+    '12.2.1',
+    '13.1.1',
+    '13.1.2',
+    '13.1.3',
+    '13.1.4',
+    '13.1.5', // XA, XRF, 3D, tomosynthesis
+    '20',
+    '128',
+    '128.1',
+    '130', // NM, PET, Legacy Converted Enhanced PET, Enhanced PET
+    '30',
+    '66.4',
+    '481.1', // Parametric Map, Segmentation, RT Image
+    '77.1.1',
+    '77.1.1.1',
+    '77.1.2',
+    '77.1.2.1',
+    '77.1.3',
+    '77.1.4',
+    '77.1.4.1', // VL
+    '77.1.5.1',
+    '77.1.5.2',
+    '77.1.5.4',
+    '77.1.5.7',
+    '77.1.5.8',
+    '77.1.6', // ophthalmic, WSI
+  ].map((s) => `1.2.840.10008.5.1.4.1.1.${s}`),
+)
 
 /** True when `ts` encodes Pixel Data natively (not encapsulated), PS3.5 A.4. */
 export function isNativeTransferSyntax(ts: string): boolean {
@@ -88,8 +131,7 @@ function isBareDataset(bytes: Uint8Array): boolean {
   const view = new DataView(bytes.buffer, bytes.byteOffset, 8)
   const length = view.getUint32(4, true)
   const vrLike = /^[A-Z]{2}$/.test(Buffer.from(bytes.buffer, bytes.byteOffset + 4, 2).toString('latin1'))
-  return view.getUint16(0, true) === 0x0008 && view.getUint16(2, true) <= BARE_FIRST_ELEMENT_MAX &&
-    !vrLike && length % 2 === 0 && length <= bytes.length - 8
+  return view.getUint16(0, true) === 0x0008 && view.getUint16(2, true) <= BARE_FIRST_ELEMENT_MAX && !vrLike && length % 2 === 0 && length <= bytes.length - 8
 }
 
 /**
@@ -140,7 +182,9 @@ class StructureWalker {
   layout(): Layout {
     if (hasPart10Prefix(this.bytes)) return { ...this.meta(), bare: false }
     if (isBareDataset(this.bytes)) return { transferSyntax: TRANSFER_SYNTAX.ImplicitVRLittleEndian, datasetStart: 0, bare: true }
-    throw new StudyError('DICOM_NOT_PART10', 'not a DICOM Part 10 file (no "DICM" marker at offset 128) nor a bare implicit VR little endian dataset', { path: this.path })
+    throw new StudyError('DICOM_NOT_PART10', 'not a DICOM Part 10 file (no "DICM" marker at offset 128) nor a bare implicit VR little endian dataset', {
+      path: this.path,
+    })
   }
 
   /** Checks the structure of the whole bytes (see {@link checkPart10}); returns their layout. */
@@ -187,7 +231,13 @@ class StructureWalker {
   }
 
   /** The header of the data element at `off` (PS3.5 7.1.2, 7.1.3); the caller has checked 8 bytes are there. */
-  private element(off: number, end: number, enc: Encoding, group: number, elem: number): { tag: string; vr: string | undefined; length: number; start: number } {
+  private element(
+    off: number,
+    end: number,
+    enc: Encoding,
+    group: number,
+    elem: number,
+  ): { tag: string; vr: string | undefined; length: number; start: number } {
     const tag = `(${group.toString(16).padStart(4, '0')},${elem.toString(16).padStart(4, '0')})`
     let vr: string | undefined
     let length: number
@@ -396,9 +446,10 @@ export function assertInstanceUids(inst: DicomInstance, path = inst.path): void 
 export function parseDicom(bytes: Uint8Array, path?: string, opts: { requireUids?: boolean } = {}): DicomInstance {
   const w = new StructureWalker(bytes, path)
   const part10 = w.check().bare ? withFileMeta(w, bytes) : bytes
-  const ab = part10.byteOffset === 0 && part10.byteLength === part10.buffer.byteLength
-    ? (part10.buffer as ArrayBuffer)
-    : (part10.buffer.slice(part10.byteOffset, part10.byteOffset + part10.byteLength) as ArrayBuffer)
+  const ab =
+    part10.byteOffset === 0 && part10.byteLength === part10.buffer.byteLength
+      ? (part10.buffer as ArrayBuffer)
+      : (part10.buffer.slice(part10.byteOffset, part10.byteOffset + part10.byteLength) as ArrayBuffer)
   let meta: DicomDataset
   let dataset: DicomDataset
   try {

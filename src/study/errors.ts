@@ -70,9 +70,20 @@ export function isStudyError(err: unknown, code?: DicomErrorCode): err is StudyE
  * - STUDY_FAILED: a study job failed with an error that carries no code.
  */
 export type StudyCode = ErrorCodes<
-  | 'STUDY_BAD_ID' | 'STUDY_UNKNOWN' | 'STUDY_ERASED' | 'STUDY_NO_ACCESS' | 'STUDY_NOT_ADMITTED'
-  | 'STUDY_NO_INPUT' | 'STUDY_BAD_INPUT' | 'STUDY_BAD_SCOPE' | 'STUDY_BAD_OUT' | 'STUDY_OUT_NOT_EMPTY'
-  | 'STUDY_NO_DEMOGRAPHICS' | 'STUDY_NOT_HELD' | 'STUDY_INTEGRITY' | 'STUDY_FAILED'
+  | 'STUDY_BAD_ID'
+  | 'STUDY_UNKNOWN'
+  | 'STUDY_ERASED'
+  | 'STUDY_NO_ACCESS'
+  | 'STUDY_NOT_ADMITTED'
+  | 'STUDY_NO_INPUT'
+  | 'STUDY_BAD_INPUT'
+  | 'STUDY_BAD_SCOPE'
+  | 'STUDY_BAD_OUT'
+  | 'STUDY_OUT_NOT_EMPTY'
+  | 'STUDY_NO_DEMOGRAPHICS'
+  | 'STUDY_NOT_HELD'
+  | 'STUDY_INTEGRITY'
+  | 'STUDY_FAILED'
 >
 
 /** A refused study request or a failed study job (the DICOM failures are `StudyError`s, `DICOM_*`). */

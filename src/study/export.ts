@@ -45,7 +45,8 @@ async function prepareOut(out: string): Promise<boolean> {
     return true
   }
   if (!st.isDirectory()) throw new StudyServiceError('STUDY_OUT_NOT_EMPTY', `${out} exists and is not a folder`)
-  if ((await readdir(out)).length > 0) throw new StudyServiceError('STUDY_OUT_NOT_EMPTY', `${out} is not empty: give a new or empty folder (nothing is overwritten)`)
+  if ((await readdir(out)).length > 0)
+    throw new StudyServiceError('STUDY_OUT_NOT_EMPTY', `${out} is not empty: give a new or empty folder (nothing is overwritten)`)
   return false
 }
 
@@ -63,8 +64,9 @@ export async function exportStudy(opts: ExportStudyOptions): Promise<{ files: nu
   if (!EXPORT_SCOPES.includes(opts.scope)) throw new StudyServiceError('STUDY_BAD_SCOPE', `scope must be one of ${EXPORT_SCOPES.join(', ')}`)
   let records: Map<string, InstanceIdentityRecord> | undefined
   if (opts.scope === 'full') {
-    if (opts.demographics === undefined) throw new StudyServiceError('STUDY_NO_DEMOGRAPHICS', 'the full scope needs the study\'s demographics record')
-    if (!('studyKey' in opts.key)) throw new StudyServiceError('STUDY_NO_ACCESS', 'the full scope needs the study key (an images-scope lease opens the images only)')
+    if (opts.demographics === undefined) throw new StudyServiceError('STUDY_NO_DEMOGRAPHICS', "the full scope needs the study's demographics record")
+    if (!('studyKey' in opts.key))
+      throw new StudyServiceError('STUDY_NO_ACCESS', 'the full scope needs the study key (an images-scope lease opens the images only)')
     const rec = decryptDemographics(opts.demographics, opts.key.studyKey, opts.payload.studyId)
     records = new Map(rec.instances.map((r) => [r.sopInstanceUid, r]))
   }

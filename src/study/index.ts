@@ -2,7 +2,13 @@ export * from './errors.js'
 export * from './dataset.js'
 export * from './deid-table.js'
 export {
-  IMAGE_STORAGE_SOP_CLASSES, TRANSFER_SYNTAX, assertInstanceUids, checkPart10, isNativeTransferSyntax, locateTrailingPixelData, parseDicom,
+  IMAGE_STORAGE_SOP_CLASSES,
+  TRANSFER_SYNTAX,
+  assertInstanceUids,
+  checkPart10,
+  isNativeTransferSyntax,
+  locateTrailingPixelData,
+  parseDicom,
 } from './dicom.js'
 export * from './dicom-file.js'
 export * from './dicom-write.js'

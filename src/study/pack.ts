@@ -187,7 +187,9 @@ export function decryptChunk(ciphertext: Uint8Array, opts: DecryptChunkOptions):
   assertBytes(ciphertext, undefined, 'ciphertext')
   const max = opts.maxChunkSize ?? MAX_CHUNK_SIZE
   if (ciphertext.length > max + CHUNK_TAG_BYTES) {
-    throw new ChunkError('CHUNK_TOO_LARGE', `chunk ${opts.index} is ${ciphertext.length} bytes, above the bound of ${max + CHUNK_TAG_BYTES}`, { penalize: true })
+    throw new ChunkError('CHUNK_TOO_LARGE', `chunk ${opts.index} is ${ciphertext.length} bytes, above the bound of ${max + CHUNK_TAG_BYTES}`, {
+      penalize: true,
+    })
   }
   if (opts.id !== undefined && !equalBytes(chunkId(ciphertext), opts.id)) {
     throw new ChunkError('CHUNK_BAD_ID', `chunk ${opts.index} does not hash to its id`, { penalize: true })
@@ -203,7 +205,11 @@ export function decryptChunk(ciphertext: Uint8Array, opts: DecryptChunkOptions):
     const o = d.update(body).copy(out, 0)
     d.final().copy(out, o)
   } catch (err) {
-    throw new ChunkError('CHUNK_DECRYPT_FAILED', `chunk ${opts.index} failed authentication (wrong key, study, version, position or last flag, or altered bytes)`, { cause: err })
+    throw new ChunkError(
+      'CHUNK_DECRYPT_FAILED',
+      `chunk ${opts.index} failed authentication (wrong key, study, version, position or last flag, or altered bytes)`,
+      { cause: err },
+    )
   }
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
 }

@@ -245,8 +245,11 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
         records.push(d.record)
         yield emit(u32(length))
         manifest.instances.push({
-          sopInstanceUid: d.record.sopInstanceUid, offset, length,
-          pixelDigest: d.pixelDigest, transferSyntax: d.pixel.transferSyntax,
+          sopInstanceUid: d.record.sopInstanceUid,
+          offset,
+          length,
+          pixelDigest: d.pixelDigest,
+          transferSyntax: d.pixel.transferSyntax,
         })
         for (const part of parts) yield emit(part)
         opts.onProgress?.({ files: records.length, bytes: offset })
@@ -269,7 +272,9 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
       for await (const c of encryptChunks(pack(), { dataKey, studyId, version: PACK_VERSION, chunkSize: opts.chunkSize })) {
         if (failed !== undefined) break
         const put: Promise<void> = opts.store.put(c.id, c.ciphertext).then(
-          () => { inFlight.delete(put) },
+          () => {
+            inFlight.delete(put)
+          },
           (err: unknown) => {
             inFlight.delete(put)
             failed ??= { err }
@@ -395,7 +400,14 @@ export async function* unpackStudy(
       if (next >= payload.chunkCount) throw badPack('truncated')
       const ct = await chunks(next)
       ids.push(sha256(ct))
-      const plain = decryptChunk(ct, { dataKey, studyId: payload.studyId, version: PACK_VERSION, index: next, isLast: next === payload.chunkCount - 1, maxChunkSize: payload.chunkSize })
+      const plain = decryptChunk(ct, {
+        dataKey,
+        studyId: payload.studyId,
+        version: PACK_VERSION,
+        index: next,
+        isLast: next === payload.chunkCount - 1,
+        maxChunkSize: payload.chunkSize,
+      })
       next++
       buf = buf.length === 0 ? asBuffer(plain) : Buffer.concat([buf, plain])
     }
@@ -418,10 +430,12 @@ export async function* unpackStudy(
         const manifest = parseManifest(await take(len))
         if ((await take(4)).readUInt32BE(0) !== len) throw badPack('manifest lengths disagree')
         if (!equalBytes(contentRoot(ids), payload.contentRoot)) throw badPack('chunks do not match the content root')
-        const ok = manifest.instances.length === digests.length && manifest.instances.every((e, i) => {
-          const d = digests[i]
-          return d !== undefined && e.sopInstanceUid === d.sopInstanceUid && e.pixelDigest === d.digest && e.offset === d.offset && e.length === d.length
-        })
+        const ok =
+          manifest.instances.length === digests.length &&
+          manifest.instances.every((e, i) => {
+            const d = digests[i]
+            return d !== undefined && e.sopInstanceUid === d.sopInstanceUid && e.pixelDigest === d.digest && e.offset === d.offset && e.length === d.length
+          })
         if (!ok) throw badPack('instances do not match the manifest')
         const sd = studyDigest(digests)
         if (sd !== manifest.studyDigest || !equalBytes(fromHex(sd), payload.studyDigest)) throw badPack('study digest does not match')

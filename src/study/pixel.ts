@@ -111,7 +111,9 @@ export function studyDigest(instances: readonly InstanceDigest[]): string {
     if (!/^[0-9.]{1,64}$/.test(i.sopInstanceUid)) throw new TypeError('SOP Instance UID must be a DICOM UID')
     if (i.sopInstanceUid === prev) throw new TypeError('SOP Instance UID repeated in study digest')
     prev = i.sopInstanceUid
-    h.update(i.sopInstanceUid, 'latin1').update(new Uint8Array([0])).update(Buffer.from(i.digest, 'hex'))
+    h.update(i.sopInstanceUid, 'latin1')
+      .update(new Uint8Array([0]))
+      .update(Buffer.from(i.digest, 'hex'))
   }
   return h.digest('hex')
 }

@@ -207,13 +207,17 @@ function renderSlice(hu: Int16Array, rows: number, cols: number, slice: number, 
   let x = sliceSeed(seed, slice)
   const k = NOISE_HU / (0.5773502691896258 * 0x10000)
   for (let i = 0; i < hu.length; i++) {
-    x ^= x << 13; x >>>= 0
+    x ^= x << 13
+    x >>>= 0
     x ^= x >>> 17
-    x ^= x << 5; x >>>= 0
+    x ^= x << 5
+    x >>>= 0
     const u = (x & 0xffff) + (x >>> 16)
-    x ^= x << 13; x >>>= 0
+    x ^= x << 13
+    x >>>= 0
     x ^= x >>> 17
-    x ^= x << 5; x >>>= 0
+    x ^= x << 5
+    x >>>= 0
     const v = (x & 0xffff) + (x >>> 16)
     hu[i] = (hu[i] as number) + Math.round((u + v - 0x20000) * k)
   }
@@ -336,7 +340,7 @@ export async function generateCtStudy(opts: SyntheticCtOptions): Promise<Synthet
       ...base,
       [TAG.SOPInstanceUID]: el('UI', sop),
       '00200013': el('IS', i + 1),
-      '00200032': el('DS', ds(-spacing * cols / 2), ds(-spacing * rows / 2), ds(z)),
+      '00200032': el('DS', ds((-spacing * cols) / 2), ds((-spacing * rows) / 2), ds(z)),
       '00201041': el('DS', ds(z)),
       [TAG.PixelData]: { vr: 'OW', Value: [pixels] },
     }

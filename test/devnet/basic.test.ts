@@ -73,27 +73,33 @@ t.test('transactions sent to each node become final on all four at the same heig
     const txs: Tx[] = []
     for (let n = 0; n < 20; n++) txs.push(signTx(signer, { chainId, type: noteTx.name, nonce: n, payload: { text: `batch ${k} #${n}` } }))
     const results = await c.submitTxs(txs.map((x) => x.bytes))
-    t.same(results, txs.map((x) => ({ hash: toHex(x.id) })), `${o.id} admits the whole batch`)
+    t.same(
+      results,
+      txs.map((x) => ({ hash: toHex(x.id) })),
+      `${o.id} admits the whole batch`,
+    )
     hashes.push(...txs.map((x) => toHex(x.id)))
   }
   t.equal(new Set(hashes).size, 4 * 25, 'distinct transactions')
   const where = new Map<string, string>()
   const bad: string[] = []
-  await Promise.all(all.map(async (o) => {
-    const c = await clientOf(o)
-    const st = await Promise.all(hashes.map((h) => c.tx(h, 20_000)))
-    for (const [i, s] of st.entries()) {
-      const h = hashes[i] as string
-      if (s.status !== 'final') {
-        bad.push(`${o.id} ${h.slice(0, 8)} ${s.status}`)
-        continue
+  await Promise.all(
+    all.map(async (o) => {
+      const c = await clientOf(o)
+      const st = await Promise.all(hashes.map((h) => c.tx(h, 20_000)))
+      for (const [i, s] of st.entries()) {
+        const h = hashes[i] as string
+        if (s.status !== 'final') {
+          bad.push(`${o.id} ${h.slice(0, 8)} ${s.status}`)
+          continue
+        }
+        const at = `${s.height}/${s.blockHash}/${s.index}`
+        const prev = where.get(h)
+        if (prev === undefined) where.set(h, at)
+        else if (prev !== at) bad.push(`${h.slice(0, 8)}: ${prev} vs ${o.id} ${at}`)
       }
-      const at = `${s.height}/${s.blockHash}/${s.index}`
-      const prev = where.get(h)
-      if (prev === undefined) where.set(h, at)
-      else if (prev !== at) bad.push(`${h.slice(0, 8)}: ${prev} vs ${o.id} ${at}`)
-    }
-  }))
+    }),
+  )
   t.same(bad, [], 'every transaction is final on every node, in the same block at the same index')
   t.equal(where.size, hashes.length, 'all located')
 })
@@ -102,14 +108,17 @@ t.test('a libp2p peer with an unknown key opens no radchain protocol', async (t)
   const { chainId } = m
   const target = fromHex(o1.signKey)
   // Through radchain's own network layer, which would admit anyone on its side.
-  const rogue = new P2PNode({
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    identitySeed: new Uint8Array(randomBytes(32)),
-    networkId: chainId,
-    isAllowed: () => true,
-    peersToDial: () => [{ publicKey: target, addrs: [addrOf(o1)] }],
-    dialIntervalMs: 100,
-  }, { logger: nullLogger() })
+  const rogue = new P2PNode(
+    {
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      identitySeed: new Uint8Array(randomBytes(32)),
+      networkId: chainId,
+      isAllowed: () => true,
+      peersToDial: () => [{ publicKey: target, addrs: [addrOf(o1)] }],
+      dialIntervalMs: 100,
+    },
+    { logger: nullLogger() },
+  )
   let received = 0
   rogue.channel('consensus', { maxMessageBytes: 1 << 20, onMessage: () => received++ })
   rogue.channel('tx', { maxMessageBytes: 1 << 20, onMessage: () => received++ })
@@ -137,13 +146,22 @@ t.test('a libp2p peer with an unknown key opens no radchain protocol', async (t)
   await waitFor('the rogue peer to hold no connection', 3_000, () => rogue.peers().length === 0)
   const mentions = (await logLines(o1)).filter((l) => JSON.stringify(l).includes(rogue.peerId))
   t.same(mentions, [], 'org1 neither connected, penalized nor read anything from the rogue peer (info log)')
-  await t.rejects(rogue.request('sync', target, encodeTrusted(['status']), { timeoutMs: 2_000 }), { name: 'P2PError', code: 'P2P_NO_PEER' }, 'sync request refused')
+  await t.rejects(
+    rogue.request('sync', target, encodeTrusted(['status']), { timeoutMs: 2_000 }),
+    { name: 'P2PError', code: 'P2P_NO_PEER' },
+    'sync request refused',
+  )
   t.equal(rogue.broadcast('consensus', encodeTrusted(['vote'])), 0, 'no consensus message can be queued')
   t.equal(rogue.broadcast('tx', encodeTrusted([])), 0, 'no transaction batch can be queued')
   t.equal(received, 0, 'the devnet node sent the rogue peer nothing')
 
   // A bare libp2p node that tries each protocol directly.
-  const raw = await createLibp2p({ privateKey: await generateKeyPair('Ed25519'), transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+  const raw = await createLibp2p({
+    privateKey: await generateKeyPair('Ed25519'),
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+  })
   t.teardown(() => raw.stop())
   const ma = multiaddr(`${addrOf(o1)}/p2p/${peerIdFromOrgKey(target).toString()}`)
   for (const name of ['consensus', 'tx', 'sync']) {
@@ -170,23 +188,32 @@ t.test('junk from an admitted key (org1 impersonated) penalizes it and never sto
     if ((await pidOf(o1)) === undefined) await startOrg(o1)
   })
   const [k2, k3, k4] = [o2, o3, o4].map((o) => fromHex(o.signKey)) as [Uint8Array, Uint8Array, Uint8Array]
-  const imp = new P2PNode({
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    identitySeed: new Uint8Array(keys.identitySeed),
-    networkId: chainId,
-    isAllowed: () => true,
-    peersToDial: () => [o2, o3, o4].map((o) => ({ publicKey: fromHex(o.signKey), addrs: [addrOf(o)] })),
-    dialIntervalMs: 100,
-  }, { logger: nullLogger() })
+  const imp = new P2PNode(
+    {
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      identitySeed: new Uint8Array(keys.identitySeed),
+      networkId: chainId,
+      isAllowed: () => true,
+      peersToDial: () => [o2, o3, o4].map((o) => ({ publicKey: fromHex(o.signKey), addrs: [addrOf(o)] })),
+      dialIntervalMs: 100,
+    },
+    { logger: nullLogger() },
+  )
   let fromOrg2 = 0
-  imp.channel('consensus', { maxMessageBytes: 32 << 20, onMessage: (from) => { if (toHex(from) === o2.signKey) fromOrg2++ } })
+  imp.channel('consensus', {
+    maxMessageBytes: 32 << 20,
+    onMessage: (from) => {
+      if (toHex(from) === o2.signKey) fromOrg2++
+    },
+  })
   await imp.start()
   t.teardown(() => imp.stop())
   const connected = (k: Uint8Array): boolean => imp.peers().some((p) => toHex(p.publicKey) === toHex(k))
   await waitFor('the impostor connected to org2, org3 and org4', 10_000, () => connected(k2) && connected(k3) && connected(k4))
   await waitFor('org2 sending consensus messages to the impostor', 5_000, () => fromOrg2 > 0)
   t.pass('org2 admits the impostor as org1 and sends it consensus messages')
-  const penalties = async (o: typeof o1): Promise<string[]> => (await logLines(o)).filter((l) => l.msg === 'peer penalized' || l.msg === 'peer banned').map((l) => String(l.reason ?? l.msg))
+  const penalties = async (o: typeof o1): Promise<string[]> =>
+    (await logLines(o)).filter((l) => l.msg === 'peer penalized' || l.msg === 'peer banned').map((l) => String(l.reason ?? l.msg))
 
   const before = await statuses([o2, o3, o4])
   const syncReq = (peer: Uint8Array, req: Uint8Array): Promise<Uint8Array> => imp.request('sync', peer, req, { timeoutMs: 5_000, maxResponseBytes: 40 << 20 })
@@ -207,7 +234,10 @@ t.test('junk from an admitted key (org1 impersonated) penalizes it and never sto
   // held until org4 gets there (about a heartbeat) and then checked.
   const h4 = (await (await clientOf(o4)).status()).consensus?.height ?? head + 1
   const badVote = signVote(keys.signer, chainId, 'prevote', h4 + 1, 0, null)
-  t.ok(imp.send('consensus', k4, encodeMessage({ type: 'vote', vote: { ...badVote, signature: new Uint8Array(64).fill(7) } })), 'vote with a bad signature queued')
+  t.ok(
+    imp.send('consensus', k4, encodeMessage({ type: 'vote', vote: { ...badVote, signature: new Uint8Array(64).fill(7) } })),
+    'vote with a bad signature queued',
+  )
   await waitFor('org2 to penalize 4 times', 10_000, async () => (await penalties(o2)).length >= 4)
   t.ok(imp.send('consensus', k2, new Uint8Array(8 * 1024 * 1024 + 4096 + 64)), 'frame above the channel bound queued')
   await waitFor('org2 to ban the impostor and drop it', 15_000, () => !connected(k2))

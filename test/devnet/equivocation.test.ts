@@ -15,8 +15,19 @@ const all = [...m.orgs]
 const o4 = org(m, 'org4')
 const honest = all.filter((o) => o !== o4)
 
-interface EvidenceView { signer: string; kind: string; height: number; round: number; blockHashes: (string | null)[] }
-interface TxView { hash: string; type: string; sender: string; payload: unknown }
+interface EvidenceView {
+  signer: string
+  kind: string
+  height: number
+  round: number
+  blockHashes: (string | null)[]
+}
+interface TxView {
+  hash: string
+  type: string
+  sender: string
+  payload: unknown
+}
 
 /** Evidence transactions in blocks from..to on `o`, with the height of the block holding each. */
 async function evidenceIn(o: DevnetOrg, from: number, to: number): Promise<{ at: number; tx: TxView; ev: EvidenceView }[]> {
@@ -31,12 +42,17 @@ async function evidenceIn(o: DevnetOrg, from: number, to: number): Promise<{ at:
 t.test('an evidence transaction naming org4 becomes final', async (t) => {
   let found: { at: number; tx: TxView; ev: EvidenceView }[] = []
   let scanned = 0
-  await waitFor('evidence against org4 in a final block', 30_000, async () => {
-    const head = await maxHeight([all[0] as DevnetOrg])
-    found.push(...await evidenceIn(all[0] as DevnetOrg, scanned + 1, head))
-    scanned = head
-    return found.some((e) => e.ev.signer === o4.signKey)
-  }, 250)
+  await waitFor(
+    'evidence against org4 in a final block',
+    30_000,
+    async () => {
+      const head = await maxHeight([all[0] as DevnetOrg])
+      found.push(...(await evidenceIn(all[0] as DevnetOrg, scanned + 1, head)))
+      scanned = head
+      return found.some((e) => e.ev.signer === o4.signKey)
+    },
+    250,
+  )
   found = found.filter((e) => e.ev.signer === o4.signKey)
   const e = found[0]
   if (e === undefined) return
@@ -78,9 +94,12 @@ t.test('the chain stays safe and live, and each equivocation is recorded once', 
   await assertSameChain(t, all, s.height)
   const evs = await evidenceIn(all[0] as DevnetOrg, 1, s.height)
   t.ok(evs.length > 0, `${evs.length} evidence transactions final up to ${s.height}`)
-  t.ok(evs.every((e) => e.ev.signer === o4.signKey), 'all of them name org4, none an honest organization')
+  t.ok(
+    evs.every((e) => e.ev.signer === o4.signKey),
+    'all of them name org4, none an honest organization',
+  )
   const keys = evs.map((e) => `${e.ev.height}/${e.ev.round}/${e.ev.kind}`)
   t.equal(new Set(keys).size, keys.length, 'no equivocation recorded twice')
   const bad = (await Promise.all(honest.map(badLogLines))).flat()
-  t.same(bad, [], 'no error or safety line in the honest daemons\' logs')
+  t.same(bad, [], "no error or safety line in the honest daemons' logs")
 })

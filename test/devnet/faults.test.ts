@@ -11,7 +11,20 @@ import { clientOf, devnetHeal, devnetPartition, pidOf, startOrg, stopOrg, type D
 import { DATADIR_FILES, loadConfig } from '../../src/node/index.js'
 import { sleep } from '../../src/util/index.js'
 import {
-  BlockWatch, allAtLeast, assertSameChain, badLogLines, certRound, certSigners, describe, logLines, maxGap, maxHeight, newDevnet, sameHead, statuses, waitFor,
+  BlockWatch,
+  allAtLeast,
+  assertSameChain,
+  badLogLines,
+  certRound,
+  certSigners,
+  describe,
+  logLines,
+  maxGap,
+  maxHeight,
+  newDevnet,
+  sameHead,
+  statuses,
+  waitFor,
 } from './helpers.js'
 
 const BASE_PORT = 8200
@@ -85,7 +98,10 @@ t.test('killing the next proposer costs one propose timeout, then blocks keep co
   // on the next height. Find the block that needed a later round.
   const rounds = await Promise.all(after.slice(0, 3).map((b) => certRound(observer, b.height)))
   const k = rounds.findIndex((r) => r >= 1)
-  t.ok(k >= 0 && k <= 1, `one of the first two blocks after the kill needed a second round (rounds ${rounds.join(', ')}): ${victim.id} was its round-0 proposer`)
+  t.ok(
+    k >= 0 && k <= 1,
+    `one of the first two blocks after the kill needed a second round (rounds ${rounds.join(', ')}): ${victim.id} was its round-0 proposer`,
+  )
   const timed = after[Math.max(0, k)] as { at: number; height: number }
   const beforeTimed = k > 0 ? (after[k - 1] as { at: number }) : prev
   const firstGap = timed.at - beforeTimed.at
@@ -93,8 +109,15 @@ t.test('killing the next proposer costs one propose timeout, then blocks keep co
   const rest = after.slice(Math.max(0, k))
   const gaps = rest.slice(1).map((b, i) => b.at - (rest[i] as { at: number }).at)
   t.ok(maxGap(rest) <= 1500, `after that timeout no gap above 1.5 s (gaps ${gaps.join(', ')} ms)`)
-  t.notOk(after.some((b) => b.proposer === victim.signKey), `${victim.id} proposes nothing while dead`)
-  t.same(after.map((b) => b.height), after.map((_, i) => first.height + i), 'consecutive heights')
+  t.notOk(
+    after.some((b) => b.proposer === victim.signKey),
+    `${victim.id} proposes nothing while dead`,
+  )
+  t.same(
+    after.map((b) => b.height),
+    after.map((_, i) => first.height + i),
+    'consecutive heights',
+  )
 })
 
 let second: DevnetOrg
@@ -113,8 +136,15 @@ t.test('two of four down: nothing final, heads agree; one back: a block on all t
   t.comment(`killed ${second.id}; ${survivors.map((o) => o.id).join(' and ')} stay at height ${head.height}`)
   await sleep(5_000)
   const st = await statuses(survivors)
-  t.same(ws.map((w) => w.since(quietFrom).map((b) => b.height)), survivors.map(() => []), 'no block final on either survivor for 5 s')
-  t.ok(st.every((s) => s !== undefined && s.height === head.height && s.headHash === head.headHash), `heads still agree: ${describe(survivors, st)}`)
+  t.same(
+    ws.map((w) => w.since(quietFrom).map((b) => b.height)),
+    survivors.map(() => []),
+    'no block final on either survivor for 5 s',
+  )
+  t.ok(
+    st.every((s) => s !== undefined && s.height === head.height && s.headHash === head.headHash),
+    `heads still agree: ${describe(survivors, st)}`,
+  )
 
   // The first victim comes back; the survivors are not touched.
   await startOrg(victim)
@@ -131,7 +161,10 @@ t.test('two of four down: nothing final, heads agree; one back: a block on all t
   if (reached) t.ok(took <= 3_000, `height ${head.height + 1} final on all three ${took} ms after ${victim.id} answered`)
   else {
     // How long it does take, for the report.
-    await allAtLeast(live, head.height + 1, 30_000).then(() => t.comment(`height ${head.height + 1} reached after ${Date.now() - backAt} ms`), () => t.comment('no progress in 30 s'))
+    await allAtLeast(live, head.height + 1, 30_000).then(
+      () => t.comment(`height ${head.height + 1} reached after ${Date.now() - backAt} ms`),
+      () => t.comment('no progress in 30 s'),
+    )
   }
   t.same(await Promise.all(survivors.map((o) => pidOf(o))), pids, 'the survivors were never restarted')
   const s = await sameHead(live, 5_000)
@@ -162,14 +195,18 @@ t.test(`partition 2|2 for ${PARTITION_MS / 1000} s: no progress, no conflict; he
     const h = Math.max(...st.map((s) => s?.height ?? -1))
     if (h > atCut + 1 || (h > atCut && Date.now() - cutAt > 1_000 && h > top)) late.push(`${describe(all, st)} at +${Date.now() - cutAt} ms`)
     top = Math.max(top, h)
-    for (const a of st) for (const b of st) if (a !== undefined && b !== undefined && a.height === b.height && a.headHash !== b.headHash) conflict = describe(all, st)
+    for (const a of st)
+      for (const b of st) if (a !== undefined && b !== undefined && a.height === b.height && a.headHash !== b.headHash) conflict = describe(all, st)
     await sleep(250)
   }
   const frozen = top
   t.same(late, [], `no progress during the partition (height ${atCut} at the cut, ${frozen} at the end)`)
   t.equal(conflict, '', 'no two nodes at one height with different heads')
   const newBlocks = ws.map((w) => w.since(cutAt).map((b) => b.height))
-  t.ok(newBlocks.every((l) => l.every((h) => h <= frozen)), `no block above ${frozen} announced by any node (${JSON.stringify(newBlocks)})`)
+  t.ok(
+    newBlocks.every((l) => l.every((h) => h <= frozen)),
+    `no block above ${frozen} announced by any node (${JSON.stringify(newBlocks)})`,
+  )
   const during = await statuses(all)
   t.comment(`at heal: ${describe(all, during)}`)
 
@@ -197,18 +234,23 @@ t.test('a node restarted with a wiped data dir syncs and signs again', async (t)
   const s = await sameHead(all, 20_000, stoppedAt + 2)
   t.pass(`org3 synced: all four at ${s.height}`)
   let where = ''
-  await waitFor('org3 among certificate signers on another node', 20_000, async () => {
-    const head = await maxHeight(others)
-    for (let h = s.height + 1; h <= head; h++) {
-      for (const o of others) {
-        if ((await certSigners(o, h).catch(() => [] as string[])).includes(o3.signKey)) {
-          where = `${o.id} height ${h}`
-          return true
+  await waitFor(
+    'org3 among certificate signers on another node',
+    20_000,
+    async () => {
+      const head = await maxHeight(others)
+      for (let h = s.height + 1; h <= head; h++) {
+        for (const o of others) {
+          if ((await certSigners(o, h).catch(() => [] as string[])).includes(o3.signKey)) {
+            where = `${o.id} height ${h}`
+            return true
+          }
         }
       }
-    }
-    return false
-  }, 300)
+      return false
+    },
+    300,
+  )
   t.pass(`org3's key signs certificates again (${where})`)
   const final = await sameHead(all, 10_000)
   await assertSameChain(t, all, final.height)

@@ -100,7 +100,12 @@ export function org(m: DevnetManifest, id: string): DevnetOrg {
 }
 
 /** Polls `pred` every `intervalMs` until it returns a value other than undefined/false; throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, timeoutMs: number, pred: () => Promise<T | undefined | false> | T | undefined | false, intervalMs = 75): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  pred: () => Promise<T | undefined | false> | T | undefined | false,
+  intervalMs = 75,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   for (;;) {
@@ -110,28 +115,33 @@ export async function waitFor<T>(what: string, timeoutMs: number, pred: () => Pr
     } catch (err) {
       last = err
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : ` (last error: ${String(last)})`}`)
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : ` (last error: ${String(last)})`}`)
     await sleep(intervalMs)
   }
 }
 
 /** Status of each org, undefined for one that does not answer. */
 export async function statuses(orgs: readonly DevnetOrg[]): Promise<(NodeStatus | undefined)[]> {
-  return Promise.all(orgs.map(async (o) => {
-    try {
-      return await (await clientOf(o)).status()
-    } catch {
-      return undefined
-    }
-  }))
+  return Promise.all(
+    orgs.map(async (o) => {
+      try {
+        return await (await clientOf(o)).status()
+      } catch {
+        return undefined
+      }
+    }),
+  )
 }
 
 /** Formats statuses for failure messages. */
 export function describe(orgs: readonly DevnetOrg[], st: readonly (NodeStatus | undefined)[]): string {
-  return orgs.map((o, i) => {
-    const s = st[i]
-    return s === undefined ? `${o.id}=down` : `${o.id}=${s.height}/${s.headHash.slice(0, 8)}/r${s.consensus?.round ?? '-'}`
-  }).join(' ')
+  return orgs
+    .map((o, i) => {
+      const s = st[i]
+      return s === undefined ? `${o.id}=down` : `${o.id}=${s.height}/${s.headHash.slice(0, 8)}/r${s.consensus?.round ?? '-'}`
+    })
+    .join(' ')
 }
 
 /** Waits until every org reports the same height, head hash and state root; returns that status. */
@@ -142,7 +152,9 @@ export async function sameHead(orgs: readonly DevnetOrg[], timeoutMs: number, mi
       last = await statuses(orgs)
       const first = last[0]
       if (first === undefined || first.height < minHeight) return undefined
-      return last.every((s) => s !== undefined && s.height === first.height && s.headHash === first.headHash && s.stateRoot === first.stateRoot) ? first : undefined
+      return last.every((s) => s !== undefined && s.height === first.height && s.headHash === first.headHash && s.stateRoot === first.stateRoot)
+        ? first
+        : undefined
     })
   } catch (err) {
     throw new Error(`${(err as Error).message}: ${describe(orgs, last)}`, { cause: err })
@@ -153,10 +165,15 @@ export async function sameHead(orgs: readonly DevnetOrg[], timeoutMs: number, mi
 export async function allAtLeast(orgs: readonly DevnetOrg[], height: number, timeoutMs: number): Promise<NodeStatus[]> {
   let last: (NodeStatus | undefined)[] = []
   try {
-    return await waitFor(`height ${height} on ${orgs.map((o) => o.id).join(',')}`, timeoutMs, async () => {
-      last = await statuses(orgs)
-      return last.every((s) => s !== undefined && s.height >= height) ? (last as NodeStatus[]) : undefined
-    }, 50)
+    return await waitFor(
+      `height ${height} on ${orgs.map((o) => o.id).join(',')}`,
+      timeoutMs,
+      async () => {
+        last = await statuses(orgs)
+        return last.every((s) => s !== undefined && s.height >= height) ? (last as NodeStatus[]) : undefined
+      },
+      50,
+    )
   } catch (err) {
     throw new Error(`${(err as Error).message}: ${describe(orgs, last)}`, { cause: err })
   }

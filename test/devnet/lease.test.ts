@@ -9,9 +9,14 @@ import { TAG, firstString, pixelDigest, readDicom } from '../../src/study/index.
 import { assertOneLineError, cleanEnv, jsonOf, runCli } from '../integration/helpers/cli.js'
 import { newDevnet, org, waitFor } from './helpers.js'
 
-
-t.test('a lease under the patient\'s consent: granted by the custodian\'s node, used while the custodian is offline, revoked by the patient', async (t) => {
-  const { m } = await newDevnet(t, 'lease', { orgs: 4, basePort: 8700, chunkSize: 64 * 1024, blockIntervalMs: 500, config: { swarm: { reconcileMs: 300, durableTimeoutMs: 30_000 } } })
+t.test("a lease under the patient's consent: granted by the custodian's node, used while the custodian is offline, revoked by the patient", async (t) => {
+  const { m } = await newDevnet(t, 'lease', {
+    orgs: 4,
+    basePort: 8700,
+    chunkSize: 64 * 1024,
+    blockIntervalMs: 500,
+    config: { swarm: { reconcileMs: 300, durableTimeoutMs: 30_000 } },
+  })
   const [o1, o3] = [org(m, 'org1'), org(m, 'org3')]
   const work = await mkdtemp(join(tmpdir(), 'radchain-lease-'))
   t.teardown(() => rm(work, { recursive: true, force: true }))
@@ -32,12 +37,21 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   t.ok(o2 !== undefined && o2.id !== 'org1', `the lessee is ${o2.id}`)
 
   // The patient watches their studies through the lessee's node.
-  const watch = spawn(process.execPath, [cliPath(), 'watch', '--node', o2.dir, '--key', join(work, 'patient.key'), '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() })
+  const watch = spawn(process.execPath, [cliPath(), 'watch', '--node', o2.dir, '--key', join(work, 'patient.key'), '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: cleanEnv(),
+  })
   let watched = ''
-  watch.stdout.setEncoding('utf8').on('data', (d: string) => { watched += d })
-  t.teardown(() => { watch.kill('SIGKILL') })
+  watch.stdout.setEncoding('utf8').on('data', (d: string) => {
+    watched += d
+  })
+  t.teardown(() => {
+    watch.kill('SIGKILL')
+  })
   let watchErr = ''
-  watch.stderr.setEncoding('utf8').on('data', (d: string) => { watchErr += d })
+  watch.stderr.setEncoding('utf8').on('data', (d: string) => {
+    watchErr += d
+  })
   // The watch says "watching for ..." once the node streams events to it.
   await waitFor('watch subscribed', 20_000, () => watchErr.includes('watching for'))
 
@@ -47,7 +61,10 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   const leaseId = jsonOf<{ leaseId: string }>(t, req).leaseId
   t.match(leaseId, /^[0-9a-f]{64}$/)
   const outgoing = jsonOf<LeaseView[]>(t, await cli(o2, ['lease', 'ls', '--outgoing', '--json']))
-  t.same(outgoing.map((l) => [l.leaseId, l.status, l.scope]), [[leaseId, 'requested', 'images']])
+  t.same(
+    outgoing.map((l) => [l.leaseId, l.status, l.scope]),
+    [[leaseId, 'requested', 'images']],
+  )
   const early = await cli(o2, ['study', 'get', sid, '--out', join(work, 'early'), '--json'])
   assertOneLineError(t, early, /has no lease on it/, 'no lease yet')
   t.equal(jsonOf<{ error: { code: string } }>(t, early).error.code, 'STUDY_NO_ACCESS')
@@ -55,13 +72,20 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   // The patient consents to images for any organization: org1's node grants on its own.
   const consent = await cli(o2, ['patient', 'consent', '--key', join(work, 'patient.key'), '--any-org', '--scope', 'images', '--max-duration', '30d', '--json'])
   t.equal(consent.code, 0, consent.stderr)
-  await waitFor('the lease granted', 30_000, async () => (await (await clientOf(o2)).leases('outgoing')).some((l) => l.leaseId === leaseId && l.status === 'granted'))
-  t.pass('granted by the custodian\'s node under the patient\'s consent')
+  await waitFor('the lease granted', 30_000, async () =>
+    (await (await clientOf(o2)).leases('outgoing')).some((l) => l.leaseId === leaseId && l.status === 'granted'),
+  )
+  t.pass("granted by the custodian's node under the patient's consent")
   // Let the holders take the lease envelope before the custodian goes away.
-  await waitFor('holders hold the lease envelope', 30_000, async () => {
-    const s = await (await clientOf(o2)).study(sid)
-    return (s.replication?.holders ?? []).filter((h) => h !== 'org1').length >= 2
-  }, 250)
+  await waitFor(
+    'holders hold the lease envelope',
+    30_000,
+    async () => {
+      const s = await (await clientOf(o2)).study(sid)
+      return (s.replication?.holders ?? []).filter((h) => h !== 'org1').length >= 2
+    },
+    250,
+  )
 
   // The custodian goes offline; org2 still gets the study from the other holders.
   await stopOrg(o1)
@@ -89,15 +113,20 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
       if (tx.type === 'access.record' && tx.payload.leaseId === leaseId) accesses.push(tx.payload.what)
     }
   }
-  await waitFor('access records final', 20_000, async () => {
-    const st = (await c2.status()).height
-    for (let h = head + 1; h <= st; h++) {
-      for (const tx of (await c2.block(String(h))).txs as { type: string; payload: { leaseId: string; what: string } }[]) {
-        if (tx.type === 'access.record' && tx.payload.leaseId === leaseId) accesses.push(tx.payload.what)
+  await waitFor(
+    'access records final',
+    20_000,
+    async () => {
+      const st = (await c2.status()).height
+      for (let h = head + 1; h <= st; h++) {
+        for (const tx of (await c2.block(String(h))).txs as { type: string; payload: { leaseId: string; what: string } }[]) {
+          if (tx.type === 'access.record' && tx.payload.leaseId === leaseId) accesses.push(tx.payload.what)
+        }
       }
-    }
-    return accesses.length >= 2
-  }, 500)
+      return accesses.length >= 2
+    },
+    500,
+  )
   t.same([...accesses].sort(), ['retrieve', 'unwrap'], 'the key unwrap and the retrieval are on the ledger')
 
   // The patient revokes: no more access.
@@ -106,34 +135,64 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   const after = await cli(o2, ['study', 'get', sid, '--out', join(work, 'after'), '--json'])
   assertOneLineError(t, after, /lease has ended/, 'after revocation the holders refuse')
   t.equal(jsonOf<{ error: { code: string } }>(t, after).error.code, 'SWARM_LEASE_ENDED')
-  t.same((await c2.leases('outgoing')).map((l) => l.status), ['revoked'])
+  t.same(
+    (await c2.leases('outgoing')).map((l) => l.status),
+    ['revoked'],
+  )
   await waitFor('the violation on the ledger', 20_000, async () => (await c2.audit(sid)).some((e) => e.type === 'violation.report'), 250)
   t.pass('the holder put the signed request on the ledger')
   // The lease has ended: the lessee (no replica duty) no longer keeps the copy it fetched under it.
-  const lesseeFiles = async (): Promise<number> => (await readdir(join(o2.dir, 'chunks'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).length
+  const lesseeFiles = async (): Promise<number> =>
+    (await readdir(join(o2.dir, 'chunks'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).length
   await waitFor('the lessee deleted its copy', 20_000, async () => (await lesseeFiles()) === 0, 250)
   t.pass('no chunk or envelope of the study left at the lessee')
 
   // With the custodian back: a full-scope request waits for the patient's approval, another is denied.
   await startOrg(o1)
   const third = m.orgs.find((o) => o !== o1 && o !== o2) as typeof o1
-  const fullReq = jsonOf<{ leaseId: string }>(t, await cli(o2, ['lease', 'request', sid, '--scope', 'full', '--duration', '1h', '--purpose', 'surgery planning', '--json'])).leaseId
-  const otherReq = jsonOf<{ leaseId: string }>(t, await cli(third, ['lease', 'request', sid, '--scope', 'full', '--duration', '1h', '--purpose', 'marketing', '--json'])).leaseId
+  const fullReq = jsonOf<{ leaseId: string }>(
+    t,
+    await cli(o2, ['lease', 'request', sid, '--scope', 'full', '--duration', '1h', '--purpose', 'surgery planning', '--json']),
+  ).leaseId
+  const otherReq = jsonOf<{ leaseId: string }>(
+    t,
+    await cli(third, ['lease', 'request', sid, '--scope', 'full', '--duration', '1h', '--purpose', 'marketing', '--json']),
+  ).leaseId
   const incoming = jsonOf<LeaseView[]>(t, await cli(o1, ['lease', 'ls', '--incoming', '--json']))
-  t.same(incoming.filter((l) => l.status === 'requested').map((l) => l.leaseId).sort(), [fullReq, otherReq].sort(), 'the custodian sees both requests waiting')
+  t.same(
+    incoming
+      .filter((l) => l.status === 'requested')
+      .map((l) => l.leaseId)
+      .sort(),
+    [fullReq, otherReq].sort(),
+    'the custodian sees both requests waiting',
+  )
   const denied = await cli(o1, ['lease', 'deny', otherReq, '--reason', 'not a care purpose', '--json'])
   t.equal(denied.code, 0, denied.stderr)
   const thirdGet = await cli(third, ['study', 'get', sid, '--out', join(work, 'third'), '--json'])
   assertOneLineError(t, thirdGet, /no lease/, 'a denied requester gets no key and no chunks')
   const approve = await cli(o2, ['patient', 'approve', fullReq, '--key', join(work, 'patient.key'), '--json'])
   t.equal(approve.code, 0, approve.stderr)
-  await waitFor('the approved full-scope lease granted', 30_000, async () => (await c2.leases('outgoing')).some((l) => l.leaseId === fullReq && l.status === 'granted'), 250)
+  await waitFor(
+    'the approved full-scope lease granted',
+    30_000,
+    async () => (await c2.leases('outgoing')).some((l) => l.leaseId === fullReq && l.status === 'granted'),
+    250,
+  )
   const fullOut = join(work, 'full-out')
   const gf = await cli(o2, ['study', 'get', sid, '--out', fullOut, '--scope', 'full', '--json'])
   t.equal(gf.code, 0, gf.stderr)
   const restored = await Promise.all((await readdir(fullOut)).map((f) => readDicom(join(fullOut, f))))
-  t.same(restored.map((r) => firstString(r.dataset, TAG.PatientID)).sort(), originals.map((r) => firstString(r.dataset, TAG.PatientID)).sort(), 'the full scope restores the demographics')
-  t.same(restored.map((r) => firstString(r.dataset, TAG.SOPInstanceUID)).sort(), originals.map((r) => firstString(r.dataset, TAG.SOPInstanceUID)).sort(), 'and the original UIDs')
+  t.same(
+    restored.map((r) => firstString(r.dataset, TAG.PatientID)).sort(),
+    originals.map((r) => firstString(r.dataset, TAG.PatientID)).sort(),
+    'the full scope restores the demographics',
+  )
+  t.same(
+    restored.map((r) => firstString(r.dataset, TAG.SOPInstanceUID)).sort(),
+    originals.map((r) => firstString(r.dataset, TAG.SOPInstanceUID)).sort(),
+    'and the original UIDs',
+  )
 
   // Erasure: the custodian and the patient both sign; then no node keeps anything of the study.
   const e1 = await cli(o1, ['study', 'erase', sid, '--json'])
@@ -143,7 +202,8 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   t.equal(e2.code, 0, e2.stderr)
   const chunkFiles = async (): Promise<number> => {
     let n = 0
-    for (const o of m.orgs) n += (await readdir(join(o.dir, 'chunks'), { recursive: true, withFileTypes: true }).catch(() => [])).filter((e) => e.isFile()).length
+    for (const o of m.orgs)
+      n += (await readdir(join(o.dir, 'chunks'), { recursive: true, withFileTypes: true }).catch(() => [])).filter((e) => e.isFile()).length
     return n
   }
   await waitFor('every node deleted the study', 30_000, async () => (await chunkFiles()) === 0, 250)
@@ -165,21 +225,48 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   }
   t.equal(new Set(trails).size, 1, 'every node lists the same trail')
   const events = JSON.parse(trails[0] ?? '[]') as { type: string; by: string; height: number }[]
-  t.same(events.map((e) => e.type), [
-    'study.register', 'lease.request', 'lease.grant', 'access.record', 'access.record', 'lease.revoke', 'violation.report',
-    'lease.request', 'lease.request', 'lease.deny', 'lease.approve', 'lease.grant', 'access.record', 'access.record', 'study.erase', 'study.erase',
-  ])
-  t.same(events.map((e) => e.by.startsWith('patient:') ? 'patient' : e.by).filter((_, i) => i !== 6), [
-    'org1', o2.id, 'org1', o2.id, o2.id, 'patient', o2.id, third.id, 'org1', 'patient', 'org1', o2.id, o2.id, 'org1', 'patient',
-  ])
-  t.ok(events.every((e, i) => i === 0 || e.height >= (events[i - 1]?.height ?? 0)), 'in ledger order')
+  t.same(
+    events.map((e) => e.type),
+    [
+      'study.register',
+      'lease.request',
+      'lease.grant',
+      'access.record',
+      'access.record',
+      'lease.revoke',
+      'violation.report',
+      'lease.request',
+      'lease.request',
+      'lease.deny',
+      'lease.approve',
+      'lease.grant',
+      'access.record',
+      'access.record',
+      'study.erase',
+      'study.erase',
+    ],
+  )
+  t.same(
+    events.map((e) => (e.by.startsWith('patient:') ? 'patient' : e.by)).filter((_, i) => i !== 6),
+    ['org1', o2.id, 'org1', o2.id, o2.id, 'patient', o2.id, third.id, 'org1', 'patient', 'org1', o2.id, o2.id, 'org1', 'patient'],
+  )
+  t.ok(
+    events.every((e, i) => i === 0 || e.height >= (events[i - 1]?.height ?? 0)),
+    'in ledger order',
+  )
   // What the patient's watch saw, in order.
   await waitFor('the watch saw the erasure', 10_000, () => watched.includes('"erased"'), 200)
   watch.kill('SIGTERM')
-  const kinds = watched.trim().split('\n').map((l) => (JSON.parse(l) as { kind: string; for: string[] }))
+  const kinds = watched
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { kind: string; for: string[] })
   const seen = [...new Set(kinds.map((k) => k.kind))]
   t.same(seen, ['lease-requested', 'lease-granted', 'access', 'lease-revoked', 'violation', 'lease-denied', 'erased'], 'the patient was told of every step')
-  t.ok(kinds.every((k) => k.for.includes('patient')), 'each notification concerns the patient\'s study')
+  t.ok(
+    kinds.every((k) => k.for.includes('patient')),
+    "each notification concerns the patient's study",
+  )
   const text = await cli(o3.id === o2.id ? o1 : o3, ['audit', sid])
   t.match(text.stdout, /lease granted\s+by org1/)
   t.notMatch(text.stdout, /Doe|Archibald|77654033/, 'no patient identifier in the trail')
@@ -191,7 +278,9 @@ t.test('a lease under the patient\'s consent: granted by the custodian\'s node, 
   for (const o of m.orgs) {
     const files = [
       ...(await readdir(join(o.dir, 'db'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)),
-      ...(await readdir(join(o.dir, 'chunks'), { recursive: true, withFileTypes: true }).catch(() => [])).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)),
+      ...(await readdir(join(o.dir, 'chunks'), { recursive: true, withFileTypes: true }).catch(() => []))
+        .filter((e) => e.isFile())
+        .map((e) => join(e.parentPath, e.name)),
       join(o.dir, 'daemon.log'),
     ]
     for (const f of files) {

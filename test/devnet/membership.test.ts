@@ -55,7 +55,15 @@ t.test('a fifth authority, admitted by 3 of 4 votes, syncs and signs certificate
   o5 = await devnetAddOrg(dir)
   const c5 = await startOrg(o5)
   t.equal((await c5.status()).orgId, null, 'org5 is not admitted yet')
-  const vote = { action: 'admit', id: o5.id, name: 'Devnet Radiology 5', role: 'authority', signKey: o5.signKey, encKey: o5.encKey, addrs: [`/ip4/127.0.0.1/tcp/${o5.p2pPort}`] } as const
+  const vote = {
+    action: 'admit',
+    id: o5.id,
+    name: 'Devnet Radiology 5',
+    role: 'authority',
+    signKey: o5.signKey,
+    encKey: o5.encKey,
+    addrs: [`/ip4/127.0.0.1/tcp/${o5.p2pPort}`],
+  } as const
   const first = await (await clientOf(o1)).voteOrg(vote)
   const two = await (await clientOf(o2)).voteOrg(vote)
   await finalHeight(c1, [first, two])
@@ -64,25 +72,36 @@ t.test('a fifth authority, admitted by 3 of 4 votes, syncs and signs certificate
   admittedAt = await finalHeight(c1, [first, two, third])
   t.comment(`org5 admitted in block ${admittedAt}`)
   const orgs = await c1.orgs()
-  t.ok(orgs.orgs.some((o) => o.id === 'org5' && o.role === 'authority'), 'org5 is an authority in the registry')
+  t.ok(
+    orgs.orgs.some((o) => o.id === 'org5' && o.role === 'authority'),
+    'org5 is an authority in the registry',
+  )
   const five = [o1, o2, o3, o4, o5]
   const s = await sameHead(five, 20_000, admittedAt + 1)
   t.pass(`org5 synced: all five at height ${s.height}`)
-  t.ok((await statuses(five)).every((x) => x?.authorities === 5 && x.peers === 4), 'five authorities, full mesh of five')
+  t.ok(
+    (await statuses(five)).every((x) => x?.authorities === 5 && x.peers === 4),
+    'five authorities, full mesh of five',
+  )
   t.equal((await c5.status()).role, 'authority', 'org5 sees itself as an authority')
   let where = ''
-  await waitFor('org5 among certificate signers', 20_000, async () => {
-    const head = await maxHeight([o1])
-    for (let h = admittedAt + 1; h <= head; h++) {
-      for (const o of [o1, o2, o3, o4]) {
-        if ((await certSigners(o, h)).includes(o5.signKey)) {
-          where = `${o.id} height ${h}`
-          return true
+  await waitFor(
+    'org5 among certificate signers',
+    20_000,
+    async () => {
+      const head = await maxHeight([o1])
+      for (let h = admittedAt + 1; h <= head; h++) {
+        for (const o of [o1, o2, o3, o4]) {
+          if ((await certSigners(o, h)).includes(o5.signKey)) {
+            where = `${o.id} height ${h}`
+            return true
+          }
         }
       }
-    }
-    return false
-  }, 250)
+      return false
+    },
+    250,
+  )
   t.pass(`org5's key signs certificates (${where})`)
   const early: number[] = []
   for (let h = 1; h <= admittedAt; h++) if ((await certSigners(o1, h)).includes(o5.signKey)) early.push(h)
@@ -97,14 +116,20 @@ t.test('org2 removed by 4 of 5 votes: disconnected, and its key signs nothing af
   removedAt = await finalHeight(c1, votes)
   t.comment(`org2 removed in block ${removedAt}`)
   const stay = [o1, o3, o4, o5]
-  t.notOk((await c1.orgs()).orgs.some((o) => o.id === 'org2'), 'org2 is gone from the registry')
+  t.notOk(
+    (await c1.orgs()).orgs.some((o) => o.id === 'org2'),
+    'org2 is gone from the registry',
+  )
   await waitFor('org2 to be disconnected from everyone', 10_000, async () => {
     for (const o of stay) if ((await (await clientOf(o)).peers()).some((p) => p.publicKey === o2.signKey)) return false
     return true
   })
   t.pass('no remaining organization is connected to org2')
   const s = await sameHead(stay, 15_000, removedAt + 5)
-  t.ok((await statuses(stay)).every((x) => x?.authorities === 4 && x.peers === 3), 'four authorities, full mesh of four')
+  t.ok(
+    (await statuses(stay)).every((x) => x?.authorities === 4 && x.peers === 3),
+    'four authorities, full mesh of four',
+  )
   const signed: number[] = []
   for (let h = removedAt + 1; h <= s.height; h++) for (const o of stay) if ((await certSigners(o, h)).includes(o2.signKey)) signed.push(h)
   t.same(signed, [], `org2's key is in no certificate from height ${removedAt + 1} to ${s.height}`)
@@ -115,7 +140,7 @@ t.test('org2 removed by 4 of 5 votes: disconnected, and its key signs nothing af
     const st2 = (await statuses([o2]))[0]
     return st2 === undefined || st2.peers === 0
   })
-  t.pass('org2\'s own node is isolated')
+  t.pass("org2's own node is isolated")
 })
 
 t.test('the flow of transactions never stalled', async (t) => {

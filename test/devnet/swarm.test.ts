@@ -15,7 +15,13 @@ interface Show {
   local: { complete: boolean; chunksHeld: number; chunkCount: number }
   replication: { holders: string[]; assigned: string[]; target: number; state: string; unreachable: string[] }
 }
-interface Added { studyId: string; holders: string[]; target: number; durable: boolean; chunks: number }
+interface Added {
+  studyId: string
+  holders: string[]
+  target: number
+  durable: boolean
+  chunks: number
+}
 
 async function files(dir: string): Promise<string[]> {
   return (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name))
@@ -27,7 +33,10 @@ async function digests(paths: string[]): Promise<string[]> {
 
 t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid-transfer, repair, scrub, a lying peer', async (t) => {
   const { m } = await newDevnet(t, 'swarm', {
-    orgs: 4, basePort: 8600, chunkSize: CHUNK, blockIntervalMs: 500,
+    orgs: 4,
+    basePort: 8600,
+    chunkSize: CHUNK,
+    blockIntervalMs: 500,
     config: { swarm: { repairAfterMs: 5000, reconcileMs: 300, scrubIntervalMs: 1000, durableTimeoutMs: 30_000 } },
   })
   const cli = async (o: DevnetOrg, args: string[]): Promise<ReturnType<typeof runCli>> => runCli([...args, '--node', o.dir], { timeoutMs: 120_000 })
@@ -56,7 +65,7 @@ t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid
   // 1. Replication: the study reaches k = 3 holders, custodian first, chosen by placement.
   const add = await cli(o1, ['study', 'add', input, '--json'])
   t.equal(add.code, 0, add.stderr)
-  const study = (jsonOf<Added[]>(t, add))[0] as Added
+  const study = jsonOf<Added[]>(t, add)[0] as Added
   t.ok(study.chunks > 80, `${study.chunks} chunks of 64 KiB`)
   t.equal(study.durable, true, 'study add reports the study durable')
   t.equal(study.target, 3)
@@ -92,21 +101,34 @@ t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid
   // The kill happens on an event (the fetch seen part-way), and the fetch is
   // seen still running just after it: whatever the machine's speed, the
   // holder is lost in the middle of the transfer, never after it.
-  await waitFor('org1 part-way through fetching', 60_000, async () => {
-    const x = await transfer()
-    return x !== undefined && x.done >= 10 && x.done < study.chunks / 2
-  }, 50)
+  await waitFor(
+    'org1 part-way through fetching',
+    60_000,
+    async () => {
+      const x = await transfer()
+      return x !== undefined && x.done >= 10 && x.done < study.chunks / 2
+    },
+    50,
+  )
   await stopOrg(victim, 'SIGKILL')
   const after = await transfer()
-  t.ok(after !== undefined && after.done < study.chunks, `${victim.id} killed while org1's fetch was running (${after?.done ?? 'finished'} of ${study.chunks} chunks)`)
+  t.ok(
+    after !== undefined && after.done < study.chunks,
+    `${victim.id} killed while org1's fetch was running (${after?.done ?? 'finished'} of ${study.chunks} chunks)`,
+  )
   await waitFor('org1 complete again', 90_000, async () => (await show(o1, sid)).local.complete)
   t.pass(`org1 finished from ${survivor.id} alone`)
 
   // 4. The holder stays down longer than the repair time: the next organization takes over.
-  const repaired = await waitFor('replication back to 3', 90_000, async () => {
-    const s = await show(o1, sid)
-    return s.replication.holders.length === 3 && s.replication.holders.includes(outsider.id) ? s : undefined
-  }, 250)
+  const repaired = await waitFor(
+    'replication back to 3',
+    90_000,
+    async () => {
+      const s = await show(o1, sid)
+      return s.replication.holders.length === 3 && s.replication.holders.includes(outsider.id) ? s : undefined
+    },
+    250,
+  )
   t.same([...repaired.replication.holders].sort(), ['org1', survivor.id, outsider.id].sort(), `${outsider.id} took over from ${victim.id}`)
   t.ok(repaired.replication.unreachable.includes(victim.id), `${victim.id} reported unreachable`)
   t.equal(repaired.replication.state, 'healthy')
@@ -118,10 +140,15 @@ t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid
   const bytes = await readFile(victimFile)
   bytes[10] = (bytes[10] ?? 0) ^ 0xff
   await writeFile(victimFile, bytes)
-  await waitFor('the corrupt chunk repaired', 60_000, async () => {
-    const b = await readFile(victimFile).catch(() => undefined)
-    return b !== undefined && createHash('sha256').update(b).digest('hex') === victimFile.split('/').at(-1) && (await show(outsider, sid)).local.complete
-  }, 250)
+  await waitFor(
+    'the corrupt chunk repaired',
+    60_000,
+    async () => {
+      const b = await readFile(victimFile).catch(() => undefined)
+      return b !== undefined && createHash('sha256').update(b).digest('hex') === victimFile.split('/').at(-1) && (await show(outsider, sid)).local.complete
+    },
+    250,
+  )
   const log = await readFile(join(outsider.dir, 'daemon.log'), 'utf8')
   t.match(log, /corrupt chunk dropped; the study will be repaired/, 'the scrub found it')
 

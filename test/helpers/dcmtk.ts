@@ -23,7 +23,10 @@ let ready: Promise<void> | undefined
  */
 export function ensureDcmdump(): Promise<void> {
   ready ??= (async () => {
-    if (!(await present())) throw new Error(`${DCMDUMP} not found: the tests read DICOM output with dcmtk's dcmdump; install Debian's dcmtk (apt-get install dcmtk) or run .ci/run as root`)
+    if (!(await present()))
+      throw new Error(
+        `${DCMDUMP} not found: the tests read DICOM output with dcmtk's dcmdump; install Debian's dcmtk (apt-get install dcmtk) or run .ci/run as root`,
+      )
   })()
   return ready
 }

@@ -4,8 +4,24 @@ import { EventEmitter, once } from 'node:events'
 import { request } from 'node:http'
 import { connect } from 'node:net'
 import {
-  ApiClient, ApiServer, MAX_BATCH_TXS, isJobOfKind, type ApiBackend, type ApiServerOpts, type AuditEventView, type BlockView, type LeaseView, type NodeEvent, type NodeStatus,
-  type OrgVote, type OrgsView, type PeerView, type StudyJobView, type StudyView, type SwarmStatusView, type TxStatus,
+  ApiClient,
+  ApiServer,
+  MAX_BATCH_TXS,
+  isJobOfKind,
+  type ApiBackend,
+  type ApiServerOpts,
+  type AuditEventView,
+  type BlockView,
+  type LeaseView,
+  type NodeEvent,
+  type NodeStatus,
+  type OrgVote,
+  type OrgsView,
+  type PeerView,
+  type StudyJobView,
+  type StudyView,
+  type SwarmStatusView,
+  type TxStatus,
 } from '../../src/api/index.js'
 import { TxError } from '../../src/chain/index.js'
 import { RadError, sleep } from '../../src/util/index.js'
@@ -16,19 +32,42 @@ const NOTE_SECRET = 'note-body-that-must-not-be-logged'
 const HASH_B = 'bb'.repeat(32)
 const WAIT_LIMIT = { signal: AbortSignal.timeout(8_000) }
 
-
 function studyViewOf(studyId: string): StudyView {
   return {
-    studyId, custodian: 'org-a', owner: null, contentRoot: 'c1'.repeat(32), size: 1000, chunkCount: 1, chunkSize: 1 << 20, studyDigest: 'd1'.repeat(32),
-    custodianEnvelope: 'e1'.repeat(32), ownerEnvelope: null, demographics: 'e2'.repeat(32), height: 3,
+    studyId,
+    custodian: 'org-a',
+    owner: null,
+    contentRoot: 'c1'.repeat(32),
+    size: 1000,
+    chunkCount: 1,
+    chunkSize: 1 << 20,
+    studyDigest: 'd1'.repeat(32),
+    custodianEnvelope: 'e1'.repeat(32),
+    ownerEnvelope: null,
+    demographics: 'e2'.repeat(32),
+    height: 3,
     local: { chunkList: true, chunksHeld: 1, chunkCount: 1, custodianEnvelope: true, ownerEnvelope: null, demographics: true, complete: true },
   }
 }
 
 function leaseViewOf(leaseId: string): LeaseView {
   return {
-    leaseId, studyId: '11'.repeat(16), requester: 'org-b', custodian: 'org-a', scope: 'images', durationMs: 3_600_000, purpose: 'second opinion', status: 'requested',
-    requestedAt: 1_700_000_000_000, requestHeight: 4, approved: false, grantedAt: null, expiry: null, envelope: null, endedAt: null, reason: null,
+    leaseId,
+    studyId: '11'.repeat(16),
+    requester: 'org-b',
+    custodian: 'org-a',
+    scope: 'images',
+    durationMs: 3_600_000,
+    purpose: 'second opinion',
+    status: 'requested',
+    requestedAt: 1_700_000_000_000,
+    requestHeight: 4,
+    approved: false,
+    grantedAt: null,
+    expiry: null,
+    envelope: null,
+    endedAt: null,
+    reason: null,
   }
 }
 
@@ -53,8 +92,18 @@ class FakeBackend implements ApiBackend {
 
   status(): NodeStatus {
     return {
-      chainId: 'test-chain', orgId: 'org-a', role: 'authority', height: 1, headHash: HASH_B, headTime: 1_700_000_000_000,
-      stateRoot: 'cc'.repeat(32), peers: 0, api: 'http://127.0.0.1:0', mempool: { size: this.txs.size, bytes: 0 }, authorities: 1, version: '0.1.0',
+      chainId: 'test-chain',
+      orgId: 'org-a',
+      role: 'authority',
+      height: 1,
+      headHash: HASH_B,
+      headTime: 1_700_000_000_000,
+      stateRoot: 'cc'.repeat(32),
+      peers: 0,
+      api: 'http://127.0.0.1:0',
+      mempool: { size: this.txs.size, bytes: 0 },
+      authorities: 1,
+      version: '0.1.0',
       consensus: { height: 2, round: 0, step: 'propose' },
     }
   }
@@ -85,7 +134,20 @@ class FakeBackend implements ApiBackend {
     if (studyId !== '11'.repeat(16)) throw new RadError('STUDY_UNKNOWN', 'no such study')
     if (opts.scope !== 'images' && opts.scope !== 'full') throw new RadError('STUDY_BAD_SCOPE', 'bad scope')
     const id = 'ef'.repeat(8)
-    this.jobs.set(id, { id, kind: 'get', state: 'done', studyId, scope: opts.scope, out: opts.out, fetch: { done: 1, bytes: 0, peers: 0 }, chunks: 1, chunkCount: 1, files: 1, bytes: 0, error: null })
+    this.jobs.set(id, {
+      id,
+      kind: 'get',
+      state: 'done',
+      studyId,
+      scope: opts.scope,
+      out: opts.out,
+      fetch: { done: 1, bytes: 0, peers: 0 },
+      chunks: 1,
+      chunkCount: 1,
+      files: 1,
+      bytes: 0,
+      error: null,
+    })
     return id
   }
 
@@ -229,7 +291,13 @@ class FakeBackend implements ApiBackend {
   }
 }
 
-interface Harness { server: ApiServer; backend: FakeBackend; client: ApiClient; url: string; logs: LogLine[] }
+interface Harness {
+  server: ApiServer
+  backend: FakeBackend
+  client: ApiClient
+  url: string
+  logs: LogLine[]
+}
 
 async function harness(opts: Partial<ApiServerOpts> = {}): Promise<Harness> {
   const backend = new FakeBackend()
@@ -241,7 +309,11 @@ async function harness(opts: Partial<ApiServerOpts> = {}): Promise<Harness> {
 }
 
 /** One request through fetch; the token is sent unless `token` is null. */
-async function raw(url: string, path: string, init: { method?: string; token?: string | null; body?: string; auth?: string } = {}): Promise<{ status: number; headers: Headers; body: unknown }> {
+async function raw(
+  url: string,
+  path: string,
+  init: { method?: string; token?: string | null; body?: string; auth?: string } = {},
+): Promise<{ status: number; headers: Headers; body: unknown }> {
   const headers: Record<string, string> = {}
   if (init.auth !== undefined) headers.authorization = init.auth
   else if (init.token !== null) headers.authorization = `Bearer ${init.token ?? TOKEN}`
@@ -323,7 +395,10 @@ t.test('submit one transaction, a batch, and a note', async (t) => {
 
 t.test('an error code the registry does not list is a 500 that keeps its code, and is logged', async (t) => {
   await t.rejects(h.client.submitNote('unlisted'), { name: 'ApiError', code: 'ORG_NOT_FOUND', status: 500, message: 'a code the registry does not list' })
-  t.ok(h.logs.some((l) => l.level === 'error' && l.msg === 'api error code not in the registry' && l.ctx?.code === 'ORG_NOT_FOUND'), 'logged at error level')
+  t.ok(
+    h.logs.some((l) => l.level === 'error' && l.msg === 'api error code not in the registry' && l.ctx?.code === 'ORG_NOT_FOUND'),
+    'logged at error level',
+  )
 })
 
 t.test('a backend bug is a 500 without details, and is logged', async (t) => {
@@ -331,7 +406,10 @@ t.test('a backend bug is a 500 without details, and is logged', async (t) => {
   t.equal(r.status, 500)
   t.match(r.body, { error: { code: 'API_INTERNAL' } })
   t.notMatch(JSON.stringify(r.body), /boom|\.ts:\d|at /, 'no message or stack of the internal error')
-  t.ok(h.logs.some((l) => l.level === 'error' && /boom/.test(String(l.ctx?.error))), 'logged at error level')
+  t.ok(
+    h.logs.some((l) => l.level === 'error' && /boom/.test(String(l.ctx?.error))),
+    'logged at error level',
+  )
 
   const batch = await h.client.submitTxs([new Uint8Array([0xfd]), new Uint8Array([7])])
   t.match(batch[0], { error: { code: 'API_INTERNAL' } })
@@ -369,7 +447,12 @@ t.test('unknown routes are 404, wrong methods 405', async (t) => {
     t.equal(r.status, 404, path)
     t.match(r.body, { error: { code: 'API_NOT_FOUND' } }, path)
   }
-  for (const [method, path, allow] of [['GET', '/v1/txs', 'POST'], ['POST', '/v1/status', 'GET'], ['DELETE', `/v1/blocks/head`, 'GET'], ['PUT', '/v1/notes', 'POST']]) {
+  for (const [method, path, allow] of [
+    ['GET', '/v1/txs', 'POST'],
+    ['POST', '/v1/status', 'GET'],
+    ['DELETE', `/v1/blocks/head`, 'GET'],
+    ['PUT', '/v1/notes', 'POST'],
+  ]) {
     const r = await raw(h.url, path ?? '', { method })
     t.equal(r.status, 405, `${method} ${path}`)
     t.match(r.body, { error: { code: 'API_METHOD_NOT_ALLOWED' } })
@@ -609,7 +692,9 @@ t.test('logs carry requests but never the token or bodies', async (t) => {
   const text = JSON.stringify(h.logs)
   t.notMatch(text, TOKEN)
   t.notMatch(text, NOTE_SECRET)
-  t.ok(h.logs.some((l) => l.level === 'debug' && l.ctx?.method === 'GET' && l.ctx.path === '/v1/status' && l.ctx.status === 200 && typeof l.ctx.ms === 'number'))
+  t.ok(
+    h.logs.some((l) => l.level === 'debug' && l.ctx?.method === 'GET' && l.ctx.path === '/v1/status' && l.ctx.status === 200 && typeof l.ctx.ms === 'number'),
+  )
 })
 
 t.test('peers and the devnet partition switch', async (t) => {
@@ -627,12 +712,24 @@ t.test('peers and the devnet partition switch', async (t) => {
 t.test('organization registry: list and vote', async (t) => {
   const { backend, client } = await harness()
   t.equal((await client.orgs()).orgs.length, 1)
-  const hash = await client.voteOrg({ action: 'admit', id: 'org5', name: 'Org 5', role: 'authority', signKey: 'aa'.repeat(32), encKey: 'bb'.repeat(32), addrs: ['/ip4/127.0.0.1/tcp/1'] })
+  const hash = await client.voteOrg({
+    action: 'admit',
+    id: 'org5',
+    name: 'Org 5',
+    role: 'authority',
+    signKey: 'aa'.repeat(32),
+    encKey: 'bb'.repeat(32),
+    addrs: ['/ip4/127.0.0.1/tcp/1'],
+  })
   t.match(hash, /^[0-9a-f]{64}$/)
   t.equal(backend.votes[0]?.action, 'admit')
   await client.voteOrg({ action: 'remove', id: 'org2' })
   t.equal(backend.votes.length, 2)
-  await t.rejects(client.voteOrg({ action: 'rekey', id: 'org2', signKey: 'zz', encKey: 'bb'.repeat(32) }), { code: 'API_BAD_REQUEST' }, 'keys must be 32 bytes of hex')
+  await t.rejects(
+    client.voteOrg({ action: 'rekey', id: 'org2', signKey: 'zz', encKey: 'bb'.repeat(32) }),
+    { code: 'API_BAD_REQUEST' },
+    'keys must be 32 bytes of hex',
+  )
   t.equal(backend.votes.length, 2, 'a refused vote reaches no backend')
 })
 

@@ -13,8 +13,16 @@ const HEX32 = /^[0-9a-f]{64}$/
 // DaemonProcess passes the test's environment on; keep the caller's RADCHAIN_* out of it.
 for (const k of Object.keys(process.env)) if (k.startsWith('RADCHAIN_')) delete process.env[k]
 
-interface InitOut { dir: string; signKey: string; encKey: string; chainId: string | null; passphraseFile: string | null }
-interface ErrorOut { error: { code: string; message: string } }
+interface InitOut {
+  dir: string
+  signKey: string
+  encKey: string
+  chainId: string | null
+  passphraseFile: string | null
+}
+interface ErrorOut {
+  error: { code: string; message: string }
+}
 
 t.ok(existsSync(cliPath()), `the CLI is built at ${cliPath()} (run \`npx tsc -p .\`)`)
 
@@ -49,7 +57,10 @@ t.test('init --dev creates a complete data dir, and a second init changes nothin
 
   const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { api: { port: number } }
   t.equal(config.api.port, 0, '--api-port 0 is recorded')
-  const genesis = JSON.parse(await readFile(join(dir, 'genesis.json'), 'utf8')) as { chainId: string; orgs: { role: string; signKey: string; encKey: string }[] }
+  const genesis = JSON.parse(await readFile(join(dir, 'genesis.json'), 'utf8')) as {
+    chainId: string
+    orgs: { role: string; signKey: string; encKey: string }[]
+  }
   t.equal(genesis.chainId, out.chainId)
   t.match(genesis.orgs, [{ role: 'authority', signKey: out.signKey, encKey: out.encKey }])
   t.equal(genesis.orgs.length, 1)
@@ -247,7 +258,10 @@ t.test('with a running daemon', async (t) => {
     ok(t, block, 'block <height>')
     const b = jsonOf<{ height: number; txs: { hash: string }[] }>(t, block)
     t.equal(b.height, noteHeight)
-    t.ok(b.txs.some((x) => x.hash === noteHash), 'the block holds the note')
+    t.ok(
+      b.txs.some((x) => x.hash === noteHash),
+      'the block holds the note',
+    )
   })
 
   t.test('tx show of unknown and malformed hashes', async (t) => {
@@ -299,7 +313,11 @@ t.test('with a running daemon', async (t) => {
   })
 
   t.test('a production daemon has no partition route', async (t) => {
-    const res = await fetch(`${url}/v1/admin/partition`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ blocked: ['ab'.repeat(32)] }) })
+    const res = await fetch(`${url}/v1/admin/partition`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ blocked: ['ab'.repeat(32)] }),
+    })
     t.equal(res.status, 404, 'POST /v1/admin/partition: 404')
     t.equal(((await res.json()) as ErrorOut).error.code, 'API_NOT_FOUND')
     const s = await runCli(['status', '--node', dir, '--json'])

@@ -64,7 +64,8 @@ t.test('1,000 notes through the API and the CLI all become final, once each', as
   // 990 pre-signed notes from 10 senders, in batches, plus 10 through the CLI.
   const signers = Array.from({ length: 10 }, () => Ed25519Signer.generate().signer)
   const bytes: Uint8Array[] = []
-  for (let n = 0; n < 99; n++) for (const s of signers) bytes.push(signTx(s, { chainId, type: noteTx.name, nonce: n, payload: { text: `api note ${n}` } }).bytes)
+  for (let n = 0; n < 99; n++)
+    for (const s of signers) bytes.push(signTx(s, { chainId, type: noteTx.name, nonce: n, payload: { text: `api note ${n}` } }).bytes)
   const hashes: string[] = []
   for (let i = 0; i < bytes.length; i += 110) {
     for (const r of await client.submitTxs(bytes.slice(i, i + 110))) {
@@ -86,7 +87,10 @@ t.test('1,000 notes through the API and the CLI all become final, once each', as
   const { ids } = await allTxIds(client)
   t.equal(new Set(ids).size, ids.length, 'no transaction appears twice on the chain')
   const onChain = new Set(ids)
-  t.ok(hashes.every((h) => onChain.has(h)), 'every note is in a block')
+  t.ok(
+    hashes.every((h) => onChain.has(h)),
+    'every note is in a block',
+  )
   t.equal(ids.length, 1000, 'and nothing else is')
   t.equal(await daemon.stop(), 0, 'SIGTERM shuts the daemon down cleanly')
 })
@@ -96,11 +100,15 @@ t.test('kill -9 under load: restart continues from the last final block, nothing
   let client = await daemon.start()
   const signers = Array.from({ length: 4 }, () => Ed25519Signer.generate().signer)
   const perSender = 3000
-  const streams = signers.map((s) => Array.from({ length: perSender }, (_, n) => signTx(s, { chainId, type: noteTx.name, nonce: n, payload: { text: `load ${n}` } })))
+  const streams = signers.map((s) =>
+    Array.from({ length: perSender }, (_, n) => signTx(s, { chainId, type: noteTx.name, nonce: n, payload: { text: `load ${n}` } })),
+  )
   const acked: { hash: string; height: number; index: number }[] = []
   let killed = false
   let stopKill: () => void = () => {}
-  const killNow = new Promise<void>((resolve) => { stopKill = resolve })
+  const killNow = new Promise<void>((resolve) => {
+    stopKill = resolve
+  })
   // Each sender's notes go in order, 50 at a time; the status of the last of
   // each batch is awaited, and everything the API reported final is kept.
   const load = streams.map(async (txs) => {
@@ -145,7 +153,10 @@ t.test('kill -9 under load: restart continues from the last final block, nothing
   const resumed: string[] = []
   for (const txs of streams) {
     const next = txs.findIndex((x) => !onChain.has(Buffer.from(x.id).toString('hex')))
-    t.ok(txs.slice(0, next).every((x) => onChain.has(Buffer.from(x.id).toString('hex'))), 'each sender has a contiguous run of nonces on chain')
+    t.ok(
+      txs.slice(0, next).every((x) => onChain.has(Buffer.from(x.id).toString('hex'))),
+      'each sender has a contiguous run of nonces on chain',
+    )
     const more = txs.slice(next, next + 10)
     for (const r of await client.submitTxs(more.map((x) => x.bytes))) {
       if ('error' in r) t.fail(`resubmission refused: ${r.error.code} ${r.error.message}`)
@@ -153,7 +164,10 @@ t.test('kill -9 under load: restart continues from the last final block, nothing
     }
   }
   const finals = await Promise.all(resumed.map((h) => client.tx(h, 20_000)))
-  t.ok(finals.every((s) => s.status === 'final' && (s.height as number) > after.height - 1), 'new transactions become final after the restart')
+  t.ok(
+    finals.every((s) => s.status === 'final' && (s.height as number) > after.height - 1),
+    'new transactions become final after the restart',
+  )
   const end = await allTxIds(client)
   t.equal(new Set(end.ids).size, end.ids.length, 'still no duplicates')
   t.equal(await daemon.stop(), 0)

@@ -46,7 +46,7 @@ t.test('devnet gen-study: writes the files; --json and text summaries', async (t
     t.equal(firstString(inst.dataset, TAG.StudyInstanceUID), j.studyInstanceUid)
     t.equal(inst.dataset[TAG.Columns]?.Value?.[0], 48)
   }
-  t.equal(j.bytes, bytes, 'bytes are the files\' sizes')
+  t.equal(j.bytes, bytes, "bytes are the files' sizes")
   t.ok(bytes > 3 * 32 * 48 * 2, 'the pixel data is there')
 
   const text = await runCli(['devnet', 'gen-study', '--slices', '2', '--rows', '16', '--cols', '16', '--out', join(dir, 'text')])

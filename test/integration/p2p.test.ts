@@ -18,7 +18,6 @@ const NET = 'radchain-test'
 const BAN_MS = 1_500
 const FRAME_TIMEOUT_MS = 2_000 // short for the stalled-frame test, long enough for a loaded CI machine
 
-
 /** Polls `pred` every 20 ms until true; fails after `ms`. */
 async function waitUntil(pred: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms
@@ -140,11 +139,22 @@ function makeOrg(name: string): Org {
 }
 
 function peerHexes(o: Org): string[] {
-  return o.node.peers().map((p) => toHex(p.publicKey)).sort()
+  return o.node
+    .peers()
+    .map((p) => toHex(p.publicKey))
+    .sort()
 }
 
 function fullMesh(): boolean {
-  return orgs.every((o) => peerHexes(o).join() === orgs.filter((x) => x !== o).map((x) => x.hex).sort().join())
+  return orgs.every(
+    (o) =>
+      peerHexes(o).join() ===
+      orgs
+        .filter((x) => x !== o)
+        .map((x) => x.hex)
+        .sort()
+        .join(),
+  )
 }
 
 async function rawNode(seed?: Uint8Array): Promise<Libp2p> {
@@ -197,12 +207,21 @@ t.test('broadcast reaches every other node, in order', async (t) => {
     new DataView(msg.buffer).setUint32(0, i)
     queued.push(a.node.broadcast('gossip', msg))
   }
-  t.ok(queued.every((n) => n === 2), 'each broadcast queued for both peers')
+  t.ok(
+    queued.every((n) => n === 2),
+    'each broadcast queued for both peers',
+  )
   await waitUntil(() => b.inbox.get('gossip')!.length === N && c.inbox.get('gossip')!.length === N, 5_000, 'broadcast delivery')
   for (const o of [b, c]) {
     const got = o.inbox.get('gossip')!
-    t.ok(got.every((m, i) => new DataView(m.data.buffer, m.data.byteOffset).getUint32(0) === i), 'in order')
-    t.ok(got.every((m, i) => m.from === a.hex && m.data.length === 8 + (i % 5) * 1000), 'from a, whole')
+    t.ok(
+      got.every((m, i) => new DataView(m.data.buffer, m.data.byteOffset).getUint32(0) === i),
+      'in order',
+    )
+    t.ok(
+      got.every((m, i) => m.from === a.hex && m.data.length === 8 + (i % 5) * 1000),
+      'from a, whole',
+    )
   }
   t.equal(a.inbox.get('gossip')!.length, 0, 'no echo to the sender')
   // send() to one peer
@@ -243,22 +262,37 @@ t.test('request/response', async (t) => {
   t.ok(b.node.score(a.publicKey) < 0, 'and the oversized request penalized the requester')
   // Many concurrent requests to one peer: the requester queues above its per-peer limit.
   const many = await Promise.all(Array.from({ length: 100 }, (_, i) => a.node.request('echo', b.publicKey, Uint8Array.of(i))))
-  t.same(many.map((r) => r[0]), Array.from({ length: 100 }, (_, i) => i))
+  t.same(
+    many.map((r) => r[0]),
+    Array.from({ length: 100 }, (_, i) => i),
+  )
   t.ok(fullMesh(), 'mesh intact after errors')
 })
 
-t.test('an answer above the protocol\'s bound for the request penalizes the responder; above a local limit it does not', async (t) => {
+t.test("an answer above the protocol's bound for the request penalizes the responder; above a local limit it does not", async (t) => {
   const [a, , c] = orgs as [Org, Org, Org]
   const sizeReq = new Uint8Array(4)
   new DataView(sizeReq.buffer).setUint32(0, 100)
   const before = a.node.score(c.publicKey)
   await t.rejects(a.node.request('blob', c.publicKey, sizeReq, { maxResponseBytes: 99 }), { name: 'P2PError', code: 'P2P_TOO_LARGE', penalize: false })
   t.equal(a.node.score(c.publicKey), before, 'a local limit: no penalty')
-  await t.rejects(a.node.request('blob', c.publicKey, sizeReq, { maxResponseBytes: 99, penalizeOversize: true }), { name: 'P2PError', code: 'P2P_TOO_LARGE', penalize: true })
-  t.equal(a.node.score(c.publicKey), before - PENALTY.FRAME_TOO_LARGE, 'the protocol\'s bound: penalized as an oversized frame')
+  await t.rejects(a.node.request('blob', c.publicKey, sizeReq, { maxResponseBytes: 99, penalizeOversize: true }), {
+    name: 'P2PError',
+    code: 'P2P_TOO_LARGE',
+    penalize: true,
+  })
+  t.equal(a.node.score(c.publicKey), before - PENALTY.FRAME_TOO_LARGE, "the protocol's bound: penalized as an oversized frame")
   t.ok(a.logs.some((l) => l.level === 'warn' && l.msg === 'peer penalized' && l.ctx?.reason === 'oversized blob response'))
-  t.equal((await a.node.request('blob', c.publicKey, sizeReq, { maxResponseBytes: 100, penalizeOversize: true })).length, 100, 'an answer of the bound itself is fine')
-  await t.rejects(a.node.request('fail', c.publicKey, Uint8Array.of(1), { maxResponseBytes: 4, penalizeOversize: true }), { name: 'P2PError', code: 'P2P_REMOTE_ERROR', remoteCode: 'THING_NOT_FOUND' }, 'an error code fits a small bound')
+  t.equal(
+    (await a.node.request('blob', c.publicKey, sizeReq, { maxResponseBytes: 100, penalizeOversize: true })).length,
+    100,
+    'an answer of the bound itself is fine',
+  )
+  await t.rejects(
+    a.node.request('fail', c.publicKey, Uint8Array.of(1), { maxResponseBytes: 4, penalizeOversize: true }),
+    { name: 'P2PError', code: 'P2P_REMOTE_ERROR', remoteCode: 'THING_NOT_FOUND' },
+    'an error code fits a small bound',
+  )
   t.equal(a.node.score(c.publicKey), before - PENALTY.FRAME_TOO_LARGE)
 })
 
@@ -266,14 +300,23 @@ t.test('pipelined requests on one stream: answers matched by id, errors, timeout
   const [a, b] = orgs as [Org, Org]
   const reqs = Array.from({ length: 60 }, (_, i) => Uint8Array.of((i * 7) % 23, 0, i, 0, 0, 0, 0, i))
   const answers = await Promise.all(reqs.map((r) => a.node.pipeRequest('pipe', b.publicKey, r)))
-  t.ok(answers.every((x, i) => x.length === 256 * 1024 && x[2] === i && x[7] === i && x[100] === i), 'each request got its own answer, whatever the order of completion')
+  t.ok(
+    answers.every((x, i) => x.length === 256 * 1024 && x[2] === i && x[7] === i && x[100] === i),
+    'each request got its own answer, whatever the order of completion',
+  )
   await t.rejects(a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(0, 1)), { name: 'P2PError', code: 'P2P_REMOTE_ERROR', remoteCode: 'PIPE_REFUSED' })
   await t.rejects(a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(250, 0), { timeoutMs: 50 }), { name: 'P2PError', code: 'P2P_TIMEOUT' })
   t.equal((await a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(0, 0, 9)))[2], 9, 'the pipe still works after an error and a timeout')
   // The same answers as the views of the received buffers: 256 KiB crosses Noise in several messages.
   const partsAnswers = await Promise.all(reqs.slice(0, 8).map((r) => a.node.pipeRequestParts('pipe', b.publicKey, r)))
-  t.ok(partsAnswers.every((p) => p.length > 1), `answers in parts (${partsAnswers.map((p) => p.length).join(', ')})`)
-  t.ok(partsAnswers.every((p, i) => toHex(concatBytes(...p)) === toHex(answers[i] as Uint8Array)), 'joined, the parts are the answer')
+  t.ok(
+    partsAnswers.every((p) => p.length > 1),
+    `answers in parts (${partsAnswers.map((p) => p.length).join(', ')})`,
+  )
+  t.ok(
+    partsAnswers.every((p, i) => toHex(concatBytes(...p)) === toHex(answers[i] as Uint8Array)),
+    'joined, the parts are the answer',
+  )
   await t.rejects(a.node.pipeRequest('pipe', rogueKey, Uint8Array.of(0)), { name: 'P2PError', code: 'P2P_NO_PEER' })
   // The peer goes away with requests in flight: they fail; after it is back a new stream is used.
   const startedBefore = slowPipeStarted.get('b') ?? 0
@@ -281,7 +324,10 @@ t.test('pipelined requests on one stream: answers matched by id, errors, timeout
   await waitUntil(() => (slowPipeStarted.get('b') ?? 0) > startedBefore, 5_000, 'b working on the requests')
   a.node.setBlocked(new Set([b.hex]))
   const settled = await inFlight
-  t.ok(settled.every((x) => x.status === 'rejected'), 'requests in flight fail when the peer is cut')
+  t.ok(
+    settled.every((x) => x.status === 'rejected'),
+    'requests in flight fail when the peer is cut',
+  )
   a.node.setBlocked(new Set())
   await waitUntil(() => fullMesh(), 10_000, 'mesh back')
   t.equal((await a.node.pipeRequest('pipe', b.publicKey, Uint8Array.of(0, 0, 11)))[2], 11, 'a new stream after the reconnect')
@@ -372,10 +418,14 @@ t.test('a malformed response penalizes the responder', async (t) => {
   // The rogue answers every echo request with an unknown status byte, or with bytes after the frame.
   let mode = 0
   await rogue.handle(`/radchain/${NET}/echo/1`, (stream) => {
-    stream.addEventListener('message', () => {
-      if (mode === 0) stream.send(Uint8Array.of(0, 0, 0, 2, 7, 1))
-      else stream.send(Uint8Array.of(0, 0, 0, 2, 0, 1, 0xee))
-    }, { once: true })
+    stream.addEventListener(
+      'message',
+      () => {
+        if (mode === 0) stream.send(Uint8Array.of(0, 0, 0, 2, 7, 1))
+        else stream.send(Uint8Array.of(0, 0, 0, 2, 0, 1, 0xee))
+      },
+      { once: true },
+    )
   })
   await rogue.dial(multiaddr(a.node.addrs[0]!))
   await waitUntil(() => a.node.peers().some((p) => equalBytes(p.publicKey, rogue2Key)), 3_000, 'rogue2 connected')
@@ -461,15 +511,18 @@ t.test('TLS 1.3 instead of Noise: the same gate and protocols', async (t) => {
   const keys = seeds.map((s) => new Ed25519Signer(s).publicKey)
   const nodes: P2PNode[] = []
   for (const seed of seeds) {
-    const n: P2PNode = new P2PNode({
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      identitySeed: seed,
-      networkId: NET,
-      isAllowed: (k) => keys.some((x) => equalBytes(x, k)),
-      peersToDial: () => nodes.filter((m) => m !== n && m.addrs.length > 0).map((m) => ({ publicKey: m.publicKey, addrs: m.addrs })),
-      dialIntervalMs: 100,
-      encryption: ['tls'],
-    }, { logger: captureLogger([]) })
+    const n: P2PNode = new P2PNode(
+      {
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        identitySeed: seed,
+        networkId: NET,
+        isAllowed: (k) => keys.some((x) => equalBytes(x, k)),
+        peersToDial: () => nodes.filter((m) => m !== n && m.addrs.length > 0).map((m) => ({ publicKey: m.publicKey, addrs: m.addrs })),
+        dialIntervalMs: 100,
+        encryption: ['tls'],
+      },
+      { logger: captureLogger([]) },
+    )
     n.handle('echo', { maxRequestBytes: 64, maxResponseBytes: 64, timeoutMs: 2_000, handler: async (_f, req) => req })
     nodes.push(n)
   }
@@ -479,7 +532,15 @@ t.test('TLS 1.3 instead of Noise: the same gate and protocols', async (t) => {
   const res = await nodes[0]!.request('echo', keys[1]!, Uint8Array.of(1, 2, 3))
   t.same([...res], [1, 2, 3])
   t.ok((await nodes[0]!.ping(keys[1]!)) >= 0, 'ping service')
-  const stranger = await createLibp2p({ privateKey: await generateKeyPair('Ed25519'), transports: [tcp()], connectionEncrypters: [tls()], streamMuxers: [yamux()] })
+  const stranger = await createLibp2p({
+    privateKey: await generateKeyPair('Ed25519'),
+    transports: [tcp()],
+    connectionEncrypters: [tls()],
+    streamMuxers: [yamux()],
+  })
   rawNodes.push(stranger)
-  await t.rejects(stranger.dialProtocol(multiaddr(nodes[0]!.addrs[0]!), `/radchain/${NET}/echo/1`, { signal: AbortSignal.timeout(5_000) }), 'unknown key refused over TLS too')
+  await t.rejects(
+    stranger.dialProtocol(multiaddr(nodes[0]!.addrs[0]!), `/radchain/${NET}/echo/1`, { signal: AbortSignal.timeout(5_000) }),
+    'unknown key refused over TLS too',
+  )
 })

@@ -16,7 +16,10 @@ const CHUNK = 4096
 
 async function filesUnder(p: string): Promise<string[]> {
   if (!(await stat(p)).isDirectory()) return [p]
-  return (await readdir(p, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort()
+  return (await readdir(p, { recursive: true, withFileTypes: true }))
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name))
+    .sort()
 }
 
 /** Patient name, ID and birth date, and the study, series and instance UIDs: searched for as bytes anywhere. */
@@ -53,7 +56,6 @@ function allTextValues(ds: DicomDataset): string[] {
   return out
 }
 
-
 t.test('study add, then get (images and full scope), ls and show, for every sample; errors; integrity; no identifier on disk', async (t) => {
   await ensureDcmdump()
   const dir = await tempDir(t, 'radchain-roundtrip-')
@@ -61,7 +63,14 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
   const daemon = new DaemonProcess(node)
   t.teardown(() => daemon.kill())
   // No periodic scrub: this test flips a byte and expects the read path to find it.
-  await initDataDir({ dir: node, dev: true, apiPort: 0, scrypt: { N: 1024, r: 8, p: 1 }, params: { blockIntervalMs: 300, chunkSize: CHUNK }, config: { swarm: { scrubIntervalMs: 0 } } })
+  await initDataDir({
+    dir: node,
+    dev: true,
+    apiPort: 0,
+    scrypt: { N: 1024, r: 8, p: 1 },
+    params: { blockIntervalMs: 300, chunkSize: CHUNK },
+    config: { swarm: { scrubIntervalMs: 0 } },
+  })
   const client = await daemon.start()
   const env = { RADCHAIN_PASSPHRASE: 'patient passphrase' }
   const cli = (args: string[]): ReturnType<typeof runCli> => runCli([...args, '--node', node], { env, timeoutMs: 60_000 })
@@ -109,11 +118,22 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
   t.equal(ls.code, 0, ls.stderr)
   const listed = jsonOf<StudyView[]>(t, ls)
   t.same(listed.map((s) => s.studyId).sort(), studies.map((s) => s.study.studyId).sort(), 'ls lists every registered study')
-  t.ok(listed.every((s) => s.local.complete), 'every study is complete on its custodian')
+  t.ok(
+    listed.every((s) => s.local.complete),
+    'every study is complete on its custodian',
+  )
   const show = jsonOf<StudyView>(t, await cli(['study', 'show', ct?.study.studyId ?? '', '--json']))
   t.equal(show.owner, patient.owner)
   t.equal(show.custodian, 'org1')
-  t.same(show.local, { chunkList: true, chunksHeld: ct?.study.chunks, chunkCount: ct?.study.chunks, custodianEnvelope: true, ownerEnvelope: true, demographics: true, complete: true })
+  t.same(show.local, {
+    chunkList: true,
+    chunksHeld: ct?.study.chunks,
+    chunkCount: ct?.study.chunks,
+    custodianEnvelope: true,
+    ownerEnvelope: true,
+    demographics: true,
+    complete: true,
+  })
   const showText = await cli(['study', 'show', ct?.study.studyId ?? ''])
   t.match(showText.stdout, /complete here\s+yes/)
 
@@ -126,7 +146,7 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
     t.same(jsonOf(t, gi), { studyId: study.studyId, scope: 'images', out: images, files: originals.length, bytes: jsonOf<{ bytes: number }>(t, gi).bytes })
     const gf = await cli(['study', 'get', study.studyId, '--out', full, '--scope', 'full'])
     t.equal(gf.code, 0, `${input}: ${gf.stderr}`)
-    t.match(gf.stdout, /yours to keep safe/, 'the CLI says exported files are the user\'s')
+    t.match(gf.stdout, /yours to keep safe/, "the CLI says exported files are the user's")
 
     const imageFiles = await filesUnder(images)
     const fullFiles = await filesUnder(full)
@@ -143,7 +163,11 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
       const inst = await readDicom(f)
       t.equal(firstString(inst.dataset, TAG.PatientIdentityRemoved), 'YES')
       const kept = [...allTextValues(inst.dataset), ...allTextValues(inst.meta)]
-      t.same(kept.filter((v) => secrets.has(v) || weak.has(v)), [], `${input}: no identifying element value left (nested sequences and file meta included)`)
+      t.same(
+        kept.filter((v) => secrets.has(v) || weak.has(v)),
+        [],
+        `${input}: no identifying element value left (nested sequences and file meta included)`,
+      )
       t.same(privateTags(inst.dataset), [], `${input}: no private element left`)
     }
     // Full scope: every attribute and the file meta as in the input.
@@ -183,7 +207,12 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
     ['truncated file', ['study', 'add', truncated, '--json'], /truncated\.dcm/, 'STUDY_BAD_INPUT'],
     ['non-DICOM file', ['study', 'add', notDicom, '--json'], /notes\.txt/, 'STUDY_BAD_INPUT'],
     ['bad patient key', ['study', 'add', join(VECTORS, 'CT_small.dcm'), '--patient', 'rcpatient1:AAAA', '--json'], /patient public key/, 'PATIENT_BAD_KEY'],
-    ['missing patient key file', ['study', 'add', join(VECTORS, 'CT_small.dcm'), '--patient', join(dir, 'nope.pub'), '--json'], /nor a readable file/, 'PATIENT_BAD_KEY'],
+    [
+      'missing patient key file',
+      ['study', 'add', join(VECTORS, 'CT_small.dcm'), '--patient', join(dir, 'nope.pub'), '--json'],
+      /nor a readable file/,
+      'PATIENT_BAD_KEY',
+    ],
     ['unknown study', ['study', 'get', 'ab'.repeat(16), '--out', join(dir, 'x1'), '--json'], /no study abab/, 'STUDY_UNKNOWN'],
     ['malformed study id', ['study', 'get', 'not-an-id', '--out', join(dir, 'x2'), '--json'], /32 hex digits/, 'STUDY_BAD_ID'],
     ['bad scope', ['study', 'get', target, '--out', join(dir, 'x3'), '--scope', 'everything', '--json'], /images or full/, 'STUDY_BAD_SCOPE'],
@@ -224,7 +253,12 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
   t.equal(after.local.chunksHeld, victim.chunks - 1, 'the corrupt chunk is dropped from the store (to be fetched again)')
   t.equal(after.local.complete, false)
   const again = await cli(['study', 'get', victim.studyId, '--out', out, '--json'])
-  assertOneLineError(t, again, /1 chunk\(s\) of study \w+ are not on this node and no other organization is reachable/, 'missing chunk, nobody to fetch it from')
+  assertOneLineError(
+    t,
+    again,
+    /1 chunk\(s\) of study \w+ are not on this node and no other organization is reachable/,
+    'missing chunk, nobody to fetch it from',
+  )
   t.equal(jsonOf<{ error: { code: string } }>(t, again).error.code, 'SWARM_UNAVAILABLE')
 
   // Nothing the node wrote holds an identifier from the inputs.

@@ -115,8 +115,18 @@ t.test('study add: one instance in two files refuses the add naming both, unless
   t.equal(ok.code, 0, ok.stderr)
   const studies = JSON.parse(ok.stdout) as { instances: number }[]
   t.same(studies.map((s) => s.instances).sort(), [3, 4], 'the CT study with its first image once, and the CR study read from bare datasets')
-  t.match(ok.stderr, new RegExp(`skipped ${join(all.root, 'b', '17106').replace(/[.]/g, '\\.')}: .*${join(all.root, 'a', '17106').replace(/[.]/g, '\\.')}.* \\[DICOM_DUPLICATE_INSTANCE\\]`), 'the re-encoded copy is listed as a skipped duplicate, naming the earlier file')
-  t.match(ok.stderr, new RegExp(`skipped ${join(all.root, 'c', '17106').replace(/[.]/g, '\\.')}: .* \\[DICOM_DUPLICATE_UID\\]`), 'the copy with other pixels is listed as skipped')
+  t.match(
+    ok.stderr,
+    new RegExp(
+      `skipped ${join(all.root, 'b', '17106').replace(/[.]/g, '\\.')}: .*${join(all.root, 'a', '17106').replace(/[.]/g, '\\.')}.* \\[DICOM_DUPLICATE_INSTANCE\\]`,
+    ),
+    'the re-encoded copy is listed as a skipped duplicate, naming the earlier file',
+  )
+  t.match(
+    ok.stderr,
+    new RegExp(`skipped ${join(all.root, 'c', '17106').replace(/[.]/g, '\\.')}: .* \\[DICOM_DUPLICATE_UID\\]`),
+    'the copy with other pixels is listed as skipped',
+  )
   t.equal(await registeredStudies(client), 2)
   t.equal(await daemon.stop(), 0)
 })
@@ -129,7 +139,14 @@ t.test('study add that fails midway (chunk store full) takes back every chunk it
     await rm(dir, { recursive: true, force: true })
   })
   // Room for one 4 KiB chunk (4,112 bytes with its tag), not two: the 4-instance CT study needs three.
-  await initDataDir({ dir: join(dir, 'node'), dev: true, apiPort: 0, scrypt: { N: 1024, r: 8, p: 1 }, params: { blockIntervalMs: 300, chunkSize: 4096 }, config: { chunks: { quotaBytes: 6000 } } })
+  await initDataDir({
+    dir: join(dir, 'node'),
+    dev: true,
+    apiPort: 0,
+    scrypt: { N: 1024, r: 8, p: 1 },
+    params: { blockIntervalMs: 300, chunkSize: 4096 },
+    config: { chunks: { quotaBytes: 6000 } },
+  })
   const client = await daemon.start()
   const r = await runCli(['study', 'add', join(repoRoot(), 'test/vectors/dicom/study-77654033/CT2'), '--node', join(dir, 'node'), '--json'])
   t.equal(r.code, 1)

@@ -4,7 +4,12 @@ import { parseBody, readJson } from '../request-body.js'
 import { sendJson } from '../response.js'
 import type { Route, RouteEnv } from '../router.js'
 
-const LeaseBody = z.strictObject({ studyId: z.string().min(1).max(64), scope: z.string().min(1).max(16), durationMs: z.number().int().min(0), purpose: z.string().max(1024).default('') })
+const LeaseBody = z.strictObject({
+  studyId: z.string().min(1).max(64),
+  scope: z.string().min(1).max(16),
+  durationMs: z.number().int().min(0),
+  purpose: z.string().max(1024).default(''),
+})
 const DenyBody = z.strictObject({ reason: z.string().max(1024).default('') })
 
 /**

@@ -5,7 +5,15 @@ import type { Route, RouteEnv } from '../router.js'
 
 const Hex32 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits')
 const OrgVoteBody = z.discriminatedUnion('action', [
-  z.strictObject({ action: z.literal('admit'), id: z.string().min(1).max(63), name: z.string().min(1).max(256), role: z.enum(['authority', 'member']), signKey: Hex32, encKey: Hex32, addrs: z.array(z.string().max(256)).max(16).default([]) }),
+  z.strictObject({
+    action: z.literal('admit'),
+    id: z.string().min(1).max(63),
+    name: z.string().min(1).max(256),
+    role: z.enum(['authority', 'member']),
+    signKey: Hex32,
+    encKey: Hex32,
+    addrs: z.array(z.string().max(256)).max(16).default([]),
+  }),
   z.strictObject({ action: z.literal('remove'), id: z.string().min(1).max(63) }),
   z.strictObject({ action: z.literal('rekey'), id: z.string().min(1).max(63), signKey: Hex32, encKey: Hex32 }),
 ])

@@ -41,7 +41,10 @@ export function studyRoutes(env: RouteEnv): Route[] {
         },
       },
     },
-    { path: /^\/v1\/studies\/([^/]+)\/erase$/, handlers: { POST: async (c) => sendJson(c.res, 202, { hash: backend.eraseStudy(c.param), status: 'pending' }) } },
+    {
+      path: /^\/v1\/studies\/([^/]+)\/erase$/,
+      handlers: { POST: async (c) => sendJson(c.res, 202, { hash: backend.eraseStudy(c.param), status: 'pending' }) },
+    },
     { path: /^\/v1\/studies\/([^/]+)\/audit$/, handlers: { GET: async (c) => sendJson(c.res, 200, { events: await backend.audit(c.param) }) } },
     {
       path: /^\/v1\/jobs\/([0-9a-f]{16})$/,

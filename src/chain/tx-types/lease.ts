@@ -111,22 +111,56 @@ function policyFromWire(raw: unknown): ConsentPolicy {
 }
 
 function policyToJSON(p: ConsentPolicy): Record<string, unknown> {
-  return { studyId: p.studyId === null ? null : toHex(p.studyId), anyOrg: p.anyOrg, orgs: p.orgs, purposes: p.purposes, scopes: p.scopes, maxDurationMs: p.maxDurationMs, researchPool: p.researchPool }
+  return {
+    studyId: p.studyId === null ? null : toHex(p.studyId),
+    anyOrg: p.anyOrg,
+    orgs: p.orgs,
+    purposes: p.purposes,
+    scopes: p.scopes,
+    maxDurationMs: p.maxDurationMs,
+    researchPool: p.researchPool,
+  }
 }
 
 function leaseToWire(l: LeaseRecord): Encodable {
-  return [l.leaseId, l.studyId, l.requester, l.scope, u64(l.durationMs), l.purpose, l.status, u64(l.requestedAt), u64(l.requestHeight), l.approved, u64(l.grantedAt), u64(l.expiry), l.envelope ?? EMPTY, u64(l.endedAt), l.reason]
+  return [
+    l.leaseId,
+    l.studyId,
+    l.requester,
+    l.scope,
+    u64(l.durationMs),
+    l.purpose,
+    l.status,
+    u64(l.requestedAt),
+    u64(l.requestHeight),
+    l.approved,
+    u64(l.grantedAt),
+    u64(l.expiry),
+    l.envelope ?? EMPTY,
+    u64(l.endedAt),
+    l.reason,
+  ]
 }
 
 function leaseFromWire(raw: unknown): LeaseRecord {
   const a = asArray(raw, 'lease', 15)
   const env = asBytes(a[12], 'lease.envelope', undefined, 32)
   return {
-    leaseId: asBytes(a[0], 'lease.id', 32), studyId: asBytes(a[1], 'lease.studyId', 16), requester: orgIdOf(a[2], 'lease.requester'),
-    scope: asEnum(a[3], 'lease.scope', LEASE_SCOPES), durationMs: asU64Number(a[4], 'lease.durationMs'), purpose: asString(a[5], 'lease.purpose', MAX_PURPOSE_BYTES),
-    status: asEnum(a[6], 'lease.status', STATUSES), requestedAt: asU64Number(a[7], 'lease.requestedAt'), requestHeight: asU64Number(a[8], 'lease.requestHeight'),
-    approved: asBool(a[9], 'lease.approved'), grantedAt: asU64Number(a[10], 'lease.grantedAt'), expiry: asU64Number(a[11], 'lease.expiry'),
-    envelope: env.length === 0 ? null : asBytes(env, 'lease.envelope', 32), endedAt: asU64Number(a[13], 'lease.endedAt'), reason: asString(a[14], 'lease.reason', MAX_PURPOSE_BYTES),
+    leaseId: asBytes(a[0], 'lease.id', 32),
+    studyId: asBytes(a[1], 'lease.studyId', 16),
+    requester: orgIdOf(a[2], 'lease.requester'),
+    scope: asEnum(a[3], 'lease.scope', LEASE_SCOPES),
+    durationMs: asU64Number(a[4], 'lease.durationMs'),
+    purpose: asString(a[5], 'lease.purpose', MAX_PURPOSE_BYTES),
+    status: asEnum(a[6], 'lease.status', STATUSES),
+    requestedAt: asU64Number(a[7], 'lease.requestedAt'),
+    requestHeight: asU64Number(a[8], 'lease.requestHeight'),
+    approved: asBool(a[9], 'lease.approved'),
+    grantedAt: asU64Number(a[10], 'lease.grantedAt'),
+    expiry: asU64Number(a[11], 'lease.expiry'),
+    envelope: env.length === 0 ? null : asBytes(env, 'lease.envelope', 32),
+    endedAt: asU64Number(a[13], 'lease.endedAt'),
+    reason: asString(a[14], 'lease.reason', MAX_PURPOSE_BYTES),
   }
 }
 
@@ -153,11 +187,21 @@ export interface LeaseJSON {
 /** JSON view of a lease (its status `expired` when `now`, in chain time, is past the expiry of a granted lease). */
 export function leaseToJSON(l: LeaseRecord, now?: number): LeaseJSON {
   return {
-    leaseId: toHex(l.leaseId), studyId: toHex(l.studyId), requester: l.requester, scope: l.scope, durationMs: l.durationMs, purpose: l.purpose,
+    leaseId: toHex(l.leaseId),
+    studyId: toHex(l.studyId),
+    requester: l.requester,
+    scope: l.scope,
+    durationMs: l.durationMs,
+    purpose: l.purpose,
     status: now !== undefined && l.status === 'granted' && now >= l.expiry ? 'expired' : l.status,
-    requestedAt: l.requestedAt, requestHeight: l.requestHeight, approved: l.approved,
-    grantedAt: l.grantedAt === 0 ? null : l.grantedAt, expiry: l.expiry === 0 ? null : l.expiry,
-    envelope: l.envelope === null ? null : toHex(l.envelope), endedAt: l.endedAt === 0 ? null : l.endedAt, reason: l.reason === '' ? null : l.reason,
+    requestedAt: l.requestedAt,
+    requestHeight: l.requestHeight,
+    approved: l.approved,
+    grantedAt: l.grantedAt === 0 ? null : l.grantedAt,
+    expiry: l.expiry === 0 ? null : l.expiry,
+    envelope: l.envelope === null ? null : toHex(l.envelope),
+    endedAt: l.endedAt === 0 ? null : l.endedAt,
+    reason: l.reason === '' ? null : l.reason,
   }
 }
 
@@ -194,7 +238,10 @@ export function consentFor(s: StateMap | StateOverlay, owner: Uint8Array, studyI
  * organization, scope, duration and purpose within the policy. Returns the
  * reason when it does not.
  */
-export function consentCovers(policy: ConsentPolicy | undefined, l: Pick<LeaseRecord, 'requester' | 'scope' | 'durationMs' | 'purpose'>): { ok: true } | { ok: false; reason: string } {
+export function consentCovers(
+  policy: ConsentPolicy | undefined,
+  l: Pick<LeaseRecord, 'requester' | 'scope' | 'durationMs' | 'purpose'>,
+): { ok: true } | { ok: false; reason: string } {
   if (policy === undefined) return { ok: false, reason: 'the patient has set no consent policy' }
   if (!policy.anyOrg && !policy.orgs.includes(l.requester)) return { ok: false, reason: `the consent policy does not name ${l.requester}` }
   if (!policy.scopes.includes(l.scope)) return { ok: false, reason: `the consent policy does not allow the ${l.scope} scope` }
@@ -257,7 +304,12 @@ export const leaseRequestTx: TxType<LeaseRequestPayload> = {
   name: 'lease.request',
   decode(raw) {
     const a = asArray(raw, 'lease.request', 4)
-    return { studyId: asBytes(a[0], 'lease.request.studyId', 16), scope: asEnum(a[1], 'lease.request.scope', LEASE_SCOPES), durationMs: duration(a[2], 'lease.request.durationMs'), purpose: asString(a[3], 'lease.request.purpose', MAX_PURPOSE_BYTES) }
+    return {
+      studyId: asBytes(a[0], 'lease.request.studyId', 16),
+      scope: asEnum(a[1], 'lease.request.scope', LEASE_SCOPES),
+      durationMs: duration(a[2], 'lease.request.durationMs'),
+      purpose: asString(a[3], 'lease.request.purpose', MAX_PURPOSE_BYTES),
+    }
   },
   encode: (p) => [p.studyId, p.scope, u64(p.durationMs), p.purpose],
   toJSON: (p) => ({ studyId: toHex(p.studyId), scope: p.scope, durationMs: p.durationMs, purpose: p.purpose }),
@@ -267,8 +319,21 @@ export const leaseRequestTx: TxType<LeaseRequestPayload> = {
     const st = studyOf(ctx, p.studyId)
     if (st.custodian === requester) throw new TxError('TX_INVALID', 'the custodian needs no lease for its own study')
     put(ctx, {
-      leaseId: ctx.txId, studyId: p.studyId, requester, scope: p.scope, durationMs: p.durationMs, purpose: p.purpose, status: 'requested',
-      requestedAt: ctx.time, requestHeight: ctx.height, approved: false, grantedAt: 0, expiry: 0, envelope: null, endedAt: 0, reason: '',
+      leaseId: ctx.txId,
+      studyId: p.studyId,
+      requester,
+      scope: p.scope,
+      durationMs: p.durationMs,
+      purpose: p.purpose,
+      status: 'requested',
+      requestedAt: ctx.time,
+      requestHeight: ctx.height,
+      approved: false,
+      grantedAt: 0,
+      expiry: 0,
+      envelope: null,
+      endedAt: 0,
+      reason: '',
     })
   },
 }
@@ -451,21 +516,33 @@ export const violationTx: TxType<ViolationPayload> = {
   decode(raw) {
     const a = asArray(raw, 'violation.report', 6)
     return {
-      requester: orgIdOf(a[0], 'violation.requester'), studyId: asBytes(a[1], 'violation.studyId', 16), index: asU64Number(a[2], 'violation.index'),
-      leaseId: asBytes(a[3], 'violation.leaseId', 32), time: asU64Number(a[4], 'violation.time'), signature: asBytes(a[5], 'violation.signature', 64),
+      requester: orgIdOf(a[0], 'violation.requester'),
+      studyId: asBytes(a[1], 'violation.studyId', 16),
+      index: asU64Number(a[2], 'violation.index'),
+      leaseId: asBytes(a[3], 'violation.leaseId', 32),
+      time: asU64Number(a[4], 'violation.time'),
+      signature: asBytes(a[5], 'violation.signature', 64),
     }
   },
   encode: (p) => [p.requester, p.studyId, u64(p.index), p.leaseId, u64(p.time), p.signature],
-  toJSON: (p) => ({ requester: p.requester, studyId: toHex(p.studyId), index: p.index, leaseId: toHex(p.leaseId), time: p.time, signature: toHex(p.signature) }),
+  toJSON: (p) => ({
+    requester: p.requester,
+    studyId: toHex(p.studyId),
+    index: p.index,
+    leaseId: toHex(p.leaseId),
+    time: p.time,
+    signature: toHex(p.signature),
+  }),
   apply(ctx, p) {
     if (senderOrg(ctx) === undefined) throw new TxError('TX_UNAUTHORIZED', 'a violation is reported by an admitted organization')
     const lease = getLease(ctx.state, p.leaseId)
-    if (lease === undefined || lease.requester !== p.requester || !equalBytes(lease.studyId, p.studyId)) throw new TxError('TX_INVALID', 'the evidence does not match a lease of that organization on that study')
+    if (lease === undefined || lease.requester !== p.requester || !equalBytes(lease.studyId, p.studyId))
+      throw new TxError('TX_INVALID', 'the evidence does not match a lease of that organization on that study')
     const requester = getOrg(ctx.state, p.requester)
     if (requester === undefined) throw new TxError('TX_INVALID', `${p.requester} is not admitted`)
     if (p.index > 0xffffffff) throw new TxError('TX_INVALID', 'chunk index out of range')
     if (!verifyEd25519(requester.signKey, signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, leaseClaimBytes(p.studyId, p.index, p.leaseId, p.time)), p.signature)) {
-      throw new TxError('TX_INVALID', 'the request signature does not verify with the requester\'s key')
+      throw new TxError('TX_INVALID', "the request signature does not verify with the requester's key")
     }
     if (p.time > ctx.time) throw new TxError('TX_INVALID', 'the request is dated after this block')
     if (leaseOpenAt(lease, p.time)) throw new TxError('TX_INVALID', 'the lease was open at the time of the request: no violation')

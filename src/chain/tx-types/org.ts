@@ -2,9 +2,7 @@ import { DOMAIN, taggedHash } from '../../crypto/index.js'
 import { equalBytes, fromHex, toHex } from '../../util/index.js'
 import { CodecError, asArray, asBytes, asString, decodeCanonical, encodeTrusted, type Encodable } from '../codec.js'
 import { TxError } from '../errors.js'
-import {
-  ORG_ID_RE, authoritySet, deleteOrg, getOrg, orgBySignKey, orgFromWire, orgToJSON, orgToWire, putOrg, type OrgRecord,
-} from '../orgs.js'
+import { ORG_ID_RE, authoritySet, deleteOrg, getOrg, orgBySignKey, orgFromWire, orgToJSON, orgToWire, putOrg, type OrgRecord } from '../orgs.js'
 import type { StateMap, StateOverlay } from '../state.js'
 import type { TxContext, TxType } from './types.js'
 
@@ -24,9 +22,12 @@ export type OrgAction =
 
 function actionToWire(a: OrgAction): Encodable {
   switch (a.kind) {
-    case 'admit': return ['admit', orgToWire(a.org)]
-    case 'remove': return ['remove', a.id]
-    case 'rekey': return ['rekey', a.id, a.signKey, a.encKey]
+    case 'admit':
+      return ['admit', orgToWire(a.org)]
+    case 'remove':
+      return ['remove', a.id]
+    case 'rekey':
+      return ['rekey', a.id, a.signKey, a.encKey]
   }
 }
 
@@ -135,9 +136,12 @@ export const orgTx: TxType<OrgAction> = {
   encode: actionToWire,
   toJSON(a) {
     switch (a.kind) {
-      case 'admit': return { action: 'admit', org: orgToJSON(a.org), proposal: toHex(proposalId(a)) }
-      case 'remove': return { action: 'remove', id: a.id, proposal: toHex(proposalId(a)) }
-      case 'rekey': return { action: 'rekey', id: a.id, signKey: toHex(a.signKey), encKey: toHex(a.encKey), proposal: toHex(proposalId(a)) }
+      case 'admit':
+        return { action: 'admit', org: orgToJSON(a.org), proposal: toHex(proposalId(a)) }
+      case 'remove':
+        return { action: 'remove', id: a.id, proposal: toHex(proposalId(a)) }
+      case 'rekey':
+        return { action: 'rekey', id: a.id, signKey: toHex(a.signKey), encKey: toHex(a.encKey), proposal: toHex(proposalId(a)) }
     }
   },
   apply(ctx, a) {

@@ -48,7 +48,19 @@ const ERASE_SIGS_KEY = (id: Uint8Array): string => `se/${toHex(id)}`
 const EMPTY = new Uint8Array(0)
 
 function payloadToWire(p: RegisterStudyPayload): Encodable {
-  return [p.studyId, p.custodian, p.owner ?? EMPTY, p.contentRoot, u64(p.size), p.chunkCount, p.chunkSize, p.studyDigest, p.custodianEnvelope, p.ownerEnvelope ?? EMPTY, p.demographics]
+  return [
+    p.studyId,
+    p.custodian,
+    p.owner ?? EMPTY,
+    p.contentRoot,
+    u64(p.size),
+    p.chunkCount,
+    p.chunkSize,
+    p.studyDigest,
+    p.custodianEnvelope,
+    p.ownerEnvelope ?? EMPTY,
+    p.demographics,
+  ]
 }
 
 function optional32(v: unknown, what: string): Uint8Array | null {
@@ -152,7 +164,11 @@ export function getErased(s: StateMap | StateOverlay, studyId: Uint8Array): { st
   const b = s.get(ERASED_KEY(studyId))
   if (b === undefined) return undefined
   const a = asArray(decodeCanonical(b), 'tombstone', 4)
-  return { study: { ...payloadFromWire(a[0]), height: asU64Number(a[1], 'tombstone.height') }, erasedHeight: asU64Number(a[2], 'tombstone.erasedHeight'), erasedAt: asU64Number(a[3], 'tombstone.erasedAt') }
+  return {
+    study: { ...payloadFromWire(a[0]), height: asU64Number(a[1], 'tombstone.height') },
+    erasedHeight: asU64Number(a[2], 'tombstone.erasedHeight'),
+    erasedAt: asU64Number(a[3], 'tombstone.erasedAt'),
+  }
 }
 
 /** Every erased study. */

@@ -54,12 +54,17 @@ function auditLine(e: AuditEventView): string {
 
 /** lease request|ls|grant|deny|revoke, and audit. */
 export function registerLeaseCommands(program: Command): void {
-  withNodeOpts(program.command('audit <studyId>').description('every event of a study on the ledger, in order: registration, consent, requests, grants, denials, retrievals, revocations, erasure'))
-    .action(action(async (studyId: string, o: GlobalOpts) => {
+  withNodeOpts(
+    program
+      .command('audit <studyId>')
+      .description('every event of a study on the ledger, in order: registration, consent, requests, grants, denials, retrievals, revocations, erasure'),
+  ).action(
+    action(async (studyId: string, o: GlobalOpts) => {
       const client = await clientFor(o.node)
       const events = await client.audit(studyId)
       print(o.json === true, events, () => `${' height'}  ${'chain time'.padEnd(24)}  event\n${events.map(auditLine).join('\n')}`)
-    }))
+    }),
+  )
 
   const lease = program.command('lease').description('time-limited, scoped access to a study kept by another organization')
 
@@ -67,40 +72,62 @@ export function registerLeaseCommands(program: Command): void {
     .option('--scope <scope>', 'images (de-identified) or full (with demographics)', 'images')
     .option('--duration <d>', 'how long, e.g. 7d, 12h, 30m', '7d')
     .option('--purpose <text>', 'why (recorded on the ledger; no patient data)', '')
-    .action(action(async (studyId: string, o: GlobalOpts & { scope: string; duration: string; purpose: string }) => {
-      if (o.scope !== 'images' && o.scope !== 'full') throw new RadError<LeaseCode>('LEASE_BAD_SCOPE', '--scope must be images or full')
-      const durationMs = parseDuration(o.duration, '--duration')
-      const client = await clientFor(o.node)
-      const leaseId = await client.requestLease(studyId, { scope: o.scope, durationMs, purpose: o.purpose })
-      const st = await waitFinal(client, leaseId)
-      print(o.json === true, { leaseId, height: st.height ?? null }, `lease ${leaseId} requested (final at height ${st.height ?? '?'}); see it with: radchain lease ls --outgoing`)
-    }))
+    .action(
+      action(async (studyId: string, o: GlobalOpts & { scope: string; duration: string; purpose: string }) => {
+        if (o.scope !== 'images' && o.scope !== 'full') throw new RadError<LeaseCode>('LEASE_BAD_SCOPE', '--scope must be images or full')
+        const durationMs = parseDuration(o.duration, '--duration')
+        const client = await clientFor(o.node)
+        const leaseId = await client.requestLease(studyId, { scope: o.scope, durationMs, purpose: o.purpose })
+        const st = await waitFinal(client, leaseId)
+        print(
+          o.json === true,
+          { leaseId, height: st.height ?? null },
+          `lease ${leaseId} requested (final at height ${st.height ?? '?'}); see it with: radchain lease ls --outgoing`,
+        )
+      }),
+    )
 
-  withNodeOpts(lease.command('ls').description('leases: on this organization\'s studies (--incoming), its own (--outgoing), or all'))
+  withNodeOpts(lease.command('ls').description("leases: on this organization's studies (--incoming), its own (--outgoing), or all"))
     .option('--incoming', 'requests for studies this organization keeps')
     .option('--outgoing', 'leases this organization asked for')
-    .action(action(async (o: GlobalOpts & { incoming?: boolean; outgoing?: boolean }) => {
-      if (o.incoming === true && o.outgoing === true) throw new CliError('CLI_BAD_ARGUMENT', 'give --incoming or --outgoing, not both')
-      const client = await clientFor(o.node)
-      const list = await client.leases(o.incoming === true ? 'incoming' : o.outgoing === true ? 'outgoing' : undefined)
-      print(o.json === true, list, () => (list.length === 0 ? 'no lease' : list.map(describe).join('\n')))
-    }))
+    .action(
+      action(async (o: GlobalOpts & { incoming?: boolean; outgoing?: boolean }) => {
+        if (o.incoming === true && o.outgoing === true) throw new CliError('CLI_BAD_ARGUMENT', 'give --incoming or --outgoing, not both')
+        const client = await clientFor(o.node)
+        const list = await client.leases(o.incoming === true ? 'incoming' : o.outgoing === true ? 'outgoing' : undefined)
+        print(o.json === true, list, () => (list.length === 0 ? 'no lease' : list.map(describe).join('\n')))
+      }),
+    )
 
-  for (const [name, what] of [['grant', 'grant a requested lease (custodian): the key is wrapped to the requester'], ['revoke', 'end a granted lease before its expiry (custodian)']] as const) {
-    withNodeOpts(lease.command(`${name} <leaseId>`).description(what))
-      .action(action(async (leaseId: string, o: GlobalOpts) => {
+  for (const [name, what] of [
+    ['grant', 'grant a requested lease (custodian): the key is wrapped to the requester'],
+    ['revoke', 'end a granted lease before its expiry (custodian)'],
+  ] as const) {
+    withNodeOpts(lease.command(`${name} <leaseId>`).description(what)).action(
+      action(async (leaseId: string, o: GlobalOpts) => {
         const client = await clientFor(o.node)
         const hash = await client.decideLease(leaseIdArg(leaseId), name)
         const st = await waitFinal(client, hash)
-        print(o.json === true, { leaseId: leaseId.toLowerCase(), tx: hash, height: st.height ?? null }, `lease ${leaseId.toLowerCase()}: ${name === 'grant' ? 'granted' : 'revoked'} (final at height ${st.height ?? '?'})`)
-      }))
+        print(
+          o.json === true,
+          { leaseId: leaseId.toLowerCase(), tx: hash, height: st.height ?? null },
+          `lease ${leaseId.toLowerCase()}: ${name === 'grant' ? 'granted' : 'revoked'} (final at height ${st.height ?? '?'})`,
+        )
+      }),
+    )
   }
   withNodeOpts(lease.command('deny <leaseId>').description('refuse a requested lease (custodian)'))
     .option('--reason <text>', 'why (recorded on the ledger)', '')
-    .action(action(async (leaseId: string, o: GlobalOpts & { reason: string }) => {
-      const client = await clientFor(o.node)
-      const hash = await client.decideLease(leaseIdArg(leaseId), 'deny', o.reason)
-      const st = await waitFinal(client, hash)
-      print(o.json === true, { leaseId: leaseId.toLowerCase(), tx: hash, height: st.height ?? null }, `lease ${leaseId.toLowerCase()}: denied (final at height ${st.height ?? '?'})`)
-    }))
+    .action(
+      action(async (leaseId: string, o: GlobalOpts & { reason: string }) => {
+        const client = await clientFor(o.node)
+        const hash = await client.decideLease(leaseIdArg(leaseId), 'deny', o.reason)
+        const st = await waitFinal(client, hash)
+        print(
+          o.json === true,
+          { leaseId: leaseId.toLowerCase(), tx: hash, height: st.height ?? null },
+          `lease ${leaseId.toLowerCase()}: denied (final at height ${st.height ?? '?'})`,
+        )
+      }),
+    )
 }

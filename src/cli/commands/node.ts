@@ -24,7 +24,8 @@ function parsePort(v: string | undefined): number | undefined {
 
 /** init, daemon, keys show. */
 export function registerNodeCommands(program: Command): void {
-  program.command('init')
+  program
+    .command('init')
     .description('create a node data dir: organization keys (encrypted keystore), passphrase file, config, genesis')
     .option('--dir <dir>', 'data dir to create (default $RADCHAIN_HOME or the platform data dir)')
     .option('--genesis <file>', 'genesis file of the network to join')
@@ -33,49 +34,70 @@ export function registerNodeCommands(program: Command): void {
     .option('--name <name>', 'organization name in a --dev genesis')
     .option('--api-port <port>', 'local API port (0: any free port)')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nThe keystore passphrase is taken from RADCHAIN_PASSPHRASE if set; otherwise a random one is written to <dir>/passphrase (mode 0600).')
-    .action(action(async (o: InitCmdOpts) => {
-      const dir = dataDirOf(o.dir)
-      const { DATADIR_FILES, initDataDir } = await import('../../node/index.js')
-      const r = await initDataDir({
-        dir,
-        ...(o.genesis === undefined ? {} : { genesisPath: o.genesis }),
-        dev: o.dev === true,
-        ...(o.orgId === undefined ? {} : { orgId: o.orgId }),
-        ...(o.name === undefined ? {} : { orgName: o.name }),
-        ...(o.apiPort === undefined ? {} : { apiPort: parsePort(o.apiPort) }),
-      })
-      print(o.json === true, r, () => table([
-        ['data dir', r.dir],
-        ['signing key', r.signKey],
-        ['encryption key', r.encKey],
-        ['chain', r.chainId ?? '(no genesis yet: copy the network genesis to ' + join(r.dir, DATADIR_FILES.genesis) + ')'],
-        ['passphrase', r.passphraseFile ?? 'from RADCHAIN_PASSPHRASE'],
-      ]) + `\n\nstart the node with: radchain daemon --dir ${r.dir}`)
-    }))
+    .addHelpText(
+      'after',
+      '\nThe keystore passphrase is taken from RADCHAIN_PASSPHRASE if set; otherwise a random one is written to <dir>/passphrase (mode 0600).',
+    )
+    .action(
+      action(async (o: InitCmdOpts) => {
+        const dir = dataDirOf(o.dir)
+        const { DATADIR_FILES, initDataDir } = await import('../../node/index.js')
+        const r = await initDataDir({
+          dir,
+          ...(o.genesis === undefined ? {} : { genesisPath: o.genesis }),
+          dev: o.dev === true,
+          ...(o.orgId === undefined ? {} : { orgId: o.orgId }),
+          ...(o.name === undefined ? {} : { orgName: o.name }),
+          ...(o.apiPort === undefined ? {} : { apiPort: parsePort(o.apiPort) }),
+        })
+        print(
+          o.json === true,
+          r,
+          () =>
+            table([
+              ['data dir', r.dir],
+              ['signing key', r.signKey],
+              ['encryption key', r.encKey],
+              ['chain', r.chainId ?? '(no genesis yet: copy the network genesis to ' + join(r.dir, DATADIR_FILES.genesis) + ')'],
+              ['passphrase', r.passphraseFile ?? 'from RADCHAIN_PASSPHRASE'],
+            ]) + `\n\nstart the node with: radchain daemon --dir ${r.dir}`,
+        )
+      }),
+    )
 
-  program.command('daemon')
+  program
+    .command('daemon')
     .description('run the node in the foreground (stop with Ctrl-C or SIGTERM)')
     .option('--dir <dir>', 'data dir (default $RADCHAIN_HOME or the platform data dir)')
     .addOption(logLevelOption())
-    .action(action(async (o: { dir?: string; logLevel?: string }) => {
-      const level = asLogLevel(o.logLevel)
-      const { runDaemon } = await import('../../node/index.js')
-      await runDaemon({ dataDir: dataDirOf(o.dir), ...(level === undefined ? {} : { logLevel: level }) })
-    }))
+    .action(
+      action(async (o: { dir?: string; logLevel?: string }) => {
+        const level = asLogLevel(o.logLevel)
+        const { runDaemon } = await import('../../node/index.js')
+        await runDaemon({ dataDir: dataDirOf(o.dir), ...(level === undefined ? {} : { logLevel: level }) })
+      }),
+    )
 
   const keys = program.command('keys').description('organization keys')
-  keys.command('show')
+  keys
+    .command('show')
     .description("print this node's public keys (no passphrase needed)")
     .option('--dir <dir>', 'data dir')
     .option('--node <datadir>', 'same as --dir')
     .option('--json', 'machine-readable output')
-    .action(action(async (o: { dir?: string; node?: string; json?: boolean }) => {
-      const dir = dataDirOf(o.dir ?? o.node)
-      const [{ loadConfig, resolveIn }, { readKeystorePublicKeys }] = await Promise.all([import('../../node/index.js'), import('../../crypto/index.js')])
-      const config = await loadConfig(dir)
-      const k = await readKeystorePublicKeys(resolveIn(dir, config.keystore))
-      const out = { signKey: toHex(k.sign), encKey: toHex(k.enc) }
-      print(o.json === true, out, () => table([['signing key (Ed25519)', out.signKey], ['encryption key (X25519)', out.encKey]]))
-    }))
+    .action(
+      action(async (o: { dir?: string; node?: string; json?: boolean }) => {
+        const dir = dataDirOf(o.dir ?? o.node)
+        const [{ loadConfig, resolveIn }, { readKeystorePublicKeys }] = await Promise.all([import('../../node/index.js'), import('../../crypto/index.js')])
+        const config = await loadConfig(dir)
+        const k = await readKeystorePublicKeys(resolveIn(dir, config.keystore))
+        const out = { signKey: toHex(k.sign), encKey: toHex(k.enc) }
+        print(o.json === true, out, () =>
+          table([
+            ['signing key (Ed25519)', out.signKey],
+            ['encryption key (X25519)', out.encKey],
+          ]),
+        )
+      }),
+    )
 }

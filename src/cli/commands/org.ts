@@ -24,38 +24,49 @@ async function submitVote(o: GlobalOpts & { wait: boolean }, vote: OrgVote): Pro
 export function registerOrgCommands(program: Command): void {
   const org = program.command('org').description('the organization registry: admitted organizations; authorities vote to admit, remove or re-key them')
 
-  withNodeOpts(org.command('ls').description('admitted organizations and the changes being voted on'))
-    .action(action(async (o: GlobalOpts) => {
+  withNodeOpts(org.command('ls').description('admitted organizations and the changes being voted on')).action(
+    action(async (o: GlobalOpts) => {
       const v = await (await clientFor(o.node)).orgs()
-      print(o.json === true, v, () => [
-        ...v.orgs.map((x) => `${String(x.id).padEnd(16)} ${String(x.role).padEnd(10)} ${String(x.signKey).slice(0, 16)}...  ${String(x.name)}`),
-        ...(v.proposals.length === 0 ? [] : ['', 'being voted on:', ...v.proposals.map((p) => `  ${JSON.stringify(p.action)}  votes: ${p.voters.join(', ')}`)]),
-      ].join('\n'))
-    }))
+      print(o.json === true, v, () =>
+        [
+          ...v.orgs.map((x) => `${String(x.id).padEnd(16)} ${String(x.role).padEnd(10)} ${String(x.signKey).slice(0, 16)}...  ${String(x.name)}`),
+          ...(v.proposals.length === 0
+            ? []
+            : ['', 'being voted on:', ...v.proposals.map((p) => `  ${JSON.stringify(p.action)}  votes: ${p.voters.join(', ')}`)]),
+        ].join('\n'),
+      )
+    }),
+  )
 
-  withNodeOpts(org.command('admit <id>').description("vote to admit an organization (as a member, or with --role authority as a voting authority)"))
-    .requiredOption('--sign-key <hex>', "its Ed25519 public key (`radchain keys show` on its node)")
+  withNodeOpts(org.command('admit <id>').description('vote to admit an organization (as a member, or with --role authority as a voting authority)'))
+    .requiredOption('--sign-key <hex>', 'its Ed25519 public key (`radchain keys show` on its node)')
     .requiredOption('--enc-key <hex>', 'its X25519 public key')
     .option('--name <name>', 'display name')
     .option('--role <role>', 'member or authority', 'member')
     .option('--addr <multiaddr...>', 'where its node listens, e.g. /ip4/10.0.0.5/tcp/7461')
     .option('--no-wait', 'do not wait until the vote is final')
-    .action(action(async (id: string, o: GlobalOpts & { wait: boolean; signKey: string; encKey: string; name?: string; role: string; addr?: string[] }) => {
-      if (o.role !== 'member' && o.role !== 'authority') throw new CliError('CLI_BAD_ARGUMENT', '--role must be member or authority')
-      await submitVote(o, { action: 'admit', id, name: o.name ?? id, role: o.role, signKey: o.signKey, encKey: o.encKey, addrs: o.addr ?? [] })
-    }))
+    .action(
+      action(async (id: string, o: GlobalOpts & { wait: boolean; signKey: string; encKey: string; name?: string; role: string; addr?: string[] }) => {
+        if (o.role !== 'member' && o.role !== 'authority') throw new CliError('CLI_BAD_ARGUMENT', '--role must be member or authority')
+        await submitVote(o, { action: 'admit', id, name: o.name ?? id, role: o.role, signKey: o.signKey, encKey: o.encKey, addrs: o.addr ?? [] })
+      }),
+    )
 
   withNodeOpts(org.command('remove <id>').description('vote to remove an organization'))
     .option('--no-wait', 'do not wait until the vote is final')
-    .action(action(async (id: string, o: GlobalOpts & { wait: boolean }) => {
-      await submitVote(o, { action: 'remove', id })
-    }))
+    .action(
+      action(async (id: string, o: GlobalOpts & { wait: boolean }) => {
+        await submitVote(o, { action: 'remove', id })
+      }),
+    )
 
   withNodeOpts(org.command('rekey <id>').description("vote to replace an organization's keys"))
     .requiredOption('--sign-key <hex>', 'new Ed25519 public key')
     .requiredOption('--enc-key <hex>', 'new X25519 public key')
     .option('--no-wait', 'do not wait until the vote is final')
-    .action(action(async (id: string, o: GlobalOpts & { wait: boolean; signKey: string; encKey: string }) => {
-      await submitVote(o, { action: 'rekey', id, signKey: o.signKey, encKey: o.encKey })
-    }))
+    .action(
+      action(async (id: string, o: GlobalOpts & { wait: boolean; signKey: string; encKey: string }) => {
+        await submitVote(o, { action: 'rekey', id, signKey: o.signKey, encKey: o.encKey })
+      }),
+    )
 }

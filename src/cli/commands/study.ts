@@ -10,7 +10,12 @@ import type { StudyCode } from '../../node/index.js'
 import type { TxCode } from '../../chain/index.js'
 
 /** Polls a job of the given kind until it is done or failed, driving `onUpdate` (for a progress bar). */
-async function follow<K extends StudyJobView['kind']>(client: ApiClient, id: string, kind: K, onUpdate: (j: Extract<StudyJobView, { kind: K }>) => void): Promise<Extract<StudyJobView, { kind: K }>> {
+async function follow<K extends StudyJobView['kind']>(
+  client: ApiClient,
+  id: string,
+  kind: K,
+  onUpdate: (j: Extract<StudyJobView, { kind: K }>) => void,
+): Promise<Extract<StudyJobView, { kind: K }>> {
   const { ApiError, isJobOfKind } = await import('../../api/index.js')
   for (;;) {
     const job = await client.job(id)
@@ -33,111 +38,164 @@ async function progressBar(o: GlobalOpts, format: string): Promise<cliProgress.S
 export function registerStudyCommands(program: Command): void {
   const study = program.command('study').description('imaging studies: de-identified, encrypted, chunked and registered on the ledger')
 
-  withNodeOpts(study.command('add <paths...>').description('de-identify (DICOM PS3.15 Basic profile), encrypt and register every study found in these files and folders'))
-    .option('--skip-bad', 'leave out files that are not readable DICOM, or that repeat an instance of an earlier file (they are listed with why), instead of refusing')
+  withNodeOpts(
+    study.command('add <paths...>').description('de-identify (DICOM PS3.15 Basic profile), encrypt and register every study found in these files and folders'),
+  )
+    .option(
+      '--skip-bad',
+      'leave out files that are not readable DICOM, or that repeat an instance of an earlier file (they are listed with why), instead of refusing',
+    )
     .option('--patient <pubkey>', 'the patient who owns the studies: a public key (rcpatient1:...) or the .pub file `radchain patient keygen` wrote')
-    .action(action(async (paths: string[], o: GlobalOpts & { skipBad?: boolean; patient?: string }) => {
-      const { encodePatientPublicKey, readPatientPublicKey } = await import('../../crypto/index.js')
-      const patient = o.patient === undefined ? undefined : encodePatientPublicKey(await readPatientPublicKey(o.patient))
-      const client = await clientFor(o.node)
-      // The daemon reads the files: give it absolute paths.
-      const id = await client.addStudies(paths.map((p) => resolve(p)), { skipBad: o.skipBad === true, ...(patient === undefined ? {} : { patient }) })
-      const bar = await progressBar(o, '{state} {bar} {value}/{total} files, {mb} MB encrypted')
-      let started = false
-      let job: StudyAddJobView
-      try {
-        job = await follow(client, id, 'add', (j) => {
-          if (bar === null || j.files === 0) return
-          if (!started) bar.start(j.files, 0, { state: j.state, mb: '0.0' })
-          started = true
-          bar.update(j.filesDone, { state: j.state, mb: mb(j.bytes) })
-        })
-      } finally {
-        bar?.stop()
-      }
-      for (const b of job.bad) process.stderr.write(`radchain: skipped ${b.path}: ${b.message} [${b.code}]\n`)
-      for (const s of job.studies) {
-        if (!s.durable) {
-          process.stderr.write(`radchain: warning: study ${s.studyId} is held by ${s.holders.length} of ${s.target} organizations so far` +
-            `${s.unreachable.length > 0 ? ` (unreachable: ${s.unreachable.join(', ')})` : ''}; replication goes on in the background (radchain study show ${s.studyId})\n`)
+    .action(
+      action(async (paths: string[], o: GlobalOpts & { skipBad?: boolean; patient?: string }) => {
+        const { encodePatientPublicKey, readPatientPublicKey } = await import('../../crypto/index.js')
+        const patient = o.patient === undefined ? undefined : encodePatientPublicKey(await readPatientPublicKey(o.patient))
+        const client = await clientFor(o.node)
+        // The daemon reads the files: give it absolute paths.
+        const id = await client.addStudies(
+          paths.map((p) => resolve(p)),
+          { skipBad: o.skipBad === true, ...(patient === undefined ? {} : { patient }) },
+        )
+        const bar = await progressBar(o, '{state} {bar} {value}/{total} files, {mb} MB encrypted')
+        let started = false
+        let job: StudyAddJobView
+        try {
+          job = await follow(client, id, 'add', (j) => {
+            if (bar === null || j.files === 0) return
+            if (!started) bar.start(j.files, 0, { state: j.state, mb: '0.0' })
+            started = true
+            bar.update(j.filesDone, { state: j.state, mb: mb(j.bytes) })
+          })
+        } finally {
+          bar?.stop()
         }
-      }
-      print(o.json === true, job.studies, () => job.studies.map((s) =>
-        `${s.studyId}  ${s.instances} instance(s), ${s.chunks} chunk(s), ${s.size} bytes, final at height ${s.height ?? '?'}${s.owner === null ? '' : `, owned by patient ${s.owner.slice(0, 16)}…`}` +
-        `\n  ${s.durable ? 'durable' : 'not yet durable'}: held by ${s.holders.join(', ') || 'nobody yet'} (${s.holders.length} of ${s.target})`).join('\n'))
-    }))
+        for (const b of job.bad) process.stderr.write(`radchain: skipped ${b.path}: ${b.message} [${b.code}]\n`)
+        for (const s of job.studies) {
+          if (!s.durable) {
+            process.stderr.write(
+              `radchain: warning: study ${s.studyId} is held by ${s.holders.length} of ${s.target} organizations so far` +
+                `${s.unreachable.length > 0 ? ` (unreachable: ${s.unreachable.join(', ')})` : ''}; replication goes on in the background (radchain study show ${s.studyId})\n`,
+            )
+          }
+        }
+        print(o.json === true, job.studies, () =>
+          job.studies
+            .map(
+              (s) =>
+                `${s.studyId}  ${s.instances} instance(s), ${s.chunks} chunk(s), ${s.size} bytes, final at height ${s.height ?? '?'}${s.owner === null ? '' : `, owned by patient ${s.owner.slice(0, 16)}…`}` +
+                `\n  ${s.durable ? 'durable' : 'not yet durable'}: held by ${s.holders.join(', ') || 'nobody yet'} (${s.holders.length} of ${s.target})`,
+            )
+            .join('\n'),
+        )
+      }),
+    )
 
   withNodeOpts(study.command('get <studyId>').description('decrypt a study and write its DICOM files into a new or empty folder'))
     .requiredOption('--out <dir>', 'output folder (created if missing; must be empty)')
     .option('--scope <scope>', 'images: de-identified images; full: demographics and original UIDs restored', 'images')
-    .action(action(async (studyId: string, o: GlobalOpts & { out: string; scope: string }) => {
-      if (o.scope !== 'images' && o.scope !== 'full') throw new RadError<StudyCode>('STUDY_BAD_SCOPE', `--scope must be images or full, not ${JSON.stringify(o.scope)}`)
-      const client = await clientFor(o.node)
-      const out = resolve(o.out)
-      const id = await client.getStudy(studyId, { out, scope: o.scope })
-      const bar = await progressBar(o, '{phase} {bar} {value}/{total} chunks {detail}')
-      let started = false
-      let job: StudyGetJobView
-      const t0 = Date.now()
-      try {
-        job = await follow(client, id, 'get', (j) => {
-          if (bar === null) return
-          if (!started) bar.start(j.chunkCount, 0, { phase: 'fetching  ', detail: '' })
-          started = true
-          if (j.state === 'fetching') {
-            const s = (Date.now() - t0) / 1000
-            const rate = s > 0 ? j.fetch.bytes / 1e6 / s : 0
-            const left = rate > 0 ? ((j.chunkCount - j.fetch.done) * (j.fetch.bytes / Math.max(1, j.fetch.done))) / 1e6 / rate : 0
-            bar.update(j.fetch.done, { phase: 'fetching  ', detail: `from ${j.fetch.peers} peer(s), ${rate.toFixed(1)} MB/s${left > 0 ? `, ${Math.ceil(left)} s left` : ''}` })
-          } else bar.update(j.chunks, { phase: 'decrypting', detail: `${j.files} files, ${mb(j.bytes)} MB` })
-        })
-      } finally {
-        bar?.stop()
-      }
-      print(o.json === true, { studyId: job.studyId, scope: job.scope, out: job.out, files: job.files, bytes: job.bytes }, () =>
-        `${job.files} DICOM file(s), ${mb(job.bytes)} MB, written to ${job.out} (${job.scope === 'full' ? 'with demographics and original UIDs: patient data, readable by you only' : 'de-identified'})\n` +
-        'these files are now yours to keep safe: radchain does not track or delete exported copies')
-    }))
+    .action(
+      action(async (studyId: string, o: GlobalOpts & { out: string; scope: string }) => {
+        if (o.scope !== 'images' && o.scope !== 'full')
+          throw new RadError<StudyCode>('STUDY_BAD_SCOPE', `--scope must be images or full, not ${JSON.stringify(o.scope)}`)
+        const client = await clientFor(o.node)
+        const out = resolve(o.out)
+        const id = await client.getStudy(studyId, { out, scope: o.scope })
+        const bar = await progressBar(o, '{phase} {bar} {value}/{total} chunks {detail}')
+        let started = false
+        let job: StudyGetJobView
+        const t0 = Date.now()
+        try {
+          job = await follow(client, id, 'get', (j) => {
+            if (bar === null) return
+            if (!started) bar.start(j.chunkCount, 0, { phase: 'fetching  ', detail: '' })
+            started = true
+            if (j.state === 'fetching') {
+              const s = (Date.now() - t0) / 1000
+              const rate = s > 0 ? j.fetch.bytes / 1e6 / s : 0
+              const left = rate > 0 ? ((j.chunkCount - j.fetch.done) * (j.fetch.bytes / Math.max(1, j.fetch.done))) / 1e6 / rate : 0
+              bar.update(j.fetch.done, {
+                phase: 'fetching  ',
+                detail: `from ${j.fetch.peers} peer(s), ${rate.toFixed(1)} MB/s${left > 0 ? `, ${Math.ceil(left)} s left` : ''}`,
+              })
+            } else bar.update(j.chunks, { phase: 'decrypting', detail: `${j.files} files, ${mb(j.bytes)} MB` })
+          })
+        } finally {
+          bar?.stop()
+        }
+        print(
+          o.json === true,
+          { studyId: job.studyId, scope: job.scope, out: job.out, files: job.files, bytes: job.bytes },
+          () =>
+            `${job.files} DICOM file(s), ${mb(job.bytes)} MB, written to ${job.out} (${job.scope === 'full' ? 'with demographics and original UIDs: patient data, readable by you only' : 'de-identified'})\n` +
+            'these files are now yours to keep safe: radchain does not track or delete exported copies',
+        )
+      }),
+    )
 
-  withNodeOpts(study.command('erase <studyId>').description("this organization's half of erasing a study it keeps; with the owner's half (radchain patient erase) every node deletes it"))
-    .action(action(async (studyId: string, o: GlobalOpts) => {
+  withNodeOpts(
+    study
+      .command('erase <studyId>')
+      .description("this organization's half of erasing a study it keeps; with the owner's half (radchain patient erase) every node deletes it"),
+  ).action(
+    action(async (studyId: string, o: GlobalOpts) => {
       const client = await clientFor(o.node)
       const hash = await client.eraseStudy(studyId)
       const st = await client.tx(hash, 30_000)
       if (st.status === 'rejected') throw new RadError(st.error?.code ?? ('TX_REJECTED' satisfies TxCode), st.error?.message ?? 'refused by the ledger')
-      print(o.json === true, { studyId: studyId.toLowerCase(), tx: hash, height: st.height ?? null }, `erasure of study ${studyId.toLowerCase()} signed by this organization (final at height ${st.height ?? '?'}); it takes effect once the owner signs too, if the study has one`)
-    }))
+      print(
+        o.json === true,
+        { studyId: studyId.toLowerCase(), tx: hash, height: st.height ?? null },
+        `erasure of study ${studyId.toLowerCase()} signed by this organization (final at height ${st.height ?? '?'}); it takes effect once the owner signs too, if the study has one`,
+      )
+    }),
+  )
 
-  withNodeOpts(study.command('ls').description('registered studies, and whether this node holds each one'))
-    .action(action(async (o: GlobalOpts) => {
+  withNodeOpts(study.command('ls').description('registered studies, and whether this node holds each one')).action(
+    action(async (o: GlobalOpts) => {
       const client = await clientFor(o.node)
       const list = await client.studies()
-      print(o.json === true, list, () => list.length === 0
-        ? 'no study is registered'
-        : list.map((s) => `${s.studyId}  ${s.custodian.padEnd(12)} ${String(s.chunkCount).padStart(6)} chunk(s) ${mb(s.size).padStart(9)} MB  height ${s.height}  ${s.local.complete ? 'held here' : s.local.chunksHeld > 0 ? `partly held (${s.local.chunksHeld}/${s.chunkCount})` : 'not held here'}`).join('\n'))
-    }))
+      print(o.json === true, list, () =>
+        list.length === 0
+          ? 'no study is registered'
+          : list
+              .map(
+                (s) =>
+                  `${s.studyId}  ${s.custodian.padEnd(12)} ${String(s.chunkCount).padStart(6)} chunk(s) ${mb(s.size).padStart(9)} MB  height ${s.height}  ${s.local.complete ? 'held here' : s.local.chunksHeld > 0 ? `partly held (${s.local.chunksHeld}/${s.chunkCount})` : 'not held here'}`,
+              )
+              .join('\n'),
+      )
+    }),
+  )
 
-  withNodeOpts(study.command('show <studyId>').description("a study's ledger record and what this node holds of it"))
-    .action(action(async (studyId: string, o: GlobalOpts) => {
+  withNodeOpts(study.command('show <studyId>').description("a study's ledger record and what this node holds of it")).action(
+    action(async (studyId: string, o: GlobalOpts) => {
       const client = await clientFor(o.node)
       const s = await client.study(studyId)
-      print(o.json === true, s, () => table([
-        ['study', s.studyId],
-        ['custodian', s.custodian],
-        ['owner', s.owner ?? '(none: the custodian decides)'],
-        ['registered at height', s.height],
-        ['size', `${s.size} bytes in ${s.chunkCount} chunk(s) of ${s.chunkSize}`],
-        ['content root', s.contentRoot],
-        ['study digest', s.studyDigest],
-        ['chunks held here', `${s.local.chunksHeld}/${s.chunkCount}${s.local.chunkList ? '' : ' (no chunk list)'}`],
-        ['key envelope', s.local.custodianEnvelope ? 'held' : 'missing'],
-        ['demographics', s.local.demographics ? 'held (encrypted)' : 'missing'],
-        ['complete here', s.local.complete ? 'yes' : 'no'],
-        ...(s.replication === undefined ? [] : [
-          ['holders', `${s.replication.holders.join(', ') || 'none reachable'} (${s.replication.holders.length} of ${s.replication.target}: ${s.replication.state})`] as [string, unknown],
-          ['assigned', s.replication.assigned.join(', ')] as [string, unknown],
-          ...(s.replication.unreachable.length > 0 ? [['unreachable', s.replication.unreachable.join(', ')] as [string, unknown]] : []),
+      print(o.json === true, s, () =>
+        table([
+          ['study', s.studyId],
+          ['custodian', s.custodian],
+          ['owner', s.owner ?? '(none: the custodian decides)'],
+          ['registered at height', s.height],
+          ['size', `${s.size} bytes in ${s.chunkCount} chunk(s) of ${s.chunkSize}`],
+          ['content root', s.contentRoot],
+          ['study digest', s.studyDigest],
+          ['chunks held here', `${s.local.chunksHeld}/${s.chunkCount}${s.local.chunkList ? '' : ' (no chunk list)'}`],
+          ['key envelope', s.local.custodianEnvelope ? 'held' : 'missing'],
+          ['demographics', s.local.demographics ? 'held (encrypted)' : 'missing'],
+          ['complete here', s.local.complete ? 'yes' : 'no'],
+          ...(s.replication === undefined
+            ? []
+            : [
+                [
+                  'holders',
+                  `${s.replication.holders.join(', ') || 'none reachable'} (${s.replication.holders.length} of ${s.replication.target}: ${s.replication.state})`,
+                ] as [string, unknown],
+                ['assigned', s.replication.assigned.join(', ')] as [string, unknown],
+                ...(s.replication.unreachable.length > 0 ? [['unreachable', s.replication.unreachable.join(', ')] as [string, unknown]] : []),
+              ]),
         ]),
-      ]))
-    }))
+      )
+    }),
+  )
 }

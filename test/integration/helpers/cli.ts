@@ -32,8 +32,12 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
     const p = spawn(process.execPath, [cliPath(), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(opts.env) })
     let stdout = ''
     let stderr = ''
-    p.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
-    p.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+    p.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d
+    })
+    p.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d
+    })
     const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 30_000)
     p.once('error', (err) => {
       clearTimeout(timer)
@@ -116,7 +120,9 @@ export async function snapshot(dir: string, skip: readonly string[] = []): Promi
       } else {
         const p = join(dir, r)
         const mode = ((await stat(p)).mode & 0o777).toString(8)
-        out[r] = `${mode} ${createHash('sha256').update(await readFile(p)).digest('hex')}`
+        out[r] = `${mode} ${createHash('sha256')
+          .update(await readFile(p))
+          .digest('hex')}`
       }
     }
   }

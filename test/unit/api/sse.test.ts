@@ -10,7 +10,6 @@ function parseAll(chunks: Uint8Array[], max = 1 << 20): SseMessage[] {
   return chunks.flatMap((c) => p.push(c))
 }
 
-
 t.test('encode then parse gives the events back, however the bytes are split', async (t) => {
   const eventArb = fc.record({
     event: fc.stringMatching(/^[a-z][a-z0-9-]{0,11}$/),
@@ -44,10 +43,14 @@ t.test('one event is bounded', async (t) => {
   const p = new SseParser(100)
   t.throws(() => p.push(enc('data: ' + 'x'.repeat(200))), { code: 'SSE_EVENT_TOO_LARGE' }, 'unterminated line')
   const q = new SseParser(100)
-  t.throws(() => {
-    for (let i = 0; i < 20; i++) q.push(enc('data: 0123456789\n'))
-  }, { code: 'SSE_EVENT_TOO_LARGE' }, 'many data lines')
-  t.same(parseAll([enc(('data: 0123456789\n\n').repeat(50))], 100).length, 50, 'the bound is per event, not per stream')
+  t.throws(
+    () => {
+      for (let i = 0; i < 20; i++) q.push(enc('data: 0123456789\n'))
+    },
+    { code: 'SSE_EVENT_TOO_LARGE' },
+    'many data lines',
+  )
+  t.same(parseAll([enc('data: 0123456789\n\n'.repeat(50))], 100).length, 50, 'the bound is per event, not per stream')
 })
 
 t.test('encode refuses event types that would break the framing', async (t) => {

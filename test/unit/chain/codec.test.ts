@@ -1,7 +1,19 @@
 import t from 'tap'
 import fc from 'fast-check'
 import {
-  CodecError, asArray, asBool, asBytes, asEnum, asString, asU32, asU64Number, decodeCanonical, encode, encodeTrusted, u64, type Encodable,
+  CodecError,
+  asArray,
+  asBool,
+  asBytes,
+  asEnum,
+  asString,
+  asU32,
+  asU64Number,
+  decodeCanonical,
+  encode,
+  encodeTrusted,
+  u64,
+  type Encodable,
 } from '../../../src/chain/index.js'
 import { concatBytes, fromHex, toHex } from '../../../src/util/index.js'
 import { codeOf } from './fixtures.js'
@@ -80,14 +92,40 @@ t.test('encodings are not clobbered by later encodes (no shared output buffer)',
 
 t.test('numbers use the shortest msgpack form; bigints are always 9 bytes', async (t) => {
   const cases: [Encodable, string][] = [
-    [0, '00'], [0x7f, '7f'], [0x80, 'cc80'], [0xff, 'ccff'], [0x100, 'cd0100'], [0xffff, 'cdffff'], [0x10000, 'ce00010000'],
-    [0xffffffff, 'ceffffffff'], [-1, 'ff'], [-32, 'e0'], [-33, 'd0df'], [-128, 'd080'], [-129, 'd1ff7f'], [-0x80000000, 'd280000000'],
-    [0n, 'd30000000000000000'], [5n, 'd30000000000000005'], [-1n, 'd3ffffffffffffffff'],
-    [2n ** 63n, 'cf8000000000000000'], [UINT64_MAX, 'cfffffffffffffffff'],
-    [null, 'c0'], [false, 'c2'], [true, 'c3'], ['', 'a0'], ['a'.repeat(31), 'bf' + '61'.repeat(31)], ['a'.repeat(32), 'd920' + '61'.repeat(32)],
-    ['é'.repeat(16), 'd920' + 'c3a9'.repeat(16)], ['x'.repeat(256), 'da0100' + '78'.repeat(256)],
-    [new Uint8Array(0), 'c400'], [new Uint8Array(255), 'c4ff' + '00'.repeat(255)], [new Uint8Array(256), 'c50100' + '00'.repeat(256)],
-    [[], '90'], [[[]], '9190'], [[1, 'a', null], '9301a161c0'], [new Array<Encodable>(16).fill(0), 'dc0010' + '00'.repeat(16)],
+    [0, '00'],
+    [0x7f, '7f'],
+    [0x80, 'cc80'],
+    [0xff, 'ccff'],
+    [0x100, 'cd0100'],
+    [0xffff, 'cdffff'],
+    [0x10000, 'ce00010000'],
+    [0xffffffff, 'ceffffffff'],
+    [-1, 'ff'],
+    [-32, 'e0'],
+    [-33, 'd0df'],
+    [-128, 'd080'],
+    [-129, 'd1ff7f'],
+    [-0x80000000, 'd280000000'],
+    [0n, 'd30000000000000000'],
+    [5n, 'd30000000000000005'],
+    [-1n, 'd3ffffffffffffffff'],
+    [2n ** 63n, 'cf8000000000000000'],
+    [UINT64_MAX, 'cfffffffffffffffff'],
+    [null, 'c0'],
+    [false, 'c2'],
+    [true, 'c3'],
+    ['', 'a0'],
+    ['a'.repeat(31), 'bf' + '61'.repeat(31)],
+    ['a'.repeat(32), 'd920' + '61'.repeat(32)],
+    ['é'.repeat(16), 'd920' + 'c3a9'.repeat(16)],
+    ['x'.repeat(256), 'da0100' + '78'.repeat(256)],
+    [new Uint8Array(0), 'c400'],
+    [new Uint8Array(255), 'c4ff' + '00'.repeat(255)],
+    [new Uint8Array(256), 'c50100' + '00'.repeat(256)],
+    [[], '90'],
+    [[[]], '9190'],
+    [[1, 'a', null], '9301a161c0'],
+    [new Array<Encodable>(16).fill(0), 'dc0010' + '00'.repeat(16)],
   ]
   for (const [v, hex] of cases) t.equal(toHex(encode(v)), hex, JSON.stringify(view(v)).slice(0, 60))
   t.equal(toHex(encode(u64(2 ** 40))), 'd30000010000000000', 'u64 gives the bigint form')
@@ -118,8 +156,15 @@ t.test('non-canonical encodings are rejected with CODEC_NON_CANONICAL', async (t
 })
 
 t.test('trailing bytes, truncation and empty input are rejected', async (t) => {
-  for (const [hex, what] of [['a16100', 'string then a byte'], ['c0c0', 'two values'], ['9101' + '00', 'array then a byte'], ['', 'empty'],
-    ['92c0', 'array missing an item'], ['c40301', 'bin shorter than its length'], ['d300000000', 'truncated int64']] as const) {
+  for (const [hex, what] of [
+    ['a16100', 'string then a byte'],
+    ['c0c0', 'two values'],
+    ['9101' + '00', 'array then a byte'],
+    ['', 'empty'],
+    ['92c0', 'array missing an item'],
+    ['c40301', 'bin shorter than its length'],
+    ['d300000000', 'truncated int64'],
+  ] as const) {
     const code = codeOf(() => decodeCanonical(fromHex(hex)))
     t.ok(code === 'CODEC_MALFORMED' || code === 'CODEC_NON_CANONICAL', `${what}: ${String(code)}`)
   }
@@ -127,11 +172,19 @@ t.test('trailing bytes, truncation and empty input are rejected', async (t) => {
 
 t.test('maps, floats, undefined, extensions are rejected', async (t) => {
   const cases: [string, string][] = [
-    ['80', 'empty fixmap'], ['81a161c0', 'fixmap {a: null}'], ['de0000', 'map16'], ['df00000000', 'map32'],
-    ['cb3ff8000000000000', '1.5 as float64'], ['ca3fc00000', '1.5 as float32'], ['cb7ff8000000000000', 'NaN'],
+    ['80', 'empty fixmap'],
+    ['81a161c0', 'fixmap {a: null}'],
+    ['de0000', 'map16'],
+    ['df00000000', 'map32'],
+    ['cb3ff8000000000000', '1.5 as float64'],
+    ['ca3fc00000', '1.5 as float32'],
+    ['cb7ff8000000000000', 'NaN'],
     ['cb4200000000000000', '2^33 as float64 (outside 32 bits)'],
-    ['d40000', 'undefined (fixext1 type 0)'], ['d6ff00000000', 'timestamp32'], ['d7ff0000000000000000', 'timestamp64'],
-    ['c1', 'never-used byte'], ['91' + '80', 'map inside an array'],
+    ['d40000', 'undefined (fixext1 type 0)'],
+    ['d6ff00000000', 'timestamp32'],
+    ['d7ff0000000000000000', 'timestamp64'],
+    ['c1', 'never-used byte'],
+    ['91' + '80', 'map inside an array'],
   ]
   for (const [hex, what] of cases) {
     const code = codeOf(() => decodeCanonical(fromHex(hex)))
@@ -144,9 +197,18 @@ t.test('maps, floats, undefined, extensions are rejected', async (t) => {
 
 t.test('encode refuses values outside Encodable with CODEC_SCHEMA', async (t) => {
   const bad: [unknown, string][] = [
-    [1.5, 'fraction'], [NaN, 'NaN'], [Infinity, 'Infinity'], [2 ** 32, '2^32 as number'], [-(2 ** 31) - 1, '-2^31-1 as number'],
-    [undefined, 'undefined'], [{}, 'object'], [new Map(), 'Map'], [new Date(0), 'Date'], [[1, [2, { a: 1 }]], 'object nested in arrays'],
-    [Symbol('x'), 'symbol'], [() => 1, 'function'],
+    [1.5, 'fraction'],
+    [NaN, 'NaN'],
+    [Infinity, 'Infinity'],
+    [2 ** 32, '2^32 as number'],
+    [-(2 ** 31) - 1, '-2^31-1 as number'],
+    [undefined, 'undefined'],
+    [{}, 'object'],
+    [new Map(), 'Map'],
+    [new Date(0), 'Date'],
+    [[1, [2, { a: 1 }]], 'object nested in arrays'],
+    [Symbol('x'), 'symbol'],
+    [() => 1, 'function'],
   ]
   for (const [v, what] of bad) t.throws(() => encode(v as Encodable), { name: 'CodecError', code: 'CODEC_SCHEMA' }, what)
   let deep: Encodable = []

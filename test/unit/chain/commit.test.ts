@@ -2,8 +2,16 @@ import t from 'tap'
 import { DOMAIN, signingBytes } from '../../../src/crypto/index.js'
 import { toHex } from '../../../src/util/index.js'
 import {
-  authoritySet, decodeCertificate, encode, encodeCertificate, signPrecommit, verifyCertificate, voteSigningBytes, certificateToJSON,
-  type CommitCertificate, type CommitSig,
+  authoritySet,
+  decodeCertificate,
+  encode,
+  encodeCertificate,
+  signPrecommit,
+  verifyCertificate,
+  voteSigningBytes,
+  certificateToJSON,
+  type CommitCertificate,
+  type CommitSig,
 } from '../../../src/chain/index.js'
 import { CHAIN_ID, advance, makeChain, testSigner } from './fixtures.js'
 
@@ -37,7 +45,11 @@ t.test('signer outside the authority set', async (t) => {
   const member = chain.orgs.find((o) => o.role === 'member')
   if (member === undefined) throw new Error('no member')
   t.throws(() => verify(cert([sig(0), sig(1), signPrecommit(member.signer, CHAIN_ID, H, 0, block.hash)])), BAD, 'a member')
-  t.throws(() => verify(cert([sig(0), sig(1), sig(2), signPrecommit(testSigner('outsider'), CHAIN_ID, H, 0, block.hash)])), BAD, 'an outsider, even beside a quorum')
+  t.throws(
+    () => verify(cert([sig(0), sig(1), sig(2), signPrecommit(testSigner('outsider'), CHAIN_ID, H, 0, block.hash)])),
+    BAD,
+    'an outsider, even beside a quorum',
+  )
 })
 
 t.test('duplicate signer', async (t) => {
@@ -50,7 +62,7 @@ t.test('bad signatures', async (t) => {
   const flipped = new Uint8Array(s2.signature)
   flipped[10] = (flipped[10] as number) ^ 0x40
   t.throws(() => verify(cert([sig(0), sig(1), { signer: s2.signer, signature: flipped }])), BAD, 'bit flipped')
-  t.throws(() => verify(cert([sig(0), sig(1), { signer: s2.signer, signature: sig(3).signature }])), BAD, 'someone else\'s signature')
+  t.throws(() => verify(cert([sig(0), sig(1), { signer: s2.signer, signature: sig(3).signature }])), BAD, "someone else's signature")
   t.throws(() => verify(cert([sig(0), sig(1), sig(2, 1)])), BAD, 'signed for another round')
   t.throws(() => verify(cert([sig(0), sig(1), sig(2, 0, block.hash, H, 'other-chain')])), BAD, 'signed for another chain')
   t.throws(() => verify(cert([sig(0), sig(1), sig(2, 0, block.hash, H + 1)])), BAD, 'signed for another height')
@@ -81,10 +93,16 @@ t.test('encode/decode round trip; malformed bytes -> BLOCK_BAD_CERTIFICATE', asy
   t.equal(d.height, H)
   t.equal(d.round, 7)
   t.equal(toHex(d.blockHash), toHex(block.hash))
-  t.same(d.sigs.map((s) => toHex(s.signer)), c.sigs.map((s) => toHex(s.signer)))
+  t.same(
+    d.sigs.map((s) => toHex(s.signer)),
+    c.sigs.map((s) => toHex(s.signer)),
+  )
   t.equal(toHex(encodeCertificate(d)), toHex(bytes))
   t.doesNotThrow(() => verify(d))
-  t.same(certificateToJSON(d).signers, c.sigs.map((s) => toHex(s.signer)))
+  t.same(
+    certificateToJSON(d).signers,
+    c.sigs.map((s) => toHex(s.signer)),
+  )
   const cases: [Uint8Array, string][] = [
     [bytes.subarray(0, bytes.length - 1), 'truncated'],
     [encode([BigInt(H), 0, block.hash]), 'three fields'],

@@ -2,8 +2,25 @@ import t from 'tap'
 import { DOMAIN, signingBytes, type Ed25519Signer } from '../../../src/crypto/index.js'
 import { toHex } from '../../../src/util/index.js'
 import {
-  checkTx, decodeCanonical, decodeTx, encode, evidenceTx, getNonce, signTx, signVote, txToJSON, u64, verifyVote, voteFromWire, voteToWire,
-  type Encodable, type EvidencePayload, type OrgAction, type SignedVote, type Tx, type VoteKind,
+  checkTx,
+  decodeCanonical,
+  decodeTx,
+  encode,
+  evidenceTx,
+  getNonce,
+  signTx,
+  signVote,
+  txToJSON,
+  u64,
+  verifyVote,
+  voteFromWire,
+  voteToWire,
+  type Encodable,
+  type EvidencePayload,
+  type OrgAction,
+  type SignedVote,
+  type Tx,
+  type VoteKind,
 } from '../../../src/chain/index.js'
 import { CHAIN_ID, advance, codeOf, makeChain, testSigner, vote, type TestChain } from './fixtures.js'
 
@@ -11,7 +28,12 @@ const reporter = testSigner('evidence-reporter')
 const X = new Uint8Array(32).fill(0x11)
 const Y = new Uint8Array(32).fill(0x22)
 
-interface VoteOver { kind?: VoteKind; height?: number; round?: number; chainId?: string }
+interface VoteOver {
+  kind?: VoteKind
+  height?: number
+  round?: number
+  chainId?: string
+}
 const voteBy = (s: Ed25519Signer, hash: Uint8Array | null, o: VoteOver = {}): SignedVote =>
   signVote(s, o.chainId ?? CHAIN_ID, o.kind ?? 'precommit', o.height ?? 1, o.round ?? 0, hash)
 
@@ -39,16 +61,40 @@ t.test('two conflicting precommits from an authority at (h, r): accepted and rec
   const a = voteBy(a1, X)
   const b = voteBy(a1, Y)
   const tx = evidence(c, a, b)
-  t.equal(codeOf(() => checkTx(c.state, c.head, tx)), undefined, 'checkTx accepts it')
+  t.equal(
+    codeOf(() => checkTx(c.state, c.head, tx)),
+    undefined,
+    'checkTx accepts it',
+  )
   const r = advance(c, [tx, evidence(c, a, b, 1)])
-  t.same(r.block.txs.map((x) => toHex(x.id)), [toHex(tx.id)], 'included in a block')
-  t.same(r.rejected.map((x) => x.error.code), ['TX_INVALID'], 'the same equivocation again in the same block: TX_INVALID')
+  t.same(
+    r.block.txs.map((x) => toHex(x.id)),
+    [toHex(tx.id)],
+    'included in a block',
+  )
+  t.same(
+    r.rejected.map((x) => x.error.code),
+    ['TX_INVALID'],
+    'the same equivocation again in the same block: TX_INVALID',
+  )
   t.equal(toHex(c.state.get(evKey(a)) ?? new Uint8Array(0)), toHex(tx.id), 'recorded under (signer, height, round, kind), pointing at the transaction')
   t.equal([...c.state.keys()].filter((k) => k.startsWith('ev/')).length, 1, 'one record')
 
-  t.equal(codeOf(() => checkTx(c.state, c.head, evidence(c, a, b))), 'TX_INVALID', 'identical evidence in a later block')
-  t.equal(codeOf(() => checkTx(c.state, c.head, evidence(c, b, a))), 'TX_INVALID', 'the same pair swapped')
-  t.equal(codeOf(() => checkTx(c.state, c.head, evidence(c, a, voteBy(a1, null)))), 'TX_INVALID', 'another conflicting pair for the same (signer, h, r, kind)')
+  t.equal(
+    codeOf(() => checkTx(c.state, c.head, evidence(c, a, b))),
+    'TX_INVALID',
+    'identical evidence in a later block',
+  )
+  t.equal(
+    codeOf(() => checkTx(c.state, c.head, evidence(c, b, a))),
+    'TX_INVALID',
+    'the same pair swapped',
+  )
+  t.equal(
+    codeOf(() => checkTx(c.state, c.head, evidence(c, a, voteBy(a1, null)))),
+    'TX_INVALID',
+    'another conflicting pair for the same (signer, h, r, kind)',
+  )
 
   // Other equivocations are recorded separately.
   const prevotes = evidence(c, voteBy(a1, X, { kind: 'prevote' }), voteBy(a1, null, { kind: 'prevote' }))
@@ -56,7 +102,11 @@ t.test('two conflicting precommits from an authority at (h, r): accepted and rec
   const otherSigner = evidence(c, voteBy(authority(c, 2), X), voteBy(authority(c, 2), Y), 2)
   const atHeight2 = evidence(c, voteBy(a1, X, { height: 2 }), voteBy(a1, Y, { height: 2 }), 3)
   const r2 = advance(c, [prevotes, otherRound, otherSigner, atHeight2])
-  t.same(r2.rejected.map((x) => x.error.code), [], 'prevotes (block vs nil), another round, another authority, another height: all accepted')
+  t.same(
+    r2.rejected.map((x) => x.error.code),
+    [],
+    'prevotes (block vs nil), another round, another authority, another height: all accepted',
+  )
   t.equal([...c.state.keys()].filter((k) => k.startsWith('ev/')).length, 5, 'five records')
 })
 
@@ -90,15 +140,32 @@ t.test('refused evidence: TX_INVALID, and a refused one does not use its nonce',
     [voteBy(a1, X, { height: h + 1 }), voteBy(a1, Y, { height: h + 1 }), 'the height of the block being built (not yet reached)'],
     [voteBy(a1, X, { height: h + 100 }), voteBy(a1, Y, { height: h + 100 }), 'a future height'],
   ]
-  for (const [a, b, what] of cases) t.equal(codeOf(() => checkTx(c.state, c.head, evidence(c, a, b))), 'TX_INVALID', what)
+  for (const [a, b, what] of cases)
+    t.equal(
+      codeOf(() => checkTx(c.state, c.head, evidence(c, a, b))),
+      'TX_INVALID',
+      what,
+    )
   const nonce = getNonce(c.state, reporter.publicKey)
-  const r = advance(c, cases.map(([a, b]) => evidence(c, a, b)))
+  const r = advance(
+    c,
+    cases.map(([a, b]) => evidence(c, a, b)),
+  )
   t.equal(r.block.txs.length, 0, 'none is included by buildBlock')
-  t.same(r.rejected.map((x) => x.error.code), cases.map(() => 'TX_INVALID'))
-  t.equal(getNonce(c.state, reporter.publicKey), nonce, 'the reporter\'s nonce is not used')
-  t.notOk([...c.state.keys()].some((k) => k.startsWith('ev/')), 'nothing recorded')
-  t.equal(codeOf(() => checkTx(c.state, c.head, evidence(c, voteBy(a1, X, { height: h }), voteBy(a1, Y, { height: h })))), undefined,
-    'while the same pair at the parent\'s height is accepted')
+  t.same(
+    r.rejected.map((x) => x.error.code),
+    cases.map(() => 'TX_INVALID'),
+  )
+  t.equal(getNonce(c.state, reporter.publicKey), nonce, "the reporter's nonce is not used")
+  t.notOk(
+    [...c.state.keys()].some((k) => k.startsWith('ev/')),
+    'nothing recorded',
+  )
+  t.equal(
+    codeOf(() => checkTx(c.state, c.head, evidence(c, voteBy(a1, X, { height: h }), voteBy(a1, Y, { height: h })))),
+    undefined,
+    "while the same pair at the parent's height is accepted",
+  )
 })
 
 t.test('SignedVote: sign/verify, wire round trip, evidence transaction round trip', async (t) => {
@@ -109,7 +176,12 @@ t.test('SignedVote: sign/verify, wire round trip, evidence transaction round tri
     voteBy(s, Y, { height: 2 ** 40 + 1, round: 7 }),
     voteBy(s, null, { height: 0, round: 0xffffffff }),
   ]
-  const hexVote = (v: SignedVote): unknown => ({ ...v, blockHash: v.blockHash === null ? null : toHex(v.blockHash), signer: toHex(v.signer), signature: toHex(v.signature) })
+  const hexVote = (v: SignedVote): unknown => ({
+    ...v,
+    blockHash: v.blockHash === null ? null : toHex(v.blockHash),
+    signer: toHex(v.signer),
+    signature: toHex(v.signature),
+  })
   for (const v of votes) {
     const what = `${v.kind} h=${v.height} r=${v.round} ${v.blockHash === null ? 'nil' : 'block'}`
     t.ok(verifyVote(v, CHAIN_ID), `${what}: verifies`)
@@ -174,10 +246,26 @@ t.test('voteFromWire rejects bad shapes with CodecError; an evidence transaction
     const body = encode([CHAIN_ID, 'evidence', reporter.publicKey, u64(0), payload as Encodable])
     return encode([body, reporter.sign(signingBytes(DOMAIN.TX_SIGN, body))])
   }
-  t.equal(codeOf(() => decodeTx(sign([good, good]), { chainId: CHAIN_ID, maxBytes: 8192 })), undefined, 'a well-formed (if useless) evidence decodes')
-  t.equal(codeOf(() => decodeTx(sign([good, at(3, new Uint8Array(31))]), { chainId: CHAIN_ID, maxBytes: 8192 })), 'TX_MALFORMED', 'a malformed vote inside')
-  t.equal(codeOf(() => decodeTx(sign([good]), { chainId: CHAIN_ID, maxBytes: 8192 })), 'TX_MALFORMED', 'one vote only')
-  t.equal(codeOf(() => decodeTx(sign([good, good, good]), { chainId: CHAIN_ID, maxBytes: 8192 })), 'TX_MALFORMED', 'three votes')
+  t.equal(
+    codeOf(() => decodeTx(sign([good, good]), { chainId: CHAIN_ID, maxBytes: 8192 })),
+    undefined,
+    'a well-formed (if useless) evidence decodes',
+  )
+  t.equal(
+    codeOf(() => decodeTx(sign([good, at(3, new Uint8Array(31))]), { chainId: CHAIN_ID, maxBytes: 8192 })),
+    'TX_MALFORMED',
+    'a malformed vote inside',
+  )
+  t.equal(
+    codeOf(() => decodeTx(sign([good]), { chainId: CHAIN_ID, maxBytes: 8192 })),
+    'TX_MALFORMED',
+    'one vote only',
+  )
+  t.equal(
+    codeOf(() => decodeTx(sign([good, good, good]), { chainId: CHAIN_ID, maxBytes: 8192 })),
+    'TX_MALFORMED',
+    'three votes',
+  )
 })
 
 // Found while writing these tests; see the report. evidence.ts checks the
@@ -189,13 +277,24 @@ t.test('evidence is checked against the set in force for the block, not one chan
   const c = makeChain({ authorities: 4 })
   advance(c, [])
   const newcomer = testSigner('evidence-newcomer')
-  const admit: OrgAction = { kind: 'admit', org: { id: 'evidence-newcomer', name: 'N', role: 'authority', signKey: newcomer.publicKey, encKey: new Uint8Array(32), addrs: [] } }
+  const admit: OrgAction = {
+    kind: 'admit',
+    org: { id: 'evidence-newcomer', name: 'N', role: 'authority', signKey: newcomer.publicKey, encKey: new Uint8Array(32), addrs: [] },
+  }
   const votes = [0, 1, 2].map((i) => vote(c, authority(c, i), admit))
   // Height 1 was finalized without the newcomer, and it is not in the set in force for block 2 either.
   const ev = evidence(c, voteBy(newcomer, X), voteBy(newcomer, Y))
   const r = advance(c, [...votes, ev])
-  t.same(r.block.txs.slice(0, 3).map((x) => toHex(x.id)), votes.map((x) => toHex(x.id)), 'the three votes are included (the newcomer is admitted by this block)')
-  t.same(r.rejected.map((x) => x.error.code), ['TX_INVALID'], 'evidence naming a key outside the set in force is refused')
+  t.same(
+    r.block.txs.slice(0, 3).map((x) => toHex(x.id)),
+    votes.map((x) => toHex(x.id)),
+    'the three votes are included (the newcomer is admitted by this block)',
+  )
+  t.same(
+    r.rejected.map((x) => x.error.code),
+    ['TX_INVALID'],
+    'evidence naming a key outside the set in force is refused',
+  )
 
   const five = makeChain({ authorities: 5 })
   advance(five, [])
@@ -204,5 +303,9 @@ t.test('evidence is checked against the set in force for the block, not one chan
   const removal = [0, 1, 2, 3].map((i) => vote(five, authority(five, i), remove))
   const ev5 = evidence(five, voteBy(leaving, X), voteBy(leaving, Y))
   const r5 = advance(five, [...removal, ev5])
-  t.same(r5.rejected.map((x) => x.error.code), [], 'evidence against an authority of the set in force (which finalized height 1) is accepted, though a vote earlier in the block removes it')
+  t.same(
+    r5.rejected.map((x) => x.error.code),
+    [],
+    'evidence against an authority of the set in force (which finalized height 1) is accepted, though a vote earlier in the block removes it',
+  )
 })

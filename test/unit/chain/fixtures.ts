@@ -2,8 +2,27 @@
 import { Ed25519Signer, sha256 } from '../../../src/crypto/index.js'
 import { toHex, utf8 } from '../../../src/util/index.js'
 import {
-  applyWrites, authoritySet, buildBlock, encodeCertificate, genesisBlock, getNonce, lastCommitHashOf, parseGenesis, proposerFor, signPrecommit, signTx,
-  type Block, type BuildResult, type ChainParams, type CommitCertificate, type Genesis, type OrgAction, type OrgRole, type Parent, type StateWrites, type Tx,
+  applyWrites,
+  authoritySet,
+  buildBlock,
+  encodeCertificate,
+  genesisBlock,
+  getNonce,
+  lastCommitHashOf,
+  parseGenesis,
+  proposerFor,
+  signPrecommit,
+  signTx,
+  type Block,
+  type BuildResult,
+  type ChainParams,
+  type CommitCertificate,
+  type Genesis,
+  type OrgAction,
+  type OrgRole,
+  type Parent,
+  type StateWrites,
+  type Tx,
 } from '../../../src/chain/index.js'
 
 /** Chain id of every test chain. */
@@ -76,7 +95,14 @@ export function makeChain(opts: { authorities: number; members?: number; params?
   const g = genesisBlock(genesis)
   const state = new Map<string, Uint8Array>()
   applyWrites(state, g.writes)
-  return { genesis, orgs, authorities: orgs.filter((o) => o.role === 'authority'), state, head: { header: g.block.header, hash: g.block.hash }, lastCommit: null }
+  return {
+    genesis,
+    orgs,
+    authorities: orgs.filter((o) => o.role === 'authority'),
+    state,
+    head: { header: g.block.header, hash: g.block.hash },
+    lastCommit: null,
+  }
 }
 
 /** Who signs a certificate and at which round. */
@@ -97,7 +123,9 @@ export function certify(state: ReadonlyMap<string, Uint8Array>, block: Block, op
   const set = authoritySet(state)
   const signers = opts.signers ?? set.members.slice(0, set.quorum).map((m) => signerOf(m.signKey))
   return {
-    height: block.header.height, round, blockHash: block.hash,
+    height: block.header.height,
+    round,
+    blockHash: block.hash,
     sigs: signers.map((s) => signPrecommit(s, block.header.chainId, block.header.height, round, block.hash)),
   }
 }

@@ -1,7 +1,18 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import {
-  decodeTx, getEnvelopeKeys, leaseClaimBytes, getErased, getLease, getNonce, getStudy, leaseActive, signTx, type ConsentPolicy, type RegisterStudyPayload, type Tx,
+  decodeTx,
+  getEnvelopeKeys,
+  leaseClaimBytes,
+  getErased,
+  getLease,
+  getNonce,
+  getStudy,
+  leaseActive,
+  signTx,
+  type ConsentPolicy,
+  type RegisterStudyPayload,
+  type Tx,
 } from '../../../src/chain/index.js'
 import { DOMAIN, signingBytes, type Ed25519Signer } from '../../../src/crypto/index.js'
 import { CHAIN_ID, advance, makeChain, testSigner, type TestChain } from './fixtures.js'
@@ -9,7 +20,8 @@ import { CHAIN_ID, advance, makeChain, testSigner, type TestChain } from './fixt
 const CHUNK = 4096
 const DAY = 24 * 3600_000
 
-const chain = (): TestChain => makeChain({ authorities: 4, params: { chunkSize: CHUNK, maxBlockTxs: 16, maxBlockBytes: 64 * 1024, maxTxBytes: 8 * 1024, blockIntervalMs: 100 } })
+const chain = (): TestChain =>
+  makeChain({ authorities: 4, params: { chunkSize: CHUNK, maxBlockTxs: 16, maxBlockBytes: 64 * 1024, maxTxBytes: 8 * 1024, blockIntervalMs: 100 } })
 const org = (c: TestChain, id: string): Ed25519Signer => (c.orgs.find((o) => o.id === id) as { signer: Ed25519Signer }).signer
 const patient = testSigner('patient')
 const stranger = testSigner('stranger')
@@ -27,12 +39,30 @@ function run(c: TestChain, x: Tx, dt?: number): string | undefined {
 function study(owner: Uint8Array | null): RegisterStudyPayload {
   const z = (n: number): Uint8Array => new Uint8Array(32).fill(n)
   return {
-    studyId: new Uint8Array(randomBytes(16)), custodian: 'auth-0', owner, contentRoot: z(1), size: 2 * (CHUNK + 16), chunkCount: 2, chunkSize: CHUNK,
-    studyDigest: z(2), custodianEnvelope: z(3), ownerEnvelope: owner === null ? null : z(4), demographics: z(5),
+    studyId: new Uint8Array(randomBytes(16)),
+    custodian: 'auth-0',
+    owner,
+    contentRoot: z(1),
+    size: 2 * (CHUNK + 16),
+    chunkCount: 2,
+    chunkSize: CHUNK,
+    studyDigest: z(2),
+    custodianEnvelope: z(3),
+    ownerEnvelope: owner === null ? null : z(4),
+    demographics: z(5),
   }
 }
 
-const policy = (over: Partial<ConsentPolicy> = {}): ConsentPolicy => ({ studyId: null, anyOrg: true, orgs: [], purposes: [], scopes: ['images'], maxDurationMs: 30 * DAY, researchPool: false, ...over })
+const policy = (over: Partial<ConsentPolicy> = {}): ConsentPolicy => ({
+  studyId: null,
+  anyOrg: true,
+  orgs: [],
+  purposes: [],
+  scopes: ['images'],
+  maxDurationMs: 30 * DAY,
+  researchPool: false,
+  ...over,
+})
 
 /** A chain with a study of auth-0 owned by the patient, and auth-1's envelope key published. */
 function setup(owner: Uint8Array | null = patient.publicKey): { c: TestChain; s: RegisterStudyPayload } {
@@ -43,7 +73,12 @@ function setup(owner: Uint8Array | null = patient.publicKey): { c: TestChain; s:
   return { c, s }
 }
 
-function request(c: TestChain, s: RegisterStudyPayload, over: Partial<{ scope: string; durationMs: number; purpose: string }> = {}, by = 'auth-1'): { x: Tx; id: Uint8Array } {
+function request(
+  c: TestChain,
+  s: RegisterStudyPayload,
+  over: Partial<{ scope: string; durationMs: number; purpose: string }> = {},
+  by = 'auth-1',
+): { x: Tx; id: Uint8Array } {
   const x = tx(c, org(c, by), 'lease.request', { studyId: s.studyId, scope: 'images', durationMs: 7 * DAY, purpose: 'second opinion', ...over })
   return { x, id: x.id }
 }
@@ -84,9 +119,21 @@ t.test('request, consent, grant, access, expiry', async (t) => {
 
 t.test('who may do what', async (t) => {
   const { c, s } = setup()
-  t.equal(run(c, tx(c, org(c, 'auth-0'), 'lease.request', { studyId: s.studyId, scope: 'images', durationMs: DAY, purpose: '' })), 'TX_INVALID', 'the custodian needs no lease')
-  t.equal(run(c, tx(c, stranger, 'lease.request', { studyId: s.studyId, scope: 'images', durationMs: DAY, purpose: '' })), 'TX_UNAUTHORIZED', 'a key that is no organization')
-  t.equal(run(c, tx(c, org(c, 'auth-1'), 'lease.request', { studyId: new Uint8Array(16), scope: 'images', durationMs: DAY, purpose: '' })), 'TX_INVALID', 'unknown study')
+  t.equal(
+    run(c, tx(c, org(c, 'auth-0'), 'lease.request', { studyId: s.studyId, scope: 'images', durationMs: DAY, purpose: '' })),
+    'TX_INVALID',
+    'the custodian needs no lease',
+  )
+  t.equal(
+    run(c, tx(c, stranger, 'lease.request', { studyId: s.studyId, scope: 'images', durationMs: DAY, purpose: '' })),
+    'TX_UNAUTHORIZED',
+    'a key that is no organization',
+  )
+  t.equal(
+    run(c, tx(c, org(c, 'auth-1'), 'lease.request', { studyId: new Uint8Array(16), scope: 'images', durationMs: DAY, purpose: '' })),
+    'TX_INVALID',
+    'unknown study',
+  )
   t.equal(run(c, tx(c, stranger, 'consent.set', policy())), 'TX_UNAUTHORIZED', 'a key that owns nothing sets no policy')
   t.equal(run(c, tx(c, stranger, 'consent.set', policy({ studyId: s.studyId }))), 'TX_UNAUTHORIZED', 'nor one for a study it does not own')
   t.equal(run(c, tx(c, patient, 'consent.set', policy({ scopes: ['images'] }))), undefined)
@@ -98,7 +145,11 @@ t.test('who may do what', async (t) => {
   t.equal(run(c, tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: full.id, envelope: env })), 'TX_UNAUTHORIZED', 'not covered by consent')
   t.equal(run(c, tx(c, org(c, 'auth-2'), 'lease.approve', { leaseId: full.id })), 'TX_UNAUTHORIZED', 'only the owner approves')
   t.equal(run(c, tx(c, patient, 'lease.approve', { leaseId: full.id })), undefined)
-  t.equal(run(c, tx(c, org(c, 'auth-2'), 'lease.grant', { leaseId: full.id, envelope: env })), 'TX_UNAUTHORIZED', 'a grant signed by an organization that is not the custodian')
+  t.equal(
+    run(c, tx(c, org(c, 'auth-2'), 'lease.grant', { leaseId: full.id, envelope: env })),
+    'TX_UNAUTHORIZED',
+    'a grant signed by an organization that is not the custodian',
+  )
   t.equal(run(c, tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: full.id, envelope: env })), undefined, 'approved: granted')
   t.equal(run(c, tx(c, org(c, 'auth-3'), 'lease.revoke', { leaseId: full.id })), 'TX_UNAUTHORIZED', 'only custodian or owner revokes')
   t.equal(run(c, tx(c, patient, 'lease.revoke', { leaseId: full.id })), undefined, 'the patient revokes')
@@ -184,15 +235,24 @@ t.test('malformed lease payloads are refused at decode', async (t) => {
   }
 })
 
-t.test('violation reports: the lessee\'s signed request under an ended lease, checked by every node, once per lease', async (t) => {
+t.test("violation reports: the lessee's signed request under an ended lease, checked by every node, once per lease", async (t) => {
   const { c, s } = setup()
   t.equal(run(c, tx(c, patient, 'consent.set', policy())), undefined)
   const { x, id } = request(c, s, { durationMs: 60_000 })
   t.equal(run(c, x), undefined)
   t.equal(run(c, tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: id, envelope: new Uint8Array(32) })), undefined)
   const lease = getLease(c.state, id) as NonNullable<ReturnType<typeof getLease>>
-  const claim = (signer: Ed25519Signer, time: number, index = 0): { requester: string; studyId: Uint8Array; index: number; leaseId: Uint8Array; time: number; signature: Uint8Array } => ({
-    requester: 'auth-1', studyId: s.studyId, index, leaseId: id, time, signature: signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, leaseClaimBytes(s.studyId, index, id, time))),
+  const claim = (
+    signer: Ed25519Signer,
+    time: number,
+    index = 0,
+  ): { requester: string; studyId: Uint8Array; index: number; leaseId: Uint8Array; time: number; signature: Uint8Array } => ({
+    requester: 'auth-1',
+    studyId: s.studyId,
+    index,
+    leaseId: id,
+    time,
+    signature: signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, leaseClaimBytes(s.studyId, index, id, time))),
   })
   // Move chain time past the expiry.
   advance(c, [], { dt: 61_000 })

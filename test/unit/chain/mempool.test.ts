@@ -74,51 +74,67 @@ t.test('candidates: each sender in nonce order from its state nonce, senders int
   const who = (x: Tx): string => (toHex(x.sender) === toHex(A.publicKey) ? 'A' : toHex(x.sender) === toHex(B.publicKey) ? 'B' : 'C')
   for (const s of ['A', 'B', 'C']) {
     const ns = order.filter((x) => who(x) === s).map((x) => x.nonce)
-    t.same(ns, [...ns].sort((a, b) => a - b), `${s} in nonce order`)
+    t.same(
+      ns,
+      [...ns].sort((a, b) => a - b),
+      `${s} in nonce order`,
+    )
   }
   t.same(new Set(order.slice(0, 3).map(who)), new Set(['A', 'B', 'C']), 'first round takes one from each sender')
   t.same(order.slice(3, 5).map(who).sort(), ['A', 'B'], 'second round: A and B (C ran out)')
   t.same(order.slice(5).map(who), ['A', 'A'], 'then the rest of A')
 
   const fromState = [...m.candidates((s) => (toHex(s) === toHex(A.publicKey) ? 2 : toHex(s) === toHex(B.publicKey) ? 4 : 0))]
-  t.same(fromState.filter((x) => who(x) === 'A').map((x) => x.nonce), [2, 3], 'starts at the state nonce, skipping stale ones')
-  t.same([...m.candidates((s) => (toHex(s) === toHex(C.publicKey) ? 5 : 0))].filter((x) => who(x) === 'C'), [], 'a sender whose run is all stale yields nothing')
+  t.same(
+    fromState.filter((x) => who(x) === 'A').map((x) => x.nonce),
+    [2, 3],
+    'starts at the state nonce, skipping stale ones',
+  )
+  t.same(
+    [...m.candidates((s) => (toHex(s) === toHex(C.publicKey) ? 5 : 0))].filter((x) => who(x) === 'C'),
+    [],
+    'a sender whose run is all stale yields nothing',
+  )
 })
 
 t.test('candidates property: per-sender runs are consecutive from the state nonce; no sender waits more than one round', async (t) => {
   const signers = [A, B, C, testSigner('mp-d')]
   fc.assert(
-    fc.property(fc.array(fc.nat({ max: 6 }), { minLength: signers.length, maxLength: signers.length }), fc.array(fc.nat({ max: 3 }), { minLength: signers.length, maxLength: signers.length }), (counts, starts) => {
-      const m = new Mempool(LIMITS)
-      signers.forEach((s, i) => {
-        for (let n = 0; n < (counts[i] as number); n++) m.add(note(s, (starts[i] as number) + n), starts[i] as number)
-      })
-      const order = [...m.candidates((k) => starts[signers.findIndex((s) => toHex(s.publicKey) === toHex(k))] as number)]
-      if (order.length !== m.size) return false
-      const idx = (x: Tx): number => signers.findIndex((s) => toHex(s.publicKey) === toHex(x.sender))
-      for (let i = 0; i < signers.length; i++) {
-        const ns = order.filter((x) => idx(x) === i).map((x) => x.nonce)
-        if (ns.some((n, j) => n !== (starts[i] as number) + j)) return false
-      }
-      // Round-robin: in any prefix, the counts of two senders that still have transactions differ by at most one.
-      const taken = signers.map(() => 0)
-      for (const x of order) {
-        taken[idx(x)] = (taken[idx(x)] as number) + 1
+    fc.property(
+      fc.array(fc.nat({ max: 6 }), { minLength: signers.length, maxLength: signers.length }),
+      fc.array(fc.nat({ max: 3 }), { minLength: signers.length, maxLength: signers.length }),
+      (counts, starts) => {
+        const m = new Mempool(LIMITS)
+        signers.forEach((s, i) => {
+          for (let n = 0; n < (counts[i] as number); n++) m.add(note(s, (starts[i] as number) + n), starts[i] as number)
+        })
+        const order = [...m.candidates((k) => starts[signers.findIndex((s) => toHex(s.publicKey) === toHex(k))] as number)]
+        if (order.length !== m.size) return false
+        const idx = (x: Tx): number => signers.findIndex((s) => toHex(s.publicKey) === toHex(x.sender))
         for (let i = 0; i < signers.length; i++) {
-          for (let j = 0; j < signers.length; j++) {
-            const iLeft = (taken[i] as number) < (counts[i] as number)
-            if (iLeft && (taken[j] as number) - (taken[i] as number) > 1) return false
+          const ns = order.filter((x) => idx(x) === i).map((x) => x.nonce)
+          if (ns.some((n, j) => n !== (starts[i] as number) + j)) return false
+        }
+        // Round-robin: in any prefix, the counts of two senders that still have transactions differ by at most one.
+        const taken = signers.map(() => 0)
+        for (const x of order) {
+          taken[idx(x)] = (taken[idx(x)] as number) + 1
+          for (let i = 0; i < signers.length; i++) {
+            for (let j = 0; j < signers.length; j++) {
+              const iLeft = (taken[i] as number) < (counts[i] as number)
+              if (iLeft && (taken[j] as number) - (taken[i] as number) > 1) return false
+            }
           }
         }
-      }
-      return true
-    }),
+        return true
+      },
+    ),
     { numRuns: 100 },
   )
   t.pass('100 random pools')
 })
 
-t.test('drop removes the transaction and the same sender\'s later nonces only', async (t) => {
+t.test("drop removes the transaction and the same sender's later nonces only", async (t) => {
   const m = new Mempool(LIMITS)
   const a = [0, 1, 2, 3].map((n) => note(A, n))
   for (const x of a) m.add(x, 0)
@@ -152,7 +168,11 @@ t.test('prune removes committed and stale transactions', async (t) => {
   m.prune([a[3] as Tx, b[1] as Tx], () => 99)
   t.equal(m.size, 0)
   t.equal(m.bytes, 0)
-  t.equal(codeOf(() => m.add(note(A, 99), 99)), undefined, 'empty sender queues are forgotten')
+  t.equal(
+    codeOf(() => m.add(note(A, 99), 99)),
+    undefined,
+    'empty sender queues are forgotten',
+  )
 })
 
 t.test('nextNonce follows the pending run', async (t) => {

@@ -2,11 +2,35 @@ import t from 'tap'
 import { toHex } from '../../../src/util/index.js'
 import type { Ed25519Signer } from '../../../src/crypto/index.js'
 import {
-  StateOverlay, applyBlock, authorityIds, authoritySet, getNonce, getOrg, makeBlock, orgBySignKey, orgTx, proposalId, quorumSize,
-  type BuildResult, type OrgAction, type OrgRecord, type Tx,
+  StateOverlay,
+  applyBlock,
+  authorityIds,
+  authoritySet,
+  getNonce,
+  getOrg,
+  makeBlock,
+  orgBySignKey,
+  orgTx,
+  proposalId,
+  quorumSize,
+  type BuildResult,
+  type OrgAction,
+  type OrgRecord,
+  type Tx,
 } from '../../../src/chain/index.js'
 import {
-  CHAIN_ID, advance, build, certBytes, codeOf, lastCommitHashFor, makeChain, testOrg, testSigner, vote, type TestChain, type TestOrg,
+  CHAIN_ID,
+  advance,
+  build,
+  certBytes,
+  codeOf,
+  lastCommitHashFor,
+  makeChain,
+  testOrg,
+  testSigner,
+  vote,
+  type TestChain,
+  type TestOrg,
 } from './fixtures.js'
 
 function orgNamed(c: TestChain, id: string): TestOrg {
@@ -47,7 +71,11 @@ t.test('quorumSize is floor(2n/3) + 1', async (t) => {
   t.equal(set.members.length, 4)
   t.equal(set.quorum, 3)
   t.equal(set.maxFaulty, 1)
-  t.same(set.members.map((m) => m.id), ['auth-0', 'auth-1', 'auth-2', 'auth-3'], 'sorted by id')
+  t.same(
+    set.members.map((m) => m.id),
+    ['auth-0', 'auth-1', 'auth-2', 'auth-3'],
+    'sorted by id',
+  )
 })
 
 t.test('admitting a member takes 3 of 4 authority votes, across blocks', async (t) => {
@@ -60,14 +88,20 @@ t.test('admitting a member takes 3 of 4 authority votes, across blocks', async (
   t.equal(getOrg(c.state, 'new-clinic'), undefined, 'one vote: not yet')
   t.same(rejectedCodes(voteBlock(c, [[signer(c, 'auth-1'), admit]])), [])
   t.equal(getOrg(c.state, 'new-clinic'), undefined, 'two votes: not yet')
-  t.ok([...c.state.keys()].some((k) => k === `p/${toHex(proposalId(admit))}`), 'the pending proposal is in state')
+  t.ok(
+    [...c.state.keys()].some((k) => k === `p/${toHex(proposalId(admit))}`),
+    'the pending proposal is in state',
+  )
   t.same(rejectedCodes(voteBlock(c, [[signer(c, 'auth-2'), admit]])), [])
   const rec = getOrg(c.state, 'new-clinic')
   t.ok(rec !== undefined, 'three votes: admitted')
   t.equal(rec?.name, 'Org new-clinic')
   t.same(rec?.addrs, ['/ip4/127.0.0.1/tcp/9000'])
   t.equal(orgBySignKey(c.state, org.signer.publicKey)?.id, 'new-clinic', 'key index')
-  t.notOk([...c.state.keys()].some((k) => k.startsWith('p/')), 'the proposal record is cleared')
+  t.notOk(
+    [...c.state.keys()].some((k) => k.startsWith('p/')),
+    'the proposal record is cleared',
+  )
   t.equal(toHex(authoritySet(c.state).hash), setBefore, 'a member does not change the authority set')
 
   const late = voteBlock(c, [[signer(c, 'auth-3'), admit]])
@@ -78,7 +112,11 @@ t.test('three votes in one block also admit', async (t) => {
   const c = makeChain({ authorities: 4 })
   const { record } = newOrg('same-block', 'member')
   const admit: OrgAction = { kind: 'admit', org: record }
-  const r = voteBlock(c, [[signer(c, 'auth-3'), admit], [signer(c, 'auth-1'), admit], [signer(c, 'auth-0'), admit]])
+  const r = voteBlock(c, [
+    [signer(c, 'auth-3'), admit],
+    [signer(c, 'auth-1'), admit],
+    [signer(c, 'auth-0'), admit],
+  ])
   t.same(rejectedCodes(r), [])
   t.ok(getOrg(c.state, 'same-block') !== undefined)
 })
@@ -89,12 +127,18 @@ t.test('only authorities vote: member or unknown key -> TX_UNAUTHORIZED, and the
   const admit: OrgAction = { kind: 'admit', org: record }
   const member = signer(c, 'member-0')
   const stranger = testSigner('stranger')
-  const r = voteBlock(c, [[member, admit], [stranger, admit]])
+  const r = voteBlock(c, [
+    [member, admit],
+    [stranger, admit],
+  ])
   t.same(rejectedCodes(r), ['TX_UNAUTHORIZED', 'TX_UNAUTHORIZED'])
   t.equal(r.block.txs.length, 0)
   t.equal(getNonce(c.state, member.publicKey), 0)
   t.equal(getNonce(c.state, stranger.publicKey), 0)
-  t.notOk([...c.state.keys()].some((k) => k.startsWith('p/')), 'no vote recorded')
+  t.notOk(
+    [...c.state.keys()].some((k) => k.startsWith('p/')),
+    'no vote recorded',
+  )
 })
 
 t.test('double vote -> TX_INVALID, in the same block and in a later one', async (t) => {
@@ -102,7 +146,10 @@ t.test('double vote -> TX_INVALID, in the same block and in a later one', async 
   const { record } = newOrg('twice', 'member')
   const admit: OrgAction = { kind: 'admit', org: record }
   const a0 = signer(c, 'auth-0')
-  const r1 = voteBlock(c, [[a0, admit], [a0, admit]])
+  const r1 = voteBlock(c, [
+    [a0, admit],
+    [a0, admit],
+  ])
   t.same(r1.block.txs.length, 1)
   t.same(rejectedCodes(r1), ['TX_INVALID'])
   t.equal(getNonce(c.state, a0.publicKey), 1, 'the refused second vote did not use its nonce')
@@ -119,7 +166,12 @@ t.test('admit and rekey refuse taken ids and keys; remove refuses unknown ids (T
   const gone: OrgAction = { kind: 'remove', id: 'nobody' }
   const steal: OrgAction = { kind: 'rekey', id: 'member-0', signKey: signer(c, 'auth-1').publicKey, encKey: new Uint8Array(32) }
   // Each from its own authority: a refused vote does not use its nonce, so one sender's later votes would be gaps.
-  const r = voteBlock(c, [[a0, dupId], [signer(c, 'auth-1'), dupKey], [signer(c, 'auth-2'), gone], [signer(c, 'auth-3'), steal]])
+  const r = voteBlock(c, [
+    [a0, dupId],
+    [signer(c, 'auth-1'), dupKey],
+    [signer(c, 'auth-2'), gone],
+    [signer(c, 'auth-3'), steal],
+  ])
   t.same(rejectedCodes(r), ['TX_INVALID', 'TX_INVALID', 'TX_INVALID', 'TX_INVALID'])
 })
 
@@ -128,7 +180,10 @@ t.test('admitting an authority changes the authority set from the next block', a
   const { record, org } = newOrg('auth-new', 'authority')
   const admit: OrgAction = { kind: 'admit', org: record }
   const before = authoritySet(c.state)
-  voteBlock(c, [[signer(c, 'auth-0'), admit], [signer(c, 'auth-1'), admit]])
+  voteBlock(c, [
+    [signer(c, 'auth-0'), admit],
+    [signer(c, 'auth-1'), admit],
+  ])
   // A block proposed by the candidate is refused before it is admitted.
   const early = build(c, [], { dt: 1, proposer: org.signer.publicKey }).block
   t.throws(() => applyBlock(c.state, c.head, early), { name: 'BlockError', code: 'BLOCK_BAD_PROPOSER' })
@@ -155,9 +210,16 @@ t.test('quorum follows the current set: votes needed grow when an authority join
   const c = makeChain({ authorities: 4 })
   const member = newOrg('slow-clinic', 'member').record
   const admitMember: OrgAction = { kind: 'admit', org: member }
-  voteBlock(c, [[signer(c, 'auth-0'), admitMember], [signer(c, 'auth-1'), admitMember]])
+  voteBlock(c, [
+    [signer(c, 'auth-0'), admitMember],
+    [signer(c, 'auth-1'), admitMember],
+  ])
   const admitAuth: OrgAction = { kind: 'admit', org: newOrg('auth-4', 'authority').record }
-  voteBlock(c, [[signer(c, 'auth-0'), admitAuth], [signer(c, 'auth-1'), admitAuth], [signer(c, 'auth-2'), admitAuth]])
+  voteBlock(c, [
+    [signer(c, 'auth-0'), admitAuth],
+    [signer(c, 'auth-1'), admitAuth],
+    [signer(c, 'auth-2'), admitAuth],
+  ])
   t.equal(authoritySet(c.state).quorum, 4)
   voteBlock(c, [[signer(c, 'auth-2'), admitMember]])
   t.equal(getOrg(c.state, 'slow-clinic'), undefined, '3 of 5 is not a quorum')
@@ -170,11 +232,19 @@ t.test('votes of a removed authority stop counting', async (t) => {
   const admit: OrgAction = { kind: 'admit', org: newOrg('pending', 'member').record }
   voteBlock(c, [[signer(c, 'auth-4'), admit]])
   const remove: OrgAction = { kind: 'remove', id: 'auth-4' }
-  const r = voteBlock(c, [[signer(c, 'auth-0'), remove], [signer(c, 'auth-1'), remove], [signer(c, 'auth-2'), remove], [signer(c, 'auth-3'), remove]])
+  const r = voteBlock(c, [
+    [signer(c, 'auth-0'), remove],
+    [signer(c, 'auth-1'), remove],
+    [signer(c, 'auth-2'), remove],
+    [signer(c, 'auth-3'), remove],
+  ])
   t.same(rejectedCodes(r), [])
   t.equal(authoritySet(c.state).members.length, 4)
-  voteBlock(c, [[signer(c, 'auth-0'), admit], [signer(c, 'auth-1'), admit]])
-  t.equal(getOrg(c.state, 'pending'), undefined, 'auth-4\'s old vote plus two would be three; it must not count')
+  voteBlock(c, [
+    [signer(c, 'auth-0'), admit],
+    [signer(c, 'auth-1'), admit],
+  ])
+  t.equal(getOrg(c.state, 'pending'), undefined, "auth-4's old vote plus two would be three; it must not count")
   voteBlock(c, [[signer(c, 'auth-2'), admit]])
   t.ok(getOrg(c.state, 'pending') !== undefined, 'three current authorities admit it')
 })
@@ -183,7 +253,11 @@ t.test('removing one of 4 authorities is refused; with 5 it works', async (t) =>
   const four = makeChain({ authorities: 4 })
   const rm3: OrgAction = { kind: 'remove', id: 'auth-3' }
   const hash4 = toHex(authoritySet(four.state).hash)
-  const r = voteBlock(four, [[signer(four, 'auth-0'), rm3], [signer(four, 'auth-1'), rm3], [signer(four, 'auth-2'), rm3]])
+  const r = voteBlock(four, [
+    [signer(four, 'auth-0'), rm3],
+    [signer(four, 'auth-1'), rm3],
+    [signer(four, 'auth-2'), rm3],
+  ])
   t.same(rejectedCodes(r), ['TX_INVALID'], 'the deciding vote is refused')
   t.ok(getOrg(four.state, 'auth-3') !== undefined, 'auth-3 stays')
   t.equal(toHex(authoritySet(four.state).hash), hash4)
@@ -191,7 +265,11 @@ t.test('removing one of 4 authorities is refused; with 5 it works', async (t) =>
   const five = makeChain({ authorities: 5, members: 1 })
   const rm4: OrgAction = { kind: 'remove', id: 'auth-4' }
   const hash5 = toHex(authoritySet(five.state).hash)
-  voteBlock(five, [[signer(five, 'auth-0'), rm4], [signer(five, 'auth-1'), rm4], [signer(five, 'auth-2'), rm4]])
+  voteBlock(five, [
+    [signer(five, 'auth-0'), rm4],
+    [signer(five, 'auth-1'), rm4],
+    [signer(five, 'auth-2'), rm4],
+  ])
   t.ok(getOrg(five.state, 'auth-4') !== undefined, '3 of 5 votes: not yet')
   t.same(rejectedCodes(voteBlock(five, [[signer(five, 'auth-4'), rm4]])), [], 'the removed authority may vote for its own removal')
   t.equal(getOrg(five.state, 'auth-4'), undefined, 'removed')
@@ -204,21 +282,57 @@ t.test('removing one of 4 authorities is refused; with 5 it works', async (t) =>
   t.equal(toHex(next.block.header.authoritySetHash), toHex(set.hash))
   // Now at four: a further removal is refused.
   const rm3b: OrgAction = { kind: 'remove', id: 'auth-3' }
-  t.same(rejectedCodes(voteBlock(five, [[signer(five, 'auth-0'), rm3b], [signer(five, 'auth-1'), rm3b], [signer(five, 'auth-2'), rm3b]])), ['TX_INVALID'])
+  t.same(
+    rejectedCodes(
+      voteBlock(five, [
+        [signer(five, 'auth-0'), rm3b],
+        [signer(five, 'auth-1'), rm3b],
+        [signer(five, 'auth-2'), rm3b],
+      ]),
+    ),
+    ['TX_INVALID'],
+  )
   // Removing a member is fine at any size.
   const rmM: OrgAction = { kind: 'remove', id: 'member-0' }
-  t.same(rejectedCodes(voteBlock(five, [[signer(five, 'auth-0'), rmM], [signer(five, 'auth-1'), rmM], [signer(five, 'auth-2'), rmM]])), [])
+  t.same(
+    rejectedCodes(
+      voteBlock(five, [
+        [signer(five, 'auth-0'), rmM],
+        [signer(five, 'auth-1'), rmM],
+        [signer(five, 'auth-2'), rmM],
+      ]),
+    ),
+    [],
+  )
   t.equal(getOrg(five.state, 'member-0'), undefined)
 })
 
 t.test('with 3 authorities one can be removed, but the set never reaches 0', async (t) => {
   const c = makeChain({ authorities: 3 })
   const rm2: OrgAction = { kind: 'remove', id: 'auth-2' }
-  t.same(rejectedCodes(voteBlock(c, [[signer(c, 'auth-0'), rm2], [signer(c, 'auth-1'), rm2], [signer(c, 'auth-2'), rm2]])), [])
+  t.same(
+    rejectedCodes(
+      voteBlock(c, [
+        [signer(c, 'auth-0'), rm2],
+        [signer(c, 'auth-1'), rm2],
+        [signer(c, 'auth-2'), rm2],
+      ]),
+    ),
+    [],
+  )
   t.same(authorityIds(c.state), ['auth-0', 'auth-1'])
   t.equal(authoritySet(c.state).quorum, 2)
   const rm1: OrgAction = { kind: 'remove', id: 'auth-1' }
-  t.same(rejectedCodes(voteBlock(c, [[signer(c, 'auth-0'), rm1], [signer(c, 'auth-1'), rm1]])), ['TX_INVALID'], 'from 2, removing one is more than a third')
+  t.same(
+    rejectedCodes(
+      voteBlock(c, [
+        [signer(c, 'auth-0'), rm1],
+        [signer(c, 'auth-1'), rm1],
+      ]),
+    ),
+    ['TX_INVALID'],
+    'from 2, removing one is more than a third',
+  )
   const rm0: OrgAction = { kind: 'remove', id: 'auth-0' }
   t.same(rejectedCodes(voteBlock(c, [[signer(c, 'auth-1'), rm0]])), [], 'first vote only records')
   t.same(rejectedCodes(voteBlock(c, [[signer(c, 'auth-0'), rm0]])), ['TX_INVALID'])
@@ -228,8 +342,11 @@ t.test('with 3 authorities one can be removed, but the set never reaches 0', asy
   const rmA: OrgAction = { kind: 'remove', id: 'auth-1' }
   const rmB: OrgAction = { kind: 'remove', id: 'auth-2' }
   const r = voteBlock(both, [
-    [signer(both, 'auth-0'), rmA], [signer(both, 'auth-1'), rmA], [signer(both, 'auth-2'), rmA],
-    [signer(both, 'auth-0'), rmB], [signer(both, 'auth-2'), rmB],
+    [signer(both, 'auth-0'), rmA],
+    [signer(both, 'auth-1'), rmA],
+    [signer(both, 'auth-2'), rmA],
+    [signer(both, 'auth-0'), rmB],
+    [signer(both, 'auth-2'), rmB],
   ])
   // Votes count against the set in force for the block (3 authorities, quorum
   // 3), so the second removal only records its two votes.
@@ -247,7 +364,11 @@ t.test('rekey moves the key index; rekeying an authority changes the set hash an
   const memberNew = testSigner('member-0-new')
   const rekeyM: OrgAction = { kind: 'rekey', id: 'member-0', signKey: memberNew.publicKey, encKey: new Uint8Array(32).fill(3) }
   const hash = toHex(authoritySet(c.state).hash)
-  voteBlock(c, [[signer(c, 'auth-0'), rekeyM], [signer(c, 'auth-1'), rekeyM], [signer(c, 'auth-2'), rekeyM]])
+  voteBlock(c, [
+    [signer(c, 'auth-0'), rekeyM],
+    [signer(c, 'auth-1'), rekeyM],
+    [signer(c, 'auth-2'), rekeyM],
+  ])
   t.equal(orgBySignKey(c.state, memberOld), undefined, 'old key no longer indexed')
   t.equal(orgBySignKey(c.state, memberNew.publicKey)?.id, 'member-0')
   t.equal(toHex(getOrg(c.state, 'member-0')?.encKey ?? new Uint8Array(0)), '03'.repeat(32))
@@ -257,7 +378,11 @@ t.test('rekey moves the key index; rekeying an authority changes the set hash an
   const a3old = signer(c, 'auth-3')
   const a3new = testSigner('auth-3-new')
   const rekeyA: OrgAction = { kind: 'rekey', id: 'auth-3', signKey: a3new.publicKey, encKey: new Uint8Array(32) }
-  voteBlock(c, [[signer(c, 'auth-0'), rekeyA], [signer(c, 'auth-1'), rekeyA], [a3old, rekeyA]])
+  voteBlock(c, [
+    [signer(c, 'auth-0'), rekeyA],
+    [signer(c, 'auth-1'), rekeyA],
+    [a3old, rekeyA],
+  ])
   t.not(toHex(authoritySet(c.state).hash), hash, 'authority rekey changes the set hash')
   t.equal(authoritySet(c.state).members.length, 4)
   t.equal(orgBySignKey(c.state, a3new.publicKey)?.id, 'auth-3')
@@ -272,16 +397,38 @@ t.test('orgTx.apply on a hand-built TxContext', async (t) => {
   const c = makeChain({ authorities: 4, members: 1 })
   const s = new StateOverlay(c.state)
   const ctx = (sender: Ed25519Signer): Parameters<typeof orgTx.apply>[0] => ({
-    chainId: CHAIN_ID, state: s, height: 1, time: 1, params: { blockIntervalMs: 1, maxBlockBytes: 1, maxTxBytes: 1, maxBlockTxs: 1, maxClockDriftMs: 1, replicationFactor: 1, chunkSize: 1 },
-    authorities: authoritySet(c.state), sender: sender.publicKey, txId: new Uint8Array(32),
+    chainId: CHAIN_ID,
+    state: s,
+    height: 1,
+    time: 1,
+    params: { blockIntervalMs: 1, maxBlockBytes: 1, maxTxBytes: 1, maxBlockTxs: 1, maxClockDriftMs: 1, replicationFactor: 1, chunkSize: 1 },
+    authorities: authoritySet(c.state),
+    sender: sender.publicKey,
+    txId: new Uint8Array(32),
   })
   const admit: OrgAction = { kind: 'admit', org: newOrg('direct', 'authority').record }
-  t.equal(codeOf(() => orgTx.apply(ctx(signer(c, 'member-0')), admit)), 'TX_UNAUTHORIZED')
-  t.equal(codeOf(() => orgTx.apply(ctx(signer(c, 'auth-0')), admit)), undefined)
-  t.equal(codeOf(() => orgTx.apply(ctx(signer(c, 'auth-0')), admit)), 'TX_INVALID', 'double vote')
-  t.equal(codeOf(() => orgTx.apply(ctx(signer(c, 'auth-1')), admit)), undefined)
+  t.equal(
+    codeOf(() => orgTx.apply(ctx(signer(c, 'member-0')), admit)),
+    'TX_UNAUTHORIZED',
+  )
+  t.equal(
+    codeOf(() => orgTx.apply(ctx(signer(c, 'auth-0')), admit)),
+    undefined,
+  )
+  t.equal(
+    codeOf(() => orgTx.apply(ctx(signer(c, 'auth-0')), admit)),
+    'TX_INVALID',
+    'double vote',
+  )
+  t.equal(
+    codeOf(() => orgTx.apply(ctx(signer(c, 'auth-1')), admit)),
+    undefined,
+  )
   t.equal(getOrg(s, 'direct'), undefined)
-  t.equal(codeOf(() => orgTx.apply(ctx(signer(c, 'auth-2')), admit)), undefined)
+  t.equal(
+    codeOf(() => orgTx.apply(ctx(signer(c, 'auth-2')), admit)),
+    undefined,
+  )
   t.equal(getOrg(s, 'direct')?.role, 'authority')
   t.equal(authoritySet(s).members.length, 5)
   t.equal(authoritySet(c.state).members.length, 4, 'the base state is untouched')
@@ -300,10 +447,18 @@ t.test('rekeys may not replace more than a third of the authority keys in one bl
   const rekey = (i: number): OrgAction => ({ kind: 'rekey', id: `auth-${i}`, signKey: (fresh[i] as Ed25519Signer).publicKey, encKey: new Uint8Array(32) })
   // Each vote signed by the key its authority holds at that point of the block.
   const plan: (readonly [Ed25519Signer, OrgAction])[] = [
-    [old[1] as Ed25519Signer, rekey(0)], [old[2] as Ed25519Signer, rekey(0)], [old[3] as Ed25519Signer, rekey(0)],
-    [old[2] as Ed25519Signer, rekey(1)], [old[3] as Ed25519Signer, rekey(1)], [fresh[0] as Ed25519Signer, rekey(1)],
-    [old[3] as Ed25519Signer, rekey(2)], [fresh[0] as Ed25519Signer, rekey(2)], [fresh[1] as Ed25519Signer, rekey(2)],
-    [fresh[0] as Ed25519Signer, rekey(3)], [fresh[1] as Ed25519Signer, rekey(3)], [fresh[2] as Ed25519Signer, rekey(3)],
+    [old[1] as Ed25519Signer, rekey(0)],
+    [old[2] as Ed25519Signer, rekey(0)],
+    [old[3] as Ed25519Signer, rekey(0)],
+    [old[2] as Ed25519Signer, rekey(1)],
+    [old[3] as Ed25519Signer, rekey(1)],
+    [fresh[0] as Ed25519Signer, rekey(1)],
+    [old[3] as Ed25519Signer, rekey(2)],
+    [fresh[0] as Ed25519Signer, rekey(2)],
+    [fresh[1] as Ed25519Signer, rekey(2)],
+    [fresh[0] as Ed25519Signer, rekey(3)],
+    [fresh[1] as Ed25519Signer, rekey(3)],
+    [fresh[2] as Ed25519Signer, rekey(3)],
   ]
   voteBlock(c, plan)
   const after = authoritySet(c.state).members.map((m) => toHex(m.signKey))

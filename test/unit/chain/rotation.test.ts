@@ -1,9 +1,7 @@
 import t, { type Test } from 'tap'
 import { toHex } from '../../../src/util/index.js'
 import type { Ed25519Signer } from '../../../src/crypto/index.js'
-import {
-  applyBlock, applyWrites, decodeBlock, getParams, isJailed, makeBlock, proposerFor, proposerOrder, type Block,
-} from '../../../src/chain/index.js'
+import { applyBlock, applyWrites, decodeBlock, getParams, isJailed, makeBlock, proposerFor, proposerOrder, type Block } from '../../../src/chain/index.js'
 import { CHAIN_ID, advance, dumpState, makeChain, type NextOpts, type TestChain, type TestOrg } from './fixtures.js'
 
 const order = (c: TestChain): string[] => proposerOrder(c.state).map((o) => o.id)
@@ -118,7 +116,11 @@ t.test('rotation with the missed-turn rule: rotate, jail at round 1, stay at the
   const d = replay(t, blocks)
   t.equal(toHex(d.head.hash), toHex(c.head.hash), 'the replay reaches the same head')
   t.same(dumpState(d.state), dumpState(c.state), 'and the same state, rotation records included')
-  t.same(proposerOrder(d.state).map((o) => o.id), order(c), 'and the same proposer order')
+  t.same(
+    proposerOrder(d.state).map((o) => o.id),
+    order(c),
+    'and the same proposer order',
+  )
 })
 
 t.test('a block decided at round 2 jails the two authorities before its proposer', async (t) => {
@@ -139,5 +141,9 @@ t.test('jailing is part of the state root: a round-1 block cannot claim the stat
   t.not(toHex(round1.header.stateRoot), toHex(round0.header.stateRoot), 'the jail record changes the state root')
   t.doesNotThrow(() => applyBlock(fresh.state, fresh.head, round1), 'the round-1 block applies on its parent')
   const claim = makeBlock({ ...round1.header, stateRoot: round0.header.stateRoot }, [], round1.lastCommit)
-  t.throws(() => applyBlock(fresh.state, fresh.head, claim), { name: 'BlockError', code: 'BLOCK_BAD_STATE_ROOT' }, 'the same block claiming no jailing is refused')
+  t.throws(
+    () => applyBlock(fresh.state, fresh.head, claim),
+    { name: 'BlockError', code: 'BLOCK_BAD_STATE_ROOT' },
+    'the same block claiming no jailing is refused',
+  )
 })

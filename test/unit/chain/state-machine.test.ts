@@ -2,13 +2,44 @@ import t from 'tap'
 import fc from 'fast-check'
 import { toHex } from '../../../src/util/index.js'
 import {
-  BlockError, applyBlock, authoritySet, buildBlock, checkTx, decodeBlock, encode, genesisBlock, getNonce, getParams, makeBlock, merkleRoot, nextStateRoot, parseGenesis,
-  isJailed, proposerFor, signTx,
-  type Block, type BlockHeader, type Tx,
+  BlockError,
+  applyBlock,
+  authoritySet,
+  buildBlock,
+  checkTx,
+  decodeBlock,
+  encode,
+  genesisBlock,
+  getNonce,
+  getParams,
+  makeBlock,
+  merkleRoot,
+  nextStateRoot,
+  parseGenesis,
+  isJailed,
+  proposerFor,
+  signTx,
+  type Block,
+  type BlockHeader,
+  type Tx,
 } from '../../../src/chain/index.js'
 import {
-  CHAIN_ID, SMALL_PARAMS, advance, build, certBytes, codeOf, commit, dumpState, genesisJSON, lastCommitHashFor, makeChain, note, testOrg, testSigner,
-  type TestChain, type TestOrg,
+  CHAIN_ID,
+  SMALL_PARAMS,
+  advance,
+  build,
+  certBytes,
+  codeOf,
+  commit,
+  dumpState,
+  genesisJSON,
+  lastCommitHashFor,
+  makeChain,
+  note,
+  testOrg,
+  testSigner,
+  type TestChain,
+  type TestOrg,
 } from './fixtures.js'
 
 const senders = [0, 1, 2].map((i) => testSigner(`sender-${i}`))
@@ -27,9 +58,17 @@ function retouch(b: Block, h: Partial<BlockHeader>, txs: readonly Tx[] = b.txs, 
 /** A header for `txs` on `c`'s head with correct tx root and parent certificate hash (state root left to the caller). */
 function headerFor(c: TestChain, txs: readonly Tx[], over: Partial<BlockHeader> = {}): BlockHeader {
   return {
-    version: 1, chainId: CHAIN_ID, height: c.head.header.height + 1, parentHash: c.head.hash, time: c.head.header.time + 1000,
-    proposer: proposerOf(c), txRoot: merkleRoot(txs.map((x) => x.id)), stateRoot: new Uint8Array(32),
-    authoritySetHash: authoritySet(c.state).hash, lastCommitHash: lastCommitHashFor(c), ...over,
+    version: 1,
+    chainId: CHAIN_ID,
+    height: c.head.header.height + 1,
+    parentHash: c.head.hash,
+    time: c.head.header.time + 1000,
+    proposer: proposerOf(c),
+    txRoot: merkleRoot(txs.map((x) => x.id)),
+    stateRoot: new Uint8Array(32),
+    authoritySetHash: authoritySet(c.state).hash,
+    lastCommitHash: lastCommitHashFor(c),
+    ...over,
   }
 }
 
@@ -44,12 +83,15 @@ const opArb = fc.record({
 })
 // Each block is decided at some round (its proposer is the rotation's for that
 // round, so earlier ones get jailed) and certified by some quorum of the four.
-const blocksArb = fc.array(fc.record({
-  ops: fc.array(opArb, { maxLength: 12 }),
-  dt: fc.integer({ min: 1, max: 5000 }),
-  round: fc.nat({ max: 4 }),
-  signers: fc.subarray([0, 1, 2, 3], { minLength: 3 }),
-}), { minLength: 1, maxLength: 5 })
+const blocksArb = fc.array(
+  fc.record({
+    ops: fc.array(opArb, { maxLength: 12 }),
+    dt: fc.integer({ min: 1, max: 5000 }),
+    round: fc.nat({ max: 4 }),
+    signers: fc.subarray([0, 1, 2, 3], { minLength: 3 }),
+  }),
+  { minLength: 1, maxLength: 5 },
+)
 
 t.test('buildBlock/applyBlock: two independent copies reach identical roots and states; outcomes match a nonce model', async (t) => {
   const sigCache = new Map<string, Tx>()
@@ -133,7 +175,7 @@ t.test('the state root chains: same writes on another parent root give another r
   const r2 = advance(a, [])
   t.not(toHex(r2.stateRoot), toHex(r1.stateRoot), 'an empty block still moves the root')
   // With proposer rotation an empty block writes one key: its proposer's turn.
-  t.same([...r2.writes.keys()], [`r/${proposer2}`], 'an empty block writes only its proposer\'s rotation record')
+  t.same([...r2.writes.keys()], [`r/${proposer2}`], "an empty block writes only its proposer's rotation record")
   t.equal(toHex(nextStateRoot(r1.stateRoot, r2.writes)), toHex(r2.stateRoot), 'root = f(parent root, writes)')
   t.not(toHex(nextStateRoot(g, r2.writes)), toHex(r2.stateRoot), 'the same writes on another parent root give another root')
   t.not(toHex(nextStateRoot(r1.stateRoot, new Map())), toHex(r1.stateRoot), 'no writes at all still move the root')
@@ -148,7 +190,7 @@ t.test('applyBlock rejects tampered blocks and leaves the state alone', async (t
   const tx2 = note(senders[1], 0)
   const good = build(c, [tx1, tx2]).block
   t.equal(good.txs.length, 2)
-  t.ok(good.header.height === 2 && good.lastCommit.length > 0, 'block 2 carries block 1\'s certificate')
+  t.ok(good.header.height === 2 && good.lastCommit.length > 0, "block 2 carries block 1's certificate")
   t.doesNotThrow(() => applyBlock(c.state, c.head, good), 'the untouched block applies')
 
   const h = good.header
@@ -212,7 +254,11 @@ t.test('applyBlock rejects blocks holding an invalid transaction (BLOCK_INVALID_
   // A nonce reused across blocks.
   advance(c, [a0])
   const reuse = [a0b]
-  t.throws(() => applyBlock(c.state, c.head, blockOn(c, headerFor(c, reuse), reuse)), { name: 'BlockError', code: 'BLOCK_INVALID_TX' }, 'nonce used in an earlier block')
+  t.throws(
+    () => applyBlock(c.state, c.head, blockOn(c, headerFor(c, reuse), reuse)),
+    { name: 'BlockError', code: 'BLOCK_INVALID_TX' },
+    'nonce used in an earlier block',
+  )
   // An org vote from a member.
   const member = c.orgs.find((o) => o.role === 'member')
   if (member === undefined) throw new Error('no member')
@@ -247,23 +293,59 @@ t.test('nonces in buildBlock: gap -> TX_NONCE_GAP, reused -> TX_BAD_NONCE, rejec
   const c = makeChain({ authorities: 4 })
   const s = senders[2]
   const r1 = advance(c, [note(s, 1, 'gap'), note(s, 0), note(s, 0, 'again'), note(s, 1)])
-  t.same(r1.block.txs.map((x) => x.nonce), [0, 1], 'nonces 0 and 1 included, in order')
-  t.same(r1.rejected.map((x) => [x.tx.nonce, x.error.code, x.error.name]), [[1, 'TX_NONCE_GAP', 'TxError'], [0, 'TX_BAD_NONCE', 'TxError']])
+  t.same(
+    r1.block.txs.map((x) => x.nonce),
+    [0, 1],
+    'nonces 0 and 1 included, in order',
+  )
+  t.same(
+    r1.rejected.map((x) => [x.tx.nonce, x.error.code, x.error.name]),
+    [
+      [1, 'TX_NONCE_GAP', 'TxError'],
+      [0, 'TX_BAD_NONCE', 'TxError'],
+    ],
+  )
   t.equal(getNonce(c.state, s.publicKey), 2)
   const r2 = advance(c, [note(s, 1, 'late'), note(s, 5), note(s, 2)])
-  t.same(r2.rejected.map((x) => [x.tx.nonce, x.error.code]), [[1, 'TX_BAD_NONCE'], [5, 'TX_NONCE_GAP']])
-  t.same(r2.block.txs.map((x) => x.nonce), [2])
-  t.equal(codeOf(() => checkTx(c.state, c.head, note(s, 3))), undefined, 'checkTx accepts the next nonce')
-  t.equal(codeOf(() => checkTx(c.state, c.head, note(s, 2, 'x'))), 'TX_BAD_NONCE', 'checkTx: reused')
-  t.equal(codeOf(() => checkTx(c.state, c.head, note(s, 4))), 'TX_NONCE_GAP', 'checkTx: gap')
+  t.same(
+    r2.rejected.map((x) => [x.tx.nonce, x.error.code]),
+    [
+      [1, 'TX_BAD_NONCE'],
+      [5, 'TX_NONCE_GAP'],
+    ],
+  )
+  t.same(
+    r2.block.txs.map((x) => x.nonce),
+    [2],
+  )
+  t.equal(
+    codeOf(() => checkTx(c.state, c.head, note(s, 3))),
+    undefined,
+    'checkTx accepts the next nonce',
+  )
+  t.equal(
+    codeOf(() => checkTx(c.state, c.head, note(s, 2, 'x'))),
+    'TX_BAD_NONCE',
+    'checkTx: reused',
+  )
+  t.equal(
+    codeOf(() => checkTx(c.state, c.head, note(s, 4))),
+    'TX_NONCE_GAP',
+    'checkTx: gap',
+  )
   t.equal(getNonce(c.state, s.publicKey), 3, 'checkTx wrote nothing')
 })
 
 t.test('decodeBlock(block.bytes) gives back the same block', async (t) => {
   const c = makeChain({ authorities: 4 })
   const hdr = (h: BlockHeader): unknown => ({
-    ...h, parentHash: toHex(h.parentHash), proposer: toHex(h.proposer), txRoot: toHex(h.txRoot), stateRoot: toHex(h.stateRoot),
-    authoritySetHash: toHex(h.authoritySetHash), lastCommitHash: toHex(h.lastCommitHash),
+    ...h,
+    parentHash: toHex(h.parentHash),
+    proposer: toHex(h.proposer),
+    txRoot: toHex(h.txRoot),
+    stateRoot: toHex(h.stateRoot),
+    authoritySetHash: toHex(h.authoritySetHash),
+    lastCommitHash: toHex(h.lastCommitHash),
   })
   // Block 1 (no parent certificate) and block 2 (carrying block 1's).
   const r1 = advance(c, [note(senders[0], 0, 'one')])
@@ -276,7 +358,11 @@ t.test('decodeBlock(block.bytes) gives back the same block', async (t) => {
     t.equal(toHex(d.hash), toHex(r.block.hash), `${what}: hash`)
     t.equal(toHex(d.bytes), toHex(r.block.bytes), `${what}: bytes`)
     t.same(hdr(d.header), hdr(r.block.header), `${what}: header`)
-    t.same(d.txs.map((x) => [toHex(x.id), toHex(x.bytes), x.nonce, x.payload]), r.block.txs.map((x) => [toHex(x.id), toHex(x.bytes), x.nonce, x.payload]), `${what}: txs`)
+    t.same(
+      d.txs.map((x) => [toHex(x.id), toHex(x.bytes), x.nonce, x.payload]),
+      r.block.txs.map((x) => [toHex(x.id), toHex(x.bytes), x.nonce, x.payload]),
+      `${what}: txs`,
+    )
     t.equal(toHex(d.lastCommit), toHex(r.block.lastCommit), `${what}: parent certificate`)
     t.equal(toHex(makeBlock(d.header, d.txs, d.lastCommit).bytes), toHex(r.block.bytes), `${what}: re-encodes to the same bytes`)
   }
@@ -293,12 +379,20 @@ t.test('decodeBlock refuses bad bytes with BlockError', async (t) => {
   t.throws(() => decodeBlock(block.bytes, { ...o, chainId: 'other' }), { name: 'BlockError', code: 'BLOCK_WRONG_CHAIN' })
   t.throws(() => decodeBlock(block.bytes, { ...o, maxBlockBytes: block.bytes.length - 1 }), { name: 'BlockError', code: 'BLOCK_TOO_LARGE' })
   t.throws(() => decodeBlock(block.bytes, { ...o, maxBlockTxs: 0 }), { name: 'BlockError', code: 'BLOCK_MALFORMED' }, 'more transactions than maxBlockTxs')
-  t.throws(() => decodeBlock(block.bytes, { ...o, maxTxBytes: tx.bytes.length - 1 }), { name: 'BlockError', code: 'BLOCK_INVALID_TX' }, 'a transaction over maxTxBytes')
+  t.throws(
+    () => decodeBlock(block.bytes, { ...o, maxTxBytes: tx.bytes.length - 1 }),
+    { name: 'BlockError', code: 'BLOCK_INVALID_TX' },
+    'a transaction over maxTxBytes',
+  )
   t.throws(() => decodeBlock(block.bytes.subarray(0, block.bytes.length - 1), o), { name: 'BlockError', code: 'BLOCK_MALFORMED' }, 'truncated')
   const sig = new Uint8Array(tx.signature)
   sig[0] = (sig[0] as number) ^ 1
   const forged = { ...tx, bytes: encode([encode(['x']), sig]) }
-  t.throws(() => decodeBlock(makeBlock(block.header, [forged], block.lastCommit).bytes, o), { name: 'BlockError', code: 'BLOCK_INVALID_TX' }, 'a malformed transaction inside')
+  t.throws(
+    () => decodeBlock(makeBlock(block.header, [forged], block.lastCommit).bytes, o),
+    { name: 'BlockError', code: 'BLOCK_INVALID_TX' },
+    'a malformed transaction inside',
+  )
   const badSig = { ...tx, bytes: new Uint8Array(tx.bytes) }
   badSig.bytes[badSig.bytes.length - 1] = (badSig.bytes[badSig.bytes.length - 1] as number) ^ 1
   const withBadSig = makeBlock(block.header, [badSig], block.lastCommit).bytes
@@ -344,5 +438,9 @@ t.test('a genesis time before 1970 must be refused, or its block must decode', a
     return
   }
   const gb = genesisBlock(g)
-  t.equal(codeOf(() => decodeBlock(gb.block.bytes, { chainId: CHAIN_ID, maxBlockBytes: 1 << 20, maxBlockTxs: 10, maxTxBytes: 1 << 14 })), undefined, 'genesis block decodes')
+  t.equal(
+    codeOf(() => decodeBlock(gb.block.bytes, { chainId: CHAIN_ID, maxBlockBytes: 1 << 20, maxBlockTxs: 10, maxTxBytes: 1 << 14 })),
+    undefined,
+    'genesis block decodes',
+  )
 })

@@ -28,7 +28,8 @@ function tx(c: TestChain, signer: Ed25519Signer, p: RegisterStudyPayload): Tx {
   return signTx(signer, { chainId: CHAIN_ID, type: registerStudyTx.name, nonce: getNonce(c.state, signer.publicKey), payload: p })
 }
 
-const chain = (): TestChain => makeChain({ authorities: 1, members: 1, params: { chunkSize: CHUNK, maxBlockTxs: 8, maxBlockBytes: 64 * 1024, maxTxBytes: 8 * 1024, blockIntervalMs: 100 } })
+const chain = (): TestChain =>
+  makeChain({ authorities: 1, members: 1, params: { chunkSize: CHUNK, maxBlockTxs: 8, maxBlockBytes: 64 * 1024, maxTxBytes: 8 * 1024, blockIntervalMs: 100 } })
 const signerOf = (c: TestChain, id: string): Ed25519Signer => (c.orgs.find((o) => o.id === id) as { signer: Ed25519Signer }).signer
 
 t.test('a custodian registers a study: ids, hashes and sizes only, under 1 KiB', async (t) => {
@@ -59,11 +60,19 @@ t.test('refusals', async (t) => {
   ]
   for (const [what, signer, p, code] of cases) {
     const r = advance(c, [tx(c, signer, p)])
-    t.same(r.rejected.map((x) => x.error.code), [code], what)
+    t.same(
+      r.rejected.map((x) => x.error.code),
+      [code],
+      what,
+    )
   }
   const p = payload('member-0', { owner: null, ownerEnvelope: null })
   t.same(advance(c, [tx(c, member, p)]).rejected, [], 'no owner: the custodian decides')
-  t.same(advance(c, [tx(c, member, { ...p })]).rejected.map((x) => x.error.code), ['TX_INVALID'], 'a study id is registered once')
+  t.same(
+    advance(c, [tx(c, member, { ...p })]).rejected.map((x) => x.error.code),
+    ['TX_INVALID'],
+    'a study id is registered once',
+  )
 })
 
 t.test('malformed payloads are refused at decode', async (t) => {

@@ -3,7 +3,17 @@ import fc from 'fast-check'
 import { DOMAIN, signingBytes, taggedHash, type Ed25519Signer } from '../../../src/crypto/index.js'
 import { toHex, equalBytes } from '../../../src/util/index.js'
 import {
-  TxError, decodeTx, encode, signTx, txToJSON, verifyTxSignature, u64, MAX_NOTE_BYTES, type Encodable, type OrgAction, type Tx,
+  TxError,
+  decodeTx,
+  encode,
+  signTx,
+  txToJSON,
+  verifyTxSignature,
+  u64,
+  MAX_NOTE_BYTES,
+  type Encodable,
+  type OrgAction,
+  type Tx,
 } from '../../../src/chain/index.js'
 import { CHAIN_ID, codeOf, note, testSigner } from './fixtures.js'
 
@@ -38,9 +48,17 @@ t.test('signTx then decodeTx gives back every field (property over text and nonc
       const signer = useBob ? bob : alice
       const tx = signTx(signer, { chainId: CHAIN_ID, type: 'note', nonce, payload: { text } })
       const d = decodeTx(tx.bytes, OPTS)
-      return d.chainId === CHAIN_ID && d.type === 'note' && d.nonce === nonce && equalBytes(d.sender, signer.publicKey) &&
-        (d.payload as { text: string }).text === text && equalBytes(d.id, tx.id) && equalBytes(d.signature, tx.signature) &&
-        equalBytes(d.bytes, tx.bytes) && verifyTxSignature(d)
+      return (
+        d.chainId === CHAIN_ID &&
+        d.type === 'note' &&
+        d.nonce === nonce &&
+        equalBytes(d.sender, signer.publicKey) &&
+        (d.payload as { text: string }).text === text &&
+        equalBytes(d.id, tx.id) &&
+        equalBytes(d.signature, tx.signature) &&
+        equalBytes(d.bytes, tx.bytes) &&
+        verifyTxSignature(d)
+      )
     }),
     { numRuns: 200 },
   )
@@ -48,7 +66,14 @@ t.test('signTx then decodeTx gives back every field (property over text and nonc
 })
 
 t.test('round trip of every org action', async (t) => {
-  const org = { id: 'new-org', name: 'New Org', role: 'member' as const, signKey: bob.publicKey, encKey: new Uint8Array(32).fill(7), addrs: ['/ip4/10.0.0.1/tcp/1'] }
+  const org = {
+    id: 'new-org',
+    name: 'New Org',
+    role: 'member' as const,
+    signKey: bob.publicKey,
+    encKey: new Uint8Array(32).fill(7),
+    addrs: ['/ip4/10.0.0.1/tcp/1'],
+  }
   const actions: OrgAction[] = [
     { kind: 'admit', org },
     { kind: 'remove', id: 'old-org' },
@@ -153,18 +178,34 @@ t.test('malformed transactions: TX_MALFORMED', async (t) => {
     [wrap(noteBody({ payload: [1] }), alice), 'note text not a string'],
     [wrap(noteBody({ payload: 'hi' }), alice), 'note payload not an array'],
     [wrap(noteBody({ payload: ['x'.repeat(MAX_NOTE_BYTES + 1)] }), alice), 'note text over MAX_NOTE_BYTES'],
-    [wrap(noteBody({ type: 'org', payload: ['admit', ['UPPER', 'n', 'member', new Uint8Array(32), new Uint8Array(32), []]] }), alice), 'org id not matching ORG_ID_RE'],
+    [
+      wrap(noteBody({ type: 'org', payload: ['admit', ['UPPER', 'n', 'member', new Uint8Array(32), new Uint8Array(32), []]] }), alice),
+      'org id not matching ORG_ID_RE',
+    ],
     [wrap(noteBody({ type: 'org', payload: ['admit', ['ok', 'n', 'king', new Uint8Array(32), new Uint8Array(32), []]] }), alice), 'org role unknown'],
     [wrap(noteBody({ type: 'org', payload: ['remove', 'a', 'b'] }), alice), 'org remove of three fields'],
     [wrap(noteBody({ type: 'org', payload: ['merge', 'a'] }), alice), 'org action unknown'],
     [wrap(noteBody({ type: 'org', payload: ['rekey', 'a', new Uint8Array(31), new Uint8Array(32)] }), alice), 'org rekey key of 31 bytes'],
     [Buffer.from('81a17801', 'hex'), 'a map'],
   ]
-  for (const [bytes, what] of cases) t.equal(codeOf(() => decodeTx(bytes, OPTS)), 'TX_MALFORMED', what)
+  for (const [bytes, what] of cases)
+    t.equal(
+      codeOf(() => decodeTx(bytes, OPTS)),
+      'TX_MALFORMED',
+      what,
+    )
   // Non-canonical body: nonce 0 written as uint64 instead of int64.
   const nonCanon = Buffer.from(hexBody.replace('d30000000000000000', 'cf0000000000000000'), 'hex')
-  t.equal(codeOf(() => decodeTx(encode([nonCanon, alice.sign(signingBytes(DOMAIN.TX_SIGN, nonCanon))]), OPTS)), 'TX_MALFORMED', 'non-canonical nonce inside a validly signed body')
-  t.equal(codeOf(() => decodeTx(new Uint8Array(0), OPTS)), 'TX_MALFORMED', 'empty input')
+  t.equal(
+    codeOf(() => decodeTx(encode([nonCanon, alice.sign(signingBytes(DOMAIN.TX_SIGN, nonCanon))]), OPTS)),
+    'TX_MALFORMED',
+    'non-canonical nonce inside a validly signed body',
+  )
+  t.equal(
+    codeOf(() => decodeTx(new Uint8Array(0), OPTS)),
+    'TX_MALFORMED',
+    'empty input',
+  )
   t.equal(toHex(decodeTx(encode([body, sig]), OPTS).id), toHex(good.id), 'the unmodified hand-built body is valid')
 })
 

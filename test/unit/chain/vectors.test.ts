@@ -7,28 +7,67 @@ import { ed25519 } from '@noble/curves/ed25519.js'
 import { Ed25519Signer } from '../../../src/crypto/index.js'
 import { concatBytes, fromHex, toHex, utf8 } from '../../../src/util/index.js'
 import {
-  applyBlock, applyWrites, authoritySet, buildBlock, decodeBlock, decodeCertificate, decodeTx, encodeCertificate, genesisBlock, merkleRoot,
-  parseGenesis, proposerFor, signPrecommit, signTx, verifyCertificate, type Genesis, type Parent,
+  applyBlock,
+  applyWrites,
+  authoritySet,
+  buildBlock,
+  decodeBlock,
+  decodeCertificate,
+  decodeTx,
+  encodeCertificate,
+  genesisBlock,
+  merkleRoot,
+  parseGenesis,
+  proposerFor,
+  signPrecommit,
+  signTx,
+  verifyCertificate,
+  type Genesis,
+  type Parent,
 } from '../../../src/chain/index.js'
 
 const hex = z.string().regex(/^(?:[0-9a-f]{2})*$/)
 const hex32 = hex.length(64)
 const Vectors = z.object({
   description: z.string().regex(/never regenerate silently/),
-  tx: z.array(z.object({
-    name: z.string(), seed: hex32, chainId: z.string(), type: z.literal('note'), nonce: z.number().int().nonnegative(), text: z.string(),
-    sender: hex32, body: hex, bytes: hex, id: hex32, signature: hex.length(128),
-  })).length(2),
+  tx: z
+    .array(
+      z.object({
+        name: z.string(),
+        seed: hex32,
+        chainId: z.string(),
+        type: z.literal('note'),
+        nonce: z.number().int().nonnegative(),
+        text: z.string(),
+        sender: hex32,
+        body: hex,
+        bytes: hex,
+        id: hex32,
+        signature: hex.length(128),
+      }),
+    )
+    .length(2),
   genesis: z.object({
     orgSeeds: z.record(z.string(), z.object({ signSeed: hex32, encPrivate: hex32 })),
     json: z.unknown(),
-    blockHash: hex32, blockBytes: hex, stateRoot: hex32, authoritySetHash: hex32, txRoot: hex32,
+    blockHash: hex32,
+    blockBytes: hex,
+    stateRoot: hex32,
+    authoritySetHash: hex32,
+    txRoot: hex32,
   }),
   block1: z.object({ time: z.number(), proposer: z.string(), txIds: z.array(hex32), blockHash: hex32, blockBytes: hex, stateRoot: hex32, txRoot: hex32 }),
   certificate: z.object({ height: z.number(), round: z.number(), signers: z.array(z.string()), blockHash: hex32, bytes: hex }),
   block2: z.object({
-    time: z.number(), proposer: z.string(), txIds: z.array(hex32).length(0), lastCommit: hex, lastCommitHash: hex32,
-    blockHash: hex32, blockBytes: hex, stateRoot: hex32, txRoot: hex32,
+    time: z.number(),
+    proposer: z.string(),
+    txIds: z.array(hex32).length(0),
+    lastCommit: hex,
+    lastCommitHash: hex32,
+    blockHash: hex32,
+    blockBytes: hex,
+    stateRoot: hex32,
+    txRoot: hex32,
   }),
   merkle: z.array(z.object({ leaves: z.number().int().nonnegative(), root: hex32 })).min(5),
 })
@@ -151,10 +190,17 @@ t.test('block 1: pinned, and valid on the genesis state', async (t) => {
   t.equal(toHex(r.block.header.stateRoot), V.block1.stateRoot, 'state root')
   t.equal(toHex(r.block.header.txRoot), V.block1.txRoot, 'tx root')
   t.equal(toHex(refMerkle([fromHex(v0.id)])), V.block1.txRoot, 'tx root by hand')
-  t.same(r.block.txs.map((x) => toHex(x.id)), V.block1.txIds)
+  t.same(
+    r.block.txs.map((x) => toHex(x.id)),
+    V.block1.txIds,
+  )
   t.equal(r.block.lastCommit.length, 0, 'block 1 carries no parent certificate')
   // The proposer's turn, by hand: [lastTurn u64 = 1, jailed = false].
-  t.equal(toHex(r.writes.get(`r/${V.block1.proposer}`) ?? new Uint8Array(0)), toHex(concatBytes(u8(0x92), int64(1n), u8(0xc2))), 'rotation record of the proposer')
+  t.equal(
+    toHex(r.writes.get(`r/${V.block1.proposer}`) ?? new Uint8Array(0)),
+    toHex(concatBytes(u8(0x92), int64(1n), u8(0xc2))),
+    'rotation record of the proposer',
+  )
 
   const d = decodeBlock(fromHex(V.block1.blockBytes), { chainId: g.chainId, maxBlockBytes: 1 << 20, maxBlockTxs: 10, maxTxBytes: 1 << 14 })
   t.equal(toHex(d.hash), V.block1.blockHash)
@@ -177,8 +223,14 @@ t.test('commit certificate: pinned bytes, verifies against the genesis authoriti
   t.equal(toHex(bytes), c.bytes, 'certificate bytes')
   // By hand: [height int64, round, hash, [[signer, sig]...]], each sig over VOTE tag || [chainId, 'precommit', height, round, hash].
   const vote = concatBytes(u8(0x95), fixstr('radchain-test'), fixstr('precommit'), int64(BigInt(c.height)), u8(c.round), bin8(blockHash))
-  const byHand = concatBytes(u8(0x94), int64(BigInt(c.height)), u8(c.round), bin8(blockHash), u8(0x90 | sigs.length),
-    ...sigs.map((s) => concatBytes(u8(0x92), bin8(s.signer), bin8(s.signature))))
+  const byHand = concatBytes(
+    u8(0x94),
+    int64(BigInt(c.height)),
+    u8(c.round),
+    bin8(blockHash),
+    u8(0x90 | sigs.length),
+    ...sigs.map((s) => concatBytes(u8(0x92), bin8(s.signer), bin8(s.signature))),
+  )
   t.equal(toHex(byHand), c.bytes, 'layout by hand')
   for (const s of sigs) t.ok(ed25519.verify(s.signature, concatBytes(utf8('radchain/vote/v1'), u8(0), vote), s.signer), 'signature verifies on @noble/curves')
 
@@ -186,7 +238,10 @@ t.test('commit certificate: pinned bytes, verifies against the genesis authoriti
   t.equal(d.height, c.height)
   t.equal(d.round, c.round)
   t.equal(toHex(d.blockHash), c.blockHash)
-  t.same(d.sigs.map((s) => toHex(s.signer)), c.signers.map((id) => toHex(orgSigner(V.genesis, id).publicKey)))
+  t.same(
+    d.sigs.map((s) => toHex(s.signer)),
+    c.signers.map((id) => toHex(orgSigner(V.genesis, id).publicKey)),
+  )
   t.equal(toHex(encodeCertificate(d)), c.bytes, 're-encodes identically')
   const state = new Map<string, Uint8Array>()
   applyWrites(state, genesisBlock(parseGenesis(V.genesis.json)).writes)
@@ -206,7 +261,7 @@ t.test('block 2: pinned, carrying the pinned certificate of block 1 (lastCommitH
   t.equal(toHex(b1.hash), V.block1.blockHash)
   t.equal(V.block2.lastCommit, V.certificate.bytes, 'block 2 carries the pinned certificate')
   const cert = decodeCertificate(fromHex(V.block2.lastCommit))
-  t.equal(proposerFor(state, 0).id, V.block2.proposer, 'the round-0 proposer of block 2 (block 1\'s proposer moved to the back)')
+  t.equal(proposerFor(state, 0).id, V.block2.proposer, "the round-0 proposer of block 2 (block 1's proposer moved to the back)")
 
   const r = buildBlock(state, parent, [], { time: V.block2.time, proposer: orgSigner(V.genesis, V.block2.proposer).publicKey, lastCommit: cert })
   t.equal(toHex(r.block.hash), V.block2.blockHash, 'block hash')
@@ -215,7 +270,11 @@ t.test('block 2: pinned, carrying the pinned certificate of block 1 (lastCommitH
   t.equal(toHex(r.block.header.txRoot), V.block2.txRoot, 'tx root')
   t.equal(toHex(r.block.header.lastCommitHash), V.block2.lastCommitHash, 'lastCommitHash')
   t.equal(toHex(r.block.lastCommit), V.block2.lastCommit, 'lastCommit bytes')
-  t.equal(toHex(tagged('radchain/commit/v1', fromHex(V.block2.lastCommit))), V.block2.lastCommitHash, 'lastCommitHash = sha256(COMMIT tag || 0 || certificate bytes)')
+  t.equal(
+    toHex(tagged('radchain/commit/v1', fromHex(V.block2.lastCommit))),
+    V.block2.lastCommitHash,
+    'lastCommitHash = sha256(COMMIT tag || 0 || certificate bytes)',
+  )
 
   // Layout by hand: [header(10 fields, lastCommitHash last), [], bin16 certificate].
   const bytes = fromHex(V.block2.blockBytes)
@@ -240,12 +299,23 @@ t.test('merkle roots: pinned, and equal to an independent RFC 6962-shaped refere
     t.equal(toHex(refMerkle(leaves)), v.root, `${v.leaves} leaves (reference)`)
   }
   fc.assert(
-    fc.property(fc.array(fc.uint8Array({ minLength: 32, maxLength: 32 }), { maxLength: 40 }), (leaves) => toHex(merkleRoot(leaves)) === toHex(refMerkle(leaves))),
+    fc.property(
+      fc.array(fc.uint8Array({ minLength: 32, maxLength: 32 }), { maxLength: 40 }),
+      (leaves) => toHex(merkleRoot(leaves)) === toHex(refMerkle(leaves)),
+    ),
     { numRuns: 200 },
   )
   const four = [0, 1, 2, 3].map(leaf)
-  t.not(toHex(merkleRoot(four.slice(0, 3))), toHex(merkleRoot([...four.slice(0, 3), four[2] as Uint8Array])), 'no odd-leaf duplication: [a,b,c] differs from [a,b,c,c]')
+  t.not(
+    toHex(merkleRoot(four.slice(0, 3))),
+    toHex(merkleRoot([...four.slice(0, 3), four[2] as Uint8Array])),
+    'no odd-leaf duplication: [a,b,c] differs from [a,b,c,c]',
+  )
   t.not(toHex(merkleRoot([four[1] as Uint8Array, four[0] as Uint8Array])), toHex(merkleRoot(four.slice(0, 2))), 'order matters')
-  const nodeAsLeaf = tagged('radchain/merkle-node/v1', tagged('radchain/merkle-leaf/v1', four[0] as Uint8Array), tagged('radchain/merkle-leaf/v1', four[1] as Uint8Array))
+  const nodeAsLeaf = tagged(
+    'radchain/merkle-node/v1',
+    tagged('radchain/merkle-leaf/v1', four[0] as Uint8Array),
+    tagged('radchain/merkle-leaf/v1', four[1] as Uint8Array),
+  )
   t.not(toHex(merkleRoot([nodeAsLeaf])), toHex(merkleRoot(four.slice(0, 2))), 'an inner node is not a valid one-leaf tree')
 })

@@ -8,8 +8,20 @@ import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { decodeMessage, encodeMessage, signProposal } from '../../../src/consensus/index.js'
 import {
-  buildBlock, decodeCertificate, encodeCertificate, isJailed, makeBlock, proposerOrder, signPrecommit, signVote, verifyCertificate,
-  type Block, type CommitCertificate, type EvidencePayload, type Tx, type VoteKind,
+  buildBlock,
+  decodeCertificate,
+  encodeCertificate,
+  isJailed,
+  makeBlock,
+  proposerOrder,
+  signPrecommit,
+  signVote,
+  verifyCertificate,
+  type Block,
+  type CommitCertificate,
+  type EvidencePayload,
+  type Tx,
+  type VoteKind,
 } from '../../../src/chain/index.js'
 import type { Ed25519Signer } from '../../../src/crypto/index.js'
 import { fromHex, sleep, toHex } from '../../../src/util/index.js'
@@ -51,17 +63,23 @@ t.test('a. four engines commit the same blocks for 12 heights; transactions reac
     txs.push(a, b)
   }
   await c.waitHeight(12)
-  await waitFor('every transaction final in every store', async () => {
-    for (const n of c.nodes) for (const tx of txs) if ((await n.chain.txStatus(toHex(tx.id))).status !== 'final') return false
-    return true
-  }, 10_000)
+  await waitFor(
+    'every transaction final in every store',
+    async () => {
+      for (const n of c.nodes) for (const tx of txs) if ((await n.chain.txStatus(toHex(tx.id))).status !== 'final') return false
+      return true
+    },
+    10_000,
+  )
   t.comment(`12 heights in ${Date.now() - t0} ms`)
 
   for (const tx of txs) {
-    const where = await Promise.all(c.nodes.map(async (n) => {
-      const s = await n.chain.txStatus(toHex(tx.id))
-      return s.status === 'final' ? `${s.height}/${s.index}/${s.blockHash ?? ''}` : s.status
-    }))
+    const where = await Promise.all(
+      c.nodes.map(async (n) => {
+        const s = await n.chain.txStatus(toHex(tx.id))
+        return s.status === 'final' ? `${s.height}/${s.index}/${s.blockHash ?? ''}` : s.status
+      }),
+    )
     t.equal(new Set(where).size, 1, `tx ${toHex(tx.id).slice(0, 8)} is final at the same height, index and block in all four stores`)
   }
   // Every store holds the same chain, and every stored certificate is a quorum of valid precommits.
@@ -78,7 +96,7 @@ t.test('a. four engines commit the same blocks for 12 heights; transactions reac
   t.ok(h >= 12, `all four stores reached height 12 (min ${h})`)
   // Rotation: the round-0 proposers take turns, so four heights have four different proposers.
   const proposers = new Set<string>()
-  for (let i = h - 3; i <= h; i++) proposers.add(toHex((await c.node(0).chain.blockAt(i) as Block).header.proposer))
+  for (let i = h - 3; i <= h; i++) proposers.add(toHex(((await c.node(0).chain.blockAt(i)) as Block).header.proposer))
   t.ok(proposers.size >= 3, `consecutive blocks come from rotating proposers (${proposers.size} of 4 in the last 4 heights)`)
   await finish(t, c)
 })
@@ -139,10 +157,17 @@ t.test('c. two of four stopped: nothing is final; one restarted over its store a
   const events = c.nodes.map((n) => n.committed.size)
   await sleep(1200)
   t.same(c.heights(), before, `no store grew for 1.2 s with two of four authorities (heights ${before.join(',')})`)
-  t.same(c.nodes.map((n) => n.committed.size), events, 'no block was committed at all')
+  t.same(
+    c.nodes.map((n) => n.committed.size),
+    events,
+    'no block was committed at all',
+  )
   const stuck = [0, 1].map((i) => c.node(i).engine?.position)
   const next = (before[0] as number) + 1
-  t.ok(stuck.every((p) => p !== undefined && p.height === next), 'the survivors are still on the next height')
+  t.ok(
+    stuck.every((p) => p !== undefined && p.height === next),
+    'the survivors are still on the next height',
+  )
 
   await c.restart(2, { reopenStore: true })
   const target = Math.max(...before) + 3
@@ -152,7 +177,13 @@ t.test('c. two of four stopped: nothing is final; one restarted over its store a
 })
 
 /** Resolves when node `node` first broadcasts a non-nil vote of `kind` at or above `minHeight`, which crashes it right after the send. */
-function crashAfterVote(c: Cluster, node: number, kind: VoteKind, minHeight: number, timeoutMs = 10_000): Promise<{ height: number; round: number; stopped: Promise<void> }> {
+function crashAfterVote(
+  c: Cluster,
+  node: number,
+  kind: VoteKind,
+  minHeight: number,
+  timeoutMs = 10_000,
+): Promise<{ height: number; round: number; stopped: Promise<void> }> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       c.net.observers.delete(obs)
@@ -208,7 +239,8 @@ t.test('d. WAL safety: engines rebuilt from their WAL after a crash re-send, nev
         if (v.signer !== n.key && v.height === h && v.round === r && v.kind === 'prevote') c.net.inject(cy.node, fromHex(v.signer), v.bytes)
       }
     }
-    const resent = (kind: VoteKind): string | undefined => c.net.voteLog.slice(mark).find((v) => v.node === cy.node && v.height === h && v.round === r && v.kind === kind)?.id
+    const resent = (kind: VoteKind): string | undefined =>
+      c.net.voteLog.slice(mark).find((v) => v.node === cy.node && v.height === h && v.round === r && v.kind === kind)?.id
     await waitFor(`node ${cy.node} re-sending its ${wanted.join(' and ')} of (${h}, ${r})`, () => wanted.every((k) => resent(k) !== undefined), 5000)
     for (const k of wanted) {
       const signed = c.net.votes.get(key(k))
@@ -218,10 +250,18 @@ t.test('d. WAL safety: engines rebuilt from their WAL after a crash re-send, nev
     exercised++
     const aheads = c.net.aheads.length
     // When the others finished height h without it, it must learn so (peerAhead) and sync.
-    const othersDone = top(c, ALL.filter((i) => i !== cy.node)) >= h
+    const othersDone =
+      top(
+        c,
+        ALL.filter((i) => i !== cy.node),
+      ) >= h
     c.net.heal()
     await c.waitHeight(top(c) + 1, ALL, 10_000)
-    if (othersDone) t.ok(c.net.aheads.slice(aheads).some((a) => a.node === cy.node), `healed, node ${cy.node} learned (peerAhead) that its peers were ahead, and caught up`)
+    if (othersDone)
+      t.ok(
+        c.net.aheads.slice(aheads).some((a) => a.node === cy.node),
+        `healed, node ${cy.node} learned (peerAhead) that its peers were ahead, and caught up`,
+      )
     else t.comment(`the others waited for node ${cy.node} at height ${h}; it caught up through consensus`)
   }
   t.ok(exercised >= 3, `${exercised} of ${cycles.length} crash-rebuild cycles exercised the replay path`)
@@ -287,14 +327,21 @@ t.test('e. partition 2|2: no progress while split, progress after healing, one c
   const c = await Cluster.create(t)
   await c.startAll()
   await c.waitHeight(3)
-  c.net.partition([[0, 1], [2, 3]])
+  c.net.partition([
+    [0, 1],
+    [2, 3],
+  ])
   // Settle: in-flight messages are dropped, each side syncs inside itself.
   await sleep(500)
   const during = c.heights()
   const events = c.nodes.map((n) => n.committed.size)
   await sleep(1500)
   t.same(c.heights(), during, `no store grew during 1.5 s of partition (heights ${during.join(',')})`)
-  t.same(c.nodes.map((n) => n.committed.size), events, 'no block was committed on either side')
+  t.same(
+    c.nodes.map((n) => n.committed.size),
+    events,
+    'no block was committed on either side',
+  )
   c.net.heal()
   const target = Math.max(...during) + 3
   await c.waitHeight(target, ALL, 15_000)
@@ -313,18 +360,29 @@ t.test('f. a Byzantine peer: garbage, oversized, forged and misplaced messages a
   const signerOf = (id: string): Ed25519Signer => (c.nodes.find((n) => n.org.id === id) as SimNode).org.signer
   const maxBlock = e.chain.params().maxBlockBytes
 
-  interface Attack { readonly name: string; readonly points: number; readonly make: (h: number, r: number) => Uint8Array }
+  interface Attack {
+    readonly name: string
+    readonly points: number
+    readonly make: (h: number, r: number) => Uint8Array
+  }
   const attacks: Attack[] = [
     { name: 'garbage', points: 20, make: () => new Uint8Array(randomBytes(64)) },
     { name: 'non-canonical', points: 20, make: () => Uint8Array.from([0x92, 0xa4, ...Buffer.from('vote'), 0xcc, 0x00]) },
     {
-      name: 'oversized', points: 20, make: (h, r) => {
+      name: 'oversized',
+      points: 20,
+      make: (h, r) => {
         const s = signerOf(e.chain.proposerFor(r).id)
-        return encodeMessage({ type: 'proposal', proposal: signProposal(s, chainId, { height: h, round: r, validRound: -1, blockHash: new Uint8Array(32), blockBytes: new Uint8Array(maxBlock + 1) }) })
+        return encodeMessage({
+          type: 'proposal',
+          proposal: signProposal(s, chainId, { height: h, round: r, validRound: -1, blockHash: new Uint8Array(32), blockBytes: new Uint8Array(maxBlock + 1) }),
+        })
       },
     },
     {
-      name: 'bad-signature', points: 50, make: (h, r) => {
+      name: 'bad-signature',
+      points: 50,
+      make: (h, r) => {
         const v = signVote(c.node(1).org.signer, chainId, 'prevote', h, r, null)
         const sig = Uint8Array.from(v.signature)
         sig[10] = (sig[10] as number) ^ 0xff
@@ -333,17 +391,33 @@ t.test('f. a Byzantine peer: garbage, oversized, forged and misplaced messages a
     },
     { name: 'outsider', points: 10, make: (h, r) => voteMsg(mallory, 'prevote', h, r, null) },
     {
-      name: 'wrong-proposer', points: 20, make: (h, r) => {
+      name: 'wrong-proposer',
+      points: 20,
+      make: (h, r) => {
         const wrong = signerOf(e.chain.proposerFor(r + 1).id)
-        return encodeMessage({ type: 'proposal', proposal: signProposal(wrong, chainId, { height: h, round: r, validRound: -1, blockHash: new Uint8Array(32).fill(7), blockBytes: new Uint8Array(10) }) })
+        return encodeMessage({
+          type: 'proposal',
+          proposal: signProposal(wrong, chainId, {
+            height: h,
+            round: r,
+            validRound: -1,
+            blockHash: new Uint8Array(32).fill(7),
+            blockBytes: new Uint8Array(10),
+          }),
+        })
       },
     },
     {
       // A round whose proposal has not arrived yet (the first proposal of a round is the one kept).
-      name: 'bad-block', points: 50, make: (h, r) => {
+      name: 'bad-block',
+      points: 50,
+      make: (h, r) => {
         const s = signerOf(e.chain.proposerFor(r + 1).id)
         const junk = new Uint8Array(randomBytes(200))
-        return encodeMessage({ type: 'proposal', proposal: signProposal(s, chainId, { height: h, round: r + 1, validRound: -1, blockHash: new Uint8Array(32).fill(9), blockBytes: junk }) })
+        return encodeMessage({
+          type: 'proposal',
+          proposal: signProposal(s, chainId, { height: h, round: r + 1, validRound: -1, blockHash: new Uint8Array(32).fill(9), blockBytes: junk }),
+        })
       },
     },
     { name: 'absurd-round', points: 10, make: (h, r) => voteMsg(c.node(2).org.signer, 'prevote', h, r + 10_001, null) },
@@ -360,7 +434,10 @@ t.test('f. a Byzantine peer: garbage, oversized, forged and misplaced messages a
     }
     const got = c.penaltiesOf([from])
     t.ok(got.length > 0, `${a.name}: the sending peer is penalized`)
-    t.ok(got.every((p) => p.node === 0 && p.points === a.points), `${a.name}: ${a.points} points each (${got.map((p) => p.reason).join('; ')})`)
+    t.ok(
+      got.every((p) => p.node === 0 && p.points === a.points),
+      `${a.name}: ${a.points} points each (${got.map((p) => p.reason).join('; ')})`,
+    )
   }
   // A burst of mixed bad messages while consensus runs.
   for (let k = 0; k < 200; k++) {
@@ -396,24 +473,36 @@ t.test('g. equivocation: two conflicting signed prevotes from one authority beco
   }
   t.equal(seen.length, 1, 'node 0 emitted one evidence transaction')
   const ev = seen[0] as { tx: Tx; inMempool: boolean }
-  t.ok(ev.inMempool, 'it entered node 0\'s mempool')
+  t.ok(ev.inMempool, "it entered node 0's mempool")
   t.equal(ev.tx.type, 'evidence', 'of type evidence')
   const p = ev.tx.payload as EvidencePayload
   t.equal(toHex(p.a.signer), toHex(x.publicKey), 'naming the equivocating authority')
-  t.ok(p.a.kind === 'prevote' && p.b.kind === 'prevote' && p.a.height === at?.height && p.a.round === at.round, 'for the prevotes at the injected (height, round)')
+  t.ok(
+    p.a.kind === 'prevote' && p.b.kind === 'prevote' && p.a.height === at?.height && p.a.round === at.round,
+    'for the prevotes at the injected (height, round)',
+  )
   t.not(p.a.blockHash === null ? 'nil' : toHex(p.a.blockHash), p.b.blockHash === null ? 'nil' : toHex(p.b.blockHash), 'with two different values')
   const id = toHex(ev.tx.id)
-  await waitFor('the evidence final in every store', async () => {
-    for (const n of c.nodes) if ((await n.chain.txStatus(id)).status !== 'final') return false
-    return true
-  }, 10_000)
-  const where = await Promise.all(c.nodes.map(async (n) => {
-    const s = await n.chain.txStatus(id)
-    return s.status === 'final' ? `${s.height}/${s.blockHash ?? ''}` : s.status
-  }))
+  await waitFor(
+    'the evidence final in every store',
+    async () => {
+      for (const n of c.nodes) if ((await n.chain.txStatus(id)).status !== 'final') return false
+      return true
+    },
+    10_000,
+  )
+  const where = await Promise.all(
+    c.nodes.map(async (n) => {
+      const s = await n.chain.txStatus(id)
+      return s.status === 'final' ? `${s.height}/${s.blockHash ?? ''}` : s.status
+    }),
+  )
   t.equal(new Set(where).size, 1, `final in all four stores in the same block (${where[0]?.split('/')[0]})`)
   const evKey = `ev/${toHex(p.a.signer)}/${p.a.height}/${p.a.round}/prevote`
-  t.ok(c.nodes.every((n) => n.chain.state.get(evKey) !== undefined), 'every node\'s state records the equivocation')
+  t.ok(
+    c.nodes.every((n) => n.chain.state.get(evKey) !== undefined),
+    "every node's state records the equivocation",
+  )
   await finish(t, c)
 })
 
@@ -431,7 +520,10 @@ t.test('h. a relayed proposal with a tampered block body (same header) does not 
   const tampered = makeBlock(block.header, [], block.lastCommit)
   t.equal(toHex(tampered.hash), toHex(block.hash), 'the tampered body has the same header, so the same hash')
   const proposal = (bytes: Uint8Array): Uint8Array =>
-    encodeMessage({ type: 'proposal', proposal: signProposal(a0, c.genesis.chainId, { height: 1, round: 0, validRound: -1, blockHash: block.hash, blockBytes: bytes }) })
+    encodeMessage({
+      type: 'proposal',
+      proposal: signProposal(a0, c.genesis.chainId, { height: 1, round: 0, validRound: -1, blockHash: block.hash, blockBytes: bytes }),
+    })
   await c.start(1)
   const relay = testSigner('sim-peer-relay').publicKey
   c.net.inject(1, relay, proposal(tampered.bytes))
@@ -453,7 +545,10 @@ t.test('i. messages of a height that sync finishes while they wait in the queue:
   const [a0, a2, a3] = [0, 2, 3].map((i) => c.node(i).org.signer) as [Ed25519Signer, Ed25519Signer, Ed25519Signer]
   const head = e.chain.head()
   const block = buildBlock(e.chain.state, head, [], { time: Date.now(), proposer: a0.publicKey, lastCommit: null }).block
-  const proposal = encodeMessage({ type: 'proposal', proposal: signProposal(a0, c.genesis.chainId, { height: 1, round: 0, validRound: -1, blockHash: block.hash, blockBytes: block.bytes }) })
+  const proposal = encodeMessage({
+    type: 'proposal',
+    proposal: signProposal(a0, c.genesis.chainId, { height: 1, round: 0, validRound: -1, blockHash: block.hash, blockBytes: block.bytes }),
+  })
   const prevote = voteMsg(a2, 'prevote', 1, 0, block.hash)
   // Queued by the network just before the imported block's 'committed' event (this
   // listener runs before the engine's), as when they arrive while sync commits.

@@ -15,14 +15,37 @@ const BLOCK = new Uint8Array(500).fill(0x5a)
 function view(m: ConsensusMessage): unknown {
   if (m.type === 'vote') {
     const v = m.vote
-    return { type: 'vote', kind: v.kind, height: v.height, round: v.round, blockHash: v.blockHash === null ? null : toHex(v.blockHash), signer: toHex(v.signer), signature: toHex(v.signature) }
+    return {
+      type: 'vote',
+      kind: v.kind,
+      height: v.height,
+      round: v.round,
+      blockHash: v.blockHash === null ? null : toHex(v.blockHash),
+      signer: toHex(v.signer),
+      signature: toHex(v.signature),
+    }
   }
   const p = m.proposal
-  return { type: 'proposal', height: p.height, round: p.round, validRound: p.validRound, blockHash: toHex(p.blockHash), block: toHex(p.blockBytes), signer: toHex(p.signer), signature: toHex(p.signature) }
+  return {
+    type: 'proposal',
+    height: p.height,
+    round: p.round,
+    validRound: p.validRound,
+    blockHash: toHex(p.blockHash),
+    block: toHex(p.blockBytes),
+    signer: toHex(p.signer),
+    signature: toHex(p.signature),
+  }
 }
 
 const proposal = (o: Partial<Omit<Proposal, 'signer' | 'signature'>> = {}): Proposal =>
-  signProposal(alice, CHAIN_ID, { height: o.height ?? 7, round: o.round ?? 2, validRound: o.validRound ?? -1, blockHash: o.blockHash ?? H, blockBytes: o.blockBytes ?? BLOCK })
+  signProposal(alice, CHAIN_ID, {
+    height: o.height ?? 7,
+    round: o.round ?? 2,
+    validRound: o.validRound ?? -1,
+    blockHash: o.blockHash ?? H,
+    blockBytes: o.blockBytes ?? BLOCK,
+  })
 
 t.test('proposal encode/decode round trip, validRound -1 and >= 0', async (t) => {
   const cases: [string, Proposal][] = [
@@ -115,7 +138,10 @@ t.test('a vote signature is bound to every vote field', async (t) => {
     ['signer', { ...v, signer: bob.publicKey }],
   ]
   for (const [what, w] of changes) t.notOk(verifyVote(w, CHAIN_ID), `${what} changed: does not verify`)
-  t.notOk(verifyVote({ ...signVote(alice, CHAIN_ID, 'prevote', 9, 2, null), blockHash: new Uint8Array(32) }, CHAIN_ID), 'nil signed, a zero hash claimed: does not verify')
+  t.notOk(
+    verifyVote({ ...signVote(alice, CHAIN_ID, 'prevote', 9, 2, null), blockHash: new Uint8Array(32) }, CHAIN_ID),
+    'nil signed, a zero hash claimed: does not verify',
+  )
 })
 
 t.test('decodeMessage rejects malformed messages with CodecError', async (t) => {
@@ -162,7 +188,11 @@ t.test('decodeMessage rejects malformed messages with CodecError', async (t) => 
     ['a float', Uint8Array.from([0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0])],
   ]
   for (const [what, bytes] of cases) t.throws(() => decodeMessage(bytes, MAX_BLOCK), { name: 'CodecError' }, what)
-  t.throws(() => decodeMessage(encodeMessage({ type: 'proposal', proposal: proposal({ blockBytes: new Uint8Array(1000) }) }), 999), { name: 'CodecError' }, 'the block bound is the caller\'s maxBlockBytes')
+  t.throws(
+    () => decodeMessage(encodeMessage({ type: 'proposal', proposal: proposal({ blockBytes: new Uint8Array(1000) }) }), 999),
+    { name: 'CodecError' },
+    "the block bound is the caller's maxBlockBytes",
+  )
 })
 
 /** decodeMessage either returns a message that re-encodes to `bytes`, or throws CodecError. */
@@ -193,14 +223,19 @@ t.test('property: random msgpack values under a message tag never throw anything
     fc.uint8Array({ maxLength: 70 }),
     fc.constantFrom(new Uint8Array(32), new Uint8Array(64), new Uint8Array(0)),
   )
-  const value: fc.Arbitrary<Encodable> = fc.letrec<{ v: Encodable }>((tie) => ({ v: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('v'), { maxLength: 8 })) })).v
+  const value: fc.Arbitrary<Encodable> = fc.letrec<{ v: Encodable }>((tie) => ({
+    v: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('v'), { maxLength: 8 })),
+  })).v
   const message = fc.oneof(
     fc.tuple(fc.constant('vote'), value).map((x): Encodable => x),
     fc.tuple(fc.constant('vote'), fc.tuple(fc.constantFrom('prevote', 'precommit', 'x'), value, value, value, value, value)).map((x): Encodable => x),
     fc.array(value, { maxLength: 9 }).map((a): Encodable => ['proposal', ...a]),
     value,
   )
-  fc.assert(fc.property(message, (m) => decodesCanonicallyOrCodecError(encode(m))), { numRuns: 3000 })
+  fc.assert(
+    fc.property(message, (m) => decodesCanonicallyOrCodecError(encode(m))),
+    { numRuns: 3000 },
+  )
   t.pass('3000 random structured messages')
 })
 

@@ -191,7 +191,15 @@ export class SimNet {
     const m = decodeMessage(bytes, Number.MAX_SAFE_INTEGER)
     if (m.type !== 'vote') return false
     const v = m.vote
-    const seen: SeenVote = { node: i, signer: toHex(v.signer), height: v.height, round: v.round, kind: v.kind, id: v.blockHash === null ? 'nil' : toHex(v.blockHash), bytes }
+    const seen: SeenVote = {
+      node: i,
+      signer: toHex(v.signer),
+      height: v.height,
+      round: v.round,
+      kind: v.kind,
+      id: v.blockHash === null ? 'nil' : toHex(v.blockHash),
+      bytes,
+    }
     this.voteLog.push(seen)
     const key = `${seen.signer}:${v.height}:${v.round}:${v.kind}`
     const first = this.votes.get(key)
@@ -199,7 +207,8 @@ export class SimNet {
       this.votes.set(key, seen)
       return true
     }
-    if (first.id !== seen.id) this.conflicts.push(`${v.kind} of ${seen.signer.slice(0, 8)} at (${v.height}, ${v.round}): ${first.id.slice(0, 8)} then ${seen.id.slice(0, 8)}`)
+    if (first.id !== seen.id)
+      this.conflicts.push(`${v.kind} of ${seen.signer.slice(0, 8)} at (${v.height}, ${v.round}): ${first.id.slice(0, 8)} then ${seen.id.slice(0, 8)}`)
     return false
   }
 
@@ -263,8 +272,17 @@ export class Cluster {
       await mkdir(dbDir, { recursive: true })
       const store = await ChainStore.open(dbDir)
       const node: SimNode = {
-        index, org, key: toHex(org.signer.publicKey), dbDir, walPath: join(dir, `node-${index}`, 'wal'),
-        store, chain: await c.#openChain(store, org), wal: undefined, engine: undefined, committed: new Map(), syncing: undefined,
+        index,
+        org,
+        key: toHex(org.signer.publicKey),
+        dbDir,
+        walPath: join(dir, `node-${index}`, 'wal'),
+        store,
+        chain: await c.#openChain(store, org),
+        wal: undefined,
+        engine: undefined,
+        committed: new Map(),
+        syncing: undefined,
       }
       c.#watch(node)
       c.nodes.push(node)
@@ -297,7 +315,12 @@ export class Cluster {
     if (node.engine !== undefined) throw new Error(`node ${i} is running`)
     node.wal = await ConsensusWal.open(node.walPath)
     node.engine = new BftEngine(this.opts, {
-      host: node.chain, net: this.net.endpoint(i), signer: node.org.signer, clock: () => Date.now(), logger: recordingLogger(i, this.errors), wal: node.wal,
+      host: node.chain,
+      net: this.net.endpoint(i),
+      signer: node.org.signer,
+      clock: () => Date.now(),
+      logger: recordingLogger(i, this.errors),
+      wal: node.wal,
     })
     await node.engine.start()
   }
@@ -345,7 +368,11 @@ export class Cluster {
 
   /** Waits until every node in `which` has a head at or above `height`. */
   async waitHeight(height: number, which: readonly number[] = this.nodes.map((n) => n.index), timeoutMs = 10_000): Promise<void> {
-    await waitFor(`nodes ${which.join(',')} at height ${height} (now ${this.heights().join(',')})`, () => which.every((i) => this.node(i).chain.head().header.height >= height), timeoutMs)
+    await waitFor(
+      `nodes ${which.join(',')} at height ${height} (now ${this.heights().join(',')})`,
+      () => which.every((i) => this.node(i).chain.head().header.height >= height),
+      timeoutMs,
+    )
   }
 
   // Sync as the node's SyncService would: fetch the blocks it lacks, with their
@@ -368,7 +395,8 @@ export class Cluster {
         if (this.#closed) return
         const name = err instanceof Error ? err.name : 'Error'
         // A peer whose store is being reopened answers with a closed-database error; retry on the next hint.
-        if (name === 'BlockError' || name === 'StoreError' || (err instanceof Error && err.message.startsWith('SAFETY'))) this.errors.push(`node ${i} sync from ${j}: ${String(err)}`)
+        if (name === 'BlockError' || name === 'StoreError' || (err instanceof Error && err.message.startsWith('SAFETY')))
+          this.errors.push(`node ${i} sync from ${j}: ${String(err)}`)
       })
       .finally(() => {
         me.syncing = undefined

@@ -26,7 +26,9 @@ const bytes = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fi
 
 /** Comparable view of an entry (bytes as hex). */
 function view(e: WalEntry): unknown {
-  return e.kind === 'message' ? { height: e.height, kind: e.kind, bytes: toHex(e.bytes) } : { height: e.height, kind: e.kind, round: e.round, block: toHex(e.blockBytes) }
+  return e.kind === 'message'
+    ? { height: e.height, kind: e.kind, bytes: toHex(e.bytes) }
+    : { height: e.height, kind: e.kind, round: e.round, block: toHex(e.blockBytes) }
 }
 
 const SAMPLE: WalEntry[] = [
@@ -76,7 +78,12 @@ t.test('random entry lists round-trip in order', async (t) => {
   const dir = await tempDir(t)
   const entryArb: fc.Arbitrary<WalEntry> = fc.oneof(
     fc.record({ height: fc.nat({ max: Number.MAX_SAFE_INTEGER }), kind: fc.constant('message' as const), bytes: fc.uint8Array({ maxLength: 200 }) }),
-    fc.record({ height: fc.nat({ max: Number.MAX_SAFE_INTEGER }), kind: fc.constant('lock' as const), round: fc.nat({ max: 0xffffffff }), blockBytes: fc.uint8Array({ maxLength: 200 }) }),
+    fc.record({
+      height: fc.nat({ max: Number.MAX_SAFE_INTEGER }),
+      kind: fc.constant('lock' as const),
+      round: fc.nat({ max: 0xffffffff }),
+      blockBytes: fc.uint8Array({ maxLength: 200 }),
+    }),
   )
   let run = 0
   await fc.assert(
@@ -208,7 +215,10 @@ t.test('reset empties the log; appends after it start a new log', async (t) => {
   await appendAll(wal, path, SAMPLE)
   await wal.reset()
   t.equal((await stat(path)).size, 0, 'the file is empty after reset')
-  const after: WalEntry[] = [{ height: 4, kind: 'message', bytes: bytes(2, 1) }, { height: 4, kind: 'lock', round: 1, blockBytes: bytes(2, 2) }]
+  const after: WalEntry[] = [
+    { height: 4, kind: 'message', bytes: bytes(2, 1) },
+    { height: 4, kind: 'lock', round: 1, blockBytes: bytes(2, 2) },
+  ]
   for (const e of after) await wal.append(e)
   await wal.close()
   const again = await openWal(t, path)

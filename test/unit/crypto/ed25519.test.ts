@@ -4,13 +4,7 @@ import { readFileSync } from 'node:fs'
 import { randomBytes, createHash } from 'node:crypto'
 import { z } from 'zod'
 import { ed25519 } from '@noble/curves/ed25519.js'
-import {
-  Ed25519Signer,
-  verifyEd25519,
-  ED25519_PUBLIC_KEY_BYTES,
-  ED25519_SEED_BYTES,
-  ED25519_SIGNATURE_BYTES,
-} from '../../../src/crypto/index.js'
+import { Ed25519Signer, verifyEd25519, ED25519_PUBLIC_KEY_BYTES, ED25519_SEED_BYTES, ED25519_SIGNATURE_BYTES } from '../../../src/crypto/index.js'
 import { fromHex, toHex, concatBytes, utf8 } from '../../../src/util/index.js'
 
 // RFC 8032 section 5.1: group order L and field prime p.
@@ -20,13 +14,17 @@ const P = 2n ** 255n - 19n
 const hex = z.string().regex(/^(?:[0-9a-f]{2})*$/)
 const Vectors = z.object({
   rfc8032: z.array(z.object({ name: z.string(), seed: hex, pub: hex, msg: hex, sig: hex })).length(5),
-  edge: z.array(z.object({
-    name: z.string(),
-    pub: hex,
-    msg: hex,
-    sig: hex,
-    expect: z.object({ verifyEd25519: z.boolean(), nobleStrict: z.boolean(), nobleZip215: z.boolean() }),
-  })).min(1),
+  edge: z
+    .array(
+      z.object({
+        name: z.string(),
+        pub: hex,
+        msg: hex,
+        sig: hex,
+        expect: z.object({ verifyEd25519: z.boolean(), nobleStrict: z.boolean(), nobleZip215: z.boolean() }),
+      }),
+    )
+    .min(1),
 })
 const vectors = Vectors.parse(JSON.parse(readFileSync(new URL('../../vectors/ed25519.json', import.meta.url), 'utf8')))
 
@@ -71,7 +69,10 @@ t.test('constants', async (t) => {
 })
 
 t.test('RFC 8032 section 7.1 vectors', async (t) => {
-  t.same(vectors.rfc8032.map((v) => v.name), ['TEST 1', 'TEST 2', 'TEST 3', 'TEST 1024', 'TEST SHA(abc)'])
+  t.same(
+    vectors.rfc8032.map((v) => v.name),
+    ['TEST 1', 'TEST 2', 'TEST 3', 'TEST 1024', 'TEST SHA(abc)'],
+  )
   for (const v of vectors.rfc8032) {
     t.test(v.name, async (t) => {
       const seed = fromHex(v.seed)
@@ -186,8 +187,10 @@ t.test('pinned edge vectors (encodings on which verifiers differ)', async (t) =>
   const id = toHex(bigToLe(1n))
   const idNonCanonical = toHex(bigToLe(P + 1n))
   t.equal(idNonCanonical, 'ee' + 'ff'.repeat(30) + '7f')
-  t.ok(vectors.edge.some((e) => e.pub === id && e.sig === idNonCanonical + '00'.repeat(32) && e.expect.nobleZip215 && !e.expect.verifyEd25519),
-    'a vector that noble zip215:true accepts and OpenSSL rejects is pinned')
+  t.ok(
+    vectors.edge.some((e) => e.pub === id && e.sig === idNonCanonical + '00'.repeat(32) && e.expect.nobleZip215 && !e.expect.verifyEd25519),
+    'a vector that noble zip215:true accepts and OpenSSL rejects is pinned',
+  )
 })
 
 t.test('a small-order public key verifies nothing, though the RFC 8032 equation holds for every message', async (t) => {

@@ -10,8 +10,16 @@ import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { sha3_256 } from '@noble/hashes/sha3.js'
 import {
-  wrapKey, unwrapKey, mlkemFromX25519Private, x25519FromPrivate, generateX25519, EnvelopeError,
-  ENVELOPE_BYTES, ENVELOPE_VERSION, MLKEM768_PUBLIC_KEY_BYTES, MLKEM768_SECRET_KEY_BYTES,
+  wrapKey,
+  unwrapKey,
+  mlkemFromX25519Private,
+  x25519FromPrivate,
+  generateX25519,
+  EnvelopeError,
+  ENVELOPE_BYTES,
+  ENVELOPE_VERSION,
+  MLKEM768_PUBLIC_KEY_BYTES,
+  MLKEM768_SECRET_KEY_BYTES,
 } from '../../../src/crypto/index.js'
 import type { EnvelopeRecipient, EnvelopeRecipientSecret, EnvelopeRng } from '../../../src/crypto/index.js'
 import { fromHex, toHex, concatBytes, utf8 } from '../../../src/util/index.js'
@@ -19,16 +27,32 @@ import { fromHex, toHex, concatBytes, utf8 } from '../../../src/util/index.js'
 const hex = (n?: number): z.ZodString => (n === undefined ? z.string().regex(/^(?:[0-9a-f]{2})*$/) : z.string().regex(new RegExp(`^[0-9a-f]{${2 * n}}$`)))
 const V = z.object({
   description: z.string(),
-  x25519Private: hex(32), x25519Public: hex(32), mlkemSeed: hex(64), mlkemPublicKeySha256: hex(32),
-  dataKey: hex(32), context: hex(), ephemeralPrivate: hex(32), ephemeralPublic: hex(32), mlkemRandomness: hex(32), nonce: hex(12),
-  x25519Shared: hex(32), mlkemShared: hex(32), salt: hex(32), aesKey: hex(32), envelopeSha256: hex(32), envelope: hex(1181),
+  x25519Private: hex(32),
+  x25519Public: hex(32),
+  mlkemSeed: hex(64),
+  mlkemPublicKeySha256: hex(32),
+  dataKey: hex(32),
+  context: hex(),
+  ephemeralPrivate: hex(32),
+  ephemeralPublic: hex(32),
+  mlkemRandomness: hex(32),
+  nonce: hex(12),
+  x25519Shared: hex(32),
+  mlkemShared: hex(32),
+  salt: hex(32),
+  aesKey: hex(32),
+  envelopeSha256: hex(32),
+  envelope: hex(1181),
 })
 const v = V.parse(JSON.parse(readFileSync(new URL('../../vectors/envelope.json', import.meta.url), 'utf8')))
 
 // Wire-format regions (see envelope.ts).
 const REGIONS = { version: [0, 1], ephPub: [1, 33], ct2: [33, 1121], nonce: [1121, 1133], ciphertext: [1133, 1165], tag: [1165, 1181] } as const
 
-interface Org { recipient: EnvelopeRecipient; secret: EnvelopeRecipientSecret }
+interface Org {
+  recipient: EnvelopeRecipient
+  secret: EnvelopeRecipientSecret
+}
 function org(x25519Priv: Uint8Array): Org {
   const x = x25519FromPrivate(x25519Priv)
   const m = mlkemFromX25519Private(x25519Priv)
@@ -117,9 +141,11 @@ t.test('round trip on random keys, contexts and data keys; the reference opens e
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 100 }), (dataKey, ctx) => {
       const env = wrapKey(dataKey, bob.recipient, ctx)
-      return env.length === ENVELOPE_BYTES &&
+      return (
+        env.length === ENVELOPE_BYTES &&
         toHex(unwrapKey(env, bob.secret, ctx)) === toHex(dataKey) &&
         toHex(referenceUnwrap(env, bob.secret.x25519Priv, bob.secret.mlkemSecret, ctx)) === toHex(dataKey)
+      )
     }),
     { numRuns: 30 },
   )
@@ -195,7 +221,12 @@ t.test('wrong recipient fails', async (t) => {
 t.test('wrong context fails', async (t) => {
   const ctx = fromHex(v.context)
   const env = fromHex(v.envelope)
-  const others = [new Uint8Array(0), ctx.subarray(0, ctx.length - 1), concatBytes(ctx, new Uint8Array([0])), utf8('radchain/study/1.2.826.0.1.3680043.8.498.2/custodian')]
+  const others = [
+    new Uint8Array(0),
+    ctx.subarray(0, ctx.length - 1),
+    concatBytes(ctx, new Uint8Array([0])),
+    utf8('radchain/study/1.2.826.0.1.3680043.8.498.2/custodian'),
+  ]
   for (const c of others) throwsEnvelope(t, () => unwrapKey(env, alice.secret, c), 'ENVELOPE_DECRYPT_FAILED', `context "${Buffer.from(c).toString()}"`)
   const empty = wrapKey(randomBytes(32), alice.recipient, new Uint8Array(0))
   throwsEnvelope(t, () => unwrapKey(empty, alice.secret, new Uint8Array([0])), 'ENVELOPE_DECRYPT_FAILED', 'empty vs 0x00')

@@ -28,15 +28,17 @@ const FAST = { N: 1024, r: 8, p: 1 }
 const PASS = 'correct horse battery staple'
 
 const hex = z.string().regex(/^(?:[0-9a-f]{2})*$/)
-const FileSchema = z.object({
-  type: z.literal('radchain-keystore'),
-  version: z.literal(1),
-  publicKeys: z.object({ sign: hex.length(64), enc: hex.length(64) }),
-  kdf: z.object({ name: z.literal('scrypt'), N: z.number().int(), r: z.number().int(), p: z.number().int(), salt: hex }),
-  cipher: z.object({ name: z.literal('aes-256-gcm'), iv: hex.length(24) }),
-  ciphertext: hex,
-  tag: hex.length(32),
-}).strict()
+const FileSchema = z
+  .object({
+    type: z.literal('radchain-keystore'),
+    version: z.literal(1),
+    publicKeys: z.object({ sign: hex.length(64), enc: hex.length(64) }),
+    kdf: z.object({ name: z.literal('scrypt'), N: z.number().int(), r: z.number().int(), p: z.number().int(), salt: hex }),
+    cipher: z.object({ name: z.literal('aes-256-gcm'), iv: hex.length(24) }),
+    ciphertext: hex,
+    tag: hex.length(32),
+  })
+  .strict()
 type KeystoreFileJson = z.infer<typeof FileSchema>
 const VectorSchema = z.object({
   passphrase: z.string(),
@@ -69,7 +71,11 @@ async function writeJson(path: string, f: unknown): Promise<void> {
 
 /** Associated data as documented in keystore.ts: the header fields, as a JSON array. */
 function aad(f: KeystoreFileJson): Buffer {
-  return Buffer.from(utf8(JSON.stringify([f.type, f.version, f.publicKeys.sign, f.publicKeys.enc, f.kdf.name, f.kdf.N, f.kdf.r, f.kdf.p, f.kdf.salt, f.cipher.name, f.cipher.iv])))
+  return Buffer.from(
+    utf8(
+      JSON.stringify([f.type, f.version, f.publicKeys.sign, f.publicKeys.enc, f.kdf.name, f.kdf.N, f.kdf.r, f.kdf.p, f.kdf.salt, f.cipher.name, f.cipher.iv]),
+    ),
+  )
 }
 function kdf(f: KeystoreFileJson, passphrase: string): Buffer {
   return scryptSync(passphrase, fromHex(f.kdf.salt), 32, { N: f.kdf.N, r: f.kdf.r, p: f.kdf.p })
@@ -155,7 +161,11 @@ t.test('the file has mode 0600, also when replacing a wider file, and no temp fi
   await chmod(path, 0o644)
   await saveKeystore(path, secret, PASS, FAST)
   t.equal((await stat(path)).mode & 0o777, 0o600)
-  t.same((await readdir(dir)).filter((name) => name.endsWith('.tmp')), [], 'no temp files')
+  t.same(
+    (await readdir(dir)).filter((name) => name.endsWith('.tmp')),
+    [],
+    'no temp files',
+  )
 })
 
 t.test('the file never contains the secret, the seed, or the passphrase', async (t) => {

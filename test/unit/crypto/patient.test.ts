@@ -3,15 +3,25 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  PATIENT_KEY_PREFIX, encodePatientPublicKey, generatePatientKeys, loadKeystore, parsePatientPublicKey, patientKeyId, patientPublicKey,
-  readPatientPublicKey, saveKeystore, unwrapKey, wrapKey, mlkemFromX25519Private,
+  PATIENT_KEY_PREFIX,
+  encodePatientPublicKey,
+  generatePatientKeys,
+  loadKeystore,
+  parsePatientPublicKey,
+  patientKeyId,
+  patientPublicKey,
+  readPatientPublicKey,
+  saveKeystore,
+  unwrapKey,
+  wrapKey,
+  mlkemFromX25519Private,
 } from '../../../src/crypto/index.js'
 
 t.test('a patient public key round-trips through its text form and wraps keys the patient can unwrap', async (t) => {
   const { keys, secret, publicKey } = generatePatientKeys()
   const text = encodePatientPublicKey(publicKey)
   t.ok(text.startsWith(PATIENT_KEY_PREFIX))
-  t.equal(text.length, PATIENT_KEY_PREFIX.length + Math.ceil((32 + 32 + 1184) * 4 / 3), 'base64url of 1,248 bytes')
+  t.equal(text.length, PATIENT_KEY_PREFIX.length + Math.ceil(((32 + 32 + 1184) * 4) / 3), 'base64url of 1,248 bytes')
   const back = parsePatientPublicKey(` ${text}\n`)
   t.same(back, publicKey, 'surrounding whitespace is ignored')
   t.equal(patientKeyId(back), Buffer.from(keys.signer.publicKey).toString('hex'), 'the id is the Ed25519 key the ledger records')
@@ -25,7 +35,10 @@ t.test('a patient public key round-trips through its text form and wraps keys th
   const dataKey = new Uint8Array(32).fill(7)
   const ctx = new TextEncoder().encode('ctx')
   const env = wrapKey(dataKey, { x25519: back.x25519, mlkem: back.mlkem }, ctx)
-  t.same(unwrapKey(env, { x25519Priv: loaded.encryption.privateKey, mlkemSecret: mlkemFromX25519Private(loaded.encryption.privateKey).secretKey }, ctx), dataKey)
+  t.same(
+    unwrapKey(env, { x25519Priv: loaded.encryption.privateKey, mlkemSecret: mlkemFromX25519Private(loaded.encryption.privateKey).secretKey }, ctx),
+    dataKey,
+  )
 
   await writeFile(join(dir, 'p.pub'), text + '\n')
   t.same(await readPatientPublicKey(join(dir, 'p.pub')), publicKey, 'from a .pub file')
@@ -51,7 +64,11 @@ t.test('malformed patient keys are refused with the reason', async (t) => {
     ['too short', good.slice(0, -10), /bytes, expected 1248/],
     ['too long', good + 'AAAA', /bytes, expected 1248/],
     ['small-order Ed25519 key', withSign(identity), /not a valid point of large order/],
-    ['zero X25519 key', PATIENT_KEY_PREFIX + Buffer.concat([raw.subarray(0, 32), Buffer.alloc(32), raw.subarray(64)]).toString('base64url'), /X25519 key is zero/],
+    [
+      'zero X25519 key',
+      PATIENT_KEY_PREFIX + Buffer.concat([raw.subarray(0, 32), Buffer.alloc(32), raw.subarray(64)]).toString('base64url'),
+      /X25519 key is zero/,
+    ],
   ]
   for (const [what, text, msg] of cases) t.throws(() => parsePatientPublicKey(text), { code: 'PATIENT_BAD_KEY', message: msg }, what)
 })

@@ -18,7 +18,9 @@ function nodePrivate(priv: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.from(concatBytes(PKCS8, priv)), format: 'der', type: 'pkcs8' })
 }
 function nodePublicOf(priv: Uint8Array): string {
-  return Buffer.from(createPublicKey(nodePrivate(priv)).export({ format: 'der', type: 'spki' })).subarray(SPKI.length).toString('hex')
+  return Buffer.from(createPublicKey(nodePrivate(priv)).export({ format: 'der', type: 'spki' }))
+    .subarray(SPKI.length)
+    .toString('hex')
 }
 
 t.test('RFC 7748 section 6.1: private key -> public key', async (t) => {

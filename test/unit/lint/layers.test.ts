@@ -19,13 +19,25 @@ t.test('an upward import fails the lint', async (t) => {
   t.equal(errs.length, 1, 'p2p importing node is refused')
   t.match(errs[0], /src\/p2p may not import src\/node/)
   t.equal((await layerErrors('src/util/fixture.ts', "export { sha256 } from '../crypto/index.js'\n")).length, 1, 'util re-exporting crypto is refused')
-  t.equal((await layerErrors('src/chain/fixture.ts', "export async function f(): Promise<unknown> { return import('../consensus/index.js') }\n")).length, 1, 'a dynamic import counts too')
-  t.equal((await layerErrors('src/api/fixture.ts', "import { loadConfig } from '../node/index.js'\nexport const f: unknown = loadConfig\n")).length, 1, 'api importing node is refused')
+  t.equal(
+    (await layerErrors('src/chain/fixture.ts', "export async function f(): Promise<unknown> { return import('../consensus/index.js') }\n")).length,
+    1,
+    'a dynamic import counts too',
+  )
+  t.equal(
+    (await layerErrors('src/api/fixture.ts', "import { loadConfig } from '../node/index.js'\nexport const f: unknown = loadConfig\n")).length,
+    1,
+    'api importing node is refused',
+  )
 })
 
 t.test('types-only folders: import type passes, a value import fails', async (t) => {
   t.same(await layerErrors('src/study/fixture.ts', "import type { RegisterStudyPayload } from '../chain/index.js'\nexport type P = RegisterStudyPayload\n"), [])
-  t.same(await layerErrors('src/p2p/fixture.ts', "import { type Genesis } from '../chain/index.js'\nexport type G = Genesis\n"), [], 'inline type specifiers only')
+  t.same(
+    await layerErrors('src/p2p/fixture.ts', "import { type Genesis } from '../chain/index.js'\nexport type G = Genesis\n"),
+    [],
+    'inline type specifiers only',
+  )
   const errs = await layerErrors('src/study/fixture.ts', "import { encodeTx } from '../chain/index.js'\nexport const f: unknown = encodeTx\n")
   t.equal(errs.length, 1)
   t.match(errs[0], /except with `import type`/)
@@ -35,12 +47,31 @@ t.test('another folder only through its index.ts', async (t) => {
   const errs = await layerErrors('src/node/fixture.ts', "import { PipeClient } from '../p2p/pipe.js'\nexport const p: unknown = PipeClient\n")
   t.equal(errs.length, 1)
   t.match(errs[0], /through its index\.ts, not pipe\.js/)
-  t.same(await layerErrors('src/node/sub/fixture.ts', "import { PipeClient } from '../../p2p/index.js'\nimport { x } from '../studies.js'\nexport const p: unknown = [PipeClient, x]\n"), [], 'from a subfolder, and within the folder by file')
+  t.same(
+    await layerErrors(
+      'src/node/sub/fixture.ts',
+      "import { PipeClient } from '../../p2p/index.js'\nimport { x } from '../studies.js'\nexport const p: unknown = [PipeClient, x]\n",
+    ),
+    [],
+    'from a subfolder, and within the folder by file',
+  )
   t.same(await layerErrors('bin/fixture.ts', "import '../src/util/polyfill.js'\n"), [], 'outside src/ the rule does not apply')
   t.same(await layerErrors('src/devnet/fixture.ts', "import '../util/polyfill.js'\n"), [], 'the polyfill is imported by file, for its side effect')
 })
 
 t.test('allowed imports pass', async (t) => {
-  t.same(await layerErrors('src/cli/commands/fixture.ts', "export async function f(): Promise<unknown> { return [await import('../../devnet/index.js'), await import('../../node/index.js')] }\n"), [])
-  t.same(await layerErrors('src/node/fixture.ts', "import { ApiServer } from '../api/index.js'\nimport { P2PNode } from '../p2p/index.js'\nexport const s: unknown = [ApiServer, P2PNode]\n"), [])
+  t.same(
+    await layerErrors(
+      'src/cli/commands/fixture.ts',
+      "export async function f(): Promise<unknown> { return [await import('../../devnet/index.js'), await import('../../node/index.js')] }\n",
+    ),
+    [],
+  )
+  t.same(
+    await layerErrors(
+      'src/node/fixture.ts',
+      "import { ApiServer } from '../api/index.js'\nimport { P2PNode } from '../p2p/index.js'\nexport const s: unknown = [ApiServer, P2PNode]\n",
+    ),
+    [],
+  )
 })

@@ -125,7 +125,10 @@ function childFactors(nodeFlags: string[]): { enabled: boolean; during: number[]
     collect()
     console.log('kept=' + keep.length)
   `
-  const r = spawnSync(process.execPath, [...nodeFlags, '--expose-gc', '--trace-gc-verbose', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 })
+  const r = spawnSync(process.execPath, [...nodeFlags, '--expose-gc', '--trace-gc-verbose', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
   if (r.status !== 0) throw new Error(`child failed (${String(r.status)}): ${r.stderr}`)
   // [HeapController] Limit: old size: 26935 KB, new limit: 123847 KB (4.0)
   const factors = (text: string): number[] => [...text.matchAll(/\[HeapController\] Limit: .*\((\d+(?:\.\d+)?)\)/g)].map((m) => Number(m[1]))

@@ -50,7 +50,7 @@ t.test('a registration wait wakes at the block that makes it final', async (t) =
   t.equal(chain.listenerCount('block') + chain.listenerCount('rejected'), 0, 'no listener left behind')
 })
 
-t.test('it wakes when its own transaction is rejected, not at another\'s rejection', async (t) => {
+t.test("it wakes when its own transaction is rejected, not at another's rejection", async (t) => {
   const chain = new FakeChain()
   const wait = waitTxSettled(chain, HASH, { timeoutMs: LONG_MS })
   await microtasks()

@@ -4,12 +4,35 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  MIN_LEASE_MS, getNonce, getParams, listOrgs, orgBySignKey, placementOrder, registerStudyTx, signTx, type RegisterStudyPayload, type StudyRecord, type ViolationPayload,
+  MIN_LEASE_MS,
+  getNonce,
+  getParams,
+  listOrgs,
+  orgBySignKey,
+  placementOrder,
+  registerStudyTx,
+  signTx,
+  type RegisterStudyPayload,
+  type StudyRecord,
+  type ViolationPayload,
 } from '../../../src/chain/index.js'
 import { DOMAIN, generateX25519, sha256, signingBytes, type OrgKeys } from '../../../src/crypto/index.js'
 import {
-  Bitfield, CHUNK_PROTOCOLS, P2PError, PENALTY, decodeChunkRequest, decodeHave, encodeChunkRequest, encodeHave, encodeLeaseChunkRequest, encodeList, encodeObjectRequest, encodeStudyRequest,
-  type HandleOpts, type P2PNode, type RequestOpts,
+  Bitfield,
+  CHUNK_PROTOCOLS,
+  P2PError,
+  PENALTY,
+  decodeChunkRequest,
+  decodeHave,
+  encodeChunkRequest,
+  encodeHave,
+  encodeLeaseChunkRequest,
+  encodeList,
+  encodeObjectRequest,
+  encodeStudyRequest,
+  type HandleOpts,
+  type P2PNode,
+  type RequestOpts,
 } from '../../../src/p2p/index.js'
 import { ChainStore, ChunkStore, StudyIndex } from '../../../src/storage/index.js'
 import { contentRoot } from '../../../src/study/index.js'
@@ -99,7 +122,11 @@ interface Fixture {
 }
 
 async function fixture(t: Test, opts: { repairAfterMs?: number } = {}): Promise<Fixture> {
-  const chain = makeChain({ authorities: 4, members: 1, params: { chunkSize: CHUNK, replicationFactor: 3, maxBlockTxs: 8, maxBlockBytes: 64 * 1024, maxTxBytes: 8 * 1024, blockIntervalMs: 100 } })
+  const chain = makeChain({
+    authorities: 4,
+    members: 1,
+    params: { chunkSize: CHUNK, replicationFactor: 3, maxBlockTxs: 8, maxBlockBytes: 64 * 1024, maxTxBytes: 8 * 1024, blockIntervalMs: 100 },
+  })
   const dir = await mkdtemp(join(tmpdir(), 'radchain-swarm-'))
   const db = await ChainStore.open(join(dir, 'db'))
   const chunkDir = join(dir, 'chunks')
@@ -117,16 +144,31 @@ async function fixture(t: Test, opts: { repairAfterMs?: number } = {}): Promise<
   for (const [i, c] of chunks.entries()) await store.put(ids[i] as Uint8Array, c)
   for (const o of objects) await store.put(sha256(o), o)
   const study: RegisterStudyPayload = {
-    studyId: new Uint8Array(randomBytes(16)), custodian: custodian.id, owner: null, contentRoot: contentRoot(ids),
-    size: 5 * (CHUNK + 16), chunkCount: 5, chunkSize: CHUNK, studyDigest: new Uint8Array(32), custodianEnvelope: sha256(objects[0] as Uint8Array),
-    ownerEnvelope: null, demographics: sha256(objects[1] as Uint8Array),
+    studyId: new Uint8Array(randomBytes(16)),
+    custodian: custodian.id,
+    owner: null,
+    contentRoot: contentRoot(ids),
+    size: 5 * (CHUNK + 16),
+    chunkCount: 5,
+    chunkSize: CHUNK,
+    studyDigest: new Uint8Array(32),
+    custodianEnvelope: sha256(objects[0] as Uint8Array),
+    ownerEnvelope: null,
+    demographics: sha256(objects[1] as Uint8Array),
   }
   await index.putChunkList(study.studyId, ids)
-  const tx = signTx(custodian.signer, { chainId: CHAIN_ID, type: registerStudyTx.name, nonce: getNonce(chain.state, custodian.signer.publicKey), payload: study })
+  const tx = signTx(custodian.signer, {
+    chainId: CHAIN_ID,
+    type: registerStudyTx.name,
+    nonce: getNonce(chain.state, custodian.signer.publicKey),
+    payload: study,
+  })
   t.same(advance(chain, [tx]).rejected, [])
   const p2p = new FakeP2P()
   const chainView = {
-    get state() { return chain.state },
+    get state() {
+      return chain.state
+    },
     params: () => getParams(chain.state),
     orgs: () => listOrgs(chain.state),
     orgByKey: (k: Uint8Array) => orgBySignKey(chain.state, k),
@@ -136,9 +178,16 @@ async function fixture(t: Test, opts: { repairAfterMs?: number } = {}): Promise<
   } as unknown as ChainService
   const keys = { signer: custodian.signer, encryption: generateX25519(), identitySeed: new Uint8Array(32) } as OrgKeys
   const leases = new FakeLeasePolicy()
-  const swarm = new SwarmService({ repairAfterMs: opts.repairAfterMs ?? 60_000, scrubIntervalMs: 0 }, { chain: chainView, chunks: store, index, p2p: p2p as unknown as P2PNode, keys, logger: nullLogger(), leases })
+  const swarm = new SwarmService(
+    { repairAfterMs: opts.repairAfterMs ?? 60_000, scrubIntervalMs: 0 },
+    { chain: chainView, chunks: store, index, p2p: p2p as unknown as P2PNode, keys, logger: nullLogger(), leases },
+  )
   const byId = new Map(chain.orgs.map((o) => [o.id, o]))
-  const order = placementOrder(study.studyId, custodian.id, chain.orgs.map((o) => o.id)).map((id) => byId.get(id) as TestOrg)
+  const order = placementOrder(
+    study.studyId,
+    custodian.id,
+    chain.orgs.map((o) => o.id),
+  ).map((id) => byId.get(id) as TestOrg)
   return { chain, p2p, leases, store, swarm, study, chunks, objects, order, chunkDir }
 }
 
@@ -159,18 +208,42 @@ t.test('chunks and objects go to holders only; refusals say why', async (t) => {
   const holder = f.order[1] as TestOrg
   const outsider = f.order[3] as TestOrg
   t.same(await f.p2p.call(CHUNK_PROTOCOLS.get, holder.signer.publicKey, encodeChunkRequest(f.study.studyId, 2)), f.chunks[2], 'a holder gets the chunk')
-  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeChunkRequest(f.study.studyId, 2)),
-    { code: 'SWARM_NOT_ALLOWED', message: /no replication duty or lease/ }, 'an organization with no duty is refused')
-  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, holder.signer.publicKey, encodeChunkRequest(f.study.studyId, 5)), { code: 'SWARM_BAD_REQUEST', penalize: true }, 'index out of range')
+  await t.rejects(
+    f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeChunkRequest(f.study.studyId, 2)),
+    { code: 'SWARM_NOT_ALLOWED', message: /no replication duty or lease/ },
+    'an organization with no duty is refused',
+  )
+  await t.rejects(
+    f.p2p.call(CHUNK_PROTOCOLS.get, holder.signer.publicKey, encodeChunkRequest(f.study.studyId, 5)),
+    { code: 'SWARM_BAD_REQUEST', penalize: true },
+    'index out of range',
+  )
   t.same(await f.p2p.call(CHUNK_PROTOCOLS.object, holder.signer.publicKey, encodeObjectRequest(f.study.studyId, f.study.custodianEnvelope)), f.objects[0])
-  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.object, outsider.signer.publicKey, encodeObjectRequest(f.study.studyId, f.study.custodianEnvelope)), { code: 'SWARM_NOT_ALLOWED' }, 'no envelope for an organization with no duty')
-  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.object, holder.signer.publicKey, encodeObjectRequest(f.study.studyId, new Uint8Array(32))), { code: 'SWARM_NOT_HELD' }, 'not an object of this study')
+  await t.rejects(
+    f.p2p.call(CHUNK_PROTOCOLS.object, outsider.signer.publicKey, encodeObjectRequest(f.study.studyId, f.study.custodianEnvelope)),
+    { code: 'SWARM_NOT_ALLOWED' },
+    'no envelope for an organization with no duty',
+  )
+  await t.rejects(
+    f.p2p.call(CHUNK_PROTOCOLS.object, holder.signer.publicKey, encodeObjectRequest(f.study.studyId, new Uint8Array(32))),
+    { code: 'SWARM_NOT_HELD' },
+    'not an object of this study',
+  )
   // A claim under a lease: the signature must verify, and the lease must exist.
-  const sign = (signer: TestOrg['signer']) => (m: Uint8Array): Uint8Array => signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, m))
-  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 0, new Uint8Array(32), 1, sign(holder.signer))),
-    { code: 'SWARM_BAD_REQUEST', penalize: true }, 'a claim signed by another key')
-  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 0, new Uint8Array(32), 1, sign(outsider.signer))),
-    { code: 'SWARM_NOT_ALLOWED', message: /not a lease of this organization/ }, 'a claim on a lease that does not exist')
+  const sign =
+    (signer: TestOrg['signer']) =>
+    (m: Uint8Array): Uint8Array =>
+      signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, m))
+  await t.rejects(
+    f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 0, new Uint8Array(32), 1, sign(holder.signer))),
+    { code: 'SWARM_BAD_REQUEST', penalize: true },
+    'a claim signed by another key',
+  )
+  await t.rejects(
+    f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 0, new Uint8Array(32), 1, sign(outsider.signer))),
+    { code: 'SWARM_NOT_ALLOWED', message: /not a lease of this organization/ },
+    'a claim on a lease that does not exist',
+  )
 })
 
 t.test('a holder down longer than the repair time: its replacement is served', async (t) => {
@@ -217,9 +290,20 @@ t.test('a lessee: the objects the lease policy allows; a request under an ended 
   // Objects: what the policy allows, and nothing else.
   f.leases.allowed = [sha256(envelope)]
   t.same(await f.p2p.call(CHUNK_PROTOCOLS.object, lessee.signer.publicKey, encodeObjectRequest(f.study.studyId, sha256(envelope))), envelope, 'its envelope')
-  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.object, lessee.signer.publicKey, encodeObjectRequest(f.study.studyId, f.study.demographics)), { code: 'SWARM_NOT_ALLOWED' }, 'not the demographics')
-  t.same(f.leases.asked, [{ orgId: lessee.id, hash: Buffer.from(sha256(envelope)).toString('hex') }, { orgId: lessee.id, hash: Buffer.from(f.study.demographics).toString('hex') }])
-  t.same(await f.p2p.call(CHUNK_PROTOCOLS.object, f.order[1]?.signer.publicKey as Uint8Array, encodeObjectRequest(f.study.studyId, f.study.demographics)), f.objects[1], 'a holder is not asked about')
+  await t.rejects(
+    f.p2p.call(CHUNK_PROTOCOLS.object, lessee.signer.publicKey, encodeObjectRequest(f.study.studyId, f.study.demographics)),
+    { code: 'SWARM_NOT_ALLOWED' },
+    'not the demographics',
+  )
+  t.same(f.leases.asked, [
+    { orgId: lessee.id, hash: Buffer.from(sha256(envelope)).toString('hex') },
+    { orgId: lessee.id, hash: Buffer.from(f.study.demographics).toString('hex') },
+  ])
+  t.same(
+    await f.p2p.call(CHUNK_PROTOCOLS.object, f.order[1]?.signer.publicKey as Uint8Array, encodeObjectRequest(f.study.studyId, f.study.demographics)),
+    f.objects[1],
+    'a holder is not asked about',
+  )
   t.equal(f.leases.asked.length, 2)
 
   // Chunks under the lease: served while it is active, then refused; a claim stamped after its end is reported.
@@ -228,15 +312,19 @@ t.test('a lessee: the objects the lease policy allows; a request under an ended 
   t.same(await f.p2p.call(CHUNK_PROTOCOLS.get, lessee.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 1, request.id, grantedAt, sign)), f.chunks[1])
   advance(f.chain, [], { dt: MIN_LEASE_MS + 1000 })
   const late = f.chain.head.header.time
-  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, lessee.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 1, request.id, grantedAt, sign)), { code: 'SWARM_LEASE_ENDED' })
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, lessee.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 1, request.id, grantedAt, sign)), {
+    code: 'SWARM_LEASE_ENDED',
+  })
   t.same(f.leases.violations, [], 'a claim made while the lease was open is no violation')
-  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, lessee.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 2, request.id, late, sign)), { code: 'SWARM_LEASE_ENDED' })
+  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, lessee.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 2, request.id, late, sign)), {
+    code: 'SWARM_LEASE_ENDED',
+  })
   t.equal(f.leases.violations.length, 1, 'a claim stamped after the end is reported')
   t.same([f.leases.violations[0]?.requester, f.leases.violations[0]?.index, f.leases.violations[0]?.time], [lessee.id, 2, late])
   t.same(f.leases.violations[0]?.leaseId, request.id)
 })
 
-t.test('have and list answers are bounded by the study\'s chunk count: a peer answering more is refused and penalized', async (t) => {
+t.test("have and list answers are bounded by the study's chunk count: a peer answering more is refused and penalized", async (t) => {
   const f = await fixture(t)
   const record = getStudyRecord(f)
   const [, liar, honest] = f.order as [TestOrg, TestOrg, TestOrg]
@@ -253,10 +341,13 @@ t.test('have and list answers are bounded by the study\'s chunk count: a peer an
 
   const r = await f.swarm.replication(record)
   t.same(r.holders, [f.order[0]?.id, honest.id], 'the honest peer is a holder')
-  t.same(r.unreachable, [liar.id], 'the liar\'s answer is refused')
+  t.same(r.unreachable, [liar.id], "the liar's answer is refused")
   const haves = f.p2p.requests.filter((x) => x.name === CHUNK_PROTOCOLS.have)
   t.ok(haves.length >= 2)
-  t.ok(haves.every((x) => x.maxResponseBytes === 5 + 1 && x.penalizeOversize === true), 'have: count, flags and a 1-byte bitfield, no more')
+  t.ok(
+    haves.every((x) => x.maxResponseBytes === 5 + 1 && x.penalizeOversize === true),
+    'have: count, flags and a 1-byte bitfield, no more',
+  )
   t.same(f.p2p.penalties, ['oversized chunks.have response'])
 
   // Fetching the study again: the liar is asked for the list first (placement order), then the honest peer.
@@ -265,8 +356,18 @@ t.test('have and list answers are bounded by the study\'s chunk count: a peer an
   f.p2p.requests.length = 0
   t.same(await f.swarm.fetchChunks(record, { kind: 'fetch' }), ids, 'the list from the honest peer, the chunks after it')
   const lists = f.p2p.requests.filter((x) => x.name === CHUNK_PROTOCOLS.list)
-  t.same(lists, [{ name: CHUNK_PROTOCOLS.list, maxResponseBytes: 5 * 32, penalizeOversize: true }, { name: CHUNK_PROTOCOLS.list, maxResponseBytes: 5 * 32, penalizeOversize: true }], 'list: five ids, no more')
-  t.same(f.p2p.penalties.filter((p) => p.includes('list')), ['oversized chunks.list response'])
+  t.same(
+    lists,
+    [
+      { name: CHUNK_PROTOCOLS.list, maxResponseBytes: 5 * 32, penalizeOversize: true },
+      { name: CHUNK_PROTOCOLS.list, maxResponseBytes: 5 * 32, penalizeOversize: true },
+    ],
+    'list: five ids, no more',
+  )
+  t.same(
+    f.p2p.penalties.filter((p) => p.includes('list')),
+    ['oversized chunks.list response'],
+  )
 })
 
 function getStudyRecord(f: Fixture): RegisterStudyPayload & { height: number } {

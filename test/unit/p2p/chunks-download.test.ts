@@ -35,7 +35,10 @@ function cut(b: Uint8Array, n: number): Uint8Array[] {
 }
 
 /** An in-memory swarm: peers by name, with counters of what each was asked. */
-function fakeSwarm(chunks: Uint8Array[], fakes: Record<string, FakePeer>): { source: ChunkSource; peers: ChunkPeer[]; asked: Map<string, number[]>; maxConcurrent: () => number } {
+function fakeSwarm(
+  chunks: Uint8Array[],
+  fakes: Record<string, FakePeer>,
+): { source: ChunkSource; peers: ChunkPeer[]; asked: Map<string, number[]>; maxConcurrent: () => number } {
   const byId = new Map(Object.entries(fakes).map(([name, f]) => [peer(name).id, { name, f, served: 0 }]))
   const asked = new Map<string, number[]>()
   let concurrent = 0
@@ -58,10 +61,14 @@ function fakeSwarm(chunks: Uint8Array[], fakes: Record<string, FakePeer>): { sou
         if (e.f.delayMs !== undefined) {
           await new Promise<void>((resolve, reject) => {
             const timer = setTimeout(resolve, e.f.delayMs)
-            signal.addEventListener('abort', () => {
-              clearTimeout(timer)
-              reject(new P2PError('P2P_ABORTED', 'aborted'))
-            }, { once: true })
+            signal.addEventListener(
+              'abort',
+              () => {
+                clearTimeout(timer)
+                reject(new P2PError('P2P_ABORTED', 'aborted'))
+              },
+              { once: true },
+            )
           })
         } else await sleep(1)
         if (e.f.dieAfter !== undefined && e.served >= e.f.dieAfter) throw new P2PError('P2P_STREAM_ERROR', 'gone')
@@ -80,15 +87,25 @@ function fakeSwarm(chunks: Uint8Array[], fakes: Record<string, FakePeer>): { sou
 const all = (n: number): Set<number> => new Set(Array.from({ length: n }, (_, i) => i))
 const range = (a: number, b: number): Set<number> => new Set(Array.from({ length: b - a }, (_, i) => a + i))
 
-async function run(ids: Uint8Array[], swarm: ReturnType<typeof fakeSwarm>, extra: Partial<Parameters<typeof downloadChunks>[0]> = {}): Promise<{ stored: Map<number, Uint8Array>; res: Awaited<ReturnType<typeof downloadChunks>> }> {
+async function run(
+  ids: Uint8Array[],
+  swarm: ReturnType<typeof fakeSwarm>,
+  extra: Partial<Parameters<typeof downloadChunks>[0]> = {},
+): Promise<{ stored: Map<number, Uint8Array>; res: Awaited<ReturnType<typeof downloadChunks>> }> {
   const stored = new Map<number, Uint8Array>()
   const res = await downloadChunks({
-    chunkIds: ids, held: new Bitfield(ids.length), peers: () => swarm.peers, source: swarm.source, chunkBytes: CHUNK,
+    chunkIds: ids,
+    held: new Bitfield(ids.length),
+    peers: () => swarm.peers,
+    source: swarm.source,
+    chunkBytes: CHUNK,
     store: async (i, b) => {
       if (stored.has(i)) throw new Error(`chunk ${i} stored twice`)
       stored.set(i, joinBytes(b))
     },
-    refreshMs: 50, stallMs: 500, ...extra,
+    refreshMs: 50,
+    stallMs: 500,
+    ...extra,
   })
   return { stored, res }
 }
@@ -104,7 +121,10 @@ t.test('fetches every chunk from several peers at once, each verified', async (t
   t.equal(res.bytes, 120 * CHUNK)
   const shares = Object.values(res.perPeer).map((p) => p.chunks)
   t.equal(shares.length, 3, 'all three peers served')
-  t.ok(shares.every((n) => n >= 20), `load spread: ${shares.join(', ')}`)
+  t.ok(
+    shares.every((n) => n >= 20),
+    `load spread: ${shares.join(', ')}`,
+  )
   t.equal(progress.at(-1), 120, 'progress reaches the total')
 })
 
@@ -113,7 +133,11 @@ t.test('rarest first: chunks only one peer holds are asked of it before common o
   const swarm = fakeSwarm(chunks, { a: { holds: all(20) }, b: { holds: range(0, 15) }, c: { holds: range(0, 15) } })
   await run(ids, swarm, { initialWindow: 1, maxWindow: 1 })
   const first = (swarm.asked.get('a') ?? []).slice(0, 5)
-  t.same([...first].sort((x, y) => x - y), [15, 16, 17, 18, 19], `a was asked for the rare chunks first (${first.join(', ')})`)
+  t.same(
+    [...first].sort((x, y) => x - y),
+    [15, 16, 17, 18, 19],
+    `a was asked for the rare chunks first (${first.join(', ')})`,
+  )
 })
 
 t.test('a peer that sends garbage is reported, not asked again, and the download completes', async (t) => {
@@ -153,8 +177,14 @@ t.test('resume: chunks already held are not fetched again', async (t) => {
   for (let i = 0; i < 40; i += 2) held.set(i)
   const { stored, res } = await run(ids, swarm, { held })
   t.equal(res.fetched, 20)
-  t.ok([...stored.keys()].every((i) => i % 2 === 1), 'only the missing half was fetched')
-  t.ok((swarm.asked.get('a') ?? []).every((i) => i % 2 === 1), 'held chunks were never asked for')
+  t.ok(
+    [...stored.keys()].every((i) => i % 2 === 1),
+    'only the missing half was fetched',
+  )
+  t.ok(
+    (swarm.asked.get('a') ?? []).every((i) => i % 2 === 1),
+    'held chunks were never asked for',
+  )
 })
 
 t.test('a chunk nobody holds: SWARM_UNAVAILABLE after the stall time, what arrived is kept', async (t) => {
@@ -164,10 +194,21 @@ t.test('a chunk nobody holds: SWARM_UNAVAILABLE after the stall time, what arriv
   const swarm = fakeSwarm(chunks, { a: { holds } })
   const stored = new Map<number, Uint8Array>()
   const t0 = Date.now()
-  await t.rejects(downloadChunks({
-    chunkIds: ids, held: new Bitfield(10), peers: () => swarm.peers, source: swarm.source, chunkBytes: CHUNK,
-    store: async (i, b) => { stored.set(i, joinBytes(b)) }, refreshMs: 50, stallMs: 300,
-  }), { name: 'SwarmError', code: 'SWARM_UNAVAILABLE', message: /1 of 10 chunk/ })
+  await t.rejects(
+    downloadChunks({
+      chunkIds: ids,
+      held: new Bitfield(10),
+      peers: () => swarm.peers,
+      source: swarm.source,
+      chunkBytes: CHUNK,
+      store: async (i, b) => {
+        stored.set(i, joinBytes(b))
+      },
+      refreshMs: 50,
+      stallMs: 300,
+    }),
+    { name: 'SwarmError', code: 'SWARM_UNAVAILABLE', message: /1 of 10 chunk/ },
+  )
   t.ok(Date.now() - t0 < 5000, 'gives up in bounded time')
   t.equal(stored.size, 9, 'the nine reachable chunks were stored')
   t.type(new SwarmError('SWARM_UNAVAILABLE', 'x'), Error)
@@ -198,7 +239,11 @@ t.test('it returns only once every verified chunk is stored', async (t) => {
   const swarm = fakeSwarm(chunks, { a: { holds: all(20) }, b: { holds: all(20) } })
   let stored = 0
   const res = await downloadChunks({
-    chunkIds: ids, held: new Bitfield(20), peers: () => swarm.peers, source: swarm.source, chunkBytes: CHUNK,
+    chunkIds: ids,
+    held: new Bitfield(20),
+    peers: () => swarm.peers,
+    source: swarm.source,
+    chunkBytes: CHUNK,
     store: async () => {
       await sleep(30)
       stored++
@@ -211,10 +256,19 @@ t.test('it returns only once every verified chunk is stored', async (t) => {
 t.test('a failing store ends the download with its error', async (t) => {
   const { chunks, ids } = makeChunks(10)
   const swarm = fakeSwarm(chunks, { a: { holds: all(10) } })
-  await t.rejects(downloadChunks({
-    chunkIds: ids, held: new Bitfield(10), peers: () => swarm.peers, source: swarm.source, chunkBytes: CHUNK,
-    store: async () => { throw new Error('disk full') },
-  }), { message: 'disk full' })
+  await t.rejects(
+    downloadChunks({
+      chunkIds: ids,
+      held: new Bitfield(10),
+      peers: () => swarm.peers,
+      source: swarm.source,
+      chunkBytes: CHUNK,
+      store: async () => {
+        throw new Error('disk full')
+      },
+    }),
+    { message: 'disk full' },
+  )
 })
 
 t.test('bitfields: BitTorrent bit order, spare bits refused, counts', async (t) => {

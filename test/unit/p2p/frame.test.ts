@@ -110,21 +110,21 @@ t.test('many tiny chunks decode in linear time', async (t) => {
 })
 
 t.test('property: any chunking of any frames decodes to the same frames, with push and with pushParts', async () => {
-  fc.assert(fc.property(
-    fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 12 }),
-    fc.array(fc.nat(), { maxLength: 20 }),
-    (payloads, cuts) => {
+  fc.assert(
+    fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 20 }), (payloads, cuts) => {
       const wire = concatBytes(...payloads.map(encodeFrame))
       const dec = new FrameDecoder(64)
       const decParts = new FrameDecoder(64)
       const got = split(wire, cuts).flatMap((c) => dec.push(c))
-      const gotParts = split(wire, cuts).flatMap((c) => decParts.pushParts(c)).map((parts) => concatBytes(...parts))
+      const gotParts = split(wire, cuts)
+        .flatMap((c) => decParts.pushParts(c))
+        .map((parts) => concatBytes(...parts))
       dec.end()
       decParts.end()
       const want = payloads.map(toHex).join('|')
       return got.map(toHex).join('|') === want && gotParts.map(toHex).join('|') === want
-    },
-  ))
+    }),
+  )
 })
 
 t.test('pushParts: payloads as views of the input, no copy', async (t) => {
@@ -134,7 +134,19 @@ t.test('pushParts: payloads as views of the input, no copy', async (t) => {
   const pieces = [wire.subarray(0, 6), wire.subarray(6, 8), wire.subarray(8, 13), wire.subarray(13)]
   const got = pieces.flatMap((c) => dec.pushParts(c))
   t.equal(got.length, 3)
-  t.same(got.map((f) => f.map((p) => [...p])), [[[1, 2], [3, 4], [5, 6]], [], [[7]]], 'each payload as the pieces that hold it')
+  t.same(
+    got.map((f) => f.map((p) => [...p])),
+    [
+      [
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ],
+      [],
+      [[7]],
+    ],
+    'each payload as the pieces that hold it',
+  )
   t.equal(dec.inFrame, false)
   // Views: a later change to the input shows through.
   pieces[1]?.fill(0xee)
@@ -143,10 +155,8 @@ t.test('pushParts: payloads as views of the input, no copy', async (t) => {
 })
 
 t.test('property: a cut inside the last frame is always detected by end()', async () => {
-  fc.assert(fc.property(
-    fc.array(fc.uint8Array({ maxLength: 32 }), { minLength: 1, maxLength: 6 }),
-    fc.nat(),
-    (payloads, cut) => {
+  fc.assert(
+    fc.property(fc.array(fc.uint8Array({ maxLength: 32 }), { minLength: 1, maxLength: 6 }), fc.nat(), (payloads, cut) => {
       const wire = concatBytes(...payloads.map(encodeFrame))
       const last = encodeFrame(payloads[payloads.length - 1] as Uint8Array).length
       const keep = wire.length - 1 - (cut % (last - 1)) // drop 1 to last-1 bytes: the cut falls inside the last frame
@@ -158,6 +168,6 @@ t.test('property: a cut inside the last frame is always detected by end()', asyn
       } catch (err) {
         return (err as { code?: string }).code === 'P2P_MALFORMED'
       }
-    },
-  ))
+    }),
+  )
 })

@@ -19,19 +19,32 @@ async function microtasks(): Promise<void> {
 
 /** A responder on a fake stream whose handler the test releases request by request. */
 function responder(opts: { timeoutMs?: number; signal?: AbortSignal } = {}): {
-  s: FakeStream; served: Promise<void>; answers: { id: number; status: number; body: string }[]; release: (id: number) => void
+  s: FakeStream
+  served: Promise<void>
+  answers: { id: number; status: number; body: string }[]
+  release: (id: number) => void
 } {
   const s = new FakeStream()
   const answers: { id: number; status: number; body: string }[] = []
-  s.onFrame = (f) => answers.push({ id: new DataView(f.buffer, f.byteOffset).getUint32(0), status: f[4] ?? -1, body: Buffer.from(f.subarray(5)).toString('latin1') })
+  s.onFrame = (f) =>
+    answers.push({ id: new DataView(f.buffer, f.byteOffset).getUint32(0), status: f[4] ?? -1, body: Buffer.from(f.subarray(5)).toString('latin1') })
   const waiting = new Map<number, () => void>()
-  const served = servePipe(s.stream, new Uint8Array(32), {
-    maxRequestBytes: 64, maxResponseBytes: 64, timeoutMs: opts.timeoutMs ?? 30_000, concurrency: 4,
-    handler: (_from, req, signal) => new Promise<Uint8Array>((resolve, reject) => {
-      waiting.set(req[0] ?? 0, () => resolve(Uint8Array.from(Buffer.from('done'))))
-      signal.addEventListener('abort', () => reject(new Error('deadline')), { once: true })
-    }),
-  }, { signal: opts.signal ?? new AbortController().signal, onViolation: () => undefined, log: nullLogger() })
+  const served = servePipe(
+    s.stream,
+    new Uint8Array(32),
+    {
+      maxRequestBytes: 64,
+      maxResponseBytes: 64,
+      timeoutMs: opts.timeoutMs ?? 30_000,
+      concurrency: 4,
+      handler: (_from, req, signal) =>
+        new Promise<Uint8Array>((resolve, reject) => {
+          waiting.set(req[0] ?? 0, () => resolve(Uint8Array.from(Buffer.from('done'))))
+          signal.addEventListener('abort', () => reject(new Error('deadline')), { once: true })
+        }),
+    },
+    { signal: opts.signal ?? new AbortController().signal, onViolation: () => undefined, log: nullLogger() },
+  )
   return { s, served, answers, release: (id) => waiting.get(id)?.() }
 }
 
@@ -49,12 +62,15 @@ t.test('when the requester ends its side, what runs is answered and the stream c
   release(2)
   await microtasks()
   t.equal(s.status, 'closed', 'closed on the last answer, no timer waited for')
-  t.same(answers.map((a) => a.id), [1, 2])
+  t.same(
+    answers.map((a) => a.id),
+    [1, 2],
+  )
   await served
   t.equal(s.abortedWith, undefined, 'a clean close')
 })
 
-t.test('with nothing running, the requester\'s end closes the stream at once', async (t) => {
+t.test("with nothing running, the requester's end closes the stream at once", async (t) => {
   const { s, served } = responder()
   s.endRemote()
   await microtasks()

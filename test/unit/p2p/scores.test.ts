@@ -4,7 +4,12 @@ import { Limiter } from '../../../src/p2p/limiter.js'
 
 function clock(): { now: () => number; advance: (ms: number) => void } {
   let t0 = 1_000_000
-  return { now: () => t0, advance: (ms) => { t0 += ms } }
+  return {
+    now: () => t0,
+    advance: (ms) => {
+      t0 += ms
+    },
+  }
 }
 
 t.test('scores: start at 0, ban at -100 for banMs, come back at -50', async (t) => {
@@ -95,7 +100,9 @@ t.test('limiter: at most max holders, FIFO waiters, abortable, bounded', async (
   await l.acquire(never)
   await l.acquire(never)
   let third = false
-  const p3 = l.acquire(never).then(() => { third = true })
+  const p3 = l.acquire(never).then(() => {
+    third = true
+  })
   await t.rejects(l.acquire(never), { name: 'P2PError', code: 'P2P_REFUSED' }, 'waiting line is bounded')
   await Promise.resolve()
   t.notOk(third)

@@ -5,7 +5,15 @@ import { join } from 'node:path'
 import { toHex } from '../../../src/util/index.js'
 import { ChainStore, StoreError, type BlockCommit } from '../../../src/storage/index.js'
 import {
-  authoritySet, decodeBlock, decodeCertificate, genesisBlock, getParams, verifyCertificate, type Block, type OrgAction, type StateWrites,
+  authoritySet,
+  decodeBlock,
+  decodeCertificate,
+  genesisBlock,
+  getParams,
+  verifyCertificate,
+  type Block,
+  type OrgAction,
+  type StateWrites,
 } from '../../../src/chain/index.js'
 import { CHAIN_ID, advance, certBytes, dumpState, makeChain, note, testSigner, vote } from '../chain/fixtures.js'
 
@@ -29,7 +37,10 @@ function sampleChain(): { commits: BlockCommit[]; state: Map<string, Uint8Array>
   const g = genesisBlock(c.genesis)
   const commits: BlockCommit[] = [commitOf(g.block, g.writes)]
   const blocks: Block[] = [g.block]
-  const admit: OrgAction = { kind: 'admit', org: { id: 'stored-org', name: 'S', role: 'member', signKey: testSigner('stored-org').publicKey, encKey: new Uint8Array(32), addrs: [] } }
+  const admit: OrgAction = {
+    kind: 'admit',
+    org: { id: 'stored-org', name: 'S', role: 'member', signKey: testSigner('stored-org').publicKey, encKey: new Uint8Array(32), addrs: [] },
+  }
   const voter = (i: number): ReturnType<typeof testSigner> => {
     const a = c.authorities[i]
     if (a === undefined) throw new Error('no authority')
@@ -76,11 +87,19 @@ t.test('commitBlock then read back everything, including deletions; reopen keeps
     }
     t.equal(await store.hashAt(3), undefined, `${label}: nothing above the head`)
     t.same(dumpState(await store.loadState()), dumpState(state), `${label}: state equals the in-memory state (deletes applied)`)
-    t.notOk([...(await store.loadState()).keys()].some((k) => k.startsWith('p/')), `${label}: the deleted proposal is gone`)
+    t.notOk(
+      [...(await store.loadState()).keys()].some((k) => k.startsWith('p/')),
+      `${label}: the deleted proposal is gone`,
+    )
     const last = blocks[2] as Block
     const raw = await store.blockBytes(last.hash)
     const p = getParams(state)
-    const decoded = decodeBlock(raw ?? new Uint8Array(0), { chainId: CHAIN_ID, maxBlockBytes: p.maxBlockBytes, maxBlockTxs: p.maxBlockTxs, maxTxBytes: p.maxTxBytes })
+    const decoded = decodeBlock(raw ?? new Uint8Array(0), {
+      chainId: CHAIN_ID,
+      maxBlockBytes: p.maxBlockBytes,
+      maxBlockTxs: p.maxBlockTxs,
+      maxTxBytes: p.maxTxBytes,
+    })
     t.equal(toHex(decoded.hash), toHex(last.hash), `${label}: stored bytes decode to the block`)
     t.equal(toHex(decoded.lastCommit), toHex((await store.certBytes(1)) ?? new Uint8Array(1)), `${label}: block 2 carries the certificate stored for block 1`)
     const cert2 = decodeCertificate((await store.certBytes(2)) ?? new Uint8Array(0))
@@ -96,10 +115,28 @@ t.test('commitBlock then read back everything, including deletions; reopen keeps
 t.test('state keys with awkward characters round-trip and stay inside the state keyspace', async (t) => {
   const store = await ChainStore.open(await tempDir(t))
   t.teardown(() => store.close())
-  const writes = new Map<string, Uint8Array | null>([['', new Uint8Array([1])], ['a:b', new Uint8Array([2])], ['é/ü', new Uint8Array([3])], ['~', new Uint8Array(0)], ['gone', null]])
-  await store.commitBlock({ height: 0, hash: new Uint8Array(32).fill(1), blockBytes: new Uint8Array([9]), certBytes: new Uint8Array(0), txIds: [], stateWrites: writes })
+  const writes = new Map<string, Uint8Array | null>([
+    ['', new Uint8Array([1])],
+    ['a:b', new Uint8Array([2])],
+    ['é/ü', new Uint8Array([3])],
+    ['~', new Uint8Array(0)],
+    ['gone', null],
+  ])
+  await store.commitBlock({
+    height: 0,
+    hash: new Uint8Array(32).fill(1),
+    blockBytes: new Uint8Array([9]),
+    certBytes: new Uint8Array(0),
+    txIds: [],
+    stateWrites: writes,
+  })
   const s = await store.loadState()
-  t.same(dumpState(s), [['', '01'], ['a:b', '02'], ['~', ''], ['é/ü', '03']])
+  t.same(dumpState(s), [
+    ['', '01'],
+    ['a:b', '02'],
+    ['~', ''],
+    ['é/ü', '03'],
+  ])
   t.equal(await store.headHeight(), 0)
 })
 
@@ -108,7 +145,14 @@ t.test('large heights and tx indexes are stored exactly', async (t) => {
   t.teardown(() => store.close())
   const h = 2 ** 40 + 3
   const ids = Array.from({ length: 300 }, (_, i) => new Uint8Array(32).fill(i % 256).map((x, j) => (j === 0 ? i >> 8 : x)))
-  await store.commitBlock({ height: h, hash: new Uint8Array(32).fill(7), blockBytes: new Uint8Array([1]), certBytes: new Uint8Array([2]), txIds: ids, stateWrites: new Map() })
+  await store.commitBlock({
+    height: h,
+    hash: new Uint8Array(32).fill(7),
+    blockBytes: new Uint8Array([1]),
+    certBytes: new Uint8Array([2]),
+    txIds: ids,
+    stateWrites: new Map(),
+  })
   t.equal(await store.headHeight(), h)
   t.equal(toHex((await store.hashAt(h)) ?? new Uint8Array(0)), '07'.repeat(32))
   t.same(await store.txLocation(ids[299] as Uint8Array), { height: h, index: 299 })
@@ -128,7 +172,14 @@ t.test('opening the same directory twice -> STORE_LOCKED', async (t) => {
 t.test('after close the directory can be opened again', async (t) => {
   const dir = await tempDir(t)
   const a = await ChainStore.open(dir)
-  await a.commitBlock({ height: 0, hash: new Uint8Array(32), blockBytes: new Uint8Array([1]), certBytes: new Uint8Array(0), txIds: [], stateWrites: new Map([['k', new Uint8Array([5])]]) })
+  await a.commitBlock({
+    height: 0,
+    hash: new Uint8Array(32),
+    blockBytes: new Uint8Array([1]),
+    certBytes: new Uint8Array(0),
+    txIds: [],
+    stateWrites: new Map([['k', new Uint8Array([5])]]),
+  })
   await a.close()
   const b = await ChainStore.open(dir)
   t.teardown(() => b.close())

@@ -180,7 +180,11 @@ t.test('no temporary files are left after puts', async (t) => {
   await s.put(chunks[0]?.id as Uint8Array, chunks[0]?.bytes as Uint8Array)
   const all = await files(f.chunkDir)
   t.equal(all.length, 40)
-  t.same(all.filter((p) => p.includes('.tmp')), [], 'no .tmp files')
+  t.same(
+    all.filter((p) => p.includes('.tmp')),
+    [],
+    'no .tmp files',
+  )
   t.same(all.sort(), chunks.map((c) => pathOf(f, c.id)).sort())
 })
 
@@ -203,7 +207,10 @@ t.test('after a crash: temporary files are swept, unindexed chunks verified and 
   const again = await f.open()
   t.equal(again.usedBytes, 1200, 'the orphan is counted')
   t.same(Buffer.from((await again.get(orphan.id)) as Uint8Array), Buffer.from(orphan.bytes), 'and served')
-  t.notOk((await files(f.chunkDir)).some((p) => p.includes('.tmp-')), 'no temporary file left')
+  t.notOk(
+    (await files(f.chunkDir)).some((p) => p.includes('.tmp-')),
+    'no temporary file left',
+  )
   t.notOk(await again.has(bad.id), 'a file whose bytes do not match its name is dropped')
   t.notOk((await files(f.chunkDir)).includes(badPath))
   await again.close()
@@ -236,7 +243,10 @@ t.test('deferred puts write in place: a torn file is dropped at open, a torn uni
   const b = chunk(4000)
   await s.put(a.id, a.bytes, { defer: true })
   await s.put(b.id, b.bytes, { defer: true })
-  t.notOk((await files(f.chunkDir)).some((p) => p.includes('.tmp-')), 'no temporary name')
+  t.notOk(
+    (await files(f.chunkDir)).some((p) => p.includes('.tmp-')),
+    'no temporary name',
+  )
   // A crash before the flush: a's file torn (short) with its entry kept; b's torn with no entry.
   await writeFile(pathOf(f, a.id), a.bytes.subarray(0, 1000))
   await writeFile(pathOf(f, b.id), b.bytes.subarray(0, 1000))

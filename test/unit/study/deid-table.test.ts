@@ -5,11 +5,24 @@ t.test('the table is the whole of PS3.15 Table E.1-1, one row per tag, sorted', 
   t.ok(BASIC_PROFILE_TABLE.length >= 600, `${BASIC_PROFILE_TABLE.length} rows`)
   const tags = BASIC_PROFILE_TABLE.map((r) => r.tag)
   t.equal(new Set(tags).size, tags.length, 'no tag twice')
-  t.ok(tags.every((tag) => /^[0-9A-Fx]{8}$/.test(tag)), 'tags are GGGGEEEE')
+  t.ok(
+    tags.every((tag) => /^[0-9A-Fx]{8}$/.test(tag)),
+    'tags are GGGGEEEE',
+  )
   const key = (tag: string): string => tag.replace(/x/g, '0')
-  t.same(tags, [...tags].sort((a, b) => (key(a) < key(b) ? -1 : 1)), 'sorted by tag')
-  t.ok(BASIC_PROFILE_TABLE.every((r) => r.name.length > 0), 'every row named')
-  t.ok(tags.every((tag) => (parseInt(tag.slice(0, 4).replace(/x/g, '0'), 16) & 1) === 0), 'no private tag listed')
+  t.same(
+    tags,
+    [...tags].sort((a, b) => (key(a) < key(b) ? -1 : 1)),
+    'sorted by tag',
+  )
+  t.ok(
+    BASIC_PROFILE_TABLE.every((r) => r.name.length > 0),
+    'every row named',
+  )
+  t.ok(
+    tags.every((tag) => (parseInt(tag.slice(0, 4).replace(/x/g, '0'), 16) & 1) === 0),
+    'no private tag listed',
+  )
 })
 
 t.test('every action code of the Basic Profile column is used', async (t) => {

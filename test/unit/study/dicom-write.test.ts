@@ -4,8 +4,18 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { data } from 'dcmjs'
 import {
-  DicomEncoder, StudyDeidentifier, TAG, TRANSFER_SYNTAX, cloneInstance, encodeDicom, generateCtStudy, parseDicom, readDicom, writeDicom,
-  type DicomDataset, type DicomInstance,
+  DicomEncoder,
+  StudyDeidentifier,
+  TAG,
+  TRANSFER_SYNTAX,
+  cloneInstance,
+  encodeDicom,
+  generateCtStudy,
+  parseDicom,
+  readDicom,
+  writeDicom,
+  type DicomDataset,
+  type DicomInstance,
 } from '../../../src/study/index.js'
 import { sample, sampleFiles } from './helpers.js'
 
@@ -37,7 +47,10 @@ t.test('writeDicom gives the bytes dcmjs writes: samples, de-identified, every n
   const tiny = new DicomEncoder(3)
   for (const [name, inst] of inputs) {
     const deid = new StudyDeidentifier({ secret: new Uint8Array(32).fill(1) }).deidentify(inst).instance
-    for (const [what, x] of [['as read', inst], ['de-identified', deid]] as const) {
+    for (const [what, x] of [
+      ['as read', inst],
+      ['de-identified', deid],
+    ] as const) {
       for (const ts of [TRANSFER_SYNTAX.ExplicitVRLittleEndian, TRANSFER_SYNTAX.ImplicitVRLittleEndian, TRANSFER_SYNTAX.ExplicitVRBigEndian]) {
         const y = withSyntax(x, ts)
         const bytes = writeDicom(y)
@@ -66,7 +79,11 @@ t.test('writeDicom falls back to dcmjs for elements after Pixel Data, odd length
   odd.dataset[TAG.PixelData] = { vr: 'OB', Value: [new Uint8Array([1, 2, 3]).buffer] }
   const multi = cloneInstance(mr)
   multi.dataset[TAG.PixelData] = { vr: 'OB', Value: [new Uint8Array([1, 2]).buffer, new Uint8Array([3, 4]).buffer] }
-  for (const [what, x] of [['trailing padding', trailing], ['odd length', odd], ['two values', multi]] as const) {
+  for (const [what, x] of [
+    ['trailing padding', trailing],
+    ['odd length', odd],
+    ['two values', multi],
+  ] as const) {
     const bytes = writeDicom(x)
     t.same(Buffer.from(bytes), Buffer.from(dcmjsBytes(x, bytes)), `${what}: dcmjs bytes`)
   }

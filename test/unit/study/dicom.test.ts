@@ -6,8 +6,20 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { data } from 'dcmjs'
 import {
-  StudyDeidentifier, StudyError, TAG, TRANSFER_SYNTAX, cloneInstance, firstString, locateTrailingPixelData, parseDicom, pixelDigest, readDicom,
-  readStudyInstanceUid, toJsonDataset, writeDicom, checkPart10,
+  StudyDeidentifier,
+  StudyError,
+  TAG,
+  TRANSFER_SYNTAX,
+  cloneInstance,
+  firstString,
+  locateTrailingPixelData,
+  parseDicom,
+  pixelDigest,
+  readDicom,
+  readStudyInstanceUid,
+  toJsonDataset,
+  writeDicom,
+  checkPart10,
 } from '../../../src/study/index.js'
 import { CT_STUDY, SAMPLES, bareDataset, reencoded, sample, sampleFiles } from './helpers.js'
 
@@ -15,7 +27,8 @@ const tmp = mkdtempSync(join(tmpdir(), 'radchain-dicom-'))
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
 
 const PINNED: Record<string, string> = Object.fromEntries(
-  readFileSync(join(SAMPLES, 'README.md'), 'utf8').split('\n')
+  readFileSync(join(SAMPLES, 'README.md'), 'utf8')
+    .split('\n')
     .map((l) => /^([0-9a-f]{64}) {2}(\S+)$/.exec(l))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => [m[2] as string, m[1] as string]),
@@ -86,7 +99,10 @@ t.test('bad files give the right DICOM_* code and name the file', async (t) => {
   for (const c of cases) {
     const p = join(tmp, c.name)
     writeFileSync(p, c.bytes)
-    const err = await readDicom(p).then(() => undefined, (e: unknown) => e)
+    const err = await readDicom(p).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     t.type(err, StudyError, c.name)
     if (!(err instanceof StudyError)) continue
     t.equal(err.name, 'StudyError')
@@ -103,7 +119,10 @@ t.test('bad files give the right DICOM_* code and name the file', async (t) => {
   delete noSop.dataset[TAG.SOPInstanceUID]
   const p = join(tmp, 'no-sop.dcm')
   writeFileSync(p, writeDicom(noSop))
-  const err = await readDicom(p).then(() => undefined, (e: unknown) => e)
+  const err = await readDicom(p).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   t.ok(err instanceof StudyError && err.code === 'DICOM_MISSING_UID' && err.message.includes('(0008,0018)'), 'missing SOP Instance UID named')
   t.equal((await readDicom(p, { requireUids: false })).dataset[TAG.SOPInstanceUID], undefined, 'readable when UIDs are not required')
 })
@@ -169,7 +188,11 @@ t.test('a bare implicit VR little endian dataset (no preamble, no file meta) is 
     t.equal(inst.path, p)
     t.equal(firstString(inst.meta, TAG.TransferSyntaxUID), TRANSFER_SYNTAX.ImplicitVRLittleEndian, 'implicit VR little endian')
     t.equal(firstString(inst.meta, TAG.MediaStorageSOPClassUID), firstString(orig.dataset, TAG.SOPClassUID), 'Media Storage SOP Class UID from (0008,0016)')
-    t.equal(firstString(inst.meta, TAG.MediaStorageSOPInstanceUID), firstString(orig.dataset, TAG.SOPInstanceUID), 'Media Storage SOP Instance UID from (0008,0018)')
+    t.equal(
+      firstString(inst.meta, TAG.MediaStorageSOPInstanceUID),
+      firstString(orig.dataset, TAG.SOPInstanceUID),
+      'Media Storage SOP Instance UID from (0008,0018)',
+    )
     // The dataset a Part 10 implicit VR file of it gives (implicit VR reads some VRs differently from the explicit original).
     const implicit = parseDicom(writeDicom(reencoded(orig, TRANSFER_SYNTAX.ImplicitVRLittleEndian)))
     t.same(toJsonDataset(inst.dataset), toJsonDataset(implicit.dataset), 'the same dataset as its Part 10 file')
@@ -216,7 +239,11 @@ t.test('bytes that are neither Part 10 nor a bare implicit VR dataset are refuse
     ['undefined first length', Buffer.concat([header(0x0008, 0x0005, 0xffffffff), filler]), 'DICOM_NOT_PART10'],
     ['one empty element of group 0008: read, but without UIDs', header(0x0008, 0x0005, 0), 'DICOM_MISSING_UID'],
     ['a bare dataset cut short', bare.subarray(0, Math.floor(bare.length / 2)), 'DICOM_TRUNCATED'],
-    ['a bare dataset with garbage after its first element', Buffer.concat([bare.subarray(0, 8 + bare.readUInt32LE(4)), Buffer.from([0xfe, 0xff, 0x0d, 0xe0, 0, 0, 0, 0])]), 'DICOM_UNREADABLE'],
+    [
+      'a bare dataset with garbage after its first element',
+      Buffer.concat([bare.subarray(0, 8 + bare.readUInt32LE(4)), Buffer.from([0xfe, 0xff, 0x0d, 0xe0, 0, 0, 0, 0])]),
+      'DICOM_UNREADABLE',
+    ],
   ]
   for (const [name, bytes, code] of cases) {
     t.equal(await codeOf(Promise.resolve().then(() => parseDicom(bytes, name))), code, name)

@@ -2,7 +2,14 @@ import { readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  TAG, TRANSFER_SYNTAX, cloneInstance, firstNumber, writeDicom, type DicomDataset, type DicomElement, type DicomInstance,
+  TAG,
+  TRANSFER_SYNTAX,
+  cloneInstance,
+  firstNumber,
+  writeDicom,
+  type DicomDataset,
+  type DicomElement,
+  type DicomInstance,
 } from '../../../src/study/index.js'
 
 /** Folder of the sample DICOM files (a pinned copy of the shared samples, see its README). */

@@ -5,8 +5,22 @@ import { join } from 'node:path'
 import { generateX25519, mlkemFromX25519Private, sha256 } from '../../../src/crypto/index.js'
 import { sleep, toHex } from '../../../src/util/index.js'
 import {
-  READ_AHEAD_MAX_BYTES, READ_HEAD_BYTES, STORE_PUTS_IN_FLIGHT, STUDY_UID_HEAD_BYTES, TAG, TRANSFER_SYNTAX, cloneInstance, firstString,
-  generateCtStudy, locateTrailingPixelData, packageStudy, parseDicom, readDicom, readStudyInstanceUid, writeDicom, type DicomInstance,
+  READ_AHEAD_MAX_BYTES,
+  READ_HEAD_BYTES,
+  STORE_PUTS_IN_FLIGHT,
+  STUDY_UID_HEAD_BYTES,
+  TAG,
+  TRANSFER_SYNTAX,
+  cloneInstance,
+  firstString,
+  generateCtStudy,
+  locateTrailingPixelData,
+  packageStudy,
+  parseDicom,
+  readDicom,
+  readStudyInstanceUid,
+  writeDicom,
+  type DicomInstance,
 } from '../../../src/study/index.js'
 import { sample, sampleFiles } from './helpers.js'
 
@@ -118,7 +132,6 @@ t.test('a failed put fails packageStudy once every put in flight has settled', a
   t.equal(store.order.length, store.startedAtFailure, 'no put started after the failure')
 })
 
-
 t.test('read-ahead: a file past READ_AHEAD_MAX_BYTES is read at its turn; a bad file ahead fails at its turn only', async (t) => {
   const dir = await tempDir()
   // Two slices of 4096 x 2100 x 2 bytes: each file just above 16 MiB.
@@ -132,8 +145,11 @@ t.test('read-ahead: a file past READ_AHEAD_MAX_BYTES is read at its turn; a bad 
   const whole = await readFile(small.files[2] as string)
   await writeFile(cut, whole.subarray(0, whole.length - 100))
   const files = [small.files[0] as string, small.files[1] as string, cut]
-  await t.rejects(packageStudy(files, { chunkSize: 256, custodianId: 'org', custodian: recipient(), store: new SlowStore() }),
-    { name: 'StudyError', code: 'DICOM_TRUNCATED' }, 'the truncated file fails the package')
+  await t.rejects(
+    packageStudy(files, { chunkSize: 256, custodianId: 'org', custodian: recipient(), store: new SlowStore() }),
+    { name: 'StudyError', code: 'DICOM_TRUNCATED' },
+    'the truncated file fails the package',
+  )
   // The store fails on its first put while the truncated file is being read ahead: the put's error is reported, and the
   // read-ahead's failure is not left unhandled (tap fails the test on an unhandled rejection).
   await t.rejects(packageStudy(files, { chunkSize: 256, custodianId: 'org', custodian: recipient(), store: new SlowStore(0) }), { message: 'disk full' })
@@ -170,7 +186,11 @@ t.test('readDicom reads trailing native Pixel Data into its own buffer: the same
     const fast = await readDicom(p)
     const slow = parseDicom(whole, p)
     t.same(fast, slow, `${p}: same instance${at === undefined ? ' (whole file)' : ' (pixels read apart)'}`)
-    t.same(Buffer.from(fast.dataset[TAG.PixelData]?.Value?.[0] as ArrayBuffer), Buffer.from(slow.dataset[TAG.PixelData]?.Value?.[0] as ArrayBuffer), `${p}: same pixels`)
+    t.same(
+      Buffer.from(fast.dataset[TAG.PixelData]?.Value?.[0] as ArrayBuffer),
+      Buffer.from(slow.dataset[TAG.PixelData]?.Value?.[0] as ArrayBuffer),
+      `${p}: same pixels`,
+    )
   }
   t.ok(split >= 8, `pixels read apart for ${split} of ${paths.length} files`)
   for (const p of [sample('CT_small.dcm'), join(dir, 'header-past-head.dcm'), padded]) {

@@ -4,9 +4,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { merkleRoot } from '../../../src/crypto/index.js'
 import { fromHex, toHex } from '../../../src/util/index.js'
-import {
-  ChunkError, contentRoot, decryptChunk, encryptChunks, type EncryptChunksOptions, type EncryptedChunk,
-} from '../../../src/study/index.js'
+import { ChunkError, contentRoot, decryptChunk, encryptChunks, type EncryptChunksOptions, type EncryptedChunk } from '../../../src/study/index.js'
 
 const KEY = Uint8Array.from({ length: 32 }, (_, i) => i)
 const STUDY = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i)
@@ -79,7 +77,10 @@ t.test('chunks are bound to position, study, version and key', async (t) => {
   chunkErrorCode(t, () => decryptChunk(c0.ciphertext, { ...OPTS, version: 8, index: 0, isLast: false }), 'CHUNK_DECRYPT_FAILED', 'another version')
   chunkErrorCode(t, () => decryptChunk(c0.ciphertext, { ...OPTS, dataKey: randomBytes(32), index: 0, isLast: false }), 'CHUNK_DECRYPT_FAILED', 'another key')
   // The same plaintext under another version's key gives unrelated chunks (a fresh data key per study version).
-  t.notSame(toHex(c0.ciphertext), toHex((await collect(encryptChunks(pieces(randomBytes(64)), { ...OPTS, dataKey: randomBytes(32) })))[0]?.ciphertext as Uint8Array))
+  t.notSame(
+    toHex(c0.ciphertext),
+    toHex((await collect(encryptChunks(pieces(randomBytes(64)), { ...OPTS, dataKey: randomBytes(32) })))[0]?.ciphertext as Uint8Array),
+  )
 })
 
 t.test('tampering is detected', async (t) => {
@@ -89,7 +90,12 @@ t.test('tampering is detected', async (t) => {
     const bad = Uint8Array.from(ct)
     bad[pos] ^= 0x01
     chunkErrorCode(t, () => decryptChunk(bad, { ...OPTS, index: 0, isLast: false }), 'CHUNK_DECRYPT_FAILED', `flipped byte ${pos}`)
-    chunkErrorCode(t, () => decryptChunk(bad, { ...OPTS, index: 0, isLast: false, id: (c0 as EncryptedChunk).id }), 'CHUNK_BAD_ID', `flipped byte ${pos} against its id`)
+    chunkErrorCode(
+      t,
+      () => decryptChunk(bad, { ...OPTS, index: 0, isLast: false, id: (c0 as EncryptedChunk).id }),
+      'CHUNK_BAD_ID',
+      `flipped byte ${pos} against its id`,
+    )
   }
   chunkErrorCode(t, () => decryptChunk(ct.subarray(0, 10), { ...OPTS, index: 0, isLast: false }), 'CHUNK_DECRYPT_FAILED', 'shorter than the tag')
   chunkErrorCode(t, () => decryptChunk(ct, { ...OPTS, index: 0, isLast: false, maxChunkSize: 8 }), 'CHUNK_TOO_LARGE', 'above the size bound')

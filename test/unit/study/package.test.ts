@@ -2,8 +2,22 @@ import t from 'tap'
 import { generateX25519, merkleRoot, mlkemFromX25519Private, sha256, unwrapKey } from '../../../src/crypto/index.js'
 import { toHex } from '../../../src/util/index.js'
 import {
-  CHUNK_TAG_BYTES, PACK_MAGIC, PACK_VERSION, StudyError, TAG, decryptChunk, decryptDemographics, deriveStudyKeys, packageStudy,
-  parseDicom, pixelDigest, readDicom, readPack, studyDigest, studyKeyContext, unpackStudy,
+  CHUNK_TAG_BYTES,
+  PACK_MAGIC,
+  PACK_VERSION,
+  StudyError,
+  TAG,
+  decryptChunk,
+  decryptDemographics,
+  deriveStudyKeys,
+  packageStudy,
+  parseDicom,
+  pixelDigest,
+  readDicom,
+  readPack,
+  studyDigest,
+  studyKeyContext,
+  unpackStudy,
 } from '../../../src/study/index.js'
 import { CT_STUDY, sample, textValues } from './helpers.js'
 
@@ -43,8 +57,12 @@ t.test('packages the 4-instance CT study into chunks that decrypt back to it', a
   const ownerKey = new Uint8Array(32).fill(9)
   const progress: { files: number; bytes: number }[] = []
   const res = await packageStudy(CT_STUDY, {
-    chunkSize: CHUNK_SIZE, custodianId: 'hospital-a', custodian: custodian.pub,
-    owner: { key: ownerKey, ...owner.pub }, store, onProgress: (p) => progress.push(p),
+    chunkSize: CHUNK_SIZE,
+    custodianId: 'hospital-a',
+    custodian: custodian.pub,
+    owner: { key: ownerKey, ...owner.pub },
+    store,
+    onProgress: (p) => progress.push(p),
   })
   const { payload, chunkIds } = res
 
@@ -58,7 +76,11 @@ t.test('packages the 4-instance CT study into chunks that decrypt back to it', a
   t.equal(chunkIds.length, payload.chunkCount)
   t.equal(store.chunks.size, payload.chunkCount, 'every chunk is in the store')
   const stored = chunkIds.map((id) => store.chunks.get(toHex(id)) as Uint8Array)
-  t.equal(stored.reduce((n, c) => n + c.length, 0), payload.size, 'size is the ciphertext total')
+  t.equal(
+    stored.reduce((n, c) => n + c.length, 0),
+    payload.size,
+    'size is the ciphertext total',
+  )
   for (const c of stored.slice(0, -1)) t.equal(c.length, CHUNK_SIZE + CHUNK_TAG_BYTES, 'full chunks are chunkSize plus tag')
   t.same(payload.contentRoot, merkleRoot(chunkIds), 'contentRoot is the merkle root of the ids')
   t.same(payload.custodianEnvelope, sha256(res.envelopes.custodian))
@@ -72,9 +94,18 @@ t.test('packages the 4-instance CT study into chunks that decrypt back to it', a
   t.throws(() => unwrapKey(res.envelopes.custodian, { x25519Priv: owner.priv, mlkemSecret: owner.mlkemSecret }, context), { name: 'EnvelopeError' })
 
   const { dataKey } = deriveStudyKeys(studyKey, payload.studyId)
-  const plain = Buffer.concat(stored.map((c, index) => decryptChunk(c, {
-    dataKey, studyId: payload.studyId, version: PACK_VERSION, index, isLast: index === stored.length - 1, id: chunkIds[index],
-  })))
+  const plain = Buffer.concat(
+    stored.map((c, index) =>
+      decryptChunk(c, {
+        dataKey,
+        studyId: payload.studyId,
+        version: PACK_VERSION,
+        index,
+        isLast: index === stored.length - 1,
+        id: chunkIds[index],
+      }),
+    ),
+  )
   t.equal(plain.subarray(0, 5).toString('latin1'), PACK_MAGIC)
   t.equal(plain.length, payload.size - CHUNK_TAG_BYTES * payload.chunkCount)
 
@@ -116,14 +147,22 @@ t.test('packages the 4-instance CT study into chunks that decrypt back to it', a
   const gen = unpackStudy(async (i) => stored[i] as Uint8Array, payload, studyKey)
   let r = await gen.next()
   for (; r.done !== true; r = await gen.next()) streamed.push(r.value)
-  t.same(streamed.map((b) => toHex(sha256(b))), instances.map((b) => toHex(sha256(b))), 'unpackStudy yields the same Part 10 bytes')
+  t.same(
+    streamed.map((b) => toHex(sha256(b))),
+    instances.map((b) => toHex(sha256(b))),
+    'unpackStudy yields the same Part 10 bytes',
+  )
   t.equal(r.value.studyDigest, manifest.studyDigest)
 
   const swapped = [...stored]
   ;[swapped[0], swapped[1]] = [swapped[1] as Uint8Array, swapped[0] as Uint8Array]
-  await t.rejects(async () => {
-    for await (const _ of unpackStudy(async (i) => swapped[i] as Uint8Array, payload, studyKey)) void _
-  }, { name: 'ChunkError' }, 'reordered chunks fail authentication')
+  await t.rejects(
+    async () => {
+      for await (const _ of unpackStudy(async (i) => swapped[i] as Uint8Array, payload, studyKey)) void _
+    },
+    { name: 'ChunkError' },
+    'reordered chunks fail authentication',
+  )
 })
 
 t.test('without an owner: no owner envelope, owner null', async (t) => {
@@ -140,8 +179,14 @@ t.test('files from two studies are refused before anything is stored', async (t)
   const store = new MemoryStore()
   const custodian = recipient()
   const err = await packageStudy([CT_STUDY[0] as string, sample('study-77654033/CR1/6154')], {
-    chunkSize: CHUNK_SIZE, custodianId: 'org', custodian: custodian.pub, store,
-  }).then(() => undefined, (e: unknown) => e)
+    chunkSize: CHUNK_SIZE,
+    custodianId: 'org',
+    custodian: custodian.pub,
+    store,
+  }).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   t.ok(err instanceof StudyError)
   t.equal((err as StudyError).code, 'DICOM_STUDY_MISMATCH')
   t.equal(store.chunks.size, 0, 'no chunk stored')

@@ -3,19 +3,32 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { z } from 'zod'
 import {
-  STUDY_DIGEST_PREFIX, StudyDeidentifier, TAG, TRANSFER_SYNTAX, cloneInstance, parseDicom, pixelDigest, readDicom,
-  studyDigest, writeDicom, type DicomInstance,
+  STUDY_DIGEST_PREFIX,
+  StudyDeidentifier,
+  TAG,
+  TRANSFER_SYNTAX,
+  cloneInstance,
+  parseDicom,
+  pixelDigest,
+  readDicom,
+  studyDigest,
+  writeDicom,
+  type DicomInstance,
 } from '../../../src/study/index.js'
 import { sample } from './helpers.js'
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/)
 const Vectors = z.object({
   pixel: z.array(z.object({ file: z.string(), transferSyntax: z.string(), frames: z.number(), digest: hex64 })).min(5),
-  study: z.array(z.object({
-    name: z.string(),
-    instances: z.array(z.object({ sopInstanceUid: z.string(), digest: hex64 })),
-    digest: hex64,
-  })).min(2),
+  study: z
+    .array(
+      z.object({
+        name: z.string(),
+        instances: z.array(z.object({ sopInstanceUid: z.string(), digest: hex64 })),
+        digest: hex64,
+      }),
+    )
+    .min(2),
 })
 const vectors = Vectors.parse(JSON.parse(readFileSync(new URL('../../vectors/dicom-digests.json', import.meta.url), 'utf8')))
 
@@ -26,7 +39,11 @@ function pixelBytes(inst: DicomInstance): Uint8Array {
 t.test('pixel digests match the pinned (dcmtk-computed) vectors', async (t) => {
   for (const v of vectors.pixel) {
     const d = pixelDigest(await readDicom(sample(v.file)))
-    t.same({ digest: d.digest, transferSyntax: d.transferSyntax, frames: d.frames }, { digest: v.digest, transferSyntax: v.transferSyntax, frames: v.frames }, v.file)
+    t.same(
+      { digest: d.digest, transferSyntax: d.transferSyntax, frames: d.frames },
+      { digest: v.digest, transferSyntax: v.transferSyntax, frames: v.frames },
+      v.file,
+    )
     t.equal(d.element, TAG.PixelData)
   }
 })
@@ -36,8 +53,15 @@ t.test('MR_small.dcm and MR_small_implicit.dcm give one digest', async (t) => {
   const b = await readDicom(sample('MR_small_implicit.dcm'))
   t.not(a.meta[TAG.TransferSyntaxUID]?.Value?.[0], b.meta[TAG.TransferSyntaxUID]?.Value?.[0])
   t.equal(pixelDigest(a).digest, pixelDigest(b).digest)
-  t.not(createHash('sha256').update(readFileSync(sample('MR_small.dcm'))).digest('hex'),
-    createHash('sha256').update(readFileSync(sample('MR_small_implicit.dcm'))).digest('hex'), 'the files differ')
+  t.not(
+    createHash('sha256')
+      .update(readFileSync(sample('MR_small.dcm')))
+      .digest('hex'),
+    createHash('sha256')
+      .update(readFileSync(sample('MR_small_implicit.dcm')))
+      .digest('hex'),
+    'the files differ',
+  )
 })
 
 t.test('a big-endian re-encoding of MR_small gives the same digest', async (t) => {
@@ -89,18 +113,30 @@ t.test('native frames: padding ignored, short data refused, 8-bit big endian not
   const rgb = (ts: string): DicomInstance => ({
     meta: { [TAG.TransferSyntaxUID]: { vr: 'UI', Value: [ts] } },
     dataset: {
-      [TAG.SamplesPerPixel]: { vr: 'US', Value: [3] }, [TAG.Rows]: { vr: 'US', Value: [2] }, [TAG.Columns]: { vr: 'US', Value: [2] },
-      [TAG.BitsAllocated]: { vr: 'US', Value: [8] }, [TAG.NumberOfFrames]: { vr: 'IS', Value: ['2'] },
+      [TAG.SamplesPerPixel]: { vr: 'US', Value: [3] },
+      [TAG.Rows]: { vr: 'US', Value: [2] },
+      [TAG.Columns]: { vr: 'US', Value: [2] },
+      [TAG.BitsAllocated]: { vr: 'US', Value: [8] },
+      [TAG.NumberOfFrames]: { vr: 'IS', Value: ['2'] },
       [TAG.PixelData]: { vr: 'OB', Value: [new Uint8Array(24).map((_, i) => i).buffer] },
     },
   })
-  const expected = createHash('sha256').update(new Uint8Array(24).map((_, i) => i)).digest('hex')
+  const expected = createHash('sha256')
+    .update(new Uint8Array(24).map((_, i) => i))
+    .digest('hex')
   t.equal(pixelDigest(rgb(TRANSFER_SYNTAX.ExplicitVRLittleEndian)).digest, expected)
   t.equal(pixelDigest(rgb(TRANSFER_SYNTAX.ExplicitVRBigEndian)).digest, expected)
   t.equal(pixelDigest(rgb(TRANSFER_SYNTAX.ExplicitVRBigEndian)).frames, 2)
-  t.same(pixelDigest({ meta: {}, dataset: {} }), {
-    digest: createHash('sha256').digest('hex'), transferSyntax: TRANSFER_SYNTAX.ExplicitVRLittleEndian, frames: 0, element: null,
-  }, 'no pixel data')
+  t.same(
+    pixelDigest({ meta: {}, dataset: {} }),
+    {
+      digest: createHash('sha256').digest('hex'),
+      transferSyntax: TRANSFER_SYNTAX.ExplicitVRLittleEndian,
+      frames: 0,
+      element: null,
+    },
+    'no pixel data',
+  )
 })
 
 t.test('encapsulated pixel data: digest of the frame bitstreams, through a Part 10 round trip', async (t) => {

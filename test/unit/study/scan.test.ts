@@ -3,8 +3,17 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  MEDIA_STORAGE_DIRECTORY_SOP_CLASS, StudyError, TAG, TRANSFER_SYNTAX, cloneInstance, pixelDigest, readDicom, scanInputs, writeDicom,
-  type ScanProgress, type ScanResult,
+  MEDIA_STORAGE_DIRECTORY_SOP_CLASS,
+  StudyError,
+  TAG,
+  TRANSFER_SYNTAX,
+  cloneInstance,
+  pixelDigest,
+  readDicom,
+  scanInputs,
+  writeDicom,
+  type ScanProgress,
+  type ScanResult,
 } from '../../../src/study/index.js'
 import { CT_STUDY, SAMPLES, bareDataset, reencoded, sample } from './helpers.js'
 
@@ -21,10 +30,19 @@ t.test('study-77654033 groups into exactly two studies of 3 and 4 instances', as
   t.same(r.skipped, [])
   t.equal(r.studies.size, 2)
   t.same([...r.studies.values()].map((v) => v.length).sort(), [3, 4])
-  t.same(r.studies.get(CR_STUDY), ['CR1/6154', 'CR2/6247', 'CR3/6278'].map((f) => sample(`study-77654033/${f}`)))
-  t.same(r.studies.get(CT_STUDY_UID), ['17106', '17136', '17166', '17196'].map((f) => sample(`study-77654033/CT2/${f}`)))
+  t.same(
+    r.studies.get(CR_STUDY),
+    ['CR1/6154', 'CR2/6247', 'CR3/6278'].map((f) => sample(`study-77654033/${f}`)),
+  )
+  t.same(
+    r.studies.get(CT_STUDY_UID),
+    ['17106', '17136', '17166', '17196'].map((f) => sample(`study-77654033/CT2/${f}`)),
+  )
   t.equal(progress.length, 7)
-  t.same(progress.map((p) => p.scanned), [1, 2, 3, 4, 5, 6, 7])
+  t.same(
+    progress.map((p) => p.scanned),
+    [1, 2, 3, 4, 5, 6, 7],
+  )
   t.ok(progress.every((p) => p.total === 7))
 })
 
@@ -33,10 +51,13 @@ t.test('files and folders mixed; non-DICOM files reported, not thrown', async (t
   t.equal(r.studies.size, 4, 'CT_small, MR_small, and the two of study-77654033')
   t.same(r.studies.get('1.3.6.1.4.1.5962.1.2.4.20040826185059.5457'), [sample('MR_small.dcm')], 'one image of MR_small in two encodings: kept once')
   t.equal([...r.studies.values()].flat().length, 9, 'CT_small named twice is scanned once')
-  t.same(r.bad.map((b) => [b.path, b.error.code]), [
-    [sample('MR_small_implicit.dcm'), 'DICOM_DUPLICATE_INSTANCE'],
-    [join(SAMPLES, 'README.md'), 'DICOM_NOT_PART10'],
-  ])
+  t.same(
+    r.bad.map((b) => [b.path, b.error.code]),
+    [
+      [sample('MR_small_implicit.dcm'), 'DICOM_DUPLICATE_INSTANCE'],
+      [join(SAMPLES, 'README.md'), 'DICOM_NOT_PART10'],
+    ],
+  )
 })
 
 t.test('the same SOP Instance UID twice in a study: the later file is left out, and says which file it repeats', async (t) => {
@@ -66,12 +87,16 @@ t.test('the same SOP Instance UID twice in a study: the later file is left out, 
 
   const expect = (r: ScanResult, what: string): void => {
     t.same([...r.studies.values()], [[files.original, ...[2, 3, 4].map((i) => join(root, 'a', `IM${i}`))]], `${what}: the study once, with the first copy`)
-    t.same(r.bad.map((b) => [b.path, b.error.code]), [
-      [files.implicit, 'DICOM_DUPLICATE_INSTANCE'],
-      [files.bigEndian, 'DICOM_DUPLICATE_INSTANCE'],
-      [files.bare, 'DICOM_DUPLICATE_INSTANCE'],
-      [files.otherPixels, 'DICOM_DUPLICATE_UID'],
-    ], `${what}: same pixels, a duplicate instance; other pixels, a duplicate UID`)
+    t.same(
+      r.bad.map((b) => [b.path, b.error.code]),
+      [
+        [files.implicit, 'DICOM_DUPLICATE_INSTANCE'],
+        [files.bigEndian, 'DICOM_DUPLICATE_INSTANCE'],
+        [files.bare, 'DICOM_DUPLICATE_INSTANCE'],
+        [files.otherPixels, 'DICOM_DUPLICATE_UID'],
+      ],
+      `${what}: same pixels, a duplicate instance; other pixels, a duplicate UID`,
+    )
     for (const b of r.bad) {
       t.type(b.error, StudyError)
       t.equal(b.error.path, b.path)
@@ -90,14 +115,20 @@ t.test('the same SOP Instance UID twice in a study: the later file is left out, 
   writeFileSync(early, writeDicom(otherPixels))
   const r = await scanInputs([root])
   t.same(r.studies.get(orig.dataset[TAG.StudyInstanceUID]?.Value?.[0] as string)?.[0], early)
-  t.same(r.bad.map((b) => [b.path, b.error.code]), [
-    [files.original, 'DICOM_DUPLICATE_UID'],
-    [files.implicit, 'DICOM_DUPLICATE_UID'],
-    [files.bigEndian, 'DICOM_DUPLICATE_UID'],
-    [files.bare, 'DICOM_DUPLICATE_UID'],
-    [files.otherPixels, 'DICOM_DUPLICATE_INSTANCE'],
-  ])
-  t.ok(r.bad.every((b) => b.error.message.includes(early)), 'each names the kept file')
+  t.same(
+    r.bad.map((b) => [b.path, b.error.code]),
+    [
+      [files.original, 'DICOM_DUPLICATE_UID'],
+      [files.implicit, 'DICOM_DUPLICATE_UID'],
+      [files.bigEndian, 'DICOM_DUPLICATE_UID'],
+      [files.bare, 'DICOM_DUPLICATE_UID'],
+      [files.otherPixels, 'DICOM_DUPLICATE_INSTANCE'],
+    ],
+  )
+  t.ok(
+    r.bad.every((b) => b.error.message.includes(early)),
+    'each names the kept file',
+  )
 })
 
 t.test('bad, nested and DICOMDIR files', async (t) => {
@@ -107,12 +138,18 @@ t.test('bad, nested and DICOMDIR files', async (t) => {
   copyFileSync(sample('study-77654033/CR1/6154'), join(root, 'a', 'IM0002'))
   const ct = readFileSync(sample('CT_small.dcm'))
   writeFileSync(join(root, 'a', 'truncated'), ct.subarray(0, 20000))
-  writeFileSync(join(root, 'random.bin'), new Uint8Array(2048).map((_, i) => (i * 31 + 7) & 0xff))
+  writeFileSync(
+    join(root, 'random.bin'),
+    new Uint8Array(2048).map((_, i) => (i * 31 + 7) & 0xff),
+  )
   writeFileSync(join(root, 'notes.txt'), 'not an image\n')
   symlinkSync(join(root, 'a'), join(root, 'loop'))
   // A DICOMDIR: Media Storage Directory, no study.
   const dir = {
-    meta: { [TAG.MediaStorageSOPClassUID]: { vr: 'UI', Value: [MEDIA_STORAGE_DIRECTORY_SOP_CLASS] }, [TAG.MediaStorageSOPInstanceUID]: { vr: 'UI', Value: ['1.2.3.4'] } },
+    meta: {
+      [TAG.MediaStorageSOPClassUID]: { vr: 'UI', Value: [MEDIA_STORAGE_DIRECTORY_SOP_CLASS] },
+      [TAG.MediaStorageSOPInstanceUID]: { vr: 'UI', Value: ['1.2.3.4'] },
+    },
     dataset: { '00041130': { vr: 'CS', Value: ['RADCHAIN'] } },
   }
   writeFileSync(join(root, 'DICOMDIR'), writeDicom(dir))

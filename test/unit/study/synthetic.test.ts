@@ -5,9 +5,20 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import {
-  CT_IMAGE_STORAGE, SYNTHETIC_PRIVATE_CREATOR, TAG, TRANSFER_SYNTAX, deidentifyStudy, firstNumber, firstString,
-  generateCtStudy, isPrivateTag, pixelDigest, readDicom, writeDicom,
-  type DicomInstance, type SyntheticCtStudy,
+  CT_IMAGE_STORAGE,
+  SYNTHETIC_PRIVATE_CREATOR,
+  TAG,
+  TRANSFER_SYNTAX,
+  deidentifyStudy,
+  firstNumber,
+  firstString,
+  generateCtStudy,
+  isPrivateTag,
+  pixelDigest,
+  readDicom,
+  writeDicom,
+  type DicomInstance,
+  type SyntheticCtStudy,
 } from '../../../src/study/index.js'
 import { walkElements } from './helpers.js'
 
@@ -52,7 +63,10 @@ t.before(async () => {
 
 t.test('five 64x64 slices: one study, one series, CT Image Storage, geometry varies per slice', async (t) => {
   t.same((await readdir(smallDir)).sort(), ['CT000001.dcm', 'CT000002.dcm', 'CT000003.dcm', 'CT000004.dcm', 'CT000005.dcm'])
-  t.same(small.files, small.files.map((_f, i) => join(smallDir, `CT00000${i + 1}.dcm`)))
+  t.same(
+    small.files,
+    small.files.map((_f, i) => join(smallDir, `CT00000${i + 1}.dcm`)),
+  )
   t.equal(small.out, smallDir)
   let bytes = 0
   const z: number[] = []
@@ -73,7 +87,11 @@ t.test('five 64x64 slices: one study, one series, CT Image Storage, geometry var
     sops.push(sop)
     t.equal(firstNumber(ds, '00200013'), i + 1, 'InstanceNumber')
     t.same([firstNumber(ds, TAG.Rows), firstNumber(ds, TAG.Columns)], [64, 64])
-    t.same(['00280100', '00280101', '00280102', '00280103'].map((tag) => firstNumber(ds, tag)), [16, 12, 11, 0], 'bits 16/12/11, unsigned')
+    t.same(
+      ['00280100', '00280101', '00280102', '00280103'].map((tag) => firstNumber(ds, tag)),
+      [16, 12, 11, 0],
+      'bits 16/12/11, unsigned',
+    )
     t.equal(firstNumber(ds, '00281052'), -1024, 'RescaleIntercept')
     t.equal(firstNumber(ds, '00281053'), 1, 'RescaleSlope')
     t.equal(ds['00280030']?.Value?.length, 2, 'PixelSpacing')
@@ -87,7 +105,10 @@ t.test('five 64x64 slices: one study, one series, CT Image Storage, geometry var
   t.equal(new Set(sops).size, 5, 'a SOP Instance UID per file')
   for (const u of [small.studyInstanceUid, small.seriesInstanceUid, small.frameOfReferenceUid, ...sops]) t.match(u, UID_RE)
   t.equal(new Set([small.studyInstanceUid, small.seriesInstanceUid, small.frameOfReferenceUid]).size, 3)
-  t.ok(z.every((v, i) => i === 0 || v > (z[i - 1] as number)), `z increases along the series: ${z.join(', ')}`)
+  t.ok(
+    z.every((v, i) => i === 0 || v > (z[i - 1] as number)),
+    `z increases along the series: ${z.join(', ')}`,
+  )
 })
 
 t.test('pixels: 12-bit, not constant, different per slice, reproducible from the seed', async (t) => {
@@ -100,7 +121,10 @@ t.test('pixels: 12-bit, not constant, different per slice, reproducible from the
     digests.push(d.digest)
     const px = pixels16(inst, false)
     t.equal(px.length, 64 * 64)
-    t.ok(px.every((v) => v >= 0 && v <= 4095), 'every value fits in 12 bits')
+    t.ok(
+      px.every((v) => v >= 0 && v <= 4095),
+      'every value fits in 12 bits',
+    )
     t.ok(new Set(px).size > 50, `many distinct values (${new Set(px).size})`)
   }
   t.equal(new Set(digests).size, 5, 'every slice differs')
@@ -122,8 +146,19 @@ t.test('synthetic identifying values are in the files, and de-identification rem
   t.equal(firstString(first.dataset, TAG.PatientID), d.patientId)
   t.equal(firstString(first.dataset, '00100030'), d.patientBirthDate)
   t.equal(firstString(first.dataset, '00090010'), SYNTHETIC_PRIVATE_CREATOR)
-  const needles = [d.patientName, d.patientId, d.patientBirthDate, d.accessionNumber, d.institutionName, d.referringPhysicianName, d.studyId,
-    d.privateValue, small.studyInstanceUid, small.seriesInstanceUid, small.frameOfReferenceUid]
+  const needles = [
+    d.patientName,
+    d.patientId,
+    d.patientBirthDate,
+    d.accessionNumber,
+    d.institutionName,
+    d.referringPhysicianName,
+    d.studyId,
+    d.privateValue,
+    small.studyInstanceUid,
+    small.seriesInstanceUid,
+    small.frameOfReferenceUid,
+  ]
   const raw = await readFile(small.files[0] as string)
   for (const n of needles) t.ok(raw.includes(Buffer.from(n)), `${n} is in the synthetic file`)
 
@@ -138,7 +173,9 @@ t.test('synthetic identifying values are in the files, and de-identification rem
     t.same(ds['00100030']?.Value ?? [], [], 'birth date emptied or removed')
     t.same(ds[TAG.PatientName]?.Value ?? [], [], 'patient name emptied or removed')
     let privates = 0
-    walkElements(ds, (tag) => { if (isPrivateTag(tag)) privates++ })
+    walkElements(ds, (tag) => {
+      if (isPrivateTag(tag)) privates++
+    })
     t.equal(privates, 0, 'no private attribute left')
     t.equal(out.pixelDigest, pixelDigest(await readDicom(small.files[n] as string)).digest, 'pixels untouched')
     if (n === 0) {
@@ -163,8 +200,14 @@ t.test('PixelRepresentation 1: signed values, intercept 0, still valid', async (
     t.equal(firstNumber(inst.dataset, '00281052'), 0)
     t.same([firstNumber(inst.dataset, TAG.Rows), firstNumber(inst.dataset, TAG.Columns)], [48, 40])
     const px = pixels16(inst, true)
-    t.ok(px.some((v) => v < -500), 'air is negative')
-    t.ok(px.every((v) => v >= -2048 && v <= 2047), 'every value fits in 12 signed bits')
+    t.ok(
+      px.some((v) => v < -500),
+      'air is negative',
+    )
+    t.ok(
+      px.every((v) => v >= -2048 && v <= 2047),
+      'every value fits in 12 signed bits',
+    )
     t.match(pixelDigest(inst).digest, /^[0-9a-f]{64}$/)
     await dcmdump(t, f)
   }
@@ -181,7 +224,15 @@ t.test('a 1x1 single slice is fine', async (t) => {
 t.test('bad options are refused before anything is written', async (t) => {
   const dir = await tempDir()
   const out = join(dir, 'x')
-  for (const o of [{ slices: 0 }, { slices: 1.5 }, { slices: -1 }, { slices: 1, rows: 0 }, { slices: 1, cols: 4097 }, { slices: 1, rows: Number.NaN }, { slices: 1, seed: -1 }]) {
+  for (const o of [
+    { slices: 0 },
+    { slices: 1.5 },
+    { slices: -1 },
+    { slices: 1, rows: 0 },
+    { slices: 1, cols: 4097 },
+    { slices: 1, rows: Number.NaN },
+    { slices: 1, seed: -1 },
+  ]) {
     await t.rejects(generateCtStudy({ ...o, out }), { name: 'RadError', code: 'SYNTHETIC_BAD_OPTIONS' }, JSON.stringify(o))
   }
   t.same(await readdir(dir), [], 'no output folder made')
@@ -194,10 +245,18 @@ t.test('bad options are refused before anything is written', async (t) => {
 t.test('an aborted run stops between files', async (t) => {
   const ac = new AbortController()
   const out = join(await tempDir(), 'abort')
-  await t.rejects(generateCtStudy({
-    slices: 10, rows: 8, cols: 8, out, signal: ac.signal,
-    onProgress: (p) => { if (p.written === 3) ac.abort(new Error('stop')) },
-  }), { message: 'stop' })
+  await t.rejects(
+    generateCtStudy({
+      slices: 10,
+      rows: 8,
+      cols: 8,
+      out,
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.written === 3) ac.abort(new Error('stop'))
+      },
+    }),
+    { message: 'stop' },
+  )
   t.equal((await readdir(out)).length, 3)
 })
-

@@ -15,8 +15,14 @@ t.test('bytes held as parts: length, join, head, drop', async (t) => {
   t.equal(joinBytes([one]), one, 'a single part is not copied')
   t.same([...headBytes(parts, 3)], [1, 2, 3])
   t.same([...headBytes(parts, 9)], [1, 2, 3, 4, 5], 'shorter than asked: all of it')
-  t.same(dropBytes(parts, 3).map((p) => [...p]), [[4, 5]])
-  t.same(dropBytes(parts, 2).map((p) => [...p]), [[3, 4, 5]])
+  t.same(
+    dropBytes(parts, 3).map((p) => [...p]),
+    [[4, 5]],
+  )
+  t.same(
+    dropBytes(parts, 2).map((p) => [...p]),
+    [[3, 4, 5]],
+  )
   t.same(dropBytes(parts, 5), [])
   t.throws(() => dropBytes(parts, 6), RangeError)
   const dropped = dropBytes(parts, 3)
@@ -26,13 +32,17 @@ t.test('bytes held as parts: length, join, head, drop', async (t) => {
 })
 
 t.test('property: parts agree with the joined bytes, and SHA-256 of parts is that of the whole', async () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.array(fc.nat(), { maxLength: 8 }), fc.nat(), (b, cuts, n) => {
-    const parts = splitAt(b, cuts)
-    const k = n % (b.length + 1)
-    return bytesLength(parts) === b.length &&
-      toHex(joinBytes(parts)) === toHex(b) &&
-      toHex(headBytes(parts, k)) === toHex(b.subarray(0, k)) &&
-      toHex(concatBytes(...dropBytes(parts, k))) === toHex(b.subarray(k)) &&
-      toHex(sha256(parts)) === createHash('sha256').update(b).digest('hex')
-  }))
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.array(fc.nat(), { maxLength: 8 }), fc.nat(), (b, cuts, n) => {
+      const parts = splitAt(b, cuts)
+      const k = n % (b.length + 1)
+      return (
+        bytesLength(parts) === b.length &&
+        toHex(joinBytes(parts)) === toHex(b) &&
+        toHex(headBytes(parts, k)) === toHex(b.subarray(0, k)) &&
+        toHex(concatBytes(...dropBytes(parts, k))) === toHex(b.subarray(k)) &&
+        toHex(sha256(parts)) === createHash('sha256').update(b).digest('hex')
+      )
+    }),
+  )
 })

@@ -74,16 +74,39 @@ t.test('every registered code has a status and a meaning', async (t) => {
 })
 
 t.test('families read the same way', async (t) => {
-  const family: [RegExp, number][] = [[/_TOO_LARGE$/, 413], [/_(UNKNOWN|NOT_FOUND)$/, 404], [/_EXISTS$/, 409], [/_ERASED$/, 410]]
-  const odd = Object.entries(ERROR_CODES).flatMap(([code, { status }]) => family.filter(([re, want]) => re.test(code) && status !== want).map(([, want]) => `${code}: ${status}, not ${want}`))
+  const family: [RegExp, number][] = [
+    [/_TOO_LARGE$/, 413],
+    [/_(UNKNOWN|NOT_FOUND)$/, 404],
+    [/_EXISTS$/, 409],
+    [/_ERASED$/, 410],
+  ]
+  const odd = Object.entries(ERROR_CODES).flatMap(([code, { status }]) =>
+    family.filter(([re, want]) => re.test(code) && status !== want).map(([, want]) => `${code}: ${status}, not ${want}`),
+  )
   t.same(odd, [], '_TOO_LARGE 413, _UNKNOWN and _NOT_FOUND 404, _EXISTS 409, _ERASED 410')
   // Statuses the API has always answered with and clients may rely on.
   const pinned: Record<string, number> = {
-    API_UNAUTHORIZED: 401, API_BAD_REQUEST: 400, API_NOT_FOUND: 404, API_METHOD_NOT_ALLOWED: 405, API_BODY_TOO_LARGE: 413,
-    API_BUSY: 503, API_INTERNAL: 500, TX_BAD_SIGNATURE: 400, TX_MALFORMED: 400, TX_MEMPOOL_FULL: 503, TX_SENDER_LIMIT: 503,
-    STUDY_BAD_ID: 400, STUDY_UNKNOWN: 404, STUDY_ERASED: 410, STUDY_NO_ACCESS: 403, STUDY_BAD_SCOPE: 400,
-    LEASE_UNKNOWN: 404, LEASE_NOT_CUSTODIAN: 403, LEASE_BAD_SCOPE: 400,
-    SWARM_NOT_ALLOWED: 403, STUDY_NOT_HELD: 404,
+    API_UNAUTHORIZED: 401,
+    API_BAD_REQUEST: 400,
+    API_NOT_FOUND: 404,
+    API_METHOD_NOT_ALLOWED: 405,
+    API_BODY_TOO_LARGE: 413,
+    API_BUSY: 503,
+    API_INTERNAL: 500,
+    TX_BAD_SIGNATURE: 400,
+    TX_MALFORMED: 400,
+    TX_MEMPOOL_FULL: 503,
+    TX_SENDER_LIMIT: 503,
+    STUDY_BAD_ID: 400,
+    STUDY_UNKNOWN: 404,
+    STUDY_ERASED: 410,
+    STUDY_NO_ACCESS: 403,
+    STUDY_BAD_SCOPE: 400,
+    LEASE_UNKNOWN: 404,
+    LEASE_NOT_CUSTODIAN: 403,
+    LEASE_BAD_SCOPE: 400,
+    SWARM_NOT_ALLOWED: 403,
+    STUDY_NOT_HELD: 404,
   }
   t.same(Object.fromEntries(Object.keys(pinned).map((c) => [c, statusOfCode(c)])), pinned, 'statuses clients may rely on')
 })
@@ -92,9 +115,15 @@ t.test('every code the sources throw is registered, and every registered code is
   const thrown = await thrownCodes()
   // The scan must see codes in every layer, including files this registry does not own.
   for (const [code, file] of [
-    ['STUDY_NOT_HELD', 'src/node/studies.ts'], ['TX_REJECTED', 'src/node/studies.ts'], ['SWARM_NOT_ALLOWED', 'src/node/swarm-serve.ts'],
-    ['STUDY_OUT_NOT_EMPTY', 'src/study/export.ts'], ['SYNTHETIC_BAD_OPTIONS', 'src/study/synthetic.ts'], ['P2P_TIMEOUT', 'src/p2p/reqresp.ts'],
-    ['CHUNK_QUOTA_EXCEEDED', 'src/storage/chunk-store.ts'], ['API_INTERNAL', 'src/api/error-response.ts'], ['CLI_BAD_ARGUMENT', 'src/cli/commands/lease.ts'],
+    ['STUDY_NOT_HELD', 'src/node/studies.ts'],
+    ['TX_REJECTED', 'src/node/studies.ts'],
+    ['SWARM_NOT_ALLOWED', 'src/node/swarm-serve.ts'],
+    ['STUDY_OUT_NOT_EMPTY', 'src/study/export.ts'],
+    ['SYNTHETIC_BAD_OPTIONS', 'src/study/synthetic.ts'],
+    ['P2P_TIMEOUT', 'src/p2p/reqresp.ts'],
+    ['CHUNK_QUOTA_EXCEEDED', 'src/storage/chunk-store.ts'],
+    ['API_INTERNAL', 'src/api/error-response.ts'],
+    ['CLI_BAD_ARGUMENT', 'src/cli/commands/lease.ts'],
     ['JOB_FAILED', 'src/devnet/devnet.ts'],
   ] as const) {
     t.ok(thrown.get(code)?.has(file), `the scan finds ${code} in ${file}`)
@@ -105,14 +134,16 @@ t.test('every code the sources throw is registered, and every registered code is
   t.same(unused, [], 'every registered code is thrown somewhere')
 })
 
-t.test('the README\'s table of error codes is the registry (npm run docs:errors)', async (t) => {
+t.test("the README's table of error codes is the registry (npm run docs:errors)", async (t) => {
   const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
   t.equal(readme.split(ERROR_TABLE_BEGIN).length, 2, 'one begin marker')
   t.equal(readme.split(ERROR_TABLE_END).length, 2, 'one end marker')
   const inside = readme.slice(readme.indexOf(ERROR_TABLE_BEGIN) + ERROR_TABLE_BEGIN.length, readme.indexOf(ERROR_TABLE_END))
   t.equal(inside, `\n${errorTable()}\n`, 'the table between the markers is the one the registry gives; run `npm run docs:errors`')
   t.equal(withErrorTable(readme), readme, 'regenerating changes nothing')
-  const missing = Object.entries(ERROR_CODES).filter(([code, { status }]) => !inside.includes(`| \`${code}\` | ${status} |`)).map(([code]) => code)
+  const missing = Object.entries(ERROR_CODES)
+    .filter(([code, { status }]) => !inside.includes(`| \`${code}\` | ${status} |`))
+    .map(([code]) => code)
   t.same(missing, [], 'every code is in the table with its status')
   t.throws(() => withErrorTable('# no markers'), /needs the lines/, 'a README without the markers is refused')
 })

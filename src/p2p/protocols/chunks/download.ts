@@ -153,9 +153,14 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
   const onAbort = (): void => poke()
   signal.addEventListener('abort', onAbort)
 
-  const report = (): void => opts.onProgress?.({
-    total, done: total - missing.size, bytes, activePeers: [...peers.values()].filter((p) => p.inFlight > 0).length, inFlight: inFlightCount,
-  })
+  const report = (): void =>
+    opts.onProgress?.({
+      total,
+      done: total - missing.size,
+      bytes,
+      activePeers: [...peers.values()].filter((p) => p.inFlight > 0).length,
+      inFlight: inFlightCount,
+    })
 
   // The peer list is asked for again at most every PEERS_EVERY_MS (the loop wakes at every chunk).
   let current = new Map<string, ChunkPeer>()
@@ -181,17 +186,23 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
       const timer = setTimeout(() => ac.abort(), requestTimeoutMs)
       const stop = (): void => ac.abort()
       signal.addEventListener('abort', stop, { once: true })
-      opts.source.have(s.peer, ac.signal).then((h) => {
-        if (h.size !== total) throw new SwarmError('SWARM_BAD_REQUEST', 'bitfield of the wrong size')
-        s.have = h
-      }, () => {
-        s.have = undefined
-      }).finally(() => {
-        clearTimeout(timer)
-        signal.removeEventListener('abort', stop)
-        s.refreshing = false
-        poke()
-      })
+      opts.source
+        .have(s.peer, ac.signal)
+        .then(
+          (h) => {
+            if (h.size !== total) throw new SwarmError('SWARM_BAD_REQUEST', 'bitfield of the wrong size')
+            s.have = h
+          },
+          () => {
+            s.have = undefined
+          },
+        )
+        .finally(() => {
+          clearTimeout(timer)
+          signal.removeEventListener('abort', stop)
+          s.refreshing = false
+          poke()
+        })
     }
   }
 
@@ -239,16 +250,20 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
       inFlightCount--
       poke()
     }
-    opts.source.fetch(st.peer, index, ac.signal).then(
-      (b) => {
-        if (requestMs.length < 100_000) requestMs.push(performance.now() - sentAt)
-        release()
-        return onChunk(st, index, b)
-      },
-      (err: unknown) => onFailure(st, index, err, ac.signal.aborted && !timedOut(ac)),
-    ).catch((err: unknown) => {
-      fatal ??= err
-    }).finally(release)
+    opts.source
+      .fetch(st.peer, index, ac.signal)
+      .then(
+        (b) => {
+          if (requestMs.length < 100_000) requestMs.push(performance.now() - sentAt)
+          release()
+          return onChunk(st, index, b)
+        },
+        (err: unknown) => onFailure(st, index, err, ac.signal.aborted && !timedOut(ac)),
+      )
+      .catch((err: unknown) => {
+        fatal ??= err
+      })
+      .finally(release)
     // Cancelled copies are told apart from timeouts by this mark.
     cancelled.set(ac, false)
   }
@@ -407,15 +422,20 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
     if (fatal !== undefined) throw fatal
     requestMs.sort((a, b) => a - b)
     return {
-      fetched, bytes, perPeer: Object.fromEntries([...peers.values()].filter((p) => p.chunks > 0).map((p) => [p.peer.id, { chunks: p.chunks, bytes: p.bytes }])), duplicates,
-      maxInFlight: peakInFlight, medianRequestMs: Math.round(requestMs[Math.floor(requestMs.length / 2)] ?? 0),
+      fetched,
+      bytes,
+      perPeer: Object.fromEntries([...peers.values()].filter((p) => p.chunks > 0).map((p) => [p.peer.id, { chunks: p.chunks, bytes: p.bytes }])),
+      duplicates,
+      maxInFlight: peakInFlight,
+      medianRequestMs: Math.round(requestMs[Math.floor(requestMs.length / 2)] ?? 0),
     }
   } finally {
     outer?.removeEventListener('abort', onOuterAbort)
     signal.removeEventListener('abort', onAbort)
-    for (const r of inFlight.values()) for (const ac of r.values()) {
-      cancelled.set(ac, true)
-      ac.abort()
-    }
+    for (const r of inFlight.values())
+      for (const ac of r.values()) {
+        cancelled.set(ac, true)
+        ac.abort()
+      }
   }
 }

@@ -30,7 +30,9 @@ export const CHUNK_PROTOCOLS = { have: 'chunks.have', list: 'chunks.list', get: 
  * - SWARM_BAD_LIST: a chunk list that does not match the study's content root.
  * - SWARM_LEASE_ENDED: the lease a request was made under has expired or was revoked (the holder reports it).
  */
-export type SwarmCode = ErrorCodes<'SWARM_UNKNOWN_STUDY' | 'SWARM_NOT_HELD' | 'SWARM_NOT_ALLOWED' | 'SWARM_BAD_REQUEST' | 'SWARM_UNAVAILABLE' | 'SWARM_BAD_LIST' | 'SWARM_LEASE_ENDED'>
+export type SwarmCode = ErrorCodes<
+  'SWARM_UNKNOWN_STUDY' | 'SWARM_NOT_HELD' | 'SWARM_NOT_ALLOWED' | 'SWARM_BAD_REQUEST' | 'SWARM_UNAVAILABLE' | 'SWARM_BAD_LIST' | 'SWARM_LEASE_ENDED'
+>
 
 /** A swarm failure or refusal. */
 export class SwarmError extends RadError<SwarmCode> {
@@ -81,7 +83,13 @@ export interface LeaseClaim {
 export const LEASE_CLAIM_SIGNED_BYTES = STUDY_ID_BYTES + 4 + 32 + 8
 
 /** Request of chunks.get under a lease, signed by the lessee: `sign` gets the signed bytes and returns the 64-byte signature. */
-export function encodeLeaseChunkRequest(studyId: Uint8Array, index: number, leaseId: Uint8Array, time: number, sign: (msg: Uint8Array) => Uint8Array): Uint8Array {
+export function encodeLeaseChunkRequest(
+  studyId: Uint8Array,
+  index: number,
+  leaseId: Uint8Array,
+  time: number,
+  sign: (msg: Uint8Array) => Uint8Array,
+): Uint8Array {
   assertBytes(leaseId, 32, 'leaseId')
   const b = Buffer.alloc(LEASE_CLAIM_SIGNED_BYTES + 64)
   b.set(encodeChunkRequest(studyId, index), 0)
@@ -103,7 +111,12 @@ export function decodeChunkRequest(b: Uint8Array): { studyId: Uint8Array; index:
   if (time > BigInt(Number.MAX_SAFE_INTEGER)) throw badRequest('chunk')
   return {
     ...base,
-    claim: { leaseId: b.slice(STUDY_ID_BYTES + 4, STUDY_ID_BYTES + 36), time: Number(time), signature: b.slice(LEASE_CLAIM_SIGNED_BYTES), signed: b.slice(0, LEASE_CLAIM_SIGNED_BYTES) },
+    claim: {
+      leaseId: b.slice(STUDY_ID_BYTES + 4, STUDY_ID_BYTES + 36),
+      time: Number(time),
+      signature: b.slice(LEASE_CLAIM_SIGNED_BYTES),
+      signed: b.slice(0, LEASE_CLAIM_SIGNED_BYTES),
+    },
   }
 }
 
@@ -218,7 +231,8 @@ export function encodeList(ids: readonly Uint8Array[]): Uint8Array {
 
 /** Parses a chunks.list response of `expected` ids. */
 export function decodeList(b: Uint8Array, expected: number): Uint8Array[] {
-  if (b.length !== expected * HASH_BYTES) throw new SwarmError('SWARM_BAD_LIST', `chunk list of ${b.length} bytes, expected ${expected} ids`, { penalize: true })
+  if (b.length !== expected * HASH_BYTES)
+    throw new SwarmError('SWARM_BAD_LIST', `chunk list of ${b.length} bytes, expected ${expected} ids`, { penalize: true })
   const out: Uint8Array[] = []
   for (let i = 0; i < expected; i++) out.push(b.slice(i * HASH_BYTES, (i + 1) * HASH_BYTES))
   return out
