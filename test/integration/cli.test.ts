@@ -126,19 +126,22 @@ t.test('init with a bad genesis or bad options creates nothing', async (t) => {
     ['bad --api-port', ['--dev', '--api-port', 'eighty'], /--api-port/],
     ['bad --org-id', ['--dev', '--org-id', 'Org One'], /organization id/],
   ]
-  for (const [what, args, match] of cases) {
-    const dir = join(tmp, 'target')
-    const r = await runCli(['init', '--dir', dir, ...args])
-    assertOneLineError(t, r, match, what)
-    t.notOk(await exists(dir), `${what}: the target dir was not created`)
+  // Each case in its own dirs, all at once: the CLI runs are independent.
+  await Promise.all(
+    cases.map(async ([what, args, match], i) => {
+      const dir = join(tmp, `target-${i}`)
+      const r = await runCli(['init', '--dir', dir, ...args])
+      assertOneLineError(t, r, match, what)
+      t.notOk(await exists(dir), `${what}: the target dir was not created`)
 
-    // Into an existing empty dir: it stays, and stays empty.
-    const empty = join(tmp, 'empty')
-    await mkdir(empty, { recursive: true })
-    const r2 = await runCli(['init', '--dir', empty, ...args])
-    assertOneLineError(t, r2, match, `${what} (existing dir)`)
-    t.same(await readdir(empty), [], `${what}: an existing dir is left empty`)
-  }
+      // Into an existing empty dir: it stays, and stays empty.
+      const empty = join(tmp, `empty-${i}`)
+      await mkdir(empty, { recursive: true })
+      const r2 = await runCli(['init', '--dir', empty, ...args])
+      assertOneLineError(t, r2, match, `${what} (existing dir)`)
+      t.same(await readdir(empty), [], `${what}: an existing dir is left empty`)
+    }),
+  )
 
   // The same genesis, unbroken, is accepted: joins the chain rather than making one.
   const joined = await runCli(['init', '--dir', join(tmp, 'joiner'), '--genesis', join(tmp, 'good.json'), '--api-port', '0', '--json'])
@@ -166,44 +169,49 @@ t.test('daemon refuses a data dir it cannot use, quickly and in one line', async
     t.same(await snapshot(dir), before, `${what}: the data dir is unchanged (no db, token or daemon.json)`)
   }
 
-  await check('wrong passphrase', await copy('wrong-pass'), /wrong passphrase/, { RADCHAIN_PASSPHRASE: 'wrong' })
+  // Each broken data dir is prepared, then the daemons are tried all at once (independent runs).
+  const wrongPass = await copy('wrong-pass')
 
   const noPass = await copy('no-pass')
   await rm(join(noPass, 'passphrase'))
-  await check('missing passphrase file', noPass, /passphrase/)
 
   const badKeystore = await copy('bad-keystore')
   await truncate(join(badKeystore, 'keystore.json'), 100)
-  await check('truncated keystore', badKeystore, /keystore/)
 
   const emptyKeystore = await copy('empty-keystore')
   await truncate(join(emptyKeystore, 'keystore.json'), 0)
-  await check('empty keystore', emptyKeystore, /keystore/)
 
   const badGenesis = await copy('bad-genesis')
   await truncate(join(badGenesis, 'genesis.json'), 100)
-  await check('truncated genesis', badGenesis, /genesis\.json/)
 
   const badConfig = await copy('bad-config')
   await writeFile(join(badConfig, 'config.json'), '{"api": {"port": "x"}}')
-  await check('bad config', badConfig, /config\.json.*api\.port/)
 
   // Fault injection is the devnet's: a production daemon refuses a config that carries it.
   const withTesting = await copy('with-testing')
   const cfg = JSON.parse(await readFile(join(withTesting, 'config.json'), 'utf8')) as Record<string, unknown>
   await writeFile(join(withTesting, 'config.json'), JSON.stringify({ ...cfg, testing: { serveGarbage: true } }))
-  await check('a testing section in the config', withTesting, /config\.json: testing: fault injection is for devnet daemons only/)
 
   const noGenesis = join(tmp, 'no-genesis')
   const r = await runCli(['init', '--dir', noGenesis, '--api-port', '0', '--json'])
   ok(t, r, 'init without --dev or --genesis')
   t.equal(jsonOf<InitOut>(t, r).chainId, null, 'no chain yet')
   t.notOk(await exists(join(noGenesis, 'genesis.json')))
-  await check('no genesis', noGenesis, /copy the network's genesis\.json there, or run `radchain init --dev`/)
 
   const empty = join(tmp, 'empty')
   await mkdir(empty)
-  await check('no node at all', empty, /run `radchain init`/)
+
+  await Promise.all([
+    check('wrong passphrase', wrongPass, /wrong passphrase/, { RADCHAIN_PASSPHRASE: 'wrong' }),
+    check('missing passphrase file', noPass, /passphrase/),
+    check('truncated keystore', badKeystore, /keystore/),
+    check('empty keystore', emptyKeystore, /keystore/),
+    check('truncated genesis', badGenesis, /genesis\.json/),
+    check('bad config', badConfig, /config\.json.*api\.port/),
+    check('a testing section in the config', withTesting, /config\.json: testing: fault injection is for devnet daemons only/),
+    check('no genesis', noGenesis, /copy the network's genesis\.json there, or run `radchain init --dev`/),
+    check('no node at all', empty, /run `radchain init`/),
+  ])
 })
 
 t.test('with a running daemon', async (t) => {
