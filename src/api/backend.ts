@@ -50,8 +50,12 @@ export interface ApiBackend {
   orgs(): OrgsView
   /** Signs this organization's vote for a registry change and admits it; returns the transaction hash. */
   voteOrg(vote: OrgVote): string
-  /** Devnet fault injection: refuse and disconnect these peers (hex public keys); an empty list heals. */
-  setBlockedPeers(keys: string[]): void
+  /**
+   * Devnet fault injection: refuse and disconnect these peers (hex public
+   * keys); an empty list heals. Present on devnet daemons only: without it
+   * the API has no `/v1/admin/partition` route at all.
+   */
+  readonly setBlockedPeers?: (keys: string[]) => void
   /** Starts adding studies from files and folders readable by the daemon; `patient` is the owner's public key text. Returns the job id. */
   addStudies(paths: string[], opts: { skipBad: boolean; patient?: string }): string
   /** Starts writing a study's DICOM files into the absolute folder `out` (scope `images` or `full`); returns the job id. */

@@ -8,6 +8,7 @@
 import '../util/polyfill.js'
 import { loadFaults, runDaemon } from '../node/index.js'
 import { LOG_LEVELS, errorMessage, isRadError, type LogLevel } from '../util/index.js'
+import { isDevnetOrgDir } from './devnet.js'
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name)
@@ -19,6 +20,11 @@ try {
   if (dir === undefined) throw new Error('usage: daemon-main.js --dir <datadir> [--log-level <level>]')
   const level = arg('--log-level')
   if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`)
+  // Fault switches and the partition route never reach a production data dir.
+  if (!(await isDevnetOrgDir(dir)))
+    throw new Error(
+      `${dir} is not an organization of a devnet (<devnet>/<org id>, named in <devnet>/devnet.json, on a devnet chain): run a production node with \`radchain daemon\``,
+    )
   await runDaemon({ dataDir: dir, faults: await loadFaults(dir), ...(level === undefined ? {} : { logLevel: level as LogLevel }) })
 } catch (err) {
   process.stderr.write(`radchain devnet daemon: ${errorMessage(err)}${isRadError(err) ? ` [${err.code}]` : ''}\n`)

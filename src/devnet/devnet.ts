@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process'
 import { openSync, closeSync } from 'node:fs'
 import { mkdir, readFile, rm } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { z } from 'zod'
 import { genesisToJSON, type Genesis } from '../chain/index.js'
 import { ApiClient, ApiError, isJobOfKind, type DaemonInfo, type NodeStatus, type StudyJobView } from '../api/index.js'
 import { DATADIR_FILES, FAULTS_FILE, initDataDir, parseFaults, type FaultsJSON, type NodeConfigJSON } from '../node/index.js'
@@ -55,12 +56,60 @@ const MANIFEST = 'devnet.json'
 // Devnet scrypt cost: the keystores guard throwaway keys on one machine.
 const DEVNET_SCRYPT = { N: 1 << 12, r: 8, p: 1 }
 
-/** Reads `<dir>/devnet.json`. */
+/** Prefix of every devnet's chain id (a devnet daemon refuses any other chain). */
+export const DEVNET_CHAIN_PREFIX = 'radchain-devnet-'
+
+const OrgSchema = z.object({
+  id: z.string().regex(/^org[0-9]+$/),
+  dir: z.string().min(1),
+  apiPort: z.number().int().min(0).max(65535),
+  p2pPort: z.number().int().min(0).max(65535),
+  signKey: z.string().regex(/^[0-9a-f]{64}$/),
+  encKey: z.string().regex(/^[0-9a-f]{64}$/),
+})
+const ManifestSchema = z.object({
+  chainId: z.string().startsWith(DEVNET_CHAIN_PREFIX),
+  orgs: z.array(OrgSchema),
+  blocked: z.record(z.string(), z.array(z.string())),
+})
+
+/**
+ * Reads `<dir>/devnet.json`. The manifest is checked: a devnet chain id, and
+ * every organization's data dir `<dir>/<org id>` (so a devnet command never
+ * starts a devnet daemon, with its fault switches and partition route, on a
+ * data dir elsewhere).
+ */
 export async function loadManifest(dir: string): Promise<DevnetManifest> {
+  let json: unknown
   try {
-    return JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as DevnetManifest
+    json = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8'))
   } catch {
     throw new DevnetError('DEVNET_NOT_FOUND', `no devnet in ${dir} (run \`radchain devnet up --dir ${dir}\`)`)
+  }
+  const r = ManifestSchema.safeParse(json)
+  const bad = r.success ? r.data.orgs.find((o) => resolve(o.dir) !== join(resolve(dir), o.id)) : undefined
+  if (!r.success || bad !== undefined) {
+    throw new DevnetError(
+      'DEVNET_NOT_FOUND',
+      `${join(dir, MANIFEST)} is not a devnet manifest${bad === undefined ? '' : `: ${bad.id}'s data dir is not ${join(resolve(dir), bad.id)}`}`,
+    )
+  }
+  return r.data
+}
+
+/**
+ * Whether `dataDir` is an organization of a devnet: `<devnet>/<org id>`, named
+ * in `<devnet>/devnet.json`, on a devnet chain. The devnet's daemon entry
+ * refuses anything else.
+ */
+export async function isDevnetOrgDir(dataDir: string): Promise<boolean> {
+  const dir = resolve(dataDir)
+  try {
+    const m = await loadManifest(dirname(dir))
+    const genesis = JSON.parse(await readFile(join(dir, DATADIR_FILES.genesis), 'utf8')) as { chainId?: unknown }
+    return m.orgs.some((o) => resolve(o.dir) === dir) && genesis.chainId === m.chainId
+  } catch {
+    return false
   }
 }
 
@@ -283,7 +332,7 @@ export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
     for (let i = 1; i <= opts.orgs; i++) orgs.push(await createOrgDir(dir, i, opts))
     const encKeys = orgs.map((o) => ({ publicKeys: { enc: o.encKey } }))
     const genesis: Genesis = {
-      chainId: `radchain-devnet-${Date.now().toString(36)}`,
+      chainId: `${DEVNET_CHAIN_PREFIX}${Date.now().toString(36)}`,
       genesisTime: Date.now(),
       params: {
         blockIntervalMs: opts.blockIntervalMs ?? 1000,

@@ -1,5 +1,4 @@
 import { TxError, decodeCanonical, encode, headerToJSON, listProposals, noteTx, orgToJSON, orgTx, signTx, type Block, type OrgAction } from '../chain/index.js'
-import { ApiError } from '../api/index.js'
 import type {
   ApiBackend,
   AuditEventView,
@@ -52,10 +51,16 @@ export class NodeBackend implements ApiBackend {
   readonly #waiters = new Map<string, Set<(s: TxStatus) => void>>()
   readonly #listeners = new Set<(ev: NodeEvent) => void>()
 
+  /** The devnet's partition switch (devnet daemons only; see src/node/faults.ts). */
+  readonly setBlockedPeers?: (keys: string[]) => void
+
   constructor(modules: { chain: ChainService; keys: OrgKeys; info: NodeInfo }) {
     this.#chain = modules.chain
     this.#keys = modules.keys
     this.#info = modules.info
+    // A production daemon has no partition switch, and so no partition route.
+    const setBlocked = modules.info.setBlocked
+    if (setBlocked !== undefined) this.setBlockedPeers = (keys) => setBlocked(new Set(keys))
     this.#chain.on('block', (b) => this.#onBlock(b))
     this.#chain.on('rejected', (tx, err) => {
       const hash = toHex(tx.id)
@@ -278,12 +283,6 @@ export class NodeBackend implements ApiBackend {
   studyJob(id: string): StudyJobView | undefined {
     const v: StudyJobView | undefined = this.#info.studies().get(id)
     return v === undefined ? undefined : { ...v }
-  }
-
-  setBlockedPeers(keys: string[]): void {
-    // A production daemon has no partition switch: the route does not exist there.
-    if (this.#info.setBlocked === undefined) throw new ApiError('API_NOT_FOUND', 'no such route')
-    this.#info.setBlocked(new Set(keys))
   }
 
   subscribe(listener: (ev: NodeEvent) => void): () => void {

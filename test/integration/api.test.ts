@@ -225,7 +225,7 @@ class FakeBackend implements ApiBackend {
     return [{ org: 'org-b', publicKey: 'bb'.repeat(32), peerId: '12D3KooWtest', addr: '/ip4/127.0.0.1/tcp/1' }]
   }
 
-  setBlockedPeers(keys: string[]): void {
+  setBlockedPeers?: (keys: string[]) => void = (keys) => {
     this.blocked = keys
   }
 
@@ -299,8 +299,7 @@ interface Harness {
   logs: LogLine[]
 }
 
-async function harness(opts: Partial<ApiServerOpts> = {}): Promise<Harness> {
-  const backend = new FakeBackend()
+async function harness(opts: Partial<ApiServerOpts> = {}, backend: FakeBackend = new FakeBackend()): Promise<Harness> {
   const logs: LogLine[] = []
   const server = new ApiServer({ host: '127.0.0.1', port: 0, token: TOKEN, logger: captureLogger(logs), ...opts }, { backend })
   await server.start()
@@ -707,6 +706,15 @@ t.test('peers and the devnet partition switch', async (t) => {
   await client.partition([])
   t.same(backend.blocked, [], 'an empty list heals')
   await t.rejects(client.partition(['xyz']), { code: 'API_BAD_REQUEST' }, 'keys must be hex')
+
+  // A backend without the switch (a production daemon's) has no such route: 404 whatever the method or body.
+  class NoSwitch extends FakeBackend {
+    override setBlockedPeers = undefined
+  }
+  const prod = await harness({}, new NoSwitch())
+  await t.rejects(prod.client.partition([]), { code: 'API_NOT_FOUND', status: 404 })
+  t.equal((await raw(prod.url, '/v1/admin/partition')).status, 404, 'GET: 404, not 405')
+  t.equal((await raw(prod.url, '/v1/admin/partition', { method: 'POST', body: '{' })).status, 404, 'a malformed body: 404, never read')
 })
 
 t.test('organization registry: list and vote', async (t) => {

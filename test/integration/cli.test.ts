@@ -1,9 +1,10 @@
 import t, { type Test } from 'tap'
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DaemonProcess, cliPath } from '../../src/devnet/index.js'
+import { DaemonProcess, cliPath, devnetDaemonPath } from '../../src/devnet/index.js'
 import { assertOneLineError, exists, jsonOf, linesOf, runCli, snapshot, tempDir, type CliResult } from './helpers/cli.js'
 
 // Runs the built CLI (dist/bin/radchain.js) as a user would: build first with `npx tsc -p .`.
@@ -214,6 +215,38 @@ t.test('daemon refuses a data dir it cannot use, quickly and in one line', async
   ])
 })
 
+t.test('the devnet daemon entry refuses a data dir that is not a devnet organization', async (t) => {
+  const tmp = await tempDir(t)
+  const prod = join(tmp, 'prod')
+  await initDev(t, prod)
+  // Fault switches beside a production data dir must not take effect, nor the partition route appear.
+  await writeFile(join(prod, 'faults.json'), JSON.stringify({ serveGarbage: true }))
+  const before = await snapshot(prod)
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [devnetDaemonPath(), '--dir', prod], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '' } })
+    let stderr = ''
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000)
+    p.once('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stderr })
+    })
+  })
+  t.equal(r.code, 1, 'exit code 1')
+  t.match(r.stderr, /is not an organization of a devnet/)
+  t.same(await snapshot(prod), before, 'the data dir is unchanged (no db, token or daemon.json)')
+
+  // A devnet manifest that names a data dir outside the devnet folder is refused before anything starts.
+  const fake = join(tmp, 'fake-devnet')
+  await mkdir(fake)
+  const keys = JSON.parse(await readFile(join(prod, 'keystore.json'), 'utf8')) as { publicKeys: { sign: string; enc: string } }
+  const org = { id: 'org1', dir: prod, apiPort: 0, p2pPort: 0, signKey: keys.publicKeys.sign, encKey: keys.publicKeys.enc }
+  await writeFile(join(fake, 'devnet.json'), JSON.stringify({ chainId: 'radchain-devnet-x', orgs: [org], blocked: {} }))
+  const start = await runCli(['devnet', 'start', 'org1', '--dir', fake])
+  assertOneLineError(t, start, /not a devnet manifest: org1's data dir is not/, 'devnet start on a forged manifest')
+  t.same(await snapshot(prod), before, 'the production data dir is still unchanged')
+})
+
 t.test('with a running daemon', async (t) => {
   const tmp = await mkdtemp(join(tmpdir(), 'radchain-cli-'))
   const dir = join(tmp, 'node')
@@ -328,6 +361,14 @@ t.test('with a running daemon', async (t) => {
     })
     t.equal(res.status, 404, 'POST /v1/admin/partition: 404')
     t.equal(((await res.json()) as ErrorOut).error.code, 'API_NOT_FOUND')
+    const get = await fetch(`${url}/v1/admin/partition`, { headers: { authorization: `Bearer ${token}` } })
+    t.equal(get.status, 404, 'GET /v1/admin/partition: 404 too (no such route, not a wrong method)')
+    const junk = await fetch(`${url}/v1/admin/partition`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{',
+    })
+    t.equal(junk.status, 404, 'a malformed body: still 404, the body is never read')
     const s = await runCli(['status', '--node', dir, '--json'])
     ok(t, s, 'status after the refused partition')
     t.ok(jsonOf<{ peers: number }>(t, s).peers >= 0)
