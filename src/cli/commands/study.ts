@@ -126,7 +126,7 @@ export function registerStudyCommands(program: Command): void {
           o.json === true,
           { studyId: job.studyId, scope: job.scope, out: job.out, files: job.files, bytes: job.bytes },
           () =>
-            `${job.files} DICOM file(s), ${mb(job.bytes)} MB, written to ${job.out} (${job.scope === 'full' ? 'with demographics and original UIDs: patient data, readable by you only' : 'de-identified'})\n` +
+            `${job.files} DICOM file(s), ${mb(job.bytes)} MB, written to ${job.out} (${job.scope === 'full' ? 'with demographics and original UIDs: patient data; files mode 0600, owned by the user the daemon runs as' : 'de-identified'})\n` +
             'these files are now yours to keep safe: radchain does not track or delete exported copies',
         )
       }),
