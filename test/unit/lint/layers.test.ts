@@ -33,10 +33,13 @@ t.test('an upward import fails the lint', async (t) => {
 
 t.test('types-only folders: import type passes, a value import fails', async (t) => {
   t.same(await layerErrors('src/study/fixture.ts', "import type { RegisterStudyPayload } from '../chain/index.js'\nexport type P = RegisterStudyPayload\n"), [])
-  t.same(
-    await layerErrors('src/p2p/fixture.ts', "import { type Genesis } from '../chain/index.js'\nexport type G = Genesis\n"),
-    [],
-    'inline type specifiers only',
+  const inline = await layerErrors('src/p2p/fixture.ts', "import { type Genesis } from '../chain/index.js'\nexport type G = Genesis\n")
+  t.equal(inline.length, 1, 'inline type specifiers alone are a value import: the module still loads at run time')
+  t.same(await layerErrors('src/study/fixture.ts', "export type S = import('../chain/index.js').Genesis\n"), [], 'a type-position import() is types only')
+  t.equal(
+    (await layerErrors('src/p2p/fixture.ts', "export type N = import('../node/index.js').RadNode\n")).length,
+    1,
+    'a type-position import() of a forbidden folder fails',
   )
   const errs = await layerErrors('src/study/fixture.ts', "import { encodeTx } from '../chain/index.js'\nexport const f: unknown = encodeTx\n")
   t.equal(errs.length, 1)
@@ -57,6 +60,16 @@ t.test('another folder only through its index.ts', async (t) => {
   )
   t.same(await layerErrors('bin/fixture.ts', "import '../src/util/polyfill.js'\n"), [], 'outside src/ the rule does not apply')
   t.same(await layerErrors('src/devnet/fixture.ts', "import '../util/polyfill.js'\n"), [], 'the polyfill is imported by file, for its side effect')
+})
+
+t.test('imports the rule could not check fail, and so do modules outside the folders', async (t) => {
+  const dyn = await layerErrors('src/cli/fixture.ts', 'export async function f(x: string): Promise<unknown> { return import(`../${x}/index.js`) }\n')
+  t.equal(dyn.length, 1)
+  t.match(dyn[0], /string literal/)
+  t.equal((await layerErrors('src/fixture.ts', 'export const x = 1\n')).length, 1, 'a module directly under src/')
+  const unknown = await layerErrors('src/newfolder/fixture.ts', 'export const x = 1\n')
+  t.equal(unknown.length, 1)
+  t.match(unknown[0], /not a folder of docs\/ARCHITECTURE\.md/)
 })
 
 t.test('allowed imports pass', async (t) => {
