@@ -28,6 +28,7 @@ export {
   studyToJSON,
   type EraseStudyPayload,
   type RegisterStudyPayload,
+  type StudyJSON,
   type StudyRecord,
 } from './tx-types/study.js'
 export { placementOrder, holdersOf } from './placement.js'

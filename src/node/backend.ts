@@ -17,7 +17,7 @@ import type {
 import { fromHex, isHex, toHex } from '../util/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import type { ChainService } from './chain-service.js'
-import type { StudyJobs, StudyView as StudiesServiceView } from './studies.js'
+import type { StudyJobs } from './studies.js'
 import type { SwarmService } from './swarm.js'
 import type { LeaseService } from './leases.js'
 import type { AuditService } from './audit.js'
@@ -232,11 +232,11 @@ export class NodeBackend implements ApiBackend {
   }
 
   async studies(): Promise<StudyView[]> {
-    return (await this.#info.studies().list()).map(studyView)
+    return this.#info.studies().list()
   }
 
   async study(studyId: string): Promise<StudyView> {
-    return studyView(await this.#info.studies().show(studyId))
+    return this.#info.studies().show(studyId)
   }
 
   async audit(studyId: string): Promise<AuditEventView[]> {
@@ -288,42 +288,5 @@ export class NodeBackend implements ApiBackend {
   subscribe(listener: (ev: NodeEvent) => void): () => void {
     this.#listeners.add(listener)
     return () => this.#listeners.delete(listener)
-  }
-}
-
-/**
- * The API's view of a study, from the studies service's. That view carries
- * the ledger fields as `studyToJSON` made them, untyped: they are read back
- * with their types checked, so a change of shape fails here (a 500) instead
- * of reaching clients.
- */
-function studyView(v: StudiesServiceView): StudyView {
-  const str = (k: string): string => {
-    const x = v[k]
-    if (typeof x !== 'string') throw new TypeError(`study view ${v.studyId}: ${k} is not a string`)
-    return x
-  }
-  const strOrNull = (k: string): string | null => (v[k] === null ? null : str(k))
-  const num = (k: string): number => {
-    const x = v[k]
-    if (typeof x !== 'number') throw new TypeError(`study view ${v.studyId}: ${k} is not a number`)
-    return x
-  }
-  return {
-    studyId: v.studyId,
-    custodian: str('custodian'),
-    owner: strOrNull('owner'),
-    contentRoot: str('contentRoot'),
-    size: num('size'),
-    chunkCount: num('chunkCount'),
-    chunkSize: num('chunkSize'),
-    studyDigest: str('studyDigest'),
-    custodianEnvelope: str('custodianEnvelope'),
-    ownerEnvelope: strOrNull('ownerEnvelope'),
-    demographics: str('demographics'),
-    height: v.height,
-    local: v.local,
-    ...(v.holders === undefined ? {} : { holders: v.holders }),
-    ...(v.replication === undefined ? {} : { replication: v.replication }),
   }
 }

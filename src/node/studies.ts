@@ -19,85 +19,10 @@ import { mlkemFromX25519Private, parsePatientPublicKey, sha256, type OrgKeys, ty
 import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
 import { EXPORT_SCOPES, StudyServiceError, contentRoot, exportStudy, packageStudy, scanInputs, type ExportScope } from '../study/index.js'
 import { RadError, equalBytes, errorMessage, isHex, fromHex, toHex, type Logger } from '../util/index.js'
-import type { TxStatus } from '../api/index.js'
+import type { AddedStudyView, StudyAddJobView, StudyGetJobView, StudyJobView, StudyView, TxStatus } from '../api/index.js'
 import type { ChainEvents, ChainService } from './chain-service.js'
-import type { ReplicationView, SwarmService } from './swarm.js'
+import type { SwarmService } from './swarm.js'
 import { unwrapLeaseKey, unwrapStudyKey, type LeaseService } from './leases.js'
-
-/** Where a `study add` job stands. */
-export interface StudyAddJobView {
-  readonly id: string
-  readonly kind: 'add'
-  readonly state: 'scanning' | 'packing' | 'registering' | 'replicating' | 'done' | 'failed'
-  /** Files found, files packed so far, bytes packed so far. */
-  readonly files: number
-  readonly filesDone: number
-  readonly bytes: number
-  /** Files that are not readable DICOM (skipped with skipBad, else the job fails naming them). */
-  readonly bad: readonly { readonly path: string; readonly code: string; readonly message: string }[]
-  readonly studies: readonly AddedStudy[]
-  readonly error: { readonly code: string; readonly message: string } | null
-}
-
-/** A study registered by a `study add` job, and how far its replication got. */
-export interface AddedStudy {
-  readonly studyId: string
-  readonly tx: string
-  readonly height: number | null
-  readonly instances: number
-  readonly chunks: number
-  readonly size: number
-  readonly owner: string | null
-  /** Organizations that confirmed they hold all of it (this one included), in placement order. */
-  readonly holders: readonly string[]
-  /** Replicas wanted (the replication factor, or fewer organizations). */
-  readonly target: number
-  /** Whether `target` holders confirmed within the durable timeout. */
-  readonly durable: boolean
-  /** Assigned organizations that did not answer. */
-  readonly unreachable: readonly string[]
-}
-
-/** Where a `study get` job stands. */
-export interface StudyGetJobView {
-  readonly id: string
-  readonly kind: 'get'
-  readonly state: 'fetching' | 'decrypting' | 'done' | 'failed'
-  readonly studyId: string
-  readonly scope: ExportScope
-  readonly out: string
-  /** Chunks fetched from the swarm: held so far (of chunkCount), bytes this job fetched, peers sending. */
-  readonly fetch: { readonly done: number; readonly bytes: number; readonly peers: number }
-  /** Chunks read and decrypted, of `chunkCount`. */
-  readonly chunks: number
-  readonly chunkCount: number
-  /** Files written, bytes written. */
-  readonly files: number
-  readonly bytes: number
-  readonly error: { readonly code: string; readonly message: string } | null
-}
-
-export type StudyJobView = StudyAddJobView | StudyGetJobView
-
-/** A study as `study ls` and `study show` see it: the ledger record and what this node holds of it. */
-export interface StudyView extends Record<string, unknown> {
-  readonly studyId: string
-  readonly height: number
-  readonly local: {
-    /** This node knows the chunk list. */
-    readonly chunkList: boolean
-    /** Chunks present in the chunk store (per its index; reads verify them). */
-    readonly chunksHeld: number
-    readonly chunkCount: number
-    readonly custodianEnvelope: boolean
-    readonly ownerEnvelope: boolean | null
-    readonly demographics: boolean
-    readonly complete: boolean
-  }
-  /** Present in `show`: organizations holding a verified full copy, and the replication health. */
-  readonly holders?: readonly string[]
-  readonly replication?: ReplicationView
-}
 
 const MAX_JOBS = 100
 /** How long `study add` waits for a registration to be final before it reports it pending. */
@@ -375,7 +300,7 @@ export class StudyJobs {
         demographics,
         complete: list !== undefined && held === r.chunkCount && custodianEnvelope && ownerEnvelope !== false && demographics,
       },
-    } as unknown as StudyView
+    }
   }
 
   #set(id: string, v: StudyJobView): void {
@@ -448,7 +373,7 @@ export class StudyJobs {
         this.#update(id, { state: 'registering' })
         const { hash, height } = await this.#register(packed.payload)
         const sid = toHex(studyId)
-        const added: AddedStudy = {
+        const added: AddedStudyView = {
           studyId: sid,
           tx: hash,
           height,
@@ -482,7 +407,7 @@ export class StudyJobs {
    * asked again at each block the chain commits (the heartbeat bounds the
    * time between two), and the swarm stopping ends the wait.
    */
-  async #waitDurable(s: AddedStudy): Promise<AddedStudy> {
+  async #waitDurable(s: AddedStudyView): Promise<AddedStudyView> {
     const record = getStudy(this.#chain.state, fromHex(s.studyId))
     if (record === undefined) return s
     const r = await recheckOnBlocks(

@@ -16,29 +16,9 @@ export type { SwarmLeasePolicy } from './swarm-serve.js'
 
 export { DEFAULT_SWARM_OPTS, type SwarmOpts } from './swarm-opts.js'
 
-/** A transfer in progress, for `swarm status`. */
-export interface TransferView {
-  readonly studyId: string
-  readonly kind: 'replicate' | 'fetch'
-  readonly done: number
-  readonly total: number
-  readonly bytes: number
-  readonly peers: number
-  readonly startedAt: number
-}
+import type { ReplicationView, TransferView } from '../api/index.js'
 
-/** What is known of a study's replicas. */
-export interface ReplicationView {
-  /** Organizations that hold a verified full copy (chunks, list and objects), this one included. */
-  readonly holders: string[]
-  /** Organizations the placement assigns (first k, or their replacements for holders down too long). */
-  readonly assigned: string[]
-  /** Replicas wanted: the replication factor, or fewer when fewer organizations are admitted. */
-  readonly target: number
-  readonly state: 'healthy' | 'under-replicated'
-  /** Organizations that did not answer. */
-  readonly unreachable: string[]
-}
+export type { ReplicationView, TransferView } from '../api/index.js'
 
 /**
  * The swarm: keeps each study on the organizations placement assigns

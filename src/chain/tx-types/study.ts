@@ -106,7 +106,7 @@ export function listStudies(s: StateMap): StudyRecord[] {
 }
 
 /** JSON view of a study registration. */
-export function studyToJSON(p: RegisterStudyPayload): Record<string, unknown> {
+export function studyToJSON(p: RegisterStudyPayload): StudyJSON {
   return {
     studyId: toHex(p.studyId),
     custodian: p.custodian,
@@ -120,6 +120,21 @@ export function studyToJSON(p: RegisterStudyPayload): Record<string, unknown> {
     ownerEnvelope: p.ownerEnvelope === null ? null : toHex(p.ownerEnvelope),
     demographics: toHex(p.demographics),
   }
+}
+
+/** A registration as JSON: ids and hashes in lower-case hex. */
+export type StudyJSON = {
+  readonly studyId: string
+  readonly custodian: string
+  readonly owner: string | null
+  readonly contentRoot: string
+  readonly size: number
+  readonly chunkCount: number
+  readonly chunkSize: number
+  readonly studyDigest: string
+  readonly custodianEnvelope: string
+  readonly ownerEnvelope: string | null
+  readonly demographics: string
 }
 
 /** `study.register`: the custodian organization registers an encrypted study. */
