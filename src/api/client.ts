@@ -398,7 +398,12 @@ function isSwarmStatusView(v: unknown): v is SwarmStatusView {
 }
 
 function isStudyJobView(v: unknown): v is StudyJobView {
-  return isRecord(v) && typeof v.id === 'string' && (v.kind === 'add' || v.kind === 'get') && typeof v.state === 'string'
+  return (
+    isRecord(v) &&
+    typeof v.id === 'string' &&
+    (v.kind === 'get' || (v.kind === 'add' && Array.isArray(v.bad) && Array.isArray(v.ignored) && Array.isArray(v.studies))) &&
+    typeof v.state === 'string'
+  )
 }
 
 function isErrorBody(v: unknown): v is { error: { code: string; message: string } } {

@@ -226,6 +226,8 @@ export interface StudyAddJobView {
   readonly bytes: number
   /** Files that are not readable DICOM (skipped with skipBad, else the job fails naming them). */
   readonly bad: readonly { readonly path: string; readonly code: string; readonly message: string }[]
+  /** Files left out on purpose, whatever skipBad says: DICOMDIR index files, links back into a folder already scanned. */
+  readonly ignored: readonly { readonly path: string; readonly reason: string }[]
   readonly studies: readonly AddedStudyView[]
   readonly error: ErrorView | null
 }

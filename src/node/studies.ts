@@ -169,7 +169,7 @@ export class StudyJobs {
     if (paths.length === 0) throw new StudyServiceError('STUDY_NO_INPUT', 'no files or folders given')
     const owner = opts.patient === undefined ? undefined : parsePatientPublicKey(opts.patient)
     const id = randomBytes(8).toString('hex')
-    this.#set(id, { id, kind: 'add', state: 'scanning', files: 0, filesDone: 0, bytes: 0, bad: [], studies: [], error: null })
+    this.#set(id, { id, kind: 'add', state: 'scanning', files: 0, filesDone: 0, bytes: 0, bad: [], ignored: [], studies: [], error: null })
     void this.#runAdd(
       id,
       paths.map((p) => resolve(p)),
@@ -320,7 +320,7 @@ export class StudyJobs {
     const scan = await scanInputs(paths)
     const bad = scan.bad.map((b) => ({ path: b.path, code: b.error.code, message: b.error.message }))
     const files = [...scan.studies.values()].reduce((n, f) => n + f.length, 0)
-    this.#update(id, { files, bad })
+    this.#update(id, { files, bad, ignored: scan.skipped.map((x) => ({ path: x.path, reason: x.reason })) })
     if (bad.length > 0 && !skipBad) {
       const dup = bad.filter((x) => x.code === 'DICOM_DUPLICATE_INSTANCE' || x.code === 'DICOM_DUPLICATE_UID').length
       const what =

@@ -36,7 +36,7 @@ export interface ScanResult {
    * whether to leave them out.
    */
   bad: { path: string; error: StudyError }[]
-  /** Files that hold no study (DICOMDIR) and links to folders, which are not followed, with the reason. */
+  /** Files that hold no study (DICOMDIR), and links to a folder already scanned (a loop), with the reason. */
   skipped: { path: string; reason: string }[]
 }
 
@@ -54,9 +54,17 @@ async function listFiles(inputs: string[], signal: AbortSignal | undefined, resu
       files.push(p)
     }
   }
+  // Real paths of the folders walked: a link back into one of them (a loop) is not walked again.
+  const seenDirs = new Set<string>()
   const walk = async (dir: string): Promise<void> => {
     const entries: { name: string; dir: boolean; file: boolean; link: boolean }[] = []
     try {
+      const real = await realpath(dir)
+      if (seenDirs.has(real)) {
+        result.skipped.push({ path: dir, reason: 'symbolic link to a folder already scanned' })
+        return
+      }
+      seenDirs.add(real)
       for await (const d of await opendir(dir)) {
         entries.push({ name: d.name, dir: d.isDirectory(), file: d.isFile(), link: d.isSymbolicLink() })
       }
@@ -71,11 +79,12 @@ async function listFiles(inputs: string[], signal: AbortSignal | undefined, resu
       if (e.dir) await walk(p)
       else if (e.file) await add(p)
       else if (e.link) {
-        // Links to files are followed; links to folders are not (no loops, no escaping the input).
+        // Links are followed, to files and to folders (a folder is walked once, whatever links lead to it).
         try {
           const st = await stat(p)
           if (st.isFile()) await add(p)
-          else result.skipped.push({ path: p, reason: 'symbolic link to a folder, not followed' })
+          else if (st.isDirectory()) await walk(p)
+          else result.skipped.push({ path: p, reason: 'symbolic link to something that is neither a file nor a folder' })
         } catch (err) {
           bad(p, err)
         }
@@ -127,7 +136,7 @@ async function duplicateError(path: string, inst: DicomInstance, earlier: string
  * and whole, so that a truncated file is found here rather than halfway
  * through adding a study; only paths and UIDs stay in memory. Unreadable,
  * truncated, non-DICOM files and files without UIDs are returned in `bad`
- * with a StudyError naming them; DICOMDIR files and symbolic links to folders
+ * with a StudyError naming them; DICOMDIR files, and links back to a folder already walked,
  * in `skipped`. A file whose SOP Instance UID (0008,0018) an earlier file of
  * its study has (as when one image is exported in two transfer syntaxes) is
  * left out of `studies` and returned in `bad`: DICOM_DUPLICATE_INSTANCE when

@@ -126,7 +126,18 @@ class FakeBackend implements ApiBackend {
   addStudies(paths: string[], opts: { skipBad: boolean; patient?: string }): string {
     const id = 'ab'.repeat(8)
     this.added.push({ paths, skipBad: opts.skipBad, patient: opts.patient ?? null })
-    this.jobs.set(id, { id, kind: 'add', state: 'done', files: paths.length, filesDone: paths.length, bytes: 0, bad: [], studies: [], error: null })
+    this.jobs.set(id, {
+      id,
+      kind: 'add',
+      state: 'done',
+      files: paths.length,
+      filesDone: paths.length,
+      bytes: 0,
+      bad: [],
+      ignored: [],
+      studies: [],
+      error: null,
+    })
     return id
   }
 

@@ -3,7 +3,7 @@ import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { initDataDir } from '../../src/node/index.js'
-import { TAG, TRANSFER_SYNTAX, cloneInstance, readDicom, writeDicom } from '../../src/study/index.js'
+import { MEDIA_STORAGE_DIRECTORY_SOP_CLASS, TAG, TRANSFER_SYNTAX, cloneInstance, readDicom, writeDicom } from '../../src/study/index.js'
 import type { ApiClient } from '../../src/api/index.js'
 import { DaemonProcess, repoRoot } from '../../src/devnet/index.js'
 import { bareDataset, reencoded } from '../unit/study/helpers.js'
@@ -33,6 +33,15 @@ t.test('study add: de-identified, encrypted, registered; bad input refused unles
   const input = join(dir, 'input')
   await cp(join(repoRoot(), 'test/vectors/dicom/study-77654033'), input, { recursive: true })
   await writeFile(join(input, 'notes.txt'), 'not a DICOM file')
+  // An index file of a DICOM export: left out whatever --skip-bad says, and said so.
+  const dicomdir = {
+    meta: {
+      [TAG.MediaStorageSOPClassUID]: { vr: 'UI', Value: [MEDIA_STORAGE_DIRECTORY_SOP_CLASS] },
+      [TAG.MediaStorageSOPInstanceUID]: { vr: 'UI', Value: ['1.2.3.4'] },
+    },
+    dataset: { '00041130': { vr: 'CS', Value: ['RADCHAIN'] } },
+  }
+  await writeFile(join(input, 'DICOMDIR'), writeDicom(dicomdir))
 
   const refused = await runCli(['study', 'add', input, '--node', join(dir, 'node'), '--json'])
   t.equal(refused.code, 1, 'a bad file refuses the whole add')
@@ -45,6 +54,7 @@ t.test('study add: de-identified, encrypted, registered; bad input refused unles
   const studies = JSON.parse(ok.stdout) as { studyId: string; tx: string; height: number; instances: number; chunks: number }[]
   t.same(studies.map((s) => s.instances).sort(), [3, 4], 'two studies: 3 CR and 4 CT instances')
   t.match(ok.stderr, /skipped .*notes\.txt/, 'the skipped file is listed')
+  t.match(ok.stderr, new RegExp(`ignored ${join(input, 'DICOMDIR').replace(/[.]/g, '\\.')}: DICOMDIR`), 'the DICOMDIR is listed as ignored')
   for (const s of studies) {
     const st = await client.tx(s.tx)
     t.equal(st.status, 'final')

@@ -69,7 +69,9 @@ export function registerStudyCommands(program: Command): void {
         } finally {
           bar?.stop()
         }
-        for (const b of job.bad) process.stderr.write(`radchain: skipped ${b.path}: ${b.message} [${b.code}]\n`)
+        // A file's message names it already.
+        for (const b of job.bad) process.stderr.write(`radchain: skipped ${b.message.startsWith(b.path) ? b.message : `${b.path}: ${b.message}`} [${b.code}]\n`)
+        for (const x of job.ignored) process.stderr.write(`radchain: ignored ${x.path}: ${x.reason}\n`)
         for (const s of job.studies) {
           if (!s.durable) {
             process.stderr.write(

@@ -171,6 +171,29 @@ t.test('bad, nested and DICOMDIR files', async (t) => {
   t.same(r.skipped.map((s) => s.path).sort(), [join(root, 'DICOMDIR'), join(root, 'loop')].sort())
 })
 
+t.test('a link to a folder elsewhere is followed; a link back into a folder already walked is not', async (t) => {
+  const root = join(tmp, 'linked-input')
+  const elsewhere = join(tmp, 'elsewhere')
+  mkdirSync(join(root, 'series'), { recursive: true })
+  mkdirSync(elsewhere, { recursive: true })
+  copyFileSync(sample('MR_small.dcm'), join(root, 'series', 'IM0001'))
+  copyFileSync(sample('study-77654033/CR1/6154'), join(elsewhere, 'IM0002'))
+  symlinkSync(elsewhere, join(root, 'more'))
+  symlinkSync(root, join(root, 'series', 'up'))
+  const r = await scanInputs([root])
+  t.same(
+    [...r.studies.values()].flat().sort(),
+    [join(root, 'more', 'IM0002'), join(root, 'series', 'IM0001')].sort(),
+    'the image behind the link is in, each file once',
+  )
+  t.same(r.bad, [])
+  t.same(
+    r.skipped.map((s) => s.path),
+    [join(root, 'series', 'up')],
+    'the loop is reported, not walked',
+  )
+})
+
 t.test('an aborted scan rejects', async (t) => {
   const ac = new AbortController()
   ac.abort(new Error('stop'))
