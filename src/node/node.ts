@@ -129,7 +129,16 @@ export class RadNode {
           ...config.swarm,
           ...(faults === undefined ? {} : { testServeDelayMs: faults.serveDelayMs, testServeGarbage: faults.serveGarbage, testNoPull: faults.noPull }),
         },
-        { chain, chunks: this.#chunks, index, p2p: network.p2p, keys: this.#keys, logger: this.#logger.child({ mod: 'swarm' }), leases: leasePolicy },
+        {
+          chain,
+          chunks: this.#chunks,
+          index,
+          p2p: network.p2p,
+          keys: this.#keys,
+          logger: this.#logger.child({ mod: 'swarm' }),
+          leases: leasePolicy,
+          clock: this.#clock,
+        },
       )
       const swarm = this.#swarm
       this.#leases = new LeaseService({ chain, chunks: this.#chunks, swarm, keys: this.#keys, logger: this.#logger.child({ mod: 'lease' }) })

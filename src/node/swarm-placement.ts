@@ -15,20 +15,24 @@ export class SwarmPlacement {
   readonly #chain: ChainService
   readonly #p2p: P2PNode
   readonly #keys: OrgKeys
-  readonly #startedAt = Date.now()
+  readonly #clock: () => number
+  readonly #startedAt: number
   /** Organization key (hex) -> since when it is disconnected (absent: connected). */
   readonly #downSince = new Map<string, number>()
 
-  constructor(opts: Pick<SwarmOpts, 'repairAfterMs'>, modules: { chain: ChainService; p2p: P2PNode; keys: OrgKeys }) {
+  /** `clock`: local time in ms (Date.now by default; tests move it themselves). */
+  constructor(opts: Pick<SwarmOpts, 'repairAfterMs'>, modules: { chain: ChainService; p2p: P2PNode; keys: OrgKeys; clock?: () => number }) {
     this.#opts = opts
     this.#chain = modules.chain
     this.#p2p = modules.p2p
     this.#keys = modules.keys
+    this.#clock = modules.clock ?? Date.now
+    this.#startedAt = this.#clock()
     const p2p = this.#p2p
     p2p.on('peer:connect', (key) => this.#downSince.delete(toHex(key)))
     p2p.on('peer:disconnect', (key) => {
       const hex = toHex(key)
-      if (!p2p.peers().some((p) => toHex(p.publicKey) === hex)) this.#downSince.set(hex, Date.now())
+      if (!p2p.peers().some((p) => toHex(p.publicKey) === hex)) this.#downSince.set(hex, this.#clock())
     })
   }
 
@@ -43,7 +47,7 @@ export class SwarmPlacement {
     const hex = toHex(org.signKey)
     if (connected.has(hex)) return false
     const since = this.#downSince.get(hex) ?? this.#startedAt
-    return Date.now() - since > this.#opts.repairAfterMs
+    return this.#clock() - since > this.#opts.repairAfterMs
   }
 
   /** Hex keys of the connected peers. */

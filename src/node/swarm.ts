@@ -39,16 +39,28 @@ export class SwarmService {
   readonly #scrubber: SwarmScrubber
   readonly #abort = new AbortController()
 
-  /** `leases`: what a lessee may get, and where a request under an ended lease is reported. */
+  /**
+   * `leases`: what a lessee may get, and where a request under an ended lease
+   * is reported; `clock`: local time in ms for the repair delay (Date.now by default).
+   */
   constructor(
     opts: Partial<SwarmOpts>,
-    modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; p2p: P2PNode; keys: OrgKeys; logger: Logger; leases: SwarmLeasePolicy },
+    modules: {
+      chain: ChainService
+      chunks: ChunkStore
+      index: StudyIndex
+      p2p: P2PNode
+      keys: OrgKeys
+      logger: Logger
+      leases: SwarmLeasePolicy
+      clock?: () => number
+    },
   ) {
     const o = { ...DEFAULT_SWARM_OPTS, ...opts }
-    const { chain, chunks, index, p2p, keys, logger, leases } = modules
+    const { chain, chunks, index, p2p, keys, logger, leases, clock } = modules
     const signal = this.#abort.signal
     this.#chain = chain
-    this.#placement = new SwarmPlacement(o, { chain, p2p, keys })
+    this.#placement = new SwarmPlacement(o, { chain, p2p, keys, ...(clock === undefined ? {} : { clock }) })
     this.#local = new SwarmLocal({ chain, chunks, index, logger })
     const local = this.#local
     const placement = this.#placement

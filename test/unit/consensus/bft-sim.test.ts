@@ -150,9 +150,15 @@ t.test('c. two of four stopped: nothing is final; one restarted over its store a
   await c.startAll()
   await c.waitHeight(2)
   await Promise.all([c.stop(2), c.stop(3)])
-  // Settle: in-flight commits finish and the two survivors sync to one height.
-  await waitFor('the two survivors at one height', () => c.node(0).chain.head().header.height === c.node(1).chain.head().header.height, 3000)
-  await sleep(300)
+  // Settled once a commit in flight has landed: both survivors on one head, and both engines on the height after it.
+  await waitFor(
+    'the two survivors on the height after one common head',
+    () => {
+      const h = c.node(0).chain.head().header.height
+      return c.node(1).chain.head().header.height === h && [0, 1].every((i) => c.node(i).engine?.position.height === h + 1)
+    },
+    3000,
+  )
   const before = c.heights()
   const events = c.nodes.map((n) => n.committed.size)
   await sleep(1200)
@@ -331,16 +337,20 @@ t.test('e. partition 2|2: no progress while split, progress after healing, one c
     [0, 1],
     [2, 3],
   ])
-  // Settle: in-flight messages are dropped, each side syncs inside itself.
-  await sleep(500)
+  // A height being decided at the cut may still finish on a node that already
+  // had its precommits; nothing above it, ever.
+  const atCut = c.heights()
+  const ceiling = Math.max(...atCut) + 1
+  const eventsAtCut = c.nodes.map((n) => n.committed.size)
+  await sleep(2000)
   const during = c.heights()
-  const events = c.nodes.map((n) => n.committed.size)
-  await sleep(1500)
-  t.same(c.heights(), during, `no store grew during 1.5 s of partition (heights ${during.join(',')})`)
-  t.same(
-    c.nodes.map((n) => n.committed.size),
-    events,
-    'no block was committed on either side',
+  t.ok(
+    during.every((h) => h <= ceiling),
+    `nothing above the height decided at the cut during 2 s of partition (heights ${atCut.join(',')} at the cut, ${during.join(',')} after)`,
+  )
+  t.ok(
+    c.nodes.every((n, i) => n.committed.size - (eventsAtCut[i] as number) <= 1),
+    'at most the height in flight was committed on either side',
   )
   c.net.heal()
   const target = Math.max(...during) + 3
@@ -468,8 +478,8 @@ t.test('g. equivocation: two conflicting signed prevotes from one authority beco
     c.net.inject(0, x.publicKey, voteMsg(x, 'prevote', pos.height, pos.round, null))
     // Evidence is held until its height is final, then submitted in the commit. When the
     // height was final before the votes were handled, they were ignored: try the next one.
-    await waitFor(`height ${pos.height} final at node 0`, () => e.chain.head().header.height >= pos.height, 5000)
-    await sleep(20)
+    // The evidence comes with the commit of its height, or the votes came too late: then the next height is final too.
+    await waitFor(`evidence, or height ${pos.height + 1} final at node 0`, () => seen.length > 0 || e.chain.head().header.height > pos.height, 5000)
   }
   t.equal(seen.length, 1, 'node 0 emitted one evidence transaction')
   const ev = seen[0] as { tx: Tx; inMempool: boolean }

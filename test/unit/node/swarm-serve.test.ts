@@ -119,6 +119,8 @@ interface Fixture {
   /** Organizations in the study's placement order (custodian first). */
   order: TestOrg[]
   chunkDir: string
+  /** The swarm's clock (ms): moves only when a test moves it. */
+  clock: { now: number }
 }
 
 async function fixture(t: Test, opts: { repairAfterMs?: number } = {}): Promise<Fixture> {
@@ -178,9 +180,10 @@ async function fixture(t: Test, opts: { repairAfterMs?: number } = {}): Promise<
   } as unknown as ChainService
   const keys = { signer: custodian.signer, encryption: generateX25519(), identitySeed: new Uint8Array(32) } as OrgKeys
   const leases = new FakeLeasePolicy()
+  const clock = { now: 1_000_000 }
   const swarm = new SwarmService(
     { repairAfterMs: opts.repairAfterMs ?? 60_000, scrubIntervalMs: 0 },
-    { chain: chainView, chunks: store, index, p2p: p2p as unknown as P2PNode, keys, logger: nullLogger(), leases },
+    { chain: chainView, chunks: store, index, p2p: p2p as unknown as P2PNode, keys, logger: nullLogger(), leases, clock: () => clock.now },
   )
   const byId = new Map(chain.orgs.map((o) => [o.id, o]))
   const order = placementOrder(
@@ -188,7 +191,7 @@ async function fixture(t: Test, opts: { repairAfterMs?: number } = {}): Promise<
     custodian.id,
     chain.orgs.map((o) => o.id),
   ).map((id) => byId.get(id) as TestOrg)
-  return { chain, p2p, leases, store, swarm, study, chunks, objects, order, chunkDir }
+  return { chain, p2p, leases, store, swarm, study, chunks, objects, order, chunkDir, clock }
 }
 
 t.test('have and list: any admitted organization; strangers refused', async (t) => {
@@ -247,11 +250,13 @@ t.test('chunks and objects go to holders only; refusals say why', async (t) => {
 })
 
 t.test('a holder down longer than the repair time: its replacement is served', async (t) => {
-  const f = await fixture(t, { repairAfterMs: 1 })
+  const f = await fixture(t, { repairAfterMs: 1000 })
   const [, h1, h2, next, last] = f.order as [TestOrg, TestOrg, TestOrg, TestOrg, TestOrg]
-  // h1 is gone; h2, next and last are connected: next takes h1's place.
+  // h1 is gone; h2, next and last are connected: next takes h1's place once the repair time has passed.
   f.p2p.connected = [h2, next, last].map((o) => o.signer.publicKey)
-  await new Promise((r) => setTimeout(r, 5))
+  f.clock.now += 1000
+  t.same(f.swarm.placement(getStudyRecord(f)).assigned, [f.order[0]?.id, h1.id, h2.id], 'not before the repair time has passed')
+  f.clock.now += 1
   const p = f.swarm.placement(getStudyRecord(f))
   t.same(p.nominal, [f.order[0]?.id, h1.id, h2.id])
   t.same(p.assigned, [f.order[0]?.id, h2.id, next.id], `${next.id} replaces ${h1.id}`)
