@@ -56,6 +56,9 @@ const NIL = 'nil'
 const MAX_QUEUE = 20_000
 const MAX_FUTURE = 4_096
 const MAX_ROUND_AHEAD = 10_000
+// Next-height messages held per signer: room for two blocks (a proposal of
+// round 0 and one of a later round) and many votes; more is dropped.
+const FUTURE_SLACK_BYTES = 256 * 1024
 
 const idOf = (hash: Uint8Array | null): string => (hash === null ? NIL : toHex(hash))
 
@@ -131,6 +134,9 @@ export class BftEngine implements ConsensusEngine {
   readonly #abort = new AbortController()
   readonly #queue: EngineEvent[] = []
   readonly #future: { from: Uint8Array; msg: ConsensusMessage; bytes: Uint8Array }[] = []
+  /** The buffered next-height messages: one per (signer, type, round, kind), and the bytes each signer holds there. */
+  readonly #futureKeys = new Set<string>()
+  readonly #futureBytes = new Map<string, number>()
   readonly #timers = new Set<NodeJS.Timeout>()
   #hs!: HeightState
   #wake: (() => void) | undefined
@@ -152,6 +158,13 @@ export class BftEngine implements ConsensusEngine {
   /** Current (height, round, step), for status and tests. */
   get position(): { height: number; round: number; step: Step } {
     return { height: this.#hs.height, round: this.#hs.round, step: this.#hs.step }
+  }
+
+  /** Messages for the next height held until it starts, and their bytes (bounded per signer). */
+  get futureBuffered(): { messages: number; bytes: number } {
+    let bytes = 0
+    for (const b of this.#futureBytes.values()) bytes += b
+    return { messages: this.#future.length, bytes }
   }
 
   async start(): Promise<void> {
@@ -300,6 +313,8 @@ export class BftEngine implements ConsensusEngine {
     const hs = this.#hs
     this.#armRound0()
     const future = this.#future.splice(0)
+    this.#futureKeys.clear()
+    this.#futureBytes.clear()
     for (const f of future) {
       if (this.#msgHeight(f.msg) === hs.height) await this.#onDecoded(f.from, f.msg, f.bytes)
       else if (this.#msgHeight(f.msg) > hs.height) this.#future.push(f)
@@ -413,10 +428,7 @@ export class BftEngine implements ConsensusEngine {
     const height = this.#msgHeight(msg)
     if (height < hs.height) return
     if (height > hs.height) {
-      if (height === hs.height + 1) {
-        if (this.#future.length >= MAX_FUTURE) this.#future.shift()
-        this.#future.push({ from, msg, bytes })
-      }
+      if (height === hs.height + 1 && !this.#bufferFuture(from, msg, bytes)) return
       this.#net.peerAhead(from, height - 1)
       return
     }
@@ -453,6 +465,39 @@ export class BftEngine implements ConsensusEngine {
     }
     this.#seen(round, signer)
     await this.#evaluate()
+  }
+
+  /**
+   * Holds a message for the next height until it starts, once it is known to
+   * be worth holding: a round in range, a signer of the current authority set
+   * (a set changed by the block being decided gets the new members' messages
+   * again by gossip), a valid signature, not a copy, and within the signer's
+   * share of the buffer. Returns false for a message that cost its sender a
+   * penalty.
+   */
+  #bufferFuture(from: Uint8Array, msg: ConsensusMessage, bytes: Uint8Array): boolean {
+    const hs = this.#hs
+    const round = msg.type === 'proposal' ? msg.proposal.round : msg.vote.round
+    if (round > MAX_ROUND_AHEAD) {
+      this.#net.penalize(from, 10, 'consensus message from an absurd round')
+      return false
+    }
+    const signer = toHex(msg.type === 'proposal' ? msg.proposal.signer : msg.vote.signer)
+    if (!hs.members.has(signer)) return true
+    const key = msg.type === 'proposal' ? `${signer}:p:${round}` : `${signer}:${msg.vote.kind}:${round}`
+    if (this.#futureKeys.has(key)) return true
+    const valid = msg.type === 'proposal' ? verifyProposal(msg.proposal, this.#host.chainId) : verifyVote(msg.vote, this.#host.chainId)
+    if (!valid) {
+      this.#net.penalize(from, 50, `${msg.type} with a bad signature`)
+      return false
+    }
+    const held = this.#futureBytes.get(signer) ?? 0
+    if (held + bytes.length > 2 * this.#host.params().maxBlockBytes + FUTURE_SLACK_BYTES) return true
+    if (this.#future.length >= MAX_FUTURE) return true
+    this.#futureKeys.add(key)
+    this.#futureBytes.set(signer, held + bytes.length)
+    this.#future.push({ from, msg, bytes })
+    return true
   }
 
   // Records the first proposal of a round; false when its block cannot be decoded.

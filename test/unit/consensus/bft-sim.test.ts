@@ -607,3 +607,68 @@ t.test('j. lossy, slow links: with a fifth of the messages dropped and the rest 
   t.comment(`decision rounds under loss: ${rounds.join(',')}`)
   await finish(t, c)
 })
+
+t.test('k. next-height messages are checked before they are held, and each signer holds a bounded share', async (t) => {
+  const c = await Cluster.create(t)
+  await c.startAll()
+  await c.waitHeight(2)
+  // Two of four stopped: the survivors stay on one height, as a stalled or partitioned node would.
+  await Promise.all([c.stop(2), c.stop(3)])
+  const e = c.node(0)
+  await waitFor('node 0 stalled on the height after its head', () => e.engine?.position.height === e.chain.head().header.height + 1, 3000)
+  const engine = e.engine
+  if (engine === undefined) throw new Error('node 0 stopped')
+  const next = engine.position.height + 1
+  const chainId = c.genesis.chainId
+  const maxBlock = e.chain.params().maxBlockBytes
+  const x = c.node(3).org.signer
+  const big = new Uint8Array(maxBlock - 1024)
+  const proposal = (signer: Ed25519Signer, round: number, bytes = big): Uint8Array =>
+    encodeMessage({
+      type: 'proposal',
+      proposal: signProposal(signer, chainId, { height: next, round, validRound: -1, blockHash: new Uint8Array(32).fill(round % 256), blockBytes: bytes }),
+    })
+  const before = c.net.penalties.length
+
+  // Proposals for the next height with forged signatures, from a member's key: never held, each penalized.
+  for (let r = 0; r < 20; r++) {
+    const bytes = proposal(x, r)
+    bytes[bytes.length - 10] = (bytes[bytes.length - 10] as number) ^ 0xff
+    c.net.inject(0, x.publicKey, bytes)
+  }
+  // From a key outside the authority set: not held either.
+  const outsider = testSigner('sim-outsider')
+  for (let r = 0; r < 5; r++) c.net.inject(0, outsider.publicKey, proposal(outsider, r))
+  await waitFor('the forged proposals penalized', () => c.net.penalties.length - before >= 20, 15_000)
+  t.same(engine.futureBuffered, { messages: 0, bytes: 0 }, 'nothing held: neither forged nor foreign messages')
+  t.ok(
+    c.net.penalties.slice(before).every((p) => p.points === 50 && /bad signature/.test(p.reason)),
+    'each forged one cost its sender 50 points',
+  )
+
+  // Validly signed next-height votes of one authority, every one sent twice: each held once.
+  for (let r = 0; r < 100; r++)
+    for (let k = 0; k < 2; k++) c.net.inject(0, x.publicKey, encodeMessage({ type: 'vote', vote: signVote(x, chainId, 'prevote', next, r, null) }))
+  await waitFor('the votes held', () => engine.futureBuffered.messages >= 100, 15_000)
+  t.equal(engine.futureBuffered.messages, 100, 'each vote once')
+  // Then its proposals for ten rounds, each sent twice: held until the signer's share (two blocks and some slack) is full.
+  for (let r = 0; r < 10; r++) for (let k = 0; k < 2; k++) c.net.inject(0, x.publicKey, proposal(x, r))
+  // Messages are handled in order: once a forged one that follows is penalized, the proposals were handled.
+  const marker = proposal(x, 11)
+  marker[marker.length - 10] = (marker[marker.length - 10] as number) ^ 0xff
+  c.net.inject(0, x.publicKey, marker)
+  await waitFor('the proposals handled', () => c.net.penalties.length - before >= 21, 15_000)
+  const held = engine.futureBuffered
+  const share = 2 * maxBlock + 256 * 1024
+  t.ok(held.bytes <= share, `one signer holds at most two blocks and 256 KiB (${held.bytes} of ${share} bytes, ${held.messages} messages)`)
+  t.ok(held.messages > 100 && held.messages < 110, `some proposals held, not all ten (${held.messages - 100})`)
+  t.equal(c.net.penalties.length - before, 21, 'valid messages cost nothing')
+
+  // Once the height moves on, what was held is replayed: the survivors resume with a third authority.
+  await c.restart(2, { reopenStore: true })
+  await c.waitHeight(next, [0, 1, 2], 15_000)
+  t.ok(e.chain.head().header.height >= next, `progress resumes (height ${e.chain.head().header.height})`)
+  await c.checkSafety(t)
+  // The messages forged in node 3's name were penalized as its; nobody else was.
+  t.same(c.penaltiesOf(c.nodes.filter((n) => n.index !== 3).map((n) => n.key)), [], 'no other node was penalized')
+})
