@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import '../src/util/polyfill.js'
 import { main } from '../src/cli/main.js'
+import { guardCommand } from '../src/cli/exit.js'
 
-await main(process.argv)
+guardCommand(main(process.argv))

@@ -813,3 +813,39 @@ t.test('leases: request, list, decisions, nonces', async (t) => {
   t.equal(await client.nonce('ab'.repeat(32)), 7)
   await t.rejects(client.nonce('ab'), { code: 'TX_MALFORMED', status: 400 })
 })
+
+t.test('sockets that never finish their headers do not keep the token holder out', async (t) => {
+  const { client, url } = await harness()
+  const { hostname, port } = new URL(url)
+  // 300 connections without the token that send a request line and stop there.
+  let closed = 0
+  const sockets = await Promise.all(
+    Array.from({ length: 300 }, async () => {
+      const s = connect(Number(port), hostname)
+      s.on('error', () => undefined)
+      s.on('close', () => closed++)
+      s.resume()
+      await once(s, 'connect')
+      s.write('GET /v1/status HTTP/1.1\r\nHost: localhost\r\n')
+      return s
+    }),
+  )
+  t.teardown(() => sockets.forEach((s) => s.destroy()))
+  const closedEarly = (): number => closed
+  const waitUntil = async (pred: () => boolean, ms: number, what: string): Promise<void> => {
+    const deadline = Date.now() + ms
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} (${closed} closed)`)
+      await sleep(25)
+    }
+  }
+  // The oldest unproven ones are closed as new ones come: the token holder gets in at once.
+  const t0 = Date.now()
+  const s = await client.status()
+  t.equal(typeof s.height, 'number', `status answered in ${Date.now() - t0} ms`)
+  await waitUntil(() => closedEarly() >= 300 - 32, 5_000, 'the oldest unproven sockets closed')
+  t.ok(closedEarly() >= 300 - 32, `${closedEarly()} of 300 unproven sockets closed`)
+  // And the rest time out on their headers within seconds.
+  await waitUntil(() => closedEarly() === 300, 15_000, 'every unproven socket closed')
+  t.pass('every socket that never finished its headers was closed')
+})
