@@ -1,7 +1,7 @@
 import '../util/polyfill.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { sleep } from '../util/index.js'
 import {
   clientOf,
@@ -25,7 +25,7 @@ import {
  * at any height, that every transaction reported final is final everywhere,
  * and that the chain still makes progress.
  *
- *   npm run fault -- [--seed N] [--seconds S]
+ *   npm run fault -- [--seed N] [--seconds S] [--base-port P] [--dir D]
  */
 
 function mulberry32(seed: number): () => number {
@@ -44,8 +44,22 @@ function arg(name: string): string | undefined {
   return i < 0 ? undefined : process.argv[i + 1]
 }
 
-const seed = Number(arg('--seed') ?? Math.floor(Math.random() * 2 ** 31))
-const seconds = Number(arg('--seconds') ?? 240)
+/** An integer option in [min, max]; a bad value ends the run with one line and exit code 1. */
+function intArg(name: string, fallback: number, min: number, max: number): number {
+  const v = arg(name)
+  const n = v === undefined ? fallback : Number(v)
+  if (!Number.isInteger(n) || n < min || n > max) {
+    process.stderr.write(`radchain fault run: ${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(v)}\n`)
+    process.exit(1)
+  }
+  return n
+}
+
+const seed = intArg('--seed', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 32 - 1)
+const seconds = intArg('--seconds', 240, 1, 24 * 3600)
+const basePort = intArg('--base-port', 9700, 1024, 65000)
+// A folder of the caller's is kept; a temporary one is removed after a run that passed.
+const givenDir = arg('--dir')
 const rand = mulberry32(seed)
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T
 const t0 = Date.now()
@@ -69,9 +83,9 @@ async function liveOrgs(m: DevnetManifest): Promise<DevnetOrg[]> {
 }
 
 async function main(): Promise<number> {
-  const dir = await mkdtemp(join(tmpdir(), 'radchain-fault-'))
-  say(`seed ${seed}, ${seconds} s of faults, devnet in ${dir}`)
-  const m = await devnetUp({ dir, orgs: 4, basePort: 9700, config: { logLevel: 'warn' } })
+  const dir = givenDir === undefined ? await mkdtemp(join(tmpdir(), 'radchain-fault-')) : resolve(givenDir)
+  say(`seed ${seed}, ${seconds} s of faults, devnet in ${dir}, ports from ${basePort}`)
+  const m = await devnetUp({ dir, orgs: 4, basePort, config: { logLevel: 'warn' } })
   const faults: Faults = { kills: 0, restarts: 0, partitions: 0, heals: 0, freezes: 0 }
   const acked = new Map<string, number>()
   let submitted = 0
@@ -194,7 +208,7 @@ async function main(): Promise<number> {
   const ok = conflicts === 0 && lost === 0 && resumed
   say(ok ? `PASS (seed ${seed})` : `FAIL (seed ${seed}); devnet kept in ${dir}`)
   await devnetDown(dir, false)
-  if (ok) await rm(dir, { recursive: true, force: true })
+  if (ok && givenDir === undefined) await rm(dir, { recursive: true, force: true })
   return ok ? 0 : 1
 }
 
