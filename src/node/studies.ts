@@ -17,7 +17,7 @@ import {
 } from '../chain/index.js'
 import { mlkemFromX25519Private, parsePatientPublicKey, sha256, type OrgKeys, type PatientPublicKey } from '../crypto/index.js'
 import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
-import { EXPORT_SCOPES, StudyServiceError, contentRoot, exportStudy, packageStudy, scanInputs, type ExportScope } from '../study/index.js'
+import { EXPORT_SCOPES, StudyServiceError, contentRoot, exportStudy, packageStudy, scanInputs, type ExportScope, type StudyCode } from '../study/index.js'
 import { RadError, equalBytes, errorMessage, isHex, fromHex, toHex, type Logger } from '../util/index.js'
 import type { AddedStudyView, StudyAddJobView, StudyGetJobView, StudyJobView, StudyView, TxStatus } from '../api/index.js'
 import type { ChainEvents, ChainService } from './chain-service.js'
@@ -115,8 +115,23 @@ export function waitTxSettled(
   )
 }
 
-function jobError(err: unknown): { code: string; message: string } {
-  return { code: err instanceof RadError ? err.code : 'STUDY_FAILED', message: errorMessage(err) }
+/**
+ * What a failed job reports: a RadError's code; a full disk (ENOSPC, EDQUOT,
+ * wherever in the error's causes) as STUDY_NO_SPACE in plain words; anything
+ * else as STUDY_FAILED.
+ */
+export function jobError(err: unknown): { code: string; message: string } {
+  if (err instanceof RadError) return { code: err.code, message: errorMessage(err) }
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      return {
+        code: 'STUDY_NO_SPACE' satisfies StudyCode,
+        message: `no space left on the disk${(e as NodeJS.ErrnoException).path === undefined ? '' : ` holding ${(e as NodeJS.ErrnoException).path}`}: free some, or move the chunk store (config chunks.dir) or the output folder, and try again`,
+      }
+    }
+  }
+  return { code: 'STUDY_FAILED' satisfies StudyCode, message: errorMessage(err) }
 }
 
 /**

@@ -67,6 +67,7 @@ export function isStudyError(err: unknown, code?: DicomErrorCode): err is StudyE
  * - STUDY_NO_DEMOGRAPHICS: a full-scope export was started without the demographics record.
  * - STUDY_NOT_HELD: a chunk the export needs is not on this node.
  * - STUDY_INTEGRITY: a local chunk or chunk list failed its integrity check.
+ * - STUDY_NO_SPACE: the disk under the chunk store or the output folder is full.
  * - STUDY_FAILED: a study job failed with an error that carries no code.
  */
 export type StudyCode = ErrorCodes<
@@ -83,6 +84,7 @@ export type StudyCode = ErrorCodes<
   | 'STUDY_NO_DEMOGRAPHICS'
   | 'STUDY_NOT_HELD'
   | 'STUDY_INTEGRITY'
+  | 'STUDY_NO_SPACE'
   | 'STUDY_FAILED'
 >
 

@@ -103,6 +103,7 @@ export const ERROR_CODES = {
   STUDY_NO_DEMOGRAPHICS: { status: 500, meaning: "a full-scope export was started without the study's demographics record" },
   STUDY_NOT_HELD: { status: 404, meaning: 'a chunk or object the export needs is not on this node' },
   STUDY_INTEGRITY: { status: 500, meaning: 'a local chunk or the local chunk list failed its integrity check: the copy here is damaged' },
+  STUDY_NO_SPACE: { status: 507, meaning: 'the disk under the chunk store or the output folder is full: free some, or move them' },
   STUDY_FAILED: { status: 500, meaning: "a study job failed with an error that has no code of its own (see the daemon's log)" },
   LEASE_BAD_ID: { status: 400, meaning: 'a lease id is 64 hex digits' },
   LEASE_UNKNOWN: { status: 404, meaning: 'no such lease on the ledger' },

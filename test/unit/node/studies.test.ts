@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events'
 import type { Block, CommitCertificate, Tx, TxError } from '../../../src/chain/index.js'
 import type { TxStatus } from '../../../src/api/index.js'
 import type { ChainEvents } from '../../../src/node/index.js'
-import { recheckOnBlocks, waitTxSettled } from '../../../src/node/studies.js'
+import { jobError, recheckOnBlocks, waitTxSettled } from '../../../src/node/studies.js'
+import { RadError } from '../../../src/util/index.js'
 
 const HASH = 'ab'.repeat(32)
 /** Longer than any test here runs: a wait that ends sooner was ended by an event. */
@@ -116,4 +117,19 @@ t.test('recheckOnBlocks: a replica count asked again at each block until the tar
   asked = 0
   t.equal(await recheckOnBlocks(chain, check, (n) => n >= 3, { timeoutMs: 30 }), 1, 'never enough: the count at the deadline')
   t.equal(asked, 2)
+})
+
+t.test('a failed job reports a full disk in plain words, wherever the error came from', async (t) => {
+  const enospc = Object.assign(new Error("ENOSPC: no space left on device, write '/data/chunks/ab/cd'"), { code: 'ENOSPC', path: '/data/chunks/ab/cd' })
+  const direct = jobError(enospc)
+  t.equal(direct.code, 'STUDY_NO_SPACE')
+  t.match(direct.message, /^no space left on the disk holding \/data\/chunks\/ab\/cd: free some/)
+  t.equal(jobError(new Error('packing failed', { cause: enospc })).code, 'STUDY_NO_SPACE', 'found among the causes')
+  t.equal(jobError(Object.assign(new Error('quota'), { code: 'EDQUOT' })).code, 'STUDY_NO_SPACE', 'a user quota too')
+  t.same(
+    jobError(new RadError('CHUNK_QUOTA_EXCEEDED', 'the chunk store is full')),
+    { code: 'CHUNK_QUOTA_EXCEEDED', message: 'the chunk store is full' },
+    "radchain's own code is kept",
+  )
+  t.same(jobError(new Error('something else')), { code: 'STUDY_FAILED', message: 'something else' })
 })
