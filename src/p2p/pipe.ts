@@ -6,7 +6,7 @@ import { PENALTY } from './scores.js'
 import { scopedSignal } from './signals.js'
 import { abortError, chunksOf, sendFrame, waitDrain } from './stream-io.js'
 import type { RequestHandlerOpts } from './reqresp.js'
-import type { ViolationReporter } from './channel.js'
+import { DRAIN_TIMEOUT_MS, FRAME_TIMEOUT_MS, type ViolationReporter } from './channel.js'
 
 /*
  * Pipelined request/response on one long-lived stream per peer and protocol,
@@ -23,6 +23,13 @@ import type { ViolationReporter } from './channel.js'
 
 /** Requests a responder queues beyond its concurrency before it treats the peer as flooding. */
 export const PIPE_MAX_QUEUED = 256
+/**
+ * Bytes of answers built but not yet taken by the requester, per pipe (at
+ * least twice the largest answer): above it no further request starts until
+ * the requester reads, so a requester that stops reading holds the server to
+ * this, plus the answers of the handlers already running.
+ */
+export const PIPE_MAX_UNSENT_BYTES = 8 * 1024 * 1024
 const ERROR_CODE_RE = /^[A-Za-z0-9_.:-]{1,64}$/
 
 function u32(n: number): Uint8Array {
@@ -44,10 +51,19 @@ export function servePipe(
     signal: AbortSignal
     onViolation: ViolationReporter
     log: Logger
+    /** How long a requester may leave an answer untaken, and a request frame unfinished (tests shorten them). */
+    drainTimeoutMs?: number
+    frameTimeoutMs?: number
   },
 ): Promise<void> {
   return new Promise((resolve) => {
     const decoder = new FrameDecoder(h.maxRequestBytes + 4)
+    const maxUnsent = Math.max(PIPE_MAX_UNSENT_BYTES, 2 * h.maxResponseBytes)
+    const drainTimeoutMs = ctx.drainTimeoutMs ?? DRAIN_TIMEOUT_MS
+    const frameTimeoutMs = ctx.frameTimeoutMs ?? FRAME_TIMEOUT_MS
+    /** Bytes of answers handed to `respond` and not yet sent whole. */
+    let unsent = 0
+    let frameTimer: ReturnType<typeof setTimeout> | undefined
     const queue: { id: number; req: Uint8Array }[] = []
     const life = new AbortController()
     let active = 0
@@ -62,6 +78,7 @@ export function servePipe(
     const stop = (err?: Error): void => {
       if (closed) return
       closed = true
+      if (frameTimer !== undefined) clearTimeout(frameTimer)
       checkIdle()
       life.abort(new P2PError('P2P_STREAM_ERROR', 'pipe closed'))
       stream.removeEventListener('message', onMessage)
@@ -72,10 +89,28 @@ export function servePipe(
       resolve()
     }
     const respond = (id: number, status: number, body: Uint8Array): void => {
+      unsent += body.length
       writing = writing
         .then(async () => {
           if (closed) return
-          if (!sendFrame(stream, [u32(id), Uint8Array.of(status), body])) await waitDrain(stream, life.signal)
+          if (sendFrame(stream, [u32(id), Uint8Array.of(status), body])) return
+          // A requester that stops reading gets a deadline, then loses the stream and points.
+          const wait = scopedSignal(drainTimeoutMs, life.signal)
+          try {
+            await waitDrain(stream, wait.signal)
+          } catch (err) {
+            if (!life.signal.aborted && wait.signal.aborted) {
+              ctx.onViolation(PENALTY.FRAME_TIMEOUT, 'pipe answers left unread')
+              throw new P2PError('P2P_TIMEOUT', 'the requester did not read its answers in time', { penalize: true })
+            }
+            throw err
+          } finally {
+            wait.dispose()
+          }
+        })
+        .then(() => {
+          unsent -= body.length
+          pump()
         })
         .catch((err: unknown) => {
           ctx.log.debug('pipe response not sent', { error: errorMessage(err) })
@@ -83,7 +118,7 @@ export function servePipe(
         })
     }
     const pump = (): void => {
-      while (!closed && active < h.concurrency && queue.length > 0) {
+      while (!closed && active < h.concurrency && queue.length > 0 && unsent < maxUnsent) {
         const { id, req } = queue.shift() as { id: number; req: Uint8Array }
         active++
         const deadline = scopedSignal(h.timeoutMs, life.signal, ctx.signal)
@@ -124,6 +159,17 @@ export function servePipe(
           }
         }
         if (queue.length > PIPE_MAX_QUEUED) throw new P2PError('P2P_MALFORMED', 'too many pipelined requests', { penalize: true })
+        // A request frame begun must be finished in time, as on the other protocols.
+        if (!decoder.inFrame) {
+          if (frameTimer !== undefined) clearTimeout(frameTimer)
+          frameTimer = undefined
+        } else if (frameTimer === undefined) {
+          frameTimer = setTimeout(() => {
+            frameTimer = undefined
+            ctx.onViolation(PENALTY.FRAME_TIMEOUT, 'pipe request frame not completed in time')
+            stop(new P2PError('P2P_TIMEOUT', 'request frame not completed in time', { penalize: true }))
+          }, frameTimeoutMs)
+        }
       } catch (err) {
         const e = err instanceof P2PError ? err : new P2PError('P2P_MALFORMED', 'undecodable pipe frame', { cause: err, penalize: true })
         ctx.onViolation(e.code === 'P2P_TOO_LARGE' ? PENALTY.FRAME_TOO_LARGE : PENALTY.MALFORMED, `bad pipe frame: ${e.code}`)

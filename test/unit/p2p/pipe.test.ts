@@ -1,5 +1,5 @@
 import t from 'tap'
-import { servePipe } from '../../../src/p2p/index.js'
+import { PIPE_MAX_UNSENT_BYTES, servePipe } from '../../../src/p2p/index.js'
 import { nullLogger } from '../../../src/util/index.js'
 import { FakeStream, frame } from './fake-stream.js'
 
@@ -98,4 +98,94 @@ t.test('the node stopping ends the wait: the stream is aborted', async (t) => {
   await served
   t.equal(s.status, 'aborted')
   t.match(s.abortedWith, { name: 'P2PError', code: 'P2P_ABORTED' })
+})
+
+/** A responder whose handler answers at once with `answerBytes`, on a stream whose reader the test stalls. */
+function eager(opts: { answerBytes: number; drainTimeoutMs?: number; frameTimeoutMs?: number }): {
+  s: FakeStream
+  served: Promise<void>
+  started: () => number
+  violations: { points: number; reason: string }[]
+} {
+  const s = new FakeStream()
+  let started = 0
+  const violations: { points: number; reason: string }[] = []
+  const served = servePipe(
+    s.stream,
+    new Uint8Array(32),
+    {
+      maxRequestBytes: 64,
+      maxResponseBytes: opts.answerBytes,
+      timeoutMs: 30_000,
+      concurrency: 4,
+      handler: async () => {
+        started++
+        return new Uint8Array(opts.answerBytes)
+      },
+    },
+    {
+      signal: new AbortController().signal,
+      onViolation: (points, reason) => violations.push({ points, reason }),
+      log: nullLogger(),
+      ...(opts.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: opts.drainTimeoutMs }),
+      ...(opts.frameTimeoutMs === undefined ? {} : { frameTimeoutMs: opts.frameTimeoutMs }),
+    },
+  )
+  return { s, served, started: () => started, violations }
+}
+
+t.test('a requester that stops reading holds a bounded amount of answers, then loses the stream', async (t) => {
+  const answerBytes = 1024 * 1024
+  const { s, served, started, violations } = eager({ answerBytes, drainTimeoutMs: 300 })
+  s.stalled = true
+  // 200 requests (under the queue bound), never read.
+  for (let i = 1; i <= 200; i++) s.deliver(frame(u32(i), Uint8Array.of(i & 0xff)))
+  await new Promise((r) => setTimeout(r, 50))
+  t.ok(started() <= PIPE_MAX_UNSENT_BYTES / answerBytes + 4, `handlers started only up to the unsent bound (${started()} of 200)`)
+  t.ok(s.buffered <= PIPE_MAX_UNSENT_BYTES + 4 * answerBytes, `answers held: ${s.buffered} bytes`)
+  await served
+  t.equal(s.status, 'aborted', 'the stream is dropped once the reader has been stalled past the deadline')
+  t.match(s.abortedWith, { name: 'P2PError', code: 'P2P_TIMEOUT' })
+  t.same(
+    violations.map((v) => v.reason),
+    ['pipe answers left unread'],
+    'and the requester is penalized',
+  )
+})
+
+t.test('a requester that reads again in time gets every answer', async (t) => {
+  const { s, served, violations } = eager({ answerBytes: 1024 * 1024, drainTimeoutMs: 5_000 })
+  const got: number[] = []
+  s.onFrame = (f) => got.push(new DataView(f.buffer, f.byteOffset).getUint32(0))
+  s.stalled = true
+  for (let i = 1; i <= 40; i++) s.deliver(frame(u32(i), Uint8Array.of(i)))
+  await new Promise((r) => setTimeout(r, 50))
+  const drains = async (): Promise<void> => {
+    while (got.length < 40) {
+      s.drain()
+      await new Promise((r) => setTimeout(r, 5))
+    }
+  }
+  await drains()
+  t.same(
+    [...got].sort((a, b) => a - b),
+    Array.from({ length: 40 }, (_, i) => i + 1),
+  )
+  t.same(violations, [])
+  s.endRemote()
+  await served
+  t.equal(s.status, 'closed')
+})
+
+t.test('a request frame left unfinished is cut at the deadline and costs points', async (t) => {
+  const { s, served, violations } = eager({ answerBytes: 16, frameTimeoutMs: 100 })
+  const whole = frame(u32(1), Uint8Array.of(1))
+  s.deliver(whole.subarray(0, whole.length - 1))
+  await served
+  t.equal(s.status, 'aborted')
+  t.match(s.abortedWith, { name: 'P2PError', code: 'P2P_TIMEOUT' })
+  t.same(
+    violations.map((v) => v.reason),
+    ['pipe request frame not completed in time'],
+  )
 })
