@@ -1,7 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Socket } from 'node:net'
 import { errorMessage, sleep, type Logger } from '../util/index.js'
 import type { ApiBackend } from './backend.js'
 import { ApiError } from './errors.js'
@@ -19,12 +18,6 @@ import { swarmRoutes } from './routes/swarm.js'
 
 /** Most simultaneous connections; the API serves one local daemon's tools. */
 export const MAX_CONNECTIONS = 256
-/**
- * Most connections that have not yet carried a request with the token: beyond
- * it the oldest is closed, so that sockets which never finish their headers
- * cannot keep the daemon's own tools out.
- */
-export const MAX_UNPROVEN_CONNECTIONS = 32
 /** A request's headers must arrive within this time (the check runs every second). */
 export const HEADERS_TIMEOUT_MS = 5_000
 /** Host names the API may listen on: it is a local API, never exposed. */
@@ -81,8 +74,6 @@ export class ApiServer {
   private readonly logger: Logger
   private readonly tokenDigest: Buffer
   private readonly streams = new Set<EventStream>()
-  /** Connections that have not yet carried a request with the token, oldest first. */
-  private readonly unproven = new Set<Socket>()
   private readonly router: Router
   private server: Server | undefined
   private lifetime = new AbortController()
@@ -140,17 +131,6 @@ export class ApiServer {
     )
     server.keepAliveTimeout = 5_000
     server.maxConnections = MAX_CONNECTIONS
-    server.on('connection', (socket: Socket) => {
-      this.unproven.add(socket)
-      socket.once('close', () => this.unproven.delete(socket))
-      if (this.unproven.size > MAX_UNPROVEN_CONNECTIONS) {
-        const oldest = this.unproven.values().next().value
-        if (oldest !== undefined) {
-          this.unproven.delete(oldest)
-          oldest.destroy()
-        }
-      }
-    })
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => answerClientError(err, socket, this.logger))
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -207,7 +187,6 @@ export class ApiServer {
     const signal = ac.signal
     try {
       if (!this.authorized(req)) throw new ApiError('API_UNAUTHORIZED', 'missing or invalid bearer token')
-      this.unproven.delete(req.socket)
       let url: URL
       try {
         url = new URL(req.url ?? '/', 'http://localhost')

@@ -6,6 +6,7 @@ import { connect } from 'node:net'
 import {
   ApiClient,
   ApiServer,
+  HEADERS_TIMEOUT_MS,
   MAX_BATCH_TXS,
   isJobOfKind,
   type ApiBackend,
@@ -814,10 +815,11 @@ t.test('leases: request, list, decisions, nonces', async (t) => {
   await t.rejects(client.nonce('ab'), { code: 'TX_MALFORMED', status: 400 })
 })
 
-t.test('sockets that never finish their headers do not keep the token holder out', async (t) => {
+t.test('sockets that never finish their headers are closed within seconds, then the token holder gets in', async (t) => {
   const { client, url } = await harness()
   const { hostname, port } = new URL(url)
-  // 300 connections without the token that send a request line and stop there.
+  // 300 connections without the token that send a request line and stop there
+  // (more than the 256 the server takes at once).
   let closed = 0
   const sockets = await Promise.all(
     Array.from({ length: 300 }, async () => {
@@ -831,21 +833,14 @@ t.test('sockets that never finish their headers do not keep the token holder out
     }),
   )
   t.teardown(() => sockets.forEach((s) => s.destroy()))
-  const closedEarly = (): number => closed
-  const waitUntil = async (pred: () => boolean, ms: number, what: string): Promise<void> => {
-    const deadline = Date.now() + ms
-    while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} (${closed} closed)`)
-      await sleep(25)
-    }
-  }
-  // The oldest unproven ones are closed as new ones come: the token holder gets in at once.
   const t0 = Date.now()
+  const deadline = t0 + 20_000
+  while (closed < 300) {
+    if (Date.now() > deadline) throw new Error(`only ${closed} of 300 stalled sockets closed in 20 s`)
+    await sleep(25)
+  }
+  const took = Date.now() - t0
+  t.ok(took < 3 * HEADERS_TIMEOUT_MS, `every stalled socket closed in ${took} ms (headers must come within ${HEADERS_TIMEOUT_MS} ms)`)
   const s = await client.status()
-  t.equal(typeof s.height, 'number', `status answered in ${Date.now() - t0} ms`)
-  await waitUntil(() => closedEarly() >= 300 - 32, 5_000, 'the oldest unproven sockets closed')
-  t.ok(closedEarly() >= 300 - 32, `${closedEarly()} of 300 unproven sockets closed`)
-  // And the rest time out on their headers within seconds.
-  await waitUntil(() => closedEarly() === 300, 15_000, 'every unproven socket closed')
-  t.pass('every socket that never finished its headers was closed')
+  t.equal(typeof s.height, 'number', 'then the token holder is answered')
 })
