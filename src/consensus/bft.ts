@@ -316,7 +316,8 @@ export class BftEngine implements ConsensusEngine {
     this.#futureKeys.clear()
     this.#futureBytes.clear()
     for (const f of future) {
-      if (this.#msgHeight(f.msg) === hs.height) await this.#onDecoded(f.from, f.msg, f.bytes)
+      // Held messages had their signature checked when they were buffered.
+      if (this.#msgHeight(f.msg) === hs.height) await this.#onDecoded(f.from, f.msg, f.bytes, true)
       else if (this.#msgHeight(f.msg) > hs.height) this.#future.push(f)
     }
   }
@@ -423,7 +424,7 @@ export class BftEngine implements ConsensusEngine {
     await this.#onDecoded(from, msg, bytes)
   }
 
-  async #onDecoded(from: Uint8Array, msg: ConsensusMessage, bytes: Uint8Array): Promise<void> {
+  async #onDecoded(from: Uint8Array, msg: ConsensusMessage, bytes: Uint8Array, signatureChecked = false): Promise<void> {
     const hs = this.#hs
     const height = this.#msgHeight(msg)
     if (height < hs.height) return
@@ -443,14 +444,14 @@ export class BftEngine implements ConsensusEngine {
       return
     }
     if (msg.type === 'vote') {
-      if (!verifyVote(msg.vote, this.#host.chainId)) {
+      if (!signatureChecked && !verifyVote(msg.vote, this.#host.chainId)) {
         this.#net.penalize(from, 50, 'vote with a bad signature')
         return
       }
       this.#addVote(msg.vote)
     } else {
       const p = msg.proposal
-      if (!verifyProposal(p, this.#host.chainId)) {
+      if (!signatureChecked && !verifyProposal(p, this.#host.chainId)) {
         this.#net.penalize(from, 50, 'proposal with a bad signature')
         return
       }

@@ -157,7 +157,12 @@ export function parseConfig(json: unknown, source = 'config'): NodeConfig {
       `${source}: testing: fault injection is for devnet daemons only and a production daemon refuses it; remove the testing section`,
     )
   }
-  const r = ConfigSchema.safeParse(json)
+  return checkJson(ConfigSchema, json, source)
+}
+
+/** `json` checked against `schema`, defaults filled in; CONFIG_INVALID names the first bad field of `source`. */
+export function checkJson<S extends z.ZodType>(schema: S, json: unknown, source: string): z.output<S> {
+  const r = schema.safeParse(json)
   if (!r.success) {
     const i = r.error.issues[0]
     const where = i === undefined ? '' : i.path.join('.')
@@ -166,20 +171,29 @@ export function parseConfig(json: unknown, source = 'config'): NodeConfig {
   return r.data
 }
 
+/**
+ * The JSON in the file at `path`. A file that cannot be read throws the read
+ * error as it is (the caller says what a missing file means); a file that is
+ * not JSON is CONFIG_INVALID.
+ */
+export async function readJsonFile(path: string): Promise<unknown> {
+  const text = await readFile(path, 'utf8')
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError('CONFIG_INVALID', `${path} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`)
+  }
+}
+
 /** Reads `<dataDir>/config.json`. */
 export async function loadConfig(dataDir: string): Promise<NodeConfig> {
   const path = join(dataDir, DATADIR_FILES.config)
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    throw new ConfigError('CONFIG_NOT_FOUND', `no radchain node in ${dataDir} (missing ${DATADIR_FILES.config}; run \`radchain init\`)`, { cause: err })
-  }
   let json: unknown
   try {
-    json = JSON.parse(text)
+    json = await readJsonFile(path)
   } catch (err) {
-    throw new ConfigError('CONFIG_INVALID', `${path} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`)
+    if (err instanceof ConfigError) throw err
+    throw new ConfigError('CONFIG_NOT_FOUND', `no radchain node in ${dataDir} (missing ${DATADIR_FILES.config}; run \`radchain init\`)`, { cause: err })
   }
   return parseConfig(json, path)
 }

@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
-import { ConfigError } from './config.js'
+import { ConfigError, checkJson, readJsonFile } from './config.js'
 
 // Fault injection, for the devnet's tests and benchmarks only. A production
 // daemon (`radchain daemon`) has none of it: its config refuses a `testing`
@@ -39,30 +38,19 @@ export const NO_FAULTS: Faults = FaultsSchema.parse({})
 
 /** Checks faults JSON; CONFIG_INVALID names the first bad field. */
 export function parseFaults(json: unknown, source = FAULTS_FILE): Faults {
-  const r = FaultsSchema.safeParse(json)
-  if (!r.success) {
-    const i = r.error.issues[0]
-    const where = i === undefined ? '' : i.path.join('.')
-    throw new ConfigError('CONFIG_INVALID', `${source}: ${where === '' ? '' : where + ': '}${i?.message ?? 'invalid'}`)
-  }
-  return r.data
+  return checkJson(FaultsSchema, json, source)
 }
 
 /** Reads `<dataDir>/faults.json`; no file means no fault. */
 export async function loadFaults(dataDir: string): Promise<Faults> {
   const path = join(dataDir, FAULTS_FILE)
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    if ((err as { code?: unknown }).code === 'ENOENT') return NO_FAULTS
-    throw new ConfigError('CONFIG_INVALID', `cannot read ${path}`, { cause: err })
-  }
   let json: unknown
   try {
-    json = JSON.parse(text)
+    json = await readJsonFile(path)
   } catch (err) {
-    throw new ConfigError('CONFIG_INVALID', `${path} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`)
+    if (err instanceof ConfigError) throw err
+    if ((err as { code?: unknown }).code === 'ENOENT') return NO_FAULTS
+    throw new ConfigError('CONFIG_INVALID', `cannot read ${path}`, { cause: err })
   }
   return parseFaults(json, path)
 }

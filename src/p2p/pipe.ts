@@ -1,12 +1,12 @@
 import type { Stream, StreamMessageEvent } from '@libp2p/interface'
-import { RadError, dropBytes, errorMessage, headBytes, joinBytes, type Logger } from '../util/index.js'
+import { RadError, dropBytes, errorMessage, headBytes, joinBytes } from '../util/index.js'
 import { P2PError } from './errors.js'
 import { FrameDecoder } from './frame.js'
 import { PENALTY } from './scores.js'
 import { scopedSignal } from './signals.js'
 import { abortError, chunksOf, sendFrame, waitDrain } from './stream-io.js'
-import type { RequestHandlerOpts } from './reqresp.js'
-import { DRAIN_TIMEOUT_MS, FRAME_TIMEOUT_MS, type ViolationReporter } from './channel.js'
+import type { RequestHandlerOpts, ServeContext } from './reqresp.js'
+import { DRAIN_TIMEOUT_MS, FRAME_TIMEOUT_MS } from './channel.js'
 
 /*
  * Pipelined request/response on one long-lived stream per peer and protocol,
@@ -47,10 +47,7 @@ export function servePipe(
   stream: Stream,
   from: Uint8Array,
   h: RequestHandlerOpts & { concurrency: number },
-  ctx: {
-    signal: AbortSignal
-    onViolation: ViolationReporter
-    log: Logger
+  ctx: ServeContext & {
     /** How long a requester may leave an answer untaken, and a request frame unfinished (tests shorten them). */
     drainTimeoutMs?: number
     frameTimeoutMs?: number

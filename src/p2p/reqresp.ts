@@ -43,17 +43,15 @@ export interface RequestHandlerOpts {
   handler(from: Uint8Array, req: Uint8Array, signal: AbortSignal): Promise<Uint8Array>
 }
 
+/** What a server of inbound streams is given besides its handler: the node's stop signal, how to penalize the peer, the log. */
+export interface ServeContext {
+  readonly signal: AbortSignal
+  readonly onViolation: ViolationReporter
+  readonly log: Logger
+}
+
 /** Serves one inbound request stream. Never throws. */
-export async function serveRequest(
-  stream: Stream,
-  from: Uint8Array,
-  h: RequestHandlerOpts,
-  ctx: {
-    signal: AbortSignal
-    onViolation: ViolationReporter
-    log: Logger
-  },
-): Promise<void> {
+export async function serveRequest(stream: Stream, from: Uint8Array, h: RequestHandlerOpts, ctx: ServeContext): Promise<void> {
   // The handler stops when the requester goes away, not only at the deadline.
   const gone = new AbortController()
   const onGone = (): void => gone.abort(new P2PError('P2P_STREAM_ERROR', 'requester closed the stream'))
@@ -67,17 +65,7 @@ export async function serveRequest(
   }
 }
 
-async function serve(
-  stream: Stream,
-  from: Uint8Array,
-  h: RequestHandlerOpts,
-  ctx: {
-    signal: AbortSignal
-    onViolation: ViolationReporter
-    log: Logger
-  },
-  signal: AbortSignal,
-): Promise<void> {
+async function serve(stream: Stream, from: Uint8Array, h: RequestHandlerOpts, ctx: ServeContext, signal: AbortSignal): Promise<void> {
   let req: Uint8Array
   try {
     req = await readOneFrame(stream, h.maxRequestBytes, signal)
