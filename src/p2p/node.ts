@@ -13,7 +13,7 @@ import { ChannelSender, OPEN_STREAM_TIMEOUT_MS, receiveChannel, type ViolationRe
 import { ORG_KEY_BYTES, assertProtocolPart, orgKeyOf, peerIdFromOrgKey, privateKeyFromSeed, protocolId } from './identity.js'
 import { Limiter } from './limiter.js'
 import { exchange, serveRequest, type RequestHandlerOpts } from './reqresp.js'
-import { PipeClient, servePipe } from './pipe.js'
+import { PipeBudget, PipeClient, servePipe } from './pipe.js'
 import { BAN_MS, PeerScores, PENALTY } from './scores.js'
 import { abortError } from './stream-io.js'
 
@@ -145,6 +145,8 @@ export class P2PNode extends EventEmitter<P2PEvents> {
   readonly #pipes = new Map<string, PipeClient>()
   readonly #dialing = new Set<string>()
   readonly #inflight = new Set<Promise<void>>()
+  /** Inbound pipes' shared budget, per peer and protocol (see PipeBudget). */
+  readonly #pipeBudgets = new Map<string, PipeBudget>()
   readonly #limiters = new Map<string, Limiter>()
   readonly #abort = new AbortController()
   #blocked = new Set<string>()
@@ -660,19 +662,19 @@ export class P2PNode extends EventEmitter<P2PEvents> {
           const from = this.#admit(stream, connection)
           if (from === undefined) return
           const ctx = { signal: this.#abort.signal, onViolation: this.#reporter(connection.remotePeer), log: this.#log }
+          const budgetKey = `${toHex(from)}/${h.protocol}`
+          const budget = h.pipe === undefined ? undefined : (this.#pipeBudgets.get(budgetKey) ?? new PipeBudget())
+          if (budget !== undefined) this.#pipeBudgets.set(budgetKey, budget)
           const p = (
-            h.pipe !== undefined
-              ? servePipe(stream, from, { ...h.opts, concurrency: h.pipe }, ctx)
-              : serveRequest(stream, from, h.opts, {
-                  signal: this.#abort.signal,
-                  onViolation: this.#reporter(connection.remotePeer),
-                  log: this.#log,
-                })
+            h.pipe !== undefined ? servePipe(stream, from, { ...h.opts, concurrency: h.pipe }, { ...ctx, budget }) : serveRequest(stream, from, h.opts, ctx)
           )
             .catch((err: unknown) => {
               this.#log.error('request handler failed', { name, error: errorMessage(err) })
             })
-            .finally(() => this.#inflight.delete(p))
+            .finally(() => {
+              this.#inflight.delete(p)
+              if (budget !== undefined && budget.pipes === 0 && this.#pipeBudgets.get(budgetKey) === budget) this.#pipeBudgets.delete(budgetKey)
+            })
           this.#inflight.add(p)
         } catch (err) {
           this.#log.error('request stream handler failed', { name, error: errorMessage(err) })

@@ -30,6 +30,36 @@ export const PIPE_MAX_QUEUED = 256
  * this, plus the answers of the handlers already running.
  */
 export const PIPE_MAX_UNSENT_BYTES = 8 * 1024 * 1024
+
+/**
+ * What all the pipes of one peer on one protocol share: the handlers
+ * running and the bytes of answers not yet sent. The bounds (`concurrency`
+ * handlers, PIPE_MAX_UNSENT_BYTES) hold per peer, so a peer that opens many
+ * streams (up to the protocol's inbound stream limit) gains nothing over one.
+ */
+export class PipeBudget {
+  /** Handlers running, over all the peer's pipes. */
+  active = 0
+  /** Bytes of answers handed over and not yet sent whole, over all the peer's pipes. */
+  unsent = 0
+  readonly #waiting = new Set<() => void>()
+
+  /** Registers a pipe's pump, called when another pipe frees part of the budget; returns its removal. */
+  join(pump: () => void): () => void {
+    this.#waiting.add(pump)
+    return () => this.#waiting.delete(pump)
+  }
+
+  /** Wakes every pipe of the peer: part of the budget was freed. */
+  freed(): void {
+    for (const p of [...this.#waiting]) p()
+  }
+
+  /** Pipes using the budget. */
+  get pipes(): number {
+    return this.#waiting.size
+  }
+}
 const ERROR_CODE_RE = /^[A-Za-z0-9_.:-]{1,64}$/
 
 function u32(n: number): Uint8Array {
@@ -51,6 +81,8 @@ export function servePipe(
     /** How long a requester may leave an answer untaken, and a request frame unfinished (tests shorten them). */
     drainTimeoutMs?: number
     frameTimeoutMs?: number
+    /** Shared with the peer's other pipes on this protocol (a pipe alone gets its own). */
+    budget?: PipeBudget
   },
 ): Promise<void> {
   return new Promise((resolve) => {
@@ -58,11 +90,11 @@ export function servePipe(
     const maxUnsent = Math.max(PIPE_MAX_UNSENT_BYTES, 2 * h.maxResponseBytes)
     const drainTimeoutMs = ctx.drainTimeoutMs ?? DRAIN_TIMEOUT_MS
     const frameTimeoutMs = ctx.frameTimeoutMs ?? FRAME_TIMEOUT_MS
-    /** Bytes of answers handed to `respond` and not yet sent whole. */
-    let unsent = 0
+    const budget = ctx.budget ?? new PipeBudget()
     let frameTimer: ReturnType<typeof setTimeout> | undefined
     const queue: { id: number; req: Uint8Array }[] = []
     const life = new AbortController()
+    /** Handlers of this pipe running. */
     let active = 0
     let closed = false
     let writing: Promise<void> = Promise.resolve()
@@ -76,6 +108,7 @@ export function servePipe(
       if (closed) return
       closed = true
       if (frameTimer !== undefined) clearTimeout(frameTimer)
+      leave()
       checkIdle()
       life.abort(new P2PError('P2P_STREAM_ERROR', 'pipe closed'))
       stream.removeEventListener('message', onMessage)
@@ -86,7 +119,7 @@ export function servePipe(
       resolve()
     }
     const respond = (id: number, status: number, body: Uint8Array): void => {
-      unsent += body.length
+      budget.unsent += body.length
       writing = writing
         .then(async () => {
           if (closed) return
@@ -105,19 +138,21 @@ export function servePipe(
             wait.dispose()
           }
         })
-        .then(() => {
-          unsent -= body.length
-          pump()
-        })
         .catch((err: unknown) => {
           ctx.log.debug('pipe response not sent', { error: errorMessage(err) })
           stop(err instanceof Error ? err : undefined)
         })
+        .finally(() => {
+          // Sent, or never to be: either way it no longer counts against the peer.
+          budget.unsent -= body.length
+          budget.freed()
+        })
     }
     const pump = (): void => {
-      while (!closed && active < h.concurrency && queue.length > 0 && unsent < maxUnsent) {
+      while (!closed && budget.active < h.concurrency && queue.length > 0 && budget.unsent < maxUnsent) {
         const { id, req } = queue.shift() as { id: number; req: Uint8Array }
         active++
+        budget.active++
         const deadline = scopedSignal(h.timeoutMs, life.signal, ctx.signal)
         void h
           .handler(from, req, deadline.signal)
@@ -142,7 +177,8 @@ export function servePipe(
           .finally(() => {
             deadline.dispose()
             active--
-            pump()
+            budget.active--
+            budget.freed()
             checkIdle()
           })
       }
@@ -191,6 +227,7 @@ export function servePipe(
         }
       })()
     }
+    const leave = budget.join(pump)
     const onClose = (): void => stop()
     const onStop = (): void => stop(new P2PError('P2P_ABORTED', 'node stopping'))
     stream.addEventListener('message', onMessage)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { PIPE_MAX_UNSENT_BYTES, servePipe } from '../../../src/p2p/index.js'
+import { PIPE_MAX_UNSENT_BYTES, PipeBudget, servePipe } from '../../../src/p2p/index.js'
 import { nullLogger } from '../../../src/util/index.js'
 import { FakeStream, frame } from './fake-stream.js'
 
@@ -101,7 +101,7 @@ t.test('the node stopping ends the wait: the stream is aborted', async (t) => {
 })
 
 /** A responder whose handler answers at once with `answerBytes`, on a stream whose reader the test stalls. */
-function eager(opts: { answerBytes: number; drainTimeoutMs?: number; frameTimeoutMs?: number }): {
+function eager(opts: { answerBytes: number; drainTimeoutMs?: number; frameTimeoutMs?: number; budget?: PipeBudget }): {
   s: FakeStream
   served: Promise<void>
   started: () => number
@@ -129,6 +129,7 @@ function eager(opts: { answerBytes: number; drainTimeoutMs?: number; frameTimeou
       log: nullLogger(),
       ...(opts.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: opts.drainTimeoutMs }),
       ...(opts.frameTimeoutMs === undefined ? {} : { frameTimeoutMs: opts.frameTimeoutMs }),
+      ...(opts.budget === undefined ? {} : { budget: opts.budget }),
     },
   )
   return { s, served, started: () => started, violations }
@@ -188,4 +189,62 @@ t.test('a request frame left unfinished is cut at the deadline and costs points'
     violations.map((v) => v.reason),
     ['pipe request frame not completed in time'],
   )
+})
+
+t.test('a peer that opens many pipes and reads none holds no more than with one', async (t) => {
+  const answerBytes = 1024 * 1024
+  const budget = new PipeBudget()
+  // 16 streams of one peer (a protocol admits up to 64), 200 requests each, never read.
+  const pipes = Array.from({ length: 16 }, () => eager({ answerBytes, drainTimeoutMs: 400, budget }))
+  for (const p of pipes) {
+    p.s.stalled = true
+    for (let i = 1; i <= 200; i++) p.s.deliver(frame(u32(i), Uint8Array.of(i & 0xff)))
+  }
+  await new Promise((r) => setTimeout(r, 100))
+  const started = pipes.reduce((n, p) => n + p.started(), 0)
+  const held = pipes.reduce((n, p) => n + p.s.buffered, 0)
+  t.ok(started <= PIPE_MAX_UNSENT_BYTES / answerBytes + 4, `handlers started over all pipes: ${started} (one pipe alone may start as many)`)
+  t.ok(held <= PIPE_MAX_UNSENT_BYTES + 4 * answerBytes, `answers held over all pipes: ${held} bytes`)
+  t.ok(budget.unsent <= PIPE_MAX_UNSENT_BYTES + 4 * answerBytes, 'the shared count agrees')
+  await Promise.all(pipes.map((p) => p.served))
+  t.same(
+    pipes.map((p) => p.s.status),
+    pipes.map(() => 'aborted'),
+    'every stalled pipe is dropped in turn, each at its deadline',
+  )
+  t.ok(
+    pipes.every((p) => p.violations.length === 1),
+    'and each costs the peer points',
+  )
+  await microtasks()
+  t.equal(budget.unsent, 0, 'nothing counts against the peer once its pipes are gone')
+  t.equal(budget.active, 0)
+  t.equal(budget.pipes, 0)
+})
+
+t.test("one peer's pipes share the budget: a pipe waits while another holds it, and goes on when it is freed", async (t) => {
+  const answerBytes = 1024 * 1024
+  const budget = new PipeBudget()
+  const a = eager({ answerBytes, drainTimeoutMs: 300, budget })
+  const b = eager({ answerBytes, drainTimeoutMs: 10_000, budget })
+  a.s.stalled = true
+  for (let i = 1; i <= 40; i++) a.s.deliver(frame(u32(i), Uint8Array.of(i)))
+  await new Promise((r) => setTimeout(r, 50))
+  const got: number[] = []
+  b.s.onFrame = (f) => got.push(new DataView(f.buffer, f.byteOffset).getUint32(0))
+  for (let i = 1; i <= 3; i++) b.s.deliver(frame(u32(i), Uint8Array.of(i)))
+  await new Promise((r) => setTimeout(r, 50))
+  t.equal(b.started(), 0, 'the second pipe starts nothing while the first holds the budget unread')
+  await a.served
+  t.equal(a.s.status, 'aborted', 'the stalled pipe is dropped at its deadline')
+  const until = Date.now() + 5_000
+  while (got.length < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
+  t.same(
+    [...got].sort((x, y) => x - y),
+    [1, 2, 3],
+    'then the other pipe of the peer is served',
+  )
+  t.same(b.violations, [])
+  b.s.endRemote()
+  await b.served
 })
