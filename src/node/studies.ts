@@ -243,8 +243,11 @@ export class StudyJobs {
       bytes: 0,
       error: null,
     })
-    void this.#runGet(id, record, scope, opts.out, lease).catch((err: unknown) => {
+    void this.#runGet(id, record, scope, opts.out, lease).catch(async (err: unknown) => {
       const error = jobError(err)
+      // Under a lease that has ended, nothing fetched may stay (the chunk list included): the lease's clean-up ran already.
+      if (lease !== undefined && !this.#swarm.hasDuty(orgId, record) && this.#leases.activeLease(orgId, record, scope) === undefined)
+        await this.#swarm.dropStudy(record).catch((e: unknown) => this.#logger.warn('clean-up after a refused get failed', { error: errorMessage(e) }))
       this.#update(id, { state: 'failed', error })
       this.#logger.warn('study get failed', { job: id, study: toHex(record.studyId), code: error.code })
     })

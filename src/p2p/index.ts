@@ -1,5 +1,13 @@
 /** radchain network layer: admitted organizations, channels, request/response, peer scores. */
-export { P2PNode, DEFAULT_DIAL_INTERVAL_MS, DIAL_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_MAX_RESPONSE_BYTES, STOP_GRACE_MS } from './node.js'
+export {
+  P2PNode,
+  DEFAULT_DIAL_INTERVAL_MS,
+  DIAL_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_MAX_RESPONSE_BYTES,
+  STOP_GRACE_MS,
+  STREAM_WINDOW_BYTES,
+} from './node.js'
 export type { P2PInit, ChannelOpts, HandleOpts, RequestOpts, PeerInfo, P2PEvents } from './node.js'
 export { P2PError, isP2PError } from './errors.js'
 export type { P2PErrorCode } from './errors.js'

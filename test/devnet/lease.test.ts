@@ -146,6 +146,12 @@ t.test("a lease under the patient's consent: granted by the custodian's node, us
     (await readdir(join(o2.dir, 'chunks'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).length
   await waitFor('the lessee deleted its copy', 20_000, async () => (await lesseeFiles()) === 0, 250)
   t.pass('no chunk or envelope of the study left at the lessee')
+  const chunkListKept = async (): Promise<boolean> => {
+    const r = await cli(o2, ['study', 'show', sid, '--json'])
+    return jsonOf<{ local: { chunkList: boolean } }>(t, r).local.chunkList
+  }
+  await waitFor('the lessee dropped the chunk list', 20_000, async () => !(await chunkListKept()), 250)
+  t.pass('nor its chunk list, which the refused get after the end had fetched again')
 
   // With the custodian back: a full-scope request waits for the patient's approval, another is denied.
   await startOrg(o1)

@@ -1,0 +1,233 @@
+// A hostile member against a real 4-organization devnet: org4's daemon is
+// stopped and its keys (an admitted authority's) drive a raw libp2p node that
+// stalls, floods and sends maximal messages to org1. Each case checks that
+// org1's memory stays bounded, that org1 penalizes what breaks the protocol,
+// and that org1..org3 keep finalizing blocks. docs/ARCHITECTURE.md "Tests".
+import '../../src/util/polyfill.js'
+import t, { type Test } from 'tap'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { connect, type Socket } from 'node:net'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Stream } from '@libp2p/interface'
+import { DEFAULT_PARAMS } from '../../src/chain/index.js'
+import { encodeMessage, signProposal } from '../../src/consensus/index.js'
+import { loadKeystore, readPassphrase } from '../../src/crypto/index.js'
+import { clientOf, pidOf, stopOrg, waitJob, type DevnetManifest, type DevnetOrg } from '../../src/devnet/index.js'
+import { DATADIR_FILES } from '../../src/node/index.js'
+import { CHUNK_PROTOCOLS, STREAM_WINDOW_BYTES, encodeChunkRequest, encodeFrame, peerIdFromOrgKey, privateKeyFromSeed, protocolId } from '../../src/p2p/index.js'
+import { generateCtStudy } from '../../src/study/index.js'
+import { fromHex, sleep } from '../../src/util/index.js'
+import { assertOneLineError, runCli } from '../integration/helpers/cli.js'
+import { MAX_CONNECTIONS } from '../../src/api/index.js'
+import { maxHeight, newDevnet, org, waitFor } from './../devnet/helpers.js'
+
+/** The victim's resident memory may grow this much under any one attack (a daemon starts at about 150 MiB). */
+const RSS_GROWTH_BOUND = 150 * 1024 * 1024
+/** ...and never exceed this in all. */
+const RSS_BOUND = 400 * 1024 * 1024
+
+async function rssOf(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const m = /VmRSS:\s+(\d+) kB/.exec(status)
+  if (m === null) throw new Error(`no VmRSS for ${pid}`)
+  return Number(m[1]) * 1024
+}
+
+/** Samples a process's RSS every 100 ms until stopped; returns the peak. */
+function rssSampler(pid: number): { stop: () => Promise<number> } {
+  let peak = 0
+  let running = true
+  const loop = (async (): Promise<void> => {
+    while (running) {
+      peak = Math.max(peak, await rssOf(pid).catch(() => 0))
+      await sleep(100)
+    }
+  })()
+  return {
+    stop: async () => {
+      running = false
+      await loop
+      return peak
+    },
+  }
+}
+
+/** Lines of org's daemon log that record a penalty of `peer` (the log is JSON lines). */
+async function penalties(o: DevnetOrg, peer: string): Promise<string[]> {
+  const text = await readFile(join(o.dir, 'daemon.log'), 'utf8')
+  return text
+    .split('\n')
+    .filter((l) => l.includes('peer penalized') && l.includes(peer))
+    .map((l) => (JSON.parse(l) as { reason?: string }).reason ?? '')
+}
+
+function MiB(n: number): string {
+  return `${(n / 1024 / 1024).toFixed(0)} MiB`
+}
+
+interface Attack {
+  m: DevnetManifest
+  victim: DevnetOrg
+  pid: number
+  honest: DevnetOrg[]
+  rogue: Libp2p
+  rogueKey: Uint8Array
+  roguePeer: string
+  addr: ReturnType<typeof multiaddr>
+  studyId: Uint8Array
+  chunks: number
+  signer: Awaited<ReturnType<typeof loadKeystore>>['signer']
+}
+
+let A: Attack
+
+t.before(async () => {
+  // Every organization holds every study (replication factor 4): org4's key has a replication duty for org1's study.
+  // Daemons collect garbage every half second: the memory measured is what an attack makes them keep, not
+  // what the collector has yet to free (large messages are copied while they are framed and decoded).
+  const { m } = await newDevnet(t, 'adversarial', { orgs: 4, basePort: 9300, replicationFactor: 4, gcEveryMs: 500 })
+  const victim = org(m, 'org1')
+  const c1 = await clientOf(victim)
+  const input = await mkdtemp(join(tmpdir(), 'radchain-adversarial-input-'))
+  t.teardown(() => rm(input, { recursive: true, force: true }))
+  // About 12 chunks of 1 MiB.
+  await generateCtStudy({ slices: 24, rows: 512, cols: 512, out: input, seed: 11 })
+  const job = await waitJob(c1, await c1.addStudies([input]), 'add')
+  const added = job.studies[0]
+  if (added === undefined) throw new Error('no study added')
+  // org4 becomes the attacker: its daemon stops, its keys go to a raw libp2p node.
+  const o4 = org(m, 'org4')
+  await stopOrg(o4)
+  const keys = await loadKeystore(join(o4.dir, DATADIR_FILES.keystore), await readPassphrase(join(o4.dir, DATADIR_FILES.passphrase), {}))
+  const rogue = await createLibp2p({
+    privateKey: await privateKeyFromSeed(keys.identitySeed),
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    // The same stream window as radchain nodes (src/p2p/node.ts), as a member's node would have.
+    streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: STREAM_WINDOW_BYTES, maxStreamWindowSize: 16 * 1024 * 1024 } })],
+  })
+  t.teardown(() => rogue.stop())
+  const pid = await pidOf(victim)
+  if (pid === undefined) throw new Error('org1 not running')
+  A = {
+    m,
+    victim,
+    pid,
+    honest: ['org1', 'org2', 'org3'].map((id) => org(m, id)),
+    rogue,
+    rogueKey: keys.signer.publicKey,
+    roguePeer: peerIdFromOrgKey(keys.signer.publicKey).toString(),
+    addr: multiaddr(`/ip4/127.0.0.1/tcp/${victim.p2pPort}/p2p/${peerIdFromOrgKey(fromHex(victim.signKey)).toString()}`),
+    studyId: fromHex(added.studyId),
+    chunks: added.chunks,
+    signer: keys.signer,
+  }
+})
+
+async function open(name: string): Promise<Stream> {
+  return A.rogue.dialProtocol(A.addr, protocolId(A.m.chainId, name))
+}
+
+/** Opens `n` sockets to the API that send a request line and never finish their headers. */
+async function stalledSockets(t: Test, n: number): Promise<{ sockets: Socket[]; closed: () => number }> {
+  const sockets: Socket[] = []
+  let closed = 0
+  t.teardown(() => sockets.forEach((s) => s.destroy()))
+  for (let i = 0; i < n; i++) {
+    const s = connect(A.victim.apiPort, '127.0.0.1')
+    s.on('error', () => undefined)
+    s.on('close', () => closed++)
+    s.resume()
+    s.write('GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ')
+    sockets.push(s)
+  }
+  await Promise.all(sockets.map((s) => (s.connecting ? once(s, 'connect').catch(() => undefined) : undefined)))
+  return { sockets, closed: () => closed }
+}
+
+t.test('the local API: 200 sockets that never finish their headers do not lock the CLI out, and are closed at the header deadline', async (t) => {
+  const { sockets, closed } = await stalledSockets(t, 200)
+  const r = await runCli(['status', '--node', A.victim.dir, '--json'], { timeoutMs: 60_000 })
+  t.equal(r.code, 0, `status answers while the sockets are open: ${r.stderr}`)
+  t.match(JSON.parse(r.stdout) as unknown, { height: Number })
+  await waitFor('the stalled sockets closed by the daemon', 30_000, () => closed() === sockets.length)
+})
+
+t.test('the local API: past its connection cap, the CLI fails in one line, and works again once the header deadline frees the sockets', async (t) => {
+  const { sockets, closed } = await stalledSockets(t, MAX_CONNECTIONS + 44)
+  const r = await runCli(['status', '--node', A.victim.dir], { timeoutMs: 60_000 })
+  if (r.code !== 0) {
+    assertOneLineError(t, r, /daemon/, 'status past the cap', 'API_UNREACHABLE')
+    t.equal(r.code, 1)
+  } else t.pass('status got a connection slot freed by the header deadline')
+  await waitFor('the stalled sockets closed by the daemon', 30_000, () => closed() === sockets.length)
+  const again = await runCli(['status', '--node', A.victim.dir, '--json'], { timeoutMs: 60_000 })
+  t.equal(again.code, 0, again.stderr)
+})
+
+t.test('chunks.get: 6 streams that stop reading after 200 requests each hold the holder to its bound, then lose the streams and points', async (t) => {
+  const before = await rssOf(A.pid)
+  const sampler = rssSampler(A.pid)
+  const h0 = await maxHeight(A.honest)
+  const already = (await penalties(A.victim, A.roguePeer)).length
+  const streams: Stream[] = []
+  for (let k = 0; k < 6; k++) {
+    const s = await open(CHUNK_PROTOCOLS.get)
+    s.pause() // read nothing: no window updates, the holder's answers pile up on its side
+    streams.push(s)
+    for (let i = 0; i < 200; i++) {
+      const id = new Uint8Array(4)
+      new DataView(id.buffer).setUint32(0, k * 1000 + i)
+      s.send(encodeFrame(Buffer.concat([id, encodeChunkRequest(A.studyId, i % A.chunks)])))
+    }
+  }
+  // The drain deadline (30 s) ends a stalled stream; the peer's others wait on the budget it held, and are
+  // dropped one after another the same way: seeing the first go is enough.
+  await waitFor('org1 to drop a stalled stream', 90_000, () => streams.some((s) => s.status !== 'open'))
+  const peak = await sampler.stop()
+  for (const s of streams) s.abort(new Error('attack over'))
+  t.ok(peak - before < RSS_GROWTH_BOUND, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)}) for 1,200 requests of 1 MiB never read`)
+  t.ok(peak < RSS_BOUND)
+  await waitFor('the penalty in the log', 10_000, async () => (await penalties(A.victim, A.roguePeer)).length > already)
+  const reasons = (await penalties(A.victim, A.roguePeer)).slice(already)
+  t.ok(
+    reasons.some((r) => r === 'pipe answers left unread'),
+    `the reader that stalled is penalized (${reasons.join(', ')})`,
+  )
+  t.ok((await maxHeight(A.honest)) >= h0 + 3, 'org1..org3 kept finalizing during the attack')
+})
+
+t.test('consensus: maximal proposals for the next heights, validly signed by an authority or not, stay bounded', async (t) => {
+  const before = await rssOf(A.pid)
+  const sampler = rssSampler(A.pid)
+  const h0 = await maxHeight(A.honest)
+  const s = await open('consensus')
+  const body = new Uint8Array(randomBytes(DEFAULT_PARAMS.maxBlockBytes - 1024))
+  let sent = 0
+  // 48 proposals of ~4 MiB (192 MiB) for the next heights and many rounds, validly signed by an authority, then
+  // the same with random signatures; the victim penalizes and cuts the sender long before the end.
+  for (let i = 0; i < 96 && s.status === 'open'; i++) {
+    const height = h0 + 1 + (i % 2)
+    const p = signProposal(A.signer, A.m.chainId, { height, round: i % 48, validRound: -1, blockHash: new Uint8Array(randomBytes(32)), blockBytes: body })
+    const msg = i >= 48 ? { ...p, signature: new Uint8Array(randomBytes(64)) } : p
+    if (!s.send(encodeFrame(encodeMessage({ type: 'proposal', proposal: msg })))) await Promise.race([once(s, 'drain'), once(s, 'close')])
+    sent++
+  }
+  await sleep(2_000)
+  const peak = await sampler.stop()
+  t.ok(sent > 0, `${sent} maximal proposals sent`)
+  t.ok(peak - before < RSS_GROWTH_BOUND, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)})`)
+  t.ok(peak < RSS_BOUND, `org1's peak stays under ${MiB(RSS_BOUND)}`)
+  t.ok((await penalties(A.victim, A.roguePeer)).length > 0, 'the sender is penalized')
+  s.abort(new Error('done'))
+  const h1 = await maxHeight(A.honest)
+  await waitFor('org1..org3 finalize meanwhile', 60_000, async () => (await maxHeight(A.honest)) >= h1 + 2)
+})
