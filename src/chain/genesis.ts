@@ -3,10 +3,9 @@ import { z } from 'zod'
 import { fromHex, toHex } from '../util/index.js'
 import { makeBlock, BLOCK_VERSION, ZERO_HASH, type Block } from './block.js'
 import { GenesisError } from './errors.js'
-import { putParams } from './execute.js'
 import { merkleRoot } from '../crypto/index.js'
 import { ORG_ID_RE, authoritySet, putOrg, type OrgRecord } from './orgs.js'
-import { PARAM_MIN, paramsProblem, withDefaults, type ChainParams } from './params.js'
+import { PARAM_MIN, paramsProblem, putParams, withDefaults, type ChainParams } from './params.js'
 import { StateOverlay, nextStateRoot, type StateWrites } from './state.js'
 
 /** A parsed genesis file. */

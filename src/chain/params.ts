@@ -1,4 +1,5 @@
-import { asArray, asU32, asU64Number, u64, type Encodable } from './codec.js'
+import { asArray, asU32, asU64Number, decodeCanonical, encodeTrusted, u64, type Encodable } from './codec.js'
+import type { StateMap, StateOverlay } from './state.js'
 
 /** Chain parameters, fixed in the genesis, kept in state, changed by a vote of the authorities (`org` action `params`). */
 export interface ChainParams {
@@ -153,4 +154,18 @@ export function paramsFromWire(v: unknown): ChainParams {
     out[f] = paramFromWire(f, a[i])
   })
   return out as unknown as ChainParams
+}
+
+const PARAMS_KEY = 'params'
+
+/** Chain parameters in force. */
+export function getParams(s: StateMap | StateOverlay): ChainParams {
+  const b = s.get(PARAMS_KEY)
+  if (b === undefined) throw new Error('state has no chain parameters')
+  return paramsFromWire(decodeCanonical(b))
+}
+
+/** Writes the chain parameters: the genesis, and a parameter vote that reached its quorum. */
+export function putParams(s: StateOverlay, p: ChainParams): void {
+  s.set(PARAMS_KEY, encodeTrusted(paramsToWire(p)))
 }
