@@ -5,7 +5,7 @@ import { makeBlock, BLOCK_VERSION, ZERO_HASH, type Block } from './block.js'
 import { GenesisError } from './errors.js'
 import { merkleRoot } from '../crypto/index.js'
 import { ORG_ID_RE, authoritySet, putOrg, type OrgRecord } from './orgs.js'
-import { PARAM_MIN, paramsProblem, putParams, withDefaults, type ChainParams } from './params.js'
+import { MAX_STUDY_CHUNKS_LIMIT, PARAM_MIN, paramsProblem, putParams, withDefaults, type ChainParams } from './params.js'
 import { StateOverlay, nextStateRoot, type StateWrites } from './state.js'
 
 /** A parsed genesis file. */
@@ -34,7 +34,7 @@ const GenesisSchema = z.strictObject({
       replicationFactor: u32(PARAM_MIN.replicationFactor),
       chunkSize: u32(PARAM_MIN.chunkSize),
       maxStudyBytes: u53(PARAM_MIN.maxStudyBytes),
-      maxStudyChunks: u32(PARAM_MIN.maxStudyChunks),
+      maxStudyChunks: z.number().int().min(PARAM_MIN.maxStudyChunks).max(MAX_STUDY_CHUNKS_LIMIT),
     })
     .partial()
     .default({}),

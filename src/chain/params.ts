@@ -78,8 +78,16 @@ export const PARAM_MIN: Readonly<Record<ParamName, number>> = {
   maxStudyChunks: 1,
 }
 
+/**
+ * Most chunks any genesis or vote may allow: a chunk list of 2^22 ids is
+ * 128 MiB, the largest chunks.list answer a node sends or accepts (a frame
+ * holds at most 2^32-1 bytes); with 1 MiB chunks, 4 TiB.
+ */
+export const MAX_STUDY_CHUNKS_LIMIT = 2 ** 22
+
 /** Largest value of each parameter. */
 export function paramMax(f: ParamName): number {
+  if (f === 'maxStudyChunks') return MAX_STUDY_CHUNKS_LIMIT
   return U64_FIELDS.has(f) ? Number.MAX_SAFE_INTEGER : 0xffffffff
 }
 

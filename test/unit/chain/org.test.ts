@@ -568,6 +568,7 @@ t.test('params vote: refused fields and bad values, by code and the field named'
     ['the byte bound lowered', { maxStudyBytes: 8 * STUDY_CHUNK }, /params\.maxStudyBytes may only be raised/],
     ['below the minimum', { blockIntervalMs: 5 }, /params\.blockIntervalMs must be an integer from 10/],
     ['no replication', { replicationFactor: 0 }, /params\.replicationFactor/],
+    ['more chunks than a list answer carries', { maxStudyChunks: 2 ** 22 + 1 }, /params\.maxStudyChunks must be an integer from 1 to 4194304/],
     ['the values in force', { maxStudyChunks: 16 }, /already in force/],
   ]
   for (const [what, params, message] of cases) {

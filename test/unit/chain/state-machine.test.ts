@@ -445,7 +445,8 @@ t.test('parseGenesis: the study bounds, their defaults and their consistency', a
   refused({ maxStudyChunks: 1000, maxStudyBytes: 2 * 1024 ** 3 }, /params\.maxStudyBytes/, 'too few chunks for the bytes')
   refused({ maxStudyBytes: 1024 * 1024 - 1 }, /params\.maxStudyBytes must be at least params\.chunkSize/, 'smaller than one chunk')
   refused({ maxStudyChunks: 0 }, /params\.maxStudyChunks/, 'no chunk')
-  refused({ maxStudyChunks: 2 ** 32 }, /params\.maxStudyChunks/, 'above u32')
+  refused({ maxStudyChunks: 2 ** 22 + 1 }, /params\.maxStudyChunks/, 'above 2^22 (a 128 MiB chunk list)')
+  t.equal(parseGenesis({ ...base, params: { maxStudyChunks: 2 ** 22 } }).params.maxStudyChunks, 2 ** 22, '2^22 chunks at most')
   refused({ maxStudyBytes: 2 ** 53 }, /params\.maxStudyBytes/, 'above 2^53-1')
 })
 
