@@ -58,7 +58,7 @@ t.test('the daemon opens its chunk store under the data dir', async (t) => {
   t.equal(await daemon.stop(), 0)
 })
 
-t.test('radchain org params: a vote changes the study bounds, shown by org ls; a fixed parameter or a lowered bound is refused', async (t) => {
+t.test('radchain org params: a vote changes the study bounds, shown by org ls; a lowered bound is refused', async (t) => {
   const { dir, daemon } = await newNode(t)
   await daemon.start()
   const ls = async (): Promise<Record<string, number>> => {

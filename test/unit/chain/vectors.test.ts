@@ -71,6 +71,7 @@ const Vectors = z.object({
   }),
   merkle: z.array(z.object({ leaves: z.number().int().nonnegative(), root: hex32 })).min(5),
 })
+// After a deliberate format change, `npm run vectors:chain` (scripts/chain-vectors.ts) lists the values that differ and `-- --write` rewrites them.
 const V = Vectors.parse(JSON.parse(readFileSync(new URL('../../vectors/chain.json', import.meta.url), 'utf8')))
 
 // Independent reference pieces: msgpack written by hand, hashes on @noble/hashes.
