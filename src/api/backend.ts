@@ -29,6 +29,8 @@ export type OrgVote =
     }
   | { readonly action: 'remove'; readonly id: string }
   | { readonly action: 'rekey'; readonly id: string; readonly signKey: string; readonly encKey: string }
+  /** New values of chain parameters by name (the ledger says which may be voted). */
+  | { readonly action: 'params'; readonly params: Readonly<Record<string, number>> }
 
 /** The node as the API sees it. Errors are RadErrors with a `code` (TX_* for transactions). */
 export interface ApiBackend {
@@ -48,7 +50,7 @@ export interface ApiBackend {
   peers(): PeerView[]
   /** The organization registry: admitted organizations and the changes being voted on. */
   orgs(): OrgsView
-  /** Signs this organization's vote for a registry change and admits it; returns the transaction hash. */
+  /** Signs this organization's vote for a registry or parameter change and admits it; returns the transaction hash. */
   voteOrg(vote: OrgVote): string
   /**
    * Devnet fault injection: refuse and disconnect these peers (hex public

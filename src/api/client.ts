@@ -189,14 +189,14 @@ export class ApiClient {
     return body
   }
 
-  /** `GET /v1/orgs`: admitted organizations and pending registry changes. */
+  /** `GET /v1/orgs`: admitted organizations, pending changes and the chain parameters in force. */
   async orgs(): Promise<OrgsView> {
     const body = await this.call('GET', '/v1/orgs')
     if (!isOrgsView(body)) throw badResponse('orgs')
     return body
   }
 
-  /** `POST /v1/orgs/votes`: this organization votes for a registry change; returns the transaction hash. */
+  /** `POST /v1/orgs/votes`: this organization votes for a registry or parameter change; returns the transaction hash. */
   async voteOrg(vote: OrgVote): Promise<string> {
     return hashOf(await this.call('POST', '/v1/orgs/votes', vote))
   }
@@ -378,7 +378,7 @@ function isTxStatus(v: unknown): v is TxStatus {
 }
 
 function isOrgsView(v: unknown): v is OrgsView {
-  return isRecord(v) && Array.isArray(v.orgs) && Array.isArray(v.proposals)
+  return isRecord(v) && Array.isArray(v.orgs) && Array.isArray(v.proposals) && isRecord(v.params)
 }
 
 function isStudyView(v: unknown): v is StudyView {

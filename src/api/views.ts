@@ -32,10 +32,12 @@ export interface NodeStatus {
   readonly consensus: { readonly height: number; readonly round: number; readonly step: string } | null
 }
 
-/** The organization registry as the API shows it. */
+/** The organization registry as the API shows it, with the chain parameters in force. */
 export interface OrgsView {
   readonly orgs: readonly Record<string, unknown>[]
   readonly proposals: readonly { readonly proposal: string; readonly action: Record<string, unknown>; readonly voters: readonly string[] }[]
+  /** The chain parameters in force (genesis values, or as changed by a vote), by name. */
+  readonly params: Readonly<Record<string, number>>
 }
 
 /** A connected peer. */

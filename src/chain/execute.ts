@@ -6,7 +6,7 @@ import { proposerOrder, updateRotation } from './rotation.js'
 import { BlockError, TxError } from './errors.js'
 import { merkleRoot } from '../crypto/index.js'
 import { authoritySet, quorumSize, type AuthoritySet } from './orgs.js'
-import { paramsFromWire, paramsToWire, type ChainParams } from './params.js'
+import { getParams, type ChainParams } from './params.js'
 import { StateOverlay, nextStateRoot, type StateMap, type StateWrites } from './state.js'
 import { TX_TYPES } from './tx-types/registry.js'
 import type { Tx } from './tx.js'
@@ -18,24 +18,11 @@ import type { Tx } from './tx.js'
  */
 
 const NONCE_KEY = (sender: Uint8Array): string => `n/${toHex(sender)}`
-const PARAMS_KEY = 'params'
 
 /** Next nonce expected from `sender`. */
 export function getNonce(s: StateMap | StateOverlay, sender: Uint8Array): number {
   const b = s.get(NONCE_KEY(sender))
   return b === undefined ? 0 : asU64Number(decodeCanonical(b), 'nonce')
-}
-
-/** Chain parameters in force. */
-export function getParams(s: StateMap | StateOverlay): ChainParams {
-  const b = s.get(PARAMS_KEY)
-  if (b === undefined) throw new Error('state has no chain parameters')
-  return paramsFromWire(decodeCanonical(b))
-}
-
-/** Writes the chain parameters (genesis only). */
-export function putParams(s: StateOverlay, p: ChainParams): void {
-  s.set(PARAMS_KEY, encodeTrusted(paramsToWire(p)))
 }
 
 /** The tip a new block builds on. */

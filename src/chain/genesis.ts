@@ -3,10 +3,9 @@ import { z } from 'zod'
 import { fromHex, toHex } from '../util/index.js'
 import { makeBlock, BLOCK_VERSION, ZERO_HASH, type Block } from './block.js'
 import { GenesisError } from './errors.js'
-import { putParams } from './execute.js'
 import { merkleRoot } from '../crypto/index.js'
 import { ORG_ID_RE, authoritySet, putOrg, type OrgRecord } from './orgs.js'
-import { DEFAULT_PARAMS, type ChainParams } from './params.js'
+import { MAX_STUDY_CHUNKS_LIMIT, PARAM_MIN, paramsProblem, putParams, withDefaults, type ChainParams } from './params.js'
 import { StateOverlay, nextStateRoot, type StateWrites } from './state.js'
 
 /** A parsed genesis file. */
@@ -20,19 +19,22 @@ export interface Genesis {
 
 const hex32 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 32 bytes of hex')
 const u32 = (min: number): z.ZodNumber => z.number().int().min(min).max(0xffffffff)
+const u53 = (min: number): z.ZodNumber => z.number().int().min(min).max(Number.MAX_SAFE_INTEGER)
 
 const GenesisSchema = z.strictObject({
   chainId: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/, 'chain id: letters, digits, dot, dash, underscore; up to 64'),
   genesisTime: z.iso.datetime({ offset: true }),
   params: z
     .strictObject({
-      blockIntervalMs: u32(10),
-      maxBlockBytes: u32(64 * 1024),
-      maxTxBytes: u32(1024),
-      maxBlockTxs: u32(1),
-      maxClockDriftMs: u32(1),
-      replicationFactor: u32(1),
-      chunkSize: u32(4096),
+      blockIntervalMs: u32(PARAM_MIN.blockIntervalMs),
+      maxBlockBytes: u32(PARAM_MIN.maxBlockBytes),
+      maxTxBytes: u32(PARAM_MIN.maxTxBytes),
+      maxBlockTxs: u32(PARAM_MIN.maxBlockTxs),
+      maxClockDriftMs: u32(PARAM_MIN.maxClockDriftMs),
+      replicationFactor: u32(PARAM_MIN.replicationFactor),
+      chunkSize: u32(PARAM_MIN.chunkSize),
+      maxStudyBytes: u53(PARAM_MIN.maxStudyBytes),
+      maxStudyChunks: z.number().int().min(PARAM_MIN.maxStudyChunks).max(MAX_STUDY_CHUNKS_LIMIT),
     })
     .partial()
     .default({}),
@@ -72,9 +74,9 @@ export function parseGenesis(json: unknown, source = 'genesis'): Genesis {
     keys.add(o.signKey.toLowerCase())
   }
   if (!orgs.some((o) => o.role === 'authority')) throw new GenesisError('GENESIS_INVALID', `${source}: at least one organization must be an authority`)
-  const params: ChainParams = { ...DEFAULT_PARAMS, ...g.params }
-  if (params.maxTxBytes * 2 > params.maxBlockBytes)
-    throw new GenesisError('GENESIS_INVALID', `${source}: params.maxBlockBytes must be at least twice params.maxTxBytes`)
+  const params: ChainParams = withDefaults(g.params)
+  const problem = paramsProblem(params)
+  if (problem !== undefined) throw new GenesisError('GENESIS_INVALID', `${source}: ${problem}`)
   const genesisTime = Date.parse(g.genesisTime)
   if (!(genesisTime >= 0)) throw new GenesisError('GENESIS_INVALID', `${source}: genesisTime must not be before 1970-01-01`)
   return { chainId: g.chainId, genesisTime, params, orgs }

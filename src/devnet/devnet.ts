@@ -3,7 +3,7 @@ import { openSync, closeSync } from 'node:fs'
 import { mkdir, readFile, rm } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { z } from 'zod'
-import { genesisToJSON, type Genesis } from '../chain/index.js'
+import { genesisToJSON, withDefaults, type Genesis } from '../chain/index.js'
 import { ApiClient, ApiError, isJobOfKind, type DaemonInfo, type NodeStatus, type StudyJobView } from '../api/index.js'
 import { DATADIR_FILES, FAULTS_FILE, initDataDir, parseFaults, type FaultsJSON, type NodeConfigJSON } from '../node/index.js'
 import { RadError, exists, fromHex, sleep, writeFileAtomic } from '../util/index.js'
@@ -334,7 +334,7 @@ export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
     const genesis: Genesis = {
       chainId: `${DEVNET_CHAIN_PREFIX}${Date.now().toString(36)}`,
       genesisTime: Date.now(),
-      params: {
+      params: withDefaults({
         blockIntervalMs: opts.blockIntervalMs ?? 1000,
         maxBlockBytes: 4 * 1024 * 1024,
         maxTxBytes: 16 * 1024,
@@ -342,7 +342,7 @@ export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
         maxClockDriftMs: 2000,
         replicationFactor: opts.replicationFactor ?? 3,
         chunkSize: opts.chunkSize ?? 1024 * 1024,
-      },
+      }),
       orgs: orgs.map((o, i) => ({
         id: o.id,
         name: `Devnet Radiology ${i + 1}`,

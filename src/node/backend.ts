@@ -1,4 +1,18 @@
-import { TxError, decodeCanonical, encode, headerToJSON, listProposals, noteTx, orgToJSON, orgTx, signTx, type Block, type OrgAction } from '../chain/index.js'
+import {
+  PARAM_FIELDS,
+  TxError,
+  decodeCanonical,
+  encode,
+  headerToJSON,
+  listProposals,
+  noteTx,
+  orgToJSON,
+  orgTx,
+  signTx,
+  type Block,
+  type ChainParams,
+  type OrgAction,
+} from '../chain/index.js'
 import type {
   ApiBackend,
   AuditEventView,
@@ -199,6 +213,7 @@ export class NodeBackend implements ApiBackend {
         action: orgTx.toJSON(p.action) as Record<string, unknown>,
         voters: p.voters,
       })),
+      params: { ...this.#chain.params() },
     }
   }
 
@@ -210,7 +225,13 @@ export class NodeBackend implements ApiBackend {
         org: { id: vote.id, name: vote.name, role: vote.role, signKey: fromHex(vote.signKey), encKey: fromHex(vote.encKey), addrs: [...vote.addrs] },
       }
     else if (vote.action === 'remove') action = { kind: 'remove', id: vote.id }
-    else action = { kind: 'rekey', id: vote.id, signKey: fromHex(vote.signKey), encKey: fromHex(vote.encKey) }
+    else if (vote.action === 'rekey') action = { kind: 'rekey', id: vote.id, signKey: fromHex(vote.signKey), encKey: fromHex(vote.encKey) }
+    else {
+      const unknown = Object.keys(vote.params).filter((k) => !(PARAM_FIELDS as readonly string[]).includes(k))
+      if (unknown.length > 0)
+        throw new TxError('TX_MALFORMED', `invalid parameter change: no chain parameter ${unknown.join(', ')} (known: ${PARAM_FIELDS.join(', ')})`)
+      action = { kind: 'params', params: vote.params as Partial<ChainParams> }
+    }
     // Round-trip through the codec so a malformed id or address fails here, not in a block.
     try {
       orgTx.decode(decodeCanonical(encode(orgTx.encode(action))))

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, unlink, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { genesisToJSON, loadGenesis, ORG_ID_RE, DEFAULT_PARAMS, type ChainParams, type Genesis } from '../chain/index.js'
+import { genesisToJSON, loadGenesis, ORG_ID_RE, withDefaults, type ChainParams, type Genesis } from '../chain/index.js'
 import { PASSPHRASE_ENV, generateOrgKeys, generatePassphrase, saveKeystore } from '../crypto/index.js'
 import { exists, toHex, writeFileAtomic } from '../util/index.js'
 import { ConfigError, DATADIR_FILES, saveConfig, type NodeConfigJSON } from './config.js'
@@ -81,7 +81,7 @@ export async function initDataDir(opts: InitOpts): Promise<InitResult> {
       genesis = {
         chainId: `radchain-dev-${randomBytes(4).toString('hex')}`,
         genesisTime: Date.now(),
-        params: { ...DEFAULT_PARAMS, ...opts.params },
+        params: withDefaults(opts.params ?? {}),
         orgs: [{ id: orgId, name: opts.orgName ?? orgId, role: 'authority', signKey: keys.signer.publicKey, encKey: keys.encryption.publicKey, addrs: [] }],
       }
     }

@@ -3,6 +3,7 @@ import { DOMAIN, sha256, signingBytes, type OrgKeys } from '../crypto/index.js'
 import {
   Bitfield,
   CHUNK_PROTOCOLS,
+  PENALTY,
   SwarmError,
   decodeHave,
   decodeList,
@@ -92,7 +93,12 @@ export class SwarmFetcher {
       .map((x) => ({ key: x.p.publicKey, id: toHex(x.p.publicKey) }))
   }
 
-  /** What `peer` holds of the study; an answer larger than the study's bitfield is a protocol violation (penalized). */
+  /**
+   * What `peer` holds of the study. An answer larger than the study's
+   * bitfield (the bound comes from its chunk count on the ledger), or one
+   * for another chunk count, is a protocol violation: refused and penalized.
+   * A peer that holds nothing of it answers SWARM_NOT_HELD.
+   */
   async have(peer: Uint8Array, study: StudyRecord, signal: AbortSignal): Promise<HaveInfo> {
     const res = await this.#p2p.request(CHUNK_PROTOCOLS.have, peer, encodeStudyRequest(study.studyId), {
       signal,
@@ -100,7 +106,12 @@ export class SwarmFetcher {
       maxResponseBytes: haveResponseBytes(study.chunkCount),
       penalizeOversize: true,
     })
-    return decodeHave(res, study.chunkCount)
+    try {
+      return decodeHave(res, study.chunkCount)
+    } catch (err) {
+      if (err instanceof SwarmError && err.penalize) this.#p2p.penalize(peer, PENALTY.MALFORMED, `malformed ${CHUNK_PROTOCOLS.have} response`)
+      throw err
+    }
   }
 
   /**
@@ -118,7 +129,13 @@ export class SwarmFetcher {
           maxResponseBytes: listResponseBytes(study.chunkCount),
           penalizeOversize: true,
         })
-        const list = decodeList(res, study.chunkCount)
+        let list: Uint8Array[]
+        try {
+          list = decodeList(res, study.chunkCount)
+        } catch (err) {
+          if (err instanceof SwarmError && err.penalize) this.#p2p.penalize(peer.key, PENALTY.MALFORMED, `malformed ${CHUNK_PROTOCOLS.list} response`)
+          throw err
+        }
         if (!equalBytes(contentRoot(list), study.contentRoot)) {
           this.#p2p.penalize(peer.key, 25, 'chunk list does not match the content root')
           continue

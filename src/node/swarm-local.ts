@@ -24,14 +24,25 @@ export class SwarmLocal {
     this.#logger = modules.logger
   }
 
-  /** What this node holds of a study. */
-  async localHave(study: StudyRecord): Promise<HaveInfo> {
+  /**
+   * What this node holds of a study, or undefined when it holds nothing of
+   * it (no chunk list: then no chunk can be placed either). Nothing
+   * per-chunk is built for a study not held: the study's chunk count comes
+   * from the ledger, this node's own work from the list it keeps.
+   */
+  async localHave(study: StudyRecord): Promise<HaveInfo | undefined> {
     const list = await this.#index.chunkList(study.studyId)
-    const chunks = new Bitfield(study.chunkCount)
-    if (list !== undefined) for (let i = 0; i < list.length; i++) if (await this.#chunks.has(list[i] as Uint8Array)) chunks.set(i)
+    if (list === undefined) return undefined
+    // A list is stored only after it matched the study's content root, so it has chunkCount ids; checked again all the same.
+    if (list.length !== study.chunkCount) {
+      this.#logger.warn('stored chunk list does not match the study; ignored', { study: toHex(study.studyId), ids: list.length, chunks: study.chunkCount })
+      return undefined
+    }
+    const chunks = new Bitfield(list.length)
+    for (let i = 0; i < list.length; i++) if (await this.#chunks.has(list[i] as Uint8Array)) chunks.set(i)
     let objects = true
     for (const h of this.objectsOf(study)) if (!(await this.#chunks.has(h))) objects = false
-    return { chunks, list: list !== undefined, objects }
+    return { chunks, list: true, objects }
   }
 
   /** The study's small objects: key envelopes (custodian, owner, granted leases) and the demographics record. */
@@ -59,7 +70,7 @@ export class SwarmLocal {
     const sid = toHex(study.studyId)
     if (this.complete.has(sid)) return true
     const h = await this.localHave(study)
-    const ok = h.list && h.chunks.complete && h.objects
+    const ok = h !== undefined && h.chunks.complete && h.objects
     if (ok) this.complete.add(sid)
     return ok
   }

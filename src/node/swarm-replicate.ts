@@ -1,5 +1,5 @@
 import { getLease, getStudy, leaseGrantTx, listErased, listStudies, type Block, type LeaseGrantPayload, type StudyRecord } from '../chain/index.js'
-import type { P2PNode } from '../p2p/index.js'
+import { P2PError, type P2PNode, type SwarmCode } from '../p2p/index.js'
 import type { ChunkStore } from '../storage/index.js'
 import { errorMessage, toHex, type Logger } from '../util/index.js'
 import type { ChainService } from './chain-service.js'
@@ -109,8 +109,9 @@ export class SwarmReplicator {
           try {
             const h = await this.#fetcher.have(o.signKey, study, this.#signal)
             if (h.list && h.chunks.complete && h.objects) holders.push(o.id)
-          } catch {
-            unreachable.push(o.id)
+          } catch (err) {
+            // A peer that answered it holds nothing of the study is reachable, and not a holder.
+            if (!(err instanceof P2PError && err.remoteCode === ('SWARM_NOT_HELD' satisfies SwarmCode))) unreachable.push(o.id)
           }
         }),
     )

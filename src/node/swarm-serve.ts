@@ -10,6 +10,8 @@ import {
   decodeStudyRequest,
   encodeHave,
   encodeList,
+  haveResponseBytes,
+  listResponseBytes,
   type P2PNode,
 } from '../p2p/index.js'
 import type { StudyIndex } from '../storage/index.js'
@@ -68,15 +70,23 @@ export class SwarmServePolicy {
     this.#leases = modules.leases
     const chunkMax = this.#chain.params().chunkSize + 64
     const p2p = modules.p2p
+    const chain = this.#chain
+    // The have and list answers are bounded by the largest study the ledger
+    // admits (maxStudyChunks), read at every answer: a vote may raise it
+    // (never lower it), and every registered study fits the bound in force.
     p2p.handle(CHUNK_PROTOCOLS.have, {
       maxRequestBytes: 16,
-      maxResponseBytes: 5 + Math.ceil(0xffffffff / 8),
+      get maxResponseBytes(): number {
+        return haveResponseBytes(chain.params().maxStudyChunks)
+      },
       timeoutMs: 10_000,
       handler: (from, req) => this.#serveHave(from, req),
     })
     p2p.handle(CHUNK_PROTOCOLS.list, {
       maxRequestBytes: 16,
-      maxResponseBytes: 32 * 4 * 1024 * 1024,
+      get maxResponseBytes(): number {
+        return listResponseBytes(chain.params().maxStudyChunks)
+      },
       timeoutMs: 10_000,
       handler: (from, req) => this.#serveList(from, req),
     })
@@ -108,16 +118,19 @@ export class SwarmServePolicy {
     return o
   }
 
+  // A study this node holds nothing of is answered SWARM_NOT_HELD before anything per chunk is built.
   async #serveHave(from: Uint8Array, req: Uint8Array): Promise<Uint8Array> {
     this.#peerOrg(from)
-    return encodeHave(await this.#local.localHave(this.#study(decodeStudyRequest(req))))
+    const have = await this.#local.localHave(this.#study(decodeStudyRequest(req)))
+    if (have === undefined) throw new SwarmError('SWARM_NOT_HELD', 'nothing of this study is held here')
+    return encodeHave(have)
   }
 
   async #serveList(from: Uint8Array, req: Uint8Array): Promise<Uint8Array> {
     this.#peerOrg(from)
     const study = this.#study(decodeStudyRequest(req))
     const list = await this.#index.chunkList(study.studyId)
-    if (list === undefined) throw new SwarmError('SWARM_NOT_HELD', 'chunk list not held')
+    if (list === undefined || list.length !== study.chunkCount) throw new SwarmError('SWARM_NOT_HELD', 'chunk list not held')
     return encodeList(list)
   }
 

@@ -99,8 +99,8 @@ export class SwarmService {
     return this.#placement.hasDuty(orgId, study)
   }
 
-  /** What this node holds of a study. */
-  localHave(study: StudyRecord): Promise<HaveInfo> {
+  /** What this node holds of a study, or undefined when it holds nothing of it (no chunk list). */
+  localHave(study: StudyRecord): Promise<HaveInfo | undefined> {
     return this.#local.localHave(study)
   }
 

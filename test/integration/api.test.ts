@@ -225,7 +225,7 @@ class FakeBackend implements ApiBackend {
   }
 
   orgs(): OrgsView {
-    return { orgs: [{ id: 'org-a', role: 'authority' }], proposals: [] }
+    return { orgs: [{ id: 'org-a', role: 'authority' }], proposals: [], params: { maxStudyBytes: 32 * 1024 ** 3, maxStudyChunks: 32768 } }
   }
 
   voteOrg(vote: OrgVote): string {
@@ -751,6 +751,14 @@ t.test('organization registry: list and vote', async (t) => {
     'keys must be 32 bytes of hex',
   )
   t.equal(backend.votes.length, 2, 'a refused vote reaches no backend')
+
+  // The chain parameters: shown with the registry, changed by a vote.
+  t.same((await client.orgs()).params, { maxStudyBytes: 32 * 1024 ** 3, maxStudyChunks: 32768 })
+  await client.voteOrg({ action: 'params', params: { maxStudyBytes: 40 * 1024 ** 3, maxStudyChunks: 40960 } })
+  t.same(backend.votes[2], { action: 'params', params: { maxStudyBytes: 40 * 1024 ** 3, maxStudyChunks: 40960 } }, 'a 64-bit size passes as a JSON number')
+  await t.rejects(client.voteOrg({ action: 'params', params: {} }), { code: 'API_BAD_REQUEST' }, 'at least one parameter')
+  await t.rejects(client.voteOrg({ action: 'params', params: { maxStudyChunks: -1 } }), { code: 'API_BAD_REQUEST' }, 'no negative value')
+  t.equal(backend.votes.length, 3)
 })
 
 t.test('study jobs: start and follow', async (t) => {

@@ -58,6 +58,34 @@ t.test('the daemon opens its chunk store under the data dir', async (t) => {
   t.equal(await daemon.stop(), 0)
 })
 
+t.test('radchain org params: a vote changes the study bounds, shown by org ls; a lowered bound is refused', async (t) => {
+  const { dir, daemon } = await newNode(t)
+  await daemon.start()
+  const ls = async (): Promise<Record<string, number>> => {
+    const r = await runCli(['org', 'ls', '--node', dir, '--json'])
+    t.equal(r.code, 0, `org ls: ${r.stderr}`)
+    return (JSON.parse(r.stdout) as { params: Record<string, number> }).params
+  }
+  const before = await ls()
+  t.same([before.maxStudyBytes, before.maxStudyChunks], [32 * 1024 ** 3, 32768], 'the defaults')
+  // One authority: its vote is the quorum.
+  const vote = await runCli(['org', 'params', '--max-study-bytes', '40GiB', '--max-study-chunks', '40960', '--node', dir, '--json'])
+  t.equal(vote.code, 0, `org params: ${vote.stderr}`)
+  t.equal((JSON.parse(vote.stdout) as TxStatus).status, 'final')
+  const after = await ls()
+  t.same([after.maxStudyBytes, after.maxStudyChunks], [40 * 1024 ** 3, 40960], 'in force')
+  t.equal(after.chunkSize, before.chunkSize, 'the others unchanged')
+  const text = await runCli(['org', 'ls', '--node', dir])
+  t.match(text.stdout, /chain parameters in force:[\s\S]*maxStudyBytes\s+42949672960/, 'org ls shows them')
+
+  const lowered = await runCli(['org', 'params', '--max-study-chunks', '100', '--node', dir])
+  t.equal(lowered.code, 1)
+  t.match(lowered.stderr, /params\.maxStudyChunks may only be raised.*\[TX_INVALID\]/, 'a lowered bound: refused, saying why')
+  const none = await runCli(['org', 'params', '--node', dir])
+  t.match([none.code, none.stderr], [1, /name at least one parameter.*\[CLI_BAD_ARGUMENT\]/])
+  t.equal(await daemon.stop(), 0)
+})
+
 t.test('1,000 notes through the API and the CLI all become final, once each', async (t) => {
   const { dir, daemon, chainId } = await newNode(t)
   const client = await daemon.start()

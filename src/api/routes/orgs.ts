@@ -16,9 +16,15 @@ const OrgVoteBody = z.discriminatedUnion('action', [
   }),
   z.strictObject({ action: z.literal('remove'), id: z.string().min(1).max(63) }),
   z.strictObject({ action: z.literal('rekey'), id: z.string().min(1).max(63), signKey: Hex32, encKey: Hex32 }),
+  z.strictObject({
+    action: z.literal('params'),
+    params: z
+      .record(z.string().max(64), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER))
+      .refine((p) => Object.keys(p).length > 0, 'name at least one parameter'),
+  }),
 ])
 
-/** The organization registry: `GET /v1/orgs`, `POST /v1/orgs/votes`. */
+/** The organization registry and the chain parameters: `GET /v1/orgs`, `POST /v1/orgs/votes`. */
 export function orgRoutes(env: RouteEnv): Route[] {
   const { backend, maxBodyBytes } = env
   return [

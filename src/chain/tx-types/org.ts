@@ -1,16 +1,18 @@
 import { DOMAIN, taggedHash } from '../../crypto/index.js'
 import { equalBytes, fromHex, toHex } from '../../util/index.js'
-import { CodecError, asArray, asBytes, asString, decodeCanonical, encodeTrusted, type Encodable } from '../codec.js'
+import { CodecError, asArray, asBytes, asEnum, asString, decodeCanonical, encodeTrusted, type Encodable } from '../codec.js'
 import { TxError } from '../errors.js'
 import { ORG_ID_RE, authoritySet, deleteOrg, getOrg, orgBySignKey, orgFromWire, orgToJSON, orgToWire, putOrg, type OrgRecord } from '../orgs.js'
+import { PARAM_FIELDS, VOTABLE_PARAMS, getParams, paramFromWire, paramToWire, paramsProblem, putParams, type ChainParams, type ParamName } from '../params.js'
 import type { StateMap, StateOverlay } from '../state.js'
 import type { TxContext, TxType } from './types.js'
 
 /**
- * Changes to the organization registry. Every `org` transaction is one
- * authority's vote for one change; the change is made in the block where
- * more than 2/3 of the current authorities have voted for it, and a change
- * of the authority set takes effect from the next height.
+ * Changes to the organization registry and the chain parameters. Every `org`
+ * transaction is one authority's vote for one change; the change is made in
+ * the block where more than 2/3 of the current authorities have voted for
+ * it, and a change of the authority set or of the parameters takes effect
+ * from the next height (a block runs under the parameters read at its start).
  */
 export type OrgAction =
   /** Admit an organization as member or authority. */
@@ -19,6 +21,13 @@ export type OrgAction =
   | { readonly kind: 'remove'; readonly id: string }
   /** Replace an organization's keys. */
   | { readonly kind: 'rekey'; readonly id: string; readonly signKey: Uint8Array; readonly encKey: Uint8Array }
+  /** Set new values of some chain parameters (VOTABLE_PARAMS); the others keep theirs. */
+  | { readonly kind: 'params'; readonly params: Partial<ChainParams> }
+
+/** The parameters a `params` action names, in wire order. */
+function paramChanges(p: Partial<ChainParams>): [ParamName, number][] {
+  return PARAM_FIELDS.flatMap((f): [ParamName, number][] => (p[f] === undefined ? [] : [[f, p[f]]]))
+}
 
 function actionToWire(a: OrgAction): Encodable {
   switch (a.kind) {
@@ -28,7 +37,26 @@ function actionToWire(a: OrgAction): Encodable {
       return ['remove', a.id]
     case 'rekey':
       return ['rekey', a.id, a.signKey, a.encKey]
+    case 'params':
+      return ['params', paramChanges(a.params).map(([f, v]) => [f, paramToWire(f, v)])]
   }
+}
+
+// [[name, value], ...]: at least one, each parameter once, in PARAM_FIELDS order (one encoding per change).
+function paramsFromChanges(v: unknown): Partial<ChainParams> {
+  const list = asArray(v, 'org params changes', undefined, PARAM_FIELDS.length)
+  if (list.length === 0) throw new CodecError('CODEC_SCHEMA', 'org params: no parameter to change')
+  const out: Partial<Record<ParamName, number>> = {}
+  let last = -1
+  for (const x of list) {
+    const [name, value] = asArray(x, 'org params change', 2)
+    const f = asEnum(name, 'org params name', PARAM_FIELDS)
+    const i = PARAM_FIELDS.indexOf(f)
+    if (i <= last) throw new CodecError('CODEC_SCHEMA', 'org params: each parameter once, in wire order')
+    last = i
+    out[f] = paramFromWire(f, value, `org params ${f}`)
+  }
+  return out
 }
 
 function orgId(v: unknown, what: string): string {
@@ -49,8 +77,11 @@ function actionFromWire(v: unknown): OrgAction {
     case 'rekey':
       asArray(v, 'org rekey', 4)
       return { kind: 'rekey', id: orgId(a[1], 'org rekey id'), signKey: asBytes(a[2], 'org rekey signKey', 32), encKey: asBytes(a[3], 'org rekey encKey', 32) }
+    case 'params':
+      asArray(v, 'org params', 2)
+      return { kind: 'params', params: paramsFromChanges(a[1]) }
     default:
-      throw new CodecError('CODEC_SCHEMA', 'org action: expected admit, remove or rekey')
+      throw new CodecError('CODEC_SCHEMA', 'org action: expected admit, remove, rekey or params')
   }
 }
 
@@ -84,7 +115,36 @@ function checkAction(s: StateOverlay, a: OrgAction): void {
       if (other !== undefined && other.id !== a.id) throw new TxError('TX_INVALID', 'that signing key belongs to another organization')
       return
     }
+    case 'params':
+      newParams(s, a.params)
+      return
   }
+}
+
+// Why a parameter cannot be voted (see VOTABLE_PARAMS).
+const FIXED_BY_GENESIS: Partial<Record<ParamName, string>> = {
+  maxBlockBytes: 'running nodes size their consensus message bound from it once, at start',
+  maxTxBytes: 'running nodes size their transaction message bound from it once, at start',
+  chunkSize: 'registered studies are cut in chunks of this size',
+}
+
+// The parameters in force with the voted changes, checked as a genesis is.
+function newParams(s: StateOverlay, changes: Partial<ChainParams>): ChainParams {
+  const current = getParams(s)
+  for (const [f] of paramChanges(changes)) {
+    if (!VOTABLE_PARAMS.has(f))
+      throw new TxError('TX_INVALID', `params.${f} cannot be changed by a vote: ${FIXED_BY_GENESIS[f] ?? 'it is fixed by the genesis'}`)
+  }
+  const next: ChainParams = { ...current, ...changes }
+  // Registered studies stay on the ledger and are served under the bounds in force: the bounds only grow.
+  for (const f of ['maxStudyBytes', 'maxStudyChunks'] as const) {
+    if (next[f] < current[f])
+      throw new TxError('TX_INVALID', `params.${f} may only be raised (from ${current[f]}): studies registered under it stay on the ledger`)
+  }
+  const problem = paramsProblem(next)
+  if (problem !== undefined) throw new TxError('TX_INVALID', problem)
+  if (paramChanges(changes).every(([f, v]) => current[f] === v)) throw new TxError('TX_INVALID', 'params: these values are already in force')
+  return next
 }
 
 // Authority-set safety: a block may not remove more than a third of the set
@@ -114,6 +174,9 @@ function makeChange(ctx: TxContext, a: OrgAction): void {
       putOrg(s, { ...o, signKey: a.signKey, encKey: a.encKey })
       break
     }
+    case 'params':
+      putParams(s, newParams(s, a.params))
+      return
   }
   checkAuthorityChange(ctx)
 }
@@ -129,7 +192,7 @@ export function listProposals(s: StateMap): { proposal: Uint8Array; action: OrgA
   return out
 }
 
-/** `org`: an authority's vote for a change to the organization registry. */
+/** `org`: an authority's vote for a change to the organization registry or the chain parameters. */
 export const orgTx: TxType<OrgAction> = {
   name: 'org',
   decode: actionFromWire,
@@ -142,13 +205,15 @@ export const orgTx: TxType<OrgAction> = {
         return { action: 'remove', id: a.id, proposal: toHex(proposalId(a)) }
       case 'rekey':
         return { action: 'rekey', id: a.id, signKey: toHex(a.signKey), encKey: toHex(a.encKey), proposal: toHex(proposalId(a)) }
+      case 'params':
+        return { action: 'params', params: Object.fromEntries(paramChanges(a.params)), proposal: toHex(proposalId(a)) }
     }
   },
   apply(ctx, a) {
     // Votes count for the authority set in force for this block: a change
     // made earlier in the same block does not alter who votes until the next height.
     const voter = ctx.authorities.members.find((m) => equalBytes(m.signKey, ctx.sender))
-    if (voter === undefined) throw new TxError('TX_UNAUTHORIZED', 'only an authority may vote on the organization registry')
+    if (voter === undefined) throw new TxError('TX_UNAUTHORIZED', 'only an authority may vote on the organization registry and the chain parameters')
     checkAction(ctx.state, a)
     const pid = proposalId(a)
     const key = PROPOSAL_KEY(pid)

@@ -149,6 +149,11 @@ export const registerStudyTx: TxType<RegisterStudyPayload> = {
     if (getOrg(ctx.state, p.custodian) === undefined) throw new TxError('TX_INVALID', `custodian ${p.custodian} is not admitted`)
     if (ctx.state.get(STUDY_KEY(p.studyId)) !== undefined) throw new TxError('TX_INVALID', `study ${toHex(p.studyId)} is already registered`)
     if (p.chunkSize !== ctx.params.chunkSize) throw new TxError('TX_INVALID', `chunk size ${p.chunkSize} differs from the chain's ${ctx.params.chunkSize}`)
+    // Every node builds per-chunk structures for a registered study (bitfield, chunk list): the chain bounds them.
+    if (p.chunkCount > ctx.params.maxStudyChunks)
+      throw new TxError('TX_INVALID', `study of ${p.chunkCount} chunks exceeds the chain's maxStudyChunks (${ctx.params.maxStudyChunks})`)
+    if (p.size > ctx.params.maxStudyBytes)
+      throw new TxError('TX_INVALID', `study of ${p.size} bytes exceeds the chain's maxStudyBytes (${ctx.params.maxStudyBytes})`)
     if (p.chunkCount < 1 || p.size > p.chunkCount * (p.chunkSize + 16) || p.size < (p.chunkCount - 1) * (p.chunkSize + 16)) {
       throw new TxError('TX_INVALID', 'study size does not match its chunk count and size')
     }

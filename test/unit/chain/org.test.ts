@@ -1,8 +1,16 @@
 import t from 'tap'
-import { toHex } from '../../../src/util/index.js'
-import type { Ed25519Signer } from '../../../src/crypto/index.js'
+import { toHex, utf8 } from '../../../src/util/index.js'
+import { sha256, type Ed25519Signer } from '../../../src/crypto/index.js'
 import {
   StateOverlay,
+  decodeCanonical,
+  encode,
+  getParams,
+  listProposals,
+  registerStudyTx,
+  signTx,
+  type ChainParams,
+  type RegisterStudyPayload,
   applyBlock,
   authorityIds,
   authoritySet,
@@ -401,7 +409,17 @@ t.test('orgTx.apply on a hand-built TxContext', async (t) => {
     state: s,
     height: 1,
     time: 1,
-    params: { blockIntervalMs: 1, maxBlockBytes: 1, maxTxBytes: 1, maxBlockTxs: 1, maxClockDriftMs: 1, replicationFactor: 1, chunkSize: 1 },
+    params: {
+      blockIntervalMs: 1,
+      maxBlockBytes: 1,
+      maxTxBytes: 1,
+      maxBlockTxs: 1,
+      maxClockDriftMs: 1,
+      replicationFactor: 1,
+      chunkSize: 1,
+      maxStudyBytes: 1,
+      maxStudyChunks: 1,
+    },
     authorities: authoritySet(c.state),
     sender: sender.publicKey,
     txId: new Uint8Array(32),
@@ -464,4 +482,150 @@ t.test('rekeys may not replace more than a third of the authority keys in one bl
   const after = authoritySet(c.state).members.map((m) => toHex(m.signKey))
   const replaced = before.filter((k) => !after.includes(k)).length
   t.ok(replaced * 3 <= before.length, `${replaced} of ${before.length} authority keys replaced in one block`)
+})
+
+// A chain with 4 KiB chunks and small study bounds, for the parameter votes.
+const STUDY_CHUNK = 4096
+function paramsChain(): TestChain {
+  return makeChain({
+    authorities: 4,
+    params: { chunkSize: STUDY_CHUNK, maxStudyChunks: 16, maxStudyBytes: 16 * STUDY_CHUNK, maxBlockTxs: 16, maxBlockBytes: 64 * 1024, maxTxBytes: 8 * 1024 },
+  })
+}
+
+function studyTx(c: TestChain, custodian: TestOrg, chunkCount: number, nonceOffset = 0): Tx {
+  const payload: RegisterStudyPayload = {
+    studyId: sha256(utf8(`study/${chunkCount}/${c.head.header.height}/${nonceOffset}`)).slice(0, 16),
+    custodian: custodian.id,
+    owner: null,
+    contentRoot: new Uint8Array(32).fill(1),
+    size: chunkCount * (STUDY_CHUNK + 16) - 100,
+    chunkCount,
+    chunkSize: STUDY_CHUNK,
+    studyDigest: new Uint8Array(32).fill(2),
+    custodianEnvelope: new Uint8Array(32).fill(3),
+    ownerEnvelope: null,
+    demographics: new Uint8Array(32).fill(5),
+  }
+  return signTx(custodian.signer, {
+    chainId: CHAIN_ID,
+    type: registerStudyTx.name,
+    nonce: getNonce(c.state, custodian.signer.publicKey) + nonceOffset,
+    payload,
+  })
+}
+
+t.test('params vote: applied in the block where the quorum is reached, in force from the next height', async (t) => {
+  const c = paramsChain()
+  const raise: OrgAction = { kind: 'params', params: { maxStudyChunks: 32, maxStudyBytes: 32 * STUDY_CHUNK } }
+  t.same(rejectedCodes(voteBlock(c, [[signer(c, 'auth-0'), raise]])), [])
+  t.same(rejectedCodes(voteBlock(c, [[signer(c, 'auth-1'), raise]])), [])
+  t.equal(getParams(c.state).maxStudyChunks, 16, 'two votes of four: not yet')
+  t.same(
+    listProposals(c.state).map((p) => [p.action, p.voters]),
+    [[raise, ['auth-0', 'auth-1']]],
+    'the proposal and its voters',
+  )
+  t.same(orgTx.toJSON(raise), { action: 'params', params: { maxStudyBytes: 32 * STUDY_CHUNK, maxStudyChunks: 32 }, proposal: toHex(proposalId(raise)) })
+
+  // The third vote and a registration of 20 chunks in the same block: the block runs under the bounds read at its start.
+  const custodian = orgNamed(c, 'auth-3')
+  const r = advance(c, [vote(c, signer(c, 'auth-2'), raise), studyTx(c, custodian, 20)])
+  t.same(
+    r.rejected.map((x) => [x.tx.type, x.error.code]),
+    [['study.register', 'TX_INVALID']],
+    'the study is refused in the block that changes the bounds',
+  )
+  t.same([getParams(c.state).maxStudyChunks, getParams(c.state).maxStudyBytes], [32, 32 * STUDY_CHUNK], 'quorum reached: changed')
+  t.same(listProposals(c.state), [], 'the proposal is gone')
+  t.same(getParams(c.state).chunkSize, STUDY_CHUNK, 'the other parameters keep their values')
+  t.same(rejectedCodes(advance(c, [studyTx(c, custodian, 20)])), [], 'and accepted from the next height')
+
+  // Heartbeat, transactions per block, clock drift and replication factor may be voted too.
+  const other: OrgAction = { kind: 'params', params: { blockIntervalMs: 500, maxBlockTxs: 20, maxClockDriftMs: 3000, replicationFactor: 2 } }
+  voteBlock(c, [
+    [signer(c, 'auth-0'), other],
+    [signer(c, 'auth-1'), other],
+    [signer(c, 'auth-2'), other],
+  ])
+  const p = getParams(c.state)
+  t.same([p.blockIntervalMs, p.maxBlockTxs, p.maxClockDriftMs, p.replicationFactor], [500, 20, 3000, 2])
+})
+
+t.test('params vote: refused fields and bad values, by code and the field named', async (t) => {
+  const c = paramsChain()
+  const cases: [string, Partial<ChainParams>, RegExp][] = [
+    ['maxTxBytes is read once at start', { maxTxBytes: 4096 }, /params\.maxTxBytes cannot be changed by a vote/],
+    ['maxBlockBytes is read once at start', { maxBlockBytes: 128 * 1024 }, /params\.maxBlockBytes cannot be changed by a vote/],
+    ['chunkSize ties registered studies', { chunkSize: 8192 }, /params\.chunkSize cannot be changed by a vote/],
+    ['a refused field among votable ones', { maxStudyChunks: 32, maxStudyBytes: 32 * STUDY_CHUNK, chunkSize: 8192 }, /params\.chunkSize/],
+    [
+      'bytes the chunks cannot hold',
+      { maxStudyBytes: 17 * STUDY_CHUNK },
+      /params\.maxStudyBytes .*must be at most params\.maxStudyChunks \* params\.chunkSize/,
+    ],
+    ['the chunk bound lowered', { maxStudyChunks: 8 }, /params\.maxStudyChunks may only be raised/],
+    ['the byte bound lowered', { maxStudyBytes: 8 * STUDY_CHUNK }, /params\.maxStudyBytes may only be raised/],
+    ['below the minimum', { blockIntervalMs: 5 }, /params\.blockIntervalMs must be an integer from 10/],
+    ['no replication', { replicationFactor: 0 }, /params\.replicationFactor/],
+    ['more chunks than a list answer carries', { maxStudyChunks: 2 ** 22 + 1 }, /params\.maxStudyChunks must be an integer from 1 to 4194304/],
+    ['the values in force', { maxStudyChunks: 16 }, /already in force/],
+  ]
+  for (const [what, params, message] of cases) {
+    const r = voteBlock(c, [[signer(c, 'auth-0'), { kind: 'params', params }]])
+    t.same(rejectedCodes(r), ['TX_INVALID'], what)
+    t.match(r.rejected[0]?.error.message ?? '', message, `${what}: the message says why`)
+  }
+  t.same(listProposals(c.state), [], 'no proposal recorded')
+  const member = makeChain({ authorities: 1, members: 1 })
+  t.same(
+    rejectedCodes(voteBlock(member, [[signer(member, 'member-0'), { kind: 'params', params: { maxBlockTxs: 9 } }]])),
+    ['TX_UNAUTHORIZED'],
+    'a member may not vote',
+  )
+})
+
+t.test('params vote: one encoding per change; malformed changes refused at decode', async (t) => {
+  const a: OrgAction = { kind: 'params', params: { maxStudyChunks: 40960, maxStudyBytes: 40 * 1024 ** 3 } }
+  const wire = orgTx.encode(a)
+  t.same(
+    wire,
+    [
+      'params',
+      [
+        ['maxStudyBytes', 40n * 1024n ** 3n],
+        ['maxStudyChunks', 40960],
+      ],
+    ],
+    'in wire order, the byte bound as a 64-bit integer',
+  )
+  t.same(orgTx.decode(decodeCanonical(encode(wire))), a, 'round trip')
+  const bad: [string, unknown][] = [
+    ['no change', ['params', []]],
+    ['unknown parameter', ['params', [['maxStudyFiles', 1]]]],
+    [
+      'out of order',
+      [
+        'params',
+        [
+          ['maxStudyChunks', 40960],
+          ['maxStudyBytes', 40n * 1024n ** 3n],
+        ],
+      ],
+    ],
+    [
+      'twice',
+      [
+        'params',
+        [
+          ['maxStudyChunks', 40960],
+          ['maxStudyChunks', 40961],
+        ],
+      ],
+    ],
+    ['a u64 as a small number', ['params', [['maxStudyBytes', 4096]]]],
+    ['a u32 above 2^32', ['params', [['maxStudyChunks', 2n ** 33n]]]],
+    ['extra field', ['params', [['maxStudyChunks', 1]], 'x']],
+  ]
+  for (const [what, v] of bad) t.throws(() => orgTx.decode(v), { name: 'CodecError' }, what)
 })

@@ -425,6 +425,31 @@ t.test('parseGenesis refuses inconsistent genesis documents', async (t) => {
   t.equal(parseGenesis(base).orgs.length, 2)
 })
 
+t.test('parseGenesis: the study bounds, their defaults and their consistency', async (t) => {
+  const orgs = [testOrg('a', 'authority')]
+  const base = genesisJSON(orgs, {}) as { params: Record<string, number> }
+  const p = parseGenesis(base).params
+  t.same([p.maxStudyBytes, p.maxStudyChunks], [32 * 1024 ** 3, 32768], 'defaults: 32 GiB in 32768 chunks of 1 MiB')
+  const small = parseGenesis({ ...base, params: { chunkSize: 4096 } }).params
+  t.same([small.maxStudyBytes, small.maxStudyChunks], [32768 * 4096, 32768], 'small chunks: the byte bound follows what the chunks hold')
+  const big = parseGenesis({ ...base, params: { maxStudyBytes: 64 * 1024 ** 3, maxStudyChunks: 65536 } }).params
+  t.equal(big.maxStudyBytes, 64 * 1024 ** 3, 'above 4 GiB')
+  const refused = (params: Record<string, number>, field: RegExp, what: string): void => {
+    t.throws(() => parseGenesis({ ...base, params }), { name: 'GenesisError', code: 'GENESIS_INVALID', message: field }, what)
+  }
+  refused(
+    { maxStudyBytes: 64 * 1024 ** 3 },
+    /params\.maxStudyBytes .* must be at most params\.maxStudyChunks \* params\.chunkSize/,
+    'bytes the chunks cannot hold',
+  )
+  refused({ maxStudyChunks: 1000, maxStudyBytes: 2 * 1024 ** 3 }, /params\.maxStudyBytes/, 'too few chunks for the bytes')
+  refused({ maxStudyBytes: 1024 * 1024 - 1 }, /params\.maxStudyBytes must be at least params\.chunkSize/, 'smaller than one chunk')
+  refused({ maxStudyChunks: 0 }, /params\.maxStudyChunks/, 'no chunk')
+  refused({ maxStudyChunks: 2 ** 22 + 1 }, /params\.maxStudyChunks/, 'above 2^22 (a 128 MiB chunk list)')
+  t.equal(parseGenesis({ ...base, params: { maxStudyChunks: 2 ** 22 } }).params.maxStudyChunks, 2 ** 22, '2^22 chunks at most')
+  refused({ maxStudyBytes: 2 ** 53 }, /params\.maxStudyBytes/, 'above 2^53-1')
+})
+
 // Found while writing these tests; see the report. Block times are u64 on the
 // wire, but parseGenesis accepts any ISO time, so a pre-1970 genesisTime gives
 // a genesis block (and early blocks) that decodeBlock refuses.

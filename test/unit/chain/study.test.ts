@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { getNonce, getStudy, registerStudyTx, signTx, decodeTx, type RegisterStudyPayload, type Tx } from '../../../src/chain/index.js'
+import { getNonce, getParams, getStudy, registerStudyTx, signTx, decodeTx, type RegisterStudyPayload, type Tx } from '../../../src/chain/index.js'
 import type { Ed25519Signer } from '../../../src/crypto/index.js'
 import { toHex } from '../../../src/util/index.js'
 import { CHAIN_ID, advance, makeChain, testSigner, type TestChain } from './fixtures.js'
@@ -86,4 +86,46 @@ t.test('malformed payloads are refused at decode', async (t) => {
     const x = tx(c, signerOf(c, 'member-0'), p)
     t.throws(() => decodeTx(x.bytes, { chainId: CHAIN_ID, maxBytes: 8192 }), { code: 'TX_MALFORMED' })
   }
+})
+
+t.test("a study above the chain's bounds (maxStudyChunks, maxStudyBytes) is refused", async (t) => {
+  const c = chain()
+  const member = signerOf(c, 'member-0')
+  const params = getParams(c.state)
+  // 2^32-1 chunks with a matching size: a holder answering chunks.have for it would build a 512 MiB bitfield.
+  const huge = 0xffffffff
+  const hugeP = payload('member-0', { chunkCount: huge, size: huge * (CHUNK + 16) - 100 })
+  const r = advance(c, [tx(c, member, hugeP)])
+  t.same(
+    r.rejected.map((x) => x.error.code),
+    ['TX_INVALID'],
+    `${huge} chunks refused`,
+  )
+  t.match(r.rejected[0]?.error.message ?? '', /maxStudyChunks/, 'the message names the bound')
+  t.equal(getStudy(c.state, hugeP.studyId), undefined, 'not on the ledger')
+
+  // Just above and at the chunk bound.
+  const n = params.maxStudyChunks
+  const above = payload('member-0', { chunkCount: n + 1, size: (n + 1) * (CHUNK + 16) })
+  t.same(
+    advance(c, [tx(c, member, above)]).rejected.map((x) => x.error.code),
+    ['TX_INVALID'],
+    `${n + 1} chunks refused`,
+  )
+  // At the byte bound (the chunk bound is not reached then: each chunk also carries a 16-byte tag).
+  const at = payload('member-0', { chunkCount: Math.ceil(params.maxStudyBytes / (CHUNK + 16)), size: params.maxStudyBytes })
+  t.ok(at.chunkCount <= n)
+  t.same(advance(c, [tx(c, member, at)]).rejected, [], `${at.chunkCount} chunks of ${at.size} bytes accepted`)
+
+  // The byte bound: a size above maxStudyBytes with a matching chunk count.
+  const bytes = params.maxStudyBytes + 1
+  const chunks = Math.ceil(bytes / (CHUNK + 16))
+  const big = payload('member-0', { chunkCount: chunks, size: bytes })
+  const rb = advance(c, [tx(c, member, big)])
+  t.same(
+    rb.rejected.map((x) => x.error.code),
+    ['TX_INVALID'],
+    `${bytes} bytes refused`,
+  )
+  t.match(rb.rejected[0]?.error.message ?? '', /maxStudyBytes|maxStudyChunks/, 'the message names a bound')
 })

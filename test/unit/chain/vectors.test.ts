@@ -71,6 +71,7 @@ const Vectors = z.object({
   }),
   merkle: z.array(z.object({ leaves: z.number().int().nonnegative(), root: hex32 })).min(5),
 })
+// After a deliberate format change, `npm run vectors:chain` (scripts/chain-vectors.ts) lists the values that differ and `-- --write` rewrites them.
 const V = Vectors.parse(JSON.parse(readFileSync(new URL('../../vectors/chain.json', import.meta.url), 'utf8')))
 
 // Independent reference pieces: msgpack written by hand, hashes on @noble/hashes.
@@ -93,6 +94,15 @@ function int64(n: bigint): Uint8Array {
   const b = new Uint8Array(9)
   b[0] = 0xd3
   new DataView(b.buffer).setBigInt64(1, n)
+  return b
+}
+function uint(n: number): Uint8Array {
+  if (n < 0x80) return u8(n)
+  if (n <= 0xff) return u8(0xcc, n)
+  if (n <= 0xffff) return u8(0xcd, n >> 8, n & 0xff)
+  const b = new Uint8Array(5)
+  b[0] = 0xce
+  new DataView(b.buffer).setUint32(1, n)
   return b
 }
 function refMerkle(leaves: Uint8Array[]): Uint8Array {
@@ -151,6 +161,18 @@ t.test('genesis: pinned block hash, bytes, state root, authority set hash', asyn
   t.equal(toHex(gb.block.header.authoritySetHash), V.genesis.authoritySetHash, 'authority set hash')
   t.equal(toHex(gb.block.header.txRoot), V.genesis.txRoot, 'tx root')
   t.equal(toHex(genesisBlock(parseGenesis(V.genesis.json)).block.hash), V.genesis.blockHash, 'deterministic')
+
+  // The parameters in state, by hand: nine fields in a fixed order, maxStudyBytes
+  // (64-bit) as int64 and maxStudyChunks last (the array grew from seven fields).
+  const p = g.params
+  const paramsBytes = concatBytes(
+    u8(0x99),
+    ...[p.blockIntervalMs, p.maxBlockBytes, p.maxTxBytes, p.maxBlockTxs, p.maxClockDriftMs, p.replicationFactor, p.chunkSize].map(uint),
+    int64(BigInt(p.maxStudyBytes)),
+    uint(p.maxStudyChunks),
+  )
+  t.equal(toHex(gb.writes.get('params') ?? new Uint8Array(0)), toHex(paramsBytes), 'params layout')
+  t.same([p.maxStudyBytes, p.maxStudyChunks], [32 * 1024 ** 3, 32768], 'the study bounds the document names')
 
   // Authority set hash by hand: sha256(tag || [[id, signKey] for authorities sorted by id]).
   const auth = g.orgs.filter((o) => o.role === 'authority').sort((a, b) => (a.id < b.id ? -1 : 1))
