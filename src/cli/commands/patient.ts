@@ -231,7 +231,7 @@ export function registerPatientCommands(program: Command): void {
         const id = patientKeyId(publicKey)
         print(
           o.json === true,
-          { keyFile: out, publicKeyFile: pubPath, owner: id, publicKey: text },
+          { keyFile: out, publicKeyFile: pubPath, keyId: id, publicKey: text },
           `patient key ${id}\n  secret  ${out} (encrypted; keep it safe, it cannot be recovered)\n  public  ${pubPath} (give this to the organization: radchain study add --patient ${pubPath} ...)`,
         )
       }),
