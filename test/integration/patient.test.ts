@@ -1,6 +1,6 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AddedStudyView, ApiClient } from '../../src/api/index.js'
 import { parsePatientPublicKey } from '../../src/crypto/index.js'
@@ -196,4 +196,14 @@ t.test('two studies of one patient share nothing on the ledger; the patient tool
   await client.tx(caught.consent as string, 30_000)
   t.ok((await client.audit(d.studyId)).some((e) => e.type === 'consent.set'))
   again.kill('SIGTERM')
+
+  // A standing consent file that is not radchain's is refused, not guessed at.
+  await writeFile(`${key}.consent.json`, '{"version":1,"policy":{"anyOrg":"yes"},"appliedThrough":0}')
+  assertOneLineError(
+    t,
+    await cli(['patient', 'watch', '--key', key, '--json']),
+    /consent\.json: its policy is malformed/,
+    'a bad standing file',
+    'PATIENT_BAD_POLICY',
+  )
 })
