@@ -34,6 +34,11 @@ import { X25519_KEY_BYTES } from './x25519.js'
  * - Only the patient signs: s = a + h needs a. The custodian knows h, but O
  *   is a key it cannot sign for without a, just as it cannot sign for A.
  *   Knowing h for one study tells nothing about a or about another study's h.
+ *   Signatures under keys that differ by known offsets (a + h1, a + h2, ...)
+ *   do not help to forge under another: Ed25519 hashes the public key into
+ *   the challenge (k = H(R || O || M)), and Schnorr signatures with the key
+ *   in the challenge stay unforgeable under such linear related keys (the
+ *   argument behind additively derived Schnorr keys, as in BIP 32).
  * - Standard signatures: the signer below is RFC 8032 section 5.1.6 over the
  *   expanded scalar s, with the nonce prefix derived from the patient's own
  *   RFC 8032 prefix and h (deterministic, secret, different per study), so
