@@ -2,9 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { consentTx, signTx } from '../src/chain/index.js'
-import { encodePatientPublicKey, generatePatientKeys } from '../src/crypto/index.js'
+import { PatientStudyKeys, encodePatientPublicKey, generatePatientKeys } from '../src/crypto/index.js'
 import { generateCtStudy } from '../src/study/index.js'
-import { sleep, toHex } from '../src/util/index.js'
+import { fromHex, sleep, toHex } from '../src/util/index.js'
 import { clientOf, devnetDown, devnetUp, waitJob, type DevnetOrg } from '../src/devnet/index.js'
 
 /** Result of {@link measureLease}. */
@@ -46,11 +46,22 @@ export async function measureLease(opts: { slices: number; basePort: number; log
       const lessee = m.orgs.find((o) => !study.holders.includes(o.id)) as DevnetOrg
       const cl = await clientOf(lessee)
       const st = await cl.status()
-      const consent = signTx(patient.keys.signer, {
+      const view = await cl.study(study.studyId)
+      const signer = new PatientStudyKeys(patient.keys).signerFor(fromHex(study.studyId), fromHex(view.owner ?? ''), fromHex(view.ownerEphemeral ?? ''))
+      if (signer === null) throw new Error("the study is not the patient's")
+      const consent = signTx(signer, {
         chainId: st.chainId,
         type: consentTx.name,
-        nonce: await cl.nonce(toHex(patient.keys.signer.publicKey)),
-        payload: { studyId: null, anyOrg: true, orgs: [], purposes: [], scopes: ['images' as const], maxDurationMs: 30 * 86_400_000, researchPool: false },
+        nonce: await cl.nonce(toHex(signer.publicKey)),
+        payload: {
+          studyId: fromHex(study.studyId),
+          anyOrg: true,
+          orgs: [],
+          purposes: [],
+          scopes: ['images' as const],
+          maxDurationMs: 30 * 86_400_000,
+          researchPool: false,
+        },
       })
       await cl.tx(await cl.submitTx(consent.bytes), 30_000)
       opts.log(`  study of ${(study.size / 1e6).toFixed(0)} MB held by ${study.holders.join(', ')}; ${lessee.id} requests a lease`)

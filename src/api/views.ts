@@ -108,8 +108,10 @@ export interface StudyView {
   readonly studyId: string
   /** The organization that keeps the study and decides on its leases (unless the patient does). */
   readonly custodian: string
-  /** The owning patient's Ed25519 key, or null when the study has no owner. */
+  /** The study's own owner key (Ed25519, derived for this study from the patient's key), or null when the study has no owner. */
   readonly owner: string | null
+  /** The ephemeral X25519 key from which the patient derives the owner key, or null without an owner. */
+  readonly ownerEphemeral: string | null
   readonly contentRoot: string
   readonly size: number
   readonly chunkCount: number
@@ -205,7 +207,7 @@ export interface AddedStudyView {
   readonly instances: number
   readonly chunks: number
   readonly size: number
-  /** The owning patient's key, or null. */
+  /** The study's own owner key (derived from the patient's key), or null. */
   readonly owner: string | null
   /** Organizations that confirmed they hold all of it (this one included), in placement order. */
   readonly holders: readonly string[]

@@ -22,7 +22,6 @@ export {
   getErased,
   isErased,
   listErased,
-  ownsStudies,
   getStudy,
   listStudies,
   studyToJSON,

@@ -34,8 +34,11 @@ function encodeBody(b: TxBody): Uint8Array {
   return encodeTrusted([b.chainId, b.type, b.sender, u64(b.nonce), t.encode(b.payload)])
 }
 
+/** What signs a transaction: an Ed25519 key (an organization's signer, or a study's owner key: StudyOwnerSigner). */
+export type TxSigner = Pick<Ed25519Signer, 'publicKey' | 'sign'>
+
 /** Signs a transaction body with `signer` (whose key becomes the sender). */
-export function signTx<P>(signer: Ed25519Signer, body: Omit<TxBody<P>, 'sender'>): Tx<P> {
+export function signTx<P>(signer: TxSigner, body: Omit<TxBody<P>, 'sender'>): Tx<P> {
   const full: TxBody<P> = { ...body, sender: signer.publicKey }
   const bodyBytes = encodeBody(full)
   const signature = signer.sign(signingBytes(DOMAIN.TX_SIGN, bodyBytes))

@@ -28,6 +28,10 @@ export const DOMAIN = {
   ENVELOPE_KEM: 'radchain/envelope-kem/v1',
   /** HKDF-SHA256 info of a key envelope's AES-256-GCM key (envelope.ts). */
   ENVELOPE_KEY: 'radchain/envelope-key/v1',
+  /** Tweak h of a study's owner key O = A + h*B from the shared secret, the ephemeral key and the study id (study-owner.ts). */
+  STUDY_OWNER: 'radchain/study-owner/v1',
+  /** Nonce prefix of the signer for a study's owner key, from the patient's RFC 8032 prefix and h (study-owner.ts). */
+  STUDY_OWNER_NONCE: 'radchain/study-owner-nonce/v1',
 } as const
 
 /** One of the DOMAIN tags. */

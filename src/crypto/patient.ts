@@ -6,9 +6,10 @@ import { MLKEM768_PUBLIC_KEY_BYTES, mlkemFromX25519Private } from './mlkem.js'
 import { X25519_KEY_BYTES } from './x25519.js'
 
 /*
- * A patient key is shaped like an organization's: an Ed25519 key that signs
- * (consent, approvals; its public half is the owner of a study on the ledger)
- * and an X25519 key from which the ML-KEM-768 key pair is derived
+ * A patient key is shaped like an organization's: an Ed25519 key A and an
+ * X25519 key X. Each study's owner key on the ledger is derived from both
+ * for that study alone (study-owner.ts), and the patient signs consent and
+ * approvals with that study key. X is also the key from which the ML-KEM-768 key pair is derived
  * (mlkemFromX25519Private), for key envelopes. The secret lives in a keystore
  * file (saveKeystore/loadKeystore) like an organization's. The public key
  * travels as text:
@@ -43,15 +44,23 @@ export function encodePatientPublicKey(k: PatientPublicKey): string {
   return PATIENT_KEY_PREFIX + Buffer.from(concatBytes(k.sign, k.x25519, k.mlkem)).toString('base64url')
 }
 
-/** Short printable fingerprint of a patient key: the hex of its Ed25519 key (what the ledger records as owner). */
+/**
+ * Short printable fingerprint of a patient key: the hex of its Ed25519 key.
+ * The ledger never records it: each study has its own owner key
+ * (deriveStudyOwner).
+ */
 export function patientKeyId(k: PatientPublicKey): string {
   return toHex(k.sign)
 }
 
-/** Why a patient public key was refused: PATIENT_BAD_KEY, not a key in the text form, or not a readable file holding one. */
-export type PatientKeyCode = ErrorCodes<'PATIENT_BAD_KEY'>
+/**
+ * Patient key failures: PATIENT_BAD_KEY, not a key in the text form, or not a
+ * readable file holding one; PATIENT_NOT_OWNER, a study that is not this
+ * patient's; PATIENT_BAD_POLICY, a standing consent file that cannot be read.
+ */
+export type PatientKeyCode = ErrorCodes<'PATIENT_BAD_KEY' | 'PATIENT_NOT_OWNER' | 'PATIENT_BAD_POLICY'>
 
-/** A refused patient public key. */
+/** A refused patient key, study or policy file. */
 export class PatientKeyError extends RadError<PatientKeyCode> {
   constructor(code: PatientKeyCode, message: string, opts?: { cause?: unknown }) {
     super(code, message, opts)

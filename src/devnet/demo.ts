@@ -2,8 +2,8 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ApiClient, AuditEventView, LeaseView } from '../api/index.js'
-import { sleep, toHex } from '../util/index.js'
-import { encodePatientPublicKey, generatePatientKeys, type OrgKeys } from '../crypto/index.js'
+import { fromHex, sleep, toHex } from '../util/index.js'
+import { PatientStudyKeys, encodePatientPublicKey, generatePatientKeys, type OrgKeys } from '../crypto/index.js'
 import { consentTx, signTx, type TxType } from '../chain/index.js'
 import { pixelDigest, readDicom } from '../study/index.js'
 import { DevnetError } from './errors.js'
@@ -36,10 +36,13 @@ async function digestsOf(files: readonly string[]): Promise<string[]> {
   return (await Promise.all(files.map(async (f) => pixelDigest(await readDicom(f)).digest))).sort()
 }
 
-/** A patient-signed transaction submitted through a node, waited for until final. */
-async function patientTx<P>(c: ApiClient, keys: OrgKeys, type: TxType<P>, payload: P): Promise<void> {
+/** A transaction signed with the owner key of the patient's study `studyId`, submitted through a node, waited for until final. */
+async function patientTx<P>(c: ApiClient, keys: OrgKeys, studyId: string, type: TxType<P>, payload: P): Promise<void> {
   const st = await c.status()
-  const tx = signTx(keys.signer, { chainId: st.chainId, type: type.name, nonce: await c.nonce(toHex(keys.signer.publicKey)), payload })
+  const study = await c.study(studyId)
+  const signer = new PatientStudyKeys(keys).signerFor(fromHex(studyId), fromHex(study.owner ?? ''), fromHex(study.ownerEphemeral ?? ''))
+  if (signer === null) throw new DevnetError('DEMO_FAILED', `study ${studyId} is not the patient's`)
+  const tx = signTx(signer, { chainId: st.chainId, type: type.name, nonce: await c.nonce(toHex(signer.publicKey)), payload })
   const r = await c.tx(await c.submitTx(tx.bytes), 30_000)
   if (r.status !== 'final') throw new DevnetError('DEMO_FAILED', `${type.name} not final: ${r.error?.message ?? r.status}`)
 }
@@ -111,8 +114,8 @@ async function imagingStory(dir: string, orgs: readonly DevnetOrg[], say: (line:
   )
 
   say("9. The patient consents: images, for any organization, up to 30 days; the imaging center's node grants on its own")
-  await patientTx(cn, patient.keys, consentTx, {
-    studyId: null,
+  await patientTx(cn, patient.keys, sid, consentTx, {
+    studyId: fromHex(sid),
     anyOrg: true,
     orgs: [],
     purposes: [],

@@ -374,7 +374,7 @@ export class StudyJobs {
           chunkSize: this.#chain.params().chunkSize,
           custodianId,
           custodian,
-          ...(owner === undefined ? {} : { owner: { key: owner.sign, x25519: owner.x25519, mlkem: owner.mlkem } }),
+          ...(owner === undefined ? {} : { owner }),
           store,
           onProgress: (p) => this.#update(id, { filesDone: filesBefore + p.files, bytes: bytesBefore + p.bytes }),
         })
@@ -398,7 +398,7 @@ export class StudyJobs {
           instances: studyFiles.length,
           chunks: packed.payload.chunkCount,
           size: packed.payload.size,
-          owner: owner === undefined ? null : toHex(owner.sign),
+          owner: packed.payload.owner === null ? null : toHex(packed.payload.owner),
           holders: [],
           target: 0,
           durable: false,

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
 import type { RegisterStudyPayload } from '../chain/index.js'
-import { sha256, wrapKey, type EnvelopeRecipient } from '../crypto/index.js'
+import { deriveStudyOwner, sha256, wrapKey, type EnvelopeRecipient } from '../crypto/index.js'
 import { asBuffer, assertBytes, concatBytes, equalBytes, fromHex, utf8 } from '../util/index.js'
 import { StudyError, isStudyError } from './errors.js'
 import { TAG, firstString, type DicomInstance } from './dataset.js'
@@ -90,8 +90,12 @@ export interface PackageStudyOptions {
   custodianId: string
   /** Custodian's envelope public keys. */
   custodian: EnvelopeRecipient
-  /** The patient owning the study: Ed25519 key for the ledger, envelope keys for the study key. */
-  owner?: { key: Uint8Array; x25519: Uint8Array; mlkem: Uint8Array }
+  /**
+   * The patient owning the study (their public key): the study's own owner
+   * key for the ledger is derived from it (deriveStudyOwner), and the study
+   * key is wrapped to its envelope keys.
+   */
+  owner?: { sign: Uint8Array; x25519: Uint8Array; mlkem: Uint8Array }
   store: ChunkSink
   /** Called after each instance: instances packed and pack bytes produced so far. */
   onProgress?: (p: { files: number; bytes: number }) => void
@@ -197,10 +201,12 @@ async function checkOneStudy(files: string[]): Promise<void> {
  */
 export async function packageStudy(files: string[], opts: PackageStudyOptions): Promise<PackagedStudy> {
   if (files.length === 0) throw new TypeError('packageStudy needs at least one file')
-  if (opts.owner !== undefined) assertBytes(opts.owner.key, 32, 'owner key')
+  if (opts.owner !== undefined) assertBytes(opts.owner.sign, 32, 'owner key')
   await checkOneStudy(files)
 
   const studyId = new Uint8Array(randomBytes(16))
+  // The owner key on the ledger is this study's own: nothing in it links the patient's studies.
+  const ownerKey = opts.owner === undefined ? null : deriveStudyOwner(opts.owner, studyId)
   const studyKey = new Uint8Array(randomBytes(32))
   const { dataKey, demographicsKey } = deriveStudyKeys(studyKey, studyId)
   try {
@@ -296,7 +302,7 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
     const payload: RegisterStudyPayload = {
       studyId,
       custodian: opts.custodianId,
-      owner: opts.owner?.key ?? null,
+      owner: ownerKey?.owner ?? null,
       contentRoot: contentRoot(chunkIds),
       size,
       chunkCount: chunkIds.length,
@@ -305,6 +311,7 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
       custodianEnvelope: sha256(custodianEnvelope),
       ownerEnvelope: ownerEnvelope === null ? null : sha256(ownerEnvelope),
       demographics: sha256(demographicsCiphertext),
+      ownerEphemeral: ownerKey?.ephemeral ?? null,
     }
     return {
       payload,

@@ -177,6 +177,8 @@ export const ERROR_CODES = {
   ENVELOPE_MALFORMED: { status: 500, meaning: 'a key envelope has the wrong size or version' },
   ENVELOPE_DECRYPT_FAILED: { status: 500, meaning: "a key envelope does not open with this organization's keys (not wrapped to it, or altered)" },
   PATIENT_BAD_KEY: { status: 400, meaning: 'not a patient public key (`rcpatient1:...`), nor a readable file holding one' },
+  PATIENT_NOT_OWNER: { status: 403, meaning: "the study (or the lease's study) is not one of this patient key's studies" },
+  PATIENT_BAD_POLICY: { status: 400, meaning: "the standing consent file beside the patient key (`<key>.consent.json`) is not radchain's" },
   CONFIG_NOT_FOUND: { status: 404, meaning: 'no radchain node in the data dir: run `radchain init`' },
   CONFIG_INVALID: { status: 400, meaning: "config.json, the options of `radchain init` or the daemon's settings are invalid (the message names the field)" },
   CONFIG_EXISTS: { status: 409, meaning: 'the data dir already holds a radchain node: nothing was changed' },

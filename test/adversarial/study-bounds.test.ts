@@ -54,6 +54,7 @@ function studyPayload(custodian: string, chunkCount: number, size = chunkCount *
     studyId: new Uint8Array(randomBytes(16)),
     custodian,
     owner: null,
+    ownerEphemeral: null,
     contentRoot: new Uint8Array(32).fill(1),
     size,
     chunkCount,

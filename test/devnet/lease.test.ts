@@ -39,7 +39,8 @@ t.test("a lease under the patient's consent: granted by the custodian's node, us
   // The patient watches their studies through the lessee's node.
   const watch = spawn(process.execPath, [cliPath(), 'watch', '--node', o2.dir, '--key', join(work, 'patient.key'), '--json'], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: cleanEnv(),
+    // The secret finds the patient's studies: each has its own owner key on the ledger.
+    env: cleanEnv(env),
   })
   let watched = ''
   watch.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -200,6 +201,41 @@ t.test("a lease under the patient's consent: granted by the custodian's node, us
     'and the original UIDs',
   )
 
+  // A second study of the same patient: its own owner key; the patient tool finds it and controls it as the first.
+  const add2 = await cli(o1, ['study', 'add', join(repoRoot(), 'test/vectors/dicom/CT_small.dcm'), '--patient', join(work, 'patient.key.pub'), '--json'])
+  t.equal(add2.code, 0, add2.stderr)
+  const sid2 = jsonOf<{ studyId: string; owner: string }[]>(t, add2)[0]?.studyId ?? ''
+  const [s1, s2] = [await c2.study(sid), await c2.study(sid2)]
+  t.not(s2.owner, s1.owner, 'the two studies have different owner keys')
+  t.not(s2.ownerEphemeral, s1.ownerEphemeral)
+  const c2consent = await cli(o2, ['patient', 'consent', '--study', sid2, '--key', join(work, 'patient.key'), '--any-org', '--scope', 'images', '--json'])
+  t.equal(c2consent.code, 0, c2consent.stderr)
+  const imagesReq2 = jsonOf<{ leaseId: string }>(t, await cli(o2, ['lease', 'request', sid2, '--scope', 'images', '--duration', '1h', '--json'])).leaseId
+  await waitFor('the second study lease granted under its consent', 30_000, async () =>
+    (await c2.leases('outgoing')).some((l) => l.leaseId === imagesReq2 && l.status === 'granted'),
+  )
+  const rv2 = await cli(o2, ['patient', 'revoke', imagesReq2, '--key', join(work, 'patient.key'), '--json'])
+  t.equal(rv2.code, 0, rv2.stderr)
+  const fullReq2 = jsonOf<{ leaseId: string }>(t, await cli(o2, ['lease', 'request', sid2, '--scope', 'full', '--duration', '1h', '--json'])).leaseId
+  const approve2 = await cli(o2, ['patient', 'approve', fullReq2, '--key', join(work, 'patient.key'), '--json'])
+  t.equal(approve2.code, 0, approve2.stderr)
+  await waitFor('the second study full lease granted on approval', 30_000, async () =>
+    (await c2.leases('outgoing')).some((l) => l.leaseId === fullReq2 && l.status === 'granted'),
+  )
+  const by2 = (await c2.audit(sid2)).filter((e) => e.by.startsWith('patient:')).map((e) => [e.type, e.by])
+  t.same(
+    by2.map((x) => x[0]),
+    ['consent.set', 'lease.revoke', 'lease.approve'],
+    "the patient's consent, revocation and approval on the second study",
+  )
+  t.ok(
+    by2.every((x) => x[1] === `patient:${s2.owner}`),
+    "all signed by the second study's own key",
+  )
+  t.equal((await cli(o1, ['study', 'erase', sid2, '--json'])).code, 0)
+  const e22 = await cli(o2, ['patient', 'erase', sid2, '--key', join(work, 'patient.key'), '--json'])
+  t.equal(e22.code, 0, e22.stderr)
+
   // Erasure: the custodian and the patient both sign; then no node keeps anything of the study.
   const e1 = await cli(o1, ['study', 'erase', sid, '--json'])
   t.equal(e1.code, 0, e1.stderr)
@@ -236,6 +272,7 @@ t.test("a lease under the patient's consent: granted by the custodian's node, us
     [
       'study.register',
       'lease.request',
+      'consent.set',
       'lease.grant',
       'access.record',
       'access.record',
@@ -253,8 +290,8 @@ t.test("a lease under the patient's consent: granted by the custodian's node, us
     ],
   )
   t.same(
-    events.map((e) => (e.by.startsWith('patient:') ? 'patient' : e.by)).filter((_, i) => i !== 6),
-    ['org1', o2.id, 'org1', o2.id, o2.id, 'patient', o2.id, third.id, 'org1', 'patient', 'org1', o2.id, o2.id, 'org1', 'patient'],
+    events.map((e) => (e.by.startsWith('patient:') ? 'patient' : e.by)).filter((_, i) => i !== 7),
+    ['org1', o2.id, 'patient', 'org1', o2.id, o2.id, 'patient', o2.id, third.id, 'org1', 'patient', 'org1', o2.id, o2.id, 'org1', 'patient'],
   )
   t.ok(
     events.every((e, i) => i === 0 || e.height >= (events[i - 1]?.height ?? 0)),
@@ -268,7 +305,11 @@ t.test("a lease under the patient's consent: granted by the custodian's node, us
     .split('\n')
     .map((l) => JSON.parse(l) as { kind: string; for: string[] })
   const seen = [...new Set(kinds.map((k) => k.kind))]
-  t.same(seen, ['lease-requested', 'lease-granted', 'access', 'lease-revoked', 'violation', 'lease-denied', 'erased'], 'the patient was told of every step')
+  t.same(
+    seen,
+    ['lease-requested', 'lease-granted', 'access', 'lease-revoked', 'violation', 'lease-denied', 'study-added', 'erased'],
+    'the patient was told of every step, and of the second study found by its key',
+  )
   t.ok(
     kinds.every((k) => k.for.includes('patient')),
     "each notification concerns the patient's study",

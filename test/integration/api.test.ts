@@ -45,6 +45,7 @@ function studyViewOf(studyId: string): StudyView {
     studyDigest: 'd1'.repeat(32),
     custodianEnvelope: 'e1'.repeat(32),
     ownerEnvelope: null,
+    ownerEphemeral: null,
     demographics: 'e2'.repeat(32),
     height: 3,
     local: { chunkList: true, chunksHeld: 1, chunkCount: 1, custodianEnvelope: true, ownerEnvelope: null, demographics: true, complete: true },

@@ -78,7 +78,7 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
   // A patient who owns one of the studies.
   const kg = await runCli(['patient', 'keygen', '--out', join(dir, 'patient.key'), '--json'], { env })
   t.equal(kg.code, 0, kg.stderr)
-  const patient = jsonOf<{ publicKeyFile: string; owner: string; publicKey: string }>(t, kg)
+  const patient = jsonOf<{ publicKeyFile: string; keyId: string; publicKey: string }>(t, kg)
   t.match(await readFile(patient.publicKeyFile, 'utf8'), /^rcpatient1:[A-Za-z0-9_-]+\n$/)
   t.equal((await stat(join(dir, 'patient.key'))).mode & 0o777, 0o600, 'the patient secret is readable by its owner only')
   assertOneLineError(t, await runCli(['patient', 'keygen', '--out', join(dir, 'patient.key')], { env }), /already exists/, 'keygen over an existing key')
@@ -111,7 +111,8 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
   t.equal(studies.length, 5, 'five studies in the samples')
   t.ok(secrets.size > 10, `${secrets.size} identifying values to look for`)
   const ct = studies.find((s) => s.input === 'CT_small.dcm')
-  t.equal(ct?.study.owner, patient.owner, 'the owned study names its patient')
+  t.match(ct?.study.owner, /^[0-9a-f]{64}$/, 'the owned study has an owner key')
+  t.not(ct?.study.owner, patient.keyId, "the study's own key, not the patient's")
 
   // ls and show
   const ls = await cli(['study', 'ls', '--json'])
@@ -123,7 +124,8 @@ t.test('study add, then get (images and full scope), ls and show, for every samp
     'every study is complete on its custodian',
   )
   const show = jsonOf<StudyView>(t, await cli(['study', 'show', ct?.study.studyId ?? '', '--json']))
-  t.equal(show.owner, patient.owner)
+  t.equal(show.owner, ct?.study.owner)
+  t.match(show.ownerEphemeral, /^[0-9a-f]{64}$/)
   t.equal(show.custodian, 'org1')
   t.same(show.local, {
     chunkList: true,

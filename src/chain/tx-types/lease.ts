@@ -5,7 +5,7 @@ import { TxError } from '../errors.js'
 import { ORG_ID_RE, getOrg, orgBySignKey } from '../orgs.js'
 import type { StateMap, StateOverlay } from '../state.js'
 import { getEnvelopeKeys } from './kem.js'
-import { getStudy, isErased, ownsStudies, type StudyRecord } from './study.js'
+import { getStudy, isErased, type StudyRecord } from './study.js'
 import type { TxContext, TxType } from './types.js'
 
 /*
@@ -14,7 +14,9 @@ import type { TxContext, TxType } from './types.js'
  * header time), never a clock.
  *
  * State:
- *   cs/<owner hex>/<study hex | *>   consent policy of a patient, per study or for all their studies
+ *   cs/<owner hex>/<study hex>      consent policy of a study, set with the study's own owner key
+ *                                   (no policy for "all my studies" on the ledger: it would link them;
+ *                                   the patient's tool sets one per study instead)
  *   ls/<lease id hex>               a lease (the id is the request transaction's id)
  */
 
@@ -33,8 +35,8 @@ export const MAX_PURPOSE_BYTES = 200
 
 /** A patient's consent policy. */
 export interface ConsentPolicy {
-  /** The study it is for, or null for all the patient's studies (a study's own policy wins). */
-  readonly studyId: Uint8Array | null
+  /** The study it is for (signed by that study's owner key). */
+  readonly studyId: Uint8Array
   /** Any admitted organization may be granted without asking... */
   readonly anyOrg: boolean
   /** ...or these organizations. */
@@ -73,7 +75,7 @@ export interface LeaseRecord {
   readonly reason: string
 }
 
-const CONSENT_KEY = (owner: Uint8Array, studyId: Uint8Array | null): string => `cs/${toHex(owner)}/${studyId === null ? '*' : toHex(studyId)}`
+const CONSENT_KEY = (owner: Uint8Array, studyId: Uint8Array): string => `cs/${toHex(owner)}/${toHex(studyId)}`
 const LEASE_KEY = (id: Uint8Array): string => `ls/${toHex(id)}`
 const EMPTY = new Uint8Array(0)
 
@@ -90,17 +92,16 @@ function duration(v: unknown, what: string): number {
 }
 
 function policyToWire(p: ConsentPolicy): Encodable {
-  return [p.studyId ?? EMPTY, p.anyOrg, [...p.orgs], [...p.purposes], [...p.scopes], u64(p.maxDurationMs), p.researchPool]
+  return [p.studyId, p.anyOrg, [...p.orgs], [...p.purposes], [...p.scopes], u64(p.maxDurationMs), p.researchPool]
 }
 
 function policyFromWire(raw: unknown): ConsentPolicy {
   const a = asArray(raw, 'consent', 7)
-  const sid = asBytes(a[0], 'consent.studyId', undefined, 16)
-  if (sid.length !== 0 && sid.length !== 16) throw new CodecError('CODEC_SCHEMA', 'consent.studyId: 16 bytes or empty')
+  const sid = asBytes(a[0], 'consent.studyId', 16)
   const scopes = asArray(a[4], 'consent.scopes', undefined, 2).map((x) => asEnum(x, 'consent.scope', LEASE_SCOPES))
   if (new Set(scopes).size !== scopes.length) throw new CodecError('CODEC_SCHEMA', 'consent.scopes: repeated scope')
   return {
-    studyId: sid.length === 0 ? null : sid,
+    studyId: sid,
     anyOrg: asBool(a[1], 'consent.anyOrg'),
     orgs: asArray(a[2], 'consent.orgs', undefined, 64).map((x) => orgIdOf(x, 'consent.org')),
     purposes: asArray(a[3], 'consent.purposes', undefined, 16).map((x) => asString(x, 'consent.purpose', MAX_PURPOSE_BYTES)),
@@ -112,7 +113,7 @@ function policyFromWire(raw: unknown): ConsentPolicy {
 
 function policyToJSON(p: ConsentPolicy): Record<string, unknown> {
   return {
-    studyId: p.studyId === null ? null : toHex(p.studyId),
+    studyId: toHex(p.studyId),
     anyOrg: p.anyOrg,
     orgs: p.orgs,
     purposes: p.purposes,
@@ -227,9 +228,9 @@ export function leaseActive(l: LeaseRecord, time: number): boolean {
   return l.status === 'granted' && time < l.expiry
 }
 
-/** The consent policy that applies to a study of `owner`: its own, else the one for all their studies. */
+/** The consent policy the owner key `owner` set for its study. */
 export function consentFor(s: StateMap | StateOverlay, owner: Uint8Array, studyId: Uint8Array): ConsentPolicy | undefined {
-  const b = s.get(CONSENT_KEY(owner, studyId)) ?? s.get(CONSENT_KEY(owner, null))
+  const b = s.get(CONSENT_KEY(owner, studyId))
   return b === undefined ? undefined : policyFromWire(decodeCanonical(b))
 }
 
@@ -275,17 +276,15 @@ function isOwner(ctx: TxContext, st: StudyRecord): boolean {
   return st.owner !== null && equalBytes(st.owner, ctx.sender)
 }
 
-/** `consent.set`: a patient sets the consent policy of one of their studies, or of all. */
+/** `consent.set`: a patient sets the consent policy of one of their studies, signed with that study's owner key. */
 export const consentTx: TxType<ConsentPolicy> = {
   name: 'consent.set',
   decode: policyFromWire,
   encode: policyToWire,
   toJSON: policyToJSON,
   apply(ctx, p) {
-    if (p.studyId !== null) {
-      const st = studyOf(ctx, p.studyId)
-      if (!isOwner(ctx, st)) throw new TxError('TX_UNAUTHORIZED', 'only the patient who owns the study sets its consent')
-    } else if (!ownsStudies(ctx.state, ctx.sender)) throw new TxError('TX_UNAUTHORIZED', 'this key owns no study')
+    const st = studyOf(ctx, p.studyId)
+    if (!isOwner(ctx, st)) throw new TxError('TX_UNAUTHORIZED', 'only the patient who owns the study sets its consent')
     if (p.maxDurationMs > MAX_LEASE_MS) throw new TxError('TX_INVALID', 'maxDurationMs too long')
     ctx.state.set(CONSENT_KEY(ctx.sender, p.studyId), encodeTrusted(policyToWire(p)))
   },

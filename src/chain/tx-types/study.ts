@@ -14,7 +14,11 @@ export interface RegisterStudyPayload {
   readonly studyId: Uint8Array
   /** Organization that keeps the study (the sender). */
   readonly custodian: string
-  /** Patient public key (Ed25519) that owns the study, or null when the custodian decides. */
+  /**
+   * The study's own owner key (Ed25519), derived for this study from the
+   * patient's key (deriveStudyOwner: no two studies of one patient share it),
+   * or null when the custodian decides.
+   */
   readonly owner: Uint8Array | null
   /** Merkle root over the chunk ids. */
   readonly contentRoot: Uint8Array
@@ -30,6 +34,8 @@ export interface RegisterStudyPayload {
   readonly ownerEnvelope: Uint8Array | null
   /** Hash of the encrypted demographics record (kept off the ledger beside the chunks). */
   readonly demographics: Uint8Array
+  /** The ephemeral X25519 key from which the patient derives the owner key (deriveStudyOwner), or null without an owner. */
+  readonly ownerEphemeral: Uint8Array | null
 }
 
 /** A registered study as the state keeps it. */
@@ -39,8 +45,6 @@ export interface StudyRecord extends RegisterStudyPayload {
 }
 
 const STUDY_KEY = (id: Uint8Array): string => `st/${toHex(id)}`
-/** Studies a patient key owns (a count), so that only owners may set a policy for all their studies. */
-const OWNED_KEY = (owner: Uint8Array): string => `ow/${toHex(owner)}`
 /** Tombstone of an erased study: its registration, and the height and chain time of the erasure. */
 const ERASED_KEY = (id: Uint8Array): string => `sx/${toHex(id)}`
 /** Who signed an erasure so far: [custodian signed, owner signed]. */
@@ -60,6 +64,7 @@ function payloadToWire(p: RegisterStudyPayload): Encodable {
     p.custodianEnvelope,
     p.ownerEnvelope ?? EMPTY,
     p.demographics,
+    p.ownerEphemeral ?? EMPTY,
   ]
 }
 
@@ -70,7 +75,7 @@ function optional32(v: unknown, what: string): Uint8Array | null {
 }
 
 function payloadFromWire(raw: unknown): RegisterStudyPayload {
-  const a = asArray(raw, 'study', 11)
+  const a = asArray(raw, 'study', 12)
   return {
     studyId: asBytes(a[0], 'study.studyId', 16),
     custodian: asString(a[1], 'study.custodian', 63),
@@ -83,6 +88,7 @@ function payloadFromWire(raw: unknown): RegisterStudyPayload {
     custodianEnvelope: asBytes(a[8], 'study.custodianEnvelope', 32),
     ownerEnvelope: optional32(a[9], 'study.ownerEnvelope'),
     demographics: asBytes(a[10], 'study.demographics', 32),
+    ownerEphemeral: optional32(a[11], 'study.ownerEphemeral'),
   }
 }
 
@@ -119,6 +125,7 @@ export function studyToJSON(p: RegisterStudyPayload): StudyJSON {
     custodianEnvelope: toHex(p.custodianEnvelope),
     ownerEnvelope: p.ownerEnvelope === null ? null : toHex(p.ownerEnvelope),
     demographics: toHex(p.demographics),
+    ownerEphemeral: p.ownerEphemeral === null ? null : toHex(p.ownerEphemeral),
   }
 }
 
@@ -135,6 +142,7 @@ export type StudyJSON = {
   readonly custodianEnvelope: string
   readonly ownerEnvelope: string | null
   readonly demographics: string
+  readonly ownerEphemeral: string | null
 }
 
 /** `study.register`: the custodian organization registers an encrypted study. */
@@ -158,20 +166,11 @@ export const registerStudyTx: TxType<RegisterStudyPayload> = {
       throw new TxError('TX_INVALID', 'study size does not match its chunk count and size')
     }
     if ((p.owner === null) !== (p.ownerEnvelope === null)) throw new TxError('TX_INVALID', 'an owner needs an owner envelope, and only an owner has one')
+    if ((p.owner === null) !== (p.ownerEphemeral === null)) throw new TxError('TX_INVALID', 'an owner needs its ephemeral key, and only an owner has one')
     if (p.owner !== null && equalBytes(p.owner, ctx.sender)) throw new TxError('TX_INVALID', 'the owner is a patient key, not the custodian')
     if (ctx.state.get(ERASED_KEY(p.studyId)) !== undefined) throw new TxError('TX_INVALID', `study ${toHex(p.studyId)} was erased`)
     ctx.state.set(STUDY_KEY(p.studyId), encodeTrusted([payloadToWire(p), u64(ctx.height)]))
-    if (p.owner !== null) {
-      const b = ctx.state.get(OWNED_KEY(p.owner))
-      const n = b === undefined ? 0 : asU64Number(decodeCanonical(b), 'owned')
-      ctx.state.set(OWNED_KEY(p.owner), encodeTrusted(u64(n + 1)))
-    }
   },
-}
-
-/** Whether `owner` owns at least one registered study. */
-export function ownsStudies(s: StateMap | StateOverlay, owner: Uint8Array): boolean {
-  return s.get(OWNED_KEY(owner)) !== undefined
 }
 
 /** Whether a study was erased. */

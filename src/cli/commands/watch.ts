@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { toHex } from '../../util/index.js'
+import { fromHex, toHex } from '../../util/index.js'
 import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { clientFor } from '../target.js'
 
@@ -24,24 +24,29 @@ export function registerWatchCommand(program: Command): void {
         "live notifications for this node's organization and, with --key, for a patient's studies: study added, access requested, granted, used, revoked, violation, erasure",
       ),
   )
-    .option('--key <file>', 'a patient key file (only its public keys are read: no passphrase needed)')
+    .option('--key <file>', "a patient key file: its secret finds the patient's studies (each has its own owner key on the ledger)")
+    .option('--passphrase-file <file>', 'file holding its passphrase (else RADCHAIN_PASSPHRASE)')
     .action(
-      action(async (o: GlobalOpts & { key?: string }) => {
+      action(async (o: GlobalOpts & { key?: string; passphraseFile?: string }) => {
         const client = await clientFor(o.node)
         const me = (await client.status()).orgId
-        const { readKeystorePublicKeys } = await import('../../crypto/index.js')
-        const patient = o.key === undefined ? null : toHex((await readKeystorePublicKeys(o.key)).sign)
+        const { PatientStudyKeys, loadKeystore, readPassphrase } = await import('../../crypto/index.js')
+        const patient = o.key === undefined ? null : new PatientStudyKeys(await loadKeystore(o.key, await readPassphrase(o.passphraseFile)))
+        const patientId = patient === null ? null : toHex(patient.publicKey)
         const ac = new AbortController()
         const stop = (): void => ac.abort()
         process.once('SIGINT', stop)
         process.once('SIGTERM', stop)
-        const studies = new Map<string, { custodian: string; owner: string | null }>()
-        const studyOf = async (id: string): Promise<{ custodian: string; owner: string | null } | undefined> => {
+        const studies = new Map<string, { custodian: string; mine: boolean }>()
+        const studyOf = async (id: string): Promise<{ custodian: string; mine: boolean } | undefined> => {
           const known = studies.get(id)
           if (known !== undefined) return known
           const s = await client.study(id).catch(() => undefined)
           if (s === undefined) return undefined
-          const v = { custodian: s.custodian, owner: s.owner }
+          // The patient's study: its owner key derives from the patient's key (one X25519 and one point operation).
+          const mine =
+            patient !== null && s.owner !== null && s.ownerEphemeral !== null && patient.owns(fromHex(s.studyId), fromHex(s.owner), fromHex(s.ownerEphemeral))
+          const v = { custodian: s.custodian, mine }
           studies.set(id, v)
           return v
         }
@@ -53,7 +58,7 @@ export function registerWatchCommand(program: Command): void {
           // Said on stderr once the node streams to us (with --json too: stdout stays JSON lines only).
           const opened = (): void => {
             process.stderr.write(
-              `watching for ${[me === null ? null : `organization ${me}`, patient === null ? null : `patient ${patient.slice(0, 16)}…`].filter((x) => x !== null).join(' and ')} (Ctrl-C stops)\n`,
+              `watching for ${[me === null ? null : `organization ${me}`, patientId === null ? null : `patient ${patientId.slice(0, 16)}…`].filter((x) => x !== null).join(' and ')} (Ctrl-C stops)\n`,
             )
           }
           for await (const ev of client.events(ac.signal, ['block'], opened)) {
@@ -72,7 +77,7 @@ export function registerWatchCommand(program: Command): void {
               if (st === undefined) continue
               const why: string[] = []
               if (me !== null && (st.custodian === me || lease?.requester === me)) why.push('organization')
-              if (patient !== null && st.owner === patient) why.push('patient')
+              if (st.mine) why.push('patient')
               if (why.length === 0) continue
               const requester = lease === undefined ? '?' : lease.requester
               const who = String(tx.payload.requester ?? requester)

@@ -36,10 +36,13 @@ function run(c: TestChain, x: Tx, dt?: number): string | undefined {
   return r.rejected[0]?.error.code
 }
 
-function study(owner: Uint8Array | null): RegisterStudyPayload {
+/** The id of the study setup() registers (each setup has a chain of its own). */
+const STUDY_ID = new Uint8Array(16).fill(0x5e)
+
+function study(owner: Uint8Array | null, studyId: Uint8Array = new Uint8Array(randomBytes(16))): RegisterStudyPayload {
   const z = (n: number): Uint8Array => new Uint8Array(32).fill(n)
   return {
-    studyId: new Uint8Array(randomBytes(16)),
+    studyId,
     custodian: 'auth-0',
     owner,
     contentRoot: z(1),
@@ -50,11 +53,12 @@ function study(owner: Uint8Array | null): RegisterStudyPayload {
     custodianEnvelope: z(3),
     ownerEnvelope: owner === null ? null : z(4),
     demographics: z(5),
+    ownerEphemeral: owner === null ? null : z(6),
   }
 }
 
 const policy = (over: Partial<ConsentPolicy> = {}): ConsentPolicy => ({
-  studyId: null,
+  studyId: STUDY_ID,
   anyOrg: true,
   orgs: [],
   purposes: [],
@@ -67,7 +71,7 @@ const policy = (over: Partial<ConsentPolicy> = {}): ConsentPolicy => ({
 /** A chain with a study of auth-0 owned by the patient, and auth-1's envelope key published. */
 function setup(owner: Uint8Array | null = patient.publicKey): { c: TestChain; s: RegisterStudyPayload } {
   const c = chain()
-  const s = study(owner)
+  const s = study(owner, STUDY_ID)
   if (run(c, tx(c, org(c, 'auth-0'), 'study.register', s)) !== undefined) throw new Error('register failed')
   if (run(c, tx(c, org(c, 'auth-1'), 'org.kem', { kemKey: new Uint8Array(randomBytes(1184)) })) !== undefined) throw new Error('kem failed')
   return { c, s }
@@ -96,7 +100,7 @@ t.test('request, consent, grant, access, expiry', async (t) => {
   const env = new Uint8Array(randomBytes(32))
   const grant = tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: id, envelope: env })
   t.equal(run(c, grant), 'TX_UNAUTHORIZED', 'no consent policy: the custodian alone cannot grant')
-  t.equal(run(c, tx(c, patient, 'consent.set', policy())), undefined, 'the patient sets a policy for all their studies')
+  t.equal(run(c, tx(c, patient, 'consent.set', policy())), undefined, 'the patient sets the study policy with its owner key')
   const g = tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: id, envelope: env })
   t.ok(g.bytes.length <= 512, `grant: ${g.bytes.length} bytes`)
   t.equal(run(c, g), undefined, 'covered by consent: granted')
@@ -134,8 +138,8 @@ t.test('who may do what', async (t) => {
     'TX_INVALID',
     'unknown study',
   )
-  t.equal(run(c, tx(c, stranger, 'consent.set', policy())), 'TX_UNAUTHORIZED', 'a key that owns nothing sets no policy')
-  t.equal(run(c, tx(c, stranger, 'consent.set', policy({ studyId: s.studyId }))), 'TX_UNAUTHORIZED', 'nor one for a study it does not own')
+  t.equal(run(c, tx(c, stranger, 'consent.set', policy({ studyId: s.studyId }))), 'TX_UNAUTHORIZED', 'a key sets no policy for a study it does not own')
+  t.equal(run(c, tx(c, patient, 'consent.set', policy({ studyId: new Uint8Array(16) }))), 'TX_INVALID', 'nor for a study that does not exist')
   t.equal(run(c, tx(c, patient, 'consent.set', policy({ scopes: ['images'] }))), undefined)
 
   // Full scope is not covered: the patient must approve.
@@ -165,7 +169,7 @@ t.test('who may do what', async (t) => {
   t.equal(run(c, tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: other.id, envelope: env })), 'TX_INVALID', 'a denied lease cannot be granted')
 })
 
-t.test('a policy names organizations, durations and purposes; a study policy wins over the general one', async (t) => {
+t.test('a policy names organizations, durations and purposes; a new policy replaces the old one', async (t) => {
   const { c, s } = setup()
   t.equal(run(c, tx(c, patient, 'consent.set', policy({ anyOrg: false, orgs: ['auth-1'], purposes: ['second opinion'], maxDurationMs: 10 * DAY }))), undefined)
   const env = new Uint8Array(32).fill(1)
@@ -179,11 +183,35 @@ t.test('a policy names organizations, durations and purposes; a study policy win
     t.equal(run(c, r.x), undefined)
     t.equal(run(c, tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: r.id, envelope: env })), code, what)
   }
-  // A stricter policy for this study wins.
+  // A stricter policy replaces it.
   t.equal(run(c, tx(c, patient, 'consent.set', policy({ studyId: s.studyId, anyOrg: false, orgs: ['auth-3'] }))), undefined)
   const r = request(c, s)
   t.equal(run(c, r.x), undefined)
-  t.equal(run(c, tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: r.id, envelope: env })), 'TX_UNAUTHORIZED', 'the study policy does not name auth-1')
+  t.equal(run(c, tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: r.id, envelope: env })), 'TX_UNAUTHORIZED', 'the new policy does not name auth-1')
+})
+
+t.test('consent is per study key: no policy for all studies, none that reaches another study', async (t) => {
+  const { c } = setup()
+  // A second study of the same patient, registered under another owner key (as deriveStudyOwner gives each study).
+  const owner2 = testSigner('patient, second study')
+  const s2 = study(owner2.publicKey)
+  t.equal(run(c, tx(c, org(c, 'auth-0'), 'study.register', s2)), undefined)
+  t.equal(run(c, tx(c, patient, 'consent.set', policy())), undefined, "the first study's key sets its policy")
+  t.equal(run(c, tx(c, patient, 'consent.set', policy({ studyId: s2.studyId }))), 'TX_UNAUTHORIZED', "the first study's key cannot set the second's")
+  const r = request(c, s2)
+  t.equal(run(c, r.x), undefined)
+  t.equal(
+    run(c, tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: r.id, envelope: new Uint8Array(32) })),
+    'TX_UNAUTHORIZED',
+    'the first policy does not cover the second study',
+  )
+  t.equal(run(c, tx(c, owner2, 'consent.set', policy({ studyId: s2.studyId }))), undefined, "the second study's key sets its own")
+  t.equal(run(c, tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: r.id, envelope: new Uint8Array(32) })), undefined)
+  t.same(
+    [...c.state.keys()].filter((k) => k.startsWith('ow/') || k.endsWith('/*')),
+    [],
+    'no per-owner count and no policy for all studies in the state',
+  )
 })
 
 t.test('without an owner the custodian decides; the requester needs an envelope key', async (t) => {
@@ -222,6 +250,7 @@ t.test('malformed lease payloads are refused at decode', async (t) => {
     ['lease.request', { studyId: new Uint8Array(16), scope: 'images', durationMs: DAY, purpose: 'x'.repeat(201) }],
     ['lease.grant', { leaseId: new Uint8Array(31), envelope: new Uint8Array(32) }],
     ['org.kem', { kemKey: new Uint8Array(100) }],
+    ['consent.set', policy({ studyId: new Uint8Array(0) })],
   ]
   for (const [type, payload] of bad) {
     let x: Tx

@@ -498,6 +498,7 @@ function studyTx(c: TestChain, custodian: TestOrg, chunkCount: number, nonceOffs
     studyId: sha256(utf8(`study/${chunkCount}/${c.head.header.height}/${nonceOffset}`)).slice(0, 16),
     custodian: custodian.id,
     owner: null,
+    ownerEphemeral: null,
     contentRoot: new Uint8Array(32).fill(1),
     size: chunkCount * (STUDY_CHUNK + 16) - 100,
     chunkCount,

@@ -20,6 +20,7 @@ function payload(custodian: string, over: Partial<RegisterStudyPayload> = {}): R
     custodianEnvelope: new Uint8Array(32).fill(3),
     ownerEnvelope: new Uint8Array(32).fill(4),
     demographics: new Uint8Array(32).fill(5),
+    ownerEphemeral: new Uint8Array(32).fill(6),
     ...over,
   }
 }
@@ -57,6 +58,8 @@ t.test('refusals', async (t) => {
     ['size does not fit the chunks', member, payload('member-0', { size: 10 * CHUNK }), 'TX_INVALID'],
     ['owner without envelope', member, payload('member-0', { ownerEnvelope: null }), 'TX_INVALID'],
     ['envelope without owner', member, payload('member-0', { owner: null }), 'TX_INVALID'],
+    ['owner without ephemeral key', member, payload('member-0', { ownerEphemeral: null }), 'TX_INVALID'],
+    ['ephemeral key without owner', member, payload('member-0', { owner: null, ownerEnvelope: null }), 'TX_INVALID'],
   ]
   for (const [what, signer, p, code] of cases) {
     const r = advance(c, [tx(c, signer, p)])
@@ -66,7 +69,7 @@ t.test('refusals', async (t) => {
       what,
     )
   }
-  const p = payload('member-0', { owner: null, ownerEnvelope: null })
+  const p = payload('member-0', { owner: null, ownerEnvelope: null, ownerEphemeral: null })
   t.same(advance(c, [tx(c, member, p)]).rejected, [], 'no owner: the custodian decides')
   t.same(
     advance(c, [tx(c, member, { ...p })]).rejected.map((x) => x.error.code),
@@ -81,6 +84,7 @@ t.test('malformed payloads are refused at decode', async (t) => {
     { ...payload('member-0'), studyId: new Uint8Array(15) },
     { ...payload('member-0'), contentRoot: new Uint8Array(31) },
     { ...payload('member-0'), owner: new Uint8Array(7) },
+    { ...payload('member-0'), ownerEphemeral: new Uint8Array(31) },
   ]
   for (const p of bad) {
     const x = tx(c, signerOf(c, 'member-0'), p)

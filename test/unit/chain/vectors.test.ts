@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { z } from 'zod'
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 import { ed25519 } from '@noble/curves/ed25519.js'
-import { Ed25519Signer } from '../../../src/crypto/index.js'
+import { Ed25519Signer, PatientStudyKeys, verifyEd25519, x25519FromPrivate } from '../../../src/crypto/index.js'
 import { concatBytes, fromHex, toHex, utf8 } from '../../../src/util/index.js'
 import {
   applyBlock,
@@ -21,6 +21,8 @@ import {
   proposerFor,
   signPrecommit,
   signTx,
+  consentTx,
+  registerStudyTx,
   verifyCertificate,
   type Genesis,
   type Parent,
@@ -70,6 +72,46 @@ const Vectors = z.object({
     txRoot: hex32,
   }),
   merkle: z.array(z.object({ leaves: z.number().int().nonnegative(), root: hex32 })).min(5),
+  study: z.object({
+    note: z.string(),
+    register: z.object({
+      custodianSeed: hex32,
+      payload: z.object({
+        studyId: hex.length(32),
+        custodian: z.string(),
+        owner: hex32,
+        contentRoot: hex32,
+        size: z.number().int(),
+        chunkCount: z.number().int(),
+        chunkSize: z.number().int(),
+        studyDigest: hex32,
+        custodianEnvelope: hex32,
+        ownerEnvelope: hex32,
+        demographics: hex32,
+        ownerEphemeral: hex32,
+      }),
+      sender: hex32,
+      bytes: hex,
+      id: hex32,
+      signature: hex.length(128),
+    }),
+    consent: z.object({
+      patientCase: z.number().int(),
+      policy: z.object({
+        studyId: hex.length(32),
+        anyOrg: z.boolean(),
+        orgs: z.array(z.string()),
+        purposes: z.array(z.string()),
+        scopes: z.array(z.enum(['images', 'full'])),
+        maxDurationMs: z.number().int(),
+        researchPool: z.boolean(),
+      }),
+      sender: hex32,
+      bytes: hex,
+      id: hex32,
+      signature: hex.length(128),
+    }),
+  }),
 })
 // After a deliberate format change, `npm run vectors:chain` (scripts/chain-vectors.ts) lists the values that differ and `-- --write` rewrites them.
 const V = Vectors.parse(JSON.parse(readFileSync(new URL('../../vectors/chain.json', import.meta.url), 'utf8')))
@@ -340,4 +382,72 @@ t.test('merkle roots: pinned, and equal to an independent RFC 6962-shaped refere
     tagged('radchain/merkle-leaf/v1', four[1] as Uint8Array),
   )
   t.not(toHex(merkleRoot([nodeAsLeaf])), toHex(merkleRoot(four.slice(0, 2))), 'an inner node is not a valid one-leaf tree')
+})
+
+t.test('study.register with a derived owner key, and the consent.set that key signs: pinned bytes, id and signature', async (t) => {
+  const { register: r, consent: c } = V.study
+  const so = (
+    JSON.parse(readFileSync(new URL('../../vectors/study-owner.json', import.meta.url), 'utf8')) as {
+      cases: Record<'ed25519Seed' | 'x25519Private' | 'studyId' | 'owner' | 'ephemeral', string>[]
+    }
+  ).cases[c.patientCase]
+  if (so === undefined) throw new Error('no study-owner case')
+  t.same([r.payload.studyId, r.payload.owner, r.payload.ownerEphemeral], [so.studyId, so.owner, so.ephemeral], 'owner and ephemeral key from study-owner.json')
+  const pl = r.payload
+  const payload = {
+    ...pl,
+    studyId: fromHex(pl.studyId),
+    owner: fromHex(pl.owner),
+    contentRoot: fromHex(pl.contentRoot),
+    studyDigest: fromHex(pl.studyDigest),
+    custodianEnvelope: fromHex(pl.custodianEnvelope),
+    ownerEnvelope: fromHex(pl.ownerEnvelope),
+    demographics: fromHex(pl.demographics),
+    ownerEphemeral: fromHex(pl.ownerEphemeral),
+  }
+  const reg = signTx(new Ed25519Signer(fromHex(r.custodianSeed)), { chainId: 'radchain-test', type: registerStudyTx.name, nonce: 0, payload })
+  t.equal(toHex(reg.sender), r.sender)
+  t.equal(toHex(reg.bytes), r.bytes, 'register: bytes')
+  t.equal(toHex(reg.id), r.id, 'register: id')
+  t.equal(toHex(reg.signature), r.signature, 'register: signature')
+  // The payload by hand: a fixed array of 12, the ephemeral key last.
+  const b = (h: string): Uint8Array => bin8(fromHex(h))
+  const wire = concatBytes(
+    u8(0x9c),
+    b(pl.studyId),
+    fixstr(pl.custodian),
+    b(pl.owner),
+    b(pl.contentRoot),
+    int64(BigInt(pl.size)),
+    u8(pl.chunkCount),
+    u8(0xcd, pl.chunkSize >> 8, pl.chunkSize & 0xff),
+    b(pl.studyDigest),
+    b(pl.custodianEnvelope),
+    b(pl.ownerEnvelope),
+    b(pl.demographics),
+    b(pl.ownerEphemeral),
+  )
+  t.ok(
+    r.bytes.includes(toHex(wire)),
+    'the payload is [studyId, custodian, owner, contentRoot, size, chunkCount, chunkSize, studyDigest, custodianEnvelope, ownerEnvelope, demographics, ownerEphemeral]',
+  )
+  const dr = decodeTx(fromHex(r.bytes), { chainId: 'radchain-test', maxBytes: 2048 })
+  t.same(registerStudyTx.toJSON(dr.payload as typeof payload), pl, 'register: decodes to the payload')
+
+  const keys = new PatientStudyKeys({ identitySeed: fromHex(so.ed25519Seed), encryption: x25519FromPrivate(fromHex(so.x25519Private)) })
+  const signer = keys.signerFor(payload.studyId, payload.owner, payload.ownerEphemeral)
+  if (signer === null) throw new Error("the study is not the patient's")
+  const cons = signTx(signer, { chainId: 'radchain-test', type: consentTx.name, nonce: 0, payload: { ...c.policy, studyId: fromHex(c.policy.studyId) } })
+  t.equal(toHex(cons.sender), c.sender)
+  t.equal(c.sender, pl.owner, "the consent's sender is the study's owner key")
+  t.equal(toHex(cons.bytes), c.bytes, 'consent: bytes')
+  t.equal(toHex(cons.id), c.id, 'consent: id')
+  t.equal(toHex(cons.signature), c.signature, 'consent: signature')
+  const dc = decodeTx(fromHex(c.bytes), { chainId: 'radchain-test', maxBytes: 2048 })
+  t.same(consentTx.toJSON(dc.payload as Parameters<typeof consentTx.toJSON>[0]), c.policy, 'consent: decodes to the policy')
+  const body = concatBytes(u8(0x95), fixstr('radchain-test'), fixstr('consent.set'), bin8(fromHex(c.sender)), int64(0n))
+  t.ok(c.bytes.includes(toHex(body)), 'consent: body layout [chainId, type, sender, nonce, policy]')
+  const bodyBytes = fromHex(c.bytes).subarray(3, 3 + fromHex(c.bytes)[2]!)
+  t.ok(verifyEd25519(fromHex(c.sender), concatBytes(utf8('radchain/tx-sign/v1'), u8(0), bodyBytes), fromHex(c.signature)), 'the owner key signature verifies')
+  t.ok(ed25519.verify(fromHex(c.signature), concatBytes(utf8('radchain/tx-sign/v1'), u8(0), bodyBytes), fromHex(c.sender)), '@noble/curves agrees')
 })

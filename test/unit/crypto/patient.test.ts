@@ -24,7 +24,11 @@ t.test('a patient public key round-trips through its text form and wraps keys th
   t.equal(text.length, PATIENT_KEY_PREFIX.length + Math.ceil(((32 + 32 + 1184) * 4) / 3), 'base64url of 1,248 bytes')
   const back = parsePatientPublicKey(` ${text}\n`)
   t.same(back, publicKey, 'surrounding whitespace is ignored')
-  t.equal(patientKeyId(back), Buffer.from(keys.signer.publicKey).toString('hex'), 'the id is the Ed25519 key the ledger records')
+  t.equal(
+    patientKeyId(back),
+    Buffer.from(keys.signer.publicKey).toString('hex'),
+    'the id is the Ed25519 key (never on the ledger: each study has its own owner key)',
+  )
 
   // Through a keystore: the same keys come back and open what was wrapped to the public key.
   const dir = await mkdtemp(join(tmpdir(), 'radchain-patient-'))

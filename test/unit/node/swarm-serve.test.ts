@@ -156,6 +156,7 @@ async function fixture(t: Test, opts: { repairAfterMs?: number } = {}): Promise<
     studyDigest: new Uint8Array(32),
     custodianEnvelope: sha256(objects[0] as Uint8Array),
     ownerEnvelope: null,
+    ownerEphemeral: null,
     demographics: sha256(objects[1] as Uint8Array),
   }
   await index.putChunkList(study.studyId, ids)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { generateX25519, merkleRoot, mlkemFromX25519Private, sha256, unwrapKey } from '../../../src/crypto/index.js'
+import { Ed25519Signer, PatientStudyKeys, generateX25519, merkleRoot, mlkemFromX25519Private, sha256, unwrapKey } from '../../../src/crypto/index.js'
 import { toHex } from '../../../src/util/index.js'
 import {
   CHUNK_TAG_BYTES,
@@ -54,13 +54,14 @@ t.test('packages the 4-instance CT study into chunks that decrypt back to it', a
   const store = new MemoryStore()
   const custodian = recipient()
   const owner = recipient()
-  const ownerKey = new Uint8Array(32).fill(9)
+  const ownerSeed = new Uint8Array(32).fill(9)
+  const ownerSign = new Ed25519Signer(ownerSeed).publicKey
   const progress: { files: number; bytes: number }[] = []
   const res = await packageStudy(CT_STUDY, {
     chunkSize: CHUNK_SIZE,
     custodianId: 'hospital-a',
     custodian: custodian.pub,
-    owner: { key: ownerKey, ...owner.pub },
+    owner: { sign: ownerSign, ...owner.pub },
     store,
     onProgress: (p) => progress.push(p),
   })
@@ -70,7 +71,11 @@ t.test('packages the 4-instance CT study into chunks that decrypt back to it', a
   t.equal(progress.at(-1)?.files, 4)
   t.equal(payload.studyId.length, 16)
   t.equal(payload.custodian, 'hospital-a')
-  t.same(payload.owner, ownerKey)
+  // The ledger's owner key is this study's own, derived from the patient's key; the patient finds it.
+  t.not(toHex(payload.owner ?? new Uint8Array()), toHex(ownerSign), "the patient's key itself is not on the ledger")
+  t.equal(payload.ownerEphemeral?.length, 32)
+  const found = new PatientStudyKeys({ identitySeed: ownerSeed, encryption: { privateKey: owner.priv } })
+  t.ok(found.owns(payload.studyId, payload.owner ?? new Uint8Array(), payload.ownerEphemeral ?? new Uint8Array()), 'the patient derives the same owner key')
   t.equal(payload.chunkSize, CHUNK_SIZE)
   t.ok(payload.chunkCount > 2, `several chunks (${payload.chunkCount})`)
   t.equal(chunkIds.length, payload.chunkCount)
@@ -171,6 +176,7 @@ t.test('without an owner: no owner envelope, owner null', async (t) => {
   const res = await packageStudy([CT_STUDY[0] as string], { chunkSize: 1 << 20, custodianId: 'org', custodian: custodian.pub, store })
   t.equal(res.payload.owner, null)
   t.equal(res.payload.ownerEnvelope, null)
+  t.equal(res.payload.ownerEphemeral, null)
   t.equal(res.envelopes.owner, null)
   t.equal(res.payload.chunkCount, 1)
 })
