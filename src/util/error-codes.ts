@@ -153,6 +153,10 @@ export const ERROR_CODES = {
   SWARM_UNAVAILABLE: { status: 503, meaning: 'no reachable organization has what is needed: retry when they are back' },
   SWARM_BAD_LIST: { status: 502, meaning: 'a peer sent a chunk list of the wrong length or that does not match the content root' },
   SWARM_LEASE_ENDED: { status: 403, meaning: 'the lease under which the request was made has ended (expired or revoked)' },
+  SWARM_CLAIM_STALE: {
+    status: 503,
+    meaning: "a lease claim's chain time or block is too far from the holder's chain head (one of the two nodes lags): the request is retried, not penalized",
+  },
   P2P_TIMEOUT: { status: 504, meaning: "a network operation's deadline passed" },
   P2P_ABORTED: { status: 503, meaning: 'a network operation was cancelled, or the node is stopping' },
   P2P_TOO_LARGE: { status: 413, meaning: 'a frame, message or response is above its bound' },
