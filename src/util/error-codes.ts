@@ -149,7 +149,11 @@ export const ERROR_CODES = {
   SWARM_UNKNOWN_STUDY: { status: 404, meaning: 'a peer asked about a study that is not on the ledger' },
   SWARM_NOT_HELD: { status: 404, meaning: 'the peer does not hold that chunk, chunk list or object' },
   SWARM_NOT_ALLOWED: { status: 403, meaning: 'no replication duty nor lease lets this organization fetch that study or object' },
-  SWARM_BAD_REQUEST: { status: 400, meaning: 'a malformed chunk request, or a lease claim whose signature does not verify' },
+  SWARM_BAD_REQUEST: {
+    status: 400,
+    meaning:
+      'a malformed chunk request, or a lease claim whose signature does not verify, that names another holder, or that states another time than the block it names',
+  },
   SWARM_UNAVAILABLE: { status: 503, meaning: 'no reachable organization has what is needed: retry when they are back' },
   SWARM_BAD_LIST: { status: 502, meaning: 'a peer sent a chunk list of the wrong length or that does not match the content root' },
   SWARM_LEASE_ENDED: { status: 403, meaning: 'the lease under which the request was made has ended (expired or revoked)' },
