@@ -1,4 +1,5 @@
 import {
+  TxError,
   blockTimeAt,
   leaseEndedBy,
   servedTx,
@@ -220,9 +221,14 @@ export class LeasePolicy implements SwarmLeasePolicy {
         this.#lastClaim.set(id, { time: claim.time, index: claim.index })
         this.#logger.info('served summary sent', { lease: id, chunks: w.chunks.size, bytes, first: w.first, last: w.last })
       } catch (err) {
-        // Kept for the next look unless the node is stopping; what arrives meanwhile joins it.
-        if (opts.all !== true) this.#windows.set(id, w)
-        this.#logger.warn('served summary not sent; retried', { lease: id, err: errorMessage(err) })
+        // The ledger's rules refuse it (the study was erased, say): dropped. Otherwise (a full mempool, a nonce race)
+        // it is kept for the next look unless the node is stopping; what arrives meanwhile joins it.
+        const refused = err instanceof TxError && (err.code === 'TX_INVALID' || err.code === 'TX_UNAUTHORIZED')
+        if (opts.all !== true && !refused) this.#windows.set(id, w)
+        this.#logger.warn(refused ? 'served summary refused by the ledger rules; dropped' : 'served summary not sent; retried', {
+          lease: id,
+          err: errorMessage(err),
+        })
       }
     }
   }
