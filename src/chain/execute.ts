@@ -8,6 +8,7 @@ import { merkleRoot } from '../crypto/index.js'
 import { authoritySet, quorumSize, type AuthoritySet } from './orgs.js'
 import { getParams, type ChainParams } from './params.js'
 import { StateOverlay, nextStateRoot, type StateMap, type StateWrites } from './state.js'
+import { putBlockTime } from './block-times.js'
 import { TX_TYPES } from './tx-types/registry.js'
 import type { Tx } from './tx.js'
 
@@ -53,8 +54,9 @@ export function parentVoters(s: StateMap | StateOverlay): VoterSet {
   return { members, quorum: quorumSize(members.length) }
 }
 
-// Start of a block: rotation bookkeeping for its proposer and the signers of its parent's certificate.
+// Start of a block: its time in the ring of recent block times, rotation bookkeeping for its proposer and the signers of its parent's certificate.
 function beginBlock(env: BlockEnv, s: StateOverlay, proposer: Uint8Array, lastCommit: CommitCertificate | null): void {
+  putBlockTime(s, env.height, env.time)
   updateRotation(s, proposerOrder(s), env.height, proposer, lastCommit === null ? [] : lastCommit.sigs.map((x) => x.signer))
 }
 

@@ -34,7 +34,10 @@ export { placementOrder, holdersOf } from './placement.js'
 export { getEnvelopeKeys, kemKeyTx, type KemKeyPayload } from './tx-types/kem.js'
 export {
   LEASE_SCOPES,
+  LEASE_CLAIM_BYTES,
+  claimWindowMs,
   leaseClaimBytes,
+  leaseEndedBy,
   leaseOpenAt,
   violationReported,
   violationTx,
@@ -68,3 +71,5 @@ export {
   type LeaseStatus,
   type LeaseJSON,
 } from './tx-types/lease.js'
+export { getServed, servedTx, type ServedClaim, type ServedPayload, type ServedTotals } from './tx-types/served.js'
+export { BLOCK_TIME_RING, blockTimeAt } from './block-times.js'

@@ -55,6 +55,7 @@ const EVENT_TEXT: Record<string, string> = {
   'lease.grant': 'lease granted',
   'lease.deny': 'lease denied',
   'lease.revoke': 'lease revoked',
+  'access.served': 'chunks served under the lease',
   'violation.report': 'VIOLATION: request under an ended lease',
   'study.erase': 'erasure signed',
 }

@@ -5,7 +5,7 @@ import type { AuditEventView } from '../api/index.js'
 import type { ChainService } from './chain-service.js'
 
 const STUDY_TYPES = new Set(['study.register', 'study.erase', 'lease.request', 'consent.set'])
-const LEASE_TYPES = new Set(['lease.approve', 'lease.grant', 'lease.deny', 'lease.revoke', 'access.record', 'violation.report'])
+const LEASE_TYPES = new Set(['lease.approve', 'lease.grant', 'lease.deny', 'lease.revoke', 'access.record', 'access.served', 'violation.report'])
 const LAST_KEY = 'last'
 
 function pad(n: number, w: number): string {
@@ -14,8 +14,9 @@ function pad(n: number, w: number): string {
 
 /**
  * Every study's trail, from the ledger: registration, consent, lease
- * requests, approvals, grants, denials, revocations, access records,
- * erasure, in ledger order. Kept in a node-local index (built from the
+ * requests, approvals, grants, denials, revocations, access records (the
+ * lessee's unwraps and retrievals, and what each holder served under the
+ * lease, with the holder as `by`), violations, erasure, in ledger order. Kept in a node-local index (built from the
  * blocks, so every node lists the same events in the same order), caught up
  * at start from the last indexed height.
  */

@@ -1,4 +1,9 @@
 import {
+  TxError,
+  blockTimeAt,
+  leaseEndedBy,
+  servedTx,
+  type ServedClaim,
   violationReported,
   violationTx,
   type ViolationPayload,
@@ -33,6 +38,7 @@ import type { LeaseView } from '../api/index.js'
 import type { ChainService } from './chain-service.js'
 import { LeaseError, StudyServiceError } from './errors.js'
 import type { SwarmLeasePolicy, SwarmService } from './swarm.js'
+import { CLAIM_MAX_BLOCKS_AHEAD } from './swarm-serve.js'
 
 /** Opens an envelope wrapped to this organization with `context` (the caller zeroes the key). */
 function unwrapOwn(keys: OrgKeys, envelope: Uint8Array, context: Uint8Array): Uint8Array {
@@ -62,11 +68,43 @@ function activeLeaseOf(chain: ChainService, orgId: string, study: StudyRecord, s
   )
 }
 
+/** A served summary goes out once serving under a lease has been quiet this long (ms of the holder's clock)... */
+export const SERVED_QUIET_MS = 10_000
+/** ...at most this long after its window opened while serving goes on, and as soon as the lease has ended. */
+export const SERVED_MAX_WINDOW_MS = 60_000
+/** How often the open windows are looked at (ms). */
+const SERVED_TICK_MS = 2_000
+
+/** What this holder served under one lease since its last summary. Kept in memory: a restart loses the open window. */
+interface ServedWindow {
+  readonly leaseId: Uint8Array
+  /** Distinct chunks served, with their bytes (at most the study's chunk count). */
+  readonly chunks: Map<number, number>
+  envelope: boolean
+  demographics: boolean
+  /** Head times of the first and last request served. */
+  first: number
+  last: number
+  /** The lessee's latest claim (by time, then index): the summary's evidence. */
+  claim: ServedClaim | undefined
+  /** This node's clock when the window opened and at the last request. */
+  readonly openedAt: number
+  lastAt: number
+}
+
+function claimAfter(a: ServedClaim, b: { time: number; index: number } | undefined): boolean {
+  return b === undefined || a.time > b.time || (a.time === b.time && a.index > b.index)
+}
+
 /**
  * The leases' side of serving a study to an organization with no
  * replication duty for it: which objects a lessee may fetch under its
- * active lease, and the ledger report of a request made under an ended one
- * (once per lease). Given to the swarm when it is built.
+ * active lease, the ledger report of a request made under an ended one
+ * (once per lease), and the summaries of what this holder served under each
+ * lease (`access.served`: distinct chunks, bytes, objects, the window in
+ * chain time, and the lessee's latest signed claim as evidence), sent when
+ * serving goes quiet, at most every SERVED_MAX_WINDOW_MS while it goes on,
+ * and when the lease ends. Given to the swarm when it is built.
  */
 export class LeasePolicy implements SwarmLeasePolicy {
   readonly #chain: ChainService
@@ -74,11 +112,34 @@ export class LeasePolicy implements SwarmLeasePolicy {
   readonly #logger: Logger
   /** Leases whose violation this node reported. */
   readonly #reported = new Set<string>()
+  /** Evidence naming a block this node did not have yet, by lease id (hex): one per lease. */
+  readonly #pendingViolations = new Map<string, ViolationPayload>()
+  /** Open served windows, by lease id (hex): one per lease, bounded by the leases on the ledger. */
+  readonly #windows = new Map<string, ServedWindow>()
+  /** The claim the last summary of each lease used: a summary needs a later one. */
+  readonly #lastClaim = new Map<string, { time: number; index: number }>()
+  #timer: NodeJS.Timeout | undefined
 
   constructor(modules: { chain: ChainService; keys: OrgKeys; logger: Logger }) {
     this.#chain = modules.chain
     this.#keys = modules.keys
     this.#logger = modules.logger
+  }
+
+  /** Starts looking at the open served windows. */
+  start(): void {
+    this.#timer ??= setInterval(() => {
+      for (const v of [...this.#pendingViolations.values()]) this.reportViolation(v)
+      this.flushServed()
+    }, SERVED_TICK_MS)
+    this.#timer.unref()
+  }
+
+  /** Stops, sending the open windows that have evidence (best effort: the chain may be stopping too). */
+  stop(): void {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    this.flushServed({ all: true })
   }
 
   /** Its own envelope, and with the full scope the demographics record, while its lease is active. */
@@ -87,10 +148,109 @@ export class LeasePolicy implements SwarmLeasePolicy {
     return l !== undefined && ((l.envelope !== null && equalBytes(l.envelope, hash)) || (l.scope === 'full' && equalBytes(study.demographics, hash)))
   }
 
-  /** Puts a lessee's request under an ended lease on the ledger (once per lease). */
+  #window(leaseId: Uint8Array, now: number): ServedWindow {
+    const id = toHex(leaseId)
+    let w = this.#windows.get(id)
+    if (w === undefined) {
+      const at = Date.now()
+      w = { leaseId, chunks: new Map(), envelope: false, demographics: false, first: now, last: now, claim: undefined, openedAt: at, lastAt: at }
+      this.#windows.set(id, w)
+    }
+    w.last = Math.max(w.last, now)
+    w.lastAt = Date.now()
+    return w
+  }
+
+  servedChunk(lease: LeaseRecord, index: number, bytes: number, claim: ServedClaim, now: number): void {
+    const w = this.#window(lease.leaseId, now)
+    w.chunks.set(index, bytes)
+    if (w.claim === undefined || claimAfter(claim, w.claim)) w.claim = claim
+  }
+
+  servedObject(orgId: string, study: StudyRecord, hash: Uint8Array, now: number): void {
+    const l = activeLeaseOf(this.#chain, orgId, study)
+    if (l === undefined) return
+    const w = this.#window(l.leaseId, now)
+    if (l.envelope !== null && equalBytes(l.envelope, hash)) w.envelope = true
+    if (l.scope === 'full' && equalBytes(study.demographics, hash)) w.demographics = true
+  }
+
+  /**
+   * Sends the summaries that are due: serving quiet for SERVED_QUIET_MS,
+   * the window open for SERVED_MAX_WINDOW_MS, or the lease ended (all of
+   * them with `all`). A window with no chunk claim yet (only objects
+   * served) waits for one; it is dropped when its lease ends without one,
+   * since the object request carries no signature of the lessee.
+   */
+  flushServed(opts: { all?: boolean } = {}): void {
+    const clock = Date.now()
+    const now = this.#chain.head().header.time
+    for (const [id, w] of [...this.#windows]) {
+      const lease = getLease(this.#chain.state, w.leaseId)
+      const ended = lease === undefined || !leaseActive(lease, now)
+      const due = opts.all === true || ended || clock - w.lastAt >= SERVED_QUIET_MS || clock - w.openedAt >= SERVED_MAX_WINDOW_MS
+      if (!due) continue
+      const claim = w.claim
+      if (claim === undefined) {
+        if (ended) {
+          this.#windows.delete(id)
+          this.#logger.debug('served objects not recorded: no signed chunk claim from the lessee', { lease: id })
+        }
+        continue
+      }
+      this.#windows.delete(id)
+      if (!claimAfter(claim, this.#lastClaim.get(id))) {
+        this.#logger.warn('served summary not sent: no claim later than the previous summary', { lease: id })
+        continue
+      }
+      let bytes = 0
+      for (const n of w.chunks.values()) bytes += n
+      try {
+        const signer = this.#keys.signer
+        const payload = {
+          leaseId: w.leaseId,
+          first: w.first,
+          last: w.last,
+          chunks: w.chunks.size,
+          bytes,
+          envelope: w.envelope,
+          demographics: w.demographics,
+          claim,
+        }
+        this.#chain.submit(signTx(signer, { chainId: this.#chain.chainId, type: servedTx.name, nonce: this.#chain.nextNonce(signer.publicKey), payload }))
+        this.#lastClaim.set(id, { time: claim.time, index: claim.index })
+        this.#logger.info('served summary sent', { lease: id, chunks: w.chunks.size, bytes, first: w.first, last: w.last })
+      } catch (err) {
+        // The ledger's rules refuse it (the study was erased, say): dropped. Otherwise (a full mempool, a nonce race)
+        // it is kept for the next look unless the node is stopping; what arrives meanwhile joins it.
+        const refused = err instanceof TxError && (err.code === 'TX_INVALID' || err.code === 'TX_UNAUTHORIZED')
+        if (opts.all !== true && !refused) this.#windows.set(id, w)
+        this.#logger.warn(refused ? 'served summary refused by the ledger rules; dropped' : 'served summary not sent; retried', {
+          lease: id,
+          err: errorMessage(err),
+        })
+      }
+    }
+  }
+
+  /**
+   * Puts a lessee's request under an ended lease on the ledger (once per
+   * lease), when the block the request names was made at or after the end:
+   * the rule every node checks. A request naming a block this node does not
+   * have yet (it lags by a block or two) waits for it.
+   */
   reportViolation(v: ViolationPayload): void {
     const id = toHex(v.leaseId)
     if (this.#reported.has(id) || violationReported(this.#chain.state, v.leaseId)) return
+    const head = this.#chain.head().header.height
+    const lease = getLease(this.#chain.state, v.leaseId)
+    const named = v.height <= head ? blockTimeAt(this.#chain.state, v.height) : undefined
+    if (named === undefined) {
+      if (v.height > head && v.height <= head + CLAIM_MAX_BLOCKS_AHEAD) this.#pendingViolations.set(id, v)
+      return
+    }
+    this.#pendingViolations.delete(id)
+    if (lease === undefined || !leaseEndedBy(lease, named)) return
     this.#reported.add(id)
     try {
       const signer = this.#keys.signer
@@ -125,8 +285,11 @@ export class LeaseService {
   /** Ended leases of this organization whose local copy was dealt with. */
   readonly #cleaned = new Set<string>()
 
-  constructor(modules: { chain: ChainService; chunks: ChunkStore; swarm: SwarmService; keys: OrgKeys; logger: Logger }) {
+  readonly #policy: LeasePolicy
+
+  constructor(modules: { chain: ChainService; chunks: ChunkStore; swarm: SwarmService; policy: LeasePolicy; keys: OrgKeys; logger: Logger }) {
     this.#chain = modules.chain
+    this.#policy = modules.policy
     this.#chunks = modules.chunks
     this.#swarm = modules.swarm
     this.#keys = modules.keys
@@ -139,9 +302,11 @@ export class LeaseService {
   start(): void {
     this.#chain.on('block', this.#onBlock)
     this.#onBlock()
+    this.#policy.start()
   }
 
   stop(): void {
+    this.#policy.stop()
     this.#chain.off('block', this.#onBlock)
   }
 

@@ -141,7 +141,14 @@ export class RadNode {
         },
       )
       const swarm = this.#swarm
-      this.#leases = new LeaseService({ chain, chunks: this.#chunks, swarm, keys: this.#keys, logger: this.#logger.child({ mod: 'lease' }) })
+      this.#leases = new LeaseService({
+        chain,
+        chunks: this.#chunks,
+        swarm,
+        policy: leasePolicy,
+        keys: this.#keys,
+        logger: this.#logger.child({ mod: 'lease' }),
+      })
       const leases = this.#leases
       this.#audit = new AuditService({ chain, kv: this.#store.keyspace('a'), logger: this.#logger.child({ mod: 'audit' }) })
       const audit = this.#audit

@@ -252,7 +252,7 @@ export class SwarmFetcher {
         source: {
           have: async (peer, s) => (await this.have(peer.key, study, s)).chunks,
           fetch: (peer, index, s) =>
-            this.#p2p.pipeRequestParts(CHUNK_PROTOCOLS.get, peer.key, this.#chunkRequest(study, index, opts.lease), {
+            this.#p2p.pipeRequestParts(CHUNK_PROTOCOLS.get, peer.key, this.#chunkRequest(study, index, opts.lease, peer.key), {
               signal: s,
               timeoutMs: 30_000,
               maxResponseBytes: study.chunkSize + 64,
@@ -305,10 +305,19 @@ export class SwarmFetcher {
     }
   }
 
-  /** A chunk request: plain for a holder; under a lease, signed with this organization's key and stamped with its chain head time. */
-  #chunkRequest(study: StudyRecord, index: number, lease: LeaseRecord | undefined): Uint8Array {
+  /**
+   * A chunk request: plain for a holder; under a lease, a claim signed with
+   * this organization's key for that holder, stamped with the time and
+   * height of its chain head, read when the request is made (a retry after
+   * a refusal for a stale claim carries the newer head). A holder accepts a
+   * time within its own head time plus or minus claimWindowMs (clock drift
+   * and one heartbeat) and a block up to two beyond its head, so a head that
+   * lags or leads by a block still gets served.
+   */
+  #chunkRequest(study: StudyRecord, index: number, lease: LeaseRecord | undefined, holder: Uint8Array): Uint8Array {
     if (lease === undefined) return encodeChunkRequest(study.studyId, index)
-    return encodeLeaseChunkRequest(study.studyId, index, lease.leaseId, this.#chain.head().header.time, (m) =>
+    const head = this.#chain.head().header
+    return encodeLeaseChunkRequest(study.studyId, index, { leaseId: lease.leaseId, time: head.time, height: head.height, holder }, (m) =>
       this.#keys.signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, m)),
     )
   }

@@ -1,11 +1,25 @@
 import { randomBytes } from 'node:crypto'
-import { getLease, getStudy, leaseActive, leaseOpenAt, type OrgRecord, type StudyRecord, type ViolationPayload } from '../chain/index.js'
+import {
+  blockTimeAt,
+  claimWindowMs,
+  getLease,
+  getStudy,
+  leaseActive,
+  leaseEndedBy,
+  type BlockHeader,
+  type LeaseRecord,
+  type OrgRecord,
+  type ServedClaim,
+  type StudyRecord,
+  type ViolationPayload,
+} from '../chain/index.js'
 import { DOMAIN, signingBytes, verifyEd25519 } from '../crypto/index.js'
 import {
   CHUNK_PROTOCOLS,
   LEASE_CLAIM_SIGNED_BYTES,
   SwarmError,
   decodeChunkRequest,
+  type LeaseClaim,
   decodeObjectRequest,
   decodeStudyRequest,
   encodeHave,
@@ -25,12 +39,19 @@ import type { SwarmOpts } from './swarm.js'
 /** Largest object (key envelope, demographics record) served or fetched. */
 export const MAX_OBJECT_BYTES = 16 * 1024 * 1024
 
+/** Claims naming a block this many heights beyond the holder's head are still served (the holder lags a little). */
+export const CLAIM_MAX_BLOCKS_AHEAD = 2
+
 /** What the serving side asks of the leases about a lessee (an organization with no replication duty for the study). */
 export interface SwarmLeasePolicy {
-  /** Puts evidence of a request under an ended lease on the ledger. */
+  /** Puts evidence of a request under an ended lease on the ledger (once the block it names is here, and if it was made at or after the end). */
   reportViolation(v: ViolationPayload): void
   /** Whether lessee `orgId` may fetch object `hash` of `study` (its own envelope, and the demographics record with the full scope). */
   objectAllowed(orgId: string, study: StudyRecord, hash: Uint8Array): boolean
+  /** Counts a chunk served to the lessee under `lease`, with its signed claim, at head time `now` (for the holder's served summary). */
+  servedChunk(lease: LeaseRecord, index: number, bytes: number, claim: ServedClaim, now: number): void
+  /** Counts an object (envelope, demographics) served to lessee `orgId` at head time `now`. */
+  servedObject(orgId: string, study: StudyRecord, hash: Uint8Array, now: number): void
 }
 
 /**
@@ -48,6 +69,8 @@ export class SwarmServePolicy {
   readonly #local: SwarmLocal
   readonly #placement: SwarmPlacement
   readonly #leases: SwarmLeasePolicy
+  /** This node's signing key: the holder a lessee's claim must name. */
+  readonly #self: Uint8Array
 
   constructor(
     opts: Pick<SwarmOpts, 'testServeDelayMs' | 'testServeGarbage'>,
@@ -68,6 +91,7 @@ export class SwarmServePolicy {
     this.#local = modules.local
     this.#placement = modules.placement
     this.#leases = modules.leases
+    this.#self = modules.p2p.publicKey
     const chunkMax = this.#chain.params().chunkSize + 64
     const p2p = modules.p2p
     const chain = this.#chain
@@ -138,6 +162,7 @@ export class SwarmServePolicy {
     const { studyId, index, claim } = decodeChunkRequest(req)
     const study = this.#study(studyId)
     const org = this.#peerOrg(from)
+    let lessee: { lease: LeaseRecord; claim: LeaseClaim; now: number } | undefined
     if (!this.#placement.hasDuty(org.id, study)) {
       // Not a holder: only a lessee, with its signed claim, judged in chain time.
       if (claim === undefined) {
@@ -147,15 +172,33 @@ export class SwarmServePolicy {
       if (!verifyEd25519(org.signKey, signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, claim.signed), claim.signature)) {
         throw new SwarmError('SWARM_BAD_REQUEST', 'lease claim signature does not verify', { penalize: true })
       }
+      if (!equalBytes(claim.holder, this.#self)) throw new SwarmError('SWARM_BAD_REQUEST', 'the lease claim is for another holder', { penalize: true })
       const lease = getLease(this.#chain.state, claim.leaseId)
       if (lease === undefined || lease.requester !== org.id || !equalBytes(lease.studyId, studyId))
         throw new SwarmError('SWARM_NOT_ALLOWED', 'not a lease of this organization on this study')
-      if (!leaseActive(lease, this.#chain.head().header.time)) {
+      const head = this.#chain.head().header
+      if (!leaseActive(lease, head.time)) {
         this.#logger.warn('chunk request under an ended lease refused', { study: toHex(studyId), org: org.id, lease: toHex(lease.leaseId) })
-        if (!leaseOpenAt(lease, claim.time))
-          this.#leases.reportViolation({ requester: org.id, studyId, index, leaseId: lease.leaseId, time: claim.time, signature: claim.signature })
+        // Judged on the block the claim names, whatever time it states: provable by every node from the ledger's block times.
+        // A block just beyond this node's head (it lags) is judged by the lease policy once it is here.
+        const named = claim.height <= head.height ? blockTimeAt(this.#chain.state, claim.height) : undefined
+        const ahead = claim.height > head.height && claim.height <= head.height + CLAIM_MAX_BLOCKS_AHEAD
+        if ((named !== undefined && leaseEndedBy(lease, named)) || ahead) {
+          this.#leases.reportViolation({
+            requester: org.id,
+            studyId,
+            index,
+            leaseId: lease.leaseId,
+            time: claim.time,
+            height: claim.height,
+            holder: claim.holder,
+            signature: claim.signature,
+          })
+        }
         throw new SwarmError('SWARM_LEASE_ENDED', 'the lease has ended (expired or revoked)')
       }
+      this.#checkClaimTime(claim, head)
+      lessee = { lease, claim, now: head.time }
     }
     if (index >= study.chunkCount) throw new SwarmError('SWARM_BAD_REQUEST', 'chunk index out of range', { penalize: true })
     chunkTrafficHeap.touch()
@@ -164,8 +207,37 @@ export class SwarmServePolicy {
     const b = await this.#local.read(id, study)
     if (b === undefined) throw new SwarmError('SWARM_NOT_HELD', 'chunk not held')
     if ((this.#opts.testServeDelayMs ?? 0) > 0) await new Promise((r) => setTimeout(r, this.#opts.testServeDelayMs))
+    if (lessee !== undefined) {
+      const c = lessee.claim
+      this.#leases.servedChunk(lessee.lease, index, b.length, { index, time: c.time, height: c.height, signature: c.signature }, lessee.now)
+    }
     if (this.#opts.testServeGarbage === true) return new Uint8Array(randomBytes(b.length))
     return b
+  }
+
+  /**
+   * A lessee's claim is judged against this node's head: its time within
+   * claimWindowMs of the head's time (the chain's clock drift plus one
+   * heartbeat), and the block it names either one this node has, made at
+   * exactly the claimed time, or at most CLAIM_MAX_BLOCKS_AHEAD beyond the
+   * head (this node lags) with a later time. A claim out of step is
+   * refused as stale without penalty (either side may lag); one whose time
+   * contradicts the block it names is malformed.
+   */
+  #checkClaimTime(claim: LeaseClaim, head: BlockHeader): void {
+    const w = claimWindowMs(this.#chain.params())
+    if (Math.abs(claim.time - head.time) > w) {
+      throw new SwarmError('SWARM_CLAIM_STALE', `the lease claim's chain time is more than ${w} ms from this holder's head time`)
+    }
+    if (claim.height <= head.height) {
+      const named = blockTimeAt(this.#chain.state, claim.height)
+      if (named === undefined) throw new SwarmError('SWARM_CLAIM_STALE', 'the lease claim names a block too old to judge')
+      if (named !== claim.time) throw new SwarmError('SWARM_BAD_REQUEST', 'the lease claim states another time than the block it names', { penalize: true })
+      return
+    }
+    if (claim.height > head.height + CLAIM_MAX_BLOCKS_AHEAD)
+      throw new SwarmError('SWARM_CLAIM_STALE', 'the lease claim names a block this holder does not have yet')
+    if (claim.time <= head.time) throw new SwarmError('SWARM_BAD_REQUEST', 'the lease claim names a later block with an earlier time', { penalize: true })
   }
 
   async #serveObject(from: Uint8Array, req: Uint8Array): Promise<Uint8Array> {
@@ -179,6 +251,7 @@ export class SwarmServePolicy {
     }
     const b = await this.#local.read(hash, study)
     if (b === undefined) throw new SwarmError('SWARM_NOT_HELD', 'object not held')
+    if (!this.#placement.hasDuty(org.id, study)) this.#leases.servedObject(org.id, study, hash, this.#chain.head().header.time)
     return b
   }
 }

@@ -149,10 +149,18 @@ export const ERROR_CODES = {
   SWARM_UNKNOWN_STUDY: { status: 404, meaning: 'a peer asked about a study that is not on the ledger' },
   SWARM_NOT_HELD: { status: 404, meaning: 'the peer does not hold that chunk, chunk list or object' },
   SWARM_NOT_ALLOWED: { status: 403, meaning: 'no replication duty nor lease lets this organization fetch that study or object' },
-  SWARM_BAD_REQUEST: { status: 400, meaning: 'a malformed chunk request, or a lease claim whose signature does not verify' },
+  SWARM_BAD_REQUEST: {
+    status: 400,
+    meaning:
+      'a malformed chunk request, or a lease claim whose signature does not verify, that names another holder, or that states another time than the block it names',
+  },
   SWARM_UNAVAILABLE: { status: 503, meaning: 'no reachable organization has what is needed: retry when they are back' },
   SWARM_BAD_LIST: { status: 502, meaning: 'a peer sent a chunk list of the wrong length or that does not match the content root' },
   SWARM_LEASE_ENDED: { status: 403, meaning: 'the lease under which the request was made has ended (expired or revoked)' },
+  SWARM_CLAIM_STALE: {
+    status: 503,
+    meaning: "a lease claim's chain time or block is too far from the holder's chain head (one of the two nodes lags): the request is retried, not penalized",
+  },
   P2P_TIMEOUT: { status: 504, meaning: "a network operation's deadline passed" },
   P2P_ABORTED: { status: 503, meaning: 'a network operation was cancelled, or the node is stopping' },
   P2P_TOO_LARGE: { status: 413, meaning: 'a frame, message or response is above its bound' },

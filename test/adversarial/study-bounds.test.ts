@@ -173,7 +173,7 @@ async function swarmOn(t: Test, chain: TestChain, self: TestOrg): Promise<{ p2p:
       p2p: p2p as unknown as P2PNode,
       keys,
       logger: nullLogger(),
-      leases: { reportViolation: () => undefined, objectAllowed: () => false },
+      leases: { reportViolation: () => undefined, objectAllowed: () => false, servedChunk: () => undefined, servedObject: () => undefined },
       clock: () => 1_000_000,
     },
   )

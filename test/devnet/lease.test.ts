@@ -266,7 +266,14 @@ t.test("a lease under the patient's consent: granted by the custodian's node, us
     trails.push(a.stdout)
   }
   t.equal(new Set(trails).size, 1, 'every node lists the same trail')
-  const events = JSON.parse(trails[0] ?? '[]') as { type: string; by: string; height: number }[]
+  const all = JSON.parse(trails[0] ?? '[]') as { type: string; by: string; height: number; leaseId: string | null }[]
+  // What the holders served under each lease is on the ledger too, sent by the holders when serving goes quiet or the lease ends.
+  const served = all.filter((e) => e.type === 'access.served')
+  t.ok(
+    served.some((e) => e.leaseId === leaseId) && served.every((e) => e.by !== o2.id),
+    `the holders recorded what they served to ${o2.id}: ${served.map((e) => e.by).join(', ')}`,
+  )
+  const events = all.filter((e) => e.type !== 'access.served')
   t.same(
     events.map((e) => e.type),
     [

@@ -1,7 +1,9 @@
 import { DOMAIN, signingBytes, verifyEd25519 } from '../../crypto/index.js'
 import { equalBytes, fromHex, toHex } from '../../util/index.js'
 import { CodecError, asArray, asBool, asBytes, asEnum, asString, asU64Number, decodeCanonical, encodeTrusted, u64, type Encodable } from '../codec.js'
+import { BLOCK_TIME_RING, blockTimeAt } from '../block-times.js'
 import { TxError } from '../errors.js'
+import type { ChainParams } from '../params.js'
 import { ORG_ID_RE, getOrg, orgBySignKey } from '../orgs.js'
 import type { StateMap, StateOverlay } from '../state.js'
 import { getEnvelopeKeys } from './kem.js'
@@ -468,34 +470,70 @@ export function leaseIdFromHex(hex: string): Uint8Array {
   return fromHex(hex)
 }
 
-/** Evidence that an organization asked for a chunk under a lease that had ended: its own signed request. */
+/**
+ * Evidence that an organization asked for a chunk under a lease that had
+ * ended: its own signed request, which names the latest block it knew.
+ */
 export interface ViolationPayload {
   readonly requester: string
   readonly studyId: Uint8Array
   readonly index: number
   readonly leaseId: Uint8Array
-  /** Chain time the requester put in its request. */
+  /** Chain time the requester put in its request (its head's time; not what the violation is judged on). */
   readonly time: number
-  /** Its Ed25519 signature over signingBytes(LEASE_CHUNK_REQUEST, studyId || u32 index || leaseId || u64 time). */
+  /** Height of the block the requester named (its head): the violation is judged on that block's chain time. */
+  readonly height: number
+  /** Signing key of the holder the request was sent to. */
+  readonly holder: Uint8Array
+  /** Its Ed25519 signature over signingBytes(LEASE_CHUNK_REQUEST, leaseClaimBytes(studyId, index, leaseId, time, height, holder)). */
   readonly signature: Uint8Array
 }
 
 const VIOLATION_KEY = (leaseId: Uint8Array): string => `vr/${toHex(leaseId)}`
 
-/** The bytes a lessee signs when it asks for a chunk under a lease (the p2p chunk request's first 60 bytes). */
-export function leaseClaimBytes(studyId: Uint8Array, index: number, leaseId: Uint8Array, time: number): Uint8Array {
-  const b = Buffer.alloc(16 + 4 + 32 + 8)
+/** Length of the bytes a lessee signs in a chunk request under a lease. */
+export const LEASE_CLAIM_BYTES = 16 + 4 + 32 + 8 + 8 + 32
+
+/**
+ * The bytes a lessee signs when it asks for a chunk under a lease (the p2p
+ * chunk request's first LEASE_CLAIM_BYTES bytes): studyId(16) || u32 index ||
+ * leaseId(32) || u64 time || u64 height || holder(32), big-endian, where
+ * time and height are those of the lessee's chain head and holder is the
+ * signing key of the organization asked (a claim is good for that holder
+ * only).
+ */
+export function leaseClaimBytes(studyId: Uint8Array, index: number, leaseId: Uint8Array, time: number, height: number, holder: Uint8Array): Uint8Array {
+  const b = Buffer.alloc(LEASE_CLAIM_BYTES)
   b.set(studyId, 0)
   b.writeUInt32BE(index, 16)
   b.set(leaseId, 20)
   b.writeBigUInt64BE(BigInt(time), 52)
+  b.writeBigUInt64BE(BigInt(height), 60)
+  b.set(holder, 68)
   return new Uint8Array(b)
+}
+
+/**
+ * How far a lease claim's time may be from a holder's head time (ms): the
+ * clock drift the chain tolerates plus one heartbeat, the most two nodes
+ * that are both in step differ by (one has the newest block, the other not
+ * yet).
+ */
+export function claimWindowMs(p: Pick<ChainParams, 'maxClockDriftMs' | 'blockIntervalMs'>): number {
+  return p.maxClockDriftMs + p.blockIntervalMs
 }
 
 /** Whether a lease opened its study at chain time `time` (granted and not expired, or revoked later). */
 export function leaseOpenAt(l: LeaseRecord, time: number): boolean {
   if (l.status === 'granted') return time < l.expiry
   if (l.status === 'revoked') return time >= l.grantedAt && time < l.endedAt
+  return false
+}
+
+/** Whether a lease had ended by chain time `time`: granted and expired by then, or revoked by then. */
+export function leaseEndedBy(l: LeaseRecord, time: number): boolean {
+  if (l.status === 'granted') return time >= l.expiry
+  if (l.status === 'revoked') return time >= l.endedAt
   return false
 }
 
@@ -506,30 +544,40 @@ export function violationReported(s: StateMap | StateOverlay, leaseId: Uint8Arra
 
 /**
  * `violation.report`: a holder puts on the ledger the signed request of an
- * organization that asked for a chunk under a lease that had ended at the
- * time it stated. Any node checks the signature against the requester's key
- * and the lease's state. One report per lease.
+ * organization that asked for a chunk under a lease that had ended. The
+ * request names a block (the requester's head); the violation is judged on
+ * that block's chain time, which the state keeps for the last
+ * BLOCK_TIME_RING blocks, not on the time the request states: a request
+ * that names a block made at or after the lease ended is a violation
+ * whatever time it claims, and a request made while the lease was open (an
+ * honest one just before the end, or an old one replayed) names an earlier
+ * block and never is. Any node checks the signature against the
+ * requester's key and the lease's state. One report per lease.
  */
 export const violationTx: TxType<ViolationPayload> = {
   name: 'violation.report',
   decode(raw) {
-    const a = asArray(raw, 'violation.report', 6)
+    const a = asArray(raw, 'violation.report', 8)
     return {
       requester: orgIdOf(a[0], 'violation.requester'),
       studyId: asBytes(a[1], 'violation.studyId', 16),
       index: asU64Number(a[2], 'violation.index'),
       leaseId: asBytes(a[3], 'violation.leaseId', 32),
       time: asU64Number(a[4], 'violation.time'),
-      signature: asBytes(a[5], 'violation.signature', 64),
+      height: asU64Number(a[5], 'violation.height'),
+      holder: asBytes(a[6], 'violation.holder', 32),
+      signature: asBytes(a[7], 'violation.signature', 64),
     }
   },
-  encode: (p) => [p.requester, p.studyId, u64(p.index), p.leaseId, u64(p.time), p.signature],
+  encode: (p) => [p.requester, p.studyId, u64(p.index), p.leaseId, u64(p.time), u64(p.height), p.holder, p.signature],
   toJSON: (p) => ({
     requester: p.requester,
     studyId: toHex(p.studyId),
     index: p.index,
     leaseId: toHex(p.leaseId),
     time: p.time,
+    height: p.height,
+    holder: toHex(p.holder),
     signature: toHex(p.signature),
   }),
   apply(ctx, p) {
@@ -540,12 +588,20 @@ export const violationTx: TxType<ViolationPayload> = {
     const requester = getOrg(ctx.state, p.requester)
     if (requester === undefined) throw new TxError('TX_INVALID', `${p.requester} is not admitted`)
     if (p.index > 0xffffffff) throw new TxError('TX_INVALID', 'chunk index out of range')
-    if (!verifyEd25519(requester.signKey, signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, leaseClaimBytes(p.studyId, p.index, p.leaseId, p.time)), p.signature)) {
+    if (
+      !verifyEd25519(
+        requester.signKey,
+        signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, leaseClaimBytes(p.studyId, p.index, p.leaseId, p.time, p.height, p.holder)),
+        p.signature,
+      )
+    ) {
       throw new TxError('TX_INVALID', "the request signature does not verify with the requester's key")
     }
-    if (p.time > ctx.time) throw new TxError('TX_INVALID', 'the request is dated after this block')
-    if (leaseOpenAt(lease, p.time)) throw new TxError('TX_INVALID', 'the lease was open at the time of the request: no violation')
+    if (p.height >= ctx.height) throw new TxError('TX_INVALID', 'the request names a block that was not final before this one')
+    const named = blockTimeAt(ctx.state, p.height)
+    if (named === undefined) throw new TxError('TX_INVALID', `the request names a block older than the last ${BLOCK_TIME_RING}: too old to judge`)
+    if (!leaseEndedBy(lease, named)) throw new TxError('TX_INVALID', 'the lease was open at the block the request names: no violation')
     if (violationReported(ctx.state, p.leaseId)) throw new TxError('TX_INVALID', 'a violation of this lease is already on the ledger')
-    ctx.state.set(VIOLATION_KEY(p.leaseId), encodeTrusted([p.requester, u64(p.time)]))
+    ctx.state.set(VIOLATION_KEY(p.leaseId), encodeTrusted([p.requester, u64(p.height), u64(named)]))
   },
 }

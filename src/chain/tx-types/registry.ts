@@ -4,6 +4,7 @@ import { orgTx } from './org.js'
 import { evidenceTx } from './evidence.js'
 import { eraseStudyTx, registerStudyTx } from './study.js'
 import { kemKeyTx } from './kem.js'
+import { servedTx } from './served.js'
 import { accessTx, violationTx, consentTx, leaseApproveTx, leaseDenyTx, leaseGrantTx, leaseRequestTx, leaseRevokeTx } from './lease.js'
 
 /** Every transaction type the chain knows, by wire name. One line per type. */
@@ -22,4 +23,5 @@ export const TX_TYPES: ReadonlyMap<string, AnyTxType> = new Map<string, AnyTxTyp
   [leaseRevokeTx.name, leaseRevokeTx as AnyTxType],
   [accessTx.name, accessTx as AnyTxType],
   [violationTx.name, violationTx as AnyTxType],
+  [servedTx.name, servedTx as AnyTxType],
 ])

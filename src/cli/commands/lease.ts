@@ -35,6 +35,13 @@ function describe(l: LeaseView): string {
   return `${l.leaseId}  ${l.status.padEnd(9)} ${l.scope.padEnd(6)} study ${l.studyId} of ${l.custodian ?? '?'} for ${l.requester}${until}${l.purpose === '' ? '' : `  "${l.purpose}"`}${l.reason === null ? '' : ` (${l.reason})`}`
 }
 
+/** A holder's served summary in words: counts, objects and the window in chain time. */
+function servedText(d: Record<string, unknown>): string {
+  const objects = [d.envelope === true ? 'key envelope' : '', d.demographics === true ? 'demographics' : ''].filter((x) => x !== '')
+  const at = (v: unknown): string => new Date(Number(v)).toISOString().slice(11, 19)
+  return `served ${Number(d.chunks)} chunks (${Number(d.bytes)} bytes)${objects.length === 0 ? '' : ` + ${objects.join(', ')}`}, ${at(d.first)}-${at(d.last)}`
+}
+
 function auditLine(e: AuditEventView): string {
   const d = e.detail
   const what: Record<string, string> = {
@@ -47,9 +54,11 @@ function auditLine(e: AuditEventView): string {
     'lease.deny': `lease denied${d.reason === '' || d.reason === undefined ? '' : ` ("${String(d.reason)}")`}`,
     'lease.revoke': 'lease revoked',
     'access.record': d.what === 'unwrap' ? 'key unwrapped under the lease' : 'study retrieved under the lease',
+    'violation.report': 'VIOLATION: asked for a chunk under the ended lease',
   }
   const by = e.by.startsWith('patient:') ? 'the patient' : e.by
-  return `${String(e.height).padStart(6)}  ${new Date(e.time).toISOString()}  ${(what[e.type] ?? e.type).padEnd(40)} by ${by}${e.leaseId === null ? '' : `  lease ${e.leaseId.slice(0, 12)}…`}`
+  const text = e.type === 'access.served' ? servedText(d) : (what[e.type] ?? e.type)
+  return `${String(e.height).padStart(6)}  ${new Date(e.time).toISOString()}  ${text.padEnd(40)} by ${by}${e.leaseId === null ? '' : `  lease ${e.leaseId.slice(0, 12)}…`}`
 }
 
 /** lease request|ls|grant|deny|revoke, and audit. */
@@ -57,7 +66,9 @@ export function registerLeaseCommands(program: Command): void {
   withNodeOpts(
     program
       .command('audit <studyId>')
-      .description('every event of a study on the ledger, in order: registration, consent, requests, grants, denials, retrievals, revocations, erasure'),
+      .description(
+        'every event of a study on the ledger, in order: registration, consent, requests, grants, denials, retrievals, what holders served, revocations, violations, erasure',
+      ),
   ).action(
     action(async (studyId: string, o: GlobalOpts) => {
       const client = await clientFor(o.node)

@@ -1,6 +1,9 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import {
+  BLOCK_TIME_RING,
+  blockTimeAt,
+  violationReported,
   decodeTx,
   getEnvelopeKeys,
   leaseClaimBytes,
@@ -264,34 +267,90 @@ t.test('malformed lease payloads are refused at decode', async (t) => {
   }
 })
 
-t.test("violation reports: the lessee's signed request under an ended lease, checked by every node, once per lease", async (t) => {
+t.test("violation reports: the lessee's signed request naming a block made after its lease ended, checked by every node, once per lease", async (t) => {
   const { c, s } = setup()
   t.equal(run(c, tx(c, patient, 'consent.set', policy())), undefined)
   const { x, id } = request(c, s, { durationMs: 60_000 })
   t.equal(run(c, x), undefined)
   t.equal(run(c, tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: id, envelope: new Uint8Array(32) })), undefined)
   const lease = getLease(c.state, id) as NonNullable<ReturnType<typeof getLease>>
-  const claim = (
-    signer: Ed25519Signer,
-    time: number,
-    index = 0,
-  ): { requester: string; studyId: Uint8Array; index: number; leaseId: Uint8Array; time: number; signature: Uint8Array } => ({
+  const holder = org(c, 'auth-2').publicKey
+  type Claim = {
+    requester: string
+    studyId: Uint8Array
+    index: number
+    leaseId: Uint8Array
+    time: number
+    height: number
+    holder: Uint8Array
+    signature: Uint8Array
+  }
+  const claim = (signer: Ed25519Signer, height: number, time: number, index = 0): Claim => ({
     requester: 'auth-1',
     studyId: s.studyId,
     index,
     leaseId: id,
     time,
-    signature: signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, leaseClaimBytes(s.studyId, index, id, time))),
+    height,
+    holder,
+    signature: signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, leaseClaimBytes(s.studyId, index, id, time, height, holder))),
   })
+  // An honest request just before the end names the last block before it.
+  advance(c, [], { dt: lease.expiry - c.head.header.time - 1 })
+  const before = c.head.header
+  t.equal(before.time, lease.expiry - 1)
   // Move chain time past the expiry.
-  advance(c, [], { dt: 61_000 })
-  const report = (p: ReturnType<typeof claim>, by = 'auth-2'): string | undefined => run(c, tx(c, org(c, by), 'violation.report', p))
-  t.equal(report(claim(org(c, 'auth-1'), lease.expiry - 1)), 'TX_INVALID', 'a request while the lease was open is no violation')
-  t.equal(report(claim(org(c, 'auth-3'), lease.expiry + 5)), 'TX_INVALID', 'a signature by another key is no evidence')
-  t.equal(run(c, tx(c, stranger, 'violation.report', claim(org(c, 'auth-1'), lease.expiry + 5))), 'TX_UNAUTHORIZED', 'reported by an organization')
-  t.equal(report(claim(org(c, 'auth-1'), c.head.header.time + 100_000)), 'TX_INVALID', 'a request dated in the future')
-  const ok = tx(c, org(c, 'auth-2'), 'violation.report', claim(org(c, 'auth-1'), lease.expiry + 5))
+  advance(c, [], { dt: 2000 })
+  const after = c.head.header
+  t.equal(blockTimeAt(c.state, after.height), after.time, 'the state keeps the time of the latest blocks')
+  const report = (p: Claim, by = 'auth-2'): string | undefined => run(c, tx(c, org(c, by), 'violation.report', p))
+  t.equal(report(claim(org(c, 'auth-1'), before.height, before.time)), 'TX_INVALID', 'an honest request just before the end, reported later: no violation')
+  t.equal(
+    report(claim(org(c, 'auth-1'), before.height, after.time + 5)),
+    'TX_INVALID',
+    'judged on the block it names, not on the time it states: a replayed claim stays no violation',
+  )
+  t.equal(report(claim(org(c, 'auth-3'), after.height, after.time)), 'TX_INVALID', 'a signature by another key is no evidence')
+  t.equal(run(c, tx(c, stranger, 'violation.report', claim(org(c, 'auth-1'), after.height, after.time))), 'TX_UNAUTHORIZED', 'reported by an organization')
+  t.equal(report(claim(org(c, 'auth-1'), c.head.header.height + 1, after.time)), 'TX_INVALID', 'a request naming a block not final yet')
+  const forged = { ...claim(org(c, 'auth-1'), after.height, after.time), holder: org(c, 'auth-3').publicKey }
+  t.equal(report(forged), 'TX_INVALID', 'the signature covers the holder asked')
+  // Backdated into the lease, but naming a block after its end: a violation whatever time it states.
+  const ok = tx(c, org(c, 'auth-2'), 'violation.report', claim(org(c, 'auth-1'), after.height, lease.grantedAt + 1))
   t.equal(run(c, ok), undefined, 'evidence that verifies')
   t.ok(ok.bytes.length <= 512, `violation report: ${ok.bytes.length} bytes`)
-  t.equal(report(claim(org(c, 'auth-1'), lease.expiry + 6, 1), 'auth-3'), 'TX_INVALID', 'one report per lease')
+  t.ok(violationReported(c.state, id))
+  t.equal(report(claim(org(c, 'auth-1'), after.height, after.time, 1), 'auth-3'), 'TX_INVALID', 'one report per lease')
+})
+
+t.test('violation reports under a revoked lease, and the limit of the block-time ring', async (t) => {
+  const { c, s } = setup()
+  t.equal(run(c, tx(c, patient, 'consent.set', policy())), undefined)
+  const { x, id } = request(c, s, { durationMs: DAY })
+  t.equal(run(c, x), undefined)
+  t.equal(run(c, tx(c, org(c, 'auth-0'), 'lease.grant', { leaseId: id, envelope: new Uint8Array(32) })), undefined)
+  const open = c.head.header
+  t.equal(run(c, tx(c, patient, 'lease.revoke', { leaseId: id })), undefined)
+  const revoked = c.head.header
+  const holder = org(c, 'auth-0').publicKey
+  const claim = (height: number, time: number): unknown => ({
+    requester: 'auth-1',
+    studyId: s.studyId,
+    index: 1,
+    leaseId: id,
+    time,
+    height,
+    holder,
+    signature: org(c, 'auth-1').sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, leaseClaimBytes(s.studyId, 1, id, time, height, holder))),
+  })
+  const report = (p: unknown): string | undefined => run(c, tx(c, org(c, 'auth-0'), 'violation.report', p))
+  t.equal(report(claim(open.height, open.time)), 'TX_INVALID', 'a request naming a block while the lease was open')
+  // Evidence naming the revocation's block, but put on the ledger too late to judge: the state keeps BLOCK_TIME_RING block times.
+  for (let i = 0; i < BLOCK_TIME_RING; i++) advance(c, [])
+  t.equal(blockTimeAt(c.state, revoked.height), undefined, 'the block of the revocation is out of the ring')
+  t.equal(blockTimeAt(c.state, c.head.header.height - BLOCK_TIME_RING + 1), c.head.header.time - (BLOCK_TIME_RING - 1) * 1000)
+  t.equal([...c.state.keys()].filter((k) => k.startsWith('bt/')).length, BLOCK_TIME_RING, 'the ring never grows')
+  t.equal(report(claim(revoked.height, revoked.time)), 'TX_INVALID', 'too old to judge')
+  const recent = c.head.header
+  t.equal(report(claim(recent.height, open.time)), undefined, 'a request naming a block after the revocation')
 })

@@ -10,6 +10,7 @@ import {
   decodeBlock,
   encode,
   genesisBlock,
+  BLOCK_TIME_RING,
   getNonce,
   getParams,
   makeBlock,
@@ -174,8 +175,12 @@ t.test('the state root chains: same writes on another parent root give another r
   const proposer2 = proposerFor(a.state, 0).id
   const r2 = advance(a, [])
   t.not(toHex(r2.stateRoot), toHex(r1.stateRoot), 'an empty block still moves the root')
-  // With proposer rotation an empty block writes one key: its proposer's turn.
-  t.same([...r2.writes.keys()], [`r/${proposer2}`], "an empty block writes only its proposer's rotation record")
+  // An empty block writes two keys: its chain time in the ring of recent block times, and its proposer's turn.
+  t.same(
+    [...r2.writes.keys()].sort(),
+    [`bt/${r2.block.header.height % BLOCK_TIME_RING}`, `r/${proposer2}`].sort(),
+    "an empty block writes only its time and its proposer's rotation record",
+  )
   t.equal(toHex(nextStateRoot(r1.stateRoot, r2.writes)), toHex(r2.stateRoot), 'root = f(parent root, writes)')
   t.not(toHex(nextStateRoot(g, r2.writes)), toHex(r2.stateRoot), 'the same writes on another parent root give another root')
   t.not(toHex(nextStateRoot(r1.stateRoot, new Map())), toHex(r1.stateRoot), 'no writes at all still move the root')

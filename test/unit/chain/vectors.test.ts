@@ -265,6 +265,12 @@ t.test('block 1: pinned, and valid on the genesis state', async (t) => {
     toHex(concatBytes(u8(0x92), int64(1n), u8(0xc2))),
     'rotation record of the proposer',
   )
+  // The block-time ring, by hand: bt/<height mod 256> = [height u64, time u64].
+  t.equal(
+    toHex(r.writes.get('bt/1') ?? new Uint8Array(0)),
+    toHex(concatBytes(u8(0x92), int64(1n), int64(BigInt(V.block1.time)))),
+    'the chain time of block 1 in the ring',
+  )
 
   const d = decodeBlock(fromHex(V.block1.blockBytes), { chainId: g.chainId, maxBlockBytes: 1 << 20, maxBlockTxs: 10, maxTxBytes: 1 << 14 })
   t.equal(toHex(d.hash), V.block1.blockHash)

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   MIN_LEASE_MS,
+  claimWindowMs,
   getNonce,
   getParams,
   listOrgs,
@@ -12,7 +13,9 @@ import {
   placementOrder,
   registerStudyTx,
   signTx,
+  type LeaseRecord,
   type RegisterStudyPayload,
+  type ServedClaim,
   type StudyRecord,
   type ViolationPayload,
 } from '../../../src/chain/index.js'
@@ -48,6 +51,8 @@ type Answer = (peer: Uint8Array, req: Uint8Array) => Uint8Array
 
 /** The p2p surface SwarmService uses: handlers are kept to be called directly; peers and their answers are set by the test. */
 class FakeP2P {
+  /** The serving node's key (a lessee's claim must name it). */
+  publicKey: Uint8Array = new Uint8Array(32)
   readonly handlers = new Map<string, HandleOpts>()
   connected: Uint8Array[] = []
   penalties: string[] = []
@@ -98,8 +103,16 @@ class FakeLeasePolicy implements SwarmLeasePolicy {
   allowed: Uint8Array[] = []
   asked: { orgId: string; hash: string }[] = []
   violations: ViolationPayload[] = []
+  served: { leaseId: string; index: number; bytes: number; claim: ServedClaim; now: number }[] = []
+  servedObjects: { orgId: string; hash: string; now: number }[] = []
   reportViolation(v: ViolationPayload): void {
     this.violations.push(v)
+  }
+  servedChunk(lease: LeaseRecord, index: number, bytes: number, claim: ServedClaim, now: number): void {
+    this.served.push({ leaseId: Buffer.from(lease.leaseId).toString('hex'), index, bytes, claim, now })
+  }
+  servedObject(orgId: string, _study: StudyRecord, hash: Uint8Array, now: number): void {
+    this.servedObjects.push({ orgId, hash: Buffer.from(hash).toString('hex'), now })
   }
   objectAllowed(orgId: string, _study: StudyRecord, hash: Uint8Array): boolean {
     this.asked.push({ orgId, hash: Buffer.from(hash).toString('hex') })
@@ -168,6 +181,7 @@ async function fixture(t: Test, opts: { repairAfterMs?: number } = {}): Promise<
   })
   t.same(advance(chain, [tx]).rejected, [])
   const p2p = new FakeP2P()
+  p2p.publicKey = custodian.signer.publicKey
   const chainView = {
     get state() {
       return chain.state
@@ -193,6 +207,16 @@ async function fixture(t: Test, opts: { repairAfterMs?: number } = {}): Promise<
     chain.orgs.map((o) => o.id),
   ).map((id) => byId.get(id) as TestOrg)
   return { chain, p2p, leases, store, swarm, study, chunks, objects, order, chunkDir, clock }
+}
+
+/** A claim under `leaseId` stamped with the head of the test chain (or the block at `height`), for the fixture's serving node. */
+function claimAt(
+  f: Fixture,
+  leaseId: Uint8Array,
+  over: { time?: number; height?: number; holder?: Uint8Array } = {},
+): Parameters<typeof encodeLeaseChunkRequest>[2] {
+  const h = f.chain.head.header
+  return { leaseId, time: over.time ?? h.time, height: over.height ?? h.height, holder: over.holder ?? f.p2p.publicKey }
 }
 
 t.test('have and list: any admitted organization; strangers refused', async (t) => {
@@ -239,12 +263,20 @@ t.test('chunks and objects go to holders only; refusals say why', async (t) => {
     (m: Uint8Array): Uint8Array =>
       signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, m))
   await t.rejects(
-    f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 0, new Uint8Array(32), 1, sign(holder.signer))),
+    f.p2p.call(
+      CHUNK_PROTOCOLS.get,
+      outsider.signer.publicKey,
+      encodeLeaseChunkRequest(f.study.studyId, 0, claimAt(f, new Uint8Array(32)), sign(holder.signer)),
+    ),
     { code: 'SWARM_BAD_REQUEST', penalize: true },
     'a claim signed by another key',
   )
   await t.rejects(
-    f.p2p.call(CHUNK_PROTOCOLS.get, outsider.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 0, new Uint8Array(32), 1, sign(outsider.signer))),
+    f.p2p.call(
+      CHUNK_PROTOCOLS.get,
+      outsider.signer.publicKey,
+      encodeLeaseChunkRequest(f.study.studyId, 0, claimAt(f, new Uint8Array(32)), sign(outsider.signer)),
+    ),
     { code: 'SWARM_NOT_ALLOWED', message: /not a lease of this organization/ },
     'a claim on a lease that does not exist',
   )
@@ -312,22 +344,97 @@ t.test('a lessee: the objects the lease policy allows; a request under an ended 
   )
   t.equal(f.leases.asked.length, 2)
 
-  // Chunks under the lease: served while it is active, then refused; a claim stamped after its end is reported.
+  // Chunks under the lease: served while it is active (and counted for the holder's summary), then refused.
   const sign = (m: Uint8Array): Uint8Array => lessee.signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, m))
-  const grantedAt = f.chain.head.header.time
-  t.same(await f.p2p.call(CHUNK_PROTOCOLS.get, lessee.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 1, request.id, grantedAt, sign)), f.chunks[1])
+  const get = (index: number, c: Parameters<typeof encodeLeaseChunkRequest>[2]): Promise<Uint8Array> =>
+    f.p2p.call(CHUNK_PROTOCOLS.get, lessee.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, index, c, sign))
+  const granted = f.chain.head.header
+  t.same(await get(1, claimAt(f, request.id)), f.chunks[1])
+  t.same(
+    f.leases.served.map((x) => [x.leaseId, x.index, x.bytes, x.claim.time, x.claim.height, x.now]),
+    [[Buffer.from(request.id).toString('hex'), 1, CHUNK + 16, granted.time, granted.height, granted.time]],
+    'the chunk, its bytes and the signed claim are counted for the summary',
+  )
+  t.same(f.leases.servedObjects, [{ orgId: lessee.id, hash: Buffer.from(sha256(envelope)).toString('hex'), now: granted.time }], 'and the envelope')
   advance(f.chain, [], { dt: MIN_LEASE_MS + 1000 })
-  const late = f.chain.head.header.time
-  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, lessee.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 1, request.id, grantedAt, sign)), {
-    code: 'SWARM_LEASE_ENDED',
-  })
-  t.same(f.leases.violations, [], 'a claim made while the lease was open is no violation')
-  await t.rejects(f.p2p.call(CHUNK_PROTOCOLS.get, lessee.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 2, request.id, late, sign)), {
-    code: 'SWARM_LEASE_ENDED',
-  })
-  t.equal(f.leases.violations.length, 1, 'a claim stamped after the end is reported')
-  t.same([f.leases.violations[0]?.requester, f.leases.violations[0]?.index, f.leases.violations[0]?.time], [lessee.id, 2, late])
+  const late = f.chain.head.header
+  await t.rejects(get(1, claimAt(f, request.id, { time: granted.time, height: granted.height })), { code: 'SWARM_LEASE_ENDED' })
+  t.same(f.leases.violations, [], 'an old claim made while the lease was open (a replay) names an earlier block: no violation')
+  await t.rejects(get(2, claimAt(f, request.id)), { code: 'SWARM_LEASE_ENDED' })
+  t.equal(f.leases.violations.length, 1, 'a claim naming a block after the end is reported')
+  t.same(
+    [f.leases.violations[0]?.requester, f.leases.violations[0]?.index, f.leases.violations[0]?.time, f.leases.violations[0]?.height],
+    [lessee.id, 2, late.time, late.height],
+  )
   t.same(f.leases.violations[0]?.leaseId, request.id)
+  t.same(f.leases.violations[0]?.holder, f.p2p.publicKey)
+  // After the end, a claim backdated into the lease but naming the lessee's current head: reported all the same.
+  f.leases.violations = []
+  await t.rejects(get(3, claimAt(f, request.id, { time: granted.time + 1 })), { code: 'SWARM_LEASE_ENDED' })
+  t.same(
+    f.leases.violations.map((v) => [v.index, v.time, v.height]),
+    [[3, granted.time + 1, late.height]],
+    'a backdated claim after the end is reported, judged on the block it names',
+  )
+  t.equal(f.leases.served.length, 1, 'nothing counted as served after the end')
+})
+
+t.test("a lessee's claim is judged against the holder's head: time within the drift window, a block it has or nearly has", async (t) => {
+  const f = await fixture(t)
+  const custodian = f.order[0] as TestOrg
+  const lessee = f.order[3] as TestOrg
+  const tx = (o: TestOrg, type: string, payload: unknown): ReturnType<typeof signTx> =>
+    signTx(o.signer, { chainId: CHAIN_ID, type, nonce: getNonce(f.chain.state, o.signer.publicKey), payload })
+  t.same(advance(f.chain, [tx(lessee, 'org.kem', { kemKey: new Uint8Array(randomBytes(1184)) })]).rejected, [])
+  const request = tx(lessee, 'lease.request', { studyId: f.study.studyId, scope: 'images', durationMs: 3_600_000, purpose: 'second opinion' })
+  t.same(advance(f.chain, [request]).rejected, [])
+  t.same(advance(f.chain, [tx(custodian, 'lease.grant', { leaseId: request.id, envelope: new Uint8Array(32) })]).rejected, [])
+  const params = getParams(f.chain.state)
+  const w = claimWindowMs(params)
+  t.equal(w, params.maxClockDriftMs + params.blockIntervalMs)
+  const sign = (m: Uint8Array): Uint8Array => lessee.signer.sign(signingBytes(DOMAIN.LEASE_CHUNK_REQUEST, m))
+  const get = (c: Parameters<typeof encodeLeaseChunkRequest>[2]): Promise<Uint8Array> =>
+    f.p2p.call(CHUNK_PROTOCOLS.get, lessee.signer.publicKey, encodeLeaseChunkRequest(f.study.studyId, 0, c, sign))
+
+  // The lessee's head lags the holder's by a block: its claim names that block, at that block's time.
+  const behind = f.chain.head.header
+  advance(f.chain, [], { dt: 1500 })
+  t.same(await get(claimAt(f, request.id, { time: behind.time, height: behind.height })), f.chunks[0], 'a lessee one block behind is served')
+  // The holder lags: the claim names a block one beyond its head, with a later time.
+  const head = f.chain.head.header
+  t.same(await get(claimAt(f, request.id, { time: head.time + 1000, height: head.height + 1 })), f.chunks[0], 'a holder one block behind serves')
+  t.same(await get(claimAt(f, request.id, { time: head.time + w, height: head.height + 2 })), f.chunks[0], 'up to the edge of the window')
+  await t.rejects(
+    get(claimAt(f, request.id, { time: head.time + w + 1, height: head.height + 2 })),
+    { name: 'SwarmError', code: 'SWARM_CLAIM_STALE', penalize: false },
+    'a time past the window ahead',
+  )
+  await t.rejects(get(claimAt(f, request.id, { time: head.time + 1000, height: head.height + 3 })), { code: 'SWARM_CLAIM_STALE' }, 'a block too far ahead')
+  await t.rejects(
+    get(claimAt(f, request.id, { time: head.time, height: head.height + 1 })),
+    { code: 'SWARM_BAD_REQUEST', penalize: true },
+    'a later block cannot have the same time',
+  )
+  // A head that lags far behind: refused until it catches up.
+  for (let i = 0; i < 3; i++) advance(f.chain, [], { dt: 1000 })
+  await t.rejects(
+    get(claimAt(f, request.id, { time: behind.time, height: behind.height })),
+    { name: 'SwarmError', code: 'SWARM_CLAIM_STALE', penalize: false },
+    'a claim more than the window behind the head',
+  )
+  const now = f.chain.head.header
+  await t.rejects(
+    get(claimAt(f, request.id, { time: now.time - 1, height: now.height })),
+    { code: 'SWARM_BAD_REQUEST', penalize: true },
+    'a time that is not the time of the block the claim names',
+  )
+  await t.rejects(
+    get(claimAt(f, request.id, { holder: (f.order[1] as TestOrg).signer.publicKey })),
+    { code: 'SWARM_BAD_REQUEST', penalize: true },
+    'a claim for another holder',
+  )
+  t.same(await get(claimAt(f, request.id)), f.chunks[0], 'a claim stamped with the head itself')
+  t.same(f.leases.violations, [], 'no violation while the lease is active')
 })
 
 t.test("have and list answers are bounded by the study's chunk count: a peer answering more is refused and penalized", async (t) => {

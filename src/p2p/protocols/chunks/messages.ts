@@ -7,9 +7,12 @@ import { RadError, assertBytes, type ErrorCodes } from '../../../util/index.js'
  *   chunks.have    req: studyId(16)              res: u32 count || u8 flags || bitfield (ceil(count/8) bytes)
  *                  flags: bit 0 = the chunk list is known, bit 1 = every object of the study (key envelopes, demographics) is held
  *   chunks.list    req: studyId(16)              res: chunk ids, 32 bytes each, in order
- *   chunks.get     req: studyId(16) || u32 index [|| leaseId(32) || u64 time || sig(64)]   res: the chunk's bytes
- *                  The lease part is sent by a lessee (no replication duty): Ed25519 over
- *                  signingBytes(LEASE_CHUNK_REQUEST, the first 60 bytes), time = its chain head time.
+ *   chunks.get     req: studyId(16) || u32 index [|| leaseId(32) || u64 time || u64 height || holder(32) || sig(64)]
+ *                  res: the chunk's bytes
+ *                  The lease part (the claim) is sent by a lessee (no replication duty): time and height
+ *                  are those of its chain head, holder is the signing key of the peer asked, sig is
+ *                  Ed25519 over signingBytes(LEASE_CHUNK_REQUEST, the first 100 bytes), the same
+ *                  bytes as the ledger's leaseClaimBytes.
  *   chunks.object  req: studyId(16) || hash(32)  res: the object's bytes (key envelope, demographics)
  *
  * Bitfields are BitTorrent's (BEP 3): bit i is byte i>>3, mask 0x80>>(i&7);
@@ -29,9 +32,17 @@ export const CHUNK_PROTOCOLS = { have: 'chunks.have', list: 'chunks.list', get: 
  * - SWARM_UNAVAILABLE: no reachable peer holds what is missing.
  * - SWARM_BAD_LIST: a chunk list that does not match the study's content root.
  * - SWARM_LEASE_ENDED: the lease a request was made under has expired or was revoked (the holder reports it).
+ * - SWARM_CLAIM_STALE: a lease claim's chain time or block is too far from the holder's head (one of the two lags).
  */
 export type SwarmCode = ErrorCodes<
-  'SWARM_UNKNOWN_STUDY' | 'SWARM_NOT_HELD' | 'SWARM_NOT_ALLOWED' | 'SWARM_BAD_REQUEST' | 'SWARM_UNAVAILABLE' | 'SWARM_BAD_LIST' | 'SWARM_LEASE_ENDED'
+  | 'SWARM_UNKNOWN_STUDY'
+  | 'SWARM_NOT_HELD'
+  | 'SWARM_NOT_ALLOWED'
+  | 'SWARM_BAD_REQUEST'
+  | 'SWARM_UNAVAILABLE'
+  | 'SWARM_BAD_LIST'
+  | 'SWARM_LEASE_ENDED'
+  | 'SWARM_CLAIM_STALE'
 >
 
 /** A swarm failure or refusal. */
@@ -70,31 +81,44 @@ export function encodeChunkRequest(studyId: Uint8Array, index: number): Uint8Arr
   return new Uint8Array(b)
 }
 
-/** A lessee's signed claim on a chunk request: which lease, at what chain time. */
+/** A lessee's signed claim on a chunk request: which lease, at what chain time and head block, to which holder. */
 export interface LeaseClaim {
   readonly leaseId: Uint8Array
+  /** Time and height of the lessee's chain head. */
   readonly time: number
+  readonly height: number
+  /** Signing key of the holder the request is for. */
+  readonly holder: Uint8Array
   readonly signature: Uint8Array
-  /** The bytes the signature covers (studyId || index || leaseId || time). */
+  /** The bytes the signature covers (studyId || index || leaseId || time || height || holder). */
   readonly signed: Uint8Array
 }
 
 /** Length of the signed part of a lease chunk request. */
-export const LEASE_CLAIM_SIGNED_BYTES = STUDY_ID_BYTES + 4 + 32 + 8
+export const LEASE_CLAIM_SIGNED_BYTES = STUDY_ID_BYTES + 4 + 32 + 8 + 8 + 32
+
+/** What a lessee states in a chunk request under a lease. */
+export interface LeaseClaimFields {
+  readonly leaseId: Uint8Array
+  /** Time and height of its chain head. */
+  readonly time: number
+  readonly height: number
+  /** Signing key of the holder asked. */
+  readonly holder: Uint8Array
+}
 
 /** Request of chunks.get under a lease, signed by the lessee: `sign` gets the signed bytes and returns the 64-byte signature. */
-export function encodeLeaseChunkRequest(
-  studyId: Uint8Array,
-  index: number,
-  leaseId: Uint8Array,
-  time: number,
-  sign: (msg: Uint8Array) => Uint8Array,
-): Uint8Array {
-  assertBytes(leaseId, 32, 'leaseId')
+export function encodeLeaseChunkRequest(studyId: Uint8Array, index: number, claim: LeaseClaimFields, sign: (msg: Uint8Array) => Uint8Array): Uint8Array {
+  assertBytes(claim.leaseId, 32, 'leaseId')
+  assertBytes(claim.holder, 32, 'holder')
+  if (!Number.isSafeInteger(claim.time) || claim.time < 0 || !Number.isSafeInteger(claim.height) || claim.height < 0)
+    throw new RangeError('claim time and height must be non-negative safe integers')
   const b = Buffer.alloc(LEASE_CLAIM_SIGNED_BYTES + 64)
   b.set(encodeChunkRequest(studyId, index), 0)
-  b.set(leaseId, STUDY_ID_BYTES + 4)
-  b.writeBigUInt64BE(BigInt(time), STUDY_ID_BYTES + 36)
+  b.set(claim.leaseId, STUDY_ID_BYTES + 4)
+  b.writeBigUInt64BE(BigInt(claim.time), STUDY_ID_BYTES + 36)
+  b.writeBigUInt64BE(BigInt(claim.height), STUDY_ID_BYTES + 44)
+  b.set(claim.holder, STUDY_ID_BYTES + 52)
   const sig = sign(new Uint8Array(b.subarray(0, LEASE_CLAIM_SIGNED_BYTES)))
   assertBytes(sig, 64, 'signature')
   b.set(sig, LEASE_CLAIM_SIGNED_BYTES)
@@ -108,12 +132,15 @@ export function decodeChunkRequest(b: Uint8Array): { studyId: Uint8Array; index:
   const base = { studyId: b.slice(0, STUDY_ID_BYTES), index: v.readUInt32BE(STUDY_ID_BYTES) }
   if (b.length === STUDY_ID_BYTES + 4) return base
   const time = v.readBigUInt64BE(STUDY_ID_BYTES + 36)
-  if (time > BigInt(Number.MAX_SAFE_INTEGER)) throw badRequest('chunk')
+  const height = v.readBigUInt64BE(STUDY_ID_BYTES + 44)
+  if (time > BigInt(Number.MAX_SAFE_INTEGER) || height > BigInt(Number.MAX_SAFE_INTEGER)) throw badRequest('chunk')
   return {
     ...base,
     claim: {
       leaseId: b.slice(STUDY_ID_BYTES + 4, STUDY_ID_BYTES + 36),
       time: Number(time),
+      height: Number(height),
+      holder: b.slice(STUDY_ID_BYTES + 52, LEASE_CLAIM_SIGNED_BYTES),
       signature: b.slice(LEASE_CLAIM_SIGNED_BYTES),
       signed: b.slice(0, LEASE_CLAIM_SIGNED_BYTES),
     },
