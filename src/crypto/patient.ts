@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { RadError, concatBytes, toHex, type ErrorCodes } from '../util/index.js'
 import { ED25519_PUBLIC_KEY_BYTES, isUsableEd25519PublicKey } from './ed25519.js'
 import { generateOrgKeys, type OrgKeys } from './keystore.js'
-import { MLKEM768_PUBLIC_KEY_BYTES, mlkemFromX25519Private } from './mlkem.js'
+import { MLKEM768_PUBLIC_KEY_BYTES, isValidMlKem768PublicKey, mlkemFromX25519Private } from './mlkem.js'
 import { X25519_KEY_BYTES } from './x25519.js'
 
 /*
@@ -76,6 +76,7 @@ export function parsePatientPublicKey(text: string): PatientPublicKey {
   const mlkem = b.slice(64)
   if (!isUsableEd25519PublicKey(sign)) throw badKey('the Ed25519 key is not a valid point of large order')
   if (x25519.every((v) => v === 0)) throw badKey('the X25519 key is zero')
+  if (!isValidMlKem768PublicKey(mlkem)) throw badKey('the ML-KEM-768 key fails the FIPS 203 encapsulation key check')
   return { sign, x25519, mlkem }
 }
 
