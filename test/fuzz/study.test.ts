@@ -94,6 +94,22 @@ t.test('readDicom and readStudyInstanceUid of damaged files: an instance or a UI
   t.pass('no other error escaped')
 })
 
+t.test('regression: a Study Instance UID with bytes that are not UID characters reads the same from the head as from the whole file', async (t) => {
+  // Found by the property above (seed 718124977): four bytes of the UID's value set to 0xff. The
+  // cheap read kept them; dcmjs drops every character but digits and dots from a UI value.
+  const dir = await mkdtemp(join(tmpdir(), 'radchain-fuzz-uid-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const path = join(dir, 'file.dcm')
+  const b = Uint8Array.from(samples[files.indexOf('study-77654033/CR2/6247')] as Uint8Array)
+  const uid = firstString(parseDicom(b).dataset, TAG.StudyInstanceUID) as string
+  const at = Buffer.from(b).indexOf(Buffer.from(uid, 'latin1'))
+  t.ok(at > 0, 'the UID is in the file')
+  b.fill(0xff, at, at + 4)
+  await writeFile(path, b)
+  const parsed = firstString((await readDicom(path)).dataset, TAG.StudyInstanceUID)
+  t.equal(await readStudyInstanceUid(path), parsed)
+})
+
 // A packed study: its chunks, its payload and the keys to open them (the custodian's).
 const custodian = envelopeKeys('auth-0')
 const chunks = new Map<string, Uint8Array>()
