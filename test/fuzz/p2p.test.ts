@@ -7,6 +7,7 @@ import fc from 'fast-check'
 import {
   Bitfield,
   FrameDecoder,
+  PipeClient,
   P2PError,
   STATUS_ERROR,
   STATUS_OK,
@@ -29,7 +30,7 @@ import { readOneFrame } from '../../src/p2p/stream-io.js'
 import { CodecError, decodeCanonical, encode, u64, type Encodable } from '../../src/chain/index.js'
 import type { ChainService } from '../../src/node/index.js'
 import { SyncService } from '../../src/node/sync.js'
-import { concatBytes, equalBytes, nullLogger } from '../../src/util/index.js'
+import { concatBytes, equalBytes, nullLogger, utf8 } from '../../src/util/index.js'
 import { FakeStream } from '../unit/p2p/fake-stream.js'
 import { SMALL_GROWTH_BYTES, arrayBufferGrowth, mutated, mutatedOneOf, noteSeed, params, typedOrValue, typedOrValueAsync, wireBytesArb } from './fuzz.js'
 
@@ -124,7 +125,11 @@ function remoteSending(pieces: readonly Uint8Array[], answerAfterRequest: boolea
 }
 
 // A hang would show as P2P_TIMEOUT: liveness is checked by the property, with a generous deadline.
+// AbortSignal.timeout's timer does not keep the process alive, so this one does: a request left
+// waiting fails its property with the input, rather than ending the test file unfinished.
 const DEADLINE_MS = 10_000
+const keepAlive = setInterval(() => undefined, 1_000)
+t.teardown(() => clearInterval(keepAlive))
 
 t.test('readOneFrame: any bytes from the remote give one frame within the bound, or a P2PError other than a timeout', async (t) => {
   await fc.assert(
@@ -170,6 +175,61 @@ t.test('exchange: any answer gives a body within the bound, or a P2PError other 
     params(300, 5),
   )
   t.pass('no other error escaped, none hung')
+})
+
+t.test('PipeClient: any answer gives a body within the bound, or a P2PError other than a timeout', async (t) => {
+  // Answers are frames of [u32 request id, status, body] (src/p2p/pipe.ts); a fresh client's first request has id 1.
+  const answer = (status: number, body: Uint8Array): Uint8Array => encodeFrame(concatBytes(Uint8Array.of(0, 0, 0, 1, status), body))
+  const answers = [answer(0, new Uint8Array(20).fill(5)), answer(1, utf8('SWARM_NOT_HELD')), answer(0, new Uint8Array(0))]
+  await fc.assert(
+    fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 60 }), mutatedOneOf(answers)), cutsArb, async (b, cuts) => {
+      const s = new FakeStream()
+      s.onFrame = () => {
+        const pieces = split(b, cuts)
+        let i = 0
+        const next = (): void => {
+          if (i < pieces.length) {
+            s.deliver(pieces[i++] as Uint8Array)
+            setImmediate(next)
+          } else void s.close()
+        }
+        setImmediate(next)
+      }
+      const client = new PipeClient(async () => s.stream, { maxResponseBytes: 32 })
+      let timedOut = false
+      const body = await typedOrValueAsync(
+        () =>
+          client.request(Uint8Array.of(1, 2, 3), AbortSignal.timeout(DEADLINE_MS)).catch((err: unknown) => {
+            timedOut = err instanceof P2PError && err.code === 'P2P_TIMEOUT'
+            throw err
+          }),
+        P2P,
+      )
+      client.close()
+      return !timedOut && (body === undefined || body.length <= 32)
+    }),
+    params(300, 5),
+  )
+  t.pass('no other error escaped, none hung')
+})
+
+t.test('regression: a pipe answer with an unknown status fails its request at once with P2P_MALFORMED', async (t) => {
+  // Found by the property above: the answer to request 1 with status 0x41. The request was taken
+  // off the pending list before its status was judged, so it waited for its deadline.
+  const s = new FakeStream()
+  s.onFrame = () => setImmediate(() => s.deliver(encodeFrame(concatBytes(Uint8Array.of(0, 0, 0, 1, 0x41), utf8('RM_NNT_HELD')))))
+  const client = new PipeClient(async () => s.stream, { maxResponseBytes: 32 })
+  const outcome = await Promise.race([
+    client.request(Uint8Array.of(1), AbortSignal.timeout(60_000)).then(
+      () => 'answered',
+      (err: unknown) => (err instanceof P2PError ? err.code : String(err)),
+    ),
+    // A timer that keeps the process alive: a request left waiting shows as 'still waiting', not as an unfinished test.
+    new Promise<string>((resolve) => setTimeout(() => resolve('still waiting'), 5_000)),
+  ])
+  client.close()
+  t.equal(outcome, 'P2P_MALFORMED')
+  t.ok(s.abortedWith instanceof P2PError, 'the pipe was aborted')
 })
 
 const studyId = new Uint8Array(16).fill(9)
