@@ -71,6 +71,8 @@ export function parsePatientPublicKey(text: string): PatientPublicKey {
   if (!/^[A-Za-z0-9_-]+$/.test(body)) throw badKey('not base64url')
   const b = new Uint8Array(Buffer.from(body, 'base64url'))
   if (b.length !== PATIENT_KEY_BYTES) throw badKey(`${b.length} bytes, expected ${PATIENT_KEY_BYTES}`)
+  // Decoding drops leftover bits: a character too many would otherwise read as another key.
+  if (Buffer.from(b).toString('base64url') !== body) throw badKey('not the base64url text of a key (a character too many or changed?)')
   const sign = b.slice(0, 32)
   const x25519 = b.slice(32, 64)
   const mlkem = b.slice(64)
