@@ -1,6 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
-import { asArray, asBytes, asString, asU32, asU64Number, decodeCanonical, encodeTrusted, u64, type Encodable } from '../chain/index.js'
+import { CodecError, asArray, asBytes, asString, asU32, asU64Number, decodeCanonical, encodeTrusted, u64, type Encodable } from '../chain/index.js'
 
 /** One record of the write-ahead log: something this node signed or locked at `height`. */
 export type WalEntry =
@@ -25,7 +25,7 @@ function entryFromWire(v: unknown): WalEntry {
   const kind = asString(a[1], 'wal.kind', 16)
   if (kind === 'message') return { height, kind, bytes: asBytes(a[2], 'wal.bytes') }
   if (kind === 'lock') return { height, kind, round: asU32(a[2], 'wal.round'), blockBytes: asBytes(a[3], 'wal.block') }
-  throw new Error(`unknown wal entry ${kind}`)
+  throw new CodecError('CODEC_SCHEMA', `unknown wal entry ${JSON.stringify(kind)}`)
 }
 
 /**

@@ -38,3 +38,23 @@ export function mlkemFromX25519Private(x25519Priv: Uint8Array): MlKemKeyPair {
     seed.fill(0)
   }
 }
+
+/** ML-KEM's modulus q (FIPS 203 section 2.4). */
+const MLKEM_Q = 3329
+
+/**
+ * Whether `ek` passes the input checks of ML-KEM-768 encapsulation (FIPS 203
+ * section 7.2): 1184 bytes, and each 12-bit coefficient of its first 1152
+ * bytes (ByteDecode_12) is below q, so that ByteEncode_12 gives the same
+ * bytes back. A key failing them cannot be wrapped to.
+ */
+export function isValidMlKem768PublicKey(ek: Uint8Array): boolean {
+  if (ek.length !== MLKEM768_PUBLIC_KEY_BYTES) return false
+  for (let i = 0; i < MLKEM768_PUBLIC_KEY_BYTES - 32; i += 3) {
+    const b0 = ek[i] as number
+    const b1 = ek[i + 1] as number
+    const b2 = ek[i + 2] as number
+    if ((b0 | ((b1 & 0x0f) << 8)) >= MLKEM_Q || ((b1 >> 4) | (b2 << 4)) >= MLKEM_Q) return false
+  }
+  return true
+}

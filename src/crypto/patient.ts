@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { RadError, concatBytes, toHex, type ErrorCodes } from '../util/index.js'
 import { ED25519_PUBLIC_KEY_BYTES, isUsableEd25519PublicKey } from './ed25519.js'
 import { generateOrgKeys, type OrgKeys } from './keystore.js'
-import { MLKEM768_PUBLIC_KEY_BYTES, mlkemFromX25519Private } from './mlkem.js'
+import { MLKEM768_PUBLIC_KEY_BYTES, isValidMlKem768PublicKey, mlkemFromX25519Private } from './mlkem.js'
 import { X25519_KEY_BYTES } from './x25519.js'
 
 /*
@@ -80,11 +80,14 @@ export function parsePatientPublicKey(text: string): PatientPublicKey {
   if (!/^[A-Za-z0-9_-]+$/.test(body)) throw badKey('not base64url')
   const b = new Uint8Array(Buffer.from(body, 'base64url'))
   if (b.length !== PATIENT_KEY_BYTES) throw badKey(`${b.length} bytes, expected ${PATIENT_KEY_BYTES}`)
+  // Decoding drops leftover bits: a character too many would otherwise read as another key.
+  if (Buffer.from(b).toString('base64url') !== body) throw badKey('not the base64url text of a key (a character too many or changed?)')
   const sign = b.slice(0, 32)
   const x25519 = b.slice(32, 64)
   const mlkem = b.slice(64)
   if (!isUsableEd25519PublicKey(sign)) throw badKey('the Ed25519 key is not a valid point of large order')
   if (x25519.every((v) => v === 0)) throw badKey('the X25519 key is zero')
+  if (!isValidMlKem768PublicKey(mlkem)) throw badKey('the ML-KEM-768 key fails the FIPS 203 encapsulation key check')
   return { sign, x25519, mlkem }
 }
 

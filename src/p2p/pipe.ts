@@ -305,7 +305,12 @@ export class PipeClient {
               const code = Buffer.from(joinBytes(body)).toString('latin1')
               const remoteCode = ERROR_CODE_RE.test(code) ? code : 'INVALID'
               p.reject(new P2PError('P2P_REMOTE_ERROR', `peer answered with error ${remoteCode}`, { remoteCode }))
-            } else throw new P2PError('P2P_MALFORMED', `unknown pipe status ${String(status)}`, { penalize: true })
+            } else {
+              // This request is off the pending list already: fail it here, the others in fail().
+              const err = new P2PError('P2P_MALFORMED', `unknown pipe status ${String(status)}`, { penalize: true })
+              p.reject(err)
+              throw err
+            }
           }
         }
       } catch (err) {

@@ -497,9 +497,15 @@ export function locateTrailingPixelData(head: Uint8Array, size: number): { start
   }
 }
 
-/** A UI value as compared across files: the first value, without its padding (PS3.5 6.2, 9.1). */
+/**
+ * A UI value as compared across files: the first value, keeping only the
+ * characters a UID is made of (digits and dots, PS3.5 9.1), so padding goes
+ * (PS3.5 6.2) and a damaged value reads as dcmjs parses it (it drops every
+ * other character from UI values): the cheap read of a UID from the first
+ * bytes of a file agrees with the parse of the whole file.
+ */
 export function uidText(v: string): string {
-  return (v.split('\\')[0] ?? '').replace(/[\0 ]+$/, '').replace(/^ +/, '')
+  return (v.split('\\')[0] ?? '').replace(/[^0-9.]/g, '')
 }
 
 /**

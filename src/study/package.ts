@@ -344,6 +344,15 @@ function parseManifest(json: Uint8Array): PackManifest {
   if (man === null || typeof man !== 'object' || man.version !== 1 || !Array.isArray(man.instances) || typeof man.studyDigest !== 'string') {
     throw badPack('manifest has the wrong shape')
   }
+  const entryOk = (e: PackManifestInstance | null): boolean =>
+    e !== null &&
+    typeof e === 'object' &&
+    typeof e.sopInstanceUid === 'string' &&
+    Number.isSafeInteger(e.offset) &&
+    Number.isSafeInteger(e.length) &&
+    typeof e.pixelDigest === 'string' &&
+    typeof e.transferSyntax === 'string'
+  if (!man.instances.every(entryOk)) throw badPack('manifest has an instance entry of the wrong shape')
   return man
 }
 

@@ -244,6 +244,8 @@ export function decodeHave(b: Uint8Array, expected: number): HaveInfo {
   if (b.length < 5) throw new SwarmError('SWARM_BAD_REQUEST', 'have response too short', { penalize: true })
   const size = Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32BE(0)
   if (size !== expected) throw new SwarmError('SWARM_BAD_REQUEST', `have response for ${size} chunks, the study has ${expected}`, { penalize: true })
+  // Checked before the bitfield is allocated: a short answer must not cost memory for the count it states.
+  if (b.length !== haveResponseBytes(size)) throw new SwarmError('SWARM_BAD_REQUEST', 'bitfield has the wrong length', { penalize: true })
   const flags = b[4] ?? 0
   if ((flags & ~3) !== 0) throw new SwarmError('SWARM_BAD_REQUEST', 'have response with unknown flags', { penalize: true })
   return { chunks: new Bitfield(size, b.subarray(5)), list: (flags & 1) !== 0, objects: (flags & 2) !== 0 }
