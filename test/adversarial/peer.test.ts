@@ -173,37 +173,43 @@ t.test('the local API: past its connection cap, the CLI fails in one line, and w
   t.equal(again.code, 0, again.stderr)
 })
 
-t.test('chunks.get: 6 streams that stop reading after 200 requests each hold the holder to its bound, then lose the streams and points', async (t) => {
-  const before = await rssOf(A.pid)
-  const sampler = rssSampler(A.pid)
-  const h0 = await maxHeight(A.honest)
-  const already = (await penalties(A.victim, A.roguePeer)).length
-  const streams: Stream[] = []
-  for (let k = 0; k < 6; k++) {
-    const s = await open(CHUNK_PROTOCOLS.get)
-    s.pause() // read nothing: no window updates, the holder's answers pile up on its side
-    streams.push(s)
-    for (let i = 0; i < 200; i++) {
-      const id = new Uint8Array(4)
-      new DataView(id.buffer).setUint32(0, k * 1000 + i)
-      s.send(encodeFrame(Buffer.concat([id, encodeChunkRequest(A.studyId, i % A.chunks)])))
+t.test(
+  "chunks.get: 32 streams that stop reading after 100 requests each hold the holder to one stream's bound, then lose the streams and points",
+  async (t) => {
+    const before = await rssOf(A.pid)
+    const sampler = rssSampler(A.pid)
+    const h0 = await maxHeight(A.honest)
+    const already = (await penalties(A.victim, A.roguePeer)).length
+    const streams: Stream[] = []
+    for (let k = 0; k < 32; k++) {
+      const s = await open(CHUNK_PROTOCOLS.get)
+      // Read nothing: no window updates, the holder's answers pile up on its side (what arrives before the
+      // window closes stays in this side's buffer, which must not overflow and reset the stream itself).
+      s.maxReadBufferLength = 256 * 1024 * 1024
+      s.pause()
+      streams.push(s)
+      for (let i = 0; i < 100; i++) {
+        const id = new Uint8Array(4)
+        new DataView(id.buffer).setUint32(0, k * 1000 + i)
+        s.send(encodeFrame(Buffer.concat([id, encodeChunkRequest(A.studyId, i % A.chunks)])))
+      }
     }
-  }
-  // The drain deadline (30 s) ends a stalled stream; the peer's others wait on the budget it held, and are
-  // dropped one after another the same way: seeing the first go is enough.
-  await waitFor('org1 to drop a stalled stream', 90_000, () => streams.some((s) => s.status !== 'open'))
-  const peak = await sampler.stop()
-  for (const s of streams) s.abort(new Error('attack over'))
-  t.ok(peak - before < RSS_GROWTH_BOUND, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)}) for 1,200 requests of 1 MiB never read`)
-  t.ok(peak < RSS_BOUND)
-  await waitFor('the penalty in the log', 10_000, async () => (await penalties(A.victim, A.roguePeer)).length > already)
-  const reasons = (await penalties(A.victim, A.roguePeer)).slice(already)
-  t.ok(
-    reasons.some((r) => r === 'pipe answers left unread'),
-    `the reader that stalled is penalized (${reasons.join(', ')})`,
-  )
-  t.ok((await maxHeight(A.honest)) >= h0 + 3, 'org1..org3 kept finalizing during the attack')
-})
+    // The drain deadline (30 s) ends a stalled stream; the peer's others wait on the budget it held, and are
+    // dropped one after another the same way: seeing the first go is enough.
+    await waitFor('org1 to drop a stalled stream', 90_000, () => streams.some((s) => s.status !== 'open'))
+    const peak = await sampler.stop()
+    for (const s of streams) s.abort(new Error('attack over'))
+    t.ok(peak - before < RSS_GROWTH_BOUND, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)}) for 3,200 requests of 1 MiB never read`)
+    t.ok(peak < RSS_BOUND)
+    await waitFor('the penalty in the log', 10_000, async () => (await penalties(A.victim, A.roguePeer)).length > already)
+    const reasons = (await penalties(A.victim, A.roguePeer)).slice(already)
+    t.ok(
+      reasons.some((r) => r === 'pipe answers left unread'),
+      `the reader that stalled is penalized (${reasons.join(', ')})`,
+    )
+    t.ok((await maxHeight(A.honest)) >= h0 + 3, 'org1..org3 kept finalizing during the attack')
+  },
+)
 
 t.test('consensus: maximal proposals for the next heights, validly signed by an authority or not, stay bounded', async (t) => {
   const before = await rssOf(A.pid)
