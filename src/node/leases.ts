@@ -1,5 +1,6 @@
 import {
   TxError,
+  getNonce,
   blockTimeAt,
   leaseEndedBy,
   servedTx,
@@ -279,6 +280,8 @@ export class LeaseService {
   readonly #logger: Logger
   /** Leases (hex) whose grant this node submitted and that are not final yet. */
   readonly #granting = new Set<string>()
+  /** Envelopes stored for grants not final yet, by lease (hex): the envelope's hash and the grant's nonce. */
+  readonly #pendingEnvelopes = new Map<string, { hash: Uint8Array; nonce: number }>()
   #kemPending: string | undefined
   /** This organization's ML-KEM-768 public key (derived once: key generation is not free, and this runs at every block). */
   readonly #kemPublic: Uint8Array
@@ -313,6 +316,7 @@ export class LeaseService {
   readonly #onBlock = (): void => {
     try {
       this.#publishKem()
+      this.#settleGrants()
       this.#autoGrant()
       this.#cleanUp()
     } catch (err) {
@@ -435,12 +439,46 @@ export class LeaseService {
       leaseKey.fill(0)
       const hash = sha256(envelope)
       await this.#chunks.put(hash, envelope)
-      const tx = this.#submit(leaseGrantTx, { leaseId: lease.leaseId, envelope: hash })
-      this.#logger.info('lease granted', { lease: id, study: toHex(study.studyId), requester: lease.requester, scope: lease.scope })
-      return tx
+      try {
+        const nonce = this.#chain.nextNonce(this.#keys.signer.publicKey)
+        const tx = this.#submit(leaseGrantTx, { leaseId: lease.leaseId, envelope: hash })
+        this.#pendingEnvelopes.set(id, { hash, nonce })
+        this.#logger.info('lease granted', { lease: id, study: toHex(study.studyId), requester: lease.requester, scope: lease.scope })
+        return tx
+      } catch (err) {
+        // The grant never left this node: its envelope goes too.
+        await this.#chunks.delete(hash).catch(() => false)
+        throw err
+      }
     } catch (err) {
       this.#granting.delete(id)
       throw err
+    }
+  }
+
+  /**
+   * Settles the grants this node submitted: a grant that is final keeps its
+   * envelope; one that can no longer be (the lease was decided otherwise, or
+   * this organization's nonce moved past the grant's without it: the ledger
+   * refused it) has its envelope deleted, and the lease may be granted again.
+   */
+  #settleGrants(): void {
+    const nonce = getNonce(this.#chain.state, this.#keys.signer.publicKey)
+    for (const [id, p] of this.#pendingEnvelopes) {
+      const lease = getLease(this.#chain.state, Buffer.from(id, 'hex'))
+      if (lease?.status === 'granted' && lease.envelope !== null && equalBytes(lease.envelope, p.hash)) {
+        this.#pendingEnvelopes.delete(id)
+        continue
+      }
+      if (lease !== undefined && lease.status === 'requested' && nonce <= p.nonce) continue
+      this.#pendingEnvelopes.delete(id)
+      this.#granting.delete(id)
+      void this.#chunks.delete(p.hash).then(
+        (gone) => {
+          if (gone) this.#logger.info('grant not made: its envelope is deleted', { lease: id, status: lease?.status ?? 'unknown' })
+        },
+        (err: unknown) => this.#logger.warn('could not delete the envelope of a grant not made', { lease: id, err: errorMessage(err) }),
+      )
     }
   }
 

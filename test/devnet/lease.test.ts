@@ -178,6 +178,15 @@ t.test("a lease under the patient's consent: granted by the custodian's node, us
   t.equal(denied.code, 0, denied.stderr)
   const thirdGet = await cli(third, ['study', 'get', sid, '--out', join(work, 'third'), '--json'])
   assertOneLineError(t, thirdGet, /no lease/, 'a denied requester gets no key and no chunks')
+  // The custodian's operator grants before the patient approved: the ledger refuses it, and the envelope
+  // its node wrapped for the grant does not stay behind.
+  const custodianFiles = async (): Promise<number> =>
+    (await readdir(join(o1.dir, 'chunks'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).length
+  const filesBefore = await custodianFiles()
+  const earlyGrant = await cli(o1, ['lease', 'grant', fullReq, '--json'])
+  assertOneLineError(t, earlyGrant, /approve/, 'a grant the consent does not cover, before approval')
+  await waitFor('the refused grant envelope deleted', 30_000, async () => (await custodianFiles()) === filesBefore, 250)
+  t.pass('no envelope of the refused grant left in the custodian store')
   const approve = await cli(o2, ['patient', 'approve', fullReq, '--key', join(work, 'patient.key'), '--json'])
   t.equal(approve.code, 0, approve.stderr)
   await waitFor(
