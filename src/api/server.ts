@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
 import { errorMessage, sleep, type Logger } from '../util/index.js'
 import type { ApiBackend } from './backend.js'
 import { ApiError } from './errors.js'
@@ -18,8 +19,17 @@ import { swarmRoutes } from './routes/swarm.js'
 
 /** Most simultaneous connections; the API serves one local daemon's tools. */
 export const MAX_CONNECTIONS = 256
-/** A request's headers must arrive within this time (the check runs every second). */
+/**
+ * Under connection pressure (more than PENDING_PRESSURE connections still
+ * waiting for their first request's headers), a connection must bring them
+ * within this time, or it is closed; otherwise Node's own deadline (20 s)
+ * applies. A strict deadline at all times cut clients that were merely busy:
+ * a client process under load can take seconds between opening a
+ * connection and writing its request.
+ */
 export const HEADERS_TIMEOUT_MS = 5_000
+/** Connections waiting for their first request's headers above which the strict deadline applies. */
+export const PENDING_PRESSURE = 64
 /** Host names the API may listen on: it is a local API, never exposed. */
 export const LOOPBACK_HOSTS: readonly string[] = ['127.0.0.1', '::1', 'localhost']
 
@@ -74,6 +84,20 @@ export class ApiServer {
   private readonly logger: Logger
   private readonly tokenDigest: Buffer
   private readonly streams = new Set<EventStream>()
+  /** Connections still waiting for their first request's headers, and when each was opened. */
+  private readonly pending = new Map<Socket, number>()
+  private sweeper: NodeJS.Timeout | undefined
+
+  /** Under pressure, closes the connections that have waited longer than HEADERS_TIMEOUT_MS for their first request. */
+  private sweepPending(): void {
+    if (this.pending.size <= PENDING_PRESSURE) return
+    const cutoff = performance.now() - HEADERS_TIMEOUT_MS
+    for (const [socket, at] of this.pending) {
+      if (at > cutoff) continue
+      this.pending.delete(socket)
+      socket.destroy()
+    }
+  }
   private readonly router: Router
   private server: Server | undefined
   private lifetime = new AbortController()
@@ -124,7 +148,10 @@ export class ApiServer {
     if (this.server !== undefined) throw new ApiError('API_BAD_CONFIG', 'API server already started', 0)
     this.lifetime = new AbortController()
     const server = createServer(
-      { requestTimeout: 60_000, headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024 },
+      // Node's own header and request deadlines stay loose (checked every 30 s by default): checked every second,
+      // they cut busy kept-alive connections of clients that are not slow at all (a long-lived client's requests
+      // met 408s under load). The first request's header deadline below is this server's own.
+      { requestTimeout: 60_000, headersTimeout: 20_000, maxHeaderSize: 16 * 1024 },
       (req, res) => {
         this.onRequest(req, res)
       },
@@ -132,6 +159,13 @@ export class ApiServer {
     server.keepAliveTimeout = 5_000
     server.maxConnections = MAX_CONNECTIONS
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => answerClientError(err, socket, this.logger))
+    // Connections that have not brought a first request yet; swept every second when there are many.
+    server.on('connection', (socket: Socket) => {
+      this.pending.set(socket, performance.now())
+      socket.once('close', () => this.pending.delete(socket))
+    })
+    this.sweeper = setInterval(() => this.sweepPending(), 1_000)
+    this.sweeper.unref()
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(this.opts.port, this.opts.host, () => {
@@ -148,6 +182,7 @@ export class ApiServer {
   async stop(): Promise<void> {
     const server = this.server
     if (server === undefined) return
+    clearInterval(this.sweeper)
     this.lifetime.abort(new ApiError('API_BUSY', 'API server is stopping'))
     const ended = [...this.streams].map((s) => s.close())
     const closed = new Promise<void>((resolve) => server.close(() => resolve()))
@@ -160,6 +195,7 @@ export class ApiServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.pending.delete(req.socket)
     const started = performance.now()
     const path = (req.url ?? '').split('?', 1)[0]?.slice(0, 200) ?? ''
     res.on('close', () => {
