@@ -42,28 +42,15 @@ import { contentRoot } from '../../src/study/index.js'
 import { SwarmService } from '../../src/node/swarm.js'
 import type { ChainService } from '../../src/node/chain-service.js'
 import { nullLogger } from '../../src/util/index.js'
-import { CHAIN_ID, advance, makeChain, type TestChain, type TestOrg } from '../unit/chain/fixtures.js'
+import { CHAIN_ID, advance, makeChain, studyPayload, type TestChain, type TestOrg } from '../unit/chain/fixtures.js'
 
 const CHUNK = 4096
 const HUGE = 0xffffffff
 /** Heap and buffer growth allowed while answering about a study not held (a 2^32-chunk bitfield alone is 512 MiB). */
 const MAX_GROWTH_BYTES = 50 * 1024 * 1024
 
-function studyPayload(custodian: string, chunkCount: number, size = chunkCount * (CHUNK + 16) - 100): RegisterStudyPayload {
-  return {
-    studyId: new Uint8Array(randomBytes(16)),
-    custodian,
-    owner: null,
-    ownerEphemeral: null,
-    contentRoot: new Uint8Array(32).fill(1),
-    size,
-    chunkCount,
-    chunkSize: CHUNK,
-    studyDigest: new Uint8Array(32).fill(2),
-    custodianEnvelope: new Uint8Array(32).fill(3),
-    ownerEnvelope: null,
-    demographics: new Uint8Array(32).fill(5),
-  }
+function studyOf(custodian: string, chunkCount: number, size?: number): RegisterStudyPayload {
+  return studyPayload(custodian, chunkCount, CHUNK, size)
 }
 
 function registerTx(c: TestChain, org: TestOrg, p: RegisterStudyPayload): ReturnType<typeof signTx> {
@@ -81,13 +68,9 @@ t.test('(a) the state machine refuses a study of 2^32-1 chunks, and one just abo
   const org = c.orgs[0] as TestOrg
   const params = getParams(c.state)
   const cases: [string, RegisterStudyPayload, RegExp][] = [
-    ['2^32-1 chunks with a matching size', studyPayload(org.id, HUGE), /maxStudyChunks/],
-    ['one chunk above maxStudyChunks', studyPayload(org.id, params.maxStudyChunks + 1), /maxStudyChunks/],
-    [
-      'one byte above maxStudyBytes',
-      studyPayload(org.id, Math.ceil((params.maxStudyBytes + 1) / (CHUNK + 16)), params.maxStudyBytes + 1),
-      /maxStudyBytes \(\d+\)/,
-    ],
+    ['2^32-1 chunks with a matching size', studyOf(org.id, HUGE), /maxStudyChunks/],
+    ['one chunk above maxStudyChunks', studyOf(org.id, params.maxStudyChunks + 1), /maxStudyChunks/],
+    ['one byte above maxStudyBytes', studyOf(org.id, Math.ceil((params.maxStudyBytes + 1) / (CHUNK + 16)), params.maxStudyBytes + 1), /maxStudyBytes \(\d+\)/],
   ]
   for (const [what, p, message] of cases) {
     const r = advance(c, [registerTx(c, org, p)])
@@ -186,7 +169,7 @@ async function swarmOn(t: Test, chain: TestChain, self: TestOrg): Promise<{ p2p:
  * serving side must stay safe even then.
  */
 function registerUnbounded(c: TestChain, org: TestOrg): StudyRecord {
-  const p = studyPayload(org.id, HUGE)
+  const p = studyOf(org.id, HUGE)
   const s = new StateOverlay(c.state)
   const params = { ...getParams(c.state), maxStudyChunks: HUGE, maxStudyBytes: Number.MAX_SAFE_INTEGER }
   const ctx = {
@@ -218,7 +201,7 @@ t.test('(b) have and list about a study this node holds nothing of: refused with
   const { p2p } = await swarmOn(t, c, c.orgs[2] as TestOrg)
 
   // A study within the bounds, registered normally, and one of 2^32-1 chunks.
-  const normal = studyPayload(custodian.id, 5)
+  const normal = studyOf(custodian.id, 5)
   t.same(advance(c, [registerTx(c, custodian, normal)]).rejected, [])
   const huge = registerUnbounded(c, custodian)
   t.equal(huge.chunkCount, HUGE)
@@ -251,7 +234,7 @@ t.test('(c) a requester refuses and penalizes a have or list answer larger than 
   const custodian = c.orgs[0] as TestOrg
   const chunks = Array.from({ length: 5 }, () => new Uint8Array(randomBytes(CHUNK + 16)))
   const ids = chunks.map((x) => sha256(x))
-  const study: RegisterStudyPayload = { ...studyPayload(custodian.id, 5, 5 * (CHUNK + 16)), contentRoot: contentRoot(ids) }
+  const study: RegisterStudyPayload = { ...studyOf(custodian.id, 5, 5 * (CHUNK + 16)), contentRoot: contentRoot(ids) }
   t.same(advance(c, [registerTx(c, custodian, study)]).rejected, [])
   const record = getStudy(c.state, study.studyId) as StudyRecord
   const order = placementOrder(

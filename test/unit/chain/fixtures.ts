@@ -1,4 +1,5 @@
 // Shared builders for the chain and storage unit tests (not a test file itself).
+import { randomBytes } from 'node:crypto'
 import { Ed25519Signer, sha256 } from '../../../src/crypto/index.js'
 import { toHex, utf8 } from '../../../src/util/index.js'
 import {
@@ -21,6 +22,7 @@ import {
   type OrgAction,
   type OrgRole,
   type Parent,
+  type RegisterStudyPayload,
   type StateWrites,
   type Tx,
 } from '../../../src/chain/index.js'
@@ -203,4 +205,28 @@ export function codeOf(fn: () => unknown): string | undefined {
 /** Sorted hex dump of a state map, for comparing two states. */
 export function dumpState(s: ReadonlyMap<string, Uint8Array>): [string, string][] {
   return [...s.entries()].map(([k, v]): [string, string] => [k, toHex(v)]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+}
+
+/**
+ * A study.register payload without an owner: `chunkCount` chunks of
+ * `chunkSize`, size `chunkCount * (chunkSize + 16) - 100` unless given, a
+ * random study id and fixed placeholder hashes (1 content root, 2 digest,
+ * 3 custodian envelope, 5 demographics).
+ */
+export function studyPayload(custodian: string, chunkCount: number, chunkSize: number, size = chunkCount * (chunkSize + 16) - 100): RegisterStudyPayload {
+  const z = (n: number): Uint8Array => new Uint8Array(32).fill(n)
+  return {
+    studyId: new Uint8Array(randomBytes(16)),
+    custodian,
+    owner: null,
+    ownerEphemeral: null,
+    contentRoot: z(1),
+    size,
+    chunkCount,
+    chunkSize,
+    studyDigest: z(2),
+    custodianEnvelope: z(3),
+    ownerEnvelope: null,
+    demographics: z(5),
+  }
 }

@@ -34,6 +34,7 @@ import {
   codeOf,
   lastCommitHashFor,
   makeChain,
+  studyPayload,
   testOrg,
   testSigner,
   vote,
@@ -495,18 +496,8 @@ function paramsChain(): TestChain {
 
 function studyTx(c: TestChain, custodian: TestOrg, chunkCount: number, nonceOffset = 0): Tx {
   const payload: RegisterStudyPayload = {
+    ...studyPayload(custodian.id, chunkCount, STUDY_CHUNK),
     studyId: sha256(utf8(`study/${chunkCount}/${c.head.header.height}/${nonceOffset}`)).slice(0, 16),
-    custodian: custodian.id,
-    owner: null,
-    ownerEphemeral: null,
-    contentRoot: new Uint8Array(32).fill(1),
-    size: chunkCount * (STUDY_CHUNK + 16) - 100,
-    chunkCount,
-    chunkSize: STUDY_CHUNK,
-    studyDigest: new Uint8Array(32).fill(2),
-    custodianEnvelope: new Uint8Array(32).fill(3),
-    ownerEnvelope: null,
-    demographics: new Uint8Array(32).fill(5),
   }
   return signTx(custodian.signer, {
     chainId: CHAIN_ID,

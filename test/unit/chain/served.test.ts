@@ -14,7 +14,7 @@ import {
   type Tx,
 } from '../../../src/chain/index.js'
 import { DOMAIN, signingBytes, type Ed25519Signer } from '../../../src/crypto/index.js'
-import { CHAIN_ID, advance, makeChain, testSigner, type TestChain } from './fixtures.js'
+import { CHAIN_ID, advance, makeChain, studyPayload, testSigner, type TestChain } from './fixtures.js'
 
 const CHUNK = 4096
 const HOUR = 3600_000
@@ -34,20 +34,7 @@ function run(c: TestChain, x: Tx, dt = 1000): string | undefined {
 function setup(): { c: TestChain; s: RegisterStudyPayload; leaseId: Uint8Array } {
   const c = makeChain({ authorities: 4, params: { chunkSize: CHUNK, maxBlockTxs: 16, maxBlockBytes: 64 * 1024, maxTxBytes: 8 * 1024, blockIntervalMs: 100 } })
   const z = (n: number): Uint8Array => new Uint8Array(32).fill(n)
-  const s: RegisterStudyPayload = {
-    studyId: new Uint8Array(randomBytes(16)),
-    custodian: 'auth-0',
-    owner: null,
-    ownerEphemeral: null,
-    contentRoot: z(1),
-    size: 3 * (CHUNK + 16),
-    chunkCount: 3,
-    chunkSize: CHUNK,
-    studyDigest: z(2),
-    custodianEnvelope: z(3),
-    ownerEnvelope: null,
-    demographics: z(5),
-  }
+  const s = studyPayload('auth-0', 3, CHUNK, 3 * (CHUNK + 16))
   const must = (code: string | undefined, what: string): void => {
     if (code !== undefined) throw new Error(`${what}: ${code}`)
   }

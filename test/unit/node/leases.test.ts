@@ -18,7 +18,7 @@ import { DOMAIN, generateX25519, signingBytes, type OrgKeys } from '../../../src
 import { LeasePolicy } from '../../../src/node/leases.js'
 import type { ChainService } from '../../../src/node/chain-service.js'
 import { nullLogger } from '../../../src/util/index.js'
-import { CHAIN_ID, advance, makeChain, type TestChain, type TestOrg } from '../chain/fixtures.js'
+import { CHAIN_ID, advance, makeChain, studyPayload, type TestChain, type TestOrg } from '../chain/fixtures.js'
 
 const CHUNK = 4096
 
@@ -30,21 +30,8 @@ function setup(): { c: TestChain; study: StudyRecord; lease: LeaseRecord; holder
   const tx = (o: TestOrg, type: string, payload: unknown): Tx =>
     signTx(o.signer, { chainId: CHAIN_ID, type, nonce: getNonce(c.state, o.signer.publicKey), payload })
   const z = (n: number): Uint8Array => new Uint8Array(32).fill(n)
-  const studyId = new Uint8Array(randomBytes(16))
-  const reg = {
-    studyId,
-    custodian: custodian.id,
-    owner: null,
-    ownerEphemeral: null,
-    contentRoot: z(1),
-    size: 3 * (CHUNK + 16),
-    chunkCount: 3,
-    chunkSize: CHUNK,
-    studyDigest: z(2),
-    custodianEnvelope: z(3),
-    ownerEnvelope: null,
-    demographics: z(5),
-  }
+  const reg = studyPayload(custodian.id, 3, CHUNK, 3 * (CHUNK + 16))
+  const studyId = reg.studyId
   const must = (x: Tx): void => {
     const r = advance(c, [x])
     if (r.rejected.length > 0) throw new Error(`${x.type}: ${r.rejected[0]?.error.code}`)
