@@ -87,6 +87,8 @@ export class NetworkService {
       maxRequestBytes: 256,
       maxResponseBytes: SYNC_MAX_RESPONSE_BYTES + 1024 * 1024,
       timeoutMs: 20_000,
+      // Answers of up to 33 MiB: two per peer at a time bound what a peer that does not read them holds.
+      perPeer: 2,
       handler: (_from, req) => this.sync.serve(req),
     })
   }

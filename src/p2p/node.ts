@@ -12,7 +12,7 @@ import { DialBackoff } from './backoff.js'
 import { ChannelSender, OPEN_STREAM_TIMEOUT_MS, receiveChannel, type ViolationReporter } from './channel.js'
 import { ORG_KEY_BYTES, assertProtocolPart, orgKeyOf, peerIdFromOrgKey, privateKeyFromSeed, protocolId } from './identity.js'
 import { Limiter } from './limiter.js'
-import { exchange, serveRequest, type RequestHandlerOpts } from './reqresp.js'
+import { INBOUND_PER_PEER, exchange, serveRequest, type RequestHandlerOpts } from './reqresp.js'
 import { PipeBudget, PipeClient, servePipe } from './pipe.js'
 import { BAN_MS, PeerScores, PENALTY } from './scores.js'
 import { abortError } from './stream-io.js'
@@ -145,6 +145,8 @@ export class P2PNode extends EventEmitter<P2PEvents> {
   readonly #pipes = new Map<string, PipeClient>()
   readonly #dialing = new Set<string>()
   readonly #inflight = new Set<Promise<void>>()
+  /** Inbound requests' slots, per peer and protocol (RequestHandlerOpts.perPeer). */
+  readonly #inboundSlots = new Map<string, Limiter>()
   /** Inbound pipes' shared budget, per peer and protocol (see PipeBudget). */
   readonly #pipeBudgets = new Map<string, PipeBudget>()
   readonly #limiters = new Map<string, Limiter>()
@@ -665,8 +667,15 @@ export class P2PNode extends EventEmitter<P2PEvents> {
           const budgetKey = `${toHex(from)}/${h.protocol}`
           const budget = h.pipe === undefined ? undefined : (this.#pipeBudgets.get(budgetKey) ?? new PipeBudget())
           if (budget !== undefined) this.#pipeBudgets.set(budgetKey, budget)
+          const slots =
+            h.pipe === undefined
+              ? (this.#inboundSlots.get(budgetKey) ?? new Limiter(h.opts.perPeer ?? INBOUND_PER_PEER, REQUEST_MAX_INBOUND_STREAMS))
+              : undefined
+          if (slots !== undefined) this.#inboundSlots.set(budgetKey, slots)
           const p = (
-            h.pipe !== undefined ? servePipe(stream, from, { ...h.opts, concurrency: h.pipe }, { ...ctx, budget }) : serveRequest(stream, from, h.opts, ctx)
+            h.pipe !== undefined
+              ? servePipe(stream, from, { ...h.opts, concurrency: h.pipe }, { ...ctx, budget })
+              : serveRequest(stream, from, h.opts, { ...ctx, slots })
           )
             .catch((err: unknown) => {
               this.#log.error('request handler failed', { name, error: errorMessage(err) })
@@ -674,6 +683,7 @@ export class P2PNode extends EventEmitter<P2PEvents> {
             .finally(() => {
               this.#inflight.delete(p)
               if (budget !== undefined && budget.pipes === 0 && this.#pipeBudgets.get(budgetKey) === budget) this.#pipeBudgets.delete(budgetKey)
+              if (slots !== undefined && slots.idle && this.#inboundSlots.get(budgetKey) === slots) this.#inboundSlots.delete(budgetKey)
             })
           this.#inflight.add(p)
         } catch (err) {

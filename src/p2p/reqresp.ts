@@ -1,3 +1,4 @@
+import type { Limiter } from './limiter.js'
 import type { Stream } from '@libp2p/interface'
 import { RadError, errorMessage, type Logger } from '../util/index.js'
 import { scopedSignal } from './signals.js'
@@ -27,6 +28,14 @@ export const ACK_TIMEOUT_MS = 10_000
 
 const ERROR_CODE_RE = /^[A-Za-z0-9_.:-]{1,64}$/
 
+/**
+ * Requests of one peer on one protocol handled at once, by default: from the
+ * handler's start until its answer is read (or the stream is gone). Further
+ * requests of that peer wait their turn within their deadline, so a peer that
+ * opens many streams and reads no answer holds at most this many answers.
+ */
+export const INBOUND_PER_PEER = 4
+
 /** A request handler and its bounds. */
 export interface RequestHandlerOpts {
   /** Largest request accepted; a longer one penalizes the requester. */
@@ -35,6 +44,8 @@ export interface RequestHandlerOpts {
   maxResponseBytes: number
   /** Deadline of the whole exchange on the responder: reading, handling and writing. */
   timeoutMs: number
+  /** Requests of one peer handled at once (INBOUND_PER_PEER by default); the answers they hold are bounded by it. */
+  perPeer?: number
   /**
    * Answers `req` from peer `from`. Throw a RadError to answer with its code;
    * one with `penalize` also penalizes the requester. `signal` aborts at the
@@ -51,7 +62,7 @@ export interface ServeContext {
 }
 
 /** Serves one inbound request stream. Never throws. */
-export async function serveRequest(stream: Stream, from: Uint8Array, h: RequestHandlerOpts, ctx: ServeContext): Promise<void> {
+export async function serveRequest(stream: Stream, from: Uint8Array, h: RequestHandlerOpts, ctx: ServeContext & { slots?: Limiter }): Promise<void> {
   // The handler stops when the requester goes away, not only at the deadline.
   const gone = new AbortController()
   const onGone = (): void => gone.abort(new P2PError('P2P_STREAM_ERROR', 'requester closed the stream'))
@@ -65,7 +76,7 @@ export async function serveRequest(stream: Stream, from: Uint8Array, h: RequestH
   }
 }
 
-async function serve(stream: Stream, from: Uint8Array, h: RequestHandlerOpts, ctx: ServeContext, signal: AbortSignal): Promise<void> {
+async function serve(stream: Stream, from: Uint8Array, h: RequestHandlerOpts, ctx: ServeContext & { slots?: Limiter }, signal: AbortSignal): Promise<void> {
   let req: Uint8Array
   try {
     req = await readOneFrame(stream, h.maxRequestBytes, signal)
@@ -78,6 +89,25 @@ async function serve(stream: Stream, from: Uint8Array, h: RequestHandlerOpts, ct
     return
   }
 
+  // One of the peer's slots on this protocol, held until the answer is read or the stream is gone.
+  const slots = ctx.slots
+  if (slots !== undefined) {
+    try {
+      await slots.acquire(signal)
+    } catch (err) {
+      ctx.log.debug('request not served: the peer has too many', { error: errorMessage(err) })
+      stream.abort(err instanceof Error ? err : new P2PError('P2P_REFUSED', 'too many requests from this peer'))
+      return
+    }
+  }
+  try {
+    await answer(stream, from, req, h, ctx, signal)
+  } finally {
+    slots?.release()
+  }
+}
+
+async function answer(stream: Stream, from: Uint8Array, req: Uint8Array, h: RequestHandlerOpts, ctx: ServeContext, signal: AbortSignal): Promise<void> {
   let status = STATUS_OK
   let body: Uint8Array
   try {

@@ -9,7 +9,16 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { tls } from '@libp2p/tls'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
-import { P2PNode, PENALTY, encodeFrameHeader, privateKeyFromSeed, type P2PInit } from '../../src/p2p/index.js'
+import {
+  INBOUND_PER_PEER,
+  P2PNode,
+  STREAM_WINDOW_BYTES,
+  PENALTY,
+  encodeFrame,
+  encodeFrameHeader,
+  privateKeyFromSeed,
+  type P2PInit,
+} from '../../src/p2p/index.js'
 import { Ed25519Signer } from '../../src/crypto/index.js'
 import { RadError, concatBytes, equalBytes, toHex, sleep } from '../../src/util/index.js'
 import { captureLogger, type LogLine } from './helpers/logger.js'
@@ -41,6 +50,11 @@ interface Org {
 
 const orgs: Org[] = []
 const slowStarted = new Set<string>()
+/** Requests on 'held' a node's handler is working on, the most at once, and all begun, by node name; `heldGate` holds them until the test opens it. */
+const held = { active: 0, most: 0, started: 0 }
+let heldGate: Promise<void> = Promise.resolve()
+/** Requests on 'big' (1 MiB answers) a node's handler has begun. */
+let bigStarted = 0
 /** Pipe requests with a delay of 200 ms or more that a node's handler has begun, by node name. */
 const slowPipeStarted = new Map<string, number>()
 // An admitted key that only a raw libp2p node (a misbehaving client) uses.
@@ -126,6 +140,32 @@ function makeOrg(name: string): Org {
       return out
     },
   })
+  node.handle('held', {
+    maxRequestBytes: 64,
+    maxResponseBytes: 64,
+    timeoutMs: 10_000,
+    handler: async () => {
+      if (name !== 'a') return Uint8Array.of(0)
+      held.started++
+      held.active++
+      held.most = Math.max(held.most, held.active)
+      try {
+        await heldGate
+      } finally {
+        held.active--
+      }
+      return Uint8Array.of(1)
+    },
+  })
+  node.handle('big', {
+    maxRequestBytes: 64,
+    maxResponseBytes: 1024 * 1024,
+    timeoutMs: 5_000,
+    handler: () => {
+      if (name === 'a') bigStarted++
+      return Promise.resolve(new Uint8Array(1024 * 1024))
+    },
+  })
   node.handle('slow', {
     maxRequestBytes: 64,
     maxResponseBytes: 64,
@@ -159,7 +199,9 @@ function fullMesh(): boolean {
 
 async function rawNode(seed?: Uint8Array): Promise<Libp2p> {
   const privateKey = seed === undefined ? await generateKeyPair('Ed25519') : await privateKeyFromSeed(seed)
-  return createLibp2p({ privateKey, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+  // The nodes' stream window (a peer with a smaller one gets more than it allows; see P2PNode).
+  const streamOptions = { initialStreamWindowSize: STREAM_WINDOW_BYTES, maxStreamWindowSize: 16 * 1024 * 1024 }
+  return createLibp2p({ privateKey, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux({ streamOptions })] })
 }
 
 const rawNodes: Libp2p[] = []
@@ -543,4 +585,66 @@ t.test('TLS 1.3 instead of Noise: the same gate and protocols', async (t) => {
     stranger.dialProtocol(multiaddr(nodes[0]!.addrs[0]!), `/radchain/${NET}/echo/1`, { signal: AbortSignal.timeout(5_000) }),
     'unknown key refused over TLS too',
   )
+})
+
+t.test('requests of one peer on one protocol are handled INBOUND_PER_PEER at a time; the others wait their turn and are answered', async (t) => {
+  const [a] = orgs as [Org]
+  const rogue = await rawNode(rogue2Seed)
+  rawNodes.push(rogue)
+  const target = multiaddr(a.node.addrs[0]!)
+  await rogue.dial(target)
+  await waitUntil(() => a.node.peers().some((p) => equalBytes(p.publicKey, rogue2Key)), 3_000, 'rogue2 connected')
+  let open!: () => void
+  heldGate = new Promise((resolve) => (open = resolve))
+  const streams = await Promise.all(Array.from({ length: 16 }, () => rogue.dialProtocol(target, `/radchain/${NET}/held/1`)))
+  // Each requester sends its request, reads its answer (a 4-byte length, then the frame) and closes its end, as P2PNode does.
+  const answers = streams.map(async (s) => {
+    const chunks: Uint8Array[] = []
+    const whole = new Promise<void>((resolve) =>
+      s.addEventListener('message', (e) => {
+        chunks.push(e.data.subarray())
+        const got = concatBytes(...chunks)
+        if (got.length >= 4 && got.length >= 4 + new DataView(got.buffer, got.byteOffset).getUint32(0)) resolve()
+      }),
+    )
+    s.send(encodeFrame(Uint8Array.of(1)))
+    await whole
+    await s.close()
+    return concatBytes(...chunks)
+  })
+  await waitUntil(() => held.active === INBOUND_PER_PEER, 5_000, `${INBOUND_PER_PEER} requests being handled`)
+  await sleep(500)
+  t.equal(held.active, INBOUND_PER_PEER, 'no more are handled at once')
+  t.equal(held.started, INBOUND_PER_PEER, 'the others wait')
+  open()
+  const got = await Promise.all(answers)
+  t.equal(held.started, 16, 'every request was handled in turn')
+  t.equal(held.most, INBOUND_PER_PEER, `never more than ${INBOUND_PER_PEER} at once`)
+  t.ok(
+    got.every((b) => equalBytes(b, encodeFrame(Uint8Array.of(0, 1)))),
+    'every requester got its answer',
+  )
+  await rogue.stop()
+})
+
+t.test('a peer that opens many request streams and reads no answer holds at most INBOUND_PER_PEER answers of 1 MiB', async (t) => {
+  const [a] = orgs as [Org]
+  const rogue = await rawNode(rogue2Seed)
+  rawNodes.push(rogue)
+  const target = multiaddr(a.node.addrs[0]!)
+  await rogue.dial(target)
+  await waitUntil(() => a.node.peers().some((p) => equalBytes(p.publicKey, rogue2Key)), 3_000, 'rogue2 connected')
+  const before = bigStarted
+  const streams = await Promise.all(Array.from({ length: 16 }, () => rogue.dialProtocol(target, `/radchain/${NET}/big/1`)))
+  for (const s of streams) {
+    s.maxReadBufferLength = 64 * 1024 * 1024
+    s.pause()
+    s.send(encodeFrame(Uint8Array.of(1)))
+  }
+  await waitUntil(() => bigStarted > before, 5_000, 'a first request handled')
+  await sleep(1_500)
+  const started = bigStarted - before
+  t.ok(started <= INBOUND_PER_PEER, `${started} of 16 handled while no answer was read (at most ${INBOUND_PER_PEER})`)
+  for (const s of streams) s.abort(new Error('done'))
+  await rogue.stop()
 })
