@@ -1,4 +1,6 @@
+import { inflateRawSync } from 'node:zlib'
 import { data, log } from 'dcmjs'
+import { errorMessage } from '../util/index.js'
 import { StudyError } from './errors.js'
 import { TAG, cloneDataset, firstString, formatTag, type DicomDataset, type DicomInstance } from './dataset.js'
 
@@ -8,6 +10,13 @@ import { TAG, cloneDataset, firstString, formatTag, type DicomDataset, type Dico
 // structured logger only, so dcmjs's logging is turned off here.
 log.setLevel('error')
 log.getLogger('validation.dcmjs').setLevel('silent')
+
+/**
+ * Largest dataset a Deflated Explicit VR Little Endian file (PS3.5 A.5) may
+ * inflate to. Deflate packs zeros about 1000 to 1, so a file of a few hundred
+ * kilobytes could otherwise claim gigabytes of memory when read.
+ */
+export const MAX_INFLATED_BYTES = 256 * 1024 * 1024
 
 /** Transfer Syntax UIDs of the native (uncompressed) encodings (PS3.5 A.1-A.5). */
 export const TRANSFER_SYNTAX = {
@@ -190,11 +199,29 @@ class StructureWalker {
   /** Checks the structure of the whole bytes (see {@link checkPart10}); returns their layout. */
   check(): Layout {
     const layout = this.layout()
-    // A deflated dataset is checked by inflating it in dcmjs.
-    if (layout.transferSyntax !== TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) {
-      this.dataset(layout.datasetStart, this.bytes.length, encodingOf(layout.transferSyntax), 0, false)
-    }
+    if (layout.transferSyntax === TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian) this.inflated(layout.datasetStart)
+    else this.dataset(layout.datasetStart, this.bytes.length, encodingOf(layout.transferSyntax), 0, false)
     return layout
+  }
+
+  /**
+   * Checks a deflated dataset (PS3.5 A.5) that starts at `start`: it must
+   * inflate to at most MAX_INFLATED_BYTES (a few hundred bytes of deflate can
+   * claim gigabytes), and what it inflates to is walked like any Explicit VR
+   * Little Endian dataset. Throws DICOM_TOO_LARGE, DICOM_UNREADABLE or
+   * DICOM_TRUNCATED.
+   */
+  private inflated(start: number): void {
+    let body: Uint8Array
+    try {
+      body = inflateRawSync(this.bytes.subarray(start), { maxOutputLength: MAX_INFLATED_BYTES })
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new StudyError('DICOM_TOO_LARGE', `the deflated dataset inflates to more than the bound of ${MAX_INFLATED_BYTES} bytes`, { path: this.path })
+      }
+      throw new StudyError('DICOM_UNREADABLE', `the deflated dataset does not inflate (${errorMessage(err)})`, { path: this.path, cause: err })
+    }
+    new StructureWalker(body, this.path).dataset(0, body.length, encodingOf(TRANSFER_SYNTAX.ExplicitVRLittleEndian), 0, false)
   }
 
   /** Walks the file meta; returns the transfer syntax and where the dataset starts. */

@@ -6,7 +6,7 @@ import { RadError, type ErrorCodes } from '../util/index.js'
  *   bare Implicit VR Little Endian dataset (a first element in group 0008 that fits the file).
  * - DICOM_TRUNCATED: an element, item or the file meta runs past the end of the file.
  * - DICOM_UNREADABLE: the file cannot be read or parsed (I/O error, malformed encoding).
- * - DICOM_TOO_LARGE: the file is bigger than the configured bound.
+ * - DICOM_TOO_LARGE: the file is bigger than the configured bound, or its deflated dataset inflates past MAX_INFLATED_BYTES.
  * - DICOM_MISSING_UID: Study, Series or SOP Instance UID is absent or empty.
  * - DICOM_UNSUPPORTED: valid DICOM that radchain cannot process (e.g. pixel data it cannot frame).
  * - DICOM_STUDY_MISMATCH: an instance given to a study's de-identifier belongs to another study.

@@ -3,6 +3,7 @@ export * from './dataset.js'
 export * from './deid-table.js'
 export {
   IMAGE_STORAGE_SOP_CLASSES,
+  MAX_INFLATED_BYTES,
   TRANSFER_SYNTAX,
   assertInstanceUids,
   checkPart10,

@@ -122,7 +122,7 @@ export const ERROR_CODES = {
   DICOM_NOT_PART10: { status: 400, meaning: 'not a DICOM Part 10 file (no "DICM" marker at offset 128)' },
   DICOM_TRUNCATED: { status: 400, meaning: 'an element, item or the file meta runs past the end of the file' },
   DICOM_UNREADABLE: { status: 400, meaning: 'the file cannot be read or parsed' },
-  DICOM_TOO_LARGE: { status: 413, meaning: 'the file is above the configured bound' },
+  DICOM_TOO_LARGE: { status: 413, meaning: 'the file is above the configured bound, or its deflated dataset inflates to more than 256 MiB' },
   DICOM_MISSING_UID: { status: 400, meaning: 'the Study, Series or SOP Instance UID is missing or empty' },
   DICOM_UNSUPPORTED: { status: 415, meaning: 'valid DICOM that radchain cannot process (e.g. pixel data it cannot frame)' },
   DICOM_STUDY_MISMATCH: { status: 400, meaning: 'an instance of another study was given with this one' },

@@ -20,8 +20,9 @@ import {
   toJsonDataset,
   writeDicom,
   checkPart10,
+  MAX_INFLATED_BYTES,
 } from '../../../src/study/index.js'
-import { CT_STUDY, SAMPLES, bareDataset, reencoded, sample, sampleFiles } from './helpers.js'
+import { CT_STUDY, SAMPLES, bareDataset, deflatedFile, reencoded, sample, sampleFiles, trailingPadding } from './helpers.js'
 
 const tmp = mkdtempSync(join(tmpdir(), 'radchain-dicom-'))
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
@@ -278,3 +279,72 @@ t.test('bytes that are neither Part 10 nor a bare implicit VR dataset are refuse
     { numRuns: 300, seed: 43 },
   )
 })
+
+t.test(
+  'Deflated Explicit VR Little Endian: read like the same dataset uncompressed; one that inflates past MAX_INFLATED_BYTES is refused before it is inflated whole',
+  async (t) => {
+    const mr = await readDicom(sample('MR_small.dcm'))
+    const p = join(tmp, 'deflated.dcm')
+    const bytes = await deflatedFile(mr)
+    writeFileSync(p, bytes)
+    t.equal(checkPart10(bytes), TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian)
+    const back = await readDicom(p)
+    t.equal(back.meta[TAG.TransferSyntaxUID]?.Value?.[0], TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian)
+    t.same(toJsonDataset(back.dataset), toJsonDataset(mr.dataset), 'the same dataset as the uncompressed file')
+    t.equal(pixelDigest(back).digest, pixelDigest(mr).digest, 'the same pixels')
+
+    // A deflate bomb: under 1 MB of deflate that claims a padding element of 576 MiB.
+    const claimed = 2 * MAX_INFLATED_BYTES + 64 * 1024 * 1024
+    const bomb = await deflatedFile(mr, trailingPadding(claimed))
+    t.ok(bomb.length < 1024 * 1024, `the bomb is ${bomb.length} bytes`)
+    const bombPath = join(tmp, 'bomb.dcm')
+    writeFileSync(bombPath, bomb)
+    const rss = process.memoryUsage().rss
+    const err = await readDicom(bombPath).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    t.ok(err instanceof StudyError && err.code === 'DICOM_TOO_LARGE', `refused: ${String(err)}`)
+    t.match(String(err), `more than the bound of ${MAX_INFLATED_BYTES} bytes`)
+    t.match(String(err), bombPath, 'names the file')
+    t.ok(
+      process.memoryUsage().rss - rss < claimed,
+      `the whole claim was never held (rss grew by ${((process.memoryUsage().rss - rss) / 2 ** 20).toFixed(0)} MiB)`,
+    )
+
+    // Inside the bound, the padding is read (a legitimate file with a large dataset).
+    const padded = await deflatedFile(mr, trailingPadding(8 * 1024 * 1024))
+    t.same(toJsonDataset(parseDicom(padded).dataset)[TAG.SOPInstanceUID], toJsonDataset(mr.dataset)[TAG.SOPInstanceUID])
+
+    // Deflate that does not inflate, and a dataset cut inside the deflate stream.
+    const metaEnd = 132 + 12 + Buffer.from(bytes).readUInt32LE(140)
+    const broken = Buffer.from(bytes)
+    broken.fill(0xff, metaEnd, metaEnd + 64)
+    t.equal(
+      codeOfSync(() => parseDicom(broken)),
+      'DICOM_UNREADABLE',
+      'corrupt deflate',
+    )
+    const cut = await deflatedFile(mr)
+    const inflatedCut = await deflatedFile(mr, [Buffer.from([0xfc, 0xff, 0xfc, 0xff, 0x4f, 0x42, 0, 0, 0xff, 0, 0, 0])])
+    t.equal(
+      codeOfSync(() => parseDicom(inflatedCut)),
+      'DICOM_TRUNCATED',
+      'an element that runs past the inflated end',
+    )
+    t.equal(
+      codeOfSync(() => parseDicom(cut.subarray(0, cut.length - 16))),
+      'DICOM_UNREADABLE',
+      'a deflate stream cut short',
+    )
+  },
+)
+
+function codeOfSync(fn: () => unknown): string | undefined {
+  try {
+    fn()
+    return undefined
+  } catch (err) {
+    return err instanceof StudyError ? err.code : `not a StudyError: ${String(err)}`
+  }
+}

@@ -1,6 +1,7 @@
 import { readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createDeflateRaw } from 'node:zlib'
 import {
   TAG,
   TRANSFER_SYNTAX,
@@ -87,4 +88,61 @@ export function bareDataset(inst: DicomInstance): Uint8Array {
   const part10 = Buffer.from(writeDicom(reencoded(inst, TRANSFER_SYNTAX.ImplicitVRLittleEndian)))
   // Preamble and "DICM" (132 bytes), then (0002,0000) UL (12 bytes) holding the length of the rest of the meta.
   return part10.subarray(132 + 12 + part10.readUInt32LE(132 + 8))
+}
+
+/**
+ * `inst` as a Deflated Explicit VR Little Endian file (PS3.5 A.5): the file
+ * meta of its Explicit VR Little Endian encoding with that Transfer Syntax
+ * UID, then the dataset, plus `tail` (e.g. a padding element), deflated.
+ */
+export async function deflatedFile(inst: DicomInstance, tail: Iterable<Uint8Array> = []): Promise<Uint8Array> {
+  const part10 = Buffer.from(writeDicom(reencoded(inst, TRANSFER_SYNTAX.ExplicitVRLittleEndian)))
+  const metaEnd = 132 + 12 + part10.readUInt32LE(132 + 8)
+  const elements: Buffer[] = []
+  for (let off = 144; off < metaEnd;) {
+    const elem = part10.readUInt16LE(off + 2)
+    const vr = part10.toString('latin1', off + 4, off + 6)
+    const long = ['OB', 'OW', 'UN', 'SQ', 'UT', 'UC', 'UR'].includes(vr)
+    const hdr = long ? 12 : 8
+    const len = long ? part10.readUInt32LE(off + 8) : part10.readUInt16LE(off + 6)
+    if (elem === 0x0010) {
+      const uid = Buffer.from(`${TRANSFER_SYNTAX.DeflatedExplicitVRLittleEndian}`, 'latin1') // 22 characters: even, no padding
+      const e = Buffer.alloc(8 + uid.length)
+      e.writeUInt16LE(0x0002, 0)
+      e.writeUInt16LE(0x0010, 2)
+      e.write('UI', 4, 'latin1')
+      e.writeUInt16LE(uid.length, 6)
+      uid.copy(e, 8)
+      elements.push(e)
+    } else elements.push(part10.subarray(off, off + hdr + len))
+    off += hdr + len
+  }
+  const meta = Buffer.concat(elements)
+  const head = Buffer.from(part10.subarray(0, 144))
+  head.writeUInt32LE(meta.length, 140)
+  const deflate = createDeflateRaw()
+  const out: Buffer[] = []
+  deflate.on('data', (b: Buffer) => out.push(b))
+  const done = new Promise<void>((resolve, reject) => deflate.on('end', resolve).on('error', reject))
+  const write = (b: Uint8Array): Promise<void> => new Promise((resolve) => (deflate.write(b) ? resolve() : deflate.once('drain', resolve)))
+  await write(part10.subarray(metaEnd))
+  for (const b of tail) await write(b)
+  deflate.end()
+  await done
+  return Buffer.concat([head, meta, ...out])
+}
+
+/**
+ * A Data Set Trailing Padding element (FFFC,FFFC) OB of `bytes` zeros in
+ * Explicit VR Little Endian, yielded in pieces of 1 MiB.
+ */
+export function* trailingPadding(bytes: number): Generator<Uint8Array> {
+  const hdr = Buffer.alloc(12)
+  hdr.writeUInt16LE(0xfffc, 0)
+  hdr.writeUInt16LE(0xfffc, 2)
+  hdr.write('OB', 4, 'latin1')
+  hdr.writeUInt32LE(bytes, 8)
+  yield hdr
+  const zeros = new Uint8Array(1024 * 1024)
+  for (let left = bytes; left > 0; left -= zeros.length) yield left >= zeros.length ? zeros : zeros.subarray(0, left)
 }
