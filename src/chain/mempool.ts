@@ -10,10 +10,31 @@ export interface MempoolLimits {
   readonly maxBytes: number
   /** Most transactions held per sender (also the widest nonce window accepted). */
   readonly maxPerSender: number
+  /**
+   * Most transactions held that one peer gossiped. Peers do not relay, so
+   * the peer is the node they were submitted at: a member gone bad, flooding
+   * transactions signed by as many keys as it likes (any key may sign a
+   * note), fills its share and no more, and the others keep room.
+   */
+  readonly maxPerPeer: number
+  /** Most bytes held that one peer gossiped (see maxPerPeer). */
+  readonly maxBytesPerPeer: number
 }
 
 /** Default bounds. */
-export const DEFAULT_MEMPOOL_LIMITS: MempoolLimits = { maxTxs: 50_000, maxBytes: 64 * 1024 * 1024, maxPerSender: 10_000 }
+export const DEFAULT_MEMPOOL_LIMITS: MempoolLimits = {
+  maxTxs: 50_000,
+  maxBytes: 64 * 1024 * 1024,
+  maxPerSender: 10_000,
+  maxPerPeer: 12_500,
+  maxBytesPerPeer: 16 * 1024 * 1024,
+}
+
+/** What one peer's gossip holds in the mempool. */
+interface PeerShare {
+  txs: number
+  bytes: number
+}
 
 /**
  * Pending transactions: bounded, deduplicated by id, ordered per sender by
@@ -24,6 +45,9 @@ export class Mempool {
   readonly limits: MempoolLimits
   readonly #byId = new Map<string, Tx>()
   readonly #bySender = new Map<string, Map<number, Tx>>()
+  /** The peer each gossiped transaction came from, by id (local ones are not here). */
+  readonly #origin = new Map<string, string>()
+  readonly #byPeer = new Map<string, PeerShare>()
   #bytes = 0
 
   constructor(limits: MempoolLimits = DEFAULT_MEMPOOL_LIMITS) {
@@ -45,12 +69,19 @@ export class Mempool {
     return this.#byId.get(typeof id === 'string' ? id : toHex(id))
   }
 
+  /** Transactions and bytes held that peer `peer` (hex key) gossiped. */
+  peerShare(peer: string): PeerShare {
+    const s = this.#byPeer.get(peer)
+    return { txs: s?.txs ?? 0, bytes: s?.bytes ?? 0 }
+  }
+
   /**
-   * Adds `tx`, whose sender's next nonce on the ledger is `stateNonce`.
+   * Adds `tx`, whose sender's next nonce on the ledger is `stateNonce`,
+   * gossiped by peer `from` (hex key; undefined when submitted here).
    * Accepts the next nonce or one right after a pending one; refuses
    * duplicates, stale nonces, gaps, and anything over the bounds.
    */
-  add(tx: Tx, stateNonce: number): void {
+  add(tx: Tx, stateNonce: number, from?: string): void {
     const id = toHex(tx.id)
     if (this.#byId.has(id)) throw new TxError('TX_DUPLICATE', 'transaction is already pending')
     if (tx.nonce < stateNonce) throw new TxError('TX_BAD_NONCE', `nonce ${tx.nonce} already used (next is ${stateNonce})`)
@@ -63,8 +94,18 @@ export class Mempool {
     if (this.#byId.size >= this.limits.maxTxs || this.#bytes + tx.bytes.length > this.limits.maxBytes) {
       throw new TxError('TX_MEMPOOL_FULL', 'mempool is full; retry later')
     }
+    const share = from === undefined ? undefined : (this.#byPeer.get(from) ?? { txs: 0, bytes: 0 })
+    if (share !== undefined && (share.txs >= this.limits.maxPerPeer || share.bytes + tx.bytes.length > this.limits.maxBytesPerPeer)) {
+      throw new TxError('TX_MEMPOOL_FULL', `this peer's share of the mempool is full (${share.txs} transactions, ${share.bytes} bytes)`)
+    }
     this.#byId.set(id, tx)
     this.#bytes += tx.bytes.length
+    if (from !== undefined && share !== undefined) {
+      share.txs++
+      share.bytes += tx.bytes.length
+      this.#byPeer.set(from, share)
+      this.#origin.set(id, from)
+    }
     if (queue === undefined) this.#bySender.set(sender, new Map([[tx.nonce, tx]]))
     else queue.set(tx.nonce, tx)
   }
@@ -134,6 +175,16 @@ export class Mempool {
     const id = toHex(tx.id)
     if (!this.#byId.delete(id)) return
     this.#bytes -= tx.bytes.length
+    const from = this.#origin.get(id)
+    if (from !== undefined) {
+      this.#origin.delete(id)
+      const share = this.#byPeer.get(from)
+      if (share !== undefined) {
+        share.txs--
+        share.bytes -= tx.bytes.length
+        if (share.txs <= 0) this.#byPeer.delete(from)
+      }
+    }
     const sender = toHex(tx.sender)
     const queue = this.#bySender.get(sender)
     queue?.delete(tx.nonce)

@@ -214,17 +214,29 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     return this.mempool.nextNonce(sender, getNonce(this.#state, sender))
   }
 
-  /** Decodes, verifies and admits signed transaction bytes. Throws TxError. */
-  submitBytes(bytes: Uint8Array, local = true): Tx {
+  /**
+   * Decodes, verifies and admits signed transaction bytes, submitted here or
+   * gossiped by peer `from`. Throws TxError.
+   */
+  submitBytes(bytes: Uint8Array, from?: Uint8Array): Tx {
+    const local = from === undefined
     // Refuse before spending a signature check when there is no room. Local
     // submissions may fill only half the mempool: the rest stays open to
     // peers' gossip, so it is verified as it arrives rather than on the
     // critical path of a proposal.
-    const room = local ? Math.floor(this.mempool.limits.maxTxs / 2) : this.mempool.limits.maxTxs
+    const limits = this.mempool.limits
+    const room = local ? Math.floor(limits.maxTxs / 2) : limits.maxTxs
     if (this.mempool.size >= room) throw new TxError('TX_MEMPOOL_FULL', 'mempool is full; retry later')
+    // Nor on gossip from a peer whose share is full (see Mempool.add).
+    if (from !== undefined) {
+      const share = this.mempool.peerShare(toHex(from))
+      if (share.txs >= limits.maxPerPeer || share.bytes + bytes.length > limits.maxBytesPerPeer) {
+        throw new TxError('TX_MEMPOOL_FULL', "this peer's share of the mempool is full")
+      }
+    }
     const tx = decodeTx(bytes, { chainId: this.chainId, maxBytes: this.#params.maxTxBytes, alreadyVerified: this.#alreadyVerified })
     this.#verified.add(tx.id, tx.signature)
-    this.submit(tx, local)
+    this.submit(tx, from)
     return tx
   }
 
@@ -237,14 +249,14 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     return this.#verified.has(id, signature)
   }
 
-  /** Admits a decoded, signature-checked transaction. Throws TxError. */
-  submit(tx: Tx, local = true): void {
+  /** Admits a decoded, signature-checked transaction, submitted here or gossiped by peer `from`. Throws TxError. */
+  submit(tx: Tx, from?: Uint8Array): void {
     if (this.mempool.get(tx.id) !== undefined) throw new TxError('TX_DUPLICATE', 'transaction is already pending')
     const stateNonce = getNonce(this.#state, tx.sender)
     if (tx.nonce === stateNonce) checkTx(this.#state, this.#head, tx)
-    this.mempool.add(tx, stateNonce)
+    this.mempool.add(tx, stateNonce, from === undefined ? undefined : toHex(from))
     this.#rejected.delete(toHex(tx.id))
-    this.emit('pending', tx, local)
+    this.emit('pending', tx, from === undefined)
     for (const w of this.#pendingWaiters) w()
     this.#pendingWaiters.clear()
   }

@@ -69,6 +69,8 @@ const ConfigSchema = z.strictObject({
       maxTxs: z.number().int().min(1).default(DEFAULT_MEMPOOL_LIMITS.maxTxs),
       maxBytes: z.number().int().min(1024).default(DEFAULT_MEMPOOL_LIMITS.maxBytes),
       maxPerSender: z.number().int().min(1).default(DEFAULT_MEMPOOL_LIMITS.maxPerSender),
+      maxPerPeer: z.number().int().min(1).default(DEFAULT_MEMPOOL_LIMITS.maxPerPeer),
+      maxBytesPerPeer: z.number().int().min(1024).default(DEFAULT_MEMPOOL_LIMITS.maxBytesPerPeer),
     })
     .prefault({}),
   /** Heartbeat override in ms (the genesis blockIntervalMs otherwise). */

@@ -18,6 +18,10 @@ const TX_BATCH_MAX = 512
 const TX_BATCH_DELAY_MS = 5
 /** Gossiped transactions waiting for verification; beyond this, new batches are dropped. */
 const INGEST_MAX = 20_000
+/** ...and their bytes. */
+const INGEST_MAX_BYTES = 32 * 1024 * 1024
+/** The part of the waiting line one peer may hold: a peer that floods gossip does not crowd the others out. */
+const INGEST_PEER_SHARE = 4
 /** Transactions verified per turn of the event loop, so consensus messages never wait long behind gossip. */
 const INGEST_CHUNK = 32
 
@@ -35,6 +39,9 @@ export class NetworkService {
   #consensusHandler: ((from: Uint8Array, bytes: Uint8Array) => void) | undefined
   #txBatch: Uint8Array[] = []
   readonly #ingest: { from: Uint8Array; bytes: Uint8Array }[] = []
+  /** Transactions and bytes waiting in #ingest, in all and per peer (hex key). */
+  readonly #waiting = { txs: 0, bytes: 0 }
+  readonly #waitingByPeer = new Map<string, { txs: number; bytes: number }>()
   #ingestHead = 0
   #draining = false
   #dropped = 0
@@ -109,7 +116,7 @@ export class NetworkService {
 
   /** Gossiped transactions waiting for their signature check. */
   get ingestBacklog(): number {
-    return this.#ingest.length - this.#ingestHead
+    return this.#waiting.txs
   }
 
   /** Connected peers. */
@@ -160,23 +167,50 @@ export class NetworkService {
       if (err instanceof CodecError) this.p2p.penalize(from, 20, `malformed transaction batch: ${err.message}`)
       return
     }
-    if (this.#ingest.length - this.#ingestHead + list.length > INGEST_MAX) {
-      // Overloaded: the sender still holds these and proposes them in its turn.
-      this.#dropped += list.length
-      if (this.#dropped % 10_000 < list.length) this.#logger.warn('gossip ingest full: transactions dropped', { dropped: this.#dropped })
-      return
-    }
+    let bytes = 0
     for (const item of list) {
       if (!(item instanceof Uint8Array)) {
         this.p2p.penalize(from, 20, 'transaction batch holds a non-bytes item')
         return
       }
-      this.#ingest.push({ from, bytes: item })
+      bytes += item.length
     }
+    const peer = toHex(from)
+    const mine = this.#waitingByPeer.get(peer) ?? { txs: 0, bytes: 0 }
+    if (
+      this.#waiting.txs + list.length > INGEST_MAX ||
+      this.#waiting.bytes + bytes > INGEST_MAX_BYTES ||
+      mine.txs + list.length > INGEST_MAX / INGEST_PEER_SHARE ||
+      mine.bytes + bytes > INGEST_MAX_BYTES / INGEST_PEER_SHARE
+    ) {
+      // Overloaded: the sender still holds these and proposes them in its turn.
+      this.#dropped += list.length
+      if (this.#dropped % 10_000 < list.length) this.#logger.warn('gossip ingest full: transactions dropped', { dropped: this.#dropped })
+      return
+    }
+    // Each transaction gets its own copy: a view would keep the whole batch (up to 8 MiB) alive for as long as
+    // any one of its transactions stays pending.
+    for (const item of list) this.#ingest.push({ from, bytes: (item as Uint8Array).slice() })
+    this.#waiting.txs += list.length
+    this.#waiting.bytes += bytes
+    mine.txs += list.length
+    mine.bytes += bytes
+    this.#waitingByPeer.set(peer, mine)
     if (!this.#draining) {
       this.#draining = true
       setImmediate(() => this.#drain())
     }
+  }
+
+  #waited(from: Uint8Array, bytes: number): void {
+    this.#waiting.txs--
+    this.#waiting.bytes -= bytes
+    const peer = toHex(from)
+    const mine = this.#waitingByPeer.get(peer)
+    if (mine === undefined) return
+    mine.txs--
+    mine.bytes -= bytes
+    if (mine.txs <= 0) this.#waitingByPeer.delete(peer)
   }
 
   // Verifies queued gossip a chunk per turn of the event loop.
@@ -184,8 +218,9 @@ export class NetworkService {
     const end = Math.min(this.#ingest.length, this.#ingestHead + INGEST_CHUNK)
     for (; this.#ingestHead < end; this.#ingestHead++) {
       const { from, bytes } = this.#ingest[this.#ingestHead] as { from: Uint8Array; bytes: Uint8Array }
+      this.#waited(from, bytes.length)
       try {
-        this.#chain.submitBytes(bytes, false)
+        this.#chain.submitBytes(bytes, from)
       } catch (err) {
         if ((err instanceof TxError || err instanceof CodecError) && err.penalize) {
           this.p2p.penalize(from, 10, `bad transaction: ${err.message}`)

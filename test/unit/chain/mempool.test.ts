@@ -7,7 +7,7 @@ import { codeOf, note, testSigner } from './fixtures.js'
 const A = testSigner('mp-a')
 const B = testSigner('mp-b')
 const C = testSigner('mp-c')
-const LIMITS = { maxTxs: 100, maxBytes: 1 << 20, maxPerSender: 10 }
+const LIMITS = { maxTxs: 100, maxBytes: 1 << 20, maxPerSender: 10, maxPerPeer: 100, maxBytesPerPeer: 1 << 20 }
 const none = (): number => 0
 const ids = (txs: Iterable<Tx>): string[] => [...txs].map((x) => toHex(x.id))
 
@@ -33,12 +33,12 @@ t.test('add: duplicate, stale nonce, gap, clash', async (t) => {
 })
 
 t.test('bounds: per sender, by count, by bytes', async (t) => {
-  const m = new Mempool({ maxTxs: 100, maxBytes: 1 << 20, maxPerSender: 3 })
+  const m = new Mempool({ maxTxs: 100, maxBytes: 1 << 20, maxPerSender: 3, maxPerPeer: 100, maxBytesPerPeer: 1 << 20 })
   for (let i = 0; i < 3; i++) m.add(note(A, i), 0)
   t.throws(() => m.add(note(A, 3), 0), { name: 'TxError', code: 'TX_SENDER_LIMIT' })
   t.doesNotThrow(() => m.add(note(B, 0), 0), 'other senders unaffected')
 
-  const byCount = new Mempool({ maxTxs: 3, maxBytes: 1 << 20, maxPerSender: 10 })
+  const byCount = new Mempool({ maxTxs: 3, maxBytes: 1 << 20, maxPerSender: 10, maxPerPeer: 100, maxBytesPerPeer: 1 << 20 })
   byCount.add(note(A, 0), 0)
   byCount.add(note(B, 0), 0)
   byCount.add(note(A, 1), 0)
@@ -49,7 +49,7 @@ t.test('bounds: per sender, by count, by bytes', async (t) => {
   const tx2 = note(A, 1, 'y'.repeat(100))
   const small = note(B, 0, '')
   const cap = tx.bytes.length + tx2.bytes.length + small.bytes.length
-  const byBytes = new Mempool({ maxTxs: 100, maxBytes: cap, maxPerSender: 10 })
+  const byBytes = new Mempool({ maxTxs: 100, maxBytes: cap, maxPerSender: 10, maxPerPeer: 100, maxBytesPerPeer: 1 << 20 })
   byBytes.add(tx, 0)
   byBytes.add(tx2, 0)
   t.throws(() => byBytes.add(note(B, 0, 'z'.repeat(100)), 0), { name: 'TxError', code: 'TX_MEMPOOL_FULL' }, 'by bytes')
@@ -57,6 +57,41 @@ t.test('bounds: per sender, by count, by bytes', async (t) => {
   t.equal(byBytes.bytes, cap)
   t.throws(() => byBytes.add(note(C, 0, ''), 0), { name: 'TxError', code: 'TX_MEMPOOL_FULL' }, 'now full to the byte')
   t.ok(DEFAULT_MEMPOOL_LIMITS.maxTxs > 0 && DEFAULT_MEMPOOL_LIMITS.maxBytes > 0 && DEFAULT_MEMPOOL_LIMITS.maxPerSender > 0)
+})
+
+t.test("a peer's share: gossip from one peer, signed by any number of keys, fills its share and leaves the rest to others", async (t) => {
+  const big = (from: typeof A, nonce: number): Tx => note(from, nonce, 'x'.repeat(1000))
+  const one = big(A, 0).bytes.length
+  const m = new Mempool({ maxTxs: 100, maxBytes: 10 * one, maxPerSender: 100, maxPerPeer: 3, maxBytesPerPeer: 3 * one })
+  // Many senders, one peer: the share stops it by bytes...
+  const sybils = Array.from({ length: 5 }, (_, i) => testSigner(`mp-sybil-${i}`))
+  for (const s of sybils.slice(0, 3)) m.add(big(s, 0), 0, 'rogue')
+  t.throws(
+    () => m.add(big(sybils[3] as typeof A, 0), 0, 'rogue'),
+    { name: 'TxError', code: 'TX_MEMPOOL_FULL', message: /share/ },
+    'the flooding peer stops at its share',
+  )
+  t.same(m.peerShare('rogue'), { txs: 3, bytes: 3 * one })
+  // ...other peers and local submissions keep room.
+  m.add(big(B, 0), 0, 'honest')
+  m.add(big(B, 1), 0, 'honest')
+  m.add(big(C, 0), 0)
+  m.add(big(C, 1), 0)
+  t.equal(m.size, 7)
+  t.same(m.peerShare('nobody'), { txs: 0, bytes: 0 })
+  // ...and by count, for small transactions.
+  const small = new Mempool({ maxTxs: 100, maxBytes: 1 << 20, maxPerSender: 100, maxPerPeer: 2, maxBytesPerPeer: 1 << 20 })
+  small.add(note(sybils[0] as typeof A, 0), 0, 'rogue')
+  small.add(note(sybils[1] as typeof A, 0), 0, 'rogue')
+  t.throws(() => small.add(note(sybils[2] as typeof A, 0), 0, 'rogue'), { code: 'TX_MEMPOOL_FULL' }, 'by count')
+  // What leaves the mempool, final or dropped, frees the share.
+  m.prune([big(sybils[0] as typeof A, 0)], () => 0)
+  t.same(m.peerShare('rogue'), { txs: 2, bytes: 2 * one }, 'a final transaction frees its place')
+  m.drop(big(sybils[1] as typeof A, 0))
+  m.drop(big(sybils[2] as typeof A, 0))
+  t.same(m.peerShare('rogue'), { txs: 0, bytes: 0 }, 'dropped ones too')
+  for (const s of sybils.slice(2, 5)) m.add(big(s, 0), 0, 'rogue')
+  t.same(m.peerShare('rogue'), { txs: 3, bytes: 3 * one }, "the share is the peer's again")
 })
 
 t.test('candidates: each sender in nonce order from its state nonce, senders interleaved', async (t) => {
