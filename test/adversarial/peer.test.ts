@@ -37,8 +37,13 @@ const RSS_GROWTH_BOUND = 150 * 1024 * 1024
  * 179 MiB without it.
  */
 const TX_FLOOD_GROWTH_BOUND = 256 * 1024 * 1024
+/**
+ * ...and for sync answers of up to 33 MiB, two at a time per peer, each read from the store and encoded
+ * (measured: 39 MiB for 32 streams; 552 MiB with 64 at a time).
+ */
+const SYNC_GROWTH_BOUND = 200 * 1024 * 1024
 /** ...and never exceed this in all, after every earlier case (what the allocator got back it keeps). */
-const RSS_BOUND = 600 * 1024 * 1024
+const RSS_BOUND = 800 * 1024 * 1024
 
 async function rssOf(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
@@ -91,6 +96,8 @@ interface Attack {
   studyId: Uint8Array
   chunks: number
   signer: Awaited<ReturnType<typeof loadKeystore>>['signer']
+  /** The height before the tx gossip flood: the blocks after it are full of notes (up to 4 MiB each). */
+  floodHeight?: number
 }
 
 let A: Attack
@@ -224,6 +231,7 @@ t.test(
     const before = await rssOf(A.pid)
     const sampler = rssSampler(A.pid)
     const h0 = await maxHeight(A.honest)
+    A.floodHeight = h0
     const share = DEFAULT_MEMPOOL_LIMITS.maxBytesPerPeer
     let most = 0
     let flooding = true
@@ -237,6 +245,7 @@ t.test(
     const text = 'x'.repeat(MAX_NOTE_BYTES)
     let sent = 0
     let own: Promise<string> | undefined
+    let first: Uint8Array[] | undefined
     // 20 batches of 512 (the most a batch may hold): 128 fresh keys with nonces 0 to 3 each, ~2 MiB a batch; 2.6 times the share.
     for (let b = 0; b < 20 && s.status === 'open'; b++) {
       const batch: Uint8Array[] = []
@@ -244,6 +253,7 @@ t.test(
         const signer = new Ed25519Signer(new Uint8Array(randomBytes(32)))
         for (let nonce = 0; nonce < 4; nonce++) batch.push(signTx(signer, { chainId: A.m.chainId, type: 'note', nonce, payload: { text } }).bytes)
       }
+      first ??= batch
       if (!s.send(encodeFrame(encodeTrusted(batch)))) await Promise.race([once(s, 'drain'), once(s, 'close')])
       sent += batch.length
       if (b === 4) {
@@ -263,8 +273,37 @@ t.test(
     t.ok(peak - before < TX_FLOOD_GROWTH_BOUND, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)})`)
     await waitFor('org1..org3 finalize meanwhile', 60_000, async () => (await maxHeight(A.honest)) >= h0 + 3)
     t.equal(await own, 'final', "org1's own note, sent during the flood, is final")
+    // Replayed once final, the first batch is refused by its nonces and never held again.
+    await waitFor("the flood's share of org1's mempool final", 60_000, async () => (await c1.status()).mempool.size === 0)
+    const again = await open('tx')
+    again.send(encodeFrame(encodeTrusted(first ?? [])))
+    await sleep(2_000)
+    t.equal((await c1.status()).mempool.size, 0, 'a replay of final transactions is not held')
+    again.abort(new Error('done'))
   },
 )
+
+t.test('sync: 32 streams asking for the largest answers (32 MiB of blocks each) and reading none hold org1 to two answers', async (t) => {
+  const from = A.floodHeight
+  if (from === undefined) throw new Error('the tx gossip case must run first: its blocks make the answers large')
+  const before = await rssOf(A.pid)
+  const sampler = rssSampler(A.pid)
+  const streams: Stream[] = []
+  for (let i = 0; i < 32; i++) {
+    const s = await open('sync')
+    // Read nothing: the answers stay on org1's side once the stream window is full.
+    s.maxReadBufferLength = 256 * 1024 * 1024
+    s.pause()
+    s.send(encodeFrame(encodeTrusted(['blocks', BigInt(from), 64])))
+    streams.push(s)
+  }
+  await sleep(8_000)
+  const peak = await sampler.stop()
+  for (const s of streams) s.abort(new Error('attack over'))
+  t.ok(peak - before < SYNC_GROWTH_BOUND, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)}) for 32 unread answers of up to 33 MiB`)
+  const h1 = await maxHeight(A.honest)
+  await waitFor('org1..org3 finalize meanwhile', 60_000, async () => (await maxHeight(A.honest)) >= h1 + 2)
+})
 
 t.test('consensus: maximal proposals for the next heights, validly signed by an authority or not, stay bounded', async (t) => {
   const before = await rssOf(A.pid)
