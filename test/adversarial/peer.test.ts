@@ -17,7 +17,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Stream } from '@libp2p/interface'
-import { DEFAULT_MEMPOOL_LIMITS, DEFAULT_PARAMS, MAX_NOTE_BYTES, encodeTrusted, signTx } from '../../src/chain/index.js'
+import { DEFAULT_MEMPOOL_LIMITS, DEFAULT_PARAMS, MAX_NOTE_BYTES, encodeTrusted, signTx, signVote } from '../../src/chain/index.js'
 import { encodeMessage, signProposal } from '../../src/consensus/index.js'
 import { Ed25519Signer, loadKeystore, readPassphrase } from '../../src/crypto/index.js'
 import { clientOf, pidOf, stopOrg, waitJob, type DevnetManifest, type DevnetOrg } from '../../src/devnet/index.js'
@@ -303,6 +303,26 @@ t.test('sync: 32 streams asking for the largest answers (32 MiB of blocks each) 
   t.ok(peak - before < SYNC_GROWTH_BOUND, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)}) for 32 unread answers of up to 33 MiB`)
   const h1 = await maxHeight(A.honest)
   await waitFor('org1..org3 finalize meanwhile', 60_000, async () => (await maxHeight(A.honest)) >= h1 + 2)
+})
+
+t.test('consensus: 4,000 validly signed votes replayed for past heights are dropped without a penalty, at no cost in memory', async (t) => {
+  const before = await rssOf(A.pid)
+  const sampler = rssSampler(A.pid)
+  const already = (await penalties(A.victim, A.roguePeer)).length
+  const h0 = await maxHeight(A.honest)
+  const s = await open('consensus')
+  for (let i = 0; i < 4_000 && s.status === 'open'; i++) {
+    // What an authority said, or could have said, at a height that is final: a late message, not an offence.
+    const v = signVote(A.signer, A.m.chainId, i % 2 === 0 ? 'prevote' : 'precommit', 1 + (i % Math.max(1, h0 - 1)), i % 4, new Uint8Array(randomBytes(32)))
+    if (!s.send(encodeFrame(encodeMessage({ type: 'vote', vote: v })))) await Promise.race([once(s, 'drain'), once(s, 'close')])
+  }
+  await sleep(1_000)
+  const peak = await sampler.stop()
+  t.equal(s.status, 'open', 'the stream stays open')
+  s.abort(new Error('done'))
+  t.ok(peak - before < 32 * 1024 * 1024, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)})`)
+  t.same((await penalties(A.victim, A.roguePeer)).slice(already), [], 'no penalty')
+  await waitFor('org1..org3 finalize meanwhile', 60_000, async () => (await maxHeight(A.honest)) >= h0 + 2)
 })
 
 t.test('consensus: maximal proposals for the next heights, validly signed by an authority or not, stay bounded', async (t) => {
