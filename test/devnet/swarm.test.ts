@@ -37,7 +37,9 @@ t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid
     basePort: 8600,
     chunkSize: CHUNK,
     blockIntervalMs: 500,
-    config: { swarm: { repairAfterMs: 5000, reconcileMs: 300, scrubIntervalMs: 1000, durableTimeoutMs: 30_000 } },
+    // repairAfterMs: longer than a restart of org1 (its store wiped) takes on a loaded machine (measured up to 5 s
+    // with CI busy): a shorter one let org2 take over during it, and then serve step 3's fetch without delay.
+    config: { swarm: { repairAfterMs: 10_000, reconcileMs: 300, scrubIntervalMs: 1000, durableTimeoutMs: 30_000 } },
   })
   const cli = async (o: DevnetOrg, args: string[]): Promise<ReturnType<typeof runCli>> => runCli([...args, '--node', o.dir], { timeoutMs: 120_000 })
   const show = async (o: DevnetOrg, sid: string): Promise<Show> => {
