@@ -40,6 +40,11 @@ export interface ApiClientOpts {
   token: string
   /** Timeout of each call in ms (default 30 s). */
   timeoutMs?: number
+  /**
+   * The daemon's Unix socket (`<datadir>/api.sock`): when set, requests go
+   * there instead of to `url`, which only names the daemon in messages.
+   */
+  socketPath?: string
 }
 
 /** Outcome of one transaction of a batch: its hash, or why it was refused. */
@@ -53,8 +58,13 @@ export type SubmitResult = { hash: string } | { error: { code: string; message: 
  */
 export class ApiClient {
   private readonly base: string
+  /** How messages name the daemon: its URL or its socket. */
+  private readonly where: string
   private readonly token: string
   private readonly timeoutMs: number
+  private readonly socketPath: string | undefined
+  /** fetch through the Unix socket (undici, loaded on first use). */
+  private socketFetch: Promise<typeof fetch> | undefined
 
   constructor(opts: ApiClientOpts) {
     let u: URL
@@ -64,7 +74,10 @@ export class ApiClient {
       throw new ApiError('API_BAD_CONFIG', `not a URL: ${opts.url}`, 0)
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ApiError('API_BAD_CONFIG', `not an http URL: ${opts.url}`, 0)
-    this.base = u.href.replace(/\/+$/, '')
+    // Through the socket, the URL's host and port play no part (and fetch refuses some ports outright).
+    this.base = opts.socketPath === undefined ? u.href.replace(/\/+$/, '') : 'http://localhost'
+    this.socketPath = opts.socketPath
+    this.where = opts.socketPath === undefined ? this.base : `unix:${opts.socketPath}`
     this.token = opts.token
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS
   }
@@ -241,7 +254,7 @@ export class ApiClient {
     let timer: NodeJS.Timeout | undefined
     const arm = (ms: number, what: string): void => {
       clearTimeout(timer)
-      timer = setTimeout(() => ctl.abort(new ApiError('API_TIMEOUT', `${what} from the radchain daemon at ${this.base} within ${ms} ms`, 0)), ms)
+      timer = setTimeout(() => ctl.abort(new ApiError('API_TIMEOUT', `${what} from the radchain daemon at ${this.where} within ${ms} ms`, 0)), ms)
     }
     const onAbort = (): void => ctl.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
@@ -251,7 +264,7 @@ export class ApiClient {
       let res: Response
       try {
         const query = types === undefined ? '' : `?types=${types.join(',')}`
-        res = await fetch(`${this.base}/v1/events${query}`, { headers: this.headers('text/event-stream'), signal: ctl.signal })
+        res = await this.fetch(`${this.base}/v1/events${query}`, { headers: this.headers('text/event-stream'), signal: ctl.signal })
       } catch (err) {
         if (signal.aborted) return
         throw this.fetchError(err, ctl.signal)
@@ -274,7 +287,7 @@ export class ApiClient {
         } catch (err) {
           if (signal.aborted) return
           if (ctl.signal.aborted) throw ctl.signal.reason
-          throw new ApiError('API_STREAM_BROKEN', `event stream from ${this.base} broke`, 0, { cause: err })
+          throw new ApiError('API_STREAM_BROKEN', `event stream from ${this.where} broke`, 0, { cause: err })
         }
         clearTimeout(timer)
         if (chunk.done) return
@@ -299,6 +312,17 @@ export class ApiClient {
     }
   }
 
+  /** The global fetch, or undici's through the daemon's Unix socket. */
+  private async fetch(url: string, init: RequestInit): Promise<Response> {
+    const path = this.socketPath
+    if (path === undefined) return fetch(url, init)
+    this.socketFetch ??= import('undici').then(({ Agent, fetch: undiciFetch }) => {
+      const dispatcher = new Agent({ connect: { socketPath: path } })
+      return ((u: string, i: RequestInit) => undiciFetch(u, { ...(i as object), dispatcher })) as unknown as typeof fetch
+    })
+    return (await this.socketFetch)(url, init)
+  }
+
   private headers(accept: string, json = false): Record<string, string> {
     const h: Record<string, string> = { authorization: `Bearer ${this.token}`, accept }
     if (json) h['content-type'] = 'application/json'
@@ -309,7 +333,7 @@ export class ApiClient {
     const signal = AbortSignal.timeout(timeoutMs)
     let res: Response
     try {
-      res = await fetch(this.base + path, {
+      res = await this.fetch(this.base + path, {
         method,
         headers: this.headers('application/json', body !== undefined),
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -324,7 +348,7 @@ export class ApiClient {
     } catch (err) {
       if (err instanceof ApiError) throw err
       if (signal.aborted) throw this.fetchError(err, signal)
-      throw new ApiError('API_BAD_RESPONSE', `connection to the radchain daemon at ${this.base} broke`, res.status, { cause: err })
+      throw new ApiError('API_BAD_RESPONSE', `connection to the radchain daemon at ${this.where} broke`, res.status, { cause: err })
     }
     if (!res.ok) throw decodeError(res.status, text)
     try {
@@ -339,10 +363,10 @@ export class ApiClient {
     if (timeout.aborted) {
       const reason: unknown = timeout.reason
       if (reason instanceof ApiError) return reason
-      return new ApiError('API_TIMEOUT', `no answer from the radchain daemon at ${this.base} in time`, 0, { cause: err })
+      return new ApiError('API_TIMEOUT', `no answer from the radchain daemon at ${this.where} in time`, 0, { cause: err })
     }
     const cause = isRecord(err) && isRecord(err.cause) && typeof err.cause.code === 'string' ? ` (${err.cause.code})` : ''
-    return new ApiError('API_UNREACHABLE', `cannot reach the radchain daemon at ${this.base}: is it running?${cause}`, 0, { cause: err })
+    return new ApiError('API_UNREACHABLE', `cannot reach the radchain daemon at ${this.where}: is it running?${cause}`, 0, { cause: err })
   }
 }
 

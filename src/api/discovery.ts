@@ -11,12 +11,16 @@ import { ApiError } from './errors.js'
 export const DAEMON_INFO_FILE = 'daemon.json'
 /** File in the data dir holding the API's bearer token (mode 0600). */
 export const API_TOKEN_FILE = 'api.token'
+/** The API's Unix socket in the data dir (mode 0600): how the CLI reaches the daemon, from any network namespace. */
+export const API_SOCKET_FILE = 'api.sock'
 
 /** Runtime facts a running daemon publishes in `<datadir>/daemon.json`. */
 export interface DaemonInfo {
   readonly pid: number
   /** Base URL of the local API, e.g. http://127.0.0.1:7600. */
   readonly api: string
+  /** Absolute path of the API's Unix socket, when it serves one (clients on the machine prefer it). */
+  readonly socket?: string
   readonly chainId: string
   /** Peer-to-peer listen addresses (with the peer id). */
   readonly p2p: readonly string[]
@@ -28,10 +32,13 @@ export interface DaemonInfo {
  * API_UNREACHABLE, in words a user can act on, when no daemon runs there or
  * its token cannot be read.
  */
-export async function readDaemonEndpoint(dir: string): Promise<{ url: string; token: string }> {
+export async function readDaemonEndpoint(dir: string): Promise<{ url: string; token: string; socketPath?: string }> {
   let url: string
+  let socket: unknown
   try {
-    url = (JSON.parse(await readFile(join(dir, DAEMON_INFO_FILE), 'utf8')) as DaemonInfo).api
+    const info = JSON.parse(await readFile(join(dir, DAEMON_INFO_FILE), 'utf8')) as DaemonInfo
+    url = info.api
+    socket = info.socket
   } catch {
     throw new ApiError('API_UNREACHABLE', `the radchain daemon for ${dir} is not running; start it with \`radchain daemon --dir ${dir}\``, 0)
   }
@@ -42,5 +49,5 @@ export async function readDaemonEndpoint(dir: string): Promise<{ url: string; to
   } catch {
     throw new ApiError('API_UNREACHABLE', `cannot read ${join(dir, API_TOKEN_FILE)}: is the daemon for ${dir} running, and may this user read its data dir?`, 0)
   }
-  return { url, token }
+  return typeof socket === 'string' && socket !== '' ? { url, token, socketPath: socket } : { url, token }
 }

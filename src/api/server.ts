@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { chmod, rm } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
@@ -30,6 +31,9 @@ export const MAX_CONNECTIONS = 256
 export const HEADERS_TIMEOUT_MS = 5_000
 /** Connections waiting for their first request's headers above which the strict deadline applies. */
 export const PENDING_PRESSURE = 64
+/** Longest Unix socket path the API listens on (sun_path is 108 bytes on Linux, with its terminating zero). */
+export const UNIX_SOCKET_PATH_MAX = 107
+
 /** Host names the API may listen on: it is a local API, never exposed. */
 export const LOOPBACK_HOSTS: readonly string[] = ['127.0.0.1', '::1', 'localhost']
 
@@ -43,6 +47,12 @@ export interface ApiServerOpts {
   host: string
   /** TCP port; 0 picks any free port (read it back from `url`). */
   port: number
+  /**
+   * Also serve on this Unix domain socket, made mode 0600 (the CLI's way in,
+   * from any network namespace on the machine; a stale file there is
+   * replaced). At most UNIX_SOCKET_PATH_MAX bytes long.
+   */
+  socketPath?: string
   /** Bearer token every request must present. */
   token: string
   /** Largest accepted request body in bytes (default 8 MiB). */
@@ -100,6 +110,7 @@ export class ApiServer {
   }
   private readonly router: Router
   private server: Server | undefined
+  private socketServer: Server | undefined
   private lifetime = new AbortController()
 
   constructor(opts: ApiServerOpts, modules: ApiServerModules) {
@@ -110,12 +121,16 @@ export class ApiServer {
       throw new ApiError('API_BAD_CONFIG', `API port must be an integer in [0, 65535], got ${opts.port}`, 0)
     }
     if (opts.token.length === 0) throw new ApiError('API_BAD_CONFIG', 'API token must not be empty', 0)
+    if (opts.socketPath !== undefined && (opts.socketPath === '' || Buffer.byteLength(opts.socketPath) > UNIX_SOCKET_PATH_MAX)) {
+      throw new ApiError('API_BAD_CONFIG', `API socket path must be 1 to ${UNIX_SOCKET_PATH_MAX} bytes long, got ${JSON.stringify(opts.socketPath)}`, 0)
+    }
     const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
     if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) {
       throw new ApiError('API_BAD_CONFIG', 'maxBodyBytes must be a positive integer', 0)
     }
     this.opts = {
       ...opts,
+      socketPath: opts.socketPath ?? '',
       maxBodyBytes,
       sseKeepaliveMs: opts.sseKeepaliveMs ?? SSE_KEEPALIVE_MS,
       sseStallMs: opts.sseStallMs ?? SSE_STALL_MS,
@@ -143,10 +158,38 @@ export class ApiServer {
     return `http://${host}:${a.port}`
   }
 
-  /** Listens on host:port; rejects if the port cannot be bound. */
+  /** Listens on host:port, and on the Unix socket when one is set; rejects if either cannot be bound. */
   async start(): Promise<void> {
     if (this.server !== undefined) throw new ApiError('API_BAD_CONFIG', 'API server already started', 0)
     this.lifetime = new AbortController()
+    this.sweeper = setInterval(() => this.sweepPending(), 1_000)
+    this.sweeper.unref()
+    const server = this.createHttpServer()
+    try {
+      await listen(server, (cb) => server.listen(this.opts.port, this.opts.host, cb), this.logger)
+      this.server = server
+      const path = this.opts.socketPath
+      if (path !== '') {
+        const local = this.createHttpServer()
+        // A socket file left by a daemon that was killed: one daemon runs per data dir (its lock), so it is stale.
+        await rm(path, { force: true })
+        await listen(local, (cb) => local.listen(path, cb), this.logger)
+        this.socketServer = local
+        await chmod(path, 0o600)
+      }
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+    this.logger.info('api listening', { url: this.url, ...(this.opts.socketPath === '' ? {} : { socket: this.opts.socketPath }) })
+  }
+
+  /** Path of the Unix socket served, if any. */
+  get socketPath(): string | undefined {
+    return this.socketServer === undefined ? undefined : this.opts.socketPath
+  }
+
+  private createHttpServer(): Server {
     const server = createServer(
       // Node's own header and request deadlines stay loose (checked every 30 s by default): checked every second,
       // they cut busy kept-alive connections of clients that are not slow at all (a long-lived client's requests
@@ -164,33 +207,26 @@ export class ApiServer {
       this.pending.set(socket, performance.now())
       socket.once('close', () => this.pending.delete(socket))
     })
-    this.sweeper = setInterval(() => this.sweepPending(), 1_000)
-    this.sweeper.unref()
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(this.opts.port, this.opts.host, () => {
-        server.off('error', reject)
-        resolve()
-      })
-    })
-    server.on('error', (err) => this.logger.error('api server error', { error: errorMessage(err) }))
-    this.server = server
-    this.logger.info('api listening', { url: this.url })
+    return server
   }
 
-  /** Ends event streams, aborts waiting requests and closes every socket. */
+  /** Ends event streams, aborts waiting requests and closes every socket (and removes the Unix socket's file). */
   async stop(): Promise<void> {
-    const server = this.server
-    if (server === undefined) return
+    const servers = [this.server, this.socketServer].filter((x): x is Server => x !== undefined && x.listening)
     clearInterval(this.sweeper)
+    if (servers.length === 0) {
+      this.server = this.socketServer = undefined
+      return
+    }
     this.lifetime.abort(new ApiError('API_BUSY', 'API server is stopping'))
     const ended = [...this.streams].map((s) => s.close())
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-    server.closeIdleConnections()
+    const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))
+    for (const server of servers) server.closeIdleConnections()
     await Promise.race([Promise.all(ended), sleep(STOP_GRACE_MS)])
-    server.closeAllConnections()
-    await closed
-    this.server = undefined
+    for (const server of servers) server.closeAllConnections()
+    await Promise.all(closed)
+    // Closing a listening Unix socket server unlinks its file; nothing is left for the next start.
+    this.server = this.socketServer = undefined
     this.logger.info('api stopped')
   }
 
@@ -254,4 +290,16 @@ export class ApiServer {
 
 function sha256(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest()
+}
+
+/** Listens with `start(callback)`; rejects on the server's first error instead. */
+function listen(server: Server, start: (cb: () => void) => void, logger: Logger): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    start(() => {
+      server.off('error', reject)
+      server.on('error', (err) => logger.error('api server error', { error: errorMessage(err) }))
+      resolve()
+    })
+  })
 }

@@ -154,7 +154,7 @@ export async function clientOf(o: DevnetOrg): Promise<ApiClient> {
   const info = await daemonInfo(o)
   if (info === undefined || !alive(info.pid)) throw new DevnetError('DEVNET_NOT_RUNNING', `${o.id} is not running`)
   const token = (await readFile(join(o.dir, DATADIR_FILES.apiToken), 'utf8')).trim()
-  return new ApiClient({ url: info.api, token, timeoutMs: 10_000 })
+  return new ApiClient({ url: info.api, token, timeoutMs: 10_000, ...(info.socket === undefined ? {} : { socketPath: info.socket }) })
 }
 
 /**

@@ -92,7 +92,7 @@ export class DaemonProcess {
         const info = JSON.parse(await readFile(join(this.dataDir, DATADIR_FILES.daemon), 'utf8')) as DaemonInfo
         if (info.pid === child.pid) {
           const token = (await readFile(join(this.dataDir, DATADIR_FILES.apiToken), 'utf8')).trim()
-          const client = new ApiClient({ url: info.api, token })
+          const client = new ApiClient({ url: info.api, token, ...(info.socket === undefined ? {} : { socketPath: info.socket }) })
           await client.status()
           return client
         }

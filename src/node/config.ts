@@ -3,7 +3,7 @@ import { isAbsolute, join } from 'node:path'
 import { z } from 'zod'
 import { RadError, LOG_LEVELS, writeFileAtomic, type LogLevel, type ErrorCodes } from '../util/index.js'
 import { DEFAULT_MEMPOOL_LIMITS, type MempoolLimits } from '../chain/index.js'
-import { API_TOKEN_FILE, DAEMON_INFO_FILE } from '../api/index.js'
+import { API_SOCKET_FILE, API_TOKEN_FILE, DAEMON_INFO_FILE } from '../api/index.js'
 import { DEFAULT_BFT_OPTS } from '../consensus/index.js'
 import { DEFAULT_SWARM_OPTS, type SwarmOpts } from './swarm-opts.js'
 
@@ -26,6 +26,7 @@ export const DATADIR_FILES = {
   passphrase: 'passphrase',
   db: 'db',
   apiToken: API_TOKEN_FILE,
+  apiSocket: API_SOCKET_FILE,
   daemon: DAEMON_INFO_FILE,
   wal: 'consensus.wal',
   chunks: 'chunks',

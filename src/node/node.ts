@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { Genesis } from '../chain/index.js'
 import { BftEngine, ConsensusWal, type Clock } from '../consensus/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import { ChainStore, ChunkStore, StudyIndex } from '../storage/index.js'
 import { VERSION, writeFileAtomic, type Logger } from '../util/index.js'
-import { ApiServer, type DaemonInfo } from '../api/index.js'
+import { ApiServer, UNIX_SOCKET_PATH_MAX, type DaemonInfo } from '../api/index.js'
 import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
 import { NetworkService } from './network.js'
@@ -174,8 +174,23 @@ export class RadNode {
           audit: () => audit,
         },
       })
+      // The Unix socket beside the TCP port: the CLI's way in, from any network namespace of the machine.
+      const socketPath = join(resolve(dataDir), DATADIR_FILES.apiSocket)
+      const socketFits = Buffer.byteLength(socketPath) <= UNIX_SOCKET_PATH_MAX
+      if (!socketFits)
+        this.#logger.warn('data dir path too long for the API socket: the API listens on TCP only', {
+          bytes: Buffer.byteLength(socketPath),
+          max: UNIX_SOCKET_PATH_MAX,
+        })
       this.#api = new ApiServer(
-        { host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, logger: this.#logger.child({ mod: 'api' }) },
+        {
+          host: config.api.host,
+          port: config.api.port,
+          ...(socketFits ? { socketPath } : {}),
+          token,
+          maxBodyBytes: config.api.maxBodyBytes,
+          logger: this.#logger.child({ mod: 'api' }),
+        },
         { backend },
       )
       await network.start()
@@ -188,6 +203,7 @@ export class RadNode {
       const info: DaemonInfo = {
         pid: process.pid,
         api: this.#api.url,
+        ...(this.#api.socketPath === undefined ? {} : { socket: this.#api.socketPath }),
         chainId: genesis.chainId,
         p2p: network.addrs,
         startedAt: new Date(this.#clock()).toISOString(),

@@ -3,6 +3,9 @@ import { createHash } from 'node:crypto'
 import { EventEmitter, once } from 'node:events'
 import { request } from 'node:http'
 import { connect } from 'node:net'
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import {
   ApiClient,
   ApiServer,
@@ -25,13 +28,14 @@ import {
   type TxStatus,
 } from '../../src/api/index.js'
 import { TxError } from '../../src/chain/index.js'
-import { RadError, sleep } from '../../src/util/index.js'
+import { RadError, exists, sleep } from '../../src/util/index.js'
 import { captureLogger, type LogLine } from './helpers/logger.js'
 
 const TOKEN = 'tok-' + 'k'.repeat(40)
 const NOTE_SECRET = 'note-body-that-must-not-be-logged'
 const HASH_B = 'bb'.repeat(32)
-const WAIT_LIMIT = { signal: AbortSignal.timeout(8_000) }
+/** A fresh 8 s limit for each wait (one made at load would have run out for the tests at the end of the file). */
+const waitLimit = (): { signal: AbortSignal } => ({ signal: AbortSignal.timeout(8_000) })
 
 function studyViewOf(studyId: string): StudyView {
   return {
@@ -342,7 +346,7 @@ async function rawSocket(url: string, data: string | Buffer): Promise<string> {
   sock.on('data', (c: Buffer) => chunks.push(c))
   sock.on('error', () => {})
   sock.write(data)
-  await once(sock, 'close', WAIT_LIMIT)
+  await once(sock, 'close', waitLimit())
   return Buffer.concat(chunks).toString('latin1')
 }
 
@@ -495,7 +499,7 @@ t.test('transaction status and wait', async (t) => {
 
   const bytes = new Uint8Array([9, 9, 9])
   const hash = await h.client.submitTx(bytes)
-  const waiting = once(h.backend.ee, 'wait', WAIT_LIMIT)
+  const waiting = once(h.backend.ee, 'wait', waitLimit())
   const answer = h.client.tx(hash, 5_000)
   const [waitedHash] = await waiting
   t.equal(waitedHash, hash)
@@ -509,20 +513,20 @@ t.test('transaction status and wait', async (t) => {
 t.test('a waiting request is aborted when its client disconnects', async (t) => {
   const hash = await h.client.submitTx(new Uint8Array([8, 8, 8]))
   const ac = new AbortController()
-  const waiting = once(h.backend.ee, 'wait', WAIT_LIMIT)
+  const waiting = once(h.backend.ee, 'wait', waitLimit())
   const req = fetch(`${h.url}/v1/txs/${hash}?wait=30000`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: ac.signal })
   const [, signal] = (await waiting) as [string, AbortSignal]
   t.notOk(signal.aborted)
   ac.abort()
   await t.rejects(req)
-  if (!signal.aborted) await once(signal, 'abort', WAIT_LIMIT)
+  if (!signal.aborted) await once(signal, 'abort', waitLimit())
   t.ok(signal.aborted, 'the backend saw the abort')
   t.match(await h.client.status(), { height: 1 }, 'server still serves')
 })
 
 t.test('events: block then tx, in order, and unsubscribe on close', async (t) => {
   const ac = new AbortController()
-  const subscribed = once(h.backend.ee, 'subscribe', WAIT_LIMIT)
+  const subscribed = once(h.backend.ee, 'subscribe', waitLimit())
   const it = h.client.events(ac.signal)
   const first = it.next()
   await subscribed
@@ -532,7 +536,7 @@ t.test('events: block then tx, in order, and unsubscribe on close', async (t) =>
   t.same((await first).value, { type: 'block', data: { height: 2, hash: 'cc'.repeat(32), txs: [hash] } })
   t.same((await it.next()).value, { type: 'tx', data: { hash, status: 'final', height: 2 } })
 
-  const unsubscribed = once(h.backend.ee, 'unsubscribe', WAIT_LIMIT)
+  const unsubscribed = once(h.backend.ee, 'unsubscribe', waitLimit())
   ac.abort()
   await it.return(undefined)
   await unsubscribed
@@ -541,7 +545,7 @@ t.test('events: block then tx, in order, and unsubscribe on close', async (t) =>
 
 t.test('a burst of events reaches a client that keeps up', async (t) => {
   const ac = new AbortController()
-  const subscribed = once(h.backend.ee, 'subscribe', WAIT_LIMIT)
+  const subscribed = once(h.backend.ee, 'subscribe', waitLimit())
   const it = h.client.events(ac.signal)
   const first = it.next()
   await subscribed
@@ -557,7 +561,7 @@ t.test('a burst of events reaches a client that keeps up', async (t) => {
   t.equal(n, N, 'every event arrived')
   t.ok(inOrder, 'in order')
   t.equal(h.backend.listeners.size, 1, 'stream not cut')
-  const unsubscribed = once(h.backend.ee, 'unsubscribe', WAIT_LIMIT)
+  const unsubscribed = once(h.backend.ee, 'unsubscribe', waitLimit())
   await it.return(undefined)
   await unsubscribed
 })
@@ -568,7 +572,7 @@ t.test('an event stream whose reader stalls is cut, not buffered without bound',
   const sock = connect(Number(port), '127.0.0.1')
   sock.on('error', () => {})
   t.teardown(() => sock.destroy())
-  const subscribed = once(s.backend.ee, 'subscribe', WAIT_LIMIT)
+  const subscribed = once(s.backend.ee, 'subscribe', waitLimit())
   // Never read: the kernel buffers fill, then res.write returns false and nothing drains.
   sock.pause()
   sock.write(`GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`)
@@ -589,7 +593,7 @@ t.test('an event stream whose reader stalls is cut, not buffered without bound',
 
 t.test('a client that stops reading its events gets API_STREAM_BROKEN, not a silent gap', async (t) => {
   const s = await harness({ sseStallMs: 50 })
-  const subscribed = once(s.backend.ee, 'subscribe', WAIT_LIMIT)
+  const subscribed = once(s.backend.ee, 'subscribe', waitLimit())
   const it = s.client.events(AbortSignal.timeout(8_000))
   const first = it.next()
   await subscribed
@@ -671,7 +675,7 @@ t.test('event streams send keepalive comments', async (t) => {
     })
   })
   sock.write(`GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`)
-  await Promise.race([seen, once(sock, 'close', WAIT_LIMIT)])
+  await Promise.race([seen, once(sock, 'close', waitLimit())])
   t.match(text, /^HTTP\/1\.1 200 /)
   t.match(text, /content-type: text\/event-stream/i)
   t.match(text, /: keepalive\n\n/)
@@ -680,12 +684,12 @@ t.test('event streams send keepalive comments', async (t) => {
 t.test('stop() ends event streams and waits promptly; then the daemon is unreachable', async (t) => {
   const s = await harness()
   const ac = new AbortController()
-  const subscribed = once(s.backend.ee, 'subscribe', WAIT_LIMIT)
+  const subscribed = once(s.backend.ee, 'subscribe', waitLimit())
   const it = s.client.events(ac.signal)
   const next = it.next()
   await subscribed
   const hash = await s.client.submitTx(new Uint8Array([1]))
-  const waiting = once(s.backend.ee, 'wait', WAIT_LIMIT)
+  const waiting = once(s.backend.ee, 'wait', waitLimit())
   const pendingWait = s.client.tx(hash, 30_000).then(
     () => 'resolved',
     (err: unknown) => (err instanceof Error && 'code' in err ? String(err.code) : 'other'),
@@ -852,4 +856,49 @@ t.test('sockets that never finish their headers are closed within seconds, then 
   t.ok(took < 3 * HEADERS_TIMEOUT_MS, `every stalled socket closed in ${took} ms (headers must come within ${HEADERS_TIMEOUT_MS} ms)`)
   const s = await client.status()
   t.equal(typeof s.height, 'number', 'then the token holder is answered')
+})
+
+t.test('the Unix socket: the same API with the same token, mode 0600, a stale file replaced, removed at stop', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'radchain-api-sock-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const socketPath = join(dir, 'api.sock')
+  // A file left behind by a daemon that was killed.
+  await writeFile(socketPath, 'stale')
+  const s = await harness({ socketPath })
+  t.equal(s.server.socketPath, socketPath)
+  const st = await stat(socketPath)
+  t.ok(st.isSocket(), 'the stale file was replaced by the socket')
+  t.equal(st.mode & 0o777, 0o600, 'only the daemon user may connect')
+  const viaSocket = new ApiClient({ url: 'http://127.0.0.1:1', token: TOKEN, socketPath, timeoutMs: 5_000 })
+  t.match(await viaSocket.status(), { height: 1 }, 'answers on the socket (the URL only names it)')
+  const hash = await viaSocket.submitTx(new Uint8Array([9, 9]))
+  t.equal((await s.client.tx(hash)).status, 'pending', 'the TCP port serves the same node')
+  // Events stream over the socket too.
+  const ac = new AbortController()
+  const subscribed = once(s.backend.ee, 'subscribe', waitLimit())
+  const it = viaSocket.events(ac.signal)
+  const first = it.next()
+  await subscribed
+  s.backend.emit({ type: 'block', data: { height: 2, hash: 'dd'.repeat(32), txs: [] } })
+  t.same((await first).value, { type: 'block', data: { height: 2, hash: 'dd'.repeat(32), txs: [] } })
+  ac.abort()
+  await it.return(undefined)
+  const stranger = new ApiClient({ url: 'http://127.0.0.1:1', token: 'wrong', socketPath, timeoutMs: 5_000 })
+  await t.rejects(stranger.status(), { name: 'ApiError', code: 'API_UNAUTHORIZED' }, 'the token is still required')
+  await s.server.stop()
+  t.notOk(await exists(socketPath), 'stop removes the socket file')
+  await t.rejects(
+    viaSocket.status(),
+    { name: 'ApiError', code: 'API_UNREACHABLE', message: new RegExp(`unix:${socketPath}`) },
+    'a stopped daemon is unreachable, named by its socket',
+  )
+  t.throws(
+    () =>
+      new ApiServer(
+        { host: '127.0.0.1', port: 0, token: TOKEN, logger: captureLogger([]), socketPath: `/tmp/${'x'.repeat(120)}` },
+        { backend: new FakeBackend() },
+      ),
+    { code: 'API_BAD_CONFIG' },
+    'a path longer than a socket address holds is refused',
+  )
 })

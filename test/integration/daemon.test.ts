@@ -1,11 +1,12 @@
 import t, { type Test } from 'tap'
-import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { noteTx, signTx } from '../../src/chain/index.js'
 import { Ed25519Signer } from '../../src/crypto/index.js'
-import { initDataDir } from '../../src/node/index.js'
-import type { ApiClient, TxStatus } from '../../src/api/index.js'
+import { DATADIR_FILES, initDataDir } from '../../src/node/index.js'
+import type { ApiClient, DaemonInfo, TxStatus } from '../../src/api/index.js'
+import { exists } from '../../src/util/index.js'
 import { DaemonProcess } from '../../src/devnet/index.js'
 import { runCli } from './helpers/cli.js'
 
@@ -56,6 +57,27 @@ t.test('the daemon opens its chunk store under the data dir', async (t) => {
   await daemon.start()
   t.ok((await stat(join(dir, 'chunks'))).isDirectory(), 'chunks/ created at start')
   t.equal(await daemon.stop(), 0)
+})
+
+t.test('the daemon serves its API on a 0600 Unix socket in the data dir, which the CLI prefers; the socket goes at stop', async (t) => {
+  const { dir, daemon } = await newNode(t)
+  await daemon.start()
+  const infoPath = join(dir, DATADIR_FILES.daemon)
+  const info = JSON.parse(await readFile(infoPath, 'utf8')) as DaemonInfo
+  t.equal(info.socket, join(dir, DATADIR_FILES.apiSocket), 'daemon.json names the socket')
+  const st = await stat(join(dir, DATADIR_FILES.apiSocket))
+  t.ok(st.isSocket())
+  t.equal(st.mode & 0o777, 0o600)
+  // With the TCP address in daemon.json made useless, the CLI still gets in: through the socket.
+  await writeFile(infoPath, JSON.stringify({ ...info, api: 'http://127.0.0.1:9' }))
+  const r = await runCli(['status', '--node', dir, '--json'])
+  t.equal(r.code, 0, r.stderr)
+  t.match(JSON.parse(r.stdout) as unknown, { height: Number })
+  await writeFile(infoPath, JSON.stringify(info))
+  t.equal(await daemon.stop(), 0)
+  t.notOk(await exists(join(dir, DATADIR_FILES.apiSocket)), 'no socket file left behind')
+  const after = await runCli(['status', '--node', dir])
+  t.equal(after.code, 1, 'a stopped daemon: one line and exit 1')
 })
 
 t.test('radchain org params: a vote changes the study bounds, shown by org ls; a lowered bound is refused', async (t) => {
