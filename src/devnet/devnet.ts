@@ -8,6 +8,7 @@ import { ApiClient, ApiError, isJobOfKind, type DaemonInfo, type NodeStatus, typ
 import { DATADIR_FILES, FAULTS_FILE, initDataDir, parseFaults, type FaultsJSON, type NodeConfigJSON } from '../node/index.js'
 import { RadError, exists, fromHex, sleep, writeFileAtomic } from '../util/index.js'
 import { daemonNodeArgs, devnetDaemonPath } from './process.js'
+import { addHost, assertHostsSupported, hostAddressOf, hostsNetFor, namespaceOf, removeHosts, shapeUplink, type HostsNet } from './hosts.js'
 import { DevnetError, type DevnetCode } from './errors.js'
 
 /** One organization of a devnet. */
@@ -18,6 +19,9 @@ export interface DevnetOrg {
   readonly p2pPort: number
   readonly signKey: string
   readonly encKey: string
+  /** In a devnet of hosts: its network namespace and its address there (src/devnet/hosts.ts). */
+  readonly netns?: string
+  readonly host?: string
 }
 
 /** The devnet manifest, `<dir>/devnet.json`. */
@@ -26,6 +30,8 @@ export interface DevnetManifest {
   readonly orgs: readonly DevnetOrg[]
   /** Current partition: for each org id, the org ids it refuses. */
   readonly blocked: Readonly<Record<string, readonly string[]>>
+  /** A devnet of hosts: its network, and the uplink rates (Mbit/s) of the organizations whose links are shaped. */
+  readonly hosts?: HostsNet & { readonly linkMbit: Readonly<Record<string, number>> }
 }
 
 /** Options of `devnet up`. */
@@ -47,6 +53,14 @@ export interface DevnetUpOpts {
   readonly orgConfig?: Readonly<Record<string, NodeConfigJSON>>
   /** Fault switches per org id, written to its faults.json (tests and benchmarks; see src/node/faults.ts). */
   readonly orgFaults?: Readonly<Record<string, FaultsJSON>>
+  /**
+   * Each organization in its own network namespace, with its own address on
+   * a bridge (src/devnet/hosts.ts): a network of hosts on this machine. Root
+   * and iproute2 only.
+   */
+  readonly hosts?: boolean
+  /** Uplink rates in Mbit/s by org id (a devnet of hosts; see parseLinkMbit); kept in the manifest, applied at every `up`. */
+  readonly linkMbit?: Readonly<Record<string, number>>
   readonly log?: (line: string) => void
 }
 
@@ -66,11 +80,24 @@ const OrgSchema = z.object({
   p2pPort: z.number().int().min(0).max(65535),
   signKey: z.string().regex(/^[0-9a-f]{64}$/),
   encKey: z.string().regex(/^[0-9a-f]{64}$/),
+  netns: z
+    .string()
+    .regex(/^rc-[0-9a-f]{6}-org[0-9]+$/)
+    .optional(),
+  host: z.ipv4().optional(),
 })
 const ManifestSchema = z.object({
   chainId: z.string().startsWith(DEVNET_CHAIN_PREFIX),
   orgs: z.array(OrgSchema),
   blocked: z.record(z.string(), z.array(z.string())),
+  hosts: z
+    .object({
+      tag: z.string().regex(/^[0-9a-f]{6}$/),
+      bridge: z.string().regex(/^rcb-[0-9a-f]{6}$/),
+      subnet: z.string().regex(/^10\.\d{1,3}\.\d{1,3}$/),
+      linkMbit: z.record(z.string(), z.number().positive()),
+    })
+    .optional(),
 })
 
 /**
@@ -167,7 +194,10 @@ export async function startOrg(o: DevnetOrg, timeoutMs = 30_000): Promise<ApiCli
   await rm(join(o.dir, DATADIR_FILES.daemon), { force: true })
   const log = openSync(join(o.dir, 'daemon.log'), 'a')
   // The devnet's own daemon entry: `radchain daemon` with the fault switches of faults.json and the partition route.
-  const child = spawn(process.execPath, [...daemonNodeArgs(), devnetDaemonPath(), '--dir', o.dir], { stdio: ['ignore', log, log], detached: true })
+  const argv = [process.execPath, ...daemonNodeArgs(), devnetDaemonPath(), '--dir', o.dir]
+  // In a devnet of hosts the daemon runs in its organization's namespace (`ip netns exec` execs it: same pid).
+  const [cmd, ...args] = o.netns === undefined ? argv : ['ip', 'netns', 'exec', o.netns, ...argv]
+  const child = spawn(cmd as string, args, { stdio: ['ignore', log, log], detached: true })
   closeSync(log)
   let exited = false
   child.once('exit', () => {
@@ -252,13 +282,15 @@ export async function waitHeight(m: DevnetManifest, height: number, opts: { orgs
 export async function createOrgDir(
   dir: string,
   i: number,
-  opts: Pick<DevnetUpOpts, 'basePort' | 'config' | 'orgConfig' | 'orgFaults' | 'timeoutProposeMs'>,
+  opts: Pick<DevnetUpOpts, 'basePort' | 'config' | 'orgConfig' | 'orgFaults' | 'timeoutProposeMs'> & { net?: HostsNet },
 ): Promise<DevnetOrg> {
   const id = `org${i}`
   const apiPort = opts.basePort + 2 * (i - 1)
   const p2pPort = apiPort + 1
   const orgDir = join(resolve(dir), id)
-  const listen = [`/ip4/127.0.0.1/tcp/${p2pPort}`]
+  // On a devnet of hosts, p2p listens on the organization's own address; the API on its namespace's loopback.
+  const host = opts.net === undefined ? undefined : hostAddressOf(opts.net, i)
+  const listen = [`/ip4/${host ?? '127.0.0.1'}/tcp/${p2pPort}`]
   const config: NodeConfigJSON = {
     logLevel: 'info',
     ...opts.config,
@@ -275,7 +307,15 @@ export async function createOrgDir(
     p2p: { listen, dialIntervalMs: 250 },
   }
   const r = await initDataDir({ dir: orgDir, orgId: id, apiPort, p2pListen: listen, scrypt: DEVNET_SCRYPT, config, env: {} })
-  const o = { id, dir: orgDir, apiPort, p2pPort, signKey: r.signKey, encKey: r.encKey }
+  const o: DevnetOrg = {
+    id,
+    dir: orgDir,
+    apiPort,
+    p2pPort,
+    signKey: r.signKey,
+    encKey: r.encKey,
+    ...(opts.net === undefined || host === undefined ? {} : { netns: namespaceOf(opts.net, id), host }),
+  }
   const faults = opts.orgFaults?.[id]
   if (faults !== undefined) await setOrgFaults(o, faults)
   return o
@@ -301,7 +341,13 @@ export async function devnetAddOrg(
 ): Promise<DevnetOrg> {
   const m = await loadManifest(dir)
   const first = m.orgs[0] as DevnetOrg
-  const o = await createOrgDir(dir, m.orgs.length + 1, { ...opts, basePort: opts.basePort ?? first.apiPort })
+  const net = m.hosts
+  const o = await createOrgDir(dir, m.orgs.length + 1, { ...opts, basePort: opts.basePort ?? first.apiPort, ...(net === undefined ? {} : { net }) })
+  if (net !== undefined) {
+    await addHost(net, o.id, m.orgs.length + 1)
+    const mbit = net.linkMbit[o.id]
+    if (mbit !== undefined) await shapeUplink(net, o.id, mbit)
+  }
   await writeFileAtomic(join(o.dir, DATADIR_FILES.genesis), await readFile(join(resolve(dir), 'genesis.json'), 'utf8'))
   await saveManifest(dir, { ...m, orgs: [...m.orgs, o] })
   return o
@@ -323,13 +369,20 @@ export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
         'DEVNET_EXISTS',
         `${dir} holds a devnet of ${m.orgs.length} organizations; use it as is, or \`radchain devnet down --dir ${dir} --purge\` first`,
       )
+    if (opts.hosts !== undefined && opts.hosts !== (m.hosts !== undefined))
+      throw new DevnetError(
+        'DEVNET_EXISTS',
+        `${dir} holds a devnet ${m.hosts === undefined ? 'on 127.0.0.1' : 'of hosts'}; use it as is, or \`radchain devnet down --dir ${dir} --purge\` first`,
+      )
     say(`restarting the devnet in ${dir}`)
   } else {
     if (opts.orgs < 1 || opts.orgs > 32) throw new DevnetError('DEVNET_BAD_ORG', '--orgs must be between 1 and 32')
+    if (opts.hosts === true) await assertHostsSupported()
     await mkdir(dir, { recursive: true })
-    say(`creating ${opts.orgs} organizations in ${dir}`)
+    const net = opts.hosts === true ? hostsNetFor(dir) : undefined
+    say(`creating ${opts.orgs} organizations in ${dir}${net === undefined ? '' : `, each in its own network namespace on ${net.subnet}.0/24`}`)
     const orgs: DevnetOrg[] = []
-    for (let i = 1; i <= opts.orgs; i++) orgs.push(await createOrgDir(dir, i, opts))
+    for (let i = 1; i <= opts.orgs; i++) orgs.push(await createOrgDir(dir, i, { ...opts, ...(net === undefined ? {} : { net }) }))
     const encKeys = orgs.map((o) => ({ publicKeys: { enc: o.encKey } }))
     const genesis: Genesis = {
       chainId: `${DEVNET_CHAIN_PREFIX}${Date.now().toString(36)}`,
@@ -349,15 +402,16 @@ export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
         role: 'authority' as const,
         signKey: fromHex(o.signKey),
         encKey: fromHex(encKeys[i]?.publicKeys.enc ?? ''),
-        addrs: [`/ip4/127.0.0.1/tcp/${o.p2pPort}`],
+        addrs: [`/ip4/${o.host ?? '127.0.0.1'}/tcp/${o.p2pPort}`],
       })),
     }
     const text = JSON.stringify(genesisToJSON(genesis), null, 2) + '\n'
     await writeFileAtomic(join(dir, 'genesis.json'), text)
     for (const o of orgs) await writeFileAtomic(join(o.dir, DATADIR_FILES.genesis), text)
-    m = { chainId: genesis.chainId, orgs, blocked: {} }
+    m = { chainId: genesis.chainId, orgs, blocked: {}, ...(net === undefined ? {} : { hosts: { ...net, linkMbit: {} } }) }
     await saveManifest(dir, m)
   }
+  if (m.hosts !== undefined) m = await upHosts(dir, m, opts.linkMbit, say)
   say(`starting ${m.orgs.length} daemons`)
   await Promise.all(m.orgs.map((o) => startOrg(o)))
   const start = Math.max(...(await Promise.all(m.orgs.map(async (o) => (await (await clientOf(o)).status()).height))))
@@ -366,6 +420,34 @@ export async function devnetUp(opts: DevnetUpOpts): Promise<DevnetManifest> {
   return loadManifest(dir)
 }
 
+/**
+ * The network of a devnet of hosts, before its daemons start: when none of
+ * them runs, whatever an earlier run left (namespaces, links, the bridge, a
+ * process still inside) is removed and the network made anew; otherwise
+ * what is missing is added. Then the uplinks are shaped: `linkMbit` when
+ * given (recorded in the manifest), else as recorded.
+ */
+async function upHosts(
+  dir: string,
+  m: DevnetManifest,
+  linkMbit: Readonly<Record<string, number>> | undefined,
+  say: (line: string) => void,
+): Promise<DevnetManifest> {
+  const hosts = m.hosts
+  if (hosts === undefined) return m
+  await assertHostsSupported()
+  const running = (await Promise.all(m.orgs.map((o) => pidOf(o)))).some((p) => p !== undefined)
+  if (!running) await removeHosts(hosts)
+  for (const [i, o] of m.orgs.entries()) await addHost(hosts, o.id, i + 1)
+  const rates = linkMbit ?? hosts.linkMbit
+  for (const o of m.orgs) await shapeUplink(hosts, o.id, rates[o.id])
+  const shaped = Object.entries(rates)
+  if (shaped.length > 0) say(`uplinks shaped: ${shaped.map(([id, r]) => `${id} ${r} Mbit/s`).join(', ')}`)
+  if (linkMbit === undefined) return m
+  const next = { ...m, hosts: { ...hosts, linkMbit: { ...linkMbit } } }
+  await saveManifest(dir, next)
+  return next
+}
 /** Status of every organization (null when down). */
 export async function devnetStatus(dir: string): Promise<{ org: DevnetOrg; pid: number | undefined; status: NodeStatus | null }[]> {
   const m = await loadManifest(dir)
@@ -387,6 +469,8 @@ export async function devnetStatus(dir: string): Promise<{ org: DevnetOrg; pid: 
 export async function devnetDown(dir: string, purge = false): Promise<number> {
   const m = await loadManifest(dir)
   const stopped = await Promise.all(m.orgs.map((o) => stopOrg(o)))
+  // A devnet of hosts: its namespaces, links and bridge go too (the next `up` makes them anew).
+  if (m.hosts !== undefined) await removeHosts(m.hosts)
   if (purge) await rm(resolve(dir), { recursive: true, force: true })
   return stopped.filter(Boolean).length
 }

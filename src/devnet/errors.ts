@@ -12,6 +12,7 @@ export type DevnetCode = ErrorCodes<
   | 'DEVNET_START_TIMEOUT'
   | 'DEVNET_DAEMON_EXITED'
   | 'DEVNET_NOT_RUNNING'
+  | 'DEVNET_HOSTS'
   | 'DEMO_FAILED'
   | 'JOB_FAILED'
 >

@@ -20,7 +20,9 @@ function int(v: string, what: string, min: number, max: number): number {
 
 /** devnet up|status|down|kill|start|partition|heal|gen-study. */
 export function registerDevnetCommands(program: Command): void {
-  const devnet = program.command('devnet').description('a local multi-organization network on this machine (127.0.0.1), for testing')
+  const devnet = program
+    .command('devnet')
+    .description('a local multi-organization network on this machine (127.0.0.1, or a network namespace each with --hosts), for testing')
 
   devnet
     .command('up')
@@ -28,26 +30,47 @@ export function registerDevnetCommands(program: Command): void {
     .option('--orgs <n>', 'number of organizations', '4')
     .option('--dir <dir>', 'devnet folder', DEFAULT_DIR)
     .option('--base-port <port>', 'first port: org k uses base+2(k-1) for its API and the next for p2p (default 7600)')
+    .option('--hosts', 'a network of hosts: each organization in its own network namespace with its own address (root and iproute2)')
+    .option('--link-mbit <rates>', 'with --hosts: shape uplinks, in Mbit/s: `200` for all, `org1=200,org2=1000` each, or `1000,org1=200`')
     .option('--json', 'machine-readable output')
     .action(
-      action(async (o: { orgs: string; dir: string; basePort?: string; json?: boolean }) => {
-        const { DEFAULT_BASE_PORT, devnetStatus, devnetUp } = await devnetModule()
+      action(async (o: { orgs: string; dir: string; basePort?: string; hosts?: boolean; linkMbit?: string; json?: boolean }) => {
+        const { DEFAULT_BASE_PORT, devnetStatus, devnetUp, loadManifest, parseLinkMbit } = await devnetModule()
+        const orgs = int(o.orgs, '--orgs', 1, 32)
+        // --hosts is a property of the devnet: once made, `up` finds it in the manifest.
+        const existing = await loadManifest(o.dir).catch(() => undefined)
+        const hosts = o.hosts === true || existing?.hosts !== undefined
+        if (o.linkMbit !== undefined && !hosts) throw new CliError('CLI_BAD_ARGUMENT', '--link-mbit shapes the links of a devnet of hosts: add --hosts')
+        const ids = Array.from({ length: orgs }, (_, i) => `org${i + 1}`)
         const m = await devnetUp({
           dir: o.dir,
-          orgs: int(o.orgs, '--orgs', 1, 32),
+          orgs,
           basePort: o.basePort === undefined ? DEFAULT_BASE_PORT : int(o.basePort, '--base-port', 1024, 65000),
+          ...(o.hosts === true ? { hosts: true } : {}),
+          ...(o.linkMbit === undefined ? {} : { linkMbit: parseLinkMbit(o.linkMbit, ids) }),
           log: (l) => {
             if (o.json !== true) process.stdout.write(l + '\n')
           },
         })
         const st = await devnetStatus(o.dir)
-        const rows = st.map((s) => ({ org: s.org.id, dir: s.org.dir, api: s.status?.api ?? null, height: s.status?.height ?? null, pid: s.pid ?? null }))
+        const rows = st.map((s) => ({
+          org: s.org.id,
+          dir: s.org.dir,
+          api: s.status?.api ?? null,
+          host: s.org.host ?? null,
+          netns: s.org.netns ?? null,
+          linkMbit: m.hosts?.linkMbit[s.org.id] ?? null,
+          height: s.status?.height ?? null,
+          pid: s.pid ?? null,
+        }))
+        const where = (r: (typeof rows)[number]): string =>
+          r.host === null ? (r.api ?? '-') : `${r.host} in ${r.netns ?? '?'}${r.linkMbit === null ? '' : `, uplink ${r.linkMbit} Mbit/s`}`
         print(
           o.json === true,
           { chainId: m.chainId, orgs: rows },
           () =>
             `chain ${m.chainId}: blocks are final\n` +
-            rows.map((r) => `  ${r.org}  ${r.dir}  ${r.api ?? '-'}  height ${r.height ?? '-'}`).join('\n') +
+            rows.map((r) => `  ${r.org}  ${r.dir}  ${where(r)}  height ${r.height ?? '-'}`).join('\n') +
             `\nuse any command with --node ${resolve(o.dir, 'org1')} (and so on); stop with: radchain devnet down --dir ${o.dir}`,
         )
       }),
