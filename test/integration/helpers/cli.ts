@@ -107,7 +107,7 @@ export async function tempDir(t: Test, prefix = 'radchain-cli-'): Promise<string
   return dir
 }
 
-/** Relative path -> `mode sha256` of every file under `dir` (recursive; `skip` names top-level entries to ignore). */
+/** Relative path -> `mode sha256` of every file under `dir` (`socket mode inode` of a socket) (recursive; `skip` names top-level entries to ignore). */
 export async function snapshot(dir: string, skip: readonly string[] = []): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
   const walk = async (rel: string): Promise<void> => {
@@ -117,6 +117,10 @@ export async function snapshot(dir: string, skip: readonly string[] = []): Promi
       if (e.isDirectory()) {
         out[r + '/'] = 'dir ' + ((await stat(join(dir, r))).mode & 0o777).toString(8)
         await walk(r)
+      } else if (e.isSocket()) {
+        // The API's socket: a new one (another daemon's) would have another inode.
+        const st = await stat(join(dir, r))
+        out[r] = `socket ${(st.mode & 0o777).toString(8)} ${st.ino}`
       } else {
         const p = join(dir, r)
         const mode = ((await stat(p)).mode & 0o777).toString(8)
