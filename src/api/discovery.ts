@@ -11,6 +11,8 @@ import { ApiError } from './errors.js'
 export const DAEMON_INFO_FILE = 'daemon.json'
 /** File in the data dir holding the API's bearer token (mode 0600). */
 export const API_TOKEN_FILE = 'api.token'
+/** What a daemon that halted on a safety violation leaves in its data dir: `{ reason, height, round, at }`. */
+export const HALTED_FILE = 'halted.json'
 /** The API's Unix socket in the data dir (mode 0600): how the CLI reaches the daemon, from any network namespace. */
 export const API_SOCKET_FILE = 'api.sock'
 
@@ -40,6 +42,16 @@ export async function readDaemonEndpoint(dir: string): Promise<{ url: string; to
     url = info.api
     socket = info.socket
   } catch {
+    const halt = await readFile(join(dir, HALTED_FILE), 'utf8').then(
+      (t) => JSON.parse(t) as { reason?: unknown; height?: unknown; at?: unknown },
+      () => undefined,
+    )
+    if (halt !== undefined)
+      throw new ApiError(
+        'NODE_HALTED',
+        `the radchain daemon for ${dir} halted at height ${String(halt.height)} on ${String(halt.at)}: ${String(halt.reason)}; find the cause in daemon.log, then delete ${join(dir, HALTED_FILE)} to start it again`,
+        0,
+      )
     throw new ApiError('API_UNREACHABLE', `the radchain daemon for ${dir} is not running; start it with \`radchain daemon --dir ${dir}\``, 0)
   }
   if (typeof url !== 'string') throw new ApiError('API_UNREACHABLE', `${join(dir, DAEMON_INFO_FILE)} names no API address: is it a radchain data dir?`, 0)

@@ -30,6 +30,8 @@ export interface NodeStatus {
   readonly version: string
   /** Where consensus stands: the height being decided, its round and step. */
   readonly consensus: { readonly height: number; readonly round: number; readonly step: string } | null
+  /** Set once consensus halted on a safety violation (a broken invariant or a failing store); the daemon then exits. */
+  readonly halted?: { readonly reason: string; readonly height: number; readonly round: number }
 }
 
 /** The organization registry as the API shows it, with the chain parameters in force. */

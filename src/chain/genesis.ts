@@ -21,6 +21,15 @@ const hex32 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 32 bytes of hex')
 const u32 = (min: number): z.ZodNumber => z.number().int().min(min).max(0xffffffff)
 const u53 = (min: number): z.ZodNumber => z.number().int().min(min).max(Number.MAX_SAFE_INTEGER)
 
+const OrgSchema = z.strictObject({
+  id: z.string().regex(ORG_ID_RE, 'organization id: lower-case letters, digits and dashes'),
+  name: z.string().min(1).max(256),
+  role: z.enum(['authority', 'member']).default('authority'),
+  signKey: hex32,
+  encKey: hex32,
+  addrs: z.array(z.string().max(256)).max(16).default([]),
+})
+
 const GenesisSchema = z.strictObject({
   chainId: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/, 'chain id: letters, digits, dot, dash, underscore; up to 64'),
   genesisTime: z.iso.datetime({ offset: true }),
@@ -38,18 +47,7 @@ const GenesisSchema = z.strictObject({
     })
     .partial()
     .default({}),
-  orgs: z
-    .array(
-      z.strictObject({
-        id: z.string().regex(ORG_ID_RE, 'organization id: lower-case letters, digits and dashes'),
-        name: z.string().min(1).max(256),
-        role: z.enum(['authority', 'member']).default('authority'),
-        signKey: hex32,
-        encKey: hex32,
-        addrs: z.array(z.string().max(256)).max(16).default([]),
-      }),
-    )
-    .min(1),
+  orgs: z.array(OrgSchema).min(1),
 })
 
 /** The JSON form of a genesis, as written to genesis.json. */
@@ -80,6 +78,58 @@ export function parseGenesis(json: unknown, source = 'genesis'): Genesis {
   const genesisTime = Date.parse(g.genesisTime)
   if (!(genesisTime >= 0)) throw new GenesisError('GENESIS_INVALID', `${source}: genesisTime must not be before 1970-01-01`)
   return { chainId: g.chainId, genesisTime, params, orgs }
+}
+
+/**
+ * An organization's card: what a founding organization publishes for the
+ * genesis (`radchain keys show --json`): id, name, role, public keys and the
+ * addresses the others dial. Other fields (e.g. a peer id) are ignored.
+ */
+export type OrgCardJSON = z.input<typeof OrgSchema>
+
+/** Parses and checks one organization card; throws GENESIS_INVALID naming `source` and the field. */
+export function parseOrgCard(json: unknown, source: string): OrgRecord {
+  const picked =
+    json !== null && typeof json === 'object' && !Array.isArray(json)
+      ? Object.fromEntries(Object.entries(json).filter(([k]) => ['id', 'name', 'role', 'signKey', 'encKey', 'addrs'].includes(k)))
+      : json
+  const r = OrgSchema.safeParse(picked)
+  if (!r.success) {
+    const i = r.error.issues[0]
+    const where = i === undefined ? '' : i.path.join('.')
+    throw new GenesisError('GENESIS_INVALID', `${source}: ${where === '' ? '' : where + ': '}${i?.message ?? 'not an organization card'}`)
+  }
+  return { ...r.data, signKey: fromHex(r.data.signKey), encKey: fromHex(r.data.encKey) }
+}
+
+/**
+ * A genesis from the founding organizations' cards, in the order given.
+ * Throws GENESIS_INVALID naming the cards' sources when two share an id, a
+ * signing key or an encryption key, and whatever the genesis checks find.
+ */
+export function assembleGenesis(opts: {
+  chainId: string
+  genesisTime: number
+  params?: Partial<ChainParams>
+  cards: readonly { org: OrgRecord; source: string }[]
+}): Genesis {
+  const seen = new Map<string, string>()
+  for (const { org, source } of opts.cards) {
+    for (const [what, v] of [
+      ['organization id', org.id],
+      ['signing key', toHex(org.signKey)],
+      ['encryption key', toHex(org.encKey)],
+    ] as const) {
+      const key = `${what}:${v}`
+      const first = seen.get(key)
+      if (first !== undefined)
+        throw new GenesisError('GENESIS_INVALID', `${source} and ${first} have the same ${what}${what === 'organization id' ? ` (${v})` : ''}`)
+      seen.set(key, source)
+    }
+  }
+  const g: Genesis = { chainId: opts.chainId, genesisTime: opts.genesisTime, params: withDefaults(opts.params ?? {}), orgs: opts.cards.map((c) => c.org) }
+  // The same checks as a genesis file gets.
+  return parseGenesis(genesisToJSON(g), 'the assembled genesis')
 }
 
 /** Reads and parses a genesis file. */

@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { VERSION } from '../util/index.js'
 import { registerNodeCommands } from './commands/node.js'
+import { registerGenesisCommands } from './commands/genesis.js'
 import { registerChainCommands } from './commands/chain.js'
 import { registerDemoCommand } from './commands/demo.js'
 import { registerDevnetCommands } from './commands/devnet.js'
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .configureOutput({ outputError: (s, write) => write(`radchain: ${s.replace(/^error: /, '')}`) })
   registerNodeCommands(program)
+  registerGenesisCommands(program)
   registerChainCommands(program)
   registerOrgCommands(program)
   registerStudyCommands(program)

@@ -17,8 +17,11 @@ export function fail(err: unknown, json: boolean): void {
   const message = errorMessage(err)
   if (json) process.stdout.write(JSON.stringify({ error: { code, message } }) + '\n')
   process.stderr.write(`radchain: ${message} [${code}]\n`)
-  process.exitCode = 1
+  process.exitCode = code === 'NODE_HALTED' ? EXIT_HALTED : 1
 }
+
+/** Exit code of a daemon that halted on a safety violation (and of commands that find it so): not to be restarted blindly. */
+export const EXIT_HALTED = 3
 
 /** Bytes as megabytes with one decimal. */
 export function mb(n: number): string {

@@ -34,6 +34,8 @@ export interface BftOpts {
   readonly heartbeatMs?: number
   /** Test-only: sign a second, conflicting prevote (nil) beside every prevote. */
   readonly testEquivocate?: boolean
+  /** Test-only: a broken invariant on entering this height (the engine halts, as on a real one). */
+  readonly testHaltAtHeight?: number
 }
 
 /** Defaults: about 1 s to propose, 0.5 s per vote step, +0.5 s per round, capped at 10 s (docs/CONSENSUS.md "Timeouts and heartbeat"). */
@@ -132,6 +134,8 @@ export class BftEngine implements ConsensusEngine {
   readonly #logger: Logger
   readonly #wal: ConsensusWal
   readonly #abort = new AbortController()
+  #halted: { reason: string; height: number; round: number } | undefined
+  readonly #haltListeners: ((h: { reason: string; height: number; round: number }) => void)[] = []
   readonly #queue: EngineEvent[] = []
   readonly #future: { from: Uint8Array; msg: ConsensusMessage; bytes: Uint8Array }[] = []
   /** The buffered next-height messages: one per (signer, type, round, kind), and the bytes each signer holds there. */
@@ -153,6 +157,16 @@ export class BftEngine implements ConsensusEngine {
     this.#clock = modules.clock
     this.#logger = modules.logger
     this.#wal = modules.wal
+  }
+
+  /** Why consensus stopped on its own, if it did: a broken invariant or a failing store (it signs nothing more). */
+  get halted(): { reason: string; height: number; round: number } | undefined {
+    return this.#halted
+  }
+
+  /** Calls `fn` once, when consensus halts on its own. */
+  onHalt(fn: (h: { reason: string; height: number; round: number }) => void): void {
+    this.#haltListeners.push(fn)
   }
 
   /** Current (height, round, step), for status and tests. */
@@ -219,7 +233,9 @@ export class BftEngine implements ConsensusEngine {
         if (signal.aborted) return
         // A broken invariant or a failing store: stop rather than sign something wrong.
         this.#logger.error('consensus halted', { err: errorMessage(err), height: this.#hs.height, round: this.#hs.round })
+        this.#halted = { reason: errorMessage(err), height: this.#hs.height, round: this.#hs.round }
         this.#abort.abort(err)
+        for (const fn of this.#haltListeners) fn(this.#halted)
         return
       }
     }
@@ -305,6 +321,9 @@ export class BftEngine implements ConsensusEngine {
   }
 
   async #enterHeight(): Promise<void> {
+    const next = this.#host.head().header.height + 1
+    if (this.#opts.testHaltAtHeight !== undefined && this.#opts.testHaltAtHeight > 0 && next >= this.#opts.testHaltAtHeight)
+      throw new Error(`injected safety violation at height ${next} (devnet fault haltAtHeight)`)
     this.#round0Abort?.abort()
     for (const t of this.#timers) clearTimeout(t)
     this.#timers.clear()

@@ -28,5 +28,6 @@ try {
   await runDaemon({ dataDir: dir, faults: await loadFaults(dir), ...(level === undefined ? {} : { logLevel: level as LogLevel }) })
 } catch (err) {
   process.stderr.write(`radchain devnet daemon: ${errorMessage(err)}${isRadError(err) ? ` [${err.code}]` : ''}\n`)
-  process.exitCode = 1
+  // As `radchain daemon`: a halt on a safety violation has its own exit code (EXIT_HALTED in src/cli/output.ts).
+  process.exitCode = isRadError(err) && err.code === 'NODE_HALTED' ? 3 : 1
 }

@@ -43,6 +43,8 @@ export interface NodeInfo {
   apiUrl(): string
   peers(): { publicKey: Uint8Array; peerId: string; addr: string }[]
   consensus(): { height: number; round: number; step: string } | null
+  /** Why consensus stopped on its own, if it did. */
+  halted?(): { reason: string; height: number; round: number } | undefined
   /** The devnet's partition switch: present on devnet daemons only (src/node/faults.ts). */
   setBlocked?(keysHex: Set<string>): void
   /** True while the node is behind on checking its peers' transactions: new local ones wait. */
@@ -126,6 +128,7 @@ export class NodeBackend implements ApiBackend {
       authorities: this.#chain.authorities().members.length,
       version: this.#info.version,
       consensus: this.#info.consensus(),
+      ...(this.#info.halted?.() === undefined ? {} : { halted: this.#info.halted() }),
     }
   }
 

@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'
 import { z } from 'zod'
 import { RadError, LOG_LEVELS, writeFileAtomic, type LogLevel, type ErrorCodes } from '../util/index.js'
-import { DEFAULT_MEMPOOL_LIMITS, type MempoolLimits } from '../chain/index.js'
-import { API_SOCKET_FILE, API_TOKEN_FILE, DAEMON_INFO_FILE } from '../api/index.js'
+import { DEFAULT_MEMPOOL_LIMITS, ORG_ID_RE, type MempoolLimits } from '../chain/index.js'
+import { API_SOCKET_FILE, API_TOKEN_FILE, DAEMON_INFO_FILE, HALTED_FILE } from '../api/index.js'
 import { DEFAULT_BFT_OPTS } from '../consensus/index.js'
 import { DEFAULT_SWARM_OPTS, type SwarmOpts } from './swarm-opts.js'
 
@@ -27,6 +27,7 @@ export const DATADIR_FILES = {
   db: 'db',
   apiToken: API_TOKEN_FILE,
   apiSocket: API_SOCKET_FILE,
+  halted: HALTED_FILE,
   daemon: DAEMON_INFO_FILE,
   wal: 'consensus.wal',
   chunks: 'chunks',
@@ -39,6 +40,12 @@ export const DEFAULT_CHUNK_QUOTA = 100 * 1024 ** 3
 
 /** Default peer-to-peer listen address. */
 export const DEFAULT_P2P_LISTEN = '/ip4/127.0.0.1/tcp/7461'
+
+/** A multiaddr as text: /ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>, as radchain nodes listen and dial. */
+const multiaddrText = z
+  .string()
+  .max(256)
+  .regex(/^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/[1-9A-HJ-NP-Za-km-z]+)?$/, 'a multiaddr /ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>')
 
 const ConfigSchema = z.strictObject({
   api: z
@@ -78,8 +85,21 @@ const ConfigSchema = z.strictObject({
   heartbeatMs: z.number().int().min(10).optional(),
   p2p: z
     .strictObject({
-      listen: z.array(z.string().min(1)).min(1).default([DEFAULT_P2P_LISTEN]),
+      listen: z.array(multiaddrText).min(1).default([DEFAULT_P2P_LISTEN]),
+      /**
+       * The addresses other organizations dial, published in this organization's
+       * card for the genesis (e.g. /dns4/radchain.hospital.example/tcp/7461):
+       * the listen addresses when empty.
+       */
+      announce: z.array(multiaddrText).max(16).default([]),
       dialIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+    })
+    .prefault({}),
+  /** This organization's id and name, as its card proposes them for a genesis (`radchain keys show --json`). */
+  org: z
+    .strictObject({
+      id: z.string().regex(ORG_ID_RE, 'organization id: lower-case letters, digits and dashes').optional(),
+      name: z.string().min(1).max(256).optional(),
     })
     .prefault({}),
   consensus: z
@@ -137,7 +157,8 @@ export interface NodeConfig {
   readonly mempool: MempoolLimits
   readonly chunks: { readonly dir: string; readonly quotaBytes: number }
   readonly heartbeatMs?: number
-  readonly p2p: { readonly listen: readonly string[]; readonly dialIntervalMs: number }
+  readonly p2p: { readonly listen: readonly string[]; readonly announce: readonly string[]; readonly dialIntervalMs: number }
+  readonly org: { readonly id?: string; readonly name?: string }
   readonly consensus: {
     readonly timeoutProposeMs: number
     readonly timeoutVoteMs: number
@@ -211,4 +232,12 @@ export async function saveConfig(dataDir: string, json: NodeConfigJSON): Promise
 /** A config path resolved against the data dir. */
 export function resolveIn(dataDir: string, p: string): string {
   return isAbsolute(p) ? p : join(dataDir, p)
+}
+
+/** Whether a multiaddr names this machine only (loopback, or the unspecified address): no other host can dial it. */
+export function isLocalOnlyAddr(addr: string): boolean {
+  const m = /^\/(ip4|ip6|dns|dns4|dns6)\/([^/]+)\//.exec(addr)
+  if (m === null) return false
+  const host = (m[2] ?? '').toLowerCase()
+  return host.startsWith('127.') || host === '::1' || host === 'localhost' || host === '0.0.0.0' || host === '::'
 }

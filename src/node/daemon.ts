@@ -4,8 +4,9 @@ import { ConfigError, DATADIR_FILES, loadConfig, resolveIn } from './config.js'
 import type { RadNode } from './node.js'
 import { chunkTrafficHeap } from './heap.js'
 import type { Faults } from './faults.js'
-import { access } from 'node:fs/promises'
-import { createLogger, type Logger, type LogLevel } from '../util/index.js'
+import { access, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { RadError, createLogger, writeFileAtomic, type Logger, type LogLevel } from '../util/index.js'
 
 /** Options of `radchain daemon`. */
 export interface DaemonOpts {
@@ -39,25 +40,65 @@ export async function loadNode(opts: DaemonOpts): Promise<{ node: RadNode; logge
   }
 }
 
+/** What a daemon that halted on a safety violation leaves in its data dir (see runDaemon). */
+export interface HaltRecord {
+  readonly reason: string
+  readonly height: number
+  readonly round: number
+  readonly at: string
+}
+
 /**
  * Runs a node in the foreground until SIGINT or SIGTERM, then shuts it down
- * cleanly. Resolves after shutdown.
+ * cleanly. Resolves after shutdown. When consensus halts on a safety
+ * violation (a broken invariant or a failing store), the daemon records why
+ * in `<datadir>/halted.json`, stops, and throws NODE_HALTED (the CLI exits
+ * with EXIT_HALTED): it does not keep serving as if all were well, and it
+ * will not start again until an operator has looked and removed that file.
  */
 export async function runDaemon(opts: DaemonOpts): Promise<void> {
+  const haltFile = join(opts.dataDir, DATADIR_FILES.halted)
+  const earlier = await readHalt(haltFile)
+  if (earlier !== undefined) {
+    throw new RadError(
+      'NODE_HALTED',
+      `this node halted at height ${earlier.height} on ${earlier.at}: ${earlier.reason}; find the cause in daemon.log, then delete ${haltFile} to start it again`,
+    )
+  }
   const { node, logger } = await loadNode(opts)
   // Chunk traffic lets the heap grow further (src/node/heap.ts), unless the command line chose.
   if (!chunkTrafficHeap.enable()) logger.info('heap growth left to the command line (--heap-growing-percent)')
   await node.start()
-  await new Promise<void>((resolve) => {
+  const halted = await new Promise<{ reason: string; height: number; round: number } | undefined>((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {
       logger.info('shutting down', { signal: sig })
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
-      resolve()
+      resolve(undefined)
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
+    node.onHalt((h) => {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      resolve(h)
+    })
   })
+  if (halted !== undefined) {
+    const record: HaltRecord = { ...halted, at: new Date().toISOString() }
+    await writeFileAtomic(haltFile, JSON.stringify(record, null, 2) + '\n', 0o644)
+    logger.error('halted on a safety violation: stopping', { ...halted, file: haltFile })
+  }
   await node.stop()
   chunkTrafficHeap.reset()
+  if (halted !== undefined) throw new RadError('NODE_HALTED', `consensus halted at height ${halted.height}: ${halted.reason} (recorded in ${haltFile})`)
+}
+
+/** The halt record in `file`, if there is one. */
+export async function readHalt(file: string): Promise<HaltRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as HaltRecord
+  } catch {
+    return undefined
+  }
 }

@@ -20,6 +20,8 @@ const FaultsSchema = z.strictObject({
   serveGarbage: z.boolean().default(false),
   /** Swarm: do not pull assigned studies (benchmarks measure a reader's fetch alone). */
   noPull: z.boolean().default(false),
+  /** Consensus: a broken invariant on reaching this height (0: never); the daemon halts and exits as on a real one. */
+  haltAtHeight: z.number().int().min(0).default(0),
 })
 
 /** The faults a devnet daemon injects; the partition route comes with any of them. */
@@ -28,6 +30,7 @@ export interface Faults {
   readonly serveDelayMs: number
   readonly serveGarbage: boolean
   readonly noPull: boolean
+  readonly haltAtHeight: number
 }
 
 /** What a test may write into faults.json (every field optional). */

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { genesisToJSON, loadGenesis, ORG_ID_RE, withDefaults, type ChainParams, type Genesis } from '../chain/index.js'
 import { PASSPHRASE_ENV, generateOrgKeys, generatePassphrase, saveKeystore } from '../crypto/index.js'
 import { exists, toHex, writeFileAtomic } from '../util/index.js'
-import { ConfigError, DATADIR_FILES, saveConfig, type NodeConfigJSON } from './config.js'
+import { ConfigError, DATADIR_FILES, parseConfig, saveConfig, type NodeConfigJSON } from './config.js'
 
 /** Options of `radchain init`. */
 export interface InitOpts {
@@ -20,6 +20,8 @@ export interface InitOpts {
   readonly apiPort?: number
   /** Peer-to-peer listen multiaddrs (default: any free loopback port for --dev, else the config default). */
   readonly p2pListen?: readonly string[]
+  /** Addresses other organizations dial (config p2p.announce; the card's addrs). */
+  readonly p2pAnnounce?: readonly string[]
   /** Chain parameter overrides for a dev genesis. */
   readonly params?: Partial<ChainParams>
   /** Passphrase source; defaults to RADCHAIN_PASSPHRASE, else a generated passphrase file. */
@@ -90,8 +92,16 @@ export async function initDataDir(opts: InitOpts): Promise<InitResult> {
     const config: NodeConfigJSON = {
       ...opts.config,
       api: { ...opts.config?.api, port: opts.apiPort ?? opts.config?.api?.port },
-      p2p: { ...opts.config?.p2p, ...(listen === undefined ? {} : { listen: [...listen] }) },
+      p2p: {
+        ...opts.config?.p2p,
+        ...(listen === undefined ? {} : { listen: [...listen] }),
+        ...(opts.p2pAnnounce === undefined ? {} : { announce: [...opts.p2pAnnounce] }),
+      },
+      // The id and name this organization's card proposes (a --dev genesis uses them too).
+      org: { ...opts.config?.org, ...(opts.orgId === undefined ? {} : { id: opts.orgId }), ...(opts.orgName === undefined ? {} : { name: opts.orgName }) },
     }
+    // Checked before it is written: a bad listen or announce address names the field.
+    parseConfig(config, 'config')
     await saveConfig(dir, config)
     written.push(join(dir, DATADIR_FILES.config))
     return { dir, signKey: toHex(keys.signer.publicKey), encKey: toHex(keys.encryption.publicKey), chainId: genesis?.chainId ?? null, passphraseFile }

@@ -14,7 +14,7 @@ import { StudyJobs } from './studies.js'
 import { SwarmService } from './swarm.js'
 import { LeasePolicy, LeaseService } from './leases.js'
 import { AuditService } from './audit.js'
-import { DATADIR_FILES, resolveIn, type NodeConfig } from './config.js'
+import { DATADIR_FILES, isLocalOnlyAddr, resolveIn, type NodeConfig } from './config.js'
 import type { Faults } from './faults.js'
 
 /** Gossip backlog (transactions) above which the API refuses new local transactions for a moment. */
@@ -76,6 +76,15 @@ export class RadNode {
   }
 
   /** Base URL of the local API (after start). */
+  /** Calls `fn` once if consensus halts on a safety violation (a broken invariant or a failing store). */
+  onHalt(fn: (h: { reason: string; height: number; round: number }) => void): void {
+    const engine = this.#engine
+    if (engine === undefined) throw new Error('the node is not started')
+    const h = engine.halted
+    if (h !== undefined) fn(h)
+    else engine.onHalt(fn)
+  }
+
   get apiUrl(): string {
     return this.#api?.url ?? ''
   }
@@ -111,7 +120,12 @@ export class RadNode {
       const network = this.#network
       this.#wal = await ConsensusWal.open(join(dataDir, DATADIR_FILES.wal))
       this.#engine = new BftEngine(
-        { ...config.consensus, ...(config.heartbeatMs === undefined ? {} : { heartbeatMs: config.heartbeatMs }), testEquivocate: faults?.equivocate === true },
+        {
+          ...config.consensus,
+          ...(config.heartbeatMs === undefined ? {} : { heartbeatMs: config.heartbeatMs }),
+          testEquivocate: faults?.equivocate === true,
+          ...(faults === undefined || faults.haltAtHeight === 0 ? {} : { testHaltAtHeight: faults.haltAtHeight }),
+        },
         {
           host: chain,
           net: network.consensusNet(),
@@ -165,6 +179,7 @@ export class RadNode {
           apiUrl: () => this.apiUrl,
           peers: () => network.peers(),
           consensus: () => engine.position,
+          halted: () => engine.halted,
           // The partition switch exists on devnet daemons only.
           ...(faults === undefined ? {} : { setBlocked: (keys: Set<string>) => network.p2p.setBlocked(keys) }),
           busy: () => network.ingestBacklog > INGEST_BUSY,
@@ -219,6 +234,15 @@ export class RadNode {
         api: this.#api.url,
         p2p: network.addrs,
       })
+      // Listening on this machine only while other organizations are elsewhere: nobody can dial this node.
+      const elsewhere = chain.orgs().filter((o) => org?.id !== o.id && o.addrs.some((a) => !isLocalOnlyAddr(a)))
+      if (config.p2p.listen.every((a) => isLocalOnlyAddr(a) && !a.includes('/0.0.0.0/') && !a.includes('/::/')) && elsewhere.length > 0) {
+        this.#logger.warn('p2p listens on this machine only, while other organizations are on other hosts: none of them can reach this node', {
+          listen: config.p2p.listen,
+          others: elsewhere.map((o) => o.id),
+          fix: 'set p2p.listen in config.json (e.g. /ip4/0.0.0.0/tcp/7461) and restart',
+        })
+      }
     } catch (err) {
       await this.stop()
       throw err

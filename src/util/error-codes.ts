@@ -198,6 +198,11 @@ export const ERROR_CODES = {
   DEVNET_START_TIMEOUT: { status: 504, meaning: 'a devnet daemon did not come up, or the chain did not reach the height, in time' },
   DEVNET_DAEMON_EXITED: { status: 500, meaning: 'a devnet daemon exited at start (the message has the end of its log)' },
   DEVNET_NOT_RUNNING: { status: 409, meaning: 'that devnet organization is not running' },
+  NODE_HALTED: {
+    status: 503,
+    meaning:
+      'consensus halted on a safety violation (a broken invariant or a failing store): the daemon exited with code 3 and stays down until its halted.json is removed',
+  },
   DEVNET_HOSTS: { status: 500, meaning: 'a devnet of hosts needs root and iproute2 (`ip`, `tc`), or one of their commands failed (the message names it)' },
   DEMO_FAILED: { status: 500, meaning: 'a step of the demo did not turn out as it should (the message says which)' },
   JOB_FAILED: { status: 500, meaning: 'a daemon job failed with an error that has no code of its own' },

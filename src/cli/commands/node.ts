@@ -1,5 +1,4 @@
 import type { Command } from 'commander'
-import { join } from 'node:path'
 import { toHex } from '../../util/index.js'
 import { action, asLogLevel, logLevelOption, type GlobalOpts } from '../program.js'
 import { print, table } from '../output.js'
@@ -13,6 +12,8 @@ interface InitCmdOpts extends GlobalOpts {
   orgId?: string
   name?: string
   apiPort?: string
+  listen?: string[]
+  announce?: string[]
 }
 
 function parsePort(v: string | undefined): number | undefined {
@@ -30,8 +31,10 @@ export function registerNodeCommands(program: Command): void {
     .option('--dir <dir>', 'data dir to create (default $RADCHAIN_HOME or the platform data dir)')
     .option('--genesis <file>', 'genesis file of the network to join')
     .option('--dev', 'make a one-organization development chain with this node as its authority')
-    .option('--org-id <id>', 'organization id in a --dev genesis', 'org1')
-    .option('--name <name>', 'organization name in a --dev genesis')
+    .option('--org-id <id>', "this organization's id, for its card (`keys show --json`) and a --dev genesis (default org1 with --dev)")
+    .option('--name <name>', "this organization's name, for its card and a --dev genesis")
+    .option('--listen <multiaddr...>', 'p2p listen addresses, e.g. /ip4/0.0.0.0/tcp/7461 (default /ip4/127.0.0.1/tcp/7461: this machine only)')
+    .option('--announce <multiaddr...>', 'addresses other organizations dial, e.g. /dns4/radchain.hospital.example/tcp/7461 (default: the listen addresses)')
     .option('--api-port <port>', 'local API port (0: any free port)')
     .option('--json', 'machine-readable output')
     .addHelpText(
@@ -41,7 +44,7 @@ export function registerNodeCommands(program: Command): void {
     .action(
       action(async (o: InitCmdOpts) => {
         const dir = dataDirOf(o.dir)
-        const { DATADIR_FILES, initDataDir } = await import('../../node/index.js')
+        const { initDataDir } = await import('../../node/index.js')
         const r = await initDataDir({
           dir,
           ...(o.genesis === undefined ? {} : { genesisPath: o.genesis }),
@@ -49,6 +52,8 @@ export function registerNodeCommands(program: Command): void {
           ...(o.orgId === undefined ? {} : { orgId: o.orgId }),
           ...(o.name === undefined ? {} : { orgName: o.name }),
           ...(o.apiPort === undefined ? {} : { apiPort: parsePort(o.apiPort) }),
+          ...(o.listen === undefined ? {} : { p2pListen: o.listen }),
+          ...(o.announce === undefined ? {} : { p2pAnnounce: o.announce }),
         })
         print(
           o.json === true,
@@ -58,7 +63,11 @@ export function registerNodeCommands(program: Command): void {
               ['data dir', r.dir],
               ['signing key', r.signKey],
               ['encryption key', r.encKey],
-              ['chain', r.chainId ?? '(no genesis yet: copy the network genesis to ' + join(r.dir, DATADIR_FILES.genesis) + ')'],
+              [
+                'chain',
+                r.chainId ??
+                  `(no genesis yet: publish \`radchain keys show --json --dir ${r.dir}\`, then \`radchain genesis install <genesis.json> --dir ${r.dir}\`)`,
+              ],
               ['passphrase', r.passphraseFile ?? 'from RADCHAIN_PASSPHRASE'],
             ]) + `\n\nstart the node with: radchain daemon --dir ${r.dir}`,
         )
@@ -91,11 +100,18 @@ export function registerNodeCommands(program: Command): void {
         const [{ loadConfig, resolveIn }, { readKeystorePublicKeys }] = await Promise.all([import('../../node/index.js'), import('../../crypto/index.js')])
         const config = await loadConfig(dir)
         const k = await readKeystorePublicKeys(resolveIn(dir, config.keystore))
-        const out = { signKey: toHex(k.sign), encKey: toHex(k.enc) }
+        // The organization's card: what `radchain genesis new --org <card>` takes.
+        const addrs = config.p2p.announce.length > 0 ? config.p2p.announce : config.p2p.listen
+        const out = { id: config.org.id ?? null, name: config.org.name ?? null, role: 'authority', signKey: toHex(k.sign), encKey: toHex(k.enc), addrs }
         print(o.json === true, out, () =>
           table([
+            [
+              'organization',
+              out.id === null ? '(no id: set one with `radchain init --org-id`, or org.id in config.json)' : `${out.id} (${out.name ?? out.id})`,
+            ],
             ['signing key (Ed25519)', out.signKey],
             ['encryption key (X25519)', out.encKey],
+            ['addresses', addrs.join(' ')],
           ]),
         )
       }),
