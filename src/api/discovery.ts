@@ -49,7 +49,7 @@ export async function readDaemonEndpoint(dir: string): Promise<{ url: string; to
     if (halt !== undefined)
       throw new ApiError(
         'NODE_HALTED',
-        `the radchain daemon for ${dir} halted at height ${String(halt.height)} on ${String(halt.at)}: ${String(halt.reason)}; find the cause in daemon.log, then delete ${join(dir, HALTED_FILE)} to start it again`,
+        `the radchain daemon for ${dir} halted at height ${String(halt.height)} on ${String(halt.at)}: ${String(halt.reason)}; find the cause in the daemon's log, then delete ${join(dir, HALTED_FILE)} to start it again`,
         0,
       )
     throw new ApiError('API_UNREACHABLE', `the radchain daemon for ${dir} is not running; start it with \`radchain daemon --dir ${dir}\``, 0)

@@ -62,7 +62,7 @@ export async function runDaemon(opts: DaemonOpts): Promise<void> {
   if (earlier !== undefined) {
     throw new RadError(
       'NODE_HALTED',
-      `this node halted at height ${earlier.height} on ${earlier.at}: ${earlier.reason}; find the cause in daemon.log, then delete ${haltFile} to start it again`,
+      `this node halted at height ${earlier.height} on ${earlier.at}: ${earlier.reason}; find the cause in the daemon's log, then delete ${haltFile} to start it again`,
     )
   }
   const { node, logger } = await loadNode(opts)
