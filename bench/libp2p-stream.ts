@@ -1,6 +1,6 @@
 // The polyfill comes first: this file is also the entry point of the receiver process.
 import '../src/util/polyfill.js'
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork, spawn as spawnProcess, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { childCpuMs, cpuMsOf, nextMessage, stopChildren } from './child-ipc.js'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -51,8 +51,8 @@ async function makeNode(encryption: BenchEncryption, listen: string[]): Promise<
 
 // Receiver side: each stream starts with an 8-byte big-endian byte count; when
 // that many bytes have followed, one ack byte goes back.
-async function runReceiver(encryption: BenchEncryption): Promise<void> {
-  const node = await makeNode(encryption, ['/ip4/127.0.0.1/tcp/0'])
+async function runReceiver(encryption: BenchEncryption, host = '127.0.0.1'): Promise<void> {
+  const node = await makeNode(encryption, [`/ip4/${host}/tcp/0`])
   await node.handle(
     PROTOCOL,
     (stream: Stream) => {
@@ -202,10 +202,24 @@ async function runSender(encryption: BenchEncryption): Promise<void> {
   process.send?.({ ready: true })
 }
 
+/** Where the two processes run when not both on 127.0.0.1: each in a network namespace, the receiver on an address of its own. */
+export interface StreamHosts {
+  readonly senderNs: string
+  readonly receiverNs: string
+  readonly receiverHost: string
+}
+
 // One receiver process and one sender process, both fresh: a warm-up, then `runs` timed transfers.
-async function measurePair(bytes: number, encryption: BenchEncryption, runs: number): Promise<{ times: number[]; cpuMs: number }> {
+async function measurePair(bytes: number, encryption: BenchEncryption, runs: number, hosts?: StreamHosts): Promise<{ times: number[]; cpuMs: number }> {
   const self = fileURLToPath(import.meta.url)
-  const spawn = (flag: string): ChildProcess => fork(self, [flag, encryption], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const spawn = (flag: string): ChildProcess => {
+    if (hosts === undefined) return fork(self, [flag, encryption], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    // `ip netns exec` execs node in the namespace, with the IPC channel's descriptor and environment.
+    const ns = flag === RECEIVER_FLAG ? hosts.receiverNs : hosts.senderNs
+    return spawnProcess('ip', ['netns', 'exec', ns, process.execPath, self, flag, encryption, hosts.receiverHost], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+  }
   const receiver = spawn(RECEIVER_FLAG)
   let sender: ChildProcess | undefined
   const timer = setTimeout(() => {
@@ -241,7 +255,14 @@ async function measurePair(bytes: number, encryption: BenchEncryption, runs: num
  * the scheduler places them), which repeating transfers within the pair
  * does not average out.
  */
-export async function measureLibp2pStream(opts: { bytes: number; encryption: BenchEncryption; runs?: number; pairs?: number }): Promise<StreamResult> {
+export async function measureLibp2pStream(opts: {
+  bytes: number
+  encryption: BenchEncryption
+  runs?: number
+  pairs?: number
+  /** Sender and receiver each in a network namespace (a devnet of hosts' link, e.g. shaped) instead of 127.0.0.1. */
+  hosts?: StreamHosts
+}): Promise<StreamResult> {
   if (!Number.isSafeInteger(opts.bytes) || opts.bytes <= 0) throw new RangeError('bytes must be a positive integer')
   const runs = opts.runs ?? 3
   const pairs = opts.pairs ?? 3
@@ -250,7 +271,7 @@ export async function measureLibp2pStream(opts: { bytes: number; encryption: Ben
   const times: number[] = []
   let cpuMs = 0
   for (let i = 0; i < pairs; i++) {
-    const r = await measurePair(opts.bytes, opts.encryption, runs)
+    const r = await measurePair(opts.bytes, opts.encryption, runs, opts.hosts)
     times.push(...r.times)
     cpuMs += r.cpuMs
   }
@@ -268,7 +289,7 @@ export async function measureLibp2pStream(opts: { bytes: number; encryption: Ben
 if ((process.argv[2] === RECEIVER_FLAG || process.argv[2] === SENDER_FLAG) && process.send !== undefined) {
   const enc = process.argv[3] === 'tls' ? 'tls' : 'noise'
   const role = process.argv[2] === RECEIVER_FLAG ? 'receiver' : 'sender'
-  const main = role === 'receiver' ? runReceiver(enc) : runSender(enc)
+  const main = role === 'receiver' ? runReceiver(enc, process.argv[4]) : runSender(enc)
   main.catch((err: unknown) => {
     process.stderr.write(`libp2p-stream ${role} failed: ${String(err)}\n`)
     process.exit(1)

@@ -8,13 +8,14 @@ import { measureDevnet } from './devnet-throughput.js'
 import { measureLibp2pStream } from './libp2p-stream.js'
 import { measureStudyIngest } from './study-ingest.js'
 import { measureSwarm } from './swarm.js'
+import { measureSwarmShaped } from './swarm-shaped.js'
 import { measureLease } from './lease.js'
 import { measureCliStartup } from './cli-startup.js'
 import { repoRoot } from '../src/devnet/index.js'
 
-// Which benchmarks to run: RADCHAIN_BENCH=cli,node,devnet,stream,ingest,swarm,lease (default all). Sections of
+// Which benchmarks to run: RADCHAIN_BENCH=cli,node,devnet,stream,ingest,swarm,shaped,lease (default all; shaped needs root). Sections of
 // benchmarks not run are kept from BENCHMARKS.md, each with the date it was measured.
-const only = new Set((process.env.RADCHAIN_BENCH ?? 'cli,node,devnet,stream,ingest,swarm,lease').split(','))
+const only = new Set((process.env.RADCHAIN_BENCH ?? 'cli,node,devnet,stream,ingest,swarm,shaped,lease').split(','))
 const env = (k: string, d: number): number => Number(process.env[k] ?? d)
 
 const log = (s: string): void => {
@@ -262,6 +263,41 @@ fetch's window per peer), hashing each chunk and storing it deferred, then synci
 of 9 runs into fresh stores, 3 in each of 3 fresh pairs of processes, after a warm-up. It is what the
 per-chunk work alone allows on this machine, so its ratio to the bare stream bounds what a fetch
 through this pipe and these stores can reach here.`)
+}
+
+if (only.has('shaped')) {
+  const slices = env('RADCHAIN_BENCH_SHAPED_SLICES', 512)
+  const mbit = env('RADCHAIN_BENCH_SHAPED_MBIT', 200)
+  const fastMbit = env('RADCHAIN_BENCH_SHAPED_FAST_MBIT', 1000)
+  log(`shaped: a ${slices}-slice CT study on 4 organizations in network namespaces, uplinks shaped to ${mbit} Mbit/s`)
+  const r = await measureSwarmShaped({ slices, mbit, fastMbit, log })
+  const link = r.bare.mbPerSec
+  const ratio3 = r.fetch3.mbPerSec / (3 * link)
+  const ratio1 = r.fetch1.mbPerSec / link
+  const rep = r.replicate.seconds / r.oneCopySeconds
+  const met = (ok: boolean): string => (ok ? 'met' : 'not met')
+  log(`  fetch from 3: ${ratio3.toFixed(2)} of 3 links; from 1: ${ratio1.toFixed(2)} of one; replication ${rep.toFixed(2)} x one copy`)
+  sections.push(`## Swarm on shaped links: four organizations in network namespaces
+
+_Measured ${date}._
+
+| figure | value | target |
+|---|---|---|
+| bare libp2p stream (Noise + Yamux) of the same ${(r.bytes / 1e6).toFixed(0)} MB through one link shaped to ${r.mbit} Mbit/s (baseline, same run; median of ${3}) | ${fmt(link, 1)} MB/s (${fmt(r.bare.range.min, 1)}–${fmt(r.bare.range.max, 1)}) | |
+| \`radchain study get\` by a lessee from ${r.holders.length} holders (${r.holders.join(', ')}), each uplink at ${r.mbit} Mbit/s, the lessee's unshaped: command to last file written | **${fmt(r.fetch3.mbPerSec, 1)} MB/s** (${r.fetch3.seconds.toFixed(2)} s), **${ratio3.toFixed(2)}** of the three links; the chunk transfer alone ${fmt(r.fetch3.transferMbPerSec, 1)} MB/s (${r.fetch3.transferSeconds.toFixed(2)} s, ${(r.fetch3.transferMbPerSec / (3 * link)).toFixed(2)}) | ≥ 0.85: ${met(ratio3 >= 0.85)} |
+| the same from 1 holder (two stopped) | **${fmt(r.fetch1.mbPerSec, 1)} MB/s** (${r.fetch1.seconds.toFixed(2)} s), **${ratio1.toFixed(2)}** of its link; transfer alone ${fmt(r.fetch1.transferMbPerSec, 1)} MB/s | ≥ 0.90: ${met(ratio1 >= 0.9)} |
+| replication: custodian's uplink at ${r.mbit} Mbit/s, the others' at ${r.fastMbit}; registration final to the last of its holders complete | **${r.replicate.seconds.toFixed(2)} s** = **${rep.toFixed(2)}** × one copy through the custodian's uplink (${r.oneCopySeconds.toFixed(2)} s) (${Object.entries(
+    r.replicate.perHolder,
+  )
+    .map(([id, s]) => `${id} ${s.toFixed(2)} s`)
+    .join(', ')}) | ≤ 1.5: ${met(rep <= 1.5)} |
+
+\`radchain devnet up --hosts\`: each organization in its own Linux network namespace, on a bridge,
+its uplink shaped with the kernel's token-bucket filter (\`tc ... tbf\`, 10 ms burst); latency is
+the machine's own (no \`netem\` here). The lessee is the organization that holds no copy; the
+custodian grants its lease. \`study get\` is timed as a user sees it: from starting the command to
+its exit, after the study's files are written (CLI start, chunk transfer, envelope, decryption,
+DICOM writing). MB = 10^6 bytes.`)
 }
 
 if (only.has('lease')) {

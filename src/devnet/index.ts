@@ -2,5 +2,5 @@
 export * from './devnet.js'
 export * from './errors.js'
 export * from './process.js'
-export { addHost, hostsNetFor, namespaceOf, hostAddressOf, parseLinkMbit, uplinkQdisc, removeHosts, type HostsNet } from './hosts.js'
+export { addHost, hostsNetFor, namespaceOf, hostAddressOf, parseLinkMbit, shapeUplink, uplinkQdisc, removeHosts, type HostsNet } from './hosts.js'
 export { runDemo, type DemoOpts } from './demo.js'

@@ -1,0 +1,186 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateCtStudy } from '../src/study/index.js'
+import { sleep } from '../src/util/index.js'
+import { cliPath, clientOf, devnetDown, devnetUp, shapeUplink, startOrg, stopOrg, waitJob, type DevnetManifest, type DevnetOrg } from '../src/devnet/index.js'
+import { measureLibp2pStream, type StreamResult } from './libp2p-stream.js'
+
+/** One `study get` by the lessee: the command's wall time, and the chunk transfer's from the daemon's log. MB = 10^6 bytes. */
+export interface ShapedFetch {
+  /** From starting `radchain study get` to its exit, the last file written. */
+  readonly seconds: number
+  readonly mbPerSec: number
+  /** The chunk transfer alone (the daemon's 'study chunks fetched' line). */
+  readonly transferSeconds: number
+  readonly transferMbPerSec: number
+  readonly peers: number
+}
+
+/** Result of {@link measureSwarmShaped}. */
+export interface ShapedBenchResult {
+  readonly mbit: number
+  readonly fastMbit: number
+  readonly bytes: number
+  readonly holders: readonly string[]
+  readonly lessee: string
+  /** A bare libp2p stream through one link shaped to `mbit` (baseline). */
+  readonly bare: StreamResult
+  /** Replication with the custodian's uplink at `mbit` and the others' at `fastMbit`: registration final to the last holder complete. */
+  readonly replicate: { readonly seconds: number; readonly perHolder: Readonly<Record<string, number>> }
+  /** One copy of the pack through the custodian's uplink, as the bare stream moves it (the replication target's unit). */
+  readonly oneCopySeconds: number
+  readonly fetch3: ShapedFetch
+  readonly fetch1: ShapedFetch
+}
+
+interface LogLine {
+  readonly msg?: string
+  readonly time?: number
+  readonly study?: string
+  readonly kind?: string
+  readonly bytes?: number
+  readonly ms?: number
+  readonly peers?: number
+}
+
+async function logLines(o: DevnetOrg): Promise<LogLine[]> {
+  const text = await readFile(join(o.dir, 'daemon.log'), 'utf8')
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine)
+}
+
+function run(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [cliPath(), ...args], { timeout: 600_000 }, (err, _out, stderr) =>
+      err === null ? resolve() : reject(new Error(stderr || err.message)),
+    )
+  })
+}
+
+/** The lessee's `study get`, timed from the command to its exit, after its chunk store was emptied. */
+async function timedGet(lessee: DevnetOrg, sid: string, out: string): Promise<ShapedFetch> {
+  await stopOrg(lessee)
+  await rm(join(lessee.dir, 'chunks'), { recursive: true, force: true })
+  await rm(out, { recursive: true, force: true })
+  await startOrg(lessee)
+  const c = await clientOf(lessee)
+  for (let i = 0; i < 100 && (await c.status()).peers < 3; i++) await sleep(100)
+  await sleep(1000)
+  const before = (await logLines(lessee)).length
+  const t0 = performance.now()
+  await run(['study', 'get', sid, '--out', out, '--node', lessee.dir, '--json'])
+  const seconds = (performance.now() - t0) / 1000
+  const line = (await logLines(lessee)).slice(before).find((l) => l.msg === 'study chunks fetched' && l.study === sid)
+  if (line?.bytes === undefined || line.ms === undefined) throw new Error('no fetch line in the lessee log')
+  const mb = line.bytes / 1e6
+  return { seconds, mbPerSec: mb / seconds, transferSeconds: line.ms / 1000, transferMbPerSec: mb / (line.ms / 1000), peers: line.peers ?? 0 }
+}
+
+/**
+ * Four organizations on a network of hosts (src/devnet/hosts.ts), each in
+ * its own network namespace. Replication: org1 adds a synthetic CT study of
+ * `slices` slices with its uplink shaped to `mbit` and the others' to
+ * `fastMbit`; the time runs from the registration to the last of its two
+ * holders complete. Fetch: every holder's uplink at `mbit`, the lessee's
+ * unshaped; the organization holding no copy requests a lease, org1 grants
+ * it, and `radchain study get` runs at the lessee, timed from the command to
+ * its exit; then again with two holders stopped. Baseline, in the same run: a
+ * bare libp2p stream through one link shaped to `mbit`.
+ */
+export async function measureSwarmShaped(opts: { slices: number; mbit: number; fastMbit: number; log: (s: string) => void }): Promise<ShapedBenchResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'radchain-bench-shaped-'))
+  const input = join(dir, 'input')
+  const netDir = join(dir, 'net')
+  try {
+    opts.log(`  generating a ${opts.slices}-slice CT study`)
+    await generateCtStudy({ slices: opts.slices, rows: 512, cols: 512, out: input, seed: 11 })
+    const swarm = { repairAfterMs: 3_600_000, reconcileMs: 200, scrubIntervalMs: 0, durableTimeoutMs: 600_000 }
+    const m: DevnetManifest = await devnetUp({
+      dir: netDir,
+      orgs: 4,
+      basePort: 7600,
+      hosts: true,
+      linkMbit: { org1: opts.mbit, org2: opts.fastMbit, org3: opts.fastMbit, org4: opts.fastMbit },
+      blockIntervalMs: 500,
+      replicationFactor: 3,
+      config: { logLevel: 'info', swarm },
+    })
+    const net = m.hosts
+    if (net === undefined) throw new Error('not a devnet of hosts')
+    try {
+      const [o1] = m.orgs as [DevnetOrg]
+      const c1 = await clientOf(o1)
+      opts.log(`  study add at org1 (uplink ${opts.mbit} Mbit/s, the others ${opts.fastMbit}), replication to its two holders`)
+      const job = await waitJob(c1, await c1.addStudies([input]), 'add')
+      const added = job.studies[0]
+      if (added === undefined || !added.durable) throw new Error('the study did not become durable')
+      const sid = added.studyId
+      const final = (await logLines(o1)).find((l) => l.msg === 'study registered' && l.study === sid)?.time ?? 0
+      const holders = m.orgs.filter((o) => added.holders.includes(o.id))
+      const perHolder: Record<string, number> = {}
+      for (const o of holders.filter((x) => x.id !== o1.id)) {
+        const t = (await logLines(o)).find((l) => l.msg === 'study replicated' && l.study === sid)?.time
+        if (t === undefined) throw new Error(`${o.id} did not log the replication`)
+        perHolder[o.id] = (t - final) / 1000
+      }
+      const replicate = { seconds: Math.max(...Object.values(perHolder)), perHolder }
+      opts.log(`  replicated in ${replicate.seconds.toFixed(2)} s`)
+
+      const lessee = m.orgs.find((o) => !added.holders.includes(o.id)) as DevnetOrg
+      // Fetch: every holder's uplink at `mbit`, the lessee's unshaped.
+      for (const o of holders) await shapeUplink(net, o.id, opts.mbit)
+      await shapeUplink(net, lessee.id, undefined)
+      const cl = await clientOf(lessee)
+      const leaseId = await cl.requestLease(sid, { scope: 'images', durationMs: 3_600_000, purpose: 'benchmark' })
+      for (let i = 0; ; i++) {
+        const l = (await c1.leases('incoming')).find((x) => x.leaseId === leaseId)
+        if (l?.status === 'requested') break
+        if (i > 600) throw new Error('the lease request did not reach the custodian')
+        await sleep(50)
+      }
+      await c1.decideLease(leaseId, 'grant')
+      for (let i = 0; (await cl.leases('outgoing')).find((x) => x.leaseId === leaseId)?.status !== 'granted'; i++) {
+        if (i > 600) throw new Error('the lease was not granted')
+        await sleep(50)
+      }
+      opts.log(`  ${lessee.id} (unshaped) leases the study; study get from ${holders.length} holders at ${opts.mbit} Mbit/s each`)
+      const fetch3 = await timedGet(lessee, sid, join(dir, 'out3'))
+      opts.log(`  ${fetch3.mbPerSec.toFixed(1)} MB/s command to files (${fetch3.seconds.toFixed(2)} s), transfer ${fetch3.transferMbPerSec.toFixed(1)} MB/s`)
+      const [keep, ...others] = holders as [DevnetOrg, ...DevnetOrg[]]
+      for (const o of others) await stopOrg(o)
+      opts.log(`  ${others.map((o) => o.id).join(', ')} stopped: study get from ${keep.id} alone`)
+      const fetch1 = await timedGet(lessee, sid, join(dir, 'out1'))
+      opts.log(`  ${fetch1.mbPerSec.toFixed(1)} MB/s command to files (${fetch1.seconds.toFixed(2)} s), transfer ${fetch1.transferMbPerSec.toFixed(1)} MB/s`)
+
+      opts.log(`  bare libp2p stream through one link at ${opts.mbit} Mbit/s`)
+      const bare = await measureLibp2pStream({
+        bytes: added.size,
+        encryption: 'noise',
+        runs: 1,
+        pairs: 3,
+        hosts: { senderNs: keep.netns as string, receiverNs: lessee.netns as string, receiverHost: lessee.host as string },
+      })
+      opts.log(`  ${bare.mbPerSec.toFixed(1)} MB/s`)
+      return {
+        mbit: opts.mbit,
+        fastMbit: opts.fastMbit,
+        bytes: added.size,
+        holders: holders.map((o) => o.id),
+        lessee: lessee.id,
+        bare,
+        replicate,
+        oneCopySeconds: added.size / 1e6 / bare.mbPerSec,
+        fetch3,
+        fetch1,
+      }
+    } finally {
+      await devnetDown(netDir, true).catch(() => 0)
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
