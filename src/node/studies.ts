@@ -23,8 +23,14 @@ import type { AddedStudyView, StudyAddJobView, StudyGetJobView, StudyJobView, St
 import type { ChainEvents, ChainService } from './chain-service.js'
 import type { SwarmService } from './swarm.js'
 import { unwrapLeaseKey, unwrapStudyKey, type LeaseService } from './leases.js'
+import { ChunkArrivals } from './chunk-arrivals.js'
 
 const MAX_JOBS = 100
+/**
+ * Chunks of a `study get` that arrived ahead of the one being decrypted, kept
+ * in memory up to this many bytes (the rest is read back from the chunk store).
+ */
+const GET_BUFFER_BYTES = 64 * 1024 * 1024
 /** How long `study add` waits for a registration to be final before it reports it pending. */
 const REGISTER_TIMEOUT_MS = 60_000
 
@@ -479,26 +485,43 @@ export class StudyJobs {
 
   async #runGet(id: string, record: StudyRecord, scope: ExportScope, out: string, lease: LeaseRecord | undefined): Promise<void> {
     const sid = toHex(record.studyId)
-    // Whatever is missing here (list, chunks, envelope, demographics) comes from the other holders.
-    const list = await this.#swarm.fetchChunks(record, {
-      kind: 'fetch',
-      ...(lease === undefined ? {} : { lease }),
-      onProgress: (p) => this.#update(id, { fetch: { done: p.done, bytes: p.bytes, peers: p.activePeers } }),
-    })
-    if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot)) {
-      throw new StudyServiceError('STUDY_INTEGRITY', `the local chunk list of study ${sid} does not match the content root on the ledger`)
-    }
-    this.#update(id, { state: 'decrypting', fetch: { done: record.chunkCount, bytes: this.#getJob(id)?.fetch.bytes ?? 0, peers: 0 } })
-    // The custodian opens its own envelope; a lessee the envelope of its lease (and records that it did).
-    let key: { studyKey: Uint8Array } | { dataKey: Uint8Array }
-    if (lease === undefined || lease.envelope === null) {
-      key = { studyKey: unwrapStudyKey(this.#keys, await this.#swarm.fetchObject(record, record.custodianEnvelope), record.studyId) }
-    } else {
-      const k = unwrapLeaseKey(this.#keys, await this.#swarm.fetchObject(record, lease.envelope), lease)
-      key = lease.scope === 'full' ? { studyKey: k } : { dataKey: k }
-      this.#leases.recordAccess(lease, 'unwrap')
-    }
+    // Whatever is missing here (list, chunks, envelope, demographics) comes from the other holders. The chunks
+    // are decrypted and written as they arrive, in order, while the others are still on their way.
+    const arrivals = new ChunkArrivals(record.chunkCount, (cid, i) => this.#object(cid, `chunk ${i}`, sid), GET_BUFFER_BYTES)
+    const stopFetch = new AbortController()
+    const fetching = this.#swarm
+      .fetchChunks(record, {
+        kind: 'fetch',
+        ...(lease === undefined ? {} : { lease }),
+        signal: stopFetch.signal,
+        onProgress: (p) => this.#update(id, { fetch: { done: p.done, bytes: p.bytes, peers: p.activePeers } }),
+        onList: (list, heldBefore) => arrivals.setList(list, heldBefore),
+        onChunk: (i, bytes) => arrivals.put(i, bytes),
+      })
+      .then((list) => {
+        if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot)) {
+          throw new StudyServiceError('STUDY_INTEGRITY', `the local chunk list of study ${sid} does not match the content root on the ledger`)
+        }
+        this.#update(id, { state: 'decrypting', fetch: { done: record.chunkCount, bytes: this.#getJob(id)?.fetch.bytes ?? 0, peers: 0 } })
+        return list
+      })
+    const fetched = fetching.then(
+      () => undefined,
+      (err: unknown) => {
+        arrivals.fail(err)
+        return { err }
+      },
+    )
+    let key: { studyKey: Uint8Array } | { dataKey: Uint8Array } | undefined
     try {
+      // The custodian opens its own envelope; a lessee the envelope of its lease (and records that it did).
+      if (lease === undefined || lease.envelope === null) {
+        key = { studyKey: unwrapStudyKey(this.#keys, await this.#swarm.fetchObject(record, record.custodianEnvelope), record.studyId) }
+      } else {
+        const k = unwrapLeaseKey(this.#keys, await this.#swarm.fetchObject(record, lease.envelope), lease)
+        key = lease.scope === 'full' ? { studyKey: k } : { dataKey: k }
+        this.#leases.recordAccess(lease, 'unwrap')
+      }
       const demographics = scope === 'full' ? await this.#swarm.fetchObject(record, record.demographics) : undefined
       const r = await exportStudy({
         payload: record,
@@ -506,14 +529,20 @@ export class StudyJobs {
         scope,
         out,
         ...(demographics === undefined ? {} : { demographics }),
-        chunk: (i) => this.#object(list[i] as Uint8Array, `chunk ${i}`, sid),
+        chunk: (i) => arrivals.get(i),
         onProgress: (p) => this.#update(id, { chunks: p.chunks, files: p.files, bytes: p.bytes }),
       })
+      await fetching
       if (lease !== undefined) this.#leases.recordAccess(lease, 'retrieve')
       this.#update(id, { state: 'done', chunks: record.chunkCount, files: r.files, bytes: r.bytes })
       this.#logger.info('study written', { study: sid, scope, files: r.files, lease: lease === undefined ? null : toHex(lease.leaseId) })
+    } catch (err) {
+      // The download's own failure is the one to report (the export only saw its chunks stop coming).
+      stopFetch.abort(err)
+      const f = await fetched
+      throw f === undefined ? err : f.err
     } finally {
-      ;('studyKey' in key ? key.studyKey : key.dataKey).fill(0)
+      if (key !== undefined) ('studyKey' in key ? key.studyKey : key.dataKey).fill(0)
     }
   }
 

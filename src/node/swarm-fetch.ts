@@ -21,7 +21,7 @@ import {
 } from '../p2p/index.js'
 import type { ChunkStore, StudyIndex } from '../storage/index.js'
 import { contentRoot } from '../study/index.js'
-import { equalBytes, errorMessage, toHex, type Logger } from '../util/index.js'
+import { equalBytes, errorMessage, toHex, type Bytes, type Logger } from '../util/index.js'
 import { chunkTrafficHeap } from './heap.js'
 import type { ChainService } from './chain-service.js'
 import type { SwarmLocal } from './swarm-local.js'
@@ -37,6 +37,19 @@ export const HAVE_TIMEOUT_MS = 3_000
  * the small objects, each checked against its hash. One download per study
  * at a time; a reader's fetch takes over a replication in progress.
  */
+/** Options of a chunk download (SwarmFetch.fetchChunks). */
+export interface FetchChunksOpts {
+  /** 'fetch': a reader waiting (the whole in-flight budget); 'replicate': a holder's own copy (a quarter). */
+  readonly kind: 'fetch' | 'replicate'
+  readonly lease?: LeaseRecord
+  readonly signal?: AbortSignal
+  readonly onProgress?: (p: DownloadProgress) => void
+  /** The study's chunk list (checked against its content root), and which chunks were held before the download. */
+  readonly onList?: (list: readonly Uint8Array[], heldBefore: (index: number) => boolean) => void
+  /** Each chunk that arrives, verified against its id and stored (deferred: durable at the end of the download). */
+  readonly onChunk?: (index: number, bytes: Bytes) => void
+}
+
 export class SwarmFetcher {
   readonly #opts: Pick<SwarmOpts, 'maxInFlightBytes'>
   readonly #chain: ChainService
@@ -180,10 +193,7 @@ export class SwarmFetcher {
    * what is missing from every peer holding it. `kind` 'fetch' (a reader
    * waiting) uses the whole in-flight budget, 'replicate' a quarter.
    */
-  async fetchChunks(
-    study: StudyRecord,
-    opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void },
-  ): Promise<Uint8Array[]> {
+  async fetchChunks(study: StudyRecord, opts: FetchChunksOpts): Promise<Uint8Array[]> {
     // One download per study: a reader's fetch takes over a replication in
     // progress (what it stored stays), and anything else waits for the one running.
     const sid = toHex(study.studyId)
@@ -204,11 +214,7 @@ export class SwarmFetcher {
     }
   }
 
-  async #fetchChunksLinked(
-    study: StudyRecord,
-    opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void },
-    own: AbortSignal,
-  ): Promise<Uint8Array[]> {
+  async #fetchChunksLinked(study: StudyRecord, opts: FetchChunksOpts, own: AbortSignal): Promise<Uint8Array[]> {
     // Both the caller's signal and this service's stop end the transfer (plain listeners, see docs/ARCHITECTURE.md "Platform pitfalls").
     const ac = new AbortController()
     const stop = (): void => ac.abort(new SwarmError('SWARM_UNAVAILABLE', 'transfer stopped'))
@@ -224,14 +230,11 @@ export class SwarmFetcher {
     }
   }
 
-  async #fetchChunks(
-    study: StudyRecord,
-    opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; onProgress?: (p: DownloadProgress) => void },
-    signal: AbortSignal,
-  ): Promise<Uint8Array[]> {
+  async #fetchChunks(study: StudyRecord, opts: FetchChunksOpts, signal: AbortSignal): Promise<Uint8Array[]> {
     const list = await this.#ensureList(study, signal)
     const held = new Bitfield(study.chunkCount)
     for (let i = 0; i < list.length; i++) if (await this.#chunks.has(list[i] as Uint8Array)) held.set(i)
+    opts.onList?.(list, (i) => held.has(i))
     if (held.complete) return list
     const sid = toHex(study.studyId)
     if (this.peersFor(study).length === 0) {
@@ -258,7 +261,11 @@ export class SwarmFetcher {
               maxResponseBytes: study.chunkSize + 64,
             }),
         },
-        store: (index, bytes) => this.#chunks.put(list[index] as Uint8Array, bytes, { defer: true, verified: true }), // downloadChunks verified them
+        // downloadChunks verified them; a reader decrypting as they arrive gets each one once stored.
+        store: async (index, bytes) => {
+          await this.#chunks.put(list[index] as Uint8Array, bytes, { defer: true, verified: true })
+          opts.onChunk?.(index, bytes)
+        },
         onBadChunk: (peer, index) => {
           this.#logger.warn('peer sent a chunk that does not match its id', { study: sid, index, peer: peer.id })
           this.#p2p.penalize(peer.key, 50, 'bad chunk')

@@ -1,10 +1,10 @@
-import type { LeaseRecord, StudyRecord } from '../chain/index.js'
+import type { StudyRecord } from '../chain/index.js'
 import type { OrgKeys } from '../crypto/index.js'
-import type { DownloadProgress, HaveInfo, P2PNode } from '../p2p/index.js'
+import type { HaveInfo, P2PNode } from '../p2p/index.js'
 import type { ChunkStore, StudyIndex } from '../storage/index.js'
 import type { Logger } from '../util/index.js'
 import type { ChainService } from './chain-service.js'
-import { SwarmFetcher } from './swarm-fetch.js'
+import { SwarmFetcher, type FetchChunksOpts } from './swarm-fetch.js'
 import { SwarmLocal } from './swarm-local.js'
 import { SwarmPlacement } from './swarm-placement.js'
 import { SwarmReplicator } from './swarm-replicate.js'
@@ -114,10 +114,7 @@ export class SwarmService {
    * what is missing from every peer holding it. `kind` 'fetch' (a reader
    * waiting) uses the whole in-flight budget, 'replicate' a quarter.
    */
-  fetchChunks(
-    study: StudyRecord,
-    opts: { kind: 'fetch' | 'replicate'; lease?: LeaseRecord; signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void },
-  ): Promise<Uint8Array[]> {
+  fetchChunks(study: StudyRecord, opts: FetchChunksOpts): Promise<Uint8Array[]> {
     return this.#fetcher.fetchChunks(study, opts)
   }
 

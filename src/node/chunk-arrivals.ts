@@ -1,0 +1,82 @@
+import { concatBytes, type Bytes } from '../util/index.js'
+
+/**
+ * The chunks of one study as a download delivers them, for a reader that
+ * decrypts them in order while the others are still on their way (`study
+ * get`): `get(i)` answers at once with a chunk that is here (kept in memory
+ * up to `maxBufferedBytes`, read back from the chunk store beyond that, and
+ * for the chunks held before the download), and waits for one still coming.
+ * `fail` ends every wait with the download's error.
+ */
+export class ChunkArrivals {
+  readonly #here: Uint8Array
+  readonly #buffered = new Map<number, Uint8Array>()
+  #bufferedBytes = 0
+  readonly #maxBufferedBytes: number
+  readonly #waiters = new Map<number, { resolve: (b: Uint8Array) => void; reject: (err: unknown) => void }>()
+  readonly #readStored: (id: Uint8Array, index: number) => Promise<Uint8Array>
+  #list: readonly Uint8Array[] | undefined
+  #failed: { err: unknown } | undefined
+
+  constructor(count: number, readStored: (id: Uint8Array, index: number) => Promise<Uint8Array>, maxBufferedBytes: number) {
+    this.#here = new Uint8Array(count)
+    this.#readStored = readStored
+    this.#maxBufferedBytes = maxBufferedBytes
+  }
+
+  /** Bytes of arrived chunks held in memory, not yet read. */
+  get bufferedBytes(): number {
+    return this.#bufferedBytes
+  }
+
+  /** The study's chunk list, and which chunks the store held before the download. */
+  setList(list: readonly Uint8Array[], heldBefore: (index: number) => boolean): void {
+    this.#list = list
+    for (let i = 0; i < list.length; i++) if (heldBefore(i)) this.#here[i] = 1
+    for (const [i, w] of [...this.#waiters]) {
+      if (this.#here[i] !== 1) continue
+      this.#waiters.delete(i)
+      this.#readStored(list[i] as Uint8Array, i).then(w.resolve, w.reject)
+    }
+  }
+
+  /** Chunk `index` arrived (verified and stored). */
+  put(index: number, bytes: Bytes): void {
+    if (this.#here[index] === 1) return
+    this.#here[index] = 1
+    const w = this.#waiters.get(index)
+    const whole = (): Uint8Array => (bytes instanceof Uint8Array ? bytes : concatBytes(...bytes))
+    if (w !== undefined) {
+      this.#waiters.delete(index)
+      w.resolve(whole())
+      return
+    }
+    const n = bytes instanceof Uint8Array ? bytes.length : bytes.reduce((s, b) => s + b.length, 0)
+    if (this.#bufferedBytes + n > this.#maxBufferedBytes) return
+    this.#buffered.set(index, whole())
+    this.#bufferedBytes += n
+  }
+
+  /** Chunk `index`: at once if it is here, else when it arrives. */
+  get(index: number): Promise<Uint8Array> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed.err)
+    const b = this.#buffered.get(index)
+    if (b !== undefined) {
+      this.#buffered.delete(index)
+      this.#bufferedBytes -= b.length
+      return Promise.resolve(b)
+    }
+    const list = this.#list
+    if (this.#here[index] === 1 && list !== undefined) return this.#readStored(list[index] as Uint8Array, index)
+    return new Promise((resolve, reject) => this.#waiters.set(index, { resolve, reject }))
+  }
+
+  /** The download failed: every wait, and every later `get` of a chunk not here, ends with `err`. */
+  fail(err: unknown): void {
+    this.#failed = { err }
+    for (const w of this.#waiters.values()) w.reject(err)
+    this.#waiters.clear()
+    this.#buffered.clear()
+    this.#bufferedBytes = 0
+  }
+}
