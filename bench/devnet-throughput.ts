@@ -155,6 +155,8 @@ export async function measureDevnet(opts: {
   latencySeconds: number
   offeredTps: number
   basePort: number
+  /** Each organization in its own network namespace (a devnet of hosts, unshaped links). */
+  hosts?: boolean
   log: (s: string) => void
 }): Promise<DevnetBenchResult> {
   const dir = await mkdtemp(join(tmpdir(), 'radchain-bench-devnet-'))
@@ -163,6 +165,7 @@ export async function measureDevnet(opts: {
       dir,
       orgs: 4,
       basePort: opts.basePort,
+      ...(opts.hosts === true ? { hosts: true } : {}),
       blockIntervalMs: 1000,
       maxBlockTxs: Number(process.env.RADCHAIN_BENCH_BLOCK_TXS ?? 10_000),
       config: { logLevel: 'warn', mempool: { maxTxs: 40_000, maxBytes: 64 * 1024 * 1024, maxPerSender: 20_000 } },

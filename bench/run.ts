@@ -13,9 +13,9 @@ import { measureLease } from './lease.js'
 import { measureCliStartup } from './cli-startup.js'
 import { repoRoot } from '../src/devnet/index.js'
 
-// Which benchmarks to run: RADCHAIN_BENCH=cli,node,devnet,stream,ingest,swarm,shaped,lease (default all; shaped needs root). Sections of
+// Which benchmarks to run: RADCHAIN_BENCH=cli,node,devnet,devnet-hosts,stream,ingest,swarm,shaped,lease (default all; devnet-hosts and shaped need root). Sections of
 // benchmarks not run are kept from BENCHMARKS.md, each with the date it was measured.
-const only = new Set((process.env.RADCHAIN_BENCH ?? 'cli,node,devnet,stream,ingest,swarm,shaped,lease').split(','))
+const only = new Set((process.env.RADCHAIN_BENCH ?? 'cli,node,devnet,devnet-hosts,stream,ingest,swarm,shaped,lease').split(','))
 const env = (k: string, d: number): number => Number(process.env[k] ?? d)
 
 const log = (s: string): void => {
@@ -91,13 +91,15 @@ through the HTTP API (\`POST /v1/txs\`, batches of 500, 4 in flight) from a seco
 machine; the clock stops when every transaction is final.`)
 }
 
-if (only.has('devnet')) {
-  log('4-organization devnet: saturation and finality latency')
+/** The devnet throughput section: on 127.0.0.1, or with each organization in its own network namespace. */
+async function devnetSection(hosts: boolean): Promise<void> {
+  log(hosts ? '4 organizations in network namespaces: saturation and finality latency' : '4-organization devnet: saturation and finality latency')
   const d = await measureDevnet({
     saturationSeconds: env('RADCHAIN_BENCH_SECONDS', 60),
     latencySeconds: env('RADCHAIN_BENCH_LATENCY_SECONDS', 20),
     offeredTps: 1000,
     basePort: 9400,
+    hosts,
     log,
   })
   const s = d.saturation
@@ -106,7 +108,7 @@ if (only.has('devnet')) {
     `  saturation: ${s.final} final in ${s.seconds.toFixed(1)} s over ${s.blocks} blocks: ${Math.round(s.tps)} tx/s (${(s.tps / verify).toFixed(2)} of the verify rate; target ${TARGET_DEVNET_TPS}: ${s.tps >= TARGET_DEVNET_TPS ? 'met' : 'NOT met'})`,
   )
   log(`  latency at ${Math.round(l.offeredTps)} tx/s offered: p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms, max ${fmt(l.max)} ms over ${l.final} transactions`)
-  sections.push(`## Four organizations (devnet): throughput and finality latency
+  sections.push(`## Four organizations ${hosts ? 'in network namespaces (devnet of hosts)' : '(devnet)'}: throughput and finality latency
 
 _Measured ${date}._
 
@@ -119,9 +121,12 @@ _Measured ${date}._
 
 Four daemon processes on this machine (each verifies every transaction and block), Noise + Yamux
 between them, and the load generator as a fifth process: pre-signed notes, a separate group of
-senders per node, sent through each node's HTTP API. Latency is from the submission of a batch to the
+senders per node, sent through each node's HTTP API${hosts ? ' (its Unix socket: each node is in its own network namespace, with its own address on a bridge, links unshaped)' : ''}. Latency is from the submission of a batch to the
 block event (SSE) on org1 that holds the transaction.`)
 }
+
+if (only.has('devnet')) await devnetSection(false)
+if (only.has('devnet-hosts')) await devnetSection(true)
 
 if (only.has('stream')) {
   const mib = env('RADCHAIN_BENCH_STREAM_MIB', 256)
