@@ -98,7 +98,11 @@ export async function initDataDir(opts: InitOpts): Promise<InitResult> {
         ...(opts.p2pAnnounce === undefined ? {} : { announce: [...opts.p2pAnnounce] }),
       },
       // The id and name this organization's card proposes (a --dev genesis uses them too).
-      org: { ...opts.config?.org, ...(opts.orgId === undefined ? {} : { id: opts.orgId }), ...(opts.orgName === undefined ? {} : { name: opts.orgName }) },
+      org: {
+        ...opts.config?.org,
+        ...(opts.orgId === undefined && opts.dev !== true ? {} : { id: orgId }),
+        ...(opts.orgName === undefined ? {} : { name: opts.orgName }),
+      },
     }
     // Checked before it is written: a bad listen or announce address names the field.
     parseConfig(config, 'config')

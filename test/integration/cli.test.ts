@@ -84,13 +84,16 @@ t.test('init --dev creates a complete data dir, and a second init changes nothin
   t.same(await snapshot(dir), before, 'files byte-identical after an init via RADCHAIN_HOME')
 
   t.test('keys show prints the keys init made', async (t) => {
-    const want = { signKey: out.signKey, encKey: out.encKey }
+    // The organization's card: its keys, the addresses the others dial (the listen address here), and its id (org1, as in its --dev genesis).
+    const want = { id: 'org1', name: null, role: 'authority', signKey: out.signKey, encKey: out.encKey, addrs: [] as string[] }
     const byDir = await runCli(['keys', 'show', '--dir', dir, '--json'])
     ok(t, byDir, 'keys show --dir')
-    t.same(jsonOf(t, byDir), want)
+    const card = jsonOf<typeof want>(t, byDir)
+    t.same({ ...card, addrs: [] }, want)
+    t.equal(card.addrs.length, 1, 'one address: the listen address')
     const byHome = await runCli(['keys', 'show', '--json'], { env: { RADCHAIN_HOME: dir } })
     ok(t, byHome, 'keys show (RADCHAIN_HOME)')
-    t.same(jsonOf(t, byHome), want)
+    t.same(jsonOf(t, byHome), card)
     const text = await runCli(['keys', 'show', '--node', dir])
     ok(t, text, 'keys show --node')
     t.match(text.stdout, out.signKey)
