@@ -489,6 +489,8 @@ export class StudyJobs {
     // are decrypted and written as they arrive, in order, while the others are still on their way.
     const arrivals = new ChunkArrivals(record.chunkCount, (cid, i) => this.#object(cid, `chunk ${i}`, sid), GET_BUFFER_BYTES)
     const stopFetch = new AbortController()
+    let firstChunk = (): void => {}
+    const first = new Promise<void>((resolve) => (firstChunk = resolve))
     const fetching = this.#swarm
       .fetchChunks(record, {
         kind: 'fetch',
@@ -496,7 +498,10 @@ export class StudyJobs {
         signal: stopFetch.signal,
         onProgress: (p) => this.#update(id, { fetch: { done: p.done, bytes: p.bytes, peers: p.activePeers } }),
         onList: (list, heldBefore) => arrivals.setList(list, heldBefore),
-        onChunk: (i, bytes) => arrivals.put(i, bytes),
+        onChunk: (i, bytes) => {
+          arrivals.put(i, bytes)
+          firstChunk()
+        },
       })
       .then((list) => {
         if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot)) {
@@ -514,6 +519,9 @@ export class StudyJobs {
     )
     let key: { studyKey: Uint8Array } | { dataKey: Uint8Array } | undefined
     try {
+      // The key once the holders serve (a first chunk, or every chunk already here): a holder that refuses
+      // (an ended lease) is what the user hears of, and what the holders record as a violation.
+      await Promise.race([first, fetching])
       // The custodian opens its own envelope; a lessee the envelope of its lease (and records that it did).
       if (lease === undefined || lease.envelope === null) {
         key = { studyKey: unwrapStudyKey(this.#keys, await this.#swarm.fetchObject(record, record.custodianEnvelope), record.studyId) }
