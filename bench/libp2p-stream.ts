@@ -46,6 +46,9 @@ async function makeNode(encryption: BenchEncryption, listen: string[]): Promise<
     transports: [tcp()],
     connectionEncrypters: [encryption === 'noise' ? noise() : tls()],
     streamMuxers: [yamux()],
+    // One stream filling a shaped link queues many megabytes ahead of libp2p's own pings: their round trip
+    // passes the connection monitor's timeout (5 s at least), which would cut the connection mid-transfer.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
   })
 }
 

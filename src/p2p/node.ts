@@ -261,6 +261,11 @@ export class P2PNode extends EventEmitter<P2PEvents> {
         maxIncomingPendingConnections: 64,
       },
       services: { identify: identify(), ping: ping() },
+      // libp2p pings every connection every 10 s and cuts it when an answer takes longer than an adaptive
+      // timeout of at least 5 s. On a slow link, a ping queues behind the data in flight (a 33 MiB sync
+      // answer takes 27 s at 10 Mbit/s): measured on a link shaped to 200 Mbit/s, one bulk stream had its
+      // connection cut mid-transfer. At least 30 s: a dead link is still found, a busy one is not cut.
+      connectionMonitor: { pingTimeout: { minTimeout: 30_000 } },
       start: false,
     })
     this.#libp2p = libp2p
