@@ -587,13 +587,18 @@ t.test('TLS 1.3 instead of Noise: the same gate and protocols', async (t) => {
   )
 })
 
-t.test('requests of one peer on one protocol are handled INBOUND_PER_PEER at a time; the others wait their turn and are answered', async (t) => {
-  const [a] = orgs as [Org]
+/** A raw libp2p node with rogue2's (admitted) key, connected to `a`. */
+async function rogueConnectedTo(a: Org): Promise<{ rogue: Libp2p; target: ReturnType<typeof multiaddr> }> {
   const rogue = await rawNode(rogue2Seed)
   rawNodes.push(rogue)
   const target = multiaddr(a.node.addrs[0]!)
   await rogue.dial(target)
   await waitUntil(() => a.node.peers().some((p) => equalBytes(p.publicKey, rogue2Key)), 3_000, 'rogue2 connected')
+  return { rogue, target }
+}
+
+t.test('requests of one peer on one protocol are handled INBOUND_PER_PEER at a time; the others wait their turn and are answered', async (t) => {
+  const { rogue, target } = await rogueConnectedTo(orgs[0] as Org)
   let open!: () => void
   heldGate = new Promise((resolve) => (open = resolve))
   const streams = await Promise.all(Array.from({ length: 16 }, () => rogue.dialProtocol(target, `/radchain/${NET}/held/1`)))
@@ -628,12 +633,7 @@ t.test('requests of one peer on one protocol are handled INBOUND_PER_PEER at a t
 })
 
 t.test('a peer that opens many request streams and reads no answer holds at most INBOUND_PER_PEER answers of 1 MiB', async (t) => {
-  const [a] = orgs as [Org]
-  const rogue = await rawNode(rogue2Seed)
-  rawNodes.push(rogue)
-  const target = multiaddr(a.node.addrs[0]!)
-  await rogue.dial(target)
-  await waitUntil(() => a.node.peers().some((p) => equalBytes(p.publicKey, rogue2Key)), 3_000, 'rogue2 connected')
+  const { rogue, target } = await rogueConnectedTo(orgs[0] as Org)
   const before = bigStarted
   const streams = await Promise.all(Array.from({ length: 16 }, () => rogue.dialProtocol(target, `/radchain/${NET}/big/1`)))
   for (const s of streams) {
