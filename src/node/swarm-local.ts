@@ -52,9 +52,9 @@ export class SwarmLocal {
   }
 
   /** Reads a stored chunk or object; a corrupt one is dropped (by the store) and the study marked for repair. */
-  async read(id: Uint8Array, study: StudyRecord): Promise<Uint8Array | undefined> {
+  async read(id: Uint8Array, study: StudyRecord, opts: { verify?: boolean } = {}): Promise<Uint8Array | undefined> {
     try {
-      return await this.#chunks.get(id)
+      return await this.#chunks.get(id, opts)
     } catch (err) {
       if (err instanceof ChunkStoreError && err.code === 'CHUNK_CORRUPT') {
         this.#logger.warn('corrupt chunk dropped; the study will be repaired', { study: toHex(study.studyId), chunk: toHex(id) })
