@@ -16,6 +16,8 @@ export interface ShapedFetch {
   readonly transferSeconds: number
   readonly transferMbPerSec: number
   readonly peers: number
+  /** When each step of the daemon's job ended, ms from its start (list, firstChunk, key, exported, fetched, written). */
+  readonly steps: Readonly<Record<string, number>>
 }
 
 /** Result of {@link measureSwarmShaped}. */
@@ -43,6 +45,7 @@ interface LogLine {
   readonly bytes?: number
   readonly ms?: number
   readonly peers?: number
+  readonly steps?: Record<string, number>
 }
 
 async function logLines(o: DevnetOrg): Promise<LogLine[]> {
@@ -77,7 +80,15 @@ async function timedGet(lessee: DevnetOrg, sid: string, out: string): Promise<Sh
   const line = (await logLines(lessee)).slice(before).find((l) => l.msg === 'study chunks fetched' && l.study === sid)
   if (line?.bytes === undefined || line.ms === undefined) throw new Error('no fetch line in the lessee log')
   const mb = line.bytes / 1e6
-  return { seconds, mbPerSec: mb / seconds, transferSeconds: line.ms / 1000, transferMbPerSec: mb / (line.ms / 1000), peers: line.peers ?? 0 }
+  const written = (await logLines(lessee)).slice(before).find((l) => l.msg === 'study written' && l.study === sid)
+  return {
+    seconds,
+    mbPerSec: mb / seconds,
+    transferSeconds: line.ms / 1000,
+    transferMbPerSec: mb / (line.ms / 1000),
+    peers: line.peers ?? 0,
+    steps: written?.steps ?? {},
+  }
 }
 
 /**
@@ -149,12 +160,16 @@ export async function measureSwarmShaped(opts: { slices: number; mbit: number; f
       }
       opts.log(`  ${lessee.id} (unshaped) leases the study; study get from ${holders.length} holders at ${opts.mbit} Mbit/s each`)
       const fetch3 = await timedGet(lessee, sid, join(dir, 'out3'))
-      opts.log(`  ${fetch3.mbPerSec.toFixed(1)} MB/s command to files (${fetch3.seconds.toFixed(2)} s), transfer ${fetch3.transferMbPerSec.toFixed(1)} MB/s`)
+      opts.log(
+        `  ${fetch3.mbPerSec.toFixed(1)} MB/s command to files (${fetch3.seconds.toFixed(2)} s), transfer ${fetch3.transferMbPerSec.toFixed(1)} MB/s; job steps ${JSON.stringify(fetch3.steps)}`,
+      )
       const [keep, ...others] = holders as [DevnetOrg, ...DevnetOrg[]]
       for (const o of others) await stopOrg(o)
       opts.log(`  ${others.map((o) => o.id).join(', ')} stopped: study get from ${keep.id} alone`)
       const fetch1 = await timedGet(lessee, sid, join(dir, 'out1'))
-      opts.log(`  ${fetch1.mbPerSec.toFixed(1)} MB/s command to files (${fetch1.seconds.toFixed(2)} s), transfer ${fetch1.transferMbPerSec.toFixed(1)} MB/s`)
+      opts.log(
+        `  ${fetch1.mbPerSec.toFixed(1)} MB/s command to files (${fetch1.seconds.toFixed(2)} s), transfer ${fetch1.transferMbPerSec.toFixed(1)} MB/s; job steps ${JSON.stringify(fetch1.steps)}`,
+      )
 
       opts.log(`  bare libp2p stream through one link at ${opts.mbit} Mbit/s`)
       const bare = await measureLibp2pStream({

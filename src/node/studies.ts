@@ -485,6 +485,12 @@ export class StudyJobs {
 
   async #runGet(id: string, record: StudyRecord, scope: ExportScope, out: string, lease: LeaseRecord | undefined): Promise<void> {
     const sid = toHex(record.studyId)
+    // When each step ended, in ms from the start of the job (logged with 'study written').
+    const t0 = performance.now()
+    const steps: Record<string, number> = {}
+    const mark = (step: string): void => {
+      steps[step] ??= Math.round(performance.now() - t0)
+    }
     // Whatever is missing here (list, chunks, envelope, demographics) comes from the other holders. The chunks
     // are decrypted and written as they arrive, in order, while the others are still on their way.
     const arrivals = new ChunkArrivals(record.chunkCount, (cid, i) => this.#object(cid, `chunk ${i}`, sid), GET_BUFFER_BYTES)
@@ -497,13 +503,18 @@ export class StudyJobs {
         ...(lease === undefined ? {} : { lease }),
         signal: stopFetch.signal,
         onProgress: (p) => this.#update(id, { fetch: { done: p.done, bytes: p.bytes, peers: p.activePeers } }),
-        onList: (list, heldBefore) => arrivals.setList(list, heldBefore),
+        onList: (list, heldBefore) => {
+          mark('list')
+          arrivals.setList(list, heldBefore)
+        },
         onChunk: (i, bytes) => {
+          mark('firstChunk')
           arrivals.put(i, bytes)
           firstChunk()
         },
       })
       .then((list) => {
+        mark('fetched')
         if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot)) {
           throw new StudyServiceError('STUDY_INTEGRITY', `the local chunk list of study ${sid} does not match the content root on the ledger`)
         }
@@ -530,6 +541,7 @@ export class StudyJobs {
         key = lease.scope === 'full' ? { studyKey: k } : { dataKey: k }
         this.#leases.recordAccess(lease, 'unwrap')
       }
+      mark('key')
       const demographics = scope === 'full' ? await this.#swarm.fetchObject(record, record.demographics) : undefined
       const r = await exportStudy({
         payload: record,
@@ -540,10 +552,12 @@ export class StudyJobs {
         chunk: (i) => arrivals.get(i),
         onProgress: (p) => this.#update(id, { chunks: p.chunks, files: p.files, bytes: p.bytes }),
       })
+      mark('exported')
       await fetching
       if (lease !== undefined) this.#leases.recordAccess(lease, 'retrieve')
       this.#update(id, { state: 'done', chunks: record.chunkCount, files: r.files, bytes: r.bytes })
-      this.#logger.info('study written', { study: sid, scope, files: r.files, lease: lease === undefined ? null : toHex(lease.leaseId) })
+      mark('written')
+      this.#logger.info('study written', { study: sid, scope, files: r.files, lease: lease === undefined ? null : toHex(lease.leaseId), steps })
     } catch (err) {
       // The download's own failure is the one to report (the export only saw its chunks stop coming).
       stopFetch.abort(err)

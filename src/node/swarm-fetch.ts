@@ -274,6 +274,8 @@ export class SwarmFetcher {
         maxInFlightBytes: opts.kind === 'fetch' ? this.#opts.maxInFlightBytes : Math.max(study.chunkSize + 16, this.#opts.maxInFlightBytes / 4),
         // More than a few 1 MiB requests in flight per peer only queue up behind each other.
         maxWindow: opts.kind === 'fetch' ? 6 : 4,
+        // A reader decrypts and writes the chunks in order while they arrive: ask for them in order.
+        inOrder: opts.kind === 'fetch',
         signal,
         onProgress: (p) => {
           this.transfers.set(`${opts.kind}:${sid}`, {

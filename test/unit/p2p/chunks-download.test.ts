@@ -140,6 +140,35 @@ t.test('rarest first: chunks only one peer holds are asked of it before common o
   )
 })
 
+t.test('inOrder: among equally rare chunks the lowest index goes first (a reader writing in order); rarer ones still come first', async (t) => {
+  const { chunks, ids } = makeChunks(40)
+  // The first `n` chunks each peer was asked for, all together, sorted.
+  const firstAsked = async (inOrder: boolean, fakes: Parameters<typeof fakeSwarm>[1], n: number): Promise<Map<string, number[]>> => {
+    const swarm = fakeSwarm(chunks, fakes)
+    await run(ids, swarm, { initialWindow: 1, maxWindow: 1, inOrder })
+    return new Map([...swarm.asked].map(([name, list]) => [name, list.slice(0, n)]))
+  }
+  const sorted = (m: Map<string, number[]>): number[] => [...m.values()].flat().sort((x, y) => x - y)
+  const even = { a: { holds: all(40) }, b: { holds: all(40) } }
+  const asked = sorted(await firstAsked(true, even, 6))
+  t.same(
+    asked,
+    Array.from({ length: 12 }, (_, i) => i),
+    `the first six asked of each are 0 to 11 together (${asked.join(', ')})`,
+  )
+  t.notSame(
+    sorted(await firstAsked(false, even, 6)),
+    Array.from({ length: 12 }, (_, i) => i),
+    'without it, ties go at random',
+  )
+  const rare = await firstAsked(true, { a: { holds: all(40) }, b: { holds: range(0, 30) } }, 10)
+  t.same(
+    [...(rare.get('a') ?? [])].sort((x, y) => x - y),
+    Array.from({ length: 10 }, (_, i) => 30 + i),
+    'chunks only one peer holds still go first',
+  )
+})
+
 t.test('a peer that sends garbage is reported, not asked again, and the download completes', async (t) => {
   const { chunks, ids } = makeChunks(60)
   const swarm = fakeSwarm(chunks, { liar: { holds: all(60), liar: true }, b: { holds: all(60) }, c: { holds: all(60) } })

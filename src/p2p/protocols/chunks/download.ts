@@ -65,6 +65,11 @@ export interface DownloadOpts {
   onProgress?(p: DownloadProgress): void
   /** Random source for tie-breaks (tests pin it). */
   readonly random?: () => number
+  /**
+   * Among equally rare chunks, the lowest index first rather than at random:
+   * for a reader that decrypts and writes the chunks in order as they come.
+   */
+  readonly inOrder?: boolean
 }
 
 /** What a download did. */
@@ -206,7 +211,7 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
     }
   }
 
-  /** Missing chunks not in flight, rarest first, ties at random. */
+  /** Missing chunks not in flight, rarest first, ties at random (or lowest index first, inOrder). */
   const candidates = (): number[] => {
     const ready = [...peers.values()].filter((p) => p.have !== undefined)
     const list: { i: number; avail: number; r: number }[] = []
@@ -216,7 +221,7 @@ export async function downloadChunks(opts: DownloadOpts): Promise<DownloadResult
       for (const p of ready) if (p.have?.has(i) === true) avail++
       if (avail > 0) list.push({ i, avail, r: random() })
     }
-    list.sort((a, b) => a.avail - b.avail || a.r - b.r)
+    list.sort((a, b) => a.avail - b.avail || (opts.inOrder === true ? a.i - b.i : a.r - b.r))
     return list.map((x) => x.i)
   }
 
