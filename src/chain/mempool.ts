@@ -69,6 +69,12 @@ export class Mempool {
     return this.#byId.get(typeof id === 'string' ? id : toHex(id))
   }
 
+  /** Whether peer `peer`'s share (hex key) has room for one more transaction of `bytes` (see maxPerPeer). */
+  peerHasRoom(peer: string, bytes: number): boolean {
+    const share = this.#byPeer.get(peer)
+    return share === undefined || (share.txs < this.limits.maxPerPeer && share.bytes + bytes <= this.limits.maxBytesPerPeer)
+  }
+
   /** Transactions and bytes held that peer `peer` (hex key) gossiped. */
   peerShare(peer: string): PeerShare {
     const s = this.#byPeer.get(peer)
@@ -95,7 +101,7 @@ export class Mempool {
       throw new TxError('TX_MEMPOOL_FULL', 'mempool is full; retry later')
     }
     const share = from === undefined ? undefined : (this.#byPeer.get(from) ?? { txs: 0, bytes: 0 })
-    if (share !== undefined && (share.txs >= this.limits.maxPerPeer || share.bytes + tx.bytes.length > this.limits.maxBytesPerPeer)) {
+    if (from !== undefined && share !== undefined && !this.peerHasRoom(from, tx.bytes.length)) {
       throw new TxError('TX_MEMPOOL_FULL', `this peer's share of the mempool is full (${share.txs} transactions, ${share.bytes} bytes)`)
     }
     this.#byId.set(id, tx)

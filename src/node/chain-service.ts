@@ -228,12 +228,8 @@ export class ChainService extends EventEmitter<ChainEvents> implements Consensus
     const room = local ? Math.floor(limits.maxTxs / 2) : limits.maxTxs
     if (this.mempool.size >= room) throw new TxError('TX_MEMPOOL_FULL', 'mempool is full; retry later')
     // Nor on gossip from a peer whose share is full (see Mempool.add).
-    if (from !== undefined) {
-      const share = this.mempool.peerShare(toHex(from))
-      if (share.txs >= limits.maxPerPeer || share.bytes + bytes.length > limits.maxBytesPerPeer) {
-        throw new TxError('TX_MEMPOOL_FULL', "this peer's share of the mempool is full")
-      }
-    }
+    if (from !== undefined && !this.mempool.peerHasRoom(toHex(from), bytes.length))
+      throw new TxError('TX_MEMPOOL_FULL', "this peer's share of the mempool is full")
     const tx = decodeTx(bytes, { chainId: this.chainId, maxBytes: this.#params.maxTxBytes, alreadyVerified: this.#alreadyVerified })
     this.#verified.add(tx.id, tx.signature)
     this.submit(tx, from)

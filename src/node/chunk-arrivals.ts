@@ -1,4 +1,4 @@
-import { concatBytes, type Bytes } from '../util/index.js'
+import { bytesLength, joinBytes, type Bytes } from '../util/index.js'
 
 /**
  * The chunks of one study as a download delivers them, for a reader that
@@ -45,16 +45,14 @@ export class ChunkArrivals {
     if (this.#here[index] === 1) return
     this.#here[index] = 1
     const w = this.#waiters.get(index)
-    const whole = (): Uint8Array => (bytes instanceof Uint8Array ? bytes : concatBytes(...bytes))
-    if (w !== undefined) {
-      this.#waiters.delete(index)
-      w.resolve(whole())
-      return
+    if (w !== undefined) this.#waiters.delete(index)
+    else if (this.#bufferedBytes + bytesLength(bytes) > this.#maxBufferedBytes) return
+    const whole = joinBytes(bytes)
+    if (w !== undefined) w.resolve(whole)
+    else {
+      this.#buffered.set(index, whole)
+      this.#bufferedBytes += whole.length
     }
-    const n = bytes instanceof Uint8Array ? bytes.length : bytes.reduce((s, b) => s + b.length, 0)
-    if (this.#bufferedBytes + n > this.#maxBufferedBytes) return
-    this.#buffered.set(index, whole())
-    this.#bufferedBytes += n
   }
 
   /** Chunk `index`: at once if it is here, else when it arrives. */

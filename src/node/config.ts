@@ -234,10 +234,19 @@ export function resolveIn(dataDir: string, p: string): string {
   return isAbsolute(p) ? p : join(dataDir, p)
 }
 
+/** The host part of a multiaddr (/ip4|ip6|dns|dns4|dns6/<host>/...), lower-cased; undefined for another form. */
+function addrHost(addr: string): string | undefined {
+  return /^\/(?:ip4|ip6|dns|dns4|dns6)\/([^/]+)\//.exec(addr)?.[1]?.toLowerCase()
+}
+
+/** Whether a multiaddr is a loopback address: reachable from this machine only, to dial or to listen on. */
+export function isLoopbackAddr(addr: string): boolean {
+  const host = addrHost(addr)
+  return host !== undefined && (host.startsWith('127.') || host === '::1' || host === 'localhost')
+}
+
 /** Whether a multiaddr names this machine only (loopback, or the unspecified address): no other host can dial it. */
 export function isLocalOnlyAddr(addr: string): boolean {
-  const m = /^\/(ip4|ip6|dns|dns4|dns6)\/([^/]+)\//.exec(addr)
-  if (m === null) return false
-  const host = (m[2] ?? '').toLowerCase()
-  return host.startsWith('127.') || host === '::1' || host === 'localhost' || host === '0.0.0.0' || host === '::'
+  const host = addrHost(addr)
+  return host !== undefined && (isLoopbackAddr(addr) || host === '0.0.0.0' || host === '::')
 }

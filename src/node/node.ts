@@ -14,7 +14,7 @@ import { StudyJobs } from './studies.js'
 import { SwarmService } from './swarm.js'
 import { LeasePolicy, LeaseService } from './leases.js'
 import { AuditService } from './audit.js'
-import { DATADIR_FILES, isLocalOnlyAddr, resolveIn, type NodeConfig } from './config.js'
+import { DATADIR_FILES, isLocalOnlyAddr, isLoopbackAddr, resolveIn, type NodeConfig } from './config.js'
 import type { Faults } from './faults.js'
 
 /** Gossip backlog (transactions) above which the API refuses new local transactions for a moment. */
@@ -236,7 +236,7 @@ export class RadNode {
       })
       // Listening on this machine only while other organizations are elsewhere: nobody can dial this node.
       const elsewhere = chain.orgs().filter((o) => org?.id !== o.id && o.addrs.some((a) => !isLocalOnlyAddr(a)))
-      if (config.p2p.listen.every((a) => isLocalOnlyAddr(a) && !a.includes('/0.0.0.0/') && !a.includes('/::/')) && elsewhere.length > 0) {
+      if (config.p2p.listen.every(isLoopbackAddr) && elsewhere.length > 0) {
         this.#logger.warn('p2p listens on this machine only, while other organizations are on other hosts: none of them can reach this node', {
           listen: config.p2p.listen,
           others: elsewhere.map((o) => o.id),

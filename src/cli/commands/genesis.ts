@@ -5,16 +5,7 @@ import { action } from '../program.js'
 import { print, table } from '../output.js'
 import { dataDirOf } from '../target.js'
 import { CliError } from '../errors.js'
-import { parseByteSize, parseCount } from './org.js'
-
-/** The chain parameters `genesis new` may set, as `org params` names them. */
-const PARAM_OPTIONS = [
-  { flag: '--block-interval-ms <ms>', key: 'blockIntervalMs', size: false },
-  { flag: '--replication-factor <n>', key: 'replicationFactor', size: false },
-  { flag: '--max-study-bytes <size>', key: 'maxStudyBytes', size: true },
-  { flag: '--max-study-chunks <n>', key: 'maxStudyChunks', size: false },
-  { flag: '--max-clock-drift-ms <ms>', key: 'maxClockDriftMs', size: false },
-] as const
+import { PARAM_OPTIONS, readParamOptions } from './org.js'
 
 /** genesis new, genesis install. */
 export function registerGenesisCommands(program: Command): void {
@@ -28,7 +19,7 @@ export function registerGenesisCommands(program: Command): void {
     .option('--out <file>', 'where to write the genesis (default: print it)')
     .option('--member <id...>', 'these organizations join as members (no vote in consensus)')
     .option('--allow-loopback', 'accept cards whose addresses are this machine only (a network on one machine)')
-  for (const p of PARAM_OPTIONS) create.option(p.flag, `chain parameter ${p.key}`)
+  for (const p of PARAM_OPTIONS) create.option(p.flag, p.help)
   create.addHelpText(
     'after',
     '\nEvery card is checked (a clear error names the file and the field), ids and keys must differ, and every address must be one others can dial.',
@@ -62,14 +53,7 @@ export function registerGenesisCommands(program: Command): void {
         cards.push(card)
       }
       for (const id of o.member ?? []) if (!cards.some((c) => c.org.id === id)) throw new CliError('CLI_BAD_ARGUMENT', `--member ${id}: no card has that id`)
-      const params: Record<string, number> = {}
-      for (const p of PARAM_OPTIONS) {
-        const name = p.flag.split(' ')[0] as string
-        const key = name.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())
-        const v = o[key]
-        if (typeof v === 'string') params[p.key] = p.size ? parseByteSize(v, name) : parseCount(v, name)
-      }
-      const g = assembleGenesis({ chainId: o.chainId, genesisTime: Date.now(), params, cards })
+      const g = assembleGenesis({ chainId: o.chainId, genesisTime: Date.now(), params: readParamOptions(o), cards })
       const text = JSON.stringify(genesisToJSON(g), null, 2) + '\n'
       if (o.out === undefined) {
         process.stdout.write(text)

@@ -25,8 +25,8 @@ export function parseCount(text: string, option: string): number {
   return Number(text)
 }
 
-/** The options of `org params`, with the chain parameter each sets and how it is read. */
-const PARAM_OPTIONS = [
+/** The chain parameter options (`org params`, `genesis new`), with the parameter each sets and how it is read. */
+export const PARAM_OPTIONS = [
   { flag: '--max-study-bytes <size>', key: 'maxStudyBytes', help: 'largest study a registration may declare, as 40GiB or in bytes (only raised)', size: true },
   { flag: '--max-study-chunks <n>', key: 'maxStudyChunks', help: 'most chunks a study may have (only raised; at most 4194304)', size: false },
   { flag: '--replication-factor <n>', key: 'replicationFactor', help: 'organizations that keep each study', size: false },
@@ -37,6 +37,17 @@ const PARAM_OPTIONS = [
 
 function optionName(flag: string): string {
   return flag.split(' ')[0] as string
+}
+
+/** The chain parameters given as PARAM_OPTIONS among a command's options. */
+export function readParamOptions(o: Record<string, unknown>): Record<string, number> {
+  const values: Record<string, number> = {}
+  for (const p of PARAM_OPTIONS) {
+    const text = o[p.key]
+    if (typeof text !== 'string') continue
+    values[p.key] = p.size ? parseByteSize(text, optionName(p.flag)) : parseCount(text, optionName(p.flag))
+  }
+  return values
 }
 
 async function submitVote(o: GlobalOpts & { wait: boolean }, vote: OrgVote): Promise<void> {
@@ -117,12 +128,7 @@ export function registerOrgCommands(program: Command): void {
   for (const p of PARAM_OPTIONS) params.option(p.flag, p.help)
   params.option('--no-wait', 'do not wait until the vote is final').action(
     action(async (o: GlobalOpts & { wait: boolean } & Record<string, unknown>) => {
-      const values: Record<string, number> = {}
-      for (const p of PARAM_OPTIONS) {
-        const text = o[p.key]
-        if (typeof text !== 'string') continue
-        values[p.key] = p.size ? parseByteSize(text, optionName(p.flag)) : parseCount(text, optionName(p.flag))
-      }
+      const values = readParamOptions(o)
       if (Object.keys(values).length === 0)
         throw new CliError('CLI_BAD_ARGUMENT', `name at least one parameter: ${PARAM_OPTIONS.map((p) => optionName(p.flag)).join(', ')}`)
       await submitVote(o, { action: 'params', params: values })
