@@ -553,3 +553,68 @@ export function studyUidFromHead(bytes: Uint8Array): string | undefined {
     return undefined
   }
 }
+
+/**
+ * What {@link pixelDigestOfBytes} needs of an instance in Explicit or
+ * Implicit VR Little Endian, read from its bytes without parsing them into a
+ * dataset: its SOP Instance UID, the image's framing attributes (PS3.3
+ * C.7.6.3) and where its Pixel Data (7FE0,0010) value lies.
+ */
+export interface NativePixelLayout {
+  transferSyntax: string
+  sopInstanceUid: string
+  rows: number
+  columns: number
+  bitsAllocated: number
+  samplesPerPixel: number
+  frames: number
+  /** Offset and length of the Pixel Data value in the bytes. */
+  pixels: { start: number; length: number }
+}
+
+/**
+ * The {@link NativePixelLayout} of Part 10 bytes, after the structure check of
+ * {@link checkPart10} (which throws as it does). Undefined wherever the
+ * answer would not be plainly the one a parse gives: another transfer syntax
+ * (big endian, deflated, encapsulated) or a bare dataset; no Pixel Data, or
+ * one of undefined length; an attribute missing, of another VR, or with a
+ * value that is not plain (a UID with characters other than digits and dots,
+ * a Number of Frames that is not a plain integer). The caller parses those.
+ */
+export function nativePixelLayout(bytes: Uint8Array, path?: string): NativePixelLayout | undefined {
+  const w = new StructureWalker(bytes, path)
+  const layout = w.check()
+  const ts = layout.transferSyntax
+  if (layout.bare || (ts !== TRANSFER_SYNTAX.ExplicitVRLittleEndian && ts !== TRANSFER_SYNTAX.ImplicitVRLittleEndian)) return undefined
+  const enc = encodingOf(ts)
+  const end = bytes.length
+  const at = (group: number, elem: number, vrs: readonly string[]): { start: number; length: number } | undefined => {
+    const a = w.locate(layout.datasetStart, end, enc, group, elem)
+    if (a === undefined || a.length === UNDEFINED_LENGTH || (a.vr !== undefined && !vrs.includes(a.vr))) return undefined
+    return a.start + a.length <= end ? a : undefined
+  }
+  const text = (a: { start: number; length: number }): string => Buffer.from(bytes.buffer, bytes.byteOffset + a.start, a.length).toString('latin1')
+  const us = (elem: number): number | undefined => {
+    const a = at(0x0028, elem, ['US'])
+    return a === undefined || a.length < 2 ? undefined : (bytes[a.start] as number) | ((bytes[a.start + 1] as number) << 8)
+  }
+  const sopAt = at(0x0008, 0x0018, ['UI'])
+  const sop = sopAt === undefined ? '' : text(sopAt).replace(/[\0 ]+$/, '')
+  if (!/^[0-9.]+$/.test(sop)) return undefined
+  const rows = us(0x0010)
+  const columns = us(0x0011)
+  const bitsAllocated = us(0x0100)
+  const samplesPerPixel = us(0x0002)
+  if (rows === undefined || columns === undefined || bitsAllocated === undefined || samplesPerPixel === undefined) return undefined
+  let frames = 1
+  const framesAt = w.locate(layout.datasetStart, end, enc, 0x0028, 0x0008)
+  if (framesAt !== undefined) {
+    if (framesAt.length === UNDEFINED_LENGTH || (framesAt.vr !== undefined && framesAt.vr !== 'IS') || framesAt.start + framesAt.length > end) return undefined
+    const v = text(framesAt).trim()
+    if (!/^[0-9]{1,9}$/.test(v)) return undefined
+    frames = Math.max(1, Number(v))
+  }
+  const pixels = at(0x7fe0, 0x0010, ['OB', 'OW'])
+  if (pixels === undefined) return undefined
+  return { transferSyntax: ts, sopInstanceUid: sop, rows, columns, bitsAllocated, samplesPerPixel, frames, pixels }
+}

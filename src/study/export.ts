@@ -7,7 +7,7 @@ import { restoreIdentity, type InstanceIdentityRecord } from './deid.js'
 import { parseDicom } from './dicom.js'
 import { writeDicom } from './dicom-write.js'
 import { StudyError, StudyServiceError } from './errors.js'
-import { decryptDemographics, unpackStudy } from './package.js'
+import { decryptDemographics, unpackStudy, type VerifiedChunk } from './package.js'
 
 /** What a retrieval writes: de-identified images, or images with the demographics and original UIDs restored. */
 export type ExportScope = 'images' | 'full'
@@ -20,8 +20,8 @@ export interface ExportStudyOptions {
   readonly payload: RegisterStudyPayload
   /** The study key (custodian, owner, full-scope lease) or the data key alone (images-scope lease), unwrapped by the caller. */
   readonly key: { readonly studyKey: Uint8Array } | { readonly dataKey: Uint8Array }
-  /** Encrypted chunk `index` of the study, already checked against its id by the caller. */
-  readonly chunk: (index: number) => Promise<Uint8Array>
+  /** Encrypted chunk `index` of the study; as a VerifiedChunk when the caller checked it against its id (it is not hashed again). */
+  readonly chunk: (index: number) => Promise<Uint8Array | VerifiedChunk>
   readonly scope: ExportScope
   /** The encrypted demographics record (needed for the full scope). */
   readonly demographics?: Uint8Array
@@ -76,7 +76,7 @@ export async function exportStudy(opts: ExportStudyOptions): Promise<{ files: nu
   let chunks = 0
   let files = 0
   let bytes = 0
-  const chunk = async (i: number): Promise<Uint8Array> => {
+  const chunk = async (i: number): Promise<Uint8Array | VerifiedChunk> => {
     const c = await opts.chunk(i)
     chunks++
     return c

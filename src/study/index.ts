@@ -9,7 +9,9 @@ export {
   checkPart10,
   isNativeTransferSyntax,
   locateTrailingPixelData,
+  nativePixelLayout,
   parseDicom,
+  type NativePixelLayout,
 } from './dicom.js'
 export * from './dicom-file.js'
 export * from './dicom-write.js'

@@ -3,12 +3,11 @@ import type { RegisterStudyPayload } from '../chain/index.js'
 import { deriveStudyOwner, sha256, wrapKey, type EnvelopeRecipient } from '../crypto/index.js'
 import { asBuffer, assertBytes, concatBytes, equalBytes, fromHex, utf8 } from '../util/index.js'
 import { StudyError, isStudyError } from './errors.js'
-import { TAG, firstString, type DicomInstance } from './dataset.js'
-import { parseDicom } from './dicom.js'
+import type { DicomInstance } from './dataset.js'
 import { readDicom, readStudyInstanceUid } from './dicom-file.js'
 import { DicomEncoder } from './dicom-write.js'
 import { StudyDeidentifier, type InstanceIdentityRecord, type StudyIdentityRecord } from './deid.js'
-import { pixelDigest, studyDigest } from './pixel.js'
+import { instanceDigestOfBytes, studyDigest } from './pixel.js'
 import { CHUNK_TAG_BYTES, contentRoot, decryptChunk, encryptChunks } from './pack.js'
 
 /*
@@ -382,6 +381,12 @@ export function readPack(plain: Uint8Array): { manifest: PackManifest; instances
   return { manifest, instances }
 }
 
+/** An encrypted chunk and the id (its SHA-256) the caller has checked it against. */
+export interface VerifiedChunk {
+  readonly bytes: Uint8Array
+  readonly id: Uint8Array
+}
+
 /**
  * Streams a registered study back: fetches chunk `i` from `chunks`, decrypts
  * it with the data key derived from `studyKey`, and yields the Part 10 bytes
@@ -389,9 +394,11 @@ export function readPack(plain: Uint8Array): { manifest: PackManifest; instances
  * the content root, each instance's pixel digest and the study digest against
  * the manifest and the payload; a mismatch throws StudyError DICOM_UNREADABLE
  * (after the instances were yielded: callers must not commit before the end).
+ * A chunk given as a {@link VerifiedChunk} is not hashed again: its id is the
+ * one its caller checked it against.
  */
 export async function* unpackStudy(
-  chunks: (index: number) => Promise<Uint8Array>,
+  chunks: (index: number) => Promise<Uint8Array | VerifiedChunk>,
   payload: RegisterStudyPayload,
   key: Uint8Array | { readonly dataKey: Uint8Array },
 ): AsyncGenerator<Uint8Array, PackManifest, undefined> {
@@ -414,8 +421,9 @@ export async function* unpackStudy(
   const need = async (n: number): Promise<void> => {
     while (buf.length < n) {
       if (next >= payload.chunkCount) throw badPack('truncated')
-      const ct = await chunks(next)
-      ids.push(sha256(ct))
+      const got = await chunks(next)
+      const ct = got instanceof Uint8Array ? got : got.bytes
+      ids.push(got instanceof Uint8Array ? sha256(ct) : got.id)
       const plain = decryptChunk(ct, {
         dataKey,
         studyId: payload.studyId,
@@ -459,9 +467,8 @@ export async function* unpackStudy(
       }
       if (offset + len + 4 > total) throw badPack('frame runs past the end')
       const bytes = new Uint8Array(await take(len))
-      const inst = parseDicom(bytes)
-      const sop = firstString(inst.dataset, TAG.SOPInstanceUID) ?? ''
-      digests.push({ sopInstanceUid: sop, digest: pixelDigest(inst).digest, offset, length: len })
+      const d = instanceDigestOfBytes(bytes)
+      digests.push({ sopInstanceUid: d.sopInstanceUid, digest: d.digest, offset, length: len })
       yield bytes
     }
   } finally {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { StudyError } from './errors.js'
 import { TAG, firstNumber, firstString, type DicomInstance } from './dataset.js'
-import { TRANSFER_SYNTAX, isNativeTransferSyntax } from './dicom.js'
+import { TRANSFER_SYNTAX, isNativeTransferSyntax, nativePixelLayout, parseDicom } from './dicom.js'
 
 /** Pixel digest of one instance. */
 export interface PixelDigest {
@@ -82,6 +82,28 @@ export function pixelDigest(inst: DicomInstance): PixelDigest {
   if (transferSyntax === TRANSFER_SYNTAX.ExplicitVRBigEndian && bits > 8) raw = swapped(raw, bits / 8)
   h.update(raw)
   return { digest: h.digest('hex'), transferSyntax, frames, element }
+}
+
+/**
+ * The SOP Instance UID and {@link pixelDigest} of an instance's Part 10
+ * bytes, as a parse would give them. Native
+ * little-endian images are read in place (see nativePixelLayout: no parse,
+ * the pixels hashed where they lie); everything else is parsed. Throws like
+ * parseDicom and pixelDigest.
+ */
+export function instanceDigestOfBytes(bytes: Uint8Array, path?: string): InstanceDigest {
+  const l = nativePixelLayout(bytes, path)
+  if (l !== undefined && [1, 8, 16, 32, 64].includes(l.bitsAllocated)) {
+    const expected = Math.ceil((l.frames * l.rows * l.columns * l.samplesPerPixel * l.bitsAllocated) / 8)
+    if (l.pixels.length >= expected) {
+      const digest = createHash('sha256')
+        .update(bytes.subarray(l.pixels.start, l.pixels.start + expected))
+        .digest('hex')
+      return { sopInstanceUid: l.sopInstanceUid, digest }
+    }
+  }
+  const inst = parseDicom(bytes, path)
+  return { sopInstanceUid: firstString(inst.dataset, TAG.SOPInstanceUID) ?? '', digest: pixelDigest(inst).digest }
 }
 
 /** Domain prefix of {@link studyDigest}. */

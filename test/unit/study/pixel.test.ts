@@ -8,6 +8,9 @@ import {
   TAG,
   TRANSFER_SYNTAX,
   cloneInstance,
+  firstString,
+  instanceDigestOfBytes,
+  nativePixelLayout,
   parseDicom,
   pixelDigest,
   readDicom,
@@ -15,7 +18,7 @@ import {
   writeDicom,
   type DicomInstance,
 } from '../../../src/study/index.js'
-import { sample } from './helpers.js'
+import { reencoded, sample, sampleFiles } from './helpers.js'
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/)
 const Vectors = z.object({
@@ -171,4 +174,66 @@ t.test('study digest: pinned vectors, order-independent, strict inputs', async (
   const outs = await Promise.all(['17106', '17136'].map(async (f) => deid.deidentify(await readDicom(sample(`study-77654033/CT2/${f}`)))))
   const entries = outs.map((o) => ({ sopInstanceUid: o.record.sopInstanceUid, digest: o.pixelDigest }))
   t.match(studyDigest(entries), /^[0-9a-f]{64}$/)
+})
+
+t.test('instanceDigestOfBytes: the UID and digest a parse gives, every sample in every native encoding, in place where it can', async (t) => {
+  const slow = (bytes: Uint8Array): { sopInstanceUid: string; digest: string } => {
+    const inst = parseDicom(bytes)
+    return { sopInstanceUid: String(inst.dataset[TAG.SOPInstanceUID]?.Value?.[0] ?? ''), digest: pixelDigest(inst).digest }
+  }
+  let inPlace = 0
+  let checked = 0
+  for (const f of sampleFiles()) {
+    let inst: DicomInstance
+    try {
+      inst = await readDicom(sample(f))
+    } catch {
+      continue // the samples that are meant not to read (truncated, not DICOM)
+    }
+    const encodings: [string, Uint8Array][] = [['as is', readFileSync(sample(f))]]
+    for (const ts of [TRANSFER_SYNTAX.ExplicitVRLittleEndian, TRANSFER_SYNTAX.ImplicitVRLittleEndian, TRANSFER_SYNTAX.ExplicitVRBigEndian]) {
+      const native = firstString(inst.meta, TAG.TransferSyntaxUID)
+      if (native !== undefined && !Object.values(TRANSFER_SYNTAX).includes(native as never)) continue // encapsulated: not re-encoded
+      encodings.push([ts, writeDicom(reencoded(inst, ts))])
+    }
+    for (const [how, bytes] of encodings) {
+      let want: { sopInstanceUid: string; digest: string }
+      try {
+        want = slow(bytes)
+      } catch (err) {
+        t.throws(() => instanceDigestOfBytes(bytes), { code: (err as { code?: string }).code }, `${f} (${how}): the same error`)
+        continue
+      }
+      t.same(instanceDigestOfBytes(bytes), want, `${f} (${how})`)
+      checked++
+      if (nativePixelLayout(bytes) !== undefined) inPlace++
+    }
+  }
+  t.ok(checked >= 40, `${checked} encodings checked`)
+  t.ok(inPlace >= checked / 2, `${inPlace} of them read in place`)
+})
+
+t.test('instanceDigestOfBytes: padding, frames, and what it leaves to the parse', async (t) => {
+  const mr = await readDicom(sample('MR_small.dcm'))
+  const padded = cloneInstance(mr)
+  padded.dataset[TAG.PixelData] = { vr: 'OW', Value: [Buffer.concat([pixelBytes(mr), Buffer.alloc(2)]).buffer] }
+  const bytes = writeDicom(padded)
+  t.ok(nativePixelLayout(bytes), 'read in place')
+  t.equal(instanceDigestOfBytes(bytes).digest, pixelDigest(mr).digest, 'bytes past the last frame are not hashed')
+  const short = cloneInstance(mr)
+  short.dataset[TAG.PixelData] = { vr: 'OW', Value: [pixelBytes(mr).slice(0, 100).buffer] }
+  t.throws(() => instanceDigestOfBytes(writeDicom(short)), { code: 'DICOM_TRUNCATED' }, 'short pixel data: the parse says why')
+  const frames = cloneInstance(mr)
+  const px = pixelBytes(mr)
+  frames.dataset[TAG.NumberOfFrames] = { vr: 'IS', Value: ['2'] }
+  frames.dataset[TAG.PixelData] = { vr: 'OW', Value: [Buffer.concat([px, px.map((b) => 255 - b)]).buffer] }
+  const two = writeDicom(frames)
+  t.equal(nativePixelLayout(two)?.frames, 2)
+  t.equal(instanceDigestOfBytes(two).digest, pixelDigest(parseDicom(two)).digest, 'both frames hashed')
+  t.not(instanceDigestOfBytes(two).digest, pixelDigest(mr).digest)
+  const odd = cloneInstance(frames)
+  odd.dataset[TAG.NumberOfFrames] = { vr: 'IS', Value: ['2.5'] }
+  t.equal(nativePixelLayout(writeDicom(odd)), undefined, 'a Number of Frames that is not a plain integer is left to the parse')
+  t.equal(instanceDigestOfBytes(writeDicom(odd)).digest, pixelDigest(parseDicom(writeDicom(odd))).digest)
+  t.equal(nativePixelLayout(writeDicom(reencoded(mr, TRANSFER_SYNTAX.ExplicitVRBigEndian))), undefined, 'big endian is left to the parse')
 })
