@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path'
 import { z } from 'zod'
 import { genesisToJSON, withDefaults, type Genesis } from '../chain/index.js'
 import { ApiClient, ApiError, isJobOfKind, type DaemonInfo, type NodeStatus, type StudyJobView } from '../api/index.js'
-import { DATADIR_FILES, FAULTS_FILE, initDataDir, parseFaults, type FaultsJSON, type NodeConfigJSON } from '../node/index.js'
+import { DATADIR_FILES, FAULTS_FILE, daemonEnv, initDataDir, parseFaults, type FaultsJSON, type NodeConfigJSON } from '../node/index.js'
 import { RadError, exists, fromHex, sleep, writeFileAtomic } from '../util/index.js'
 import { daemonNodeArgs, devnetDaemonPath } from './process.js'
 import { addHost, assertHostsSupported, hostAddressOf, hostsNetFor, namespaceOf, removeHosts, shapeUplink, type HostsNet } from './hosts.js'
@@ -197,7 +197,7 @@ export async function startOrg(o: DevnetOrg, timeoutMs = 30_000): Promise<ApiCli
   const argv = [process.execPath, ...daemonNodeArgs(), devnetDaemonPath(), '--dir', o.dir]
   // In a devnet of hosts the daemon runs in its organization's namespace (`ip netns exec` execs it: same pid).
   const [cmd, ...args] = o.netns === undefined ? argv : ['ip', 'netns', 'exec', o.netns, ...argv]
-  const child = spawn(cmd as string, args, { stdio: ['ignore', log, log], detached: true })
+  const child = spawn(cmd as string, args, { stdio: ['ignore', log, log], detached: true, env: daemonEnv() })
   closeSync(log)
   let exited = false
   child.once('exit', () => {

@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ApiClient, type DaemonInfo } from '../api/index.js'
-import { DATADIR_FILES } from '../node/index.js'
+import { DATADIR_FILES, daemonEnv } from '../node/index.js'
 import { sleep } from '../util/index.js'
 import { DevnetError } from './errors.js'
 
@@ -76,7 +76,7 @@ export class DaemonProcess {
     const log = openSync(join(this.dataDir, 'daemon.log'), 'a')
     const child = spawn(process.execPath, [...daemonNodeArgs(), cliPath(), 'daemon', '--dir', this.dataDir], {
       stdio: ['ignore', log, log],
-      env: { ...process.env, ...opts.env },
+      env: daemonEnv({ ...process.env, ...opts.env }),
     })
     closeSync(log)
     this.#child = child

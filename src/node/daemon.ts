@@ -16,6 +16,24 @@ export interface DaemonOpts {
   readonly faults?: Faults
 }
 
+/**
+ * Threads of libuv's pool a daemon should run with (the environment variable
+ * UV_THREADPOOL_SIZE, read once when the process starts; Node.js's default is
+ * 4). A daemon does its disk work there: chunk files, the files `study get`
+ * writes, the database's writes and their syncs. With 4, a sync of the
+ * database (each block) or of the chunk store holds a thread for as long as
+ * the disk takes, and the writes behind it wait: measured in a devnet of hosts,
+ * a lessee's `study get` from 3 holders spent 3 of its 4 s waiting on its
+ * file writes with 4 threads, and kept up with the transfer with 16. The
+ * devnet starts its daemons with this, and deploy/radchain.service sets it.
+ */
+export const DAEMON_THREADPOOL_SIZE = 16
+
+/** `env` with UV_THREADPOOL_SIZE set to DAEMON_THREADPOOL_SIZE unless it names a size already: for a daemon's process. */
+export function daemonEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return env.UV_THREADPOOL_SIZE === undefined || env.UV_THREADPOOL_SIZE === '' ? { ...env, UV_THREADPOOL_SIZE: String(DAEMON_THREADPOOL_SIZE) } : env
+}
+
 /** Loads the data dir (config, genesis, keys) and builds a node, not yet started. */
 export async function loadNode(opts: DaemonOpts): Promise<{ node: RadNode; logger: Logger }> {
   const config = await loadConfig(opts.dataDir)
@@ -68,6 +86,10 @@ export async function runDaemon(opts: DaemonOpts): Promise<void> {
   const { node, logger } = await loadNode(opts)
   // Chunk traffic lets the heap grow further (src/node/heap.ts), unless the command line chose.
   if (!chunkTrafficHeap.enable()) logger.info('heap growth left to the command line (--heap-growing-percent)')
+  if (daemonEnv() !== process.env)
+    logger.info(
+      `disk work on libuv's default pool of 4 threads: start the daemon with UV_THREADPOOL_SIZE=${DAEMON_THREADPOOL_SIZE}, as deploy/radchain.service does`,
+    )
   await node.start()
   const halted = await new Promise<{ reason: string; height: number; round: number } | undefined>((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {

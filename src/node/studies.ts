@@ -502,7 +502,10 @@ export class StudyJobs {
         kind: 'fetch',
         ...(lease === undefined ? {} : { lease }),
         signal: stopFetch.signal,
-        onProgress: (p) => this.#update(id, { fetch: { done: p.done, bytes: p.bytes, peers: p.activePeers } }),
+        onProgress: (p) => {
+          if (p.done === p.total) mark('allChunks')
+          this.#update(id, { fetch: { done: p.done, bytes: p.bytes, peers: p.activePeers } })
+        },
         onList: (list, heldBefore) => {
           mark('list')
           arrivals.setList(list, heldBefore)
@@ -528,6 +531,9 @@ export class StudyJobs {
         return { err }
       },
     )
+    // The envelope (a few hundred bytes) is asked for beside the chunk list, not behind the chunks on the same links.
+    const envelope = this.#swarm.fetchObject(record, lease === undefined || lease.envelope === null ? record.custodianEnvelope : lease.envelope)
+    envelope.catch(() => {}) // awaited below; a failure meanwhile is not unhandled
     let key: { studyKey: Uint8Array } | { dataKey: Uint8Array } | undefined
     try {
       // The key once the holders serve (a first chunk, or every chunk already here): a holder that refuses
@@ -535,9 +541,9 @@ export class StudyJobs {
       await Promise.race([first, fetching])
       // The custodian opens its own envelope; a lessee the envelope of its lease (and records that it did).
       if (lease === undefined || lease.envelope === null) {
-        key = { studyKey: unwrapStudyKey(this.#keys, await this.#swarm.fetchObject(record, record.custodianEnvelope), record.studyId) }
+        key = { studyKey: unwrapStudyKey(this.#keys, await envelope, record.studyId) }
       } else {
-        const k = unwrapLeaseKey(this.#keys, await this.#swarm.fetchObject(record, lease.envelope), lease)
+        const k = unwrapLeaseKey(this.#keys, await envelope, lease)
         key = lease.scope === 'full' ? { studyKey: k } : { dataKey: k }
         this.#leases.recordAccess(lease, 'unwrap')
       }
@@ -550,7 +556,10 @@ export class StudyJobs {
         out,
         ...(demographics === undefined ? {} : { demographics }),
         chunk: (i) => arrivals.get(i),
-        onProgress: (p) => this.#update(id, { chunks: p.chunks, files: p.files, bytes: p.bytes }),
+        onProgress: (p) => {
+          if (p.chunks === record.chunkCount) mark('lastChunkRead')
+          this.#update(id, { chunks: p.chunks, files: p.files, bytes: p.bytes })
+        },
       })
       mark('exported')
       await fetching

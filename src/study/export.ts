@@ -30,6 +30,9 @@ export interface ExportStudyOptions {
   readonly onProgress?: (p: { chunks: number; files: number; bytes: number }) => void
 }
 
+/** Files being written at once: one write at a time waits on the disk (and on the chunk store's writes) between files. */
+const WRITES_IN_FLIGHT = 4
+
 /** Name of the n-th (from 1) file written. */
 export function exportFileName(n: number): string {
   return `IM${String(n).padStart(6, '0')}.dcm`
@@ -57,8 +60,8 @@ async function prepareOut(out: string): Promise<boolean> {
  * checked out (content root, every pixel digest, the study digest); on any
  * failure nothing is left behind. With the full scope each instance gets its
  * demographics and original UIDs back (restoreIdentity) and the files are
- * readable by the owner only. Memory: one instance and one chunk at a time,
- * plus the demographics record.
+ * readable by the owner only. Memory: one chunk and the instances being
+ * written (at most WRITES_IN_FLIGHT), plus the demographics record.
  */
 export async function exportStudy(opts: ExportStudyOptions): Promise<{ files: number; bytes: number }> {
   if (!EXPORT_SCOPES.includes(opts.scope)) throw new StudyServiceError('STUDY_BAD_SCOPE', `scope must be one of ${EXPORT_SCOPES.join(', ')}`)
@@ -73,6 +76,9 @@ export async function exportStudy(opts: ExportStudyOptions): Promise<{ files: nu
   const created = await prepareOut(opts.out)
   const tmp = join(opts.out, `.radchain-partial-${randomBytes(6).toString('hex')}`)
   await mkdir(tmp)
+  // Up to WRITES_IN_FLIGHT files written while the next instances are decrypted; the first failure ends the export.
+  const writing = new Set<Promise<void>>()
+  let writeFailed: { err: unknown } | undefined
   let chunks = 0
   let files = 0
   let bytes = 0
@@ -93,14 +99,26 @@ export async function exportStudy(opts: ExportStudyOptions): Promise<{ files: nu
       }
       files++
       bytes += out.length
-      await writeFile(join(tmp, exportFileName(files)), out, { mode: records === undefined ? 0o644 : 0o600 })
+      const w: Promise<void> = writeFile(join(tmp, exportFileName(files)), out, { mode: records === undefined ? 0o644 : 0o600 }).then(
+        () => void writing.delete(w),
+        (err: unknown) => {
+          writing.delete(w)
+          writeFailed ??= { err }
+        },
+      )
+      writing.add(w)
+      if (writing.size >= WRITES_IN_FLIGHT) await Promise.race(writing)
+      if (writeFailed !== undefined) throw writeFailed.err
       opts.onProgress?.({ chunks, files, bytes })
     }
+    await Promise.all(writing)
+    if (writeFailed !== undefined) throw writeFailed.err
     // Verified (unpackStudy checks at its end): move into place.
     for (let n = 1; n <= files; n++) await rename(join(tmp, exportFileName(n)), join(opts.out, exportFileName(n)))
     await rmdir(tmp)
     return { files, bytes }
   } catch (err) {
+    await Promise.all(writing)
     await rm(tmp, { recursive: true, force: true })
     if (created) await rmdir(opts.out).catch(() => undefined)
     throw err
