@@ -195,9 +195,10 @@ export class ApiClient {
     return body
   }
 
-  /** `GET /v1/jobs/:id`: where a `study add` or `study get` job stands. */
-  async job(id: string): Promise<StudyJobView> {
-    const body = await this.call('GET', `/v1/jobs/${encodeURIComponent(id)}`)
+  /** `GET /v1/jobs/:id`: where a `study add` or `study get` job stands; with `waitMs`, at its end or after that long, whichever comes first. */
+  async job(id: string, waitMs?: number): Promise<StudyJobView> {
+    const path = `/v1/jobs/${encodeURIComponent(id)}${waitMs === undefined ? '' : `?wait=${waitMs}`}`
+    const body = await this.call('GET', path, undefined, waitMs === undefined ? this.timeoutMs : waitMs + WAIT_SLACK_MS)
     if (!isStudyJobView(body)) throw badResponse('job')
     return body
   }

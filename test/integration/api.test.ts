@@ -779,6 +779,22 @@ t.test('study jobs: start and follow', async (t) => {
   t.equal(backend.added[1]?.patient, 'rcpatient1:AAAA', 'the patient key reaches the backend')
 })
 
+t.test('study jobs: ?wait answers when the job ends, or after the wait with where it stands', async (t) => {
+  const { client, backend } = await harness()
+  const id = await client.getStudy('11'.repeat(16), { out: '/tmp/w' })
+  const done = backend.jobs.get(id) as StudyJobView
+  backend.jobs.set(id, { ...done, state: 'fetching' } as StudyJobView)
+  const t0 = Date.now()
+  const still = await client.job(id, 150)
+  t.equal(still.state, 'fetching', 'still running at the end of the wait')
+  t.ok(Date.now() - t0 >= 140, 'and only then')
+  setTimeout(() => backend.jobs.set(id, done), 100)
+  const ended = await client.job(id, 10_000)
+  t.equal(ended.state, 'done', 'the end, as soon as it comes (the wait is 10 s)')
+  await t.rejects(client.job(id, 10_001), { code: 'API_BAD_REQUEST', status: 400 }, 'at most 10 s')
+  await t.rejects(client.job('cd'.repeat(8), 50), { code: 'API_NOT_FOUND' })
+})
+
 t.test('studies: list, show, get', async (t) => {
   const { client } = await harness()
   const sid = '11'.repeat(16)

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { sleep } from '../../util/index.js'
 import { ApiError } from '../errors.js'
 import { parseBody, readJson } from '../request-body.js'
 import { sendJson } from '../response.js'
@@ -11,10 +12,15 @@ const StudiesBody = z.strictObject({
 })
 const StudyGetBody = z.strictObject({ out: z.string().min(1).max(4096), scope: z.string().min(1).max(64).default('images') })
 
+/** Longest `GET /v1/jobs/:id?wait=` (ms). */
+export const MAX_JOB_WAIT_MS = 10_000
+/** How often a waiting job request looks at its job. */
+const JOB_WAIT_POLL_MS = 10
+
 /**
  * Studies and their jobs: `GET|POST /v1/studies`, `GET /v1/studies/:id`,
  * `POST /v1/studies/:id/get`, `POST /v1/studies/:id/erase`,
- * `GET /v1/studies/:id/audit`, `GET /v1/jobs/:id`.
+ * `GET /v1/studies/:id/audit`, `GET /v1/jobs/:id[?wait=ms]`.
  */
 export function studyRoutes(env: RouteEnv): Route[] {
   const { backend, maxBodyBytes } = env
@@ -50,7 +56,17 @@ export function studyRoutes(env: RouteEnv): Route[] {
       path: /^\/v1\/jobs\/([0-9a-f]{16})$/,
       handlers: {
         GET: async (c) => {
-          const v = backend.studyJob(c.param)
+          const wait = c.url.searchParams.get('wait')
+          if (wait !== null && (!/^[0-9]{1,5}$/.test(wait) || Number(wait) > MAX_JOB_WAIT_MS))
+            throw new ApiError('API_BAD_REQUEST', `wait must be an integer number of ms in [0, ${MAX_JOB_WAIT_MS}]`)
+          // With ?wait, the answer comes when the job ends, or after that long with where it stands (a follower's poll
+          // that hears of the end at once).
+          const deadline = Date.now() + Number(wait ?? 0)
+          let v = backend.studyJob(c.param)
+          while (v !== undefined && v.state !== 'done' && v.state !== 'failed' && Date.now() < deadline && !c.signal.aborted) {
+            await sleep(JOB_WAIT_POLL_MS)
+            v = backend.studyJob(c.param)
+          }
           if (v === undefined) throw new ApiError('API_NOT_FOUND', 'no such job')
           sendJson(c.res, 200, v)
         },

@@ -9,6 +9,9 @@ import { clientFor } from '../target.js'
 import type { StudyCode } from '../../node/index.js'
 import type { TxCode } from '../../chain/index.js'
 
+/** How often a followed job's progress is shown. */
+const FOLLOW_MS = 200
+
 /** Polls a job of the given kind until it is done or failed, driving `onUpdate` (for a progress bar). */
 async function follow<K extends StudyJobView['kind']>(
   client: ApiClient,
@@ -18,12 +21,15 @@ async function follow<K extends StudyJobView['kind']>(
 ): Promise<Extract<StudyJobView, { kind: K }>> {
   const { ApiError, isJobOfKind } = await import('../../api/index.js')
   for (;;) {
-    const job = await client.job(id)
+    // The daemon answers when the job ends or after FOLLOW_MS with its progress: the end is heard of at once.
+    const asked = Date.now()
+    const job = await client.job(id, FOLLOW_MS)
     if (!isJobOfKind(job, kind)) throw new ApiError('API_BAD_RESPONSE', `job ${id} is a study ${job.kind} job, not a study ${kind} job`, 0)
     onUpdate(job)
     if (job.state === 'failed') throw new RadError(job.error?.code ?? ('STUDY_FAILED' satisfies StudyCode), job.error?.message ?? 'the study job failed')
     if (job.state === 'done') return job
-    await sleep(200)
+    // A daemon that answered at once (one without ?wait) is not asked again at once.
+    await sleep(FOLLOW_MS - (Date.now() - asked))
   }
 }
 
