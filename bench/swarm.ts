@@ -23,6 +23,12 @@ export interface SwarmBenchResult {
   /** The custodian, its store wiped, fetching the study from 3 holders, and from 1. */
   readonly fetch3: FetchSeries
   readonly fetch1: FetchSeries
+  /**
+   * `study get` at the custodian once it holds every chunk again: no transfer, the export
+   * alone (decryption, digests, DICOM files written). A reader's fetch does
+   * this while the chunks arrive, so its CPU over the transfer includes it.
+   */
+  readonly exportOnly: { readonly seconds: number; readonly cpuMsPerMB: number; readonly runs: number }
 }
 
 interface LogLine {
@@ -70,6 +76,8 @@ async function logLines(o: DevnetOrg): Promise<LogLine[]> {
 export interface FetchFigures {
   mbPerSec: number
   seconds: number
+  /** The whole \`study get\` job, from asking to the study's files written: MB of the study per second. */
+  toFilesMbPerSec: number
   peers: number
   cpuMsPerMB: { fetcher: number; holders: number }
 }
@@ -127,7 +135,36 @@ async function fetchAt(o1: DevnetOrg, holders: DevnetOrg[], sid: string, out: st
     const idlePerMs = (b - (idleFrom[i] ?? Number.NaN)) / 1000
     holdersMs += Math.max(0, (a ?? Number.NaN) - b - idlePerMs * jobMs)
   }
-  return { mbPerSec: mb / (line.ms / 1000), seconds: line.ms / 1000, peers: line.peers ?? 0, cpuMsPerMB: { fetcher: line.cpuMs / mb, holders: holdersMs / mb } }
+  return {
+    mbPerSec: mb / (line.ms / 1000),
+    seconds: line.ms / 1000,
+    toFilesMbPerSec: mb / (jobMs / 1000),
+    peers: line.peers ?? 0,
+    cpuMsPerMB: { fetcher: line.cpuMs / mb, holders: holdersMs / mb },
+  }
+}
+
+/** `study get` at `o`, which holds every chunk: the export alone, `runs` times; the mean CPU per MB of `o` (less its idle rate) and the median time. */
+async function exportAt(o: DevnetOrg, sid: string, out: string, mbOfStudy: number, runs: number): Promise<SwarmBenchResult['exportOnly']> {
+  const c = await clientOf(o)
+  const seconds: number[] = []
+  let cpuPerMB = 0
+  for (let i = 0; i < runs; i++) {
+    await rm(out, { recursive: true, force: true })
+    execFileSync('sync')
+    const idleFrom = await daemonCpuMs(o)
+    await sleep(1000)
+    const before = await daemonCpuMs(o)
+    const t0 = Date.now()
+    await waitJob(c, await c.getStudy(sid, { out }), 'get')
+    const ms = Date.now() - t0
+    const after = await daemonCpuMs(o)
+    if (idleFrom === undefined || before === undefined || after === undefined) throw new Error('no /proc: the CPU time of a daemon is not known')
+    seconds.push(ms / 1000)
+    cpuPerMB += Math.max(0, after - before - ((before - idleFrom) / 1000) * ms) / mbOfStudy / runs
+  }
+  seconds.sort((a, b) => a - b)
+  return { seconds: seconds[Math.floor(seconds.length / 2)] as number, cpuMsPerMB: cpuPerMB, runs }
 }
 
 /**
@@ -169,8 +206,13 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
       const final = (await logLines(o1)).find((l) => l.msg === 'study registered' && l.study === sid)?.time ?? 0
       const perHolder: Record<string, number> = {}
       for (const o of [o2, o3, o4]) {
-        const t = (await logLines(o)).find((l) => l.msg === 'study replicated' && l.study === sid)?.time
-        if (t === undefined) throw new Error(`${o.id} did not log the replication`)
+        // Durable means enough holders, not every one: the last may still be pulling.
+        let t: number | undefined
+        for (let i = 0; i < 1200 && t === undefined; i++) {
+          t = (await logLines(o)).find((l) => l.msg === 'study replicated' && l.study === sid)?.time
+          if (t === undefined) await sleep(100)
+        }
+        if (t === undefined) throw new Error(`${o.id} did not log the replication within 2 min`)
         perHolder[o.id] = (t - final) / 1000
       }
       const replicate = { seconds: Math.max(...Object.values(perHolder)), perHolder }
@@ -185,6 +227,9 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
       opts.log('  org3, org4 stopped, org1 store wiped: fetch from 1 holder')
       const fetch1 = await fetchSeries(FETCH_RUNS, o1, [o2], sid, join(dir, 'out1'))
       opts.log(`  ${fetch1.mbPerSec.toFixed(0)} MB/s from ${fetch1.peers} peer (median of ${fetch1.runs})`)
+      opts.log('  study get at org1, which now holds every chunk: the export alone')
+      const exportOnly = await exportAt(o1, sid, join(dir, 'out-export'), added.size / 1e6, FETCH_RUNS)
+      opts.log(`  ${exportOnly.seconds.toFixed(2)} s, CPU ${exportOnly.cpuMsPerMB.toFixed(1)} ms per MB`)
       // Each measurement starts with nothing left to write back from the one before (the
       // fetch's export writes the study's files), so the kernel's flushing does not take CPU from it.
       execFileSync('sync')
@@ -194,7 +239,7 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
       opts.log('  the same chunks through the pipe and two chunk stores, no swarm')
       // As many requests in flight as the fetch keeps on one peer (maxWindow), chunks of the study's size.
       const pipe = await measureChunkPipe({ chunks: added.chunks, chunkBytes: DEFAULT_PARAMS.chunkSize, inFlight: 6, runs: 3, pairs: 3 })
-      return { bytes: added.size, chunks: added.chunks, bare, pipe, replicate, fetch3, fetch1 }
+      return { bytes: added.size, chunks: added.chunks, bare, pipe, replicate, fetch3, fetch1, exportOnly }
     } finally {
       await devnetDown(join(dir, 'net'), true).catch(() => 0)
     }

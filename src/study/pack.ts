@@ -200,10 +200,12 @@ export function decryptChunk(ciphertext: Uint8Array, opts: DecryptChunkOptions):
   const d = createDecipheriv('aes-256-gcm', asBuffer(opts.dataKey), chunkNonce(opts.index), { authTagLength: CHUNK_TAG_BYTES })
   d.setAAD(chunkAad(opts.studyId, opts.version, opts.index, opts.isLast))
   d.setAuthTag(ct.subarray(ct.length - CHUNK_TAG_BYTES))
-  const out = Buffer.allocUnsafeSlow(body.length)
+  let out: Buffer
   try {
-    const o = d.update(body).copy(out, 0)
-    d.final().copy(out, o)
+    // GCM returns every byte from update; final only checks the tag.
+    const head = d.update(body)
+    const tail = d.final()
+    out = tail.length === 0 ? head : Buffer.concat([head, tail])
   } catch (err) {
     throw new ChunkError(
       'CHUNK_DECRYPT_FAILED',

@@ -416,10 +416,13 @@ export async function* unpackStudy(
   if (payload.chunkCount < 1 || total < MAGIC.length + 8) throw badPack('payload sizes cannot hold a pack')
   const ids: Uint8Array[] = []
   let next = 0
-  let buf: Buffer = Buffer.alloc(0)
-  let consumed = 0 // pack offset of buf[0]
+  // Decrypted chunks not yet taken, in order; `have` bytes in all. An instance within one chunk is a
+  // view of it; one across chunks is copied once into its own buffer.
+  const pieces: Buffer[] = []
+  let have = 0
+  let consumed = 0 // pack offset of the first byte not taken
   const need = async (n: number): Promise<void> => {
-    while (buf.length < n) {
+    while (have < n) {
       if (next >= payload.chunkCount) throw badPack('truncated')
       const got = await chunks(next)
       const ct = got instanceof Uint8Array ? got : got.bytes
@@ -433,14 +436,32 @@ export async function* unpackStudy(
         maxChunkSize: payload.chunkSize,
       })
       next++
-      buf = buf.length === 0 ? asBuffer(plain) : Buffer.concat([buf, plain])
+      if (plain.length > 0) {
+        pieces.push(asBuffer(plain))
+        have += plain.length
+      }
     }
   }
   const take = async (n: number): Promise<Buffer> => {
     await need(n)
-    const out = buf.subarray(0, n)
-    buf = buf.subarray(n)
     consumed += n
+    have -= n
+    const first = pieces[0]
+    if (first === undefined || n === 0) return Buffer.alloc(0)
+    if (first.length >= n) {
+      if (first.length === n) pieces.shift()
+      else pieces[0] = first.subarray(n)
+      return first.subarray(0, n)
+    }
+    const out = Buffer.allocUnsafeSlow(n)
+    for (let off = 0; off < n;) {
+      const p = pieces[0] as Buffer
+      const k = Math.min(p.length, n - off)
+      p.copy(out, off, 0, k)
+      off += k
+      if (k === p.length) pieces.shift()
+      else pieces[0] = p.subarray(k)
+    }
     return out
   }
   try {
@@ -466,7 +487,7 @@ export async function* unpackStudy(
         return manifest
       }
       if (offset + len + 4 > total) throw badPack('frame runs past the end')
-      const bytes = new Uint8Array(await take(len))
+      const bytes = await take(len)
       const d = instanceDigestOfBytes(bytes)
       digests.push({ sopInstanceUid: d.sopInstanceUid, digest: d.digest, offset, length: len })
       yield bytes
