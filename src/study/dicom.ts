@@ -94,6 +94,12 @@ export function isNativeTransferSyntax(ts: string): boolean {
 // VRs with a 2-byte reserved field and a 4-byte length in explicit VR (PS3.5 7.1.2).
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV'])
 const UNDEFINED_LENGTH = 0xffffffff
+// Bytes per value of the binary VRs of fixed size (PS3.5 6.2).
+const FIXED_VR_BYTES: Readonly<Record<string, number>> = { AT: 4, FD: 8, FL: 4, SL: 4, SS: 2, SV: 8, UL: 4, US: 2, UV: 8 }
+// The VRs of PS3.5 6.2.
+const KNOWN_VRS: ReadonlySet<string> = new Set(
+  'AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV'.split(' '),
+)
 const MAX_SEQUENCE_DEPTH = 32
 
 interface Encoding {
@@ -114,6 +120,8 @@ interface Layout {
   transferSyntax: string
   datasetStart: number
   bare: boolean
+  /** Where (0002,0000) File Meta Information Group Length says the meta ends; undefined without it (or for a bare dataset). */
+  metaGroupEnd?: number
 }
 
 const IMPLICIT_LE: Encoding = { explicit: false, little: true }
@@ -225,7 +233,7 @@ class StructureWalker {
   }
 
   /** Walks the file meta; returns the transfer syntax and where the dataset starts. */
-  private meta(): { transferSyntax: string; datasetStart: number } {
+  private meta(): { transferSyntax: string; datasetStart: number; metaGroupEnd?: number } {
     const len = this.bytes.length
     let off = 132
     let ts: string | undefined
@@ -254,7 +262,7 @@ class StructureWalker {
     if (groupEnd !== undefined && groupEnd > len) throw this.truncated('the file meta information')
     if (off + 4 > len) throw this.truncated('the dataset (the file ends after its meta information)')
     if (ts === undefined || ts === '') throw this.malformed('no Transfer Syntax UID (0002,0010) in the file meta')
-    return { transferSyntax: ts, datasetStart: off }
+    return { transferSyntax: ts, datasetStart: off, ...(groupEnd === undefined ? {} : { metaGroupEnd: groupEnd }) }
   }
 
   /** The header of the data element at `off` (PS3.5 7.1.2, 7.1.3); the caller has checked 8 bytes are there. */
@@ -311,6 +319,48 @@ class StructureWalker {
       off = start + length
     }
     return undefined
+  }
+
+  /**
+   * The top-level elements of the dataset in [off, end) whose tags are in
+   * `wanted` (as numbers, group << 16 | element), walking every one of them
+   * once. Undefined (a dataset to leave to a full parse) when the tags do not
+   * strictly ascend (PS3.5 7.1: a repeated or misplaced element is read
+   * differently by different readers), when an explicit VR is not one of
+   * PS3.5's or its binary value is not a whole number of values, or when a
+   * Pixel Data is encapsulated (in implicit VR the VRs, and so the lengths of
+   * elements not read, are not checked). Throws
+   * like {@link dataset} on structure errors.
+   */
+  topLevel(
+    off: number,
+    end: number,
+    enc: Encoding,
+    wanted: ReadonlySet<number>,
+  ): Map<number, { start: number; length: number; vr: string | undefined }> | undefined {
+    const found = new Map<number, { start: number; length: number; vr: string | undefined }>()
+    let previous = -1
+    while (off < end) {
+      this.need(off + 8, end, 'an element header')
+      const g = this.u16(off, enc.little)
+      const e = this.u16(off + 2, enc.little)
+      const tag = g * 0x10000 + e
+      if (tag <= previous) return undefined
+      previous = tag
+      const { vr, length, start } = this.element(off, end, enc, g, e)
+      if (length === UNDEFINED_LENGTH) {
+        if (g === 0x7fe0 && e === 0x0010) return undefined
+        off = this.sequence(start, end, vr === 'UN' ? { explicit: false, little: true } : enc, 1)
+        continue
+      }
+      this.need(start + length, end, 'an element value')
+      if (vr !== undefined && !KNOWN_VRS.has(vr)) return undefined
+      const size = vr === undefined ? undefined : FIXED_VR_BYTES[vr]
+      if (size !== undefined && length % size !== 0) return undefined
+      if (wanted.has(tag)) found.set(tag, { start, length, vr })
+      off = start + length
+    }
+    return found
   }
 
   /** The value of the top-level element (group, elem) (see {@link locate}), which must lie before `end`. */
@@ -554,6 +604,14 @@ export function studyUidFromHead(bytes: Uint8Array): string | undefined {
   }
 }
 
+/** The elements {@link nativePixelLayout} reads (group << 16 | element). */
+const NATIVE_LAYOUT_TAGS: ReadonlySet<number> = new Set([
+  0x00080005, 0x00080018, 0x0020000d, 0x0020000e, 0x00280002, 0x00280008, 0x00280010, 0x00280011, 0x00280100, 0x7fe00010,
+])
+
+/** Specific Character Set (0008,0005) values read in place: one value, the default repertoire or Latin-1 or UTF-8. */
+const PLAIN_CHARSETS: ReadonlySet<string> = new Set(['', 'ISO_IR 6', 'ISO_IR 100', 'ISO_IR 192'])
+
 /**
  * What {@link pixelDigestOfBytes} needs of an instance in Explicit or
  * Implicit VR Little Endian, read from its bytes without parsing them into a
@@ -586,35 +644,43 @@ export function nativePixelLayout(bytes: Uint8Array, path?: string): NativePixel
   const layout = w.check()
   const ts = layout.transferSyntax
   if (layout.bare || (ts !== TRANSFER_SYNTAX.ExplicitVRLittleEndian && ts !== TRANSFER_SYNTAX.ImplicitVRLittleEndian)) return undefined
-  const enc = encodingOf(ts)
-  const end = bytes.length
-  const at = (group: number, elem: number, vrs: readonly string[]): { start: number; length: number } | undefined => {
-    const a = w.locate(layout.datasetStart, end, enc, group, elem)
-    if (a === undefined || a.length === UNDEFINED_LENGTH || (a.vr !== undefined && !vrs.includes(a.vr))) return undefined
-    return a.start + a.length <= end ? a : undefined
+  // dcmjs reads the file meta by its group length: without it, or when it ends elsewhere, the parse differs.
+  if (layout.metaGroupEnd !== layout.datasetStart) return undefined
+  const els = w.topLevel(layout.datasetStart, bytes.length, encodingOf(ts), NATIVE_LAYOUT_TAGS)
+  if (els === undefined) return undefined
+  const at = (tag: number, vrs: readonly string[]): { start: number; length: number } | undefined => {
+    const a = els.get(tag)
+    return a === undefined || (a.vr !== undefined && !vrs.includes(a.vr)) ? undefined : a
   }
   const text = (a: { start: number; length: number }): string => Buffer.from(bytes.buffer, bytes.byteOffset + a.start, a.length).toString('latin1')
-  const us = (elem: number): number | undefined => {
-    const a = at(0x0028, elem, ['US'])
-    return a === undefined || a.length < 2 ? undefined : (bytes[a.start] as number) | ((bytes[a.start + 1] as number) << 8)
+  const uid = (tag: number): string | undefined => {
+    const a = at(tag, ['UI'])
+    const v = a === undefined ? '' : text(a).replace(/[\0 ]+$/, '')
+    return /^[0-9.]+$/.test(v) ? v : undefined
   }
-  const sopAt = at(0x0008, 0x0018, ['UI'])
-  const sop = sopAt === undefined ? '' : text(sopAt).replace(/[\0 ]+$/, '')
-  if (!/^[0-9.]+$/.test(sop)) return undefined
-  const rows = us(0x0010)
-  const columns = us(0x0011)
-  const bitsAllocated = us(0x0100)
-  const samplesPerPixel = us(0x0002)
+  const us = (tag: number): number | undefined => {
+    const a = at(tag, ['US'])
+    return a === undefined || a.length < 2 || a.length % 2 !== 0 ? undefined : (bytes[a.start] as number) | ((bytes[a.start + 1] as number) << 8)
+  }
+  // A character set other than the default or one plain value dcmjs reads alike is left to the parse.
+  const charset = els.get(0x00080005)
+  if (charset !== undefined && !PLAIN_CHARSETS.has(text(charset).trim())) return undefined
+  // The parse requires the Study, Series and SOP Instance UIDs (assertInstanceUids).
+  const sopInstanceUid = uid(0x00080018)
+  if (sopInstanceUid === undefined || uid(0x0020000d) === undefined || uid(0x0020000e) === undefined) return undefined
+  const rows = us(0x00280010)
+  const columns = us(0x00280011)
+  const bitsAllocated = us(0x00280100)
+  const samplesPerPixel = us(0x00280002)
   if (rows === undefined || columns === undefined || bitsAllocated === undefined || samplesPerPixel === undefined) return undefined
   let frames = 1
-  const framesAt = w.locate(layout.datasetStart, end, enc, 0x0028, 0x0008)
-  if (framesAt !== undefined) {
-    if (framesAt.length === UNDEFINED_LENGTH || (framesAt.vr !== undefined && framesAt.vr !== 'IS') || framesAt.start + framesAt.length > end) return undefined
-    const v = text(framesAt).trim()
+  if (els.has(0x00280008)) {
+    const f = at(0x00280008, ['IS'])
+    const v = f === undefined ? '' : text(f).trim()
     if (!/^[0-9]{1,9}$/.test(v)) return undefined
     frames = Math.max(1, Number(v))
   }
-  const pixels = at(0x7fe0, 0x0010, ['OB', 'OW'])
+  const pixels = at(0x7fe00010, ['OB', 'OW'])
   if (pixels === undefined) return undefined
-  return { transferSyntax: ts, sopInstanceUid: sop, rows, columns, bitsAllocated, samplesPerPixel, frames, pixels }
+  return { transferSyntax: ts, sopInstanceUid, rows, columns, bitsAllocated, samplesPerPixel, frames, pixels }
 }

@@ -237,3 +237,97 @@ t.test('instanceDigestOfBytes: padding, frames, and what it leaves to the parse'
   t.equal(instanceDigestOfBytes(writeDicom(odd)).digest, pixelDigest(parseDicom(writeDicom(odd))).digest)
   t.equal(nativePixelLayout(writeDicom(reencoded(mr, TRANSFER_SYNTAX.ExplicitVRBigEndian))), undefined, 'big endian is left to the parse')
 })
+
+// Hand-made Part 10 bytes for the cases where readers part ways (element by element, Explicit or Implicit VR Little Endian).
+type El = { tag: [number, number]; vr: string; v: Buffer | string }
+const LONG = new Set(['OB', 'OW', 'UN', 'SQ', 'UT'])
+function encode(els: El[], explicit: boolean): Buffer {
+  return Buffer.concat(
+    els.flatMap(({ tag: [g, e], vr, v }) => {
+      const value = typeof v === 'string' ? Buffer.from(v.length % 2 === 1 ? `${v}\0` : v, 'latin1') : v
+      const h = Buffer.alloc(!explicit || !LONG.has(vr) ? 8 : 12)
+      h.writeUInt16LE(g, 0)
+      h.writeUInt16LE(e, 2)
+      if (!explicit) h.writeUInt32LE(value.length, 4)
+      else {
+        h.write(vr, 4, 'latin1')
+        if (LONG.has(vr)) h.writeUInt32LE(value.length, 8)
+        else h.writeUInt16LE(value.length, 6)
+      }
+      return [h, value]
+    }),
+  )
+}
+function part10(els: El[], explicit: boolean, opts: { groupLength?: boolean } = {}): Buffer {
+  const meta = encode([{ tag: [2, 0x10], vr: 'UI', v: explicit ? TRANSFER_SYNTAX.ExplicitVRLittleEndian : TRANSFER_SYNTAX.ImplicitVRLittleEndian }], true)
+  const gl = Buffer.alloc(4)
+  gl.writeUInt32LE(meta.length)
+  const pre = Buffer.alloc(132)
+  pre.write('DICM', 128, 'latin1')
+  return Buffer.concat([pre, opts.groupLength === false ? Buffer.alloc(0) : encode([{ tag: [2, 0], vr: 'UL', v: gl }], true), meta, encode(els, explicit)])
+}
+const u16 = (n: number): Buffer => Buffer.from([n & 255, n >> 8])
+function image(px = Buffer.from(new Uint8Array(16).map((_, i) => i * 7))): El[] {
+  return [
+    { tag: [8, 0x16], vr: 'UI', v: '1.2.840.10008.5.1.4.1.1.7' },
+    { tag: [8, 0x18], vr: 'UI', v: '1.2.3.4' },
+    { tag: [0x20, 0x0d], vr: 'UI', v: '1.2.3' },
+    { tag: [0x20, 0x0e], vr: 'UI', v: '1.2.3.5' },
+    { tag: [0x28, 2], vr: 'US', v: u16(1) },
+    { tag: [0x28, 0x10], vr: 'US', v: u16(2) },
+    { tag: [0x28, 0x11], vr: 'US', v: u16(2) },
+    { tag: [0x28, 0x100], vr: 'US', v: u16(16) },
+    { tag: [0x7fe0, 0x10], vr: 'OW', v: px },
+  ]
+}
+
+t.test('instanceDigestOfBytes: where readers part ways, the parse decides', async (t) => {
+  const slow = (bytes: Uint8Array): { sopInstanceUid: string; digest: string } | { code: string } => {
+    try {
+      const inst = parseDicom(bytes)
+      return { sopInstanceUid: String(inst.dataset[TAG.SOPInstanceUID]?.Value?.[0] ?? ''), digest: pixelDigest(inst).digest }
+    } catch (err) {
+      return { code: String((err as { code?: string }).code) }
+    }
+  }
+  const fast = (bytes: Uint8Array): { sopInstanceUid: string; digest: string } | { code: string } => {
+    try {
+      return instanceDigestOfBytes(bytes)
+    } catch (err) {
+      return { code: String((err as { code?: string }).code) }
+    }
+  }
+  const insert = (els: El[], at: number, el: El): El[] => [...els.slice(0, at), el, ...els.slice(at)]
+  for (const explicit of [true, false]) {
+    const x = explicit ? 'explicit VR' : 'implicit VR'
+    t.ok(nativePixelLayout(part10(image(), explicit)), `${x}: a plain image is read in place`)
+    const cases: [string, Buffer][] = [
+      // A reader that takes the first copy and one that takes the last give another UID or digest: tags must ascend.
+      ['SOP Instance UID twice', part10(insert(image(), 2, { tag: [8, 0x18], vr: 'UI', v: '1.2.3.9' }), explicit)],
+      ['Pixel Data twice', part10([...image(), { tag: [0x7fe0, 0x10], vr: 'OW', v: Buffer.alloc(16, 9) }], explicit)],
+      ['Number of Frames after Rows', part10(insert(image(), 6, { tag: [0x28, 8], vr: 'IS', v: '2 ' }), explicit)],
+      ['Rows again after the pixels', part10([...image(), { tag: [0x28, 0x10], vr: 'US', v: u16(4) }], explicit)],
+      ['no file meta group length', part10(image(), explicit, { groupLength: false })],
+      [
+        'no Study Instance UID',
+        part10(
+          image().filter((e) => e.tag[1] !== 0x0d),
+          explicit,
+        ),
+      ],
+      ['two character sets', part10(insert(image(), 0, { tag: [8, 5], vr: 'CS', v: 'ISO 2022 IR 6\\ISO 2022 IR 87' }), explicit)],
+      [
+        'Rows of 3 bytes',
+        part10(
+          image().map((e) => (e.tag[1] === 0x10 && e.tag[0] === 0x28 ? { ...e, v: Buffer.from([2, 0, 0]) } : e)),
+          explicit,
+        ),
+      ],
+    ]
+    if (explicit) cases.push(['a VR PS3.5 does not know', part10(insert(image(), 4, { tag: [0x9, 0x10], vr: 'ZZ', v: 'ab' }), true)])
+    for (const [what, bytes] of cases) {
+      t.equal(nativePixelLayout(bytes), undefined, `${x}, ${what}: left to the parse`)
+      t.same(fast(bytes), slow(bytes), `${x}, ${what}: the parse's answer`)
+    }
+  }
+})
