@@ -23,6 +23,8 @@ export { ApiError } from './errors.js'
 export const DEFAULT_CLIENT_TIMEOUT_MS = 30_000
 /** Extra time a `tx(hash, waitMs)` call allows beyond `waitMs`. */
 export const WAIT_SLACK_MS = 10_000
+/** Longest a connection to the daemon's socket stays open idle (the daemon's own limit is 30 s). */
+export const CLIENT_KEEP_ALIVE_MS = 4_000
 /** Largest response body the client reads. */
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 /** Largest single server-sent event the client buffers (characters). */
@@ -318,7 +320,8 @@ export class ApiClient {
     const path = this.socketPath
     if (path === undefined) return fetch(url, init)
     this.socketFetch ??= import('undici').then(({ Agent, fetch: undiciFetch }) => {
-      const dispatcher = new Agent({ connect: { socketPath: path } })
+      // Idle connections closed well before the server's keep-alive limit (30 s, src/api/server.ts).
+      const dispatcher = new Agent({ connect: { socketPath: path }, keepAliveTimeout: CLIENT_KEEP_ALIVE_MS, keepAliveMaxTimeout: CLIENT_KEEP_ALIVE_MS })
       return ((u: string, i: RequestInit) => undiciFetch(u, { ...(i as object), dispatcher })) as unknown as typeof fetch
     })
     return (await this.socketFetch)(url, init)

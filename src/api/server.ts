@@ -199,7 +199,10 @@ export class ApiServer {
         this.onRequest(req, res)
       },
     )
-    server.keepAliveTimeout = 5_000
+    // An idle kept-alive connection is closed by the client first (radchain's client lets one idle at most
+    // CLIENT_KEEP_ALIVE_MS): a server that closed it first could do so just as a client, its timers late under
+    // load, sent a request on it (EPIPE in the client, seen in the adversarial suite on a loaded machine).
+    server.keepAliveTimeout = 30_000
     server.maxConnections = MAX_CONNECTIONS
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => answerClientError(err, socket, this.logger))
     // Connections that have not brought a first request yet; swept every second when there are many.

@@ -34,16 +34,20 @@ const RSS_GROWTH_BOUND = 150 * 1024 * 1024
 /**
  * ...except under a flood of valid transactions: org1 verifies them, and builds, sends and stores blocks of
  * them (about 10 of 4 MiB for the 42 MiB sent); measured 155 MiB with the per-peer share of the mempool,
- * 179 MiB without it.
+ * 179 MiB without it, and 278 MiB with two busy loops taking the machine's cores (garbage collected later):
+ * the share itself is checked on the mempool, this bound catches a blow-up.
  */
-const TX_FLOOD_GROWTH_BOUND = 256 * 1024 * 1024
+const TX_FLOOD_GROWTH_BOUND = 384 * 1024 * 1024
 /**
  * ...and for sync answers of up to 33 MiB, two at a time per peer, each read from the store and encoded
  * (measured: 39 MiB for 32 streams; 552 MiB with 64 at a time).
  */
 const SYNC_GROWTH_BOUND = 200 * 1024 * 1024
-/** ...and never exceed this in all, after every earlier case (what the allocator got back it keeps). */
-const RSS_BOUND = 800 * 1024 * 1024
+/**
+ * ...and never exceed this in all, after every earlier case (what the allocator got back it keeps): 500-580 MiB
+ * on an idle machine, 778 MiB with two busy loops taking its cores.
+ */
+const RSS_BOUND = 1024 * 1024 * 1024
 
 async function rssOf(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
@@ -321,7 +325,8 @@ t.test('consensus: 4,000 validly signed votes replayed for past heights are drop
   const peak = await sampler.stop()
   t.equal(s.status, 'open', 'the stream stays open')
   s.abort(new Error('done'))
-  t.ok(peak - before < 32 * 1024 * 1024, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)})`)
+  // 2-8 MiB on an idle machine, 38 MiB once on one loaded twice over: what the replay costs is not kept.
+  t.ok(peak - before < 64 * 1024 * 1024, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)})`)
   t.same((await penalties(A.victim, A.roguePeer)).slice(already), [], 'no penalty')
   await waitFor('org1..org3 finalize meanwhile', 60_000, async () => (await maxHeight(A.honest)) >= h0 + 2)
 })
