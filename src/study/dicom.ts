@@ -613,7 +613,7 @@ const NATIVE_LAYOUT_TAGS: ReadonlySet<number> = new Set([
 const PLAIN_CHARSETS: ReadonlySet<string> = new Set(['', 'ISO_IR 6', 'ISO_IR 100', 'ISO_IR 192'])
 
 /**
- * What {@link pixelDigestOfBytes} needs of an instance in Explicit or
+ * What {@link instanceDigestOfBytes} (src/study/pixel.ts) needs of an instance in Explicit or
  * Implicit VR Little Endian, read from its bytes without parsing them into a
  * dataset: its SOP Instance UID, the image's framing attributes (PS3.3
  * C.7.6.3) and where its Pixel Data (7FE0,0010) value lies.
@@ -634,10 +634,14 @@ export interface NativePixelLayout {
  * The {@link NativePixelLayout} of Part 10 bytes, after the structure check of
  * {@link checkPart10} (which throws as it does). Undefined wherever the
  * answer would not be plainly the one a parse gives: another transfer syntax
- * (big endian, deflated, encapsulated) or a bare dataset; no Pixel Data, or
- * one of undefined length; an attribute missing, of another VR, or with a
- * value that is not plain (a UID with characters other than digits and dots,
- * a Number of Frames that is not a plain integer). The caller parses those.
+ * (big endian, deflated, encapsulated) or a bare dataset; a file meta
+ * without a group length that ends where it ends; top-level tags that do not
+ * strictly ascend, an unknown VR or a partial binary value (see topLevel);
+ * a character set other than one plain value; no Pixel Data, or one of
+ * undefined length; a Study, Series or SOP Instance UID, or a framing
+ * attribute, missing, of another VR, or with a value that is not plain (a UID
+ * with characters other than digits and dots, a Number of Frames that is not
+ * a plain integer). The caller parses those.
  */
 export function nativePixelLayout(bytes: Uint8Array, path?: string): NativePixelLayout | undefined {
   const w = new StructureWalker(bytes, path)

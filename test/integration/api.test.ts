@@ -795,6 +795,26 @@ t.test('study jobs: ?wait answers when the job ends, or after the wait with wher
   await t.rejects(client.job('cd'.repeat(8), 50), { code: 'API_NOT_FOUND' })
 })
 
+t.test('study jobs: 200 requests waiting on a job hold no more than their connections, and the API answers meanwhile', async (t) => {
+  const { client, backend } = await harness()
+  const id = await client.getStudy('11'.repeat(16), { out: '/tmp/w' })
+  const done = backend.jobs.get(id) as StudyJobView
+  backend.jobs.set(id, { ...done, state: 'fetching' } as StudyJobView)
+  global.gc?.()
+  const before = process.memoryUsage().heapUsed
+  const waiting = Array.from({ length: 200 }, () => client.job(id, 10_000))
+  await sleep(300)
+  t.ok(await client.status(), 'status answers while they wait')
+  const grown = process.memoryUsage().heapUsed - before
+  t.ok(grown < 64 * 1024 * 1024, `the heap grew by ${(grown / 1024 / 1024).toFixed(1)} MiB for 200 waiting requests`)
+  backend.jobs.set(id, done)
+  const answers = await Promise.all(waiting)
+  t.ok(
+    answers.every((j) => j.state === 'done'),
+    'every one hears of the end',
+  )
+})
+
 t.test('studies: list, show, get', async (t) => {
   const { client } = await harness()
   const sid = '11'.repeat(16)
