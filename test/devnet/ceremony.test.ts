@@ -141,8 +141,11 @@ t.test('a key nobody admitted, dialing from another namespace, is refused; a nod
   t.equal(inst.code, 0, inst.stderr)
   const c = await start(stranger)
   await sleep(8_000)
+  // It keeps dialing: each attempt finishes its handshake on its side a moment before the member, checking its key,
+  // closes it (seen once on a loaded machine as 1 peer). Let in, it would stay connected; refused, it is soon alone.
+  await waitFor('the stranger alone', 10_000, async () => (await c.status()).peers === 0)
+  t.pass('no organization lets it in')
   const st = await c.status()
-  t.equal(st.peers, 0, 'no organization lets it in')
   t.equal(st.height, 0, 'and it learns nothing of the ledger')
   const founder = await (clients[0] as ApiClient).status()
   t.equal(founder.peers, 4, 'the members are connected to one another only')
