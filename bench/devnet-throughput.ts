@@ -6,10 +6,18 @@ import { noteTx, signTx } from '../src/chain/index.js'
 import { Ed25519Signer } from '../src/crypto/index.js'
 import { sleep } from '../src/util/index.js'
 import { clientOf, devnetDown, devnetUp, type DevnetManifest } from '../src/devnet/index.js'
+import { busyShare, daemonCpuMs, machineTicks } from './cpu.js'
 
 /** Results of the 4-organization devnet benchmark. */
 export interface DevnetBenchResult {
-  readonly saturation: { readonly seconds: number; readonly final: number; readonly tps: number; readonly blocks: number }
+  readonly saturation: {
+    readonly seconds: number
+    readonly final: number
+    readonly tps: number
+    readonly blocks: number
+    /** Over the saturated window: the share of the machine's cores that were busy (every process), each daemon's CPU time per final transaction (µs, every thread), and the cores the load generator used. */
+    readonly cpu: { readonly machineBusy: number; readonly daemonUsPerTx: readonly number[]; readonly loadCores: number }
+  }
   readonly latency: {
     readonly offeredTps: number
     readonly seconds: number
@@ -71,6 +79,8 @@ async function saturate(m: DevnetManifest, seconds: number, log: (s: string) => 
     blocks++
   })
   await sleep(300)
+  const daemonsCpu = (): Promise<(number | undefined)[]> => Promise.all(m.orgs.map(daemonCpuMs))
+  const [m0, d0, g0] = [await machineTicks(), await daemonsCpu(), process.cpuUsage()]
   counting = true
   const t0 = performance.now()
   const end = t0 + seconds * 1000
@@ -95,9 +105,15 @@ async function saturate(m: DevnetManifest, seconds: number, log: (s: string) => 
   )
   const elapsed = (performance.now() - t0) / 1000
   counting = false
+  const [m1, d1, g1] = [await machineTicks(), await daemonsCpu(), process.cpuUsage(g0)]
   ac.abort()
   await watcher
-  return { seconds: elapsed, final, tps: final / elapsed, blocks }
+  const cpu = {
+    machineBusy: busyShare(m0, m1),
+    daemonUsPerTx: d1.map((v, i) => (v === undefined || d0[i] === undefined || final === 0 ? Number.NaN : ((v - (d0[i] as number)) * 1000) / final)),
+    loadCores: (g1.user + g1.system) / 1e6 / elapsed,
+  }
+  return { seconds: elapsed, final, tps: final / elapsed, blocks, cpu }
 }
 
 async function latency(m: DevnetManifest, offeredTps: number, seconds: number, log: (s: string) => void): Promise<DevnetBenchResult['latency']> {

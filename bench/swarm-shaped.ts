@@ -1,10 +1,24 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateCtStudy } from '../src/study/index.js'
 import { sleep } from '../src/util/index.js'
-import { cliPath, clientOf, devnetDown, devnetUp, shapeUplink, startOrg, stopOrg, waitJob, type DevnetManifest, type DevnetOrg } from '../src/devnet/index.js'
+import {
+  cliPath,
+  clientOf,
+  devnetDown,
+  devnetUp,
+  pidOf,
+  shapeUplink,
+  startOrg,
+  stopOrg,
+  waitJob,
+  type DevnetManifest,
+  type DevnetOrg,
+} from '../src/devnet/index.js'
+import { logLines as readLog, waitLogLine } from './daemon-log.js'
+import { busyShare, daemonCpuMs, machineTicks, mainThreadCpuMs } from './cpu.js'
 import { measureLibp2pStream, type StreamResult } from './libp2p-stream.js'
 
 /** One `study get` by the lessee: the command's wall time, and the chunk transfer's from the daemon's log. MB = 10^6 bytes. */
@@ -18,6 +32,18 @@ export interface ShapedFetch {
   readonly peers: number
   /** When each step of the daemon's job ended, ms from its start (list, firstChunk, key, exported, fetched, written). */
   readonly steps: Readonly<Record<string, number>>
+  /** How far behind the arrivals the export was when the last chunk arrived. */
+  readonly atAllChunks: { readonly chunksRead: number; readonly bufferedMiB: number } | null
+  /** Over the command: the share of the machine's cores that were busy (every process), and the cores the lessee's and the holders' daemons used. */
+  readonly cpu: { readonly machineBusy: number; readonly lesseeCores: number; readonly lesseeMainCores: number; readonly holderCores: number }
+}
+
+/** Several fetches of the same kind: the median one (by command time), and the spread. */
+export interface ShapedFetches {
+  readonly median: ShapedFetch
+  readonly min: number
+  readonly max: number
+  readonly runs: number
 }
 
 /** Result of {@link measureSwarmShaped}. */
@@ -33,8 +59,10 @@ export interface ShapedBenchResult {
   readonly replicate: { readonly seconds: number; readonly perHolder: Readonly<Record<string, number>> }
   /** One copy of the pack through the custodian's uplink, as the bare stream moves it (the replication target's unit). */
   readonly oneCopySeconds: number
-  readonly fetch3: ShapedFetch
-  readonly fetch1: ShapedFetch
+  readonly fetch3: ShapedFetches
+  readonly fetch1: ShapedFetches
+  /** The fetch from 3 holders again, every holder's uplink at `lowMbit`, with its own bare-stream baseline through one such link. */
+  readonly low: { readonly mbit: number; readonly bare: StreamResult; readonly fetch3: ShapedFetches }
 }
 
 interface LogLine {
@@ -46,14 +74,7 @@ interface LogLine {
   readonly ms?: number
   readonly peers?: number
   readonly steps?: Record<string, number>
-}
-
-async function logLines(o: DevnetOrg): Promise<LogLine[]> {
-  const text = await readFile(join(o.dir, 'daemon.log'), 'utf8')
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as LogLine)
+  readonly atAllChunks?: { chunksRead: number; bufferedMiB: number } | null
 }
 
 function run(args: string[]): Promise<void> {
@@ -65,7 +86,7 @@ function run(args: string[]): Promise<void> {
 }
 
 /** The lessee's `study get`, timed from the command to its exit, after its chunk store was emptied. */
-async function timedGet(lessee: DevnetOrg, sid: string, out: string): Promise<ShapedFetch> {
+export async function timedGet(lessee: DevnetOrg, holders: readonly DevnetOrg[], sid: string, out: string): Promise<ShapedFetch> {
   await stopOrg(lessee)
   await rm(join(lessee.dir, 'chunks'), { recursive: true, force: true })
   await rm(out, { recursive: true, force: true })
@@ -73,14 +94,25 @@ async function timedGet(lessee: DevnetOrg, sid: string, out: string): Promise<Sh
   const c = await clientOf(lessee)
   for (let i = 0; i < 100 && (await c.status()).peers < 3; i++) await sleep(100)
   await sleep(1000)
-  const before = (await logLines(lessee)).length
+  const before = (await readLog<LogLine>(lessee)).length
+  const cpuOf = async (os: readonly DevnetOrg[]): Promise<number> => (await Promise.all(os.map(daemonCpuMs))).reduce<number>((a, b) => a + (b ?? 0), 0)
+  const pid = await pidOf(lessee)
+  const mainOf = async (): Promise<number> => (pid === undefined ? 0 : ((await mainThreadCpuMs(pid)) ?? 0))
+  const [m0, l0, h0, t0main] = [await machineTicks(), await cpuOf([lessee]), await cpuOf(holders), await mainOf()]
   const t0 = performance.now()
   await run(['study', 'get', sid, '--out', out, '--node', lessee.dir, '--json'])
   const seconds = (performance.now() - t0) / 1000
-  const line = (await logLines(lessee)).slice(before).find((l) => l.msg === 'study chunks fetched' && l.study === sid)
+  const [m1, l1, h1, t1main] = [await machineTicks(), await cpuOf([lessee]), await cpuOf(holders), await mainOf()]
+  const cpu = {
+    machineBusy: busyShare(m0, m1),
+    lesseeCores: (l1 - l0) / 1000 / seconds,
+    lesseeMainCores: (t1main - t0main) / 1000 / seconds,
+    holderCores: (h1 - h0) / 1000 / seconds,
+  }
+  const line = await waitLogLine<LogLine>(lessee, before, (l) => l.msg === 'study chunks fetched' && l.study === sid)
   if (line?.bytes === undefined || line.ms === undefined) throw new Error('no fetch line in the lessee log')
   const mb = line.bytes / 1e6
-  const written = (await logLines(lessee)).slice(before).find((l) => l.msg === 'study written' && l.study === sid)
+  const written = (await readLog<LogLine>(lessee)).slice(before).find((l) => l.msg === 'study written' && l.study === sid)
   return {
     seconds,
     mbPerSec: mb / seconds,
@@ -88,8 +120,32 @@ async function timedGet(lessee: DevnetOrg, sid: string, out: string): Promise<Sh
     transferMbPerSec: mb / (line.ms / 1000),
     peers: line.peers ?? 0,
     steps: written?.steps ?? {},
+    atAllChunks: written?.atAllChunks ?? null,
+    cpu,
   }
 }
+
+/** {@link FETCH_RUNS} timed gets, each into a freshly started lessee with an empty chunk store; the median by command time. */
+async function timedGets(lessee: DevnetOrg, holders: readonly DevnetOrg[], sid: string, out: string, log: (s: string) => void): Promise<ShapedFetches> {
+  const all: ShapedFetch[] = []
+  for (let i = 0; i < FETCH_RUNS; i++) {
+    // A new folder each time, as a user exports (writing over freed space measured a little faster).
+    const f = await timedGet(lessee, holders, sid, `${out}-${i}`)
+    log(
+      `    ${f.mbPerSec.toFixed(1)} MB/s command to files (${f.seconds.toFixed(2)} s), transfer ${f.transferMbPerSec.toFixed(1)} MB/s; machine ${(f.cpu.machineBusy * 100).toFixed(0)}% busy, lessee ${f.cpu.lesseeCores.toFixed(2)} cores (its main thread ${f.cpu.lesseeMainCores.toFixed(2)}), holders ${f.cpu.holderCores.toFixed(2)}; job steps ${JSON.stringify(f.steps)}, at the last chunk ${JSON.stringify(f.atAllChunks)}`,
+    )
+    all.push(f)
+  }
+  const sorted = [...all].sort((a, b) => a.seconds - b.seconds)
+  return {
+    median: sorted[Math.floor(sorted.length / 2)] as ShapedFetch,
+    min: (sorted.at(-1) as ShapedFetch).mbPerSec,
+    max: (sorted[0] as ShapedFetch).mbPerSec,
+    runs: all.length,
+  }
+}
+/** Timed gets per figure. */
+const FETCH_RUNS = 3
 
 /**
  * Four organizations on a network of hosts (src/devnet/hosts.ts), each in
@@ -102,7 +158,13 @@ async function timedGet(lessee: DevnetOrg, sid: string, out: string): Promise<Sh
  * its exit; then again with two holders stopped. Baseline, in the same run: a
  * bare libp2p stream through one link shaped to `mbit`.
  */
-export async function measureSwarmShaped(opts: { slices: number; mbit: number; fastMbit: number; log: (s: string) => void }): Promise<ShapedBenchResult> {
+export async function measureSwarmShaped(opts: {
+  slices: number
+  mbit: number
+  fastMbit: number
+  lowMbit: number
+  log: (s: string) => void
+}): Promise<ShapedBenchResult> {
   const dir = await mkdtemp(join(tmpdir(), 'radchain-bench-shaped-'))
   const input = join(dir, 'input')
   const netDir = join(dir, 'net')
@@ -130,11 +192,11 @@ export async function measureSwarmShaped(opts: { slices: number; mbit: number; f
       const added = job.studies[0]
       if (added === undefined || !added.durable) throw new Error('the study did not become durable')
       const sid = added.studyId
-      const final = (await logLines(o1)).find((l) => l.msg === 'study registered' && l.study === sid)?.time ?? 0
+      const final = (await readLog<LogLine>(o1)).find((l) => l.msg === 'study registered' && l.study === sid)?.time ?? 0
       const holders = m.orgs.filter((o) => added.holders.includes(o.id))
       const perHolder: Record<string, number> = {}
       for (const o of holders.filter((x) => x.id !== o1.id)) {
-        const t = (await logLines(o)).find((l) => l.msg === 'study replicated' && l.study === sid)?.time
+        const t = (await readLog<LogLine>(o)).find((l) => l.msg === 'study replicated' && l.study === sid)?.time
         if (t === undefined) throw new Error(`${o.id} did not log the replication`)
         perHolder[o.id] = (t - final) / 1000
       }
@@ -159,17 +221,15 @@ export async function measureSwarmShaped(opts: { slices: number; mbit: number; f
         await sleep(50)
       }
       opts.log(`  ${lessee.id} (unshaped) leases the study; study get from ${holders.length} holders at ${opts.mbit} Mbit/s each`)
-      const fetch3 = await timedGet(lessee, sid, join(dir, 'out3'))
-      opts.log(
-        `  ${fetch3.mbPerSec.toFixed(1)} MB/s command to files (${fetch3.seconds.toFixed(2)} s), transfer ${fetch3.transferMbPerSec.toFixed(1)} MB/s; job steps ${JSON.stringify(fetch3.steps)}`,
-      )
+      const fetch3 = await timedGets(lessee, holders, sid, join(dir, 'out3'), opts.log)
+      for (const o of holders) await shapeUplink(net, o.id, opts.lowMbit)
+      opts.log(`  study get from ${holders.length} holders at ${opts.lowMbit} Mbit/s each`)
+      const fetch3Low = await timedGets(lessee, holders, sid, join(dir, 'out3-low'), opts.log)
+      for (const o of holders) await shapeUplink(net, o.id, opts.mbit)
       const [keep, ...others] = holders as [DevnetOrg, ...DevnetOrg[]]
       for (const o of others) await stopOrg(o)
       opts.log(`  ${others.map((o) => o.id).join(', ')} stopped: study get from ${keep.id} alone`)
-      const fetch1 = await timedGet(lessee, sid, join(dir, 'out1'))
-      opts.log(
-        `  ${fetch1.mbPerSec.toFixed(1)} MB/s command to files (${fetch1.seconds.toFixed(2)} s), transfer ${fetch1.transferMbPerSec.toFixed(1)} MB/s; job steps ${JSON.stringify(fetch1.steps)}`,
-      )
+      const fetch1 = await timedGets(lessee, [keep], sid, join(dir, 'out1'), opts.log)
 
       opts.log(`  bare libp2p stream through one link at ${opts.mbit} Mbit/s`)
       const bare = await measureLibp2pStream({
@@ -180,6 +240,16 @@ export async function measureSwarmShaped(opts: { slices: number; mbit: number; f
         hosts: { senderNs: keep.netns as string, receiverNs: lessee.netns as string, receiverHost: lessee.host as string },
       })
       opts.log(`  ${bare.mbPerSec.toFixed(1)} MB/s`)
+      await shapeUplink(net, keep.id, opts.lowMbit)
+      opts.log(`  bare libp2p stream through one link at ${opts.lowMbit} Mbit/s`)
+      const bareLow = await measureLibp2pStream({
+        bytes: added.size,
+        encryption: 'noise',
+        runs: 1,
+        pairs: 1,
+        hosts: { senderNs: keep.netns as string, receiverNs: lessee.netns as string, receiverHost: lessee.host as string },
+      })
+      opts.log(`  ${bareLow.mbPerSec.toFixed(1)} MB/s`)
       return {
         mbit: opts.mbit,
         fastMbit: opts.fastMbit,
@@ -191,6 +261,7 @@ export async function measureSwarmShaped(opts: { slices: number; mbit: number; f
         oneCopySeconds: added.size / 1e6 / bare.mbPerSec,
         fetch3,
         fetch1,
+        low: { mbit: opts.lowMbit, bare: bareLow, fetch3: fetch3Low },
       }
     } finally {
       await devnetDown(netDir, true).catch(() => 0)

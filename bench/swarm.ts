@@ -1,11 +1,13 @@
 import { execFileSync } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DEFAULT_PARAMS } from '../src/chain/index.js'
 import { generateCtStudy } from '../src/study/index.js'
 import { sleep } from '../src/util/index.js'
-import { clientOf, devnetDown, devnetUp, pidOf, startOrg, stopOrg, waitJob, type DevnetOrg } from '../src/devnet/index.js'
+import { clientOf, devnetDown, devnetUp, startOrg, stopOrg, waitJob, type DevnetOrg } from '../src/devnet/index.js'
+import { daemonCpuMs } from './cpu.js'
+import { logLines as readLog, waitLogLine } from './daemon-log.js'
 import { measureChunkPipe, type ChunkPipeResult } from './chunk-pipe.js'
 import { measureLibp2pStream, type StreamResult } from './libp2p-stream.js'
 
@@ -42,35 +44,8 @@ interface LogLine {
   cpuMs?: number
 }
 
-/** CPU milliseconds (user and system, every thread) a running daemon has used so far, from /proc; undefined where there is no /proc. */
-async function daemonCpuMs(o: DevnetOrg): Promise<number | undefined> {
-  try {
-    const pid = await pidOf(o)
-    if (pid === undefined) return undefined
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS
-  } catch {
-    return undefined
-  }
-}
-const CLOCK_TICKS = 100
 /** Fetches measured for each figure (each in a freshly started process), the median reported. */
 const FETCH_RUNS = 3
-
-async function logLines(o: DevnetOrg): Promise<LogLine[]> {
-  const text = await readFile(join(o.dir, 'daemon.log'), 'utf8')
-  const out: LogLine[] = []
-  for (const l of text.split('\n')) {
-    if (!l.startsWith('{')) continue
-    try {
-      out.push(JSON.parse(l) as LogLine)
-    } catch {
-      // a torn last line
-    }
-  }
-  return out
-}
 
 /** What one fetch measured: throughput, and CPU per MB of the fetching daemon (from its log) and of the holders serving it. */
 export interface FetchFigures {
@@ -119,13 +94,13 @@ async function fetchAt(o1: DevnetOrg, holders: DevnetOrg[], sid: string, out: st
   // The holders' CPU time over this idle second is their background work (chain, reconcile), taken off below.
   const idleFrom = await Promise.all(holders.map(daemonCpuMs))
   await sleep(1000)
-  const before = (await logLines(o1)).length
+  const before = (await readLog<LogLine>(o1)).length
   const cpuBefore = await Promise.all(holders.map(daemonCpuMs))
   const jobStart = Date.now()
   await waitJob(c, await c.getStudy(sid, { out }), 'get')
   const jobMs = Date.now() - jobStart
   const cpuAfter = await Promise.all(holders.map(daemonCpuMs))
-  const line = (await logLines(o1)).slice(before).find((l) => l.msg === 'study chunks fetched' && l.study === sid && l.kind === 'fetch')
+  const line = await waitLogLine<LogLine>(o1, before, (l) => l.msg === 'study chunks fetched' && l.study === sid && l.kind === 'fetch')
   if (line?.bytes === undefined || line.ms === undefined || line.cpuMs === undefined) throw new Error('no fetch line in the log')
   if (process.env.RADCHAIN_BENCH_DEBUG !== undefined) console.log(JSON.stringify(line))
   const mb = line.bytes / 1e6
@@ -203,13 +178,13 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
       const added = job.studies[0]
       if (added === undefined || !added.durable) throw new Error('the study did not become durable')
       const sid = added.studyId
-      const final = (await logLines(o1)).find((l) => l.msg === 'study registered' && l.study === sid)?.time ?? 0
+      const final = (await readLog<LogLine>(o1)).find((l) => l.msg === 'study registered' && l.study === sid)?.time ?? 0
       const perHolder: Record<string, number> = {}
       for (const o of [o2, o3, o4]) {
         // Durable means enough holders, not every one: the last may still be pulling.
         let t: number | undefined
         for (let i = 0; i < 1200 && t === undefined; i++) {
-          t = (await logLines(o)).find((l) => l.msg === 'study replicated' && l.study === sid)?.time
+          t = (await readLog<LogLine>(o)).find((l) => l.msg === 'study replicated' && l.study === sid)?.time
           if (t === undefined) await sleep(100)
         }
         if (t === undefined) throw new Error(`${o.id} did not log the replication within 2 min`)

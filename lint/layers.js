@@ -22,7 +22,7 @@ export const LAYERS = {
 }
 
 /** Modules imported by file on purpose: the polyfill, for its side effect, first in every entry point. */
-export const BY_FILE = new Set(['util/polyfill.js'])
+export const BY_FILE = new Set(['util/polyfill.js', 'api/client.js'])
 
 /** The src folder a path lies in, and the path inside it; undefined outside src/. */
 function folderOf(srcRoot, file) {

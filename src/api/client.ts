@@ -16,15 +16,17 @@ import type {
 import type { ErrorCode } from '../util/index.js'
 import { ApiError } from './errors.js'
 import { SseParser, type SseMessage } from './sse.js'
+import { nodeHttpFetch } from './http-fetch.js'
 
 export { ApiError } from './errors.js'
+// What the CLI needs besides the client, so that it loads this module alone rather than the api barrel (docs/ARCHITECTURE.md).
+export { readDaemonEndpoint } from './discovery.js'
+export { isJobOfKind } from './views.js'
 
 /** Default timeout of one API call. */
 export const DEFAULT_CLIENT_TIMEOUT_MS = 30_000
 /** Extra time a `tx(hash, waitMs)` call allows beyond `waitMs`. */
 export const WAIT_SLACK_MS = 10_000
-/** Longest a connection to the daemon's socket stays open idle (the daemon's own limit is 30 s). */
-export const CLIENT_KEEP_ALIVE_MS = 4_000
 /** Largest response body the client reads. */
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 /** Largest single server-sent event the client buffers (characters). */
@@ -53,7 +55,7 @@ export interface ApiClientOpts {
 export type SubmitResult = { hash: string } | { error: { code: string; message: string } }
 
 /**
- * Client of the daemon's local HTTP API (see ApiServer), on the global fetch.
+ * Client of the daemon's local HTTP API (see ApiServer), over node:http (src/api/http-fetch.ts).
  * Every failure is an ApiError: the server's code, message and HTTP status;
  * API_UNREACHABLE when the daemon cannot be reached; API_TIMEOUT when it does
  * not answer in time; API_BAD_RESPONSE when the answer makes no sense.
@@ -65,8 +67,8 @@ export class ApiClient {
   private readonly token: string
   private readonly timeoutMs: number
   private readonly socketPath: string | undefined
-  /** fetch through the Unix socket (undici, loaded on first use). */
-  private socketFetch: Promise<typeof fetch> | undefined
+  /** fetch over node:http, made on first use. */
+  private httpFetch: typeof fetch | undefined
 
   constructor(opts: ApiClientOpts) {
     let u: URL
@@ -315,16 +317,11 @@ export class ApiClient {
     }
   }
 
-  /** The global fetch, or undici's through the daemon's Unix socket. */
-  private async fetch(url: string, init: RequestInit): Promise<Response> {
-    const path = this.socketPath
-    if (path === undefined) return fetch(url, init)
-    this.socketFetch ??= import('undici').then(({ Agent, fetch: undiciFetch }) => {
-      // Idle connections closed well before the server's keep-alive limit (30 s, src/api/server.ts).
-      const dispatcher = new Agent({ connect: { socketPath: path }, keepAliveTimeout: CLIENT_KEEP_ALIVE_MS, keepAliveMaxTimeout: CLIENT_KEEP_ALIVE_MS })
-      return ((u: string, i: RequestInit) => undiciFetch(u, { ...(i as object), dispatcher })) as unknown as typeof fetch
-    })
-    return (await this.socketFetch)(url, init)
+  /** node:http to the daemon (src/api/http-fetch.ts), through its Unix socket or to its http URL; the global fetch for an https one. */
+  private fetch(url: string, init: RequestInit): Promise<Response> {
+    if (this.socketPath === undefined && !url.startsWith('http:')) return fetch(url, init)
+    this.httpFetch ??= nodeHttpFetch(this.socketPath === undefined ? {} : { socketPath: this.socketPath })
+    return this.httpFetch(url, init)
   }
 
   private headers(accept: string, json = false): Record<string, string> {

@@ -199,9 +199,9 @@ export class ApiServer {
         this.onRequest(req, res)
       },
     )
-    // An idle kept-alive connection is closed by the client first (radchain's client lets one idle at most
-    // CLIENT_KEEP_ALIVE_MS): a server that closed it first could do so just as a client, its timers late under
-    // load, sent a request on it (EPIPE in the client, seen in the adversarial suite on a loaded machine).
+    // Other clients may keep a connection alive; it is kept idle a long while, so that such a client closes it
+    // first rather than sending a request just as the server closes it (EPIPE, seen in the adversarial suite on a
+    // loaded machine). radchain's own client opens one connection per request (src/api/http-fetch.ts).
     server.keepAliveTimeout = 30_000
     server.maxConnections = MAX_CONNECTIONS
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => answerClientError(err, socket, this.logger))

@@ -27,7 +27,8 @@ export function dataDirOf(opt: string | undefined): string {
  */
 export async function clientFor(node: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<ApiClient> {
   // The API client loads on demand: --version and --help need none of it.
-  const { ApiClient, readDaemonEndpoint } = await import('../api/index.js')
+  // The client's own modules, not the api barrel (which brings the server, its routes and their schemas).
+  const { ApiClient, readDaemonEndpoint } = await import('../api/client.js')
   if (node !== undefined && /^https?:\/\//.test(node)) {
     const token = env[TOKEN_ENV]
     if (token === undefined || token === '') throw new CliError('CLI_NO_TOKEN', `set ${TOKEN_ENV} to the daemon's api.token to use --node with a URL`)

@@ -493,6 +493,8 @@ export class StudyJobs {
     }
     // Whatever is missing here (list, chunks, envelope, demographics) comes from the other holders. The chunks
     // are decrypted and written as they arrive, in order, while the others are still on their way.
+    let readSoFar = 0
+    let atAllChunks: { chunksRead: number; bufferedMiB: number } | undefined
     const arrivals = new ChunkArrivals(record.chunkCount, (cid, i) => this.#object(cid, `chunk ${i}`, sid), GET_BUFFER_BYTES)
     const stopFetch = new AbortController()
     let firstChunk = (): void => {}
@@ -503,7 +505,11 @@ export class StudyJobs {
         ...(lease === undefined ? {} : { lease }),
         signal: stopFetch.signal,
         onProgress: (p) => {
-          if (p.done === p.total) mark('allChunks')
+          if (p.done === p.total && steps['allChunks'] === undefined) {
+            mark('allChunks')
+            // How far behind the arrivals the export was then (its backlog is what the user waits for after the last chunk).
+            atAllChunks = { chunksRead: readSoFar, bufferedMiB: Math.round(arrivals.bufferedBytes / 1048576) }
+          }
           this.#update(id, { fetch: { done: p.done, bytes: p.bytes, peers: p.activePeers } })
         },
         onList: (list, heldBefore) => {
@@ -557,16 +563,30 @@ export class StudyJobs {
         ...(demographics === undefined ? {} : { demographics }),
         chunk: (i) => arrivals.get(i),
         onProgress: (p) => {
+          readSoFar = p.chunks
           if (p.chunks === record.chunkCount) mark('lastChunkRead')
           this.#update(id, { chunks: p.chunks, files: p.files, bytes: p.bytes })
         },
       })
       mark('exported')
-      await fetching
+      // The files are written and checked (content root, every digest), so every chunk is here. The
+      // download's last step, making its chunks durable in this node's store (a flush of everything it
+      // wrote: 0.2-0.4 s for 269 MB here), ends on its own rather than before the user hears of the files;
+      // a failure there is logged, and the store's next open checks what it holds.
+      void fetched.then((f) => {
+        if (f !== undefined) this.#logger.warn('the fetched chunks were not stored durably', { study: sid, err: errorMessage(f.err) })
+      })
       if (lease !== undefined) this.#leases.recordAccess(lease, 'retrieve')
       this.#update(id, { state: 'done', chunks: record.chunkCount, files: r.files, bytes: r.bytes })
       mark('written')
-      this.#logger.info('study written', { study: sid, scope, files: r.files, lease: lease === undefined ? null : toHex(lease.leaseId), steps })
+      this.#logger.info('study written', {
+        study: sid,
+        scope,
+        files: r.files,
+        lease: lease === undefined ? null : toHex(lease.leaseId),
+        steps,
+        atAllChunks: atAllChunks ?? null,
+      })
     } catch (err) {
       // The download's own failure is the one to report (the export only saw its chunks stop coming).
       stopFetch.abort(err)

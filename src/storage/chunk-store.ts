@@ -68,6 +68,14 @@ function readSize(key: string, v: Uint8Array): number {
   return Number(Buffer.from(v.buffer, v.byteOffset, v.byteLength).readBigUInt64BE())
 }
 
+/**
+ * fsyncs a flush runs at once: a few keep the disk busy, and the rest of the
+ * thread pool stays free for the node's other file work (a reader's export
+ * finishing while the download's flush runs; with 16 at once its last files
+ * waited behind the fsyncs).
+ */
+const SYNCS_AT_ONCE = 4
+
 /** fsync of a file or folder that may have been removed meanwhile (then there is nothing left to sync). */
 async function fsyncPath(path: string): Promise<void> {
   let fh
@@ -286,8 +294,8 @@ export class ChunkStore implements ChunkBackend {
     const wasDeferred = this.#deferred
     this.#deferred = false
     // Files first (their data), then the folders (their names), then the index.
-    for (let i = 0; i < files.length; i += 16) await Promise.all(files.slice(i, i + 16).map((f) => fsyncPath(f)))
-    for (let i = 0; i < dirs.length; i += 16) await Promise.all(dirs.slice(i, i + 16).map((d) => fsyncPath(d)))
+    for (let i = 0; i < files.length; i += SYNCS_AT_ONCE) await Promise.all(files.slice(i, i + SYNCS_AT_ONCE).map((f) => fsyncPath(f)))
+    for (let i = 0; i < dirs.length; i += SYNCS_AT_ONCE) await Promise.all(dirs.slice(i, i + SYNCS_AT_ONCE).map((d) => fsyncPath(d)))
     if (wasDeferred) await this.#index.put(FLUSH_KEY, Uint8Array.of(1), { sync: true })
   }
 

@@ -1,4 +1,14 @@
-import { pino } from 'pino'
+import { createRequire } from 'node:module'
+import type { pino as Pino } from 'pino'
+
+// pino (some 25 files) is loaded when the first logger is made, not by every importer of util:
+// most CLI commands never log, and each file loaded is start-up time.
+const require = createRequire(import.meta.url)
+let pinoModule: typeof Pino | undefined
+function pino(): typeof Pino {
+  pinoModule ??= (require('pino') as { pino: typeof Pino }).pino
+  return pinoModule
+}
 
 /** Structured logger: `logger.info(msg, ctx)`. Never pass keys or patient identifiers. */
 export interface Logger {
@@ -17,7 +27,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 // Field names that must never reach a log line, whatever the caller passes.
 const REDACT = ['*.secret', '*.seed', '*.privateKey', '*.passphrase', '*.token', 'secret', 'seed', 'privateKey', 'passphrase', 'token']
 
-function wrap(p: pino.Logger): Logger {
+function wrap(p: Pino.Logger): Logger {
   return {
     debug: (msg, ctx) => p.debug(ctx ?? {}, msg),
     info: (msg, ctx) => p.info(ctx ?? {}, msg),
@@ -29,9 +39,9 @@ function wrap(p: pino.Logger): Logger {
 
 /** A pino logger writing JSON lines to `dest` (a file descriptor, stdout by default). */
 export function createLogger(opts: { level?: LogLevel; name?: string; dest?: number } = {}): Logger {
-  const p = pino(
+  const p = pino()(
     { level: opts.level ?? 'info', name: opts.name ?? 'radchain', redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } },
-    pino.destination({ fd: opts.dest ?? 1, sync: false }),
+    pino().destination({ fd: opts.dest ?? 1, sync: false }),
   )
   return wrap(p)
 }

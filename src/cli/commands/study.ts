@@ -19,7 +19,7 @@ async function follow<K extends StudyJobView['kind']>(
   kind: K,
   onUpdate: (j: Extract<StudyJobView, { kind: K }>) => void,
 ): Promise<Extract<StudyJobView, { kind: K }>> {
-  const { ApiError, isJobOfKind } = await import('../../api/index.js')
+  const { ApiError, isJobOfKind } = await import('../../api/client.js')
   for (;;) {
     // The daemon answers when the job ends or after FOLLOW_MS with its progress: the end is heard of at once.
     const asked = Date.now()
