@@ -60,8 +60,8 @@ export interface ApiBackend {
   readonly setBlockedPeers?: (keys: string[]) => void
   /** Starts adding studies from files and folders readable by the daemon; `patient` is the owner's public key text. Returns the job id. */
   addStudies(paths: string[], opts: { skipBad: boolean; patient?: string }): string
-  /** Starts writing a study's DICOM files into the absolute folder `out` (scope `images` or `full`); returns the job id. */
-  getStudy(studyId: string, opts: { out: string; scope: string }): Promise<string>
+  /** Starts writing a study's DICOM files into the absolute folder `out` (scope `images` or `full`), or with `out` null fetching its chunks into this node's store alone; returns the job id. */
+  getStudy(studyId: string, opts: { out: string | null; scope: string }): Promise<string>
   /** Every registered study, with what this node holds of it. */
   studies(): Promise<StudyView[]>
   /** One registered study, with what this node holds of it; throws STUDY_UNKNOWN or STUDY_BAD_ID. */

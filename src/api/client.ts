@@ -136,6 +136,13 @@ export class ApiClient {
     return body.job
   }
 
+  /** `POST /v1/studies/:id/fetch`: starts fetching a study's chunks into the node's store, no files written (a prefetch); returns the job id. */
+  async fetchStudy(studyId: string): Promise<string> {
+    const body = await this.call('POST', `/v1/studies/${encodeURIComponent(studyId)}/fetch`, {})
+    if (!isRecord(body) || typeof body.job !== 'string') throw badResponse('study job')
+    return body.job
+  }
+
   /** `GET /v1/studies/:id/audit`: the study's events in ledger order. */
   async audit(studyId: string): Promise<AuditEventView[]> {
     const body = await this.call('GET', `/v1/studies/${encodeURIComponent(studyId)}/audit`)

@@ -82,7 +82,8 @@ export interface ApiServerModules {
  * - `GET /v1/blocks/:ref` (`head`, a height or a hash)
  * - `GET /v1/events` (server-sent events `block` and `tx`)
  * - `GET /v1/studies`, `POST /v1/studies` with `{"paths":[...],"skipBad"?,"patient"?}` (202, a job)
- * - `GET /v1/studies/:id`, `POST /v1/studies/:id/get` with `{"out":"/abs/dir","scope":"images"|"full"}` (202, a job)
+ * - `GET /v1/studies/:id`, `POST /v1/studies/:id/get` with `{"out":"/abs/dir","scope":"images"|"full"}` (202, a job),
+ *   `POST /v1/studies/:id/fetch` with `{}` (202, a job: the chunks into the node's store, no files)
  * - `GET /v1/jobs/:id`
  * - `GET /v1/swarm`
  * - `GET /v1/leases[?direction=incoming|outgoing]`, `POST /v1/leases` with `{"studyId","scope","durationMs","purpose"}` (202, the lease id)

@@ -245,8 +245,8 @@ export interface StudyGetJobView {
   readonly state: 'fetching' | 'decrypting' | 'done' | 'failed'
   readonly studyId: string
   readonly scope: 'images' | 'full'
-  /** The output folder, on the daemon's machine. */
-  readonly out: string
+  /** The output folder, on the daemon's machine; null for a fetch alone (`study fetch`: the chunks into this node's store, no files). */
+  readonly out: string | null
   /** Chunks fetched from the swarm: held so far (of chunkCount), bytes this job fetched, peers sending. */
   readonly fetch: { readonly done: number; readonly bytes: number; readonly peers: number }
   /** Chunks read and decrypted, of `chunkCount`. */

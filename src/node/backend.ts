@@ -251,7 +251,7 @@ export class NodeBackend implements ApiBackend {
     return this.#info.studies().start(paths, opts)
   }
 
-  getStudy(studyId: string, opts: { out: string; scope: string }): Promise<string> {
+  getStudy(studyId: string, opts: { out: string | null; scope: string }): Promise<string> {
     return this.#info.studies().startGet(studyId, opts)
   }
 

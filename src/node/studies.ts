@@ -206,12 +206,14 @@ export class StudyJobs {
   }
 
   /** Starts a `study get` job writing the study's files into the absolute folder `out`; returns its id. */
-  async startGet(studyIdHex: string, opts: { out: string; scope: string }): Promise<string> {
+  async startGet(studyIdHex: string, opts: { out: string | null; scope: string }): Promise<string> {
     const record = this.#record(studyIdHex)
     const scope = opts.scope as ExportScope
     if (!EXPORT_SCOPES.includes(scope))
       throw new StudyServiceError('STUDY_BAD_SCOPE', `scope must be one of ${EXPORT_SCOPES.join(', ')}, not ${JSON.stringify(opts.scope)}`)
-    if (typeof opts.out !== 'string' || !isAbsolute(opts.out)) throw new StudyServiceError('STUDY_BAD_OUT', 'the output folder must be an absolute path')
+    // out null: a fetch alone (`study fetch`), the chunks into this node's store and no files.
+    if (opts.out !== null && (typeof opts.out !== 'string' || !isAbsolute(opts.out)))
+      throw new StudyServiceError('STUDY_BAD_OUT', 'the output folder must be an absolute path')
     const orgId = this.#orgId()
     let lease: LeaseRecord | undefined
     if (record.custodian !== orgId) {
@@ -249,7 +251,9 @@ export class StudyJobs {
       bytes: 0,
       error: null,
     })
-    void this.#runGet(id, record, scope, opts.out, lease).catch(async (err: unknown) => {
+    const out = opts.out
+    const run = out === null ? this.#runFetch(id, record, lease) : this.#runGet(id, record, scope, out, lease)
+    void run.catch(async (err: unknown) => {
       const error = jobError(err)
       // Under a lease that has ended, nothing fetched may stay (the chunk list included): the lease's clean-up ran already.
       if (lease !== undefined && !this.#swarm.hasDuty(orgId, record) && this.#leases.activeLease(orgId, record, scope) === undefined)
@@ -481,6 +485,27 @@ export class StudyJobs {
     }
     if (b === undefined) throw new StudyServiceError('STUDY_NOT_HELD', `${what} (${toHex(id)}) of study ${studyHex} is not on this node`)
     return b
+  }
+
+  /**
+   * A fetch alone (`study fetch`): the study's chunks into this node's store,
+   * from every holder at once, under the lease for a lessee (the holders judge
+   * it and record what they serve); no key is opened and no file written. Done
+   * when the chunks are durable. What a lessee fetched goes when its lease
+   * ends, as after a get.
+   */
+  async #runFetch(id: string, record: StudyRecord, lease: LeaseRecord | undefined): Promise<void> {
+    const sid = toHex(record.studyId)
+    const list = await this.#swarm.fetchChunks(record, {
+      kind: 'fetch',
+      ...(lease === undefined ? {} : { lease }),
+      onProgress: (p) => this.#update(id, { fetch: { done: p.done, bytes: p.bytes, peers: p.activePeers } }),
+    })
+    if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot))
+      throw new StudyServiceError('STUDY_INTEGRITY', `the local chunk list of study ${sid} does not match the content root on the ledger`)
+    const job = this.#getJob(id)
+    this.#update(id, { state: 'done', fetch: { done: record.chunkCount, bytes: job?.fetch.bytes ?? 0, peers: 0 } })
+    this.#logger.info('study fetched', { study: sid, lease: lease === undefined ? null : toHex(lease.leaseId) })
   }
 
   async #runGet(id: string, record: StudyRecord, scope: ExportScope, out: string, lease: LeaseRecord | undefined): Promise<void> {

@@ -3,7 +3,7 @@ import { readdir, readFile, rm, stat, writeFile, mkdtemp } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
-import { clientOf, setOrgFaults, startOrg, stopOrg, type DevnetOrg } from '../../src/devnet/index.js'
+import { clientOf, setOrgFaults, startOrg, stopOrg, waitJob, type DevnetOrg } from '../../src/devnet/index.js'
 import type { FaultsJSON } from '../../src/node/index.js'
 import { generateCtStudy, pixelDigest, readDicom } from '../../src/study/index.js'
 import { jsonOf, runCli } from '../integration/helpers/cli.js'
@@ -90,6 +90,33 @@ t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid
   const g1 = await cli(o1, ['study', 'get', sid, '--out', out1, '--json'])
   t.equal(g1.code, 0, g1.stderr)
   t.same(await digests(await files(out1)), want, 'rebuilt from the swarm: pixel-identical')
+
+  // 2b. study fetch: the chunks alone, no files; a get after it writes the study from the local store. org1
+  // pulls nothing by itself meanwhile (its noPull switch): what it holds is what the fetch brought.
+  await stopOrg(o1, 'SIGKILL')
+  await rm(join(o1.dir, 'chunks'), { recursive: true, force: true })
+  await setOrgFaults(o1, { noPull: true })
+  await startOrg(o1)
+  t.equal((await show(o1, sid)).local.chunksHeld, 0, 'the store wiped again')
+  const f = await cli(o1, ['study', 'fetch', sid, '--json'])
+  t.equal(f.code, 0, f.stderr)
+  const fetched = JSON.parse(f.stdout) as { studyId: string; chunks: number; fetchedBytes: number }
+  t.equal(fetched.studyId, sid)
+  t.ok(fetched.chunks > 1 && fetched.fetchedBytes > fetched.chunks * 16, `fetched ${fetched.chunks} chunks, ${fetched.fetchedBytes} bytes`)
+  const held = await show(o1, sid)
+  t.equal(held.local.chunksHeld, held.local.chunkCount, 'every chunk held after the fetch')
+  t.equal(fetched.chunks, held.local.chunkCount)
+  // The get that follows fetches nothing.
+  const out1b = join(input, '..', `${sid}-1b`)
+  t.teardown(() => rm(out1b, { recursive: true, force: true }))
+  const c1b = await clientOf(o1)
+  const gb = await waitJob(c1b, await c1b.getStudy(sid, { out: out1b }), 'get')
+  t.equal(gb.fetch.bytes, 0, 'the get after the fetch asked the swarm for nothing')
+  t.same(await digests(await files(out1b)), want, 'and wrote the study: pixel-identical')
+  const bad = await cli(o1, ['study', 'fetch', 'ab'.repeat(16), '--json'])
+  t.not(bad.code, 0, 'an unknown study is refused')
+  t.equal(jsonOf<{ error: { code: string } }>(t, bad).error.code, 'STUDY_UNKNOWN', 'with its code')
+  await setFaults(o1, {})
 
   // 3. A holder killed in the middle of a transfer: the download completes from the other.
   for (const o of others) await setFaults(o, { serveDelayMs: 400 })

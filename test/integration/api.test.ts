@@ -147,7 +147,7 @@ class FakeBackend implements ApiBackend {
     return id
   }
 
-  async getStudy(studyId: string, opts: { out: string; scope: string }): Promise<string> {
+  async getStudy(studyId: string, opts: { out: string | null; scope: string }): Promise<string> {
     if (studyId !== '11'.repeat(16)) throw new RadError('STUDY_UNKNOWN', 'no such study')
     if (opts.scope !== 'images' && opts.scope !== 'full') throw new RadError('STUDY_BAD_SCOPE', 'bad scope')
     const id = 'ef'.repeat(8)
@@ -815,8 +815,8 @@ t.test('study jobs: 200 requests waiting on a job hold no more than their connec
   )
 })
 
-t.test('studies: list, show, get', async (t) => {
-  const { client } = await harness()
+t.test('studies: list, show, get, fetch', async (t) => {
+  const { client, url } = await harness()
   const sid = '11'.repeat(16)
   t.same(await client.studies(), [studyViewOf(sid)])
   t.same(await client.study(sid), studyViewOf(sid))
@@ -829,6 +829,11 @@ t.test('studies: list, show, get', async (t) => {
   await t.rejects(client.getStudy(sid, { out: '/tmp/x', scope: 'everything' }), { code: 'STUDY_BAD_SCOPE', status: 400 })
   await t.rejects(client.getStudy('22'.repeat(16), { out: '/tmp/x' }), { code: 'STUDY_UNKNOWN', status: 404 })
   await t.rejects(client.getStudy(sid, { out: '' }), { code: 'API_BAD_REQUEST' }, 'an output folder is required')
+  const f = await client.job(await client.fetchStudy(sid))
+  t.ok(isJobOfKind(f, 'get') && f.studyId === sid && f.out === null, 'study fetch: a get job with no output folder')
+  await t.rejects(client.fetchStudy('22'.repeat(16)), { code: 'STUDY_UNKNOWN', status: 404 })
+  const extra = await raw(url, `/v1/studies/${sid}/fetch`, { method: 'POST', body: JSON.stringify({ out: '/tmp/x' }) })
+  t.equal(extra.status, 400, 'study fetch takes no output folder (nor anything else)')
   t.same(await client.swarmStatus(), { transfers: [], queue: [sid], down: [] })
 })
 

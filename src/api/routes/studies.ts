@@ -11,6 +11,7 @@ const StudiesBody = z.strictObject({
   patient: z.string().min(1).max(4096).optional(),
 })
 const StudyGetBody = z.strictObject({ out: z.string().min(1).max(4096), scope: z.string().min(1).max(64).default('images') })
+const StudyFetchBody = z.strictObject({})
 
 /** Longest `GET /v1/jobs/:id?wait=` (ms). */
 export const MAX_JOB_WAIT_MS = 10_000
@@ -19,7 +20,7 @@ const JOB_WAIT_POLL_MS = 10
 
 /**
  * Studies and their jobs: `GET|POST /v1/studies`, `GET /v1/studies/:id`,
- * `POST /v1/studies/:id/get`, `POST /v1/studies/:id/erase`,
+ * `POST /v1/studies/:id/get`, `POST /v1/studies/:id/fetch`, `POST /v1/studies/:id/erase`,
  * `GET /v1/studies/:id/audit`, `GET /v1/jobs/:id[?wait=ms]`.
  */
 export function studyRoutes(env: RouteEnv): Route[] {
@@ -43,6 +44,16 @@ export function studyRoutes(env: RouteEnv): Route[] {
         POST: async (c) => {
           const body = parseBody(StudyGetBody, await readJson(c.req, maxBodyBytes))
           const job = await backend.getStudy(c.param, { out: body.out, scope: body.scope })
+          sendJson(c.res, 202, { job })
+        },
+      },
+    },
+    {
+      path: /^\/v1\/studies\/([^/]+)\/fetch$/,
+      handlers: {
+        POST: async (c) => {
+          parseBody(StudyFetchBody, await readJson(c.req, maxBodyBytes))
+          const job = await backend.getStudy(c.param, { out: null, scope: 'images' })
           sendJson(c.res, 202, { job })
         },
       },

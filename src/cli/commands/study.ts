@@ -142,6 +142,39 @@ export function registerStudyCommands(program: Command): void {
 
   withNodeOpts(
     study
+      .command('fetch <studyId>')
+      .description("bring a study's encrypted chunks into this node's store from its holders, no files written (a prefetch: a later get is local)"),
+  ).action(
+    action(async (studyId: string, o: GlobalOpts) => {
+      const client = await clientFor(o.node)
+      const id = await client.fetchStudy(studyId)
+      const bar = await progressBar(o, 'fetching {bar} {value}/{total} chunks {detail}')
+      let started = false
+      let job: StudyGetJobView
+      const t0 = Date.now()
+      try {
+        job = await follow(client, id, 'get', (j) => {
+          if (bar === null) return
+          if (!started) bar.start(j.chunkCount, 0, { detail: '' })
+          started = true
+          const s = (Date.now() - t0) / 1000
+          bar.update(j.fetch.done, { detail: `from ${j.fetch.peers} peer(s), ${s > 0 ? (j.fetch.bytes / 1e6 / s).toFixed(1) : '0.0'} MB/s` })
+        })
+      } finally {
+        bar?.stop()
+      }
+      const seconds = (Date.now() - t0) / 1000
+      print(
+        o.json === true,
+        { studyId: job.studyId, chunks: job.chunkCount, fetchedBytes: job.fetch.bytes, seconds },
+        () =>
+          `study ${job.studyId}: all ${job.chunkCount} chunk(s) held by this node; ${mb(job.fetch.bytes)} MB fetched in ${seconds.toFixed(1)} s (encrypted: radchain study get writes the files)`,
+      )
+    }),
+  )
+
+  withNodeOpts(
+    study
       .command('erase <studyId>')
       .description("this organization's half of erasing a study it keeps; with the owner's half (radchain patient erase) every node deletes it"),
   ).action(
