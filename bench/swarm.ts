@@ -22,9 +22,12 @@ export interface SwarmBenchResult {
   readonly pipe: ChunkPipeResult
   /** From the registration being final to the last of the 3 other holders holding all of it (replication uses a quarter of the fetch budget). */
   readonly replicate: { readonly seconds: number; readonly perHolder: Readonly<Record<string, number>> }
-  /** The custodian, its store wiped, fetching the study from 3 holders, and from 1. */
+  /** The custodian, its store wiped, fetching the study's chunks alone (`study fetch`) from 3 holders, and from 1. */
   readonly fetch3: FetchSeries
   readonly fetch1: FetchSeries
+  /** The same with `study get`: the chunks, and the files decrypted and written while they arrive (toFilesMbPerSec). */
+  readonly get3: FetchSeries
+  readonly get1: FetchSeries
   /**
    * `study get` at the custodian once it holds every chunk again: no transfer, the export
    * alone (decryption, digests, DICOM files written). A reader's fetch does
@@ -67,23 +70,26 @@ export interface FetchSeries extends FetchFigures {
 async function fetchSeries(runs: number, ...args: Parameters<typeof fetchAt>): Promise<FetchSeries> {
   const all: FetchFigures[] = []
   for (let i = 0; i < runs; i++) all.push(await fetchAt(...args))
-  const sorted = [...all].sort((a, b) => a.mbPerSec - b.mbPerSec)
+  // A get is judged by its files written, a fetch by its chunks.
+  const key = (x: FetchFigures): number => (args[0] === 'get' ? x.toFilesMbPerSec : x.mbPerSec)
+  const sorted = [...all].sort((a, b) => key(a) - key(b))
   const median = sorted[Math.floor(sorted.length / 2)] as FetchFigures
   const mean = (f: (x: FetchFigures) => number): number => all.reduce((s, x) => s + f(x), 0) / all.length
   return {
     ...median,
     cpuMsPerMB: { fetcher: mean((x) => x.cpuMsPerMB.fetcher), holders: mean((x) => x.cpuMsPerMB.holders) },
     runs,
-    range: { min: (sorted[0] as FetchFigures).mbPerSec, max: (sorted[sorted.length - 1] as FetchFigures).mbPerSec },
+    range: { min: key(sorted[0] as FetchFigures), max: key(sorted[sorted.length - 1] as FetchFigures) },
   }
 }
 
 /**
- * Wipes org1's chunk store, restarts it, fetches the study with `study get`,
+ * Wipes org1's chunk store, restarts it, fetches the study with `study fetch`
+ * (the chunks alone) or `study get` (and the files written),
  * and reads the transfer figures from its log; `holders` are the daemons
  * serving it, whose CPU time over the whole job is charged to the transfer.
  */
-async function fetchAt(o1: DevnetOrg, holders: DevnetOrg[], sid: string, out: string): Promise<FetchFigures> {
+async function fetchAt(mode: 'fetch' | 'get', o1: DevnetOrg, holders: DevnetOrg[], sid: string, out: string): Promise<FetchFigures> {
   await stopOrg(o1, 'SIGKILL')
   await rm(join(o1.dir, 'chunks'), { recursive: true, force: true })
   await rm(out, { recursive: true, force: true })
@@ -97,7 +103,7 @@ async function fetchAt(o1: DevnetOrg, holders: DevnetOrg[], sid: string, out: st
   const before = (await readLog<LogLine>(o1)).length
   const cpuBefore = await Promise.all(holders.map(daemonCpuMs))
   const jobStart = Date.now()
-  await waitJob(c, await c.getStudy(sid, { out }), 'get')
+  await waitJob(c, mode === 'fetch' ? await c.fetchStudy(sid) : await c.getStudy(sid, { out }), 'get')
   const jobMs = Date.now() - jobStart
   const cpuAfter = await Promise.all(holders.map(daemonCpuMs))
   const line = await waitLogLine<LogLine>(o1, before, (l) => l.msg === 'study chunks fetched' && l.study === sid && l.kind === 'fetch')
@@ -193,15 +199,21 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
       const replicate = { seconds: Math.max(...Object.values(perHolder)), perHolder }
       opts.log(`  replicated to 3 holders in ${replicate.seconds.toFixed(2)} s`)
       execFileSync('sync')
-      opts.log('  org1 store wiped: fetch from 3 holders')
-      const fetch3 = await fetchSeries(FETCH_RUNS, o1, [o2, o3, o4], sid, join(dir, 'out3'))
+      opts.log('  org1 store wiped: study fetch from 3 holders')
+      const fetch3 = await fetchSeries(FETCH_RUNS, 'fetch', o1, [o2, o3, o4], sid, join(dir, 'out3'))
       opts.log(`  ${fetch3.mbPerSec.toFixed(0)} MB/s from ${fetch3.peers} peers (median of ${fetch3.runs})`)
+      opts.log('  org1 store wiped: study get from 3 holders')
+      const get3 = await fetchSeries(FETCH_RUNS, 'get', o1, [o2, o3, o4], sid, join(dir, 'out3'))
+      opts.log(`  ${get3.toFilesMbPerSec.toFixed(0)} MB/s to files written, the chunks ${get3.mbPerSec.toFixed(0)} MB/s (median of ${get3.runs})`)
       await stopOrg(o3)
       await stopOrg(o4)
       execFileSync('sync')
-      opts.log('  org3, org4 stopped, org1 store wiped: fetch from 1 holder')
-      const fetch1 = await fetchSeries(FETCH_RUNS, o1, [o2], sid, join(dir, 'out1'))
+      opts.log('  org3, org4 stopped, org1 store wiped: study fetch from 1 holder')
+      const fetch1 = await fetchSeries(FETCH_RUNS, 'fetch', o1, [o2], sid, join(dir, 'out1'))
       opts.log(`  ${fetch1.mbPerSec.toFixed(0)} MB/s from ${fetch1.peers} peer (median of ${fetch1.runs})`)
+      opts.log('  org1 store wiped: study get from 1 holder')
+      const get1 = await fetchSeries(FETCH_RUNS, 'get', o1, [o2], sid, join(dir, 'out1'))
+      opts.log(`  ${get1.toFilesMbPerSec.toFixed(0)} MB/s to files written, the chunks ${get1.mbPerSec.toFixed(0)} MB/s (median of ${get1.runs})`)
       opts.log('  study get at org1, which now holds every chunk: the export alone')
       const exportOnly = await exportAt(o1, sid, join(dir, 'out-export'), added.size / 1e6, FETCH_RUNS)
       opts.log(`  ${exportOnly.seconds.toFixed(2)} s, CPU ${exportOnly.cpuMsPerMB.toFixed(1)} ms per MB`)
@@ -214,7 +226,7 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
       opts.log('  the same chunks through the pipe and two chunk stores, no swarm')
       // As many requests in flight as the fetch keeps on one peer (maxWindow), chunks of the study's size.
       const pipe = await measureChunkPipe({ chunks: added.chunks, chunkBytes: DEFAULT_PARAMS.chunkSize, inFlight: 6, runs: 3, pairs: 3 })
-      return { bytes: added.size, chunks: added.chunks, bare, pipe, replicate, fetch3, fetch1, exportOnly }
+      return { bytes: added.size, chunks: added.chunks, bare, pipe, replicate, fetch3, fetch1, get3, get1, exportOnly }
     } finally {
       await devnetDown(join(dir, 'net'), true).catch(() => 0)
     }
