@@ -33,14 +33,23 @@ export function nodeHttpFetch(opts: { socketPath?: string }): typeof fetch {
           method: init.method ?? 'GET',
           path: url.pathname + url.search,
           headers,
-          ...(opts.socketPath === undefined ? { host: url.hostname, port: url.port === '' ? 80 : Number(url.port) } : { socketPath: opts.socketPath }),
+          // URL keeps an IPv6 host in brackets ([::1]); node:http wants the address alone.
+          ...(opts.socketPath === undefined
+            ? { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port === '' ? 80 : Number(url.port) }
+            : { socketPath: opts.socketPath }),
           ...(init.signal === undefined || init.signal === null ? {} : { signal: init.signal }),
         },
         (res) => {
           const status = res.statusCode ?? 0
-          const empty = status === 204 || status === 304 || (init.method ?? 'GET') === 'HEAD'
+          const empty = status === 204 || status === 205 || status === 304 || (init.method ?? 'GET').toUpperCase() === 'HEAD'
           if (empty) res.resume()
-          resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, headers: toHeaders(res.headers) }))
+          try {
+            resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, headers: toHeaders(res.headers) }))
+          } catch (err) {
+            // A status fetch cannot represent (outside 200-599): what a server that is not radchain's may send.
+            res.destroy()
+            reject(new TypeError('fetch failed', { cause: err }))
+          }
         },
       )
       // The shape fetch gives its failures: a TypeError whose cause is the system error (ECONNREFUSED, ENOENT, ...).

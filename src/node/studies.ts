@@ -341,7 +341,13 @@ export class StudyJobs {
 
   #update(id: string, patch: Partial<StudyAddJobView> | Partial<StudyGetJobView>): void {
     const v = this.#jobs.get(id)
-    if (v !== undefined) this.#jobs.set(id, { ...v, ...patch } as StudyJobView)
+    if (v === undefined) return
+    // A job that ended stays ended: work still finishing behind it (a get's flush) cannot move it back.
+    if ((v.state === 'done' || v.state === 'failed') && patch.state !== undefined && patch.state !== v.state) {
+      this.#logger.warn('a late update to an ended job was ignored', { job: id, state: v.state, update: patch.state })
+      return
+    }
+    this.#jobs.set(id, { ...v, ...patch } as StudyJobView)
   }
 
   async #runAdd(id: string, paths: string[], skipBad: boolean, custodianId: string, owner: PatientPublicKey | undefined): Promise<void> {
@@ -552,7 +558,9 @@ export class StudyJobs {
         if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot)) {
           throw new StudyServiceError('STUDY_INTEGRITY', `the local chunk list of study ${sid} does not match the content root on the ledger`)
         }
-        this.#update(id, { state: 'decrypting', fetch: { done: record.chunkCount, bytes: this.#getJob(id)?.fetch.bytes ?? 0, peers: 0 } })
+        // The files may be written already (the get does not wait for the download's flush): a job that ended stays ended.
+        const job = this.#getJob(id)
+        if (job?.state === 'fetching') this.#update(id, { state: 'decrypting', fetch: { done: record.chunkCount, bytes: job.fetch.bytes, peers: 0 } })
         return list
       })
     const fetched = fetching.then(

@@ -132,6 +132,8 @@ export class ChunkStore implements ChunkBackend {
   readonly #pendingFiles = new Set<string>()
   /** Index entries written without sync since the last flush. */
   #deferred = false
+  /** The last flush started (see flush()). */
+  #flushing: Promise<void> = Promise.resolve()
   /** Per-id tail of the operation chain, so put/delete/drop of one id never interleave. */
   readonly #locks = new Map<string, Promise<unknown>>()
   /** Fan-out folders known to exist. */
@@ -283,20 +285,37 @@ export class ChunkStore implements ChunkBackend {
   }
 
   /**
-   * Makes every deferred put durable: syncs the folders they were renamed
-   * into, then the index.
+   * Makes every deferred put durable: syncs the files, the folders they were
+   * written into, then the index. Flushes run one after another: one that
+   * starts while another runs waits for it, so that when any flush returns,
+   * every put deferred before it was called is durable (a flush that found
+   * the lists emptied by the one running used to return at once). A flush
+   * that fails leaves what it did not sync to the next one.
    */
-  async flush(): Promise<void> {
+  flush(): Promise<void> {
+    const run = this.#flushing.catch(() => undefined).then(() => this.#flushNow())
+    this.#flushing = run
+    return run
+  }
+
+  async #flushNow(): Promise<void> {
     const dirs = [...this.#pendingDirs]
     const files = [...this.#pendingFiles]
     this.#pendingDirs.clear()
     this.#pendingFiles.clear()
     const wasDeferred = this.#deferred
     this.#deferred = false
-    // Files first (their data), then the folders (their names), then the index.
-    for (let i = 0; i < files.length; i += SYNCS_AT_ONCE) await Promise.all(files.slice(i, i + SYNCS_AT_ONCE).map((f) => fsyncPath(f)))
-    for (let i = 0; i < dirs.length; i += SYNCS_AT_ONCE) await Promise.all(dirs.slice(i, i + SYNCS_AT_ONCE).map((d) => fsyncPath(d)))
-    if (wasDeferred) await this.#index.put(FLUSH_KEY, Uint8Array.of(1), { sync: true })
+    try {
+      // Files first (their data), then the folders (their names), then the index.
+      for (let i = 0; i < files.length; i += SYNCS_AT_ONCE) await Promise.all(files.slice(i, i + SYNCS_AT_ONCE).map((f) => fsyncPath(f)))
+      for (let i = 0; i < dirs.length; i += SYNCS_AT_ONCE) await Promise.all(dirs.slice(i, i + SYNCS_AT_ONCE).map((d) => fsyncPath(d)))
+      if (wasDeferred) await this.#index.put(FLUSH_KEY, Uint8Array.of(1), { sync: true })
+    } catch (err) {
+      for (const f of files) this.#pendingFiles.add(f)
+      for (const d of dirs) this.#pendingDirs.add(d)
+      if (wasDeferred) this.#deferred = true
+      throw err
+    }
   }
 
   /** Opens `path` for writing in fan-out folder `dir`, creating the folder the first time (and again if it went missing). */

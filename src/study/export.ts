@@ -39,6 +39,8 @@ export interface ExportStudyOptions {
  * links); with 16 MiB in flight it keeps up.
  */
 const WRITE_BYTES_IN_FLIGHT = 16 * 1024 * 1024
+/** And at most this many files (each holds a descriptor while it is written): a study of tiny instances stays far from the process's limit. */
+const WRITE_FILES_IN_FLIGHT = 32
 
 /** Files moved into place at once at the end (each rename is a trip to the thread pool, 512 for the large CT study). */
 const RENAMES_AT_ONCE = 8
@@ -71,7 +73,7 @@ async function prepareOut(out: string): Promise<boolean> {
  * failure nothing is left behind. With the full scope each instance gets its
  * demographics and original UIDs back (restoreIdentity) and the files are
  * readable by the owner only. Memory: one chunk and the instances being
- * written (WRITE_BYTES_IN_FLIGHT, or one larger instance), plus the demographics record.
+ * written (WRITE_BYTES_IN_FLIGHT and WRITE_FILES_IN_FLIGHT; with an instance larger than that, the instances in flight and the next one, decrypted), plus the demographics record.
  */
 export async function exportStudy(opts: ExportStudyOptions): Promise<{ files: number; bytes: number }> {
   if (!EXPORT_SCOPES.includes(opts.scope)) throw new StudyServiceError('STUDY_BAD_SCOPE', `scope must be one of ${EXPORT_SCOPES.join(', ')}`)
@@ -89,6 +91,7 @@ export async function exportStudy(opts: ExportStudyOptions): Promise<{ files: nu
   // Up to WRITE_BYTES_IN_FLIGHT of files written while the next instances are decrypted; the first failure ends the export.
   const writing = new Set<Promise<void>>()
   let writingBytes = 0
+  const moved: string[] = []
   let writeFailed: { err: unknown } | undefined
   let chunks = 0
   let files = 0
@@ -123,7 +126,7 @@ export async function exportStudy(opts: ExportStudyOptions): Promise<{ files: nu
       )
       writing.add(w)
       writingBytes += out.length
-      while (writingBytes >= WRITE_BYTES_IN_FLIGHT && writing.size > 0) await Promise.race(writing)
+      while ((writingBytes >= WRITE_BYTES_IN_FLIGHT || writing.size >= WRITE_FILES_IN_FLIGHT) && writing.size > 0) await Promise.race(writing)
       if (writeFailed !== undefined) throw writeFailed.err
       opts.onProgress?.({ chunks, files, bytes })
     }
@@ -132,12 +135,17 @@ export async function exportStudy(opts: ExportStudyOptions): Promise<{ files: nu
     // Verified (unpackStudy checks at its end): move into place.
     for (let n = 1; n <= files; n += RENAMES_AT_ONCE) {
       const batch = Array.from({ length: Math.min(RENAMES_AT_ONCE, files - n + 1) }, (_, k) => exportFileName(n + k))
-      await Promise.all(batch.map((f) => rename(join(tmp, f), join(opts.out, f))))
+      const moves = await Promise.allSettled(batch.map((f) => rename(join(tmp, f), join(opts.out, f))))
+      batch.forEach((f, k) => moves[k]?.status === 'fulfilled' && moved.push(f))
+      const failed = moves.find((m) => m.status === 'rejected')
+      if (failed !== undefined) throw failed.reason
     }
     await rmdir(tmp)
     return { files, bytes }
   } catch (err) {
     await Promise.all(writing)
+    // Nothing is left behind: neither the files already moved into place nor the hidden folder.
+    for (const f of moved) await rm(join(opts.out, f), { force: true }).catch(() => undefined)
     await rm(tmp, { recursive: true, force: true })
     if (created) await rmdir(opts.out).catch(() => undefined)
     throw err

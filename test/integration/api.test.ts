@@ -943,3 +943,10 @@ t.test('the Unix socket: the same API with the same token, mode 0600, a stale fi
     'a path longer than a socket address holds is refused',
   )
 })
+
+t.test('the client reaches a daemon on the IPv6 loopback by its bracketed URL', async (t) => {
+  const h = await harness({ host: '::1' })
+  t.match(h.url, /^http:\/\/\[::1\]:\d+$/)
+  const st = await h.client.status()
+  t.type(st.height, 'number', 'status answered over [::1]')
+})

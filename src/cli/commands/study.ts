@@ -143,7 +143,9 @@ export function registerStudyCommands(program: Command): void {
   withNodeOpts(
     study
       .command('fetch <studyId>')
-      .description("bring a study's encrypted chunks into this node's store from its holders, no files written (a prefetch: a later get is local)"),
+      .description(
+        "bring a study's encrypted chunks into this node's store from its holders, no files written (a prefetch: a later get asks the holders for no chunk)",
+      ),
   ).action(
     action(async (studyId: string, o: GlobalOpts) => {
       const client = await clientFor(o.node)

@@ -218,6 +218,19 @@ t.test('after a crash: temporary files are swept, unindexed chunks verified and 
   await again.close()
 })
 
+t.test('a flush started while another runs returns only after it: every put deferred before it is durable then', async (t) => {
+  const f = await fixture(t)
+  const s = await f.open()
+  for (const c of [chunk(100_000), chunk(200_000), chunk(300_000)]) await s.put(c.id, c.bytes, { defer: true })
+  const order: string[] = []
+  const first = s.flush().then(() => order.push('first'))
+  // The first has taken the pending lists: the second finds nothing left of its own, and must still wait.
+  const second = s.flush().then(() => order.push('second'))
+  const closed = s.close().then(() => order.push('close'))
+  await Promise.all([first, second, closed])
+  t.same(order, ['first', 'second', 'close'], 'in the order they were asked')
+})
+
 t.test('deferred puts: readable at once, durable after flush, recovered after a crash before it', async (t) => {
   const f = await fixture(t)
   const s = await f.open()
