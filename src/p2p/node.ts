@@ -234,8 +234,7 @@ export class P2PNode extends EventEmitter<P2PEvents> {
       import('@libp2p/tcp'),
       import('@chainsafe/libp2p-noise'),
       import('@libp2p/tls'),
-      // With window updates once half a window is used (src/p2p/yamux-window.ts).
-      import('./yamux-window.js').then(() => import('@chainsafe/libp2p-yamux')),
+      import('@chainsafe/libp2p-yamux'),
       import('@libp2p/identify'),
       import('@libp2p/ping'),
     ])
