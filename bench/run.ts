@@ -280,8 +280,8 @@ cores, so its chunks come slower than a fetch's and it is judged by its files; t
 that work alone (org1 again, holding every chunk after its last get).
 
 CPU time counts every thread of a process, user and system: the fetching daemon's over the transfer
-(from its log), the holders' over the whole job (from /proc) less their idle rate measured
-in the second before it, averaged over the fetches; the bare stream's over its timed runs. A chunk
+(from its log), the holders' over the whole job (from /proc), each less its idle rate (its chain and
+reconcile work, measured in the second before the job), averaged over the fetches; the bare stream's over its timed runs. A chunk
 transfer does more per byte than the bare stream: each chunk is read from disk at the holder, and
 hashed, written and synced at the fetcher; and all the daemons share this machine's cores, so the CPU
 time per MB bounds the throughput.

@@ -97,9 +97,12 @@ async function fetchAt(mode: 'fetch' | 'get', o1: DevnetOrg, holders: DevnetOrg[
   const c = await clientOf(o1)
   // Let it reconnect to its peers before asking.
   for (let i = 0; i < 100 && (await c.status()).peers === 0; i++) await sleep(100)
-  // The holders' CPU time over this idle second is their background work (chain, reconcile), taken off below.
+  // Every daemon's CPU time over this idle second is its background work (chain, reconcile: 60-80 ms a
+  // second measured at the fetcher), taken off below: the pipe row has none.
   const idleFrom = await Promise.all(holders.map(daemonCpuMs))
+  const fetcherIdleFrom = await daemonCpuMs(o1)
   await sleep(1000)
+  const fetcherIdlePerMs = ((await daemonCpuMs(o1)) ?? Number.NaN) / 1000 - (fetcherIdleFrom ?? Number.NaN) / 1000
   const before = (await readLog<LogLine>(o1)).length
   const cpuBefore = await Promise.all(holders.map(daemonCpuMs))
   const jobStart = Date.now()
@@ -121,7 +124,7 @@ async function fetchAt(mode: 'fetch' | 'get', o1: DevnetOrg, holders: DevnetOrg[
     seconds: line.ms / 1000,
     toFilesMbPerSec: mb / (jobMs / 1000),
     peers: line.peers ?? 0,
-    cpuMsPerMB: { fetcher: line.cpuMs / mb, holders: holdersMs / mb },
+    cpuMsPerMB: { fetcher: Math.max(0, line.cpuMs - fetcherIdlePerMs * line.ms) / mb, holders: holdersMs / mb },
   }
 }
 
