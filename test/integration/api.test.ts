@@ -950,3 +950,22 @@ t.test('the client reaches a daemon on the IPv6 loopback by its bracketed URL', 
   const st = await h.client.status()
   t.type(st.height, 'number', 'status answered over [::1]')
 })
+
+t.test('study fetch: a flood of oversized or malformed bodies is refused each, within a memory bound, and the API answers meanwhile', async (t) => {
+  const { client, url, backend } = await harness({ maxBodyBytes: 64 * 1024 })
+  const sid = '11'.repeat(16)
+  const jobsBefore = backend.jobs.size
+  global.gc?.()
+  const before = process.memoryUsage().heapUsed
+  const big = JSON.stringify({ pad: 'x'.repeat(256 * 1024) })
+  const answers = await Promise.all(
+    Array.from({ length: 100 }, (_, i) =>
+      raw(url, `/v1/studies/${sid}/fetch`, { method: 'POST', body: i % 2 === 0 ? big : '{"out":' }).catch(() => ({ status: 0 })),
+    ),
+  )
+  t.ok(await client.status(), 'status answers after the flood')
+  const grown = process.memoryUsage().heapUsed - before
+  t.ok(grown < 64 * 1024 * 1024, `the heap grew by ${(grown / 1024 / 1024).toFixed(1)} MiB for 100 refused fetches of 256 KiB or broken bodies`)
+  t.same([...new Set(answers.map((a) => a.status))].sort(), [400, 413], 'oversized: 413; malformed: 400')
+  t.equal(backend.jobs.size, jobsBefore, 'and no job was started')
+})
