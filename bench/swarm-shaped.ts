@@ -86,7 +86,7 @@ function run(args: string[]): Promise<void> {
 }
 
 /** The lessee's `study get`, timed from the command to its exit, after its chunk store was emptied. */
-export async function timedGet(lessee: DevnetOrg, holders: readonly DevnetOrg[], sid: string, out: string): Promise<ShapedFetch> {
+async function timedGet(lessee: DevnetOrg, holders: readonly DevnetOrg[], sid: string, out: string): Promise<ShapedFetch> {
   await stopOrg(lessee)
   await rm(join(lessee.dir, 'chunks'), { recursive: true, force: true })
   await rm(out, { recursive: true, force: true })
@@ -231,25 +231,22 @@ export async function measureSwarmShaped(opts: {
       opts.log(`  ${others.map((o) => o.id).join(', ')} stopped: study get from ${keep.id} alone`)
       const fetch1 = await timedGets(lessee, [keep], sid, join(dir, 'out1'), opts.log)
 
-      opts.log(`  bare libp2p stream through one link at ${opts.mbit} Mbit/s`)
-      const bare = await measureLibp2pStream({
-        bytes: added.size,
-        encryption: 'noise',
-        runs: 1,
-        pairs: 3,
-        hosts: { senderNs: keep.netns as string, receiverNs: lessee.netns as string, receiverHost: lessee.host as string },
-      })
-      opts.log(`  ${bare.mbPerSec.toFixed(1)} MB/s`)
-      await shapeUplink(net, keep.id, opts.lowMbit)
-      opts.log(`  bare libp2p stream through one link at ${opts.lowMbit} Mbit/s`)
-      const bareLow = await measureLibp2pStream({
-        bytes: added.size,
-        encryption: 'noise',
-        runs: 1,
-        pairs: 1,
-        hosts: { senderNs: keep.netns as string, receiverNs: lessee.netns as string, receiverHost: lessee.host as string },
-      })
-      opts.log(`  ${bareLow.mbPerSec.toFixed(1)} MB/s`)
+      // The baseline: a bare stream from a holder to the lessee through one link shaped to `mbit`.
+      const bareThrough = async (mbit: number, pairs: number): Promise<StreamResult> => {
+        await shapeUplink(net, keep.id, mbit)
+        opts.log(`  bare libp2p stream through one link at ${mbit} Mbit/s`)
+        const r = await measureLibp2pStream({
+          bytes: added.size,
+          encryption: 'noise',
+          runs: 1,
+          pairs,
+          hosts: { senderNs: keep.netns as string, receiverNs: lessee.netns as string, receiverHost: lessee.host as string },
+        })
+        opts.log(`  ${r.mbPerSec.toFixed(1)} MB/s`)
+        return r
+      }
+      const bare = await bareThrough(opts.mbit, 3)
+      const bareLow = await bareThrough(opts.lowMbit, 1)
       return {
         mbit: opts.mbit,
         fastMbit: opts.fastMbit,

@@ -121,6 +121,12 @@ export function waitTxSettled(
   )
 }
 
+/** The chunk list a download ended with must be the study's: its count and content root as on the ledger. */
+function checkChunkList(list: readonly Uint8Array[], record: StudyRecord): void {
+  if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot))
+    throw new StudyServiceError('STUDY_INTEGRITY', `the local chunk list of study ${toHex(record.studyId)} does not match the content root on the ledger`)
+}
+
 /**
  * What a failed job reports: a RadError's code; a full disk (ENOSPC, EDQUOT,
  * wherever in the error's causes) as STUDY_NO_SPACE in plain words; anything
@@ -507,8 +513,7 @@ export class StudyJobs {
       ...(lease === undefined ? {} : { lease }),
       onProgress: (p) => this.#update(id, { fetch: { done: p.done, bytes: p.bytes, peers: p.activePeers } }),
     })
-    if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot))
-      throw new StudyServiceError('STUDY_INTEGRITY', `the local chunk list of study ${sid} does not match the content root on the ledger`)
+    checkChunkList(list, record)
     const job = this.#getJob(id)
     this.#update(id, { state: 'done', fetch: { done: record.chunkCount, bytes: job?.fetch.bytes ?? 0, peers: 0 } })
     this.#logger.info('study fetched', { study: sid, lease: lease === undefined ? null : toHex(lease.leaseId) })
@@ -555,9 +560,7 @@ export class StudyJobs {
       })
       .then((list) => {
         mark('fetched')
-        if (list.length !== record.chunkCount || !equalBytes(contentRoot(list), record.contentRoot)) {
-          throw new StudyServiceError('STUDY_INTEGRITY', `the local chunk list of study ${sid} does not match the content root on the ledger`)
-        }
+        checkChunkList(list, record)
         // The files may be written already (the get does not wait for the download's flush): a job that ended stays ended.
         const job = this.#getJob(id)
         if (job?.state === 'fetching') this.#update(id, { state: 'decrypting', fetch: { done: record.chunkCount, bytes: job.fetch.bytes, peers: 0 } })

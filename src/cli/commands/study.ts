@@ -33,6 +33,14 @@ async function follow<K extends StudyJobView['kind']>(
   }
 }
 
+/** A download's progress for its bar: peers sending, rate since `t0`, and the time left at that rate. */
+function fetchDetail(j: StudyGetJobView, t0: number): string {
+  const s = (Date.now() - t0) / 1000
+  const rate = s > 0 ? j.fetch.bytes / 1e6 / s : 0
+  const left = rate > 0 ? ((j.chunkCount - j.fetch.done) * (j.fetch.bytes / Math.max(1, j.fetch.done))) / 1e6 / rate : 0
+  return `from ${j.fetch.peers} peer(s), ${rate.toFixed(1)} MB/s${left > 0 ? `, ${Math.ceil(left)} s left` : ''}`
+}
+
 /** A progress bar on stderr when it is a terminal and output is for people; null otherwise. */
 async function progressBar(o: GlobalOpts, format: string): Promise<cliProgress.SingleBar | null> {
   if (process.stderr.isTTY !== true || o.json === true) return null
@@ -117,15 +125,8 @@ export function registerStudyCommands(program: Command): void {
             if (bar === null) return
             if (!started) bar.start(j.chunkCount, 0, { phase: 'fetching  ', detail: '' })
             started = true
-            if (j.state === 'fetching') {
-              const s = (Date.now() - t0) / 1000
-              const rate = s > 0 ? j.fetch.bytes / 1e6 / s : 0
-              const left = rate > 0 ? ((j.chunkCount - j.fetch.done) * (j.fetch.bytes / Math.max(1, j.fetch.done))) / 1e6 / rate : 0
-              bar.update(j.fetch.done, {
-                phase: 'fetching  ',
-                detail: `from ${j.fetch.peers} peer(s), ${rate.toFixed(1)} MB/s${left > 0 ? `, ${Math.ceil(left)} s left` : ''}`,
-              })
-            } else bar.update(j.chunks, { phase: 'decrypting', detail: `${j.files} files, ${mb(j.bytes)} MB` })
+            if (j.state === 'fetching') bar.update(j.fetch.done, { phase: 'fetching  ', detail: fetchDetail(j, t0) })
+            else bar.update(j.chunks, { phase: 'decrypting', detail: `${j.files} files, ${mb(j.bytes)} MB` })
           })
         } finally {
           bar?.stop()
@@ -159,8 +160,7 @@ export function registerStudyCommands(program: Command): void {
           if (bar === null) return
           if (!started) bar.start(j.chunkCount, 0, { detail: '' })
           started = true
-          const s = (Date.now() - t0) / 1000
-          bar.update(j.fetch.done, { detail: `from ${j.fetch.peers} peer(s), ${s > 0 ? (j.fetch.bytes / 1e6 / s).toFixed(1) : '0.0'} MB/s` })
+          bar.update(j.fetch.done, { detail: fetchDetail(j, t0) })
         })
       } finally {
         bar?.stop()

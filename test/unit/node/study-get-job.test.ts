@@ -6,6 +6,7 @@ import { generateCtStudy, packageStudy } from '../../../src/study/index.js'
 import { generateOrgKeys, mlkemFromX25519Private } from '../../../src/crypto/index.js'
 import { StudyJobs } from '../../../src/node/studies.js'
 import { encodeTrusted, u64 } from '../../../src/chain/codec.js'
+import { registerStudyTx } from '../../../src/chain/index.js'
 import { nullLogger, sleep, toHex } from '../../../src/util/index.js'
 
 /**
@@ -27,22 +28,8 @@ async function harness(t: Test, flushMs: number): Promise<{ jobs: StudyJobs; sid
     store: { put: async (id: Uint8Array, b: Uint8Array) => void store.set(toHex(id), b) },
   } as never)
   const p = packed.payload
-  const E = new Uint8Array(0)
-  const wire = [
-    p.studyId,
-    p.custodian,
-    p.owner ?? E,
-    p.contentRoot,
-    u64(p.size),
-    p.chunkCount,
-    p.chunkSize,
-    p.studyDigest,
-    p.custodianEnvelope,
-    p.ownerEnvelope ?? E,
-    p.demographics,
-    p.ownerEphemeral ?? E,
-  ]
-  const state = new Map([[`st/${toHex(p.studyId)}`, encodeTrusted([wire, u64(5)] as never)]])
+  // The study's record as a registration at height 5 leaves it in the chain state.
+  const state = new Map([[`st/${toHex(p.studyId)}`, encodeTrusted([registerStudyTx.encode(p), u64(5)] as never)]])
   const chain = { state, orgByKey: () => ({ id: 'org1' }), head: () => ({ header: { time: Date.now(), height: 5 } }) }
   let flushed = false
   const swarm = {
