@@ -16,7 +16,7 @@ import { childCpuMs, cpuMsOf, nextMessage, stopChildren } from './child-ipc.js'
 
 /**
  * The work every chunk transfer does, and nothing of the swarm: the
- * product's pipe (P2PNode: TCP, Noise, Yamux, one pipelined stream) between
+ * product's pipe (P2PNode: TCP, its secure channel, Yamux, one pipelined stream) between
  * two processes, each with a chunk store on disk. The holder serves chunks
  * with ChunkStore.get without re-hashing them, as a daemon serves them (the
  * reader verifies every chunk, the scrub catches rot at rest); the fetcher keeps `inFlight` requests going, hashes
@@ -51,7 +51,7 @@ async function openStore(dir: string): Promise<{ db: ChainStore; store: ChunkSto
 }
 
 // Holder: `count` random chunks of `chunkBytes` in a chunk store, served by index (u32 request).
-async function runHolder(count: number, chunkBytes: number): Promise<void> {
+async function runHolder(count: number, chunkBytes: number, encryption: Encryption | undefined): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'radchain-bench-pipe-holder-'))
   const { db, store } = await openStore(dir)
   const ids: Uint8Array[] = []
@@ -63,7 +63,14 @@ async function runHolder(count: number, chunkBytes: number): Promise<void> {
   }
   await store.flush()
   const node = new P2PNode(
-    { listen: ['/ip4/127.0.0.1/tcp/0'], identitySeed: HOLDER_SEED.slice(), networkId: 'bench', isAllowed: () => true, peersToDial: () => [] },
+    {
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      identitySeed: HOLDER_SEED.slice(),
+      networkId: 'bench',
+      isAllowed: () => true,
+      peersToDial: () => [],
+      ...encryptionOpt(encryption),
+    },
     { logger: nullLogger() },
   )
   node.handlePipe(PROTOCOL, {
@@ -98,8 +105,8 @@ async function runHolder(count: number, chunkBytes: number): Promise<void> {
 
 // Fetcher: on each { run: n }, fetches the first n chunks into a fresh store and answers { result }.
 async function runFetcher(): Promise<void> {
-  const ready = await new Promise<HolderReady & { inFlight: number }>((resolve) =>
-    process.once('message', (m) => resolve(m as HolderReady & { inFlight: number })),
+  const ready = await new Promise<HolderReady & { inFlight: number; encryption?: Encryption }>((resolve) =>
+    process.once('message', (m) => resolve(m as HolderReady & { inFlight: number; encryption?: Encryption })),
   )
   const holderKey = fromHex(ready.publicKey)
   const ids = ready.ids.map(fromHex)
@@ -110,6 +117,7 @@ async function runFetcher(): Promise<void> {
       networkId: 'bench',
       isAllowed: () => true,
       peersToDial: () => [{ publicKey: holderKey, addrs: [ready.addr] }],
+      ...encryptionOpt(ready.encryption),
     },
     { logger: nullLogger() },
   )
@@ -170,13 +178,22 @@ export interface ChunkPipeResult {
   cpuMsPerMB: { fetcher: number; holder: number }
 }
 
-type PipeOpts = { chunks: number; chunkBytes: number; inFlight: number }
+type Encryption = 'noise' | 'tls'
+const encryptionOpt = (e: Encryption | undefined): { encryption?: Encryption[] } => (e === undefined ? {} : { encryption: [e] })
+type PipeOpts = {
+  chunks: number
+  chunkBytes: number
+  inFlight: number
+  /** The connection's secure channel (default: the product's, P2PNode's DEFAULT_ENCRYPTION). */
+  encryption?: Encryption
+}
 
 // One holder and one fetcher process: a warm-up of a quarter of the chunks, then `runs` timed transfers of all of them.
 async function measurePair(opts: PipeOpts, runs: number): Promise<{ results: RunResult[]; holderMs: number }> {
   const self = fileURLToPath(import.meta.url)
   const spawnChild = (args: string[]): ChildProcess => fork(self, args, { execArgv: daemonNodeArgs(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const holder = spawnChild([HOLDER_FLAG, String(opts.chunks), String(opts.chunkBytes)])
+  const encryption = opts.encryption
+  const holder = spawnChild([HOLDER_FLAG, String(opts.chunks), String(opts.chunkBytes), encryption ?? 'default'])
   let fetcher: ChildProcess | undefined
   const timer = setTimeout(() => {
     holder.kill('SIGKILL')
@@ -192,7 +209,7 @@ async function measurePair(opts: PipeOpts, runs: number): Promise<{ results: Run
       return (await r).result
     }
     const connected = nextMessage(f, 'connected')
-    f.send({ ...ready, inFlight: opts.inFlight })
+    f.send({ ...ready, inFlight: opts.inFlight, ...(encryption === undefined ? {} : { encryption }) })
     await connected
     await run(Math.max(1, Math.floor(opts.chunks / 4)))
     const results: RunResult[] = []
@@ -252,7 +269,10 @@ if (process.send !== undefined && (process.argv[2] === HOLDER_FLAG || process.ar
   const role = process.argv[2] === HOLDER_FLAG ? 'holder' : 'fetcher'
   // All this process does is chunk traffic: the heap grows as a daemon's does during it.
   if (chunkTrafficHeap.enable(process.execArgv)) chunkTrafficHeap.hold()
-  const main = role === 'holder' ? runHolder(Number(process.argv[3]), Number(process.argv[4])) : runFetcher()
+  const main =
+    role === 'holder'
+      ? runHolder(Number(process.argv[3]), Number(process.argv[4]), process.argv[5] === 'tls' || process.argv[5] === 'noise' ? process.argv[5] : undefined)
+      : runFetcher()
   main.catch((err: unknown) => {
     process.stderr.write(`chunk pipe ${role} failed: ${String(err)}\n`)
     process.exit(1)

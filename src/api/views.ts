@@ -49,6 +49,8 @@ export interface PeerView {
   readonly publicKey: string
   readonly peerId: string
   readonly addr: string
+  /** The connection's secure channel: 'tls' (preferred) or 'noise'. */
+  readonly encryption: string
 }
 
 /** Where a transaction stands. */

@@ -41,7 +41,7 @@ import { StudyServiceError } from './errors.js'
 export interface NodeInfo {
   readonly version: string
   apiUrl(): string
-  peers(): { publicKey: Uint8Array; peerId: string; addr: string }[]
+  peers(): { publicKey: Uint8Array; peerId: string; addr: string; encryption: string }[]
   consensus(): { height: number; round: number; step: string } | null
   /** Why consensus stopped on its own, if it did. */
   halted?(): { reason: string; height: number; round: number } | undefined
@@ -205,7 +205,13 @@ export class NodeBackend implements ApiBackend {
   peers(): PeerView[] {
     return this.#info
       .peers()
-      .map((p) => ({ org: this.#chain.orgByKey(p.publicKey)?.id ?? null, publicKey: toHex(p.publicKey), peerId: p.peerId, addr: p.addr }))
+      .map((p) => ({
+        org: this.#chain.orgByKey(p.publicKey)?.id ?? null,
+        publicKey: toHex(p.publicKey),
+        peerId: p.peerId,
+        addr: p.addr,
+        encryption: p.encryption,
+      }))
   }
 
   orgs(): OrgsView {

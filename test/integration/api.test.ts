@@ -239,7 +239,7 @@ class FakeBackend implements ApiBackend {
   }
 
   peers(): PeerView[] {
-    return [{ org: 'org-b', publicKey: 'bb'.repeat(32), peerId: '12D3KooWtest', addr: '/ip4/127.0.0.1/tcp/1' }]
+    return [{ org: 'org-b', publicKey: 'bb'.repeat(32), peerId: '12D3KooWtest', addr: '/ip4/127.0.0.1/tcp/1', encryption: 'tls' }]
   }
 
   setBlockedPeers?: (keys: string[]) => void = (keys) => {
