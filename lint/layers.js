@@ -16,7 +16,8 @@ export const LAYERS = {
   study: [['util', 'crypto'], ['chain']],
   p2p: [['util', 'crypto'], ['chain']],
   api: [['util'], []],
-  node: [['util', 'crypto', 'chain', 'consensus', 'storage', 'study', 'p2p', 'api'], []],
+  dicomweb: [['util', 'study'], []],
+  node: [['util', 'crypto', 'chain', 'consensus', 'storage', 'study', 'p2p', 'api', 'dicomweb'], []],
   devnet: [['util', 'crypto', 'chain', 'study', 'api', 'node'], []],
   cli: [['util', 'crypto', 'chain', 'study', 'api', 'node', 'devnet'], []],
 }

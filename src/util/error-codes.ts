@@ -191,6 +191,18 @@ export const ERROR_CODES = {
   CONFIG_INVALID: { status: 400, meaning: "config.json, the options of `radchain init` or the daemon's settings are invalid (the message names the field)" },
   CONFIG_EXISTS: { status: 409, meaning: 'the data dir already holds a radchain node: nothing was changed' },
 
+  // DICOMweb (PS3.18): the daemon's listener for PACS and viewers.
+  DICOMWEB_MULTIPART_MALFORMED: {
+    status: 400,
+    meaning: 'the multipart/related body is malformed: no or bad boundary, a part without its header block, or no closing delimiter (the message says where)',
+  },
+  DICOMWEB_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    meaning: 'the request body is not of a media type this endpoint takes (STOW-RS takes multipart/related; type="application/dicom")',
+  },
+  DICOMWEB_BODY_TOO_LARGE: { status: 413, meaning: 'the request body, or one part of it, is above dicomweb.maxBodyBytes' },
+  DICOMWEB_BAD_QUERY: { status: 400, meaning: 'a QIDO-RS query parameter is unknown or its value malformed (the message names it)' },
+
   // The devnet and the demo.
   DEVNET_EXISTS: { status: 409, meaning: 'the folder holds a devnet of another size: use it as is, or `radchain devnet down --purge` first' },
   DEVNET_NOT_FOUND: { status: 404, meaning: 'no devnet in the folder: `radchain devnet up`' },

@@ -1,0 +1,12 @@
+import { RadError, type ErrorCodes } from '../util/index.js'
+
+/** Codes of the DICOMweb layer (PS3.18): malformed bodies, media types, bounds, queries. */
+export type DicomwebCode = ErrorCodes<'DICOMWEB_MULTIPART_MALFORMED' | 'DICOMWEB_UNSUPPORTED_MEDIA_TYPE' | 'DICOMWEB_BODY_TOO_LARGE' | 'DICOMWEB_BAD_QUERY'>
+
+/** A refusal of the DICOMweb layer; the listener answers it with the registry's status for its code. */
+export class DicomwebError extends RadError<DicomwebCode> {
+  constructor(code: DicomwebCode, message: string, opts?: { cause?: unknown }) {
+    super(code, message, opts)
+    this.name = 'DicomwebError'
+  }
+}
