@@ -26,6 +26,8 @@ export interface DaemonInfo {
   readonly chainId: string
   /** Peer-to-peer listen addresses (with the peer id). */
   readonly p2p: readonly string[]
+  /** Base URL of the DICOMweb root (e.g. http://127.0.0.1:7462/dicomweb), when the listener is on. */
+  readonly dicomweb?: string
   readonly startedAt: string
 }
 

@@ -11,6 +11,7 @@ import { registerSwarmCommands } from './commands/swarm.js'
 import { registerPatientCommands } from './commands/patient.js'
 import { registerLeaseCommands } from './commands/lease.js'
 import { registerWatchCommand } from './commands/watch.js'
+import { registerDicomwebCommands } from './commands/dicomweb.js'
 
 /** Builds the radchain command tree. */
 export function buildProgram(): Command {
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerPatientCommands(program)
   registerLeaseCommands(program)
   registerWatchCommand(program)
+  registerDicomwebCommands(program)
   registerDevnetCommands(program)
   registerDemoCommand(program)
   return program

@@ -306,7 +306,9 @@ export async function createOrgDir(
     },
     p2p: { listen, dialIntervalMs: 250 },
   }
-  const r = await initDataDir({ dir: orgDir, orgId: id, apiPort, p2pListen: listen, scrypt: DEVNET_SCRYPT, config, env: {} })
+  // DICOMweb on any free port of the organization's loopback (daemon.json says which); a test may set its own.
+  const dicomwebListen = config.dicomweb?.listen ?? '127.0.0.1:0'
+  const r = await initDataDir({ dir: orgDir, orgId: id, apiPort, dicomwebListen, p2pListen: listen, scrypt: DEVNET_SCRYPT, config, env: {} })
   const o: DevnetOrg = {
     id,
     dir: orgDir,

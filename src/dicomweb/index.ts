@@ -1,1 +1,6 @@
 export * from './errors.js'
+export * from './multipart.js'
+export * from './backend.js'
+export * from './server.js'
+export * from './attributes.js'
+export * from './qido.js'

@@ -203,15 +203,13 @@ export class NodeBackend implements ApiBackend {
   }
 
   peers(): PeerView[] {
-    return this.#info
-      .peers()
-      .map((p) => ({
-        org: this.#chain.orgByKey(p.publicKey)?.id ?? null,
-        publicKey: toHex(p.publicKey),
-        peerId: p.peerId,
-        addr: p.addr,
-        encryption: p.encryption,
-      }))
+    return this.#info.peers().map((p) => ({
+      org: this.#chain.orgByKey(p.publicKey)?.id ?? null,
+      publicKey: toHex(p.publicKey),
+      peerId: p.peerId,
+      addr: p.addr,
+      encryption: p.encryption,
+    }))
   }
 
   orgs(): OrgsView {

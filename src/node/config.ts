@@ -31,12 +31,19 @@ export const DATADIR_FILES = {
   daemon: DAEMON_INFO_FILE,
   wal: 'consensus.wal',
   chunks: 'chunks',
+  /** DICOMweb clients' tokens, hashed (`radchain dicomweb token create`). */
+  dicomwebTokens: 'dicomweb-tokens.json',
+  /** Instances received over DICOMweb until their study is registered. */
+  dicomwebSpool: 'dicomweb-spool',
 } as const
 
 /** Default API port. */
 export const DEFAULT_API_PORT = 7460
 /** Default chunk store quota: 100 GiB. */
 export const DEFAULT_CHUNK_QUOTA = 100 * 1024 ** 3
+
+/** Default DICOMweb listen address (host:port). */
+export const DEFAULT_DICOMWEB_LISTEN = '127.0.0.1:7462'
 
 /** Default peer-to-peer listen address. */
 export const DEFAULT_P2P_LISTEN = '/ip4/127.0.0.1/tcp/7461'
@@ -93,6 +100,36 @@ const ConfigSchema = z.strictObject({
        */
       announce: z.array(multiaddrText).max(16).default([]),
       dialIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+    })
+    .prefault({}),
+  /** The DICOMweb listener for PACS and viewers (PS3.18; README "Connecting a PACS and a viewer"). */
+  dicomweb: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** host:port ([v6]:port for IPv6); anything but loopback needs tls, or insecureHttp. */
+      listen: z
+        .string()
+        .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:7462 or [::1]:7462')
+        .default(DEFAULT_DICOMWEB_LISTEN),
+      /** A study received over STOW-RS is registered once no instance of it arrived for this long. */
+      stableSeconds: z.number().int().min(1).max(86_400).default(30),
+      maxBodyBytes: z
+        .number()
+        .int()
+        .min(1024 * 1024)
+        .default(8 * 1024 ** 3),
+      maxPartBytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .max(2 * 1024 ** 3)
+        .default(1024 ** 3),
+      /** PEM files (paths relative to the data dir unless absolute): HTTPS. */
+      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+      /** Plain HTTP on a non-loopback address: only when this is set, and the daemon warns. */
+      insecureHttp: z.boolean().default(false),
+      /** Browser origins allowed to call (CORS), e.g. a viewer's; `*` for any. */
+      corsOrigins: z.array(z.string().min(1).max(256)).max(64).default([]),
     })
     .prefault({}),
   /** This organization's id and name, as its card proposes them for a genesis (`radchain keys show --json`). */
@@ -159,6 +196,16 @@ export interface NodeConfig {
   readonly heartbeatMs?: number
   readonly p2p: { readonly listen: readonly string[]; readonly announce: readonly string[]; readonly dialIntervalMs: number }
   readonly org: { readonly id?: string; readonly name?: string }
+  readonly dicomweb: {
+    readonly enabled: boolean
+    readonly listen: string
+    readonly stableSeconds: number
+    readonly maxBodyBytes: number
+    readonly maxPartBytes: number
+    readonly tls?: { readonly cert: string; readonly key: string }
+    readonly insecureHttp: boolean
+    readonly corsOrigins: readonly string[]
+  }
   readonly consensus: {
     readonly timeoutProposeMs: number
     readonly timeoutVoteMs: number
@@ -237,6 +284,13 @@ export function resolveIn(dataDir: string, p: string): string {
 /** The host part of a multiaddr (/ip4|ip6|dns|dns4|dns6/<host>/...), lower-cased; undefined for another form. */
 function addrHost(addr: string): string | undefined {
   return /^\/(?:ip4|ip6|dns|dns4|dns6)\/([^/]+)\//.exec(addr)?.[1]?.toLowerCase()
+}
+
+/** The host and port of a `host:port` listen address ([v6]:port for IPv6, brackets dropped). */
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':')
+  const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1')
+  return { host, port: Number(listen.slice(i + 1)) }
 }
 
 /** Whether a multiaddr is a loopback address: reachable from this machine only, to dial or to listen on. */

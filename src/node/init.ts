@@ -18,6 +18,8 @@ export interface InitOpts {
   /** Organization display name in a dev genesis. */
   readonly orgName?: string
   readonly apiPort?: number
+  /** DICOMweb listen address, host:port (default 127.0.0.1:7462; any free loopback port for --dev or an API port of 0). */
+  readonly dicomwebListen?: string
   /** Peer-to-peer listen multiaddrs (default: any free loopback port for --dev, else the config default). */
   readonly p2pListen?: readonly string[]
   /** Addresses other organizations dial (config p2p.announce; the card's addrs). */
@@ -92,6 +94,15 @@ export async function initDataDir(opts: InitOpts): Promise<InitResult> {
     const config: NodeConfigJSON = {
       ...opts.config,
       api: { ...opts.config?.api, port: opts.apiPort ?? opts.config?.api?.port },
+      // A development node, or one whose API takes any free port, takes any free port for DICOMweb too.
+      dicomweb: {
+        ...opts.config?.dicomweb,
+        ...(opts.dicomwebListen !== undefined
+          ? { listen: opts.dicomwebListen }
+          : opts.config?.dicomweb?.listen === undefined && (opts.dev === true || opts.apiPort === 0)
+            ? { listen: '127.0.0.1:0' }
+            : {}),
+      },
       p2p: {
         ...opts.config?.p2p,
         ...(listen === undefined ? {} : { listen: [...listen] }),

@@ -7,6 +7,8 @@ import type { OrgKeys } from '../crypto/index.js'
 import { ChainStore, ChunkStore, StudyIndex } from '../storage/index.js'
 import { VERSION, writeFileAtomic, type Logger } from '../util/index.js'
 import { ApiServer, UNIX_SOCKET_PATH_MAX, type DaemonInfo } from '../api/index.js'
+import { DicomwebServer } from '../dicomweb/index.js'
+import { DicomwebService } from './dicomweb.js'
 import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
 import { NetworkService } from './network.js'
@@ -14,7 +16,8 @@ import { StudyJobs } from './studies.js'
 import { SwarmService } from './swarm.js'
 import { LeasePolicy, LeaseService } from './leases.js'
 import { AuditService } from './audit.js'
-import { DATADIR_FILES, isLocalOnlyAddr, isLoopbackAddr, resolveIn, type NodeConfig } from './config.js'
+import { ConfigError, DATADIR_FILES, isLocalOnlyAddr, isLoopbackAddr, resolveIn, splitHostPort, type NodeConfig } from './config.js'
+import { readFile } from 'node:fs/promises'
 import type { Faults } from './faults.js'
 
 /** Gossip backlog (transactions) above which the API refuses new local transactions for a moment. */
@@ -46,6 +49,7 @@ export class RadNode {
   #leases: LeaseService | undefined
   #audit: AuditService | undefined
   #api: ApiServer | undefined
+  #dicomweb: { service: DicomwebService; server: DicomwebServer } | undefined
   /** True once this node wrote daemon.json (so only it removes the file). */
   #published = false
   #started = false
@@ -208,6 +212,7 @@ export class RadNode {
         },
         { backend },
       )
+      this.#dicomweb = config.dicomweb.enabled ? await this.#makeDicomweb(studies, index) : undefined
       await network.start()
       await audit.start()
       swarm.start()
@@ -215,12 +220,17 @@ export class RadNode {
       await engine.start()
       await writeFileAtomic(join(dataDir, DATADIR_FILES.apiToken), token + '\n', 0o600)
       await this.#api.start()
+      if (this.#dicomweb !== undefined) {
+        await this.#dicomweb.service.start()
+        await this.#dicomweb.server.start()
+      }
       const info: DaemonInfo = {
         pid: process.pid,
         api: this.#api.url,
         ...(this.#api.socketPath === undefined ? {} : { socket: this.#api.socketPath }),
         chainId: genesis.chainId,
         p2p: network.addrs,
+        ...(this.#dicomweb === undefined ? {} : { dicomweb: this.#dicomweb.server.url }),
         startedAt: new Date(this.#clock()).toISOString(),
       }
       await writeFileAtomic(join(dataDir, DATADIR_FILES.daemon), JSON.stringify(info, null, 2) + '\n', 0o644)
@@ -249,8 +259,39 @@ export class RadNode {
     }
   }
 
+  /** The DICOMweb listener and its service; a non-loopback address without TLS is refused unless insecureHttp is set. */
+  async #makeDicomweb(studies: StudyJobs, index: StudyIndex): Promise<{ service: DicomwebService; server: DicomwebServer }> {
+    const { dataDir, config } = this.#opts
+    const c = config.dicomweb
+    const { host, port } = splitHostPort(c.listen)
+    const loopback = host.startsWith('127.') || host === '::1' || host === 'localhost'
+    if (!loopback && c.tls === undefined && !c.insecureHttp)
+      throw new ConfigError(
+        'CONFIG_INVALID',
+        `dicomweb.listen ${c.listen} is not a loopback address: set dicomweb.tls (cert and key), or dicomweb.insecureHttp: true to allow plain HTTP on a network you trust`,
+      )
+    if (!loopback && c.tls === undefined)
+      this.#logger.warn('dicomweb: plain HTTP on a non-loopback address (dicomweb.insecureHttp): tokens and images cross the network unencrypted', {
+        listen: c.listen,
+      })
+    const tls = c.tls === undefined ? undefined : { cert: await readFile(resolveIn(dataDir, c.tls.cert)), key: await readFile(resolveIn(dataDir, c.tls.key)) }
+    const logger = this.#logger.child({ mod: 'dicomweb' })
+    const service = new DicomwebService(
+      { spoolDir: join(dataDir, DATADIR_FILES.dicomwebSpool), tokensFile: join(dataDir, DATADIR_FILES.dicomwebTokens), stableMs: c.stableSeconds * 1000 },
+      { chain: this.chain, chunks: this.chunks, index, studies, keys: this.#keys, kv: (this.#store as ChainStore).keyspace('w'), logger },
+    )
+    const server = new DicomwebServer(
+      { host, port, ...(tls === undefined ? {} : { tls }), corsOrigins: c.corsOrigins, maxBodyBytes: c.maxBodyBytes, maxPartBytes: c.maxPartBytes, logger },
+      { backend: service },
+    )
+    return { service, server }
+  }
+
   /** Stops services in reverse order and closes the store. */
   async stop(): Promise<void> {
+    await this.#dicomweb?.server.stop()
+    this.#dicomweb?.service.stop()
+    this.#dicomweb = undefined
     await this.#api?.stop()
     this.#api = undefined
     await this.#engine?.stop()

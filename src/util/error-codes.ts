@@ -202,6 +202,15 @@ export const ERROR_CODES = {
   },
   DICOMWEB_BODY_TOO_LARGE: { status: 413, meaning: 'the request body, or one part of it, is above dicomweb.maxBodyBytes' },
   DICOMWEB_BAD_QUERY: { status: 400, meaning: 'a QIDO-RS query parameter is unknown or its value malformed (the message names it)' },
+  DICOMWEB_UNAUTHORIZED: { status: 401, meaning: 'missing, unknown or revoked DICOMweb token: create one with `radchain dicomweb token create`' },
+  DICOMWEB_FORBIDDEN: { status: 403, meaning: "the token's scope does not allow this (a read token cannot store, a write token cannot query or retrieve)" },
+  DICOMWEB_NOT_FOUND: { status: 404, meaning: 'no such DICOMweb resource, or nothing this node may show under that UID' },
+  DICOMWEB_METHOD_NOT_ALLOWED: { status: 405, meaning: 'the DICOMweb resource does not take this HTTP method (the `allow` header lists those it takes)' },
+  DICOMWEB_NOT_ACCEPTABLE: { status: 406, meaning: 'none of the media types the Accept header lists can be answered (the message lists those that can)' },
+  DICOMWEB_BAD_CONFIG: {
+    status: 500,
+    meaning: 'the DICOMweb listener is misconfigured: a bad listen address, or a non-loopback address without TLS and without dicomweb.insecureHttp',
+  },
 
   // The devnet and the demo.
   DEVNET_EXISTS: { status: 409, meaning: 'the folder holds a devnet of another size: use it as is, or `radchain devnet down --purge` first' },

@@ -1,0 +1,387 @@
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
+import { link, mkdir, readdir, readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { getStudy } from '../chain/index.js'
+import type { OrgKeys } from '../crypto/index.js'
+import type { ChunkStore, KeyValueSpace, StudyIndex } from '../storage/index.js'
+import {
+  TAG,
+  decryptDemographics,
+  firstNumber,
+  firstString,
+  instanceDigestOfBytes,
+  parseDicom,
+  restoreIdentity,
+  unpackStudy,
+  writeDicom,
+  type DicomDataset,
+  type InstanceIdentityRecord,
+} from '../study/index.js'
+import { errorMessage, fromHex, sleep, utf8, writeFileAtomic, type Logger } from '../util/index.js'
+import {
+  FAILURE_REASON,
+  splitLevels,
+  type DicomwebBackend,
+  type DicomwebClient,
+  type IndexedInstance,
+  type Selection,
+  type StoreOutcome,
+} from '../dicomweb/index.js'
+import type { ChainService } from './chain-service.js'
+import { unwrapStudyKey } from './leases.js'
+import type { StudyJobs } from './studies.js'
+import { DicomwebTokens } from './dicomweb-tokens.js'
+
+/** HKDF info of the key that encrypts this node's DICOMweb index at rest (derived from the organization's keys). */
+const INDEX_KEY_INFO = 'radchain/dicomweb-index-key/v1'
+const ENTRY_PREFIX = 'e/'
+/** How often a registration that failed is tried again. */
+const RETRY_MS = 60_000
+
+/** Where an indexed instance's bytes are: received and waiting in the spool, or in a registered study. */
+type Where = { readonly kind: 'spool'; readonly file: string } | { readonly kind: 'study'; readonly studyId: string }
+
+/** One instance the DICOMweb listener may show (kept encrypted in the database, whole in memory). */
+interface Entry {
+  readonly sop: string
+  readonly sopClass: string
+  readonly study: string
+  readonly series: string
+  readonly pixelDigest: string
+  readonly levels: IndexedInstance
+  where: Where
+}
+
+/** Options of the DICOMweb service. */
+export interface DicomwebServiceOpts {
+  /** Folder of received instances waiting for their study to be stable (in the data dir). */
+  readonly spoolDir: string
+  /** The token file (`radchain dicomweb token create` writes it). */
+  readonly tokensFile: string
+  /** A study is registered once no instance of it arrived for this long. */
+  readonly stableMs: number
+}
+
+/**
+ * The node side of DICOMweb (src/dicomweb): receives instances into a spool
+ * (durable before the STOW-RS answer), registers each study through the same
+ * path as `study add` once no instance of it arrived for `stableMs`, keeps
+ * an index of what it may show (encrypted at rest under a key derived from
+ * the organization's keys) and reads instances back from the spool or from
+ * the registered study's chunks.
+ *
+ * The spool holds the instances as received, identifiable, in the data dir
+ * (mode 0600) until their study is registered; then they are removed, and
+ * what is retrieved afterwards is decrypted from the study's chunks with its
+ * identity restored (this organization is the custodian). Instances of a
+ * study that arrive while or after it is registered make a further study
+ * with the same Study Instance UID.
+ */
+export class DicomwebService implements DicomwebBackend {
+  readonly #opts: DicomwebServiceOpts
+  readonly #chain: ChainService
+  readonly #chunks: ChunkStore
+  readonly #index: StudyIndex
+  readonly #studies: StudyJobs
+  readonly #keys: OrgKeys
+  readonly #kv: KeyValueSpace
+  readonly #log: Logger
+  readonly #tokens: DicomwebTokens
+  readonly #key: Uint8Array
+  readonly #entries = new Map<string, Entry>()
+  /** Per spool folder (a study being received): its timer until it is stable. */
+  readonly #timers = new Map<string, NodeJS.Timeout>()
+  /** Spool folders being registered now. */
+  readonly #registering = new Set<string>()
+  /** Serializes writes per study folder (a STOW of many instances, and the registration's move of the folder). */
+  readonly #folderLocks = new Map<string, Promise<void>>()
+  #stopped = false
+
+  constructor(
+    opts: DicomwebServiceOpts,
+    modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; studies: StudyJobs; keys: OrgKeys; kv: KeyValueSpace; logger: Logger },
+  ) {
+    this.#opts = opts
+    this.#chain = modules.chain
+    this.#chunks = modules.chunks
+    this.#index = modules.index
+    this.#studies = modules.studies
+    this.#keys = modules.keys
+    this.#kv = modules.kv
+    this.#log = modules.logger
+    this.#tokens = new DicomwebTokens(opts.tokensFile)
+    this.#key = new Uint8Array(hkdfSync('sha256', modules.keys.encryption.privateKey, new Uint8Array(0), INDEX_KEY_INFO, 32))
+  }
+
+  /** Loads the index, and schedules the registration of every study left in the spool (received before a stop or a crash). */
+  async start(): Promise<void> {
+    for await (const [, v] of this.#kv.entries(ENTRY_PREFIX)) {
+      const e = this.#open(v)
+      this.#entries.set(e.sop, e)
+    }
+    await mkdir(this.#opts.spoolDir, { recursive: true, mode: 0o700 })
+    let waiting = 0
+    for (const f of await readdir(this.#opts.spoolDir, { withFileTypes: true })) {
+      if (!f.isDirectory()) continue
+      // A registration's snapshot left by a crash: its instances are still in their study's folder.
+      if (f.name.startsWith('.')) await rm(join(this.#opts.spoolDir, f.name), { recursive: true, force: true })
+      else {
+        this.#schedule(f.name, this.#opts.stableMs)
+        waiting++
+      }
+    }
+    if (waiting > 0) this.#log.info('dicomweb: studies waiting in the spool', { studies: waiting })
+  }
+
+  stop(): void {
+    this.#stopped = true
+    for (const t of this.#timers.values()) clearTimeout(t)
+    this.#timers.clear()
+  }
+
+  authenticate(token: string): DicomwebClient | undefined {
+    return this.#tokens.authenticate(token)
+  }
+
+  async storeInstance(part10: Uint8Array, opts: { study?: string; client: string }): Promise<StoreOutcome> {
+    let sop: string | undefined
+    let sopClass: string | undefined
+    try {
+      const inst = parseDicom(part10, undefined, { requireUids: true })
+      sop = firstString(inst.dataset, TAG.SOPInstanceUID) ?? ''
+      sopClass = firstString(inst.dataset, TAG.SOPClassUID) ?? ''
+      const study = firstString(inst.dataset, TAG.StudyInstanceUID) ?? ''
+      const series = firstString(inst.dataset, TAG.SeriesInstanceUID) ?? ''
+      if (opts.study !== undefined && opts.study !== study)
+        return {
+          ok: false,
+          sopClassUid: sopClass,
+          sopInstanceUid: sop,
+          reason: FAILURE_REASON.studyMismatch,
+          message: 'the instance is of another study than the URL names',
+        }
+      const pixelDigest = instanceDigestOfBytes(part10).digest
+      const ok: StoreOutcome = { ok: true, sopClassUid: sopClass, sopInstanceUid: sop, studyUid: study, seriesUid: series, duplicate: true }
+      const known = this.#entries.get(sop)
+      if (known !== undefined) {
+        if (known.pixelDigest === pixelDigest) return ok
+        return {
+          ok: false,
+          sopClassUid: sopClass,
+          sopInstanceUid: sop,
+          reason: FAILURE_REASON.duplicateConflict,
+          message: 'an instance of this SOP Instance UID is stored already, with other pixels',
+        }
+      }
+      const folder = this.#hmac(`study:${study}`)
+      const file = join(this.#opts.spoolDir, folder, `${this.#hmac(`sop:${sop}`)}.dcm`)
+      const entry: Entry = { sop, sopClass, study, series, pixelDigest, levels: splitLevels(inst.dataset), where: { kind: 'spool', file } }
+      await this.#inFolder(folder, async () => {
+        await writeFileAtomic(file, part10, 0o600)
+        await this.#persist(entry)
+      })
+      this.#entries.set(sop, entry)
+      this.#schedule(folder, this.#opts.stableMs)
+      return { ...ok, duplicate: false }
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? ''
+      const unreadable = code.startsWith('DICOM_')
+      const nospace = code === 'ENOSPC' || code === 'EDQUOT'
+      if (!unreadable) this.#log.warn('dicomweb: an instance could not be stored', { client: opts.client, code, err: errorMessage(err) })
+      return {
+        ok: false,
+        ...(sopClass === undefined ? {} : { sopClassUid: sopClass }),
+        ...(sop === undefined ? {} : { sopInstanceUid: sop }),
+        reason: unreadable ? FAILURE_REASON.cannotUnderstand : nospace ? FAILURE_REASON.outOfResources : FAILURE_REASON.processingFailure,
+        message: unreadable ? `not a readable DICOM instance (${code})` : `could not be stored on this node (${code || 'error'})`,
+      }
+    }
+  }
+
+  async instances(): Promise<Iterable<IndexedInstance>> {
+    return [...this.#entries.values()].map((e) => e.levels)
+  }
+
+  async metadata(sel: Selection): Promise<DicomDataset[] | undefined> {
+    const found = this.#select(sel)
+    if (found.length === 0) return undefined
+    return found.map((e) => ({ ...e.levels.study, ...e.levels.series, ...e.levels.instance, ...pixelPlaceholder(e) }))
+  }
+
+  async retrieve(sel: Selection, signal: AbortSignal): Promise<AsyncIterable<Uint8Array> | undefined> {
+    const found = this.#select(sel)
+    if (found.length === 0) return undefined
+    return this.#read(found, signal)
+  }
+
+  async *#read(found: Entry[], signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    // Spooled ones from their files; registered ones study by study, each decrypted once.
+    const byStudy = new Map<string, Set<string>>()
+    for (const e of found) {
+      if (e.where.kind === 'spool') {
+        signal.throwIfAborted()
+        yield await readFile(e.where.file)
+      } else {
+        const set = byStudy.get(e.where.studyId) ?? new Set()
+        set.add(e.sop)
+        byStudy.set(e.where.studyId, set)
+      }
+    }
+    for (const [studyId, sops] of byStudy) yield* this.#fromStudy(studyId, sops, signal)
+  }
+
+  /** The instances `sops` (original SOP Instance UIDs) of a registered study this organization keeps, identity restored. */
+  async *#fromStudy(studyIdHex: string, sops: Set<string>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    const studyId = fromHex(studyIdHex)
+    const record = getStudy(this.#chain.state, studyId)
+    const list = await this.#index.chunkList(studyId)
+    if (record === undefined || list === undefined) throw new Error('a registered study of the DICOMweb index is not on this node')
+    const object = async (id: Uint8Array): Promise<Uint8Array> => {
+      const b = await this.#chunks.get(id)
+      if (b === undefined) throw new Error('an object of a registered study is missing from the chunk store')
+      return b
+    }
+    const studyKey = unwrapStudyKey(this.#keys, await object(record.custodianEnvelope), studyId)
+    try {
+      const demo = decryptDemographics(await object(record.demographics), studyKey, studyId)
+      const records = new Map<string, InstanceIdentityRecord>(demo.instances.map((r) => [r.sopInstanceUid, r]))
+      for await (const part10 of unpackStudy((i) => object(list[i] as Uint8Array), record, studyKey)) {
+        signal.throwIfAborted()
+        const inst = parseDicom(part10)
+        const rec = records.get(firstString(inst.dataset, TAG.SOPInstanceUID) ?? '')
+        if (rec === undefined) throw new Error('an instance of a registered study has no demographics record')
+        const restored = restoreIdentity(inst, rec)
+        if (sops.has(firstString(restored.dataset, TAG.SOPInstanceUID) ?? '')) yield writeDicom(restored)
+      }
+    } finally {
+      studyKey.fill(0)
+    }
+  }
+
+  #select(sel: Selection): Entry[] {
+    const out = [...this.#entries.values()].filter(
+      (e) => e.study === sel.study && (sel.series === undefined || e.series === sel.series) && (sel.instance === undefined || e.sop === sel.instance),
+    )
+    const num = (ds: DicomDataset, tag: string): number => firstNumber(ds, tag) ?? 0
+    return out.sort(
+      (a, b) =>
+        num(a.levels.series, '00200011') - num(b.levels.series, '00200011') ||
+        (a.series < b.series ? -1 : a.series > b.series ? 1 : 0) ||
+        num(a.levels.instance, '00200013') - num(b.levels.instance, '00200013') ||
+        (a.sop < b.sop ? -1 : a.sop > b.sop ? 1 : 0),
+    )
+  }
+
+  #schedule(folder: string, ms: number): void {
+    if (this.#stopped) return
+    clearTimeout(this.#timers.get(folder))
+    const t = setTimeout(() => {
+      this.#timers.delete(folder)
+      void this.#register(folder)
+    }, ms)
+    t.unref()
+    this.#timers.set(folder, t)
+  }
+
+  /**
+   * Registers the instances of one spool folder as a study (as `study add`
+   * does), then points their index entries at it and removes them from the
+   * spool. The registration packs a snapshot of the folder (hard links in a
+   * hidden folder beside it): instances arriving meanwhile stay for the next
+   * one.
+   */
+  async #register(folder: string): Promise<void> {
+    if (this.#registering.has(folder) || this.#stopped) return
+    this.#registering.add(folder)
+    const dir = join(this.#opts.spoolDir, folder)
+    const snap = join(this.#opts.spoolDir, `.reg-${folder}-${randomBytes(4).toString('hex')}`)
+    try {
+      const files = await this.#inFolder(folder, async () => {
+        const names = (await readdir(dir)).filter((f) => f.endsWith('.dcm'))
+        await mkdir(snap, { mode: 0o700 })
+        for (const f of names) await link(join(dir, f), join(snap, f))
+        return names
+      })
+      if (files.length === 0) {
+        await this.#inFolder(folder, () => rm(dir, { recursive: true, force: true }))
+        return
+      }
+      const paths = new Set(files.map((f) => join(dir, f)))
+      const entries = [...this.#entries.values()].filter((e) => e.where.kind === 'spool' && paths.has(e.where.file))
+      const job = this.#studies.start([snap], { skipBad: false })
+      let view = this.#studies.get(job)
+      while (view !== undefined && view.kind === 'add' && !['replicating', 'done', 'failed'].includes(view.state)) {
+        await sleep(200)
+        view = this.#studies.get(job)
+      }
+      const studyId = view?.kind === 'add' && view.state !== 'failed' ? view.studies[0]?.studyId : undefined
+      if (studyId === undefined) {
+        const code = view?.error?.code ?? 'unknown'
+        this.#log.warn('dicomweb: registering a received study failed; it stays in the spool and is tried again', {
+          code,
+          instances: files.length,
+          retryMs: RETRY_MS,
+        })
+        this.#schedule(folder, RETRY_MS)
+        return
+      }
+      for (const e of entries) {
+        e.where = { kind: 'study', studyId }
+        await this.#persist(e)
+      }
+      await this.#inFolder(folder, async () => {
+        for (const p of paths) await rm(p, { force: true })
+        if ((await readdir(dir)).length === 0) await rm(dir, { recursive: true, force: true })
+      })
+      this.#log.info('dicomweb: received study registered', { study: studyId, instances: entries.length })
+    } catch (err) {
+      this.#log.warn('dicomweb: registering a received study failed; it is tried again', { err: errorMessage(err), retryMs: RETRY_MS })
+      this.#schedule(folder, RETRY_MS)
+    } finally {
+      await rm(snap, { recursive: true, force: true }).catch(() => undefined)
+      this.#registering.delete(folder)
+    }
+  }
+
+  async #inFolder<T>(folder: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#folderLocks.get(folder) ?? Promise.resolve()
+    const run = prev.then(async () => {
+      const dir = join(this.#opts.spoolDir, folder)
+      await mkdir(dir, { recursive: true, mode: 0o700 })
+      return fn()
+    })
+    const done = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.#folderLocks.set(folder, done)
+    void done.then(() => {
+      if (this.#folderLocks.get(folder) === done) this.#folderLocks.delete(folder)
+    })
+    return run
+  }
+
+  #hmac(s: string): string {
+    return createHmac('sha256', this.#key).update(s, 'utf8').digest('hex').slice(0, 32)
+  }
+
+  async #persist(e: Entry): Promise<void> {
+    const iv = randomBytes(12)
+    const c = createCipheriv('aes-256-gcm', this.#key, iv)
+    const body = Buffer.concat([c.update(utf8(JSON.stringify(e))), c.final()])
+    await this.#kv.put(ENTRY_PREFIX + this.#hmac(`sop:${e.sop}`), Buffer.concat([iv, body, c.getAuthTag()]), { sync: true })
+  }
+
+  #open(v: Uint8Array): Entry {
+    const b = Buffer.from(v)
+    const d = createDecipheriv('aes-256-gcm', this.#key, b.subarray(0, 12))
+    d.setAuthTag(b.subarray(b.length - 16))
+    const text = Buffer.concat([d.update(b.subarray(12, b.length - 16)), d.final()]).toString('utf8')
+    return JSON.parse(text) as Entry
+  }
+}
+
+/** Pixel Data named, without its value, so that the metadata answer can point at it (PS3.18 F.2.6). */
+function pixelPlaceholder(e: Entry): DicomDataset {
+  return e.levels.instance['7FE00010'] === undefined && (firstNumber(e.levels.instance, '00280010') ?? 0) > 0 ? { '7FE00010': { vr: 'OW' } } : {}
+}
