@@ -71,4 +71,6 @@ export interface DicomwebBackend {
   retrieve(sel: Selection, signal: AbortSignal): Promise<AsyncIterable<Uint8Array> | undefined>
   /** The datasets (no bulk data) of the selected instances, or undefined as for retrieve. */
   metadata(sel: Selection): Promise<DicomDataset[] | undefined>
+  /** The Part 10 bytes of one instance, or undefined as for retrieve (frames and bulk data are cut from it). */
+  instance(sel: Required<Selection>, signal: AbortSignal): Promise<Uint8Array | undefined>
 }

@@ -2,11 +2,12 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { errorMessage, isErrorCode, statusOfCode, type Logger } from '../util/index.js'
-import { TAG, firstString, type DicomDataset } from '../study/index.js'
+import { TAG, firstString, parseDicom, type DicomDataset } from '../study/index.js'
 import { FAILURE_REASON, type DicomwebBackend, type DicomwebClient, type Selection, type StoreOutcome } from './backend.js'
 import { DicomwebError } from './errors.js'
 import { multipartBoundary, multipartRelated, parseMediaType, readMultipart } from './multipart.js'
 import { parseQidoQuery, runQido, toDicomJson } from './qido.js'
+import { instanceFrames, parseFrameList } from './frames.js'
 
 /** Where every DICOMweb resource lives on the listener. */
 export const DICOMWEB_ROOT = '/dicomweb'
@@ -197,8 +198,8 @@ export class DicomwebServer {
   async #route(ctx: Ctx): Promise<void> {
     const { segs, req } = ctx
     const method = req.method ?? ''
-    if (segs[0] !== 'studies' || segs.length > 7) throw new DicomwebError('DICOMWEB_NOT_FOUND', 'no such DICOMweb resource')
-    const [, study, s2, series, s4, instance, s6] = segs
+    if (segs[0] !== 'studies' || segs.length > 8) throw new DicomwebError('DICOMWEB_NOT_FOUND', 'no such DICOMweb resource')
+    const [, study, s2, series, s4, instance, s6, s7] = segs
     const allow = (methods: string): void => {
       if (!methods.split(', ').includes(method)) {
         ctx.res.setHeader('allow', methods)
@@ -225,7 +226,9 @@ export class DicomwebServer {
     if (segs.length === 5 && s4 === 'metadata') return this.#metadata(ctx, { study, series })
     if (s4 !== 'instances' || instance === undefined) throw new DicomwebError('DICOMWEB_NOT_FOUND', 'no such DICOMweb resource')
     if (segs.length === 6) return this.#wado(ctx, { study, series, instance })
-    if (s6 === 'metadata') return this.#metadata(ctx, { study, series, instance })
+    if (segs.length === 7 && s6 === 'metadata') return this.#metadata(ctx, { study, series, instance })
+    if (segs.length === 8 && s6 === 'frames' && s7 !== undefined) return this.#frames(ctx, { study, series, instance }, parseFrameList(s7))
+    if (segs.length === 8 && s6 === 'bulkdata' && s7?.toUpperCase() === '7FE00010') return this.#frames(ctx, { study, series, instance }, 'all')
     throw new DicomwebError('DICOMWEB_NOT_FOUND', 'no such DICOMweb resource')
   }
 
@@ -308,6 +311,26 @@ export class DicomwebServer {
     ctx.res.end()
   }
 
+  /** Frames (`/frames/{list}`), or the whole pixel data (`/bulkdata/7FE00010`), in the stored transfer syntax (PS3.18 8.7.3.5: no transcoding). */
+  async #frames(ctx: Ctx, sel: Required<Selection>, which: number[] | 'all'): Promise<void> {
+    this.#need(ctx, 'read')
+    const bytes = await this.#backend.instance(sel, ctx.signal)
+    if (bytes === undefined) throw new DicomwebError('DICOMWEB_NOT_FOUND', 'nothing this node may show under that UID')
+    const f = instanceFrames(parseDicom(bytes))
+    if (f === undefined) throw new DicomwebError('DICOMWEB_NOT_FOUND', 'the instance has no pixel data')
+    acceptOctets(headerText(ctx.req.headers.accept), f.transferSyntax)
+    const picked = which === 'all' ? f.frames : which.map((n) => f.frames[n - 1])
+    if (picked.some((x) => x === undefined)) throw new DicomwebError('DICOMWEB_NOT_FOUND', `the instance has ${f.frames.length} frame(s)`)
+    const type = `application/octet-stream; transfer-syntax=${f.transferSyntax}`
+    const out = multipartRelated(
+      'application/octet-stream',
+      (picked as Uint8Array[]).map((body) => ({ contentType: type, body })),
+    )
+    ctx.res.writeHead(200, { 'content-type': `${out.contentType}; transfer-syntax=${f.transferSyntax}` })
+    for await (const b of out.stream) await write(ctx.res, b)
+    ctx.res.end()
+  }
+
   #fail(res: ServerResponse, err: unknown): void {
     const code =
       err instanceof DicomwebError || (err instanceof Error && 'code' in err && isErrorCode(String(err.code)))
@@ -360,6 +383,28 @@ function acceptDicom(accept: string | undefined): void {
     if (type === 'application/dicom') return
   }
   throw new DicomwebError('DICOMWEB_NOT_ACCEPTABLE', 'this resource answers with multipart/related; type="application/dicom"')
+}
+
+/**
+ * Refuses an Accept header that lists no form this listener answers frames
+ * with: `multipart/related; type="application/octet-stream"` with
+ * `transfer-syntax` absent, `*` or the stored one (no transcoding).
+ */
+function acceptOctets(accept: string | undefined, stored: string): void {
+  if (accept === undefined || accept.trim() === '') return
+  for (const item of accept.split(',')) {
+    if (item.trim() === '') continue
+    const { type, params } = parseMediaType(item)
+    const ts = params.get('transfer-syntax')
+    const tsOk = ts === undefined || ts === '*' || ts === stored
+    if (type === '*/*' || type === 'multipart/*') return
+    if (type === 'multipart/related' && tsOk && ['application/octet-stream', undefined, '*/*'].includes(params.get('type')?.toLowerCase())) return
+    if (type === 'application/octet-stream' && tsOk) return
+  }
+  throw new DicomwebError(
+    'DICOMWEB_NOT_ACCEPTABLE',
+    `frames are answered as multipart/related; type="application/octet-stream" in their stored transfer syntax (${stored}); radchain does not transcode`,
+  )
 }
 
 /**

@@ -214,6 +214,13 @@ export class DicomwebService implements DicomwebBackend {
     return this.#read(found, signal)
   }
 
+  async instance(sel: Required<Selection>, signal: AbortSignal): Promise<Uint8Array | undefined> {
+    const found = this.#select(sel)
+    if (found.length === 0) return undefined
+    for await (const b of this.#read(found.slice(0, 1), signal)) return b
+    return undefined
+  }
+
   async *#read(found: Entry[], signal: AbortSignal): AsyncGenerator<Uint8Array> {
     // Spooled ones from their files; registered ones study by study, each decrypted once.
     const byStudy = new Map<string, Set<string>>()

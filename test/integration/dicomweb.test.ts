@@ -3,7 +3,7 @@
 // kill -9 between a STOW answer and the registration (README "Connecting a
 // PACS and a viewer"; docs/ARCHITECTURE.md "DICOMweb").
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -221,6 +221,32 @@ t.test('WADO-RS before registration: the instances as received', async (t) => {
   )
   t.equal((await fetch(`${base}/studies/1.2.3`, { headers: auth(ro) })).status, 404, 'an unknown study: 404')
   t.equal((await fetch(`${base}/studies/${studyUid}`, { headers: { ...auth(ro), accept: 'application/zip' } })).status, 406, 'an Accept it cannot answer: 406')
+})
+
+t.test('WADO-RS frames and bulk data: the stored pixel data, no transcoding', async (t) => {
+  const one = uids[0]!
+  const path = `${base}/studies/${one.study}/series/${one.series}/instances/${one.sop}`
+  const res = await fetch(`${path}/frames/1`, { headers: { ...auth(ro), accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' } })
+  t.equal(res.status, 200)
+  t.match(res.headers.get('content-type'), /^multipart\/related; type="?application\/octet-stream"?/)
+  const frames = splitMultipart(Buffer.from(await res.arrayBuffer()), res.headers.get('content-type') ?? '')
+  t.equal(frames.length, 1, 'one frame')
+  t.equal(createHash('sha256').update(frames[0]!).digest('hex'), instanceDigestOfBytes(files[0]!).digest, 'the pixel data the pixel digest covers')
+  t.equal((await fetch(`${path}/frames/2`, { headers: auth(ro) })).status, 404, 'a frame past the last: 404')
+  t.equal((await fetch(`${path}/frames/x`, { headers: auth(ro) })).status, 400, 'a malformed frame list: 400')
+  t.equal(
+    (await fetch(`${path}/frames/1`, { headers: { ...auth(ro), accept: 'multipart/related; type="image/jpeg"' } })).status,
+    406,
+    'a transcoding asked for: 406',
+  )
+  const bulk = await fetch(`${path}/bulkdata/7FE00010`, { headers: auth(ro) })
+  t.equal(bulk.status, 200)
+  const parts = splitMultipart(Buffer.from(await bulk.arrayBuffer()), bulk.headers.get('content-type') ?? '')
+  t.same(
+    parts.map((p) => p.toString('hex')),
+    frames.map((p) => p.toString('hex')),
+    'bulk data: the same bytes',
+  )
 })
 
 t.test('once stable, the study is registered; WADO-RS then decrypts it, identity restored, pixels identical', async (t) => {
