@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
 import { link, mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { getStudy } from '../chain/index.js'
+import { getStudy, listStudies, type StudyRecord } from '../chain/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import type { ChunkStore, KeyValueSpace, StudyIndex } from '../storage/index.js'
 import {
@@ -11,13 +11,15 @@ import {
   firstString,
   instanceDigestOfBytes,
   parseDicom,
+  readDicom,
   restoreIdentity,
   unpackStudy,
   writeDicom,
   type DicomDataset,
+  type DicomInstance,
   type InstanceIdentityRecord,
 } from '../study/index.js'
-import { errorMessage, fromHex, sleep, utf8, writeFileAtomic, type Logger } from '../util/index.js'
+import { errorMessage, fromHex, sleep, toHex, utf8, writeFileAtomic, type Logger } from '../util/index.js'
 import {
   FAILURE_REASON,
   splitLevels,
@@ -35,6 +37,8 @@ import { DicomwebTokens } from './dicomweb-tokens.js'
 /** HKDF info of the key that encrypts this node's DICOMweb index at rest (derived from the organization's keys). */
 const INDEX_KEY_INFO = 'radchain/dicomweb-index-key/v1'
 const ENTRY_PREFIX = 'e/'
+/** Studies whose instances are in the index (by study id: a random number, no patient data). */
+const INDEXED_PREFIX = 's/'
 /** How often a registration that failed is tried again. */
 const RETRY_MS = 60_000
 
@@ -96,6 +100,7 @@ export class DicomwebService implements DicomwebBackend {
   /** Serializes writes per study folder (a STOW of many instances, and the registration's move of the folder). */
   readonly #folderLocks = new Map<string, Promise<void>>()
   #stopped = false
+  #backfilling: Promise<void> = Promise.resolve()
 
   constructor(
     opts: DicomwebServiceOpts,
@@ -131,6 +136,75 @@ export class DicomwebService implements DicomwebBackend {
       }
     }
     if (waiting > 0) this.#log.info('dicomweb: studies waiting in the spool', { studies: waiting })
+    this.#studies.onRegistered = (studyId, files) => this.#indexFiles(studyId, files)
+    this.#backfilling = this.#backfill().catch((err: unknown) => this.#log.warn('dicomweb: indexing earlier studies failed', { err: errorMessage(err) }))
+  }
+
+  /** Waits for the indexing of studies registered before the index existed (tests; the daemon does not wait). */
+  async settled(): Promise<void> {
+    await this.#backfilling
+  }
+
+  /** Indexes a study `study add` registered, from the files it was made from (those received over STOW-RS are indexed already). */
+  async #indexFiles(studyId: Uint8Array, files: readonly string[]): Promise<void> {
+    const sid = toHex(studyId)
+    for (const path of files) {
+      const inst = await readDicom(path)
+      const sop = firstString(inst.dataset, TAG.SOPInstanceUID) ?? ''
+      const known = this.#entries.get(sop)
+      // A received instance: its registration points it at the study.
+      if (known?.where.kind === 'spool') continue
+      const entry = this.#entryOf(inst, instanceDigestOfBytes(await readFile(path)).digest, { kind: 'study', studyId: sid })
+      await this.#persist(entry)
+      this.#entries.set(sop, entry)
+    }
+    await this.#kv.put(INDEXED_PREFIX + sid, new Uint8Array([1]), { sync: true })
+  }
+
+  /**
+   * Indexes this organization's studies registered before (an earlier
+   * version, or a crash between a registration and its indexing): each is
+   * decrypted once from its chunks, one at a time, in the background.
+   */
+  async #backfill(): Promise<void> {
+    const me = this.#chain.orgByKey(this.#keys.signer.publicKey)?.id
+    if (me === undefined) return
+    const own = listStudies(this.#chain.state).filter((r) => r.custodian === me)
+    let done = 0
+    for (const r of own) {
+      if (this.#stopped) return
+      const sid = toHex(r.studyId)
+      if ((await this.#kv.get(INDEXED_PREFIX + sid)) !== undefined) continue
+      if ([...this.#entries.values()].some((e) => e.where.kind === 'study' && e.where.studyId === sid)) {
+        await this.#kv.put(INDEXED_PREFIX + sid, new Uint8Array([1]), { sync: true })
+        continue
+      }
+      if ((await this.#index.chunkList(r.studyId)) === undefined) continue
+      for await (const part10 of this.#decrypted(r, undefined, new AbortController().signal)) {
+        const inst = parseDicom(part10)
+        const sop = firstString(inst.dataset, TAG.SOPInstanceUID) ?? ''
+        if (this.#entries.has(sop)) continue
+        const entry = this.#entryOf(inst, instanceDigestOfBytes(part10).digest, { kind: 'study', studyId: sid })
+        await this.#persist(entry)
+        this.#entries.set(sop, entry)
+      }
+      await this.#kv.put(INDEXED_PREFIX + sid, new Uint8Array([1]), { sync: true })
+      done++
+    }
+    if (done > 0) this.#log.info('dicomweb: earlier studies indexed', { studies: done })
+  }
+
+  #entryOf(inst: DicomInstance, pixelDigest: string, where: Where): Entry {
+    const ds = inst.dataset
+    return {
+      sop: firstString(ds, TAG.SOPInstanceUID) ?? '',
+      sopClass: firstString(ds, TAG.SOPClassUID) ?? '',
+      study: firstString(ds, TAG.StudyInstanceUID) ?? '',
+      series: firstString(ds, TAG.SeriesInstanceUID) ?? '',
+      pixelDigest,
+      levels: splitLevels(ds),
+      where,
+    }
   }
 
   stop(): void {
@@ -175,7 +249,7 @@ export class DicomwebService implements DicomwebBackend {
       }
       const folder = this.#hmac(`study:${study}`)
       const file = join(this.#opts.spoolDir, folder, `${this.#hmac(`sop:${sop}`)}.dcm`)
-      const entry: Entry = { sop, sopClass, study, series, pixelDigest, levels: splitLevels(inst.dataset), where: { kind: 'spool', file } }
+      const entry = this.#entryOf(inst, pixelDigest, { kind: 'spool', file })
       await this.#inFolder(folder, async () => {
         await writeFileAtomic(file, part10, 0o600)
         await this.#persist(entry)
@@ -199,7 +273,37 @@ export class DicomwebService implements DicomwebBackend {
   }
 
   async instances(): Promise<Iterable<IndexedInstance>> {
-    return [...this.#entries.values()].map((e) => e.levels)
+    return this.#visible().map((e) => e.levels)
+  }
+
+  /** Entries this node may show: received ones, and those of registered studies still on the ledger (an erased study is gone). */
+  #visible(): Entry[] {
+    const onLedger = new Map<string, boolean>()
+    return [...this.#entries.values()].filter((e) => {
+      if (e.where.kind === 'spool') return true
+      const id = e.where.studyId
+      let ok = onLedger.get(id)
+      if (ok === undefined) {
+        ok = getStudy(this.#chain.state, fromHex(id)) !== undefined
+        onLedger.set(id, ok)
+        if (!ok) void this.#forget(id)
+      }
+      return ok
+    })
+  }
+
+  /** Removes the index entries of a study that left the ledger (erased): its demographics must not outlive it here either. */
+  async #forget(studyIdHex: string): Promise<void> {
+    try {
+      for (const e of [...this.#entries.values()]) {
+        if (e.where.kind !== 'study' || e.where.studyId !== studyIdHex) continue
+        this.#entries.delete(e.sop)
+        await this.#kv.del(ENTRY_PREFIX + this.#hmac(`sop:${e.sop}`), { sync: true })
+      }
+      this.#log.info('dicomweb: an erased study left the index', { study: studyIdHex })
+    } catch (err) {
+      this.#log.warn('dicomweb: could not remove an erased study from the index', { study: studyIdHex, err: errorMessage(err) })
+    }
   }
 
   async metadata(sel: Selection): Promise<DicomDataset[] | undefined> {
@@ -239,10 +343,16 @@ export class DicomwebService implements DicomwebBackend {
 
   /** The instances `sops` (original SOP Instance UIDs) of a registered study this organization keeps, identity restored. */
   async *#fromStudy(studyIdHex: string, sops: Set<string>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-    const studyId = fromHex(studyIdHex)
-    const record = getStudy(this.#chain.state, studyId)
+    const record = getStudy(this.#chain.state, fromHex(studyIdHex))
+    if (record === undefined) throw new Error('a registered study of the DICOMweb index is no longer on the ledger')
+    yield* this.#decrypted(record, sops, signal)
+  }
+
+  /** A study this organization keeps, decrypted from its chunks with its identity restored: every instance, or those of `sops`. */
+  async *#decrypted(record: StudyRecord, sops: Set<string> | undefined, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    const studyId = record.studyId
     const list = await this.#index.chunkList(studyId)
-    if (record === undefined || list === undefined) throw new Error('a registered study of the DICOMweb index is not on this node')
+    if (list === undefined) throw new Error('a registered study of the DICOMweb index is not on this node')
     const object = async (id: Uint8Array): Promise<Uint8Array> => {
       const b = await this.#chunks.get(id)
       if (b === undefined) throw new Error('an object of a registered study is missing from the chunk store')
@@ -258,7 +368,7 @@ export class DicomwebService implements DicomwebBackend {
         const rec = records.get(firstString(inst.dataset, TAG.SOPInstanceUID) ?? '')
         if (rec === undefined) throw new Error('an instance of a registered study has no demographics record')
         const restored = restoreIdentity(inst, rec)
-        if (sops.has(firstString(restored.dataset, TAG.SOPInstanceUID) ?? '')) yield writeDicom(restored)
+        if (sops === undefined || sops.has(firstString(restored.dataset, TAG.SOPInstanceUID) ?? '')) yield writeDicom(restored)
       }
     } finally {
       studyKey.fill(0)
@@ -266,7 +376,7 @@ export class DicomwebService implements DicomwebBackend {
   }
 
   #select(sel: Selection): Entry[] {
-    const out = [...this.#entries.values()].filter(
+    const out = this.#visible().filter(
       (e) => e.study === sel.study && (sel.series === undefined || e.series === sel.series) && (sel.instance === undefined || e.sop === sel.instance),
     )
     const num = (ds: DicomDataset, tag: string): number => firstNumber(ds, tag) ?? 0

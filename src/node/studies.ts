@@ -167,6 +167,8 @@ export class StudyJobs {
   readonly #durableTimeoutMs: number
   readonly #registerTimeoutMs: number
   readonly #jobs = new Map<string, StudyJobView>()
+  /** Told of each study an add registered, with the files it was made from (the DICOMweb index reads them). */
+  onRegistered: ((studyId: Uint8Array, files: readonly string[]) => Promise<void>) | undefined
 
   /** `registerTimeoutMs`: how long a registration may take to be final before the job reports it pending (default 60 s). */
   constructor(
@@ -427,6 +429,10 @@ export class StudyJobs {
           unreachable: [],
         }
         studies.push(added)
+        if (this.onRegistered !== undefined && height !== null)
+          await this.onRegistered(studyId, studyFiles).catch((err: unknown) =>
+            this.#logger.warn('a registered study could not be indexed for DICOMweb', { study: sid, err: errorMessage(err) }),
+          )
         this.#update(id, { studies: [...studies] })
         this.#logger.info('study registered', { study: sid, instances: studyFiles.length, chunks: packed.payload.chunkCount, height })
       } catch (err) {

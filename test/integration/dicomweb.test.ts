@@ -7,7 +7,9 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { DATADIR_FILES, initDataDir } from '../../src/node/index.js'
+import { ChainStore } from '../../src/storage/index.js'
 import type { ApiClient, DaemonInfo } from '../../src/api/index.js'
 import { DaemonProcess } from '../../src/devnet/index.js'
 import { TAG, firstString, instanceDigestOfBytes, parseDicom } from '../../src/study/index.js'
@@ -293,4 +295,55 @@ t.test('kill -9 after the STOW answer: nothing lost, registered at the next star
   const mrStudy = firstString(parseDicom(mr).dataset, TAG.StudyInstanceUID)
   const q = (await (await fetch(`${base}/studies?StudyInstanceUID=${mrStudy}`, { headers: auth(ro) })).json()) as Json[]
   t.equal(q.length, 1, 'and QIDO still finds it')
+})
+
+t.test('a study added with `study add` is found and retrieved too; an erased study leaves the index', async (t) => {
+  const ct = fileURLToPath(new URL('../vectors/dicom/CT_small.dcm', import.meta.url))
+  const ctBytes = await readFile(ct)
+  const ctUids = parseDicom(ctBytes).dataset
+  const ctStudy = firstString(ctUids, TAG.StudyInstanceUID) as string
+  const add = await runCli(['study', 'add', ct, '--node', dir, '--json'])
+  t.equal(add.code, 0, `study add: ${add.stderr.slice(0, 300)}`)
+  const studyId = (JSON.parse(add.stdout) as { studyId: string }[])[0]?.studyId as string
+  const q = (await (await fetch(`${base}/studies?StudyInstanceUID=${ctStudy}`, { headers: auth(ro) })).json()) as Json[]
+  t.equal(q.length, 1, 'QIDO finds the added study at once')
+  t.equal(q[0]?.['00100020']?.Value?.[0], firstString(ctUids, '00100020'), 'with its original Patient ID: this organization is its custodian')
+  const res = await fetch(`${base}/studies/${ctStudy}`, { headers: auth(ro) })
+  t.equal(res.status, 200)
+  const parts = splitMultipart(Buffer.from(await res.arrayBuffer()), res.headers.get('content-type') ?? '')
+  t.same(digests(parts), digests([ctBytes]), 'WADO-RS: its pixels')
+  t.same(sops(parts), [firstString(ctUids, TAG.SOPInstanceUID)], 'its original SOP Instance UID')
+  const erase = await runCli(['study', 'erase', studyId, '--node', dir])
+  t.equal(erase.code, 0, `study erase: ${erase.stderr.slice(0, 300)}`)
+  const deadline = Date.now() + 30_000
+  let left = 1
+  while (left > 0 && Date.now() < deadline) {
+    left = ((await (await fetch(`${base}/studies?StudyInstanceUID=${ctStudy}`, { headers: auth(ro) })).json()) as Json[]).length
+    if (left > 0) await sleep(200)
+  }
+  t.equal(left, 0, 'erased: QIDO no longer lists it')
+  t.equal((await fetch(`${base}/studies/${ctStudy}`, { headers: auth(ro) })).status, 404, 'and WADO-RS answers 404')
+})
+
+t.test('studies registered before the index existed are indexed at start, decrypted from their chunks', async (t) => {
+  t.equal(await daemon.stop(), 0)
+  // The index as an earlier version left it: none.
+  const db = await ChainStore.open(join(dir, DATADIR_FILES.db))
+  const kv = db.keyspace('w')
+  const keys: string[] = []
+  for await (const [k] of kv.entries()) keys.push(k)
+  for (const k of keys) await kv.del(k)
+  await db.close()
+  t.ok(keys.length > 0, `the index held ${keys.length} records before`)
+  client = await daemon.start()
+  base = (await info()).dicomweb as string
+  const deadline = Date.now() + 60_000
+  let found: Json[] = []
+  while (found.length < studyUids.length + 1 && Date.now() < deadline) {
+    found = (await (await fetch(`${base}/studies`, { headers: auth(ro) })).json()) as Json[]
+    if (found.length < studyUids.length + 1) await sleep(250)
+  }
+  t.equal(found.length, studyUids.length + 1, 'every registered study is found again')
+  const parts = await wadoStudy()
+  t.same(digests(parts), digests(mineFiles), 'and retrieved, pixels identical')
 })
