@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
-import { link, mkdir, readdir, readFile, rm } from 'node:fs/promises'
+import { link, mkdir, open, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { getStudy, listStudies, type StudyRecord } from '../chain/index.js'
 import type { OrgKeys } from '../crypto/index.js'
@@ -464,7 +464,8 @@ export class DicomwebService implements DicomwebBackend {
     const prev = this.#folderLocks.get(folder) ?? Promise.resolve()
     const run = prev.then(async () => {
       const dir = join(this.#opts.spoolDir, folder)
-      await mkdir(dir, { recursive: true, mode: 0o700 })
+      // A new study folder: its name made durable in the spool before an instance in it is acknowledged.
+      if ((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) await syncDir(this.#opts.spoolDir)
       return fn()
     })
     const done = run.then(
@@ -495,6 +496,15 @@ export class DicomwebService implements DicomwebBackend {
     d.setAuthTag(b.subarray(b.length - 16))
     const text = Buffer.concat([d.update(b.subarray(12, b.length - 16)), d.final()]).toString('utf8')
     return JSON.parse(text) as Entry
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  const h = await open(path, 'r')
+  try {
+    await h.sync()
+  } finally {
+    await h.close()
   }
 }
 
