@@ -11,11 +11,12 @@ import { measureSwarm } from './swarm.js'
 import { measureSwarmShaped, type ShapedFetch, type ShapedFetches } from './swarm-shaped.js'
 import { measureLease } from './lease.js'
 import { measureCliStartup } from './cli-startup.js'
+import { measureDicomweb } from './dicomweb.js'
 import { repoRoot } from '../src/devnet/index.js'
 
-// Which benchmarks to run: RADCHAIN_BENCH=cli,node,devnet,devnet-hosts,stream,ingest,swarm,shaped,lease (default all; devnet-hosts and shaped need root). Sections of
+// Which benchmarks to run: RADCHAIN_BENCH=cli,node,devnet,devnet-hosts,stream,ingest,swarm,shaped,lease,dicomweb (default all; devnet-hosts and shaped need root). Sections of
 // benchmarks not run are kept from BENCHMARKS.md, each with the date it was measured.
-const only = new Set((process.env.RADCHAIN_BENCH ?? 'cli,node,devnet,devnet-hosts,stream,ingest,swarm,shaped,lease').split(','))
+const only = new Set((process.env.RADCHAIN_BENCH ?? 'cli,node,devnet,devnet-hosts,stream,ingest,swarm,shaped,lease,dicomweb').split(','))
 const env = (k: string, d: number): number => Number(process.env[k] ?? d)
 
 const log = (s: string): void => {
@@ -34,6 +35,12 @@ const TARGET_FETCH_OF_PIPE = 0.85
 /** CPU per MB moved (holders and reader, the reader's export taken off) against the bare Noise stream's, same run. */
 const TARGET_CPU_OF_BARE = 2.3
 const TARGET_CLI_OVER_NODE_MS = 300
+/** STOW-RS ingest against `study add`, same run. */
+const TARGET_STOW_OF_ADD = 0.8
+/** WADO-RS frame 1 of a local study, request to answer. */
+const TARGET_FIRST_FRAME_MS = 200
+/** WADO-RS of a whole study against `study get`, same run. */
+const TARGET_WADO_OF_GET = 0.8
 
 log('radchain benchmarks')
 log('baseline: one-core Ed25519 verify rate (node:crypto, cached KeyObject)')
@@ -379,6 +386,88 @@ organization, so the custodian's node grants on its own at the first block after
 lessee is the organization that holds no copy, so every chunk comes from the holders under its lease
 (signed chunk requests), then the lease envelope, then decryption and the DICOM files. Sizes are the
 largest of each type in the run, as the blocks carry them.`)
+}
+
+if (only.has('dicomweb')) {
+  const slices = env('RADCHAIN_BENCH_DICOMWEB_SLICES', 512)
+  log(`DICOMweb: STOW-RS, WADO-RS frames and whole study of a ${slices}-slice CT study, beside study add and study get`)
+  const r = await measureDicomweb({ slices, log })
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b)
+    const m = Math.floor(s.length / 2)
+    return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
+  }
+  const met = (ok: boolean): string => (ok ? 'met' : 'not met')
+  const mbs = (seconds: number): number => r.bytes / 1e6 / seconds
+  const secs = (xs: number[]): string => `${fmt(median(xs), 2)} s (${fmt(Math.min(...xs), 2)}–${fmt(Math.max(...xs), 2)})`
+  const mb = (r.bytes / 1e6).toFixed(0)
+  const stable = r.stableSeconds
+  // STOW-RS against study add, each to the study final on the ledger; STOW-RS less the quiet time the daemon waits by design.
+  const addReg = r.ingest.map((x) => x.add.registered)
+  const stowNet = r.ingest.map((x) => x.stow.registered - stable)
+  const ingestRatios = r.ingest.map((x) => x.add.registered / (x.stow.registered - stable))
+  const ingestRatio = median(ingestRatios)
+  const frameMs = (runs: readonly { totalMs: number }[]): number => median(runs.map((x) => x.totalMs))
+  const firstByteMs = (runs: readonly { firstByteMs: number }[]): number => median(runs.map((x) => x.firstByteMs))
+  const metaMs = frameMs(r.frames.metadata)
+  const frameRow = (label: string, f: (typeof r.frames)['first']): string => {
+    const ms = frameMs(f.runs)
+    const all = f.runs.map((x) => x.totalMs)
+    return `| WADO-RS frame 1 of the ${label} (InstanceNumber ${f.instanceNumber}; place ${f.packPosition + 1} of ${r.slices} in the study's chunks), request to whole answer (median of ${f.runs.length}) | **${fmt(ms)} ms** (${fmt(Math.min(...all))}–${fmt(Math.max(...all))}; first body byte ${fmt(firstByteMs(f.runs))} ms); ${(ms / metaMs).toFixed(0)} × the metadata request | ≤ ${TARGET_FIRST_FRAME_MS} ms: ${met(ms <= TARGET_FIRST_FRAME_MS)} |`
+  }
+  const getS = r.retrieve.map((x) => x.get.seconds)
+  const wadoS = r.retrieve.map((x) => x.wado.seconds)
+  const retrieveRatios = r.retrieve.map((x) => x.get.seconds / x.wado.seconds)
+  const retrieveRatio = median(retrieveRatios)
+  const worst = Math.max(frameMs(r.frames.first.runs), frameMs(r.frames.last.runs))
+  log(
+    `  STOW-RS ${fmt(median(stowNet.map(mbs)), 1)} MB/s (registered less ${stable} s), study add ${fmt(median(addReg.map(mbs)), 1)} MB/s: ratio ${ingestRatio.toFixed(2)} (target ${TARGET_STOW_OF_ADD}: ${ingestRatio >= TARGET_STOW_OF_ADD ? 'met' : 'NOT met'}); frame 1 of the first instance ${fmt(frameMs(r.frames.first.runs))} ms, of the last ${fmt(frameMs(r.frames.last.runs))} ms (target ${TARGET_FIRST_FRAME_MS} ms: ${worst <= TARGET_FIRST_FRAME_MS ? 'met' : 'NOT met'}), of the one packed last ${fmt(frameMs(r.frames.packedLast.runs))} ms; WADO-RS study ${fmt(median(wadoS.map(mbs)), 1)} MB/s, study get ${fmt(median(getS.map(mbs)), 1)} MB/s: ratio ${retrieveRatio.toFixed(2)} (target ${TARGET_WADO_OF_GET}: ${retrieveRatio >= TARGET_WADO_OF_GET ? 'met' : 'NOT met'})`,
+  )
+  const stowAnswered = r.ingest.map((x) => x.stow.answered)
+  const stowReg = r.ingest.map((x) => x.stow.registered)
+  const unspooled = r.ingest.map((x) => x.stow.unspooled)
+  const addDone = r.ingest.map((x) => x.add.done)
+  sections.push(`## DICOMweb: STOW-RS ingest, WADO-RS frames and whole study
+
+_Measured ${date}._
+
+| figure | value | target |
+|---|---|---|
+| \`study add\` of a ${mb} MB CT study (${r.slices} slices of 512x512) through the API, submission to the study final on the ledger (baseline, same run; median of ${r.ingest.length}) | ${fmt(median(addReg.map(mbs)), 1)} MB/s: ${secs(addReg)}; job done (indexed for DICOMweb) at ${secs(addDone)} | |
+| STOW-RS of another such study, one request of its series: request start to the answer (every instance spooled and fsynced) | ${secs(stowAnswered)}: ${fmt(median(stowAnswered.map(mbs)), 1)} MB/s | |
+| STOW-RS: request start to the study final on the ledger (includes \`dicomweb.stableSeconds\` = ${stable} s) | ${secs(stowReg)}; less ${stable} s: **${fmt(median(stowNet.map(mbs)), 1)} MB/s** | |
+| ratio STOW-RS / \`study add\`, round by round (registered less ${stable} s against \`study add\` to final) | **${ingestRatio.toFixed(2)}** (median of ${ingestRatios.map((x) => x.toFixed(2)).join(', ')}) | ≥ ${TARGET_STOW_OF_ADD}: ${met(ingestRatio >= TARGET_STOW_OF_ADD)} |
+| STOW-RS: request start to the spool emptied (the index points at the chunks) | ${secs(unspooled)} | |
+| WADO-RS metadata of one instance (the listener's floor: from the index, nothing decrypted; baseline, same run; median of ${r.frames.metadata.length}) | ${fmt(metaMs, 1)} ms | |
+${frameRow('first instance', r.frames.first)}
+${frameRow('last instance', r.frames.last)}
+${frameRow('instance packed last', r.frames.packedLast)}
+| \`study get --scope full\` of the study received over STOW-RS, same daemon, its chunks local: asking to the files written (baseline, same run; median of ${r.retrieve.length}) | ${fmt(median(getS.map(mbs)), 1)} MB/s: ${secs(getS)} | |
+| WADO-RS \`GET /studies/{study}\` of it, read to the end (median of ${r.retrieve.length}) | **${fmt(median(wadoS.map(mbs)), 1)} MB/s**: ${secs(wadoS)}; first body byte ${fmt(median(r.retrieve.map((x) => x.wado.firstByteMs)))} ms | |
+| ratio WADO-RS / \`study get\`, round by round | **${retrieveRatio.toFixed(2)}** (median of ${retrieveRatios.map((x) => x.toFixed(2)).join(', ')}) | ≥ ${TARGET_WADO_OF_GET}: ${met(retrieveRatio >= TARGET_WADO_OF_GET)} |
+
+One daemon process (dev chain, sole authority, chunk size ${r.chunkSize / 1024 / 1024} MiB, \`dicomweb.stableSeconds\` ${stable}), its DICOMweb
+listener on 127.0.0.1 and a client token of scope readwrite; every measurement a fresh synthetic CT series
+(the same instances twice would be duplicates), after sync(1) and a second's rest; a small study through
+each path first, unmeasured. STOW-RS is sent as a PACS sends a series: one \`POST /studies\` of
+\`multipart/related; type="application/dicom"\`, every part with its Content-Length, the body streamed
+part by part (chunked transfer coding). The daemon registers a received study once no instance of it
+arrived for \`stableSeconds\`, so the time to the study final on the ledger (\`GET /v1/studies\` polled
+every 50 ms) holds that wait: the ratio takes it off the STOW-RS time and compares it with \`study add\`
+to the same point (the study in \`GET /v1/studies\`; its job ends later, once the files are indexed for
+DICOMweb). ${r.ingest.length} rounds, the one first alternating. MB = 10^6 bytes of input files.
+
+WADO-RS is measured on the last study received over STOW-RS once its spool is emptied, so that it is
+served from its chunks: frame 1 with \`Accept: ${'multipart/related; type="application/octet-stream"; transfer-syntax=*'}\`, timed
+from the request to the first byte of the body and to the end of the answer (one frame of 512 KiB; the
+target is judged on the whole answer), ${r.frames.first.runs.length} runs interleaved with the metadata request of the
+first instance. A frame is cut from its instance, which the daemon decrypts from the study's chunks
+from the start of the study up to that instance, so its time follows the instance's place in the
+chunks, not its InstanceNumber: a study received over STOW-RS is packed in the order of its spool
+files' names (keyed hashes), so that place is random; the instance packed last is the worst case.
+${r.wadoInInstanceOrder ? 'The whole-study answer lists the instances in InstanceNumber order.' : 'The whole-study answer lists the instances in that pack order, not by InstanceNumber.'} The whole study is
+compared with \`study get --scope full\` (identity restored, as WADO-RS restores it) into a fresh folder,
+the job polled every 50 ms; ${r.retrieve.length} rounds, the one first alternating; MB/s of the study's ${mb} MB of input files.`)
 }
 
 // Sections of benchmarks not run this time are kept from the last file, with their own dates.

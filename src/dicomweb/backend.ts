@@ -55,6 +55,14 @@ export type StoreOutcome =
       readonly message: string
     }
 
+/** The instances of one STOW-RS request: each stored as it arrives, all made durable by commit() before the answer. */
+export interface StoreSession {
+  /** Stores one received instance; `study`: the Study Instance UID of the request's URL, if any. */
+  store(part10: Uint8Array, opts: { readonly study?: string }): Promise<StoreOutcome>
+  /** Makes every instance stored so far durable (fsync of files, folders and index); the answer waits for it. */
+  commit(): Promise<void>
+}
+
 /**
  * The node as the DICOMweb listener sees it (implemented in src/node). UIDs
  * are the ones the caller sees: original ones for this organization's own
@@ -63,8 +71,8 @@ export type StoreOutcome =
 export interface DicomwebBackend {
   /** The client of a bearer token, or undefined for an unknown or revoked one. */
   authenticate(token: string): DicomwebClient | undefined
-  /** Stores one received instance durably before answering; `study`: the Study Instance UID of the request's URL, if any. */
-  storeInstance(part10: Uint8Array, opts: { readonly study?: string; readonly client: string }): Promise<StoreOutcome>
+  /** The stores of one STOW-RS request by `client` (its name, for the log). */
+  openStore(client: string): StoreSession
   /** Every instance this node may show (its own, received or registered, and those of active leases), for QIDO-RS. */
   instances(): Promise<Iterable<IndexedInstance>>
   /** The Part 10 bytes of the selected instances in order, or undefined when the selection names nothing this node may show. */

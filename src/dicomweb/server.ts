@@ -245,14 +245,17 @@ export class DicomwebServer {
       maxBodyBytes: this.#opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
       maxPartBytes: this.#opts.maxPartBytes ?? DEFAULT_MAX_PART_BYTES,
     })
+    const session = this.#backend.openStore(ctx.client.name)
     for await (const part of parts) {
       const type = part.contentType === undefined ? 'application/dicom' : parseMediaType(part.contentType).type
       if (type !== 'application/dicom') {
         outcomes.push({ ok: false, reason: FAILURE_REASON.cannotUnderstand, message: `a part of type ${type.slice(0, 64)}, not application/dicom` })
         continue
       }
-      outcomes.push(await this.#backend.storeInstance(part.body, { ...(study === undefined ? {} : { study }), client: ctx.client.name }))
+      outcomes.push(await session.store(part.body, study === undefined ? {} : { study }))
     }
+    // Nothing is acknowledged before it is durable.
+    await session.commit()
     const stored = outcomes.filter((o) => o.ok)
     const failed = outcomes.filter((o) => !o.ok)
     const body: DicomDataset = {}

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
-import { link, mkdir, open, readdir, readFile, rm } from 'node:fs/promises'
+import { link, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { getStudy, listStudies, type StudyRecord } from '../chain/index.js'
 import type { OrgKeys } from '../crypto/index.js'
@@ -19,7 +19,7 @@ import {
   type DicomInstance,
   type InstanceIdentityRecord,
 } from '../study/index.js'
-import { errorMessage, fromHex, sleep, toHex, utf8, writeFileAtomic, type Logger } from '../util/index.js'
+import { errorMessage, fromHex, sleep, toHex, utf8, type Logger } from '../util/index.js'
 import {
   FAILURE_REASON,
   splitLevels,
@@ -28,6 +28,7 @@ import {
   type IndexedInstance,
   type Selection,
   type StoreOutcome,
+  type StoreSession,
 } from '../dicomweb/index.js'
 import type { ChainService } from './chain-service.js'
 import { unwrapStudyKey } from './leases.js'
@@ -39,6 +40,10 @@ const INDEX_KEY_INFO = 'radchain/dicomweb-index-key/v1'
 const ENTRY_PREFIX = 'e/'
 /** Studies whose instances are in the index (by study id: a random number, no patient data). */
 const INDEXED_PREFIX = 's/'
+/** Written with sync at the end of a STOW-RS request: it makes the request's index entries durable with it. */
+const COMMIT_KEY = 'c/commit'
+/** Spooled files fsynced at once when a STOW-RS request commits. */
+const SYNCS_AT_ONCE = 16
 /** How often a registration that failed is tried again. */
 const RETRY_MS = 60_000
 
@@ -148,6 +153,8 @@ export class DicomwebService implements DicomwebBackend {
   /** Indexes a study `study add` registered, from the files it was made from (those received over STOW-RS are indexed already). */
   async #indexFiles(studyId: Uint8Array, files: readonly string[]): Promise<void> {
     const sid = toHex(studyId)
+    // A study from the spool: its instances are indexed already, and its registration points them at it.
+    if (files.length > 0 && files.every((f) => f.startsWith(this.#opts.spoolDir + '/'))) return
     for (const path of files) {
       const inst = await readDicom(path)
       const sop = firstString(inst.dataset, TAG.SOPInstanceUID) ?? ''
@@ -217,7 +224,29 @@ export class DicomwebService implements DicomwebBackend {
     return this.#tokens.authenticate(token)
   }
 
-  async storeInstance(part10: Uint8Array, opts: { study?: string; client: string }): Promise<StoreOutcome> {
+  openStore(client: string): StoreSession {
+    const pending = { files: [] as string[], folders: new Set<string>(), newFolder: false }
+    return {
+      store: (part10, opts) => this.#store(part10, { ...opts, client }, pending),
+      commit: async () => {
+        // Every file, its folder, a new folder's name, then the index entries (one synced write carries the earlier ones).
+        const files = pending.files.splice(0)
+        for (let i = 0; i < files.length; i += SYNCS_AT_ONCE) await Promise.all(files.slice(i, i + SYNCS_AT_ONCE).map((f) => syncFile(f)))
+        for (const folder of pending.folders) await syncDir(join(this.#opts.spoolDir, folder))
+        if (pending.newFolder) await syncDir(this.#opts.spoolDir)
+        await this.#kv.put(COMMIT_KEY, new Uint8Array([1]), { sync: true })
+        for (const folder of pending.folders) this.#schedule(folder, this.#opts.stableMs)
+        pending.folders.clear()
+        pending.newFolder = false
+      },
+    }
+  }
+
+  async #store(
+    part10: Uint8Array,
+    opts: { study?: string; client: string },
+    pending: { files: string[]; folders: Set<string>; newFolder: boolean },
+  ): Promise<StoreOutcome> {
     let sop: string | undefined
     let sopClass: string | undefined
     try {
@@ -250,12 +279,18 @@ export class DicomwebService implements DicomwebBackend {
       const folder = this.#hmac(`study:${study}`)
       const file = join(this.#opts.spoolDir, folder, `${this.#hmac(`sop:${sop}`)}.dcm`)
       const entry = this.#entryOf(inst, pixelDigest, { kind: 'spool', file })
-      await this.#inFolder(folder, async () => {
-        await writeFileAtomic(file, part10, 0o600)
-        await this.#persist(entry)
-      })
+      // Written here, made durable by the request's commit before its answer.
+      pending.newFolder =
+        (await this.#inFolder(folder, async (created) => {
+          const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`
+          await writeFile(tmp, part10, { mode: 0o600, flag: 'wx' })
+          await rename(tmp, file)
+          await this.#persist(entry, false)
+          return created
+        })) || pending.newFolder
+      pending.files.push(file)
+      pending.folders.add(folder)
       this.#entries.set(sop, entry)
-      this.#schedule(folder, this.#opts.stableMs)
       return { ...ok, duplicate: false }
     } catch (err) {
       const code = (err as { code?: string }).code ?? ''
@@ -442,9 +477,9 @@ export class DicomwebService implements DicomwebBackend {
         this.#schedule(folder, RETRY_MS)
         return
       }
-      for (const e of entries) {
+      for (const [i, e] of entries.entries()) {
         e.where = { kind: 'study', studyId }
-        await this.#persist(e)
+        await this.#persist(e, i === entries.length - 1)
       }
       await this.#inFolder(folder, async () => {
         for (const p of paths) await rm(p, { force: true })
@@ -460,13 +495,12 @@ export class DicomwebService implements DicomwebBackend {
     }
   }
 
-  async #inFolder<T>(folder: string, fn: () => Promise<T>): Promise<T> {
+  /** Runs `fn` alone on a study's spool folder (made if missing: `created` says so; its name is the caller's to make durable). */
+  async #inFolder<T>(folder: string, fn: (created: boolean) => Promise<T>): Promise<T> {
     const prev = this.#folderLocks.get(folder) ?? Promise.resolve()
     const run = prev.then(async () => {
       const dir = join(this.#opts.spoolDir, folder)
-      // A new study folder: its name made durable in the spool before an instance in it is acknowledged.
-      if ((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) await syncDir(this.#opts.spoolDir)
-      return fn()
+      return fn((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined)
     })
     const done = run.then(
       () => undefined,
@@ -483,11 +517,11 @@ export class DicomwebService implements DicomwebBackend {
     return createHmac('sha256', this.#key).update(s, 'utf8').digest('hex').slice(0, 32)
   }
 
-  async #persist(e: Entry): Promise<void> {
+  async #persist(e: Entry, sync = true): Promise<void> {
     const iv = randomBytes(12)
     const c = createCipheriv('aes-256-gcm', this.#key, iv)
     const body = Buffer.concat([c.update(utf8(JSON.stringify(e))), c.final()])
-    await this.#kv.put(ENTRY_PREFIX + this.#hmac(`sop:${e.sop}`), Buffer.concat([iv, body, c.getAuthTag()]), { sync: true })
+    await this.#kv.put(ENTRY_PREFIX + this.#hmac(`sop:${e.sop}`), Buffer.concat([iv, body, c.getAuthTag()]), { sync })
   }
 
   #open(v: Uint8Array): Entry {
@@ -496,6 +530,15 @@ export class DicomwebService implements DicomwebBackend {
     d.setAuthTag(b.subarray(b.length - 16))
     const text = Buffer.concat([d.update(b.subarray(12, b.length - 16)), d.final()]).toString('utf8')
     return JSON.parse(text) as Entry
+  }
+}
+
+async function syncFile(path: string): Promise<void> {
+  const h = await open(path, 'r')
+  try {
+    await h.sync()
+  } finally {
+    await h.close()
   }
 }
 
