@@ -267,7 +267,14 @@ export class DicomwebService implements DicomwebBackend {
       const ok: StoreOutcome = { ok: true, sopClassUid: sopClass, sopInstanceUid: sop, studyUid: study, seriesUid: series, duplicate: true }
       const known = this.#entries.get(sop)
       if (known !== undefined) {
-        if (known.pixelDigest === pixelDigest) return ok
+        if (known.pixelDigest === pixelDigest) {
+          // Acknowledged again: durable by this request's commit too, in case another request stored it and has not committed yet.
+          if (known.where.kind === 'spool') {
+            pending.files.push(known.where.file)
+            pending.folders.add(this.#hmac(`study:${known.study}`))
+          }
+          return ok
+        }
         return {
           ok: false,
           sopClassUid: sopClass,
@@ -533,8 +540,15 @@ export class DicomwebService implements DicomwebBackend {
   }
 }
 
+/** fsync of a spooled file; one gone meanwhile was registered (its study is durable on its own). */
 async function syncFile(path: string): Promise<void> {
-  const h = await open(path, 'r')
+  let h
+  try {
+    h = await open(path, 'r')
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return
+    throw err
+  }
   try {
     await h.sync()
   } finally {
@@ -542,8 +556,15 @@ async function syncFile(path: string): Promise<void> {
   }
 }
 
+/** fsync of a folder; a study folder gone meanwhile was emptied by its registration. */
 async function syncDir(path: string): Promise<void> {
-  const h = await open(path, 'r')
+  let h
+  try {
+    h = await open(path, 'r')
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return
+    throw err
+  }
   try {
     await h.sync()
   } finally {
