@@ -649,3 +649,13 @@ t.test('a real sample: CT_small.dcm split, indexed and found by Patient ID and S
   t.same(json[0]?.['00200032']?.Value, [-158.135803, -179.035797, -75.699997], 'DS values as numbers')
   t.notOk(json[0]?.['00431028'], 'binary elements are never returned, even with includefield=all')
 })
+
+t.test('wildcards of many stars match in linear steps, not by backtracking (a regular expression took seconds and held the node)', async (t) => {
+  const long = { Alphabetic: 'A'.repeat(60) }
+  const index = [splitLevels(dataset({ StudyInstanceUID: '1.2.3', SeriesInstanceUID: '1.2.3.1', SOPInstanceUID: '1.2.3.1.1', PatientName: long }))]
+  const stars = '*'.repeat(40)
+  t.equal(run('study', `PatientName=${stars}Z`, undefined, index).results.length, 0, `${stars}Z against 60 A: no match`)
+  t.equal(run('study', `PatientName=${stars}A`, undefined, index).results.length, 1, `${stars}A: a match`)
+  t.equal(run('study', `PatientName=${'*?'.repeat(60)}`, undefined, index).results.length, 1, '*? x 60: a match (at least 60 characters)')
+  t.equal(run('study', `PatientName=${'*?'.repeat(61)}`, undefined, index).results.length, 0, '*? x 61: none (at least 61 characters)')
+})
