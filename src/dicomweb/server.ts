@@ -15,6 +15,10 @@ export const DICOMWEB_ROOT = '/dicomweb'
 export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 ** 3
 /** Default bound on one instance of a STOW-RS request (1 GiB; it is held in memory while it is checked and spooled). */
 export const DEFAULT_MAX_PART_BYTES = 1024 ** 3
+/** Deadline for a request's headers (a body has no deadline: a large study over a slow link takes long). */
+const HEADERS_TIMEOUT_MS = 10_000
+/** A connection silent this long is closed. */
+const IDLE_TIMEOUT_MS = 60_000
 /** Most simultaneous connections. */
 const MAX_CONNECTIONS = 256
 const BEARER_RE = /^Bearer +(\S+) *$/i
@@ -84,7 +88,7 @@ export class DicomwebServer {
     const handler = (req: IncomingMessage, res: ServerResponse): void => this.#onRequest(req, res)
     const server =
       this.#opts.tls === undefined
-        ? createHttpServer({ requestTimeout: 0, headersTimeout: 20_000, maxHeaderSize: 16 * 1024 }, handler)
+        ? createHttpServer({ requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, maxHeaderSize: 16 * 1024 }, handler)
         : createHttpsServer(
             {
               cert: Buffer.from(this.#opts.tls.cert),
@@ -96,6 +100,8 @@ export class DicomwebServer {
             handler,
           )
     server.keepAliveTimeout = 30_000
+    // A connection that sends nothing for this long is closed (a STOW body may be slow, but not silent).
+    server.timeout = IDLE_TIMEOUT_MS
     server.maxConnections = MAX_CONNECTIONS
     server.on('clientError', (_err: Error, socket: Socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n')
@@ -127,13 +133,13 @@ export class DicomwebServer {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now()
-    let level = '?'
+    let resource = '?'
     let client = '-'
     res.on('close', () => {
       // No UIDs in the log: they identify studies and, before de-identification, patients.
       this.#log.info('dicomweb request', {
         method: req.method,
-        level,
+        resource,
         client,
         status: res.headersSent ? res.statusCode : 0,
         ms: Math.round(performance.now() - started),
@@ -158,7 +164,7 @@ export class DicomwebServer {
       } catch {
         throw new DicomwebError('DICOMWEB_NOT_FOUND', 'malformed request target')
       }
-      const who = this.#authenticate(req)
+      const who = this.#authenticate(req, res)
       client = who.name
       if (url.pathname !== DICOMWEB_ROOT && !url.pathname.startsWith(DICOMWEB_ROOT + '/'))
         throw new DicomwebError('DICOMWEB_NOT_FOUND', `DICOMweb resources are under ${DICOMWEB_ROOT}`)
@@ -166,12 +172,22 @@ export class DicomwebServer {
         .slice(DICOMWEB_ROOT.length)
         .split('/')
         .filter((s) => s !== '')
-        .map((s) => decodeURIComponent(s))
-      level = describe(segs)
+        .map((s) => {
+          try {
+            return decodeURIComponent(s)
+          } catch {
+            throw new DicomwebError('DICOMWEB_NOT_FOUND', 'malformed percent-encoding in the request target')
+          }
+        })
+      resource = describe(segs)
       const base = `${this.#opts.tls === undefined ? 'http' : 'https'}://${req.headers.host ?? 'localhost'}${DICOMWEB_ROOT}`
       await this.#route({ req, res, url, segs, client: who, base, signal: ac.signal })
     }
-    run().catch((err: unknown) => this.#fail(res, err))
+    run().catch((err: unknown) => {
+      // Refused before its body was read: the connection closes after the answer rather than waiting for the rest.
+      if (!req.complete && !res.headersSent) res.setHeader('connection', 'close')
+      this.#fail(res, err)
+    })
   }
 
   #cors(req: IncomingMessage, res: ServerResponse): void {
@@ -186,12 +202,15 @@ export class DicomwebServer {
     res.setHeader('access-control-max-age', '600')
   }
 
-  #authenticate(req: IncomingMessage): DicomwebClient {
+  #authenticate(req: IncomingMessage, res: ServerResponse): DicomwebClient {
     const h = req.headers.authorization
     const m = typeof h === 'string' ? BEARER_RE.exec(h) : null
     const c = m?.[1] === undefined ? undefined : this.#backend.authenticate(m[1])
     // Nothing else said: which of missing, wrong or revoked it was helps only a guesser.
-    if (c === undefined) throw new DicomwebError('DICOMWEB_UNAUTHORIZED', 'authentication required')
+    if (c === undefined) {
+      res.setHeader('www-authenticate', 'Bearer realm="radchain DICOMweb"')
+      throw new DicomwebError('DICOMWEB_UNAUTHORIZED', 'authentication required')
+    }
     return c
   }
 
@@ -254,6 +273,7 @@ export class DicomwebServer {
       }
       outcomes.push(await session.store(part.body, study === undefined ? {} : { study }))
     }
+    if (outcomes.length === 0) throw new DicomwebError('DICOMWEB_MULTIPART_MALFORMED', 'the body holds no instance')
     // Nothing is acknowledged before it is durable.
     await session.commit()
     const stored = outcomes.filter((o) => o.ok)
@@ -340,8 +360,9 @@ export class DicomwebServer {
         ? String((err as { code: string }).code)
         : 'API_INTERNAL'
     const status = statusOfCode(code) ?? 500
-    if (status >= 500) this.#log.error('dicomweb request failed', { code, error: errorMessage(err) })
-    if (res.headersSent) {
+    const gone = res.destroyed || (err as { code?: string }).code === 'ECONNRESET' || errorMessage(err) === 'aborted'
+    if (status >= 500 && !gone) this.#log.error('dicomweb request failed', { code, error: errorMessage(err) })
+    if (res.headersSent || gone) {
       // Mid-answer: cut the connection so that the client cannot take a partial answer for a whole one.
       res.destroy()
       return
@@ -356,9 +377,11 @@ function headerText(h: string | string[] | undefined): string | undefined {
   return Array.isArray(h) ? h.join(', ') : h
 }
 
-/** The resource level of a request path, for the log (never its UIDs). */
+const RESOURCE_WORDS = new Set(['studies', 'series', 'instances', 'metadata', 'frames', 'bulkdata', 'rendered', 'thumbnail'])
+
+/** The resource of a request path for the log: its known words, and `{uid}` for anything else (never a UID or a name). */
 function describe(segs: string[]): string {
-  return segs.filter((_, i) => i % 2 === 0).join('/') || 'root'
+  return segs.map((s) => (RESOURCE_WORDS.has(s) ? s : '{uid}')).join('/') || 'root'
 }
 
 function warningText(failed: StoreOutcome[]): string {
@@ -419,24 +442,38 @@ function withBulkDataUri(ds: DicomDataset, base: string): DicomDataset {
   const study = firstString(ds, TAG.StudyInstanceUID)
   const series = firstString(ds, TAG.SeriesInstanceUID)
   const sop = firstString(ds, TAG.SOPInstanceUID)
-  const out: DicomDataset = {}
-  for (const [tag, el] of Object.entries(ds)) {
-    const values = el.Value
-    out[tag] =
-      values !== undefined && values.some((v) => v instanceof ArrayBuffer)
-        ? ({
-            vr: el.vr,
-            InlineBinary: Buffer.concat(values.map((v) => (v instanceof ArrayBuffer ? Buffer.from(v) : Buffer.alloc(0)))).toString('base64'),
-          } as DicomDataset[string])
-        : el
-  }
+  const out = inlineBinaries(ds)
   const pixel = ds['7FE00010']
   if (pixel !== undefined && study !== undefined && series !== undefined && sop !== undefined)
     out['7FE00010'] = { vr: pixel.vr, BulkDataURI: `${base}/studies/${study}/series/${series}/instances/${sop}/bulkdata/7FE00010` } as DicomDataset[string]
   return out
 }
 
+/** Binary values in base64 (InlineBinary, PS3.18 F.2.7), in sequence items too (an Icon Image Sequence). */
+function inlineBinaries(ds: DicomDataset): DicomDataset {
+  const out: DicomDataset = {}
+  for (const [tag, el] of Object.entries(ds)) {
+    const values = el.Value
+    if (values === undefined) out[tag] = el
+    else if (el.vr === 'SQ')
+      out[tag] = {
+        vr: 'SQ',
+        Value: values.map((item) =>
+          item !== null && typeof item === 'object' && !(item instanceof ArrayBuffer) ? inlineBinaries(item as DicomDataset) : item,
+        ),
+      }
+    else if (values.some((v) => v instanceof ArrayBuffer))
+      out[tag] = {
+        vr: el.vr,
+        InlineBinary: Buffer.concat(values.map((v) => (v instanceof ArrayBuffer ? Buffer.from(v) : Buffer.alloc(0)))).toString('base64'),
+      } as DicomDataset[string]
+    else out[tag] = el
+  }
+  return out
+}
+
 function write(res: ServerResponse, b: Uint8Array): Promise<void> {
+  if (res.destroyed || res.writableEnded) return Promise.reject(new DicomwebError('DICOMWEB_NOT_FOUND', 'client disconnected'))
   if (res.write(b)) return Promise.resolve()
   return new Promise<void>((resolve, reject) => {
     const done = (): void => {

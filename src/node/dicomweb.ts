@@ -44,6 +44,10 @@ const INDEXED_PREFIX = 's/'
 const COMMIT_KEY = 'c/commit'
 /** Spooled files fsynced at once when a STOW-RS request commits. */
 const SYNCS_AT_ONCE = 16
+/** The registration being sent for a spool folder: its study id and files, so that a restart finishes it rather than sending another. */
+const REGISTERING_PREFIX = 'r/'
+/** How long a registration recorded before a stop may still become final (on its way through the other organizations' mempools). */
+const PENDING_REGISTRATION_MS = 120_000
 /** How often a registration that failed is tried again. */
 const RETRY_MS = 60_000
 
@@ -102,8 +106,12 @@ export class DicomwebService implements DicomwebBackend {
   readonly #timers = new Map<string, NodeJS.Timeout>()
   /** Spool folders being registered now. */
   readonly #registering = new Set<string>()
+  /** Folders whose timer fired during their registration. */
+  readonly #again = new Set<string>()
   /** Serializes writes per study folder (a STOW of many instances, and the registration's move of the folder). */
   readonly #folderLocks = new Map<string, Promise<void>>()
+  /** Serializes the stores of one SOP Instance UID. */
+  readonly #sopLocks = new Map<string, Promise<void>>()
   #stopped = false
   #backfilling: Promise<void> = Promise.resolve()
 
@@ -265,40 +273,48 @@ export class DicomwebService implements DicomwebBackend {
         }
       const pixelDigest = instanceDigestOfBytes(part10).digest
       const ok: StoreOutcome = { ok: true, sopClassUid: sopClass, sopInstanceUid: sop, studyUid: study, seriesUid: series, duplicate: true }
-      const known = this.#entries.get(sop)
-      if (known !== undefined) {
-        if (known.pixelDigest === pixelDigest) {
-          // Acknowledged again: durable by this request's commit too, in case another request stored it and has not committed yet.
-          if (known.where.kind === 'spool') {
-            pending.files.push(known.where.file)
-            pending.folders.add(this.#hmac(`study:${known.study}`))
+      const sopUid = sop
+      const classUid = sopClass
+      // One SOP Instance UID at a time: two requests carrying it cannot both pass the duplicate check.
+      return await this.#bySop(sopUid, async (): Promise<StoreOutcome> => {
+        const known = this.#entries.get(sopUid)
+        if (known !== undefined) {
+          if (known.pixelDigest === pixelDigest && known.study === study && known.series === series) {
+            // Acknowledged again: durable by this request's commit too, in case another request stored it and has not committed yet.
+            if (known.where.kind === 'spool') {
+              pending.files.push(known.where.file)
+              pending.folders.add(this.#hmac(`study:${known.study}`))
+            }
+            return ok
           }
-          return ok
+          return {
+            ok: false,
+            sopClassUid: classUid,
+            sopInstanceUid: sopUid,
+            reason: FAILURE_REASON.duplicateConflict,
+            message:
+              known.pixelDigest === pixelDigest
+                ? 'an instance of this SOP Instance UID is stored already, in another study or series'
+                : 'an instance of this SOP Instance UID is stored already, with other pixels',
+          }
         }
-        return {
-          ok: false,
-          sopClassUid: sopClass,
-          sopInstanceUid: sop,
-          reason: FAILURE_REASON.duplicateConflict,
-          message: 'an instance of this SOP Instance UID is stored already, with other pixels',
-        }
-      }
-      const folder = this.#hmac(`study:${study}`)
-      const file = join(this.#opts.spoolDir, folder, `${this.#hmac(`sop:${sop}`)}.dcm`)
-      const entry = this.#entryOf(inst, pixelDigest, { kind: 'spool', file })
-      // Written here, made durable by the request's commit before its answer.
-      pending.newFolder =
-        (await this.#inFolder(folder, async (created) => {
-          const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`
-          await writeFile(tmp, part10, { mode: 0o600, flag: 'wx' })
-          await rename(tmp, file)
-          await this.#persist(entry, false)
-          return created
-        })) || pending.newFolder
-      pending.files.push(file)
-      pending.folders.add(folder)
-      this.#entries.set(sop, entry)
-      return { ...ok, duplicate: false }
+        const folder = this.#hmac(`study:${study}`)
+        const file = join(this.#opts.spoolDir, folder, `${this.#hmac(`sop:${sopUid}`)}.dcm`)
+        const entry = this.#entryOf(inst, pixelDigest, { kind: 'spool', file })
+        // Written here, made durable by the request's commit before its answer.
+        pending.newFolder =
+          (await this.#inFolder(folder, async (created) => {
+            const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`
+            await writeFile(tmp, part10, { mode: 0o600, flag: 'wx' })
+            await rename(tmp, file)
+            await this.#persist(entry, false)
+            return created
+          })) || pending.newFolder
+        pending.files.push(file)
+        pending.folders.add(folder)
+        this.#entries.set(sopUid, entry)
+        return { ...ok, duplicate: false }
+      })
     } catch (err) {
       const code = (err as { code?: string }).code ?? ''
       const unreadable = code.startsWith('DICOM_')
@@ -450,11 +466,33 @@ export class DicomwebService implements DicomwebBackend {
    * one.
    */
   async #register(folder: string): Promise<void> {
-    if (this.#registering.has(folder) || this.#stopped) return
+    if (this.#stopped) return
+    // Its timer fired while it registers: it is looked at again right after.
+    if (this.#registering.has(folder)) {
+      this.#again.add(folder)
+      return
+    }
     this.#registering.add(folder)
     const dir = join(this.#opts.spoolDir, folder)
     const snap = join(this.#opts.spoolDir, `.reg-${folder}-${randomBytes(4).toString('hex')}`)
+    let retryMs: number | undefined
     try {
+      // A registration sent before a crash or a stop: finished here if final, not sent twice.
+      const pendingRec = await this.#kv.get(REGISTERING_PREFIX + folder)
+      if (pendingRec !== undefined) {
+        const rec = JSON.parse(Buffer.from(pendingRec).toString('utf8')) as { studyId: string; files: string[]; at: number }
+        if (getStudy(this.#chain.state, fromHex(rec.studyId)) !== undefined) {
+          await this.#finish(folder, rec.studyId, rec.files)
+          this.#log.info('dicomweb: a registration sent before the last stop is final; its instances point at it', { study: rec.studyId })
+          return
+        }
+        // Perhaps still on its way to a block (sent to the other organizations before the stop): wait a while before sending another.
+        if (Date.now() - rec.at < PENDING_REGISTRATION_MS) {
+          retryMs = 15_000
+          return
+        }
+        await this.#kv.del(REGISTERING_PREFIX + folder, { sync: true })
+      }
       const files = await this.#inFolder(folder, async () => {
         const names = (await readdir(dir)).filter((f) => f.endsWith('.dcm'))
         await mkdir(snap, { mode: 0o700 })
@@ -465,9 +503,13 @@ export class DicomwebService implements DicomwebBackend {
         await this.#inFolder(folder, () => rm(dir, { recursive: true, force: true }))
         return
       }
-      const paths = new Set(files.map((f) => join(dir, f)))
-      const entries = [...this.#entries.values()].filter((e) => e.where.kind === 'spool' && paths.has(e.where.file))
-      const job = this.#studies.start([snap], { skipBad: false })
+      const job = this.#studies.start([snap], {
+        skipBad: false,
+        onPacked: async (studyId) => {
+          const rec = { studyId: toHex(studyId), files, at: Date.now() }
+          await this.#kv.put(REGISTERING_PREFIX + folder, utf8(JSON.stringify(rec)), { sync: true })
+        },
+      })
       let view = this.#studies.get(job)
       while (view !== undefined && view.kind === 'add' && !['replicating', 'done', 'failed'].includes(view.state)) {
         await sleep(200)
@@ -475,31 +517,62 @@ export class DicomwebService implements DicomwebBackend {
       }
       const studyId = view?.kind === 'add' && view.state !== 'failed' ? view.studies[0]?.studyId : undefined
       if (studyId === undefined) {
-        const code = view?.error?.code ?? 'unknown'
         this.#log.warn('dicomweb: registering a received study failed; it stays in the spool and is tried again', {
-          code,
+          code: view?.error?.code ?? 'unknown',
           instances: files.length,
           retryMs: RETRY_MS,
         })
-        this.#schedule(folder, RETRY_MS)
+        retryMs = RETRY_MS
         return
       }
-      for (const [i, e] of entries.entries()) {
-        e.where = { kind: 'study', studyId }
-        await this.#persist(e, i === entries.length - 1)
-      }
-      await this.#inFolder(folder, async () => {
-        for (const p of paths) await rm(p, { force: true })
-        if ((await readdir(dir)).length === 0) await rm(dir, { recursive: true, force: true })
-      })
-      this.#log.info('dicomweb: received study registered', { study: studyId, instances: entries.length })
+      await this.#finish(folder, studyId, files)
+      this.#log.info('dicomweb: received study registered', { study: studyId, instances: files.length })
     } catch (err) {
       this.#log.warn('dicomweb: registering a received study failed; it is tried again', { err: errorMessage(err), retryMs: RETRY_MS })
-      this.#schedule(folder, RETRY_MS)
+      retryMs = RETRY_MS
     } finally {
       await rm(snap, { recursive: true, force: true }).catch(() => undefined)
       this.#registering.delete(folder)
+      // Instances that arrived meanwhile get their own registration once stable.
+      const again = this.#again.delete(folder)
+      const left = await readdir(dir).then(
+        (names) => names.some((f) => f.endsWith('.dcm')),
+        () => false,
+      )
+      if (retryMs !== undefined) this.#schedule(folder, retryMs)
+      else if (again || (left && !this.#timers.has(folder))) this.#schedule(folder, this.#opts.stableMs)
     }
+  }
+
+  /** Points the entries of the registered files at their study, then removes the files from the spool and the registration's record. */
+  async #finish(folder: string, studyId: string, files: readonly string[]): Promise<void> {
+    const dir = join(this.#opts.spoolDir, folder)
+    const paths = new Set(files.map((f) => join(dir, f)))
+    const entries = [...this.#entries.values()].filter((e) => e.where.kind === 'spool' && paths.has(e.where.file))
+    for (const [i, e] of entries.entries()) {
+      e.where = { kind: 'study', studyId }
+      await this.#persist(e, i === entries.length - 1)
+    }
+    await this.#inFolder(folder, async () => {
+      for (const p of paths) await rm(p, { force: true })
+      if ((await readdir(dir)).length === 0) await rm(dir, { recursive: true, force: true })
+    })
+    await this.#kv.del(REGISTERING_PREFIX + folder, { sync: true })
+  }
+
+  /** Runs `fn` alone for one SOP Instance UID. */
+  async #bySop<T>(sop: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#sopLocks.get(sop) ?? Promise.resolve()
+    const run = prev.then(fn)
+    const done = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.#sopLocks.set(sop, done)
+    void done.then(() => {
+      if (this.#sopLocks.get(sop) === done) this.#sopLocks.delete(sop)
+    })
+    return run
   }
 
   /** Runs `fn` alone on a study's spool folder (made if missing: `created` says so; its name is the caller's to make durable). */

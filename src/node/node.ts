@@ -18,6 +18,7 @@ import { LeasePolicy, LeaseService } from './leases.js'
 import { AuditService } from './audit.js'
 import { ConfigError, DATADIR_FILES, isLocalOnlyAddr, isLoopbackAddr, resolveIn, splitHostPort, type NodeConfig } from './config.js'
 import { readFile } from 'node:fs/promises'
+import { isIP } from 'node:net'
 import type { Faults } from './faults.js'
 
 /** Gossip backlog (transactions) above which the API refuses new local transactions for a moment. */
@@ -264,7 +265,8 @@ export class RadNode {
     const { dataDir, config } = this.#opts
     const c = config.dicomweb
     const { host, port } = splitHostPort(c.listen)
-    const loopback = host.startsWith('127.') || host === '::1' || host === 'localhost'
+    // An address, not a name that merely starts like one (127.0.0.1.example resolves anywhere).
+    const loopback = (isIP(host) === 4 && host.startsWith('127.')) || host === '::1' || host === 'localhost'
     if (!loopback && c.tls === undefined && !c.insecureHttp)
       throw new ConfigError(
         'CONFIG_INVALID',

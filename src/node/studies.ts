@@ -192,8 +192,13 @@ export class StudyJobs {
     return org.id
   }
 
-  /** Starts a `study add` job; returns its id at once. `patient`: the owner's public key in text form. */
-  start(paths: readonly string[], opts: { skipBad: boolean; patient?: string }): string {
+  /**
+   * Starts a `study add` job; returns its id at once. `patient`: the owner's
+   * public key in text form. `onPacked`: told each study's id once its chunks
+   * are stored, before its registration is sent (a caller that must not
+   * register the same files twice after a crash records it).
+   */
+  start(paths: readonly string[], opts: { skipBad: boolean; patient?: string; onPacked?: (studyId: Uint8Array) => Promise<void> }): string {
     const orgId = this.#orgId()
     if (paths.length === 0) throw new StudyServiceError('STUDY_NO_INPUT', 'no files or folders given')
     const owner = opts.patient === undefined ? undefined : parsePatientPublicKey(opts.patient)
@@ -205,6 +210,7 @@ export class StudyJobs {
       opts.skipBad,
       orgId,
       owner,
+      opts.onPacked,
     ).catch((err: unknown) => {
       const error = jobError(err)
       this.#update(id, { state: 'failed', error })
@@ -358,7 +364,14 @@ export class StudyJobs {
     this.#jobs.set(id, { ...v, ...patch } as StudyJobView)
   }
 
-  async #runAdd(id: string, paths: string[], skipBad: boolean, custodianId: string, owner: PatientPublicKey | undefined): Promise<void> {
+  async #runAdd(
+    id: string,
+    paths: string[],
+    skipBad: boolean,
+    custodianId: string,
+    owner: PatientPublicKey | undefined,
+    onPacked?: (studyId: Uint8Array) => Promise<void>,
+  ): Promise<void> {
     const scan = await scanInputs(paths)
     const bad = scan.bad.map((b) => ({ path: b.path, code: b.error.code, message: b.error.message }))
     const files = [...scan.studies.values()].reduce((n, f) => n + f.length, 0)
@@ -410,6 +423,7 @@ export class StudyJobs {
         // Every chunk durable before the study is registered (one sync of each folder, then the index).
         await this.#chunks.flush()
         await this.#index.putChunkList(studyId, packed.chunkIds)
+        await onPacked?.(studyId)
         filesBefore += studyFiles.length
         bytesBefore += packed.payload.size
         this.#update(id, { state: 'registering' })

@@ -12,7 +12,7 @@ import { DATADIR_FILES, initDataDir } from '../../src/node/index.js'
 import { ChainStore } from '../../src/storage/index.js'
 import type { ApiClient, DaemonInfo } from '../../src/api/index.js'
 import { DaemonProcess } from '../../src/devnet/index.js'
-import { TAG, firstString, instanceDigestOfBytes, parseDicom } from '../../src/study/index.js'
+import { TAG, firstString, instanceDigestOfBytes, parseDicom, writeDicom } from '../../src/study/index.js'
 import { sleep } from '../../src/util/index.js'
 import { runCli } from './helpers/cli.js'
 
@@ -346,4 +346,69 @@ t.test('studies registered before the index existed are indexed at start, decryp
   t.equal(found.length, studyUids.length + 1, 'every registered study is found again')
   const parts = await wadoStudy()
   t.same(digests(parts), digests(mineFiles), 'and retrieved, pixels identical')
+})
+
+/** CT_small under a new study and SOP Instance UID (or `sop`), its first pixel byte XOR `flip`, an Icon Image Sequence with 8x8 OB pixels when `icon`. */
+async function variant(opts: { sop: string; flip?: number; icon?: boolean }): Promise<Buffer> {
+  const inst = parseDicom(await readFile(new URL('../vectors/dicom/CT_small.dcm', import.meta.url)))
+  const ds = inst.dataset
+  ds[TAG.StudyInstanceUID] = { vr: 'UI', Value: ['2.25.1234567'] }
+  ds[TAG.SeriesInstanceUID] = { vr: 'UI', Value: ['2.25.1234567.1'] }
+  ds[TAG.SOPInstanceUID] = { vr: 'UI', Value: [opts.sop] }
+  inst.meta['00020003'] = { vr: 'UI', Value: [opts.sop] }
+  const px = ds['7FE00010']?.Value?.[0] as ArrayBuffer
+  new Uint8Array(px)[0] ^= opts.flip ?? 0
+  if (opts.icon === true)
+    ds['00880200'] = {
+      vr: 'SQ',
+      Value: [
+        { '00280010': { vr: 'US', Value: [8] }, '00280011': { vr: 'US', Value: [8] }, '7FE00010': { vr: 'OB', Value: [new Uint8Array(64).fill(7).buffer] } },
+      ],
+    }
+  return Buffer.from(writeDicom(inst))
+}
+
+t.test('two STOWs of one SOP Instance UID with other pixels at once: one stored, the other refused (0111), never both acknowledged', async (t) => {
+  const [a, b] = await Promise.all([variant({ sop: '2.25.1234567.1.1' }), variant({ sop: '2.25.1234567.1.1', flip: 0x55 })])
+  const answers = await Promise.all([stow(rw, [{ type: 'application/dicom', body: a }]), stow(rw, [{ type: 'application/dicom', body: b }])])
+  const statuses = answers.map((r) => r.status).sort()
+  t.same(statuses, [200, 409], 'one 200, one 409')
+  const refused = (await answers.find((r) => r.status === 409)!.json()) as Json
+  t.equal((refused['00081198']?.Value as Json[])[0]?.['00081197']?.Value?.[0], 0x0111, 'Failure Reason 0111')
+  const won = answers[0]!.status === 200 ? a : b
+  const res = await fetch(`${base}/studies/2.25.1234567/series/2.25.1234567.1/instances/2.25.1234567.1.1`, { headers: auth(ro) })
+  const got = splitMultipart(Buffer.from(await res.arrayBuffer()), res.headers.get('content-type') ?? '')
+  t.same(digests(got), digests([won]), 'WADO-RS gives the pixels that were acknowledged')
+})
+
+t.test('metadata with a small binary inside a sequence (an icon): 200, inline in base64', async (t) => {
+  const body = await variant({ sop: '2.25.1234567.1.2', icon: true })
+  t.equal((await stow(rw, [{ type: 'application/dicom', body }])).status, 200)
+  const res = await fetch(`${base}/studies/2.25.1234567/series/2.25.1234567.1/instances/2.25.1234567.1.2/metadata`, { headers: auth(ro) })
+  t.equal(res.status, 200)
+  const md = (await res.json()) as Record<string, { Value?: Record<string, { InlineBinary?: string }>[] }>[]
+  t.equal(md[0]?.['00880200']?.Value?.[0]?.['7FE00010']?.InlineBinary, Buffer.alloc(64, 7).toString('base64'), 'the icon pixels inline')
+})
+
+t.test('odd requests: a malformed escape, no instance at all, 401 with its challenge; and the log names no UID and no patient', async (t) => {
+  t.equal((await fetch(`${base}/studies/%E0%A4%A/series`, { headers: auth(ro) })).status, 404, 'a malformed percent-escape: 404, not 500')
+  const none = await fetch(base + '/studies', {
+    method: 'POST',
+    body: '--b--\r\n',
+    headers: { ...auth(rw), 'content-type': 'multipart/related; type="application/dicom"; boundary=b' },
+  })
+  t.equal(none.status, 400, 'a body with no instance: 400')
+  const anon = await fetch(base + '/studies')
+  t.equal(anon.status, 401)
+  t.match(anon.headers.get('www-authenticate'), /^Bearer /, 'with WWW-Authenticate: Bearer')
+  const log = await readFile(join(dir, 'daemon.log'), 'utf8')
+  const lines = log.split('\n').filter((l) => l.includes('"dicomweb request"'))
+  t.ok(lines.length > 20, `${lines.length} request lines`)
+  t.ok(
+    lines.every((l) => typeof (JSON.parse(l) as { level: unknown }).level === 'number'),
+    'each keeps its numeric log level',
+  )
+  const secrets = [...new Set([...uids.flatMap((u) => [u.study, u.series, u.sop]), firstString(parseDicom(files[0]!).dataset, '00100020') ?? 'x'])]
+  const found = secrets.filter((x) => log.includes(x))
+  t.same(found, [], 'no UID and no Patient ID of the received studies anywhere in the daemon log')
 })
