@@ -135,8 +135,8 @@ _Measured ${date}._
 | finality latency p50 at ${Math.round(l.offeredTps)} tx/s offered | **${fmt(l.p50)} ms** | ≤ ${TARGET_P50_MS} ms: ${l.p50 <= TARGET_P50_MS ? 'met' : 'not met'} |
 | finality latency p99 | **${fmt(l.p99)} ms** (max ${fmt(l.max)} ms, ${l.final} transactions) | ≤ ${TARGET_P99_MS} ms: ${l.p99 <= TARGET_P99_MS ? 'met' : 'not met'} |
 
-Four daemon processes on this machine (each verifies every transaction and block), TLS 1.3 + Yamux
-between them (the product's default secure channel), and the load generator as a fifth process: pre-signed notes, a separate group of
+Four daemon processes on this machine (each verifies every transaction and block), Noise + Yamux
+between them, and the load generator as a fifth process: pre-signed notes, a separate group of
 senders per node, sent through each node's HTTP API${hosts ? ' (its Unix socket: each node is in its own network namespace, with its own address on a bridge, links unshaped)' : ''}. Latency is from the submission of a batch to the
 block event (SSE) on org1 that holds the transaction. The busy share counts every process and the
 kernel over the saturated window (/proc/stat); a daemon's CPU is its time on every thread (/proc)
@@ -163,7 +163,7 @@ _Measured ${date}._
 | secure channel | throughput | CPU per MB (sender + receiver) |
 |---|---|---|
 | Noise (@chainsafe/libp2p-noise) | **${fmt(noise.mbPerSec)} MB/s** (${fmt(noise.range.min)}–${fmt(noise.range.max)}) | ${noise.cpuMsPerMB.toFixed(2)} ms |
-| TLS 1.3 (@libp2p/tls; the daemons' default, Noise accepted) | **${fmt(tls.mbPerSec)} MB/s** (${fmt(tls.range.min)}–${fmt(tls.range.max)}) | ${tls.cpuMsPerMB.toFixed(2)} ms |
+| TLS 1.3 (@libp2p/tls; an option, not the daemons' default) | **${fmt(tls.mbPerSec)} MB/s** (${fmt(tls.range.min)}–${fmt(tls.range.max)}) | ${tls.cpuMsPerMB.toFixed(2)} ms |
 | ratio TLS / Noise | ${(tls.mbPerSec / noise.mbPerSec).toFixed(2)} | ${(tls.cpuMsPerMB / noise.cpuMsPerMB).toFixed(2)} |
 
 One stream of ${mib} MiB over TCP + Yamux on 127.0.0.1, receiver in a child process, timed after a
@@ -294,7 +294,7 @@ hashed, written and synced at the fetcher; and all the daemons share this machin
 time per MB bounds the throughput.
 
 The pipe row (bench/chunk-pipe.ts) does that per-chunk work and nothing else: two processes with
-the daemons' Node.js flags and heap growth, the product's pipe over TLS 1.3 + Yamux (its default), the holder serving
+the daemons' Node.js flags and heap growth, the product's pipe over Noise + Yamux, the holder serving
 each chunk from its chunk store (not re-hashed, as a daemon serves it), the fetcher keeping 6 requests
 in flight (the fetch's window per peer), hashing each chunk and storing it deferred, then syncing the
 store; median of 9 runs into fresh stores, 3 in each of 3 fresh pairs of processes, after a warm-up. It
