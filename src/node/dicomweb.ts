@@ -10,6 +10,7 @@ import {
   firstNumber,
   firstString,
   instanceDigestOfBytes,
+  openPack,
   parseDicom,
   readDicom,
   restoreIdentity,
@@ -18,6 +19,7 @@ import {
   type DicomDataset,
   type DicomInstance,
   type InstanceIdentityRecord,
+  type PackReader,
 } from '../study/index.js'
 import { errorMessage, fromHex, sleep, toHex, utf8, type Logger } from '../util/index.js'
 import {
@@ -48,6 +50,8 @@ const SYNCS_AT_ONCE = 16
 const REGISTERING_PREFIX = 'r/'
 /** How long a registration recorded before a stop may still become final (on its way through the other organizations' mempools). */
 const PENDING_REGISTRATION_MS = 120_000
+/** Instances of one study read on their own, each from the chunks it lies in; more are read by decrypting the study in order. */
+const RANDOM_ACCESS_MAX = 32
 /** How often a registration that failed is tried again. */
 const RETRY_MS = 60_000
 
@@ -399,11 +403,50 @@ export class DicomwebService implements DicomwebBackend {
     for (const [studyId, sops] of byStudy) yield* this.#fromStudy(studyId, sops, signal)
   }
 
-  /** The instances `sops` (original SOP Instance UIDs) of a registered study this organization keeps, identity restored. */
+  /**
+   * The instances `sops` (original SOP Instance UIDs) of a registered study
+   * this organization keeps, identity restored. A few are read on their own
+   * (only the chunks they lie in are decrypted: a viewer's frame does not wait
+   * for the study); many, by decrypting the study in order.
+   */
   async *#fromStudy(studyIdHex: string, sops: Set<string>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
     const record = getStudy(this.#chain.state, fromHex(studyIdHex))
     if (record === undefined) throw new Error('a registered study of the DICOMweb index is no longer on the ledger')
-    yield* this.#decrypted(record, sops, signal)
+    if (sops.size > RANDOM_ACCESS_MAX) {
+      yield* this.#decrypted(record, sops, signal)
+      return
+    }
+    const studyId = record.studyId
+    const list = await this.#index.chunkList(studyId)
+    if (list === undefined) throw new Error('a registered study of the DICOMweb index is not on this node')
+    const object = async (id: Uint8Array): Promise<Uint8Array> => {
+      const b = await this.#chunks.get(id, { verify: false })
+      if (b === undefined) throw new Error('an object of a registered study is missing from the chunk store')
+      return b
+    }
+    const studyKey = unwrapStudyKey(this.#keys, await object(record.custodianEnvelope), studyId)
+    let pack: PackReader | undefined
+    try {
+      const demo = decryptDemographics(await object(record.demographics), studyKey, studyId)
+      pack = await openPack((i) => object(list[i] as Uint8Array), list, record, studyKey)
+      // Original SOP Instance UID -> its record (which names the de-identified one the pack knows).
+      const byOriginal = new Map<string, InstanceIdentityRecord>()
+      for (const r of demo.instances) {
+        const orig = r.changes.find((c) => c.path === TAG.SOPInstanceUID)?.original?.Value?.[0]
+        byOriginal.set(typeof orig === 'string' ? orig : r.sopInstanceUid, r)
+      }
+      const entries = new Map(pack.manifest.instances.map((e) => [e.sopInstanceUid, e]))
+      for (const sop of sops) {
+        signal.throwIfAborted()
+        const rec = byOriginal.get(sop)
+        const e = rec === undefined ? undefined : entries.get(rec.sopInstanceUid)
+        if (rec === undefined || e === undefined) throw new Error('an instance of the DICOMweb index is not in its registered study')
+        yield writeDicom(restoreIdentity(parseDicom(await pack.instance(e)), rec))
+      }
+    } finally {
+      pack?.close()
+      studyKey.fill(0)
+    }
   }
 
   /** A study this organization keeps, decrypted from its chunks with its identity restored: every instance, or those of `sops`. */

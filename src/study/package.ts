@@ -496,3 +496,88 @@ export async function* unpackStudy(
     dataKey.fill(0)
   }
 }
+
+/** One instance of a registered study read on its own (see {@link openPack}). */
+export interface PackReader {
+  readonly manifest: PackManifest
+  /** The Part 10 bytes of a manifest entry, checked against its pixel digest and SOP Instance UID. */
+  instance(entry: PackManifestInstance): Promise<Uint8Array>
+  /** Forgets the data key and the chunks read. */
+  close(): void
+}
+
+/**
+ * Random access into a registered study: only the chunks an instance lies in
+ * are decrypted (a viewer's one frame need not wait for the study before
+ * it). `ids` is the study's chunk list, checked once against the content
+ * root; each chunk read is checked against its id, and each instance
+ * against its manifest entry (pixel digest, SOP Instance UID). The manifest
+ * is found from the pack's end (its trailing length). `key`: the study key,
+ * or the data key alone (an images-scope lease). The last two chunks read are
+ * kept, so neighbouring instances share them.
+ */
+export async function openPack(
+  chunk: (index: number) => Promise<Uint8Array>,
+  ids: readonly Uint8Array[],
+  payload: RegisterStudyPayload,
+  key: Uint8Array | { readonly dataKey: Uint8Array },
+): Promise<PackReader> {
+  if (ids.length !== payload.chunkCount || !equalBytes(contentRoot(ids), payload.contentRoot)) throw badPack('chunk list does not match the content root')
+  let dataKey: Uint8Array
+  if (key instanceof Uint8Array) {
+    const k = deriveStudyKeys(key, payload.studyId)
+    k.demographicsKey.fill(0)
+    dataKey = k.dataKey
+  } else dataKey = key.dataKey.slice()
+  const total = payload.size - CHUNK_TAG_BYTES * payload.chunkCount
+  const cs = payload.chunkSize
+  if (payload.chunkCount < 1 || total < MAGIC.length + 8 || total > cs * payload.chunkCount) throw badPack('payload sizes cannot hold a pack')
+  const recent = new Map<number, Buffer>()
+  const plain = async (i: number): Promise<Buffer> => {
+    const hit = recent.get(i)
+    if (hit !== undefined) return hit
+    const p = asBuffer(
+      decryptChunk(await chunk(i), {
+        dataKey,
+        studyId: payload.studyId,
+        version: PACK_VERSION,
+        index: i,
+        isLast: i === payload.chunkCount - 1,
+        id: ids[i] as Uint8Array,
+        maxChunkSize: cs,
+      }),
+    )
+    recent.set(i, p)
+    if (recent.size > 2) recent.delete(recent.keys().next().value as number)
+    return p
+  }
+  const read = async (off: number, len: number): Promise<Buffer> => {
+    if (!Number.isSafeInteger(off) || !Number.isSafeInteger(len) || off < 0 || len < 0 || off + len > total) throw badPack('a read past the pack')
+    const parts: Buffer[] = []
+    for (let i = Math.floor(off / cs); i * cs < off + len; i++) {
+      const p = await plain(i)
+      parts.push(p.subarray(Math.max(0, off - i * cs), Math.min(p.length, off + len - i * cs)))
+    }
+    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts)
+  }
+  const mlen = (await read(total - 4, 4)).readUInt32BE(0)
+  if (mlen > MAX_MANIFEST_BYTES || mlen + 8 + MAGIC.length > total) throw badPack('bad manifest length')
+  const mstart = total - 4 - mlen
+  if ((await read(mstart - 4, 4)).readUInt32BE(0) !== mlen) throw badPack('manifest lengths disagree')
+  const manifest = parseManifest(await read(mstart, mlen))
+  return {
+    manifest,
+    async instance(e: PackManifestInstance): Promise<Uint8Array> {
+      if (e.offset < MAGIC.length + 4 || e.offset + e.length > mstart - 4) throw badPack('a manifest entry outside the frames')
+      if ((await read(e.offset - 4, 4)).readUInt32BE(0) !== e.length) throw badPack('a manifest entry does not match its frame')
+      const bytes = new Uint8Array(await read(e.offset, e.length))
+      const d = instanceDigestOfBytes(bytes)
+      if (d.digest !== e.pixelDigest || d.sopInstanceUid !== e.sopInstanceUid) throw badPack('an instance does not match its manifest entry')
+      return bytes
+    },
+    close(): void {
+      dataKey.fill(0)
+      recent.clear()
+    },
+  }
+}
