@@ -29,6 +29,8 @@ export const MAX_CONNECTIONS = 256
  * connection and writing its request.
  */
 export const HEADERS_TIMEOUT_MS = 5_000
+/** The server's own deadline for a request's headers (Node.js enforces it at its connection checks, every 30 s). */
+export const NODE_HEADERS_TIMEOUT_MS = 20_000
 /** Connections waiting for their first request's headers above which the strict deadline applies. */
 export const PENDING_PRESSURE = 64
 /** Longest Unix socket path the API listens on (sun_path is 108 bytes on Linux, with its terminating zero). */
@@ -99,10 +101,16 @@ export class ApiServer {
   private readonly pending = new Map<Socket, number>()
   private sweeper: NodeJS.Timeout | undefined
 
-  /** Under pressure, closes the connections that have waited longer than HEADERS_TIMEOUT_MS for their first request. */
+  /**
+   * Closes the connections that have waited too long for their first
+   * request's headers: HEADERS_TIMEOUT_MS under pressure, else the server's
+   * own header deadline (NODE_HEADERS_TIMEOUT_MS). Node.js enforces that one
+   * only when it checks its connections (every 30 s), so a connection could
+   * otherwise linger up to 50 s; swept every second, it goes at 20-21 s.
+   */
   private sweepPending(): void {
-    if (this.pending.size <= PENDING_PRESSURE) return
-    const cutoff = performance.now() - HEADERS_TIMEOUT_MS
+    if (this.pending.size === 0) return
+    const cutoff = performance.now() - (this.pending.size > PENDING_PRESSURE ? HEADERS_TIMEOUT_MS : NODE_HEADERS_TIMEOUT_MS)
     for (const [socket, at] of this.pending) {
       if (at > cutoff) continue
       this.pending.delete(socket)
@@ -195,7 +203,7 @@ export class ApiServer {
       // Node's own header and request deadlines stay loose (checked every 30 s by default): checked every second,
       // they cut busy kept-alive connections of clients that are not slow at all (a long-lived client's requests
       // met 408s under load). The first request's header deadline below is this server's own.
-      { requestTimeout: 60_000, headersTimeout: 20_000, maxHeaderSize: 16 * 1024 },
+      { requestTimeout: 60_000, headersTimeout: NODE_HEADERS_TIMEOUT_MS, maxHeaderSize: 16 * 1024 },
       (req, res) => {
         this.onRequest(req, res)
       },

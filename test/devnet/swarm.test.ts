@@ -183,7 +183,12 @@ t.test('swarm on 4 organizations: replication to k = 3, rebuild, holder lost mid
 
   // 6. A peer that serves garbage: penalized, and the download completes from the others.
   await setFaults(victim, { serveGarbage: true, serveDelayMs: 0 })
-  await wipeChunks(o1)
+  // org1 pulls nothing by itself meanwhile (noPull): its own replication, on a loaded run, had brought every chunk
+  // back before the get asked, and the liar was never asked.
+  await stopOrg(o1, 'SIGKILL')
+  await rm(join(o1.dir, 'chunks'), { recursive: true, force: true })
+  await setOrgFaults(o1, { noPull: true })
+  await startOrg(o1)
   const out2 = join(input, '..', `${sid}-2`)
   t.teardown(() => rm(out2, { recursive: true, force: true }))
   const g2 = await cli(o1, ['study', 'get', sid, '--out', out2, '--json'])
