@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
-import { link, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { getStudy, listStudies, type StudyRecord } from '../chain/index.js'
 import type { OrgKeys } from '../crypto/index.js'
@@ -21,7 +21,7 @@ import {
   type InstanceIdentityRecord,
   type PackReader,
 } from '../study/index.js'
-import { errorMessage, fromHex, sleep, toHex, utf8, type Logger } from '../util/index.js'
+import { errorMessage, fromHex, fsyncPath, sleep, toHex, utf8, type Logger } from '../util/index.js'
 import {
   FAILURE_REASON,
   splitLevels,
@@ -243,9 +243,9 @@ export class DicomwebService implements DicomwebBackend {
       commit: async () => {
         // Every file, its folder, a new folder's name, then the index entries (one synced write carries the earlier ones).
         const files = pending.files.splice(0)
-        for (let i = 0; i < files.length; i += SYNCS_AT_ONCE) await Promise.all(files.slice(i, i + SYNCS_AT_ONCE).map((f) => syncFile(f)))
-        for (const folder of pending.folders) await syncDir(join(this.#opts.spoolDir, folder))
-        if (pending.newFolder) await syncDir(this.#opts.spoolDir)
+        for (let i = 0; i < files.length; i += SYNCS_AT_ONCE) await Promise.all(files.slice(i, i + SYNCS_AT_ONCE).map((f) => fsyncPath(f)))
+        for (const folder of pending.folders) await fsyncPath(join(this.#opts.spoolDir, folder))
+        if (pending.newFolder) await fsyncPath(this.#opts.spoolDir)
         await this.#kv.put(COMMIT_KEY, new Uint8Array([1]), { sync: true })
         for (const folder of pending.folders) this.#schedule(folder, this.#opts.stableMs)
         pending.folders.clear()
@@ -604,36 +604,15 @@ export class DicomwebService implements DicomwebBackend {
   }
 
   /** Runs `fn` alone for one SOP Instance UID. */
-  async #bySop<T>(sop: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#sopLocks.get(sop) ?? Promise.resolve()
-    const run = prev.then(fn)
-    const done = run.then(
-      () => undefined,
-      () => undefined,
-    )
-    this.#sopLocks.set(sop, done)
-    void done.then(() => {
-      if (this.#sopLocks.get(sop) === done) this.#sopLocks.delete(sop)
-    })
-    return run
+  #bySop<T>(sop: string, fn: () => Promise<T>): Promise<T> {
+    return serialized(this.#sopLocks, sop, fn)
   }
 
   /** Runs `fn` alone on a study's spool folder (made if missing: `created` says so; its name is the caller's to make durable). */
-  async #inFolder<T>(folder: string, fn: (created: boolean) => Promise<T>): Promise<T> {
-    const prev = this.#folderLocks.get(folder) ?? Promise.resolve()
-    const run = prev.then(async () => {
-      const dir = join(this.#opts.spoolDir, folder)
-      return fn((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined)
-    })
-    const done = run.then(
-      () => undefined,
-      () => undefined,
+  #inFolder<T>(folder: string, fn: (created: boolean) => Promise<T>): Promise<T> {
+    return serialized(this.#folderLocks, folder, async () =>
+      fn((await mkdir(join(this.#opts.spoolDir, folder), { recursive: true, mode: 0o700 })) !== undefined),
     )
-    this.#folderLocks.set(folder, done)
-    void done.then(() => {
-      if (this.#folderLocks.get(folder) === done) this.#folderLocks.delete(folder)
-    })
-    return run
   }
 
   #hmac(s: string): string {
@@ -656,36 +635,18 @@ export class DicomwebService implements DicomwebBackend {
   }
 }
 
-/** fsync of a spooled file; one gone meanwhile was registered (its study is durable on its own). */
-async function syncFile(path: string): Promise<void> {
-  let h
-  try {
-    h = await open(path, 'r')
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return
-    throw err
-  }
-  try {
-    await h.sync()
-  } finally {
-    await h.close()
-  }
-}
-
-/** fsync of a folder; a study folder gone meanwhile was emptied by its registration. */
-async function syncDir(path: string): Promise<void> {
-  let h
-  try {
-    h = await open(path, 'r')
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return
-    throw err
-  }
-  try {
-    await h.sync()
-  } finally {
-    await h.close()
-  }
+/** Runs `fn` after every earlier call for the same key has settled; `locks` holds each key's last call while it runs. */
+function serialized<T>(locks: Map<string, Promise<void>>, key: string, fn: () => Promise<T>): Promise<T> {
+  const run = (locks.get(key) ?? Promise.resolve()).then(fn)
+  const done = run.then(
+    () => undefined,
+    () => undefined,
+  )
+  locks.set(key, done)
+  void done.then(() => {
+    if (locks.get(key) === done) locks.delete(key)
+  })
+  return run
 }
 
 /** Pixel Data named, without its value, so that the metadata answer can point at it (PS3.18 F.2.6). */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sha256 } from '../crypto/index.js'
-import { RadError, assertBytes, assertInt, bytesLength, dropBytes, equalBytes, partsOf, toHex, type Bytes, type ErrorCodes } from '../util/index.js'
+import { RadError, assertBytes, fsyncPath, assertInt, bytesLength, dropBytes, equalBytes, partsOf, toHex, type Bytes, type ErrorCodes } from '../util/index.js'
 import { StoreError, type KeyValueSpace } from './chain-store.js'
 
 /**
@@ -75,22 +75,6 @@ function readSize(key: string, v: Uint8Array): number {
  * waited behind the fsyncs).
  */
 const SYNCS_AT_ONCE = 4
-
-/** fsync of a file or folder that may have been removed meanwhile (then there is nothing left to sync). */
-async function fsyncPath(path: string): Promise<void> {
-  let fh
-  try {
-    fh = await open(path, 'r')
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return
-    throw err
-  }
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-}
 
 /**
  * Writes all of `bytes` at the file's current position: one write() call for

@@ -40,3 +40,19 @@ export async function exists(path: string): Promise<boolean> {
     return false
   }
 }
+
+/** fsync of a file or folder that may have been removed meanwhile (then there is nothing left to sync). */
+export async function fsyncPath(path: string): Promise<void> {
+  let fh
+  try {
+    fh = await open(path, 'r')
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return
+    throw err
+  }
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
