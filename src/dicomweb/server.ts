@@ -17,6 +17,8 @@ export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 ** 3
 export const DEFAULT_MAX_PART_BYTES = 1024 ** 3
 /** Deadline for a request's headers (a body has no deadline: a large study over a slow link takes long). */
 const HEADERS_TIMEOUT_MS = 10_000
+/** A refused request's body up to this size is read and dropped rather than cut (see #onRequest). */
+const DRAIN_MAX_BYTES = 8 * 1024 * 1024
 /** A connection silent this long is closed. */
 const IDLE_TIMEOUT_MS = 60_000
 /** Most simultaneous connections. */
@@ -184,8 +186,14 @@ export class DicomwebServer {
       await this.#route({ req, res, url, segs, client: who, base, signal: ac.signal })
     }
     run().catch((err: unknown) => {
-      // Refused before its body was read: the connection closes after the answer rather than waiting for the rest.
-      if (!req.complete && !res.headersSent) res.setHeader('connection', 'close')
+      // Refused before its body was read: a small body is read and dropped, so that the client gets the answer
+      // (a connection closed on unread bytes is reset, and the answer lost); of a larger one or one of unknown
+      // length, the connection closes after the answer rather than waiting for the rest.
+      if (!req.complete && !res.headersSent) {
+        const length = Number(req.headers['content-length'])
+        if (Number.isSafeInteger(length) && length <= DRAIN_MAX_BYTES) req.resume()
+        else res.setHeader('connection', 'close')
+      }
       this.#fail(res, err)
     })
   }

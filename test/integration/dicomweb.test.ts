@@ -412,3 +412,43 @@ t.test('odd requests: a malformed escape, no instance at all, 401 with its chall
   const found = secrets.filter((x) => log.includes(x))
   t.same(found, [], 'no UID and no Patient ID of the received studies anywhere in the daemon log')
 })
+
+t.test(
+  'a flood of refused STOW-RS requests (unauthenticated, unterminated, wrong type): each answered, the daemon within 64 MiB, the listener still serving',
+  async (t) => {
+    const pid = ((await info()) as DaemonInfo).pid
+    const rss = async (): Promise<number> => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
+    const before = await rss()
+    let peak = before
+    const body = Buffer.alloc(4 * 1024 * 1024, 0x41)
+    const statuses: number[] = []
+    for (let round = 0; round < 10; round++) {
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => {
+          const kind = (round * 10 + i) % 3
+          const headers =
+            kind === 0
+              ? { 'content-type': 'multipart/related; type="application/dicom"; boundary=b' }
+              : kind === 1
+                ? { ...auth(rw), 'content-type': 'multipart/related; type="application/dicom"; boundary=b' }
+                : { ...auth(rw), 'content-type': 'application/octet-stream' }
+          const payload = kind === 1 ? Buffer.concat([Buffer.from('--b\r\nContent-Type: application/dicom\r\n\r\n'), body]) : body
+          return fetch(base + '/studies', { method: 'POST', body: payload, headers }).then(
+            (r) => r.status,
+            () => 0,
+          )
+        }),
+      )
+      statuses.push(...answers)
+      peak = Math.max(peak, await rss())
+    }
+    t.same(
+      [...new Set(statuses)].sort(),
+      [400, 401, 415].filter((s) => statuses.includes(s)),
+      `only refusals (${[...new Set(statuses)].join(', ')})`,
+    )
+    t.ok(statuses.filter((s) => s === 400).length >= 30, 'the unterminated bodies got 400')
+    t.ok(peak - before < 64 * 1024 * 1024, `the daemon grew by ${Math.round((peak - before) / 1048576)} MiB for 100 refused 4 MiB bodies`)
+    t.equal((await fetch(`${base}/studies?limit=1`, { headers: auth(ro) })).status, 200, 'QIDO still answers')
+  },
+)
