@@ -187,9 +187,12 @@ export async function clientOf(o: DevnetOrg): Promise<ApiClient> {
 /**
  * Starts `o`'s daemon as a detached process (it outlives the command that
  * started it; logs go to `<org dir>/daemon.log`) and waits until its API
- * answers.
+ * answers. The deadline is generous: a daemon that exits is reported at
+ * once, and the first start on a fresh clone loads its modules from a cold
+ * disk cache (four daemons and a test runner on two cores took 15 s from the
+ * ledger to the p2p listener, 24 s in all, and a CI run failed at 30 s).
  */
-export async function startOrg(o: DevnetOrg, timeoutMs = 30_000): Promise<ApiClient> {
+export async function startOrg(o: DevnetOrg, timeoutMs = 90_000): Promise<ApiClient> {
   if ((await pidOf(o)) !== undefined) return clientOf(o)
   await rm(join(o.dir, DATADIR_FILES.daemon), { force: true })
   const log = openSync(join(o.dir, 'daemon.log'), 'a')

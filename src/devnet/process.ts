@@ -70,7 +70,9 @@ export class DaemonProcess {
 
   /**
    * Starts `radchain daemon --dir <dataDir>` with output appended to
-   * `<dataDir>/daemon.log`, and waits until its API answers.
+   * `<dataDir>/daemon.log`, and waits until its API answers (90 s by
+   * default: an exit is reported at once, and a first start on a cold disk
+   * cache beside other daemons took over 20 s; see startOrg in devnet.ts).
    */
   async start(opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ApiClient> {
     const log = openSync(join(this.dataDir, 'daemon.log'), 'a')
@@ -81,7 +83,7 @@ export class DaemonProcess {
     closeSync(log)
     this.#child = child
     this.#exited = new Promise((res) => child.once('exit', (code) => res(code)))
-    const deadline = Date.now() + (opts.timeoutMs ?? 20_000)
+    const deadline = Date.now() + (opts.timeoutMs ?? 90_000)
     let lastErr: unknown
     while (Date.now() < deadline) {
       if (!this.running) {
