@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
 import { link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { getStudy, listStudies, type StudyRecord } from '../chain/index.js'
+import { getLease, getStudy, leaseActive, listLeases, listStudies, type LeaseRecord, type StudyRecord } from '../chain/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import type { ChunkStore, KeyValueSpace, StudyIndex } from '../storage/index.js'
 import {
@@ -16,6 +16,7 @@ import {
   restoreIdentity,
   unpackStudy,
   writeDicom,
+  type DemographicsRecord,
   type DicomDataset,
   type DicomInstance,
   type InstanceIdentityRecord,
@@ -23,6 +24,7 @@ import {
 } from '../study/index.js'
 import { errorMessage, fromHex, fsyncPath, sleep, toHex, utf8, type Logger } from '../util/index.js'
 import {
+  DicomwebError,
   FAILURE_REASON,
   splitLevels,
   type DicomwebBackend,
@@ -33,8 +35,9 @@ import {
   type StoreSession,
 } from '../dicomweb/index.js'
 import type { ChainService } from './chain-service.js'
-import { unwrapStudyKey } from './leases.js'
+import { unwrapLeaseKey, unwrapStudyKey, type LeaseService } from './leases.js'
 import type { StudyJobs } from './studies.js'
+import type { SwarmService } from './swarm.js'
 import { DicomwebTokens } from './dicomweb-tokens.js'
 
 /** HKDF info of the key that encrypts this node's DICOMweb index at rest (derived from the organization's keys). */
@@ -52,11 +55,45 @@ const REGISTERING_PREFIX = 'r/'
 const PENDING_REGISTRATION_MS = 120_000
 /** Instances of one study read on their own, each from the chunks it lies in; more are read by decrypting the study in order. */
 const RANDOM_ACCESS_MAX = 32
-/** How often a registration that failed is tried again. */
+/** How often a registration, or the indexing of a leased study, that failed is tried again. */
 const RETRY_MS = 60_000
+/** Leases (by id) whose study is in the index. */
+const LEASED_PREFIX = 'l/'
+/** Studies (by an HMAC of the Study Instance UID the caller saw) shown under a lease that has ended: asked for again, they get a clear refusal. */
+const ENDED_PREFIX = 'x/'
+/**
+ * Reads under one lease (WADO-RS retrieve, metadata, frames) are recorded on
+ * the ledger at most once in this long: a viewer asks for every frame.
+ */
+export const LEASE_READ_RECORD_MS = 60_000
 
-/** Where an indexed instance's bytes are: received and waiting in the spool, or in a registered study. */
-type Where = { readonly kind: 'spool'; readonly file: string } | { readonly kind: 'study'; readonly studyId: string }
+/**
+ * Where an indexed instance's bytes are: received and waiting in the spool,
+ * in a study this organization registered, or in a study leased to it (what
+ * the lease shows: de-identified with the images scope, identity restored
+ * with the full scope).
+ */
+type Where =
+  | { readonly kind: 'spool'; readonly file: string }
+  | { readonly kind: 'study'; readonly studyId: string }
+  | { readonly kind: 'lease'; readonly studyId: string; readonly leaseId: string }
+
+/** Why a study shown under a lease is no longer shown. */
+type EndedWhy = 'ended' | 'revoked' | 'erased'
+
+/** A registered study opened for reading: its chunks, its key, and the identity records when the reader may restore them. */
+interface OpenedStudy {
+  readonly record: StudyRecord
+  readonly list: readonly Uint8Array[]
+  /** The study key, or the data key alone (an images-scope lease). */
+  readonly key: Uint8Array | { readonly dataKey: Uint8Array }
+  /** The custodian's and a full-scope lessee's: instances are shown with their identity restored. Without: as packed, de-identified. */
+  readonly demo: DemographicsRecord | undefined
+  /** Encrypted chunk `index` (fetched from the swarm first under a lease, if this node no longer has it). */
+  chunk(index: number): Promise<Uint8Array>
+  /** Forgets the key. */
+  close(): void
+}
 
 /** One instance the DICOMweb listener may show (kept encrypted in the database, whole in memory). */
 interface Entry {
@@ -116,18 +153,41 @@ export class DicomwebService implements DicomwebBackend {
   readonly #folderLocks = new Map<string, Promise<void>>()
   /** Serializes the stores of one SOP Instance UID. */
   readonly #sopLocks = new Map<string, Promise<void>>()
+  readonly #swarm: SwarmService
+  readonly #leases: LeaseService
+  /** Leases (hex ids) whose study is in the index. */
+  readonly #leased = new Set<string>()
+  /** When the indexing of a leased study that failed may be tried again (this node's clock), by lease id. */
+  readonly #leaseRetryAt = new Map<string, number>()
+  /** When reads under each lease were last recorded on the ledger (this node's clock). */
+  readonly #readRecordedAt = new Map<string, number>()
+  #leaseSync: Promise<void> = Promise.resolve()
+  #leaseSyncQueued = false
+  readonly #leaseAbort = new AbortController()
   #stopped = false
   #backfilling: Promise<void> = Promise.resolve()
 
   constructor(
     opts: DicomwebServiceOpts,
-    modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; studies: StudyJobs; keys: OrgKeys; kv: KeyValueSpace; logger: Logger },
+    modules: {
+      chain: ChainService
+      chunks: ChunkStore
+      index: StudyIndex
+      studies: StudyJobs
+      swarm: SwarmService
+      leases: LeaseService
+      keys: OrgKeys
+      kv: KeyValueSpace
+      logger: Logger
+    },
   ) {
     this.#opts = opts
     this.#chain = modules.chain
     this.#chunks = modules.chunks
     this.#index = modules.index
     this.#studies = modules.studies
+    this.#swarm = modules.swarm
+    this.#leases = modules.leases
     this.#keys = modules.keys
     this.#kv = modules.kv
     this.#log = modules.logger
@@ -141,6 +201,7 @@ export class DicomwebService implements DicomwebBackend {
       const e = this.#open(v)
       this.#entries.set(e.sop, e)
     }
+    for await (const [k] of this.#kv.entries(LEASED_PREFIX)) this.#leased.add(k.slice(LEASED_PREFIX.length))
     await mkdir(this.#opts.spoolDir, { recursive: true, mode: 0o700 })
     let waiting = 0
     for (const f of await readdir(this.#opts.spoolDir, { withFileTypes: true })) {
@@ -155,11 +216,108 @@ export class DicomwebService implements DicomwebBackend {
     if (waiting > 0) this.#log.info('dicomweb: studies waiting in the spool', { studies: waiting })
     this.#studies.onRegistered = (studyId, files) => this.#indexFiles(studyId, files)
     this.#backfilling = this.#backfill().catch((err: unknown) => this.#log.warn('dicomweb: indexing earlier studies failed', { err: errorMessage(err) }))
+    this.#chain.on('block', this.#onBlock)
+    this.#syncLeasesSoon()
   }
 
   /** Waits for the indexing of studies registered before the index existed (tests; the daemon does not wait). */
   async settled(): Promise<void> {
     await this.#backfilling
+  }
+
+  readonly #onBlock = (): void => this.#syncLeasesSoon()
+
+  /** Looks at this organization's leases after the running look (at most one waits behind it). */
+  #syncLeasesSoon(): void {
+    if (this.#stopped || this.#leaseSyncQueued) return
+    this.#leaseSyncQueued = true
+    this.#leaseSync = this.#leaseSync
+      .then(async () => {
+        this.#leaseSyncQueued = false
+        await this.#syncLeases()
+      })
+      .catch((err: unknown) => this.#log.warn('dicomweb: looking at leased studies failed', { err: errorMessage(err) }))
+  }
+
+  /**
+   * Shows the studies leased to this organization: a lease granted is
+   * fetched from the swarm (the holders record what they serve under it),
+   * its key opened (recorded on the ledger as `study get` does) and its
+   * instances indexed as the lease shows them; a lease that ended, was
+   * revoked or whose study was erased leaves the index. One study at a
+   * time; a failure is tried again after RETRY_MS.
+   */
+  async #syncLeases(): Promise<void> {
+    const me = this.#chain.orgByKey(this.#keys.signer.publicKey)?.id
+    if (me === undefined) return
+    for (const l of listLeases(this.#chain.state)) {
+      if (this.#stopped) return
+      if (l.requester !== me) continue
+      const id = toHex(l.leaseId)
+      const study = getStudy(this.#chain.state, l.studyId)
+      const now = this.#chain.head().header.time
+      if (study === undefined || !leaseActive(l, now)) {
+        if (this.#leased.has(id)) await this.#dropLease(id, study === undefined ? 'erased' : l.status === 'revoked' ? 'revoked' : 'ended')
+        continue
+      }
+      if (l.envelope === null || this.#leased.has(id) || (this.#leaseRetryAt.get(id) ?? 0) > Date.now()) continue
+      try {
+        await this.#indexLease(l, study)
+        this.#leaseRetryAt.delete(id)
+      } catch (err) {
+        if (this.#stopped) return
+        this.#leaseRetryAt.set(id, Date.now() + RETRY_MS)
+        this.#log.warn('dicomweb: a leased study could not be indexed; tried again later', {
+          lease: id,
+          code: (err as { code?: string }).code ?? 'error',
+          err: errorMessage(err),
+          retryMs: RETRY_MS,
+        })
+      }
+    }
+  }
+
+  /** Fetches a leased study, opens it with the lease's key and indexes its instances as the lease shows them. */
+  async #indexLease(lease: LeaseRecord, record: StudyRecord): Promise<void> {
+    const id = toHex(lease.leaseId)
+    const where: Where = { kind: 'lease', studyId: toHex(record.studyId), leaseId: id }
+    const opened = await this.#openStudy(where, this.#leaseAbort.signal)
+    let n = 0
+    try {
+      this.#leases.recordAccess(lease, 'unwrap')
+      for await (const part10 of this.#decrypted(opened, undefined, this.#leaseAbort.signal)) {
+        const entry = this.#entryOf(parseDicom(part10), instanceDigestOfBytes(part10).digest, where)
+        await this.#persist(entry, false)
+        this.#entries.set(entry.sop, entry)
+        n++
+      }
+    } finally {
+      opened.close()
+    }
+    await this.#kv.put(LEASED_PREFIX + id, new Uint8Array([1]), { sync: true })
+    this.#leased.add(id)
+    this.#log.info('dicomweb: a leased study is indexed', { lease: id, study: where.studyId, scope: lease.scope, instances: n })
+  }
+
+  /** Removes what a lease showed from the index, and remembers its studies so that asking again gets a clear refusal. */
+  async #dropLease(leaseIdHex: string, why: EndedWhy): Promise<void> {
+    await this.#dropEntries((e) => e.where.kind === 'lease' && e.where.leaseId === leaseIdHex, why)
+    await this.#kv.del(LEASED_PREFIX + leaseIdHex, { sync: true })
+    this.#leased.delete(leaseIdHex)
+    this.#log.info('dicomweb: a lease ended; what it showed left the index', { lease: leaseIdHex, why })
+  }
+
+  /** Deletes the index entries `pred` picks; those shown under a lease leave a marker of their study (an HMAC of its UID) saying why. */
+  async #dropEntries(pred: (e: Entry) => boolean, why: EndedWhy): Promise<void> {
+    const gone = [...this.#entries.values()].filter(pred)
+    const studies = new Set<string>()
+    for (const e of gone) {
+      this.#entries.delete(e.sop)
+      await this.#kv.del(ENTRY_PREFIX + this.#hmac(`sop:${e.sop}`))
+      if (e.where.kind === 'lease') studies.add(e.study)
+    }
+    for (const uid of studies) await this.#kv.put(ENDED_PREFIX + this.#hmac(`ended:${uid}`), utf8(why))
+    await this.#kv.put(COMMIT_KEY, new Uint8Array([1]), { sync: true })
   }
 
   /** Indexes a study `study add` registered, from the files it was made from (those received over STOW-RS are indexed already). */
@@ -199,13 +357,18 @@ export class DicomwebService implements DicomwebBackend {
         continue
       }
       if ((await this.#index.chunkList(r.studyId)) === undefined) continue
-      for await (const part10 of this.#decrypted(r, undefined, new AbortController().signal)) {
-        const inst = parseDicom(part10)
-        const sop = firstString(inst.dataset, TAG.SOPInstanceUID) ?? ''
-        if (this.#entries.has(sop)) continue
-        const entry = this.#entryOf(inst, instanceDigestOfBytes(part10).digest, { kind: 'study', studyId: sid })
-        await this.#persist(entry)
-        this.#entries.set(sop, entry)
+      const opened = await this.#openStudy({ kind: 'study', studyId: sid }, new AbortController().signal)
+      try {
+        for await (const part10 of this.#decrypted(opened, undefined, new AbortController().signal)) {
+          const inst = parseDicom(part10)
+          const sop = firstString(inst.dataset, TAG.SOPInstanceUID) ?? ''
+          if (this.#entries.has(sop)) continue
+          const entry = this.#entryOf(inst, instanceDigestOfBytes(part10).digest, { kind: 'study', studyId: sid })
+          await this.#persist(entry)
+          this.#entries.set(sop, entry)
+        }
+      } finally {
+        opened.close()
       }
       await this.#kv.put(INDEXED_PREFIX + sid, new Uint8Array([1]), { sync: true })
       done++
@@ -226,10 +389,14 @@ export class DicomwebService implements DicomwebBackend {
     }
   }
 
-  stop(): void {
+  /** Stops the timers and the indexing of leased studies (waits for it to end, before the store closes). */
+  async stop(): Promise<void> {
     this.#stopped = true
+    this.#chain.off('block', this.#onBlock)
+    this.#leaseAbort.abort(new Error('the DICOMweb service is stopping'))
     for (const t of this.#timers.values()) clearTimeout(t)
     this.#timers.clear()
+    await this.#leaseSync
   }
 
   authenticate(token: string): DicomwebClient | undefined {
@@ -338,9 +505,17 @@ export class DicomwebService implements DicomwebBackend {
     return this.#visible().map((e) => e.levels)
   }
 
-  /** Entries this node may show: received ones, and those of registered studies still on the ledger (an erased study is gone). */
+  /**
+   * Entries this node may show: received ones, those of registered studies
+   * still on the ledger (an erased study is gone), and those of studies
+   * leased to this organization while the lease is active in chain time (an
+   * ended one is not shown from the moment the head says so, before the
+   * index forgets it).
+   */
   #visible(): Entry[] {
     const onLedger = new Map<string, boolean>()
+    const leaseOk = new Map<string, boolean>()
+    const now = this.#chain.head().header.time
     return [...this.#entries.values()].filter((e) => {
       if (e.where.kind === 'spool') return true
       const id = e.where.studyId
@@ -350,129 +525,217 @@ export class DicomwebService implements DicomwebBackend {
         onLedger.set(id, ok)
         if (!ok) void this.#forget(id)
       }
-      return ok
+      if (!ok || e.where.kind !== 'lease') return ok
+      const lid = e.where.leaseId
+      let active = leaseOk.get(lid)
+      if (active === undefined) {
+        const l = getLease(this.#chain.state, fromHex(lid))
+        active = l !== undefined && leaseActive(l, now)
+        leaseOk.set(lid, active)
+        if (!active) this.#syncLeasesSoon()
+      }
+      return active
     })
   }
 
   /** Removes the index entries of a study that left the ledger (erased): its demographics must not outlive it here either. */
   async #forget(studyIdHex: string): Promise<void> {
     try {
-      for (const e of [...this.#entries.values()]) {
-        if (e.where.kind !== 'study' || e.where.studyId !== studyIdHex) continue
-        this.#entries.delete(e.sop)
-        await this.#kv.del(ENTRY_PREFIX + this.#hmac(`sop:${e.sop}`), { sync: true })
-      }
+      await this.#dropEntries((e) => e.where.kind !== 'spool' && e.where.studyId === studyIdHex, 'erased')
       this.#log.info('dicomweb: an erased study left the index', { study: studyIdHex })
     } catch (err) {
       this.#log.warn('dicomweb: could not remove an erased study from the index', { study: studyIdHex, err: errorMessage(err) })
     }
   }
 
-  async metadata(sel: Selection): Promise<DicomDataset[] | undefined> {
+  /**
+   * The entries a WADO-RS request names. Nothing found for a study shown
+   * under a lease that has ended: a refusal saying so (DICOMWEB_LEASE_ENDED),
+   * not "no such study". Reads under a lease are recorded on the ledger (at
+   * most once per LEASE_READ_RECORD_MS per lease), before anything is served.
+   */
+  async #selectRead(sel: Selection): Promise<Entry[]> {
     const found = this.#select(sel)
+    if (found.length === 0) {
+      const why = await this.#kv.get(ENDED_PREFIX + this.#hmac(`ended:${sel.study}`))
+      if (why !== undefined) {
+        const text = Buffer.from(why).toString('utf8')
+        throw new DicomwebError(
+          'DICOMWEB_LEASE_ENDED',
+          text === 'erased'
+            ? 'this study was shown under a lease, and has been erased: nothing of it is served'
+            : `the lease that showed this study ${text === 'revoked' ? 'was revoked' : 'has ended'}: nothing of it is served`,
+        )
+      }
+      return found
+    }
+    const now = Date.now()
+    for (const e of found) {
+      if (e.where.kind !== 'lease') continue
+      const lid = e.where.leaseId
+      if (now - (this.#readRecordedAt.get(lid) ?? -Infinity) < LEASE_READ_RECORD_MS) continue
+      const lease = getLease(this.#chain.state, fromHex(lid))
+      if (lease === undefined) continue
+      // Throws when the ledger does not take it (the lease ended meanwhile, a full mempool): then nothing is served.
+      this.#leases.recordAccess(lease, 'retrieve')
+      this.#readRecordedAt.set(lid, now)
+    }
+    return found
+  }
+
+  async metadata(sel: Selection): Promise<DicomDataset[] | undefined> {
+    const found = await this.#selectRead(sel)
     if (found.length === 0) return undefined
     return found.map((e) => ({ ...e.levels.study, ...e.levels.series, ...e.levels.instance, ...pixelPlaceholder(e) }))
   }
 
   async retrieve(sel: Selection, signal: AbortSignal): Promise<AsyncIterable<Uint8Array> | undefined> {
-    const found = this.#select(sel)
+    const found = await this.#selectRead(sel)
     if (found.length === 0) return undefined
     return this.#read(found, signal)
   }
 
   async instance(sel: Required<Selection>, signal: AbortSignal): Promise<Uint8Array | undefined> {
-    const found = this.#select(sel)
+    const found = await this.#selectRead(sel)
     if (found.length === 0) return undefined
     for await (const b of this.#read(found.slice(0, 1), signal)) return b
     return undefined
   }
 
   async *#read(found: Entry[], signal: AbortSignal): AsyncGenerator<Uint8Array> {
-    // Spooled ones from their files; registered ones study by study, each decrypted once.
-    const byStudy = new Map<string, Set<string>>()
+    // Spooled ones from their files; registered and leased ones study by study, each opened once.
+    const byStudy = new Map<string, { where: Exclude<Where, { kind: 'spool' }>; sops: Set<string> }>()
     for (const e of found) {
       if (e.where.kind === 'spool') {
         signal.throwIfAborted()
         yield await readFile(e.where.file)
       } else {
-        const set = byStudy.get(e.where.studyId) ?? new Set()
-        set.add(e.sop)
-        byStudy.set(e.where.studyId, set)
+        const k = e.where.kind === 'lease' ? `l:${e.where.leaseId}` : `s:${e.where.studyId}`
+        const group = byStudy.get(k) ?? { where: e.where, sops: new Set<string>() }
+        group.sops.add(e.sop)
+        byStudy.set(k, group)
       }
     }
-    for (const [studyId, sops] of byStudy) yield* this.#fromStudy(studyId, sops, signal)
+    for (const { where, sops } of byStudy.values()) {
+      const opened = await this.#openStudy(where, signal)
+      try {
+        yield* this.#fromStudy(opened, sops, signal)
+      } finally {
+        opened.close()
+      }
+    }
   }
 
   /**
-   * The instances `sops` (original SOP Instance UIDs) of a registered study
-   * this organization keeps, identity restored. A few are read on their own
-   * (only the chunks they lie in are decrypted: a viewer's frame does not wait
-   * for the study); many, by decrypting the study in order.
+   * Opens a registered study for reading: this organization's own with its
+   * custodian envelope (identity restored), a leased one with the lease's
+   * envelope (images: the data key, shown de-identified; full: the study key,
+   * identity restored). A leased study's chunks this node does not have are
+   * fetched from the swarm under the lease first; a lease no longer active
+   * is refused.
    */
-  async *#fromStudy(studyIdHex: string, sops: Set<string>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-    const record = getStudy(this.#chain.state, fromHex(studyIdHex))
-    if (record === undefined) throw new Error('a registered study of the DICOMweb index is no longer on the ledger')
-    if (sops.size > RANDOM_ACCESS_MAX) {
-      yield* this.#decrypted(record, sops, signal)
-      return
-    }
+  async #openStudy(where: Exclude<Where, { kind: 'spool' }>, signal: AbortSignal): Promise<OpenedStudy> {
+    const record = getStudy(this.#chain.state, fromHex(where.studyId))
+    if (record === undefined) throw new Error('a study of the DICOMweb index is no longer on the ledger')
     const studyId = record.studyId
-    const list = await this.#index.chunkList(studyId)
-    if (list === undefined) throw new Error('a registered study of the DICOMweb index is not on this node')
-    const object = async (id: Uint8Array): Promise<Uint8Array> => {
-      const b = await this.#chunks.get(id, { verify: false })
-      if (b === undefined) throw new Error('an object of a registered study is missing from the chunk store')
+    let lease: LeaseRecord | undefined
+    if (where.kind === 'lease') {
+      lease = getLease(this.#chain.state, fromHex(where.leaseId))
+      if (lease === undefined || lease.envelope === null || !leaseActive(lease, this.#chain.head().header.time))
+        throw new DicomwebError('DICOMWEB_LEASE_ENDED', 'the lease that shows this study has ended: nothing of it is served')
+    }
+    const under = lease
+    let list = await this.#index.chunkList(studyId)
+    if (list === undefined) {
+      if (under === undefined) throw new Error('a registered study of the DICOMweb index is not on this node')
+      list = await this.#swarm.fetchChunks(record, { kind: 'fetch', lease: under, signal })
+    }
+    const ids = list
+    // Chunks are checked by their reader (openPack, unpackStudy) against their ids: not hashed twice.
+    const chunk = async (i: number): Promise<Uint8Array> => {
+      const id = ids[i] as Uint8Array
+      let b = await this.#chunks.get(id, { verify: false })
+      if (b === undefined && under !== undefined) {
+        await this.#swarm.fetchChunks(record, { kind: 'fetch', lease: under, signal })
+        b = await this.#chunks.get(id, { verify: false })
+      }
+      if (b === undefined) throw new Error('a chunk of a registered study is missing from the chunk store')
       return b
     }
-    const studyKey = unwrapStudyKey(this.#keys, await object(record.custodianEnvelope), studyId)
-    let pack: PackReader | undefined
-    try {
-      const demo = decryptDemographics(await object(record.demographics), studyKey, studyId)
-      pack = await openPack((i) => object(list[i] as Uint8Array), list, record, studyKey)
-      // Original SOP Instance UID -> its record (which names the de-identified one the pack knows).
-      const byOriginal = new Map<string, InstanceIdentityRecord>()
-      for (const r of demo.instances) {
-        const orig = r.changes.find((c) => c.path === TAG.SOPInstanceUID)?.original?.Value?.[0]
-        byOriginal.set(typeof orig === 'string' ? orig : r.sopInstanceUid, r)
-      }
-      const entries = new Map(pack.manifest.instances.map((e) => [e.sopInstanceUid, e]))
-      for (const sop of sops) {
-        signal.throwIfAborted()
-        const rec = byOriginal.get(sop)
-        const e = rec === undefined ? undefined : entries.get(rec.sopInstanceUid)
-        if (rec === undefined || e === undefined) throw new Error('an instance of the DICOMweb index is not in its registered study')
-        yield writeDicom(restoreIdentity(parseDicom(await pack.instance(e)), rec))
-      }
-    } finally {
-      pack?.close()
-      studyKey.fill(0)
-    }
-  }
-
-  /** A study this organization keeps, decrypted from its chunks with its identity restored: every instance, or those of `sops`. */
-  async *#decrypted(record: StudyRecord, sops: Set<string> | undefined, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-    const studyId = record.studyId
-    const list = await this.#index.chunkList(studyId)
-    if (list === undefined) throw new Error('a registered study of the DICOMweb index is not on this node')
-    const object = async (id: Uint8Array): Promise<Uint8Array> => {
+    const own = async (id: Uint8Array): Promise<Uint8Array> => {
       const b = await this.#chunks.get(id)
       if (b === undefined) throw new Error('an object of a registered study is missing from the chunk store')
       return b
     }
-    const studyKey = unwrapStudyKey(this.#keys, await object(record.custodianEnvelope), studyId)
+    let secret: Uint8Array
+    let key: OpenedStudy['key']
+    let demo: DemographicsRecord | undefined
+    if (under === undefined) {
+      secret = unwrapStudyKey(this.#keys, await own(record.custodianEnvelope), studyId)
+      key = secret
+    } else {
+      secret = unwrapLeaseKey(this.#keys, await this.#swarm.fetchObject(record, under.envelope as Uint8Array, signal), under)
+      key = under.scope === 'full' ? secret : { dataKey: secret }
+    }
     try {
-      const demo = decryptDemographics(await object(record.demographics), studyKey, studyId)
-      const records = new Map<string, InstanceIdentityRecord>(demo.instances.map((r) => [r.sopInstanceUid, r]))
-      for await (const part10 of unpackStudy((i) => object(list[i] as Uint8Array), record, studyKey)) {
+      if (under === undefined) demo = decryptDemographics(await own(record.demographics), secret, studyId)
+      else if (under.scope === 'full') demo = decryptDemographics(await this.#swarm.fetchObject(record, record.demographics, signal), secret, studyId)
+    } catch (err) {
+      secret.fill(0)
+      throw err
+    }
+    return { record, list: ids, key, demo, chunk, close: () => secret.fill(0) }
+  }
+
+  /**
+   * The instances `sops` (the UIDs the caller sees) of an opened study. A
+   * few are read on their own (only the chunks they lie in are decrypted: a
+   * viewer's frame does not wait for the study); many, by decrypting the
+   * study in order.
+   */
+  async *#fromStudy(opened: OpenedStudy, sops: Set<string>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    if (sops.size > RANDOM_ACCESS_MAX) {
+      yield* this.#decrypted(opened, sops, signal)
+      return
+    }
+    let pack: PackReader | undefined
+    try {
+      pack = await openPack((i) => opened.chunk(i), opened.list, opened.record, opened.key)
+      // The UID the caller sees -> its identity record (which names the de-identified one the pack knows).
+      const byShown = new Map<string, InstanceIdentityRecord>()
+      for (const r of opened.demo?.instances ?? []) {
+        const orig = r.changes.find((c) => c.path === TAG.SOPInstanceUID)?.original?.Value?.[0]
+        byShown.set(typeof orig === 'string' ? orig : r.sopInstanceUid, r)
+      }
+      const entries = new Map(pack.manifest.instances.map((e) => [e.sopInstanceUid, e]))
+      for (const sop of sops) {
         signal.throwIfAborted()
-        const inst = parseDicom(part10)
-        const rec = records.get(firstString(inst.dataset, TAG.SOPInstanceUID) ?? '')
-        if (rec === undefined) throw new Error('an instance of a registered study has no demographics record')
-        const restored = restoreIdentity(inst, rec)
-        if (sops === undefined || sops.has(firstString(restored.dataset, TAG.SOPInstanceUID) ?? '')) yield writeDicom(restored)
+        const rec = byShown.get(sop)
+        const e = entries.get(opened.demo === undefined ? sop : (rec?.sopInstanceUid ?? ''))
+        if (e === undefined || (opened.demo !== undefined && rec === undefined))
+          throw new Error('an instance of the DICOMweb index is not in its registered study')
+        const bytes = await pack.instance(e)
+        yield rec === undefined ? bytes : writeDicom(restoreIdentity(parseDicom(bytes), rec))
       }
     } finally {
-      studyKey.fill(0)
+      pack?.close()
+    }
+  }
+
+  /** An opened study decrypted in order: every instance, or those of `sops` (the UIDs the caller sees). */
+  async *#decrypted(opened: OpenedStudy, sops: Set<string> | undefined, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    const records = opened.demo === undefined ? undefined : new Map<string, InstanceIdentityRecord>(opened.demo.instances.map((r) => [r.sopInstanceUid, r]))
+    for await (const part10 of unpackStudy((i) => opened.chunk(i), opened.record, opened.key)) {
+      signal.throwIfAborted()
+      if (records === undefined) {
+        if (sops === undefined || sops.has(firstString(parseDicom(part10).dataset, TAG.SOPInstanceUID) ?? '')) yield part10
+        continue
+      }
+      const inst = parseDicom(part10)
+      const rec = records.get(firstString(inst.dataset, TAG.SOPInstanceUID) ?? '')
+      if (rec === undefined) throw new Error('an instance of a registered study has no demographics record')
+      const restored = restoreIdentity(inst, rec)
+      if (sops === undefined || sops.has(firstString(restored.dataset, TAG.SOPInstanceUID) ?? '')) yield writeDicom(restored)
     }
   }
 

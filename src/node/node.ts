@@ -280,7 +280,17 @@ export class RadNode {
     const logger = this.#logger.child({ mod: 'dicomweb' })
     const service = new DicomwebService(
       { spoolDir: join(dataDir, DATADIR_FILES.dicomwebSpool), tokensFile: join(dataDir, DATADIR_FILES.dicomwebTokens), stableMs: c.stableSeconds * 1000 },
-      { chain: this.chain, chunks: this.chunks, index, studies, keys: this.#keys, kv: (this.#store as ChainStore).keyspace('w'), logger },
+      {
+        chain: this.chain,
+        chunks: this.chunks,
+        index,
+        studies,
+        swarm: this.#swarm as SwarmService,
+        leases: this.#leases as LeaseService,
+        keys: this.#keys,
+        kv: (this.#store as ChainStore).keyspace('w'),
+        logger,
+      },
     )
     const server = new DicomwebServer(
       { host, port, ...(tls === undefined ? {} : { tls }), corsOrigins: c.corsOrigins, maxBodyBytes: c.maxBodyBytes, maxPartBytes: c.maxPartBytes, logger },
@@ -292,7 +302,7 @@ export class RadNode {
   /** Stops services in reverse order and closes the store. */
   async stop(): Promise<void> {
     await this.#dicomweb?.server.stop()
-    this.#dicomweb?.service.stop()
+    await this.#dicomweb?.service.stop()
     this.#dicomweb = undefined
     await this.#api?.stop()
     this.#api = undefined

@@ -205,6 +205,10 @@ export const ERROR_CODES = {
   DICOMWEB_UNAUTHORIZED: { status: 401, meaning: 'missing, unknown or revoked DICOMweb token: create one with `radchain dicomweb token create`' },
   DICOMWEB_FORBIDDEN: { status: 403, meaning: "the token's scope does not allow this (a read token cannot store, a write token cannot query or retrieve)" },
   DICOMWEB_NOT_FOUND: { status: 404, meaning: 'no such DICOMweb resource, or nothing this node may show under that UID' },
+  DICOMWEB_LEASE_ENDED: {
+    status: 403,
+    meaning: 'the study was shown under a lease that has ended, was revoked, or whose study was erased: nothing of it is served',
+  },
   DICOMWEB_METHOD_NOT_ALLOWED: { status: 405, meaning: 'the DICOMweb resource does not take this HTTP method (the `allow` header lists those it takes)' },
   DICOMWEB_NOT_ACCEPTABLE: { status: 406, meaning: 'none of the media types the Accept header lists can be answered (the message lists those that can)' },
   DICOMWEB_BAD_CONFIG: {
