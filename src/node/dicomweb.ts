@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
-import { link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { getLease, getStudy, leaseActive, listLeases, listStudies, type LeaseRecord, type StudyRecord } from '../chain/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import type { ChunkStore, KeyValueSpace, StudyIndex } from '../storage/index.js'
@@ -149,6 +149,10 @@ export class DicomwebService implements DicomwebBackend {
   readonly #registering = new Set<string>()
   /** Folders whose timer fired during their registration. */
   readonly #again = new Set<string>()
+  /** The input of the registration packing each folder as its instances arrive. */
+  readonly #feeds = new Map<string, SpoolFeed>()
+  /** Folders left by an earlier run: registered at their stable timer, not fed (their registration may have been sent already). */
+  readonly #held = new Set<string>()
   /** Serializes writes per study folder (a STOW of many instances, and the registration's move of the folder). */
   readonly #folderLocks = new Map<string, Promise<void>>()
   /** Serializes the stores of one SOP Instance UID. */
@@ -209,6 +213,7 @@ export class DicomwebService implements DicomwebBackend {
       // A registration's snapshot left by a crash: its instances are still in their study's folder.
       if (f.name.startsWith('.')) await rm(join(this.#opts.spoolDir, f.name), { recursive: true, force: true })
       else {
+        this.#held.add(f.name)
         this.#schedule(f.name, this.#opts.stableMs)
         waiting++
       }
@@ -396,6 +401,8 @@ export class DicomwebService implements DicomwebBackend {
     this.#leaseAbort.abort(new Error('the DICOMweb service is stopping'))
     for (const t of this.#timers.values()) clearTimeout(t)
     this.#timers.clear()
+    // A registration still receiving fails; its instances stay in the spool for the next start.
+    for (const f of this.#feeds.values()) f.abort()
     await this.#leaseSync
   }
 
@@ -414,7 +421,13 @@ export class DicomwebService implements DicomwebBackend {
         for (const folder of pending.folders) await fsyncPath(join(this.#opts.spoolDir, folder))
         if (pending.newFolder) await fsyncPath(this.#opts.spoolDir)
         await this.#kv.put(COMMIT_KEY, new Uint8Array([1]), { sync: true })
-        for (const folder of pending.folders) this.#schedule(folder, this.#opts.stableMs)
+        for (const folder of pending.folders) {
+          this.#schedule(folder, this.#opts.stableMs)
+          this.#committed(
+            folder,
+            files.filter((f) => dirname(f) === join(this.#opts.spoolDir, folder)),
+          )
+        }
         pending.folders.clear()
         pending.newFolder = false
       },
@@ -765,89 +778,138 @@ export class DicomwebService implements DicomwebBackend {
   }
 
   /**
-   * Registers the instances of one spool folder as a study (as `study add`
-   * does), then points their index entries at it and removes them from the
-   * spool. The registration packs a snapshot of the folder (hard links in a
-   * hidden folder beside it): instances arriving meanwhile stay for the next
-   * one.
+   * A spool folder's study is stable (no instance for `stableMs`): the
+   * registration packing it as its instances arrived ends its input and
+   * registers; without one (a start, a retry), one is run over the folder's
+   * files. A registration sent before a crash or a stop is finished if final,
+   * and not sent twice while it may still become final.
    */
   async #register(folder: string): Promise<void> {
     if (this.#stopped) return
-    // Its timer fired while it registers: it is looked at again right after.
+    const feed = this.#feeds.get(folder)
+    if (feed !== undefined) {
+      // Instances committed after its input ended wait for the next registration.
+      if (feed.ended) this.#again.add(folder)
+      else feed.end()
+      return
+    }
     if (this.#registering.has(folder)) {
       this.#again.add(folder)
       return
     }
-    this.#registering.add(folder)
-    const dir = join(this.#opts.spoolDir, folder)
-    const snap = join(this.#opts.spoolDir, `.reg-${folder}-${randomBytes(4).toString('hex')}`)
-    let retryMs: number | undefined
-    try {
-      // A registration sent before a crash or a stop: finished here if final, not sent twice.
-      const pendingRec = await this.#kv.get(REGISTERING_PREFIX + folder)
-      if (pendingRec !== undefined) {
-        const rec = JSON.parse(Buffer.from(pendingRec).toString('utf8')) as { studyId: string; files: string[]; at: number }
-        if (getStudy(this.#chain.state, fromHex(rec.studyId)) !== undefined) {
-          await this.#finish(folder, rec.studyId, rec.files)
-          this.#log.info('dicomweb: a registration sent before the last stop is final; its instances point at it', { study: rec.studyId })
-          return
-        }
-        // Perhaps still on its way to a block (sent to the other organizations before the stop): wait a while before sending another.
-        if (Date.now() - rec.at < PENDING_REGISTRATION_MS) {
-          retryMs = 15_000
-          return
-        }
-        await this.#kv.del(REGISTERING_PREFIX + folder, { sync: true })
-      }
-      const files = await this.#inFolder(folder, async () => {
-        const names = (await readdir(dir)).filter((f) => f.endsWith('.dcm'))
-        await mkdir(snap, { mode: 0o700 })
-        for (const f of names) await link(join(dir, f), join(snap, f))
-        return names
-      })
-      if (files.length === 0) {
-        await this.#inFolder(folder, () => rm(dir, { recursive: true, force: true }))
+    // A registration sent before a crash or a stop: finished here if final, not sent twice.
+    const pendingRec = await this.#kv.get(REGISTERING_PREFIX + folder)
+    if (pendingRec !== undefined) {
+      const rec = JSON.parse(Buffer.from(pendingRec).toString('utf8')) as { studyId: string; files: string[]; at: number }
+      if (getStudy(this.#chain.state, fromHex(rec.studyId)) !== undefined) {
+        await this.#finish(folder, rec.studyId, rec.files)
+        this.#held.delete(folder)
+        this.#log.info('dicomweb: a registration sent before the last stop is final; its instances point at it', { study: rec.studyId })
+        await this.#afterRegistration(folder, undefined)
         return
       }
-      const job = this.#studies.start([snap], {
-        skipBad: false,
+      // Perhaps still on its way to a block (sent to the other organizations before the stop): wait a while before sending another.
+      if (Date.now() - rec.at < PENDING_REGISTRATION_MS) {
+        this.#schedule(folder, 15_000)
+        return
+      }
+      await this.#kv.del(REGISTERING_PREFIX + folder, { sync: true })
+    }
+    this.#held.delete(folder)
+    await this.#runRegistration(folder, true)
+  }
+
+  /**
+   * Registers the instances of one spool folder as a study (as `study add`
+   * does, `StudyJobs.startStream`), then points their index entries at it and
+   * removes them from the spool. The folder's files are packed as they are
+   * committed while the input is open (`ended` false: the study is still
+   * arriving, and its stable timer ends the input); instances committed after
+   * the input ended stay for the next registration.
+   */
+  async #runRegistration(folder: string, ended: boolean): Promise<void> {
+    this.#registering.add(folder)
+    const dir = join(this.#opts.spoolDir, folder)
+    let retryMs: number | undefined
+    const feed = new SpoolFeed()
+    this.#feeds.set(folder, feed)
+    try {
+      const names = await this.#inFolder(folder, async () => (await readdir(dir)).filter((f) => f.endsWith('.dcm')))
+      feed.push(names)
+      if (ended) feed.end()
+      const packed: string[] = []
+      const source = async function* (): AsyncGenerator<string> {
+        for await (const name of feed.names()) {
+          packed.push(name)
+          yield join(dir, name)
+        }
+      }
+      const job = this.#studies.startStream(source(), {
         onPacked: async (studyId) => {
-          const rec = { studyId: toHex(studyId), files, at: Date.now() }
+          const rec = { studyId: toHex(studyId), files: packed, at: Date.now() }
           await this.#kv.put(REGISTERING_PREFIX + folder, utf8(JSON.stringify(rec)), { sync: true })
         },
       })
       let view = this.#studies.get(job)
       while (view !== undefined && view.kind === 'add' && !['replicating', 'done', 'failed'].includes(view.state)) {
-        await sleep(200)
+        await sleep(100)
         view = this.#studies.get(job)
       }
       const studyId = view?.kind === 'add' && view.state !== 'failed' ? view.studies[0]?.studyId : undefined
       if (studyId === undefined) {
+        if (this.#stopped) return
+        if (packed.length === 0 && feed.ended) {
+          // Nothing to register (the folder was empty).
+          await this.#inFolder(folder, () => rm(dir, { recursive: true, force: true }))
+          return
+        }
         this.#log.warn('dicomweb: registering a received study failed; it stays in the spool and is tried again', {
           code: view?.error?.code ?? 'unknown',
-          instances: files.length,
+          instances: packed.length,
           retryMs: RETRY_MS,
         })
         retryMs = RETRY_MS
         return
       }
-      await this.#finish(folder, studyId, files)
-      this.#log.info('dicomweb: received study registered', { study: studyId, instances: files.length })
+      await this.#finish(folder, studyId, packed)
+      this.#log.info('dicomweb: received study registered', { study: studyId, instances: packed.length })
     } catch (err) {
       this.#log.warn('dicomweb: registering a received study failed; it is tried again', { err: errorMessage(err), retryMs: RETRY_MS })
       retryMs = RETRY_MS
     } finally {
-      await rm(snap, { recursive: true, force: true }).catch(() => undefined)
+      feed.abort()
+      this.#feeds.delete(folder)
       this.#registering.delete(folder)
-      // Instances that arrived meanwhile get their own registration once stable.
-      const again = this.#again.delete(folder)
-      const left = await readdir(dir).then(
-        (names) => names.some((f) => f.endsWith('.dcm')),
-        () => false,
-      )
-      if (retryMs !== undefined) this.#schedule(folder, retryMs)
-      else if (again || (left && !this.#timers.has(folder))) this.#schedule(folder, this.#opts.stableMs)
+      await this.#afterRegistration(folder, retryMs)
     }
+  }
+
+  /** After a registration: a retry, or the next registration for the instances that arrived meanwhile, once stable. */
+  async #afterRegistration(folder: string, retryMs: number | undefined): Promise<void> {
+    const again = this.#again.delete(folder)
+    const left = await readdir(join(this.#opts.spoolDir, folder)).then(
+      (names) => names.some((f) => f.endsWith('.dcm')),
+      () => false,
+    )
+    if (retryMs !== undefined) this.#schedule(folder, retryMs)
+    else if (again || (left && !this.#timers.has(folder))) this.#schedule(folder, this.#opts.stableMs)
+  }
+
+  /**
+   * Instances of a folder just made durable by a STOW-RS commit: given to the
+   * registration packing the folder while its input is open, or starting one
+   * (which takes every file in the folder). A folder left by an earlier run
+   * waits for its stable timer (its registration may have been sent already).
+   */
+  #committed(folder: string, files: readonly string[]): void {
+    if (this.#stopped || this.#held.has(folder)) return
+    const feed = this.#feeds.get(folder)
+    if (feed !== undefined) {
+      if (!feed.ended) feed.push(files.map((f) => basename(f)))
+      return
+    }
+    if (this.#registering.has(folder)) return
+    void this.#runRegistration(folder, false)
   }
 
   /** Points the entries of the registered files at their study, then removes the files from the spool and the registration's record. */
@@ -915,4 +977,61 @@ function serialized<T>(locks: Map<string, Promise<void>>, key: string, fn: () =>
 /** Pixel Data named, without its value, so that the metadata answer can point at it (PS3.18 F.2.6). */
 function pixelPlaceholder(e: Entry): DicomDataset {
   return e.levels.instance['7FE00010'] === undefined && (firstNumber(e.levels.instance, '00280010') ?? 0) > 0 ? { '7FE00010': { vr: 'OW' } } : {}
+}
+
+/**
+ * The input of a registration that packs a study while its instances still
+ * arrive: file names pushed as STOW-RS requests commit them, each given once,
+ * until the input is ended (the study is stable) or aborted (the service
+ * stops: the registration fails and its instances stay in the spool).
+ */
+class SpoolFeed {
+  readonly #queue: string[] = []
+  readonly #seen = new Set<string>()
+  #ended = false
+  #aborted = false
+  #wake: (() => void) | undefined
+
+  get ended(): boolean {
+    return this.#ended || this.#aborted
+  }
+
+  push(names: readonly string[]): void {
+    if (this.ended) return
+    for (const n of names) {
+      if (this.#seen.has(n)) continue
+      this.#seen.add(n)
+      this.#queue.push(n)
+    }
+    this.#notify()
+  }
+
+  end(): void {
+    this.#ended = true
+    this.#notify()
+  }
+
+  abort(): void {
+    this.#aborted = true
+    this.#notify()
+  }
+
+  #notify(): void {
+    const w = this.#wake
+    this.#wake = undefined
+    w?.()
+  }
+
+  async *names(): AsyncGenerator<string> {
+    for (;;) {
+      if (this.#aborted) throw new Error('the DICOMweb service stopped while a study was being received')
+      const n = this.#queue.shift()
+      if (n !== undefined) {
+        yield n
+        continue
+      }
+      if (this.#ended) return
+      await new Promise<void>((resolve) => (this.#wake = resolve))
+    }
+  }
 }

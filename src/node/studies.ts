@@ -219,6 +219,33 @@ export class StudyJobs {
     return id
   }
 
+  /**
+   * Starts a `study add` job of one study whose files come as `source`
+   * yields them (the DICOMweb spool, while its instances still arrive): each
+   * is packed as it comes; the study is registered once the source ends.
+   * The files must be readable DICOM of one study (a file that is not fails
+   * the job, and what it stored is taken back). Returns the job id at once.
+   */
+  startStream(source: AsyncIterable<string>, opts: { patient?: string; onPacked?: (studyId: Uint8Array) => Promise<void> }): string {
+    const orgId = this.#orgId()
+    const owner = opts.patient === undefined ? undefined : parsePatientPublicKey(opts.patient)
+    const id = randomBytes(8).toString('hex')
+    this.#set(id, { id, kind: 'add', state: 'packing', files: 0, filesDone: 0, bytes: 0, bad: [], ignored: [], studies: [], error: null })
+    const run = async (): Promise<void> => {
+      const added = await this.#addOne(id, source, { custodianId: orgId, owner, onPacked: opts.onPacked, filesBefore: 0, bytesBefore: 0 })
+      this.#update(id, { state: 'replicating' })
+      const done = await this.#waitDurable(added)
+      this.#update(id, { studies: [done] })
+      this.#update(id, { state: 'done' })
+    }
+    void run().catch((err: unknown) => {
+      const error = jobError(err)
+      this.#update(id, { state: 'failed', error })
+      this.#logger.warn('study add failed', { job: id, code: error.code })
+    })
+    return id
+  }
+
   /** Starts a `study get` job writing the study's files into the absolute folder `out`; returns its id. */
   async startGet(studyIdHex: string, opts: { out: string | null; scope: string }): Promise<string> {
     const record = this.#record(studyIdHex)
@@ -390,75 +417,98 @@ export class StudyJobs {
       )
     }
     if (scan.studies.size === 0) throw new StudyServiceError('STUDY_NO_INPUT', 'no DICOM study found in the given paths')
-    const custodian = { x25519: this.#keys.encryption.publicKey, mlkem: mlkemFromX25519Private(this.#keys.encryption.privateKey).publicKey }
     const studies: StudyAddJobView['studies'][number][] = []
     let filesBefore = 0
     let bytesBefore = 0
     for (const studyFiles of scan.studies.values()) {
-      this.#update(id, { state: 'packing' })
-      // Everything this study puts in the chunk store, to take back if it fails.
-      const written: Uint8Array[] = []
-      const store = {
-        put: async (cid: Uint8Array, bytes: Uint8Array): Promise<void> => {
-          // The packer computed cid from these very bytes: the store need not hash them again.
-          await this.#chunks.put(cid, bytes, { defer: true, verified: true })
-          written.push(cid)
-        },
-      }
-      let studyId: Uint8Array | undefined
-      try {
-        const packed = await packageStudy(studyFiles, {
-          chunkSize: this.#chain.params().chunkSize,
-          custodianId,
-          custodian,
-          ...(owner === undefined ? {} : { owner }),
-          store,
-          onProgress: (p) => this.#update(id, { filesDone: filesBefore + p.files, bytes: bytesBefore + p.bytes }),
-        })
-        studyId = packed.payload.studyId
-        // Envelopes and demographics ciphertext sit beside the chunks under their own hashes (on the ledger).
-        await store.put(sha256(packed.envelopes.custodian), packed.envelopes.custodian)
-        if (packed.envelopes.owner !== null) await store.put(sha256(packed.envelopes.owner), packed.envelopes.owner)
-        await store.put(packed.payload.demographics, packed.demographics.ciphertext)
-        // Every chunk durable before the study is registered (one sync of each folder, then the index).
-        await this.#chunks.flush()
-        await this.#index.putChunkList(studyId, packed.chunkIds)
-        await onPacked?.(studyId)
-        filesBefore += studyFiles.length
-        bytesBefore += packed.payload.size
-        this.#update(id, { state: 'registering' })
-        const { hash, height } = await this.#register(packed.payload)
-        const sid = toHex(studyId)
-        const added: AddedStudyView = {
-          studyId: sid,
-          tx: hash,
-          height,
-          instances: studyFiles.length,
-          chunks: packed.payload.chunkCount,
-          size: packed.payload.size,
-          owner: packed.payload.owner === null ? null : toHex(packed.payload.owner),
-          holders: [],
-          target: 0,
-          durable: false,
-          unreachable: [],
-        }
-        studies.push(added)
-        if (this.onRegistered !== undefined && height !== null)
-          await this.onRegistered(studyId, studyFiles).catch((err: unknown) =>
-            this.#logger.warn('a registered study could not be indexed for DICOMweb', { study: sid, err: errorMessage(err) }),
-          )
-        this.#update(id, { studies: [...studies] })
-        this.#logger.info('study registered', { study: sid, instances: studyFiles.length, chunks: packed.payload.chunkCount, height })
-      } catch (err) {
-        await this.#discard(written, studyId)
-        throw err
-      }
+      const added = await this.#addOne(id, studyFiles, { custodianId, owner, onPacked, filesBefore, bytesBefore })
+      filesBefore += added.instances
+      bytesBefore += added.size
+      studies.push(added)
+      this.#update(id, { studies: [...studies] })
     }
     // Registered: now wait (all studies at once) until their holders confirm.
     this.#update(id, { state: 'replicating' })
     const done = await Promise.all(studies.map((s) => this.#waitDurable(s)))
     this.#update(id, { studies: done })
     this.#update(id, { state: 'done' })
+  }
+
+  /**
+   * Packs one study (its files listed, or streamed as they come), stores its
+   * chunks and objects durably, registers it and waits for it to be final;
+   * what it stored is taken back if any step fails.
+   */
+  async #addOne(
+    id: string,
+    studyFiles: readonly string[] | AsyncIterable<string>,
+    o: {
+      custodianId: string
+      owner: PatientPublicKey | undefined
+      onPacked: ((studyId: Uint8Array) => Promise<void>) | undefined
+      filesBefore: number
+      bytesBefore: number
+    },
+  ): Promise<AddedStudyView> {
+    this.#update(id, { state: 'packing' })
+    const custodian = { x25519: this.#keys.encryption.publicKey, mlkem: mlkemFromX25519Private(this.#keys.encryption.privateKey).publicKey }
+    // The files packed, in order (a streamed study's are known as they come).
+    const files: string[] = Array.isArray(studyFiles) ? [...(studyFiles as readonly string[])] : []
+    const input = Array.isArray(studyFiles) ? files : collect(studyFiles as AsyncIterable<string>, files)
+    // Everything this study puts in the chunk store, to take back if it fails.
+    const written: Uint8Array[] = []
+    const store = {
+      put: async (cid: Uint8Array, bytes: Uint8Array): Promise<void> => {
+        // The packer computed cid from these very bytes: the store need not hash them again.
+        await this.#chunks.put(cid, bytes, { defer: true, verified: true })
+        written.push(cid)
+      },
+    }
+    let studyId: Uint8Array | undefined
+    try {
+      const packed = await packageStudy(input, {
+        chunkSize: this.#chain.params().chunkSize,
+        custodianId: o.custodianId,
+        custodian,
+        ...(o.owner === undefined ? {} : { owner: o.owner }),
+        store,
+        onProgress: (p) => this.#update(id, { filesDone: o.filesBefore + p.files, bytes: o.bytesBefore + p.bytes }),
+      })
+      studyId = packed.payload.studyId
+      // Envelopes and demographics ciphertext sit beside the chunks under their own hashes (on the ledger).
+      await store.put(sha256(packed.envelopes.custodian), packed.envelopes.custodian)
+      if (packed.envelopes.owner !== null) await store.put(sha256(packed.envelopes.owner), packed.envelopes.owner)
+      await store.put(packed.payload.demographics, packed.demographics.ciphertext)
+      // Every chunk durable before the study is registered (one sync of each folder, then the index).
+      await this.#chunks.flush()
+      await this.#index.putChunkList(studyId, packed.chunkIds)
+      await o.onPacked?.(studyId)
+      this.#update(id, { state: 'registering' })
+      const { hash, height } = await this.#register(packed.payload)
+      const sid = toHex(studyId)
+      const added: AddedStudyView = {
+        studyId: sid,
+        tx: hash,
+        height,
+        instances: files.length,
+        chunks: packed.payload.chunkCount,
+        size: packed.payload.size,
+        owner: packed.payload.owner === null ? null : toHex(packed.payload.owner),
+        holders: [],
+        target: 0,
+        durable: false,
+        unreachable: [],
+      }
+      if (this.onRegistered !== undefined && height !== null)
+        await this.onRegistered(studyId, files).catch((err: unknown) =>
+          this.#logger.warn('a registered study could not be indexed for DICOMweb', { study: sid, err: errorMessage(err) }),
+        )
+      this.#logger.info('study registered', { study: sid, instances: files.length, chunks: packed.payload.chunkCount, height })
+      return added
+    } catch (err) {
+      await this.#discard(written, studyId)
+      throw err
+    }
   }
 
   /**
@@ -656,5 +706,13 @@ export class StudyJobs {
   #getJob(id: string): StudyGetJobView | undefined {
     const j = this.#jobs.get(id)
     return j?.kind === 'get' ? j : undefined
+  }
+}
+
+/** Yields what `source` yields, noting each in `into`. */
+async function* collect<T>(source: AsyncIterable<T>, into: T[]): AsyncGenerator<T> {
+  for await (const x of source) {
+    into.push(x)
+    yield x
   }
 }

@@ -3,7 +3,7 @@ import type { RegisterStudyPayload } from '../chain/index.js'
 import { deriveStudyOwner, sha256, wrapKey, type EnvelopeRecipient } from '../crypto/index.js'
 import { asBuffer, assertBytes, concatBytes, equalBytes, fromHex, utf8 } from '../util/index.js'
 import { StudyError, isStudyError } from './errors.js'
-import type { DicomInstance } from './dataset.js'
+import { TAG, firstString, type DicomInstance } from './dataset.js'
 import { readDicom, readStudyInstanceUid } from './dicom-file.js'
 import { DicomEncoder } from './dicom-write.js'
 import { StudyDeidentifier, type InstanceIdentityRecord, type StudyIdentityRecord } from './deid.js'
@@ -174,7 +174,7 @@ function encryptDemographics(record: DemographicsRecord, key: Uint8Array, studyI
 }
 
 /** Checks the files share one Study Instance UID, reading as little of each as it can (see readStudyInstanceUid). */
-async function checkOneStudy(files: string[]): Promise<void> {
+async function checkOneStudy(files: readonly string[]): Promise<void> {
   let study: string | undefined
   for (const path of files) {
     const uid = await readStudyInstanceUid(path)
@@ -197,11 +197,19 @@ async function checkOneStudy(files: string[]): Promise<void> {
  * encrypted demographics record and the chunk ids. Throws StudyError
  * DICOM_STUDY_MISMATCH, before storing anything, when the files hold more
  * than one study.
+ *
+ * `files` may also be an async iterable of paths, packed as they come (the
+ * DICOMweb spool feeds a study's instances while they are still arriving):
+ * then an instance of another study than the first throws
+ * DICOM_STUDY_MISMATCH when it comes, and no file at all throws TypeError at
+ * the end; what was stored before is the caller's to take back, as after any
+ * failure.
  */
-export async function packageStudy(files: string[], opts: PackageStudyOptions): Promise<PackagedStudy> {
-  if (files.length === 0) throw new TypeError('packageStudy needs at least one file')
+export async function packageStudy(files: readonly string[] | AsyncIterable<string>, opts: PackageStudyOptions): Promise<PackagedStudy> {
+  const listed = Array.isArray(files) ? (files as readonly string[]) : undefined
+  if (listed !== undefined && listed.length === 0) throw new TypeError('packageStudy needs at least one file')
   if (opts.owner !== undefined) assertBytes(opts.owner.sign, 32, 'owner key')
-  await checkOneStudy(files)
+  if (listed !== undefined) await checkOneStudy(listed)
 
   const studyId = new Uint8Array(randomBytes(16))
   // The owner key on the ledger is this study's own: nothing in it links the patient's studies.
@@ -224,24 +232,15 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
         return b
       }
       yield emit(MAGIC)
-      // The next file is read while this one is de-identified, written and
-      // stored, when it is at most READ_AHEAD_MAX_BYTES (so memory stays
-      // bounded by one large file); a bigger one is read at its turn.
-      const readAhead = (i: number): Promise<DicomInstance | undefined> | undefined => {
-        const p = files[i]
-        if (p === undefined) return undefined
-        const r = readDicom(p, { maxBytes: READ_AHEAD_MAX_BYTES }).catch((err: unknown) => {
-          if (isStudyError(err, 'DICOM_TOO_LARGE')) return undefined
-          throw err
-        })
-        // Awaited at its turn; this keeps a failure from being unhandled if packing stops first.
-        r.catch(() => {})
-        return r
-      }
-      let next = readAhead(0)
-      for (const [i, path] of files.entries()) {
-        const inst = (await next) ?? (await readDicom(path))
-        next = readAhead(i + 1)
+      let study: string | undefined
+      for await (const { path, inst } of readInstances(files)) {
+        // A listed input was checked before anything was stored; a streamed one is checked as it comes.
+        if (listed === undefined) {
+          const uid = firstString(inst.dataset, TAG.StudyInstanceUID) ?? ''
+          if (study !== undefined && uid !== study)
+            throw new StudyError('DICOM_STUDY_MISMATCH', 'files belong to more than one study; package each study separately', { path })
+          study = uid
+        }
         const d = deid.deidentify(inst)
         // The Part 10 bytes in pieces (the pixels not copied); encryptChunks copies each into its chunk.
         const parts = encoder.encode(d.instance)
@@ -259,6 +258,7 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
         for (const part of parts) yield emit(part)
         opts.onProgress?.({ files: records.length, bytes: offset })
       }
+      if (records.length === 0) throw new TypeError('packageStudy needs at least one file')
       manifest.studyDigest = studyDigest(manifest.instances.map((i) => ({ sopInstanceUid: i.sopInstanceUid, digest: i.pixelDigest })))
       const json = utf8(JSON.stringify(manifest))
       yield emit(u32(json.length))
@@ -325,6 +325,37 @@ export async function packageStudy(files: string[], opts: PackageStudyOptions): 
     studyKey.fill(0)
     dataKey.fill(0)
     demographicsKey.fill(0)
+  }
+}
+
+/**
+ * The instances of `files` in order. From a list, the next file is read
+ * while this one is de-identified, written and stored, when it is at most
+ * READ_AHEAD_MAX_BYTES (so memory stays bounded by one large file); a bigger
+ * one is read at its turn. From a stream, each as it comes.
+ */
+async function* readInstances(files: readonly string[] | AsyncIterable<string>): AsyncGenerator<{ path: string; inst: DicomInstance }> {
+  if (!Array.isArray(files)) {
+    for await (const path of files as AsyncIterable<string>) yield { path, inst: await readDicom(path) }
+    return
+  }
+  const list = files as readonly string[]
+  const readAhead = (i: number): Promise<DicomInstance | undefined> | undefined => {
+    const p = list[i]
+    if (p === undefined) return undefined
+    const r = readDicom(p, { maxBytes: READ_AHEAD_MAX_BYTES }).catch((err: unknown) => {
+      if (isStudyError(err, 'DICOM_TOO_LARGE')) return undefined
+      throw err
+    })
+    // Awaited at its turn; this keeps a failure from being unhandled if packing stops first.
+    r.catch(() => {})
+    return r
+  }
+  let next = readAhead(0)
+  for (const [i, path] of list.entries()) {
+    const inst = (await next) ?? (await readDicom(path))
+    next = readAhead(i + 1)
+    yield { path, inst }
   }
 }
 

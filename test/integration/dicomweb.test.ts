@@ -12,7 +12,7 @@ import { DATADIR_FILES, initDataDir } from '../../src/node/index.js'
 import { ChainStore } from '../../src/storage/index.js'
 import type { ApiClient, DaemonInfo } from '../../src/api/index.js'
 import { DaemonProcess } from '../../src/devnet/index.js'
-import { TAG, firstString, instanceDigestOfBytes, parseDicom, writeDicom } from '../../src/study/index.js'
+import { TAG, firstString, generateCtStudy, instanceDigestOfBytes, parseDicom, writeDicom } from '../../src/study/index.js'
 import { sleep } from '../../src/util/index.js'
 import { runCli } from './helpers/cli.js'
 
@@ -452,3 +452,33 @@ t.test(
     t.equal((await fetch(`${base}/studies?limit=1`, { headers: auth(ro) })).status, 200, 'QIDO still answers')
   },
 )
+
+t.test('a study sent in pieces, each within the stable time of the last: one registration with every piece', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'radchain-dicomweb-pieces-'))
+  t.teardown(() => rm(out, { recursive: true, force: true }))
+  const gen = await generateCtStudy({ slices: 6, rows: 64, cols: 64, out: join(out, 'ct'), seed: 7 })
+  const bodies = await Promise.all(gen.files.map((f) => readFile(f)))
+  const before = new Set((await client.studies()).map((s) => s.studyId))
+  // Three requests of two instances, half a second apart: the registration packing the first keeps taking the others.
+  for (let i = 0; i < bodies.length; i += 2) {
+    const r = await stow(
+      rw,
+      bodies.slice(i, i + 2).map((body) => ({ type: 'application/dicom', body })),
+    )
+    t.equal(r.status, 200, `piece ${i / 2 + 1} stored`)
+    await sleep(500)
+  }
+  const spool = join(dir, DATADIR_FILES.dicomwebSpool)
+  const deadline = Date.now() + 60_000
+  const added = async (): Promise<string[]> => (await client.studies()).map((s) => s.studyId).filter((id) => !before.has(id))
+  while (Date.now() < deadline && ((await added()).length === 0 || (await readdir(spool, { recursive: true })).some((f) => String(f).endsWith('.dcm'))))
+    await sleep(200)
+  // A little longer: a second registration of a late piece would show up now.
+  await sleep(STABLE_SECONDS * 1000 + 500)
+  t.equal((await added()).length, 1, 'one study registered')
+  const res = await fetch(`${base}/studies/${gen.studyInstanceUid}`, { headers: { ...auth(ro), accept: 'multipart/related; type="application/dicom"' } })
+  t.equal(res.status, 200)
+  const parts = splitMultipart(Buffer.from(await res.arrayBuffer()), res.headers.get('content-type') ?? '')
+  t.same(parts.map((p) => firstString(parseDicom(p).dataset, TAG.SOPInstanceUID)).sort(), [...gen.sopInstanceUids].sort(), 'every piece in it')
+  t.same(parts.map((p) => instanceDigestOfBytes(p).digest).sort(), bodies.map((b) => instanceDigestOfBytes(b).digest).sort(), 'identical pixels')
+})
