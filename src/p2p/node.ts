@@ -252,11 +252,11 @@ export class P2PNode extends EventEmitter<P2PEvents> {
     }
     // The libp2p stack loads when a node is created, not when this module is
     // imported: commands that never open the network start several times faster.
-    const [{ createLibp2p }, { tcp }, { noise }, { tls }, { yamux }, { identify }, { ping }] = await Promise.all([
+    const [{ createLibp2p }, { tcp }, { noise }, { tlsEncrypter }, { yamux }, { identify }, { ping }] = await Promise.all([
       import('libp2p'),
       import('@libp2p/tcp'),
       import('@chainsafe/libp2p-noise'),
-      import('@libp2p/tls'),
+      import('./tls.js'),
       import('@chainsafe/libp2p-yamux'),
       import('@libp2p/identify'),
       import('@libp2p/ping'),
@@ -265,7 +265,7 @@ export class P2PNode extends EventEmitter<P2PEvents> {
       privateKey,
       addresses: { listen: this.#init.listen },
       transports: [tcp()],
-      connectionEncrypters: (this.#init.encryption ?? DEFAULT_ENCRYPTION).map((e) => (e === 'tls' ? tls() : noise())),
+      connectionEncrypters: (this.#init.encryption ?? DEFAULT_ENCRYPTION).map((e) => (e === 'tls' ? tlsEncrypter() : noise())),
       // A fresh stream may receive a whole 1 MiB chunk (and its frame) without waiting for
       // window updates: the default 256 KiB window costs several round trips per chunk.
       streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: STREAM_WINDOW_BYTES, maxStreamWindowSize: 16 * 1024 * 1024 } })],
