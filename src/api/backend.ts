@@ -58,8 +58,11 @@ export interface ApiBackend {
    * the API has no `/v1/admin/partition` route at all.
    */
   readonly setBlockedPeers?: (keys: string[]) => void
-  /** Starts adding studies from files and folders readable by the daemon; `patient` is the owner's public key text. Returns the job id. */
-  addStudies(paths: string[], opts: { skipBad: boolean; patient?: string }): string
+  /**
+   * Starts adding studies from files and folders readable by the daemon; `patient` is the owner's public key text;
+   * `extends` the id (hex) of a study this organization registered, of which the files are a new version. Returns the job id.
+   */
+  addStudies(paths: string[], opts: { skipBad: boolean; patient?: string; extends?: string }): string
   /** Starts writing a study's DICOM files into the absolute folder `out` (scope `images` or `full`), or with `out` null fetching its chunks into this node's store alone; returns the job id. */
   getStudy(studyId: string, opts: { out: string | null; scope: string }): Promise<string>
   /** Every registered study, with what this node holds of it. */

@@ -118,12 +118,13 @@ export class ApiClient {
     return body.peers as PeerView[]
   }
 
-  /** `POST /v1/studies`: starts adding studies from paths the daemon can read; returns the job id. */
-  async addStudies(paths: string[], opts: { skipBad?: boolean; patient?: string } = {}): Promise<string> {
+  /** `POST /v1/studies`: starts adding studies from paths the daemon can read (with `extends`, as a new version of that study); returns the job id. */
+  async addStudies(paths: string[], opts: { skipBad?: boolean; patient?: string; extends?: string } = {}): Promise<string> {
     const body = await this.call('POST', '/v1/studies', {
       paths,
       skipBad: opts.skipBad === true,
       ...(opts.patient === undefined ? {} : { patient: opts.patient }),
+      ...(opts.extends === undefined ? {} : { extends: opts.extends }),
     })
     if (!isRecord(body) || typeof body.job !== 'string') throw badResponse('study job')
     return body.job
@@ -414,7 +415,14 @@ function isOrgsView(v: unknown): v is OrgsView {
 }
 
 function isStudyView(v: unknown): v is StudyView {
-  return isRecord(v) && typeof v.studyId === 'string' && typeof v.custodian === 'string' && typeof v.chunkCount === 'number' && isRecord(v.local)
+  return (
+    isRecord(v) &&
+    typeof v.studyId === 'string' &&
+    typeof v.custodian === 'string' &&
+    typeof v.chunkCount === 'number' &&
+    isRecord(v.local) &&
+    (v.versions === undefined || Array.isArray(v.versions))
+  )
 }
 
 function isLeaseView(v: unknown): v is LeaseView {

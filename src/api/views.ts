@@ -125,12 +125,29 @@ export interface StudyView {
   readonly custodianEnvelope: string
   readonly ownerEnvelope: string | null
   readonly demographics: string
+  /** The earlier version this study extends (its later instances), or null. */
+  readonly extends: string | null
+  /** The version that extends this study (erased since or not), or null. */
+  readonly extendedBy: string | null
   /** Height of the registration. */
   readonly height: number
   readonly local: StudyLocalView
   /** One study only: organizations holding a verified full copy, and the replication health. */
   readonly holders?: readonly string[]
   readonly replication?: ReplicationView
+  /** One study only: the chain of versions it belongs to, oldest first, this study included (alone when it has no other). */
+  readonly versions?: readonly StudyVersionView[]
+}
+
+/** One version in a study's chain of versions. */
+export interface StudyVersionView {
+  readonly studyId: string
+  /** Height of its registration. */
+  readonly height: number
+  /** Erased since: its data is gone, its place in the chain stays. */
+  readonly erased: boolean
+  /** The study the view is of. */
+  readonly self: boolean
 }
 
 /** A lease, with its state in chain time (`GET /v1/leases`). */
@@ -177,6 +194,12 @@ export interface AuditEventView {
   readonly leaseId: string | null
   /** The transaction's own fields as its type shows them (ids, hashes, scope, purpose; never patient data). */
   readonly detail: Readonly<Record<string, unknown>>
+  /**
+   * Only in the trail of a study that a later version extends: this event is
+   * that version's registration (`study.register`, its fields in `detail`),
+   * and this is its study id.
+   */
+  readonly extendedBy?: string
 }
 
 /** A transfer of a study's chunks in progress. */
@@ -213,6 +236,8 @@ export interface AddedStudyView {
   readonly size: number
   /** The study's own owner key (derived from the patient's key), or null. */
   readonly owner: string | null
+  /** The earlier version it was registered as a new version of, or null. */
+  readonly extends: string | null
   /** Organizations that confirmed they hold all of it (this one included), in placement order. */
   readonly holders: readonly string[]
   /** Replicas wanted (the replication factor, or fewer organizations). */

@@ -16,6 +16,7 @@ export type TxCode = ErrorCodes<
   | 'TX_UNAUTHORIZED'
   | 'TX_INVALID'
   | 'TX_DUPLICATE'
+  | 'TX_ALREADY_EXTENDED'
   | 'TX_MEMPOOL_FULL'
   | 'TX_SENDER_LIMIT'
   | 'TX_REJECTED'

@@ -24,11 +24,16 @@ export {
   listErased,
   getStudy,
   listStudies,
+  nextVersion,
+  studyToExtend,
   studyToJSON,
+  studyVersions,
   type EraseStudyPayload,
   type RegisterStudyPayload,
   type StudyJSON,
   type StudyRecord,
+  type StudyVersion,
+  type StudyVersionRef,
 } from './tx-types/study.js'
 export { placementOrder, holdersOf } from './placement.js'
 export { getEnvelopeKeys, kemKeyTx, type KemKeyPayload } from './tx-types/kem.js'

@@ -1,4 +1,4 @@
-import { TX_TYPES, getLease, orgBySignKey, type Block, type Tx } from '../chain/index.js'
+import { TX_TYPES, getLease, orgBySignKey, type Block, type RegisterStudyPayload, type Tx } from '../chain/index.js'
 import type { KeyValueSpace } from '../storage/index.js'
 import { errorMessage, toHex, utf8, type Logger } from '../util/index.js'
 import type { AuditEventView } from '../api/index.js'
@@ -16,7 +16,10 @@ function pad(n: number, w: number): string {
  * Every study's trail, from the ledger: registration, consent, lease
  * requests, approvals, grants, denials, revocations, access records (the
  * lessee's unwraps and retrievals, and what each holder served under the
- * lease, with the holder as `by`), violations, erasure, in ledger order. Kept in a node-local index (built from the
+ * lease, with the holder as `by`), violations, erasure, in ledger order. The
+ * registration of a new version is in both trails: in its own (its `detail`
+ * names the version it extends) and in the extended study's, marked
+ * `extendedBy`. Kept in a node-local index (built from the
  * blocks, so every node lists the same events in the same order), caught up
  * at start from the last indexed height.
  */
@@ -91,6 +94,10 @@ export class AuditService {
         detail,
       }
       await this.#kv.put(`e/${s.study}/${pad(b.header.height, 16)}/${pad(i, 6)}`, utf8(JSON.stringify(ev)))
+      // A new version: the earlier one's trail says by which registration it was extended.
+      const earlier = tx.type === 'study.register' ? (tx.payload as RegisterStudyPayload).extends : undefined
+      if (earlier !== undefined)
+        await this.#kv.put(`e/${toHex(earlier.studyId)}/${pad(b.header.height, 16)}/${pad(i, 6)}`, utf8(JSON.stringify({ ...ev, extendedBy: s.study })))
     }
   }
 

@@ -251,8 +251,11 @@ export class NodeBackend implements ApiBackend {
     return toHex(tx.id)
   }
 
-  addStudies(paths: string[], opts: { skipBad: boolean; patient?: string }): string {
-    return this.#info.studies().start(paths, opts)
+  addStudies(paths: string[], opts: { skipBad: boolean; patient?: string; extends?: string }): string {
+    const { extends: earlier, ...rest } = opts
+    if (earlier === undefined) return this.#info.studies().start(paths, rest)
+    if (!isHex(earlier, 16)) throw new StudyServiceError('STUDY_BAD_ID', 'a study id is 32 hex digits')
+    return this.#info.studies().start(paths, { ...rest, extends: fromHex(earlier) })
   }
 
   getStudy(studyId: string, opts: { out: string | null; scope: string }): Promise<string> {

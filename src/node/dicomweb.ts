@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { getLease, getStudy, leaseActive, listLeases, listStudies, type LeaseRecord, type StudyRecord } from '../chain/index.js'
+import { getLease, getStudy, leaseActive, listLeases, listStudies, nextVersion, studyVersions, type LeaseRecord, type StudyRecord } from '../chain/index.js'
 import type { OrgKeys } from '../crypto/index.js'
 import type { ChunkStore, KeyValueSpace, StudyIndex } from '../storage/index.js'
 import {
@@ -844,7 +844,9 @@ export class DicomwebService implements DicomwebBackend {
           yield join(dir, name)
         }
       }
+      const earlier = this.#latestVersion(folder)
       const job = this.#studies.startStream(source(), {
+        ...(earlier === undefined ? {} : { extends: earlier }),
         onPacked: async (studyId) => {
           const rec = { studyId: toHex(studyId), files: packed, at: Date.now() }
           await this.#kv.put(REGISTERING_PREFIX + folder, utf8(JSON.stringify(rec)), { sync: true })
@@ -882,6 +884,35 @@ export class DicomwebService implements DicomwebBackend {
       this.#registering.delete(folder)
       await this.#afterRegistration(folder, retryMs)
     }
+  }
+
+  /**
+   * The newest version on the ledger of the study a spool folder receives
+   * (its Study Instance UID registered before by this node), when it can be
+   * extended: then the folder's instances register a new version naming it.
+   * An erased newest version ends the chain: they register a study of its own.
+   */
+  #latestVersion(folder: string): Uint8Array | undefined {
+    const dir = join(this.#opts.spoolDir, folder)
+    let uid: string | undefined
+    for (const e of this.#entries.values()) {
+      if (e.where.kind === 'spool' && dirname(e.where.file) === dir) {
+        uid = e.study
+        break
+      }
+    }
+    if (uid === undefined) return undefined
+    let newest: { id: Uint8Array; height: number } | undefined
+    for (const e of this.#entries.values()) {
+      if (e.where.kind !== 'study' || e.study !== uid) continue
+      const versions = studyVersions(this.#chain.state, fromHex(e.where.studyId))
+      const last = versions[versions.length - 1]
+      if (last !== undefined && (newest === undefined || last.height > newest.height)) newest = { id: last.studyId, height: last.height }
+      if (last !== undefined && last.erased) newest = { id: last.studyId, height: Number.MAX_SAFE_INTEGER }
+    }
+    if (newest === undefined || getStudy(this.#chain.state, newest.id) === undefined || nextVersion(this.#chain.state, newest.id) !== undefined)
+      return undefined
+    return newest.id
   }
 
   /** After a registration: a retry, or the next registration for the instances that arrived meanwhile, once stable. */

@@ -7,19 +7,35 @@ import {
   getStudy,
   leaseActive,
   listStudies,
+  nextVersion,
   registerStudyTx,
   signTx,
+  studyToExtend,
   studyToJSON,
+  studyVersions,
   type LeaseRecord,
   type RegisterStudyPayload,
   type StudyRecord,
+  type StudyVersionRef,
   type Tx,
 } from '../chain/index.js'
 import { mlkemFromX25519Private, parsePatientPublicKey, sha256, type OrgKeys, type PatientPublicKey } from '../crypto/index.js'
 import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
-import { EXPORT_SCOPES, StudyServiceError, contentRoot, exportStudy, packageStudy, scanInputs, type ExportScope, type StudyCode } from '../study/index.js'
+import {
+  EXPORT_SCOPES,
+  StudyError,
+  StudyServiceError,
+  contentRoot,
+  decryptDemographics,
+  exportStudy,
+  packageStudy,
+  scanInputs,
+  uidText,
+  type ExportScope,
+  type StudyCode,
+} from '../study/index.js'
 import { RadError, equalBytes, errorMessage, isHex, fromHex, toHex, type Logger } from '../util/index.js'
-import type { AddedStudyView, StudyAddJobView, StudyGetJobView, StudyJobView, StudyView, TxStatus } from '../api/index.js'
+import type { AddedStudyView, StudyAddJobView, StudyGetJobView, StudyJobView, StudyVersionView, StudyView, TxStatus } from '../api/index.js'
 import type { ChainEvents, ChainService } from './chain-service.js'
 import type { SwarmService } from './swarm.js'
 import { unwrapLeaseKey, unwrapStudyKey, type LeaseService } from './leases.js'
@@ -196,11 +212,23 @@ export class StudyJobs {
    * Starts a `study add` job; returns its id at once. `patient`: the owner's
    * public key in text form. `onPacked`: told each study's id once its chunks
    * are stored, before its registration is sent (a caller that must not
-   * register the same files twice after a crash records it).
+   * register the same files twice after a crash records it). `extends`: the
+   * id of a study this organization registered, of which the files are later
+   * instances; they are registered as its new version (one DICOM study, the
+   * one it was made from), naming it and its content root on the ledger. The
+   * job fails, before anything is packed, with the code the ledger would
+   * refuse the registration with (TX_INVALID for a study unknown or erased,
+   * TX_UNAUTHORIZED for another organization's, TX_ALREADY_EXTENDED for one
+   * with a new version already), or DICOM_STUDY_MISMATCH for files of another
+   * DICOM study; and with the ledger's code if it refuses the registration.
    */
-  start(paths: readonly string[], opts: { skipBad: boolean; patient?: string; onPacked?: (studyId: Uint8Array) => Promise<void> }): string {
+  start(
+    paths: readonly string[],
+    opts: { skipBad: boolean; patient?: string; onPacked?: (studyId: Uint8Array) => Promise<void>; extends?: Uint8Array },
+  ): string {
     const orgId = this.#orgId()
     if (paths.length === 0) throw new StudyServiceError('STUDY_NO_INPUT', 'no files or folders given')
+    if (opts.extends !== undefined && opts.extends.length !== 16) throw new StudyServiceError('STUDY_BAD_ID', 'a study id is 16 bytes (32 hex digits)')
     const owner = opts.patient === undefined ? undefined : parsePatientPublicKey(opts.patient)
     const id = randomBytes(8).toString('hex')
     this.#set(id, { id, kind: 'add', state: 'scanning', files: 0, filesDone: 0, bytes: 0, bad: [], ignored: [], studies: [], error: null })
@@ -210,6 +238,7 @@ export class StudyJobs {
       opts.skipBad,
       orgId,
       owner,
+      opts.extends,
       opts.onPacked,
     ).catch((err: unknown) => {
       const error = jobError(err)
@@ -224,15 +253,19 @@ export class StudyJobs {
    * yields them (the DICOMweb spool, while its instances still arrive): each
    * is packed as it comes; the study is registered once the source ends.
    * The files must be readable DICOM of one study (a file that is not fails
-   * the job, and what it stored is taken back). Returns the job id at once.
+   * the job, and what it stored is taken back). `extends`: the earlier
+   * version (a study this organization keeps, not extended yet), whose
+   * DICOM study the caller knows to be the same. Returns the job id at once.
    */
-  startStream(source: AsyncIterable<string>, opts: { patient?: string; onPacked?: (studyId: Uint8Array) => Promise<void> }): string {
+  startStream(source: AsyncIterable<string>, opts: { patient?: string; onPacked?: (studyId: Uint8Array) => Promise<void>; extends?: Uint8Array }): string {
     const orgId = this.#orgId()
     const owner = opts.patient === undefined ? undefined : parsePatientPublicKey(opts.patient)
+    const earlier = opts.extends === undefined ? undefined : studyToExtend(this.#chain.state, orgId, opts.extends)
+    const extendsRef: StudyVersionRef | undefined = earlier === undefined ? undefined : { studyId: earlier.studyId, contentRoot: earlier.contentRoot }
     const id = randomBytes(8).toString('hex')
     this.#set(id, { id, kind: 'add', state: 'packing', files: 0, filesDone: 0, bytes: 0, bad: [], ignored: [], studies: [], error: null })
     const run = async (): Promise<void> => {
-      const added = await this.#addOne(id, source, { custodianId: orgId, owner, onPacked: opts.onPacked, filesBefore: 0, bytesBefore: 0 })
+      const added = await this.#addOne(id, source, { custodianId: orgId, owner, onPacked: opts.onPacked, filesBefore: 0, bytesBefore: 0, extendsRef })
       this.#update(id, { state: 'replicating' })
       const done = await this.#waitDurable(added)
       this.#update(id, { studies: [done] })
@@ -333,11 +366,25 @@ export class StudyJobs {
     return out
   }
 
-  /** One registered study with what this node holds of it, and who holds it now. */
+  /** One registered study with what this node holds of it, who holds it now, and its chain of versions. */
   async show(studyIdHex: string): Promise<StudyView> {
     const r = this.#record(studyIdHex)
     const replication = await this.#swarm.replication(r)
-    return { ...(await this.#view(r)), holders: replication.holders, replication }
+    return { ...(await this.#view(r)), holders: replication.holders, replication, versions: this.#versions(r) }
+  }
+
+  /**
+   * The chain of versions `r` belongs to, oldest first, `r` marked. Only for
+   * one study: every version of a chain of n listing all n would make a list
+   * of studies grow with n squared.
+   */
+  #versions(r: StudyRecord): StudyVersionView[] {
+    return studyVersions(this.#chain.state, r.studyId).map((v) => ({
+      studyId: toHex(v.studyId),
+      height: v.height,
+      erased: v.erased,
+      self: equalBytes(v.studyId, r.studyId),
+    }))
   }
 
   #record(studyIdHex: string): StudyRecord {
@@ -357,8 +404,11 @@ export class StudyJobs {
     const custodianEnvelope = await this.#chunks.has(r.custodianEnvelope)
     const ownerEnvelope = r.ownerEnvelope === null ? null : await this.#chunks.has(r.ownerEnvelope)
     const demographics = await this.#chunks.has(r.demographics)
+    const next = nextVersion(this.#chain.state, r.studyId)
     return {
       ...studyToJSON(r),
+      extends: r.extends === undefined ? null : toHex(r.extends.studyId),
+      extendedBy: next === undefined ? null : toHex(next),
       height: r.height,
       local: {
         chunkList: list !== undefined,
@@ -397,8 +447,12 @@ export class StudyJobs {
     skipBad: boolean,
     custodianId: string,
     owner: PatientPublicKey | undefined,
+    extendsId: Uint8Array | undefined,
     onPacked?: (studyId: Uint8Array) => Promise<void>,
   ): Promise<void> {
+    // A new version the ledger would refuse now is refused before anything is read or packed, with the ledger's
+    // code; the ledger judges it again when the registration comes (another version may be registered meanwhile).
+    const earlier = extendsId === undefined ? undefined : studyToExtend(this.#chain.state, custodianId, extendsId)
     const scan = await scanInputs(paths)
     const bad = scan.bad.map((b) => ({ path: b.path, code: b.error.code, message: b.error.message }))
     const files = [...scan.studies.values()].reduce((n, f) => n + f.length, 0)
@@ -417,11 +471,13 @@ export class StudyJobs {
       )
     }
     if (scan.studies.size === 0) throw new StudyServiceError('STUDY_NO_INPUT', 'no DICOM study found in the given paths')
+    const extendsRef: StudyVersionRef | undefined = earlier === undefined ? undefined : { studyId: earlier.studyId, contentRoot: earlier.contentRoot }
+    if (earlier !== undefined) await this.#checkSameStudy(earlier, scan.studies)
     const studies: StudyAddJobView['studies'][number][] = []
     let filesBefore = 0
     let bytesBefore = 0
     for (const studyFiles of scan.studies.values()) {
-      const added = await this.#addOne(id, studyFiles, { custodianId, owner, onPacked, filesBefore, bytesBefore })
+      const added = await this.#addOne(id, studyFiles, { custodianId, owner, onPacked, filesBefore, bytesBefore, extendsRef })
       filesBefore += added.instances
       bytesBefore += added.size
       studies.push(added)
@@ -448,8 +504,11 @@ export class StudyJobs {
       onPacked: ((studyId: Uint8Array) => Promise<void>) | undefined
       filesBefore: number
       bytesBefore: number
+      /** The earlier version this study extends (its id and content root on the ledger). */
+      extendsRef?: StudyVersionRef | undefined
     },
   ): Promise<AddedStudyView> {
+    const extendsRef = o.extendsRef
     this.#update(id, { state: 'packing' })
     const custodian = { x25519: this.#keys.encryption.publicKey, mlkem: mlkemFromX25519Private(this.#keys.encryption.privateKey).publicKey }
     // The files packed, in order (a streamed study's are known as they come).
@@ -484,7 +543,7 @@ export class StudyJobs {
       await this.#index.putChunkList(studyId, packed.chunkIds)
       await o.onPacked?.(studyId)
       this.#update(id, { state: 'registering' })
-      const { hash, height } = await this.#register(packed.payload)
+      const { hash, height } = await this.#register(extendsRef === undefined ? packed.payload : { ...packed.payload, extends: extendsRef })
       const sid = toHex(studyId)
       const added: AddedStudyView = {
         studyId: sid,
@@ -494,6 +553,7 @@ export class StudyJobs {
         chunks: packed.payload.chunkCount,
         size: packed.payload.size,
         owner: packed.payload.owner === null ? null : toHex(packed.payload.owner),
+        extends: extendsRef === undefined ? null : toHex(extendsRef.studyId),
         holders: [],
         target: 0,
         durable: false,
@@ -503,12 +563,49 @@ export class StudyJobs {
         await this.onRegistered(studyId, files).catch((err: unknown) =>
           this.#logger.warn('a registered study could not be indexed for DICOMweb', { study: sid, err: errorMessage(err) }),
         )
-      this.#logger.info('study registered', { study: sid, instances: files.length, chunks: packed.payload.chunkCount, height })
+      this.#logger.info('study registered', {
+        study: sid,
+        instances: files.length,
+        chunks: packed.payload.chunkCount,
+        height,
+        extends: extendsRef === undefined ? null : toHex(extendsRef.studyId),
+      })
       return added
     } catch (err) {
       await this.#discard(written, studyId)
       throw err
     }
+  }
+
+  /**
+   * Refuses files for a new version of `earlier` that are not of the DICOM
+   * study it was made from: one Study Instance UID, the original one its
+   * demographics record keeps (decrypted here with this organization's own
+   * envelope). A wrong study id given to `study add --extends` would
+   * otherwise link two unrelated studies on the ledger for good. The UIDs are
+   * compared, never logged or put in a message.
+   */
+  async #checkSameStudy(earlier: StudyRecord, studies: ReadonlyMap<string, readonly string[]>): Promise<void> {
+    const sid = toHex(earlier.studyId)
+    if (studies.size !== 1)
+      throw new StudyError(
+        'DICOM_STUDY_MISMATCH',
+        `a new version of study ${sid} is one DICOM study, and these files hold ${studies.size}: add the others apart`,
+      )
+    const uid = [...studies.keys()][0] ?? ''
+    const studyKey = unwrapStudyKey(this.#keys, await this.#swarm.fetchObject(earlier, earlier.custodianEnvelope), earlier.studyId)
+    let original: string
+    try {
+      const d = decryptDemographics(await this.#swarm.fetchObject(earlier, earlier.demographics), studyKey, earlier.studyId).study
+      original = d.uidMap[d.studyInstanceUid] ?? d.studyInstanceUid
+    } finally {
+      studyKey.fill(0)
+    }
+    if (uidText(original) !== uidText(uid))
+      throw new StudyError(
+        'DICOM_STUDY_MISMATCH',
+        `these files are of another DICOM study than study ${sid} (another Study Instance UID): a new version holds later instances of its own study`,
+      )
   }
 
   /**

@@ -11,6 +11,7 @@ export {
   locateTrailingPixelData,
   nativePixelLayout,
   parseDicom,
+  uidText,
   type NativePixelLayout,
 } from './dicom.js'
 export * from './dicom-file.js'

@@ -61,6 +61,11 @@ export const ERROR_CODES = {
   TX_UNAUTHORIZED: { status: 403, meaning: 'the sender may not do this (not an authority, not the custodian, not the owner, ...)' },
   TX_INVALID: { status: 422, meaning: 'well-formed and signed, but refused by the ledger rules in the current state (the message says which)' },
   TX_DUPLICATE: { status: 409, meaning: 'the transaction is already pending' },
+  TX_ALREADY_EXTENDED: {
+    status: 409,
+    meaning:
+      "the study named as the earlier version has a new version already (erased or not): a study's versions form one chain, so extend the newest (`radchain study show` lists them)",
+  },
   TX_MEMPOOL_FULL: { status: 503, meaning: "the mempool is full, or the node is busy checking its peers' transactions: retry shortly" },
   TX_SENDER_LIMIT: { status: 503, meaning: 'the sender has as many pending transactions as allowed: retry once some are final' },
   TX_REJECTED: { status: 422, meaning: 'the ledger refused the transaction without saying why' },

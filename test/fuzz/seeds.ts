@@ -59,7 +59,15 @@ export async function payloadSeeds(): Promise<Map<string, unknown[]>> {
       ],
     ],
     ['evidence', [{ a: signVote(signer, CHAIN_ID, 'prevote', 5, 0, hash), b: signVote(signer, CHAIN_ID, 'prevote', 5, 0, null) }]],
-    ['study.register', [await registerPayload(false), await registerPayload(true)]],
+    [
+      'study.register',
+      [
+        await registerPayload(false),
+        await registerPayload(true),
+        // A new version: the 13th field names the study it extends.
+        { ...((await registerPayload(false)) as object), extends: { studyId, contentRoot: hash } },
+      ],
+    ],
     ['study.erase', [{ studyId }]],
     ['org.kem', [{ kemKey: envelopeKeys('auth-1').mlkem }]],
     [

@@ -51,6 +51,8 @@ function studyViewOf(studyId: string): StudyView {
     ownerEnvelope: null,
     ownerEphemeral: null,
     demographics: 'e2'.repeat(32),
+    extends: null,
+    extendedBy: null,
     height: 3,
     local: { chunkList: true, chunksHeld: 1, chunkCount: 1, custodianEnvelope: true, ownerEnvelope: null, demographics: true, complete: true },
   }
@@ -126,12 +128,12 @@ class FakeBackend implements ApiBackend {
   blocked: string[] = []
   votes: OrgVote[] = []
   jobs = new Map<string, StudyJobView>()
-  readonly added: { paths: string[]; skipBad: boolean; patient: string | null }[] = []
+  readonly added: { paths: string[]; skipBad: boolean; patient: string | null; extends: string | null }[] = []
   readonly leaseQueries: (string | undefined)[] = []
 
-  addStudies(paths: string[], opts: { skipBad: boolean; patient?: string }): string {
+  addStudies(paths: string[], opts: { skipBad: boolean; patient?: string; extends?: string }): string {
     const id = 'ab'.repeat(8)
-    this.added.push({ paths, skipBad: opts.skipBad, patient: opts.patient ?? null })
+    this.added.push({ paths, skipBad: opts.skipBad, patient: opts.patient ?? null, extends: opts.extends ?? null })
     this.jobs.set(id, {
       id,
       kind: 'add',
@@ -772,11 +774,13 @@ t.test('study jobs: start and follow', async (t) => {
   const j = await client.job(id)
   t.same(j, backend.jobs.get(id), 'the job view as the backend made it')
   t.ok(isJobOfKind(j, 'add') && j.state === 'done' && j.files === 1, 'a study add job, done')
-  t.same(backend.added[0], { paths: ['/data/study1'], skipBad: true, patient: null })
+  t.same(backend.added[0], { paths: ['/data/study1'], skipBad: true, patient: null, extends: null })
   await t.rejects(client.job('cd'.repeat(8)), { code: 'API_NOT_FOUND' })
   await t.rejects(client.addStudies([]), { code: 'API_BAD_REQUEST' }, 'at least one path')
   await client.job(await client.addStudies(['/data/study1'], { patient: 'rcpatient1:AAAA' }))
   t.equal(backend.added[1]?.patient, 'rcpatient1:AAAA', 'the patient key reaches the backend')
+  await client.job(await client.addStudies(['/data/study1'], { extends: '12'.repeat(16) }))
+  t.equal(backend.added[2]?.extends, '12'.repeat(16), 'the earlier version reaches the backend')
 })
 
 t.test('study jobs: ?wait answers when the job ends, or after the wait with where it stands', async (t) => {

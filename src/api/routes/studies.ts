@@ -9,6 +9,8 @@ const StudiesBody = z.strictObject({
   paths: z.array(z.string().min(1).max(4096)).min(1).max(10_000),
   skipBad: z.boolean().default(false),
   patient: z.string().min(1).max(4096).optional(),
+  // The id of the earlier version (the backend checks its form: STUDY_BAD_ID).
+  extends: z.string().min(1).max(64).optional(),
 })
 const StudyGetBody = z.strictObject({ out: z.string().min(1).max(4096), scope: z.string().min(1).max(64).default('images') })
 const StudyFetchBody = z.strictObject({})
@@ -32,7 +34,11 @@ export function studyRoutes(env: RouteEnv): Route[] {
         GET: async (c) => sendJson(c.res, 200, { studies: await backend.studies() }),
         POST: async (c) => {
           const body = parseBody(StudiesBody, await readJson(c.req, maxBodyBytes))
-          const job = backend.addStudies(body.paths, { skipBad: body.skipBad, ...(body.patient === undefined ? {} : { patient: body.patient }) })
+          const job = backend.addStudies(body.paths, {
+            skipBad: body.skipBad,
+            ...(body.patient === undefined ? {} : { patient: body.patient }),
+            ...(body.extends === undefined ? {} : { extends: body.extends }),
+          })
           sendJson(c.res, 202, { job })
         },
       },

@@ -1,5 +1,5 @@
 import { equalBytes, fromHex, toHex } from '../../util/index.js'
-import { asArray, asBytes, asString, asU32, asU64Number, encodeTrusted, u64, decodeCanonical, type Encodable } from '../codec.js'
+import { CodecError, asArray, asBytes, asString, asU32, asU64Number, encodeTrusted, u64, decodeCanonical, type Encodable } from '../codec.js'
 import { TxError } from '../errors.js'
 import { getOrg, orgBySignKey } from '../orgs.js'
 import type { StateMap, StateOverlay } from '../state.js'
@@ -36,6 +36,20 @@ export interface RegisterStudyPayload {
   readonly demographics: Uint8Array
   /** The ephemeral X25519 key from which the patient derives the owner key (deriveStudyOwner), or null without an owner. */
   readonly ownerEphemeral: Uint8Array | null
+  /**
+   * The earlier version of this study that this registration extends
+   * (instances of the same DICOM study that arrived after it was
+   * registered), or absent for a study of its own. On the wire a 13th field
+   * present only with a value, so that every registration without it keeps
+   * its 12-field bytes.
+   */
+  readonly extends?: StudyVersionRef
+}
+
+/** An earlier version of a study, as a registration that extends it names it: its id and its content root on the ledger. */
+export interface StudyVersionRef {
+  readonly studyId: Uint8Array
+  readonly contentRoot: Uint8Array
 }
 
 /** A registered study as the state keeps it. */
@@ -49,10 +63,16 @@ const STUDY_KEY = (id: Uint8Array): string => `st/${toHex(id)}`
 const ERASED_KEY = (id: Uint8Array): string => `sx/${toHex(id)}`
 /** Who signed an erasure so far: [custodian signed, owner signed]. */
 const ERASE_SIGS_KEY = (id: Uint8Array): string => `se/${toHex(id)}`
+/**
+ * The study id of the version that extends a study, written when that
+ * version is registered and never removed (an erasure of either leaves the
+ * chain as it was): it finds a study's later versions, and refuses a second.
+ */
+const NEXT_VERSION_KEY = (id: Uint8Array): string => `sn/${toHex(id)}`
 const EMPTY = new Uint8Array(0)
 
 function payloadToWire(p: RegisterStudyPayload): Encodable {
-  return [
+  const wire: Encodable[] = [
     p.studyId,
     p.custodian,
     p.owner ?? EMPTY,
@@ -66,6 +86,8 @@ function payloadToWire(p: RegisterStudyPayload): Encodable {
     p.demographics,
     p.ownerEphemeral ?? EMPTY,
   ]
+  if (p.extends !== undefined) wire.push([p.extends.studyId, p.extends.contentRoot])
+  return wire
 }
 
 function optional32(v: unknown, what: string): Uint8Array | null {
@@ -75,8 +97,9 @@ function optional32(v: unknown, what: string): Uint8Array | null {
 }
 
 function payloadFromWire(raw: unknown): RegisterStudyPayload {
-  const a = asArray(raw, 'study', 12)
-  return {
+  const a = asArray(raw, 'study', undefined, 13)
+  if (a.length !== 12 && a.length !== 13) throw new CodecError('CODEC_SCHEMA', `study: expected 12 or 13 fields, got ${a.length}`)
+  const base = {
     studyId: asBytes(a[0], 'study.studyId', 16),
     custodian: asString(a[1], 'study.custodian', 63),
     owner: optional32(a[2], 'study.owner'),
@@ -90,6 +113,9 @@ function payloadFromWire(raw: unknown): RegisterStudyPayload {
     demographics: asBytes(a[10], 'study.demographics', 32),
     ownerEphemeral: optional32(a[11], 'study.ownerEphemeral'),
   }
+  if (a.length === 12) return base
+  const e = asArray(a[12], 'study.extends', 2)
+  return { ...base, extends: { studyId: asBytes(e[0], 'study.extends.studyId', 16), contentRoot: asBytes(e[1], 'study.extends.contentRoot', 32) } }
 }
 
 /** The registered study with id `studyId`, if any. */
@@ -126,6 +152,7 @@ export function studyToJSON(p: RegisterStudyPayload): StudyJSON {
     ownerEnvelope: p.ownerEnvelope === null ? null : toHex(p.ownerEnvelope),
     demographics: toHex(p.demographics),
     ownerEphemeral: p.ownerEphemeral === null ? null : toHex(p.ownerEphemeral),
+    extends: p.extends === undefined ? null : { studyId: toHex(p.extends.studyId), contentRoot: toHex(p.extends.contentRoot) },
   }
 }
 
@@ -143,6 +170,8 @@ export type StudyJSON = {
   readonly ownerEnvelope: string | null
   readonly demographics: string
   readonly ownerEphemeral: string | null
+  /** The earlier version this registration extends, or null. */
+  readonly extends: { readonly studyId: string; readonly contentRoot: string } | null
 }
 
 /** `study.register`: the custodian organization registers an encrypted study. */
@@ -169,8 +198,89 @@ export const registerStudyTx: TxType<RegisterStudyPayload> = {
     if ((p.owner === null) !== (p.ownerEphemeral === null)) throw new TxError('TX_INVALID', 'an owner needs its ephemeral key, and only an owner has one')
     if (p.owner !== null && equalBytes(p.owner, ctx.sender)) throw new TxError('TX_INVALID', 'the owner is a patient key, not the custodian')
     if (ctx.state.get(ERASED_KEY(p.studyId)) !== undefined) throw new TxError('TX_INVALID', `study ${toHex(p.studyId)} was erased`)
+    if (p.extends !== undefined) {
+      const earlier = studyToExtend(ctx.state, p.custodian, p.extends.studyId)
+      // The content root pins the version the registering node saw: the chain reads as what was extended, not only which id.
+      if (!equalBytes(earlier.contentRoot, p.extends.contentRoot))
+        throw new TxError('TX_INVALID', `the content root named for study ${toHex(p.extends.studyId)} is not its content root on the ledger`)
+      ctx.state.set(NEXT_VERSION_KEY(p.extends.studyId), encodeTrusted(p.studyId))
+    }
     ctx.state.set(STUDY_KEY(p.studyId), encodeTrusted([payloadToWire(p), u64(ctx.height)]))
   },
+}
+
+/**
+ * The study `studyId` as a new version registered by `custodian` may extend
+ * it: registered and not erased, kept by `custodian`, and not extended yet
+ * (versions form one linear chain, so a second extension of one version is
+ * refused as TX_ALREADY_EXTENDED, even when the first was erased since: an
+ * erasure does not reopen the chain). Throws TxError otherwise. A
+ * registration also names the content root (checked by
+ * {@link registerStudyTx}); a node about to register a new version asks this
+ * first, and is refused with the code the ledger would give.
+ */
+export function studyToExtend(s: StateMap | StateOverlay, custodian: string, studyId: Uint8Array): StudyRecord {
+  const id = toHex(studyId)
+  const earlier = getStudy(s, studyId)
+  if (earlier === undefined) {
+    if (isErased(s, studyId)) throw new TxError('TX_INVALID', `study ${id} was erased: it cannot have a new version`)
+    throw new TxError('TX_INVALID', `no study ${id} on the ledger to extend`)
+  }
+  if (earlier.custodian !== custodian)
+    throw new TxError('TX_UNAUTHORIZED', `study ${id} is kept by ${earlier.custodian}: only its custodian registers a new version of it`)
+  const next = nextVersion(s, studyId)
+  if (next !== undefined) {
+    const erased = isErased(s, next) ? ' (erased since)' : ''
+    throw new TxError('TX_ALREADY_EXTENDED', `study ${id} has a new version already, ${toHex(next)}${erased}: a new version extends the newest one`)
+  }
+  return earlier
+}
+
+/** The study id of the version that extends `studyId`, if one was registered (erased since or not). */
+export function nextVersion(s: StateMap | StateOverlay, studyId: Uint8Array): Uint8Array | undefined {
+  const b = s.get(NEXT_VERSION_KEY(studyId))
+  return b === undefined ? undefined : asBytes(decodeCanonical(b), 'next version', 16)
+}
+
+/** One version in a study's chain of versions. */
+export interface StudyVersion {
+  readonly studyId: Uint8Array
+  /** Height of its registration. */
+  readonly height: number
+  /** Erased since: its data is gone, its place in the chain stays. */
+  readonly erased: boolean
+}
+
+/**
+ * The chain of versions `studyId` belongs to, oldest first: back through the
+ * versions each one extends, forward through those that extend it, erased
+ * ones included. A study with no other version gives itself alone; an id
+ * that was never registered gives nothing. A version extends only a study
+ * registered before it, so the chain has no cycle.
+ */
+export function studyVersions(s: StateMap | StateOverlay, studyId: Uint8Array): StudyVersion[] {
+  const at = (id: Uint8Array): StudyVersion | undefined => {
+    const r = getStudy(s, id)
+    if (r !== undefined) return { studyId: r.studyId, height: r.height, erased: false }
+    const e = getErased(s, id)
+    return e === undefined ? undefined : { studyId: e.study.studyId, height: e.study.height, erased: true }
+  }
+  const recordOf = (id: Uint8Array): StudyRecord | undefined => getStudy(s, id) ?? getErased(s, id)?.study
+  const self = at(studyId)
+  if (self === undefined) return []
+  const before: StudyVersion[] = []
+  for (let r = recordOf(studyId); r?.extends !== undefined; r = recordOf(r.extends.studyId)) {
+    const v = at(r.extends.studyId)
+    if (v === undefined) break
+    before.unshift(v)
+  }
+  const after: StudyVersion[] = []
+  for (let id = nextVersion(s, studyId); id !== undefined; id = nextVersion(s, id)) {
+    const v = at(id)
+    if (v === undefined) break
+    after.push(v)
+  }
+  return [...before, self, ...after]
 }
 
 /** Whether a study was erased. */

@@ -57,7 +57,15 @@ function auditLine(e: AuditEventView): string {
     'violation.report': 'VIOLATION: asked for a chunk under the ended lease',
   }
   const by = e.by.startsWith('patient:') ? 'the patient' : e.by
-  const text = e.type === 'access.served' ? servedText(d) : (what[e.type] ?? e.type)
+  const earlier = e.type === 'study.register' && typeof d.extends === 'object' && d.extends !== null ? (d.extends as { studyId?: unknown }).studyId : undefined
+  const text =
+    e.extendedBy !== undefined
+      ? `extended by a new version, ${e.extendedBy}`
+      : typeof earlier === 'string'
+        ? `registered, a new version of ${earlier}`
+        : e.type === 'access.served'
+          ? servedText(d)
+          : (what[e.type] ?? e.type)
   return `${String(e.height).padStart(6)}  ${new Date(e.time).toISOString()}  ${text.padEnd(40)} by ${by}${e.leaseId === null ? '' : `  lease ${e.leaseId.slice(0, 12)}…`}`
 }
 

@@ -1,8 +1,8 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import type cliProgress from 'cli-progress'
-import { RadError, sleep } from '../../util/index.js'
-import type { ApiClient, StudyAddJobView, StudyGetJobView, StudyJobView } from '../../api/index.js'
+import { RadError, isHex, sleep } from '../../util/index.js'
+import type { ApiClient, StudyAddJobView, StudyGetJobView, StudyJobView, StudyVersionView } from '../../api/index.js'
 import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { mb, print, table } from '../output.js'
 import { clientFor } from '../target.js'
@@ -48,6 +48,11 @@ async function progressBar(o: GlobalOpts, format: string): Promise<cliProgress.S
   return new cliProgress.SingleBar({ format, hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
 }
 
+/** A study's chain of versions as `study show` prints it: one line each, oldest first. */
+function versionLines(versions: readonly StudyVersionView[]): string[] {
+  return versions.map((v, i) => `${i + 1}. ${v.studyId}  height ${v.height}${v.erased ? ', erased' : ''}${v.self ? '  (this study)' : ''}`)
+}
+
 /** study add | get | ls | show. */
 export function registerStudyCommands(program: Command): void {
   const study = program.command('study').description('imaging studies: de-identified, encrypted, chunked and registered on the ledger')
@@ -60,15 +65,24 @@ export function registerStudyCommands(program: Command): void {
       'leave out files that are not readable DICOM, or that repeat an instance of an earlier file (they are listed with why), instead of refusing',
     )
     .option('--patient <pubkey>', 'the patient who owns the studies: a public key (rcpatient1:...) or the .pub file `radchain patient keygen` wrote')
+    .option(
+      '--extends <studyId>',
+      'the files are later instances of a study this organization registered: register them as its new version (one DICOM study, the same one), naming it on the ledger',
+    )
     .action(
-      action(async (paths: string[], o: GlobalOpts & { skipBad?: boolean; patient?: string }) => {
+      action(async (paths: string[], o: GlobalOpts & { skipBad?: boolean; patient?: string; extends?: string }) => {
+        if (o.extends !== undefined && !isHex(o.extends, 16)) throw new RadError<StudyCode>('STUDY_BAD_ID', '--extends takes a study id: 32 hex digits')
         const { encodePatientPublicKey, readPatientPublicKey } = await import('../../crypto/index.js')
         const patient = o.patient === undefined ? undefined : encodePatientPublicKey(await readPatientPublicKey(o.patient))
         const client = await clientFor(o.node)
         // The daemon reads the files: give it absolute paths.
         const id = await client.addStudies(
           paths.map((p) => resolve(p)),
-          { skipBad: o.skipBad === true, ...(patient === undefined ? {} : { patient }) },
+          {
+            skipBad: o.skipBad === true,
+            ...(patient === undefined ? {} : { patient }),
+            ...(o.extends === undefined ? {} : { extends: o.extends.toLowerCase() }),
+          },
         )
         const bar = await progressBar(o, '{state} {bar} {value}/{total} files, {mb} MB encrypted')
         let started = false
@@ -99,6 +113,7 @@ export function registerStudyCommands(program: Command): void {
             .map(
               (s) =>
                 `${s.studyId}  ${s.instances} instance(s), ${s.chunks} chunk(s), ${s.size} bytes, final at height ${s.height ?? '?'}${s.owner === null ? '' : `, owned by patient ${s.owner.slice(0, 16)}…`}` +
+                (s.extends === null ? '' : `\n  a new version of study ${s.extends}`) +
                 `\n  ${s.durable ? 'durable' : 'not yet durable'}: held by ${s.holders.join(', ') || 'nobody yet'} (${s.holders.length} of ${s.target})`,
             )
             .join('\n'),
@@ -203,14 +218,17 @@ export function registerStudyCommands(program: Command): void {
           : list
               .map(
                 (s) =>
-                  `${s.studyId}  ${s.custodian.padEnd(12)} ${String(s.chunkCount).padStart(6)} chunk(s) ${mb(s.size).padStart(9)} MB  height ${s.height}  ${s.local.complete ? 'held here' : s.local.chunksHeld > 0 ? `partly held (${s.local.chunksHeld}/${s.chunkCount})` : 'not held here'}`,
+                  `${s.studyId}  ${s.custodian.padEnd(12)} ${String(s.chunkCount).padStart(6)} chunk(s) ${mb(s.size).padStart(9)} MB  height ${s.height}  ${s.local.complete ? 'held here' : s.local.chunksHeld > 0 ? `partly held (${s.local.chunksHeld}/${s.chunkCount})` : 'not held here'}` +
+                  // The chain of versions in brief: which version this one follows and which follows it (study show lists it all).
+                  (s.extends === null ? '' : `  extends ${s.extends.slice(0, 8)}…`) +
+                  (s.extendedBy === null ? '' : `  newer version ${s.extendedBy.slice(0, 8)}…`),
               )
               .join('\n'),
       )
     }),
   )
 
-  withNodeOpts(study.command('show <studyId>').description("a study's ledger record and what this node holds of it")).action(
+  withNodeOpts(study.command('show <studyId>').description("a study's ledger record, its versions, and what this node holds of it")).action(
     action(async (studyId: string, o: GlobalOpts) => {
       const client = await clientFor(o.node)
       const s = await client.study(studyId)
@@ -220,6 +238,13 @@ export function registerStudyCommands(program: Command): void {
           ['custodian', s.custodian],
           ['owner', s.owner ?? '(none: the custodian decides)'],
           ['registered at height', s.height],
+          // A study with versions: the one it extends, and the whole chain (a study alone shows neither).
+          ...(s.versions === undefined || s.versions.length < 2
+            ? []
+            : [
+                ['extends', s.extends ?? '(nothing: the first version)'] as [string, unknown],
+                ...versionLines(s.versions).map((line, i) => [i === 0 ? 'versions' : '', line] as [string, unknown]),
+              ]),
           ['size', `${s.size} bytes in ${s.chunkCount} chunk(s) of ${s.chunkSize}`],
           ['content root', s.contentRoot],
           ['study digest', s.studyDigest],

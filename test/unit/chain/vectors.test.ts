@@ -95,6 +95,29 @@ const Vectors = z.object({
       id: hex32,
       signature: hex.length(128),
     }),
+    registerExtends: z.object({
+      custodianSeed: hex32,
+      nonce: z.number().int().nonnegative(),
+      payload: z.object({
+        studyId: hex.length(32),
+        custodian: z.string(),
+        owner: z.null(),
+        contentRoot: hex32,
+        size: z.number().int(),
+        chunkCount: z.number().int(),
+        chunkSize: z.number().int(),
+        studyDigest: hex32,
+        custodianEnvelope: hex32,
+        ownerEnvelope: z.null(),
+        demographics: hex32,
+        ownerEphemeral: z.null(),
+        extends: z.object({ studyId: hex.length(32), contentRoot: hex32 }),
+      }),
+      sender: hex32,
+      bytes: hex,
+      id: hex32,
+      signature: hex.length(128),
+    }),
     consent: z.object({
       patientCase: z.number().int(),
       policy: z.object({
@@ -438,7 +461,7 @@ t.test('study.register with a derived owner key, and the consent.set that key si
     'the payload is [studyId, custodian, owner, contentRoot, size, chunkCount, chunkSize, studyDigest, custodianEnvelope, ownerEnvelope, demographics, ownerEphemeral]',
   )
   const dr = decodeTx(fromHex(r.bytes), { chainId: 'radchain-test', maxBytes: 2048 })
-  t.same(registerStudyTx.toJSON(dr.payload as typeof payload), pl, 'register: decodes to the payload')
+  t.same(registerStudyTx.toJSON(dr.payload as typeof payload), { ...pl, extends: null }, 'register: decodes to the payload (extending no study)')
 
   const keys = new PatientStudyKeys({ identitySeed: fromHex(so.ed25519Seed), encryption: x25519FromPrivate(fromHex(so.x25519Private)) })
   const signer = keys.signerFor(payload.studyId, payload.owner, payload.ownerEphemeral)
@@ -456,4 +479,56 @@ t.test('study.register with a derived owner key, and the consent.set that key si
   const bodyBytes = fromHex(c.bytes).subarray(3, 3 + fromHex(c.bytes)[2]!)
   t.ok(verifyEd25519(fromHex(c.sender), concatBytes(utf8('radchain/tx-sign/v1'), u8(0), bodyBytes), fromHex(c.signature)), 'the owner key signature verifies')
   t.ok(ed25519.verify(fromHex(c.signature), concatBytes(utf8('radchain/tx-sign/v1'), u8(0), bodyBytes), fromHex(c.sender)), '@noble/curves agrees')
+})
+
+t.test('study.register naming the earlier version it extends: pinned bytes, id and signature; a 13th field, the other 12 as before', async (t) => {
+  const { register: first, registerExtends: r } = V.study
+  const pl = r.payload
+  t.same(pl.extends, { studyId: first.payload.studyId, contentRoot: first.payload.contentRoot }, 'it extends the pinned study.register')
+  const payload = {
+    ...pl,
+    studyId: fromHex(pl.studyId),
+    contentRoot: fromHex(pl.contentRoot),
+    studyDigest: fromHex(pl.studyDigest),
+    custodianEnvelope: fromHex(pl.custodianEnvelope),
+    demographics: fromHex(pl.demographics),
+    extends: { studyId: fromHex(pl.extends.studyId), contentRoot: fromHex(pl.extends.contentRoot) },
+  }
+  const reg = signTx(new Ed25519Signer(fromHex(r.custodianSeed)), { chainId: 'radchain-test', type: registerStudyTx.name, nonce: r.nonce, payload })
+  t.equal(toHex(reg.sender), r.sender)
+  t.equal(r.sender, first.sender, 'the same custodian as the version it extends')
+  t.equal(toHex(reg.bytes), r.bytes, 'bytes')
+  t.equal(toHex(reg.id), r.id, 'id')
+  t.equal(toHex(reg.signature), r.signature, 'signature')
+  // The payload by hand: a fixed array of 13, the 12 fields as without it (absent keys as empty bins), then [studyId, contentRoot].
+  const b = (h: string): Uint8Array => bin8(fromHex(h))
+  const empty = u8(0xc4, 0)
+  const wire = concatBytes(
+    u8(0x9d),
+    b(pl.studyId),
+    fixstr(pl.custodian),
+    empty,
+    b(pl.contentRoot),
+    int64(BigInt(pl.size)),
+    u8(pl.chunkCount),
+    u8(0xcd, pl.chunkSize >> 8, pl.chunkSize & 0xff),
+    b(pl.studyDigest),
+    b(pl.custodianEnvelope),
+    empty,
+    b(pl.demographics),
+    empty,
+    u8(0x92),
+    b(pl.extends.studyId),
+    b(pl.extends.contentRoot),
+  )
+  t.ok(
+    r.bytes.includes(toHex(wire)),
+    'the payload is [studyId, custodian, owner, contentRoot, size, chunkCount, chunkSize, studyDigest, custodianEnvelope, ownerEnvelope, demographics, ownerEphemeral, [extends.studyId, extends.contentRoot]]',
+  )
+  const body = concatBytes(u8(0x95), fixstr('radchain-test'), fixstr('study.register'), bin8(fromHex(r.sender)), int64(BigInt(r.nonce)), wire)
+  t.ok(r.bytes.includes(toHex(body)), 'body layout [chainId, type, sender, nonce, payload]')
+  t.equal(r.id, toHex(tagged('radchain/tx/v1', body)), 'id: the tagged hash of the body, by hand')
+  t.ok(ed25519.verify(fromHex(r.signature), concatBytes(utf8('radchain/tx-sign/v1'), u8(0), body), fromHex(r.sender)), 'the signature verifies (@noble/curves)')
+  const dr = decodeTx(fromHex(r.bytes), { chainId: 'radchain-test', maxBytes: 2048 })
+  t.same(registerStudyTx.toJSON(dr.payload as typeof payload), pl, 'decodes to the payload')
 })
