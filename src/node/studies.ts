@@ -17,13 +17,24 @@ import {
 } from '../chain/index.js'
 import { mlkemFromX25519Private, parsePatientPublicKey, sha256, type OrgKeys, type PatientPublicKey } from '../crypto/index.js'
 import { ChunkStoreError, type ChunkStore, type StudyIndex } from '../storage/index.js'
-import { EXPORT_SCOPES, StudyServiceError, contentRoot, exportStudy, packageStudy, scanInputs, type ExportScope, type StudyCode } from '../study/index.js'
+import {
+  EXPORT_SCOPES,
+  StudyServiceError,
+  contentRoot,
+  exportStudy,
+  packageStudy,
+  scanInputs,
+  type ExportScope,
+  type ScannedPatient,
+  type StudyCode,
+} from '../study/index.js'
 import { RadError, equalBytes, errorMessage, isHex, fromHex, toHex, type Logger } from '../util/index.js'
 import type { AddedStudyView, StudyAddJobView, StudyGetJobView, StudyJobView, StudyView, TxStatus } from '../api/index.js'
 import type { ChainEvents, ChainService } from './chain-service.js'
 import type { SwarmService } from './swarm.js'
 import { unwrapLeaseKey, unwrapStudyKey, type LeaseService } from './leases.js'
 import { ChunkArrivals } from './chunk-arrivals.js'
+import type { PatientLinks } from './patient-links.js'
 
 const MAX_JOBS = 100
 /**
@@ -152,7 +163,9 @@ export function jobError(err: unknown): { code: string; message: string } {
  * the chunk store with its key envelopes and encrypted demographics record
  * beside the chunks, record the chunk list, register it on the ledger and
  * wait until the registration is final; a study whose packing or
- * registration fails leaves nothing behind. `study get` jobs decrypt a study
+ * registration fails leaves nothing behind. A study is owned by the patient
+ * given, else by the patient its Patient ID and issuer are linked to
+ * (`PatientLinks`), else by nobody. `study get` jobs decrypt a study
  * this node holds and writes its files. Listing and showing read the ledger
  * and the local stores.
  */
@@ -164,16 +177,30 @@ export class StudyJobs {
   readonly #leases: LeaseService
   readonly #keys: OrgKeys
   readonly #logger: Logger
+  readonly #links: Pick<PatientLinks, 'ownerFor' | 'size'> | undefined
   readonly #durableTimeoutMs: number
   readonly #registerTimeoutMs: number
   readonly #jobs = new Map<string, StudyJobView>()
   /** Told of each study an add registered, with the files it was made from (the DICOMweb index reads them). */
   onRegistered: ((studyId: Uint8Array, files: readonly string[]) => Promise<void>) | undefined
 
-  /** `registerTimeoutMs`: how long a registration may take to be final before the job reports it pending (default 60 s). */
+  /**
+   * `registerTimeoutMs`: how long a registration may take to be final before
+   * the job reports it pending (default 60 s). `links`: the owners of studies
+   * added without one (none: such studies have no owner).
+   */
   constructor(
     opts: { durableTimeoutMs: number; registerTimeoutMs?: number },
-    modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; swarm: SwarmService; leases: LeaseService; keys: OrgKeys; logger: Logger },
+    modules: {
+      chain: ChainService
+      chunks: ChunkStore
+      index: StudyIndex
+      swarm: SwarmService
+      leases: LeaseService
+      keys: OrgKeys
+      logger: Logger
+      links?: Pick<PatientLinks, 'ownerFor' | 'size'>
+    },
   ) {
     this.#durableTimeoutMs = opts.durableTimeoutMs
     this.#registerTimeoutMs = opts.registerTimeoutMs ?? REGISTER_TIMEOUT_MS
@@ -184,6 +211,7 @@ export class StudyJobs {
     this.#leases = modules.leases
     this.#keys = modules.keys
     this.#logger = modules.logger
+    this.#links = modules.links
   }
 
   #orgId(): string {
@@ -194,7 +222,9 @@ export class StudyJobs {
 
   /**
    * Starts a `study add` job; returns its id at once. `patient`: the owner's
-   * public key in text form. `onPacked`: told each study's id once its chunks
+   * public key in text form, of every study found; without it, each study
+   * whose files all name a linked Patient ID and issuer is owned by the
+   * linked patient. `onPacked`: told each study's id once its chunks
    * are stored, before its registration is sent (a caller that must not
    * register the same files twice after a crash records it).
    */
@@ -394,8 +424,10 @@ export class StudyJobs {
     const studies: StudyAddJobView['studies'][number][] = []
     let filesBefore = 0
     let bytesBefore = 0
-    for (const studyFiles of scan.studies.values()) {
+    for (const [studyUid, studyFiles] of scan.studies) {
       this.#update(id, { state: 'packing' })
+      const linked = owner === undefined ? this.#linkedOwner(id, scan.patients.get(studyUid), studyFiles.length) : undefined
+      const studyOwner = owner ?? linked
       // Everything this study puts in the chunk store, to take back if it fails.
       const written: Uint8Array[] = []
       const store = {
@@ -411,7 +443,7 @@ export class StudyJobs {
           chunkSize: this.#chain.params().chunkSize,
           custodianId,
           custodian,
-          ...(owner === undefined ? {} : { owner }),
+          ...(studyOwner === undefined ? {} : { owner: studyOwner }),
           store,
           onProgress: (p) => this.#update(id, { filesDone: filesBefore + p.files, bytes: bytesBefore + p.bytes }),
         })
@@ -448,7 +480,13 @@ export class StudyJobs {
             this.#logger.warn('a registered study could not be indexed for DICOMweb', { study: sid, err: errorMessage(err) }),
           )
         this.#update(id, { studies: [...studies] })
-        this.#logger.info('study registered', { study: sid, instances: studyFiles.length, chunks: packed.payload.chunkCount, height })
+        this.#logger.info('study registered', {
+          study: sid,
+          instances: studyFiles.length,
+          chunks: packed.payload.chunkCount,
+          height,
+          owner: owner !== undefined ? 'given' : linked !== undefined ? 'linked' : 'none',
+        })
       } catch (err) {
         await this.#discard(written, studyId)
         throw err
@@ -459,6 +497,23 @@ export class StudyJobs {
     const done = await Promise.all(studies.map((s) => this.#waitDurable(s)))
     this.#update(id, { studies: done })
     this.#update(id, { state: 'done' })
+  }
+
+  /**
+   * The owner a patient link gives a study added without one: the patient
+   * linked to the Patient ID and issuer all its files name. Files that name
+   * more than one get no owner (a warning, which names neither: the log
+   * never holds a patient identifier).
+   */
+  #linkedOwner(job: string, patient: ScannedPatient | undefined, instances: number): PatientPublicKey | undefined {
+    // No link at all (most nodes): nothing to find, nothing to warn of.
+    if (this.#links === undefined || this.#links.size === 0 || patient === undefined) return undefined
+    if (patient === 'mixed') {
+      this.#logger.warn('study add: instances of one study name different Patient IDs or issuers: no patient link applies, no owner', { job, instances })
+      return undefined
+    }
+    const text = this.#links.ownerFor(patient.patientId, patient.issuer)
+    return text === undefined ? undefined : parsePatientPublicKey(text)
   }
 
   /**
