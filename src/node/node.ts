@@ -195,6 +195,7 @@ export class RadNode {
           swarm: () => swarm,
           leases: () => leases,
           audit: () => audit,
+          links: () => links,
         },
       })
       // The Unix socket beside the TCP port: the CLI's way in, from any network namespace of the machine.
