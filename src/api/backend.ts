@@ -9,6 +9,8 @@ import type {
   NodeEvent,
   NodeStatus,
   OrgsView,
+  PatientLinkResult,
+  PatientLinkView,
   PeerView,
   StudyJobView,
   StudyView,
@@ -87,4 +89,15 @@ export interface ApiBackend {
   nonce(key: string): number
   /** A `study add` or `study get` job, or undefined. */
   studyJob(id: string): StudyJobView | undefined
+  /**
+   * Links a Patient ID (with its issuer, '' for none) to a patient public key
+   * (`rcpatient1:...`): studies registered afterwards whose instances carry
+   * them are owned by that patient. PATIENT_LINK_EXISTS for one linked to
+   * another key, unless `replace`.
+   */
+  linkPatient(link: { patientId: string; issuer: string; patientKey: string; replace: boolean }): Promise<PatientLinkResult>
+  /** Removes a patient link; PATIENT_LINK_UNKNOWN when there is none. */
+  unlinkPatient(patientId: string, issuer: string): Promise<void>
+  /** Every patient link of this node. */
+  patientLinks(): PatientLinkView[]
 }

@@ -7,6 +7,8 @@ import type {
   NodeEvent,
   NodeStatus,
   OrgsView,
+  PatientLinkResult,
+  PatientLinkView,
   PeerView,
   StudyJobView,
   StudyView,
@@ -213,6 +215,26 @@ export class ApiClient {
     const body = await this.call('GET', path, undefined, waitMs === undefined ? this.timeoutMs : waitMs + WAIT_SLACK_MS)
     if (!isStudyJobView(body)) throw badResponse('job')
     return body
+  }
+
+  /** `GET /v1/patient-links`: this node's patient links. */
+  async patientLinks(): Promise<PatientLinkView[]> {
+    const body = await this.call('GET', '/v1/patient-links')
+    if (!isRecord(body) || !Array.isArray(body.links) || !body.links.every(isPatientLinkView)) throw badResponse('patient links')
+    return body.links
+  }
+
+  /** `POST /v1/patient-links`: links a Patient ID (with its issuer, '' for none) to a patient key; `replace` a link to another key. */
+  async linkPatient(link: { patientId: string; issuer?: string; patientKey: string; replace?: boolean }): Promise<PatientLinkResult> {
+    const body = await this.call('POST', '/v1/patient-links', { ...link, issuer: link.issuer ?? '', replace: link.replace === true })
+    if (!isRecord(body) || !isPatientLinkView(body.link) || typeof body.replaced !== 'boolean') throw badResponse('patient link')
+    return { link: body.link, replaced: body.replaced }
+  }
+
+  /** `POST /v1/patient-links/unlink`: removes a patient link. */
+  async unlinkPatient(patientId: string, issuer = ''): Promise<void> {
+    const body = await this.call('POST', '/v1/patient-links/unlink', { patientId, issuer })
+    if (!isRecord(body) || body.unlinked !== true) throw badResponse('patient unlink')
   }
 
   /** `GET /v1/orgs`: admitted organizations, pending changes and the chain parameters in force. */
@@ -444,6 +466,10 @@ function isStudyJobView(v: unknown): v is StudyJobView {
     (v.kind === 'get' || (v.kind === 'add' && Array.isArray(v.bad) && Array.isArray(v.ignored) && Array.isArray(v.studies))) &&
     typeof v.state === 'string'
   )
+}
+
+function isPatientLinkView(v: unknown): v is PatientLinkView {
+  return isRecord(v) && typeof v.patientId === 'string' && typeof v.issuer === 'string' && typeof v.patientKey === 'string'
 }
 
 function isErrorBody(v: unknown): v is { error: { code: string; message: string } } {

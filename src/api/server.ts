@@ -14,6 +14,7 @@ import { chainRoutes } from './routes/chain.js'
 import { eventRoutes } from './routes/events.js'
 import { leaseRoutes } from './routes/leases.js'
 import { orgRoutes } from './routes/orgs.js'
+import { patientLinkRoutes } from './routes/patient-links.js'
 import { peerRoutes } from './routes/peers.js'
 import { studyRoutes } from './routes/studies.js'
 import { swarmRoutes } from './routes/swarm.js'
@@ -90,6 +91,8 @@ export interface ApiServerModules {
  * - `GET /v1/swarm`
  * - `GET /v1/leases[?direction=incoming|outgoing]`, `POST /v1/leases` with `{"studyId","scope","durationMs","purpose"}` (202, the lease id)
  * - `POST /v1/leases/:id/grant|deny|revoke` (202), `GET /v1/keys/:key/nonce`
+ * - `GET /v1/patient-links`, `POST /v1/patient-links` with `{"patientId","issuer"?,"patientKey","replace"?}`,
+ *   `POST /v1/patient-links/unlink` with `{"patientId","issuer"?}`
  */
 export class ApiServer {
   private readonly opts: Required<ApiServerOpts>
@@ -154,6 +157,7 @@ export class ApiServer {
       ...orgRoutes(env),
       ...studyRoutes(env),
       ...leaseRoutes(env),
+      ...patientLinkRoutes(env),
       ...swarmRoutes(env),
       ...peerRoutes(env),
     ])

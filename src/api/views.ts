@@ -285,6 +285,30 @@ export interface StudyGetJobView {
   readonly error: ErrorView | null
 }
 
+/**
+ * A patient link of this node (`GET /v1/patient-links`): studies registered
+ * here whose instances carry this Patient ID and issuer are owned by this
+ * patient key. Only this node's operator sees it; it never leaves the node.
+ */
+export interface PatientLinkView {
+  /** Patient ID (0010,0020) as the organization's systems write it. */
+  readonly patientId: string
+  /** Issuer of Patient ID (0010,0021); '' when the instances carry none. */
+  readonly issuer: string
+  /** The patient public key (`rcpatient1:...`). */
+  readonly patientKey: string
+  /** Its fingerprint (the hex of its Ed25519 key, as `patient keygen` prints it). */
+  readonly keyId: string
+  /** When it was linked (ISO 8601, this node's clock). */
+  readonly linkedAt: string
+}
+
+/** What `POST /v1/patient-links` did: the link now in force, and whether it replaced a link to another key. */
+export interface PatientLinkResult {
+  readonly link: PatientLinkView
+  readonly replaced: boolean
+}
+
 /** A `study add` or `study get` job. */
 export type StudyJobView = StudyAddJobView | StudyGetJobView
 

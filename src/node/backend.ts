@@ -22,6 +22,8 @@ import type {
   NodeStatus,
   OrgVote,
   OrgsView,
+  PatientLinkResult,
+  PatientLinkView,
   PeerView,
   StudyJobView,
   StudyView,
@@ -35,6 +37,7 @@ import type { StudyJobs } from './studies.js'
 import type { SwarmService } from './swarm.js'
 import type { LeaseService } from './leases.js'
 import type { AuditService } from './audit.js'
+import type { PatientLinks } from './patient-links.js'
 import { StudyServiceError } from './errors.js'
 
 /** Runtime facts and hooks the node gives the API backend. */
@@ -57,6 +60,8 @@ export interface NodeInfo {
   leases(): LeaseService
   /** Audit trails of studies. */
   audit(): AuditService
+  /** This node's patient links (Patient ID to patient key). */
+  links(): PatientLinks
 }
 
 /** The node seen through the API: chain queries, submission, events. */
@@ -309,6 +314,18 @@ export class NodeBackend implements ApiBackend {
 
   swarmStatus(): SwarmStatusView {
     return this.#info.swarm().status()
+  }
+
+  linkPatient(link: { patientId: string; issuer: string; patientKey: string; replace: boolean }): Promise<PatientLinkResult> {
+    return this.#info.links().link(link.patientId, link.issuer, link.patientKey, { replace: link.replace })
+  }
+
+  unlinkPatient(patientId: string, issuer: string): Promise<void> {
+    return this.#info.links().unlink(patientId, issuer)
+  }
+
+  patientLinks(): PatientLinkView[] {
+    return this.#info.links().list()
   }
 
   studyJob(id: string): StudyJobView | undefined {

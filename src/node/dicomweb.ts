@@ -21,6 +21,7 @@ import {
   type DicomInstance,
   type InstanceIdentityRecord,
   type PackReader,
+  type ScannedPatient,
 } from '../study/index.js'
 import { errorMessage, fromHex, fsyncPath, sleep, toHex, utf8, type Logger } from '../util/index.js'
 import {
@@ -837,15 +838,33 @@ export class DicomwebService implements DicomwebBackend {
       const names = await this.#inFolder(folder, async () => (await readdir(dir)).filter((f) => f.endsWith('.dcm')))
       feed.push(names)
       if (ended) feed.end()
+      // The patient the instances name, for a patient link: those here now decide; one naming another later stops this
+      // registration, and the next one (all of them, 'mixed') registers the study without an owner.
+      const scanned = this.#patientOf(names.map((n) => join(dir, n)))
       const packed: string[] = []
+      const patientOf = (path: string): ScannedPatient | undefined => this.#patientOf([path])
       const source = async function* (): AsyncGenerator<string> {
         for await (const name of feed.names()) {
+          const path = join(dir, name)
+          const p = scanned === 'mixed' ? undefined : patientOf(path)
+          if (
+            scanned !== undefined &&
+            scanned !== 'mixed' &&
+            p !== undefined &&
+            p !== 'mixed' &&
+            (p.patientId !== scanned.patientId || p.issuer !== scanned.issuer)
+          ) {
+            mixed = true
+            throw new Error('an instance of the study names another patient than the first ones')
+          }
           packed.push(name)
-          yield join(dir, name)
+          yield path
         }
       }
+      let mixed = false
       const earlier = this.#latestVersion(folder)
       const job = this.#studies.startStream(source(), {
+        ...(scanned === undefined ? {} : { scanned }),
         ...(earlier === undefined ? {} : { extends: earlier }),
         onPacked: async (studyId) => {
           const rec = { studyId: toHex(studyId), files: packed, at: Date.now() }
@@ -860,9 +879,15 @@ export class DicomwebService implements DicomwebBackend {
       const studyId = view?.kind === 'add' && view.state !== 'failed' ? view.studies[0]?.studyId : undefined
       if (studyId === undefined) {
         if (this.#stopped) return
-        if (packed.length === 0 && feed.ended) {
+        if (packed.length === 0 && feed.ended && !mixed) {
           // Nothing to register (the folder was empty).
           await this.#inFolder(folder, () => rm(dir, { recursive: true, force: true }))
+          return
+        }
+        if (mixed) {
+          this.#log.warn('dicomweb: a study being received names more than one patient; it is registered again without a patient link', {
+            instances: packed.length,
+          })
           return
         }
         this.#log.warn('dicomweb: registering a received study failed; it stays in the spool and is tried again', {
@@ -913,6 +938,26 @@ export class DicomwebService implements DicomwebBackend {
     if (newest === undefined || getStudy(this.#chain.state, newest.id) === undefined || nextVersion(this.#chain.state, newest.id) !== undefined)
       return undefined
     return newest.id
+  }
+
+  /**
+   * The patient (Patient ID and issuer, for a patient link) the index
+   * entries of these spooled files name: the same in all, 'mixed', or
+   * undefined when none is indexed.
+   */
+  #patientOf(files: readonly string[]): ScannedPatient | undefined {
+    const wanted = new Set(files)
+    let found: ScannedPatient | undefined
+    for (const e of this.#entries.values()) {
+      if (e.where.kind !== 'spool' || !wanted.has(e.where.file)) continue
+      const p = {
+        patientId: (firstString(e.levels.study, TAG.PatientID) ?? '').trim(),
+        issuer: (firstString(e.levels.study, TAG.IssuerOfPatientID) ?? '').trim(),
+      }
+      if (found === undefined) found = p
+      else if (found !== 'mixed' && (found.patientId !== p.patientId || found.issuer !== p.issuer)) return 'mixed'
+    }
+    return found
   }
 
   /** After a registration: a retry, or the next registration for the instances that arrived meanwhile, once stable. */

@@ -39,3 +39,19 @@ export class LeaseError extends RadError<LeaseCode> {
     this.name = 'LeaseError'
   }
 }
+
+/**
+ * Why a patient link was refused (`patient-links.ts`).
+ * - PATIENT_LINK_BAD_ID, PATIENT_LINK_BAD_ISSUER: not a DICOM LO value (PS3.5 6.2).
+ * - PATIENT_LINK_EXISTS: linked to another patient key already, and no replace asked for.
+ * - PATIENT_LINK_UNKNOWN: no link to remove.
+ */
+export type PatientLinkCode = ErrorCodes<'PATIENT_LINK_BAD_ID' | 'PATIENT_LINK_BAD_ISSUER' | 'PATIENT_LINK_EXISTS' | 'PATIENT_LINK_UNKNOWN'>
+
+/** A refused patient link or unlink. */
+export class PatientLinkError extends RadError<PatientLinkCode> {
+  constructor(code: PatientLinkCode, message: string, opts?: { cause?: unknown }) {
+    super(code, message, opts)
+    this.name = 'PatientLinkError'
+  }
+}

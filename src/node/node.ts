@@ -16,6 +16,7 @@ import { StudyJobs } from './studies.js'
 import { SwarmService } from './swarm.js'
 import { LeasePolicy, LeaseService } from './leases.js'
 import { AuditService } from './audit.js'
+import { PatientLinks } from './patient-links.js'
 import { ConfigError, DATADIR_FILES, isLocalOnlyAddr, isLoopbackAddr, resolveIn, splitHostPort, type NodeConfig } from './config.js'
 import { readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
@@ -171,9 +172,11 @@ export class RadNode {
       const leases = this.#leases
       this.#audit = new AuditService({ chain, kv: this.#store.keyspace('a'), logger: this.#logger.child({ mod: 'audit' }) })
       const audit = this.#audit
+      // Read whole before any study can be added (the API and DICOMweb start below).
+      const links = await PatientLinks.open({ keys: this.#keys, kv: this.#store.keyspace('p') })
       const studies = new StudyJobs(
         { durableTimeoutMs: config.swarm.durableTimeoutMs },
-        { chain, chunks: this.#chunks, index, swarm, leases, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }) },
+        { chain, chunks: this.#chunks, index, swarm, leases, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }), links },
       )
       const token = randomBytes(32).toString('base64url')
       const backend = new NodeBackend({
@@ -192,6 +195,7 @@ export class RadNode {
           swarm: () => swarm,
           leases: () => leases,
           audit: () => audit,
+          links: () => links,
         },
       })
       // The Unix socket beside the TCP port: the CLI's way in, from any network namespace of the machine.

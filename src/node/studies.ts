@@ -32,6 +32,7 @@ import {
   scanInputs,
   uidText,
   type ExportScope,
+  type ScannedPatient,
   type StudyCode,
 } from '../study/index.js'
 import { RadError, equalBytes, errorMessage, isHex, fromHex, toHex, type Logger } from '../util/index.js'
@@ -40,6 +41,7 @@ import type { ChainEvents, ChainService } from './chain-service.js'
 import type { SwarmService } from './swarm.js'
 import { unwrapLeaseKey, unwrapStudyKey, type LeaseService } from './leases.js'
 import { ChunkArrivals } from './chunk-arrivals.js'
+import type { PatientLinks } from './patient-links.js'
 
 const MAX_JOBS = 100
 /**
@@ -168,7 +170,9 @@ export function jobError(err: unknown): { code: string; message: string } {
  * the chunk store with its key envelopes and encrypted demographics record
  * beside the chunks, record the chunk list, register it on the ledger and
  * wait until the registration is final; a study whose packing or
- * registration fails leaves nothing behind. `study get` jobs decrypt a study
+ * registration fails leaves nothing behind. A study is owned by the patient
+ * given, else by the patient its Patient ID and issuer are linked to
+ * (`PatientLinks`), else by nobody. `study get` jobs decrypt a study
  * this node holds and writes its files. Listing and showing read the ledger
  * and the local stores.
  */
@@ -180,16 +184,30 @@ export class StudyJobs {
   readonly #leases: LeaseService
   readonly #keys: OrgKeys
   readonly #logger: Logger
+  readonly #links: Pick<PatientLinks, 'ownerFor' | 'size'> | undefined
   readonly #durableTimeoutMs: number
   readonly #registerTimeoutMs: number
   readonly #jobs = new Map<string, StudyJobView>()
   /** Told of each study an add registered, with the files it was made from (the DICOMweb index reads them). */
   onRegistered: ((studyId: Uint8Array, files: readonly string[]) => Promise<void>) | undefined
 
-  /** `registerTimeoutMs`: how long a registration may take to be final before the job reports it pending (default 60 s). */
+  /**
+   * `registerTimeoutMs`: how long a registration may take to be final before
+   * the job reports it pending (default 60 s). `links`: the owners of studies
+   * added without one (none: such studies have no owner).
+   */
   constructor(
     opts: { durableTimeoutMs: number; registerTimeoutMs?: number },
-    modules: { chain: ChainService; chunks: ChunkStore; index: StudyIndex; swarm: SwarmService; leases: LeaseService; keys: OrgKeys; logger: Logger },
+    modules: {
+      chain: ChainService
+      chunks: ChunkStore
+      index: StudyIndex
+      swarm: SwarmService
+      leases: LeaseService
+      keys: OrgKeys
+      logger: Logger
+      links?: Pick<PatientLinks, 'ownerFor' | 'size'>
+    },
   ) {
     this.#durableTimeoutMs = opts.durableTimeoutMs
     this.#registerTimeoutMs = opts.registerTimeoutMs ?? REGISTER_TIMEOUT_MS
@@ -200,6 +218,7 @@ export class StudyJobs {
     this.#leases = modules.leases
     this.#keys = modules.keys
     this.#logger = modules.logger
+    this.#links = modules.links
   }
 
   #orgId(): string {
@@ -210,7 +229,9 @@ export class StudyJobs {
 
   /**
    * Starts a `study add` job; returns its id at once. `patient`: the owner's
-   * public key in text form. `onPacked`: told each study's id once its chunks
+   * public key in text form, of every study found; without it, each study
+   * whose files all name a linked Patient ID and issuer is owned by the
+   * linked patient. `onPacked`: told each study's id once its chunks
    * are stored, before its registration is sent (a caller that must not
    * register the same files twice after a crash records it). `extends`: the
    * id of a study this organization registered, of which the files are later
@@ -257,15 +278,27 @@ export class StudyJobs {
    * version (a study this organization keeps, not extended yet), whose
    * DICOM study the caller knows to be the same. Returns the job id at once.
    */
-  startStream(source: AsyncIterable<string>, opts: { patient?: string; onPacked?: (studyId: Uint8Array) => Promise<void>; extends?: Uint8Array }): string {
+  startStream(
+    source: AsyncIterable<string>,
+    opts: { patient?: string; scanned?: ScannedPatient; onPacked?: (studyId: Uint8Array) => Promise<void>; extends?: Uint8Array },
+  ): string {
     const orgId = this.#orgId()
-    const owner = opts.patient === undefined ? undefined : parsePatientPublicKey(opts.patient)
+    const given = opts.patient === undefined ? undefined : parsePatientPublicKey(opts.patient)
     const earlier = opts.extends === undefined ? undefined : studyToExtend(this.#chain.state, orgId, opts.extends)
     const extendsRef: StudyVersionRef | undefined = earlier === undefined ? undefined : { studyId: earlier.studyId, contentRoot: earlier.contentRoot }
     const id = randomBytes(8).toString('hex')
     this.#set(id, { id, kind: 'add', state: 'packing', files: 0, filesDone: 0, bytes: 0, bad: [], ignored: [], studies: [], error: null })
     const run = async (): Promise<void> => {
-      const added = await this.#addOne(id, source, { custodianId: orgId, owner, onPacked: opts.onPacked, filesBefore: 0, bytesBefore: 0, extendsRef })
+      const linked = given === undefined ? this.#linkedOwner(id, opts.scanned, 0) : undefined
+      const added = await this.#addOne(id, source, {
+        custodianId: orgId,
+        owner: given ?? linked,
+        ownerFrom: given !== undefined ? 'given' : linked !== undefined ? 'linked' : 'none',
+        onPacked: opts.onPacked,
+        filesBefore: 0,
+        bytesBefore: 0,
+        extendsRef,
+      })
       this.#update(id, { state: 'replicating' })
       const done = await this.#waitDurable(added)
       this.#update(id, { studies: [done] })
@@ -476,8 +509,17 @@ export class StudyJobs {
     const studies: StudyAddJobView['studies'][number][] = []
     let filesBefore = 0
     let bytesBefore = 0
-    for (const studyFiles of scan.studies.values()) {
-      const added = await this.#addOne(id, studyFiles, { custodianId, owner, onPacked, filesBefore, bytesBefore, extendsRef })
+    for (const [studyUid, studyFiles] of scan.studies) {
+      const linked = owner === undefined ? this.#linkedOwner(id, scan.patients.get(studyUid), studyFiles.length) : undefined
+      const added = await this.#addOne(id, studyFiles, {
+        custodianId,
+        owner: owner ?? linked,
+        ownerFrom: owner !== undefined ? 'given' : linked !== undefined ? 'linked' : 'none',
+        onPacked,
+        filesBefore,
+        bytesBefore,
+        extendsRef,
+      })
       filesBefore += added.instances
       bytesBefore += added.size
       studies.push(added)
@@ -501,6 +543,8 @@ export class StudyJobs {
     o: {
       custodianId: string
       owner: PatientPublicKey | undefined
+      /** Where the owner came from, for the log: given with the job, a patient link, or none. */
+      ownerFrom: 'given' | 'linked' | 'none'
       onPacked: ((studyId: Uint8Array) => Promise<void>) | undefined
       filesBefore: number
       bytesBefore: number
@@ -568,6 +612,7 @@ export class StudyJobs {
         instances: files.length,
         chunks: packed.payload.chunkCount,
         height,
+        owner: o.ownerFrom,
         extends: extendsRef === undefined ? null : toHex(extendsRef.studyId),
       })
       return added
@@ -606,6 +651,23 @@ export class StudyJobs {
         'DICOM_STUDY_MISMATCH',
         `these files are of another DICOM study than study ${sid} (another Study Instance UID): a new version holds later instances of its own study`,
       )
+  }
+
+  /**
+   * The owner a patient link gives a study added without one: the patient
+   * linked to the Patient ID and issuer all its files name. Files that name
+   * more than one get no owner (a warning, which names neither: the log
+   * never holds a patient identifier).
+   */
+  #linkedOwner(job: string, patient: ScannedPatient | undefined, instances: number): PatientPublicKey | undefined {
+    // No link at all (most nodes): nothing to find, nothing to warn of.
+    if (this.#links === undefined || this.#links.size === 0 || patient === undefined) return undefined
+    if (patient === 'mixed') {
+      this.#logger.warn('study add: instances of one study name different Patient IDs or issuers: no patient link applies, no owner', { job, instances })
+      return undefined
+    }
+    const text = this.#links.ownerFor(patient.patientId, patient.issuer)
+    return text === undefined ? undefined : parsePatientPublicKey(text)
   }
 
   /**

@@ -69,6 +69,7 @@ export const TAG = {
   CodeMeaning: '00080104',
   PatientName: '00100010',
   PatientID: '00100020',
+  IssuerOfPatientID: '00100021',
   PatientIdentityRemoved: '00120062',
   DeidentificationMethod: '00120063',
   DeidentificationMethodCodeSequence: '00120064',

@@ -26,10 +26,20 @@ export interface ScanOptions {
   maxBytes?: number
 }
 
+/**
+ * The patient a study's files name: the Patient ID (0010,0020) and Issuer of
+ * Patient ID (0010,0021) all its files carry ('' for one absent or empty;
+ * spaces around a value do not count, PS3.5 6.2), or 'mixed' when its files
+ * do not agree.
+ */
+export type ScannedPatient = { readonly patientId: string; readonly issuer: string } | 'mixed'
+
 /** Result of {@link scanInputs}. */
 export interface ScanResult {
   /** Study Instance UID → paths of its files, sorted. */
   studies: Map<string, string[]>
+  /** Study Instance UID → the patient its files name (to find a patient link; never logged). */
+  patients: Map<string, ScannedPatient>
   /**
    * Files that are not readable DICOM, each with its StudyError, and later
    * copies of an instance (see {@link scanInputs}); the caller decides
@@ -134,8 +144,9 @@ async function duplicateError(path: string, inst: DicomInstance, earlier: string
  * under `inputs` (files and folders, recursively) and groups them by Study
  * Instance UID (0020,000D). Files are scanned in path order, one at a time
  * and whole, so that a truncated file is found here rather than halfway
- * through adding a study; only paths and UIDs stay in memory. Unreadable,
- * truncated, non-DICOM files and files without UIDs are returned in `bad`
+ * through adding a study; only paths, UIDs and each study's Patient ID and
+ * issuer (`patients`) stay in memory. Unreadable, truncated, non-DICOM files
+ * and files without UIDs are returned in `bad`
  * with a StudyError naming them; DICOMDIR files, and links back to a folder already walked,
  * in `skipped`. A file whose SOP Instance UID (0008,0018) an earlier file of
  * its study has (as when one image is exported in two transfer syntaxes) is
@@ -145,7 +156,7 @@ async function duplicateError(path: string, inst: DicomInstance, earlier: string
  * which stays.
  */
 export async function scanInputs(inputs: string[], opts: ScanOptions = {}): Promise<ScanResult> {
-  const result: ScanResult = { studies: new Map(), bad: [], skipped: [] }
+  const result: ScanResult = { studies: new Map(), patients: new Map(), bad: [], skipped: [] }
   // Path order, whatever the order of `inputs`: which of two copies is the later one must not depend on it.
   const files = (await listFiles(inputs, opts.signal, result)).sort()
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES
@@ -170,6 +181,13 @@ export async function scanInputs(inputs: string[], opts: ScanOptions = {}): Prom
           const list = result.studies.get(study)
           if (list === undefined) result.studies.set(study, [path])
           else list.push(path)
+          const patient = {
+            patientId: (firstString(inst.dataset, TAG.PatientID) ?? '').trim(),
+            issuer: (firstString(inst.dataset, TAG.IssuerOfPatientID) ?? '').trim(),
+          }
+          const before = result.patients.get(study)
+          if (before === undefined) result.patients.set(study, patient)
+          else if (before !== 'mixed' && (before.patientId !== patient.patientId || before.issuer !== patient.issuer)) result.patients.set(study, 'mixed')
         }
       }
     } catch (err) {

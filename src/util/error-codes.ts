@@ -192,6 +192,16 @@ export const ERROR_CODES = {
   PATIENT_BAD_KEY: { status: 400, meaning: 'not a patient public key (`rcpatient1:...`), nor a readable file holding one' },
   PATIENT_NOT_OWNER: { status: 403, meaning: "the study (or the lease's study) is not one of this patient key's studies" },
   PATIENT_BAD_POLICY: { status: 400, meaning: "the standing consent file beside the patient key (`<key>.consent.json`) is not radchain's" },
+  PATIENT_LINK_BAD_ID: {
+    status: 400,
+    meaning: 'the Patient ID of a patient link is not a DICOM LO value: 1 to 64 characters, no backslash, no control character',
+  },
+  PATIENT_LINK_BAD_ISSUER: {
+    status: 400,
+    meaning: 'the Issuer of Patient ID of a patient link is not a DICOM LO value: up to 64 characters, no backslash, no control character',
+  },
+  PATIENT_LINK_EXISTS: { status: 409, meaning: 'the Patient ID (with its issuer) is linked to another patient key already: `--replace` to change it' },
+  PATIENT_LINK_UNKNOWN: { status: 404, meaning: 'no patient link for that Patient ID and issuer on this node' },
   CONFIG_NOT_FOUND: { status: 404, meaning: 'no radchain node in the data dir: run `radchain init`' },
   CONFIG_INVALID: { status: 400, meaning: "config.json, the options of `radchain init` or the daemon's settings are invalid (the message names the field)" },
   CONFIG_EXISTS: { status: 409, meaning: 'the data dir already holds a radchain node: nothing was changed' },

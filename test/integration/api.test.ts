@@ -21,6 +21,8 @@ import {
   type NodeStatus,
   type OrgVote,
   type OrgsView,
+  type PatientLinkResult,
+  type PatientLinkView,
   type PeerView,
   type StudyJobView,
   type StudyView,
@@ -229,6 +231,24 @@ class FakeBackend implements ApiBackend {
 
   studyJob(id: string): StudyJobView | undefined {
     return this.jobs.get(id)
+  }
+
+  readonly links = new Map<string, PatientLinkView>()
+  async linkPatient(link: { patientId: string; issuer: string; patientKey: string; replace: boolean }): Promise<PatientLinkResult> {
+    const k = JSON.stringify([link.patientId, link.issuer])
+    const known = this.links.get(k)
+    if (known !== undefined && known.patientKey !== link.patientKey && !link.replace) throw new RadError('PATIENT_LINK_EXISTS', 'linked to another key')
+    const v = { patientId: link.patientId, issuer: link.issuer, patientKey: link.patientKey, keyId: 'ab'.repeat(32), linkedAt: '2025-01-01T00:00:00.000Z' }
+    this.links.set(k, v)
+    return { link: v, replaced: known !== undefined && known.patientKey !== link.patientKey }
+  }
+
+  async unlinkPatient(patientId: string, issuer: string): Promise<void> {
+    if (!this.links.delete(JSON.stringify([patientId, issuer]))) throw new RadError('PATIENT_LINK_UNKNOWN', 'no such link')
+  }
+
+  patientLinks(): PatientLinkView[] {
+    return [...this.links.values()]
   }
 
   orgs(): OrgsView {
@@ -871,6 +891,40 @@ t.test('leases: request, list, decisions, nonces', async (t) => {
   await t.rejects(client.eraseStudy('ee'.repeat(16)), { code: 'STUDY_ERASED', status: 410 })
   t.equal(await client.nonce('ab'.repeat(32)), 7)
   await t.rejects(client.nonce('ab'), { code: 'TX_MALFORMED', status: 400 })
+})
+
+t.test('patient links: link, replace, list, unlink; the Patient ID travels in bodies, never in a logged path', async (t) => {
+  const { client, backend, logs } = await harness()
+  const id = 'PID-in-the-body-only'
+  const r = await client.linkPatient({ patientId: id, issuer: 'HOSP', patientKey: 'rcpatient1:AAAA' })
+  t.same(r, {
+    link: { patientId: id, issuer: 'HOSP', patientKey: 'rcpatient1:AAAA', keyId: 'ab'.repeat(32), linkedAt: '2025-01-01T00:00:00.000Z' },
+    replaced: false,
+  })
+  await t.rejects(client.linkPatient({ patientId: id, issuer: 'HOSP', patientKey: 'rcpatient1:BBBB' }), { code: 'PATIENT_LINK_EXISTS', status: 409 })
+  t.equal(
+    (await client.linkPatient({ patientId: id, issuer: 'HOSP', patientKey: 'rcpatient1:BBBB', replace: true })).replaced,
+    true,
+    'replace reaches the backend',
+  )
+  await client.linkPatient({ patientId: 'other', patientKey: 'rcpatient1:CCCC' })
+  t.same(
+    (await client.patientLinks()).map((l) => [l.patientId, l.issuer, l.patientKey]),
+    [
+      [id, 'HOSP', 'rcpatient1:BBBB'],
+      ['other', '', 'rcpatient1:CCCC'],
+    ],
+    'an issuer left out is the empty one',
+  )
+  await client.unlinkPatient(id, 'HOSP')
+  await t.rejects(client.unlinkPatient(id, 'HOSP'), { code: 'PATIENT_LINK_UNKNOWN', status: 404 })
+  t.same([...backend.links.keys()], [JSON.stringify(['other', ''])])
+  await t.rejects(client.linkPatient({ patientId: id, patientKey: 'rcpatient1:AAAA', extra: 1 } as never), { code: 'API_BAD_REQUEST', status: 400 })
+  t.ok(
+    logs.some((l) => l.ctx?.path === '/v1/patient-links/unlink'),
+    'the requests are logged',
+  )
+  t.notMatch(JSON.stringify(logs), id, 'without the Patient ID')
 })
 
 t.test('sockets that never finish their headers are closed within seconds, then the token holder gets in', async (t) => {

@@ -10,6 +10,7 @@ import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { print } from '../output.js'
 import { clientFor } from '../target.js'
 import { leaseIdArg, parseDuration, waitFinal } from './lease.js'
+import { registerPatientLinkCommands } from './patient-links.js'
 import { CliError } from '../errors.js'
 import type { LeaseCode, StudyCode } from '../../node/index.js'
 
@@ -203,9 +204,9 @@ async function applyStanding(
   return done
 }
 
-/** patient keygen, studies, consent, approve, revoke, erase, watch. */
+/** patient keygen, studies, consent, approve, revoke, erase, watch; and the organization's links (link, unlink, ls). */
 export function registerPatientCommands(program: Command): void {
-  const patient = program.command('patient').description('patient keys: a patient who owns studies')
+  const patient = program.command('patient').description('patient keys: a patient who owns studies; patient links: who owns the studies of a Patient ID')
   patient
     .command('keygen')
     .description('create a patient key pair: <out> (encrypted secret, mode 0600) and <out>.pub (public key, to give to `study add --patient`)')
@@ -408,4 +409,6 @@ export function registerPatientCommands(program: Command): void {
       }
     }),
   )
+
+  registerPatientLinkCommands(patient)
 }

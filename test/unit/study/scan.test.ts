@@ -194,6 +194,46 @@ t.test('a link to a folder elsewhere is followed; a link back into a folder alre
   )
 })
 
+t.test("each study's Patient ID and issuer, or 'mixed' when its files disagree; spaces around a value do not count", async (t) => {
+  const samples = await scanInputs([sample('study-77654033')])
+  const pid = (await readDicom(CT_STUDY[0] as string)).dataset[TAG.PatientID]?.Value?.[0] as string
+  t.ok(pid.length > 0)
+  t.same(samples.patients.get(CT_STUDY_UID), { patientId: pid, issuer: '' }, 'the CT: its Patient ID, no issuer')
+  t.same(samples.patients.get(CR_STUDY), { patientId: pid, issuer: '' }, 'the CR: the same patient')
+  /** The CT study in `name`, its files' Patient ID and issuer set by `set` (file index → [id, issuer]; absent: unchanged). */
+  const study = async (name: string, set: Record<number, [string, string]>): Promise<string> => {
+    const root = join(tmp, 'patients', name)
+    mkdirSync(root, { recursive: true })
+    for (const [i, f] of CT_STUDY.entries()) {
+      const inst = await readDicom(f)
+      const v = set[i]
+      if (v !== undefined) {
+        inst.dataset[TAG.PatientID] = { vr: 'LO', Value: [v[0]] }
+        inst.dataset[TAG.IssuerOfPatientID] = { vr: 'LO', Value: [v[1]] }
+      }
+      writeFileSync(join(root, `IM${i}`), writeDicom(inst))
+    }
+    return root
+  }
+  const all = (id: string, issuer: string): Record<number, [string, string]> => ({ 0: [id, issuer], 1: [id, issuer], 2: [id, issuer], 3: [id, issuer] })
+  const of = async (root: string): Promise<unknown> => (await scanInputs([root])).patients.get(CT_STUDY_UID)
+  t.same(await of(await study('agree', { ...all('P-1', 'ISS'), 2: ['P-1 ', ' ISS'] })), { patientId: 'P-1', issuer: 'ISS' }, 'all agree')
+  t.equal(await of(await study('other-id', { ...all('P-1', 'ISS'), 3: ['P-2', 'ISS'] })), 'mixed', 'one file names another Patient ID')
+  t.equal(await of(await study('other-issuer', { ...all('P-1', 'ISS'), 1: ['P-1', 'ISS-B'] })), 'mixed', 'one file names another issuer')
+  t.equal(await of(await study('some-without', { 0: ['P-1', 'ISS'] })), 'mixed', 'one file names one, the others another')
+  // A later copy of an instance, left out of the study, does not count.
+  const dup = await study('duplicate', all('P-1', ''))
+  const copy = await readDicom(join(dup, 'IM0'))
+  copy.dataset[TAG.PatientID] = { vr: 'LO', Value: ['P-9'] }
+  writeFileSync(join(dup, 'IM9'), writeDicom(copy))
+  const r = await scanInputs([dup])
+  t.same(
+    r.bad.map((b) => b.error.code),
+    ['DICOM_DUPLICATE_INSTANCE'],
+  )
+  t.same(r.patients.get(CT_STUDY_UID), { patientId: 'P-1', issuer: '' }, 'the copy left out names no patient of the study')
+})
+
 t.test('an aborted scan rejects', async (t) => {
   const ac = new AbortController()
   ac.abort(new Error('stop'))
