@@ -453,11 +453,12 @@ t.test(
   },
 )
 
-t.test('a study sent in pieces, each within the stable time of the last: one registration with every piece', async (t) => {
+t.test('a study sent in pieces within the stable time is one registration; a piece after it registers a new version naming it', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'radchain-dicomweb-pieces-'))
   t.teardown(() => rm(out, { recursive: true, force: true }))
-  const gen = await generateCtStudy({ slices: 6, rows: 64, cols: 64, out: join(out, 'ct'), seed: 7 })
-  const bodies = await Promise.all(gen.files.map((f) => readFile(f)))
+  const gen = await generateCtStudy({ slices: 7, rows: 64, cols: 64, out: join(out, 'ct'), seed: 7 })
+  const all = await Promise.all(gen.files.map((f) => readFile(f)))
+  const bodies = all.slice(0, 6)
   const before = new Set((await client.studies()).map((s) => s.studyId))
   // Three requests of two instances, half a second apart: the registration packing the first keeps taking the others.
   for (let i = 0; i < bodies.length; i += 2) {
@@ -479,6 +480,29 @@ t.test('a study sent in pieces, each within the stable time of the last: one reg
   const res = await fetch(`${base}/studies/${gen.studyInstanceUid}`, { headers: { ...auth(ro), accept: 'multipart/related; type="application/dicom"' } })
   t.equal(res.status, 200)
   const parts = splitMultipart(Buffer.from(await res.arrayBuffer()), res.headers.get('content-type') ?? '')
-  t.same(parts.map((p) => firstString(parseDicom(p).dataset, TAG.SOPInstanceUID)).sort(), [...gen.sopInstanceUids].sort(), 'every piece in it')
+  t.same(parts.map((p) => firstString(parseDicom(p).dataset, TAG.SOPInstanceUID)).sort(), gen.sopInstanceUids.slice(0, 6).sort(), 'every piece in it')
   t.same(parts.map((p) => instanceDigestOfBytes(p).digest).sort(), bodies.map((b) => instanceDigestOfBytes(b).digest).sort(), 'identical pixels')
+
+  // A late instance of the same study: a new version, naming the first on the ledger.
+  const [first] = await added()
+  const late = await stow(rw, [{ type: 'application/dicom', body: all[6] as Buffer }])
+  t.equal(late.status, 200, 'the late instance stored')
+  const deadline2 = Date.now() + 60_000
+  while (Date.now() < deadline2 && (await added()).length < 2) await sleep(200)
+  const second = (await added()).find((id) => id !== first) as string
+  t.ok(second !== undefined, 'a second registration')
+  const view = await client.study(second)
+  t.equal(view.extends, first, 'it extends the first')
+  t.same(
+    (view.versions ?? []).map((v) => v.studyId),
+    [first, second],
+    'the chain of versions, oldest first',
+  )
+  while (Date.now() < deadline2 && (await readdir(spool, { recursive: true })).some((f) => String(f).endsWith('.dcm'))) await sleep(200)
+  const q = (await (await fetch(`${base}/studies?StudyInstanceUID=${gen.studyInstanceUid}`, { headers: auth(ro) })).json()) as Json[]
+  t.equal(q.length, 1, 'QIDO shows one study')
+  t.equal(q[0]?.['00201208']?.Value?.[0], 7, 'with the instances of both versions')
+  const res2 = await fetch(`${base}/studies/${gen.studyInstanceUid}`, { headers: { ...auth(ro), accept: 'multipart/related; type="application/dicom"' } })
+  const parts2 = splitMultipart(Buffer.from(await res2.arrayBuffer()), res2.headers.get('content-type') ?? '')
+  t.same(parts2.map((p) => firstString(parseDicom(p).dataset, TAG.SOPInstanceUID)).sort(), [...gen.sopInstanceUids].sort(), 'WADO-RS gives all seven')
 })
