@@ -314,6 +314,7 @@ export class DicomwebServer {
 
   async #qido(ctx: Ctx, level: 'study' | 'series' | 'instance', scope: { study?: string; series?: string }): Promise<void> {
     this.#need(ctx, 'read')
+    acceptJson(headerText(ctx.req.headers.accept))
     const query = parseQidoQuery(level, ctx.url.searchParams, { scope, ...(this.#opts.maxResults === undefined ? {} : { maxLimit: this.#opts.maxResults }) })
     const r = runQido(query, await this.#backend.instances(), ctx.base)
     if (r.warning !== undefined) ctx.res.setHeader('warning', `299 radchain: ${r.warning}`)
@@ -322,6 +323,7 @@ export class DicomwebServer {
 
   async #metadata(ctx: Ctx, sel: Selection): Promise<void> {
     this.#need(ctx, 'read')
+    acceptJson(headerText(ctx.req.headers.accept))
     const found = await this.#backend.metadata(sel)
     if (found === undefined || found.length === 0) throw new DicomwebError('DICOMWEB_NOT_FOUND', 'nothing this node may show under that UID')
     sendJson(ctx.res, 200, toDicomJson(found.map((ds) => withBulkDataUri(ds, ctx.base))))
@@ -401,6 +403,17 @@ function sendJson(res: ServerResponse, status: number, text: string, type = DICO
   const body = Buffer.from(text, 'utf8')
   res.writeHead(status, { 'content-type': type, 'content-length': body.length })
   res.end(body)
+}
+
+/** Refuses an Accept header that lists no form of the DICOM JSON model (QIDO-RS results, metadata; PS3.18 8.7.5: 406). */
+function acceptJson(accept: string | undefined): void {
+  if (accept === undefined || accept.trim() === '') return
+  for (const item of accept.split(',')) {
+    if (item.trim() === '') continue
+    const { type } = parseMediaType(item)
+    if (['*/*', 'application/*', 'application/dicom+json', 'application/json'].includes(type)) return
+  }
+  throw new DicomwebError('DICOMWEB_NOT_ACCEPTABLE', 'this resource answers with application/dicom+json')
 }
 
 /** Refuses an Accept header that lists no form of DICOM instances this listener answers with (PS3.18 8.7.5: 406). */
