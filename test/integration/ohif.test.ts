@@ -178,7 +178,9 @@ t.test('OHIF, from another origin and with the token in its URL, finds the study
   const drawnAt = Date.now()
   const shot = join(dir, 'ohif.png')
   await page.screenshot({ path: shot })
-  t.comment(`page loaded in ${((loaded - started) / 1000).toFixed(1)} s, image drawn ${((drawnAt - loaded) / 1000).toFixed(1)} s later; screenshot ${shot}`)
+  t.comment(
+    `page loaded in ${((loaded - started) / 1000).toFixed(1)} s, image drawn ${((drawnAt - loaded) / 1000).toFixed(1)} s later; screenshot ${shot} (kept if the test fails)`,
+  )
   const png = await readFile(shot)
   t.ok(png.length > 10_000 && png.subarray(1, 4).toString() === 'PNG', `a screenshot (${png.length} bytes)`)
   const stats = (await page.evaluate(CANVAS_STATS)) as CanvasStats | null
@@ -198,6 +200,7 @@ t.test('OHIF, from another origin and with the token in its URL, finds the study
   t.same(pageErrors, [], 'no uncaught error in the page')
   t.same(failed, [], 'no request failed (CORS refusals included)')
   t.same(elsewhere, [], 'the page asked nothing of any host but 127.0.0.1')
+  t.notOk(page.url().includes(ohif), 'OHIF took the token out of its address bar')
   if (consoleErrors.length > 0) t.comment(`console errors: ${consoleErrors.join(' | ')}`)
 
   const gets = seen.filter((r) => r.method === 'GET')
