@@ -8,6 +8,7 @@ import { DicomwebError } from './errors.js'
 import { multipartBoundary, multipartRelated, parseMediaType, readMultipart } from './multipart.js'
 import { parseQidoQuery, runQido, toDicomJson } from './qido.js'
 import { instanceFrames, parseFrameList } from './frames.js'
+import { corsHeaders } from './cors.js'
 
 /** Where every DICOMweb resource lives on the listener. */
 export const DICOMWEB_ROOT = '/dicomweb'
@@ -200,14 +201,7 @@ export class DicomwebServer {
 
   #cors(req: IncomingMessage, res: ServerResponse): void {
     const origin = req.headers.origin
-    const allowed = this.#opts.corsOrigins ?? []
-    if (typeof origin !== 'string' || !(allowed.includes('*') || allowed.includes(origin))) return
-    res.setHeader('access-control-allow-origin', origin)
-    res.setHeader('vary', 'Origin')
-    res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS')
-    res.setHeader('access-control-allow-headers', 'Authorization, Accept, Content-Type')
-    res.setHeader('access-control-expose-headers', 'Content-Type, Content-Length, Warning')
-    res.setHeader('access-control-max-age', '600')
+    for (const [k, v] of Object.entries(corsHeaders(typeof origin === 'string' ? origin : undefined, this.#opts.corsOrigins ?? []))) res.setHeader(k, v)
   }
 
   #authenticate(req: IncomingMessage, res: ServerResponse): DicomwebClient {
