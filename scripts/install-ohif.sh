@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Puts OHIF's build (npm's @ohif/app, its dist/) into node_modules/@ohif/app
-# for the viewer test (test/integration/ohif.test.ts). Run it after `npm ci`,
-# which empties node_modules; .ci/run does.
+# for the viewer test (test/integration/ohif.test.ts). `npm test` runs it
+# (`npm run viewer:install`) before the tests: `npm ci` empties node_modules,
+# and the README's test command is `npm ci && npm test`. Nothing is done when
+# the pinned version is there already.
 #
 # @ohif/app is not a devDependency because npm cannot install it: it depends
 # on @ohif/i18n and @ohif/ui at exactly its own version, and npm has neither
