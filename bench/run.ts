@@ -402,11 +402,14 @@ if (only.has('dicomweb')) {
   const secs = (xs: number[]): string => `${fmt(median(xs), 2)} s (${fmt(Math.min(...xs), 2)}–${fmt(Math.max(...xs), 2)})`
   const mb = (r.bytes / 1e6).toFixed(0)
   const stable = r.stableSeconds
-  // STOW-RS against study add, each to the study final on the ledger; STOW-RS less the quiet time the daemon waits by design.
+  // STOW-RS against study add, each to the study final on the ledger. The daemon packs a received study from its
+  // first commit on, through the quiet time it waits by design (stableSeconds): that wait is not idle, so the
+  // ratio judged is on the whole time; the one less the wait is an upper bound, shown beside it.
   const addReg = r.ingest.map((x) => x.add.registered)
   const stowNet = r.ingest.map((x) => x.stow.registered - stable)
-  const ingestRatios = r.ingest.map((x) => x.add.registered / (x.stow.registered - stable))
+  const ingestRatios = r.ingest.map((x) => x.add.registered / x.stow.registered)
   const ingestRatio = median(ingestRatios)
+  const ingestRatioLessWait = median(r.ingest.map((x) => x.add.registered / (x.stow.registered - stable)))
   const frameMs = (runs: readonly { totalMs: number }[]): number => median(runs.map((x) => x.totalMs))
   const firstByteMs = (runs: readonly { firstByteMs: number }[]): number => median(runs.map((x) => x.firstByteMs))
   const metaMs = frameMs(r.frames.metadata)
@@ -421,7 +424,7 @@ if (only.has('dicomweb')) {
   const retrieveRatio = median(retrieveRatios)
   const worst = Math.max(frameMs(r.frames.first.runs), frameMs(r.frames.last.runs))
   log(
-    `  STOW-RS ${fmt(median(stowNet.map(mbs)), 1)} MB/s (registered less ${stable} s), study add ${fmt(median(addReg.map(mbs)), 1)} MB/s: ratio ${ingestRatio.toFixed(2)} (target ${TARGET_STOW_OF_ADD}: ${ingestRatio >= TARGET_STOW_OF_ADD ? 'met' : 'NOT met'}); frame 1 of the first instance ${fmt(frameMs(r.frames.first.runs))} ms, of the last ${fmt(frameMs(r.frames.last.runs))} ms (target ${TARGET_FIRST_FRAME_MS} ms: ${worst <= TARGET_FIRST_FRAME_MS ? 'met' : 'NOT met'}), of the one packed last ${fmt(frameMs(r.frames.packedLast.runs))} ms; WADO-RS study ${fmt(median(wadoS.map(mbs)), 1)} MB/s, study get ${fmt(median(getS.map(mbs)), 1)} MB/s: ratio ${retrieveRatio.toFixed(2)} (target ${TARGET_WADO_OF_GET}: ${retrieveRatio >= TARGET_WADO_OF_GET ? 'met' : 'NOT met'})`,
+    `  STOW-RS ${fmt(median(r.ingest.map((x) => mbs(x.stow.registered))), 1)} MB/s to registered (${fmt(median(stowNet.map(mbs)), 1)} less the ${stable} s wait), study add ${fmt(median(addReg.map(mbs)), 1)} MB/s: ratio ${ingestRatio.toFixed(2)} (less the wait ${ingestRatioLessWait.toFixed(2)}; target ${TARGET_STOW_OF_ADD}: ${ingestRatio >= TARGET_STOW_OF_ADD ? 'met' : 'NOT met'}); frame 1 of the first instance ${fmt(frameMs(r.frames.first.runs))} ms, of the last ${fmt(frameMs(r.frames.last.runs))} ms (target ${TARGET_FIRST_FRAME_MS} ms: ${worst <= TARGET_FIRST_FRAME_MS ? 'met' : 'NOT met'}), of the one packed last ${fmt(frameMs(r.frames.packedLast.runs))} ms; WADO-RS study ${fmt(median(wadoS.map(mbs)), 1)} MB/s, study get ${fmt(median(getS.map(mbs)), 1)} MB/s: ratio ${retrieveRatio.toFixed(2)} (target ${TARGET_WADO_OF_GET}: ${retrieveRatio >= TARGET_WADO_OF_GET ? 'met' : 'NOT met'})`,
   )
   const stowAnswered = r.ingest.map((x) => x.stow.answered)
   const stowReg = r.ingest.map((x) => x.stow.registered)
@@ -435,8 +438,8 @@ _Measured ${date}._
 |---|---|---|
 | \`study add\` of a ${mb} MB CT study (${r.slices} slices of 512x512) through the API, submission to the study final on the ledger (baseline, same run; median of ${r.ingest.length}) | ${fmt(median(addReg.map(mbs)), 1)} MB/s: ${secs(addReg)}; job done (indexed for DICOMweb) at ${secs(addDone)} | |
 | STOW-RS of another such study, one request of its series: request start to the answer (every instance spooled and fsynced) | ${secs(stowAnswered)}: ${fmt(median(stowAnswered.map(mbs)), 1)} MB/s | |
-| STOW-RS: request start to the study final on the ledger (includes \`dicomweb.stableSeconds\` = ${stable} s) | ${secs(stowReg)}; less ${stable} s: **${fmt(median(stowNet.map(mbs)), 1)} MB/s** | |
-| ratio STOW-RS / \`study add\`, round by round (registered less ${stable} s against \`study add\` to final) | **${ingestRatio.toFixed(2)}** (median of ${ingestRatios.map((x) => x.toFixed(2)).join(', ')}) | ≥ ${TARGET_STOW_OF_ADD}: ${met(ingestRatio >= TARGET_STOW_OF_ADD)} |
+| STOW-RS: request start to the study final on the ledger (includes \`dicomweb.stableSeconds\` = ${stable} s, during which the study is packed) | **${fmt(median(stowReg.map(mbs)), 1)} MB/s**: ${secs(stowReg)}; less ${stable} s: ${fmt(median(stowNet.map(mbs)), 1)} MB/s | |
+| ratio STOW-RS / \`study add\`, round by round, each to the study final | **${ingestRatio.toFixed(2)}** (median of ${ingestRatios.map((x) => x.toFixed(2)).join(', ')}); ${ingestRatioLessWait.toFixed(2)} with the STOW-RS time less ${stable} s (an upper bound: the wait is not idle) | ≥ ${TARGET_STOW_OF_ADD}: ${met(ingestRatio >= TARGET_STOW_OF_ADD)} |
 | STOW-RS: request start to the spool emptied (the index points at the chunks) | ${secs(unspooled)} | |
 | WADO-RS metadata of one instance (the listener's floor: from the index, nothing decrypted; baseline, same run; median of ${r.frames.metadata.length}) | ${fmt(metaMs, 1)} ms | |
 ${frameRow('first instance', r.frames.first)}
@@ -452,10 +455,10 @@ listener on 127.0.0.1 and a client token of scope readwrite; every measurement a
 each path first, unmeasured. STOW-RS is sent as a PACS sends a series: one \`POST /studies\` of
 \`multipart/related; type="application/dicom"\`, every part with its Content-Length, the body streamed
 part by part (chunked transfer coding). The daemon registers a received study once no instance of it
-arrived for \`stableSeconds\`, so the time to the study final on the ledger (\`GET /v1/studies\` polled
-every 50 ms) holds that wait: the ratio takes it off the STOW-RS time and compares it with \`study add\`
-to the same point (the study in \`GET /v1/studies\`; its job ends later, once the files are indexed for
-DICOMweb). ${r.ingest.length} rounds, the one first alternating. MB = 10^6 bytes of input files.
+arrived for \`stableSeconds\`; it packs the study from the request's commit on (before the answer every
+instance is written to the spool and fsynced), so the wait overlaps the packing. The ratio compares the
+whole STOW-RS time with \`study add\` to the same point (the study in \`GET /v1/studies\`, polled every
+50 ms; its job ends later, once the files are indexed for DICOMweb). ${r.ingest.length} rounds, the one first alternating. MB = 10^6 bytes of input files.
 
 WADO-RS is measured on the last study received over STOW-RS once its spool is emptied, so that it is
 served from its chunks: frame 1 with \`Accept: ${'multipart/related; type="application/octet-stream"; transfer-syntax=*'}\`, timed
@@ -463,8 +466,8 @@ from the request to the first byte of the body and to the end of the answer (one
 target is judged on the whole answer), ${r.frames.first.runs.length} runs interleaved with the metadata request of the
 first instance. A frame is cut from its instance, which the daemon decrypts from the study's chunks
 from the start of the study up to that instance, so its time follows the instance's place in the
-chunks, not its InstanceNumber: a study received over STOW-RS is packed in the order of its spool
-files' names (keyed hashes), so that place is random; the instance packed last is the worst case.
+chunks, not its InstanceNumber: a study received over STOW-RS is packed in the order its instances
+arrived; the instance packed last is the worst case.
 ${r.wadoInInstanceOrder ? 'The whole-study answer lists the instances in InstanceNumber order.' : 'The whole-study answer lists the instances in that pack order, not by InstanceNumber.'} The whole study is
 compared with \`study get --scope full\` (identity restored, as WADO-RS restores it) into a fresh folder,
 the job polled every 50 ms; ${r.retrieve.length} rounds, the one first alternating; MB/s of the study's ${mb} MB of input files.`)

@@ -828,13 +828,15 @@ export class DicomwebService implements DicomwebBackend {
    * arriving, and its stable timer ends the input); instances committed after
    * the input ended stay for the next registration.
    */
-  async #runRegistration(folder: string, ended: boolean): Promise<void> {
+  async #runRegistration(folder: string, ended: boolean, committed: readonly string[] = []): Promise<void> {
     this.#registering.add(folder)
     const dir = join(this.#opts.spoolDir, folder)
     let retryMs: number | undefined
     const feed = new SpoolFeed()
     this.#feeds.set(folder, feed)
     try {
+      // The files just committed first, in the order they arrived (the pack, and a whole-study answer, follow it), then any others.
+      feed.push(committed.map((f) => basename(f)))
       const names = await this.#inFolder(folder, async () => (await readdir(dir)).filter((f) => f.endsWith('.dcm')))
       feed.push(names)
       if (ended) feed.end()
@@ -985,7 +987,7 @@ export class DicomwebService implements DicomwebBackend {
       return
     }
     if (this.#registering.has(folder)) return
-    void this.#runRegistration(folder, false)
+    void this.#runRegistration(folder, false, files)
   }
 
   /** Points the entries of the registered files at their study, then removes the files from the spool and the registration's record. */

@@ -299,6 +299,7 @@ export class StudyJobs {
         bytesBefore: 0,
         extendsRef,
       })
+      this.#update(id, { studies: [added] })
       this.#update(id, { state: 'replicating' })
       const done = await this.#waitDurable(added)
       this.#update(id, { studies: [done] })
