@@ -180,7 +180,8 @@ export async function measureSwarmShaped(opts: {
       linkMbit: { org1: opts.mbit, org2: opts.fastMbit, org3: opts.fastMbit, org4: opts.fastMbit },
       blockIntervalMs: 500,
       replicationFactor: 3,
-      config: { logLevel: 'info', swarm },
+      // DICOMweb's own fetch of a leased study is not what is measured: `study get` is.
+      config: { logLevel: 'info', swarm, dicomweb: { showLeased: false } },
     })
     const net = m.hosts
     if (net === undefined) throw new Error('not a devnet of hosts')

@@ -175,7 +175,8 @@ export async function measureSwarm(opts: { slices: number; basePort: number; log
       basePort: opts.basePort,
       blockIntervalMs: 500,
       replicationFactor: 4,
-      config: { logLevel: 'info', swarm },
+      // DICOMweb's own fetch of a leased study is not what is measured: `study get` is.
+      config: { logLevel: 'info', swarm, dicomweb: { showLeased: false } },
       orgFaults: { org1: { noPull: true } },
     })
     const [o1, o2, o3, o4] = m.orgs as [DevnetOrg, DevnetOrg, DevnetOrg, DevnetOrg]

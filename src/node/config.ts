@@ -113,6 +113,8 @@ const ConfigSchema = z.strictObject({
         .default(DEFAULT_DICOMWEB_LISTEN),
       /** A study received over STOW-RS is registered once no instance of it arrived for this long. */
       stableSeconds: z.number().int().min(1).max(86_400).default(30),
+      /** Studies leased to this organization are fetched when granted and shown (a node that never uses DICOMweb for them saves the fetch and a decryption). */
+      showLeased: z.boolean().default(true),
       maxBodyBytes: z
         .number()
         .int()
@@ -200,6 +202,7 @@ export interface NodeConfig {
     readonly enabled: boolean
     readonly listen: string
     readonly stableSeconds: number
+    readonly showLeased: boolean
     readonly maxBodyBytes: number
     readonly maxPartBytes: number
     readonly tls?: { readonly cert: string; readonly key: string }

@@ -115,6 +115,8 @@ export interface DicomwebServiceOpts {
   readonly tokensFile: string
   /** A study is registered once no instance of it arrived for this long. */
   readonly stableMs: number
+  /** Studies leased to this organization are fetched when granted and indexed (default true; what was indexed still leaves at the lease's end). */
+  readonly showLeased?: boolean
 }
 
 /**
@@ -236,6 +238,8 @@ export class DicomwebService implements DicomwebBackend {
   /** Looks at this organization's leases after the running look (at most one waits behind it). */
   #syncLeasesSoon(): void {
     if (this.#stopped || this.#leaseSyncQueued) return
+    // Not showing leased studies: none is indexed; those indexed before still leave at their lease's end.
+    if (this.#opts.showLeased === false && this.#leased.size === 0) return
     this.#leaseSyncQueued = true
     this.#leaseSync = this.#leaseSync
       .then(async () => {
@@ -266,7 +270,7 @@ export class DicomwebService implements DicomwebBackend {
         if (this.#leased.has(id)) await this.#dropLease(id, study === undefined ? 'erased' : l.status === 'revoked' ? 'revoked' : 'ended')
         continue
       }
-      if (l.envelope === null || this.#leased.has(id) || (this.#leaseRetryAt.get(id) ?? 0) > Date.now()) continue
+      if (this.#opts.showLeased === false || l.envelope === null || this.#leased.has(id) || (this.#leaseRetryAt.get(id) ?? 0) > Date.now()) continue
       try {
         await this.#indexLease(l, study)
         this.#leaseRetryAt.delete(id)

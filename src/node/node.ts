@@ -283,7 +283,12 @@ export class RadNode {
     const tls = c.tls === undefined ? undefined : { cert: await readFile(resolveIn(dataDir, c.tls.cert)), key: await readFile(resolveIn(dataDir, c.tls.key)) }
     const logger = this.#logger.child({ mod: 'dicomweb' })
     const service = new DicomwebService(
-      { spoolDir: join(dataDir, DATADIR_FILES.dicomwebSpool), tokensFile: join(dataDir, DATADIR_FILES.dicomwebTokens), stableMs: c.stableSeconds * 1000 },
+      {
+        spoolDir: join(dataDir, DATADIR_FILES.dicomwebSpool),
+        tokensFile: join(dataDir, DATADIR_FILES.dicomwebTokens),
+        stableMs: c.stableSeconds * 1000,
+        showLeased: c.showLeased,
+      },
       {
         chain: this.chain,
         chunks: this.chunks,

@@ -47,16 +47,16 @@ function channelName(protocol: string | undefined): string {
 
 /**
  * The secure channels a node offers and accepts, preferred first (see
- * P2PInit.encryption): Noise. TLS 1.3 (`@libp2p/tls`) measured cheaper for
- * chunk traffic (the chunk pipe 7.8 against 8.4 ms of CPU per MB, 175
- * against 151-164 MB/s; 3 shaped holders 0.85 of their links against 0.77),
- * but its stream adapter pauses reading while a write waits for the
- * transport to drain (toNodeDuplex in @libp2p/tls 3.1.10): with traffic both
- * ways the two sides wait on each other, and a tx flood took 43.6 s to be
- * final against 17.3 s without that pause (test/adversarial/peer.test.ts
- * failed twice in CI). TLS stays an option until that is fixed.
+ * P2PInit.encryption): TLS 1.3, then Noise (a node offering only Noise, an
+ * earlier release, still connects). TLS measured cheaper for chunk traffic
+ * (the chunk pipe 7.8 against 8.4 ms of CPU per MB, 175 against 151-164
+ * MB/s; 3 shaped holders 0.85 of their links against 0.77: AES-GCM in
+ * OpenSSL against ChaCha20-Poly1305 in JavaScript). It runs over radchain's
+ * own adapter between the transport and TLSSocket (src/p2p/tls.ts): the
+ * library's paused reading while a write waited for drain, and with traffic
+ * both ways a tx flood took 43.6 s to be final against 17.5 s over Noise.
  */
-export const DEFAULT_ENCRYPTION: readonly ('noise' | 'tls')[] = ['noise']
+export const DEFAULT_ENCRYPTION: readonly ('noise' | 'tls')[] = ['tls', 'noise']
 
 /** Configuration of a P2PNode. */
 export interface P2PInit {

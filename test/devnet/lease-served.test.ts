@@ -29,7 +29,11 @@ t.test(
       basePort: 8900,
       chunkSize: 4096,
       blockIntervalMs: 500,
-      config: { swarm: { reconcileMs: 300, durableTimeoutMs: 30_000 } },
+      config: {
+        // The access records counted here are those of `study get`; DICOMweb's own fetch of a leased study is tested in dicomweb-lease.test.ts.
+        dicomweb: { showLeased: false },
+        swarm: { reconcileMs: 300, durableTimeoutMs: 30_000 },
+      },
     })
     const o1 = org(m, 'org1')
     const work = await mkdtemp(join(tmpdir(), 'radchain-served-'))
