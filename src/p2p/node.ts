@@ -47,16 +47,16 @@ function channelName(protocol: string | undefined): string {
 
 /**
  * The secure channels a node offers and accepts, preferred first (see
- * P2PInit.encryption): TLS 1.3, then Noise (a node offering only Noise, an
- * earlier release, still connects). TLS measured cheaper for chunk traffic
- * (the chunk pipe 7.8 against 8.4 ms of CPU per MB, 175 against 151-164
- * MB/s; 3 shaped holders 0.85 of their links against 0.77: AES-GCM in
- * OpenSSL against ChaCha20-Poly1305 in JavaScript). It runs over radchain's
- * own adapter between the transport and TLSSocket (src/p2p/tls.ts): the
- * library's paused reading while a write waited for drain, and with traffic
- * both ways a tx flood took 43.6 s to be final against 17.5 s over Noise.
+ * P2PInit.encryption): Noise. TLS 1.3 runs over radchain's own adapter
+ * between the transport and TLSSocket (src/p2p/tls.ts; the library's paused
+ * reading while a write waited for drain, and a tx flood took 43.6 s to be
+ * final against 17.5 s over Noise). Measured on one day it was cheaper for
+ * chunk traffic (3 shaped holders 0.85 of their links against Noise's 0.77);
+ * measured again with the adapter on a slower day, it was not (bare stream
+ * 6.6-7.1 against 3.7-4.9 ms of CPU per MB, the same with the library's
+ * adapter; 3 shaped holders 0.64 against 0.67): Noise stays the default.
  */
-export const DEFAULT_ENCRYPTION: readonly ('noise' | 'tls')[] = ['tls', 'noise']
+export const DEFAULT_ENCRYPTION: readonly ('noise' | 'tls')[] = ['noise']
 
 /** Configuration of a P2PNode. */
 export interface P2PInit {

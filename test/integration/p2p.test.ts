@@ -587,43 +587,40 @@ t.test('TLS 1.3 instead of Noise: the same gate and protocols', async (t) => {
   )
 })
 
-t.test(
-  'secure channel: two default nodes use TLS; a node offering only Noise (an earlier release) connects to a default one over Noise and is served',
-  async (t) => {
-    const seeds = [0, 1, 2].map(() => new Uint8Array(randomBytes(32)))
-    const keys = seeds.map((s) => new Ed25519Signer(s).publicKey)
-    const encryptions: (('noise' | 'tls')[] | undefined)[] = [undefined, undefined, ['noise']]
-    const nodes: P2PNode[] = []
-    for (const [i, seed] of seeds.entries()) {
-      const enc = encryptions[i]
-      const n: P2PNode = new P2PNode(
-        {
-          listen: ['/ip4/127.0.0.1/tcp/0'],
-          identitySeed: seed,
-          networkId: NET,
-          isAllowed: (k) => keys.some((x) => equalBytes(x, k)),
-          peersToDial: () => nodes.filter((m) => m !== n && m.addrs.length > 0).map((m) => ({ publicKey: m.publicKey, addrs: m.addrs })),
-          dialIntervalMs: 100,
-          ...(enc === undefined ? {} : { encryption: enc }),
-        },
-        { logger: captureLogger([]) },
-      )
-      n.handle('echo', { maxRequestBytes: 64, maxResponseBytes: 64, timeoutMs: 2_000, handler: async (_f, req) => req })
-      nodes.push(n)
-    }
-    t.teardown(() => Promise.allSettled(nodes.map((n) => n.stop())))
-    await Promise.all(nodes.map((n) => n.start()))
-    await waitUntil(() => nodes.every((n) => n.peers().length === 2), 5_000, 'all three connected')
-    const channel = (n: P2PNode, k: Uint8Array): string | undefined => n.peers().find((p) => equalBytes(p.publicKey, k))?.encryption
-    t.equal(channel(nodes[0]!, keys[1]!), 'tls', 'default and default: TLS')
-    t.equal(channel(nodes[1]!, keys[0]!), 'tls', 'the same seen from the other side')
-    t.equal(channel(nodes[0]!, keys[2]!), 'noise', 'default and Noise-only: Noise, the one both take')
-    t.equal(channel(nodes[2]!, keys[1]!), 'noise', 'the Noise-only node sees Noise')
-    t.same([...(await nodes[2]!.request('echo', keys[0]!, Uint8Array.of(4, 5)))], [4, 5], 'the Noise-only node is served')
-    t.same([...(await nodes[0]!.request('echo', keys[2]!, Uint8Array.of(6)))], [6], 'and serves')
-    t.same([...(await nodes[0]!.request('echo', keys[1]!, Uint8Array.of(7)))], [7], 'the default pair is served')
-  },
-)
+t.test('secure channel: two default nodes use Noise; a node preferring TLS connects to a default one over Noise and is served', async (t) => {
+  const seeds = [0, 1, 2].map(() => new Uint8Array(randomBytes(32)))
+  const keys = seeds.map((s) => new Ed25519Signer(s).publicKey)
+  const encryptions: (('noise' | 'tls')[] | undefined)[] = [undefined, undefined, ['tls', 'noise']]
+  const nodes: P2PNode[] = []
+  for (const [i, seed] of seeds.entries()) {
+    const enc = encryptions[i]
+    const n: P2PNode = new P2PNode(
+      {
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        identitySeed: seed,
+        networkId: NET,
+        isAllowed: (k) => keys.some((x) => equalBytes(x, k)),
+        peersToDial: () => nodes.filter((m) => m !== n && m.addrs.length > 0).map((m) => ({ publicKey: m.publicKey, addrs: m.addrs })),
+        dialIntervalMs: 100,
+        ...(enc === undefined ? {} : { encryption: enc }),
+      },
+      { logger: captureLogger([]) },
+    )
+    n.handle('echo', { maxRequestBytes: 64, maxResponseBytes: 64, timeoutMs: 2_000, handler: async (_f, req) => req })
+    nodes.push(n)
+  }
+  t.teardown(() => Promise.allSettled(nodes.map((n) => n.stop())))
+  await Promise.all(nodes.map((n) => n.start()))
+  await waitUntil(() => nodes.every((n) => n.peers().length === 2), 5_000, 'all three connected')
+  const channel = (n: P2PNode, k: Uint8Array): string | undefined => n.peers().find((p) => equalBytes(p.publicKey, k))?.encryption
+  t.equal(channel(nodes[0]!, keys[1]!), 'noise', 'default and default: Noise')
+  t.equal(channel(nodes[1]!, keys[0]!), 'noise', 'the same seen from the other side')
+  t.equal(channel(nodes[0]!, keys[2]!), 'noise', 'default and TLS-preferring: Noise, the one both take')
+  t.equal(channel(nodes[2]!, keys[1]!), 'noise', 'the TLS-preferring node sees Noise')
+  t.same([...(await nodes[2]!.request('echo', keys[0]!, Uint8Array.of(4, 5)))], [4, 5], 'the TLS-preferring node is served')
+  t.same([...(await nodes[0]!.request('echo', keys[2]!, Uint8Array.of(6)))], [6], 'and serves')
+  t.same([...(await nodes[0]!.request('echo', keys[1]!, Uint8Array.of(7)))], [7], 'the default pair is served')
+})
 
 /** A raw libp2p node with rogue2's (admitted) key, connected to `a`. */
 async function rogueConnectedTo(a: Org): Promise<{ rogue: Libp2p; target: ReturnType<typeof multiaddr> }> {
