@@ -208,7 +208,15 @@ export class DicomwebService implements DicomwebBackend {
       const e = this.#open(v)
       this.#entries.set(e.sop, e)
     }
-    for await (const [k] of this.#kv.entries(LEASED_PREFIX)) this.#leased.add(k.slice(LEASED_PREFIX.length))
+    for await (const [k, v] of this.#kv.entries(LEASED_PREFIX)) {
+      const id = k.slice(LEASED_PREFIX.length)
+      // An indexing a stop or a crash cut short: what it indexed goes, and the study is indexed again while its lease lasts.
+      if (v[0] === 1) this.#leased.add(id)
+      else {
+        await this.#dropEntries((e) => e.where.kind === 'lease' && e.where.leaseId === id, undefined)
+        await this.#kv.del(LEASED_PREFIX + id, { sync: true })
+      }
+    }
     await mkdir(this.#opts.spoolDir, { recursive: true, mode: 0o700 })
     let waiting = 0
     for (const f of await readdir(this.#opts.spoolDir, { withFileTypes: true })) {
@@ -291,18 +299,29 @@ export class DicomwebService implements DicomwebBackend {
   async #indexLease(lease: LeaseRecord, record: StudyRecord): Promise<void> {
     const id = toHex(lease.leaseId)
     const where: Where = { kind: 'lease', studyId: toHex(record.studyId), leaseId: id }
-    const opened = await this.#openStudy(where, this.#leaseAbort.signal)
+    // Marked before the first entry (0: being indexed): entries written before a failure or a crash are found and removed.
+    await this.#kv.put(LEASED_PREFIX + id, new Uint8Array([0]), { sync: true })
     let n = 0
     try {
-      this.#leases.recordAccess(lease, 'unwrap')
-      for await (const part10 of this.#decrypted(opened, undefined, this.#leaseAbort.signal)) {
-        const entry = this.#entryOf(parseDicom(part10), instanceDigestOfBytes(part10).digest, where)
-        await this.#persist(entry, false)
-        this.#entries.set(entry.sop, entry)
-        n++
+      const opened = await this.#openStudy(where, this.#leaseAbort.signal)
+      try {
+        this.#leases.recordAccess(lease, 'unwrap')
+        for await (const part10 of this.#decrypted(opened, undefined, this.#leaseAbort.signal)) {
+          const entry = this.#entryOf(parseDicom(part10), instanceDigestOfBytes(part10).digest, where)
+          const known = this.#entries.get(entry.sop)
+          // This organization's own instance (received, or of a study it registered) stays its own: a lease does not replace it.
+          if (known !== undefined && known.where.kind !== 'lease') continue
+          await this.#persist(entry, false)
+          this.#entries.set(entry.sop, entry)
+          n++
+        }
+      } finally {
+        opened.close()
       }
-    } finally {
-      opened.close()
+    } catch (err) {
+      await this.#dropEntries((e) => e.where.kind === 'lease' && e.where.leaseId === id, undefined)
+      await this.#kv.del(LEASED_PREFIX + id, { sync: true })
+      throw err
     }
     await this.#kv.put(LEASED_PREFIX + id, new Uint8Array([1]), { sync: true })
     this.#leased.add(id)
@@ -314,11 +333,22 @@ export class DicomwebService implements DicomwebBackend {
     await this.#dropEntries((e) => e.where.kind === 'lease' && e.where.leaseId === leaseIdHex, why)
     await this.#kv.del(LEASED_PREFIX + leaseIdHex, { sync: true })
     this.#leased.delete(leaseIdHex)
+    // Another lease of the same study still active had its entries replaced by this one's: it is indexed again.
+    const study = getLease(this.#chain.state, fromHex(leaseIdHex))?.studyId
+    if (study !== undefined)
+      for (const other of [...this.#leased]) {
+        const l = getLease(this.#chain.state, fromHex(other))
+        if (l === undefined || toHex(l.studyId) !== toHex(study)) continue
+        this.#leased.delete(other)
+        await this.#dropEntries((e) => e.where.kind === 'lease' && e.where.leaseId === other, undefined)
+        await this.#kv.del(LEASED_PREFIX + other, { sync: true })
+        this.#syncLeasesSoon()
+      }
     this.#log.info('dicomweb: a lease ended; what it showed left the index', { lease: leaseIdHex, why })
   }
 
   /** Deletes the index entries `pred` picks; those shown under a lease leave a marker of their study (an HMAC of its UID) saying why. */
-  async #dropEntries(pred: (e: Entry) => boolean, why: EndedWhy): Promise<void> {
+  async #dropEntries(pred: (e: Entry) => boolean, why: EndedWhy | undefined): Promise<void> {
     const gone = [...this.#entries.values()].filter(pred)
     const studies = new Set<string>()
     for (const e of gone) {
@@ -326,7 +356,7 @@ export class DicomwebService implements DicomwebBackend {
       await this.#kv.del(ENTRY_PREFIX + this.#hmac(`sop:${e.sop}`))
       if (e.where.kind === 'lease') studies.add(e.study)
     }
-    for (const uid of studies) await this.#kv.put(ENDED_PREFIX + this.#hmac(`ended:${uid}`), utf8(why))
+    if (why !== undefined) for (const uid of studies) await this.#kv.put(ENDED_PREFIX + this.#hmac(`ended:${uid}`), utf8(why))
     await this.#kv.put(COMMIT_KEY, new Uint8Array([1]), { sync: true })
   }
 
@@ -466,7 +496,9 @@ export class DicomwebService implements DicomwebBackend {
       const classUid = sopClass
       // One SOP Instance UID at a time: two requests carrying it cannot both pass the duplicate check.
       return await this.#bySop(sopUid, async (): Promise<StoreOutcome> => {
-        const known = this.#entries.get(sopUid)
+        // An instance shown under a lease is not this organization's: receiving it stores its own copy, which stays when the lease ends.
+        const shown = this.#entries.get(sopUid)
+        const known = shown?.where.kind === 'lease' ? undefined : shown
         if (known !== undefined) {
           if (known.pixelDigest === pixelDigest && known.study === study && known.series === series) {
             // Acknowledged again: durable by this request's commit too, in case another request stored it and has not committed yet.
@@ -802,6 +834,8 @@ export class DicomwebService implements DicomwebBackend {
       this.#again.add(folder)
       return
     }
+    // Held while its record is read: a commit meanwhile must not start a registration of the same files.
+    this.#held.add(folder)
     // A registration sent before a crash or a stop: finished here if final, not sent twice.
     const pendingRec = await this.#kv.get(REGISTERING_PREFIX + folder)
     if (pendingRec !== undefined) {
@@ -882,7 +916,20 @@ export class DicomwebService implements DicomwebBackend {
         await sleep(100)
         view = this.#studies.get(job)
       }
-      const studyId = view?.kind === 'add' && view.state !== 'failed' ? view.studies[0]?.studyId : undefined
+      const added = view?.kind === 'add' && view.state !== 'failed' ? view.studies[0] : undefined
+      const studyId = added?.studyId
+      // Sent, but not final (yet): its record stays, its files stay, and the folder waits for the timer's look at
+      // the record (finished once final; sent again only after PENDING_REGISTRATION_MS). A commit meanwhile does
+      // not start another registration of the same files.
+      if ((added !== undefined && added.height === null) || (studyId === undefined && (await this.#kv.get(REGISTERING_PREFIX + folder)) !== undefined)) {
+        this.#held.add(folder)
+        if (this.#stopped) return
+        this.#log.warn('dicomweb: a received study was sent for registration and is not final yet; its instances stay in the spool until it is', {
+          instances: packed.length,
+        })
+        retryMs = 15_000
+        return
+      }
       if (studyId === undefined) {
         if (this.#stopped) return
         if (packed.length === 0 && feed.ended && !mixed) {
