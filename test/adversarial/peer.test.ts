@@ -240,9 +240,19 @@ t.test(
     const share = DEFAULT_MEMPOOL_LIMITS.maxBytesPerPeer
     let most = 0
     let flooding = true
+    // Samples of org1's mempool while the flood lasts. A sample that times out (10 s: org1 verifying the flood
+    // beside another test file on two cores, seen once on a fresh CI clone) is counted, not fatal: the
+    // bounds below are on what the samples saw, and org1's own note is checked to go through.
+    let samples = 0
+    let missed = 0
     const watch = (async (): Promise<void> => {
       while (flooding) {
-        most = Math.max(most, (await c1.status()).mempool.bytes)
+        try {
+          most = Math.max(most, (await c1.status()).mempool.bytes)
+          samples++
+        } catch {
+          missed++
+        }
         await sleep(100)
       }
     })()
@@ -273,6 +283,7 @@ t.test(
     await watch
     const peak = await sampler.stop()
     s.abort(new Error('done'))
+    t.ok(samples > 0, `the mempool was sampled during the flood (${samples} samples, ${missed} timed out)`)
     t.ok(most <= share + 64 * 1024, `org1's mempool held at most ${MiB(most)} (the peer's share is ${MiB(share)})`)
     t.ok(most > share / 2, `the flood did fill the share (${MiB(most)})`)
     t.ok(peak - before < TX_FLOOD_GROWTH_BOUND, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)})`)
