@@ -167,9 +167,11 @@ t.test('daemon refuses a data dir it cannot use, quickly and in one line', async
 
   const check = async (what: string, dir: string, match: RegExp, env: Record<string, string> = {}): Promise<void> => {
     const before = await snapshot(dir)
-    const r = await runCli(['daemon', '--dir', dir], { env, timeoutMs: 20_000 })
+    const r = await runCli(['daemon', '--dir', dir], { env, timeoutMs: 40_000 })
     assertOneLineError(t, r, match, what)
-    t.ok(r.ms < 10_000, `${what}: fails within seconds (${r.ms} ms)`)
+    // About a second on an idle machine; a fresh-clone CI run beside the viewer test took 10-11 s. A daemon that
+    // does not fail is killed at 40 s, and its missing one-line error fails the check above.
+    t.ok(r.ms < 25_000, `${what}: fails within seconds (${r.ms} ms)`)
     t.same(await snapshot(dir), before, `${what}: the data dir is unchanged (no db, token or daemon.json)`)
   }
 

@@ -77,7 +77,8 @@ t.test('two studies of one patient share nothing on the ledger; the patient tool
   // Fields that are the same for every registration of this custodian, or for every consent with this policy: they say
   // "a study at org1" and "this policy", not "this patient". Every other field must differ between the two.
   const SHARED_BY_ALL: Record<string, readonly string[]> = {
-    'study.register': ['custodian', 'chunkSize', 'chunkCount'],
+    // extends: null in both (neither is a version of another study).
+    'study.register': ['custodian', 'chunkSize', 'chunkCount', 'extends'],
     'consent.set': ['anyOrg', 'orgs', 'purposes', 'scopes', 'maxDurationMs', 'researchPool'],
   }
   // A registration is sent by the custodian (visible by design: which custodian keeps a study); a consent by the study's key.
