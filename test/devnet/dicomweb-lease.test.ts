@@ -14,27 +14,10 @@ import { DATADIR_FILES } from '../../src/node/index.js'
 import { TAG, firstString, parseDicom, pixelDigest, readDicom } from '../../src/study/index.js'
 import { jsonOf, runCli } from '../integration/helpers/cli.js'
 import { newDevnet, org, waitFor } from './helpers.js'
+import { splitMultipart } from '../helpers/multipart.js'
 
 /** Long enough for the grant, the lessee's indexing and the reads with the custodian down, on a slow machine. */
 const LEASE_SECONDS = 75
-
-/** The parts of a multipart/related answer, split on its boundary (independent of src/dicomweb). */
-function splitMultipart(body: Buffer, contentType: string): Buffer[] {
-  const m = /boundary="?([^";]+)"?/.exec(contentType)
-  if (m === null) throw new Error(`no boundary in ${contentType}`)
-  const delim = Buffer.from(`--${m[1]}`)
-  const out: Buffer[] = []
-  let pos = body.indexOf(delim)
-  while (pos >= 0) {
-    const start = pos + delim.length
-    if (body.subarray(start, start + 2).toString() === '--') break
-    const next = body.indexOf(Buffer.concat([Buffer.from('\r\n'), delim]), start)
-    const part = body.subarray(start + 2, next)
-    out.push(part.subarray(part.indexOf('\r\n\r\n') + 4))
-    pos = next + 2
-  }
-  return out
-}
 
 t.test('an images lease over DICOMweb: shown de-identified, served with the custodian down, recorded, refused after its end', async (t) => {
   const { m } = await newDevnet(t, 'dicomweb-lease', {

@@ -14,6 +14,7 @@ import { DaemonProcess } from '../../src/devnet/index.js'
 import { TAG, firstNumber, firstString, parseDicom } from '../../src/study/index.js'
 import { sleep } from '../../src/util/index.js'
 import { dcmdumpErrors } from '../helpers/dcmtk.js'
+import { splitMultipart } from '../helpers/multipart.js'
 import { runCli } from './helpers/cli.js'
 
 const run = promisify(execFile)
@@ -54,22 +55,9 @@ async function curl(base: string, path: string, args: string[]): Promise<Got> {
   return { status, headers, body: await readFile(bodyFile) }
 }
 
-/** The parts of a multipart/related body, split on the boundary its Content-Type names. */
+/** The parts of a multipart/related answer curl got. */
 function parts(got: Got): Buffer[] {
-  const m = /boundary="?([^";]+)"?/.exec(got.headers.get('content-type') ?? '')
-  if (m === null) throw new Error(`no boundary in ${got.headers.get('content-type')}`)
-  const delim = Buffer.from(`--${m[1]}`)
-  const out: Buffer[] = []
-  let pos = got.body.indexOf(delim)
-  while (pos >= 0) {
-    const start = pos + delim.length
-    if (got.body.subarray(start, start + 2).toString() === '--') break
-    const next = got.body.indexOf(Buffer.concat([Buffer.from('\r\n'), delim]), start)
-    const part = got.body.subarray(start + 2, next)
-    out.push(part.subarray(part.indexOf('\r\n\r\n') + 4))
-    pos = next + 2
-  }
-  return out
+  return splitMultipart(got.body, got.headers.get('content-type') ?? '')
 }
 
 /** Writes each part to a file and has dcmdump read it: no error line. */

@@ -15,6 +15,7 @@ import { DaemonProcess } from '../../src/devnet/index.js'
 import { TAG, firstString, generateCtStudy, instanceDigestOfBytes, parseDicom, writeDicom } from '../../src/study/index.js'
 import { sleep } from '../../src/util/index.js'
 import { runCli } from './helpers/cli.js'
+import { splitMultipart } from '../helpers/multipart.js'
 
 const SCRYPT = { N: 1024, r: 8, p: 1 }
 const STUDY_DIR = new URL('../vectors/dicom/study-77654033/', import.meta.url)
@@ -35,25 +36,6 @@ function stowBody(parts: { type: string; body: Uint8Array }[]): { body: Buffer; 
   for (const p of parts) chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: ${p.type}\r\n\r\n`), Buffer.from(p.body), Buffer.from('\r\n'))
   chunks.push(Buffer.from(`--${boundary}--\r\n`))
   return { body: Buffer.concat(chunks), contentType: `multipart/related; type="application/dicom"; boundary="${boundary}"` }
-}
-
-/** The parts of a multipart/related answer, split on its boundary (a reader independent of src/dicomweb). */
-function splitMultipart(body: Buffer, contentType: string): Buffer[] {
-  const m = /boundary="?([^";]+)"?/.exec(contentType)
-  if (m === null) throw new Error(`no boundary in ${contentType}`)
-  const delim = Buffer.from(`--${m[1]}`)
-  const out: Buffer[] = []
-  let pos = body.indexOf(delim)
-  while (pos >= 0) {
-    const start = pos + delim.length
-    if (body.subarray(start, start + 2).toString() === '--') break
-    const next = body.indexOf(Buffer.concat([Buffer.from('\r\n'), delim]), start)
-    const part = body.subarray(start + 2, next)
-    const headerEnd = part.indexOf('\r\n\r\n')
-    out.push(part.subarray(headerEnd + 4))
-    pos = next + 2
-  }
-  return out
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'radchain-dicomweb-'))
