@@ -44,6 +44,14 @@ const TX_FLOOD_GROWTH_BOUND = 384 * 1024 * 1024
  */
 const SYNC_GROWTH_BOUND = 200 * 1024 * 1024
 /**
+ * ...and for 96 proposals of ~4 MiB (384 MiB) arriving as fast as org1 reads them: each is decrypted, framed and
+ * decoded before it is dropped or held, and the garbage is collected later (155 MiB once in a fresh-clone CI
+ * run; the chunk traffic of an earlier case lets the heap double). What org1 holds of them, one signer's share
+ * of the next-height buffer, is checked exactly in test/unit/consensus/bft-sim.test.ts; this bound catches a
+ * blow-up (all 48 validly signed proposals kept would be 192 MiB on top of that garbage).
+ */
+const PROPOSAL_FLOOD_GROWTH_BOUND = 256 * 1024 * 1024
+/**
  * ...and never exceed this in all, after every earlier case (what the allocator got back it keeps): 500-580 MiB
  * on an idle machine, 778 MiB with two busy loops taking its cores.
  */
@@ -361,7 +369,7 @@ t.test('consensus: maximal proposals for the next heights, validly signed by an 
   await sleep(2_000)
   const peak = await sampler.stop()
   t.ok(sent > 0, `${sent} maximal proposals sent`)
-  t.ok(peak - before < RSS_GROWTH_BOUND, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)})`)
+  t.ok(peak - before < PROPOSAL_FLOOD_GROWTH_BOUND, `org1 grew by ${MiB(peak - before)} (peak ${MiB(peak)})`)
   t.ok(peak < RSS_BOUND, `org1's peak stays under ${MiB(RSS_BOUND)}`)
   t.ok((await penalties(A.victim, A.roguePeer)).length > 0, 'the sender is penalized')
   s.abort(new Error('done'))
