@@ -28,6 +28,8 @@ export interface DaemonInfo {
   readonly p2p: readonly string[]
   /** Base URL of the DICOMweb root (e.g. http://127.0.0.1:7462/dicomweb), when the listener is on. */
   readonly dicomweb?: string
+  /** The DIMSE listener as `AE@host:port` (e.g. RADCHAIN@127.0.0.1:11112), when it is on. */
+  readonly dimse?: string
   readonly startedAt: string
 }
 

@@ -25,6 +25,10 @@ export interface NodeStatus {
   readonly peers: number
   /** Base URL of this API. */
   readonly api: string
+  /** Base URL of the DICOMweb root, when that listener is on. */
+  readonly dicomweb?: string
+  /** The DIMSE listener as `AE@host:port`, when it is on. */
+  readonly dimse?: string
   readonly mempool: { readonly size: number; readonly bytes: number }
   readonly authorities: number
   readonly version: string

@@ -26,6 +26,8 @@ export const FAILURE_REASON = {
   cannotUnderstand: 0xc000,
   /** The instance belongs to another study than the request's URL names. */
   studyMismatch: 0xa900,
+  /** The dataset names another SOP Class or Instance UID than the request (a DIMSE C-STORE's command) does: Data Set does not match SOP Class. */
+  datasetMismatch: 0xa900,
   /** An instance of this SOP Instance UID is stored already with other pixels. */
   duplicateConflict: 0x0111,
   /** No room left (the spool's disk or the chunk quota). */
@@ -55,10 +57,14 @@ export type StoreOutcome =
       readonly message: string
     }
 
-/** The instances of one STOW-RS request: each stored as it arrives, all made durable by commit() before the answer. */
+/** The instances of one STOW-RS request or DIMSE association: each stored as it arrives, made durable by commit() before the answer. */
 export interface StoreSession {
-  /** Stores one received instance; `study`: the Study Instance UID of the request's URL, if any. */
-  store(part10: Uint8Array, opts: { readonly study?: string }): Promise<StoreOutcome>
+  /**
+   * Stores one received instance; `study`: the Study Instance UID of the
+   * request's URL, if any; `sopClassUid` and `sopInstanceUid`: what a DIMSE
+   * C-STORE request named, if any (a dataset naming others is refused).
+   */
+  store(part10: Uint8Array, opts: { readonly study?: string; readonly sopClassUid?: string; readonly sopInstanceUid?: string }): Promise<StoreOutcome>
   /** Makes every instance stored so far durable (fsync of files, folders and index); the answer waits for it. */
   commit(): Promise<void>
 }

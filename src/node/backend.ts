@@ -62,6 +62,8 @@ export interface NodeInfo {
   audit(): AuditService
   /** This node's patient links (Patient ID to patient key). */
   links(): PatientLinks
+  /** Where the PACS listeners are, when on: the DICOMweb root URL, the DIMSE `AE@host:port`. */
+  gateways?(): { dicomweb?: string; dimse?: string }
 }
 
 /** The node seen through the API: chain queries, submission, events. */
@@ -134,6 +136,7 @@ export class NodeBackend implements ApiBackend {
       version: this.#info.version,
       consensus: this.#info.consensus(),
       ...(this.#info.halted?.() === undefined ? {} : { halted: this.#info.halted() }),
+      ...this.#info.gateways?.(),
     }
   }
 

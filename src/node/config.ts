@@ -33,7 +33,7 @@ export const DATADIR_FILES = {
   chunks: 'chunks',
   /** DICOMweb clients' tokens, hashed (`radchain dicomweb token create`). */
   dicomwebTokens: 'dicomweb-tokens.json',
-  /** Instances received over DICOMweb until their study is registered. */
+  /** Instances received over DICOMweb or DIMSE until their study is registered. */
   dicomwebSpool: 'dicomweb-spool',
 } as const
 
@@ -44,6 +44,34 @@ export const DEFAULT_CHUNK_QUOTA = 100 * 1024 ** 3
 
 /** Default DICOMweb listen address (host:port). */
 export const DEFAULT_DICOMWEB_LISTEN = '127.0.0.1:7462'
+
+/** Default DIMSE listen address (host:port; 11112 is the registered DICOM port, PS3.8 Annex G). */
+export const DEFAULT_DIMSE_LISTEN = '127.0.0.1:11112'
+
+/** Default DIMSE AE title of the node. */
+export const DEFAULT_DIMSE_AE_TITLE = 'RADCHAIN'
+
+/** An AE title (PS3.5 6.2, VR AE): 1-16 characters of the default repertoire, no backslash or control character, not blank. */
+export const AE_TITLE_RE = /^[\x20-\x5b\x5d-\x7e]{1,16}$/
+
+/** Why `ae` is not an AE title radchain takes, or undefined when it is one. */
+export function aeTitleProblem(ae: string): string | undefined {
+  if (!AE_TITLE_RE.test(ae)) return 'an AE title is 1 to 16 characters, without backslash or control characters'
+  if (ae.trim() !== ae) return 'an AE title has no leading or trailing spaces (they are not significant on the wire)'
+  return undefined
+}
+
+const aeTitle = z.string().superRefine((s, ctx) => {
+  const p = aeTitleProblem(s)
+  if (p !== undefined) ctx.addIssue({ code: 'custom', message: p })
+})
+
+/** A host name or an IP address (IPv6 without brackets). */
+const hostText = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^([A-Za-z0-9.-]+|[0-9A-Fa-f:.]+)$/, 'a host name or an IP address')
 
 /** Default peer-to-peer listen address. */
 export const DEFAULT_P2P_LISTEN = '/ip4/127.0.0.1/tcp/7461'
@@ -134,6 +162,45 @@ const ConfigSchema = z.strictObject({
       corsOrigins: z.array(z.string().min(1).max(256)).max(64).default([]),
     })
     .prefault({}),
+  /** The DICOM networking (DIMSE) listener for PACS and modalities (PS3.7, PS3.8; README "DICOM networking (DIMSE)"). */
+  dimse: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** host:port ([v6]:port for IPv6); anything but loopback needs tls, or insecure. */
+      listen: z
+        .string()
+        .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:11112 or [::1]:11112')
+        .default(DEFAULT_DIMSE_LISTEN),
+      aeTitle: aeTitle.default(DEFAULT_DIMSE_AE_TITLE),
+      /** The DICOM nodes allowed to associate (`radchain dimse peer add`): calling AE title and the host it comes from. */
+      peers: z
+        .array(z.strictObject({ aeTitle, host: hostText, port: z.number().int().min(1).max(65535) }))
+        .max(1024)
+        .default([])
+        .superRefine((peers, ctx) => {
+          const seen = new Set<string>()
+          for (const [i, p] of peers.entries()) {
+            if (seen.has(p.aeTitle)) ctx.addIssue({ code: 'custom', path: [i, 'aeTitle'], message: `AE title ${p.aeTitle} listed twice` })
+            seen.add(p.aeTitle)
+          }
+        }),
+      /** Associations from any calling AE title and address (not only dimse.peers). */
+      acceptUnknown: z.boolean().default(false),
+      /** Largest dataset of one C-STORE. */
+      maxInstanceBytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .max(2 * 1024 ** 3)
+        .default(1024 ** 3),
+      /** An association that sends nothing for this long is aborted. */
+      idleSeconds: z.number().int().min(1).max(86_400).default(120),
+      /** PEM files (paths relative to the data dir unless absolute): DICOM TLS (PS3.15 B.1). */
+      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+      /** Plain DIMSE on a non-loopback address: only when this is set, and the daemon warns. */
+      insecure: z.boolean().default(false),
+    })
+    .prefault({}),
   /** This organization's id and name, as its card proposes them for a genesis (`radchain keys show --json`). */
   org: z
     .strictObject({
@@ -209,6 +276,17 @@ export interface NodeConfig {
     readonly insecureHttp: boolean
     readonly corsOrigins: readonly string[]
   }
+  readonly dimse: {
+    readonly enabled: boolean
+    readonly listen: string
+    readonly aeTitle: string
+    readonly peers: readonly DimsePeerConfig[]
+    readonly acceptUnknown: boolean
+    readonly maxInstanceBytes: number
+    readonly idleSeconds: number
+    readonly tls?: { readonly cert: string; readonly key: string }
+    readonly insecure: boolean
+  }
   readonly consensus: {
     readonly timeoutProposeMs: number
     readonly timeoutVoteMs: number
@@ -217,6 +295,13 @@ export interface NodeConfig {
     readonly gossipMs: number
   }
   readonly swarm: SwarmOpts & { readonly durableTimeoutMs: number }
+}
+
+/** A DICOM node allowed to associate with this one (`dimse.peers`). */
+export interface DimsePeerConfig {
+  readonly aeTitle: string
+  readonly host: string
+  readonly port: number
 }
 
 /** The JSON a user may write (every field optional). */

@@ -471,7 +471,7 @@ export class DicomwebService implements DicomwebBackend {
 
   async #store(
     part10: Uint8Array,
-    opts: { study?: string; client: string },
+    opts: { study?: string; sopClassUid?: string; sopInstanceUid?: string; client: string },
     pending: { files: string[]; folders: Set<string>; newFolder: boolean },
   ): Promise<StoreOutcome> {
     let sop: string | undefined
@@ -489,6 +489,14 @@ export class DicomwebService implements DicomwebBackend {
           sopInstanceUid: sop,
           reason: FAILURE_REASON.studyMismatch,
           message: 'the instance is of another study than the URL names',
+        }
+      if ((opts.sopClassUid !== undefined && opts.sopClassUid !== sopClass) || (opts.sopInstanceUid !== undefined && opts.sopInstanceUid !== sop))
+        return {
+          ok: false,
+          sopClassUid: sopClass,
+          sopInstanceUid: sop,
+          reason: FAILURE_REASON.datasetMismatch,
+          message: 'the dataset names another SOP Class or Instance UID than the request',
         }
       const pixelDigest = instanceDigestOfBytes(part10).digest
       const ok: StoreOutcome = { ok: true, sopClassUid: sopClass, sopInstanceUid: sop, studyUid: study, seriesUid: series, duplicate: true }

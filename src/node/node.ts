@@ -8,7 +8,10 @@ import { ChainStore, ChunkStore, StudyIndex } from '../storage/index.js'
 import { VERSION, writeFileAtomic, type Logger } from '../util/index.js'
 import { ApiServer, UNIX_SOCKET_PATH_MAX, type DaemonInfo } from '../api/index.js'
 import { DicomwebServer } from '../dicomweb/index.js'
+import { DimseServer } from '../dimse/index.js'
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../study/index.js'
 import { DicomwebService } from './dicomweb.js'
+import { DimseGateway } from './dimse.js'
 import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
 import { NetworkService } from './network.js'
@@ -21,6 +24,11 @@ import { ConfigError, DATADIR_FILES, isLocalOnlyAddr, isLoopbackAddr, resolveIn,
 import { readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import type { Faults } from './faults.js'
+
+/** Whether a listen host is loopback: an address, not a name that merely starts like one (127.0.0.1.example resolves anywhere). */
+function isLoopbackHost(host: string): boolean {
+  return (isIP(host) === 4 && host.startsWith('127.')) || host === '::1' || host === 'localhost'
+}
 
 /** Gossip backlog (transactions) above which the API refuses new local transactions for a moment. */
 const INGEST_BUSY = 3000
@@ -51,7 +59,10 @@ export class RadNode {
   #leases: LeaseService | undefined
   #audit: AuditService | undefined
   #api: ApiServer | undefined
-  #dicomweb: { service: DicomwebService; server: DicomwebServer } | undefined
+  /** The ingest and index shared by DICOMweb and DIMSE: present when either listener is on. */
+  #ingest: DicomwebService | undefined
+  #dicomweb: DicomwebServer | undefined
+  #dimse: DimseServer | undefined
   /** True once this node wrote daemon.json (so only it removes the file). */
   #published = false
   #started = false
@@ -196,6 +207,10 @@ export class RadNode {
           leases: () => leases,
           audit: () => audit,
           links: () => links,
+          gateways: () => ({
+            ...(this.#dicomweb === undefined ? {} : { dicomweb: this.#dicomweb.url }),
+            ...(this.#dimse === undefined ? {} : { dimse: this.#dimse.address }),
+          }),
         },
       })
       // The Unix socket beside the TCP port: the CLI's way in, from any network namespace of the machine.
@@ -217,7 +232,9 @@ export class RadNode {
         },
         { backend },
       )
-      this.#dicomweb = config.dicomweb.enabled ? await this.#makeDicomweb(studies, index) : undefined
+      this.#ingest = config.dicomweb.enabled || config.dimse.enabled ? this.#makeIngest(studies, index) : undefined
+      this.#dicomweb = config.dicomweb.enabled ? await this.#makeDicomweb(this.#ingest as DicomwebService) : undefined
+      this.#dimse = config.dimse.enabled ? await this.#makeDimse(this.#ingest as DicomwebService) : undefined
       await network.start()
       await audit.start()
       swarm.start()
@@ -225,17 +242,17 @@ export class RadNode {
       await engine.start()
       await writeFileAtomic(join(dataDir, DATADIR_FILES.apiToken), token + '\n', 0o600)
       await this.#api.start()
-      if (this.#dicomweb !== undefined) {
-        await this.#dicomweb.service.start()
-        await this.#dicomweb.server.start()
-      }
+      await this.#ingest?.start()
+      await this.#dicomweb?.start()
+      await this.#dimse?.start()
       const info: DaemonInfo = {
         pid: process.pid,
         api: this.#api.url,
         ...(this.#api.socketPath === undefined ? {} : { socket: this.#api.socketPath }),
         chainId: genesis.chainId,
         p2p: network.addrs,
-        ...(this.#dicomweb === undefined ? {} : { dicomweb: this.#dicomweb.server.url }),
+        ...(this.#dicomweb === undefined ? {} : { dicomweb: this.#dicomweb.url }),
+        ...(this.#dimse === undefined ? {} : { dimse: this.#dimse.address }),
         startedAt: new Date(this.#clock()).toISOString(),
       }
       await writeFileAtomic(join(dataDir, DATADIR_FILES.daemon), JSON.stringify(info, null, 2) + '\n', 0o644)
@@ -264,25 +281,14 @@ export class RadNode {
     }
   }
 
-  /** The DICOMweb listener and its service; a non-loopback address without TLS is refused unless insecureHttp is set. */
-  async #makeDicomweb(studies: StudyJobs, index: StudyIndex): Promise<{ service: DicomwebService; server: DicomwebServer }> {
+  /**
+   * The service both listeners store into and read from (src/node/dicomweb.ts):
+   * spool, index, stable-study registration. Its log module stays `dicomweb`.
+   */
+  #makeIngest(studies: StudyJobs, index: StudyIndex): DicomwebService {
     const { dataDir, config } = this.#opts
     const c = config.dicomweb
-    const { host, port } = splitHostPort(c.listen)
-    // An address, not a name that merely starts like one (127.0.0.1.example resolves anywhere).
-    const loopback = (isIP(host) === 4 && host.startsWith('127.')) || host === '::1' || host === 'localhost'
-    if (!loopback && c.tls === undefined && !c.insecureHttp)
-      throw new ConfigError(
-        'CONFIG_INVALID',
-        `dicomweb.listen ${c.listen} is not a loopback address: set dicomweb.tls (cert and key), or dicomweb.insecureHttp: true to allow plain HTTP on a network you trust`,
-      )
-    if (!loopback && c.tls === undefined)
-      this.#logger.warn('dicomweb: plain HTTP on a non-loopback address (dicomweb.insecureHttp): tokens and images cross the network unencrypted', {
-        listen: c.listen,
-      })
-    const tls = c.tls === undefined ? undefined : { cert: await readFile(resolveIn(dataDir, c.tls.cert)), key: await readFile(resolveIn(dataDir, c.tls.key)) }
-    const logger = this.#logger.child({ mod: 'dicomweb' })
-    const service = new DicomwebService(
+    return new DicomwebService(
       {
         spoolDir: join(dataDir, DATADIR_FILES.dicomwebSpool),
         tokensFile: join(dataDir, DATADIR_FILES.dicomwebTokens),
@@ -298,21 +304,74 @@ export class RadNode {
         leases: this.#leases as LeaseService,
         keys: this.#keys,
         kv: (this.#store as ChainStore).keyspace('w'),
-        logger,
+        logger: this.#logger.child({ mod: 'dicomweb' }),
       },
     )
-    const server = new DicomwebServer(
+  }
+
+  /** The DIMSE listener (C-ECHO, C-STORE); a non-loopback address without TLS is refused unless dimse.insecure is set. */
+  async #makeDimse(ingest: DicomwebService): Promise<DimseServer> {
+    const { dataDir, config } = this.#opts
+    const c = config.dimse
+    const { host, port } = splitHostPort(c.listen)
+    if (!isLoopbackHost(host) && c.tls === undefined && !c.insecure)
+      throw new ConfigError(
+        'CONFIG_INVALID',
+        `dimse.listen ${c.listen} is not a loopback address: set dimse.tls (cert and key), or dimse.insecure: true to allow plain DICOM on a network you trust`,
+      )
+    const logger = this.#logger.child({ mod: 'dimse' })
+    if (!isLoopbackHost(host) && c.tls === undefined)
+      logger.warn('dimse: plain DICOM on a non-loopback address (dimse.insecure): images cross the network unencrypted', { listen: c.listen })
+    if (c.acceptUnknown) logger.warn('dimse: associations from any AE title and address are accepted (dimse.acceptUnknown)', { listen: c.listen })
+    const tls = c.tls === undefined ? undefined : { cert: await readFile(resolveIn(dataDir, c.tls.cert)), key: await readFile(resolveIn(dataDir, c.tls.key)) }
+    const gateway = new DimseGateway({ dataDir, admission: { peers: c.peers, acceptUnknown: c.acceptUnknown } }, { ingest, logger })
+    return new DimseServer(
+      {
+        host,
+        port,
+        aeTitle: c.aeTitle,
+        ...(tls === undefined ? {} : { tls }),
+        maxInstanceBytes: c.maxInstanceBytes,
+        idleMs: c.idleSeconds * 1000,
+        implementationClassUid: IMPLEMENTATION_CLASS_UID,
+        implementationVersionName: IMPLEMENTATION_VERSION_NAME,
+        logger,
+      },
+      { backend: gateway },
+    )
+  }
+
+  /** The DICOMweb listener; a non-loopback address without TLS is refused unless insecureHttp is set. */
+  async #makeDicomweb(service: DicomwebService): Promise<DicomwebServer> {
+    const { dataDir, config } = this.#opts
+    const c = config.dicomweb
+    const { host, port } = splitHostPort(c.listen)
+    const loopback = isLoopbackHost(host)
+    if (!loopback && c.tls === undefined && !c.insecureHttp)
+      throw new ConfigError(
+        'CONFIG_INVALID',
+        `dicomweb.listen ${c.listen} is not a loopback address: set dicomweb.tls (cert and key), or dicomweb.insecureHttp: true to allow plain HTTP on a network you trust`,
+      )
+    if (!loopback && c.tls === undefined)
+      this.#logger.warn('dicomweb: plain HTTP on a non-loopback address (dicomweb.insecureHttp): tokens and images cross the network unencrypted', {
+        listen: c.listen,
+      })
+    const tls = c.tls === undefined ? undefined : { cert: await readFile(resolveIn(dataDir, c.tls.cert)), key: await readFile(resolveIn(dataDir, c.tls.key)) }
+    const logger = this.#logger.child({ mod: 'dicomweb' })
+    return new DicomwebServer(
       { host, port, ...(tls === undefined ? {} : { tls }), corsOrigins: c.corsOrigins, maxBodyBytes: c.maxBodyBytes, maxPartBytes: c.maxPartBytes, logger },
       { backend: service },
     )
-    return { service, server }
   }
 
   /** Stops services in reverse order and closes the store. */
   async stop(): Promise<void> {
-    await this.#dicomweb?.server.stop()
-    await this.#dicomweb?.service.stop()
+    await this.#dimse?.stop()
+    this.#dimse = undefined
+    await this.#dicomweb?.stop()
     this.#dicomweb = undefined
+    await this.#ingest?.stop()
+    this.#ingest = undefined
     await this.#api?.stop()
     this.#api = undefined
     await this.#engine?.stop()

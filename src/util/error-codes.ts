@@ -231,6 +231,17 @@ export const ERROR_CODES = {
     meaning: 'the DICOMweb listener is misconfigured: a bad listen address, or a non-loopback address without TLS and without dicomweb.insecureHttp',
   },
 
+  // DICOM networking (PS3.7, PS3.8): the daemon's DIMSE listener.
+  DIMSE_PDU_MALFORMED: {
+    status: 400,
+    meaning: 'a DICOM peer sent a PDU that breaks PS3.8 (truncated, an unknown type, a bad item or field): the association is aborted',
+  },
+  DIMSE_PDU_TOO_LARGE: { status: 413, meaning: 'a DICOM peer sent a PDU longer than the maximum length radchain announced: the association is aborted' },
+  DIMSE_COMMAND_MALFORMED: {
+    status: 400,
+    meaning: 'a DICOM peer sent a DIMSE command set that breaks PS3.7 (truncated element, a required element missing): the association is aborted',
+  },
+
   // The devnet and the demo.
   DEVNET_EXISTS: { status: 409, meaning: 'the folder holds a devnet of another size: use it as is, or `radchain devnet down --purge` first' },
   DEVNET_NOT_FOUND: { status: 404, meaning: 'no devnet in the folder: `radchain devnet up`' },

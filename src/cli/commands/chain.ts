@@ -30,6 +30,8 @@ export function registerChainCommands(program: Command): void {
           ['peers', s.peers],
           ['mempool', `${s.mempool.size} transactions, ${s.mempool.bytes} bytes`],
           ['api', s.api],
+          ...(s.dicomweb === undefined ? [] : [['dicomweb', s.dicomweb] as [string, string]]),
+          ...(s.dimse === undefined ? [] : [['dimse', s.dimse] as [string, string]]),
           ['version', s.version],
         ]),
       )

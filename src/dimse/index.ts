@@ -1,0 +1,7 @@
+export * from './errors.js'
+export * from './pdu.js'
+export * from './command.js'
+export * from './part10.js'
+export * from './negotiate.js'
+export * from './backend.js'
+export * from './server.js'

@@ -1,0 +1,451 @@
+import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
+import { errorMessage, isRadError, type Logger } from '../util/index.js'
+import type { DimseBackend, DimsePeer, DimseStoreResult, DimseStoreSession } from './backend.js'
+import { CMD, COMMAND_FIELD, MAX_COMMAND_BYTES, NO_DATASET, STATUS, decodeCommand, encodeCommand, type Command } from './command.js'
+import { DimseError } from './errors.js'
+import { answerContexts } from './negotiate.js'
+import { encodeFileMeta } from './part10.js'
+import {
+  ABORT,
+  APPLICATION_CONTEXT,
+  PC_RESULT,
+  PDU_TYPE,
+  PduReader,
+  REJECT,
+  decodePdu,
+  encodePdu,
+  fragmentPData,
+  type AssociateRq,
+  type ContextAnswer,
+  type Pdu,
+  type Pdv,
+} from './pdu.js'
+
+/** Maximum Length Received radchain announces (PS3.8 D.1): the P-DATA-TF PDUs it reads are at most this long. */
+export const DEFAULT_MAX_PDU_LENGTH = 256 * 1024
+/** Longest PDU other than P-DATA-TF radchain reads: an A-ASSOCIATE-RQ with a few hundred presentation contexts fits. */
+const MAX_ASSOCIATE_BYTES = 1024 * 1024
+/** ARTIM (PS3.8 9.1.5): how long a connection may wait for its A-ASSOCIATE-RQ, or for the peer to close after a release or rejection. */
+export const DEFAULT_ARTIM_MS = 30_000
+/** How long an established association may send nothing before it is aborted (a peer that stopped answering). */
+export const DEFAULT_IDLE_MS = 120_000
+/** Associations open at once; more are rejected as transient (local limit exceeded). */
+export const DEFAULT_MAX_ASSOCIATIONS = 16
+
+/** Options of the DIMSE listener. */
+export interface DimseServerOpts {
+  readonly host: string
+  /** 0 picks a free port. */
+  readonly port: number
+  /** This node's AE title: an association calling another is rejected (PS3.8 Table 9-21, reason 7). */
+  readonly aeTitle: string
+  /** PEM certificate and key: DICOM TLS (PS3.15 B.1) on this port. */
+  readonly tls?: { readonly cert: Uint8Array; readonly key: Uint8Array }
+  readonly maxPduLength?: number
+  /** Largest dataset of one C-STORE; a larger one is read to its end, dropped and answered Out of Resources. */
+  readonly maxInstanceBytes: number
+  readonly artimMs?: number
+  readonly idleMs?: number
+  readonly maxAssociations?: number
+  /** Implementation Class UID and Version Name (PS3.7 D.3.3.2-3) announced, and written into received files' meta. */
+  readonly implementationClassUid: string
+  readonly implementationVersionName: string
+  readonly logger: Logger
+}
+
+/**
+ * The DICOM SCP (PS3.8 upper layer, PS3.7 DIMSE): accepts associations from
+ * the peers the backend admits, answers C-ECHO, and hands each C-STORE's
+ * dataset, framed as a Part 10 file without re-encoding it, to the
+ * backend's store before it answers. Knows nothing of the node.
+ */
+export class DimseServer {
+  readonly #opts: DimseServerOpts
+  readonly #backend: DimseBackend
+  readonly #log: Logger
+  #server: Server | undefined
+  readonly #open = new Map<Socket, Promise<void>>()
+
+  constructor(opts: DimseServerOpts, modules: { backend: DimseBackend }) {
+    this.#opts = opts
+    this.#backend = modules.backend
+    this.#log = opts.logger
+  }
+
+  /** `AE@host:port` once listening (for daemon.json and the log). */
+  get address(): string {
+    const a = this.#server?.address() as AddressInfo | null | undefined
+    if (a === undefined || a === null) return ''
+    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
+    return `${this.#opts.aeTitle}@${host}:${a.port}`
+  }
+
+  /** The port listened on (after start). */
+  get port(): number {
+    return (this.#server?.address() as AddressInfo | null | undefined)?.port ?? 0
+  }
+
+  /** Starts listening. */
+  async start(): Promise<void> {
+    const onSocket = (s: Socket): void => {
+      const run = new Association(s, this.#opts, this.#backend, this.#log, this.#open.size >= (this.#opts.maxAssociations ?? DEFAULT_MAX_ASSOCIATIONS))
+        .run()
+        .catch((err: unknown) => this.#log.warn('dimse: association failed', { err: errorMessage(err) }))
+        .finally(() => this.#open.delete(s))
+      this.#open.set(s, run)
+    }
+    const tls = this.#opts.tls
+    const server =
+      tls === undefined
+        ? createTcpServer(onSocket)
+        : createTlsServer({ cert: Buffer.from(tls.cert), key: Buffer.from(tls.key), minVersion: 'TLSv1.2' }, onSocket)
+    // A TLS handshake that fails never becomes a connection; it is logged, without the peer's data.
+    server.on('tlsClientError', (err: Error, s: Socket) =>
+      this.#log.info('dimse: TLS handshake refused', { address: plainAddress(s.remoteAddress), err: errorMessage(err) }),
+    )
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.#opts.port, this.#opts.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    this.#server = server
+    this.#log.info('dimse: listening', { address: this.address, tls: tls !== undefined })
+  }
+
+  /** Stops listening, aborts the open associations and waits for a store in progress to finish. */
+  async stop(): Promise<void> {
+    const server = this.#server
+    this.#server = undefined
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()))
+    for (const s of this.#open.keys()) {
+      if (!s.destroyed && !s.writableEnded) s.end(encodePdu({ type: PDU_TYPE.abort, source: ABORT.sourceProvider, reason: ABORT.reasonNotSpecified }))
+      // The peer closes on the abort; one that does not is cut off.
+      setTimeout(() => s.destroy(), 500).unref()
+    }
+    await Promise.allSettled([...this.#open.values()])
+  }
+}
+
+/** An IPv4-mapped IPv6 address as IPv4. */
+function plainAddress(a: string | undefined): string {
+  return (a ?? '').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1')
+}
+
+/** What the association is doing with the PDVs it reads. */
+interface Pending {
+  readonly contextId: number
+  readonly command: Command
+  readonly parts: Uint8Array[]
+  bytes: number
+  /** The dataset went over maxInstanceBytes: the rest is read and dropped. */
+  overflow: boolean
+}
+
+/** One connection: negotiation, then the DIMSE messages, until release, abort, timeout or close. */
+class Association {
+  readonly #s: Socket
+  readonly #opts: DimseServerOpts
+  readonly #backend: DimseBackend
+  readonly #log: Logger
+  readonly #overLimit: boolean
+  readonly #started = Date.now()
+  #peer: DimsePeer
+  #calledAe = ''
+  #contexts = new Map<number, ContextAnswer & { abstractSyntax: string }>()
+  #proposed = 0
+  #peerMaxPdu = 0
+  #established = false
+  /** An A-ASSOCIATE-AC was sent (the association is logged when it ends). */
+  #accepted = false
+  /** Released, refused or aborted on this side: the rest of what the peer sends is dropped. */
+  #closing = false
+  #store: DimseStoreSession | undefined
+  #cmdParts: Uint8Array[] = []
+  #cmdBytes = 0
+  #cmdContext = -1
+  #pending: Pending | undefined
+  #stored = 0
+  #duplicates = 0
+  #failed = 0
+  #echoes = 0
+  #end = 'closed'
+
+  constructor(s: Socket, opts: DimseServerOpts, backend: DimseBackend, log: Logger, overLimit: boolean) {
+    this.#s = s
+    this.#opts = opts
+    this.#backend = backend
+    this.#log = log
+    this.#overLimit = overLimit
+    this.#peer = { callingAe: '', address: plainAddress(s.remoteAddress) }
+  }
+
+  async run(): Promise<void> {
+    const s = this.#s
+    const artim = this.#opts.artimMs ?? DEFAULT_ARTIM_MS
+    s.setNoDelay(true)
+    s.setTimeout(artim)
+    s.on('timeout', () => {
+      if (this.#end === 'closed') this.#end = this.#established ? 'idle timeout: aborted' : 'no A-ASSOCIATE-RQ in time'
+      if (this.#established && !this.#closing) this.#abort(ABORT.reasonNotSpecified)
+      s.destroy()
+    })
+    // Errors (a reset by the peer) end the read loop below.
+    s.on('error', () => undefined)
+    const maxPdu = this.#opts.maxPduLength ?? DEFAULT_MAX_PDU_LENGTH
+    const reader = new PduReader(MAX_ASSOCIATE_BYTES)
+    try {
+      for await (const chunk of s as AsyncIterable<Buffer>) {
+        // Released or refused: whatever the peer still sends is dropped until it closes (ARTIM bounds the wait).
+        if (this.#closing) continue
+        reader.push(chunk)
+        for (let raw = reader.next(); raw !== undefined && !this.#closing; raw = reader.next()) {
+          const pdu = decodePdu(raw.type, raw.body)
+          if (!(await this.#on(pdu))) {
+            this.#closing = true
+            s.setTimeout(artim)
+            s.end()
+          }
+          // Once established, every PDU is at most the length announced: a longer one is refused before it is buffered.
+          if (this.#established) reader.maxLength = maxPdu
+        }
+      }
+    } catch (err) {
+      if (err instanceof DimseError) {
+        this.#end = `aborted (${err.code})`
+        this.#log.warn('dimse: a peer broke the protocol; association aborted', { ...this.#who(), code: err.code, err: err.message })
+        this.#abort(err.code === 'DIMSE_PDU_TOO_LARGE' ? ABORT.reasonInvalidParameter : ABORT.reasonUnrecognizedParameter)
+      } else if (this.#end === 'closed') this.#end = `connection error (${(err as { code?: string }).code ?? errorMessage(err)})`
+    } finally {
+      await this.#close()
+    }
+    if (this.#accepted)
+      this.#log.info('dimse: association ended', {
+        ...this.#who(),
+        contexts: this.#contexts.size,
+        proposed: this.#proposed,
+        stored: this.#stored,
+        duplicates: this.#duplicates,
+        failed: this.#failed,
+        echoes: this.#echoes,
+        ms: Date.now() - this.#started,
+        end: this.#pending !== undefined || this.#cmdParts.length > 0 ? `${this.#end}, a message cut short` : this.#end,
+      })
+  }
+
+  #who(): Record<string, string> {
+    return { calling: this.#peer.callingAe, called: this.#calledAe, address: this.#peer.address }
+  }
+
+  /** Handles one PDU; false when the association is over on this side (the peer is expected to close). */
+  async #on(pdu: Pdu): Promise<boolean> {
+    if (!this.#established) {
+      if (pdu.type === PDU_TYPE.associateRq) return this.#associate(pdu)
+      throw new DimseError('DIMSE_PDU_MALFORMED', `PDU type ${pdu.type} before an A-ASSOCIATE-RQ`)
+    }
+    switch (pdu.type) {
+      case PDU_TYPE.pData:
+        for (const pdv of pdu.pdvs) await this.#onPdv(pdv)
+        return true
+      case PDU_TYPE.releaseRq:
+        if (this.#pending !== undefined || this.#cmdParts.length > 0) throw new DimseError('DIMSE_PDU_MALFORMED', 'A-RELEASE-RQ in the middle of a message')
+        this.#end = 'released'
+        this.#established = false
+        this.#closing = true
+        await this.#send(encodePdu({ type: PDU_TYPE.releaseRp }))
+        return false
+      case PDU_TYPE.abort:
+        this.#end = 'aborted by the peer'
+        this.#established = false
+        this.#s.destroy()
+        return false
+      default:
+        throw new DimseError('DIMSE_PDU_MALFORMED', `unexpected PDU type ${pdu.type} in an established association`)
+    }
+  }
+
+  async #associate(rq: AssociateRq): Promise<boolean> {
+    this.#peer = { callingAe: rq.callingAe, address: this.#peer.address }
+    this.#calledAe = rq.calledAe
+    this.#proposed = rq.contexts.length
+    const reject = async (result: number, source: number, reason: number, why: string): Promise<boolean> => {
+      this.#log.info('dimse: association refused', { ...this.#who(), why })
+      await this.#send(encodePdu({ type: PDU_TYPE.associateRj, result, source, reason }))
+      return false
+    }
+    if ((rq.protocolVersion & 1) === 0)
+      return reject(REJECT.resultPermanent, REJECT.sourceAcse, REJECT.acseProtocolVersionNotSupported, 'protocol version not supported')
+    if (rq.applicationContext !== APPLICATION_CONTEXT)
+      return reject(REJECT.resultPermanent, REJECT.sourceUser, REJECT.userApplicationContextNotSupported, 'application context not supported')
+    if (rq.calledAe !== this.#opts.aeTitle)
+      return reject(REJECT.resultPermanent, REJECT.sourceUser, REJECT.userCalledAeNotRecognized, 'called AE title is not this node')
+    if (!(await this.#backend.admit(this.#peer)))
+      return reject(REJECT.resultPermanent, REJECT.sourceUser, REJECT.userCallingAeNotRecognized, 'calling AE title or address not a known peer')
+    if (this.#overLimit) return reject(REJECT.resultTransient, REJECT.sourcePresentation, REJECT.presentationLocalLimitExceeded, 'too many associations open')
+    const answers = answerContexts(rq.contexts)
+    const abstract = new Map(rq.contexts.map((c) => [c.id, c.abstractSyntax]))
+    for (const a of answers) if (a.result === PC_RESULT.acceptance) this.#contexts.set(a.id, { ...a, abstractSyntax: abstract.get(a.id) ?? '' })
+    this.#peerMaxPdu = rq.userInfo.maxPduLength
+    this.#established = true
+    this.#accepted = true
+    this.#s.setTimeout(this.#opts.idleMs ?? DEFAULT_IDLE_MS)
+    await this.#send(
+      encodePdu({
+        type: PDU_TYPE.associateAc,
+        protocolVersion: 1,
+        calledAe: rq.calledAe,
+        callingAe: rq.callingAe,
+        applicationContext: APPLICATION_CONTEXT,
+        contexts: answers,
+        userInfo: {
+          maxPduLength: this.#opts.maxPduLength ?? DEFAULT_MAX_PDU_LENGTH,
+          implementationClassUid: this.#opts.implementationClassUid,
+          implementationVersionName: this.#opts.implementationVersionName,
+        },
+      }),
+    )
+    return true
+  }
+
+  async #onPdv(pdv: Pdv): Promise<void> {
+    if (!this.#contexts.has(pdv.contextId)) throw new DimseError('DIMSE_PDU_MALFORMED', `a PDV on presentation context ${pdv.contextId}, not accepted`)
+    if (pdv.command) {
+      if (this.#pending !== undefined) throw new DimseError('DIMSE_PDU_MALFORMED', 'a command fragment while a dataset was expected')
+      if (this.#cmdParts.length > 0 && pdv.contextId !== this.#cmdContext)
+        throw new DimseError('DIMSE_PDU_MALFORMED', 'command fragments on two presentation contexts')
+      this.#cmdContext = pdv.contextId
+      this.#cmdBytes += pdv.data.length
+      if (this.#cmdBytes > MAX_COMMAND_BYTES) throw new DimseError('DIMSE_COMMAND_MALFORMED', `a command set above ${MAX_COMMAND_BYTES} bytes`)
+      // Copied: the PDU's buffer is not kept past this PDV.
+      this.#cmdParts.push(Uint8Array.from(pdv.data))
+      if (!pdv.last) return
+      const cmd = decodeCommand(this.#cmdParts.length === 1 ? (this.#cmdParts[0] as Uint8Array) : Buffer.concat(this.#cmdParts))
+      this.#cmdParts = []
+      this.#cmdBytes = 0
+      if (cmd.hasDataset) this.#pending = { contextId: pdv.contextId, command: cmd, parts: [], bytes: 0, overflow: false }
+      else await this.#dispatch(pdv.contextId, cmd, undefined)
+      return
+    }
+    const p = this.#pending
+    if (p === undefined) throw new DimseError('DIMSE_PDU_MALFORMED', 'a dataset fragment without its command')
+    if (pdv.contextId !== p.contextId) throw new DimseError('DIMSE_PDU_MALFORMED', 'dataset fragments on another presentation context than their command')
+    p.bytes += pdv.data.length
+    if (p.bytes > this.#opts.maxInstanceBytes) {
+      p.overflow = true
+      p.parts.length = 0
+    } else p.parts.push(pdv.data)
+    if (!pdv.last) return
+    this.#pending = undefined
+    await this.#dispatch(p.contextId, p.command, p)
+  }
+
+  async #dispatch(contextId: number, cmd: Command, data: Pending | undefined): Promise<void> {
+    const field = cmd.field
+    const messageId = cmd.us(CMD.messageId)
+    const ctx = this.#contexts.get(contextId) as ContextAnswer & { abstractSyntax: string }
+    if (field === COMMAND_FIELD.cEchoRq) {
+      this.#echoes++
+      await this.#respond(contextId, COMMAND_FIELD.cEchoRsp, messageId, ctx.abstractSyntax, undefined, { status: STATUS.success })
+      return
+    }
+    if (field === COMMAND_FIELD.cStoreRq) {
+      const sopClass = cmd.text(CMD.affectedSopClassUid) ?? ''
+      const sop = cmd.text(CMD.affectedSopInstanceUid) ?? ''
+      const r = await this.#cStore(ctx, sopClass, sop, data)
+      if (r.status === STATUS.success) {
+        this.#stored++
+        if (r.duplicate === true) this.#duplicates++
+      } else {
+        this.#failed++
+        this.#log.debug('dimse: a C-STORE failed', { ...this.#who(), status: `0x${r.status.toString(16).padStart(4, '0')}`, why: r.comment })
+      }
+      await this.#respond(contextId, COMMAND_FIELD.cStoreRsp, messageId, sopClass, sop, r)
+      return
+    }
+    // A request radchain does not perform on an accepted context (only C-ECHO and C-STORE are accepted): refused by status.
+    if ((field & 0x8000) === 0) {
+      await this.#respond(contextId, field | 0x8000, messageId, ctx.abstractSyntax, undefined, { status: STATUS.unrecognizedOperation })
+      return
+    }
+    throw new DimseError('DIMSE_COMMAND_MALFORMED', `unexpected command field 0x${field.toString(16)}`)
+  }
+
+  async #cStore(ctx: ContextAnswer & { abstractSyntax: string }, sopClass: string, sop: string, data: Pending | undefined): Promise<DimseStoreResult> {
+    if (data === undefined) return { status: STATUS.cannotUnderstand, comment: 'C-STORE without a dataset' }
+    if (data.overflow) return { status: STATUS.outOfResources, comment: `dataset above the ${this.#opts.maxInstanceBytes} bytes this node takes` }
+    if (sopClass === '' || sop === '') return { status: STATUS.cannotUnderstand, comment: 'C-STORE without its affected SOP class or instance UID' }
+    if (sopClass !== ctx.abstractSyntax) return { status: STATUS.sopClassNotSupported, comment: "affected SOP class is not the presentation context's" }
+    const meta = encodeFileMeta({
+      sopClassUid: sopClass,
+      sopInstanceUid: sop,
+      transferSyntaxUid: ctx.transferSyntax,
+      implementationClassUid: this.#opts.implementationClassUid,
+      implementationVersionName: this.#opts.implementationVersionName,
+      sourceAe: this.#peer.callingAe,
+    })
+    const part10 = Buffer.concat([meta, ...data.parts])
+    data.parts.length = 0
+    this.#store ??= this.#backend.openStore(this.#peer)
+    // The peer waits for the answer: the idle timer does not run while the instance is made durable.
+    this.#s.setTimeout(0)
+    try {
+      return await this.#store.store(part10, { sopClassUid: sopClass, sopInstanceUid: sop })
+    } catch (err) {
+      this.#log.warn('dimse: an instance could not be stored', { ...this.#who(), code: isRadError(err) ? err.code : undefined, err: errorMessage(err) })
+      return { status: STATUS.processingFailure, comment: 'could not be stored on this node' }
+    } finally {
+      if (!this.#s.destroyed) this.#s.setTimeout(this.#opts.idleMs ?? DEFAULT_IDLE_MS)
+    }
+  }
+
+  async #respond(contextId: number, field: number, messageId: number, sopClass: string, sop: string | undefined, r: DimseStoreResult): Promise<void> {
+    const values = new Map<number, string | number>([
+      [CMD.affectedSopClassUid, sopClass],
+      [CMD.commandField, field],
+      [CMD.messageIdBeingRespondedTo, messageId],
+      [CMD.dataSetType, NO_DATASET],
+      [CMD.status, r.status],
+    ])
+    if (sop !== undefined && sop !== '') values.set(CMD.affectedSopInstanceUid, sop)
+    if (r.status !== STATUS.success && r.comment !== undefined) values.set(CMD.errorComment, r.comment.slice(0, 64))
+    for (const pdu of fragmentPData(contextId, true, encodeCommand(values), this.#peerMaxPdu)) await this.#send(pdu)
+  }
+
+  #abort(reason: number): void {
+    this.#closing = true
+    if (this.#s.destroyed || this.#s.writableEnded) return
+    this.#s.end(encodePdu({ type: PDU_TYPE.abort, source: ABORT.sourceProvider, reason }))
+  }
+
+  /** Closes the connection once what was written (an A-ABORT, a release answer) has left, or after a second. */
+  async #close(): Promise<void> {
+    const s = this.#s
+    if (!s.destroyed && s.writableEnded && !s.writableFinished)
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000)
+        s.once('finish', () => {
+          clearTimeout(t)
+          resolve()
+        })
+      })
+    s.destroy()
+  }
+
+  /** Writes, waiting for the socket to drain when its buffer is full; a closed socket drops the bytes (the read loop ends). */
+  async #send(bytes: Uint8Array): Promise<void> {
+    const s = this.#s
+    if (s.destroyed || !s.writable) return
+    if (s.write(bytes)) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        s.off('drain', done)
+        s.off('close', done)
+        resolve()
+      }
+      s.on('drain', done)
+      s.on('close', done)
+    })
+  }
+}
