@@ -12,6 +12,7 @@ import { registerPatientCommands } from './commands/patient.js'
 import { registerLeaseCommands } from './commands/lease.js'
 import { registerWatchCommand } from './commands/watch.js'
 import { registerDicomwebCommands } from './commands/dicomweb.js'
+import { registerDimseCommands } from './commands/dimse.js'
 
 /** Builds the radchain command tree. */
 export function buildProgram(): Command {
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerLeaseCommands(program)
   registerWatchCommand(program)
   registerDicomwebCommands(program)
+  registerDimseCommands(program)
   registerDevnetCommands(program)
   registerDemoCommand(program)
   return program
