@@ -15,6 +15,7 @@ import { DATADIR_FILES, initDataDir } from '../../src/node/index.js'
 import type { ApiClient, DaemonInfo } from '../../src/api/index.js'
 import { DaemonProcess } from '../../src/devnet/index.js'
 import {
+  DimseServer,
   APPLICATION_CONTEXT,
   CMD,
   COMMAND_FIELD,
@@ -32,7 +33,7 @@ import {
   type ProposedContext,
 } from '../../src/dimse/index.js'
 import { TAG, firstString, generateCtStudy, instanceDigestOfBytes, parseDicom } from '../../src/study/index.js'
-import { sleep } from '../../src/util/index.js'
+import { createLogger, sleep } from '../../src/util/index.js'
 import { splitMultipart } from '../helpers/multipart.js'
 import { runCli } from './helpers/cli.js'
 
@@ -368,4 +369,30 @@ t.test('the DIMSE log lines name no patient and no UID of the datasets', async (
   t.same(leaked, [], 'none found')
   const status = await runCli(['status', '--node', dir])
   t.match(status.stdout, new RegExp(`dimse\\s+RADCHAIN@127\\.0\\.0\\.1:${port}`), '`radchain status` shows the listener')
+})
+
+t.test('DICOM TLS (PS3.15 B.1): echoscu over TLS is answered, a plain association on the TLS port is not', async (t) => {
+  const key = join(work, 'tls.key')
+  const cert = join(work, 'tls.crt')
+  await exec('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'])
+  const server = new DimseServer(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      aeTitle: 'RADCHAIN',
+      tls: { cert: await readFile(cert), key: await readFile(key) },
+      maxInstanceBytes: 1 << 20,
+      implementationClassUid: '2.25.1',
+      implementationVersionName: 'TEST',
+      logger: createLogger({ level: 'silent' }),
+    },
+    { backend: { admit: async () => true, openStore: () => ({ store: async () => ({ status: 0 }) }) } },
+  )
+  await server.start()
+  t.teardown(() => server.stop())
+  const tls = await dcmtk('echoscu', ['-v', '+tla', '+cf', cert, '-aec', 'RADCHAIN', '127.0.0.1', String(server.port)])
+  t.equal(tls.code, 0, 'echoscu over TLS exits 0', { output: tls.out })
+  t.match(tls.out, /Received Echo Response \(Success\)/)
+  const plain = await dcmtk('echoscu', ['-aec', 'RADCHAIN', '127.0.0.1', String(server.port)])
+  t.not(plain.code, 0, 'plain DICOM on the TLS port fails')
 })
