@@ -58,6 +58,8 @@ const PENDING_REGISTRATION_MS = 120_000
 const RANDOM_ACCESS_MAX = 32
 /** How often a registration, or the indexing of a leased study, that failed is tried again. */
 const RETRY_MS = 60_000
+/** The first wait before a leased study whose indexing failed is tried again; it doubles with each failure, up to RETRY_MS. */
+const LEASE_RETRY_FIRST_MS = 3_000
 /** Leases (by id) whose study is in the index. */
 const LEASED_PREFIX = 'l/'
 /** Studies (by an HMAC of the Study Instance UID the caller saw) shown under a lease that has ended: asked for again, they get a clear refusal. */
@@ -165,7 +167,8 @@ export class DicomwebService implements DicomwebBackend {
   /** Leases (hex ids) whose study is in the index. */
   readonly #leased = new Set<string>()
   /** When the indexing of a leased study that failed may be tried again (this node's clock), by lease id. */
-  readonly #leaseRetryAt = new Map<string, number>()
+  /** Leases whose indexing failed: when to try again, and how many tries failed. */
+  readonly #leaseRetryAt = new Map<string, { at: number; tries: number }>()
   /** When reads under each lease were last recorded on the ledger (this node's clock). */
   readonly #readRecordedAt = new Map<string, number>()
   #leaseSync: Promise<void> = Promise.resolve()
@@ -263,7 +266,8 @@ export class DicomwebService implements DicomwebBackend {
    * its key opened (recorded on the ledger as `study get` does) and its
    * instances indexed as the lease shows them; a lease that ended, was
    * revoked or whose study was erased leaves the index. One study at a
-   * time; a failure is tried again after RETRY_MS.
+   * time; a failure is tried again after LEASE_RETRY_FIRST_MS, doubling up
+   * to RETRY_MS.
    */
   async #syncLeases(): Promise<void> {
     const me = this.#chain.orgByKey(this.#keys.signer.publicKey)?.id
@@ -278,18 +282,21 @@ export class DicomwebService implements DicomwebBackend {
         if (this.#leased.has(id)) await this.#dropLease(id, study === undefined ? 'erased' : l.status === 'revoked' ? 'revoked' : 'ended')
         continue
       }
-      if (this.#opts.showLeased === false || l.envelope === null || this.#leased.has(id) || (this.#leaseRetryAt.get(id) ?? 0) > Date.now()) continue
+      if (this.#opts.showLeased === false || l.envelope === null || this.#leased.has(id) || (this.#leaseRetryAt.get(id)?.at ?? 0) > Date.now()) continue
       try {
         await this.#indexLease(l, study)
         this.#leaseRetryAt.delete(id)
       } catch (err) {
         if (this.#stopped) return
-        this.#leaseRetryAt.set(id, Date.now() + RETRY_MS)
+        // Soon at first (a lease just granted may reach the holders a moment after the lessee asks), then less often.
+        const tries = (this.#leaseRetryAt.get(id)?.tries ?? 0) + 1
+        const retryMs = Math.min(RETRY_MS, LEASE_RETRY_FIRST_MS * 2 ** (tries - 1))
+        this.#leaseRetryAt.set(id, { at: Date.now() + retryMs, tries })
         this.#log.warn('dicomweb: a leased study could not be indexed; tried again later', {
           lease: id,
           code: (err as { code?: string }).code ?? 'error',
           err: errorMessage(err),
-          retryMs: RETRY_MS,
+          retryMs,
         })
       }
     }
@@ -333,12 +340,13 @@ export class DicomwebService implements DicomwebBackend {
     await this.#dropEntries((e) => e.where.kind === 'lease' && e.where.leaseId === leaseIdHex, why)
     await this.#kv.del(LEASED_PREFIX + leaseIdHex, { sync: true })
     this.#leased.delete(leaseIdHex)
-    // Another lease of the same study still active had its entries replaced by this one's: it is indexed again.
-    const study = getLease(this.#chain.state, fromHex(leaseIdHex))?.studyId
-    if (study !== undefined)
+    // Another lease of the same study and scope still active showed the same UIDs, so its entries were replaced by
+    // this one's: it is indexed again. A lease of the other scope shows other UIDs and keeps its entries.
+    const ended = getLease(this.#chain.state, fromHex(leaseIdHex))
+    if (ended !== undefined)
       for (const other of [...this.#leased]) {
         const l = getLease(this.#chain.state, fromHex(other))
-        if (l === undefined || toHex(l.studyId) !== toHex(study)) continue
+        if (l === undefined || toHex(l.studyId) !== toHex(ended.studyId) || l.scope !== ended.scope) continue
         this.#leased.delete(other)
         await this.#dropEntries((e) => e.where.kind === 'lease' && e.where.leaseId === other, undefined)
         await this.#kv.del(LEASED_PREFIX + other, { sync: true })

@@ -63,9 +63,21 @@ export function unwrapLeaseKey(keys: OrgKeys, envelope: Uint8Array, lease: Lease
 
 /** The active lease `orgId` holds on `study` at the head's chain time, if any (with `scope` 'full': a full-scope one). */
 function activeLeaseOf(chain: ChainService, orgId: string, study: StudyRecord, scope?: 'images' | 'full'): LeaseRecord | undefined {
+  return activeLeasesOf(chain, orgId, study).find((l) => scope === undefined || scope === 'images' || l.scope === 'full')
+}
+
+/** Every lease `orgId` holds on `study` that is active at the head's chain time (a renewal, or an images and a full lease, side by side). */
+function activeLeasesOf(chain: ChainService, orgId: string, study: StudyRecord): LeaseRecord[] {
   const now = chain.head().header.time
-  return listLeases(chain.state, study.studyId).find(
-    (l) => l.requester === orgId && leaseActive(l, now) && (scope === undefined || scope === 'images' || l.scope === 'full'),
+  return listLeases(chain.state, study.studyId).filter((l) => l.requester === orgId && leaseActive(l, now))
+}
+
+/** The active lease of `orgId` under which the object `hash` of `study` may be served: its own key envelope, or the demographics under a full lease. */
+function leaseOfObject(chain: ChainService, orgId: string, study: StudyRecord, hash: Uint8Array): LeaseRecord | undefined {
+  const active = activeLeasesOf(chain, orgId, study)
+  return (
+    active.find((l) => l.envelope !== null && equalBytes(l.envelope, hash)) ??
+    (equalBytes(study.demographics, hash) ? active.find((l) => l.scope === 'full') : undefined)
   )
 }
 
@@ -145,8 +157,7 @@ export class LeasePolicy implements SwarmLeasePolicy {
 
   /** Its own envelope, and with the full scope the demographics record, while its lease is active. */
   objectAllowed(orgId: string, study: StudyRecord, hash: Uint8Array): boolean {
-    const l = activeLeaseOf(this.#chain, orgId, study)
-    return l !== undefined && ((l.envelope !== null && equalBytes(l.envelope, hash)) || (l.scope === 'full' && equalBytes(study.demographics, hash)))
+    return leaseOfObject(this.#chain, orgId, study, hash) !== undefined
   }
 
   #window(leaseId: Uint8Array, now: number): ServedWindow {
@@ -169,7 +180,7 @@ export class LeasePolicy implements SwarmLeasePolicy {
   }
 
   servedObject(orgId: string, study: StudyRecord, hash: Uint8Array, now: number): void {
-    const l = activeLeaseOf(this.#chain, orgId, study)
+    const l = leaseOfObject(this.#chain, orgId, study, hash)
     if (l === undefined) return
     const w = this.#window(l.leaseId, now)
     if (l.envelope !== null && equalBytes(l.envelope, hash)) w.envelope = true

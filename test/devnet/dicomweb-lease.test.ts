@@ -16,7 +16,10 @@ import { jsonOf, runCli } from '../integration/helpers/cli.js'
 import { newDevnet, org, waitFor } from './helpers.js'
 import { splitMultipart } from '../helpers/multipart.js'
 
-/** Long enough for the grant, the lessee's indexing and the reads with the custodian down, on a slow machine. */
+/**
+ * Long enough for the grant, the lessee's indexing, the reads with the custodian down, and a full-scope lease
+ * granted, shown and revoked beside it, on a slow machine (about 35 s idle).
+ */
 const LEASE_SECONDS = 75
 
 t.test('an images lease over DICOMweb: shown de-identified, served with the custodian down, recorded, refused after its end', async (t) => {
@@ -124,7 +127,48 @@ t.test('an images lease over DICOMweb: shown de-identified, served with the cust
     '`radchain audit` shows the retrieval',
   )
 
-  // The lease ends (in chain time): QIDO-RS no longer lists the study, WADO-RS refuses with radchain's code.
+  // While the images lease runs: a full-scope lease of the same study shows it with its identity restored, under its
+  // original UIDs, beside the de-identified one; revoked, it is gone at once, and the images lease is untouched.
+  await startOrg(o1)
+  const byUid = (studies: Record<string, { Value?: unknown[] }>[], uid: string): Record<string, { Value?: unknown[] }> | undefined =>
+    studies.find((x) => x['0020000D']?.Value?.[0] === uid)
+  const freq = await cli(lessee, ['lease', 'request', sid, '--scope', 'full', '--duration', '1h', '--purpose', 'surgery planning', '--json'])
+  t.equal(freq.code, 0, freq.stderr)
+  const fullId = jsonOf<{ leaseId: string }>(t, freq).leaseId
+  await waitFor('org1 sees the full-scope request', 30_000, async () => (await (await clientOf(o1)).leases('incoming')).some((l) => l.leaseId === fullId), 250)
+  const fgrant = await cli(o1, ['lease', 'grant', fullId, '--json'])
+  t.equal(fgrant.code, 0, fgrant.stderr)
+  let full: Record<string, { Value?: unknown[] }> | undefined
+  await waitFor(
+    'the full-scope study listed',
+    60_000,
+    async () => {
+      full = byUid(await qidoStudies(), originalStudyUid)
+      return full !== undefined
+    },
+    500,
+  )
+  t.ok(JSON.stringify(full?.['00100010']).includes('Doe^Archibald'), 'the full scope shows the original Study Instance UID and the patient name')
+  const sop = firstString(originals[0]?.dataset ?? {}, TAG.SOPInstanceUID) ?? ''
+  const series = firstString(originals[0]?.dataset ?? {}, TAG.SeriesInstanceUID) ?? ''
+  const one = await fetch(`${base}/studies/${originalStudyUid}/series/${series}/instances/${sop}`, {
+    headers: { ...auth, accept: 'multipart/related; type="application/dicom"' },
+  })
+  t.equal(one.status, 200, 'an instance by its original UIDs')
+  const [restored] = splitMultipart(Buffer.from(await one.arrayBuffer()), one.headers.get('content-type') ?? '').map((p) => parseDicom(p))
+  t.equal(firstString(restored?.dataset ?? {}, TAG.SOPInstanceUID), sop)
+  t.equal(firstString(restored?.dataset ?? {}, TAG.PatientName), firstString(originals[0]?.dataset ?? {}, TAG.PatientName), 'identity restored')
+  t.equal(restored === undefined ? '' : pixelDigest(restored).digest, pixelDigest(originals[0] as (typeof originals)[number]).digest, 'same pixels')
+  const revoke = await cli(o1, ['lease', 'revoke', fullId, '--json'])
+  t.equal(revoke.code, 0, revoke.stderr)
+  await waitFor('the revoked study unlisted', 30_000, async () => byUid(await qidoStudies(), originalStudyUid) === undefined, 500)
+  const revoked = await fetch(`${base}/studies/${originalStudyUid}/metadata`, { headers: { ...auth, accept: 'application/dicom+json' } })
+  t.equal(revoked.status, 403, 'a read after the revocation is refused')
+  const rbody = (await revoked.json()) as { error?: { code?: string; message?: string } }
+  t.equal(rbody.error?.code, 'DICOMWEB_LEASE_ENDED')
+  t.match(rbody.error?.message ?? '', /was revoked/)
+
+  // The images lease ends (in chain time): QIDO-RS no longer lists the study, WADO-RS refuses with radchain's code.
   await waitFor('the lease ended', (LEASE_SECONDS + 60) * 1000, async () => (await qidoStudies()).length === 0, 1000)
   t.pass('QIDO-RS no longer lists the study once the lease has ended')
   const late = await fetch(`${base}/studies/${shownUid}`, { headers: { ...auth, accept: 'multipart/related; type="application/dicom"' } })
@@ -138,44 +182,6 @@ t.test('an images lease over DICOMweb: shown de-identified, served with the cust
   t.equal(lateMeta.status, 403, 'metadata after the end is refused too')
   await lateMeta.arrayBuffer()
   t.same((await accessRecords(leaseId)).sort(), ['retrieve', 'unwrap'], 'a refused read is not served, and not recorded as a retrieval')
-
-  // A full-scope lease shows the study with its identity restored, under its original UIDs; revoked, it is gone at once.
-  await startOrg(o1)
-  const freq = await cli(lessee, ['lease', 'request', sid, '--scope', 'full', '--duration', '1h', '--purpose', 'surgery planning', '--json'])
-  t.equal(freq.code, 0, freq.stderr)
-  const fullId = jsonOf<{ leaseId: string }>(t, freq).leaseId
-  await waitFor('org1 sees the full-scope request', 30_000, async () => (await (await clientOf(o1)).leases('incoming')).some((l) => l.leaseId === fullId), 250)
-  const fgrant = await cli(o1, ['lease', 'grant', fullId, '--json'])
-  t.equal(fgrant.code, 0, fgrant.stderr)
-  await waitFor(
-    'the full-scope study listed',
-    60_000,
-    async () => {
-      listed = await qidoStudies()
-      return listed.length === 1
-    },
-    500,
-  )
-  t.equal(listed[0]?.['0020000D']?.Value?.[0], originalStudyUid, 'the full scope shows the original Study Instance UID')
-  t.ok(JSON.stringify(listed[0]?.['00100010']).includes('Doe^Archibald'), 'and the patient name')
-  const sop = firstString(originals[0]?.dataset ?? {}, TAG.SOPInstanceUID) ?? ''
-  const series = firstString(originals[0]?.dataset ?? {}, TAG.SeriesInstanceUID) ?? ''
-  const one = await fetch(`${base}/studies/${originalStudyUid}/series/${series}/instances/${sop}`, {
-    headers: { ...auth, accept: 'multipart/related; type="application/dicom"' },
-  })
-  t.equal(one.status, 200, 'an instance by its original UIDs')
-  const [restored] = splitMultipart(Buffer.from(await one.arrayBuffer()), one.headers.get('content-type') ?? '').map((p) => parseDicom(p))
-  t.equal(firstString(restored?.dataset ?? {}, TAG.SOPInstanceUID), sop)
-  t.equal(firstString(restored?.dataset ?? {}, TAG.PatientName), firstString(originals[0]?.dataset ?? {}, TAG.PatientName), 'identity restored')
-  t.equal(restored === undefined ? '' : pixelDigest(restored).digest, pixelDigest(originals[0] as (typeof originals)[number]).digest, 'same pixels')
-  const revoke = await cli(o1, ['lease', 'revoke', fullId, '--json'])
-  t.equal(revoke.code, 0, revoke.stderr)
-  await waitFor('the revoked study unlisted', 30_000, async () => (await qidoStudies()).length === 0, 500)
-  const revoked = await fetch(`${base}/studies/${originalStudyUid}/metadata`, { headers: { ...auth, accept: 'application/dicom+json' } })
-  t.equal(revoked.status, 403, 'a read after the revocation is refused')
-  const rbody = (await revoked.json()) as { error?: { code?: string; message?: string } }
-  t.equal(rbody.error?.code, 'DICOMWEB_LEASE_ENDED')
-  t.match(rbody.error?.message ?? '', /was revoked/)
 
   // The lessee's log names the lease and the study id (random numbers), never a UID or a patient attribute.
   const log = await readFile(join(lessee.dir, 'daemon.log'), 'utf8')
