@@ -2,9 +2,29 @@ import { lookup } from 'node:dns/promises'
 import { stat } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
-import type { DimseBackend, DimsePeer, DimseStoreResult, DimseStoreSession } from '../dimse/index.js'
+import type {
+  DimseBackend,
+  DimseDestination,
+  DimsePeer,
+  DimseQuery,
+  DimseRefusal,
+  DimseRetrieval,
+  DimseStoreResult,
+  DimseStoreSession,
+} from '../dimse/index.js'
 import { STATUS } from '../dimse/index.js'
-import type { StoreSession } from '../dicomweb/index.js'
+import {
+  DicomwebError,
+  attributeByTag,
+  attributeLevel,
+  runQido,
+  validateQidoKeys,
+  type DicomwebBackend,
+  type QidoMatchKey,
+  type QidoQuery,
+  type Selection,
+} from '../dicomweb/index.js'
+import { TAG, firstString, type DicomDataset } from '../study/index.js'
 import { errorMessage, type Logger } from '../util/index.js'
 import { DATADIR_FILES, loadConfig, type DimsePeerConfig } from './config.js'
 
@@ -13,6 +33,13 @@ interface Admission {
   readonly peers: readonly DimsePeerConfig[]
   readonly acceptUnknown: boolean
 }
+
+/** The most matches one C-FIND answers (and C-MOVE selects): beyond, the query must be narrower. */
+export const MAX_FIND_MATCHES = 10_000
+const RANK = { study: 0, series: 1, instance: 2 } as const
+
+/** What the gateway reads of the DICOMweb service: its ingest, its index and its reads. */
+export type DimseIngest = Pick<DicomwebBackend, 'openStore' | 'instances' | 'retrieve'>
 
 /** How long a host name's addresses are trusted before they are looked up again. */
 const LOOKUP_TTL_MS = 60_000
@@ -32,13 +59,13 @@ function normalIp(a: string): string {
  */
 export class DimseGateway implements DimseBackend {
   readonly #dataDir: string
-  readonly #ingest: { openStore(client: string): StoreSession }
+  readonly #ingest: DimseIngest
   readonly #log: Logger
   #admission: Admission
   #configMtime = 0
   readonly #hosts = new Map<string, { at: number; addrs: Set<string> }>()
 
-  constructor(opts: { dataDir: string; admission: Admission }, modules: { ingest: { openStore(client: string): StoreSession }; logger: Logger }) {
+  constructor(opts: { dataDir: string; admission: Admission }, modules: { ingest: DimseIngest; logger: Logger }) {
     this.#dataDir = opts.dataDir
     this.#admission = opts.admission
     this.#ingest = modules.ingest
@@ -65,6 +92,87 @@ export class DimseGateway implements DimseBackend {
         return { status: STATUS.success, duplicate: out.duplicate }
       },
     }
+  }
+
+  /**
+   * C-FIND matching: the identifier's keys as a QIDO-RS query over the same
+   * index and visibility rules (src/dicomweb/qido.ts, PS3.4 C.2.2.2). A key
+   * of a level below the query's is not matched (returned empty); a value
+   * its VR does not allow is refused with 0xA900.
+   */
+  async find(_peer: DimsePeer, q: DimseQuery): Promise<{ ok: true; matches: readonly DicomDataset[] } | DimseRefusal> {
+    const keys: QidoMatchKey[] = q.keys.map((k) => {
+      const info = attributeByTag(k.tag)
+      const lvl = attributeLevel(k.tag)
+      const below = lvl !== 'all' && RANK[lvl] > RANK[q.level]
+      const key: QidoMatchKey = { tag: k.tag, value: below ? '' : k.value.trim(), param: info?.keyword ?? k.tag }
+      const vr = info?.vr ?? (k.vr === 'UN' ? undefined : k.vr)
+      if (vr !== undefined) key.vr = vr
+      return key
+    })
+    const query: QidoQuery = { level: q.level, scope: {}, keys, includeFields: [], includeAll: false, fuzzy: false, limit: MAX_FIND_MATCHES, offset: 0, warnings: [] }
+    try {
+      validateQidoKeys(query)
+      return { ok: true, matches: runQido(query, await this.#ingest.instances(), '').results }
+    } catch (err) {
+      if (err instanceof DicomwebError && err.code === 'DICOMWEB_BAD_QUERY')
+        return { ok: false, status: STATUS.datasetMismatch, comment: err.message.replace(/^query parameter /, '') }
+      throw err
+    }
+  }
+
+  /**
+   * C-MOVE selection: the matches of the identifier at its level, each read
+   * through the DICOMweb service's retrieve (a leased study fetched and its
+   * access recorded on the ledger as WADO-RS and `study get` do).
+   */
+  async retrieve(peer: DimsePeer, q: DimseQuery, signal: AbortSignal): Promise<DimseRetrieval | DimseRefusal> {
+    const found = await this.find(peer, q)
+    if (!found.ok) return found
+    const sels: Selection[] = []
+    const studies = new Set<string>()
+    const series = new Set<string>()
+    const sops = new Set<string>()
+    for (const m of found.matches) {
+      const study = firstString(m, TAG.StudyInstanceUID)?.trim()
+      if (study === undefined) continue
+      const se = firstString(m, TAG.SeriesInstanceUID)?.trim()
+      const sop = firstString(m, TAG.SOPInstanceUID)?.trim()
+      if (q.level === 'study') {
+        studies.add(study)
+        sels.push({ study })
+      } else if (se !== undefined && q.level === 'series') {
+        series.add(`${study}/${se}`)
+        sels.push({ study, series: se })
+      } else if (se !== undefined && sop !== undefined) {
+        sops.add(sop)
+        sels.push({ study, series: se, instance: sop })
+      }
+    }
+    let total = 0
+    const classes = new Set<string>()
+    for (const inst of await this.#ingest.instances()) {
+      const st = firstString(inst.study, TAG.StudyInstanceUID)?.trim() ?? ''
+      const se = firstString(inst.series, TAG.SeriesInstanceUID)?.trim() ?? ''
+      const sop = firstString(inst.instance, TAG.SOPInstanceUID)?.trim() ?? ''
+      if (!studies.has(st) && !series.has(`${st}/${se}`) && !sops.has(sop)) continue
+      total++
+      const c = firstString(inst.instance, TAG.SOPClassUID)?.trim()
+      if (c !== undefined) classes.add(c)
+    }
+    const ingest = this.#ingest
+    async function* instances(): AsyncGenerator<Uint8Array> {
+      for (const sel of sels) {
+        const it = await ingest.retrieve(sel, signal)
+        if (it !== undefined) yield* it
+      }
+    }
+    return { ok: true, total, sopClasses: [...classes].sort(), instances: instances() }
+  }
+
+  async destination(aeTitle: string): Promise<DimseDestination | undefined> {
+    await this.#reload()
+    return this.#admission.peers.find((p) => p.aeTitle === aeTitle)
   }
 
   /** Takes the peers from config.json again when the file changed since it was last read. */

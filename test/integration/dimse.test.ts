@@ -386,7 +386,15 @@ t.test('DICOM TLS (PS3.15 B.1): echoscu over TLS is answered, a plain associatio
       implementationVersionName: 'TEST',
       logger: createLogger({ level: 'silent' }),
     },
-    { backend: { admit: async () => true, openStore: () => ({ store: async () => ({ status: 0 }) }) } },
+    {
+      backend: {
+        admit: async () => true,
+        openStore: () => ({ store: async () => ({ status: 0 }) }),
+        find: async () => ({ ok: true, matches: [] }),
+        retrieve: async () => ({ ok: false, status: 0xc000, comment: 'none' }),
+        destination: async () => undefined,
+      },
+    },
   )
   await server.start()
   t.teardown(() => server.stop())
