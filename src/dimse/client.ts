@@ -115,7 +115,13 @@ export class DimseClient {
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => {
         s.destroy()
-        reject(new DimseError('DIMSE_CONNECT_FAILED', `no connection to ${opts.host}:${opts.port} within ${opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS} ms`, { penalize: false }))
+        reject(
+          new DimseError(
+            'DIMSE_CONNECT_FAILED',
+            `no connection to ${opts.host}:${opts.port} within ${opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS} ms`,
+            { penalize: false },
+          ),
+        )
       }, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS)
       s.once('connect', () => {
         clearTimeout(t)
@@ -225,7 +231,12 @@ export class DimseClient {
    * until the final one): its command and identifier, then each response as
    * it comes; the last yielded is the final one.
    */
-  async *request(abstractSyntax: string, field: number, identifier: Uint8Array, extra: ReadonlyMap<number, string | number> = new Map()): AsyncGenerator<DimseResponse> {
+  async *request(
+    abstractSyntax: string,
+    field: number,
+    identifier: Uint8Array,
+    extra: ReadonlyMap<number, string | number> = new Map(),
+  ): AsyncGenerator<DimseResponse> {
     const ctx = this.#contextOf(abstractSyntax)
     const id = this.#nextId()
     const cmd = new Map<number, string | number>([
@@ -306,7 +317,9 @@ export class DimseClient {
       if (this.#failed !== undefined) throw this.#failed
       const left = deadline - Date.now()
       if (left <= 0) {
-        const err = new DimseError('DIMSE_TIMEOUT', `no answer from ${this.#opts.calledAe} within ${this.#timeoutMs()} ms (waiting for ${what})`, { penalize: false })
+        const err = new DimseError('DIMSE_TIMEOUT', `no answer from ${this.#opts.calledAe} within ${this.#timeoutMs()} ms (waiting for ${what})`, {
+          penalize: false,
+        })
         this.#fail(err)
         this.abort()
         throw err
@@ -333,7 +346,8 @@ export class DimseClient {
       for (const pdv of p.pdvs) {
         if (pdv.command) {
           this.#cmdParts.push(Uint8Array.from(pdv.data))
-          if (this.#cmdParts.reduce((n, x) => n + x.length, 0) > MAX_COMMAND_BYTES) throw new DimseError('DIMSE_COMMAND_MALFORMED', 'a response command set too long')
+          if (this.#cmdParts.reduce((n, x) => n + x.length, 0) > MAX_COMMAND_BYTES)
+            throw new DimseError('DIMSE_COMMAND_MALFORMED', 'a response command set too long')
           if (!pdv.last) continue
           const cmd = decodeCommand(Buffer.concat(this.#cmdParts))
           this.#cmdParts = []

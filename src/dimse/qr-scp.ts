@@ -121,41 +121,50 @@ export async function storeAll(
   opts: {
     readonly signal: AbortSignal
     readonly moveOriginator?: { readonly ae: string; readonly messageId: number }
-    onEach?(r: { readonly sopInstanceUid: string; readonly status: number; readonly comment?: string }, counts: Readonly<SubOperationCounts>): Promise<void> | void
+    onEach?(
+      r: { readonly sopInstanceUid: string; readonly status: number; readonly comment?: string },
+      counts: Readonly<SubOperationCounts>,
+    ): Promise<void> | void
   },
 ): Promise<SubOperationCounts & { failedUids: string[]; cancelled: boolean; broken: DimseClientError | undefined }> {
   const counts = { completed: 0, failed: 0, warning: 0 }
   const failedUids: string[] = []
   let cancelled = false
   let broken: DimseClientError | undefined
-  for await (const part10 of instances) {
-    if (opts.signal.aborted) {
-      cancelled = true
-      break
+  try {
+    for await (const part10 of instances) {
+      if (opts.signal.aborted) {
+        cancelled = true
+        break
+      }
+      let sop = ''
+      let status: number
+      let comment: string | undefined
+      try {
+        const inst = splitPart10(part10)
+        sop = inst.sopInstanceUid
+        const r = await client.store({ ...inst, ...(opts.moveOriginator === undefined ? {} : { moveOriginator: opts.moveOriginator }) })
+        status = r.status
+        comment = r.comment
+      } catch (err) {
+        status = STATUS.processingFailure
+        comment = errorMessage(err).slice(0, 64)
+        if (isRadError(err) && err.code !== 'DIMSE_NO_CONTEXT') broken = { code: err.code, message: errorMessage(err) }
+        else if (!isRadError(err)) comment = 'not a readable instance'
+      }
+      if (status === STATUS.success) counts.completed++
+      else if (STORE_WARNINGS.has(status)) counts.warning++
+      else {
+        counts.failed++
+        if (sop !== '') failedUids.push(sop)
+      }
+      await opts.onEach?.({ sopInstanceUid: sop, status, ...(comment === undefined ? {} : { comment }) }, counts)
+      if (broken !== undefined) break
     }
-    let sop = ''
-    let status: number
-    let comment: string | undefined
-    try {
-      const inst = splitPart10(part10)
-      sop = inst.sopInstanceUid
-      const r = await client.store({ ...inst, ...(opts.moveOriginator === undefined ? {} : { moveOriginator: opts.moveOriginator }) })
-      status = r.status
-      comment = r.comment
-    } catch (err) {
-      status = STATUS.processingFailure
-      comment = errorMessage(err).slice(0, 64)
-      if (isRadError(err) && err.code !== 'DIMSE_NO_CONTEXT') broken = { code: err.code, message: errorMessage(err) }
-      else if (!isRadError(err)) comment = 'not a readable instance'
-    }
-    if (status === STATUS.success) counts.completed++
-    else if (STORE_WARNINGS.has(status)) counts.warning++
-    else {
-      counts.failed++
-      if (sop !== '') failedUids.push(sop)
-    }
-    await opts.onEach?.({ sopInstanceUid: sop, status, ...(comment === undefined ? {} : { comment }) }, counts)
-    if (broken !== undefined) break
+  } catch (err) {
+    // The instances could not be read (a lease that ended meanwhile, a chunk missing): what is left fails.
+    if (opts.signal.aborted) cancelled = true
+    else broken = { code: isRadError(err) ? err.code : 'error', message: errorMessage(err) }
   }
   return { ...counts, failedUids, cancelled, broken }
 }
@@ -212,7 +221,11 @@ export async function runMove(qr: QrContext): Promise<void> {
       ...(qr.opts.scuTimeoutMs === undefined ? {} : { timeoutMs: qr.opts.scuTimeoutMs }),
     })
   } catch (err) {
-    qr.log.warn('dimse: the move destination could not be reached', { destination: dest.aeTitle, code: isRadError(err) ? err.code : undefined, err: errorMessage(err) })
+    qr.log.warn('dimse: the move destination could not be reached', {
+      destination: dest.aeTitle,
+      code: isRadError(err) ? err.code : undefined,
+      err: errorMessage(err),
+    })
     return final(STATUS.subOperationsRefused, { ...zero, failed: sel.total }, [])
   }
   let done = 0
@@ -239,6 +252,7 @@ export async function runMove(qr: QrContext): Promise<void> {
   const counts = { completed: r.completed, failed, warning: r.warning }
   if (r.broken !== undefined) qr.log.warn('dimse: a move broke off', { destination: dest.aeTitle, code: r.broken.code, err: r.broken.message })
   qr.log.info('dimse: move done', { destination: dest.aeTitle, calling: qr.peer.callingAe, ...counts })
-  const status = failed === 0 && r.warning === 0 ? STATUS.success : r.completed === 0 && r.warning === 0 ? STATUS.subOperationsRefused : STATUS.subOperationsWarning
+  const status =
+    failed === 0 && r.warning === 0 ? STATUS.success : r.completed === 0 && r.warning === 0 ? STATUS.subOperationsRefused : STATUS.subOperationsWarning
   return final(status, counts, r.failedUids)
 }

@@ -374,7 +374,10 @@ class Association {
     if ((field === COMMAND_FIELD.cFindRq && QR_FIND.has(ctx.abstractSyntax)) || (field === COMMAND_FIELD.cMoveRq && QR_MOVE.has(ctx.abstractSyntax))) {
       if (this.#op !== undefined) {
         // A second operation while one runs: no asynchronous operations window was negotiated (PS3.7 D.3.3.3).
-        await this.#respond(contextId, field | 0x8000, messageId, ctx.abstractSyntax, undefined, { status: STATUS.outOfResources, comment: 'one operation at a time' })
+        await this.#respond(contextId, field | 0x8000, messageId, ctx.abstractSyntax, undefined, {
+          status: STATUS.outOfResources,
+          comment: 'one operation at a time',
+        })
         return
       }
       const abort = new AbortController()
@@ -397,7 +400,9 @@ class Association {
       // The peer waits for the answers: the idle timer does not run meanwhile.
       this.#s.setTimeout(0)
       const done = (field === COMMAND_FIELD.cFindRq ? runFind(qr) : runMove(qr))
-        .catch((err: unknown) => this.#log.warn('dimse: a query/retrieve failed', { ...this.#who(), code: isRadError(err) ? err.code : undefined, err: errorMessage(err) }))
+        .catch((err: unknown) =>
+          this.#log.warn('dimse: a query/retrieve failed', { ...this.#who(), code: isRadError(err) ? err.code : undefined, err: errorMessage(err) }),
+        )
         .finally(() => {
           this.#op = undefined
           if (!this.#s.destroyed) this.#s.setTimeout(this.#opts.idleMs ?? DEFAULT_IDLE_MS)

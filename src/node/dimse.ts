@@ -110,7 +110,17 @@ export class DimseGateway implements DimseBackend {
       if (vr !== undefined) key.vr = vr
       return key
     })
-    const query: QidoQuery = { level: q.level, scope: {}, keys, includeFields: [], includeAll: false, fuzzy: false, limit: MAX_FIND_MATCHES, offset: 0, warnings: [] }
+    const query: QidoQuery = {
+      level: q.level,
+      scope: {},
+      keys,
+      includeFields: [],
+      includeAll: false,
+      fuzzy: false,
+      limit: MAX_FIND_MATCHES,
+      offset: 0,
+      warnings: [],
+    }
     try {
       validateQidoKeys(query)
       return { ok: true, matches: runQido(query, await this.#ingest.instances(), '').results }
