@@ -235,7 +235,7 @@ export class DimseClient {
     abstractSyntax: string,
     field: number,
     identifier: Uint8Array,
-    extra: ReadonlyMap<number, string | number> = new Map(),
+    opts: { readonly extra?: ReadonlyMap<number, string | number>; readonly cancelAfter?: number } = {},
   ): AsyncGenerator<DimseResponse> {
     const ctx = this.#contextOf(abstractSyntax)
     const id = this.#nextId()
@@ -245,14 +245,26 @@ export class DimseClient {
       [CMD.messageId, id],
       [CMD.priority, 0],
       [CMD.dataSetType, 0],
-      ...extra,
+      ...(opts.extra ?? new Map<number, string | number>()),
     ])
     await this.#sendCommand(ctx, cmd)
     await this.#sendData(ctx, false, identifier)
-    for (;;) {
+    // C-CANCEL (PS3.7 9.3.2.3) after that many responses: the peer ends with status Cancel.
+    const cancel = async (): Promise<void> =>
+      this.#sendCommand(
+        ctx,
+        new Map<number, string | number>([
+          [CMD.commandField, COMMAND_FIELD.cCancelRq],
+          [CMD.messageIdBeingRespondedTo, id],
+          [CMD.dataSetType, NO_DATASET],
+        ]),
+      )
+    if (opts.cancelAfter === 0) await cancel()
+    for (let n = 1; ; n++) {
       const r = await this.#response(id)
       yield r
       if (r.status !== 0xff00 && r.status !== 0xff01) return
+      if (opts.cancelAfter === n) await cancel()
     }
   }
 
