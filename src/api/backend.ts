@@ -67,6 +67,8 @@ export interface ApiBackend {
   addStudies(paths: string[], opts: { skipBad: boolean; patient?: string; extends?: string }): string
   /** Starts writing a study's DICOM files into the absolute folder `out` (scope `images` or `full`), or with `out` null fetching its chunks into this node's store alone; returns the job id. */
   getStudy(studyId: string, opts: { out: string | null; scope: string }): Promise<string>
+  /** Starts sending a study this node may read to a configured DICOM peer (`radchain study send`); returns the job id. */
+  sendStudy(studyId: string, opts: { to: string; scope: string }): Promise<string>
   /** Every registered study, with what this node holds of it. */
   studies(): Promise<StudyView[]>
   /** One registered study, with what this node holds of it; throws STUDY_UNKNOWN or STUDY_BAD_ID. */

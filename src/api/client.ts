@@ -139,6 +139,13 @@ export class ApiClient {
     return body.job
   }
 
+  /** `POST /v1/studies/:id/send`: starts sending a study to a configured DICOM peer (AE title `to`) with C-STORE; returns the job id. */
+  async sendStudy(studyId: string, opts: { to: string; scope?: string }): Promise<string> {
+    const body = await this.call('POST', `/v1/studies/${encodeURIComponent(studyId)}/send`, { to: opts.to, scope: opts.scope ?? 'images' })
+    if (!isRecord(body) || typeof body.job !== 'string') throw badResponse('study job')
+    return body.job
+  }
+
   /** `POST /v1/studies/:id/fetch`: starts fetching a study's chunks into the node's store, no files written (a prefetch); returns the job id. */
   async fetchStudy(studyId: string): Promise<string> {
     const body = await this.call('POST', `/v1/studies/${encodeURIComponent(studyId)}/fetch`, {})

@@ -12,6 +12,7 @@ export type DimseCode = ErrorCodes<
   | 'DIMSE_CONNECT_FAILED'
   | 'DIMSE_NO_CONTEXT'
   | 'DIMSE_UNKNOWN_PEER'
+  | 'DIMSE_STORE_FAILED'
 >
 
 /** Bytes from a DICOM peer that break PS3.8 or PS3.7; the association is aborted (the peer is at fault: `penalize`). */

@@ -214,3 +214,8 @@ export class DimseGateway implements DimseBackend {
     }
   }
 }
+
+/** A configured DICOM peer by AE title (dimse.peers in config.json, read at each call: `radchain dimse peer add` needs no restart). */
+export async function dimsePeer(dataDir: string, aeTitle: string): Promise<DimseDestination | undefined> {
+  return (await loadConfig(dataDir)).dimse.peers.find((p) => p.aeTitle === aeTitle)
+}

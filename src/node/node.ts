@@ -11,7 +11,8 @@ import { DicomwebServer } from '../dicomweb/index.js'
 import { DimseServer } from '../dimse/index.js'
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../study/index.js'
 import { DicomwebService } from './dicomweb.js'
-import { DimseGateway } from './dimse.js'
+import { DimseGateway, dimsePeer } from './dimse.js'
+import { DimseSender } from './dimse-send.js'
 import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
 import { NetworkService } from './network.js'
@@ -63,6 +64,7 @@ export class RadNode {
   #ingest: DicomwebService | undefined
   #dicomweb: DicomwebServer | undefined
   #dimse: DimseServer | undefined
+  #sends: DimseSender | undefined
   /** True once this node wrote daemon.json (so only it removes the file). */
   #published = false
   #started = false
@@ -189,6 +191,11 @@ export class RadNode {
         { durableTimeoutMs: config.swarm.durableTimeoutMs },
         { chain, chunks: this.#chunks, index, swarm, leases, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }), links },
       )
+      const sends = new DimseSender(
+        { dataDir, aeTitle: config.dimse.aeTitle, timeoutMs: config.dimse.timeoutSeconds * 1000 },
+        { studies, destination: (ae) => dimsePeer(dataDir, ae), logger: this.#logger.child({ mod: 'dimse' }) },
+      )
+      this.#sends = sends
       const token = randomBytes(32).toString('base64url')
       const backend = new NodeBackend({
         chain,
@@ -207,6 +214,7 @@ export class RadNode {
           leases: () => leases,
           audit: () => audit,
           links: () => links,
+          sends: () => sends,
           gateways: () => ({
             ...(this.#dicomweb === undefined ? {} : { dicomweb: this.#dicomweb.url }),
             ...(this.#dimse === undefined ? {} : { dimse: this.#dimse.address }),
@@ -333,6 +341,7 @@ export class RadNode {
         ...(tls === undefined ? {} : { tls }),
         maxInstanceBytes: c.maxInstanceBytes,
         idleMs: c.idleSeconds * 1000,
+        scuTimeoutMs: c.timeoutSeconds * 1000,
         implementationClassUid: IMPLEMENTATION_CLASS_UID,
         implementationVersionName: IMPLEMENTATION_VERSION_NAME,
         logger,
@@ -366,6 +375,8 @@ export class RadNode {
 
   /** Stops services in reverse order and closes the store. */
   async stop(): Promise<void> {
+    this.#sends?.stop()
+    this.#sends = undefined
     await this.#dimse?.stop()
     this.#dimse = undefined
     await this.#dicomweb?.stop()

@@ -253,6 +253,7 @@ export const ERROR_CODES = {
     status: 415,
     meaning: "the DICOM peer accepted no presentation context for an instance's SOP class and transfer syntax (radchain never transcodes)",
   },
+  DIMSE_STORE_FAILED: { status: 502, meaning: 'the DICOM peer refused some instances of a `study send` (each C-STORE status is listed)' },
   DIMSE_UNKNOWN_PEER: { status: 404, meaning: 'no DICOM peer of this AE title is configured: `radchain dimse peer add <AE> <host> <port>`' },
 
   // The devnet and the demo.
