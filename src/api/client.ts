@@ -216,7 +216,7 @@ export class ApiClient {
     return body
   }
 
-  /** `GET /v1/jobs/:id`: where a `study add` or `study get` job stands; with `waitMs`, at its end or after that long, whichever comes first. */
+  /** `GET /v1/jobs/:id`: where a `study add`, `study get` or `study send` job stands; with `waitMs`, at its end or after that long, whichever comes first. */
   async job(id: string, waitMs?: number): Promise<StudyJobView> {
     const path = `/v1/jobs/${encodeURIComponent(id)}${waitMs === undefined ? '' : `?wait=${waitMs}`}`
     const body = await this.call('GET', path, undefined, waitMs === undefined ? this.timeoutMs : waitMs + WAIT_SLACK_MS)
@@ -470,7 +470,9 @@ function isStudyJobView(v: unknown): v is StudyJobView {
   return (
     isRecord(v) &&
     typeof v.id === 'string' &&
-    (v.kind === 'get' || (v.kind === 'add' && Array.isArray(v.bad) && Array.isArray(v.ignored) && Array.isArray(v.studies))) &&
+    (v.kind === 'get' ||
+      (v.kind === 'send' && Array.isArray(v.results)) ||
+      (v.kind === 'add' && Array.isArray(v.bad) && Array.isArray(v.ignored) && Array.isArray(v.studies))) &&
     typeof v.state === 'string'
   )
 }

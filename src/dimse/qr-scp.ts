@@ -78,6 +78,8 @@ export async function runFind(qr: QrContext): Promise<void> {
     return
   }
   for (const m of found.matches) {
+    // A turn of the event loop before each answer: a C-CANCEL already on its way is read before more is sent.
+    await new Promise<void>((resolve) => setImmediate(resolve))
     if (qr.signal.aborted) {
       await qr.send(response(qr, rsp, STATUS.cancel), undefined)
       return

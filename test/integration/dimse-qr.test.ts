@@ -16,6 +16,7 @@ import type { ApiClient, DaemonInfo } from '../../src/api/index.js'
 import { DaemonProcess } from '../../src/devnet/index.js'
 import { TAG, firstString, generateCtStudy, instanceDigestOfBytes, parseDicom, type DicomDataset } from '../../src/study/index.js'
 import { sleep } from '../../src/util/index.js'
+import { runCli } from './helpers/cli.js'
 import { COMMAND_FIELD, DimseClient, QR_SOP_CLASS, decodeIdentifier, encodeIdentifier, splitPart10 } from '../../src/dimse/index.js'
 
 const exec = promisify(execFile)
@@ -40,6 +41,11 @@ async function freePort(): Promise<number> {
 }
 
 const storePort = await freePort()
+// A DICOM peer that accepts the connection and then never answers.
+const silent = createServer((sock) => sock.on('data', () => undefined))
+await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+const silentPort = (silent.address() as { port: number }).port
+t.teardown(() => silent.close())
 await initDataDir({
   dir,
   dev: true,
@@ -55,7 +61,10 @@ await initDataDir({
         { aeTitle: 'FINDSCU', host: '127.0.0.1', port: 104 },
         { aeTitle: 'MOVESCU', host: '127.0.0.1', port: 104 },
         { aeTitle: 'STORESCP', host: '127.0.0.1', port: storePort },
+        { aeTitle: 'SILENT', host: '127.0.0.1', port: silentPort },
       ],
+      // A peer that stops answering is given up on after this long.
+      timeoutSeconds: 3,
     },
   },
 })
@@ -79,12 +88,16 @@ const ctStudy = uidsOf(originals[originals.length - 1]!.bytes).study
 const cr = uidsOf(originals.find((o) => o.path.includes('/CR'))!.bytes)
 const ctSample = uidsOf(originals.find((o) => o.path.includes('/CT'))!.bytes)
 
+let ctStudyId = ''
 {
   const job = await client.addStudies([SAMPLE_DIR, ct.out])
   const deadline = Date.now() + 60_000
   for (;;) {
     const j = await client.job(job, 2000)
-    if (j.state === 'done') break
+    if (j.kind === 'add' && j.state === 'done') {
+      ctStudyId = j.studies.find((s) => s.instances === ct.files.length)?.studyId ?? ''
+      break
+    }
     if (j.state === 'failed' || Date.now() > deadline) throw new Error(`study add: ${JSON.stringify(j)}`)
   }
 }
@@ -296,4 +309,48 @@ t.test('C-MOVE to an unknown destination: 0xA801', async (t) => {
     String(port),
   ])
   t.match(r.out, /0xa801|MoveDestinationUnknown/i, 'refused: Move Destination unknown', { out: r.out })
+})
+
+t.test('radchain study send: every instance to storescp, one result each; an unknown AE and a silent peer fail clearly', async (t) => {
+  const out = join(work, 'storescp')
+  for (const f of await readdir(out)) await rm(join(out, f))
+  const r = await runCli(['study', 'send', ctStudyId, '--to', 'STORESCP', '--node', dir, '--json'])
+  t.equal(r.code, 0, 'exit 0', { stderr: r.stderr })
+  const job = JSON.parse(r.stdout) as {
+    state: string
+    total: number
+    sent: number
+    failed: number
+    results: { file: string; sopInstanceUid: string; status: string; ok: boolean }[]
+  }
+  t.equal(job.state, 'done')
+  t.equal(job.total, ct.files.length)
+  t.equal(job.sent, ct.files.length)
+  t.equal(job.failed, 0)
+  t.equal(job.results.length, ct.files.length, 'one result per instance')
+  t.ok(
+    job.results.every((x) => x.ok && x.status === '0x0000' && /^IM\d{6}\.dcm$/.test(x.file)),
+    'each with its file and status',
+  )
+  const got = await Promise.all((await readdir(out)).map((f) => readFile(join(out, f))))
+  t.equal(got.length, ct.files.length, 'every instance arrived')
+  const digests = (xs: Uint8Array[]): string[] => xs.map((x) => instanceDigestOfBytes(x).digest).sort()
+  t.same(digests(got), digests(originals.slice(-ct.files.length).map((o) => o.bytes)), 'pixels identical')
+  t.same(got.map((g) => uidsOf(g).sop).sort(), job.results.map((x) => x.sopInstanceUid).sort(), 'the UIDs reported are those received')
+  t.notOk(
+    got.some((g) => ct.files.some((_, i) => uidsOf(originals[originals.length - ct.files.length + i]!.bytes).sop === uidsOf(g).sop)),
+    'the images scope sends de-identified instances (new UIDs)',
+  )
+  t.same(await readdir(join(dir, 'dimse-send')), [], 'nothing left in the data dir')
+
+  const unknown = await runCli(['study', 'send', ctStudyId, '--to', 'NOWHERE', '--node', dir])
+  t.not(unknown.code, 0)
+  t.match(unknown.stderr, /DIMSE_UNKNOWN_PEER/, 'an unknown AE: a clear error')
+  t.match(unknown.stderr, /dimse peer add/)
+
+  const t0 = Date.now()
+  const hung = await runCli(['study', 'send', ctStudyId, '--to', 'SILENT', '--node', dir, '--json'], { timeoutMs: 30_000 })
+  t.not(hung.code, 0, 'a peer that never answers: the send fails')
+  t.match(hung.stderr, /DIMSE_TIMEOUT/, 'with a timeout')
+  t.ok(Date.now() - t0 < 20_000, 'and does not hang')
 })
