@@ -81,6 +81,10 @@ export interface ApiBackend {
   eraseStudy(studyId: string): string
   /** Requests a lease (signed by this organization); returns the lease id (= the request's transaction hash). */
   requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): string
+  /** Throws DIMSE_UNKNOWN_PEER unless a DICOM peer of this AE title is configured (dimse.peers). */
+  checkDimsePeer(aeTitle: string): Promise<void>
+  /** Sends the study of this lease (hex id) to the DICOM peer once the lease is granted (`lease request --deliver-to`). */
+  deliverLease(leaseId: string, aeTitle: string): Promise<void>
   /** Leases, optionally only incoming (on this organization's studies) or outgoing (its own). */
   leases(direction?: 'incoming' | 'outgoing'): LeaseView[]
   /** Custodian decisions; each returns the transaction hash. */

@@ -182,7 +182,7 @@ export class ApiClient {
   }
 
   /** `POST /v1/leases`: asks for a lease; returns the lease id (the request's transaction hash). */
-  async requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): Promise<string> {
+  async requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string; deliverTo?: string }): Promise<string> {
     const body = await this.call('POST', '/v1/leases', { studyId, ...opts })
     if (!isRecord(body) || typeof body.leaseId !== 'string') throw badResponse('lease')
     return body.leaseId

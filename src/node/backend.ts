@@ -40,6 +40,7 @@ import type { AuditService } from './audit.js'
 import type { PatientLinks } from './patient-links.js'
 import { StudyServiceError } from './errors.js'
 import type { DimseSender } from './dimse-send.js'
+import { dimsePeerKnown, type DimseDeliveries } from './dimse.js'
 
 /** Runtime facts and hooks the node gives the API backend. */
 export interface NodeInfo {
@@ -65,6 +66,8 @@ export interface NodeInfo {
   links(): PatientLinks
   /** `study send` jobs (C-STORE to a configured DICOM peer). */
   sends?(): DimseSender
+  /** `lease request --deliver-to`: leases whose study goes to a DICOM peer once granted. */
+  deliveries?(): DimseDeliveries
   /** Where the PACS listeners are, when on: the DICOMweb root URL, the DIMSE `AE@host:port`. */
   gateways?(): { dicomweb?: string; dimse?: string }
 }
@@ -301,6 +304,18 @@ export class NodeBackend implements ApiBackend {
   requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): string {
     this.#admit()
     return this.#info.leases().request(studyId, opts)
+  }
+
+  async checkDimsePeer(aeTitle: string): Promise<void> {
+    const deliveries = this.#info.deliveries?.()
+    if (deliveries === undefined) throw new StudyServiceError('STUDY_FAILED', 'this node cannot send studies over DICOM')
+    await dimsePeerKnown(deliveries.dataDir, aeTitle)
+  }
+
+  async deliverLease(leaseId: string, aeTitle: string): Promise<void> {
+    const deliveries = this.#info.deliveries?.()
+    if (deliveries === undefined) throw new StudyServiceError('STUDY_FAILED', 'this node cannot send studies over DICOM')
+    await deliveries.add(leaseId, aeTitle)
   }
 
   leases(direction?: 'incoming' | 'outgoing'): LeaseView[] {

@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises'
-import { stat } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
 import type {
@@ -12,7 +12,7 @@ import type {
   DimseStoreResult,
   DimseStoreSession,
 } from '../dimse/index.js'
-import { STATUS } from '../dimse/index.js'
+import { DimseError, STATUS } from '../dimse/index.js'
 import {
   DicomwebError,
   attributeByTag,
@@ -25,7 +25,11 @@ import {
   type Selection,
 } from '../dicomweb/index.js'
 import { TAG, firstString, type DicomDataset } from '../study/index.js'
-import { errorMessage, type Logger } from '../util/index.js'
+import { errorMessage, fromHex, isRadError, toHex, writeFileAtomic, type Logger } from '../util/index.js'
+import { getLease, leaseActive } from '../chain/index.js'
+import type { StudySendJobView } from '../api/index.js'
+import type { ChainService } from './chain-service.js'
+import type { DimseSender } from './dimse-send.js'
 import { DATADIR_FILES, loadConfig, type DimsePeerConfig } from './config.js'
 
 /** Who may associate: the configured peers, or anyone. */
@@ -218,4 +222,155 @@ export class DimseGateway implements DimseBackend {
 /** A configured DICOM peer by AE title (dimse.peers in config.json, read at each call: `radchain dimse peer add` needs no restart). */
 export async function dimsePeer(dataDir: string, aeTitle: string): Promise<DimseDestination | undefined> {
   return (await loadConfig(dataDir)).dimse.peers.find((p) => p.aeTitle === aeTitle)
+}
+
+/** The file of the data dir that keeps the pending `--deliver-to` deliveries. */
+export const DIMSE_DELIVERIES_FILE = 'dimse-deliveries.json'
+
+/** A lease whose study is sent to a DICOM peer once granted (`radchain lease request --deliver-to`). */
+interface Delivery {
+  readonly leaseId: string
+  readonly to: string
+  state: 'waiting' | 'sending' | 'delivered' | 'failed' | 'dropped'
+  attempts: number
+  /** When a failed attempt may be tried again (this node's clock). */
+  retryAt: number
+  job?: string
+}
+
+/** Attempts of one delivery before it is given up on (each failure is logged). */
+export const DELIVERY_ATTEMPTS = 3
+/** How long after a failed attempt the next one starts. */
+export const DELIVERY_RETRY_MS = 60_000
+
+/**
+ * `radchain lease request ... --deliver-to <AE>`: watches this node's
+ * leases as blocks come; once one asked for with a delivery is granted, the
+ * study is sent to the peer with the lease's scope (a `study send` job: read
+ * as `study get` reads it, its access recorded on the ledger, so the audit
+ * and `radchain watch` show the retrieval), without another command. A lease
+ * denied, revoked or ended before it is delivered is dropped. Pending
+ * deliveries are kept in a file of the data dir (lease ids and AE titles,
+ * no patient data) and survive a restart; the outcome is logged.
+ */
+export class DimseDeliveries {
+  readonly #file: string
+  readonly #chain: ChainService
+  readonly #sender: DimseSender
+  readonly #log: Logger
+  #list: Delivery[] = []
+  #ticking = false
+
+  /** The data dir (dimse.peers are read from its config.json). */
+  readonly dataDir: string
+
+  constructor(opts: { file: string; dataDir: string }, modules: { chain: ChainService; sender: DimseSender; logger: Logger }) {
+    this.#file = opts.file
+    this.dataDir = opts.dataDir
+    this.#chain = modules.chain
+    this.#sender = modules.sender
+    this.#log = modules.logger
+  }
+
+  /** Loads the pending deliveries and starts watching the blocks. */
+  async start(): Promise<void> {
+    try {
+      this.#list = (JSON.parse(await readFile(this.#file, 'utf8')) as Delivery[]).map((d) => (d.state === 'sending' ? { ...d, state: 'waiting' } : d))
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err
+    }
+    this.#chain.on('block', this.#onBlock)
+    this.#onBlock()
+  }
+
+  stop(): void {
+    this.#chain.off('block', this.#onBlock)
+  }
+
+  /** The deliveries known, newest last. */
+  list(): readonly Readonly<Delivery>[] {
+    return this.#list
+  }
+
+  /** Delivers the study of lease `leaseId` (hex) to the peer `to` once it is granted. */
+  async add(leaseId: string, to: string): Promise<void> {
+    this.#list = [...this.#list.filter((d) => d.leaseId !== leaseId), { leaseId, to, state: 'waiting', attempts: 0, retryAt: 0 }]
+    await this.#save()
+    this.#onBlock()
+  }
+
+  readonly #onBlock = (): void => {
+    if (this.#ticking) return
+    this.#ticking = true
+    void this.#tick()
+      .catch((err: unknown) => this.#log.warn('dimse: looking at deliveries failed', { err: errorMessage(err) }))
+      .finally(() => {
+        this.#ticking = false
+      })
+  }
+
+  async #tick(): Promise<void> {
+    let changed = false
+    const now = this.#chain.head().header.time
+    for (const d of this.#list) {
+      if (d.state !== 'waiting' || d.retryAt > Date.now()) continue
+      const l = getLease(this.#chain.state, fromHex(d.leaseId))
+      // Not on the ledger yet (the request is on its way), or not decided yet.
+      if (l === undefined || l.status === 'requested') continue
+      if (!leaseActive(l, now) || l.envelope === null) {
+        d.state = 'dropped'
+        changed = true
+        this.#log.info('dimse: a delivery was dropped: its lease is not active', { lease: d.leaseId, to: d.to, status: l.status })
+        continue
+      }
+      d.state = 'sending'
+      d.attempts++
+      changed = true
+      try {
+        d.job = await this.#sender.start(toHex(l.studyId), { to: d.to, scope: l.scope, onEnd: (v) => void this.#ended(d, v) })
+        this.#log.info('dimse: delivering a leased study', { lease: d.leaseId, to: d.to, job: d.job, attempt: d.attempts })
+      } catch (err) {
+        await this.#ended(d, undefined, err)
+      }
+    }
+    if (changed) await this.#save()
+  }
+
+  async #ended(d: Delivery, v: StudySendJobView | undefined, err?: unknown): Promise<void> {
+    if (v !== undefined && v.state === 'done' && v.failed === 0) {
+      d.state = 'delivered'
+      this.#log.info('dimse: a leased study was delivered', { lease: d.leaseId, to: d.to, job: d.job, instances: v.sent + v.warning })
+    } else {
+      const code = v?.error?.code ?? (isRadError(err) ? err.code : v !== undefined && v.failed > 0 ? 'DIMSE_STORE_FAILED' : 'error')
+      const last = d.attempts >= DELIVERY_ATTEMPTS
+      d.state = last ? 'failed' : 'waiting'
+      d.retryAt = Date.now() + DELIVERY_RETRY_MS
+      this.#log.warn(last ? 'dimse: a delivery failed; given up' : 'dimse: a delivery failed; tried again later', {
+        lease: d.leaseId,
+        to: d.to,
+        attempt: d.attempts,
+        code,
+        ...(last ? {} : { retryMs: DELIVERY_RETRY_MS }),
+      })
+    }
+    await this.#save().catch((e: unknown) => this.#log.warn('dimse: deliveries could not be saved', { err: errorMessage(e) }))
+  }
+
+  async #save(): Promise<void> {
+    // Delivered, failed and dropped ones are kept for a while (the newest 256): what happened stays visible.
+    const keep = [
+      ...this.#list.filter((d) => d.state === 'waiting' || d.state === 'sending'),
+      ...this.#list.filter((d) => d.state !== 'waiting' && d.state !== 'sending').slice(-256),
+    ]
+    this.#list = keep
+    await writeFileAtomic(this.#file, JSON.stringify(this.#list, null, 2) + '\n', 0o600)
+  }
+}
+
+/** Throws DIMSE_UNKNOWN_PEER unless dimse.peers has this AE title. */
+export async function dimsePeerKnown(dataDir: string, aeTitle: string): Promise<void> {
+  if ((await dimsePeer(dataDir, aeTitle)) === undefined)
+    throw new DimseError('DIMSE_UNKNOWN_PEER', `no DICOM peer ${JSON.stringify(aeTitle)} in dimse.peers: radchain dimse peer add ${aeTitle} <host> <port>`, {
+      penalize: false,
+    })
 }

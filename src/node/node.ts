@@ -11,7 +11,7 @@ import { DicomwebServer } from '../dicomweb/index.js'
 import { DimseServer } from '../dimse/index.js'
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../study/index.js'
 import { DicomwebService } from './dicomweb.js'
-import { DimseGateway, dimsePeer } from './dimse.js'
+import { DIMSE_DELIVERIES_FILE, DimseDeliveries, DimseGateway, dimsePeer } from './dimse.js'
 import { DimseSender } from './dimse-send.js'
 import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
@@ -65,6 +65,7 @@ export class RadNode {
   #dicomweb: DicomwebServer | undefined
   #dimse: DimseServer | undefined
   #sends: DimseSender | undefined
+  #deliveries: DimseDeliveries | undefined
   /** True once this node wrote daemon.json (so only it removes the file). */
   #published = false
   #started = false
@@ -196,6 +197,11 @@ export class RadNode {
         { studies, destination: (ae) => dimsePeer(dataDir, ae), logger: this.#logger.child({ mod: 'dimse' }) },
       )
       this.#sends = sends
+      const deliveries = new DimseDeliveries(
+        { file: join(dataDir, DIMSE_DELIVERIES_FILE), dataDir },
+        { chain, sender: sends, logger: this.#logger.child({ mod: 'dimse' }) },
+      )
+      this.#deliveries = deliveries
       const token = randomBytes(32).toString('base64url')
       const backend = new NodeBackend({
         chain,
@@ -215,6 +221,7 @@ export class RadNode {
           audit: () => audit,
           links: () => links,
           sends: () => sends,
+          deliveries: () => deliveries,
           gateways: () => ({
             ...(this.#dicomweb === undefined ? {} : { dicomweb: this.#dicomweb.url }),
             ...(this.#dimse === undefined ? {} : { dimse: this.#dimse.address }),
@@ -248,6 +255,7 @@ export class RadNode {
       swarm.start()
       leases.start()
       await engine.start()
+      await deliveries.start()
       await writeFileAtomic(join(dataDir, DATADIR_FILES.apiToken), token + '\n', 0o600)
       await this.#api.start()
       await this.#ingest?.start()
@@ -375,6 +383,8 @@ export class RadNode {
 
   /** Stops services in reverse order and closes the store. */
   async stop(): Promise<void> {
+    this.#deliveries?.stop()
+    this.#deliveries = undefined
     this.#sends?.stop()
     this.#sends = undefined
     await this.#dimse?.stop()

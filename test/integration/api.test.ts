@@ -151,6 +151,12 @@ class FakeBackend implements ApiBackend {
     return id
   }
 
+  async checkDimsePeer(aeTitle: string): Promise<void> {
+    if (aeTitle !== 'PACS') throw new RadError('DIMSE_UNKNOWN_PEER', 'no such peer')
+  }
+
+  async deliverLease(): Promise<void> {}
+
   async sendStudy(studyId: string, opts: { to: string; scope: string }): Promise<string> {
     if (opts.to !== 'PACS') throw new RadError('DIMSE_UNKNOWN_PEER', 'no such peer')
     return this.getStudy(studyId, { out: null, scope: opts.scope })
