@@ -26,7 +26,7 @@ import {
 } from '../dicomweb/index.js'
 import { TAG, firstString, type DicomDataset } from '../study/index.js'
 import { errorMessage, fromHex, isRadError, toHex, writeFileAtomic, type Logger } from '../util/index.js'
-import { getLease, leaseActive } from '../chain/index.js'
+import { getLease, leaseActive, type LeaseRecord } from '../chain/index.js'
 import type { StudySendJobView } from '../api/index.js'
 import type { ChainService } from './chain-service.js'
 import type { DimseSender } from './dimse-send.js'
@@ -238,6 +238,24 @@ interface Delivery {
   job?: string
 }
 
+/** What the delivery watcher reads of the chain: block events, a lease by id (hex), the head's time. */
+export interface DeliveryChain {
+  on(ev: 'block', fn: () => void): unknown
+  off(ev: 'block', fn: () => void): unknown
+  lease(leaseIdHex: string): LeaseRecord | undefined
+  time(): number
+}
+
+/** The chain service as the delivery watcher reads it. */
+export function deliveryChain(chain: ChainService): DeliveryChain {
+  return {
+    on: (ev, fn) => chain.on(ev, fn),
+    off: (ev, fn) => chain.off(ev, fn),
+    lease: (id) => getLease(chain.state, fromHex(id)),
+    time: () => chain.head().header.time,
+  }
+}
+
 /** Attempts of one delivery before it is given up on (each failure is logged). */
 export const DELIVERY_ATTEMPTS = 3
 /** How long after a failed attempt the next one starts. */
@@ -255,16 +273,17 @@ export const DELIVERY_RETRY_MS = 60_000
  */
 export class DimseDeliveries {
   readonly #file: string
-  readonly #chain: ChainService
-  readonly #sender: DimseSender
+  readonly #chain: DeliveryChain
+  readonly #sender: Pick<DimseSender, 'start'>
   readonly #log: Logger
   #list: Delivery[] = []
   #ticking = false
+  #saving: Promise<void> = Promise.resolve()
 
   /** The data dir (dimse.peers are read from its config.json). */
   readonly dataDir: string
 
-  constructor(opts: { file: string; dataDir: string }, modules: { chain: ChainService; sender: DimseSender; logger: Logger }) {
+  constructor(opts: { file: string; dataDir: string }, modules: { chain: DeliveryChain; sender: Pick<DimseSender, 'start'>; logger: Logger }) {
     this.#file = opts.file
     this.dataDir = opts.dataDir
     this.#chain = modules.chain
@@ -311,10 +330,10 @@ export class DimseDeliveries {
 
   async #tick(): Promise<void> {
     let changed = false
-    const now = this.#chain.head().header.time
+    const now = this.#chain.time()
     for (const d of this.#list) {
       if (d.state !== 'waiting' || d.retryAt > Date.now()) continue
-      const l = getLease(this.#chain.state, fromHex(d.leaseId))
+      const l = this.#chain.lease(d.leaseId)
       // Not on the ledger yet (the request is on its way), or not decided yet.
       if (l === undefined || l.status === 'requested') continue
       if (!leaseActive(l, now) || l.envelope === null) {
@@ -356,7 +375,14 @@ export class DimseDeliveries {
     await this.#save().catch((e: unknown) => this.#log.warn('dimse: deliveries could not be saved', { err: errorMessage(e) }))
   }
 
-  async #save(): Promise<void> {
+  /** Writes the list, after any write in progress (the watcher and a job's end may both write). */
+  #save(): Promise<void> {
+    const next = this.#saving.then(() => this.#write())
+    this.#saving = next.catch(() => undefined)
+    return next
+  }
+
+  async #write(): Promise<void> {
     // Delivered, failed and dropped ones are kept for a while (the newest 256): what happened stays visible.
     const keep = [
       ...this.#list.filter((d) => d.state === 'waiting' || d.state === 'sending'),

@@ -11,7 +11,7 @@ import { DicomwebServer } from '../dicomweb/index.js'
 import { DimseServer } from '../dimse/index.js'
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../study/index.js'
 import { DicomwebService } from './dicomweb.js'
-import { DIMSE_DELIVERIES_FILE, DimseDeliveries, DimseGateway, dimsePeer } from './dimse.js'
+import { DIMSE_DELIVERIES_FILE, DimseDeliveries, DimseGateway, deliveryChain, dimsePeer } from './dimse.js'
 import { DimseSender } from './dimse-send.js'
 import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
@@ -199,7 +199,7 @@ export class RadNode {
       this.#sends = sends
       const deliveries = new DimseDeliveries(
         { file: join(dataDir, DIMSE_DELIVERIES_FILE), dataDir },
-        { chain, sender: sends, logger: this.#logger.child({ mod: 'dimse' }) },
+        { chain: deliveryChain(chain), sender: sends, logger: this.#logger.child({ mod: 'dimse' }) },
       )
       this.#deliveries = deliveries
       const token = randomBytes(32).toString('base64url')
