@@ -17,7 +17,7 @@ export const LAYERS = {
   p2p: [['util', 'crypto'], ['chain']],
   api: [['util'], []],
   dicomweb: [['util', 'study'], []],
-  dimse: [['util'], []],
+  dimse: [['util', 'study'], []],
   node: [['util', 'crypto', 'chain', 'consensus', 'storage', 'study', 'p2p', 'api', 'dicomweb', 'dimse'], []],
   devnet: [['util', 'crypto', 'chain', 'study', 'api', 'node'], []],
   cli: [['util', 'crypto', 'chain', 'study', 'api', 'node', 'devnet'], []],

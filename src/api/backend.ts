@@ -67,6 +67,8 @@ export interface ApiBackend {
   addStudies(paths: string[], opts: { skipBad: boolean; patient?: string; extends?: string }): string
   /** Starts writing a study's DICOM files into the absolute folder `out` (scope `images` or `full`), or with `out` null fetching its chunks into this node's store alone; returns the job id. */
   getStudy(studyId: string, opts: { out: string | null; scope: string }): Promise<string>
+  /** Starts sending a study this node may read to a configured DICOM peer (`radchain study send`); returns the job id. */
+  sendStudy(studyId: string, opts: { to: string; scope: string }): Promise<string>
   /** Every registered study, with what this node holds of it. */
   studies(): Promise<StudyView[]>
   /** One registered study, with what this node holds of it; throws STUDY_UNKNOWN or STUDY_BAD_ID. */
@@ -79,6 +81,10 @@ export interface ApiBackend {
   eraseStudy(studyId: string): string
   /** Requests a lease (signed by this organization); returns the lease id (= the request's transaction hash). */
   requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): string
+  /** Throws DIMSE_UNKNOWN_PEER unless a DICOM peer of this AE title is configured (dimse.peers). */
+  checkDimsePeer(aeTitle: string): Promise<void>
+  /** Sends the study of this lease (hex id) to the DICOM peer once the lease is granted (`lease request --deliver-to`). */
+  deliverLease(leaseId: string, aeTitle: string): Promise<void>
   /** Leases, optionally only incoming (on this organization's studies) or outgoing (its own). */
   leases(direction?: 'incoming' | 'outgoing'): LeaseView[]
   /** Custodian decisions; each returns the transaction hash. */

@@ -139,6 +139,13 @@ export class ApiClient {
     return body.job
   }
 
+  /** `POST /v1/studies/:id/send`: starts sending a study to a configured DICOM peer (AE title `to`) with C-STORE; returns the job id. */
+  async sendStudy(studyId: string, opts: { to: string; scope?: string }): Promise<string> {
+    const body = await this.call('POST', `/v1/studies/${encodeURIComponent(studyId)}/send`, { to: opts.to, scope: opts.scope ?? 'images' })
+    if (!isRecord(body) || typeof body.job !== 'string') throw badResponse('study job')
+    return body.job
+  }
+
   /** `POST /v1/studies/:id/fetch`: starts fetching a study's chunks into the node's store, no files written (a prefetch); returns the job id. */
   async fetchStudy(studyId: string): Promise<string> {
     const body = await this.call('POST', `/v1/studies/${encodeURIComponent(studyId)}/fetch`, {})
@@ -175,7 +182,7 @@ export class ApiClient {
   }
 
   /** `POST /v1/leases`: asks for a lease; returns the lease id (the request's transaction hash). */
-  async requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): Promise<string> {
+  async requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string; deliverTo?: string }): Promise<string> {
     const body = await this.call('POST', '/v1/leases', { studyId, ...opts })
     if (!isRecord(body) || typeof body.leaseId !== 'string') throw badResponse('lease')
     return body.leaseId
@@ -209,7 +216,7 @@ export class ApiClient {
     return body
   }
 
-  /** `GET /v1/jobs/:id`: where a `study add` or `study get` job stands; with `waitMs`, at its end or after that long, whichever comes first. */
+  /** `GET /v1/jobs/:id`: where a `study add`, `study get` or `study send` job stands; with `waitMs`, at its end or after that long, whichever comes first. */
   async job(id: string, waitMs?: number): Promise<StudyJobView> {
     const path = `/v1/jobs/${encodeURIComponent(id)}${waitMs === undefined ? '' : `?wait=${waitMs}`}`
     const body = await this.call('GET', path, undefined, waitMs === undefined ? this.timeoutMs : waitMs + WAIT_SLACK_MS)
@@ -463,7 +470,9 @@ function isStudyJobView(v: unknown): v is StudyJobView {
   return (
     isRecord(v) &&
     typeof v.id === 'string' &&
-    (v.kind === 'get' || (v.kind === 'add' && Array.isArray(v.bad) && Array.isArray(v.ignored) && Array.isArray(v.studies))) &&
+    (v.kind === 'get' ||
+      (v.kind === 'send' && Array.isArray(v.results)) ||
+      (v.kind === 'add' && Array.isArray(v.bad) && Array.isArray(v.ignored) && Array.isArray(v.studies))) &&
     typeof v.state === 'string'
   )
 }

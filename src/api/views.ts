@@ -314,7 +314,40 @@ export interface PatientLinkResult {
 }
 
 /** A `study add` or `study get` job. */
-export type StudyJobView = StudyAddJobView | StudyGetJobView
+/** One instance of a `study send` job (`GET /v1/jobs/:id`): the file of the study it was, its SOP Instance UID and the peer's C-STORE status. */
+export interface SendResultView {
+  readonly file: string
+  readonly sopInstanceUid: string
+  /** The C-STORE status, `0x0000` for success (PS3.4 B.2.3). */
+  readonly status: string
+  /** Success or a warning: the peer keeps the instance. */
+  readonly ok: boolean
+  /** The peer's Error Comment, or why it was not sent. */
+  readonly comment?: string
+}
+
+/** Where a `study send` job stands (`GET /v1/jobs/:id`): the study read as `study get` reads it, then sent with C-STORE. */
+export interface StudySendJobView {
+  readonly id: string
+  readonly kind: 'send'
+  readonly state: 'fetching' | 'sending' | 'done' | 'failed'
+  readonly studyId: string
+  readonly scope: 'images' | 'full'
+  /** The peer's AE title (dimse.peers). */
+  readonly to: string
+  /** Chunks read and decrypted, of `chunkCount`. */
+  readonly chunks: number
+  readonly chunkCount: number
+  /** Instances to send; sent with success, failed, sent with a warning. */
+  readonly total: number
+  readonly sent: number
+  readonly failed: number
+  readonly warning: number
+  readonly results: readonly SendResultView[]
+  readonly error: ErrorView | null
+}
+
+export type StudyJobView = StudyAddJobView | StudyGetJobView | StudySendJobView
 
 /** True when `job` is of the given kind (narrows the union). */
 export function isJobOfKind<K extends StudyJobView['kind']>(job: StudyJobView, kind: K): job is Extract<StudyJobView, { kind: K }> {

@@ -194,8 +194,18 @@ export function parseQidoQuery(
       else bad(name, 'given more than once')
     }
   }
-  for (const key of q.keys) if (key.vr !== undefined) compileKey(key, key.vr, q.fuzzy)
+  validateQidoKeys(q)
   return q
+}
+
+/**
+ * Checks every matching key of a query built by hand (a DIMSE C-FIND's
+ * identifier) for its VR, as {@link parseQidoQuery} does: throws
+ * DICOMWEB_BAD_QUERY naming the key's `param` for a value its VR does not
+ * allow (a malformed date or range, a wildcard in a UID, ...).
+ */
+export function validateQidoKeys(q: QidoQuery): void {
+  for (const key of q.keys) if (key.vr !== undefined) compileKey(key, key.vr, q.fuzzy)
 }
 
 // --- matching (PS3.4 C.2.2.2) ---

@@ -10,6 +10,13 @@ export const COMMAND_FIELD = {
   cStoreRsp: 0x8001,
   cEchoRq: 0x0030,
   cEchoRsp: 0x8030,
+  cFindRq: 0x0020,
+  cFindRsp: 0x8020,
+  cMoveRq: 0x0021,
+  cMoveRsp: 0x8021,
+  cGetRq: 0x0010,
+  cGetRsp: 0x8010,
+  cCancelRq: 0x0fff,
 } as const
 
 /** Command Data Set Type (0000,0800) meaning "no dataset" (PS3.7 E.1-1); any other value means a dataset follows. */
@@ -32,6 +39,16 @@ export const STATUS = {
   sopClassNotSupported: 0x0122,
   /** Failure: Unrecognized operation (PS3.7 C.5.5). */
   unrecognizedOperation: 0x0211,
+  /** Pending: matches are continuing (PS3.4 C.4.1.1.4); sub-operations are continuing (C.4.2.1.5, C.4.3.1.4). */
+  pending: 0xff00,
+  /** Cancel: matching or sub-operations terminated due to a C-CANCEL (PS3.4 C.4.1.1.4). */
+  cancel: 0xfe00,
+  /** Refused: Out of Resources – Unable to perform sub-operations (PS3.4 C.4.2.1.5). */
+  subOperationsRefused: 0xa702,
+  /** Refused: Move Destination unknown (PS3.4 C.4.2.1.5). */
+  moveDestinationUnknown: 0xa801,
+  /** Warning: Sub-operations Complete – One or more Failures or Warnings (PS3.4 C.4.2.1.5). */
+  subOperationsWarning: 0xb000,
 } as const
 
 /** Command element tags (group 0000, PS3.7 E.1-1) as numbers: group << 16 | element. */
@@ -46,6 +63,11 @@ export const CMD = {
   status: 0x00000900,
   errorComment: 0x00000902,
   affectedSopInstanceUid: 0x00001000,
+  moveDestination: 0x00000600,
+  remaining: 0x00001020,
+  completed: 0x00001021,
+  failed: 0x00001022,
+  warning: 0x00001023,
   moveOriginatorAe: 0x00001030,
   moveOriginatorMessageId: 0x00001031,
 } as const
@@ -64,6 +86,11 @@ const KIND: ReadonlyMap<number, Kind> = new Map<number, Kind>([
   [CMD.status, 'us'],
   [CMD.errorComment, 'text'],
   [CMD.affectedSopInstanceUid, 'uid'],
+  [CMD.moveDestination, 'text'],
+  [CMD.remaining, 'us'],
+  [CMD.completed, 'us'],
+  [CMD.failed, 'us'],
+  [CMD.warning, 'us'],
   [CMD.moveOriginatorAe, 'text'],
   [CMD.moveOriginatorMessageId, 'us'],
 ])

@@ -1,4 +1,5 @@
 import { PC_RESULT, type ContextAnswer, type ProposedContext } from './pdu.js'
+import { QR_FIND, QR_MOVE } from './query.js'
 
 /** Verification SOP Class (PS3.4 A.4): C-ECHO. */
 export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1'
@@ -24,20 +25,22 @@ export const ACCEPTED_TRANSFER_SYNTAXES: readonly string[] = [
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1'
 const ACCEPTED = new Set(ACCEPTED_TRANSFER_SYNTAXES)
-/** Verification carries no dataset: the two uncompressed little-endian syntaxes are all it needs. */
+/** Verification carries no dataset, a query an identifier: the two uncompressed little-endian syntaxes are all they need. */
 const VERIFICATION_SYNTAXES = new Set(['1.2.840.10008.1.2', EXPLICIT_LE])
 
 /**
  * The answer to each proposed presentation context (PS3.8 9.3.3.2): a
- * storage SOP class or Verification with a supported transfer syntax is
- * accepted with Explicit VR Little Endian when proposed, else the first
- * proposed one supported; another abstract syntax is refused as not
+ * storage SOP class, Verification, or Study / Patient Root Query/Retrieve
+ * FIND or MOVE (PS3.4 C.6.1, C.6.2; identifiers in Implicit or Explicit VR
+ * Little Endian) with a supported transfer syntax is accepted with Explicit
+ * VR Little Endian when proposed, else the first proposed one supported;
+ * another abstract syntax (C-GET among them) is refused as not
  * supported, and a context none of whose transfer syntaxes is supported
  * (Explicit VR Big Endian alone, for example) as such.
  */
 export function answerContexts(proposed: readonly ProposedContext[]): ContextAnswer[] {
   return proposed.map((c) => {
-    const verification = c.abstractSyntax === VERIFICATION_SOP_CLASS
+    const verification = c.abstractSyntax === VERIFICATION_SOP_CLASS || QR_FIND.has(c.abstractSyntax) || QR_MOVE.has(c.abstractSyntax)
     if (!verification && !c.abstractSyntax.startsWith(STORAGE_SOP_CLASS_PREFIX))
       return { id: c.id, result: PC_RESULT.abstractSyntaxNotSupported, transferSyntax: c.transferSyntaxes[0] ?? EXPLICIT_LE }
     const ok = verification ? VERIFICATION_SYNTAXES : ACCEPTED

@@ -52,3 +52,51 @@ export function encodeFileMeta(f: FileMetaFields): Uint8Array {
   preamble.write('DICM', 128, 'latin1')
   return Buffer.concat([preamble, element(0x0000, 'UL', gl), body])
 }
+
+/** A Part 10 instance cut at the end of its file meta: what a C-STORE sends. */
+export interface SplitPart10 {
+  readonly sopClassUid: string
+  readonly sopInstanceUid: string
+  readonly transferSyntaxUid: string
+  /** The dataset's bytes as stored, after the file meta (a view into the input). */
+  readonly dataset: Uint8Array
+}
+
+/** Explicit VRs with a 4-byte length (PS3.5 7.1.2) that a file meta may hold. */
+const META_LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV'])
+
+/**
+ * Reads the file meta (PS3.10 7.1: group 0002, Explicit VR Little Endian,
+ * after the preamble and "DICM") of Part 10 bytes: the Media Storage SOP
+ * Class and Instance UIDs, the Transfer Syntax UID, and where the dataset
+ * starts. Throws a RangeError for bytes that are not Part 10 or lack one of
+ * the three.
+ */
+export function splitPart10(b: Uint8Array): SplitPart10 {
+  if (b.length < 132 || Buffer.from(b.buffer, b.byteOffset + 128, 4).toString('latin1') !== 'DICM') throw new RangeError('not a DICOM Part 10 file')
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength)
+  const found = new Map<number, string>()
+  let off = 132
+  while (off + 8 <= b.length && v.getUint16(off, true) === 0x0002) {
+    const elem = v.getUint16(off + 2, true)
+    const vr = String.fromCharCode(b[off + 4] as number, b[off + 5] as number)
+    const long = META_LONG_VRS.has(vr)
+    const len = long ? v.getUint32(off + 8, true) : v.getUint16(off + 6, true)
+    const start = off + (long ? 12 : 8)
+    if (start + len > b.length) throw new RangeError('the file meta runs past the end of the file')
+    if (vr === 'UI')
+      found.set(
+        elem,
+        Buffer.from(b.buffer, b.byteOffset + start, len)
+          .toString('latin1')
+          .replace(/[\0 ]+$/, ''),
+      )
+    off = start + len
+  }
+  const sopClassUid = found.get(0x0002)
+  const sopInstanceUid = found.get(0x0003)
+  const transferSyntaxUid = found.get(0x0010)
+  if (sopClassUid === undefined || sopInstanceUid === undefined || transferSyntaxUid === undefined)
+    throw new RangeError('the file meta lacks its SOP class, SOP instance or transfer syntax UID')
+  return { sopClassUid, sopInstanceUid, transferSyntaxUid, dataset: b.subarray(off) }
+}

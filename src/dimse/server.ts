@@ -6,6 +6,8 @@ import { CMD, COMMAND_FIELD, MAX_COMMAND_BYTES, NO_DATASET, STATUS, decodeComman
 import { DimseError } from './errors.js'
 import { answerContexts } from './negotiate.js'
 import { encodeFileMeta } from './part10.js'
+import { runFind, runMove, type QrContext } from './qr-scp.js'
+import { QR_FIND, QR_MOVE } from './query.js'
 import {
   ABORT,
   APPLICATION_CONTEXT,
@@ -48,6 +50,8 @@ export interface DimseServerOpts {
   readonly artimMs?: number
   readonly idleMs?: number
   readonly maxAssociations?: number
+  /** How long the peer of an association this node opens (a C-MOVE's destination) may take to answer. */
+  readonly scuTimeoutMs?: number
   /** Implementation Class UID and Version Name (PS3.7 D.3.3.2-3) announced, and written into received files' meta. */
   readonly implementationClassUid: string
   readonly implementationVersionName: string
@@ -171,7 +175,13 @@ class Association {
   #duplicates = 0
   #failed = 0
   #echoes = 0
+  #finds = 0
+  #moves = 0
   #end = 'closed'
+  /** The C-FIND or C-MOVE being answered (one at a time: no asynchronous operations window is negotiated), run beside the read loop so that a C-CANCEL is heard. */
+  #op: { readonly messageId: number; readonly abort: AbortController; readonly done: Promise<void> } | undefined
+  /** Messages written one after the other: a response's fragments are never interleaved with another's. */
+  #sendChain: Promise<void> = Promise.resolve()
 
   constructor(s: Socket, opts: DimseServerOpts, backend: DimseBackend, log: Logger, overLimit: boolean) {
     this.#s = s
@@ -219,6 +229,11 @@ class Association {
         this.#abort(err.code === 'DIMSE_PDU_TOO_LARGE' ? ABORT.reasonInvalidParameter : ABORT.reasonUnrecognizedParameter)
       } else if (this.#end === 'closed') this.#end = `connection error (${(err as { code?: string }).code ?? errorMessage(err)})`
     } finally {
+      const op = this.#op
+      if (op !== undefined) {
+        op.abort.abort()
+        await op.done
+      }
       await this.#close()
     }
     if (this.#accepted)
@@ -230,6 +245,8 @@ class Association {
         duplicates: this.#duplicates,
         failed: this.#failed,
         echoes: this.#echoes,
+        finds: this.#finds,
+        moves: this.#moves,
         ms: Date.now() - this.#started,
         end: this.#pending !== undefined || this.#cmdParts.length > 0 ? `${this.#end}, a message cut short` : this.#end,
       })
@@ -251,6 +268,9 @@ class Association {
         return true
       case PDU_TYPE.releaseRq:
         if (this.#pending !== undefined || this.#cmdParts.length > 0) throw new DimseError('DIMSE_PDU_MALFORMED', 'A-RELEASE-RQ in the middle of a message')
+        // A release asked while a C-FIND or C-MOVE is answered: its responses are sent first.
+        if (this.#op !== undefined) await this.#op.done
+        await this.#sendChain
         this.#end = 'released'
         this.#established = false
         this.#closing = true
@@ -343,8 +363,53 @@ class Association {
 
   async #dispatch(contextId: number, cmd: Command, data: Pending | undefined): Promise<void> {
     const field = cmd.field
+    if (field === COMMAND_FIELD.cCancelRq) {
+      // C-CANCEL (PS3.7 9.3.2.3): no answer of its own; the operation it names ends with status Cancel. A late one is ignored.
+      const op = this.#op
+      if (op !== undefined && cmd.us(CMD.messageIdBeingRespondedTo) === op.messageId) op.abort.abort()
+      return
+    }
     const messageId = cmd.us(CMD.messageId)
     const ctx = this.#contexts.get(contextId) as ContextAnswer & { abstractSyntax: string }
+    if ((field === COMMAND_FIELD.cFindRq && QR_FIND.has(ctx.abstractSyntax)) || (field === COMMAND_FIELD.cMoveRq && QR_MOVE.has(ctx.abstractSyntax))) {
+      if (this.#op !== undefined) {
+        // A second operation while one runs: no asynchronous operations window was negotiated (PS3.7 D.3.3.3).
+        await this.#respond(contextId, field | 0x8000, messageId, ctx.abstractSyntax, undefined, {
+          status: STATUS.outOfResources,
+          comment: 'one operation at a time',
+        })
+        return
+      }
+      const abort = new AbortController()
+      const qr: QrContext = {
+        contextId,
+        messageId,
+        abstractSyntax: ctx.abstractSyntax,
+        transferSyntax: ctx.transferSyntax,
+        command: cmd,
+        identifier: data === undefined || data.overflow ? undefined : Buffer.concat(data.parts),
+        peer: this.#peer,
+        backend: this.#backend,
+        opts: this.#opts,
+        log: this.#log,
+        signal: abort.signal,
+        send: (values, dataset) => this.#message(contextId, values, dataset),
+      }
+      if (field === COMMAND_FIELD.cFindRq) this.#finds++
+      else this.#moves++
+      // The peer waits for the answers: the idle timer does not run meanwhile.
+      this.#s.setTimeout(0)
+      const done = (field === COMMAND_FIELD.cFindRq ? runFind(qr) : runMove(qr))
+        .catch((err: unknown) =>
+          this.#log.warn('dimse: a query/retrieve failed', { ...this.#who(), code: isRadError(err) ? err.code : undefined, err: errorMessage(err) }),
+        )
+        .finally(() => {
+          this.#op = undefined
+          if (!this.#s.destroyed) this.#s.setTimeout(this.#opts.idleMs ?? DEFAULT_IDLE_MS)
+        })
+      this.#op = { messageId, abort, done }
+      return
+    }
     if (field === COMMAND_FIELD.cEchoRq) {
       this.#echoes++
       await this.#respond(contextId, COMMAND_FIELD.cEchoRsp, messageId, ctx.abstractSyntax, undefined, { status: STATUS.success })
@@ -410,7 +475,18 @@ class Association {
     ])
     if (sop !== undefined && sop !== '') values.set(CMD.affectedSopInstanceUid, sop)
     if (r.status !== STATUS.success && r.comment !== undefined) values.set(CMD.errorComment, r.comment.slice(0, 64))
-    for (const pdu of fragmentPData(contextId, true, encodeCommand(values), this.#peerMaxPdu)) await this.#send(pdu)
+    await this.#message(contextId, values, undefined)
+  }
+
+  /** Sends one message (command, and dataset if any) after those before it. */
+  #message(contextId: number, values: ReadonlyMap<number, string | number>, dataset: Uint8Array | undefined): Promise<void> {
+    const run = async (): Promise<void> => {
+      for (const pdu of fragmentPData(contextId, true, encodeCommand(values), this.#peerMaxPdu)) await this.#send(pdu)
+      if (dataset !== undefined) for (const pdu of fragmentPData(contextId, false, dataset, this.#peerMaxPdu)) await this.#send(pdu)
+    }
+    const next = this.#sendChain.then(run)
+    this.#sendChain = next.catch(() => undefined)
+    return next
   }
 
   #abort(reason: number): void {

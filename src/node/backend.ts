@@ -39,6 +39,8 @@ import type { LeaseService } from './leases.js'
 import type { AuditService } from './audit.js'
 import type { PatientLinks } from './patient-links.js'
 import { StudyServiceError } from './errors.js'
+import type { DimseSender } from './dimse-send.js'
+import { dimsePeerKnown, type DimseDeliveries } from './dimse.js'
 
 /** Runtime facts and hooks the node gives the API backend. */
 export interface NodeInfo {
@@ -62,6 +64,10 @@ export interface NodeInfo {
   audit(): AuditService
   /** This node's patient links (Patient ID to patient key). */
   links(): PatientLinks
+  /** `study send` jobs (C-STORE to a configured DICOM peer). */
+  sends?(): DimseSender
+  /** `lease request --deliver-to`: leases whose study goes to a DICOM peer once granted. */
+  deliveries?(): DimseDeliveries
   /** Where the PACS listeners are, when on: the DICOMweb root URL, the DIMSE `AE@host:port`. */
   gateways?(): { dicomweb?: string; dimse?: string }
 }
@@ -270,6 +276,12 @@ export class NodeBackend implements ApiBackend {
     return this.#info.studies().startGet(studyId, opts)
   }
 
+  async sendStudy(studyId: string, opts: { to: string; scope: string }): Promise<string> {
+    const sends = this.#info.sends?.()
+    if (sends === undefined) throw new StudyServiceError('STUDY_FAILED', 'this node cannot send studies over DICOM')
+    return sends.start(studyId, opts)
+  }
+
   async studies(): Promise<StudyView[]> {
     return this.#info.studies().list()
   }
@@ -292,6 +304,18 @@ export class NodeBackend implements ApiBackend {
   requestLease(studyId: string, opts: { scope: string; durationMs: number; purpose: string }): string {
     this.#admit()
     return this.#info.leases().request(studyId, opts)
+  }
+
+  async checkDimsePeer(aeTitle: string): Promise<void> {
+    const deliveries = this.#info.deliveries?.()
+    if (deliveries === undefined) throw new StudyServiceError('STUDY_FAILED', 'this node cannot send studies over DICOM')
+    await dimsePeerKnown(deliveries.dataDir, aeTitle)
+  }
+
+  async deliverLease(leaseId: string, aeTitle: string): Promise<void> {
+    const deliveries = this.#info.deliveries?.()
+    if (deliveries === undefined) throw new StudyServiceError('STUDY_FAILED', 'this node cannot send studies over DICOM')
+    await deliveries.add(leaseId, aeTitle)
   }
 
   leases(direction?: 'incoming' | 'outgoing'): LeaseView[] {
@@ -332,7 +356,7 @@ export class NodeBackend implements ApiBackend {
   }
 
   studyJob(id: string): StudyJobView | undefined {
-    const v: StudyJobView | undefined = this.#info.studies().get(id)
+    const v: StudyJobView | undefined = this.#info.studies().get(id) ?? this.#info.sends?.().get(id)
     return v === undefined ? undefined : { ...v }
   }
 

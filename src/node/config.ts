@@ -195,6 +195,8 @@ const ConfigSchema = z.strictObject({
         .default(1024 ** 3),
       /** An association that sends nothing for this long is aborted. */
       idleSeconds: z.number().int().min(1).max(86_400).default(120),
+      /** How long a peer this node sends to (C-MOVE destination, `study send`, `--deliver-to`) may take to answer. */
+      timeoutSeconds: z.number().int().min(1).max(3600).default(30),
       /** PEM files (paths relative to the data dir unless absolute): DICOM TLS (PS3.15 B.1). */
       tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
       /** Plain DIMSE on a non-loopback address: only when this is set, and the daemon warns. */
@@ -284,6 +286,7 @@ export interface NodeConfig {
     readonly acceptUnknown: boolean
     readonly maxInstanceBytes: number
     readonly idleSeconds: number
+    readonly timeoutSeconds: number
     readonly tls?: { readonly cert: string; readonly key: string }
     readonly insecure: boolean
   }

@@ -11,7 +11,8 @@ import { DicomwebServer } from '../dicomweb/index.js'
 import { DimseServer } from '../dimse/index.js'
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../study/index.js'
 import { DicomwebService } from './dicomweb.js'
-import { DimseGateway } from './dimse.js'
+import { DIMSE_DELIVERIES_FILE, DimseDeliveries, DimseGateway, deliveryChain, dimsePeer } from './dimse.js'
+import { DimseSender } from './dimse-send.js'
 import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
 import { NetworkService } from './network.js'
@@ -63,6 +64,8 @@ export class RadNode {
   #ingest: DicomwebService | undefined
   #dicomweb: DicomwebServer | undefined
   #dimse: DimseServer | undefined
+  #sends: DimseSender | undefined
+  #deliveries: DimseDeliveries | undefined
   /** True once this node wrote daemon.json (so only it removes the file). */
   #published = false
   #started = false
@@ -189,6 +192,16 @@ export class RadNode {
         { durableTimeoutMs: config.swarm.durableTimeoutMs },
         { chain, chunks: this.#chunks, index, swarm, leases, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }), links },
       )
+      const sends = new DimseSender(
+        { dataDir, aeTitle: config.dimse.aeTitle, timeoutMs: config.dimse.timeoutSeconds * 1000 },
+        { studies, destination: (ae) => dimsePeer(dataDir, ae), logger: this.#logger.child({ mod: 'dimse' }) },
+      )
+      this.#sends = sends
+      const deliveries = new DimseDeliveries(
+        { file: join(dataDir, DIMSE_DELIVERIES_FILE), dataDir },
+        { chain: deliveryChain(chain), sender: sends, logger: this.#logger.child({ mod: 'dimse' }) },
+      )
+      this.#deliveries = deliveries
       const token = randomBytes(32).toString('base64url')
       const backend = new NodeBackend({
         chain,
@@ -207,6 +220,8 @@ export class RadNode {
           leases: () => leases,
           audit: () => audit,
           links: () => links,
+          sends: () => sends,
+          deliveries: () => deliveries,
           gateways: () => ({
             ...(this.#dicomweb === undefined ? {} : { dicomweb: this.#dicomweb.url }),
             ...(this.#dimse === undefined ? {} : { dimse: this.#dimse.address }),
@@ -240,6 +255,7 @@ export class RadNode {
       swarm.start()
       leases.start()
       await engine.start()
+      await deliveries.start()
       await writeFileAtomic(join(dataDir, DATADIR_FILES.apiToken), token + '\n', 0o600)
       await this.#api.start()
       await this.#ingest?.start()
@@ -333,6 +349,7 @@ export class RadNode {
         ...(tls === undefined ? {} : { tls }),
         maxInstanceBytes: c.maxInstanceBytes,
         idleMs: c.idleSeconds * 1000,
+        scuTimeoutMs: c.timeoutSeconds * 1000,
         implementationClassUid: IMPLEMENTATION_CLASS_UID,
         implementationVersionName: IMPLEMENTATION_VERSION_NAME,
         logger,
@@ -366,6 +383,10 @@ export class RadNode {
 
   /** Stops services in reverse order and closes the store. */
   async stop(): Promise<void> {
+    this.#deliveries?.stop()
+    this.#deliveries = undefined
+    this.#sends?.stop()
+    this.#sends = undefined
     await this.#dimse?.stop()
     this.#dimse = undefined
     await this.#dicomweb?.stop()

@@ -239,3 +239,25 @@ export function writeDicom(inst: DicomInstance): Uint8Array {
   }
   return out
 }
+
+/**
+ * Encodes a bare dataset (no preamble, no file meta) in the transfer syntax
+ * `ts` (PS3.5 7.1: Implicit or Explicit VR Little Endian), elements in tag
+ * order: a DIMSE identifier (PS3.7 9.1.2.1.5, 9.3.2). An element without
+ * values is written with a zero length (PS3.4 C.2.2.1.1: a return key).
+ */
+export function encodeDataset(ds: DicomDataset, ts: string): Uint8Array {
+  const out: DicomDataset = {}
+  for (const tag of Object.keys(ds)) {
+    const el = ds[tag] as DicomElement
+    out[tag] = el.Value === undefined ? { vr: el.vr, Value: [] } : el
+  }
+  try {
+    const stream = new dcmjsWriter.WriteBufferStream(4 * 1024, true)
+    dcmjsWriter.DicomMessage.write(out, stream, ts, WRITE_OPTS)
+    return new Uint8Array(stream.getBuffer())
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : String(err)
+    throw new StudyError('DICOM_UNSUPPORTED', `cannot encode DICOM dataset (${detail})`, { cause: err })
+  }
+}

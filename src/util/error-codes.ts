@@ -241,6 +241,26 @@ export const ERROR_CODES = {
     status: 400,
     meaning: 'a DICOM peer sent a DIMSE command set that breaks PS3.7 (truncated element, a required element missing): the association is aborted',
   },
+  DIMSE_IDENTIFIER_MALFORMED: {
+    status: 400,
+    meaning: 'the identifier of a C-FIND or C-MOVE cannot be read (bad encoding, an unsupported transfer syntax): answered 0xA900 or 0xC000',
+  },
+  DIMSE_ASSOCIATION_REJECTED: {
+    status: 502,
+    meaning: 'the DICOM peer rejected the association radchain asked for (its AE title configuration, or it is busy)',
+  },
+  DIMSE_ABORTED: { status: 502, meaning: 'the DICOM peer aborted the association or closed the connection before it answered' },
+  DIMSE_TIMEOUT: { status: 504, meaning: 'the DICOM peer did not answer in time (dimse.timeoutSeconds): the association was aborted' },
+  DIMSE_CONNECT_FAILED: {
+    status: 502,
+    meaning: "the DICOM peer's host and port could not be reached (check `radchain dimse peer ls` and that the peer listens)",
+  },
+  DIMSE_NO_CONTEXT: {
+    status: 415,
+    meaning: "the DICOM peer accepted no presentation context for an instance's SOP class and transfer syntax (radchain never transcodes)",
+  },
+  DIMSE_STORE_FAILED: { status: 502, meaning: 'the DICOM peer refused some instances of a `study send` (each C-STORE status is listed)' },
+  DIMSE_UNKNOWN_PEER: { status: 404, meaning: 'no DICOM peer of this AE title is configured: `radchain dimse peer add <AE> <host> <port>`' },
 
   // The devnet and the demo.
   DEVNET_EXISTS: { status: 409, meaning: 'the folder holds a devnet of another size: use it as is, or `radchain devnet down --purge` first' },

@@ -151,6 +151,17 @@ class FakeBackend implements ApiBackend {
     return id
   }
 
+  async checkDimsePeer(aeTitle: string): Promise<void> {
+    if (aeTitle !== 'PACS') throw new RadError('DIMSE_UNKNOWN_PEER', 'no such peer')
+  }
+
+  async deliverLease(): Promise<void> {}
+
+  async sendStudy(studyId: string, opts: { to: string; scope: string }): Promise<string> {
+    if (opts.to !== 'PACS') throw new RadError('DIMSE_UNKNOWN_PEER', 'no such peer')
+    return this.getStudy(studyId, { out: null, scope: opts.scope })
+  }
+
   async getStudy(studyId: string, opts: { out: string | null; scope: string }): Promise<string> {
     if (studyId !== '11'.repeat(16)) throw new RadError('STUDY_UNKNOWN', 'no such study')
     if (opts.scope !== 'images' && opts.scope !== 'full') throw new RadError('STUDY_BAD_SCOPE', 'bad scope')

@@ -253,7 +253,7 @@ t.test('refusals: an unknown calling AE, a wrong called AE (PS3.8 Table 9-21)', 
 
 t.test('an unsupported SOP class or transfer syntax is refused for its context, the others accepted', async (t) => {
   const { scu, answer } = await RawScu.open('RAWSCU', [
-    { id: 1, abstractSyntax: '1.2.840.10008.5.1.4.1.2.2.1', transferSyntaxes: [EXPLICIT_LE] }, // Study Root C-FIND: not offered yet
+    { id: 1, abstractSyntax: '1.2.840.10008.5.1.4.1.2.2.3', transferSyntaxes: [EXPLICIT_LE] }, // Study Root C-GET: not offered yet
     { id: 3, abstractSyntax: CT_STORAGE, transferSyntaxes: ['1.2.840.10008.1.2.2'] }, // explicit big endian only
     { id: 5, abstractSyntax: '1.2.3.4.5.6.7', transferSyntaxes: [EXPLICIT_LE] }, // made up
     { id: 7, abstractSyntax: '1.2.840.10008.5.1.4.1.1.481.3', transferSyntaxes: ['1.2.840.10008.1.2', EXPLICIT_LE] }, // RT Structure Set
@@ -386,7 +386,15 @@ t.test('DICOM TLS (PS3.15 B.1): echoscu over TLS is answered, a plain associatio
       implementationVersionName: 'TEST',
       logger: createLogger({ level: 'silent' }),
     },
-    { backend: { admit: async () => true, openStore: () => ({ store: async () => ({ status: 0 }) }) } },
+    {
+      backend: {
+        admit: async () => true,
+        openStore: () => ({ store: async () => ({ status: 0 }) }),
+        find: async () => ({ ok: true, matches: [] }),
+        retrieve: async () => ({ ok: false, status: 0xc000, comment: 'none' }),
+        destination: async () => undefined,
+      },
+    },
   )
   await server.start()
   t.teardown(() => server.stop())

@@ -9,6 +9,8 @@ const LeaseBody = z.strictObject({
   scope: z.string().min(1).max(16),
   durationMs: z.number().int().min(0),
   purpose: z.string().max(1024).default(''),
+  /** A DICOM peer (AE title in dimse.peers) the study is sent to once the lease is granted. */
+  deliverTo: z.string().min(1).max(16).optional(),
 })
 const DenyBody = z.strictObject({ reason: z.string().max(1024).default('') })
 
@@ -29,7 +31,10 @@ export function leaseRoutes(env: RouteEnv): Route[] {
         },
         POST: async (c) => {
           const b = parseBody(LeaseBody, await readJson(c.req, maxBodyBytes))
+          // An unknown peer is refused before anything goes to the ledger.
+          if (b.deliverTo !== undefined) await backend.checkDimsePeer(b.deliverTo)
           const leaseId = backend.requestLease(b.studyId, { scope: b.scope, durationMs: b.durationMs, purpose: b.purpose })
+          if (b.deliverTo !== undefined) await backend.deliverLease(leaseId, b.deliverTo)
           sendJson(c.res, 202, { leaseId, hash: leaseId, status: 'pending' })
         },
       },

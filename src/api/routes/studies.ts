@@ -14,6 +14,7 @@ const StudiesBody = z.strictObject({
 })
 const StudyGetBody = z.strictObject({ out: z.string().min(1).max(4096), scope: z.string().min(1).max(64).default('images') })
 const StudyFetchBody = z.strictObject({})
+const StudySendBody = z.strictObject({ to: z.string().min(1).max(16), scope: z.string().min(1).max(64).default('images') })
 
 /** Longest `GET /v1/jobs/:id?wait=` (ms). */
 export const MAX_JOB_WAIT_MS = 10_000
@@ -22,7 +23,7 @@ const JOB_WAIT_POLL_MS = 10
 
 /**
  * Studies and their jobs: `GET|POST /v1/studies`, `GET /v1/studies/:id`,
- * `POST /v1/studies/:id/get`, `POST /v1/studies/:id/fetch`, `POST /v1/studies/:id/erase`,
+ * `POST /v1/studies/:id/get`, `POST /v1/studies/:id/fetch`, `POST /v1/studies/:id/send`, `POST /v1/studies/:id/erase`,
  * `GET /v1/studies/:id/audit`, `GET /v1/jobs/:id[?wait=ms]`.
  */
 export function studyRoutes(env: RouteEnv): Route[] {
@@ -50,6 +51,16 @@ export function studyRoutes(env: RouteEnv): Route[] {
         POST: async (c) => {
           const body = parseBody(StudyGetBody, await readJson(c.req, maxBodyBytes))
           const job = await backend.getStudy(c.param, { out: body.out, scope: body.scope })
+          sendJson(c.res, 202, { job })
+        },
+      },
+    },
+    {
+      path: /^\/v1\/studies\/([^/]+)\/send$/,
+      handlers: {
+        POST: async (c) => {
+          const body = parseBody(StudySendBody, await readJson(c.req, maxBodyBytes))
+          const job = await backend.sendStudy(c.param, { to: body.to, scope: body.scope })
           sendJson(c.res, 202, { job })
         },
       },

@@ -91,17 +91,26 @@ export function registerLeaseCommands(program: Command): void {
     .option('--scope <scope>', 'images (de-identified) or full (with demographics)', 'images')
     .option('--duration <d>', 'how long, e.g. 7d, 12h, 30m', '7d')
     .option('--purpose <text>', 'why (recorded on the ledger; no patient data)', '')
+    .option('--deliver-to <AE>', 'once granted, the daemon fetches the study and sends it to this DICOM peer (dimse.peers) with C-STORE')
     .action(
-      action(async (studyId: string, o: GlobalOpts & { scope: string; duration: string; purpose: string }) => {
+      action(async (studyId: string, o: GlobalOpts & { scope: string; duration: string; purpose: string; deliverTo?: string }) => {
         if (o.scope !== 'images' && o.scope !== 'full') throw new RadError<LeaseCode>('LEASE_BAD_SCOPE', '--scope must be images or full')
         const durationMs = parseDuration(o.duration, '--duration')
         const client = await clientFor(o.node)
-        const leaseId = await client.requestLease(studyId, { scope: o.scope, durationMs, purpose: o.purpose })
+        const leaseId = await client.requestLease(studyId, {
+          scope: o.scope,
+          durationMs,
+          purpose: o.purpose,
+          ...(o.deliverTo === undefined ? {} : { deliverTo: o.deliverTo }),
+        })
         const st = await waitFinal(client, leaseId)
         print(
           o.json === true,
-          { leaseId, height: st.height ?? null },
-          `lease ${leaseId} requested (final at height ${st.height ?? '?'}); see it with: radchain lease ls --outgoing`,
+          { leaseId, height: st.height ?? null, deliverTo: o.deliverTo ?? null },
+          `lease ${leaseId} requested (final at height ${st.height ?? '?'}); see it with: radchain lease ls --outgoing` +
+            (o.deliverTo === undefined
+              ? ''
+              : `\nonce granted, the study is sent to ${o.deliverTo} (the daemon's log says when; radchain watch shows the retrieval)`),
         )
       }),
     )

@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import type cliProgress from 'cli-progress'
 import { RadError, isHex, sleep } from '../../util/index.js'
-import type { ApiClient, StudyAddJobView, StudyGetJobView, StudyJobView, StudyVersionView } from '../../api/index.js'
+import type { ApiClient, StudyAddJobView, StudyGetJobView, StudyJobView, StudySendJobView, StudyVersionView } from '../../api/index.js'
 import { action, withNodeOpts, type GlobalOpts } from '../program.js'
 import { mb, print, table } from '../output.js'
 import { clientFor } from '../target.js'
@@ -118,6 +118,61 @@ export function registerStudyCommands(program: Command): void {
             )
             .join('\n'),
         )
+      }),
+    )
+
+  withNodeOpts(
+    study
+      .command('send <studyId>')
+      .description('send a study this node may read (its own, or under an active lease) to a configured DICOM peer with C-STORE (radchain dimse peer ls)'),
+  )
+    .requiredOption('--to <AE>', 'the AE title of the peer (dimse.peers)')
+    .option(
+      '--scope <scope>',
+      "images: de-identified images; full: demographics and original UIDs restored (needs a full-scope lease for another organization's study)",
+      'images',
+    )
+    .action(
+      action(async (studyId: string, o: GlobalOpts & { to: string; scope: string }) => {
+        if (o.scope !== 'images' && o.scope !== 'full')
+          throw new RadError<StudyCode>('STUDY_BAD_SCOPE', `--scope must be images or full, not ${JSON.stringify(o.scope)}`)
+        const client = await clientFor(o.node)
+        const id = await client.sendStudy(studyId, { to: o.to, scope: o.scope })
+        const bar = await progressBar(o, '{phase} {bar} {value}/{total} {unit}')
+        let phase = ''
+        let job: StudySendJobView
+        try {
+          for (;;) {
+            const asked = Date.now()
+            const j = await client.job(id, FOLLOW_MS)
+            if (j.kind !== 'send') throw new RadError('API_BAD_RESPONSE', `job ${id} is a study ${j.kind} job, not a study send job`)
+            job = j
+            if (bar !== null) {
+              const now = j.state === 'fetching' ? 'reading' : 'sending'
+              if (now !== phase) {
+                if (phase !== '') bar.stop()
+                phase = now
+                if (now === 'reading') bar.start(Math.max(1, j.chunkCount), 0, { phase: 'reading', unit: 'chunks' })
+                else bar.start(Math.max(1, j.total), 0, { phase: 'sending', unit: 'instances' })
+              }
+              bar.update(now === 'reading' ? j.chunks : j.sent + j.failed + j.warning)
+            }
+            if (j.state === 'done' || j.state === 'failed') break
+            await sleep(FOLLOW_MS - (Date.now() - asked))
+          }
+        } finally {
+          bar?.stop()
+        }
+        const v = job
+        print(o.json === true, v, () =>
+          [
+            ...v.results.map((r) => `${r.file}  ${r.sopInstanceUid}  ${r.status}${r.ok ? '' : '  FAILED'}${r.comment === undefined ? '' : `  ${r.comment}`}`),
+            `study ${v.studyId} (${v.scope}) to ${v.to}: ${v.sent} sent, ${v.warning} with a warning, ${v.failed} failed, of ${v.total}`,
+          ].join('\n'),
+        )
+        if (v.state === 'failed') throw new RadError(v.error?.code ?? ('STUDY_FAILED' satisfies StudyCode), v.error?.message ?? 'the send failed')
+        if (v.failed > 0)
+          throw new RadError('DIMSE_STORE_FAILED', `${v.to} refused ${v.failed} of ${v.total} instance(s): their C-STORE statuses are listed above`)
       }),
     )
 

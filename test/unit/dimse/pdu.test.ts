@@ -176,7 +176,7 @@ t.test('negotiation: storage classes and Verification accepted, explicit LE pref
     { id: 1, abstractSyntax: '1.2.840.10008.5.1.4.1.1.481.3', transferSyntaxes: ['1.2.840.10008.1.2', '1.2.840.10008.1.2.1'] },
     { id: 3, abstractSyntax: '1.2.840.10008.5.1.4.1.1.2', transferSyntaxes: ['1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2'] },
     { id: 5, abstractSyntax: '1.2.840.10008.5.1.4.1.1.2', transferSyntaxes: ['1.2.840.10008.1.2.2'] },
-    { id: 7, abstractSyntax: '1.2.840.10008.5.1.4.1.2.2.1', transferSyntaxes: ['1.2.840.10008.1.2.1'] },
+    { id: 7, abstractSyntax: '1.2.840.10008.5.1.4.1.2.2.3', transferSyntaxes: ['1.2.840.10008.1.2.1'] },
     { id: 9, abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: ['1.2.840.10008.1.2'] },
     { id: 11, abstractSyntax: '1.2.840.10008.5.1.4.1.1.7', transferSyntaxes: ['1.2.3.4', '1.2.840.10008.1.2.5'] },
   ])
@@ -189,6 +189,19 @@ t.test('negotiation: storage classes and Verification accepted, explicit LE pref
       [7, PC_RESULT.abstractSyntaxNotSupported, ''],
       [9, PC_RESULT.acceptance, '1.2.840.10008.1.2'],
       [11, PC_RESULT.acceptance, '1.2.840.10008.1.2.5'],
+    ],
+  )
+  // Query/Retrieve FIND and MOVE: identifiers in uncompressed little endian only (PS3.4 C.6).
+  t.same(
+    answerContexts([
+      { id: 1, abstractSyntax: '1.2.840.10008.5.1.4.1.2.2.1', transferSyntaxes: ['1.2.840.10008.1.2.4.50'] },
+      { id: 3, abstractSyntax: '1.2.840.10008.5.1.4.1.2.2.2', transferSyntaxes: ['1.2.840.10008.1.2'] },
+      { id: 5, abstractSyntax: '1.2.840.10008.5.1.4.1.2.1.1', transferSyntaxes: ['1.2.840.10008.1.2', '1.2.840.10008.1.2.1'] },
+    ]).map((c) => [c.id, c.result, c.result === PC_RESULT.acceptance ? c.transferSyntax : '']),
+    [
+      [1, PC_RESULT.transferSyntaxesNotSupported, ''],
+      [3, PC_RESULT.acceptance, '1.2.840.10008.1.2'],
+      [5, PC_RESULT.acceptance, '1.2.840.10008.1.2.1'],
     ],
   )
 })
