@@ -92,12 +92,13 @@ export interface DicomwebBenchResult {
 }
 
 /** Writes back every dirty page (sync(1)) and lets the machine settle before a measurement. */
-async function settle(): Promise<void> {
+export async function settle(): Promise<void> {
   execFileSync('sync')
   await sleep(1000)
 }
 
-interface Dicomweb {
+/** A DICOMweb listener and a client token for it. */
+export interface Dicomweb {
   readonly base: string
   readonly token: string
   readonly agent: Agent
@@ -138,7 +139,7 @@ async function timedGet(dw: Dicomweb, path: string, accept: string, opts: { keep
  * the next file read while the current one is written. Returns when the
  * answer is in, with the stored and refused counts.
  */
-async function stow(dw: Dicomweb, files: readonly string[]): Promise<{ status: number; stored: number; failed: number }> {
+export async function stow(dw: Dicomweb, files: readonly string[]): Promise<{ status: number; stored: number; failed: number }> {
   const boundary = `radchain-bench-${randomBytes(12).toString('hex')}`
   const req = request(`${dw.base}/studies`, {
     method: 'POST',
@@ -181,7 +182,8 @@ async function stow(dw: Dicomweb, files: readonly string[]): Promise<{ status: n
   return { status, stored: body['00081199']?.Value?.length ?? 0, failed: body['00081198']?.Value?.length ?? 0 }
 }
 
-async function untilNewStudy(client: ApiClient, known: ReadonlySet<string>, t0: number): Promise<{ studyId: string; seconds: number }> {
+/** Waits until `client` lists a study not in `known`; seconds from `t0`. */
+export async function untilNewStudy(client: ApiClient, known: ReadonlySet<string>, t0: number): Promise<{ studyId: string; seconds: number }> {
   for (;;) {
     const s = (await client.studies()).find((x) => !known.has(x.studyId))
     if (s !== undefined) return { studyId: s.studyId, seconds: (performance.now() - t0) / 1000 }
@@ -190,7 +192,8 @@ async function untilNewStudy(client: ApiClient, known: ReadonlySet<string>, t0: 
   }
 }
 
-async function untilSpoolEmpty(spool: string, t0: number): Promise<number> {
+/** Waits until the DICOMweb spool folder is empty; seconds from `t0`. */
+export async function untilSpoolEmpty(spool: string, t0: number): Promise<number> {
   for (;;) {
     if ((await readdir(spool).catch(() => [])).length === 0) return (performance.now() - t0) / 1000
     if (performance.now() - t0 > WAIT_MS) throw new Error('the DICOMweb spool did not empty in time')
@@ -198,11 +201,13 @@ async function untilSpoolEmpty(spool: string, t0: number): Promise<number> {
   }
 }
 
-async function knownStudies(client: ApiClient): Promise<Set<string>> {
+/** The ids of the studies `client` lists now. */
+export async function knownStudies(client: ApiClient): Promise<Set<string>> {
   return new Set((await client.studies()).map((s) => s.studyId))
 }
 
-async function measureStow(client: ApiClient, dw: Dicomweb, spool: string, study: SyntheticCtStudy): Promise<StowRun & { studyId: string }> {
+/** STOW-RS of a study in one request, timed to the answer, to the study final and to the spool emptied. */
+export async function measureStow(client: ApiClient, dw: Dicomweb, spool: string, study: SyntheticCtStudy): Promise<StowRun & { studyId: string }> {
   const known = await knownStudies(client)
   await settle()
   const t0 = performance.now()
@@ -215,7 +220,8 @@ async function measureStow(client: ApiClient, dw: Dicomweb, spool: string, study
   return { bytes: study.bytes, instances: r.stored, answered, registered: reg.seconds, unspooled, studyId: reg.studyId }
 }
 
-async function measureAdd(client: ApiClient, study: SyntheticCtStudy): Promise<AddRun> {
+/** `study add` of a study's folder through the API, timed to the study final and to the job done. */
+export async function measureAdd(client: ApiClient, study: SyntheticCtStudy): Promise<AddRun> {
   const known = await knownStudies(client)
   await settle()
   const t0 = performance.now()

@@ -12,11 +12,12 @@ import { measureSwarmShaped, type ShapedFetch, type ShapedFetches } from './swar
 import { measureLease } from './lease.js'
 import { measureCliStartup } from './cli-startup.js'
 import { measureDicomweb } from './dicomweb.js'
+import { measureDimseIngest } from './dimse.js'
 import { repoRoot } from '../src/devnet/index.js'
 
-// Which benchmarks to run: RADCHAIN_BENCH=cli,node,devnet,devnet-hosts,stream,ingest,swarm,shaped,lease,dicomweb (default all; devnet-hosts and shaped need root). Sections of
+// Which benchmarks to run: RADCHAIN_BENCH=cli,node,devnet,devnet-hosts,stream,ingest,swarm,shaped,lease,dicomweb,dimse (default all; devnet-hosts and shaped need root). Sections of
 // benchmarks not run are kept from BENCHMARKS.md, each with the date it was measured.
-const only = new Set((process.env.RADCHAIN_BENCH ?? 'cli,node,devnet,devnet-hosts,stream,ingest,swarm,shaped,lease,dicomweb').split(','))
+const only = new Set((process.env.RADCHAIN_BENCH ?? 'cli,node,devnet,devnet-hosts,stream,ingest,swarm,shaped,lease,dicomweb,dimse').split(','))
 const env = (k: string, d: number): number => Number(process.env[k] ?? d)
 
 const log = (s: string): void => {
@@ -41,6 +42,8 @@ const TARGET_STOW_OF_ADD = 0.8
 const TARGET_FIRST_FRAME_MS = 200
 /** WADO-RS of a whole study against `study get`, same run. */
 const TARGET_WADO_OF_GET = 0.8
+/** storescu into the DIMSE listener against `study add`, same run. */
+const TARGET_STORESCU_OF_ADD = 0.8
 
 log('radchain benchmarks')
 log('baseline: one-core Ed25519 verify rate (node:crypto, cached KeyObject)')
@@ -471,6 +474,51 @@ arrived; the instance packed last is the worst case.
 ${r.wadoInInstanceOrder ? 'The whole-study answer lists the instances in InstanceNumber order.' : 'The whole-study answer lists the instances in that pack order, not by InstanceNumber.'} The whole study is
 compared with \`study get --scope full\` (identity restored, as WADO-RS restores it) into a fresh folder,
 the job polled every 50 ms; ${r.retrieve.length} rounds, the one first alternating; MB/s of the study's ${mb} MB of input files.`)
+}
+
+if (only.has('dimse')) {
+  const slices = env('RADCHAIN_BENCH_DIMSE_SLICES', 512)
+  log(`DIMSE: storescu of a ${slices}-slice CT study into the C-STORE listener, beside study add`)
+  const r = await measureDimseIngest({ slices, log })
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b)
+    const m = Math.floor(s.length / 2)
+    return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
+  }
+  const met = (ok: boolean): string => (ok ? 'met' : 'not met')
+  const mbs = (seconds: number): number => r.bytes / 1e6 / seconds
+  const secs = (xs: number[]): string => `${fmt(median(xs), 2)} s (${fmt(Math.min(...xs), 2)}–${fmt(Math.max(...xs), 2)})`
+  const mb = (r.bytes / 1e6).toFixed(0)
+  const stable = r.stableSeconds
+  const addReg = r.ingest.map((x) => x.add.registered)
+  const scuAnswered = r.ingest.map((x) => x.storescu.answered)
+  const scuReg = r.ingest.map((x) => x.storescu.registered)
+  const ratios = r.ingest.map((x) => x.add.registered / x.storescu.registered)
+  const ratio = median(ratios)
+  const answeredRatios = r.ingest.map((x) => x.add.registered / x.storescu.answered)
+  log(
+    `  storescu ${fmt(median(scuReg.map(mbs)), 1)} MB/s to registered (last answer at ${fmt(median(scuAnswered), 2)} s), study add ${fmt(median(addReg.map(mbs)), 1)} MB/s: ratio ${ratio.toFixed(2)} (${ratios.map((x) => x.toFixed(2)).join(', ')}; target ${TARGET_STORESCU_OF_ADD}: ${ratio >= TARGET_STORESCU_OF_ADD ? 'met' : 'NOT met'})`,
+  )
+  sections.push(`## DIMSE: C-STORE ingest with storescu
+
+_Measured ${date}._
+
+| figure | value | target |
+|---|---|---|
+| \`study add\` of a ${mb} MB CT study (${r.slices} slices of 512x512) through the API, submission to the study final on the ledger (baseline, same run; median of ${r.ingest.length}) | ${fmt(median(addReg.map(mbs)), 1)} MB/s: ${secs(addReg)} | |
+| dcmtk \`storescu\` of another such study, one association: start to its exit (the last C-STORE answered, each once durable) | ${secs(scuAnswered)}: ${fmt(median(scuAnswered.map(mbs)), 1)} MB/s; ratio to \`study add\` ${median(answeredRatios).toFixed(2)} | |
+| \`storescu\`: start to the study final on the ledger (includes \`dicomweb.stableSeconds\` = ${stable} s) | **${fmt(median(scuReg.map(mbs)), 1)} MB/s**: ${secs(scuReg)} | |
+| ratio \`storescu\` / \`study add\`, round by round, each to the study final | **${ratio.toFixed(2)}** (median of ${ratios.map((x) => x.toFixed(2)).join(', ')}) | ≥ ${TARGET_STORESCU_OF_ADD}: ${met(ratio >= TARGET_STORESCU_OF_ADD)} |
+| \`storescu\`: start to the spool emptied (the index points at the chunks) | ${secs(r.ingest.map((x) => x.storescu.unspooled))} | |
+
+One daemon process (dev chain, sole authority, chunk size ${r.chunkSize / 1024 / 1024} MiB, \`dicomweb.stableSeconds\` ${stable}), its DIMSE
+listener on 127.0.0.1 admitting storescu's AE title; every measurement a fresh synthetic CT series (the
+same instances twice would be duplicates), after sync(1) and a second's rest; a small study through each
+path first, unmeasured. \`storescu\` sends the files in slice order over one association, one C-STORE at a
+time: each waits for its answer, which the daemon sends once the instance is durable (spooled, fsynced,
+indexed), as a modality or a PACS sends a study; the daemon packs the study as its instances arrive and
+registers it once none arrived for \`stableSeconds\`. \`study add\` is timed to the same point (the study in
+\`GET /v1/studies\`, polled every 50 ms). ${r.ingest.length} rounds, the one first alternating. MB = 10^6 bytes of input files.`)
 }
 
 // Sections of benchmarks not run this time are kept from the last file, with their own dates.
