@@ -9,6 +9,16 @@ import { jobError, type StudyJobs } from './studies.js'
 
 /** Where a send job's study is written before it is sent (in the data dir, removed when the job ends). */
 export const SEND_DIR = 'dimse-send'
+
+/**
+ * Removes what send jobs cut short by a crash or a kill left in the data
+ * dir: the files of `study send` and `--deliver-to` are decrypted (with
+ * the full scope, identifiable) and live only while their job runs. Called
+ * at start, before any job.
+ */
+export async function clearSendDir(dataDir: string): Promise<void> {
+  await rm(join(dataDir, SEND_DIR), { recursive: true, force: true })
+}
 /** Bytes read from each file to learn its SOP class (the file meta is at its start). */
 const META_HEAD_BYTES = 16 * 1024
 /** Send jobs remembered (the oldest is forgotten first). */

@@ -12,7 +12,7 @@ import { DimseServer } from '../dimse/index.js'
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../study/index.js'
 import { DicomwebService } from './dicomweb.js'
 import { DIMSE_DELIVERIES_FILE, DimseDeliveries, DimseGateway, deliveryChain, dimsePeer } from './dimse.js'
-import { DimseSender } from './dimse-send.js'
+import { DimseSender, clearSendDir } from './dimse-send.js'
 import { ChainService } from './chain-service.js'
 import { NodeBackend } from './backend.js'
 import { NetworkService } from './network.js'
@@ -192,6 +192,7 @@ export class RadNode {
         { durableTimeoutMs: config.swarm.durableTimeoutMs },
         { chain, chunks: this.#chunks, index, swarm, leases, keys: this.#keys, logger: this.#logger.child({ mod: 'study' }), links },
       )
+      await clearSendDir(dataDir)
       const sends = new DimseSender(
         { dataDir, aeTitle: config.dimse.aeTitle, timeoutMs: config.dimse.timeoutSeconds * 1000 },
         { studies, destination: (ae) => dimsePeer(dataDir, ae), logger: this.#logger.child({ mod: 'dimse' }) },
