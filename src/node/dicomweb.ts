@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { getLease, getStudy, leaseActive, listLeases, listStudies, nextVersion, studyVersions, type LeaseRecord, type StudyRecord } from '../chain/index.js'
 import type { OrgKeys } from '../crypto/index.js'
@@ -77,7 +77,8 @@ export const LEASE_READ_RECORD_MS = 60_000
  * with the full scope).
  */
 type Where =
-  | { readonly kind: 'spool'; readonly file: string }
+  /** `bytes`: the file's length as received (absent in entries written before it was recorded). */
+  | { readonly kind: 'spool'; readonly file: string; readonly bytes?: number }
   | { readonly kind: 'study'; readonly studyId: string }
   | { readonly kind: 'lease'; readonly studyId: string; readonly leaseId: string }
 
@@ -207,9 +208,26 @@ export class DicomwebService implements DicomwebBackend {
 
   /** Loads the index, and schedules the registration of every study left in the spool (received before a stop or a crash). */
   async start(): Promise<void> {
-    for await (const [, v] of this.#kv.entries(ENTRY_PREFIX)) {
+    const forgotten: string[] = []
+    for await (const [k, v] of this.#kv.entries(ENTRY_PREFIX)) {
       const e = this.#open(v)
+      // An entry is written before its file is made durable, and another request's synced write can carry it to
+      // disk first: after a crash its file may be missing or cut short. Its request was never answered success
+      // (the answer waits for the file's fsync), so the entry is forgotten and a retry stores the instance again.
+      if (e.where.kind === 'spool' && !(await spooledWhole(e.where.file, e.where.bytes))) {
+        forgotten.push(k)
+        // What is left of its file goes too, or the study's registration would read it.
+        await rm(e.where.file, { force: true })
+        continue
+      }
       this.#entries.set(e.sop, e)
+    }
+    if (forgotten.length > 0) {
+      for (const k of forgotten) await this.#kv.del(k)
+      await this.#kv.put(COMMIT_KEY, new Uint8Array([1]), { sync: true })
+      this.#log.warn('dicomweb: instances received but not made durable before a crash are forgotten; their senders were not answered', {
+        instances: forgotten.length,
+      })
     }
     for await (const [k, v] of this.#kv.entries(LEASED_PREFIX)) {
       const id = k.slice(LEASED_PREFIX.length)
@@ -537,7 +555,7 @@ export class DicomwebService implements DicomwebBackend {
         }
         const folder = this.#hmac(`study:${study}`)
         const file = join(this.#opts.spoolDir, folder, `${this.#hmac(`sop:${sopUid}`)}.dcm`)
-        const entry = this.#entryOf(inst, pixelDigest, { kind: 'spool', file })
+        const entry = this.#entryOf(inst, pixelDigest, { kind: 'spool', file, bytes: part10.length })
         // Written here, made durable by the request's commit before its answer.
         pending.newFolder =
           (await this.#inFolder(folder, async (created) => {
@@ -1102,6 +1120,16 @@ export class DicomwebService implements DicomwebBackend {
     d.setAuthTag(b.subarray(b.length - 16))
     const text = Buffer.concat([d.update(b.subarray(12, b.length - 16)), d.final()]).toString('utf8')
     return JSON.parse(text) as Entry
+  }
+}
+
+/** Whether a spooled file is there whole: present, and as long as it was received (when that was recorded). */
+async function spooledWhole(file: string, bytes: number | undefined): Promise<boolean> {
+  try {
+    const st = await stat(file)
+    return st.isFile() && (bytes === undefined ? st.size > 0 : st.size === bytes)
+  } catch {
+    return false
   }
 }
 
