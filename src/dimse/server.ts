@@ -32,6 +32,8 @@ const MAX_ASSOCIATE_BYTES = 1024 * 1024
 export const DEFAULT_ARTIM_MS = 30_000
 /** How long an established association may send nothing before it is aborted (a peer that stopped answering). */
 export const DEFAULT_IDLE_MS = 120_000
+/** A PDV item's header (PS3.8 9.3.5.1): its length, the presentation context ID and the message control header. */
+const PDV_HEADER_BYTES = 6
 /** Associations open at once; more are rejected as transient (local limit exceeded). */
 export const DEFAULT_MAX_ASSOCIATIONS = 16
 
@@ -336,10 +338,11 @@ class Association {
       if (this.#cmdParts.length > 0 && pdv.contextId !== this.#cmdContext)
         throw new DimseError('DIMSE_PDU_MALFORMED', 'command fragments on two presentation contexts')
       this.#cmdContext = pdv.contextId
-      this.#cmdBytes += pdv.data.length
+      // Each fragment counts with its item header: empty fragments would otherwise pile up uncounted.
+      this.#cmdBytes += pdv.data.length + PDV_HEADER_BYTES
       if (this.#cmdBytes > MAX_COMMAND_BYTES) throw new DimseError('DIMSE_COMMAND_MALFORMED', `a command set above ${MAX_COMMAND_BYTES} bytes`)
       // Copied: the PDU's buffer is not kept past this PDV.
-      this.#cmdParts.push(Uint8Array.from(pdv.data))
+      if (pdv.data.length > 0) this.#cmdParts.push(Uint8Array.from(pdv.data))
       if (!pdv.last) return
       const cmd = decodeCommand(this.#cmdParts.length === 1 ? (this.#cmdParts[0] as Uint8Array) : Buffer.concat(this.#cmdParts))
       this.#cmdParts = []
@@ -351,11 +354,13 @@ class Association {
     const p = this.#pending
     if (p === undefined) throw new DimseError('DIMSE_PDU_MALFORMED', 'a dataset fragment without its command')
     if (pdv.contextId !== p.contextId) throw new DimseError('DIMSE_PDU_MALFORMED', 'dataset fragments on another presentation context than their command')
-    p.bytes += pdv.data.length
+    // Counted with its item header, and an empty fragment keeps nothing: a view of no bytes would still hold its
+    // whole PDU's buffer, and a peer sending only empty fragments would grow this association without bound.
+    p.bytes += pdv.data.length + PDV_HEADER_BYTES
     if (p.bytes > this.#opts.maxInstanceBytes) {
       p.overflow = true
       p.parts.length = 0
-    } else p.parts.push(pdv.data)
+    } else if (pdv.data.length > 0) p.parts.push(pdv.data)
     if (!pdv.last) return
     this.#pending = undefined
     await this.#dispatch(p.contextId, p.command, p)

@@ -151,8 +151,8 @@ class RawScu {
     s.on('error', () => undefined)
   }
 
-  static async open(calling: string, contexts: ProposedContext[]): Promise<{ scu: RawScu; answer: Pdu }> {
-    const s = connect(port, '127.0.0.1')
+  static async open(calling: string, contexts: ProposedContext[], to = port): Promise<{ scu: RawScu; answer: Pdu }> {
+    const s = connect(to, '127.0.0.1')
     await new Promise<void>((resolve, reject) => s.once('connect', resolve).once('error', reject))
     const scu = new RawScu(s)
     scu.send(
@@ -369,6 +369,60 @@ t.test('the DIMSE log lines name no patient and no UID of the datasets', async (
   t.same(leaked, [], 'none found')
   const status = await runCli(['status', '--node', dir])
   t.match(status.stdout, new RegExp(`dimse\\s+RADCHAIN@127\\.0\\.0\\.1:${port}`), '`radchain status` shows the listener')
+})
+
+t.test('empty data fragments count against the largest dataset: a C-STORE of nothing but them is answered Out of Resources', async (t) => {
+  let stored = 0
+  const server = new DimseServer(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      aeTitle: 'RADCHAIN',
+      maxInstanceBytes: 64 * 1024,
+      implementationClassUid: '2.25.1',
+      implementationVersionName: 'TEST',
+      logger: createLogger({ level: 'silent' }),
+    },
+    {
+      backend: {
+        admit: async () => true,
+        openStore: () => ({
+          store: async () => {
+            stored++
+            return { status: 0 }
+          },
+        }),
+        find: async () => ({ ok: true, matches: [] }),
+        retrieve: async () => ({ ok: false, status: 0xc000, comment: 'none' }),
+        destination: async () => undefined,
+      },
+    },
+  )
+  await server.start()
+  t.teardown(() => server.stop())
+  const { scu, answer } = await RawScu.open('RAWSCU', [ctContext], server.port)
+  t.equal(answer.type, PDU_TYPE.associateAc)
+  const cmd = encodeCommand(
+    new Map<number, string | number>([
+      [CMD.affectedSopClassUid, CT_STORAGE],
+      [CMD.commandField, COMMAND_FIELD.cStoreRq],
+      [CMD.messageId, 1],
+      [CMD.priority, 0],
+      [CMD.dataSetType, 0],
+      [CMD.affectedSopInstanceUid, '2.25.42'],
+    ]),
+  )
+  for (const p of fragmentPData(1, true, cmd, 16384)) scu.send(p)
+  // 20,000 fragments of no bytes (each PDV item 6 bytes on the wire: 120,000 bytes, above the 64 KiB limit), then the last.
+  const empty = { contextId: 1, command: false, last: false, data: new Uint8Array(0) }
+  for (let i = 0; i < 20; i++) scu.send(encodePdu({ type: PDU_TYPE.pData, pdvs: Array.from({ length: 1000 }, () => empty) }))
+  scu.send(encodePdu({ type: PDU_TYPE.pData, pdvs: [{ contextId: 1, command: false, last: true, data: new Uint8Array(2) }] }))
+  const rsp = await scu.next()
+  t.equal(rsp.type, PDU_TYPE.pData, 'answered')
+  const c = decodeCommand(Buffer.concat(rsp.type === PDU_TYPE.pData ? rsp.pdvs.map((v) => v.data) : []))
+  t.equal(c.us(CMD.status), 0xa700, 'Out of Resources: the fragments counted, not taken as an empty dataset')
+  t.equal(stored, 0, 'nothing handed to the store')
+  t.equal((await scu.release()).type, PDU_TYPE.releaseRp)
 })
 
 t.test('DICOM TLS (PS3.15 B.1): echoscu over TLS is answered, a plain association on the TLS port is not', async (t) => {
