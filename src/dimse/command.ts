@@ -43,6 +43,8 @@ export const STATUS = {
   pending: 0xff00,
   /** Cancel: matching or sub-operations terminated due to a C-CANCEL (PS3.4 C.4.1.1.4). */
   cancel: 0xfe00,
+  /** Refused: Out of Resources – Unable to calculate number of matches (PS3.4 C.4.2.1.5). */
+  unableToCountMatches: 0xa701,
   /** Refused: Out of Resources – Unable to perform sub-operations (PS3.4 C.4.2.1.5). */
   subOperationsRefused: 0xa702,
   /** Refused: Move Destination unknown (PS3.4 C.4.2.1.5). */

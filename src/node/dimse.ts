@@ -127,7 +127,10 @@ export class DimseGateway implements DimseBackend {
     }
     try {
       validateQidoKeys(query)
-      return { ok: true, matches: runQido(query, await this.#ingest.instances(), '').results }
+      const r = runQido(query, await this.#ingest.instances(), '')
+      // Never a cut answer given as complete: a PACS would take the first matches for all of them.
+      if (r.total > MAX_FIND_MATCHES) return { ok: false, status: STATUS.outOfResources, comment: `more than ${MAX_FIND_MATCHES} matches: narrow the query` }
+      return { ok: true, matches: r.results }
     } catch (err) {
       if (err instanceof DicomwebError && err.code === 'DICOMWEB_BAD_QUERY')
         return { ok: false, status: STATUS.datasetMismatch, comment: err.message.replace(/^query parameter /, '') }
@@ -142,7 +145,8 @@ export class DimseGateway implements DimseBackend {
    */
   async retrieve(peer: DimsePeer, q: DimseQuery, signal: AbortSignal): Promise<DimseRetrieval | DimseRefusal> {
     const found = await this.find(peer, q)
-    if (!found.ok) return found
+    // Too many matches to select: Unable to calculate number of matches (PS3.4 C.4.2.1.5), never a part moved as all.
+    if (!found.ok) return found.status === STATUS.outOfResources ? { ...found, status: STATUS.unableToCountMatches } : found
     const sels: Selection[] = []
     const studies = new Set<string>()
     const series = new Set<string>()
