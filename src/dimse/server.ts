@@ -34,6 +34,8 @@ export const DEFAULT_ARTIM_MS = 30_000
 export const DEFAULT_IDLE_MS = 120_000
 /** A PDV item's header (PS3.8 9.3.5.1): its length, the presentation context ID and the message control header. */
 const PDV_HEADER_BYTES = 6
+/** Connections open at once, associated or not, per association slot (net.Server maxConnections). */
+const CONNECTIONS_PER_SLOT = 4
 /** Associations open at once; more are rejected as transient (local limit exceeded). */
 export const DEFAULT_MAX_ASSOCIATIONS = 16
 
@@ -72,6 +74,18 @@ export class DimseServer {
   readonly #log: Logger
   #server: Server | undefined
   readonly #open = new Map<Socket, Promise<void>>()
+  /** Established associations, counted against maxAssociations when their A-ASSOCIATE-RQ is accepted. */
+  readonly #slots = {
+    taken: 0,
+    take: (): boolean => {
+      if (this.#slots.taken >= (this.#opts.maxAssociations ?? DEFAULT_MAX_ASSOCIATIONS)) return false
+      this.#slots.taken++
+      return true
+    },
+    release: (): void => {
+      this.#slots.taken--
+    },
+  }
 
   constructor(opts: DimseServerOpts, modules: { backend: DimseBackend }) {
     this.#opts = opts
@@ -95,7 +109,7 @@ export class DimseServer {
   /** Starts listening. */
   async start(): Promise<void> {
     const onSocket = (s: Socket): void => {
-      const run = new Association(s, this.#opts, this.#backend, this.#log, this.#open.size >= (this.#opts.maxAssociations ?? DEFAULT_MAX_ASSOCIATIONS))
+      const run = new Association(s, this.#opts, this.#backend, this.#log, this.#slots)
         .run()
         .catch((err: unknown) => this.#log.warn('dimse: association failed', { err: errorMessage(err) }))
         .finally(() => this.#open.delete(s))
@@ -107,6 +121,8 @@ export class DimseServer {
         ? createTcpServer(onSocket)
         : createTlsServer({ cert: Buffer.from(tls.cert), key: Buffer.from(tls.key), minVersion: 'TLSv1.2' }, onSocket)
     // A TLS handshake that fails never becomes a connection; it is logged, without the peer's data.
+    // Connections not yet associated hold up to an A-ASSOCIATE-RQ each (1 MiB) until ARTIM: a few per association slot.
+    server.maxConnections = (this.#opts.maxAssociations ?? DEFAULT_MAX_ASSOCIATIONS) * CONNECTIONS_PER_SLOT
     server.on('tlsClientError', (err: Error, s: Socket) =>
       this.#log.info('dimse: TLS handshake refused', { address: plainAddress(s.remoteAddress), err: errorMessage(err) }),
     )
@@ -156,7 +172,11 @@ class Association {
   readonly #opts: DimseServerOpts
   readonly #backend: DimseBackend
   readonly #log: Logger
-  readonly #overLimit: boolean
+  readonly #slots: { take(): boolean; release(): void }
+  /** This association holds one of the server's slots. */
+  #slot = false
+  /** ARTIM (PS3.8 9.1.5) as an absolute deadline: before the association is accepted, and after it is released or refused. */
+  #artim: ReturnType<typeof setTimeout> | undefined
   readonly #started = Date.now()
   #peer: DimsePeer
   #calledAe = ''
@@ -185,12 +205,12 @@ class Association {
   /** Messages written one after the other: a response's fragments are never interleaved with another's. */
   #sendChain: Promise<void> = Promise.resolve()
 
-  constructor(s: Socket, opts: DimseServerOpts, backend: DimseBackend, log: Logger, overLimit: boolean) {
+  constructor(s: Socket, opts: DimseServerOpts, backend: DimseBackend, log: Logger, slots: { take(): boolean; release(): void }) {
     this.#s = s
     this.#opts = opts
     this.#backend = backend
     this.#log = log
-    this.#overLimit = overLimit
+    this.#slots = slots
     this.#peer = { callingAe: '', address: plainAddress(s.remoteAddress) }
   }
 
@@ -198,7 +218,8 @@ class Association {
     const s = this.#s
     const artim = this.#opts.artimMs ?? DEFAULT_ARTIM_MS
     s.setNoDelay(true)
-    s.setTimeout(artim)
+    // A peer that trickles bytes keeps an inactivity timer from firing: ARTIM runs from the connection, whatever arrives.
+    this.#startArtim(artim)
     s.on('timeout', () => {
       if (this.#end === 'closed') this.#end = this.#established ? 'idle timeout: aborted' : 'no A-ASSOCIATE-RQ in time'
       if (this.#established && !this.#closing) this.#abort(ABORT.reasonNotSpecified)
@@ -217,7 +238,7 @@ class Association {
           const pdu = decodePdu(raw.type, raw.body)
           if (!(await this.#on(pdu))) {
             this.#closing = true
-            s.setTimeout(artim)
+            this.#startArtim(artim)
             s.end()
           }
           // Once established, every PDU is at most the length announced: a longer one is refused before it is buffered.
@@ -305,13 +326,19 @@ class Association {
       return reject(REJECT.resultPermanent, REJECT.sourceUser, REJECT.userCalledAeNotRecognized, 'called AE title is not this node')
     if (!(await this.#backend.admit(this.#peer)))
       return reject(REJECT.resultPermanent, REJECT.sourceUser, REJECT.userCallingAeNotRecognized, 'calling AE title or address not a known peer')
-    if (this.#overLimit) return reject(REJECT.resultTransient, REJECT.sourcePresentation, REJECT.presentationLocalLimitExceeded, 'too many associations open')
-    const answers = answerContexts(rq.contexts)
-    const abstract = new Map(rq.contexts.map((c) => [c.id, c.abstractSyntax]))
+    if (!this.#slots.take())
+      return reject(REJECT.resultTransient, REJECT.sourcePresentation, REJECT.presentationLocalLimitExceeded, 'too many associations open')
+    this.#slot = true
+    // A presentation context ID names one context (PS3.8 9.3.2.2): a repeated ID is not answered a second time.
+    const seen = new Set<number>()
+    const proposed = rq.contexts.filter((c) => !seen.has(c.id) && seen.add(c.id) !== undefined)
+    const answers = answerContexts(proposed)
+    const abstract = new Map(proposed.map((c) => [c.id, c.abstractSyntax]))
     for (const a of answers) if (a.result === PC_RESULT.acceptance) this.#contexts.set(a.id, { ...a, abstractSyntax: abstract.get(a.id) ?? '' })
     this.#peerMaxPdu = rq.userInfo.maxPduLength
     this.#established = true
     this.#accepted = true
+    this.#stopArtim()
     this.#s.setTimeout(this.#opts.idleMs ?? DEFAULT_IDLE_MS)
     await this.#send(
       encodePdu({
@@ -500,8 +527,27 @@ class Association {
     this.#s.end(encodePdu({ type: PDU_TYPE.abort, source: ABORT.sourceProvider, reason }))
   }
 
+  #startArtim(ms: number): void {
+    this.#stopArtim()
+    this.#artim = setTimeout(() => {
+      if (this.#end === 'closed') this.#end = 'no A-ASSOCIATE-RQ in time'
+      this.#s.destroy()
+    }, ms)
+    this.#artim.unref()
+  }
+
+  #stopArtim(): void {
+    if (this.#artim !== undefined) clearTimeout(this.#artim)
+    this.#artim = undefined
+  }
+
   /** Closes the connection once what was written (an A-ABORT, a release answer) has left, or after a second. */
   async #close(): Promise<void> {
+    this.#stopArtim()
+    if (this.#slot) {
+      this.#slot = false
+      this.#slots.release()
+    }
     const s = this.#s
     if (!s.destroyed && s.writableEnded && !s.writableFinished)
       await new Promise<void>((resolve) => {

@@ -272,6 +272,24 @@ t.test('an unsupported SOP class or transfer syntax is refused for its context, 
   t.equal((await scu.release()).type, PDU_TYPE.releaseRp)
 })
 
+t.test('a presentation context ID proposed twice is answered once, for its first proposal', async (t) => {
+  const { scu, answer } = await RawScu.open('RAWSCU', [
+    { id: 1, abstractSyntax: CT_STORAGE, transferSyntaxes: [EXPLICIT_LE] },
+    { id: 1, abstractSyntax: '1.2.840.10008.5.1.4.1.2.2.1', transferSyntaxes: ['1.2.840.10008.1.2.2'] }, // Study Root FIND, big endian
+    { id: 3, abstractSyntax: CT_STORAGE, transferSyntaxes: [EXPLICIT_LE] },
+  ])
+  t.equal(answer.type, PDU_TYPE.associateAc)
+  t.same(
+    (answer as AssociateAc).contexts.map((c) => [c.id, c.result]),
+    [
+      [1, PC_RESULT.acceptance],
+      [3, PC_RESULT.acceptance],
+    ],
+    'one answer per ID',
+  )
+  t.equal((await scu.release()).type, PDU_TYPE.releaseRp)
+})
+
 t.test('storescu of two real studies and a synthetic one over its default presentation contexts: stored as sent, then registered', async (t) => {
   const r = await dcmtk('storescu', ['-v', '-aet', 'STORESCU', '-aec', 'RADCHAIN', '127.0.0.1', String(port), ...allPaths])
   t.equal(r.code, 0, 'storescu exits 0', { output: r.out.slice(-2000) })
@@ -423,6 +441,59 @@ t.test('empty data fragments count against the largest dataset: a C-STORE of not
   t.equal(c.us(CMD.status), 0xa700, 'Out of Resources: the fragments counted, not taken as an empty dataset')
   t.equal(stored, 0, 'nothing handed to the store')
   t.equal((await scu.release()).type, PDU_TYPE.releaseRp)
+})
+
+t.test('connections that trickle bytes and never associate take no association slot, and are closed at ARTIM', async (t) => {
+  const server = new DimseServer(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      aeTitle: 'RADCHAIN',
+      maxInstanceBytes: 1 << 20,
+      maxAssociations: 2,
+      artimMs: 1500,
+      implementationClassUid: '2.25.1',
+      implementationVersionName: 'TEST',
+      logger: createLogger({ level: 'silent' }),
+    },
+    {
+      backend: {
+        admit: async () => true,
+        openStore: () => ({ store: async () => ({ status: 0 }) }),
+        find: async () => ({ ok: true, matches: [] }),
+        retrieve: async () => ({ ok: false, status: 0xc000, comment: 'none' }),
+        destination: async () => undefined,
+      },
+    },
+  )
+  await server.start()
+  t.teardown(() => server.stop())
+  // Four connections each send an A-ASSOCIATE-RQ header one byte every 300 ms (an inactivity timer would never fire).
+  const header = Buffer.from([PDU_TYPE.associateRq, 0, 0, 0, 0x10, 0])
+  const socks = await Promise.all(
+    [0, 1, 2, 3].map(async () => {
+      const s = connect(server.port, '127.0.0.1')
+      await new Promise<void>((resolve, reject) => s.once('connect', resolve).once('error', reject))
+      s.on('error', () => undefined)
+      let i = 0
+      const drip = setInterval(() => {
+        if (!s.destroyed) s.write(header.subarray(i % header.length, (i % header.length) + 1))
+        i++
+      }, 300)
+      const closed = new Promise<number>((resolve) => s.once('close', () => resolve(Date.now())))
+      return { s, drip, closed }
+    }),
+  )
+  t.teardown(() => socks.forEach((x) => (clearInterval(x.drip), x.s.destroy())))
+  const opened = Date.now()
+  const echo = await dcmtk('echoscu', ['-aec', 'RADCHAIN', '127.0.0.1', String(server.port)])
+  t.equal(echo.code, 0, 'echoscu is answered beside them (they hold no slot)', { output: echo.out })
+  const closedAt = await Promise.race([Promise.all(socks.map((x) => x.closed)), sleep(10_000).then(() => undefined)])
+  t.ok(closedAt !== undefined, 'every trickling connection is closed')
+  t.ok(
+    (closedAt ?? []).every((at) => at - opened < 6_000),
+    'within a few seconds of ARTIM (1.5 s), though bytes kept coming',
+  )
 })
 
 t.test('DICOM TLS (PS3.15 B.1): echoscu over TLS is answered, a plain association on the TLS port is not', async (t) => {
