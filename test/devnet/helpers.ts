@@ -60,17 +60,28 @@ export async function newDevnet(t: Test, name: string, opts: Omit<DevnetUpOpts, 
     } catch {
       // devnet never created
     }
-    if (m !== undefined && !t.passing()) {
-      const keep = join(tmpdir(), 'radchain-devnet-failures', `${name}-${Date.now()}`)
-      await mkdir(keep, { recursive: true })
-      for (const o of m.orgs) await cp(join(o.dir, 'daemon.log'), join(keep, `${o.id}.log`)).catch(() => {})
-      console.error(`# devnet ${name} failed; daemon logs kept in ${keep}`)
-    }
+    if (m !== undefined && !t.passing()) await keepLogs(name, m)
     if (m !== undefined) await devnetDown(dir, true).catch((err: unknown) => console.error('devnetDown failed', err))
     await rm(dir, { recursive: true, force: true })
   })
-  const m = await devnetUp({ dir, ...opts })
-  return { dir, m }
+  try {
+    const m = await devnetUp({ dir, ...opts })
+    return { dir, m }
+  } catch (err) {
+    // A devnet that does not come up ends a file that awaits it at its top level before any teardown runs: its
+    // daemons' logs are kept here, or nothing would tell why.
+    const m = await loadManifest(dir).catch(() => undefined)
+    if (m !== undefined) await keepLogs(name, m)
+    throw err
+  }
+}
+
+/** Copies the daemons' logs to `<tmpdir>/radchain-devnet-failures/<name>-<time>/` and says where. */
+async function keepLogs(name: string, m: DevnetManifest): Promise<void> {
+  const keep = join(tmpdir(), 'radchain-devnet-failures', `${name}-${Date.now()}`)
+  await mkdir(keep, { recursive: true })
+  for (const o of m.orgs) await cp(join(o.dir, 'daemon.log'), join(keep, `${o.id}.log`)).catch(() => {})
+  console.error(`# devnet ${name} failed; daemon logs kept in ${keep}`)
 }
 
 /** SIGKILLs every daemon of the devnet in `dir` and deletes it (synchronous: for an exit handler). */
