@@ -4,7 +4,7 @@
 // contexts, registration on the ledger, pixels read back through WADO-RS,
 // duplicates, refusals, a truncated dataset, an aborted association and a
 // kill -9 right after a C-STORE success.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
@@ -228,6 +228,38 @@ class RawScu {
   }
 }
 
+/** A DimseServer in this process on a free port (stopped at the test's end) over a backend that stores nothing: for the listener's own bounds. */
+async function inProcessServer(
+  t: Test,
+  opts: Partial<ConstructorParameters<typeof DimseServer>[0]>,
+  store: { store: () => Promise<{ status: number }> } = { store: async () => ({ status: 0 }) },
+): Promise<DimseServer> {
+  const server = new DimseServer(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      aeTitle: 'RADCHAIN',
+      maxInstanceBytes: 1 << 20,
+      implementationClassUid: '2.25.1',
+      implementationVersionName: 'TEST',
+      logger: createLogger({ level: 'silent' }),
+      ...opts,
+    },
+    {
+      backend: {
+        admit: async () => true,
+        openStore: () => store,
+        find: async () => ({ ok: true, matches: [] }),
+        retrieve: async () => ({ ok: false, status: 0xc000, comment: 'none' }),
+        destination: async () => undefined,
+      },
+    },
+  )
+  await server.start()
+  t.teardown(() => server.stop())
+  return server
+}
+
 const ctContext: ProposedContext = { id: 1, abstractSyntax: CT_STORAGE, transferSyntaxes: [EXPLICIT_LE] }
 
 t.test('C-ECHO with echoscu from a known peer', async (t) => {
@@ -391,33 +423,16 @@ t.test('the DIMSE log lines name no patient and no UID of the datasets', async (
 
 t.test('empty data fragments count against the largest dataset: a C-STORE of nothing but them is answered Out of Resources', async (t) => {
   let stored = 0
-  const server = new DimseServer(
+  const server = await inProcessServer(
+    t,
+    { maxInstanceBytes: 64 * 1024 },
     {
-      host: '127.0.0.1',
-      port: 0,
-      aeTitle: 'RADCHAIN',
-      maxInstanceBytes: 64 * 1024,
-      implementationClassUid: '2.25.1',
-      implementationVersionName: 'TEST',
-      logger: createLogger({ level: 'silent' }),
-    },
-    {
-      backend: {
-        admit: async () => true,
-        openStore: () => ({
-          store: async () => {
-            stored++
-            return { status: 0 }
-          },
-        }),
-        find: async () => ({ ok: true, matches: [] }),
-        retrieve: async () => ({ ok: false, status: 0xc000, comment: 'none' }),
-        destination: async () => undefined,
+      store: async () => {
+        stored++
+        return { status: 0 }
       },
     },
   )
-  await server.start()
-  t.teardown(() => server.stop())
   const { scu, answer } = await RawScu.open('RAWSCU', [ctContext], server.port)
   t.equal(answer.type, PDU_TYPE.associateAc)
   const cmd = encodeCommand(
@@ -444,30 +459,7 @@ t.test('empty data fragments count against the largest dataset: a C-STORE of not
 })
 
 t.test('connections that trickle bytes and never associate take no association slot, and are closed at ARTIM', async (t) => {
-  const server = new DimseServer(
-    {
-      host: '127.0.0.1',
-      port: 0,
-      aeTitle: 'RADCHAIN',
-      maxInstanceBytes: 1 << 20,
-      maxAssociations: 2,
-      artimMs: 1500,
-      implementationClassUid: '2.25.1',
-      implementationVersionName: 'TEST',
-      logger: createLogger({ level: 'silent' }),
-    },
-    {
-      backend: {
-        admit: async () => true,
-        openStore: () => ({ store: async () => ({ status: 0 }) }),
-        find: async () => ({ ok: true, matches: [] }),
-        retrieve: async () => ({ ok: false, status: 0xc000, comment: 'none' }),
-        destination: async () => undefined,
-      },
-    },
-  )
-  await server.start()
-  t.teardown(() => server.stop())
+  const server = await inProcessServer(t, { maxInstanceBytes: 1 << 20, maxAssociations: 2, artimMs: 1500 })
   // Four connections each send an A-ASSOCIATE-RQ header one byte every 300 ms (an inactivity timer would never fire).
   const header = Buffer.from([PDU_TYPE.associateRq, 0, 0, 0, 0x10, 0])
   const socks = await Promise.all(
@@ -500,29 +492,7 @@ t.test('DICOM TLS (PS3.15 B.1): echoscu over TLS is answered, a plain associatio
   const key = join(work, 'tls.key')
   const cert = join(work, 'tls.crt')
   await exec('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'])
-  const server = new DimseServer(
-    {
-      host: '127.0.0.1',
-      port: 0,
-      aeTitle: 'RADCHAIN',
-      tls: { cert: await readFile(cert), key: await readFile(key) },
-      maxInstanceBytes: 1 << 20,
-      implementationClassUid: '2.25.1',
-      implementationVersionName: 'TEST',
-      logger: createLogger({ level: 'silent' }),
-    },
-    {
-      backend: {
-        admit: async () => true,
-        openStore: () => ({ store: async () => ({ status: 0 }) }),
-        find: async () => ({ ok: true, matches: [] }),
-        retrieve: async () => ({ ok: false, status: 0xc000, comment: 'none' }),
-        destination: async () => undefined,
-      },
-    },
-  )
-  await server.start()
-  t.teardown(() => server.stop())
+  const server = await inProcessServer(t, { tls: { cert: await readFile(cert), key: await readFile(key) }, maxInstanceBytes: 1 << 20 })
   const tls = await dcmtk('echoscu', ['-v', '+tla', '+cf', cert, '-aec', 'RADCHAIN', '127.0.0.1', String(server.port)])
   t.equal(tls.code, 0, 'echoscu over TLS exits 0', { output: tls.out })
   t.match(tls.out, /Received Echo Response \(Success\)/)
